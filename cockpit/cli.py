@@ -1,0 +1,329 @@
+"""The ``cockpit`` command.
+
+Exit codes: 0 all ok; 1 a step failed (or the run rolled back); 2 bad input (runbook,
+config, arguments, journal); 3 the run paused (waiting for an operator, or SIGHUP);
+130 cancelled or interrupted. ``--help``, ``validate``, ``plan`` and headless ``run``
+never import Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
+
+
+class UsageError(Exception):
+    """Bad input: printed as one clear message, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from cockpit import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    journal = argparse.ArgumentParser(add_help=False)
+    journal.add_argument("--journal", metavar="PATH", help="journal database (SQLite) to use")
+    env = argparse.ArgumentParser(add_help=False)
+    env.add_argument("--env", metavar="NAME", help="environment profile from the config")
+    fly = argparse.ArgumentParser(add_help=False)
+    fly.add_argument("--headless", action="store_true",
+                     help="no TUI: prefixed output lines, a status line per step, a summary")
+    fly.add_argument("--yes", action="store_true",
+                     help="confirm steps and tick checklists without asking")
+    fly.add_argument("--confirm-env", metavar="NAME",
+                     help="confirm a protected environment without typing its name")
+
+    parser = argparse.ArgumentParser(
+        prog="cockpit", description="Fly a deployment runbook: validate, plan, run, resume.",
+        epilog="exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled",
+    )
+    parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", parents=[common], help="check runbooks; list every problem")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = sub.add_parser("plan", parents=[common, env], help="show what a run would do")
+    p.add_argument("file", metavar="FILE")
+
+    p = sub.add_parser("run", parents=[common, journal, env, fly], help="fly a runbook")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve and show every step; run nothing, record nothing")
+
+    p = sub.add_parser("resume", parents=[common, journal, fly],
+                       help="continue a paused, failed or interrupted run")
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--retry-interrupted", action="store_true",
+                       help="run again the step the dead process left running")
+    group.add_argument("--skip-interrupted", action="store_true",
+                       help="skip the step the dead process left running")
+
+    p = sub.add_parser("history", parents=[common, journal], help="list recorded runs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--limit", type=int, default=50, help="at most this many runs (50)")
+
+    p = sub.add_parser("report", parents=[common, journal], help="the record of a run")
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    sub.add_parser("locate", parents=[common, journal],
+                   help="print where the config, journal and output files are")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from cockpit.config import ConfigError
+    from cockpit.engine import EngineError
+    from cockpit.journal import JournalError, RunNotFound
+    from cockpit.runbook import RunbookInvalid
+
+    try:
+        return COMMANDS[args.command](args)
+    except RunbookInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"cockpit: {count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (UsageError, ConfigError, EngineError, JournalError, RunNotFound) as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+
+
+# ------------------------------------------------------------------ commands
+
+
+def _config(args):
+    from cockpit.config import load_config
+
+    return load_config(args.config)
+
+
+def _journal(args, config):
+    from cockpit.journal import Journal
+
+    path = Path(args.journal) if getattr(args, "journal", None) else config.journal_path
+    return Journal(path, synchronous=config.synchronous)
+
+
+def cmd_validate(args) -> int:
+    from cockpit.runbook import RunbookInvalid, load_runbook
+
+    problems = []
+    for file in args.files:
+        try:
+            runbook = load_runbook(file)
+        except RunbookInvalid as exc:
+            problems.extend(exc.problems)
+            continue
+        print(f"ok: {file}: {runbook.name}, {len(runbook.phases)} phases, "
+              f"{len(runbook.steps)} steps, {len(runbook.rollback.steps)} rollback steps")
+    if problems:
+        raise RunbookInvalid(problems)
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from cockpit.durations import format_duration
+    from cockpit.engine import new_run_id, resolve_values
+    from cockpit.runbook import load_runbook, resolve_fields
+    from steps import get_kind
+
+    config = _config(args)
+    runbook = load_runbook(args.file)
+    profile = config.profile(args.env)
+    values, _, redactor, missing = resolve_values(
+        runbook, profile, config.operator_name, new_run_id()
+    )
+    print(f"{runbook.name} {runbook.version}".rstrip() + f"  ({args.file})")
+    print(f"environment: {profile.name}{' (asks to type its name)' if profile.confirm else ''}")
+    for name in runbook.variables:
+        print(f"  ${{{name}}} = {redactor.redact(values[name])}")
+    for name in runbook.secrets:
+        state = "MISSING" if any(m.startswith(f"{name} ") for m in missing) else "set"
+        print(f"  secret {name}: {state}")
+
+    def show(step, number: str) -> None:
+        policy = [f"timeout {format_duration(step.timeout)}" if step.timeout else "",
+                  f"retries {step.retries}" if step.retries else "",
+                  f"on_failure {step.on_failure}" if step.on_failure != "stop" else "",
+                  "confirm" if step.confirm else "", "optional" if step.optional else ""]
+        skip = "" if step.when.applies(profile.name) else f"  [skipped on {profile.name}]"
+        extra = ", ".join(filter(None, policy))
+        print(f"  {number} {step.id} ({step.kind}{', ' + extra if extra else ''}): "
+              f"{step.title}{skip}")
+        fields, _ = resolve_fields(step, values)
+        for line in redactor.redact(get_kind(step.kind).describe(fields)).splitlines():
+            print(f"       {line}")
+
+    for p_index, phase in enumerate(runbook.phases, 1):
+        print(f"\n{p_index}. {phase.title} [{phase.id}]")
+        for s_index, step in enumerate(phase.steps, 1):
+            show(step, f"{p_index}.{s_index}")
+    if runbook.rollback.steps or runbook.rollback.criteria:
+        print("\nRollback")
+        for criterion in runbook.rollback.criteria:
+            print(f"  when: {criterion}")
+        for s_index, step in enumerate(runbook.rollback.steps, 1):
+            show(step, f"R.{s_index}")
+    if missing:
+        print(f"\nsecrets not set: {'; '.join(missing)}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from cockpit.journal import Journal
+    from cockpit.runbook import load_runbook
+
+    config = _config(args)
+    runbook = load_runbook(args.file)
+    profile = config.profile(args.env)
+    if not args.headless:
+        raise UsageError("the TUI is not built yet: add --headless")
+    if args.dry_run:
+        with tempfile.TemporaryDirectory(prefix="cockpit-dry-") as scratch:
+            journal = Journal(Path(scratch) / "journal.sqlite3")
+            try:
+                return _fly(args, config, runbook, profile, journal, dry_run=True)
+            finally:
+                journal.close()
+    journal = _journal(args, config)
+    return _fly(args, config, runbook, profile, journal)
+
+
+def cmd_resume(args) -> int:
+    from cockpit.engine import Interrupted
+    from cockpit.runbook import load_runbook
+
+    config = _config(args)
+    if not args.headless:
+        raise UsageError("the TUI is not built yet: add --headless")
+    journal = _journal(args, config)
+    run = journal.find_run(args.run_id)
+    if run["status"] in ("ok", "rolled-back"):
+        raise UsageError(f"run {run['id']} is {run['status']}: nothing to resume")
+    runbook = load_runbook(run["runbook_path"])
+    if runbook.sha256 != run["runbook_sha256"]:
+        raise UsageError(f"{run['runbook_path']} changed since run {run['id']} started "
+                         "(its sha256 differs): resume needs the runbook it started with")
+    profile = config.profile(run["environment"])
+    action = "retry" if args.retry_interrupted else "skip" if args.skip_interrupted else None
+    return _fly(args, config, runbook, profile, journal, resume=(run["id"], Interrupted(action)))
+
+
+def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None) -> int:
+    from cockpit.engine import Engine
+    from cockpit.events import RunStatus
+    from cockpit.headless import HeadlessPrinter, TerminalOperator, confirm_environment
+
+    interactive = sys.stdin.isatty()
+    operator = TerminalOperator(config.operator_name, assume_yes=args.yes,
+                                interactive=interactive)
+    engine = Engine(runbook, journal, config=config, profile=profile, operator=operator,
+                    dry_run=dry_run, run_id=resume[0] if resume else None)
+    if resume:
+        engine.prepare_resume(resume[1])
+
+    async def fly() -> RunStatus:
+        if profile.confirm and not dry_run and args.confirm_env != profile.name:
+            if not interactive:
+                raise UsageError(f"environment '{profile.name}' is protected: type its name "
+                                 f"at a terminal, or pass --confirm-env {profile.name}")
+            if not await confirm_environment(profile.name, profile.label):
+                raise UsageError("environment name not confirmed: nothing was run")
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, engine.cancel)
+        loop.add_signal_handler(signal.SIGTERM, engine.cancel)
+        loop.add_signal_handler(signal.SIGHUP, engine.pause_after_step)
+        engine.subscribe(HeadlessPrinter(runbook))
+        return await engine.run()
+
+    status = asyncio.run(fly())
+    if not dry_run and status != RunStatus.OK:
+        print(f"cockpit: journal {journal.path}; output in {journal.run_dir(engine.run_id)}")
+        if status != RunStatus.ROLLED_BACK:
+            print(f"cockpit: continue with: cockpit resume {engine.run_id} --headless")
+    return {
+        RunStatus.OK: EXIT_OK,
+        RunStatus.FAILED: EXIT_FAILED,
+        RunStatus.ROLLED_BACK: EXIT_FAILED,
+        RunStatus.PAUSED: EXIT_PAUSED,
+        RunStatus.CANCELLED: EXIT_CANCELLED,
+    }[status]
+
+
+def cmd_history(args) -> int:
+    from cockpit.durations import format_duration
+    from cockpit.journal import RunLock
+
+    config = _config(args)
+    journal = _journal(args, config)
+    runs = journal.runs(limit=args.limit)
+    for run in runs:
+        if run["status"] == "running" and RunLock(journal.run_dir(run["id"])).acquire():
+            run["status"] = "interrupted"  # nobody holds its lock: the process died
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return EXIT_OK
+    if not runs:
+        print(f"no runs yet in {journal.path}")
+        return EXIT_OK
+    from datetime import datetime
+
+    header = f"{'RUN':<22} {'STATUS':<12} {'ENV':<12} {'STARTED':<17} {'TOOK':>8}  RUNBOOK"
+    print(header)
+    for run in runs:
+        took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
+        started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M")
+        print(f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
+              f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from cockpit import report
+
+    config = _config(args)
+    record = report.build(_journal(args, config), args.run_id)
+    text = report.FORMATS[args.format](record)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_locate(args) -> int:
+    from cockpit.config import find_config
+
+    config = _config(args)
+    path = Path(args.journal) if args.journal else config.journal_path
+    print(f"config:  {find_config(args.config) or '(none: defaults)'}")
+    print(f"journal: {path}")
+    print(f"output:  {path.parent / 'runs'}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "history": cmd_history,
+    "report": cmd_report,
+    "locate": cmd_locate,
+}

@@ -1,0 +1,231 @@
+"""TOML configuration, environment profiles and secret references.
+
+Found at ``--config PATH``, else ``$COCKPIT_CONFIG``, else ``./cockpit.toml``, else
+``config.toml`` in the user config folder; with none, the defaults below hold.
+Every setting is shown, commented, in ``config.example.toml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from cockpit.durations import parse_duration
+
+APP = "cockpit"
+DEFAULT_ENVIRONMENT = "local"
+
+# section -> key -> (type, default); "environments" is checked on its own.
+SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
+    "cockpit": {"operator": (str, ""), "environment": (str, DEFAULT_ENVIRONMENT)},
+    "journal": {"path": (str, ""), "synchronous": (str, "normal")},
+    "output": {"window_lines": (int, 1000), "flush_interval": ((str, int, float), "50ms")},
+    "engine": {"kill_grace": ((str, int, float), "5s")},
+}
+ENVIRONMENT_KEYS = ("confirm", "label", "description", "variables", "secrets")
+
+
+class ConfigError(Exception):
+    """The configuration can't be read or has problems; the message names each one."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    confirm: bool = False
+    label: str = ""
+    description: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    def secret(self, name: str) -> tuple[str | None, str]:
+        """The value of secret ``name`` and where it was looked for."""
+        ref = self.secrets.get(name)
+        if ref is None:
+            return os.environ.get(name), f"${name}"
+        scheme, _, target = ref.partition(":")
+        if scheme == "env":
+            return os.environ.get(target), f"${target} (profile '{self.name}')"
+        try:
+            return Path(target).expanduser().read_text().rstrip("\n"), target
+        except OSError as exc:
+            return None, f"{target} ({exc.strerror})"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    operator: str = ""
+    environment: str = DEFAULT_ENVIRONMENT
+    journal_path: Path = field(
+        default_factory=lambda: Path(platformdirs.user_data_dir(APP)) / "journal.sqlite3"
+    )
+    synchronous: str = "normal"
+    window_lines: int = 1000
+    flush_interval: float = 0.05
+    kill_grace: float = 5.0
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+
+    def profile(self, name: str | None) -> Environment:
+        """The named environment (``None``: the default one)."""
+        name = name or self.environment
+        if name in self.environments:
+            return self.environments[name]
+        if name == DEFAULT_ENVIRONMENT or not self.environments:
+            return Environment(name=name)
+        close = difflib.get_close_matches(name, list(self.environments), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        where = self.path or "the configuration"
+        raise ConfigError(
+            f"unknown environment '{name}'{hint}; {where} defines: "
+            f"{', '.join(self.environments)}"
+        )
+
+    @property
+    def operator_name(self) -> str:
+        return self.operator or os.environ.get("COCKPIT_OPERATOR") or getpass.getuser()
+
+
+def find_config(explicit: str | Path | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("COCKPIT_CONFIG"):
+        return Path(os.environ["COCKPIT_CONFIG"])
+    for candidate in (
+        Path("cockpit.toml"),
+        Path(platformdirs.user_config_dir(APP)) / "config.toml",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(explicit: str | Path | None = None) -> Config:
+    path = find_config(explicit)
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax: {exc}") from None
+    problems: list[str] = []
+    values = _check_settings(data, problems)
+    environments = {
+        name: _environment(name, table, problems)
+        for name, table in _table(data, "environments", problems).items()
+    }
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+    settings = values.copy()
+    journal = settings.pop("journal.path")
+    return Config(
+        path=path,
+        operator=settings["cockpit.operator"],
+        environment=settings["cockpit.environment"],
+        journal_path=Path(journal).expanduser() if journal else Config().journal_path,
+        synchronous=settings["journal.synchronous"],
+        window_lines=settings["output.window_lines"],
+        flush_interval=settings["output.flush_interval"],
+        kill_grace=settings["engine.kill_grace"],
+        environments=environments,
+    )
+
+
+def _table(data: Mapping[str, Any], key: str, problems: list[str]) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        problems.append(f"[{key}]: expected a table")
+        return {}
+    return value
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for section in data:
+        if section not in SETTINGS and section != "environments":
+            problems.append(f"unknown section [{section}]"
+                            f"{_did_you_mean(section, [*SETTINGS, 'environments'])}")
+    for section, keys in SETTINGS.items():
+        table = _table(data, section, problems)
+        for key in table:
+            if key not in keys:
+                problems.append(f"[{section}] unknown key '{key}'{_did_you_mean(key, keys)}")
+        for key, (kind, default) in keys.items():
+            value = table.get(key, default)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                problems.append(f"[{section}] {key}: expected {_type_name(kind)}, "
+                                f"got {value!r}")
+                value = default
+            if key in ("flush_interval", "kill_grace"):
+                try:
+                    value = parse_duration(value)
+                except ValueError as exc:
+                    problems.append(f"[{section}] {key}: {exc}")
+                    value = parse_duration(default)
+            values[f"{section}.{key}"] = value
+    if values["journal.synchronous"] not in ("normal", "full"):
+        problems.append("[journal] synchronous: expected 'normal' or 'full', got "
+                        f"{values['journal.synchronous']!r}")
+    if values["output.window_lines"] < 10:
+        problems.append("[output] window_lines: expected at least 10")
+    return values
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    if kind is str:
+        return "a string"
+    if kind is int:
+        return "a whole number"
+    return "a duration such as 50ms or 5s"
+
+
+def _environment(name: str, table: Any, problems: list[str]) -> Environment:
+    where = f"[environments.{name}]"
+    if not isinstance(table, dict):
+        problems.append(f"{where}: expected a table")
+        return Environment(name=name)
+    for key in table:
+        if key not in ENVIRONMENT_KEYS:
+            problems.append(f"{where} unknown key '{key}'{_did_you_mean(key, ENVIRONMENT_KEYS)}")
+    confirm = table.get("confirm", False)
+    if not isinstance(confirm, bool):
+        problems.append(f"{where} confirm: expected true or false")
+        confirm = True  # when in doubt, ask
+    variables = {}
+    for key, value in _table(table, "variables", problems).items():
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            variables[key] = str(value)
+        else:
+            problems.append(f"{where} variables.{key}: expected a string or number")
+    secrets = {}
+    for key, ref in _table(table, "secrets", problems).items():
+        if not isinstance(ref, str) or ref.partition(":")[0] not in ("env", "file"):
+            problems.append(f"{where} secrets.{key}: expected \"env:VARIABLE\" or "
+                            "\"file:PATH\" (secret values never go in this file)")
+        else:
+            secrets[key] = ref
+    return Environment(
+        name=name,
+        confirm=confirm,
+        label=str(table.get("label", "")),
+        description=str(table.get("description", "")),
+        variables=variables,
+        secrets=secrets,
+    )

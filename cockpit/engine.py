@@ -1,0 +1,452 @@
+"""The async runner: step states, events, timeouts, retries, failure policy, cancel.
+
+The engine knows steps only through ``steps.base.StepKind``; it never looks at a kind's
+name. Every state change is applied to the journal before it is published to the
+subscribers (headless printer, TUI, live watch), so what anyone saw is on record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets as token
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cockpit import events as ev
+from cockpit.config import Config, Environment
+from cockpit.durations import format_duration
+from cockpit.journal import Journal, RunLock
+from cockpit.output import OutputSink
+from cockpit.redact import Redactor
+from cockpit.runbook import Runbook, Step, resolve_fields, resolve_variables
+from steps import StepContext, StepResult, get_kind
+from steps.base import NeedsOperator, Operator
+
+Subscriber = Callable[[ev.Event], None]
+S = ev.StepStatus
+
+
+class EngineError(Exception):
+    """The run can't start or go on (missing secrets, run busy, a decision needed)."""
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """What to do with steps a dead process left running: ``retry`` or ``skip``."""
+
+    action: str | None = None
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{token.token_hex(2)}"
+
+
+def resolve_values(
+    runbook: Runbook, profile: Environment, operator: str, run_id: str
+) -> tuple[dict[str, str], dict[str, str], Redactor, list[str]]:
+    """Template values, the environment for processes, the redactor, missing secrets.
+
+    Profile variables override the runbook's; secrets come from the profile's
+    references or the process environment. A missing secret stands as ``***``.
+    """
+    now = datetime.now().astimezone()
+    builtins = {
+        "env": profile.name,
+        "run_id": run_id,
+        "date": now.strftime("%Y%m%d"),
+        "now": now.isoformat(timespec="seconds"),
+        "operator": operator,
+        "host": socket.gethostname(),
+        "runbook": runbook.name,
+        "version": runbook.version,
+    }
+    secret_values: dict[str, str] = {}
+    missing = []
+    for name in runbook.secrets:
+        value, where = profile.secret(name)
+        if not value:
+            missing.append(f"{name} (looked in {where})")
+            value = "***"
+        secret_values[name] = value
+    redactor = Redactor(v for v in secret_values.values() if v != "***")
+    variables = {**runbook.variables, **profile.variables}
+    values = resolve_variables(variables, {**builtins, **secret_values})
+    env = {
+        **os.environ,
+        **{name: values[name] for name in variables},
+        **secret_values,
+        "COCKPIT_RUN_ID": run_id,
+        "COCKPIT_ENV": profile.name,
+    }
+    return values, env, redactor, missing
+
+
+class Engine:
+    def __init__(
+        self,
+        runbook: Runbook,
+        journal: Journal,
+        *,
+        config: Config,
+        profile: Environment,
+        operator: Operator,
+        dry_run: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        self.runbook = runbook
+        self.journal = journal
+        self.config = config
+        self.profile = profile
+        self.operator = operator
+        self.dry_run = dry_run
+        self.run_id = run_id or new_run_id()
+        self.status: dict[str, ev.StepStatus] = {s.id: S.PENDING for s in self._all_steps()}
+        self._subscribers: list[Subscriber] = []
+        self._current: asyncio.Task | None = None
+        self._cancel_requested = False
+        self._pause_requested = False
+        self._in_rollback = False
+        self._resumed = False
+        self._lock = RunLock(journal.run_dir(self.run_id)) if not dry_run else None
+        self.values, self.env, self.redactor, self.missing_secrets = resolve_values(
+            runbook, profile, operator.name, self.run_id
+        )
+        self.started = time.time()
+
+    # --------------------------------------------------------------- set-up
+
+    def _all_steps(self) -> tuple[Step, ...]:
+        return (*self.runbook.steps, *self.runbook.rollback.steps)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def _emit(self, event: ev.Event) -> None:
+        self.journal.apply(event)
+        for subscriber in self._subscribers:
+            subscriber(event)
+
+    def _now(self) -> float:
+        return time.time()
+
+    def describe(self, step: Step) -> str:
+        """What exactly the step will run: resolved, secrets masked."""
+        fields, _ = resolve_fields(step, self.values)
+        return self.redactor.redact(get_kind(step.kind).describe(fields))
+
+    # --------------------------------------------------------------- control
+
+    def cancel(self) -> None:
+        """Cancel the running step (its processes are ended); the run stops."""
+        self._cancel_requested = True
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
+
+    def pause_after_step(self) -> None:
+        """Let the running step finish and be recorded, then pause (SIGHUP)."""
+        self._pause_requested = True
+
+    # --------------------------------------------------------------- runs
+
+    def _begin(self) -> None:
+        if self.missing_secrets and not self.dry_run:
+            raise EngineError("secrets not set: " + "; ".join(self.missing_secrets))
+        if self._lock is not None and not self._lock.acquire():
+            raise EngineError(f"run {self.run_id} is being flown by another process "
+                              f"(lock {self._lock.path})")
+        if not self._resumed:
+            self.journal.create_run(
+                {
+                    "id": self.run_id,
+                    "runbook": self.runbook.name,
+                    "version": self.runbook.version,
+                    "runbook_path": str(self.runbook.path.resolve()),
+                    "runbook_sha256": self.runbook.sha256,
+                    "environment": self.profile.name,
+                    "operator": self.operator.name,
+                    "host": socket.gethostname(),
+                    "status": ev.RunStatus.RUNNING.value,
+                    "dry_run": int(self.dry_run),
+                    "started_at": self.started,
+                    "output_dir": str(self.journal.run_dir(self.run_id)),
+                },
+                enumerate(self._all_steps()),
+            )
+        self._emit(ev.RunStarted(self.run_id, self._now(), self.runbook.name,
+                                 self.profile.name, self.operator.name, self.dry_run,
+                                 self._resumed))
+
+    def prepare_resume(self, interrupted: Interrupted) -> list[str]:
+        """Take up a run from the journal; returns the ids of interrupted steps.
+
+        Steps a dead process left ``running`` become ``interrupted``; with ``retry``
+        they run again, with ``skip`` they are skipped; with neither, EngineError.
+        """
+        self._resumed = True
+        if self._lock is not None and not self._lock.acquire():
+            raise EngineError(f"run {self.run_id} is still being flown by another process "
+                              f"(lock {self._lock.path}); watch it or wait for it to end")
+        rows = {row["step_id"]: row for row in self.journal.steps(self.run_id)}
+        unknown = set(rows) - set(self.status)
+        if unknown:
+            raise EngineError(f"the runbook no longer has steps {', '.join(sorted(unknown))} "
+                              "that this run recorded")
+        stopped = []
+        for step_id, row in rows.items():
+            status = S(row["status"])
+            if status == S.RUNNING:
+                self._emit(ev.StepFinished(self.run_id, self._now(), step_id, S.INTERRUPTED,
+                                           None, row["attempt"],
+                                           message="the cockpit process died while it ran"))
+                status = S.INTERRUPTED
+            if status == S.WAITING_CONFIRM:
+                status = S.PENDING
+            self.status[step_id] = status
+            if status == S.INTERRUPTED:
+                stopped.append(step_id)
+        if stopped and interrupted.action is None:
+            self._lock and self._lock.release()
+            raise EngineError(
+                f"run {self.run_id}: step {', '.join(stopped)} was interrupted; choose "
+                "--retry-interrupted or --skip-interrupted"
+            )
+        for step_id in stopped:
+            if interrupted.action == "skip":
+                self._finish(self.runbook.step(step_id), S.SKIPPED, None,
+                             message=f"interrupted; skipped on resume by {self.operator.name}")
+            else:
+                self.status[step_id] = S.PENDING
+        self._in_rollback = any(
+            e["type"] == "RollbackStarted" for e in self.journal.events(self.run_id)
+        )
+        return stopped
+
+    async def run(self) -> ev.RunStatus:
+        """Fly every remaining step; return how the run ended."""
+        self._begin()
+        if self._in_rollback:
+            status = await self._steps(self.runbook.rollback.steps, rollback=True)
+        else:
+            status = await self._fly()
+        message = self._summary()
+        self._emit(ev.RunFinished(self.run_id, self._now(), status,
+                                  time.time() - self.started, message))
+        if self._lock is not None:
+            self._lock.release()
+        return status
+
+    def _summary(self) -> str:
+        counts: dict[str, int] = {}
+        for step in self._all_steps():
+            status = self.status[step.id]
+            if step.phase != "rollback" or status != S.PENDING:
+                counts[status.value] = counts.get(status.value, 0) + 1
+        return ", ".join(f"{n} {name}" for name, n in counts.items())
+
+    def _accepted(self, step: Step) -> bool:
+        status = self.status[step.id]
+        if status in (S.OK, S.SKIPPED):
+            return True
+        return status == S.FAILED and (step.optional or step.on_failure == "continue")
+
+    async def _fly(self) -> ev.RunStatus:
+        for phase in self.runbook.phases:
+            todo = [step for step in phase.steps if not self._accepted(step)]
+            if not todo:
+                continue
+            self._emit(ev.PhaseStarted(self.run_id, self._now(), phase.id, phase.title))
+            status = await self._steps(todo)
+            if status is not None:
+                return status
+        failed = any(self.status[s.id] == S.FAILED and not s.optional
+                     for s in self.runbook.steps)
+        return ev.RunStatus.FAILED if failed else ev.RunStatus.OK
+
+    async def _steps(self, steps, rollback: bool = False) -> ev.RunStatus | None:
+        """Run ``steps`` in order; a RunStatus when the run must stop, else None."""
+        for step in steps:
+            if self._accepted(step):
+                continue
+            if self._pause_requested:
+                return ev.RunStatus.PAUSED
+            outcome = await self.execute(step)
+            if outcome in (S.WAITING_CONFIRM, S.PENDING):
+                return ev.RunStatus.PAUSED
+            if outcome == S.CANCELLED:
+                return ev.RunStatus.CANCELLED
+            if outcome != S.FAILED or step.optional or step.on_failure == "continue":
+                continue
+            if step.on_failure == "rollback" and not rollback:
+                return await self._rollback(f"step '{step.id}' failed")
+            return ev.RunStatus.FAILED
+        if rollback:
+            return ev.RunStatus.ROLLED_BACK
+        return ev.RunStatus.PAUSED if self._pause_requested else None
+
+    async def _rollback(self, reason: str) -> ev.RunStatus:
+        self._in_rollback = True
+        self._emit(ev.RollbackStarted(self.run_id, self._now(), reason))
+        status = await self._steps(self.runbook.rollback.steps, rollback=True)
+        return status or ev.RunStatus.ROLLED_BACK
+
+    # --------------------------------------------------------------- one step
+
+    def _finish(self, step: Step, status: ev.StepStatus, duration: float | None,
+                attempt: int = 0, result: StepResult | None = None, message: str = "",
+                sink: OutputSink | None = None) -> ev.StepStatus:
+        self.status[step.id] = status
+        if sink is not None:
+            sink.close()
+            self._publish_batch(step, sink)
+        self._emit(ev.StepFinished(
+            self.run_id, self._now(), step.id, status, duration, attempt,
+            exit_code=result.exit_code if result else None,
+            message=self.redactor.redact(message or (result.message if result else "")),
+            output_lines=sink.lines if sink else 0,
+            excerpt=sink.excerpt() if sink else (),
+        ))
+        return status
+
+    async def execute(self, step: Step) -> ev.StepStatus:
+        """Run one step with its confirmation, retries, timeout; return its final status."""
+        if not step.when.applies(self.profile.name):
+            return self._finish(step, S.SKIPPED, None,
+                                message=f"only for {', '.join(step.when.env or ())}")
+        kind = get_kind(step.kind)
+        fields, expect = resolve_fields(step, self.values)
+        description = self.redactor.redact(kind.describe(fields))
+        run_dir = self.journal.run_dir(self.run_id)
+        sink = OutputSink(run_dir / f"{step.id}.log", self.redactor, self.config.window_lines)
+        flusher = asyncio.create_task(self._flush_output(step, sink))
+        try:
+            if self.dry_run:
+                return self._dry(step, sink, description)
+            if step.confirm:
+                self.status[step.id] = S.WAITING_CONFIRM
+                self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
+                try:
+                    answer = await self._call(self.operator.confirm(step, description))
+                except asyncio.CancelledError:
+                    if not self._cancel_requested:
+                        raise
+                    return self._finish(step, S.CANCELLED, None,
+                                        message=f"cancelled by {self.operator.name}")
+                if answer is None:
+                    return S.WAITING_CONFIRM
+                if not answer:
+                    return self._finish(step, S.CANCELLED, None,
+                                        message=f"declined by {self.operator.name}")
+            return await self._attempts(step, kind, fields, expect, sink)
+        finally:
+            flusher.cancel()
+            sink.close()
+            self._publish_batch(step, sink)
+
+    def _dry(self, step: Step, sink: OutputSink, description: str) -> ev.StepStatus:
+        self._emit(ev.StepStarted(self.run_id, self._now(), step.id, 1, 1, str(sink.path)))
+        policy = [f"timeout {format_duration(step.timeout)}" if step.timeout else "",
+                  f"retries {step.retries}" if step.retries else "",
+                  f"on_failure {step.on_failure}", "confirm first" if step.confirm else ""]
+        sink.info(f"dry run, would run ({step.kind}; {', '.join(filter(None, policy))}):")
+        for line in description.splitlines():
+            sink.info(f"  {line}")
+        return self._finish(step, S.OK, 0.0, 1, message="dry run: nothing was run", sink=sink)
+
+    async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:
+        started = time.monotonic()
+        result = StepResult(False, "not run")
+        for attempt in range(1, step.attempts + 1):
+            self.status[step.id] = S.RUNNING
+            self._emit(ev.StepStarted(self.run_id, self._now(), step.id, attempt,
+                                      step.attempts, str(sink.path)))
+            if step.attempts > 1 or sink.resumed:
+                sink.info(f"--- {step.id}: attempt {attempt}/{step.attempts}, "
+                          f"{datetime.now().astimezone().isoformat(timespec='seconds')} ---")
+            ctx = StepContext(
+                step=step, fields=fields, expect=expect,
+                env={**self.env, "COCKPIT_STEP_ID": step.id},
+                operator=self.operator, kill_grace=self.config.kill_grace,
+                write=sink.write, tick=self._ticker(step, sink),
+                output_text=lambda: sink.path.read_text(errors="replace"),
+            )
+            try:
+                result = await self._call(self._guarded(kind, ctx, step))
+            except asyncio.CancelledError:
+                if not self._cancel_requested:
+                    raise
+                sink.info(f"cancelled by {self.operator.name}")
+                return self._finish(step, S.CANCELLED, time.monotonic() - started,
+                                    attempt, message=f"cancelled by {self.operator.name}",
+                                    sink=sink)
+            except NeedsOperator as exc:
+                sink.info(f"paused: {exc}")
+                self.status[step.id] = S.PENDING
+                self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
+                return S.PENDING
+            if result.ok:
+                return self._finish(step, S.OK, time.monotonic() - started, attempt,
+                                    result, sink=sink)
+            if attempt < step.attempts:
+                reason = self.redactor.redact(result.message)
+                sink.info(f"attempt {attempt} failed: {reason}; retrying in "
+                          f"{format_duration(step.retry_delay)}")
+                self._publish_batch(step, sink)
+                self._emit(ev.StepRetrying(self.run_id, self._now(), step.id, attempt,
+                                           step.retry_delay, reason))
+                await asyncio.sleep(step.retry_delay)
+        sink.info(f"failed: {self.redactor.redact(result.message)}")
+        return self._finish(step, S.FAILED, time.monotonic() - started, step.attempts,
+                            result, sink=sink)
+
+    async def _call(self, coro):
+        """Await ``coro`` as the cancellable current task (see ``cancel``).
+
+        Cancelling it, or the caller, waits for its clean-up (a process group ended).
+        """
+        self._current = asyncio.create_task(coro)
+        try:
+            return await self._current
+        finally:
+            self._current = None
+
+    async def _guarded(self, kind, ctx: StepContext, step: Step) -> StepResult:
+        """The kind's run under the step's timeout; a kind's crash is a step failure."""
+        try:
+            async with asyncio.timeout(step.timeout) as deadline:
+                return await kind.run(ctx)
+        except TimeoutError:
+            if deadline.expired():
+                return StepResult(False, f"timed out after {format_duration(step.timeout)}")
+            return StepResult(False, "timed out")
+        except (NeedsOperator, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            return StepResult(False, f"{type(exc).__name__}: {exc}")
+
+    def _ticker(self, step: Step, sink: OutputSink):
+        async def tick(index: int, item: str, ticked: bool, note: str) -> None:
+            by = self.operator.name
+            sink.info(f"[{'x' if ticked else ' '}] {item} ({by}){f': {note}' if note else ''}")
+            self._emit(ev.ChecklistTicked(self.run_id, self._now(), step.id, index, item,
+                                          ticked, by, self.redactor.redact(note)))
+
+        return tick
+
+    # --------------------------------------------------------------- output
+
+    def _publish_batch(self, step: Step, sink: OutputSink) -> None:
+        if sink.has_batch:
+            lines, dropped = sink.take_batch()
+            event = ev.OutputReceived(self.run_id, self._now(), step.id, lines, dropped)
+            for subscriber in self._subscribers:
+                subscriber(event)
+
+    async def _flush_output(self, step: Step, sink: OutputSink) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval)
+            self._publish_batch(step, sink)
+

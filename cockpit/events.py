@@ -1,0 +1,130 @@
+"""Typed engine events: what subscribers (headless printer, TUI, journal) receive.
+
+Past-tense, immutable, small. State-changing events are committed to the journal
+before they are published; ``OutputReceived`` carries a bounded window of a step's
+output (the whole of it is in the step's output file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    WAITING_CONFIRM = "waiting-confirm"
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset(
+    {StepStatus.OK, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}
+)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+    ROLLED_BACK = "rolled-back"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Event:
+    run_id: str
+    at: float
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    runbook: str
+    environment: str
+    operator: str
+    dry_run: bool = False
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    phase_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class StepWaiting(Event):
+    step_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    step_id: str
+    attempt: int
+    attempts: int
+    output_path: str
+
+
+@dataclass(frozen=True)
+class OutputReceived(Event):
+    """A batch of output lines: ``(stream, text)`` pairs, stream ``out``, ``err`` or ``info``.
+
+    ``dropped`` lines arrived since the last batch but are only in the output file.
+    """
+
+    step_id: str
+    lines: tuple[tuple[str, str], ...]
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
+class StepRetrying(Event):
+    step_id: str
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    step_id: str
+    status: StepStatus
+    duration: float | None
+    attempt: int = 0
+    exit_code: int | None = None
+    message: str = ""
+    output_lines: int = 0
+    excerpt: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ChecklistTicked(Event):
+    step_id: str
+    index: int
+    item: str
+    ticked: bool
+    by: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackStarted(Event):
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    status: RunStatus
+    duration: float
+    message: str = ""

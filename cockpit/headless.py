@@ -1,0 +1,150 @@
+"""Headless flying: a printer of engine events and an operator at a plain terminal.
+
+Each output line is prefixed with its step id; each step ends with a status line and
+its duration; the run ends with a summary. When the terminal goes away (SIGHUP, a
+closed pipe) printing stops quietly: the journal and output files still get it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import TextIO
+
+from cockpit import events as ev
+from cockpit.durations import format_duration
+from cockpit.runbook import Runbook, Step
+
+MARK = {"out": "|", "err": "!", "info": "*"}
+STATUS_WORD = {
+    ev.StepStatus.OK: "ok",
+    ev.StepStatus.FAILED: "FAILED",
+    ev.StepStatus.SKIPPED: "skipped",
+    ev.StepStatus.CANCELLED: "CANCELLED",
+    ev.StepStatus.INTERRUPTED: "INTERRUPTED",
+}
+
+
+class HeadlessPrinter:
+    def __init__(self, runbook: Runbook, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        ids = [step.id for step in (*runbook.steps, *runbook.rollback.steps)]
+        self.width = min(max(map(len, ids), default=4), 24)
+        self.alive = True
+        self._handlers = {
+            ev.RunStarted: self._run_started,
+            ev.PhaseStarted: lambda e: self._say(f"== {e.title}"),
+            ev.StepWaiting: lambda e: self._line(e.step_id, "?", f"waiting: {e.reason}"),
+            ev.StepStarted: self._step_started,
+            ev.OutputReceived: self._output,
+            ev.StepRetrying: lambda e: None,  # shown through the step's output
+            ev.StepFinished: self._step_finished,
+            ev.ChecklistTicked: lambda e: None,  # shown through the step's output
+            ev.RollbackStarted: lambda e: self._say(f"== ROLLBACK: {e.reason}"),
+            ev.RunFinished: self._run_finished,
+        }
+
+    def __call__(self, event: ev.Event) -> None:
+        self._handlers[type(event)](event)
+
+    def _say(self, text: str) -> None:
+        if not self.alive:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # the terminal is gone: keep flying, stop printing
+            self.alive = False
+
+    def _line(self, step_id: str, mark: str, text: str) -> None:
+        self._say(f"{step_id:<{self.width}} {mark} {text}")
+
+    def _run_started(self, e: ev.RunStarted) -> None:
+        how = " (dry run)" if e.dry_run else " (resumed)" if e.resumed else ""
+        self._say(f"cockpit: run {e.run_id}{how}: {e.runbook} on {e.environment}, "
+                  f"operator {e.operator}")
+
+    def _step_started(self, e: ev.StepStarted) -> None:
+        if e.attempt == 1:
+            self._line(e.step_id, ">", "started")
+
+    def _output(self, e: ev.OutputReceived) -> None:
+        if e.dropped:
+            self._line(e.step_id, "*", f"... {e.dropped} lines not shown here "
+                       "(all are in the output file)")
+        if not self.alive:
+            return
+        prefix = f"{e.step_id:<{self.width}} "
+        self._say("\n".join(f"{prefix}{MARK[stream]} {text}" for stream, text in e.lines))
+
+    def _step_finished(self, e: ev.StepFinished) -> None:
+        took = f" in {format_duration(e.duration)}" if e.duration is not None else ""
+        message = f": {e.message}" if e.message else ""
+        self._line(e.step_id, "=", f"{STATUS_WORD[e.status]}{took}{message}")
+
+    def _run_finished(self, e: ev.RunFinished) -> None:
+        self._say(f"cockpit: run {e.run_id} {e.status.value} in "
+                  f"{format_duration(e.duration)} ({e.message})")
+
+
+def _ask(prompt: str) -> asyncio.Future[str | None]:
+    """Read a line from the terminal without blocking the loop; None at end of input.
+
+    A daemon thread, so an abandoned question never keeps the process alive.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line: str | None = input(prompt)
+        except (EOFError, OSError):
+            line = None
+        loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(line))
+
+    threading.Thread(target=read, daemon=True).start()
+    return answer
+
+
+class TerminalOperator:
+    """Answers with ``--yes``, or asks at the terminal, or (neither) pauses the run."""
+
+    def __init__(self, name: str, *, assume_yes: bool, interactive: bool) -> None:
+        self.name = name
+        self.assume_yes = assume_yes
+        self.interactive = interactive
+
+    async def confirm(self, step: Step, description: str) -> bool | None:
+        if self.assume_yes:
+            return True
+        if not self.interactive:
+            return None
+        print(f"\n{step.id}: {step.title} asks for confirmation. It will run:")
+        for line in description.splitlines():
+            print(f"    {line}")
+        answer = await _ask(f"Run '{step.id}'? [y/N] ")
+        return None if answer is None else answer.strip().lower() in ("y", "yes")
+
+    async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
+        if self.assume_yes:
+            return [(True, "ticked by --yes")] * len(items)
+        if not self.interactive:
+            return None
+        print(f"\n{step.id}: {step.title}. Answer y or n for each item; text after "
+              "a ':' is kept as a note (y: checked the dashboard).")
+        answers = []
+        for item in items:
+            answer = await _ask(f"  [ ] {item}? ")
+            if answer is None:
+                return None
+            verdict, _, note = answer.partition(":")
+            answers.append((verdict.strip().lower() in ("y", "yes"), note.strip()))
+        return answers
+
+
+async def confirm_environment(name: str, label: str) -> bool:
+    """The operator types the environment's name to start; anything else cancels."""
+    print(f"\n{label or name.upper()}: this run changes '{name}'.")
+    answer = await _ask(f"Type '{name}' to start: ")
+    return answer is not None and answer.strip() == name

@@ -1,0 +1,323 @@
+"""The crash-safe record of every run: SQLite in WAL mode.
+
+The journal is a function of the engine's events: ``apply(event)`` writes the state
+change and the event itself in one transaction, and the engine publishes an event only
+after ``apply`` returned. A process killed with SIGKILL leaves a consistent database;
+``synchronous = "full"`` in the config also survives a power cut, at some cost per
+commit. Each step's full output lives in a file under ``runs/RUN/`` beside the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from cockpit import events as ev
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    runbook TEXT NOT NULL,
+    version TEXT,
+    runbook_path TEXT,
+    runbook_sha256 TEXT,
+    environment TEXT,
+    operator TEXT,
+    host TEXT,
+    status TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    message TEXT,
+    output_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    step_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    phase TEXT,
+    title TEXT,
+    kind TEXT,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    duration REAL,
+    exit_code INTEGER,
+    message TEXT,
+    output_path TEXT,
+    output_lines INTEGER NOT NULL DEFAULT 0,
+    excerpt TEXT,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS checklist (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    item TEXT,
+    ticked INTEGER NOT NULL,
+    by TEXT,
+    at REAL,
+    note TEXT,
+    PRIMARY KEY (run_id, step_id, idx)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    type TEXT NOT NULL,
+    step_id TEXT,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+"""
+
+
+class JournalError(Exception):
+    """The journal can't be opened, read or written (disk full, permissions, corrupt)."""
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
+
+
+class Journal:
+    def __init__(self, path: str | Path, synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)  # idempotent; runs its own transaction
+            with self._tx():
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"journal {path}: {exc}") from None
+
+    # ---------------------------------------------------------------- writing
+
+    def _tx(self):
+        return _Transaction(self)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path.parent / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def create_run(self, run: dict[str, Any], steps: Iterable[tuple[int, Any]]) -> None:
+        """Record a new run and all its steps as pending."""
+        try:
+            with self._tx():
+                self._db.execute(
+                    "INSERT INTO runs (id, runbook, version, runbook_path, runbook_sha256, "
+                    "environment, operator, host, status, dry_run, started_at, output_dir) "
+                    "VALUES (:id, :runbook, :version, :runbook_path, :runbook_sha256, "
+                    ":environment, :operator, :host, :status, :dry_run, :started_at, "
+                    ":output_dir)",
+                    run,
+                )
+                self._db.executemany(
+                    "INSERT INTO steps (run_id, step_id, seq, phase, title, kind, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                    [
+                        (run["id"], step.id, seq, step.phase, step.title, step.kind)
+                        for seq, step in steps
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
+
+    def apply(self, event: ev.Event) -> None:
+        """Record ``event`` and the state change it means, in one transaction."""
+        handler = _APPLY.get(type(event))
+        if handler is None:
+            return
+        data = {
+            f.name: _plain(getattr(event, f.name))
+            for f in dataclasses.fields(event)
+            if f.name not in ("run_id", "at")
+        }
+        try:
+            with self._tx():
+                handler(self._db, event)
+                self._db.execute(
+                    "INSERT INTO events (run_id, at, type, step_id, data) VALUES (?, ?, ?, ?, ?)",
+                    (event.run_id, event.at, type(event).__name__, data.get("step_id"),
+                     json.dumps(data)),
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
+
+    # ---------------------------------------------------------------- reading
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            return [dict(row) for row in self._db.execute(sql, tuple(args))]
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
+
+    def find_run(self, ref: str) -> dict[str, Any]:
+        """A run by id, unique id prefix, or ``last``."""
+        if ref == "last":
+            rows = self._query("SELECT * FROM runs WHERE dry_run = 0 "
+                               "ORDER BY started_at DESC LIMIT 1")
+        else:
+            rows = self._query("SELECT * FROM runs WHERE id = ?", (ref,)) or self._query(
+                "SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at DESC",
+                (ref.replace("%", "").replace("_", "\\_") + "%",),
+            )
+        if not rows:
+            raise RunNotFound(f"no run '{ref}' in the journal {self.path}")
+        if len(rows) > 1:
+            ids = ", ".join(row["id"] for row in rows[:5])
+            raise RunNotFound(f"'{ref}' matches several runs ({ids}): give more of the id")
+        return rows[0]
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        for row in rows:
+            row["excerpt"] = json.loads(row["excerpt"]) if row["excerpt"] else []
+        return rows
+
+    def checklist(self, run_id: str) -> list[dict[str, Any]]:
+        return self._query(
+            "SELECT * FROM checklist WHERE run_id = ? ORDER BY step_id, idx", (run_id,)
+        )
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM events WHERE run_id = ? ORDER BY id", (run_id,))
+        for row in rows:
+            row["data"] = json.loads(row["data"]) if row["data"] else {}
+        return rows
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    def __init__(self, journal: Journal) -> None:
+        self._db = journal._db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+
+
+class RunLock:
+    """Held by the process flying a run; free once that process is gone (even by SIGKILL)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# ---------------------------------------------------------------- event handlers
+
+
+def _run_started(db: sqlite3.Connection, e: ev.RunStarted) -> None:
+    db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
+               (e.run_id,))
+
+
+def _step_waiting(db: sqlite3.Connection, e: ev.StepWaiting) -> None:
+    db.execute("UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
+               (ev.StepStatus.WAITING_CONFIRM.value, e.run_id, e.step_id))
+
+
+def _step_started(db: sqlite3.Connection, e: ev.StepStarted) -> None:
+    db.execute(
+        "UPDATE steps SET status = 'running', attempt = ?, output_path = ?, "
+        "started_at = COALESCE(CASE WHEN ? = 1 THEN NULL ELSE started_at END, ?), "
+        "finished_at = NULL WHERE run_id = ? AND step_id = ?",
+        (e.attempt, e.output_path, e.attempt, e.at, e.run_id, e.step_id),
+    )
+
+
+def _step_finished(db: sqlite3.Connection, e: ev.StepFinished) -> None:
+    db.execute(
+        "UPDATE steps SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
+        "message = ?, output_lines = output_lines + ?, excerpt = COALESCE(?, excerpt) "
+        "WHERE run_id = ? AND step_id = ?",
+        (e.status.value, e.at, e.duration, e.exit_code, e.message, e.output_lines,
+         json.dumps(list(e.excerpt)) if e.excerpt else None, e.run_id, e.step_id),
+    )
+
+
+def _checklist_ticked(db: sqlite3.Connection, e: ev.ChecklistTicked) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO checklist (run_id, step_id, idx, item, ticked, by, at, note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (e.run_id, e.step_id, e.index, e.item, int(e.ticked), e.by, e.at, e.note),
+    )
+
+
+def _run_finished(db: sqlite3.Connection, e: ev.RunFinished) -> None:
+    db.execute("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE id = ?",
+               (e.status.value, e.at, e.message, e.run_id))
+
+
+def _event_only(db: sqlite3.Connection, e: ev.Event) -> None:
+    """Kept in the event log; changes no state."""
+
+
+_APPLY = {
+    ev.RunStarted: _run_started,
+    ev.PhaseStarted: _event_only,
+    ev.StepWaiting: _step_waiting,
+    ev.StepStarted: _step_started,
+    ev.StepRetrying: _event_only,
+    ev.StepFinished: _step_finished,
+    ev.ChecklistTicked: _checklist_ticked,
+    ev.RollbackStarted: _event_only,
+    ev.RunFinished: _run_finished,
+}

@@ -1,0 +1,118 @@
+"""A step's output: masked, written in full to its file, shown through a bounded window.
+
+Data arrives as raw chunks from pipes. Each stream is cut into whole lines (a partial
+line waits for the rest, so a secret written in two reads is masked once joined),
+masked, and written straight to the output file with no user-space buffer, so a
+SIGKILL loses nothing already read. Subscribers get batches from ``take_batch``: at
+most ``window`` lines, with a count of the lines that only the file holds. Work is done
+per chunk with str methods implemented in C, never per line in Python.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import deque
+from pathlib import Path
+
+from cockpit.redact import Redactor
+
+STREAMS = ("out", "err", "info")
+# Marks stderr and cockpit's own lines in the output file; stdout stays as printed.
+FILE_PREFIX = {"out": "", "err": "[stderr] ", "info": "[cockpit] "}
+# A line longer than this is cut, so one endless line can not grow memory.
+MAX_LINE = 64 * 1024
+# Text kept between two batches; older text is only in the file (and counted as dropped).
+MAX_PENDING_CHARS = 4 * 1024 * 1024
+
+
+class OutputSink:
+    def __init__(self, path: Path, redactor: Redactor, window: int) -> None:
+        self.path = path
+        self.redactor = redactor
+        self.window = window
+        self.lines = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.resumed = path.exists() and path.stat().st_size > 0
+        self.closed = False
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
+        self._partial = dict.fromkeys(STREAMS, "")
+        self._pending: deque[tuple[str, str]] = deque()
+        self._pending_lines = 0
+        self._pending_chars = 0
+        self._dropped = 0
+        self._tail: deque[str] = deque(maxlen=20)
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Feed raw bytes read from ``stream``."""
+        text = self._partial[stream] + self._decoders[stream].decode(data)
+        cut = text.rfind("\n") + 1
+        if not cut and len(text) <= MAX_LINE:
+            self._partial[stream] = text
+            return
+        if not cut:  # one endless line: cut it, keeping what may be half a secret
+            cut = len(text) - max(self.redactor.longest - 1, 0)
+            self._partial[stream], text = text[cut:], text[:cut] + "\n"
+        else:
+            self._partial[stream], text = text[cut:], text[:cut]
+        self._emit(stream, text)
+
+    def info(self, text: str) -> None:
+        """A line of cockpit's own (attempt markers, checklist ticks)."""
+        self.write("info", (text.rstrip("\n") + "\n").encode())
+
+    def _emit(self, stream: str, text: str) -> None:
+        text = self.redactor.redact(text)
+        count = text.count("\n")
+        prefix = FILE_PREFIX[stream]
+        on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
+        self._file.write(on_disk.encode())
+        self.lines += count
+        self._pending.append((stream, text))
+        self._pending_lines += count
+        self._pending_chars += len(text)
+        # Keep memory bounded between batches: older text is in the file already.
+        while self._pending_chars > MAX_PENDING_CHARS and len(self._pending) > 1:
+            _, old = self._pending.popleft()
+            self._pending_chars -= len(old)
+            dropped = old.count("\n")
+            self._pending_lines -= dropped
+            self._dropped += dropped
+        keep = self._tail.maxlen or 0
+        self._tail.extend(text[:-1].rsplit("\n", keep)[-keep:])
+
+    def take_batch(self) -> tuple[tuple[tuple[str, str], ...], int]:
+        """The lines since the last batch (at most ``window``) and how many were left out."""
+        lines: list[tuple[str, str]] = []
+        need = self.window
+        while self._pending and need > 0:
+            stream, text = self._pending.pop()
+            parts = text[:-1].rsplit("\n", need)
+            if len(parts) > need:
+                parts = parts[1:]
+            lines[:0] = [(stream, part) for part in parts]
+            need -= len(parts)
+        dropped = self._dropped + self._pending_lines - len(lines)
+        self._pending.clear()
+        self._pending_lines = self._pending_chars = self._dropped = 0
+        return tuple(lines), max(dropped, 0)
+
+    @property
+    def has_batch(self) -> bool:
+        return bool(self._pending) or self._dropped > 0
+
+    def excerpt(self) -> tuple[str, ...]:
+        """The last lines written, for the journal and reports."""
+        return tuple(self._tail)
+
+    def close(self) -> None:
+        """Flush partial lines (output that did not end with a newline) and close."""
+        if self.closed:
+            return
+        self.closed = True
+        for stream in STREAMS:
+            tail = self._partial[stream] + self._decoders[stream].decode(b"", final=True)
+            self._partial[stream] = ""
+            if tail:
+                self._emit(stream, tail + "\n")
+        self._file.close()

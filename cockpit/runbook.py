@@ -1,0 +1,725 @@
+"""Runbook model, YAML loading, and validation with file:line:col errors.
+
+The loader walks PyYAML's node tree rather than plain Python values, so every problem
+names the exact line and column it is about, and it reports every problem it finds in
+one pass instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from cockpit.durations import parse_duration
+from steps import Field, KindNotFound, get_kind, known_kinds
+
+ON_FAILURE = ("stop", "continue", "rollback")
+# Names that ``${...}`` may always use, filled in when a run starts.
+BUILTINS = ("env", "run_id", "date", "now", "operator", "host", "runbook", "version")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# ``$$`` is a literal dollar; ``${NAME}`` a reference.
+_REF = re.compile(r"\$(?:\$|\{([^}]*)\})")
+
+TOP_KEYS = ("runbook", "version", "description", "variables", "secrets", "phases", "rollback")
+PHASE_KEYS = ("id", "title", "description", "steps")
+COMMON_STEP_KEYS = (
+    "id", "title", "kind", "description", "timeout", "retries", "retry_delay",
+    "on_failure", "confirm", "optional", "when", "expect",
+)  # fmt: skip
+WHEN_KEYS = ("env",)
+ROLLBACK_KEYS = ("criteria", "steps")
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int  # 1-based; 0 when the problem is about the file as a whole
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.col}: {self.message}"
+        return f"{self.path}: {self.message}"
+
+
+class RunbookInvalid(Exception):
+    """The runbook has problems; ``problems`` lists every one, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.line, p.col))
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+@dataclass(frozen=True)
+class When:
+    env: tuple[str, ...] | None = None
+
+    def applies(self, environment: str) -> bool:
+        return self.env is None or environment in self.env
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    kind: str
+    phase: str
+    fields: Mapping[str, Any]
+    expect: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 1.0
+    on_failure: str = "stop"
+    confirm: bool = False
+    optional: bool = False
+    when: When = When()
+    line: int = 0
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    title: str
+    steps: tuple[Step, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    criteria: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Runbook:
+    name: str
+    path: Path
+    sha256: str
+    phases: tuple[Phase, ...]
+    version: str = ""
+    description: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    rollback: Rollback = Rollback()
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(step for phase in self.phases for step in phase.steps)
+
+    def step(self, step_id: str) -> Step:
+        for step in (*self.steps, *self.rollback.steps):
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+# --------------------------------------------------------------------- templates
+
+
+def references(text: str) -> Iterable[tuple[str, int]]:
+    """``(name, offset)`` of each ``${name}`` in ``text`` (``$$`` escapes a dollar)."""
+    for match in _REF.finditer(text):
+        if match.group(1) is not None:
+            yield match.group(1), match.start()
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``${NAME}`` by its value and ``$$`` by ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in values:
+            raise KeyError(f"undefined variable ${{{name}}}")
+        return values[name]
+
+    return _REF.sub(replace, text)
+
+
+def resolve_value(value: Any, kind_field: Field, values: Mapping[str, str]) -> Any:
+    if not kind_field.template:
+        return value
+    if isinstance(value, str):
+        return substitute(value, values)
+    if isinstance(value, list | tuple):
+        return [substitute(item, values) if isinstance(item, str) else item for item in value]
+    if isinstance(value, dict):
+        return {key: substitute(item, values) for key, item in value.items()}
+    return value
+
+
+def resolve_fields(step: Step, values: Mapping[str, str]) -> tuple[dict, dict]:
+    """The step's kind fields and expectations with ``${...}`` resolved."""
+    kind = get_kind(step.kind)
+    fields = {k: resolve_value(v, kind.fields[k], values) for k, v in step.fields.items()}
+    expect = {k: resolve_value(v, kind.expect[k], values) for k, v in step.expect.items()}
+    return fields, expect
+
+
+def resolve_variables(
+    variables: Mapping[str, str], known: Mapping[str, str]
+) -> dict[str, str]:
+    """Resolve variables that refer to other variables or built-ins, in any order."""
+    resolved = dict(known)
+    pending = dict(variables)
+    while pending:
+        progressed = False
+        for name, value in list(pending.items()):
+            needed = {ref for ref, _ in references(value)} - {name}
+            if needed <= resolved.keys():
+                resolved[name] = substitute(value, resolved)
+                del pending[name]
+                progressed = True
+        if not progressed:
+            raise ValueError(f"variables refer to each other in a cycle: {', '.join(pending)}")
+    return resolved
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def load_runbook(path: str | Path) -> Runbook:
+    """Load and validate a runbook; raise RunbookInvalid listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunbookInvalid([Problem(shown, 0, 0, "no such file")]) from None
+    except IsADirectoryError:
+        raise RunbookInvalid([Problem(shown, 0, 0, "is a folder, expected a YAML file")]) from None
+    except OSError as exc:
+        raise RunbookInvalid([Problem(shown, 0, 0, f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RunbookInvalid(
+            [Problem(shown, line, col, "not UTF-8 text: a runbook must be UTF-8")]
+        ) from None
+    return parse_runbook(text, shown, sha256=hashlib.sha256(data).hexdigest())
+
+
+def parse_runbook(text: str, path: str = "<runbook>", sha256: str = "") -> Runbook:
+    checker = _Checker(path, text)
+    runbook = checker.check(sha256 or hashlib.sha256(text.encode()).hexdigest())
+    if checker.problems or runbook is None:
+        raise RunbookInvalid(checker.problems)
+    return runbook
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _kind_of(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node.tag == _NULL_TAG:
+        return "nothing"
+    return f"'{node.value}'"
+
+
+class _Checker:
+    """Walks the YAML node tree, collecting problems and building the model."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.problems: list[Problem] = []
+        self._constructor = yaml.SafeLoader("")
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._step_ids: dict[str, int] = {}
+        self._names: set[str] = set(BUILTINS)
+
+    # -- reporting
+
+    def problem(self, node: Node, message: str) -> None:
+        mark = node.start_mark
+        self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
+
+    def problem_at(self, index: int, message: str) -> None:
+        line = bisect.bisect_right(self._line_starts, index) - 1
+        col = index - self._line_starts[line]
+        self.problems.append(Problem(self.path, line + 1, col + 1, message))
+
+    # -- the document
+
+    def check(self, sha256: str) -> Runbook | None:
+        try:
+            documents = list(yaml.compose_all(self.text, Loader=yaml.SafeLoader))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            what = " ".join(filter(None, [exc.problem, exc.context and f"({exc.context})"]))
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            self.problems.append(Problem(self.path, line, col, f"YAML syntax: {what}"))
+            return None
+        except yaml.YAMLError as exc:
+            self.problems.append(Problem(self.path, 1, 1, f"YAML syntax: {exc}"))
+            return None
+        except RecursionError:
+            self.problems.append(Problem(self.path, 1, 1, "YAML nested too deeply"))
+            return None
+        documents = [doc for doc in documents if doc is not None]
+        if not documents:
+            self.problems.append(
+                Problem(self.path, 1, 1, "empty runbook: expected a mapping with "
+                        "'runbook' and 'phases'")
+            )
+            return None
+        if len(documents) > 1:
+            self.problem(documents[1], "expected one YAML document, found another here")
+        root = documents[0]
+        self._check_duplicate_keys(root)
+        top = self.mapping(root, "the runbook", TOP_KEYS, required=("runbook", "phases"))
+        if top is None:
+            return None
+        name = self.string(top["runbook"][1], "'runbook'") if "runbook" in top else ""
+        version = self.string(top["version"][1], "'version'") if "version" in top else ""
+        description = self.optional_string(top, "description")
+        secrets = self.secrets(top["secrets"][1]) if "secrets" in top else ()
+        self._names.update(secrets)
+        variables = self.variables(top["variables"][1]) if "variables" in top else {}
+        phases = self.phases(top["phases"][1]) if "phases" in top else ()
+        rollback = self.rollback(top["rollback"][1]) if "rollback" in top else Rollback()
+        return Runbook(
+            name=name or "",
+            path=Path(self.path),
+            sha256=sha256,
+            phases=phases,
+            version=version or "",
+            description=description,
+            variables=variables,
+            secrets=secrets,
+            rollback=rollback,
+        )
+
+    def _check_duplicate_keys(self, root: Node) -> None:
+        stack, seen = [root], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, MappingNode):
+                first: dict[str, int] = {}
+                for key, value in node.value:
+                    if isinstance(key, ScalarNode):
+                        if key.value in first:
+                            self.problem(
+                                key, f"duplicate key '{key.value}' (first at line "
+                                f"{first[key.value]})"
+                            )
+                        else:
+                            first[key.value] = key.start_mark.line + 1
+                    stack.extend((key, value))
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
+
+    # -- generic shapes
+
+    def mapping(
+        self,
+        node: Node,
+        what: str,
+        allowed: Iterable[str],
+        required: Iterable[str] = (),
+        check_unknown: bool = True,
+    ) -> dict[str, tuple[Node, Node]] | None:
+        if not isinstance(node, MappingNode):
+            self.problem(node, f"{what}: expected a mapping, found {_kind_of(node)}")
+            return None
+        self._constructor.flatten_mapping(node)
+        allowed = tuple(allowed)
+        found: dict[str, tuple[Node, Node]] = {}
+        for key, value in node.value:
+            if not isinstance(key, ScalarNode):
+                self.problem(key, f"{what}: keys must be plain names")
+                continue
+            if check_unknown and key.value not in allowed:
+                self.problem(
+                    key,
+                    f"{what}: unknown key '{key.value}'{_did_you_mean(key.value, allowed)}; "
+                    f"expected one of: {', '.join(allowed)}",
+                )
+                continue
+            found.setdefault(key.value, (key, value))
+        for key in required:
+            if key not in found:
+                self.problem(node, f"{what}: missing required key '{key}'")
+        return found
+
+    def construct(self, node: ScalarNode) -> Any:
+        return self._constructor.construct_object(node, deep=True)
+
+    def string(self, node: Node, what: str) -> str | None:
+        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
+            self.problem(node, f"{what}: expected a string, found {_kind_of(node)}")
+            return None
+        return node.value
+
+    def optional_string(self, mapping: Mapping[str, tuple[Node, Node]], key: str) -> str:
+        if key not in mapping:
+            return ""
+        value = self.string(mapping[key][1], f"'{key}'")
+        if value is not None:
+            self.templates(mapping[key][1], value)
+        return value or ""
+
+    def integer(self, node: Node, what: str, minimum: int = 0) -> int | None:
+        value = self.construct(node) if isinstance(node, ScalarNode) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            self.problem(node, f"{what}: expected a whole number >= {minimum}, "
+                         f"found {_kind_of(node)}")
+            return None
+        return value
+
+    def boolean(self, node: Node, what: str) -> bool | None:
+        value = self.construct(node) if isinstance(node, ScalarNode) else None
+        if not isinstance(value, bool):
+            self.problem(node, f"{what}: expected true or false, found {_kind_of(node)}")
+            return None
+        return value
+
+    def duration(self, node: Node, what: str) -> float | None:
+        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
+            self.problem(node, f"{what}: expected a duration, found {_kind_of(node)}")
+            return None
+        try:
+            return parse_duration(self.construct(node))
+        except ValueError as exc:
+            self.problem(node, f"{what}: {exc}")
+            return None
+
+    def string_list(self, node: Node, what: str) -> list[str] | None:
+        if isinstance(node, ScalarNode) and node.tag != _NULL_TAG:
+            return [node.value]
+        if not isinstance(node, SequenceNode):
+            self.problem(node, f"{what}: expected a list of strings, found {_kind_of(node)}")
+            return None
+        values = [self.string(item, f"{what} item") for item in node.value]
+        return None if None in values else values  # type: ignore[return-value]
+
+    def string_map(self, node: Node, what: str) -> dict[str, str] | None:
+        found = self.mapping(node, what, (), check_unknown=False)
+        if found is None:
+            return None
+        values = {key: self.string(value, f"{what}.{key}") for key, (_, value) in found.items()}
+        return None if None in values.values() else values  # type: ignore[return-value]
+
+    def identifier(self, node: Node, what: str) -> str | None:
+        value = self.string(node, what)
+        if value is not None and not _ID.fullmatch(value):
+            self.problem(node, f"{what}: '{value}' is not a valid id: use letters, digits, "
+                         "'-', '_' or '.', starting with a letter or digit")
+            return None
+        return value
+
+    # -- templates
+
+    def templates(self, node: Node, value: Any) -> None:
+        """Check every ``${NAME}`` in a templated value is defined."""
+        if isinstance(node, SequenceNode):
+            for item in node.value:
+                if isinstance(item, ScalarNode):
+                    self.templates(item, item.value)
+            return
+        if isinstance(node, MappingNode):
+            for _, item in node.value:
+                if isinstance(item, ScalarNode):
+                    self.templates(item, item.value)
+            return
+        if not isinstance(value, str):
+            return
+        raw = self.text[node.start_mark.index : node.end_mark.index]
+        for name, _ in references(value):
+            needle = "${" + name + "}"
+            where = raw.find(needle)
+            index = node.start_mark.index + (where if where >= 0 else 0)
+            if not _VAR_NAME.fullmatch(name):
+                self.problem_at(index, f"'{needle}' is not a valid reference: a name is "
+                                "letters, digits and '_'")
+            elif name not in self._names:
+                self.problem_at(
+                    index,
+                    f"undefined variable {needle}{_did_you_mean(name, self._names)}; define "
+                    f"it under 'variables:' or 'secrets:' (built-ins: {', '.join(BUILTINS)})",
+                )
+
+    # -- sections
+
+    def secrets(self, node: Node) -> tuple[str, ...]:
+        names = self.string_list(node, "'secrets'") or []
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        for name, item in zip(names, items, strict=False):
+            if not _VAR_NAME.fullmatch(name):
+                self.problem(item, f"secret name '{name}': use letters, digits and '_' "
+                             "(it becomes an environment variable)")
+        return tuple(names)
+
+    def variables(self, node: Node) -> dict[str, str]:
+        found = self.mapping(node, "'variables'", (), check_unknown=False)
+        if found is None:
+            return {}
+        variables: dict[str, str] = {}
+        for name, (key, value) in found.items():
+            if not _VAR_NAME.fullmatch(name):
+                self.problem(key, f"variable name '{name}': use letters, digits and '_' "
+                             "(it becomes an environment variable)")
+                continue
+            if name in BUILTINS:
+                self.problem(key, f"variable '{name}' hides the built-in ${{{name}}}")
+                continue
+            if not isinstance(value, ScalarNode) or value.tag == _NULL_TAG:
+                self.problem(value, f"variable '{name}': expected a value, "
+                             f"found {_kind_of(value)}")
+                continue
+            variables[name] = value.value
+        self._names.update(variables)
+        for name, (_, value) in found.items():
+            if name in variables:
+                self.templates(value, variables[name])
+        try:
+            resolve_variables(variables, dict.fromkeys(self._names - variables.keys(), ""))
+        except ValueError as exc:
+            self.problem(node, str(exc))
+        return variables
+
+    def phases(self, node: Node) -> tuple[Phase, ...]:
+        if not isinstance(node, SequenceNode):
+            self.problem(node, f"'phases': expected a list of phases, found {_kind_of(node)}")
+            return ()
+        if not node.value:
+            self.problem(node, "'phases' is empty: a runbook needs at least one phase")
+            return ()
+        phases: list[Phase] = []
+        seen: dict[str, int] = {}
+        for item in node.value:
+            phase = self.phase(item, seen)
+            if phase is not None:
+                phases.append(phase)
+        return tuple(phases)
+
+    def phase(self, node: Node, seen: dict[str, int]) -> Phase | None:
+        found = self.mapping(node, "phase", PHASE_KEYS, required=("id", "steps"))
+        if found is None:
+            return None
+        phase_id = self.identifier(found["id"][1], "phase id") if "id" in found else None
+        what = f"phase '{phase_id}'" if phase_id else "phase"
+        if phase_id is not None:
+            if phase_id in seen:
+                self.problem(found["id"][1], f"duplicate phase id '{phase_id}' (first at "
+                             f"line {seen[phase_id]})")
+            seen.setdefault(phase_id, found["id"][1].start_mark.line + 1)
+        title = self.optional_string(found, "title") or phase_id or ""
+        steps: tuple[Step, ...] = ()
+        if "steps" in found:
+            steps = self.step_list(found["steps"][1], phase_id or "", what)
+            if isinstance(found["steps"][1], SequenceNode) and not found["steps"][1].value:
+                self.problem(found["steps"][1], f"{what} has no steps")
+        return Phase(
+            id=phase_id or "",
+            title=title,
+            steps=steps,
+            description=self.optional_string(found, "description"),
+        )
+
+    def rollback(self, node: Node) -> Rollback:
+        found = self.mapping(node, "'rollback'", ROLLBACK_KEYS)
+        if found is None:
+            return Rollback()
+        criteria = ()
+        if "criteria" in found:
+            criteria = tuple(self.string_list(found["criteria"][1], "rollback criteria") or ())
+        steps = ()
+        if "steps" in found:
+            steps = self.step_list(found["steps"][1], "rollback", "'rollback'")
+        return Rollback(criteria=criteria, steps=steps)
+
+    def step_list(self, node: Node, phase_id: str, what: str) -> tuple[Step, ...]:
+        if not isinstance(node, SequenceNode):
+            self.problem(node, f"{what} steps: expected a list of steps, found "
+                         f"{_kind_of(node)}")
+            return ()
+        steps = [self.step(item, phase_id) for item in node.value]
+        return tuple(step for step in steps if step is not None)
+
+    def step(self, node: Node, phase_id: str) -> Step | None:
+        if not isinstance(node, MappingNode):
+            self.problem(node, f"step: expected a mapping, found {_kind_of(node)}")
+            return None
+        keys = {k.value: (k, v) for k, v in node.value if isinstance(k, ScalarNode)}
+        kind_name, kind = self.step_kind(node, keys)
+        allowed = COMMON_STEP_KEYS + tuple(kind.fields if kind else ())
+        found = self.mapping(node, "step", allowed, required=("id",), check_unknown=False)
+        assert found is not None
+        step_id = self.identifier(found["id"][1], "step id") if "id" in found else None
+        what = f"step '{step_id}'" if step_id else "step"
+        for key, (key_node, _) in found.items():
+            if key not in allowed and (kind is not None or key not in COMMON_STEP_KEYS):
+                if kind is None:
+                    continue  # the unknown kind is the problem; its fields can't be judged
+                self.problem(
+                    key_node,
+                    f"{what}: unknown key '{key}'{_did_you_mean(key, allowed)}; a "
+                    f"{kind_name} step takes: {', '.join(allowed)}",
+                )
+        if step_id is not None:
+            if step_id in self._step_ids:
+                self.problem(found["id"][1], f"duplicate step id '{step_id}' (first at line "
+                             f"{self._step_ids[step_id]})")
+            else:
+                self._step_ids[step_id] = found["id"][1].start_mark.line + 1
+
+        policy = self.policy(found, what)
+        fields = self.kind_fields(found, kind, what) if kind else {}
+        expect = {}
+        if "expect" in found and kind is not None:
+            expect = self.expectations(found["expect"][1], kind, kind_name, what)
+        title = self.optional_string(found, "title") or step_id or ""
+        if step_id is None or kind_name is None or policy is None:
+            return None
+        return Step(
+            id=step_id,
+            title=title,
+            kind=kind_name,
+            phase=phase_id,
+            fields=fields,
+            expect=expect,
+            description=self.optional_string(found, "description"),
+            line=node.start_mark.line + 1,
+            **policy,
+        )
+
+    def step_kind(self, node: Node, keys: Mapping[str, tuple[Node, Node]]):
+        if "kind" not in keys:
+            if "run" in keys:
+                return "shell", get_kind("shell")
+            self.problem(node, "step: missing 'kind' (or 'run' for a shell step); known "
+                         f"kinds: {', '.join(known_kinds())}")
+            return None, None
+        kind_node = keys["kind"][1]
+        name = self.string(kind_node, "'kind'")
+        if name is None:
+            return None, None
+        try:
+            return name, get_kind(name)
+        except KindNotFound:
+            self.problem(kind_node, f"unknown step kind '{name}'"
+                         f"{_did_you_mean(name, known_kinds())}; known kinds: "
+                         f"{', '.join(known_kinds())}")
+            return None, None
+
+    def policy(self, found: Mapping[str, tuple[Node, Node]], what: str) -> dict | None:
+        policy: dict[str, Any] = {}
+        ok = True
+
+        def take(key: str, value: Any) -> None:
+            nonlocal ok
+            if value is None:
+                ok = False
+            else:
+                policy[key] = value
+
+        if "timeout" in found:
+            take("timeout", self.duration(found["timeout"][1], f"{what} timeout"))
+        if "retries" in found:
+            take("retries", self.integer(found["retries"][1], f"{what} retries"))
+        if "retry_delay" in found:
+            take("retry_delay", self.duration(found["retry_delay"][1], f"{what} retry_delay"))
+        if "on_failure" in found:
+            node = found["on_failure"][1]
+            value = self.string(node, f"{what} on_failure")
+            if value is not None and value not in ON_FAILURE:
+                self.problem(node, f"{what} on_failure: '{value}' is not one of: "
+                             f"{', '.join(ON_FAILURE)}{_did_you_mean(value, ON_FAILURE)}")
+                value = None
+            take("on_failure", value)
+        for flag in ("confirm", "optional"):
+            if flag in found:
+                take(flag, self.boolean(found[flag][1], f"{what} {flag}"))
+        if "when" in found:
+            when = self.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
+            if when is None:
+                ok = False
+            elif "env" in when:
+                envs = self.string_list(when["env"][1], f"{what} when.env")
+                take("when", When(env=tuple(envs)) if envs is not None else None)
+        return policy if ok else None
+
+    def typed(self, node: Node, spec: Field, what: str) -> Any:
+        match spec.type:
+            case "str":
+                value = self.string(node, what)
+            case "regex":
+                value = self.string(node, what)
+                if value is not None:
+                    try:
+                        re.compile(value)
+                    except re.error as exc:
+                        self.problem(node, f"{what}: not a valid regular expression: {exc}")
+                        value = None
+            case "int":
+                value = self.integer(node, what, minimum=-(2**31))
+            case "bool":
+                value = self.boolean(node, what)
+            case "duration":
+                value = self.duration(node, what)
+            case "str_list":
+                value = self.string_list(node, what)
+            case "str_map":
+                value = self.string_map(node, what)
+        if value is not None and spec.template:
+            self.templates(node, value)
+        return value
+
+    def kind_fields(self, found: Mapping[str, tuple[Node, Node]], kind, what: str) -> dict:
+        fields = {}
+        for key, spec in kind.fields.items():
+            if key in found:
+                value = self.typed(found[key][1], spec, f"{what} {key}")
+                if value is not None:
+                    fields[key] = value
+            elif spec.required:
+                node = next(iter(found.values()))[0] if found else None
+                if node is not None:
+                    self.problem(node, f"{what}: missing required key '{key}' for a "
+                                 f"{kind.name} step")
+        return fields
+
+    def expectations(self, node: Node, kind, kind_name: str, what: str) -> dict:
+        if not kind.expect:
+            self.problem(node, f"{what}: a {kind_name} step takes no 'expect'")
+            return {}
+        found = self.mapping(node, f"{what} expect", tuple(kind.expect))
+        if found is None:
+            return {}
+        expect = {}
+        for key, (_, value_node) in found.items():
+            value = self.typed(value_node, kind.expect[key], f"{what} expect.{key}")
+            if value is not None:
+                expect[key] = value
+        return expect

@@ -1,0 +1,18 @@
+"""Step kinds: one module per kind behind the interface in ``steps.base``.
+
+Kinds register through the ``cockpit.steps`` entry-point group, so a team can ship
+its own kind as a package. The engine never switches on kind names.
+"""
+
+from steps.base import Field, StepContext, StepKind, StepResult
+from steps.registry import KindNotFound, get_kind, known_kinds
+
+__all__ = [
+    "Field",
+    "KindNotFound",
+    "StepContext",
+    "StepKind",
+    "StepResult",
+    "get_kind",
+    "known_kinds",
+]

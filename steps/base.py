@@ -1,0 +1,85 @@
+"""The small interface every step kind implements."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from cockpit.runbook import Step
+
+FieldType = Literal["str", "regex", "int", "bool", "duration", "str_list", "str_map"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A kind-specific field of a step (or of its ``expect``).
+
+    ``template``: ``${NAME}`` references are resolved in it (and checked on load).
+    """
+
+    type: FieldType
+    required: bool = False
+    template: bool = True
+    help: str = ""
+
+
+@dataclass
+class StepResult:
+    ok: bool
+    message: str = ""
+    exit_code: int | None = None
+
+
+class Operator(Protocol):
+    """Whoever answers confirmations and ticks checklists (TUI, terminal, ``--yes``)."""
+
+    name: str
+
+    async def confirm(self, step: Step, description: str) -> bool | None:
+        """True to run, False to decline, None when nobody can answer (run pauses)."""
+
+    async def checklist(
+        self, step: Step, items: list[str]
+    ) -> list[tuple[bool, str]] | None:
+        """For each item: (ticked, note); None when nobody can answer (run pauses)."""
+
+
+class NeedsOperator(Exception):
+    """A step needs an answer that nobody present can give: the run pauses."""
+
+
+@dataclass
+class StepContext:
+    """What a step may use while it runs. Values are resolved; secrets unmasked."""
+
+    step: Step
+    fields: Mapping[str, Any]
+    expect: Mapping[str, Any]
+    env: Mapping[str, str]
+    operator: Operator
+    kill_grace: float
+    write: Callable[[str, bytes], None]
+    """Feed raw output: ``write("out" | "err" | "info", data)``; masked and kept."""
+    tick: Callable[[int, str, bool, str], Awaitable[None]]
+    """Record a checklist item: ``await tick(index, item, ticked, note)``."""
+    output_text: Callable[[], str]
+    """The step's output so far (masked), read back from its output file."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class StepKind:
+    """Base of every step kind. Subclasses set ``name``/``fields`` and implement ``run``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    fields: ClassVar[Mapping[str, Field]] = {}
+    expect: ClassVar[Mapping[str, Field]] = {}
+
+    def describe(self, fields: Mapping[str, Any]) -> str:
+        """What exactly will run, from resolved fields (masked by the caller)."""
+        return "\n".join(f"{key}: {value}" for key, value in fields.items())
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        raise NotImplementedError

@@ -1,0 +1,35 @@
+"""Step kinds, found through the ``cockpit.steps`` entry-point group."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+
+from steps.base import StepKind
+
+GROUP = "cockpit.steps"
+
+
+class KindNotFound(LookupError):
+    pass
+
+
+@cache
+def _kind_entry_points() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def known_kinds() -> list[str]:
+    return sorted(_kind_entry_points())
+
+
+@cache
+def get_kind(name: str) -> StepKind:
+    """The kind registered as ``name`` (loaded on first use)."""
+    entry = _kind_entry_points().get(name)
+    if entry is None:
+        raise KindNotFound(name)
+    cls = entry.load()
+    if not (isinstance(cls, type) and issubclass(cls, StepKind)):
+        raise TypeError(f"entry point {name!r} in {GROUP} is not a StepKind subclass")
+    return cls()
