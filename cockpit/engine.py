@@ -21,7 +21,8 @@ from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.journal import Journal, RunLock
 from cockpit.output import OutputSink
-from cockpit.redact import Redactor
+from cockpit.process import live_members
+from cockpit.redact import MIN_SECRET_LENGTH, Redactor
 from cockpit.runbook import Runbook, Step, resolve_fields, resolve_variables
 from steps import StepContext, StepResult, get_kind
 from steps.base import NeedsOperator, Operator
@@ -71,6 +72,9 @@ def resolve_values(
         if not value:
             missing.append(f"{name} (looked in {where})")
             value = "***"
+        elif len(value) < MIN_SECRET_LENGTH:
+            missing.append(f"{name} (from {where} is under {MIN_SECRET_LENGTH} characters: "
+                           "too short to mask)")
         secret_values[name] = value
     redactor = Redactor(v for v in secret_values.values() if v != "***")
     variables = {**runbook.variables, **profile.variables}
@@ -154,8 +158,8 @@ class Engine:
 
     def _begin(self) -> None:
         if self.missing_secrets and not self.dry_run:
-            raise EngineError("secrets not set: " + "; ".join(self.missing_secrets))
-        if self._lock is not None and not self._lock.acquire():
+            raise EngineError("secrets not usable: " + "; ".join(self.missing_secrets))
+        if self._lock is not None and not self._lock.held and not self._lock.acquire():
             raise EngineError(f"run {self.run_id} is being flown by another process "
                               f"(lock {self._lock.path})")
         if not self._resumed:
@@ -198,6 +202,15 @@ class Engine:
         stopped = []
         for step_id, row in rows.items():
             status = S(row["status"])
+            if status in (S.RUNNING, S.INTERRUPTED) and row["pgid"]:
+                alive = live_members(row["pgid"])
+                if alive:
+                    self._lock and self._lock.release()
+                    raise EngineError(
+                        f"step '{step_id}' of run {self.run_id} still has processes running "
+                        f"(group {row['pgid']}: pids {', '.join(map(str, alive))}): wait for "
+                        f"them, or end them with: kill -TERM -- -{row['pgid']}"
+                    )
             if status == S.RUNNING:
                 self._emit(ev.StepFinished(self.run_id, self._now(), step_id, S.INTERRUPTED,
                                            None, row["attempt"],
@@ -336,6 +349,9 @@ class Engine:
                     return self._finish(step, S.CANCELLED, None,
                                         message=f"cancelled by {self.operator.name}")
                 if answer is None:
+                    self._emit(ev.StepWaiting(
+                        self.run_id, self._now(), step.id,
+                        "needs confirmation and nobody can answer here: the run pauses"))
                     return S.WAITING_CONFIRM
                 if not answer:
                     return self._finish(step, S.CANCELLED, None,
@@ -372,6 +388,8 @@ class Engine:
                 operator=self.operator, kill_grace=self.config.kill_grace,
                 write=sink.write, tick=self._ticker(step, sink),
                 output_text=lambda: sink.path.read_text(errors="replace"),
+                process_started=lambda pgid: self._emit(
+                    ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
             )
             try:
                 result = await self._call(self._guarded(kind, ctx, step))
@@ -398,7 +416,6 @@ class Engine:
                 self._emit(ev.StepRetrying(self.run_id, self._now(), step.id, attempt,
                                            step.retry_delay, reason))
                 await asyncio.sleep(step.retry_delay)
-        sink.info(f"failed: {self.redactor.redact(result.message)}")
         return self._finish(step, S.FAILED, time.monotonic() - started, step.attempts,
                             result, sink=sink)
 

@@ -77,6 +77,14 @@ class StepStarted(Event):
 
 
 @dataclass(frozen=True)
+class ProcessStarted(Event):
+    """A step started a process group (so a resume can tell if it outlived cockpit)."""
+
+    step_id: str
+    pgid: int
+
+
+@dataclass(frozen=True)
 class OutputReceived(Event):
     """A batch of output lines: ``(stream, text)`` pairs, stream ``out``, ``err`` or ``info``.
 

@@ -37,6 +37,7 @@ class HeadlessPrinter:
             ev.PhaseStarted: lambda e: self._say(f"== {e.title}"),
             ev.StepWaiting: lambda e: self._line(e.step_id, "?", f"waiting: {e.reason}"),
             ev.StepStarted: self._step_started,
+            ev.ProcessStarted: lambda e: None,
             ev.OutputReceived: self._output,
             ev.StepRetrying: lambda e: None,  # shown through the step's output
             ev.StepFinished: self._step_finished,

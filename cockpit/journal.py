@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS steps (
     output_path TEXT,
     output_lines INTEGER NOT NULL DEFAULT 0,
     excerpt TEXT,
+    pgid INTEGER,
     PRIMARY KEY (run_id, step_id)
 );
 CREATE TABLE IF NOT EXISTS checklist (
@@ -255,6 +256,10 @@ class RunLock:
         self._fd = fd
         return True
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -281,6 +286,11 @@ def _step_started(db: sqlite3.Connection, e: ev.StepStarted) -> None:
         "finished_at = NULL WHERE run_id = ? AND step_id = ?",
         (e.attempt, e.output_path, e.attempt, e.at, e.run_id, e.step_id),
     )
+
+
+def _process_started(db: sqlite3.Connection, e: ev.ProcessStarted) -> None:
+    db.execute("UPDATE steps SET pgid = ? WHERE run_id = ? AND step_id = ?",
+               (e.pgid, e.run_id, e.step_id))
 
 
 def _step_finished(db: sqlite3.Connection, e: ev.StepFinished) -> None:
@@ -315,6 +325,7 @@ _APPLY = {
     ev.PhaseStarted: _event_only,
     ev.StepWaiting: _step_waiting,
     ev.StepStarted: _step_started,
+    ev.ProcessStarted: _process_started,
     ev.StepRetrying: _event_only,
     ev.StepFinished: _step_finished,
     ev.ChecklistTicked: _checklist_ticked,

@@ -39,7 +39,7 @@ class _Pipes(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
 
-def _live_members(pgid: int) -> list[int]:
+def live_members(pgid: int) -> list[int]:
     """Processes of group ``pgid`` that are not zombies."""
     try:
         os.killpg(pgid, 0)
@@ -68,7 +68,7 @@ def _live_members(pgid: int) -> list[int]:
 
 async def end_group(pgid: int, grace: float) -> int:
     """SIGTERM the group, SIGKILL what is left after ``grace`` seconds. Returns how many."""
-    members = _live_members(pgid)
+    members = live_members(pgid)
     if not members:
         return 0
     try:
@@ -78,9 +78,9 @@ async def end_group(pgid: int, grace: float) -> int:
         return len(members)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    while _live_members(pgid) and loop.time() < deadline:
+    while live_members(pgid) and loop.time() < deadline:
         await asyncio.sleep(0.02)
-    if _live_members(pgid):
+    if live_members(pgid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
     return len(members)
@@ -93,8 +93,12 @@ async def run_process(
     write: Callable[[str, bytes], None],
     kill_grace: float,
     cwd: str | Path | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> int:
-    """Run ``argv``; return its exit code (negative: killed by that signal)."""
+    """Run ``argv``; return its exit code (negative: killed by that signal).
+
+    ``started`` is told the process group id as soon as the child exists.
+    """
     loop = asyncio.get_running_loop()
     transport, pipes = await loop.subprocess_exec(
         lambda: _Pipes(write, loop),
@@ -107,6 +111,8 @@ async def run_process(
         start_new_session=True,
     )
     pgid = transport.get_pid()
+    if started is not None:
+        started(pgid)
     try:
         await pipes.exited
         if not pipes.closed.done():

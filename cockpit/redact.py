@@ -44,13 +44,3 @@ class Redactor:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(MASK, text)
-
-    def redact_obj(self, obj: object) -> object:
-        """Mask every string inside nested dicts, lists and tuples."""
-        if isinstance(obj, str):
-            return self.redact(obj)
-        if isinstance(obj, dict):
-            return {key: self.redact_obj(value) for key, value in obj.items()}
-        if isinstance(obj, list | tuple):
-            return type(obj)(self.redact_obj(value) for value in obj)
-        return obj

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from cockpit.durations import parse_duration
+from cockpit.durations import DURATION_HINT, parse_duration
 from steps import Field, KindNotFound, get_kind, known_kinds
 
 ON_FAILURE = ("stop", "continue", "rollback")
@@ -40,6 +41,7 @@ WHEN_KEYS = ("env",)
 ROLLBACK_KEYS = ("criteria", "steps")
 
 _NULL_TAG = "tag:yaml.org,2002:null"
+_UNREADABLE = object()  # a scalar its tag's constructor rejected (already reported)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,10 @@ class RunbookInvalid(Exception):
     """The runbook has problems; ``problems`` lists every one, in file order."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems, key=lambda p: (p.line, p.col))
+        files: dict[str, int] = {}
+        for problem in problems:
+            files.setdefault(problem.path, len(files))
+        self.problems = sorted(problems, key=lambda p: (files[p.path], p.line, p.col))
         super().__init__("\n".join(map(str, self.problems)))
 
 
@@ -184,7 +189,7 @@ def resolve_variables(
     while pending:
         progressed = False
         for name, value in list(pending.items()):
-            needed = {ref for ref, _ in references(value)} - {name}
+            needed = {ref for ref, _ in references(value)}
             if needed <= resolved.keys():
                 resolved[name] = substitute(value, resolved)
                 del pending[name]
@@ -222,7 +227,8 @@ def load_runbook(path: str | Path) -> Runbook:
 
 def parse_runbook(text: str, path: str = "<runbook>", sha256: str = "") -> Runbook:
     checker = _Checker(path, text)
-    runbook = checker.check(sha256 or hashlib.sha256(text.encode()).hexdigest())
+    digest = sha256 or hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    runbook = checker.check(digest)
     if checker.problems or runbook is None:
         raise RunbookInvalid(checker.problems)
     return runbook
@@ -251,7 +257,10 @@ class _Checker:
         self.text = text
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        # PyYAML's line breaks: \r\n, \r, \n, NEL, LS, PS.
+        self._line_starts = [0] + [
+            m.end() for m in re.finditer("\r\n|[\r\n\x85\u2028\u2029]", text)
+        ]
         self._step_ids: dict[str, int] = {}
         self._names: set[str] = set(BUILTINS)
 
@@ -352,7 +361,13 @@ class _Checker:
         if not isinstance(node, MappingNode):
             self.problem(node, f"{what}: expected a mapping, found {_kind_of(node)}")
             return None
-        self._constructor.flatten_mapping(node)
+        try:
+            self._constructor.flatten_mapping(node)
+        except yaml.MarkedYAMLError as exc:  # '<<:' given something other than mappings
+            mark = exc.problem_mark or node.start_mark
+            self.problems.append(
+                Problem(self.path, mark.line + 1, mark.column + 1, f"{what}: {exc.problem}")
+            )
         allowed = tuple(allowed)
         found: dict[str, tuple[Node, Node]] = {}
         for key, value in node.value:
@@ -372,8 +387,15 @@ class _Checker:
                 self.problem(node, f"{what}: missing required key '{key}'")
         return found
 
-    def construct(self, node: ScalarNode) -> Any:
-        return self._constructor.construct_object(node, deep=True)
+    def construct(self, node: ScalarNode, what: str) -> Any:
+        """The value of a scalar; _UNREADABLE (and a problem) when its tag rejects it."""
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            self.problem(node, f"{what}: {exc.problem}")
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError):
+            self.problem(node, f"{what}: {_kind_of(node)} is not a valid {node.tag}")
+        return _UNREADABLE
 
     def string(self, node: Node, what: str) -> str | None:
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
@@ -390,7 +412,9 @@ class _Checker:
         return value or ""
 
     def integer(self, node: Node, what: str, minimum: int = 0) -> int | None:
-        value = self.construct(node) if isinstance(node, ScalarNode) else None
+        value = self.construct(node, what) if isinstance(node, ScalarNode) else None
+        if value is _UNREADABLE:
+            return None
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             self.problem(node, f"{what}: expected a whole number >= {minimum}, "
                          f"found {_kind_of(node)}")
@@ -398,7 +422,9 @@ class _Checker:
         return value
 
     def boolean(self, node: Node, what: str) -> bool | None:
-        value = self.construct(node) if isinstance(node, ScalarNode) else None
+        value = self.construct(node, what) if isinstance(node, ScalarNode) else None
+        if value is _UNREADABLE:
+            return None
         if not isinstance(value, bool):
             self.problem(node, f"{what}: expected true or false, found {_kind_of(node)}")
             return None
@@ -408,11 +434,18 @@ class _Checker:
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
             self.problem(node, f"{what}: expected a duration, found {_kind_of(node)}")
             return None
+        value = self.construct(node, what)
+        if value is _UNREADABLE:
+            return None
         try:
-            return parse_duration(self.construct(node))
+            seconds = parse_duration(value)
         except ValueError as exc:
             self.problem(node, f"{what}: {exc}")
             return None
+        if not math.isfinite(seconds):
+            self.problem(node, f"{what}: expected {DURATION_HINT}, found {_kind_of(node)}")
+            return None
+        return seconds
 
     def string_list(self, node: Node, what: str) -> list[str] | None:
         if isinstance(node, ScalarNode) and node.tag != _NULL_TAG:
@@ -452,13 +485,15 @@ class _Checker:
                 if isinstance(item, ScalarNode):
                     self.templates(item, item.value)
             return
-        if not isinstance(value, str):
+        if not isinstance(node, ScalarNode):
             return
+        value = node.value  # also when a list field is given as one string
         raw = self.text[node.start_mark.index : node.end_mark.index]
+        in_raw = references(raw)  # the same references, in order, where they are written
         for name, _ in references(value):
             needle = "${" + name + "}"
-            where = raw.find(needle)
-            index = node.start_mark.index + (where if where >= 0 else 0)
+            where = next((offset for found, offset in in_raw if found == name), 0)
+            index = node.start_mark.index + where
             if not _VAR_NAME.fullmatch(name):
                 self.problem_at(index, f"'{needle}' is not a valid reference: a name is "
                                 "letters, digits and '_'")
@@ -502,8 +537,11 @@ class _Checker:
         for name, (_, value) in found.items():
             if name in variables:
                 self.templates(value, variables[name])
+        # Undefined names were reported above: count them as known, not as a cycle.
+        referenced = {ref for value in variables.values() for ref, _ in references(value)}
+        known = dict.fromkeys((self._names | referenced) - variables.keys(), "")
         try:
-            resolve_variables(variables, dict.fromkeys(self._names - variables.keys(), ""))
+            resolve_variables(variables, known)
         except ValueError as exc:
             self.problem(node, str(exc))
         return variables
@@ -595,7 +633,7 @@ class _Checker:
                 self._step_ids[step_id] = found["id"][1].start_mark.line + 1
 
         policy = self.policy(found, what)
-        fields = self.kind_fields(found, kind, what) if kind else {}
+        fields = self.kind_fields(node, found, kind, what) if kind else {}
         expect = {}
         if "expect" in found and kind is not None:
             expect = self.expectations(found["expect"][1], kind, kind_name, what)
@@ -696,7 +734,9 @@ class _Checker:
             self.templates(node, value)
         return value
 
-    def kind_fields(self, found: Mapping[str, tuple[Node, Node]], kind, what: str) -> dict:
+    def kind_fields(
+        self, node: Node, found: Mapping[str, tuple[Node, Node]], kind, what: str
+    ) -> dict:
         fields = {}
         for key, spec in kind.fields.items():
             if key in found:
@@ -704,10 +744,8 @@ class _Checker:
                 if value is not None:
                     fields[key] = value
             elif spec.required:
-                node = next(iter(found.values()))[0] if found else None
-                if node is not None:
-                    self.problem(node, f"{what}: missing required key '{key}' for a "
-                                 f"{kind.name} step")
+                self.problem(node, f"{what}: missing required key '{key}' for a "
+                             f"{kind.name} step")
         return fields
 
     def expectations(self, node: Node, kind, kind_name: str, what: str) -> dict:

@@ -66,6 +66,8 @@ class StepContext:
     """Record a checklist item: ``await tick(index, item, ticked, note)``."""
     output_text: Callable[[], str]
     """The step's output so far (masked), read back from its output file."""
+    process_started: Callable[[int], None]
+    """Record the process group a step started, so a resume can tell if it lives on."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

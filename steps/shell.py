@@ -46,6 +46,7 @@ class ShellStep(StepKind):
                 write=ctx.write,
                 kill_grace=ctx.kill_grace,
                 cwd=ctx.fields.get("cwd") or None,
+                started=ctx.process_started,
             )
         except FileNotFoundError as exc:
             missing = ctx.fields.get("cwd") if exc.filename != "bash" else "bash"

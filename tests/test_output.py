@@ -1,0 +1,65 @@
+"""The output sink and the redactor, without an engine."""
+
+from __future__ import annotations
+
+from cockpit.output import MAX_LINE, OutputSink
+from cockpit.redact import Redactor
+
+
+def sink(tmp_path, *secrets, window=100) -> OutputSink:
+    return OutputSink(tmp_path / "step.log", Redactor(secrets), window)
+
+
+def test_a_character_split_across_reads_is_kept_whole(tmp_path):
+    out = sink(tmp_path)
+    data = "naïve café ✓\n".encode()
+    for byte in data:
+        out.write("out", bytes([byte]))
+    out.close()
+    assert (tmp_path / "step.log").read_text() == "naïve café ✓\n"
+    assert out.take_batch() == ((("out", "naïve café ✓"),), 0)
+
+
+def test_a_secret_split_byte_by_byte_is_masked(tmp_path):
+    out = sink(tmp_path, "hunter2-password")
+    for byte in b"login hunter2-password ok\n":
+        out.write("err", bytes([byte]))
+    out.close()
+    assert (tmp_path / "step.log").read_text() == "[stderr] login *** ok\n"
+
+
+def test_an_endless_line_is_cut_without_leaking_a_secret(tmp_path):
+    secret = "s3cr3t-" * 4
+    out = sink(tmp_path, secret)
+    filler = "x" * (MAX_LINE - 10)
+    out.write("out", (filler + secret[:12]).encode())
+    out.write("out", (secret[12:] + "y" * MAX_LINE).encode())
+    out.close()
+    text = (tmp_path / "step.log").read_text()
+    assert secret not in text.replace("\n", "")
+    assert "***" in text
+    assert out.lines == text.count("\n")
+
+
+def test_output_without_a_final_newline_is_kept(tmp_path):
+    out = sink(tmp_path)
+    out.write("out", b"no newline at the end")
+    out.close()
+    assert (tmp_path / "step.log").read_text() == "no newline at the end\n"
+    assert out.lines == 1
+
+
+def test_batches_hold_at_most_the_window(tmp_path):
+    out = sink(tmp_path, window=10)
+    out.write("out", "".join(f"{n}\n" for n in range(1000)).encode())
+    out.write("err", b"last\n")
+    lines, dropped = out.take_batch()
+    assert len(lines) == 10 and dropped == 991
+    assert lines[-1] == ("err", "last") and lines[0] == ("out", "991")
+    assert out.take_batch() == ((), 0)
+
+
+def test_redactor_masks_each_line_of_a_multiline_secret():
+    redactor = Redactor(["-----BEGIN KEY-----\nabcdef123456\n-----END KEY-----"])
+    assert redactor.redact("key: abcdef123456") == "key: ***"
+    assert redactor.redact("-----END KEY-----") == "***"
