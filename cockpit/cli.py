@@ -228,6 +228,7 @@ def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None)
     from cockpit.engine import Engine
     from cockpit.events import RunStatus
     from cockpit.headless import HeadlessPrinter, TerminalOperator, confirm_environment
+    from cockpit.journal import JournalError
 
     interactive = sys.stdin.isatty()
     operator = TerminalOperator(config.operator_name, assume_yes=args.yes,
@@ -251,7 +252,12 @@ def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None)
         engine.subscribe(HeadlessPrinter(runbook))
         return await engine.run()
 
-    status = asyncio.run(fly())
+    try:
+        status = asyncio.run(fly())
+    except JournalError as exc:
+        raise JournalError(f"{exc}\ncockpit: the run stopped with its record intact up to "
+                           f"here; make room, then: cockpit resume {engine.run_id} "
+                           "--headless") from None
     if not dry_run and status != RunStatus.OK:
         print(f"cockpit: journal {journal.path}; output in {journal.run_dir(engine.run_id)}")
         if status != RunStatus.ROLLED_BACK:

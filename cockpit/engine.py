@@ -315,6 +315,9 @@ class Engine:
         if sink is not None:
             sink.close()
             self._publish_batch(step, sink)
+            if sink.error:
+                said = message or (result.message if result else "")
+                message = "; ".join(filter(None, [said, f"output incomplete: {sink.error}"]))
         self._emit(ev.StepFinished(
             self.run_id, self._now(), step.id, status, duration, attempt,
             exit_code=result.exit_code if result else None,
@@ -333,7 +336,12 @@ class Engine:
         fields, expect = resolve_fields(step, self.values)
         description = self.redactor.redact(kind.describe(fields))
         run_dir = self.journal.run_dir(self.run_id)
-        sink = OutputSink(run_dir / f"{step.id}.log", self.redactor, self.config.window_lines)
+        try:
+            sink = OutputSink(run_dir / f"{step.id}.log", self.redactor,
+                              self.config.window_lines)
+        except OSError as exc:
+            raise EngineError(f"cannot write the output of step '{step.id}' under "
+                              f"{run_dir}: {exc.strerror}") from None
         flusher = asyncio.create_task(self._flush_output(step, sink))
         try:
             if self.dry_run:

@@ -34,6 +34,7 @@ class OutputSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.resumed = path.exists() and path.stat().st_size > 0
         self.closed = False
+        self.error: str | None = None
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
@@ -66,7 +67,11 @@ class OutputSink:
         count = text.count("\n")
         prefix = FILE_PREFIX[stream]
         on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
-        self._file.write(on_disk.encode())
+        if self.error is None:
+            try:
+                self._file.write(on_disk.encode())
+            except OSError as exc:  # disk full, file too large: keep showing, say so
+                self.error = f"{self.path}: {exc.strerror}"
         self.lines += count
         self._pending.append((stream, text))
         self._pending_lines += count

@@ -111,9 +111,9 @@ async def run_process(
         start_new_session=True,
     )
     pgid = transport.get_pid()
-    if started is not None:
-        started(pgid)
     try:
+        if started is not None:
+            started(pgid)
         await pipes.exited
         if not pipes.closed.done():
             await asyncio.wait([pipes.closed], timeout=LINGER)
@@ -121,7 +121,7 @@ async def run_process(
         if not pipes.closed.done():
             await asyncio.wait([pipes.closed], timeout=LINGER)
         return transport.get_returncode()
-    except asyncio.CancelledError:
+    except BaseException:  # cancelled, timed out, or the journal failed to record it
         await asyncio.shield(end_group(pgid, kill_grace))
         raise
     finally:

@@ -286,6 +286,10 @@ class _Checker:
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             self.problems.append(Problem(self.path, line, col, f"YAML syntax: {what}"))
             return None
+        except yaml.reader.ReaderError as exc:  # a control character: say where it is
+            self.problem_at(exc.position, f"YAML syntax: {exc.reason} "
+                            f"(character #x{exc.character:02x})")
+            return None
         except yaml.YAMLError as exc:
             self.problems.append(Problem(self.path, 1, 1, f"YAML syntax: {exc}"))
             return None
@@ -381,7 +385,7 @@ class _Checker:
                     f"expected one of: {', '.join(allowed)}",
                 )
                 continue
-            found.setdefault(key.value, (key, value))
+            found[key.value] = (key, value)  # the last wins: keys written after '<<' merges
         for key in required:
             if key not in found:
                 self.problem(node, f"{what}: missing required key '{key}'")
@@ -395,6 +399,9 @@ class _Checker:
             self.problem(node, f"{what}: {exc.problem}")
         except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError):
             self.problem(node, f"{what}: {_kind_of(node)} is not a valid {node.tag}")
+        # A failed construction leaves the node marked as in progress; an alias of it
+        # (a '<<' merge) would then be "unconstructable recursive" instead of this error.
+        self._constructor.recursive_objects.clear()
         return _UNREADABLE
 
     def string(self, node: Node, what: str) -> str | None:
@@ -609,11 +616,11 @@ class _Checker:
         if not isinstance(node, MappingNode):
             self.problem(node, f"step: expected a mapping, found {_kind_of(node)}")
             return None
-        keys = {k.value: (k, v) for k, v in node.value if isinstance(k, ScalarNode)}
-        kind_name, kind = self.step_kind(node, keys)
-        allowed = COMMON_STEP_KEYS + tuple(kind.fields if kind else ())
-        found = self.mapping(node, "step", allowed, required=("id",), check_unknown=False)
+        # Keys as mapping() sees them: after '<<' merges, so a merged 'kind' counts.
+        found = self.mapping(node, "step", (), required=("id",), check_unknown=False)
         assert found is not None
+        kind_name, kind = self.step_kind(node, found)
+        allowed = COMMON_STEP_KEYS + tuple(kind.fields if kind else ())
         step_id = self.identifier(found["id"][1], "step id") if "id" in found else None
         what = f"step '{step_id}'" if step_id else "step"
         for key, (key_node, _) in found.items():
@@ -717,7 +724,7 @@ class _Checker:
                 if value is not None:
                     try:
                         re.compile(value)
-                    except re.error as exc:
+                    except (re.error, OverflowError, RecursionError) as exc:  # a{9999999999}
                         self.problem(node, f"{what}: not a valid regular expression: {exc}")
                         value = None
             case "int":

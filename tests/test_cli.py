@@ -360,3 +360,54 @@ def test_headless_paths_never_import_textual(tmp_path, jpath):
     )
     assert done.returncode == 0, done.stderr
     assert "UI MODULES: []" in done.stdout
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_journal_that_can_not_grow_stops_the_run_cleanly(tmp_path, jpath):
+    steps = "\n".join(f"      - {{id: s{n}, run: echo {n}}}" for n in range(200))
+    text = f"runbook: Many\nphases:\n  - id: p\n    steps:\n{steps}\n"
+    book = write(tmp_path / "many.yaml", text)
+    done = subprocess.run(
+        [COCKPIT, "run", book, "--headless", "--journal", jpath],
+        capture_output=True, text=True, timeout=60, preexec_fn=_file_size_limit(256 * 1024),
+    )
+    assert done.returncode == 2, done.stdout[-500:] + done.stderr
+    first, hint = done.stderr.splitlines()
+    assert first in (f"cockpit: journal {jpath}: database or disk is full",
+                     f"cockpit: journal {jpath}: disk I/O error")
+    assert hint.endswith("make room, then: cockpit resume " + step_rows(jpath)["s0"]["run_id"]
+                         + " --headless")
+    rows = step_rows(jpath)
+    finished = [r for r in rows.values() if r["status"] == "ok"]
+    assert 0 < len(finished) < 200
+    shown = {line.split()[0] for line in done.stdout.splitlines() if " = ok in " in line}
+    assert shown <= {r["step_id"] for r in finished}, "a step was shown done but not recorded"
+    resumed = cockpit("resume", "last", "--headless", "--retry-interrupted", "--journal", jpath)
+    assert resumed.returncode == 0, resumed.stderr
+    assert {r["status"] for r in step_rows(jpath).values()} == {"ok"}
+
+
+def test_output_file_that_can_not_grow_is_said(tmp_path, jpath):
+    book = write(tmp_path / "big.yaml", """
+        runbook: Big
+        phases: [{id: p, steps: [{id: big, run: "seq 1 200000"}]}]
+    """)
+    done = subprocess.run(
+        [COCKPIT, "run", book, "--headless", "--journal", jpath],
+        capture_output=True, text=True, timeout=60, preexec_fn=_file_size_limit(400 * 1024),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "output incomplete:" in done.stdout and "File too large" in done.stdout
+    assert "Traceback" not in done.stderr + done.stdout
+    row = step_rows(jpath)["big"]
+    assert row["status"] == "ok" and row["output_lines"] == 200000
+    assert "output incomplete" in row["message"]
