@@ -191,8 +191,6 @@ def cmd_run(args) -> int:
     config = _config(args)
     runbook = load_runbook(args.file)
     profile = config.profile(args.env)
-    if not args.headless:
-        raise UsageError("the TUI is not built yet: add --headless")
     if args.dry_run:
         with tempfile.TemporaryDirectory(prefix="cockpit-dry-") as scratch:
             journal = Journal(Path(scratch) / "journal.sqlite3")
@@ -209,8 +207,6 @@ def cmd_resume(args) -> int:
     from cockpit.runbook import load_runbook
 
     config = _config(args)
-    if not args.headless:
-        raise UsageError("the TUI is not built yet: add --headless")
     journal = _journal(args, config)
     run = journal.find_run(args.run_id)
     if run["status"] in ("ok", "rolled-back"):
@@ -221,25 +217,66 @@ def cmd_resume(args) -> int:
                          "(its sha256 differs): resume needs the runbook it started with")
     profile = config.profile(run["environment"])
     action = "retry" if args.retry_interrupted else "skip" if args.skip_interrupted else None
+    if action is None and not args.headless:
+        action = "ask"  # the TUI shows the interrupted step; the operator decides
     return _fly(args, config, runbook, profile, journal, resume=(run["id"], Interrupted(action)))
+
+
+EXIT_CODES = {
+    "ok": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "rolled-back": EXIT_FAILED,
+    "paused": EXIT_PAUSED,
+    "cancelled": EXIT_CANCELLED,
+}
 
 
 def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None) -> int:
     from cockpit.engine import Engine
-    from cockpit.events import RunStatus
-    from cockpit.headless import HeadlessPrinter, TerminalOperator, confirm_environment
-    from cockpit.journal import JournalError
+    from cockpit.headless import TerminalOperator
 
-    interactive = sys.stdin.isatty()
-    operator = TerminalOperator(config.operator_name, assume_yes=args.yes,
-                                interactive=interactive)
+    protected = profile.confirm and not dry_run and args.confirm_env != profile.name
+    if args.headless:
+        operator = TerminalOperator(config.operator_name, assume_yes=args.yes,
+                                    interactive=sys.stdin.isatty())
+    else:
+        from cockpit.app import TuiOperator
+
+        operator = TuiOperator(config.operator_name)
     engine = Engine(runbook, journal, config=config, profile=profile, operator=operator,
                     dry_run=dry_run, run_id=resume[0] if resume else None)
     if resume:
         engine.prepare_resume(resume[1])
+    if not args.headless:
+        return _fly_tui(engine, operator, protected)
+    return _fly_headless(args, engine, operator, protected)
+
+
+def _fly_tui(engine, operator, protected: bool) -> int:
+    from cockpit.app import CockpitApp
+
+    if not sys.stdin.isatty() or not sys.stderr.isatty():
+        raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
+    app = CockpitApp(engine, operator, protected=protected)
+    status = app.run()
+    if app.error:
+        raise UsageError(app.error)
+    if status is None:
+        return EXIT_OK
+    print(f"cockpit: run {engine.run_id} {status.value}; journal {engine.journal.path}")
+    return EXIT_CODES[status.value]
+
+
+def _fly_headless(args, engine, operator, protected: bool) -> int:
+    from cockpit.events import RunStatus
+    from cockpit.headless import HeadlessPrinter, confirm_environment
+    from cockpit.journal import JournalError
+
+    profile, journal, runbook = engine.profile, engine.journal, engine.runbook
+    dry_run, interactive = engine.dry_run, operator.interactive
 
     async def fly() -> RunStatus:
-        if profile.confirm and not dry_run and args.confirm_env != profile.name:
+        if protected:
             if not interactive:
                 raise UsageError(f"environment '{profile.name}' is protected: type its name "
                                  f"at a terminal, or pass --confirm-env {profile.name}")
@@ -262,13 +299,7 @@ def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None)
         print(f"cockpit: journal {journal.path}; output in {journal.run_dir(engine.run_id)}")
         if status != RunStatus.ROLLED_BACK:
             print(f"cockpit: continue with: cockpit resume {engine.run_id} --headless")
-    return {
-        RunStatus.OK: EXIT_OK,
-        RunStatus.FAILED: EXIT_FAILED,
-        RunStatus.ROLLED_BACK: EXIT_FAILED,
-        RunStatus.PAUSED: EXIT_PAUSED,
-        RunStatus.CANCELLED: EXIT_CANCELLED,
-    }[status]
+    return EXIT_CODES[status.value]
 
 
 def cmd_history(args) -> int:

@@ -23,7 +23,7 @@ from cockpit.journal import Journal, RunLock
 from cockpit.output import OutputSink
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
-from cockpit.runbook import Runbook, Step, resolve_fields, resolve_variables
+from cockpit.runbook import Phase, Runbook, Step, resolve_fields, resolve_variables
 from steps import StepContext, StepResult, get_kind
 from steps.base import NeedsOperator, Operator
 
@@ -156,7 +156,17 @@ class Engine:
 
     # --------------------------------------------------------------- runs
 
-    def _begin(self) -> None:
+    @property
+    def busy(self) -> bool:
+        """A step (or a question to the operator) is in progress."""
+        return self._current is not None
+
+    @property
+    def in_rollback(self) -> bool:
+        return self._in_rollback
+
+    def start(self) -> None:
+        """Record the run (a new one, or the resumed one) as running."""
         if self.missing_secrets and not self.dry_run:
             raise EngineError("secrets not usable: " + "; ".join(self.missing_secrets))
         if self._lock is not None and not self._lock.held and not self._lock.acquire():
@@ -188,7 +198,8 @@ class Engine:
         """Take up a run from the journal; returns the ids of interrupted steps.
 
         Steps a dead process left ``running`` become ``interrupted``; with ``retry``
-        they run again, with ``skip`` they are skipped; with neither, EngineError.
+        they run again, with ``skip`` they are skipped, with ``ask`` they wait for the
+        operator (the TUI); with none, EngineError.
         """
         self._resumed = True
         if self._lock is not None and not self._lock.acquire():
@@ -231,7 +242,7 @@ class Engine:
             if interrupted.action == "skip":
                 self._finish(self.runbook.step(step_id), S.SKIPPED, None,
                              message=f"interrupted; skipped on resume by {self.operator.name}")
-            else:
+            elif interrupted.action == "retry":
                 self.status[step_id] = S.PENDING
         self._in_rollback = any(
             e["type"] == "RollbackStarted" for e in self.journal.events(self.run_id)
@@ -239,15 +250,60 @@ class Engine:
         return stopped
 
     async def run(self) -> ev.RunStatus:
-        """Fly every remaining step; return how the run ended."""
-        self._begin()
+        """Fly every remaining step (headless); return how the run ended."""
+        self.start()
+        return self.finish(await self.run_remaining())
+
+    async def run_remaining(self) -> ev.RunStatus:
+        """Run the steps not yet done, in order, until the end or a stop.
+
+        Stops (returning PAUSED) at a question nobody answers, an interrupted step, or
+        a requested pause; applies each step's ``on_failure``.
+        """
+        self._cancel_requested = False
         if self._in_rollback:
-            status = await self._steps(self.runbook.rollback.steps, rollback=True)
-        else:
-            status = await self._fly()
-        message = self._summary()
+            return await self._steps(self.runbook.rollback.steps, rollback=True)
+        return await self._fly()
+
+    async def run_step(self, step: Step) -> ev.StepStatus:
+        """Run one step the operator chose, whatever its place (the TUI)."""
+        self._cancel_requested = False
+        return await self.execute(step)
+
+    async def run_phase(self, phase: Phase) -> ev.RunStatus | None:
+        """Run the phase's steps not yet done; a RunStatus if the phase stopped early."""
+        self._cancel_requested = False
+        self._emit(ev.PhaseStarted(self.run_id, self._now(), phase.id, phase.title))
+        return await self._steps(phase.steps)
+
+    def skip(self, step: Step, reason: str) -> None:
+        """The operator skips a step; the reason is recorded."""
+        self._finish(step, S.SKIPPED, None,
+                     message=f"skipped by {self.operator.name}: {self.redactor.redact(reason)}")
+
+    async def rollback(self, reason: str) -> ev.RunStatus:
+        """Run the rollback steps now (the operator confirmed it)."""
+        self._cancel_requested = False
+        return await self._rollback(reason)
+
+    @property
+    def finished(self) -> bool:
+        """Every main step is done (ok, skipped, or failed where that is allowed)."""
+        return all(self.accepted(step) for step in self.runbook.steps)
+
+    def outcome(self) -> ev.RunStatus:
+        """How the run stands now, if it ended here."""
+        if self._in_rollback:
+            done = all(self.status[s.id] == S.OK for s in self.runbook.rollback.steps)
+            return ev.RunStatus.ROLLED_BACK if done else ev.RunStatus.FAILED
+        if any(self.status[s.id] == S.FAILED and not s.optional for s in self.runbook.steps):
+            return ev.RunStatus.FAILED
+        return ev.RunStatus.OK if self.finished else ev.RunStatus.PAUSED
+
+    def finish(self, status: ev.RunStatus) -> ev.RunStatus:
+        """Record how the run ended and let go of it."""
         self._emit(ev.RunFinished(self.run_id, self._now(), status,
-                                  time.time() - self.started, message))
+                                  time.time() - self.started, self._summary()))
         if self._lock is not None:
             self._lock.release()
         return status
@@ -260,7 +316,8 @@ class Engine:
                 counts[status.value] = counts.get(status.value, 0) + 1
         return ", ".join(f"{n} {name}" for name, n in counts.items())
 
-    def _accepted(self, step: Step) -> bool:
+    def accepted(self, step: Step) -> bool:
+        """Done with: ok, skipped, or failed where the runbook lets the run go on."""
         status = self.status[step.id]
         if status in (S.OK, S.SKIPPED):
             return True
@@ -268,26 +325,26 @@ class Engine:
 
     async def _fly(self) -> ev.RunStatus:
         for phase in self.runbook.phases:
-            todo = [step for step in phase.steps if not self._accepted(step)]
+            todo = [step for step in phase.steps if not self.accepted(step)]
             if not todo:
                 continue
             self._emit(ev.PhaseStarted(self.run_id, self._now(), phase.id, phase.title))
             status = await self._steps(todo)
             if status is not None:
                 return status
-        failed = any(self.status[s.id] == S.FAILED and not s.optional
-                     for s in self.runbook.steps)
-        return ev.RunStatus.FAILED if failed else ev.RunStatus.OK
+        return self.outcome()
 
     async def _steps(self, steps, rollback: bool = False) -> ev.RunStatus | None:
         """Run ``steps`` in order; a RunStatus when the run must stop, else None."""
         for step in steps:
-            if self._accepted(step):
+            if self.accepted(step):
                 continue
-            if self._pause_requested:
+            if self._cancel_requested:
+                return ev.RunStatus.CANCELLED
+            if self._pause_requested or self.status[step.id] == S.INTERRUPTED:
                 return ev.RunStatus.PAUSED
             outcome = await self.execute(step)
-            if outcome in (S.WAITING_CONFIRM, S.PENDING):
+            if outcome == S.WAITING_CONFIRM:
                 return ev.RunStatus.PAUSED
             if outcome == S.CANCELLED:
                 return ev.RunStatus.CANCELLED
@@ -410,9 +467,9 @@ class Engine:
                                     sink=sink)
             except NeedsOperator as exc:
                 sink.info(f"paused: {exc}")
-                self.status[step.id] = S.PENDING
+                self.status[step.id] = S.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
-                return S.PENDING
+                return S.WAITING_CONFIRM
             if result.ok:
                 return self._finish(step, S.OK, time.monotonic() - started, attempt,
                                     result, sink=sink)
@@ -423,7 +480,14 @@ class Engine:
                 self._publish_batch(step, sink)
                 self._emit(ev.StepRetrying(self.run_id, self._now(), step.id, attempt,
                                            step.retry_delay, reason))
-                await asyncio.sleep(step.retry_delay)
+                try:
+                    await self._call(asyncio.sleep(step.retry_delay))
+                except asyncio.CancelledError:
+                    if not self._cancel_requested:
+                        raise
+                    return self._finish(step, S.CANCELLED, time.monotonic() - started,
+                                        attempt, message=f"cancelled by {self.operator.name}",
+                                        sink=sink)
         return self._finish(step, S.FAILED, time.monotonic() - started, step.attempts,
                             result, sink=sink)
 

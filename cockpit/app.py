@@ -1,0 +1,140 @@
+"""The Textual App: joins the engine and the screens.
+
+The only module of ``cockpit`` that imports Textual. It forwards engine events to the
+cockpit screen as messages, answers the engine's questions through the screens, and
+makes sure quitting never leaves a step's processes behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from cockpit import events as ev
+from cockpit.engine import Engine, EngineError
+from cockpit.journal import JournalError
+from cockpit.runbook import Step
+from screens.cockpit import CockpitScreen
+from screens.messages import EngineEvent
+from screens.quit import QuitModal
+from screens.start import StartModal
+
+
+class TuiOperator:
+    """The operator at the cockpit: confirmations are modals, checklists are ticked."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.screen: CockpitScreen | None = None
+
+    async def confirm(self, step: Step, description: str) -> bool | None:
+        if self.screen is None:
+            return None
+        return await self.screen.ask_confirmation(step, description)
+
+    async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
+        """The ticks, once the operator ran the step by hand; else the run stops here."""
+        if self.screen is None or step.id not in self.screen.explicit:
+            return None
+        ticked = self.screen.ticks.get(step.id, set())
+        return [(index in ticked, "") for index in range(len(items))]
+
+
+class CockpitApp(App[ev.RunStatus | None]):
+    TITLE = "cockpit"
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help", id="app.help",
+                tooltip="Every key of this screen"),
+        Binding("ctrl+t", "toggle_theme", "Theme", id="app.theme", show=False,
+                tooltip="Switch between the dark and the light theme"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True,
+                tooltip="Quit; asks first while a step runs"),
+    ]
+
+    def __init__(self, engine: Engine, operator: TuiOperator, *, protected: bool) -> None:
+        super().__init__()
+        self.engine = engine
+        self.operator = operator
+        self.protected = protected
+        self.cockpit: CockpitScreen | None = None
+        self.error: str | None = None
+
+    def on_mount(self) -> None:
+        self.engine.subscribe(self._forward)
+        if self.protected:
+            self.push_screen(StartModal(self.engine.profile.name, self.engine.profile.label),
+                             self._start)
+        else:
+            self._start(True)
+
+    def _start(self, confirmed: bool | None) -> None:
+        if not confirmed:
+            self._fail("environment name not confirmed: nothing was run")
+            return
+        try:
+            self.engine.start()
+        except (EngineError, JournalError) as exc:
+            self._fail(str(exc))
+            return
+        self.cockpit = CockpitScreen(self.engine, protected=self.protected)
+        self.operator.screen = self.cockpit
+        self.push_screen(self.cockpit)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.exit(None)
+
+    def _forward(self, event: ev.Event) -> None:
+        if self.cockpit is not None:
+            self.cockpit.post_message(EngineEvent(event))
+
+    # ------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        if self.cockpit is not None and self.screen is self.cockpit:
+            self.cockpit.action_help()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    async def action_quit(self) -> None:
+        if self.cockpit is not None and self.cockpit.flying:
+            running = next((s.title for s in self.engine.runbook.steps
+                            if self.engine.status[s.id] == ev.StepStatus.RUNNING), "a step")
+            self.push_screen(QuitModal(running), self._quit_confirmed)
+            return
+        self._end()
+
+    def _quit_confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self.run_worker(self._cancel_and_end(), exit_on_error=False)
+
+    async def _cancel_and_end(self) -> None:
+        self.engine.cancel()
+        while self.cockpit is not None and self.cockpit.flying:
+            await asyncio.sleep(0.05)
+        self._end()
+
+    def _end(self) -> None:
+        if self.cockpit is None:
+            self.exit(None)
+            return
+        try:
+            self.exit(self.engine.finish(self.engine.outcome()))
+        except JournalError as exc:
+            self._fail(str(exc))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette: the app's commands, then this screen's actions as 'category: verb'."""
+        yield from super().get_system_commands(screen)
+        if screen is not self.cockpit:
+            return
+        for binding in CockpitScreen.BINDINGS:
+            category = binding.id.split(".")[0].capitalize()
+            yield SystemCommand(f"{category}: {binding.description.lower()}",
+                                binding.tooltip, partial(screen.run_action, binding.action))

@@ -1,0 +1,1 @@
+"""Textual screens: they compose widgets and talk to the engine through the app."""

@@ -1,0 +1,334 @@
+"""CockpitScreen: phases on the left, the selected step's output and detail in the
+centre, metrics on the right. It owns the operator's actions; every one is a Binding
+with an id, so the footer, the help screen and the command palette say the same."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, SelectionList, Tree
+
+from cockpit import events as ev
+from cockpit import report
+from cockpit.engine import Engine, EngineError
+from cockpit.journal import JournalError
+from cockpit.runbook import Phase, Step
+from screens.confirm_step import ConfirmStepModal
+from screens.help import HelpScreen
+from screens.messages import EngineEvent
+from screens.rollback import RollbackModal
+from screens.skip import SkipModal
+from widgets.checklist import Checklist
+from widgets.metrics_panel import MetricsPanel
+from widgets.output_pane import OutputBuffer, OutputPane
+from widgets.phase_tree import PhaseTree
+from widgets.run_header import RunHeader
+from widgets.step_detail import StepDetail
+
+S = ev.StepStatus
+NARROW = 100  # below this many columns the metrics slot folds away
+
+
+class CockpitScreen(Screen):
+    CSS_PATH = "cockpit.tcss"
+    BINDINGS = [
+        Binding("r", "run_step", "Run", id="step.run",
+                tooltip="Run (or retry) the selected step; on a phase, run the phase"),
+        Binding("a", "run_all", "Run all", id="run.all",
+                tooltip="Run the remaining steps; stops at a confirmation, a checklist, "
+                        "or a failure"),
+        Binding("p", "run_phase", "Phase", id="phase.run",
+                tooltip="Run the remaining steps of the selected step's phase"),
+        Binding("s", "skip", "Skip", id="step.skip", tooltip="Skip the selected step, "
+                "with a reason"),
+        Binding("c", "cancel", "Cancel", id="step.cancel",
+                tooltip="Cancel the running step (its processes are ended)"),
+        Binding("space", "tick", "Tick", id="checklist.tick", show=False,
+                tooltip="Tick or untick the highlighted checklist item"),
+        Binding("ctrl+r", "rollback", "Rollback", id="run.rollback", priority=True,
+                tooltip="Open the rollback screen, from anywhere"),
+        Binding("e", "export", "Report", id="run.export", show=False,
+                tooltip="Write the deployment record (Markdown) beside the run's output"),
+    ]
+
+    def __init__(self, engine: Engine, *, protected: bool) -> None:
+        super().__init__()
+        self.engine = engine
+        self.protected = protected
+        self.buffers = {
+            s.id: OutputBuffer(engine.config.window_lines)
+            for s in (*engine.runbook.steps, *engine.runbook.rollback.steps)
+        }
+        self.durations: dict[str, float | None] = {}
+        self.results: dict[str, ev.StepFinished] = {}
+        self.ticks: dict[str, set[int]] = {}
+        self.explicit: set[str] = set()
+        self.selected: str = engine.runbook.steps[0].id
+        self.flying = False
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        engine = self.engine
+        yield RunHeader(
+            runbook=engine.runbook.name, version=engine.runbook.version,
+            environment=engine.profile.name, label=engine.profile.label,
+            run_id=engine.run_id, dry_run=engine.dry_run, protected=self.protected,
+            started=engine.started,
+        )
+        with Horizontal(id="body"):
+            yield PhaseTree(engine.runbook, id="phases")
+            with Vertical(id="centre"):
+                yield OutputPane(id="output")
+                yield Label("", id="output-status")
+                yield Input(placeholder="search the output (Enter: find, Escape: close)",
+                            id="search")
+                yield Checklist(id="checklist")
+                yield StepDetail(id="detail")
+            yield MetricsPanel(id="metrics")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one(PhaseTree)
+        tree.build(self.engine.status, self.durations)
+        tree.focus()
+        self.call_after_refresh(tree.select_step, self.selected)
+        self.show_step(self.selected)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < NARROW, "-narrow")
+
+    # ------------------------------------------------------------ what is shown
+
+    def show_step(self, step_id: str) -> None:
+        self.selected = step_id
+        step = self.engine.runbook.step(step_id)
+        self.query_one(OutputPane).show(self.buffers[step_id])
+        self._show_status()
+        result = self.results.get(step_id)
+        row = None
+        if result is not None:
+            row = {"duration": result.duration, "attempt": result.attempt,
+                   "message": result.message}
+        self.query_one(StepDetail).show(step, self.engine.status[step_id],
+                                        self.engine.describe(step), row)
+        checklist = self.query_one(Checklist)
+        checklist.display = "items" in step.fields
+        if checklist.display:
+            checklist.load(list(step.fields["items"]), self.ticks.get(step_id, set()))
+
+    def _show_status(self) -> None:
+        pane = self.query_one(OutputPane)
+        path = self.engine.journal.run_dir(self.engine.run_id) / f"{self.selected}.log"
+        follow = "following" if pane.following else (
+            f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
+        shown = str(path).replace(str(Path.home()), "~", 1)
+        self.query_one("#output-status", Label).update(
+            f"{follow} · {pane.buffer.total} lines · {shown}")
+
+    def selected_step(self) -> Step | None:
+        node = self.query_one(PhaseTree).cursor_node
+        if node is None or node.data is None or node.data.startswith("phase:"):
+            return None
+        return self.engine.runbook.step(node.data)
+
+    def selected_phase(self) -> Phase | None:
+        node = self.query_one(PhaseTree).cursor_node
+        if node is None or node.data is None:
+            return None
+        phase_id = node.data.removeprefix("phase:") if node.data.startswith("phase:") else (
+            self.engine.runbook.step(node.data).phase)
+        return next((p for p in self.engine.runbook.phases if p.id == phase_id), None)
+
+    def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
+        data = message.node.data
+        if data and not data.startswith("phase:"):
+            self.show_step(data)
+
+    def on_output_pane_tail_changed(self) -> None:
+        self._show_status()
+
+    def on_output_pane_search_requested(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        if message.input.id == "search":
+            if not self.query_one(OutputPane).search(message.value):
+                self.notify(f"'{message.value}' is not in this step's output window")
+            message.input.display = False
+            self.query_one(OutputPane).focus()
+
+    def on_selection_list_selected_changed(self, message: SelectionList.SelectedChanged):
+        self.ticks[self.selected] = set(message.selection_list.selected)
+
+    # ------------------------------------------------------------ engine events
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        tree = self.query_one(PhaseTree)
+        if isinstance(event, ev.OutputReceived):
+            added, shifted = self.buffers[event.step_id].extend(event.lines, event.dropped)
+            if event.step_id == self.selected:
+                self.query_one(OutputPane).appended(added, shifted)
+                self._show_status()
+            return
+        step_id = getattr(event, "step_id", None)
+        if isinstance(event, ev.StepFinished):
+            self.durations[event.step_id] = event.duration
+            self.results[event.step_id] = event
+        if isinstance(event, ev.StepStarted) and event.attempt == 1:
+            self.results.pop(event.step_id, None)
+            tree.select_step(event.step_id)
+        if isinstance(event, ev.RollbackStarted):
+            self.notify(f"Rolling back: {event.reason}", severity="warning")
+        if isinstance(event, ev.RunFinished):
+            self.query_one(RunHeader).set_note(f"run {event.status.value}")
+        if step_id is not None and step_id in self.buffers:
+            tree.update_step(step_id, self.engine.status, self.durations)
+            if step_id == self.selected:
+                self.show_step(step_id)
+
+    # ------------------------------------------------------------ actions
+
+    def _fly(self, work: Awaitable, done=None) -> bool:
+        """Run engine work as a worker; one at a time."""
+        if self.flying:
+            self.notify("A step is running: wait for it, or cancel it (c)",
+                        severity="warning")
+            return False
+        self.flying = True
+
+        async def fly() -> None:
+            try:
+                result = await work
+                if done is not None:
+                    done(result)
+            except (EngineError, JournalError) as exc:
+                self.notify(str(exc), title="Stopped", severity="error", timeout=15)
+            finally:
+                self.flying = False
+
+        self.run_worker(fly(), group="engine", exit_on_error=False)
+        return True
+
+    def action_run_step(self) -> None:
+        step = self.selected_step()
+        if step is None:
+            self.action_run_phase()
+            return
+        if self.engine.status[step.id] == S.OK:
+            self.notify(f"'{step.title}' already ran ok; select it and press r again "
+                        "after skip/cancel if it must run again", severity="information")
+            return
+        items = step.fields.get("items")
+        if items and len(self.ticks.get(step.id, ())) < len(items):
+            self.notify(f"Tick every item of '{step.title}' first (space), or skip it (s)",
+                        title="Checklist", severity="warning")
+            return
+        self.explicit.add(step.id)
+        self._fly(self.engine.run_step(step))
+
+    def action_run_phase(self) -> None:
+        phase = self.selected_phase()
+        if phase is None:
+            self.notify("Select a step of a phase (rollback runs with ctrl+r)")
+            return
+        self._fly(self.engine.run_phase(phase), self._stopped)
+
+    def action_run_all(self) -> None:
+        self._fly(self.engine.run_remaining(), self._stopped)
+
+    def _stopped(self, status: ev.RunStatus | None) -> None:
+        """Say why an automatic run stopped, and show the step that stopped it."""
+        waiting = next((s for s in self.engine.runbook.steps
+                        if not self.engine.accepted(s)), None)
+        if status in (None, ev.RunStatus.OK) or waiting is None:
+            self.notify("All steps done" if waiting is None else "Phase done")
+            return
+        self.query_one(PhaseTree).select_step(waiting.id)
+        state = self.engine.status[waiting.id]
+        if "items" in waiting.fields and state == S.WAITING_CONFIRM:
+            self.notify(f"'{waiting.title}': tick its items (space), then run it (r)",
+                        title="Checklist")
+        elif state == S.FAILED:
+            self.notify(f"'{waiting.title}' failed. r retries, s skips, ctrl+r rolls back",
+                        title="Stopped", severity="error")
+        elif state == S.INTERRUPTED:
+            self.notify(f"'{waiting.title}' was interrupted: r retries it, s skips it",
+                        title="Interrupted", severity="warning")
+        else:
+            self.notify(f"Stopped at '{waiting.title}' ({status.value})")
+
+    def action_skip(self) -> None:
+        step = self.selected_step()
+        if step is None or self.engine.status[step.id] in (S.OK, S.SKIPPED, S.RUNNING):
+            self.notify("Select a step that has not run to skip it")
+            return
+
+        def skip(reason: str | None) -> None:
+            if reason:
+                self.engine.skip(step, reason)
+
+        self.app.push_screen(SkipModal(step.title), skip)
+
+    def action_cancel(self) -> None:
+        if not self.engine.busy:
+            self.notify("Nothing is running")
+            return
+        self.engine.cancel()
+
+    def action_tick(self) -> None:
+        checklist = self.query_one(Checklist)
+        if checklist.display:
+            checklist.tick_next()
+
+    def action_rollback(self) -> None:
+        engine = self.engine
+        failed = [f"step '{s.id}' failed: {self.results[s.id].message}"
+                  for s in engine.runbook.steps
+                  if engine.status[s.id] == S.FAILED and s.id in self.results]
+        plan = [(s.title, engine.describe(s)) for s in engine.runbook.rollback.steps]
+        running = next((s.title for s in engine.runbook.steps
+                        if engine.status[s.id] == S.RUNNING), None)
+        state = engine.outcome().value + (f"; '{running}' is running and will be "
+                                           "cancelled first" if running else "")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                reason = failed[0] if failed else "the operator's call"
+                self.run_worker(self._roll_back(reason), group="rollback",
+                                exit_on_error=False)
+
+        self.app.push_screen(RollbackModal(why=failed, criteria=list(
+            engine.runbook.rollback.criteria), plan=plan, state=state), confirmed)
+
+    async def _roll_back(self, reason: str) -> None:
+        if self.flying:
+            self.engine.cancel()
+            deadline = asyncio.get_running_loop().time() + self.engine.config.kill_grace + 5
+            while self.flying and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        self._fly(self.engine.rollback(f"operator: {reason}"))
+
+    def action_export(self) -> None:
+        record = report.build(self.engine.journal, self.engine.run_id)
+        path = self.engine.journal.run_dir(self.engine.run_id) / "report.md"
+        path.write_text(report.to_markdown(record))
+        self.notify(f"Deployment record written to {path}", title="Report")
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.active_bindings))
+
+    async def ask_confirmation(self, step: Step, description: str) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.app.push_screen(ConfirmStepModal(step, description),
+                             lambda yes: answer.done() or answer.set_result(bool(yes)))
+        return await answer

@@ -1,0 +1,46 @@
+"""RollbackModal: why roll back, what will run, the run's state; one key confirms."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+
+class RollbackModal(ModalScreen[bool]):
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [
+        Binding("y,enter", "dismiss(True)", "Roll back", id="rollback.yes"),
+        Binding("escape,n", "dismiss(False)", "Cancel", id="rollback.no"),
+    ]
+
+    def __init__(self, *, why: list[str], criteria: list[str],
+                 plan: list[tuple[str, str]], state: str) -> None:
+        super().__init__(classes="-danger")
+        self.why, self.criteria, self.plan, self.state = why, criteria, plan, state
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append("Why\n", style="bold")
+        for line in self.why or ["nothing failed: the operator's call"]:
+            text.append(f"  • {line}\n", style="red")
+        if self.criteria:
+            text.append("\nRoll back when\n", style="bold")
+            for line in self.criteria:
+                text.append(f"  • {line}\n")
+        text.append("\nWill run\n", style="bold")
+        if not self.plan:
+            text.append("  (this runbook has no rollback steps)\n", style="dim")
+        for number, (title, description) in enumerate(self.plan, 1):
+            text.append(f"  {number}. {title}\n", style="bold")
+            for line in description.splitlines():
+                text.append(f"       {line}\n")
+        text.append(f"\nRun: {self.state}", style="dim")
+        with Vertical():
+            yield Label("Roll back?", classes="title")
+            with VerticalScroll():
+                yield Static(text)
+            yield Label("y / Enter rolls back · Escape cancels", classes="hint")

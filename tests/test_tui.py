@@ -1,0 +1,308 @@
+"""The cockpit TUI driven by Pilot: every action and modal, checked against the engine's
+state and the journal's rows, with real processes behind the steps."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import pytest
+
+from cockpit.app import CockpitApp, TuiOperator
+from cockpit.config import Config, Environment
+from cockpit.engine import Engine
+from cockpit.events import RunStatus
+from cockpit.events import StepStatus as S
+from cockpit.process import live_members
+from cockpit.runbook import parse_runbook
+from screens.confirm_step import ConfirmStepModal
+from screens.quit import QuitModal
+from screens.rollback import RollbackModal
+from screens.skip import SkipModal
+from screens.start import StartModal
+from widgets.output_pane import OutputPane
+
+SIZE = (120, 34)
+
+BOOK = """
+runbook: TUI
+version: "1.0"
+phases:
+  - id: prep
+    title: "Phase 1: Preparation"
+    steps:
+      - {id: hello, title: Say hello, run: 'echo "hello there"'}
+      - {id: check, title: Ready, kind: manual, items: [Notified, Dashboard open]}
+      - {id: drop, title: Drop the cache, run: echo dropped, confirm: true}
+  - id: deploy
+    title: "Phase 2: Deploy"
+    steps:
+      - {id: long, title: Long one, run: 'echo "group $$"; sleep 100'}
+rollback:
+  criteria: ["Error rate > 5% for 5 minutes"]
+  steps:
+    - {id: undo, title: Undo it, run: echo undone}
+"""
+
+
+@pytest.fixture
+def make_app(journal):
+    def make(text: str = BOOK, *, protected: bool = False, window: int = 1000,
+             profile: Environment | None = None) -> CockpitApp:
+        operator = TuiOperator("tester")
+        engine = Engine(
+            parse_runbook(textwrap.dedent(text), "tui.yaml"),
+            journal,
+            config=Config(kill_grace=0.5, flush_interval=0.01, window_lines=window),
+            profile=profile or Environment(name="local"),
+            operator=operator,
+        )
+        return CockpitApp(engine, operator, protected=protected)
+
+    return make
+
+
+def rows(app) -> dict[str, dict]:
+    return {r["step_id"]: r for r in app.engine.journal.steps(app.engine.run_id)}
+
+
+async def settle(app, pilot) -> None:
+    """Let engine work finish and its events reach the screen."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def select(app, pilot, step_id: str) -> None:
+    app.cockpit.query_one("#phases").select_step(step_id)
+    await pilot.pause()
+
+
+async def test_run_a_step_and_see_its_output(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert rows(app)["hello"]["status"] == "ok"
+        pane = app.cockpit.query_one(OutputPane)
+        assert ("out", "hello there") in list(pane.buffer.lines)
+        assert "hello there" in pane.render_line(0).text + pane.render_line(1).text
+
+
+async def test_run_all_stops_at_the_checklist_then_ticks_and_confirms(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert rows(app)["hello"]["status"] == "ok"
+        assert app.engine.status["check"] == S.WAITING_CONFIRM
+        assert rows(app)["check"]["status"] == "waiting-confirm"
+        assert app.cockpit.selected == "check"
+
+        await pilot.press("r")  # not all ticked: nothing runs, the screen says why
+        await settle(app, pilot)
+        assert rows(app)["check"]["status"] == "waiting-confirm"
+
+        await pilot.press("space", "space", "r")
+        await settle(app, pilot)
+        assert rows(app)["check"]["status"] == "ok"
+        ticks = app.engine.journal.checklist(app.engine.run_id)
+        assert [(t["item"], t["ticked"], t["by"]) for t in ticks] == [
+            ("Notified", 1, "tester"), ("Dashboard open", 1, "tester")]
+
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
+        assert "echo dropped" in str(app.screen.description)
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert rows(app)["drop"]["status"] == "cancelled"
+        assert rows(app)["drop"]["message"] == "declined by tester"
+
+
+async def test_confirming_a_step_runs_it(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "drop")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert rows(app)["drop"]["status"] == "ok"
+
+
+async def test_skip_records_the_reason(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "hello")
+        await pilot.press("s")
+        assert isinstance(app.screen, SkipModal)
+        await pilot.press("enter")  # no reason: refused, the modal stays
+        assert isinstance(app.screen, SkipModal)
+        await pilot.press(*"done by hand", "enter")
+        await pilot.pause()
+        assert rows(app)["hello"]["status"] == "skipped"
+        assert rows(app)["hello"]["message"] == "skipped by tester: done by hand"
+
+
+async def test_cancel_ends_the_steps_processes(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "long")
+        await pilot.press("r")
+        await until(pilot, lambda: rows(app)["long"]["pgid"], "the step's process")
+        pgid = rows(app)["long"]["pgid"]
+        assert live_members(pgid)
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert rows(app)["long"]["status"] == "cancelled"
+        assert live_members(pgid) == []
+
+
+async def test_rollback_modal_cancel_then_confirm(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, RollbackModal)
+        assert app.screen.criteria == ["Error rate > 5% for 5 minutes"]
+        assert app.screen.plan == [("Undo it", "echo undone")]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, RollbackModal)
+        assert rows(app)["undo"]["status"] == "pending"
+
+        await pilot.press("ctrl+r", "y")
+        await settle(app, pilot)
+        assert rows(app)["undo"]["status"] == "ok"
+        events = [e["type"] for e in app.engine.journal.events(app.engine.run_id)]
+        assert "RollbackStarted" in events
+        assert app.engine.outcome() == RunStatus.ROLLED_BACK
+
+
+async def test_rollback_while_a_step_runs_cancels_it_first(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "long")
+        await pilot.press("r")
+        await until(pilot, lambda: rows(app)["long"]["pgid"], "the step's process")
+        await pilot.press("ctrl+r")
+        assert "'Long one' is running and will be cancelled first" in app.screen.state
+        await pilot.press("y")
+        await until(pilot, lambda: rows(app)["undo"]["status"] == "ok", "the rollback")
+        assert rows(app)["long"]["status"] == "cancelled"
+
+
+async def test_wrong_environment_name_means_no_run(make_app):
+    app = make_app(protected=True, profile=Environment(name="production", confirm=True))
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, StartModal)
+        await pilot.press(*"prod", "enter")
+        await pilot.pause()
+    assert app.error == "environment name not confirmed: nothing was run"
+    assert app.engine.journal.runs() == []
+
+
+async def test_right_environment_name_starts_the_run(make_app):
+    app = make_app(protected=True, profile=Environment(name="production", confirm=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"production", "enter")
+        await pilot.pause()
+        assert app.screen is app.cockpit
+        assert app.engine.journal.runs()[0]["environment"] == "production"
+
+
+async def test_quitting_while_a_step_runs_asks_and_leaves_nothing_behind(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "long")
+        await pilot.press("r")
+        await until(pilot, lambda: rows(app)["long"]["pgid"], "the step's process")
+        pgid = rows(app)["long"]["pgid"]
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitModal)
+        await pilot.press("n")
+        await pilot.pause()
+        assert live_members(pgid), "declining the quit keeps the step running"
+        await pilot.press("ctrl+q", "y")
+        await until(pilot, lambda: not app.is_running, "the app to exit")
+    assert live_members(pgid) == []
+    assert rows(app)["long"]["status"] == "cancelled"
+    assert app.return_value == RunStatus.PAUSED
+    assert app.engine.journal.find_run(app.engine.run_id)["status"] == "paused"
+
+
+async def test_the_pane_shows_the_newest_lines_after_the_ring_wraps(make_app):
+    app = make_app("""
+        runbook: Flood
+        phases: [{id: p, steps: [{id: flood, run: seq 5000}]}]
+    """, window=100)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        pane = app.cockpit.query_one(OutputPane)
+        assert len(pane.buffer.lines) == 100
+        visible = [pane.render_line(y).text.strip() for y in range(pane.size.height)]
+        assert "5000" in visible
+        assert "4990" in visible
+
+
+async def test_search_scrolls_to_the_match_and_pauses_the_tail(make_app):
+    app = make_app("""
+        runbook: Search
+        phases: [{id: p, steps: [{id: lines, run: 'seq 200; echo needle-here; seq 300'}]}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        app.cockpit.query_one(OutputPane).focus()
+        await pilot.press("slash", *"needle", "enter")
+        await pilot.pause()
+        pane = app.cockpit.query_one(OutputPane)
+        assert pane.buffer.lines[pane.match] == ("out", "needle-here")
+        assert not pane.following
+        await pilot.press("f")
+        assert pane.following
+
+
+async def test_help_and_palette_come_from_the_bindings(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        names = [c.title for c in app.get_system_commands(app.cockpit)]
+        for expected in ("Step: run", "Run: run all", "Step: skip", "Step: cancel",
+                         "Run: rollback", "Run: report"):
+            assert expected in names
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+
+
+async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
+    app = make_app("""
+        runbook: Tail
+        phases: [{id: p, steps: [{id: lines, run: seq 500}]}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        pane = app.cockpit.query_one(OutputPane)
+        pane.focus()
+        await pilot.press("pageup")
+        assert not pane.following
+        top = pane.scroll_y
+        added, shifted = pane.buffer.extend([("out", f"late {n}") for n in range(7)])
+        pane.appended(added, shifted)
+        await pilot.pause()
+        assert pane.unseen == 7 and pane.scroll_y == top
+        status = app.cockpit.query_one("#output-status").render()
+        assert "7 new lines · End or f to follow" in str(status)
+        await pilot.press("end")
+        await pilot.pause()
+        assert pane.following and pane.unseen == 0
+        assert pane.scroll_y == pane.max_scroll_y

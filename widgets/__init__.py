@@ -1,0 +1,1 @@
+"""Textual widgets: they render model objects and emit messages; no engine calls."""

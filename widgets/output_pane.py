@@ -1,0 +1,190 @@
+"""A step's output: a window on a ring buffer, rendering only the visible rows.
+
+Each step's lines live in an ``OutputBuffer`` (a bounded deque; the whole output is in
+the step's file). The pane shows one buffer; it follows the tail until the operator
+scrolls up, then counts the lines that arrive ("N new lines") until End or ``f``.
+``/`` searches the buffer, ``n`` / ``N`` move between matches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
+
+
+class OutputBuffer:
+    """The newest lines of one step's output, with how many arrived in all."""
+
+    def __init__(self, maxlen: int) -> None:
+        self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
+        self.total = 0
+        self.width = 0
+
+    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> tuple[int, int]:
+        """Add a batch; returns how many lines it added and how many fell off the front."""
+        before = len(self.lines)
+        added = 0
+        if dropped:
+            self.lines.append(("info", f"... {dropped} lines only in the output file"))
+            added += 1
+        for stream, text in lines:
+            self.lines.append((stream, text))
+            added += 1
+            if len(text) > self.width:
+                self.width = min(len(text), MAX_WIDTH)
+        self.total += added
+        return added, before + added - len(self.lines)
+
+
+class OutputPane(ScrollView, can_focus=True):
+    DEFAULT_CSS = """
+    OutputPane {
+        background: $surface;
+        scrollbar-gutter: stable;
+    }
+    OutputPane:focus { background-tint: $foreground 3%; }
+    """
+
+    BINDINGS = [
+        Binding("end,f", "follow", "Follow", id="output.follow",
+                tooltip="Back to the newest line and keep following it"),
+        Binding("slash", "search", "Search", id="output.search",
+                tooltip="Search this step's output"),
+        Binding("n", "next_match", "Next match", show=False, id="output.next"),
+        Binding("N", "previous_match", "Previous match", show=False, id="output.previous"),
+    ]
+
+    following: reactive[bool] = reactive(True)
+    unseen: reactive[int] = reactive(0)
+
+    class SearchRequested(Message):
+        """The operator asked to search (the screen owns the input)."""
+
+    class TailChanged(Message):
+        """Following the tail started or stopped, or unseen lines arrived."""
+
+    STYLES = {
+        "out": Style(),
+        "err": Style(color="red"),
+        "info": Style(dim=True, italic=True),
+    }
+    MATCH = Style(reverse=True)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.buffer = OutputBuffer(1)
+        self.pattern = ""
+        self.match: int | None = None
+
+    def show(self, buffer: OutputBuffer) -> None:
+        """Show another step's buffer, following its tail."""
+        self.buffer = buffer
+        self.match = None
+        self.unseen = 0
+        self.following = True
+        self._resize()
+        self._to_end()
+        self.refresh()
+
+    def _to_end(self) -> None:
+        """Scroll to the newest line once the new size is laid out."""
+        self.scroll_end(animate=False, x_axis=False)
+
+    def appended(self, added: int, shifted: int) -> None:
+        """The shown buffer got ``added`` lines, ``shifted`` fell off its front."""
+        if not self.following:
+            self.unseen += added
+            if self.match is not None:
+                self.match = self.match - shifted if self.match >= shifted else None
+            self._resize()
+            self.scroll_to(y=max(0, self.scroll_y - shifted), animate=False, immediate=True)
+        else:
+            self._resize()
+            self._to_end()
+        self.refresh()
+
+    def _resize(self) -> None:
+        self.virtual_size = Size(self.buffer.width, len(self.buffer.lines))
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        if index >= len(self.buffer.lines):
+            return Strip.blank(width, self.rich_style)
+        stream, text = self.buffer.lines[index]
+        style = self.rich_style + self.STYLES[stream]
+        if index == self.match:
+            style += self.MATCH
+        strip = Strip([Segment(text.expandtabs(4), style)])
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def watch_following(self) -> None:
+        self.post_message(self.TailChanged())
+
+    def watch_unseen(self) -> None:
+        self.post_message(self.TailChanged())
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if not self.following and new >= self.max_scroll_y and self.max_scroll_y:
+            self.following, self.unseen = True, 0  # the operator scrolled back down
+
+    # The operator moving up pauses the tail; nothing else does.
+    def on_mouse_scroll_up(self) -> None:
+        self.following = False
+
+    def action_scroll_up(self) -> None:
+        self.following = False
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.following = False
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self.following = False
+        super().action_scroll_home()
+
+    def action_follow(self) -> None:
+        self.following, self.unseen = True, 0
+        self._to_end()
+
+    def action_search(self) -> None:
+        self.post_message(self.SearchRequested())
+
+    def search(self, pattern: str, backwards: bool = True) -> bool:
+        """Select the next line holding ``pattern`` (case-insensitive); False if none."""
+        self.pattern = pattern.lower()
+        lines = self.buffer.lines
+        if not self.pattern or not lines:
+            return False
+        count = len(lines)
+        start = self.match if self.match is not None else count
+        for step in range(1, count + 1):
+            index = (start - step if backwards else start + step) % count
+            if self.pattern in lines[index][1].lower():
+                self.match = index
+                self.following = False
+                self.scroll_to(y=max(0, index - self.size.height // 2), animate=False,
+                               immediate=True)
+                self.refresh()
+                return True
+        return False
+
+    def action_next_match(self) -> None:
+        self.search(self.pattern, backwards=True)
+
+    def action_previous_match(self) -> None:
+        self.search(self.pattern, backwards=False)

@@ -1,0 +1,80 @@
+"""The runbook's phases and steps, each step with its status glyph and duration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from cockpit.events import StepStatus as S
+from cockpit.runbook import Runbook, Step
+from widgets.glyphs import GLYPH, STYLE, took
+
+ROLLBACK = "rollback"
+
+
+class PhaseTree(Tree[str]):
+    """Node data: a step id, or ``phase:ID`` for a phase."""
+
+    DEFAULT_CSS = """
+    PhaseTree { padding: 0 1 0 0; }
+    """
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
+        # Space ticks the selected checklist's next item; Enter opens and closes phases.
+        Binding("space", "screen.tick", "Tick", show=False, id="tree.tick"),
+    ]
+
+    def __init__(self, runbook: Runbook, *, id: str | None = None) -> None:
+        super().__init__(runbook.name, id=id)
+        self.runbook = runbook
+        self.show_root = False
+        self.guide_depth = 2
+        self._steps: dict[str, TreeNode[str]] = {}
+        self._phases: dict[str, tuple[TreeNode[str], tuple[Step, ...], str]] = {}
+
+    def build(self, status: Mapping[str, S], durations: Mapping[str, float | None]) -> None:
+        groups = [(phase.id, phase.title, phase.steps) for phase in self.runbook.phases]
+        if self.runbook.rollback.steps:
+            groups.append((ROLLBACK, "Rollback", self.runbook.rollback.steps))
+        for phase_id, title, steps in groups:
+            node = self.root.add(title, data=f"phase:{phase_id}", expand=phase_id != ROLLBACK)
+            self._phases[phase_id] = (node, steps, title)
+            for step in steps:
+                self._steps[step.id] = node.add_leaf(step.title, data=step.id)
+        self.refresh_all(status, durations)
+
+    def refresh_all(self, status: Mapping[str, S], durations) -> None:
+        for step_id in self._steps:
+            self.update_step(step_id, status, durations)
+
+    def update_step(self, step_id: str, status: Mapping[str, S], durations) -> None:
+        node = self._steps[step_id]
+        state = status[step_id]
+        label = Text.assemble(
+            (GLYPH[state] + " ", STYLE[state]),
+            self.runbook.step(step_id).title,
+            (f" {took(durations.get(step_id))}", "dim"),
+        )
+        if state == S.RUNNING:
+            label.stylize("bold")
+        node.set_label(label)
+        phase_node, steps, title = self._phases[self._phase_of(step_id)]
+        done = sum(status[s.id] in (S.OK, S.SKIPPED) for s in steps)
+        failed = any(status[s.id] == S.FAILED for s in steps)
+        progress = (f" {done}/{len(steps)}", "bold red" if failed else "dim")
+        phase_node.set_label(Text.assemble((title, "bold"), progress))
+
+    def _phase_of(self, step_id: str) -> str:
+        step = self.runbook.step(step_id)
+        return ROLLBACK if step.phase == ROLLBACK else step.phase
+
+    def select_step(self, step_id: str) -> None:
+        node = self._steps[step_id]
+        if node.parent is not None and not node.parent.is_expanded:
+            node.parent.expand()
+        self.move_cursor(node)

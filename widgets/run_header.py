@@ -1,0 +1,54 @@
+"""The header: runbook, environment band (nobody misses production), run id, clock."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from cockpit.durations import format_duration
+
+
+class RunHeader(Static):
+    DEFAULT_CSS = """
+    RunHeader { height: 1; background: $panel; color: $text; }
+    RunHeader.-production { background: $error; color: $text; text-style: bold; }
+    RunHeader.-staging { background: $warning; color: $background; }
+    RunHeader.-dry-run { background: $accent; color: $text; }
+    """
+    elapsed: reactive[float] = reactive(0.0)
+
+    def __init__(self, *, runbook: str, version: str, environment: str, label: str,
+                 run_id: str, dry_run: bool, protected: bool, started: float) -> None:
+        super().__init__()
+        self.runbook, self.version = runbook, version
+        self.environment, self.label = environment, label or environment.upper()
+        self.run_id, self.dry_run, self.started = run_id, dry_run, started
+        self.note = ""
+        if dry_run:
+            self.add_class("-dry-run")
+        elif protected or "prod" in environment.lower():
+            self.add_class("-production")
+        elif environment.lower() in ("staging", "rehearsal"):
+            self.add_class("-staging")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+        self._tick()
+
+    def _tick(self) -> None:
+        self.elapsed = time.time() - self.started
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        self.refresh()
+
+    def render(self) -> Text:
+        band = f" {'DRY RUN · ' if self.dry_run else ''}{self.label} "
+        text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
+        text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
+        if self.note:
+            text.append(f" · {self.note}")
+        return text

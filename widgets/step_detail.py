@@ -1,0 +1,61 @@
+"""What the selected step is and will do: kind, resolved command, policy, result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from cockpit.durations import format_duration
+from cockpit.events import StepStatus as S
+from cockpit.runbook import Step
+from widgets.glyphs import GLYPH, STYLE, took
+
+
+def policy_text(step: Step) -> str:
+    parts = [f"on_failure {step.on_failure}"]
+    if step.timeout:
+        parts.insert(0, f"timeout {format_duration(step.timeout)}")
+    if step.retries:
+        parts.append(f"retries {step.retries} (delay {format_duration(step.retry_delay)})")
+    if step.confirm:
+        parts.append("asks to confirm")
+    if step.optional:
+        parts.append("optional")
+    if step.when.env:
+        parts.append(f"only on {', '.join(step.when.env)}")
+    return " · ".join(parts)
+
+
+class StepDetail(Static):
+    DEFAULT_CSS = """
+    StepDetail { padding: 0 1; height: auto; max-height: 12; }
+    """
+
+    def show(self, step: Step, status: S, description: str,
+             row: Mapping[str, Any] | None) -> None:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_row("kind", f"{step.kind} · {step.id}")
+        grid.add_row("runs", Text(description))
+        grid.add_row("policy", policy_text(step))
+        if step.expect:
+            grid.add_row("expects", " · ".join(f"{k} {v}" for k, v in step.expect.items()))
+        result = Text.assemble((f"{GLYPH[status]} {status.value}", STYLE[status]))
+        if row:
+            if row.get("duration") is not None:
+                result.append(f" in {took(row['duration'])}")
+            if row.get("attempt", 0) > 1:
+                result.append(f" after {row['attempt']} attempts")
+            if row.get("message"):
+                result.append(f": {row['message']}")
+        grid.add_row("result", result)
+        title = Text(step.title, style="bold")
+        if step.description:
+            title.append(f"  {step.description}", style="dim")
+        self.update(Group(title, grid))
