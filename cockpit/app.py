@@ -8,8 +8,12 @@ makes sure quitting never leaves a step's processes behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sys
 from collections.abc import Iterable
 from functools import partial
+from typing import TextIO
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -23,6 +27,44 @@ from screens.cockpit import CockpitScreen
 from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
+
+
+class HangupProofStream:
+    """The terminal stream, made to survive a hang-up.
+
+    Textual draws on ``sys.__stderr__`` from a writer thread. When the SSH connection
+    drops, a write raises EIO and kills that thread; the next frames then fill its
+    queue and block the event loop, and with it the running step. Through this stream
+    a write to a terminal that is gone is dropped instead, so the step runs on, is
+    recorded, and the run pauses (see ``CockpitApp._hung_up``).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def hangup_proof_terminal():
+    """Give Textual the hang-up-proof stream for as long as the app runs."""
+    original = sys.__stderr__
+    sys.__stderr__ = HangupProofStream(original)
+    try:
+        yield
+    finally:
+        sys.__stderr__ = original
 
 
 class TuiOperator:
@@ -65,6 +107,9 @@ class CockpitApp(App[ev.RunStatus | None]):
         self.error: str | None = None
 
     def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._hung_up)
+        loop.add_signal_handler(signal.SIGTERM, self._terminated)
         self.engine.subscribe(self._forward)
         if self.protected:
             self.push_screen(StartModal(self.engine.profile.name, self.engine.profile.label),
@@ -110,15 +155,28 @@ class CockpitApp(App[ev.RunStatus | None]):
             return
         self._end()
 
+    def _hung_up(self) -> None:
+        """The terminal is gone (SSH dropped): the running step finishes and is
+        recorded, then the run pauses for ``cockpit resume``."""
+        self.engine.pause_after_step()
+        self.run_worker(self._end_when_idle(), exit_on_error=False)
+
+    def _terminated(self) -> None:
+        """SIGTERM: end the running step's processes, record it, pause the run."""
+        self.run_worker(self._cancel_and_end(), exit_on_error=False)
+
+    async def _end_when_idle(self) -> None:
+        while self.cockpit is not None and self.cockpit.flying:
+            await asyncio.sleep(0.05)
+        self._end()
+
     def _quit_confirmed(self, yes: bool | None) -> None:
         if yes:
             self.run_worker(self._cancel_and_end(), exit_on_error=False)
 
     async def _cancel_and_end(self) -> None:
         self.engine.cancel()
-        while self.cockpit is not None and self.cockpit.flying:
-            await asyncio.sleep(0.05)
-        self._end()
+        await self._end_when_idle()
 
     def _end(self) -> None:
         if self.cockpit is None:

@@ -253,12 +253,13 @@ def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None)
 
 
 def _fly_tui(engine, operator, protected: bool) -> int:
-    from cockpit.app import CockpitApp
+    from cockpit.app import CockpitApp, hangup_proof_terminal
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
     app = CockpitApp(engine, operator, protected=protected)
-    status = app.run()
+    with hangup_proof_terminal():
+        status = app.run()
     if app.error:
         raise UsageError(app.error)
     if status is None:
