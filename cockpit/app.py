@@ -21,9 +21,10 @@ from textual.screen import Screen
 
 from cockpit import events as ev
 from cockpit.engine import Engine, EngineError
-from cockpit.journal import JournalError
+from cockpit.journal import Journal, JournalError
 from cockpit.runbook import Step
 from screens.cockpit import CockpitScreen
+from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
@@ -84,7 +85,8 @@ class TuiOperator:
         if self.screen is None or step.id not in self.screen.explicit:
             return None
         ticked = self.screen.ticks.get(step.id, set())
-        return [(index in ticked, "") for index in range(len(items))]
+        notes = self.screen.notes.get(step.id, {})
+        return [(index in ticked, notes.get(index, "")) for index in range(len(items))]
 
 
 class CockpitApp(App[ev.RunStatus | None]):
@@ -196,3 +198,17 @@ class CockpitApp(App[ev.RunStatus | None]):
             category = binding.id.split(".")[0].capitalize()
             yield SystemCommand(f"{category}: {binding.description.lower()}",
                                 binding.tooltip, partial(screen.run_action, binding.action))
+
+
+class HistoryApp(App[None]):
+    """``cockpit history`` at a terminal: browse the journal's runs."""
+
+    TITLE = "cockpit history"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__()
+        self.journal = journal
+
+    def on_mount(self) -> None:
+        self.push_screen(HistoryScreen(self.journal))

@@ -67,8 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--skip-interrupted", action="store_true",
                        help="skip the step the dead process left running")
 
-    p = sub.add_parser("history", parents=[common, journal], help="list recorded runs")
+    p = sub.add_parser("history", parents=[common, journal],
+                       help="browse recorded runs (a table when not at a terminal)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plain", action="store_true", help="print a table, even at a terminal")
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (50)")
 
     p = sub.add_parser("report", parents=[common, journal], help="the record of a run")
@@ -309,6 +311,11 @@ def cmd_history(args) -> int:
 
     config = _config(args)
     journal = _journal(args, config)
+    if not (args.json or args.plain) and sys.stdin.isatty() and sys.stdout.isatty():
+        from cockpit.app import HistoryApp
+
+        HistoryApp(journal).run()
+        return EXIT_OK
     runs = journal.runs(limit=args.limit)
     for run in runs:
         if run["status"] == "running" and RunLock(journal.run_dir(run["id"])).acquire():

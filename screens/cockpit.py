@@ -21,9 +21,10 @@ from cockpit.journal import JournalError
 from cockpit.runbook import Phase, Step
 from screens.confirm_step import ConfirmStepModal
 from screens.help import HelpScreen
+from screens.history import HistoryScreen
 from screens.messages import EngineEvent
+from screens.prompt import PromptModal
 from screens.rollback import RollbackModal
-from screens.skip import SkipModal
 from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputBuffer, OutputPane
@@ -51,6 +52,10 @@ class CockpitScreen(Screen):
                 tooltip="Cancel the running step (its processes are ended)"),
         Binding("space", "tick", "Tick", id="checklist.tick", show=False,
                 tooltip="Tick or untick the highlighted checklist item"),
+        Binding("o", "note", "Note", id="checklist.note", show=False,
+                tooltip="Add a note to the highlighted checklist item"),
+        Binding("h", "history", "History", id="run.history", show=False,
+                tooltip="Browse the runs in the journal"),
         Binding("ctrl+r", "rollback", "Rollback", id="run.rollback", priority=True,
                 tooltip="Open the rollback screen, from anywhere"),
         Binding("e", "export", "Report", id="run.export", show=False,
@@ -68,6 +73,7 @@ class CockpitScreen(Screen):
         self.durations: dict[str, float | None] = {}
         self.results: dict[str, ev.StepFinished] = {}
         self.ticks: dict[str, set[int]] = {}
+        self.notes: dict[str, dict[int, str]] = {}
         self.explicit: set[str] = set()
         self.selected: str = engine.runbook.steps[0].id
         self.flying = False
@@ -277,7 +283,8 @@ class CockpitScreen(Screen):
             if reason:
                 self.engine.skip(step, reason)
 
-        self.app.push_screen(SkipModal(step.title), skip)
+        self.app.push_screen(PromptModal(f"Skip '{step.title}'", "Why? The reason goes into "
+                                         "the record.", required=True), skip)
 
     def action_cancel(self) -> None:
         if not self.engine.busy:
@@ -289,6 +296,26 @@ class CockpitScreen(Screen):
         checklist = self.query_one(Checklist)
         if checklist.display:
             checklist.tick_next()
+
+    def action_note(self) -> None:
+        checklist = self.query_one(Checklist)
+        if not checklist.display or checklist.highlighted is None:
+            self.notify("Select a checklist item to add a note to it")
+            return
+        step_id, index = self.selected, checklist.highlighted
+        item = checklist.get_option_at_index(index).prompt
+        notes = self.notes.setdefault(step_id, {})
+
+        def keep(note: str | None) -> None:
+            if note is not None:
+                notes[index] = note
+
+        self.app.push_screen(PromptModal(f"Note on '{item}'", "Kept with the tick in the "
+                                         "record.", required=False,
+                                         value=notes.get(index, "")), keep)
+
+    def action_history(self) -> None:
+        self.app.push_screen(HistoryScreen(self.engine.journal))
 
     def action_rollback(self) -> None:
         engine = self.engine

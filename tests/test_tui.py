@@ -16,9 +16,9 @@ from cockpit.events import StepStatus as S
 from cockpit.process import live_members
 from cockpit.runbook import parse_runbook
 from screens.confirm_step import ConfirmStepModal
+from screens.prompt import PromptModal
 from screens.quit import QuitModal
 from screens.rollback import RollbackModal
-from screens.skip import SkipModal
 from screens.start import StartModal
 from widgets.output_pane import OutputPane
 
@@ -143,9 +143,9 @@ async def test_skip_records_the_reason(make_app):
     async with app.run_test(size=SIZE) as pilot:
         await select(app, pilot, "hello")
         await pilot.press("s")
-        assert isinstance(app.screen, SkipModal)
+        assert isinstance(app.screen, PromptModal)
         await pilot.press("enter")  # no reason: refused, the modal stays
-        assert isinstance(app.screen, SkipModal)
+        assert isinstance(app.screen, PromptModal)
         await pilot.press(*"done by hand", "enter")
         await pilot.pause()
         assert rows(app)["hello"]["status"] == "skipped"
@@ -306,3 +306,36 @@ async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
         await pilot.pause()
         assert pane.following and pane.unseen == 0
         assert pane.scroll_y == pane.max_scroll_y
+
+
+async def test_a_checklist_note_goes_into_the_record(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "check")
+        await pilot.press("o")
+        assert isinstance(app.screen, PromptModal)
+        await pilot.press(*"green on grafana", "enter")
+        await pilot.press("space", "space", "r")
+        await settle(app, pilot)
+        ticks = app.engine.journal.checklist(app.engine.run_id)
+        assert [(t["item"], t["note"]) for t in ticks] == [
+            ("Notified", "green on grafana"), ("Dashboard open", "")]
+
+
+async def test_history_shows_runs_and_their_steps(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        await pilot.press("h")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HistoryScreen"
+        runs = app.screen.query_one("#runs")
+        steps = app.screen.query_one("#steps")
+        assert runs.row_count == 1
+        assert runs.get_row_at(0)[:3] == [app.engine.run_id, "running", "local"]
+        assert [steps.get_row_at(i)[2:4] for i in range(2)] == [
+            ["hello", "ok"], ["check", "pending"]]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.cockpit

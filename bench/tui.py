@@ -1,0 +1,338 @@
+"""TUI benchmark: the cockpit app under a flood of output, measured in one run.
+
+Same rules as ``bench.engine``: ratios are against a baseline timed in the same run,
+app and baseline repetitions are interleaved, scratch journals live beside the default
+journal, each figure is printed with its target and met/MISSED, nothing is asserted.
+The app is the real ``CockpitApp`` around the real ``Engine`` (default config: a
+1,000-line window, batches every 50 ms), headless in ``App.run_test(size=(120, 34))``.
+
+Keys are sent the way the terminal driver sends them: from a thread other than the
+event loop, through ``Driver.process_message`` (what ``LinuxDriver``'s input thread
+calls for each parsed key), which hands the ``Key`` event to the app's queue with
+``run_coroutine_threadsafe``. From there it takes the real path: app, bindings, the
+focused phase tree. (``Pilot.press`` sends the same way, but from the loop, and then
+waits for the process to be idle, which never happens during a flood.)
+
+1. Ingest: one step ``seq 2000000``, started with the key ``r``, timed until the
+   screen has handled the step's end and the output pane has refreshed after it;
+   against reading the same producer's pipe with ``read(65536)`` + decode + split into
+   lines. Best of 3 each. Target: the app keeps at least 0.6x the baseline's lines/s.
+   The pane is checked to show the newest line, both as ``render_line`` draws it and
+   through the cached ``render_lines`` path the compositor paints from.
+2. Key latency: while a step floods (``seq`` sized from figure 1 to run ~8 s, longer
+   than the 2,000,000 lines, which end in well under a second), a typing thread
+   presses k / j (tree cursor up / down; the pane keeps showing the flooding step)
+   every 10-30 ms, waiting for each to be handled. Measured from the send to the
+   tree's ``cursor_line`` watcher running (target p99 < 35 ms), and, for information,
+   to the screen's next refresh. Headless: the terminal write of a frame is not in it.
+3. Peak RSS: a fresh interpreter (``--child-rss N``) flies a step printing N lines in
+   the app and prints its ``VmHWM``; N = 10,000,000, and N = 0 as the idle baseline
+   (same app, same step path, no output). Target: under 100 MB over idle.
+4. Launch to first paint: the real ``cockpit run BOOK`` of a 60-step runbook in a
+   pseudo-terminal of 120x34, timed by this process from just before the spawn to the
+   moment the whole first frame (header, first step, footer) has been read from the
+   terminal. Interpreter start, imports, config, journal and first layout are all in
+   it. One warm-up launch, then the median of 5. Target: under 0.6 s.
+
+Run from the project root: ``python -m bench.tui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import fcntl
+import itertools
+import os
+import pty
+import random
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from textual import events
+from textual.geometry import Region
+
+from bench.engine import BenchOperator, own_peak_kib, row, runbook_yaml, scratch, verdict
+from cockpit.app import CockpitApp, TuiOperator
+from cockpit.config import Config, Environment
+from cockpit.engine import Engine
+from cockpit.journal import Journal
+from cockpit.runbook import parse_runbook
+from steps.shell import BASH
+from widgets.output_pane import OutputPane
+from widgets.phase_tree import PhaseTree
+
+SIZE = (120, 34)
+REPEATS = 3
+INGEST_LINES = 2_000_000
+FLOOD_SECONDS = 8
+PRESSES = 150
+RSS_LINES = 10_000_000
+LAUNCH_STEPS = 60
+LAUNCHES = 5
+INGEST_TARGET = 0.6  # app/baseline lines/s, at least
+KEY_TARGET = 35.0  # p99 ms, under
+RSS_TARGET = 100.0  # MB over idle, under
+LAUNCH_TARGET = 0.6  # seconds, under
+
+
+# ---------------------------------------------------------------- the app side
+
+
+def make_app(folder: Path, script: str) -> CockpitApp:
+    """The real app around the real engine, one shell step, default config."""
+    operator = TuiOperator(BenchOperator.name)
+    engine = Engine(
+        parse_runbook(runbook_yaml([script])),
+        Journal(folder / "journal.sqlite3"),
+        config=Config(),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    return CockpitApp(engine, operator, protected=False)
+
+
+def press(app: CockpitApp, key: str) -> None:
+    """Send a key as the terminal driver's input thread does (callable from any thread)."""
+    app._driver.process_message(events.Key(key, key))
+
+
+async def until(predicate, every: float = 0.002) -> None:
+    while not predicate():
+        await asyncio.sleep(every)
+
+
+async def fly_in_app(script: str) -> tuple[float, int, tuple[str, str]]:
+    """Seconds from ``r`` to the end shown; lines the step printed; the pane's last row."""
+    with scratch() as folder:
+        app = make_app(Path(folder), script)
+        async with app.run_test(size=SIZE):
+            screen = app.cockpit
+            pane = screen.query_one(OutputPane)
+            started = time.perf_counter()
+            press(app, "r")
+            await until(lambda: "s0" in screen.results)
+            await pane.wait_for_refresh()
+            elapsed = time.perf_counter() - started
+            printed = screen.results["s0"].output_lines
+            shown = last_rows(pane)
+        app.engine.journal.close()
+    return elapsed, printed, shown
+
+
+def last_rows(pane: OutputPane) -> tuple[str, str]:
+    """The last non-blank row of the pane: drawn afresh, and as the compositor paints it."""
+    width, height = pane.size
+    fresh = [pane.render_line(y).text.strip() for y in range(height)]
+    cached = [s.text.strip() for s in pane.render_lines(Region(0, 0, width, height))]
+    return next(filter(None, reversed(fresh)), ""), next(filter(None, reversed(cached)), "")
+
+
+# ---------------------------------------------------------------- the baseline
+
+
+async def bare_read_split(script: str) -> float:
+    """Read the producer's stdout 64 KiB at a time, decode it, split it into lines."""
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *BASH, script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    partial = ""
+    while data := await proc.stdout.read(65536):
+        lines = (partial + decoder.decode(data)).split("\n")
+        partial = lines.pop()
+    await proc.wait()
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- the figures
+
+
+async def ingest() -> float:
+    """Figure 1; returns the app's lines/s (it sizes the flood of figure 2)."""
+    script = f"seq {INGEST_LINES}"
+    print(f"1. ingest: one step `{script}` in the app, best of {REPEATS}, interleaved")
+    app_times, base_times = [], []
+    for _ in range(REPEATS):
+        base_times.append(await bare_read_split(script))
+        elapsed, printed, shown = await fly_in_app(script)
+        app_times.append(elapsed)
+    baseline, app = INGEST_LINES / min(base_times), INGEST_LINES / min(app_times)
+    row("baseline: read+decode+split", f"{baseline:,.0f} lines/s")
+    row("app: r pressed .. end shown", f"{app:,.0f} lines/s")
+    row("ratio app/baseline (lines/s)", f"{app / baseline:.2f}x",
+        verdict(app / baseline, INGEST_TARGET, False))
+    row("lines the step printed", f"{printed:,}",
+        "ok" if printed == INGEST_LINES else f"of {INGEST_LINES:,}: MISSING")
+    newest = str(INGEST_LINES)
+    row("pane's last row (render_line)", shown[0], "ok" if shown[0] == newest else "STALE")
+    row("pane's last row (render_lines)", shown[1], "ok" if shown[1] == newest else "STALE")
+    return app
+
+
+async def key_latency(rate: float) -> None:
+    lines = max(INGEST_LINES, int(rate * FLOOD_SECONDS))
+    print(f"2. key latency: k/j on the phase tree during `seq {lines}` (~{FLOOD_SECONDS} s)")
+    with scratch() as folder:
+        app = make_app(Path(folder), f"seq {lines}")
+        async with app.run_test(size=SIZE):
+            screen = app.cockpit
+            stamps: dict[str, float] = {}
+            painted = threading.Event()
+
+            def on_paint() -> None:
+                stamps["painted"] = time.perf_counter()
+                painted.set()
+
+            def on_cursor() -> None:
+                stamps["handled"] = time.perf_counter()
+                screen.call_after_refresh(on_paint)
+
+            app.watch(screen.query_one(PhaseTree), "cursor_line", on_cursor, init=False)
+            press(app, "r")
+            await until(lambda: screen.buffers["s0"].total > 0)
+            samples = await asyncio.to_thread(typist, app, stamps, painted)
+            during = len(samples)
+            await until(lambda: "s0" in screen.results, 0.05)
+        app.engine.journal.close()
+    handled = sorted(h for h, _ in samples)
+    shown = sorted(p for _, p in samples)
+    p99 = quantile(handled, 0.99)
+    note = "" if during >= PRESSES else f" (the flood ended after {during})"
+    row(f"presses during the flood{note}", f"{during}")
+    row("send .. handled p50 / p99", f"{quantile(handled, 0.5):.1f} / {p99:.1f} ms",
+        f"target p99 < {KEY_TARGET:g} ms  {'met' if p99 < KEY_TARGET else 'MISSED'}")
+    row("send .. next refresh p50 / p99",
+        f"{quantile(shown, 0.5):.1f} / {quantile(shown, 0.99):.1f} ms", "(information)")
+
+
+def typist(app, stamps, painted: threading.Event) -> list[tuple[float, float]]:
+    """Press k, j, k... while the flood lasts; (ms to handled, ms to refresh) each."""
+    samples = []
+    for key in itertools.cycle("kj"):
+        if len(samples) >= PRESSES or "s0" in app.cockpit.results:  # the flood ended
+            break
+        time.sleep(random.uniform(0.01, 0.03))
+        painted.clear()
+        sent = time.perf_counter()
+        press(app, key)
+        if not painted.wait(5):
+            samples.append((5000.0, 5000.0))  # lost: counts as very late
+            continue
+        samples.append(((stamps["handled"] - sent) * 1000, (stamps["painted"] - sent) * 1000))
+    return samples
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def peak_rss() -> None:
+    print("3. peak RSS of a fresh interpreter: the app flying `seq N`")
+    idle, flood = child_peak_mb(0), child_peak_mb(RSS_LINES)
+    row("idle: N = 0 (no output)", f"{idle:.1f} MB")
+    row(f"N = {RSS_LINES:,}", f"{flood:.1f} MB")
+    row("over idle", f"{flood - idle:.1f} MB",
+        f"target < {RSS_TARGET:g} MB  {'met' if flood - idle < RSS_TARGET else 'MISSED'}")
+
+
+def child_peak_mb(lines: int) -> float:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.tui", "--child-rss", str(lines)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return int(out) * 1024 / 1e6
+
+
+async def child_rss(lines: int) -> None:
+    await fly_in_app(f"seq {lines}")
+    print(own_peak_kib())
+
+
+def launch_book(steps: int, per_phase: int = 10) -> str:
+    phases = [
+        {"id": f"p{p}", "title": f"Phase {p + 1}", "steps": [
+            {"id": f"s{i}", "title": f"Step {i + 1:02d} of the launch", "run": "true"}
+            for i in range(p * per_phase, (p + 1) * per_phase)]}
+        for p in range(steps // per_phase)
+    ]
+    return yaml.safe_dump({"runbook": "launch", "version": "60", "phases": phases})
+
+
+def first_paint(folder: Path) -> float:
+    """Seconds from spawning ``cockpit run`` in a 120x34 pty to its first whole frame."""
+    cockpit = Path(sys.executable).with_name("cockpit")
+    markers = [b"launch 60", b"Step 01 of the launch", b"palette"]  # header, tree, footer
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(cockpit), "run", "book.yaml", "--journal", str(folder / "journal.sqlite3")],
+        stdin=slave, stdout=slave, stderr=slave, cwd=folder, env=env, start_new_session=True,
+    )
+    os.close(slave)
+    seen, painted = b"", float("nan")
+    try:
+        while time.perf_counter() - started < 10:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 65536)
+                if all(m in seen for m in markers):
+                    painted = time.perf_counter() - started
+                    break
+        os.write(master, b"\x11")  # ctrl+q: nothing runs, so it quits at once
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    finally:
+        os.close(master)
+    return painted
+
+
+def launch() -> None:
+    print(f"4. launch to first paint: `cockpit run` of {LAUNCH_STEPS} steps in a 120x34 pty")
+    with scratch() as name:
+        folder = Path(name)
+        (folder / "book.yaml").write_text(launch_book(LAUNCH_STEPS))
+        first_paint(folder)  # warm-up: file caches, .pyc
+        times = sorted(first_paint(folder) for _ in range(LAUNCHES))
+    median = statistics.median(times)
+    row(f"min / max of {LAUNCHES}", f"{times[0]:.3f} / {times[-1]:.3f} s")
+    row("median", f"{median:.3f} s",
+        f"target < {LAUNCH_TARGET:g} s  {'met' if median < LAUNCH_TARGET else 'MISSED'}")
+
+
+async def main() -> None:
+    print(f"cockpit TUI bench (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs); "
+          f"headless app at {SIZE[0]}x{SIZE[1]}\n")
+    started = time.perf_counter()
+    await bare_read_split("seq 100000")  # warm-up
+    await fly_in_app("seq 100000")
+    rate = await ingest()
+    await key_latency(rate)
+    peak_rss()
+    launch()
+    print(f"\n(total {time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child-rss", type=int, metavar="LINES",
+                        help="internal: fly `seq LINES` in the app, print VmHWM in KiB")
+    args = parser.parse_args()
+    if args.child_rss is not None:
+        asyncio.run(child_rss(args.child_rss))
+    else:
+        asyncio.run(main())

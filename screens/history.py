@@ -1,0 +1,74 @@
+"""HistoryScreen: the runs in the journal, and the steps of the highlighted one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from cockpit.durations import format_duration
+from cockpit.journal import Journal, RunLock
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+class HistoryScreen(Screen):
+    CSS = """
+    #runs { height: 2fr; }
+    #steps { height: 3fr; border-top: hkey $panel-lighten-2; }
+    #run-summary { height: 1; background: $panel; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape,q", "close", "Close", id="history.close")]
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__()
+        self.journal = journal
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Label("", id="run-summary")
+            yield DataTable(id="steps", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        runs = self.query_one("#runs", DataTable)
+        runs.add_columns("run", "status", "env", "started", "took", "runbook", "operator")
+        for run in self.journal.runs(limit=200):
+            status = run["status"]
+            if status == "running" and RunLock(self.journal.run_dir(run["id"])).acquire():
+                status = "interrupted"  # nobody holds its lock: its process died
+            took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
+            runs.add_row(run["id"], status, run["environment"], _when(run["started_at"]),
+                         format_duration(took), f"{run['runbook']} {run['version'] or ''}",
+                         run["operator"], key=run["id"])
+        steps = self.query_one("#steps", DataTable)
+        steps.add_columns("#", "phase", "step", "status", "took", "result")
+        runs.focus()
+        if not runs.row_count:
+            self.query_one("#run-summary", Label).update(f"no runs yet in {self.journal.path}")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id != "runs" or event.row_key.value is None:
+            return
+        run = self.journal.find_run(event.row_key.value)
+        self.query_one("#run-summary", Label).update(
+            f"{run['id']} · {run['runbook']} on {run['environment']} by {run['operator']}@"
+            f"{run['host']} · {run['message'] or run['status']}")
+        steps = self.query_one("#steps", DataTable)
+        steps.clear()
+        for row in self.journal.steps(run["id"]):
+            steps.add_row(row["seq"] + 1, row["phase"], row["step_id"], row["status"],
+                          format_duration(row["duration"]), row["message"] or "")
+
+    def action_close(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.dismiss()
+        else:
+            self.app.exit()
