@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -260,6 +261,8 @@ def _fly_tui(engine, operator, protected: bool) -> int:
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
     app = CockpitApp(engine, operator, protected=protected)
+    for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
+        os.environ.pop(stale, None)
     with hangup_proof_terminal():
         status = app.run()
     if app.error:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from cockpit import events as ev
 from cockpit.config import Config, Environment
@@ -136,6 +137,10 @@ class Engine:
 
     def _now(self) -> float:
         return time.time()
+
+    def output_path(self, step_id: str) -> Path:
+        """Where a step's full output is kept."""
+        return self.journal.run_dir(self.run_id) / f"{step_id}.log"
 
     def describe(self, step: Step) -> str:
         """What exactly the step will run: resolved, secrets masked."""
@@ -303,12 +308,13 @@ class Engine:
     def finish(self, status: ev.RunStatus) -> ev.RunStatus:
         """Record how the run ended and let go of it."""
         self._emit(ev.RunFinished(self.run_id, self._now(), status,
-                                  time.time() - self.started, self._summary()))
+                                  time.time() - self.started, self.summary()))
         if self._lock is not None:
             self._lock.release()
         return status
 
-    def _summary(self) -> str:
+    def summary(self) -> str:
+        """Steps by status, e.g. ``3 ok, 1 failed, 2 pending``."""
         counts: dict[str, int] = {}
         for step in self._all_steps():
             status = self.status[step.id]
@@ -392,13 +398,12 @@ class Engine:
         kind = get_kind(step.kind)
         fields, expect = resolve_fields(step, self.values)
         description = self.redactor.redact(kind.describe(fields))
-        run_dir = self.journal.run_dir(self.run_id)
         try:
-            sink = OutputSink(run_dir / f"{step.id}.log", self.redactor,
+            sink = OutputSink(self.output_path(step.id), self.redactor,
                               self.config.window_lines)
         except OSError as exc:
-            raise EngineError(f"cannot write the output of step '{step.id}' under "
-                              f"{run_dir}: {exc.strerror}") from None
+            raise EngineError(f"cannot write the output of step '{step.id}' to "
+                              f"{self.output_path(step.id)}: {exc.strerror}") from None
         flusher = asyncio.create_task(self._flush_output(step, sink))
         try:
             if self.dry_run:

@@ -98,7 +98,7 @@ class CockpitScreen(Screen):
                 yield Checklist(id="checklist")
                 yield StepDetail(id="detail")
             yield MetricsPanel(id="metrics")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         tree = self.query_one(PhaseTree)
@@ -122,8 +122,10 @@ class CockpitScreen(Screen):
         if result is not None:
             row = {"duration": result.duration, "attempt": result.attempt,
                    "message": result.message}
+        path = self.engine.output_path(step_id)
         self.query_one(StepDetail).show(step, self.engine.status[step_id],
-                                        self.engine.describe(step), row)
+                                        self.engine.describe(step), row,
+                                        str(path).replace(str(Path.home()), "~", 1))
         checklist = self.query_one(Checklist)
         checklist.display = "items" in step.fields
         if checklist.display:
@@ -131,12 +133,12 @@ class CockpitScreen(Screen):
 
     def _show_status(self) -> None:
         pane = self.query_one(OutputPane)
-        path = self.engine.journal.run_dir(self.engine.run_id) / f"{self.selected}.log"
+        path = self.engine.output_path(self.selected)
         follow = "following" if pane.following else (
             f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
-        shown = str(path).replace(str(Path.home()), "~", 1)
+        count = pane.buffer.total
         self.query_one("#output-status", Label).update(
-            f"{follow} · {pane.buffer.total} lines · {shown}")
+            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}")
 
     def selected_step(self) -> Step | None:
         node = self.query_one(PhaseTree).cursor_node
@@ -325,8 +327,9 @@ class CockpitScreen(Screen):
         plan = [(s.title, engine.describe(s)) for s in engine.runbook.rollback.steps]
         running = next((s.title for s in engine.runbook.steps
                         if engine.status[s.id] == S.RUNNING), None)
-        state = engine.outcome().value + (f"; '{running}' is running and will be "
-                                           "cancelled first" if running else "")
+        state = ("finished: " if engine.finished else "in progress: ") + engine.summary()
+        if running:
+            state += f"; '{running}' is running and will be cancelled first"
 
         def confirmed(yes: bool | None) -> None:
             if yes:

@@ -35,7 +35,8 @@ def tui(tmp_path):
     (tmp_path / "book.yaml").write_text(textwrap.dedent(BOOK))
     socket = str(tmp_path / "tmux.sock")
     journal = tmp_path / "j" / "journal.sqlite3"
-    command = f"{COCKPIT} run book.yaml --journal {journal}; echo EXIT=$? > exit.txt"
+    command = (f"{COCKPIT} run book.yaml --journal {journal}; "
+               "echo EXIT=$? > exit.txt")
     subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-x", "100", "-y", "30",
                     "-c", str(tmp_path), "-e", "TERM=xterm-256color", command], check=True)
     yield socket, journal
@@ -71,11 +72,12 @@ def screen(socket: str) -> str:
     return done.stdout
 
 
-def cockpit_pid() -> int | None:
-    pattern = rf"^\S*python\S* {COCKPIT} run book.yaml"  # not the tmux shell around it
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True,
-                           text=True).stdout.split()
-    return int(found[0]) if found else None
+def cockpit_pid(socket: str) -> int:
+    """The cockpit process: the child of the shell tmux runs in the pane."""
+    shell = subprocess.run(["tmux", "-S", socket, "display", "-p", "#{pane_pid}"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    found = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True)
+    return int(found.stdout.split()[0])
 
 
 def start_ticking(socket: str, journal: Path) -> int:
@@ -87,7 +89,7 @@ def start_ticking(socket: str, journal: Path) -> int:
 def test_a_dropped_connection_lets_the_step_finish_then_pauses(tui):
     socket, journal = tui
     start_ticking(socket, journal)
-    pid = cockpit_pid()
+    pid = cockpit_pid(socket)
     subprocess.run(["tmux", "-S", socket, "kill-server"], check=True)  # the SSH drop
     wait_for(lambda: rows(journal)[0].get("status") == "paused", "the run to pause")
     steps = rows(journal)[1]
@@ -101,7 +103,7 @@ def test_a_dropped_connection_lets_the_step_finish_then_pauses(tui):
 def test_sigterm_ends_the_step_and_pauses_the_run(tui):
     socket, journal = tui
     pgid = start_ticking(socket, journal)
-    os.kill(cockpit_pid(), signal.SIGTERM)
+    os.kill(cockpit_pid(socket), signal.SIGTERM)
     wait_for(lambda: rows(journal)[0].get("status") == "paused", "the run to pause")
     assert rows(journal)[1]["ticking"]["status"] == "cancelled"
     assert live_members(pgid) == []

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 class MetricsPanel(Static):
     DEFAULT_CSS = """
-    MetricsPanel { padding: 0 1; }
+    MetricsPanel { padding: 0 1; height: 1fr; }
     """
 
     def render(self) -> Text:

@@ -20,7 +20,7 @@ class PhaseTree(Tree[str]):
     """Node data: a step id, or ``phase:ID`` for a phase."""
 
     DEFAULT_CSS = """
-    PhaseTree { padding: 0 1 0 0; }
+    PhaseTree { padding: 0 1 0 0; overflow-x: hidden; }
     """
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
@@ -66,8 +66,8 @@ class PhaseTree(Tree[str]):
         phase_node, steps, title = self._phases[self._phase_of(step_id)]
         done = sum(status[s.id] in (S.OK, S.SKIPPED) for s in steps)
         failed = any(status[s.id] == S.FAILED for s in steps)
-        progress = (f" {done}/{len(steps)}", "bold red" if failed else "dim")
-        phase_node.set_label(Text.assemble((title, "bold"), progress))
+        progress = (f"{done}/{len(steps)} ", "bold red" if failed else "dim")
+        phase_node.set_label(Text.assemble(progress, (title, "bold")))
 
     def _phase_of(self, step_id: str) -> str:
         step = self.runbook.step(step_id)

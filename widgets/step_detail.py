@@ -37,15 +37,10 @@ class StepDetail(Static):
     """
 
     def show(self, step: Step, status: S, description: str,
-             row: Mapping[str, Any] | None) -> None:
+             row: Mapping[str, Any] | None, output: str) -> None:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        grid.add_row("kind", f"{step.kind} · {step.id}")
-        grid.add_row("runs", Text(description))
-        grid.add_row("policy", policy_text(step))
-        if step.expect:
-            grid.add_row("expects", " · ".join(f"{k} {v}" for k, v in step.expect.items()))
         result = Text.assemble((f"{GLYPH[status]} {status.value}", STYLE[status]))
         if row:
             if row.get("duration") is not None:
@@ -55,7 +50,12 @@ class StepDetail(Static):
             if row.get("message"):
                 result.append(f": {row['message']}")
         grid.add_row("result", result)
-        title = Text(step.title, style="bold")
+        grid.add_row("output", output)
+        grid.add_row("runs", Text(description))
+        grid.add_row("policy", policy_text(step))
+        if step.expect:
+            grid.add_row("expects", " · ".join(f"{k} {v}" for k, v in step.expect.items()))
+        title = Text.assemble((step.title, "bold"), (f"  {step.kind} · {step.id}", "dim"))
         if step.description:
             title.append(f"  {step.description}", style="dim")
         self.update(Group(title, grid))
