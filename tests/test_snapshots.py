@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 import textwrap
 import time as real_time
 from pathlib import Path
@@ -27,7 +26,7 @@ from cockpit.runbook import parse_runbook
 
 SIZES = [(120, 34), (80, 24)]
 RUN_ID = "20261128-120000-snap"
-JOURNAL = Path(tempfile.gettempdir()) / "cockpit-snapshots" / "journal.sqlite3"
+JOURNAL = Path("/tmp/cockpit-snapshots/journal.sqlite3")  # shown on screen: fixed
 
 BOOK = """
 runbook: PM Intelligence Platform

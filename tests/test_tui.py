@@ -4,17 +4,21 @@ state and the journal's rows, with real processes behind the steps."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import textwrap
 
 import pytest
+from conftest import COCKPIT
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
-from cockpit.engine import Engine
+from cockpit.engine import Engine, Interrupted
 from cockpit.events import RunStatus
 from cockpit.events import StepStatus as S
 from cockpit.process import live_members
-from cockpit.runbook import parse_runbook
+from cockpit.runbook import load_runbook, parse_runbook
 from screens.confirm_step import ConfirmStepModal
 from screens.prompt import PromptModal
 from screens.quit import QuitModal
@@ -339,3 +343,54 @@ async def test_history_shows_runs_and_their_steps(make_app):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.cockpit
+
+
+async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_path):
+    mark = tmp_path / "mark"
+    book = tmp_path / "resume.yaml"
+    book.write_text(textwrap.dedent(f"""
+        runbook: Resume
+        phases:
+          - id: p
+            steps:
+              - {{id: first, run: echo first}}
+              - id: middle
+                run: |
+                  echo "middle starts"
+                  if [ ! -e {mark} ]; then touch {mark}; exec sleep 100; fi
+                  echo "middle done"
+    """))
+    killed = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", journal.path],
+                              stdout=subprocess.DEVNULL)
+
+    def middle_started() -> bool:
+        runs = journal.runs()
+        return bool(runs) and any(r["step_id"] == "middle" and r["pgid"]
+                                  for r in journal.steps(runs[0]["id"]))
+
+    for _ in range(400):
+        if middle_started():
+            break
+        await asyncio.sleep(0.05)
+    run_id = journal.runs()[0]["id"]
+    killed.kill()
+    killed.wait()
+    pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == "middle")
+    os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
+
+    operator = TuiOperator("tester")
+    engine = Engine(load_runbook(book), journal, config=Config(flush_interval=0.01),
+                    profile=Environment(name="local"), operator=operator, run_id=run_id)
+    assert engine.prepare_resume(Interrupted("ask")) == ["middle"]
+    app = CockpitApp(engine, operator, protected=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")  # run all stops at the interrupted step: the operator decides
+        await settle(app, pilot)
+        assert app.cockpit.selected == "middle"
+        assert rows(app)["middle"]["status"] == "interrupted"
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert rows(app)["middle"]["status"] == "ok"
+        assert rows(app)["first"]["status"] == "ok"
+        output = engine.output_path("middle").read_text()
+        assert output.count("middle starts") == 2 and "middle done" in output
