@@ -394,3 +394,61 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
         assert rows(app)["first"]["status"] == "ok"
         output = engine.output_path("middle").read_text()
         assert output.count("middle starts") == 2 and "middle done" in output
+
+
+async def test_run_phase_runs_only_that_phase(make_app):
+    app = make_app("""
+        runbook: Phases
+        phases:
+          - id: one
+            steps: [{id: a, run: echo a}, {id: b, run: echo b}]
+          - id: two
+            steps: [{id: c, run: echo c}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert [rows(app)[s]["status"] for s in "abc"] == ["ok", "ok", "pending"]
+        events = [e["type"] for e in app.engine.journal.events(app.engine.run_id)]
+        assert events.count("PhaseStarted") == 1
+
+
+async def test_a_failed_step_is_retried_with_r(make_app, tmp_path):
+    marker = tmp_path / "fixed"
+    app = make_app(f"""
+        runbook: Retry
+        phases: [{{id: p, steps: [{{id: flaky, run: 'test -e {marker}'}}]}}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert rows(app)["flaky"]["status"] == "failed"
+        marker.touch()  # the operator fixed the cause
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert rows(app)["flaky"]["status"] == "ok"
+
+
+async def test_space_unticks_too(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "check")
+        await pilot.press("space")
+        assert app.cockpit.ticks["check"] == {0}
+        app.cockpit.query_one("#checklist").highlighted = 0
+        await pilot.press("space")
+        assert app.cockpit.ticks["check"] == set()
+
+
+async def test_export_writes_the_record_and_theme_toggles(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        await pilot.press("e")
+        report = app.engine.journal.run_dir(app.engine.run_id) / "report.md"
+        assert report.read_text().startswith("# Deployment record: TUI 1.0")
+        assert "| 1 | prep | hello | shell | ok |" in report.read_text()
+        theme = app.theme
+        await pilot.press("ctrl+t")
+        assert app.theme != theme
