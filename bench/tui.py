@@ -115,8 +115,12 @@ def press(app: CockpitApp, key: str) -> None:
     app._driver.process_message(events.Key(key, key))
 
 
-async def until(predicate, every: float = 0.002) -> None:
+async def until(app: CockpitApp, predicate, every: float = 0.002, limit: float = 120) -> None:
+    """Poll ``predicate``; give up if the app stopped (it crashed) or after ``limit`` s."""
+    deadline = time.perf_counter() + limit
     while not predicate():
+        if not app.is_running or time.perf_counter() > deadline:
+            sys.exit(f"bench: the app stopped or hung (error: {app.error})")
         await asyncio.sleep(every)
 
 
@@ -129,7 +133,7 @@ async def fly_in_app(script: str) -> tuple[float, int, tuple[str, str]]:
             pane = screen.query_one(OutputPane)
             started = time.perf_counter()
             press(app, "r")
-            await until(lambda: "s0" in screen.results)
+            await until(app, lambda: "s0" in screen.results)
             await pane.wait_for_refresh()
             elapsed = time.perf_counter() - started
             printed = screen.results["s0"].output_lines
@@ -211,10 +215,10 @@ async def key_latency() -> None:
             app.watch(screen.query_one(PhaseTree), "cursor_line", on_cursor, init=False)
             started = time.perf_counter()
             press(app, "r")
-            await until(lambda: screen.buffers["s0"].total > 0)
+            await until(app, lambda: screen.buffers["s0"].total > 0)
             samples = await asyncio.to_thread(typist, app, stamps, painted)
             press(app, "c")
-            await until(lambda: "s0" in screen.results)
+            await until(app, lambda: "s0" in screen.results)
             flood = time.perf_counter() - started, screen.results["s0"]
         app.engine.journal.close()
     handled = sorted(h for h, _ in samples)

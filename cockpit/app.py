@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterable
@@ -107,6 +108,7 @@ class CockpitApp(App[ev.RunStatus | None]):
         self.protected = protected
         self.cockpit: CockpitScreen | None = None
         self.error: str | None = None
+        self._silence: tuple[int, int] | None = None  # stdin after a hang-up
 
     def on_mount(self) -> None:
         loop = asyncio.get_running_loop()
@@ -155,11 +157,17 @@ class CockpitApp(App[ev.RunStatus | None]):
                             if self.engine.status[s.id] == ev.StepStatus.RUNNING), "a step")
             self.push_screen(QuitModal(running), self._quit_confirmed)
             return
-        self._end()
+        await self._end()
 
     def _hung_up(self) -> None:
         """The terminal is gone (SSH dropped): the running step finishes and is
-        recorded, then the run pauses for ``cockpit resume``."""
+        recorded, then the run pauses for ``cockpit resume``.
+
+        Textual's input thread would spin on the dead terminal's end-of-file until the
+        step ends; standard input becomes a pipe nobody writes to, so it waits quietly.
+        """
+        self._silence = os.pipe()
+        os.dup2(self._silence[0], sys.__stdin__.fileno())
         self.engine.pause_after_step()
         self.run_worker(self._end_when_idle(), exit_on_error=False)
 
@@ -170,7 +178,7 @@ class CockpitApp(App[ev.RunStatus | None]):
     async def _end_when_idle(self) -> None:
         while self.cockpit is not None and self.cockpit.flying:
             await asyncio.sleep(0.05)
-        self._end()
+        await self._end()
 
     def _quit_confirmed(self, yes: bool | None) -> None:
         if yes:
@@ -180,11 +188,14 @@ class CockpitApp(App[ev.RunStatus | None]):
         self.engine.cancel()
         await self._end_when_idle()
 
-    def _end(self) -> None:
+    async def _end(self) -> None:
         if self.cockpit is None:
             self.exit(None)
             return
         try:
+            await self.engine.settle()
+            if self._silence is not None:
+                os.close(self._silence[1])  # end-of-file lets the input thread see the exit
             self.exit(self.engine.finish(self.engine.outcome()))
         except JournalError as exc:
             self._fail(str(exc))

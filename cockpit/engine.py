@@ -12,7 +12,7 @@ import os
 import secrets as token
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +111,7 @@ class Engine:
         self.run_id = run_id or new_run_id()
         self.status: dict[str, ev.StepStatus] = {s.id: S.PENDING for s in self._all_steps()}
         self._subscribers: list[Subscriber] = []
+        self._guards: dict[str, tuple[str, str, Callable[[], Awaitable[None]]]] = {}
         self._current: asyncio.Task | None = None
         self._cancel_requested = False
         self._pause_requested = False
@@ -257,7 +258,36 @@ class Engine:
     async def run(self) -> ev.RunStatus:
         """Fly every remaining step (headless); return how the run ended."""
         self.start()
-        return self.finish(await self.run_remaining())
+        status = await self.run_remaining()
+        await self.settle()
+        return self.finish(status)
+
+    @property
+    def guards(self) -> list[str]:
+        """What is set now and will be undone when the run ends."""
+        return [what for _, what, _ in self._guards.values()]
+
+    def _guard(self, step_id: str, key: str, what: str, undo) -> None:
+        if undo is None:
+            if self._guards.pop(key, None) is None:
+                return
+        else:
+            self._guards[key] = (step_id, what, undo)
+        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, undo is not None,
+                                   what))
+
+    async def settle(self) -> None:
+        """Undo what steps set for the run's duration (a maintenance flag), whatever
+        happened; each undo is recorded, and one failing does not stop the others."""
+        for key, (step_id, what, undo) in list(self._guards.items()):
+            try:
+                await undo()
+            except Exception as exc:
+                self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, True,
+                                           self.redactor.redact(
+                                               f"{what}: could not undo it: {exc}")))
+                continue
+            self._guard(step_id, key, what, None)
 
     async def run_remaining(self) -> ev.RunStatus:
         """Run the steps not yet done, in order, until the end or a stop.
@@ -460,6 +490,7 @@ class Engine:
                 output_text=lambda: sink.path.read_text(errors="replace"),
                 process_started=lambda pgid: self._emit(
                     ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
+                guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
             )
             try:
                 result = await self._call(self._guarded(kind, ctx, step))

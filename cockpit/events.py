@@ -127,6 +127,19 @@ class ChecklistTicked(Event):
 
 
 @dataclass(frozen=True)
+class GuardChanged(Event):
+    """Something a step set that must be undone when the run ends (a maintenance flag).
+
+    ``active``: set now (the TUI shows a banner) or cleared.
+    """
+
+    step_id: str
+    key: str
+    active: bool
+    description: str
+
+
+@dataclass(frozen=True)
 class RollbackStarted(Event):
     reason: str
 

@@ -43,6 +43,8 @@ class HeadlessPrinter:
             ev.StepFinished: self._step_finished,
             ev.ChecklistTicked: lambda e: None,  # shown through the step's output
             ev.RollbackStarted: lambda e: self._say(f"== ROLLBACK: {e.reason}"),
+            ev.GuardChanged: lambda e: self._line(
+                e.step_id, "*", f"{e.description}: {'SET' if e.active else 'cleared'}"),
             ev.RunFinished: self._run_finished,
         }
 

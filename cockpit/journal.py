@@ -330,5 +330,6 @@ _APPLY = {
     ev.StepFinished: _step_finished,
     ev.ChecklistTicked: _checklist_ticked,
     ev.RollbackStarted: _event_only,
+    ev.GuardChanged: _event_only,
     ev.RunFinished: _run_finished,
 }

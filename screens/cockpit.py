@@ -137,8 +137,9 @@ class CockpitScreen(Screen):
         follow = "following" if pane.following else (
             f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
         count = pane.buffer.total
-        self.query_one("#output-status", Label).update(
-            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}")
+        self.query_one("#output-status", Label).update(  # one fixed row: no relayout
+            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}",
+            layout=False)
 
     def selected_step(self) -> Step | None:
         node = self.query_one(PhaseTree).cursor_node
@@ -195,6 +196,8 @@ class CockpitScreen(Screen):
         if isinstance(event, ev.StepStarted) and event.attempt == 1:
             self.results.pop(event.step_id, None)
             tree.select_step(event.step_id)
+        if isinstance(event, ev.GuardChanged):
+            self.query_one(RunHeader).set_banner(" · ".join(self.engine.guards))
         if isinstance(event, ev.RollbackStarted):
             self.notify(f"Rolling back: {event.reason}", severity="warning")
         if isinstance(event, ev.RunFinished):

@@ -68,6 +68,9 @@ class StepContext:
     """The step's output so far (masked), read back from its output file."""
     process_started: Callable[[int], None]
     """Record the process group a step started, so a resume can tell if it lives on."""
+    guard: Callable[[str, str, Callable[[], Awaitable[None]] | None], None]
+    """``guard(key, description, undo)``: something is set that ``undo`` clears when
+    the run ends (ok, failed, cancelled or rolled back); ``undo=None``: it is cleared."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -80,6 +80,12 @@ def cockpit_pid(socket: str) -> int:
     return int(found.stdout.split()[0])
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (100 a second here)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def start_ticking(socket: str, journal: Path) -> int:
     wait_for(lambda: "Run all" in screen(socket), "the first paint")
     subprocess.run(["tmux", "-S", socket, "send-keys", "r"], check=True)
@@ -91,6 +97,10 @@ def test_a_dropped_connection_lets_the_step_finish_then_pauses(tui):
     start_ticking(socket, journal)
     pid = cockpit_pid(socket)
     subprocess.run(["tmux", "-S", socket, "kill-server"], check=True)  # the SSH drop
+    time.sleep(0.5)
+    before = cpu_ticks(pid)
+    time.sleep(1.0)
+    assert cpu_ticks(pid) - before < 30, "waiting without a terminal must not spin"
     wait_for(lambda: rows(journal)[0].get("status") == "paused", "the run to pause")
     steps = rows(journal)[1]
     assert steps["ticking"]["status"] == "ok"

@@ -86,6 +86,7 @@ class OutputPane(ScrollView, can_focus=True):
         self.buffer = OutputBuffer(1)
         self.pattern = ""
         self.match: int | None = None
+        self._base: Style | None = None  # the widget's own style, computed once
 
     def show(self, buffer: OutputBuffer) -> None:
         """Show another step's buffer, following its tail."""
@@ -114,6 +115,10 @@ class OutputPane(ScrollView, can_focus=True):
             self._to_end()
         self.refresh()
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._base = None  # the theme or the CSS changed
+
     def _resize(self) -> None:
         self.virtual_size = Size(self.buffer.width, len(self.buffer.lines))
 
@@ -121,14 +126,16 @@ class OutputPane(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
+        if self._base is None:
+            self._base = self.rich_style
         if index >= len(self.buffer.lines):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         stream, text = self.buffer.lines[index]
-        style = self.rich_style + self.STYLES[stream]
+        style = self._base + self.STYLES[stream]
         if index == self.match:
             style += self.MATCH
         strip = Strip([Segment(text.expandtabs(4), style)])
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return strip.crop_extend(scroll_x, scroll_x + width, self._base)
 
     def watch_following(self) -> None:
         self.post_message(self.TailChanged())

@@ -27,6 +27,7 @@ class RunHeader(Static):
         self.environment, self.label = environment, label or environment.upper()
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
         self.note = ""
+        self.banner = ""
         if dry_run:
             self.add_class("-dry-run")
         elif protected or "prod" in environment.lower():
@@ -45,10 +46,17 @@ class RunHeader(Static):
         self.note = note
         self.refresh()
 
+    def set_banner(self, banner: str) -> None:
+        """Shown while something is set for the run, e.g. the maintenance flag."""
+        self.banner = banner
+        self.refresh()
+
     def render(self) -> Text:
         band = f" {'DRY RUN · ' if self.dry_run else ''}{self.label} "
         text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
         text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
         if self.note:
             text.append(f" · {self.note}")
+        if self.banner:
+            text.append(f"  ⚠ {self.banner} ", style="bold reverse")
         return text
