@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-base
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.tui
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
