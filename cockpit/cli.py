@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
+    p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
+    p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
+
     sub.add_parser("locate", parents=[common, journal],
                    help="print where the config, journal and output files are")
     return parser
@@ -355,6 +358,25 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_kinds(args) -> int:
+    from steps import KindNotFound, get_kind, known_kinds
+
+    for name in args.names or known_kinds():
+        try:
+            kind = get_kind(name)
+        except KindNotFound:
+            raise UsageError(f"no step kind '{name}'; known kinds: "
+                             f"{', '.join(known_kinds())}") from None
+        print(f"{name}: {kind.summary}")
+        for label, fields in (("", kind.fields), ("expect.", kind.expect)):
+            for field_name, spec in fields.items():
+                need = ", required" if spec.required else ""
+                choices = f" [{' | '.join(spec.choices)}]" if spec.choices else ""
+                print(f"  {label}{field_name} ({spec.type}{need}){choices}: {spec.help}")
+        print()
+    return EXIT_OK
+
+
 def cmd_locate(args) -> int:
     from cockpit.config import find_config
 
@@ -373,5 +395,6 @@ COMMANDS = {
     "resume": cmd_resume,
     "history": cmd_history,
     "report": cmd_report,
+    "kinds": cmd_kinds,
     "locate": cmd_locate,
 }

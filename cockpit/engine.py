@@ -167,10 +167,6 @@ class Engine:
         """A step (or a question to the operator) is in progress."""
         return self._current is not None
 
-    @property
-    def in_rollback(self) -> bool:
-        return self._in_rollback
-
     def start(self) -> None:
         """Record the run (a new one, or the resumed one) as running."""
         if self.missing_secrets and not self.dry_run:
@@ -273,8 +269,9 @@ class Engine:
                 return
         else:
             self._guards[key] = (step_id, what, undo)
-        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, undo is not None,
-                                   what))
+        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id,
+                                   self.redactor.redact(key), undo is not None,
+                                   self.redactor.redact(what)))
 
     async def settle(self) -> None:
         """Undo what steps set for the run's duration (a maintenance flag), whatever
@@ -417,6 +414,8 @@ class Engine:
             message=self.redactor.redact(message or (result.message if result else "")),
             output_lines=sink.lines if sink else 0,
             excerpt=sink.excerpt() if sink else (),
+            details={k: self.redactor.redact(v) if isinstance(v, str) else v
+                     for k, v in result.details.items()} if result else {},
         ))
         return status
 
@@ -437,7 +436,8 @@ class Engine:
         flusher = asyncio.create_task(self._flush_output(step, sink))
         try:
             if self.dry_run:
-                return self._dry(step, sink, description)
+                return await self._dry(step, kind, self._context(step, fields, expect, sink),
+                                       sink, description)
             if step.confirm:
                 self.status[step.id] = S.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
@@ -462,7 +462,8 @@ class Engine:
             sink.close()
             self._publish_batch(step, sink)
 
-    def _dry(self, step: Step, sink: OutputSink, description: str) -> ev.StepStatus:
+    async def _dry(self, step: Step, kind, ctx: StepContext, sink: OutputSink,
+                   description: str) -> ev.StepStatus:
         self._emit(ev.StepStarted(self.run_id, self._now(), step.id, 1, 1, str(sink.path)))
         policy = [f"timeout {format_duration(step.timeout)}" if step.timeout else "",
                   f"retries {step.retries}" if step.retries else "",
@@ -470,7 +471,27 @@ class Engine:
         sink.info(f"dry run, would run ({step.kind}; {', '.join(filter(None, policy))}):")
         for line in description.splitlines():
             sink.info(f"  {line}")
+        try:
+            preview = await kind.preview(ctx)
+        except Exception as exc:  # a preview that can't look is said, not fatal
+            preview = f"could not look ahead: {type(exc).__name__}: {exc}"
+        for line in (preview or "").splitlines():
+            sink.info(f"  {self.redactor.redact(line)}")
         return self._finish(step, S.OK, 0.0, 1, message="dry run: nothing was run", sink=sink)
+
+    def _context(self, step: Step, fields, expect, sink: OutputSink) -> StepContext:
+        return StepContext(
+            step=step, fields=fields, expect=expect,
+            env={**self.env, "COCKPIT_STEP_ID": step.id},
+            operator=self.operator, kill_grace=self.config.kill_grace,
+            write=sink.write, tick=self._ticker(step, sink),
+            output_text=lambda: sink.path.read_text(errors="replace"),
+            process_started=lambda pgid: self._emit(
+                ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
+            guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
+            base_dir=self.runbook.path.resolve().parent,
+            run_dir=self.journal.run_dir(self.run_id),
+        )
 
     async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:
         started = time.monotonic()
@@ -482,16 +503,7 @@ class Engine:
             if step.attempts > 1 or sink.resumed:
                 sink.info(f"--- {step.id}: attempt {attempt}/{step.attempts}, "
                           f"{datetime.now().astimezone().isoformat(timespec='seconds')} ---")
-            ctx = StepContext(
-                step=step, fields=fields, expect=expect,
-                env={**self.env, "COCKPIT_STEP_ID": step.id},
-                operator=self.operator, kill_grace=self.config.kill_grace,
-                write=sink.write, tick=self._ticker(step, sink),
-                output_text=lambda: sink.path.read_text(errors="replace"),
-                process_started=lambda pgid: self._emit(
-                    ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
-                guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
-            )
+            ctx = self._context(step, fields, expect, sink)
             try:
                 result = await self._call(self._guarded(kind, ctx, step))
             except asyncio.CancelledError:

@@ -7,8 +7,10 @@ output (the whole of it is in the step's output file).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class StepStatus(StrEnum):
@@ -20,15 +22,6 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED
-
-
-FINISHED = frozenset(
-    {StepStatus.OK, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}
-)
 
 
 class RunStatus(StrEnum):
@@ -114,6 +107,7 @@ class StepFinished(Event):
     message: str = ""
     output_lines: int = 0
     excerpt: tuple[str, ...] = field(default_factory=tuple)
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS steps (
     output_lines INTEGER NOT NULL DEFAULT 0,
     excerpt TEXT,
     pgid INTEGER,
+    details TEXT,
     PRIMARY KEY (run_id, step_id)
 );
 CREATE TABLE IF NOT EXISTS checklist (
@@ -96,6 +97,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
     return value
 
 
@@ -205,6 +208,7 @@ class Journal:
         rows = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
         for row in rows:
             row["excerpt"] = json.loads(row["excerpt"]) if row["excerpt"] else []
+            row["details"] = json.loads(row["details"]) if row["details"] else {}
         return rows
 
     def checklist(self, run_id: str) -> list[dict[str, Any]]:
@@ -296,10 +300,11 @@ def _process_started(db: sqlite3.Connection, e: ev.ProcessStarted) -> None:
 def _step_finished(db: sqlite3.Connection, e: ev.StepFinished) -> None:
     db.execute(
         "UPDATE steps SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
-        "message = ?, output_lines = output_lines + ?, excerpt = COALESCE(?, excerpt) "
-        "WHERE run_id = ? AND step_id = ?",
+        "message = ?, output_lines = output_lines + ?, excerpt = COALESCE(?, excerpt), "
+        "details = COALESCE(?, details) WHERE run_id = ? AND step_id = ?",
         (e.status.value, e.at, e.duration, e.exit_code, e.message, e.output_lines,
-         json.dumps(list(e.excerpt)) if e.excerpt else None, e.run_id, e.step_id),
+         json.dumps(list(e.excerpt)) if e.excerpt else None,
+         json.dumps(dict(e.details)) if e.details else None, e.run_id, e.step_id),
     )
 
 

@@ -66,6 +66,12 @@ def to_markdown(record: dict[str, Any]) -> str:
             f"{row['status']} | {row['attempt']} | {format_duration(row['duration'])} | "
             f"{message} |"
         )
+    recorded = [row for row in record["steps"] if row["details"]]
+    if recorded:
+        lines += ["", "## Recorded by steps", ""]
+        for row in recorded:
+            facts = ", ".join(f"{key}: {value}" for key, value in row["details"].items())
+            lines.append(f"- **{row['step_id']}**: {facts}")
     if record["rollback"]:
         lines += ["", "## Rollback", ""]
         lines += [f"- started: {item['reason']}" for item in record["rollback"]]

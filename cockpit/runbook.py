@@ -719,6 +719,11 @@ class _Checker:
         match spec.type:
             case "str":
                 value = self.string(node, what)
+                if value is not None and spec.choices and value not in spec.choices:
+                    self.problem(node, f"{what}: '{value}' is not one of: "
+                                 f"{', '.join(spec.choices)}"
+                                 f"{_did_you_mean(value, spec.choices)}")
+                    value = None
             case "regex":
                 value = self.string(node, what)
                 if value is not None:

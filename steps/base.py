@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ class Field:
     required: bool = False
     template: bool = True
     help: str = ""
+    choices: tuple[str, ...] = ()
+    """For a ``str``: the values allowed (checked when the runbook is loaded)."""
 
 
 @dataclass
@@ -30,6 +33,8 @@ class StepResult:
     ok: bool
     message: str = ""
     exit_code: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """Facts for the record (a backup's size, checksum, location); kept in the journal."""
 
 
 class Operator(Protocol):
@@ -71,7 +76,10 @@ class StepContext:
     guard: Callable[[str, str, Callable[[], Awaitable[None]] | None], None]
     """``guard(key, description, undo)``: something is set that ``undo`` clears when
     the run ends (ok, failed, cancelled or rolled back); ``undo=None``: it is cleared."""
-    extras: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+    """The runbook's folder: relative paths in fields (a migrations folder) start here."""
+    run_dir: Path = Path(".")
+    """This run's folder beside the journal: where a step keeps files it makes (a dump)."""
 
 
 class StepKind:
@@ -88,3 +96,8 @@ class StepKind:
 
     async def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
+
+    async def preview(self, ctx: StepContext) -> str | None:
+        """For a dry run: what would happen, found without changing anything (e.g. the
+        pending migrations). None: ``describe`` says it all."""
+        return None

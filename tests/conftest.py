@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -15,6 +19,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
+from cockpit.sandbox.servers import S3, Postgres, Redis
 
 COCKPIT = shutil.which("cockpit", path=str(Path(sys.executable).parent)) or "cockpit"
 
@@ -83,3 +88,95 @@ def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.Com
         timeout=timeout,
         **kwargs,
     )
+
+
+# ---------------------------------------------------------------- real servers
+# Started once per test session on unix sockets or 127.0.0.1, stopped at the end.
+# COCKPIT_TEST_PG_DSN / COCKPIT_TEST_REDIS_URL point the tests at external servers.
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """(DSN of the maintenance database, folder of matching pg_dump/pg_restore or None).
+
+    Its data lives in a folder of its own, not under pytest's basetemp, which another
+    pytest run on the machine may prune while this session still needs it.
+    """
+    external = os.environ.get("COCKPIT_TEST_PG_DSN")
+    if external:
+        yield external, None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cockpit-pg-"))
+    server = Postgres(folder)
+    dsn = server.start()
+    yield dsn, server.bin_dir
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_dsn(postgres_server, monkeypatch):
+    """A fresh, empty database for one test; pg_dump/pg_restore first on PATH."""
+    import asyncpg
+
+    admin, bin_dir = postgres_server
+    if bin_dir is not None:
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def admin_sql(sql: str) -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(admin)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    external = os.environ.get("COCKPIT_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cockpit-redis-"))
+    server = Redis(folder)
+    yield server.start()
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3()
+    endpoint = server.start()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """(endpoint URL, a fresh bucket); credentials in the environment as boto3 reads them."""
+    import boto3
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
+    return s3_server, bucket

@@ -411,3 +411,13 @@ def test_output_file_that_can_not_grow_is_said(tmp_path, jpath):
     row = step_rows(jpath)["big"]
     assert row["status"] == "ok" and row["output_lines"] == 200000
     assert "output incomplete" in row["message"]
+
+
+def test_kinds_lists_every_kind_and_its_fields():
+    shown = cockpit("kinds").stdout
+    for kind in ("shell", "manual", "sql", "migrate", "backup", "restore", "redis"):
+        assert f"\n{kind}: " in "\n" + shown
+    assert "  run (str, required): the bash script" in shown
+    assert "  action (str) [migrate | undo | plan]:" in shown
+    missing = cockpit("kinds", "shel")
+    assert missing.returncode == 2 and "no step kind 'shel'" in missing.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 
 import pytest
 from conftest import Operator
@@ -353,16 +351,3 @@ async def test_a_crashing_kind_fails_its_step_not_the_engine(make_engine, journa
     assert await engine.run() == ev.RunStatus.FAILED
     assert "no such file or folder" in rows(journal, engine)["nowhere"]["message"]
 
-
-def test_no_process_is_left_by_the_suite():
-    """Sanity: the tests above left no `sleep 100` behind."""
-    leftovers = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline == b"sleep\x00100\x00":
-                leftovers.append(entry)
-    assert leftovers == []

@@ -7,18 +7,18 @@ hand from the YAML text (1-based lines and columns), not copied from the loader.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import COCKPIT
 
 from cockpit.runbook import Problem, RunbookInvalid, load_runbook, parse_runbook
+from steps import known_kinds
 
 REPO = Path(__file__).resolve().parent.parent
-COCKPIT = shutil.which("cockpit", path=str(Path(sys.executable).parent)) or "cockpit"
+KNOWN = ", ".join(known_kinds())
 
 
 def dedent(text: str) -> str:
@@ -260,7 +260,7 @@ CASES = [
                 run: echo hi
         """,
         "6:15",
-        "unknown step kind 'shel' (did you mean 'shell'?); known kinds: manual, shell",
+        "unknown step kind 'shel' (did you mean 'shell'?); known kinds: " + KNOWN,
     ),
     (
         "no-kind-and-no-run",
@@ -273,7 +273,7 @@ CASES = [
                 title: Say hello
         """,
         "5:9",
-        "step: missing 'kind' (or 'run' for a shell step); known kinds: manual, shell",
+        "step: missing 'kind' (or 'run' for a shell step); known kinds: " + KNOWN,
     ),
     (
         "undefined-variable-in-title",
@@ -1178,3 +1178,19 @@ def test_variables_may_refer_to_each_other_in_any_order():
                 run: echo hi
     """), "book.yaml")
     assert runbook.step("greet").title == "Open ${URL} for ${PRICE}"
+
+
+def test_a_field_with_choices_names_them(tmp_path):
+    path = tmp_path / "choices.yaml"
+    path.write_text(textwrap.dedent("""\
+        runbook: Choices
+        phases:
+          - id: db
+            steps:
+              - {id: up, kind: migrate, dsn: "x", folder: m, action: migrat}
+    """))
+    with pytest.raises(RunbookInvalid) as caught:
+        load_runbook(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:5:62: step 'up' action: 'migrat' is not one of: migrate, undo, plan "
+        "(did you mean 'migrate'?)"]

@@ -1,0 +1,1 @@
+DROP TABLE neo4j_sync_backlog;

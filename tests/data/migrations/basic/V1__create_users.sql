@@ -1,0 +1,5 @@
+-- Users of the platform.
+CREATE TABLE users (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL
+);

@@ -1,0 +1,4 @@
+CREATE TABLE accounts (
+    id int PRIMARY KEY,
+    balance numeric NOT NULL DEFAULT 0
+);
