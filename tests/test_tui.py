@@ -452,3 +452,56 @@ async def test_export_writes_the_record_and_theme_toggles(make_app):
         theme = app.theme
         await pilot.press("ctrl+t")
         assert app.theme != theme
+
+
+async def test_the_header_shows_the_maintenance_flag_while_it_is_set(make_app, redis_url,
+                                                                      monkeypatch):
+    import redis
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    app = make_app("""
+        runbook: Maintenance
+        secrets: [REDIS_URL]
+        phases:
+          - id: p
+            steps:
+              - {id: on, kind: redis, url: "${REDIS_URL}", maintenance: true,
+                 command: [SET, maintenance_mode, "true"]}
+              - {id: off, kind: redis, url: "${REDIS_URL}", maintenance: true,
+                 command: [DEL, maintenance_mode]}
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        header = app.cockpit.query_one("RunHeader")
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert "maintenance flag maintenance_mode is set" in str(header.render())
+        await pilot.press("j", "r")
+        await settle(app, pilot)
+        assert "maintenance" not in str(header.render())
+    assert redis.Redis.from_url(redis_url).get("maintenance_mode") is None
+
+
+async def test_quitting_clears_the_maintenance_flag(make_app, redis_url, monkeypatch):
+    import redis
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    app = make_app("""
+        runbook: Maintenance
+        secrets: [REDIS_URL]
+        phases:
+          - id: p
+            steps:
+              - {id: on, kind: redis, url: "${REDIS_URL}", maintenance: true,
+                 command: [SET, maintenance_mode, "true"]}
+              - {id: later, run: "true"}
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert redis.Redis.from_url(redis_url).get("maintenance_mode") == b"true"
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "the app to exit")
+    assert redis.Redis.from_url(redis_url).get("maintenance_mode") is None
+    changes = [e["data"]["active"] for e in app.engine.journal.events(app.engine.run_id)
+               if e["type"] == "GuardChanged"]
+    assert changes == [True, False]
