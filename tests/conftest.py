@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -75,6 +76,17 @@ def make_engine(journal):
         )
 
     return make
+
+
+def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
+    """Poll ``predicate`` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.CompletedProcess:

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from conftest import COCKPIT, cockpit
+from conftest import COCKPIT, cockpit, wait_for
 
 from cockpit.journal import Journal
 from cockpit.process import live_members
@@ -29,16 +28,6 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def jpath(tmp_path) -> Path:
     return tmp_path / "j" / "journal.sqlite3"
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def step_rows(jpath: Path) -> dict[str, dict]:

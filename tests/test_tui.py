@@ -454,22 +454,26 @@ async def test_export_writes_the_record_and_theme_toggles(make_app):
         assert app.theme != theme
 
 
+MAINTENANCE = """
+runbook: Maintenance
+secrets: [REDIS_URL]
+phases:
+  - id: p
+    steps:
+      - {id: on, kind: redis, url: "${REDIS_URL}", maintenance: true,
+         command: [SET, maintenance_mode, "true"]}
+"""
+
+
 async def test_the_header_shows_the_maintenance_flag_while_it_is_set(make_app, redis_url,
                                                                       monkeypatch):
     import redis
 
     monkeypatch.setenv("REDIS_URL", redis_url)
-    app = make_app("""
-        runbook: Maintenance
-        secrets: [REDIS_URL]
-        phases:
-          - id: p
-            steps:
-              - {id: on, kind: redis, url: "${REDIS_URL}", maintenance: true,
-                 command: [SET, maintenance_mode, "true"]}
-              - {id: off, kind: redis, url: "${REDIS_URL}", maintenance: true,
-                 command: [DEL, maintenance_mode]}
-    """)
+    app = make_app(MAINTENANCE + """\
+      - {id: off, kind: redis, url: "${REDIS_URL}", maintenance: true,
+         command: [DEL, maintenance_mode]}
+""")
     async with app.run_test(size=SIZE) as pilot:
         header = app.cockpit.query_one("RunHeader")
         await pilot.press("r")
@@ -485,16 +489,7 @@ async def test_quitting_clears_the_maintenance_flag(make_app, redis_url, monkeyp
     import redis
 
     monkeypatch.setenv("REDIS_URL", redis_url)
-    app = make_app("""
-        runbook: Maintenance
-        secrets: [REDIS_URL]
-        phases:
-          - id: p
-            steps:
-              - {id: on, kind: redis, url: "${REDIS_URL}", maintenance: true,
-                 command: [SET, maintenance_mode, "true"]}
-              - {id: later, run: "true"}
-    """)
+    app = make_app(MAINTENANCE + '      - {id: later, run: "true"}\n')
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await settle(app, pilot)

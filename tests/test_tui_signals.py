@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COCKPIT
+from conftest import COCKPIT, wait_for
 
 from cockpit.journal import Journal
 from cockpit.process import live_members
@@ -41,16 +41,6 @@ def tui(tmp_path):
                     "-c", str(tmp_path), "-e", "TERM=xterm-256color", command], check=True)
     yield socket, journal
     subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
-
-
-def wait_for(predicate, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rows(journal: Path) -> tuple[dict, dict]:
