@@ -78,6 +78,16 @@ def make_engine(journal):
     return make
 
 
+def rows(journal, engine) -> dict[str, dict]:
+    """The journal's step rows of an engine's run, by step id."""
+    return {row["step_id"]: row for row in journal.steps(engine.run_id)}
+
+
+def output(journal, engine, step_id: str) -> str:
+    """A step's whole output file."""
+    return engine.output_path(step_id).read_text()
+
+
 def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
     """Poll ``predicate`` until it returns something true; return that."""
     deadline = time.monotonic() + timeout

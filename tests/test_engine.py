@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Operator
+from conftest import Operator, rows
 
 from cockpit import events as ev
 from cockpit.config import Environment
@@ -23,10 +23,6 @@ def collect(engine) -> list[ev.Event]:
 
 def of_type(seen, kind):
     return [e for e in seen if isinstance(e, kind)]
-
-
-def rows(journal, engine):
-    return {row["step_id"]: row for row in journal.steps(engine.run_id)}
 
 
 async def test_a_run_records_every_step_and_event(make_engine, journal):

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from boto3.s3.transfer import ProgressCallbackInvoker, TransferConfig
 from botocore.config import Config
-from conftest import cockpit
+from conftest import cockpit, rows
 
 from cockpit import events as ev
 from cockpit.journal import Journal
@@ -95,10 +95,6 @@ def restore_book(dsn: str, endpoint: str, source: str) -> str:
     """
 
 
-def row(journal, engine, step_id: str) -> dict:
-    return {r["step_id"]: r for r in journal.steps(engine.run_id)}[step_id]
-
-
 def keys(endpoint: str, bucket: str) -> list[str]:
     listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket)
     return [item["Key"] for item in listed.get("Contents", [])]
@@ -132,7 +128,7 @@ async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, jour
     assert re.search(r"TABLE DATA public widgets", listed)
 
     # The record: where it is, how big, its checksum; the pane showed the listing.
-    details = row(journal, backup, "backup")["details"]
+    details = rows(journal, backup)["backup"]["details"]
     assert details["location"] == f"s3://{bucket}/{key}"
     assert details["size_bytes"] == copy.stat().st_size
     assert details["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
@@ -148,9 +144,9 @@ async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, jour
     restore = make_engine(restore_book(pg_dsn, endpoint, details["location"]))
     assert await restore.run() == ev.RunStatus.OK
     assert restore.operator.asked == ["restore"]  # confirm: true was asked
-    rows = await sql(pg_dsn, "SELECT count(*) AS n, max(name) AS top FROM widgets")
-    assert (rows[0]["n"], rows[0]["top"]) == (250, "widget 99")
-    restored = row(journal, restore, "restore")["details"]
+    counted = await sql(pg_dsn, "SELECT count(*) AS n, max(name) AS top FROM widgets")
+    assert (counted[0]["n"], counted[0]["top"]) == (250, "widget 99")
+    restored = rows(journal, restore)["restore"]["details"]
     assert restored["sha256"] == details["sha256"]
     assert restored["entries"] == details["entries"]
     assert "recorded at backup" in restored["verified"]
@@ -167,7 +163,7 @@ async def test_multipart_upload_shows_progress_and_matches_s3s_checksum(
                                      "multipart_threshold: 64KiB"))
     assert await engine.run() == ev.RunStatus.OK
     assert keys(endpoint, bucket) == ["big.dump"]  # no trailing slash: the key itself
-    details = row(journal, engine, "backup")["details"]
+    details = rows(journal, engine)["backup"]["details"]
     assert details["size_bytes"] > 5 * 1024 * 1024
     assert details["parts"] == 2
     assert details["verified"] == "size and SHA-256 (S3 checksum of 2 parts) match"
@@ -262,7 +258,7 @@ async def test_unreachable_database_is_one_line(make_engine, journal, s3):
     engine = make_engine(backup_book("postgresql://postgres@127.0.0.1:1/nowhere", endpoint,
                                      f"s3://{bucket}/x/"))
     assert await engine.run() == ev.RunStatus.FAILED
-    step = row(journal, engine, "backup")
+    step = rows(journal, engine)["backup"]
     assert step["status"] == "failed"
     assert "\n" not in step["message"]
     assert re.fullmatch(r'pg_dump failed \(exit code 1\): connection to server at '
@@ -279,7 +275,7 @@ async def test_missing_pg_dump_is_one_line(make_engine, journal, tmp_path, monke
     engine = make_engine(backup_book("postgresql://postgres@127.0.0.1:1/db",
                                      "http://127.0.0.1:1", "s3://bucket-x/y/"))
     assert await engine.run() == ev.RunStatus.FAILED
-    assert row(journal, engine, "backup")["message"] == (
+    assert rows(journal, engine)["backup"]["message"] == (
         "pg_dump not found on PATH: install the PostgreSQL client tools (as new as the "
         "server) or put them on PATH")
 
@@ -288,7 +284,7 @@ async def test_restoring_a_missing_object_is_one_line(make_engine, journal, pg_d
     endpoint, bucket = s3
     engine = make_engine(restore_book(pg_dsn, endpoint, f"s3://{bucket}/no/such.dump"))
     assert await engine.run() == ev.RunStatus.FAILED
-    assert row(journal, engine, "restore")["message"] == (
+    assert rows(journal, engine)["restore"]["message"] == (
         f"no such object: s3://{bucket}/no/such.dump (at {endpoint})")
 
 

@@ -9,21 +9,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import cockpit
+from conftest import cockpit, output, rows
 
 from cockpit import events as ev
 from cockpit.sandbox.servers import free_port
 
 PASSWORD = "hunter2-redis-pw"
 UNREACHABLE = f"redis://:{PASSWORD}@127.0.0.1:1/0"
-
-
-def rows(journal, engine):
-    return {row["step_id"]: row for row in journal.steps(engine.run_id)}
-
-
-def output(journal, engine, step_id: str) -> str:
-    return (journal.run_dir(engine.run_id) / f"{step_id}.log").read_text()
 
 
 def book(steps: str, rollback: str = "") -> str:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import redis
-from conftest import cockpit
+from conftest import cockpit, output, rows
 
 from cockpit import events as ev
 from steps.sql import Target, format_result
@@ -19,14 +19,6 @@ from steps.sql import Target, format_result
 S = ev.StepStatus
 PASSWORD = "hunter2-sql-pw"
 UNREACHABLE = f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/db"
-
-
-def rows(journal, engine):
-    return {row["step_id"]: row for row in journal.steps(engine.run_id)}
-
-
-def output(journal, engine, step_id: str) -> str:
-    return (journal.run_dir(engine.run_id) / f"{step_id}.log").read_text()
 
 
 def with_password(dsn: str) -> str:
