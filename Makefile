@@ -33,9 +33,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(VENV)/.installed-base
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.tui
+	$(BIN)/python -m bench.data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -41,6 +41,8 @@ def tui(tmp_path):
                     "-c", str(tmp_path), "-e", "TERM=xterm-256color", command], check=True)
     yield socket, journal
     subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+    # A cockpit that lost its terminal is out of tmux's reach: end it if a test failed.
+    subprocess.run(["pkill", "-KILL", "-f", str(journal)], capture_output=True)
 
 
 def rows(journal: Path) -> tuple[dict, dict]:
