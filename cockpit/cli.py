@@ -302,8 +302,8 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
         status = asyncio.run(fly())
     except JournalError as exc:
         raise JournalError(f"{exc}\ncockpit: the run stopped with its record intact up to "
-                           f"here; make room, then: cockpit resume {engine.run_id} "
-                           "--headless") from None
+                           f"here; once the journal can be written again (disk space, "
+                           f"permissions): cockpit resume {engine.run_id} --headless") from None
     if not dry_run and status != RunStatus.OK:
         print(f"cockpit: journal {journal.path}; output in {journal.run_dir(engine.run_id)}")
         if status != RunStatus.ROLLED_BACK:

@@ -21,7 +21,13 @@ from typing import Any
 
 from cockpit import events as ev
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+# Columns added since the first schema: a journal written by an older cockpit gets them
+# when it is opened (SQLite's ADD COLUMN keeps every row).
+ADDED_COLUMNS = {
+    2: [("steps", "pgid", "INTEGER")],
+    3: [("steps", "details", "TEXT")],
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs (
@@ -113,12 +119,26 @@ class Journal:
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)  # idempotent; runs its own transaction
-            with self._tx():
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
+            self._upgrade()
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"journal {path}: {exc}") from None
+
+    def _upgrade(self) -> None:
+        """Bring a journal written by an older cockpit up to this schema."""
+        with self._tx():
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise JournalError(f"journal {self.path} was written by a newer cockpit "
+                                   f"(schema {version}; this one knows {SCHEMA_VERSION})")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for table, column, kind in ADDED_COLUMNS[step]:
+                    present = {c[1] for c in self._db.execute(f"PRAGMA table_info({table})")}
+                    if column not in present:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                             (SCHEMA_VERSION,))
 
     # ---------------------------------------------------------------- writing
 

@@ -373,8 +373,8 @@ def test_journal_that_can_not_grow_stops_the_run_cleanly(tmp_path, jpath):
     first, hint = done.stderr.splitlines()
     assert first in (f"cockpit: journal {jpath}: database or disk is full",
                      f"cockpit: journal {jpath}: disk I/O error")
-    assert hint.endswith("make room, then: cockpit resume " + step_rows(jpath)["s0"]["run_id"]
-                         + " --headless")
+    assert hint.endswith("(disk space, permissions): cockpit resume "
+                         + step_rows(jpath)["s0"]["run_id"] + " --headless")
     rows = step_rows(jpath)
     finished = [r for r in rows.values() if r["status"] == "ok"]
     assert 0 < len(finished) < 200
