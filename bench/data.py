@@ -76,13 +76,7 @@ import boto3
 import moto
 import yaml
 
-from bench.engine import BenchOperator, row, scratch, verdict
-from cockpit.config import Config, Environment
-from cockpit.engine import Engine
-from cockpit.events import RunStatus
-from cockpit.headless import HeadlessPrinter
-from cockpit.journal import Journal
-from cockpit.runbook import parse_runbook
+from bench.engine import fly_runbook, row, scratch, verdict
 from cockpit.sandbox.servers import S3, Postgres
 
 REPEATS = 5
@@ -204,27 +198,7 @@ def runbook_yaml(steps: list[dict[str, Any]]) -> str:
 
 async def fly(steps: list[dict[str, Any]], folder: Path) -> tuple[float, list[dict[str, Any]]]:
     """Fly a runbook of ``steps``; the seconds ``run()`` took and the steps' journal rows."""
-    journal = Journal(folder / "journal.sqlite3")
-    try:
-        runbook = parse_runbook(runbook_yaml(steps))
-        engine = Engine(
-            runbook,
-            journal,
-            config=Config(),
-            profile=Environment(name="local"),
-            operator=BenchOperator(),
-        )
-        with open(os.devnull, "w") as nowhere:
-            engine.subscribe(HeadlessPrinter(runbook, nowhere))
-            started = time.perf_counter()
-            status = await engine.run()
-            elapsed = time.perf_counter() - started
-        rows = journal.steps(engine.run_id)
-    finally:
-        journal.close()
-    if status != RunStatus.OK:
-        said = next((r["message"] for r in rows if r["status"] != "ok"), "")
-        sys.exit(f"bench runbook ended {status.value}: {said}")
+    elapsed, _, rows = await fly_runbook(runbook_yaml(steps), folder)
     return elapsed, rows
 
 

@@ -90,26 +90,37 @@ def runbook_yaml(scripts: list[str]) -> str:
 # ---------------------------------------------------------------- the two sides
 
 
+async def fly_runbook(text: str, folder: Path) -> tuple[float, Path, list[dict]]:
+    """Fly a runbook (YAML) with a journal in ``folder`` and the headless printer
+    subscribed; the seconds ``run()`` took, the run's folder and its step rows."""
+    journal = Journal(folder / "journal.sqlite3")
+    try:
+        runbook = parse_runbook(text)
+        engine = Engine(
+            runbook,
+            journal,
+            config=Config(),
+            profile=Environment(name="local"),
+            operator=BenchOperator(),
+        )
+        with open(os.devnull, "w") as nowhere:
+            engine.subscribe(HeadlessPrinter(runbook, nowhere))
+            started = time.perf_counter()
+            status = await engine.run()
+            elapsed = time.perf_counter() - started
+        rows = journal.steps(engine.run_id)
+    finally:
+        journal.close()
+    if status != RunStatus.OK:
+        said = next((r["message"] for r in rows if r["status"] != "ok"), "")
+        sys.exit(f"bench runbook ended {status.value}: {said}")
+    return elapsed, journal.run_dir(engine.run_id), rows
+
+
 async def fly(scripts: list[str], folder: Path) -> tuple[float, Path]:
     """Fly a runbook of shell steps; the seconds ``run()`` took and the run's folder."""
-    journal = Journal(folder / "journal.sqlite3")
-    runbook = parse_runbook(runbook_yaml(scripts))
-    engine = Engine(
-        runbook,
-        journal,
-        config=Config(),
-        profile=Environment(name="local"),
-        operator=BenchOperator(),
-    )
-    with open(os.devnull, "w") as nowhere:
-        engine.subscribe(HeadlessPrinter(runbook, nowhere))
-        started = time.perf_counter()
-        status = await engine.run()
-        elapsed = time.perf_counter() - started
-    journal.close()
-    if status != RunStatus.OK:
-        sys.exit(f"bench runbook ended {status.value}")
-    return elapsed, journal.run_dir(engine.run_id)
+    elapsed, run_dir, _ = await fly_runbook(runbook_yaml(scripts), folder)
+    return elapsed, run_dir
 
 
 def scratch() -> tempfile.TemporaryDirectory:
