@@ -485,7 +485,7 @@ class Engine:
             env={**self.env, "COCKPIT_STEP_ID": step.id},
             operator=self.operator, kill_grace=self.config.kill_grace,
             write=sink.write, tick=self._ticker(step, sink),
-            output_text=lambda: sink.path.read_text(errors="replace"),
+            output_text=sink.text,
             process_started=lambda pgid: self._emit(
                 ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
             guard=lambda key, what, undo: self._guard(step.id, key, what, undo),

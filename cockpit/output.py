@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 from collections import deque
 from pathlib import Path
+from typing import BinaryIO
 
 from cockpit.redact import Redactor
 
@@ -35,7 +36,7 @@ class OutputSink:
         self.resumed = path.exists() and path.stat().st_size > 0
         self.closed = False
         self.error: str | None = None
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._file: BinaryIO | None = None  # opened at the first line: silent steps make none
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
         self._pending: deque[tuple[str, str]] = deque()
@@ -69,6 +70,8 @@ class OutputSink:
         on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
         if self.error is None:
             try:
+                if self._file is None:
+                    self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - see close
                 self._file.write(on_disk.encode())
             except OSError as exc:  # disk full, file too large: keep showing, say so
                 self.error = f"{self.path}: {exc.strerror}"
@@ -120,4 +123,12 @@ class OutputSink:
             self._partial[stream] = ""
             if tail:
                 self._emit(stream, tail + "\n")
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+    def text(self) -> str:
+        """Everything written so far (masked); empty for a step that printed nothing."""
+        try:
+            return self.path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
