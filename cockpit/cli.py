@@ -313,7 +313,6 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
 
 def cmd_history(args) -> int:
     from cockpit.durations import format_duration
-    from cockpit.journal import RunLock
 
     config = _config(args)
     journal = _journal(args, config)
@@ -323,9 +322,6 @@ def cmd_history(args) -> int:
         HistoryApp(journal).run()
         return EXIT_OK
     runs = journal.runs(limit=args.limit)
-    for run in runs:
-        if run["status"] == "running" and RunLock(journal.run_dir(run["id"])).acquire():
-            run["status"] = "interrupted"  # nobody holds its lock: the process died
     if args.json:
         print(json.dumps(runs, indent=2, default=str))
         return EXIT_OK

@@ -426,7 +426,6 @@ class Engine:
                                 message=f"only for {', '.join(step.when.env or ())}")
         kind = get_kind(step.kind)
         fields, expect = resolve_fields(step, self.values)
-        description = self.redactor.redact(kind.describe(fields))
         try:
             sink = OutputSink(self.output_path(step.id), self.redactor,
                               self.config.window_lines)
@@ -437,11 +436,12 @@ class Engine:
         try:
             if self.dry_run:
                 return await self._dry(step, kind, self._context(step, fields, expect, sink),
-                                       sink, description)
+                                       sink, self.redactor.redact(kind.describe(fields)))
             if step.confirm:
                 self.status[step.id] = S.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
                 try:
+                    description = self.redactor.redact(kind.describe(fields))
                     answer = await self._call(self.operator.confirm(step, description))
                 except asyncio.CancelledError:
                     if not self._cancel_requested:

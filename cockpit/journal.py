@@ -222,7 +222,12 @@ class Journal:
         return rows[0]
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
+        """The latest runs; one recorded as running whose process is gone says so."""
+        rows = self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
+        for row in rows:
+            if row["status"] == "running" and RunLock(self.run_dir(row["id"])).is_free():
+                row["status"] = "interrupted"
+        return rows
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
@@ -278,6 +283,13 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        return True
+
+    def is_free(self) -> bool:
+        """Nobody flies the run (its process died): tried and let go at once."""
+        if not self.acquire():
+            return False
+        self.release()
         return True
 
     @property

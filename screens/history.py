@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from cockpit.durations import format_duration
-from cockpit.journal import Journal, RunLock
+from cockpit.journal import Journal
 
 
 def _when(ts: float | None) -> str:
@@ -41,11 +41,8 @@ class HistoryScreen(Screen):
         runs = self.query_one("#runs", DataTable)
         runs.add_columns("run", "status", "env", "started", "took", "runbook", "operator")
         for run in self.journal.runs(limit=200):
-            status = run["status"]
-            if status == "running" and RunLock(self.journal.run_dir(run["id"])).acquire():
-                status = "interrupted"  # nobody holds its lock: its process died
             took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
-            runs.add_row(run["id"], status, run["environment"], _when(run["started_at"]),
+            runs.add_row(run["id"], run["status"], run["environment"], _when(run["started_at"]),
                          format_duration(took), f"{run['runbook']} {run['version'] or ''}",
                          run["operator"], key=run["id"])
         steps = self.query_one("#steps", DataTable)

@@ -117,6 +117,33 @@ def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.Com
 # COCKPIT_TEST_PG_DSN / COCKPIT_TEST_REDIS_URL point the tests at external servers.
 
 
+async def on_database(dsn: str, use):
+    """``await use(connection)`` on a connection of its own to ``dsn``."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await use(connection)
+    finally:
+        await connection.close()
+
+
+async def execute(dsn: str, *statements: str) -> None:
+    async def run(connection) -> None:
+        for statement in statements:
+            await connection.execute(statement)
+
+    await on_database(dsn, run)
+
+
+async def fetch(dsn: str, query: str, *args) -> list:
+    return await on_database(dsn, lambda connection: connection.fetch(query, *args))
+
+
+async def fetchval(dsn: str, query: str, *args):
+    return await on_database(dsn, lambda connection: connection.fetchval(query, *args))
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """(DSN of the maintenance database, folder of matching pg_dump/pg_restore or None).
@@ -139,24 +166,15 @@ def postgres_server():
 @pytest.fixture
 def pg_dsn(postgres_server, monkeypatch):
     """A fresh, empty database for one test; pg_dump/pg_restore first on PATH."""
-    import asyncpg
-
     admin, bin_dir = postgres_server
     if bin_dir is not None:
         monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     name = f"t_{uuid.uuid4().hex[:12]}"
 
-    async def admin_sql(sql: str) -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    asyncio.run(execute(admin, f'CREATE DATABASE "{name}"'))
     parts = urlsplit(admin)
     yield urlunsplit(parts._replace(path=f"/{name}"))
-    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import boto3
 import pytest
 from boto3.s3.transfer import ProgressCallbackInvoker, TransferConfig
 from botocore.config import Config
-from conftest import cockpit, rows
+from conftest import cockpit, execute, fetch, rows
 
 from cockpit import events as ev
 from cockpit.journal import Journal
@@ -41,21 +40,6 @@ from steps.backup import (
 
 S = ev.StepStatus
 PASSWORD = "Sup3r-Secret-Pw-42"
-
-
-async def sql(dsn: str, *statements: str):
-    connection = await asyncpg.connect(dsn)
-    try:
-        result = None
-        for statement in statements:
-            result = await connection.fetch(statement)
-        return result
-    finally:
-        await connection.close()
-
-
-def await_sql(dsn: str, *statements: str):
-    return asyncio.run(sql(dsn, *statements))
 
 
 def q(text: str) -> str:
@@ -110,7 +94,7 @@ def with_password(dsn: str, password: str) -> str:
 async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, journal, pg_dsn,
                                                              s3, tmp_path):
     endpoint, bucket = s3
-    await sql(pg_dsn, "CREATE TABLE widgets (id int PRIMARY KEY, name text NOT NULL)",
+    await execute(pg_dsn, "CREATE TABLE widgets (id int PRIMARY KEY, name text NOT NULL)",
               "INSERT INTO widgets SELECT g, 'widget ' || g FROM generate_series(1, 250) g")
 
     backup = make_engine(backup_book(pg_dsn, endpoint, f"s3://{bucket}/nightly/"))
@@ -140,11 +124,11 @@ async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, jour
     assert "TABLE public widgets" in shown
     assert not list(journal.run_dir(backup.run_id).glob("*.dump"))  # not kept by default
 
-    await sql(pg_dsn, "DROP TABLE widgets")
+    await execute(pg_dsn, "DROP TABLE widgets")
     restore = make_engine(restore_book(pg_dsn, endpoint, details["location"]))
     assert await restore.run() == ev.RunStatus.OK
     assert restore.operator.asked == ["restore"]  # confirm: true was asked
-    counted = await sql(pg_dsn, "SELECT count(*) AS n, max(name) AS top FROM widgets")
+    counted = await fetch(pg_dsn, "SELECT count(*) AS n, max(name) AS top FROM widgets")
     assert (counted[0]["n"], counted[0]["top"]) == (250, "widget 99")
     restored = rows(journal, restore)["restore"]["details"]
     assert restored["sha256"] == details["sha256"]
@@ -156,7 +140,7 @@ async def test_multipart_upload_shows_progress_and_matches_s3s_checksum(
         make_engine, journal, pg_dsn, s3):
     endpoint, bucket = s3
     # ~6.4 MB of random bytes: a dump over 5 MiB, so two parts of s3transfer's minimum.
-    await sql(pg_dsn, "CREATE TABLE blobs (id int, data bytea)",
+    await execute(pg_dsn, "CREATE TABLE blobs (id int, data bytea)",
               "INSERT INTO blobs SELECT g, decode(md5(random()::text) || "
               "md5(random()::text), 'hex') FROM generate_series(1, 200000) g")
     engine = make_engine(backup_book(pg_dsn, endpoint, f"s3://{bucket}/big.dump",
@@ -184,7 +168,7 @@ async def test_multipart_upload_shows_progress_and_matches_s3s_checksum(
 async def test_dry_run_shows_the_commands_and_touches_nothing(make_engine, journal, pg_dsn,
                                                               s3):
     endpoint, bucket = s3
-    await sql(pg_dsn, "CREATE TABLE keep_me (id int)", "INSERT INTO keep_me VALUES (1)")
+    await execute(pg_dsn, "CREATE TABLE keep_me (id int)", "INSERT INTO keep_me VALUES (1)")
     dsn = with_password(pg_dsn, PASSWORD)
     engine = make_engine(f"""
         runbook: Dry
@@ -201,7 +185,7 @@ async def test_dry_run_shows_the_commands_and_touches_nothing(make_engine, journ
     assert keys(endpoint, bucket) == []
     run_dir = journal.run_dir(engine.run_id)
     assert sorted(p.name for p in run_dir.iterdir()) == ["backup.log", "restore.log"]
-    assert (await sql(pg_dsn, "SELECT count(*) AS n FROM keep_me"))[0]["n"] == 1
+    assert (await fetch(pg_dsn, "SELECT count(*) AS n FROM keep_me"))[0]["n"] == 1
 
     database = urlsplit(pg_dsn).path.lstrip("/")
     shown = engine.output_path("backup").read_text()
@@ -295,7 +279,7 @@ async def test_the_password_reaches_pg_dump_through_its_environment_only(
         make_engine, journal, pg_dsn, s3, tmp_path, monkeypatch):
     """pg_dump is wrapped to record the argv and environment it really got."""
     endpoint, bucket = s3
-    await sql(pg_dsn, "CREATE TABLE t (id int)")
+    await execute(pg_dsn, "CREATE TABLE t (id int)")
     seen = tmp_path / "seen"
     wrappers = tmp_path / "wrappers"
     wrappers.mkdir()
@@ -324,7 +308,7 @@ async def test_the_password_reaches_pg_dump_through_its_environment_only(
 def test_a_headless_run_with_a_secret_dsn_backs_up_and_never_prints_the_password(
         pg_dsn, s3, tmp_path):
     endpoint, bucket = s3
-    await_sql(pg_dsn, "CREATE TABLE t (id int)")
+    asyncio.run(execute(pg_dsn, "CREATE TABLE t (id int)"))
     book = tmp_path / "book.yaml"
     book.write_text(f"""
 runbook: Backup

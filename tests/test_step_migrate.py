@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from conftest import cockpit
+from conftest import cockpit, execute, fetch
 
 from cockpit import events as ev
 from cockpit.sandbox.servers import free_port
@@ -129,29 +129,13 @@ def fly(make_engine, journal):
     return run
 
 
-async def query(dsn: str, sql: str, *args) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetch(sql, *args)
-    finally:
-        await connection.close()
-
-
-async def execute(dsn: str, sql: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 async def history(dsn: str) -> list[dict]:
-    rows = await query(dsn, 'SELECT * FROM "flyway_schema_history" ORDER BY installed_rank')
+    rows = await fetch(dsn, 'SELECT * FROM "flyway_schema_history" ORDER BY installed_rank')
     return [dict(row) for row in rows]
 
 
 async def tables(dsn: str) -> set[str]:
-    rows = await query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    rows = await fetch(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {row["tablename"] for row in rows}
 
 
@@ -306,7 +290,7 @@ async def test_migrate_writes_flyways_history_and_twice_is_a_no_op(db, fly):
     ]
     assert all(r["execution_time"] >= 0 and r["installed_on"] for r in rows)
     # The table is Flyway's: same columns, types, nullability, default, key and index.
-    columns = await query(db, """
+    columns = await fetch(db, """
         SELECT column_name, data_type, character_maximum_length, is_nullable, column_default
         FROM information_schema.columns WHERE table_name = 'flyway_schema_history'
         ORDER BY ordinal_position""")
@@ -322,7 +306,7 @@ async def test_migrate_writes_flyways_history_and_twice_is_a_no_op(db, fly):
         ("execution_time", "integer", None, "NO", None),
         ("success", "boolean", None, "NO", None),
     ]
-    indexes = await query(db, "SELECT indexname, indexdef FROM pg_indexes "
+    indexes = await fetch(db, "SELECT indexname, indexdef FROM pg_indexes "
                               "WHERE tablename = 'flyway_schema_history' ORDER BY 1")
     assert [i["indexname"] for i in indexes] == ["flyway_schema_history_pk",
                                                  "flyway_schema_history_s_idx"]
@@ -343,7 +327,7 @@ async def test_a_history_flyway_wrote_is_understood(db, fly):
     for rank, (version, description, script) in enumerate(
             [("1", "create users", "V1__create_users.sql"),
              ("1.1", "add user email", "V1_1__add_user_email.sql")], start=1):
-        await query(db, 'INSERT INTO "flyway_schema_history" VALUES '
+        await fetch(db, 'INSERT INTO "flyway_schema_history" VALUES '
                         "($1, $2, $3, 'SQL', $4, $5, 'flyway', now(), 7, true)",
                     rank, version, description, script, FLYWAY_CHECKSUMS[f"basic/{script}"])
     status, row, output = await fly(DATA / "basic", action="plan")
@@ -360,7 +344,7 @@ async def test_a_history_flyway_wrote_is_understood(db, fly):
 async def test_versions_apply_in_numeric_order_from_subfolders_too(db, fly):
     status, _, output = await fly(DATA / "ordering")
     assert status == ev.RunStatus.OK, output
-    applied = await query(db, "SELECT version FROM applied_order ORDER BY n")
+    applied = await fetch(db, "SELECT version FROM applied_order ORDER BY n")
     assert [r["version"] for r in applied] == ["1", "1.1", "1.2", "2", "10"]
     assert [(r["version"], r["script"]) for r in await history(db)] == [
         ("1", "V1__create_log.sql"), ("1.1", "V1.1__dotted.sql"),
@@ -411,7 +395,7 @@ async def test_a_failing_migration_is_recorded_and_stops_with_its_line(db, fly, 
     assert "its transaction was rolled back" in output
     assert [(r["version"], r["success"]) for r in await history(db)] == [("1", True),
                                                                          ("2", False)]
-    assert (await query(db, "SELECT count(*) FROM accounts"))[0][0] == 0  # rolled back
+    assert (await fetch(db, "SELECT count(*) FROM accounts"))[0][0] == 0  # rolled back
     assert "never_reached" not in await tables(db)
 
     # The failed row blocks, as in Flyway, until it is repaired.
@@ -422,7 +406,7 @@ async def test_a_failing_migration_is_recorded_and_stops_with_its_line(db, fly, 
     assert 'DELETE FROM "public"."flyway_schema_history" WHERE NOT success' in row["message"]
     (folder / "V2__backfill_balances.sql").write_text(
         "INSERT INTO accounts (id, balance) VALUES (1, 10), (2, 20);\n")
-    await query(db, 'DELETE FROM "public"."flyway_schema_history" WHERE NOT success')
+    await fetch(db, 'DELETE FROM "public"."flyway_schema_history" WHERE NOT success')
     status, row, _ = await fly(folder)
     assert status == ev.RunStatus.OK and row["details"]["applied"] == ["2", "3"]
 
@@ -449,7 +433,7 @@ async def test_create_index_concurrently_runs_outside_a_transaction(db, fly):
     assert ("migrating to 2 - index events concurrently (V2__index_events_concurrently.sql) "
             "outside a transaction: CREATE INDEX CONCURRENTLY at line 3 ...") in output
     assert "outside a transaction: marked '-- cockpit:no-transaction' ..." in output
-    index = await query(db, "SELECT indisvalid FROM pg_index "
+    index = await fetch(db, "SELECT indisvalid FROM pg_index "
                             "WHERE indexrelid = 'events_kind_idx'::regclass")
     assert index[0]["indisvalid"] is True
     assert "cluster_marker" in await tables(db)
@@ -477,7 +461,7 @@ async def test_undo_restores_the_previous_schema(db, fly, make_engine, journal):
     assert status == ev.RunStatus.OK
     assert row["details"] == {"action": "undo", "undone": ["2", "1.1"], "current_version": "1"}
     assert await tables(db) == {"users", "flyway_schema_history"}
-    columns = await query(db, "SELECT column_name FROM information_schema.columns "
+    columns = await fetch(db, "SELECT column_name FROM information_schema.columns "
                               "WHERE table_name = 'users' ORDER BY ordinal_position")
     assert [c[0] for c in columns] == ["id", "name"]
 
@@ -521,7 +505,7 @@ async def test_flyway_placeholders_are_replaced_and_unknown_ones_refused(db, fly
     """)
     status, _, output = await fly(folder)
     assert status == ev.RunStatus.OK, output
-    assert tuple((await query(db, "SELECT * FROM notes"))[0]) == (
+    assert tuple((await fetch(db, "SELECT * FROM notes"))[0]) == (
         "public", "postgres", "V1__placeholders.sql")
     write(folder, "V2__unknown.sql", "SELECT 1;\nSELECT '${release}';\n")
     status, row, _ = await fly(folder)
@@ -569,7 +553,7 @@ async def test_cancel_rolls_back_the_running_migration(db, make_engine, journal,
     assert await asyncio.wait_for(task, 10) == ev.RunStatus.CANCELLED
     assert "slow" not in await tables(db)
     assert await history(db) == []
-    running = await query(db, "SELECT count(*) FROM pg_stat_activity "
+    running = await fetch(db, "SELECT count(*) FROM pg_stat_activity "
                               "WHERE query LIKE 'SELECT pg_sleep(60)%'")
     assert running[0][0] == 0  # the server stopped it too
 

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 import redis
-from conftest import cockpit, output, rows
+from conftest import cockpit, execute, fetchval, output, rows
 
 from cockpit import events as ev
 from steps.sql import Target, format_result
@@ -27,22 +26,6 @@ def with_password(dsn: str) -> str:
     user = parts.username or "postgres"
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:{PASSWORD}@{host}"))
-
-
-async def fetchval(dsn: str, query: str, *args):
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query, *args)
-    finally:
-        await connection.close()
-
-
-async def execute(dsn: str, script: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(script)
-    finally:
-        await connection.close()
 
 
 def book(steps: str, secret: bool = True) -> str:
