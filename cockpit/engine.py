@@ -65,6 +65,9 @@ def resolve_values(
         "host": socket.gethostname(),
         "runbook": runbook.name,
         "version": runbook.version,
+        "duration": "0s",
+        "status": "ok",
+        "run_url": f"cockpit report {run_id}",
     }
     secret_values: dict[str, str] = {}
     missing = []
@@ -145,8 +148,23 @@ class Engine:
 
     def describe(self, step: Step) -> str:
         """What exactly the step will run: resolved, secrets masked."""
-        fields, _ = resolve_fields(step, self.values)
+        fields, _ = resolve_fields(step, self.live_values())
         return self.redactor.redact(get_kind(step.kind).describe(fields))
+
+    def live_values(self) -> dict[str, str]:
+        """Template values with the built-ins that change during a run taken now."""
+        status = "ok"
+        if self._in_rollback:
+            status = "rolling back"
+        elif any(self.status[s.id] == S.FAILED and not s.optional for s in self.runbook.steps):
+            status = "failed"
+        live = {
+            "now": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "duration": format_duration(time.time() - self.started),
+            "status": status,
+        }
+        overridden = {**self.runbook.variables, **self.profile.variables}
+        return {**self.values, **{k: v for k, v in live.items() if k not in overridden}}
 
     # --------------------------------------------------------------- control
 
@@ -425,7 +443,7 @@ class Engine:
             return self._finish(step, S.SKIPPED, None,
                                 message=f"only for {', '.join(step.when.env or ())}")
         kind = get_kind(step.kind)
-        fields, expect = resolve_fields(step, self.values)
+        fields, expect = resolve_fields(step, self.live_values())
         try:
             sink = OutputSink(self.output_path(step.id), self.redactor,
                               self.config.window_lines)

@@ -25,7 +25,13 @@ from steps import Field, KindNotFound, get_kind, known_kinds
 
 ON_FAILURE = ("stop", "continue", "rollback")
 # Names that ``${...}`` may always use, filled in when a run starts.
-BUILTINS = ("env", "run_id", "date", "now", "operator", "host", "runbook", "version")
+BUILTINS = (
+    "env", "run_id", "date", "now", "operator", "host", "runbook", "version",
+    "duration", "status", "run_url",
+)
+"""``now``, ``duration`` (since the run started) and ``status`` (``ok`` so far,
+``failed``, ``rolling back``) are taken when each step starts; ``run_url`` says where
+the run's record is (``cockpit report RUN`` unless the profile sets ``run_url``)."""
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ``$$`` is a literal dollar; ``${NAME}`` a reference.
@@ -161,14 +167,17 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
 
 
 def resolve_value(value: Any, kind_field: Field, values: Mapping[str, str]) -> Any:
-    if not kind_field.template:
-        return value
+    return _substitute_all(value, values) if kind_field.template else value
+
+
+def _substitute_all(value: Any, values: Mapping[str, str]) -> Any:
+    """``value`` with every string in it (nested in lists and mappings) substituted."""
     if isinstance(value, str):
         return substitute(value, values)
     if isinstance(value, list | tuple):
-        return [substitute(item, values) if isinstance(item, str) else item for item in value]
+        return [_substitute_all(item, values) for item in value]
     if isinstance(value, dict):
-        return {key: substitute(item, values) for key, item in value.items()}
+        return {key: _substitute_all(item, values) for key, item in value.items()}
     return value
 
 
@@ -470,6 +479,30 @@ class _Checker:
         values = {key: self.string(value, f"{what}.{key}") for key, (_, value) in found.items()}
         return None if None in values.values() else values  # type: ignore[return-value]
 
+    def json(self, node: Node, what: str) -> Any:
+        """Any YAML value made of mappings (string keys), lists and scalars, as JSON
+        can carry it (a request body, a JSON subset to expect). None if it has none."""
+        value = self._json(node, what)
+        return None if value is _UNREADABLE else value
+
+    def _json(self, node: Node, what: str) -> Any:
+        if isinstance(node, ScalarNode):
+            value = self.construct(node, what)
+            if value is not _UNREADABLE and not isinstance(
+                value, str | int | float | bool | type(None)
+            ):
+                self.problem(node, f"{what}: {_kind_of(node)} has no JSON form; quote it")
+                return _UNREADABLE
+            return value
+        if isinstance(node, SequenceNode):
+            items = [self._json(item, f"{what} item") for item in node.value]
+            return _UNREADABLE if _UNREADABLE in items else items
+        found = self.mapping(node, what, (), check_unknown=False)
+        if found is None:
+            return _UNREADABLE
+        values = {key: self._json(value, f"{what}.{key}") for key, (_, value) in found.items()}
+        return _UNREADABLE if _UNREADABLE in values.values() else values
+
     def identifier(self, node: Node, what: str) -> str | None:
         value = self.string(node, what)
         if value is not None and not _ID.fullmatch(value):
@@ -481,16 +514,14 @@ class _Checker:
     # -- templates
 
     def templates(self, node: Node, value: Any) -> None:
-        """Check every ``${NAME}`` in a templated value is defined."""
+        """Check every ``${NAME}`` in a templated value is defined (nested ones too)."""
         if isinstance(node, SequenceNode):
             for item in node.value:
-                if isinstance(item, ScalarNode):
-                    self.templates(item, item.value)
+                self.templates(item, None)
             return
         if isinstance(node, MappingNode):
             for _, item in node.value:
-                if isinstance(item, ScalarNode):
-                    self.templates(item, item.value)
+                self.templates(item, None)
             return
         if not isinstance(node, ScalarNode):
             return
@@ -742,6 +773,8 @@ class _Checker:
                 value = self.string_list(node, what)
             case "str_map":
                 value = self.string_map(node, what)
+            case "json":
+                value = self.json(node, what)
         if value is not None and spec.template:
             self.templates(node, value)
         return value

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 if TYPE_CHECKING:
     from cockpit.runbook import Step
 
-FieldType = Literal["str", "regex", "int", "bool", "duration", "str_list", "str_map"]
+FieldType = Literal["str", "regex", "int", "bool", "duration", "str_list", "str_map", "json"]
+"""``json``: any YAML value of mappings, lists and scalars (a request body)."""
 
 
 @dataclass(frozen=True)

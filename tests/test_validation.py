@@ -832,9 +832,11 @@ def test_undefined_variable_points_at_each_reference_in_turn(tmp_path):
     """)
     assert [str(p) for p in problems_of(path)] == [
         f"{path}:6:23: undefined variable ${{A}}; define it under 'variables:' or "
-        "'secrets:' (built-ins: env, run_id, date, now, operator, host, runbook, version)",
+        "'secrets:' (built-ins: env, run_id, date, now, operator, host, runbook, version, "
+        "duration, status, run_url)",
         f"{path}:6:32: undefined variable ${{A}}; define it under 'variables:' or "
-        "'secrets:' (built-ins: env, run_id, date, now, operator, host, runbook, version)",
+        "'secrets:' (built-ins: env, run_id, date, now, operator, host, runbook, version, "
+        "duration, status, run_url)",
     ]
 
 
