@@ -29,10 +29,7 @@ waits for it to stop.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import hashlib
 import re
 import shlex
 import shutil
@@ -46,20 +43,34 @@ from typing import Any
 from cockpit.process import describe_exit, run_process
 from steps.base import Field, StepContext, StepKind, StepResult
 from steps.postgres import CONNECT_TIMEOUT, MASK, DsnError, Target
+from steps.s3client import (
+    ENDPOINT_FIELDS,
+    KiB,
+    LocalFile,
+    MiB,
+    Progress,
+    S3Location,
+    StepFailed,
+    call_s3,
+    check_bucket,
+    endpoint_text,
+    find_object,
+    hash_file,
+    human,
+    in_thread,
+    info,
+    make_client,
+    parse_s3_url,
+    part_size_for,
+    thread_writer,
+    transfer,
+    verify_download,
+    verify_object,
+)
 
-KiB = 1024
-MiB = 1024 * KiB
 DEFAULT_THRESHOLD = 8 * MiB
-# Without a checksum kept by the server, an object up to this size is read back and hashed.
-READBACK_LIMIT = 256 * MiB
-PROGRESS_PERCENT = 10  # a progress line every 10 % ...
-PROGRESS_SECONDS = 2.0  # ... or every 2 s, whichever comes first
 SHOWN_ENTRIES = 5
 PGCONNECT_TIMEOUT = f"{CONNECT_TIMEOUT:g}"  # unless the environment sets one
-
-
-class StepFailed(Exception):
-    """Ends a step with one clear line (the message) and no traceback."""
 
 
 # ----------------------------------------------------------------- connection strings
@@ -107,29 +118,6 @@ def restore_argv(connection: Target, path: Path | str, *, single_transaction: bo
             "--dbname", connection.dsn, str(path)]
 
 
-# ----------------------------------------------------------------- S3 locations
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    key: str
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-def parse_s3_url(url: str, what: str) -> tuple[str, str]:
-    """``(bucket, key or prefix)`` of an ``s3://bucket/...`` URL."""
-    if not url.startswith("s3://"):
-        raise StepFailed(f"{what}: expected s3://bucket/..., found {url!r}")
-    bucket, _, rest = url[len("s3://"):].partition("/")
-    if not bucket:
-        raise StepFailed(f"{what}: no bucket in {url!r}")
-    return bucket, rest
-
-
 def dump_name(database: str, run_id: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", database).strip("._") or "database"
     return f"{safe}-{run_id}.dump"
@@ -157,239 +145,8 @@ def parse_size(value: Any) -> int:
     return size
 
 
-def human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover
-
-
 def run_id_of(env: Mapping[str, str]) -> str:
     return env.get("COCKPIT_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
-
-
-# ----------------------------------------------------------------- files and checksums
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    path: Path
-    size: int
-    sha256: str
-    part_size: int | None
-    """Multipart part size used by the upload; None for a single PUT."""
-    part_digests: tuple[bytes, ...] = ()
-
-    @property
-    def sha256_b64(self) -> str:
-        return base64.b64encode(bytes.fromhex(self.sha256)).decode()
-
-    @property
-    def composite_b64(self) -> str:
-        """S3's checksum of a multipart upload: SHA-256 over the parts' SHA-256 digests."""
-        joined = b"".join(self.part_digests)
-        return base64.b64encode(hashlib.sha256(joined).digest()).decode()
-
-
-def part_size_for(size: int, threshold: int, chunksize: int) -> int | None:
-    """The part size s3transfer will use for a file of ``size`` (None: one PUT)."""
-    from s3transfer.utils import ChunksizeAdjuster
-
-    if size < threshold:  # s3transfer's rule: multipart when size >= threshold
-        return None
-    return ChunksizeAdjuster().adjust_chunksize(chunksize, size)
-
-
-def hash_file(path: Path, part_size: int | None = None,
-              stop: threading.Event | None = None) -> LocalFile:
-    """SHA-256 of the file and, for a multipart upload, of each part, in one pass.
-    ``stop`` (set when the step is cancelled) ends it early."""
-    whole = hashlib.sha256()
-    parts: list[bytes] = []
-    part = hashlib.sha256()
-    in_part = 0
-    size = 0
-    block = 1 * MiB
-    with open(path, "rb") as handle:
-        while True:
-            want = block if part_size is None else min(block, part_size - in_part)
-            data = handle.read(want)
-            if not data:
-                break
-            if stop is not None and stop.is_set():
-                raise asyncio.CancelledError
-            whole.update(data)
-            size += len(data)
-            if part_size is not None:
-                part.update(data)
-                in_part += len(data)
-                if in_part == part_size:
-                    parts.append(part.digest())
-                    part, in_part = hashlib.sha256(), 0
-    if part_size is not None and (in_part or not parts):
-        parts.append(part.digest())
-    return LocalFile(path, size, whole.hexdigest(), part_size, tuple(parts))
-
-
-# ----------------------------------------------------------------- S3 with boto3
-
-
-def make_client(fields: Mapping[str, Any], env: Mapping[str, str]):
-    """An S3 client from the step's fields and environment (imported late: boto3 is slow
-    to import, and ``cockpit validate`` loads every kind)."""
-    import boto3
-    from botocore.config import Config
-
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    session = boto3.session.Session(
-        aws_access_key_id=key if key and secret else None,
-        aws_secret_access_key=secret if key and secret else None,
-        aws_session_token=env.get("AWS_SESSION_TOKEN") if key and secret else None,
-        region_name=fields.get("region") or env.get("AWS_REGION")
-        or env.get("AWS_DEFAULT_REGION") or None,
-        profile_name=None if key and secret else env.get("AWS_PROFILE") or None,
-    )
-    endpoint = fields.get("endpoint_url") or None
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=10,
-        read_timeout=60,
-        # MinIO, moto and the like are addressed by path, not by bucket host names.
-        s3={"addressing_style": "path"} if endpoint else None,
-    )
-    return session.client("s3", endpoint_url=endpoint, config=config)
-
-
-def s3_problem(exc: BaseException, endpoint: str | None, what: str) -> str:
-    """One line saying what went wrong talking to S3."""
-    from botocore import exceptions as be
-
-    where = endpoint or "AWS S3"
-    if isinstance(exc, be.EndpointConnectionError | be.ConnectTimeoutError):
-        reason = re.search(r"\[Errno -?\d+\] [^'\")]+", repr(getattr(exc, "kwargs", {})))
-        why = reason.group(0).strip() if reason else (
-            "connection timed out" if isinstance(exc, be.ConnectTimeoutError) else "no answer")
-        return f"cannot reach S3 at {where} ({why}) while {what}"
-    if isinstance(exc, be.ReadTimeoutError):
-        return f"S3 at {where} did not answer in time while {what}"
-    if isinstance(exc, be.NoCredentialsError):
-        return (f"no AWS credentials while {what}: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
-    if isinstance(exc, be.PartialCredentialsError | be.ProfileNotFound):
-        return f"AWS credentials unusable while {what}: {exc}"
-    if isinstance(exc, be.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "?"))
-        message = error.get("Message") or ""
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            return f"S3 at {where} rejected the credentials ({code}) while {what}"
-        if code in ("403", "AccessDenied", "Forbidden"):
-            return f"S3 at {where} denied access while {what}"
-        return f"S3 at {where} answered {code}{f': {message}' if message else ''} while {what}"
-    if isinstance(exc, be.BotoCoreError | ValueError):
-        return f"S3 at {where}: {exc} while {what}"
-    return f"S3 at {where}: {type(exc).__name__}: {exc} while {what}"
-
-
-class Progress:
-    """Transfer progress from boto3's worker threads to the pane, at a sane rate."""
-
-    def __init__(self, write: Callable[[str], None], verb: str, total: int) -> None:
-        self._write = write
-        self._verb = verb
-        self._total = total
-        self._done = 0
-        self._next = PROGRESS_PERCENT
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __call__(self, amount: int) -> None:
-        with self._lock:
-            self._done = max(0, self._done + amount)  # a retried part counts back
-            percent = self._done * 100 // self._total if self._total else 100
-            now = time.monotonic()
-            if percent < self._next and now - self._last < PROGRESS_SECONDS:
-                return
-            if percent >= self._next:
-                self._next = (percent // PROGRESS_PERCENT + 1) * PROGRESS_PERCENT
-            self._last = now
-            # Written under the lock, so lines from two threads stay in order.
-            self._write(f"{self._verb} {human(self._done)} of {human(self._total)} "
-                        f"({percent}%)")
-
-
-async def in_thread(work: Callable[[threading.Event], Any]) -> Any:
-    """Run blocking boto3 work in a thread. On cancel, ``stop`` is set and the thread is
-    waited for, so nothing goes on uploading after the step has ended."""
-    stop = threading.Event()
-    task = asyncio.ensure_future(asyncio.to_thread(work, stop))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        stop.set()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
-
-
-def transfer(client, config, start: Callable, stop: threading.Event) -> None:
-    """Run one s3transfer upload/download; ``stop`` cancels it (aborting a multipart)."""
-    from boto3.s3.transfer import create_transfer_manager
-
-    with create_transfer_manager(client, config) as manager:
-        future = start(manager)
-        while not future.done():
-            if stop.wait(0.05):
-                future.cancel()
-                break
-        future.result()
-
-
-def verify_object(client, location: S3Location, local: LocalFile) -> str:
-    """Check the object S3 holds against ``local``; return how it was checked.
-
-    Size must be equal, and so must the ``sha256`` metadata the upload set. The strong
-    check is S3's own ``ChecksumSHA256``: the upload sends the SHA-256 of each part
-    (S3 refuses a part whose bytes do not match) and S3 keeps, for a single PUT, the
-    SHA-256 of the object, for a multipart upload the SHA-256 of the parts' SHA-256s
-    (shown as ``<base64>-<parts>``). Both are computed here from the local file that
-    ``pg_restore --list`` accepted, with the part size s3transfer used, so equality
-    ties the stored bytes to the verified dump without downloading it. A server that
-    keeps no checksum gets the object read back and hashed, up to ``READBACK_LIMIT``;
-    above that only size and metadata are compared (and the result says so).
-    """
-    head = client.head_object(Bucket=location.bucket, Key=location.key, ChecksumMode="ENABLED")
-    if head["ContentLength"] != local.size:
-        raise StepFailed(f"{location.url} holds {head['ContentLength']} bytes, "
-                         f"the dump has {local.size}")
-    recorded = (head.get("Metadata") or {}).get("sha256")
-    if recorded != local.sha256:
-        raise StepFailed(f"{location.url}: sha256 metadata {recorded!r} is not the dump's "
-                         f"{local.sha256}")
-    remote = head.get("ChecksumSHA256")
-    if remote:
-        value, _, parts = remote.partition("-")
-        accepted = {local.sha256_b64}
-        if local.part_size is not None:
-            accepted.add(local.composite_b64)
-        if value not in accepted or (parts and int(parts) != len(local.part_digests)):
-            raise StepFailed(f"{location.url}: S3's SHA-256 checksum {remote} does not match "
-                             "the dump")
-        if local.part_size is not None and value != local.sha256_b64:
-            return f"size and SHA-256 (S3 checksum of {len(local.part_digests)} parts) match"
-        return "size and SHA-256 (S3 checksum) match"
-    if local.size <= READBACK_LIMIT:
-        body = client.get_object(Bucket=location.bucket, Key=location.key)["Body"]
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: body.read(MiB), b""):
-            digest.update(chunk)
-        if digest.hexdigest() != local.sha256:
-            raise StepFailed(f"{location.url}: the object read back has SHA-256 "
-                             f"{digest.hexdigest()}, the dump {local.sha256}")
-        return "size and SHA-256 of the object read back match (S3 kept no checksum)"
-    return ("size and sha256 metadata match; S3 kept no checksum and the object is too "
-            "large to read back")
 
 
 # ----------------------------------------------------------------- pg tools
@@ -510,21 +267,6 @@ async def check_listing(ctx: StepContext, path: Path, env: Mapping[str, str],
     return listing
 
 
-def info(ctx: StepContext, text: str) -> None:
-    ctx.write("info", (text + "\n").encode())
-
-
-def thread_writer(ctx: StepContext) -> Callable[[str], None]:
-    """A line writer a worker thread may call: the line is written on the event loop."""
-    loop = asyncio.get_running_loop()
-    return lambda text: loop.call_soon_threadsafe(ctx.write, "info", (text + "\n").encode())
-
-
-def endpoint_text(fields: Mapping[str, Any]) -> str:
-    parts = [f"endpoint {fields['endpoint_url']}" if fields.get("endpoint_url") else "",
-             f"region {fields['region']}" if fields.get("region") else ""]
-    return f" ({', '.join(filter(None, parts))})" if any(parts) else ""
-
 
 # ----------------------------------------------------------------- backup
 
@@ -532,8 +274,7 @@ COMMON = {
     "dsn": Field("str", required=True,
                  help="the database, a libpq DSN (e.g. ${DATABASE_URL}); its password is "
                       "passed as PGPASSWORD, never on the command line"),
-    "endpoint_url": Field("str", help="S3-compatible endpoint (MinIO, moto); default AWS"),
-    "region": Field("str", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"),
+    **ENDPOINT_FIELDS,
     "keep_local": Field("bool", help="keep the local dump file in the run's folder "
                                      "(default: removed once the step succeeded)"),
 }
@@ -607,26 +348,11 @@ class BackupStep(StepKind):
         endpoint = ctx.fields.get("endpoint_url")
         pg_dump = find_tool("pg_dump", env)
         find_tool("pg_restore", env)
-        client = await self._s3(lambda stop: make_client(ctx.fields, env), endpoint,
-                                "setting up the S3 client")
-
+        client = await call_s3(lambda stop: make_client(ctx.fields, env), endpoint,
+                               "setting up the S3 client")
         # Is the bucket there? Found out before a long dump, not after it.
-        def check_bucket(stop: threading.Event) -> str | None:
-            from botocore.exceptions import ClientError
-
-            try:
-                client.head_bucket(Bucket=target.bucket)
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code"))
-                if code in ("404", "NoSuchBucket"):
-                    raise StepFailed(f"bucket {target.bucket!r} does not exist at "
-                                     f"{endpoint or 'AWS S3'}") from None
-                if code in ("403", "AccessDenied", "Forbidden"):  # may only PutObject
-                    return "cannot check the bucket (access denied): trying the upload anyway"
-                raise
-            return None
-
-        said = await self._s3(check_bucket, endpoint, f"checking bucket {target.bucket}")
+        said = await call_s3(lambda stop: check_bucket(client, target.bucket, endpoint),
+                             endpoint, f"checking bucket {target.bucket}")
         if said:
             info(ctx, said)
 
@@ -646,7 +372,7 @@ class BackupStep(StepKind):
 
         chunksize = threshold  # s3transfer raises it to S3's minimum part, 5 MiB
         part_size = part_size_for(size, threshold, chunksize)
-        local = await in_thread(lambda stop: hash_file(dump, part_size, stop))
+        local: LocalFile = await in_thread(lambda stop: hash_file(dump, part_size, stop))
         info(ctx, f"sha256 {local.sha256}")
 
         from boto3.s3.transfer import TransferConfig
@@ -672,11 +398,11 @@ class BackupStep(StepKind):
                 subscribers=[ProgressCallbackInvoker(progress)]), stop)
 
         started = time.monotonic()
-        await self._s3(upload, endpoint, f"uploading to {target.url}")
+        await call_s3(upload, endpoint, f"uploading to {target.url}")
         upload_seconds = time.monotonic() - started
         info(ctx, f"uploaded {human(local.size)} in {upload_seconds:.1f} s")
-        checked = await self._s3(lambda stop: verify_object(client, target, local), endpoint,
-                                 f"checking {target.url}")
+        checked = await call_s3(lambda stop: verify_object(client, target, local), endpoint,
+                                f"checking {target.url}")
         info(ctx, f"verified {target.url}: {checked}")
         if ctx.fields.get("keep_local"):
             info(ctx, f"local copy kept: {dump}")
@@ -696,16 +422,6 @@ class BackupStep(StepKind):
             details["file"] = str(dump)
         return StepResult(True, f"{human(local.size)}, {listing.entries} entries, at "
                           f"{target.url}; {checked}", details=details)
-
-    @staticmethod
-    async def _s3(work: Callable[[threading.Event], Any], endpoint: str | None,
-                  what: str) -> Any:
-        try:
-            return await in_thread(work)
-        except (StepFailed, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            raise StepFailed(s3_problem(exc, endpoint, what)) from None
 
 
 # ----------------------------------------------------------------- restore
@@ -780,26 +496,11 @@ class RestoreStep(StepKind):
         env = pg_env(ctx.env, connection, ctx.step.id)
         endpoint = ctx.fields.get("endpoint_url")
         pg_restore = find_tool("pg_restore", env)
-        client = await BackupStep._s3(lambda stop: make_client(ctx.fields, env), endpoint,
-                                      "setting up the S3 client")
-
-        def head(stop: threading.Event) -> dict:
-            from botocore.exceptions import ClientError
-
-            try:
-                return client.head_object(Bucket=source.bucket, Key=source.key,
-                                          ChecksumMode="ENABLED")
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code"))
-                if code in ("404", "NoSuchKey", "NoSuchBucket"):
-                    raise StepFailed(f"no such object: {source.url} "
-                                     f"(at {endpoint or 'AWS S3'})") from None
-                raise
-
-        found = await BackupStep._s3(head, endpoint, f"looking up {source.url}")
+        client = await call_s3(lambda stop: make_client(ctx.fields, env), endpoint,
+                               "setting up the S3 client")
+        found = await call_s3(lambda stop: find_object(client, source, endpoint), endpoint,
+                              f"looking up {source.url}")
         size = found["ContentLength"]
-        recorded = (found.get("Metadata") or {}).get("sha256")
-        remote = found.get("ChecksumSHA256") or ""
 
         from boto3.s3.transfer import TransferConfig
 
@@ -816,22 +517,10 @@ class RestoreStep(StepKind):
                 subscribers=[ProgressCallbackInvoker(progress)]), stop)
 
         started = time.monotonic()
-        await BackupStep._s3(download, endpoint, f"downloading {source.url}")
+        await call_s3(download, endpoint, f"downloading {source.url}")
         download_seconds = time.monotonic() - started
         copy = await in_thread(lambda stop: hash_file(local, None, stop))
-        if copy.size != size:
-            raise StepFailed(f"downloaded {copy.size} bytes of {source.url}, expected {size}")
-        if recorded:
-            if recorded != copy.sha256:
-                raise StepFailed(f"{source.url}: the download's SHA-256 {copy.sha256} is not "
-                                 f"the one recorded at backup ({recorded})")
-            checked = "SHA-256 matches the one recorded at backup"
-        elif remote and "-" not in remote and remote == copy.sha256_b64:
-            checked = "SHA-256 matches S3's checksum"
-        elif remote and "-" not in remote:
-            raise StepFailed(f"{source.url}: the download's SHA-256 does not match S3's")
-        else:
-            checked = "size matches (no whole-object SHA-256 recorded to compare)"
+        checked = verify_download(found, copy, source.url, when="backup")
         info(ctx, f"downloaded {human(size)} in {download_seconds:.1f} s; {checked}")
         info(ctx, f"sha256 {copy.sha256}")
 
