@@ -337,12 +337,14 @@ def verify_download(head: Mapping[str, Any], copy: LocalFile, url: str,
                              f"{copy.sha256}, the one recorded at {when} is {recorded}")
         matched.append(f"SHA-256 recorded at {when}")
     remote = head.get("ChecksumSHA256") or ""
-    if remote and "-" not in remote:  # "<base64>-<parts>": of the parts, not the object
+    etag = str(head.get("ETag") or "").strip('"')
+    # A multipart object (ETag "<md5 of md5s>-<parts>") has a SHA-256 of its parts'
+    # SHA-256s, not of its bytes, even where a server leaves out the "-<parts>".
+    if remote and "-" not in remote and "-" not in etag:
         if remote != copy.sha256_b64:
             raise StepFailed(f"checksum mismatch: {url} downloaded with SHA-256 "
                              f"{copy.sha256}, S3's checksum says {remote}")
         matched.append("S3's SHA-256 checksum")
-    etag = str(head.get("ETag") or "").strip('"')
     plain = (head.get("ServerSideEncryption") not in ETAG_IS_NOT_MD5
              and not head.get("SSECustomerAlgorithm"))
     if copy.md5 and etag and "-" not in etag and plain:
