@@ -8,6 +8,7 @@ subscribers (headless printer, TUI, live watch), so what anyone saw is on record
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets as token
 import socket
@@ -21,10 +22,18 @@ from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.journal import Journal, RunLock
+from cockpit.metrics import MetricsWatch, Poll
 from cockpit.output import OutputSink
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
-from cockpit.runbook import Phase, Runbook, Step, resolve_fields, resolve_variables
+from cockpit.runbook import (
+    Phase,
+    Runbook,
+    Step,
+    resolve_fields,
+    resolve_variables,
+    substitute,
+)
 from steps import StepContext, StepResult, get_kind
 from steps.base import NeedsOperator, Operator
 
@@ -125,8 +134,49 @@ class Engine:
             runbook, profile, operator.name, self.run_id
         )
         self.started = time.time()
+        self.metrics = self._metrics_watch()
+        self._metrics_task: asyncio.Task | None = None
 
     # --------------------------------------------------------------- set-up
+
+    def _metrics_watch(self) -> MetricsWatch | None:
+        """The poller of the runbook's ``metrics:`` (none in a dry run: it touches nothing)."""
+        spec = self.runbook.metrics
+        if spec is None or self.dry_run:
+            return None
+        resolved = dataclasses.replace(
+            spec, url=substitute(spec.url, self.values), token=substitute(spec.token, self.values)
+        )
+        return MetricsWatch(resolved, self.runbook.alerts, self._metrics_polled)
+
+    def _metrics_polled(self, poll: Poll) -> None:
+        now = self._now()
+        if poll.notice is not None:
+            self._emit(ev.MetricsNotice(self.run_id, now,
+                                        self.redactor.redact(poll.notice.message), poll.notice.ok))
+        for key, values in poll.baselines:
+            self._emit(ev.BaselineTaken(self.run_id, now, key, values))
+        readings = poll.sample.readings
+        self._emit(ev.MetricsSampled(
+            self.run_id, now, {name: r.value for name, r in readings.items()},
+            {name: self.redactor.redact(r.reason) for name, r in readings.items() if r.reason},
+        ))
+        for status in poll.changed:
+            self._emit(ev.AlertChanged(
+                self.run_id, now, status.rule.name, status.rule.severity, status.state.value,
+                status.rule.metric, status.value, status.threshold,
+                self.redactor.redact(status.no_data_reason or ""),
+            ))
+
+    def _watch_metrics(self) -> None:
+        if self.metrics is not None and self._metrics_task is None:
+            self.metrics.take_baseline("run")
+            self._metrics_task = asyncio.get_running_loop().create_task(self.metrics.run())
+
+    def _phase_started(self, phase: Phase) -> None:
+        self._emit(ev.PhaseStarted(self.run_id, self._now(), phase.id, phase.title))
+        if self.metrics is not None:
+            self.metrics.take_baseline(phase.id)
 
     def _all_steps(self) -> tuple[Step, ...]:
         return (*self.runbook.steps, *self.runbook.rollback.steps)
@@ -213,6 +263,7 @@ class Engine:
         self._emit(ev.RunStarted(self.run_id, self._now(), self.runbook.name,
                                  self.profile.name, self.operator.name, self.dry_run,
                                  self._resumed))
+        self._watch_metrics()
 
     def prepare_resume(self, interrupted: Interrupted) -> list[str]:
         """Take up a run from the journal; returns the ids of interrupted steps.
@@ -323,7 +374,7 @@ class Engine:
     async def run_phase(self, phase: Phase) -> ev.RunStatus | None:
         """Run the phase's steps not yet done; a RunStatus if the phase stopped early."""
         self._cancel_requested = False
-        self._emit(ev.PhaseStarted(self.run_id, self._now(), phase.id, phase.title))
+        self._phase_started(phase)
         return await self._steps(phase.steps)
 
     def skip(self, step: Step, reason: str) -> None:
@@ -352,6 +403,9 @@ class Engine:
 
     def finish(self, status: ev.RunStatus) -> ev.RunStatus:
         """Record how the run ended and let go of it."""
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            self._metrics_task = None
         self._emit(ev.RunFinished(self.run_id, self._now(), status,
                                   time.time() - self.started, self.summary()))
         if self._lock is not None:
@@ -379,7 +433,7 @@ class Engine:
             todo = [step for step in phase.steps if not self.accepted(step)]
             if not todo:
                 continue
-            self._emit(ev.PhaseStarted(self.run_id, self._now(), phase.id, phase.title))
+            self._phase_started(phase)
             status = await self._steps(todo)
             if status is not None:
                 return status
@@ -509,6 +563,7 @@ class Engine:
             guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
             base_dir=self.runbook.path.resolve().parent,
             run_dir=self.journal.run_dir(self.run_id),
+            metrics=self.metrics,
         )
 
     async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:

@@ -134,6 +134,43 @@ class GuardChanged(Event):
 
 
 @dataclass(frozen=True)
+class MetricsSampled(Event):
+    """One poll of the runbook's metrics: a value per metric, or why there is none."""
+
+    values: Mapping[str, float | None]
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricsNotice(Event):
+    """Polls started failing (said once, then retried quietly) or work again."""
+
+    message: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class BaselineTaken(Event):
+    """Metric values at the start of the run (``key="run"``) or of a phase."""
+
+    key: str
+    values: Mapping[str, float | None]
+
+
+@dataclass(frozen=True)
+class AlertChanged(Event):
+    """An alert rule moved: ``pending``, ``firing``, ``resolved`` or ``inactive``."""
+
+    name: str
+    severity: str
+    state: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RollbackStarted(Event):
     reason: str
 

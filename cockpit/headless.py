@@ -14,6 +14,7 @@ from typing import TextIO
 
 from cockpit import events as ev
 from cockpit.durations import format_duration
+from cockpit.metrics import alert_summary
 from cockpit.runbook import Runbook, Step
 
 MARK = {"out": "|", "err": "!", "info": "*"}
@@ -45,6 +46,10 @@ class HeadlessPrinter:
             ev.RollbackStarted: lambda e: self._say(f"== ROLLBACK: {e.reason}"),
             ev.GuardChanged: lambda e: self._line(
                 e.step_id, "*", f"{e.description}: {'SET' if e.active else 'cleared'}"),
+            ev.MetricsSampled: lambda e: None,  # the gate step shows the live values
+            ev.BaselineTaken: lambda e: None,
+            ev.MetricsNotice: lambda e: self._say(f"cockpit: {e.message}"),
+            ev.AlertChanged: self._alert_changed,
             ev.RunFinished: self._run_finished,
         }
 
@@ -85,6 +90,10 @@ class HeadlessPrinter:
         took = f" in {format_duration(e.duration)}" if e.duration is not None else ""
         message = f": {e.message}" if e.message else ""
         self._line(e.step_id, "=", f"{STATUS_WORD[e.status]}{took}{message}")
+
+    def _alert_changed(self, e: ev.AlertChanged) -> None:
+        summary = alert_summary(e.metric, e.value, e.threshold, e.reason)
+        self._say(f"cockpit: ALERT {e.name} ({e.severity}) {e.state}: {summary}")
 
     def _run_finished(self, e: ev.RunFinished) -> None:
         self._say(f"cockpit: run {e.run_id} {e.status.value} in "

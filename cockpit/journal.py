@@ -368,5 +368,9 @@ _APPLY = {
     ev.ChecklistTicked: _checklist_ticked,
     ev.RollbackStarted: _event_only,
     ev.GuardChanged: _event_only,
+    ev.MetricsSampled: _event_only,
+    ev.MetricsNotice: _event_only,
+    ev.BaselineTaken: _event_only,
+    ev.AlertChanged: _event_only,
     ev.RunFinished: _run_finished,
 }

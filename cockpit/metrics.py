@@ -11,6 +11,7 @@ an exception and never mistaken for "healthy": each :class:`AlertRule` says what
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import math
 import re
@@ -18,8 +19,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from cockpit.durations import parse_duration
+from cockpit.durations import format_setting
 
 INF = math.inf
 NAN = math.nan
@@ -287,14 +289,8 @@ async def scrape(url: str, token: str | None = None, timeout: float = 10.0) -> s
     headers = {"Accept": "text/plain"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        raise ScrapeError(f"scrape of {url} failed: {exc or type(exc).__name__}") from exc
-    if response.status_code != 200:
-        raise ScrapeError(f"scrape of {url} answered HTTP {response.status_code}")
-    return response.text
+    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+        return (await _get(client, url)).text
 
 
 class ScrapeError(Exception):
@@ -348,6 +344,8 @@ class AlertRule:
     severity: str = "warning"
     no_data: str = "pause"
     relative_to_baseline: float | None = None
+    baseline: str = "run"
+    """Which baseline a relative rule uses: ``run`` (its start) or a phase id."""
 
     def __post_init__(self) -> None:
         absolute = (self.above is not None) + (self.below is not None)
@@ -366,42 +364,6 @@ class AlertRule:
             )
         if self.for_seconds < 0:
             raise ValueError(f"alert {self.name!r}: for must not be negative")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, object]) -> AlertRule:
-        """From a runbook entry: ``{name, metric, above|below, for: 5m, severity, no_data}``."""
-        known = {
-            "name",
-            "metric",
-            "above",
-            "below",
-            "for",
-            "severity",
-            "no_data",
-            "relative_to_baseline",
-        }
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"alert: unknown field(s) {', '.join(sorted(unknown))}")
-
-        def number(key: str) -> float | None:
-            value = data.get(key)
-            if value is None:
-                return None
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"alert {data.get('name')!r}: {key} must be a number")
-            return float(value)
-
-        return cls(
-            name=str(data["name"]),
-            metric=str(data["metric"]),
-            above=number("above"),
-            below=number("below"),
-            for_seconds=parse_duration(data.get("for", 0)),
-            severity=str(data.get("severity", "warning")),
-            no_data=str(data.get("no_data", "pause")),
-            relative_to_baseline=number("relative_to_baseline"),
-        )
 
     @property
     def direction(self) -> str:
@@ -448,7 +410,8 @@ class AlertEvaluator:
     ) -> None:
         self._clock = clock
         self._status = {rule.name: AlertStatus(rule) for rule in rules}
-        self.baseline: dict[str, float | None] = {}
+        self.baselines: dict[str, dict[str, float | None]] = {}
+        """Values per baseline key (``run``, a phase id), per metric."""
 
     @property
     def statuses(self) -> list[AlertStatus]:
@@ -464,12 +427,14 @@ class AlertEvaluator:
             if s.state is AlertState.FIRING and severity in (None, s.rule.severity)
         ]
 
-    def set_baseline(self, readings: Mapping[str, Reading] | Rates) -> dict[str, float | None]:
-        """Remember each rule metric's current value as its baseline; returns what was kept."""
-        self.baseline = {
+    def set_baseline(
+        self, readings: Mapping[str, Reading] | Rates, key: str = "run"
+    ) -> dict[str, float | None]:
+        """Remember each rule metric's current value as baseline ``key``; returns it."""
+        self.baselines[key] = {
             s.rule.metric: _lookup(readings, s.rule.metric).value for s in self._status.values()
         }
-        return dict(self.baseline)
+        return dict(self.baselines[key])
 
     def evaluate(self, readings: Mapping[str, Reading] | Rates) -> list[AlertStatus]:
         now = self._clock()
@@ -480,7 +445,8 @@ class AlertEvaluator:
     def _step(self, status: AlertStatus, reading: Reading, now: float) -> None:
         rule = status.rule
         before = status.state
-        threshold = rule.threshold(self.baseline.get(rule.metric))
+        baseline = self.baselines.get(rule.baseline, {})
+        threshold = rule.threshold(_lookup_value(baseline, rule.metric))
         status.threshold = threshold
         status.value = reading.value
         status.no_data_reason = None
@@ -514,6 +480,12 @@ class AlertEvaluator:
         status.changed = status.state is not before
 
 
+def _lookup_value(values: Mapping[str, float | None], metric: str) -> float | None:
+    if metric in values:
+        return values[metric]
+    return values.get(_UNIT_SUFFIX.sub("", metric))
+
+
 def _lookup(readings: Mapping[str, Reading] | Rates, metric: str) -> Reading:
     if isinstance(readings, Rates):
         return readings.metric(metric)
@@ -526,3 +498,322 @@ def _lookup(readings: Mapping[str, Reading] | Rates, metric: str) -> Reading:
 
 
 _UNIT_SUFFIX = re.compile(r"_(?:ms|s|seconds|us)$")
+
+
+# --------------------------------------------------------------------------- sources
+
+SOURCES = ("scrape", "prometheus", "json")
+SCRAPED = ("error_rate", "request_rate")
+"""What a ``scrape`` source measures besides its latency quantile (``p95_ms``)."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A runbook's ``metrics:`` section: where readings come from and how often.
+
+    ``scrape``: a text exposition (``latency_histogram``, ``requests``, ``errors``,
+    ``labels``), P95 and rates computed between two scrapes. ``prometheus``: a server's
+    ``/api/v1/query``, one PromQL expression per metric (``queries``). ``json``: a stats
+    endpoint, one dotted path per metric (``paths``: ``performance.p95``).
+    """
+
+    source: str
+    url: str
+    token: str = ""
+    interval: float = 5.0
+    timeout: float = 10.0
+    quantile: float = 0.95
+    scrape: MetricSpec = MetricSpec()
+    latency_unit: str = "ms"
+    queries: Mapping[str, str] = field(default_factory=dict)
+    paths: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def latency_metric(self) -> str:
+        return f"p{self.quantile * 100:g}_ms"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metric names this source gives readings for."""
+        if self.source == "scrape":
+            return (self.latency_metric, *SCRAPED)
+        return tuple(self.queries if self.source == "prometheus" else self.paths)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One poll: a reading per metric (no data says why), or the poll's error."""
+
+    at: float
+    readings: Mapping[str, Reading]
+    error: str | None = None
+
+
+async def _get(client, url: str, also: tuple[int, ...] = (), **params) -> Any:
+    """GET, returning the response; ScrapeError (one line) when there is none, or its
+    status is not 200 (or one of ``also``: a query API's "bad query" answers)."""
+    import httpx
+
+    try:
+        response = await client.get(url, params=params or None)
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ScrapeError(f"scrape of {url} failed: {reason}") from None
+    if response.status_code != 200 and response.status_code not in also:
+        raise ScrapeError(f"scrape of {url} answered HTTP {response.status_code}")
+    return response
+
+
+class _Scrape:
+    """Readings from two scrapes of a text exposition (the first poll has none yet)."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        self.previous: Snapshot | None = None
+        self.scale = 1000.0 if spec.latency_unit == "s" else 1.0
+
+    async def poll(self, client, at: float) -> Sample:
+        try:
+            text = (await _get(client, self.spec.url)).text
+            snapshot = parse_exposition(text, self.spec.scrape, at)
+        except ScrapeError as exc:
+            snapshot = Snapshot(at=at, error=str(exc))
+        previous, self.previous = self.previous, snapshot
+        if snapshot.error:
+            return Sample(at, {}, snapshot.error)
+        if previous is None or previous.error:
+            waiting = no_data("waiting for a second scrape")
+            return Sample(at, {name: waiting for name in self.spec.metrics})
+        rates = compute_rates(previous, snapshot, self.spec.quantile)
+        latency = rates.latency
+        if latency.value is not None:
+            latency = Reading(latency.value * self.scale)
+        return Sample(at, {self.spec.latency_metric: latency,
+                           "error_rate": rates.error_rate, "request_rate": rates.request_rate})
+
+
+class _Prometheus:
+    """One instant query per metric against a Prometheus server's HTTP API."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        self.endpoint = spec.url.rstrip("/") + "/api/v1/query"
+
+    async def poll(self, client, at: float) -> Sample:
+        readings = {}
+        for name, query in self.spec.queries.items():
+            try:
+                response = await _get(client, self.endpoint, (400, 422), query=query)
+                body = response.json()
+            except ScrapeError as exc:
+                return Sample(at, {}, str(exc))
+            except ValueError:
+                return Sample(at, {}, f"{self.endpoint} did not answer JSON")
+            readings[name] = _prometheus_reading(body)
+        return Sample(at, readings)
+
+
+def _prometheus_reading(body: Any) -> Reading:
+    """The value of an instant query's answer: a scalar, or a vector of one series."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        return no_data(f"query failed: {error or 'unexpected answer'}")
+    data = body.get("data") or {}
+    result = data.get("result")
+    if data.get("resultType") == "scalar":
+        result = [{"value": result}]
+    elif data.get("resultType") != "vector":
+        return no_data(f"query gave a {data.get('resultType')}, expected a vector")
+    if not result:
+        return no_data("empty query result")
+    if len(result) > 1:
+        return no_data(f"query gave {len(result)} series; aggregate them (sum, max)")
+    try:
+        value = float(result[0]["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return no_data("query result has no value")
+    return no_data("query result is NaN") if math.isnan(value) else Reading(value)
+
+
+class _Json:
+    """Values at dotted paths of a JSON stats endpoint (``performance.p95``)."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    async def poll(self, client, at: float) -> Sample:
+        try:
+            body = (await _get(client, self.spec.url)).json()
+        except ScrapeError as exc:
+            return Sample(at, {}, str(exc))
+        except ValueError:
+            return Sample(at, {}, f"{self.spec.url} did not answer JSON")
+        return Sample(at, {name: json_path(body, path) for name, path in self.spec.paths.items()})
+
+
+def json_path(body: Any, path: str) -> Reading:
+    """The number at a dotted path (list items by index: ``services.0.p95``)."""
+    value = body
+    for part in path.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return no_data(f"no {path} in the answer")
+    if isinstance(value, bool) or value is None:
+        return no_data(f"{path} is {json_dumps(value)}, not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return no_data(f"{path} is {json_dumps(value)}, not a number")
+    return no_data(f"{path} is NaN") if math.isnan(number) else Reading(number)
+
+
+def json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value)[:40]
+
+
+def _sampler(spec: SourceSpec):
+    return {"scrape": _Scrape, "prometheus": _Prometheus, "json": _Json}[spec.source](spec)
+
+
+# --------------------------------------------------------------------------- the watch
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to say once: polls started failing (``ok=False``), or work again."""
+
+    message: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What one poll brought: the sample, the alerts whose state moved, a notice, and
+    the baselines it completed."""
+
+    sample: Sample
+    changed: list[AlertStatus]
+    notice: Notice | None = None
+    baselines: list[tuple[str, dict[str, float | None]]] = field(default_factory=list)
+
+
+class MetricsWatch:
+    """Polls a source and evaluates the alert rules, never two polls at once.
+
+    The next poll is scheduled when the last one finished (``interval`` after it), so a
+    slow endpoint is never hit by overlapping requests. ``listener`` gets a :class:`Poll`
+    each time: the sample, the alerts whose state moved, a notice when polls start
+    failing or recover (an error is said once, not at every retry), and baselines asked
+    for with :meth:`take_baseline`, filled from the next values there are.
+    """
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        rules: Iterable[AlertRule] = (),
+        listener: Callable[[Poll], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.evaluator = AlertEvaluator(rules, clock)
+        self.listener = listener
+        self._clock = clock
+        self._sampler = _sampler(spec)
+        self._failing: str | None = None
+        self._pending_baselines: dict[str, dict[str, float | None]] = {}
+        self.latest: Sample | None = None
+        self.stopped: str | None = None
+        """Why the watch stopped (its listener failed: the journal can't be written)."""
+        self._new_sample = asyncio.Condition()
+
+    def take_baseline(self, key: str) -> None:
+        """Remember each metric's next value as baseline ``key`` (``run``, a phase id)."""
+        self._pending_baselines[key] = {}
+
+    async def next_sample(self) -> Sample:
+        """Wait for the next poll to finish; ScrapeError if the watch has stopped."""
+        async with self._new_sample:
+            if self.stopped is None:
+                await self._new_sample.wait()
+            if self.stopped is not None:
+                raise ScrapeError(f"the metrics watch stopped: {self.stopped}")
+            assert self.latest is not None
+            return self.latest
+
+    async def run(self) -> None:
+        import httpx
+
+        headers = {"Accept": "application/json, text/plain"}
+        if self.spec.token:
+            headers["Authorization"] = f"Bearer {self.spec.token}"
+        async with httpx.AsyncClient(timeout=self.spec.timeout, headers=headers) as client:
+            try:
+                while True:
+                    await self.poll(client)
+                    await asyncio.sleep(self.spec.interval)
+            except Exception as exc:
+                self.stopped = str(exc) or type(exc).__name__
+                async with self._new_sample:
+                    self._new_sample.notify_all()
+
+    async def poll(self, client) -> Sample:
+        """One poll: sample, baselines, alerts; the listener hears of it."""
+        sample = await self._sampler.poll(client, self._clock())
+        notice = None
+        if sample.error and sample.error != self._failing:
+            notice = Notice(f"metrics unavailable: {sample.error} (retrying every "
+                            f"{format_setting(self.spec.interval)})", ok=False)
+        elif not sample.error and self._failing:
+            notice = Notice("metrics available again", ok=True)
+        self._failing = sample.error
+        baselines = self._fill_baselines(sample)
+        readings = sample.readings if not sample.error else {
+            name: no_data(sample.error) for name in self.spec.metrics}
+        statuses = self.evaluator.evaluate(readings)
+        self.latest = sample
+        if self.listener is not None:
+            self.listener(Poll(sample, [s for s in statuses if s.changed], notice, baselines))
+        async with self._new_sample:
+            self._new_sample.notify_all()
+        return sample
+
+    def _fill_baselines(self, sample: Sample) -> list[tuple[str, dict[str, float | None]]]:
+        taken = []
+        for key, values in list(self._pending_baselines.items()):
+            for name, reading in sample.readings.items():
+                if reading.value is not None:
+                    values.setdefault(name, reading.value)
+            if set(values) >= set(self.spec.metrics):
+                del self._pending_baselines[key]
+                self.evaluator.baselines[key] = values
+                taken.append((key, values))
+        return taken
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """A value as the operator reads it: ``812 ms``, ``0.30%``, ``41.2/s``."""
+    if value is None:
+        return "no data"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if name == "error_rate":
+        return f"{value * 100:.2f}%"
+    if name == "request_rate":
+        return f"{value:.1f}/s"
+    if _UNIT_SUFFIX.search(name) and name.endswith("_ms"):
+        return f"{value:,.0f} ms"
+    return f"{value:g}"
+
+
+def alert_summary(metric: str, value: float | None, threshold: float | None,
+                  reason: str = "") -> str:
+    """``error_rate 7.20% (threshold 5.00%)``, or why there is no value."""
+    if value is None:
+        return f"{metric}: no data ({reason or 'unknown'})"
+    limit = f" (threshold {format_metric(metric, threshold)})" if threshold is not None else ""
+    return f"{metric} {format_metric(metric, value)}{limit}"

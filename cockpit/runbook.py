@@ -21,6 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cockpit.durations import DURATION_HINT, parse_duration
+from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from steps import Field, KindNotFound, get_kind, known_kinds
 
 ON_FAILURE = ("stop", "continue", "rollback")
@@ -36,9 +37,24 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ``$$`` is a literal dollar; ``${NAME}`` a reference.
 _REF = re.compile(r"\$(?:\$|\{([^}]*)\})")
+_PERCENT = re.compile(r"\s*(-?\d+(?:\.\d*)?)\s*%\s*")
 
-TOP_KEYS = ("runbook", "version", "description", "variables", "secrets", "phases", "rollback")
-PHASE_KEYS = ("id", "title", "description", "steps")
+TOP_KEYS = (
+    "runbook", "version", "description", "variables", "secrets", "metrics", "alerts",
+    "phases", "rollback",
+)  # fmt: skip
+PHASE_KEYS = ("id", "title", "description", "deploy", "steps")
+METRICS_KEYS = {
+    "scrape": ("latency_histogram", "requests", "errors", "labels", "latency_unit"),
+    "prometheus": ("queries",),
+    "json": ("paths",),
+}
+METRICS_COMMON_KEYS = ("source", "url", "token", "interval", "timeout", "quantile")
+ALERT_KEYS = (
+    "name", "metric", "above", "below", "relative_to_baseline", "baseline", "for",
+    "severity", "no_data",
+)  # fmt: skip
+SEVERITIES = ("critical", "warning", "info")
 COMMON_STEP_KEYS = (
     "id", "title", "kind", "description", "timeout", "retries", "retry_delay",
     "on_failure", "confirm", "optional", "when", "expect",
@@ -111,6 +127,9 @@ class Phase:
     title: str
     steps: tuple[Step, ...]
     description: str = ""
+    deploy: bool = False
+    """A release goes out in this phase: a critical alert during or after it offers the
+    rollback."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,8 @@ class Runbook:
     variables: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     rollback: Rollback = Rollback()
+    metrics: SourceSpec | None = None
+    alerts: tuple[AlertRule, ...] = ()
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -325,8 +346,17 @@ class _Checker:
         secrets = self.secrets(top["secrets"][1]) if "secrets" in top else ()
         self._names.update(secrets)
         variables = self.variables(top["variables"][1]) if "variables" in top else {}
+        metrics = self.metrics(top["metrics"][1]) if "metrics" in top else None
         phases = self.phases(top["phases"][1]) if "phases" in top else ()
+        alerts = self.alerts(top["alerts"][1], metrics, phases) if "alerts" in top else ()
         rollback = self.rollback(top["rollback"][1]) if "rollback" in top else Rollback()
+        if metrics is None and "metrics" not in top:
+            for phase in (*phases, Phase("rollback", "", rollback.steps)):
+                for step in phase.steps:
+                    if get_kind(step.kind).needs_metrics:
+                        self.problems.append(Problem(
+                            self.path, step.line, 1, f"step '{step.id}': a {step.kind} step "
+                            "watches the runbook's metrics; add a 'metrics:' section"))
         return Runbook(
             name=name or "",
             path=Path(self.path),
@@ -337,6 +367,8 @@ class _Checker:
             variables=variables,
             secrets=secrets,
             rollback=rollback,
+            metrics=metrics,
+            alerts=alerts,
         )
 
     def _check_duplicate_keys(self, root: Node) -> None:
@@ -616,12 +648,151 @@ class _Checker:
             steps = self.step_list(found["steps"][1], phase_id or "", what)
             if isinstance(found["steps"][1], SequenceNode) and not found["steps"][1].value:
                 self.problem(found["steps"][1], f"{what} has no steps")
+        deploy = self.boolean(found["deploy"][1], f"{what} deploy") if "deploy" in found else False
         return Phase(
             id=phase_id or "",
             title=title,
             steps=steps,
             description=self.optional_string(found, "description"),
+            deploy=bool(deploy),
         )
+
+    def metrics(self, node: Node) -> SourceSpec | None:
+        every = METRICS_COMMON_KEYS + tuple(k for keys in METRICS_KEYS.values() for k in keys)
+        found = self.mapping(node, "'metrics'", every, required=("source", "url"))
+        if found is None or "source" not in found or "url" not in found:
+            return None
+        source = self.string(found["source"][1], "metrics source")
+        if source not in SOURCES:
+            if source is not None:
+                self.problem(found["source"][1], f"metrics source: '{source}' is not one of: "
+                             f"{', '.join(SOURCES)}{_did_you_mean(source, SOURCES)}")
+            return None
+        allowed = METRICS_COMMON_KEYS + METRICS_KEYS[source]
+        for key, (key_node, _) in found.items():
+            if key not in allowed:
+                self.problem(key_node, f"metrics: '{key}' is not used by a {source} source; "
+                             f"it takes: {', '.join(allowed)}")
+        values: dict[str, Any] = {"source": source}
+        for key in ("url", "token"):
+            if key in found:
+                values[key] = self.string(found[key][1], f"metrics {key}")
+                self.templates(found[key][1], values[key])
+        for key in ("interval", "timeout"):
+            if key in found:
+                seconds = self.duration(found[key][1], f"metrics {key}")
+                if seconds is not None and seconds <= 0:
+                    self.problem(found[key][1], f"metrics {key}: must be more than 0s")
+                    seconds = None
+                values[key] = seconds
+        if "quantile" in found:
+            values["quantile"] = self.fraction(found["quantile"][1], "metrics quantile")
+        if source == "scrape":
+            names = {k: self.string(found[k][1], f"metrics {k}")
+                     for k in ("latency_histogram", "requests", "errors") if k in found}
+            labels = self.string_map(found["labels"][1], "metrics labels") if "labels" in found \
+                else {}
+            if not names:
+                self.problem(node, "metrics: a scrape source needs at least one of "
+                             "latency_histogram, requests, errors")
+            values["scrape"] = MetricSpec(**names, labels=labels or {})
+            unit = self.string(found["latency_unit"][1], "metrics latency_unit") \
+                if "latency_unit" in found else ("s" if str(names.get("latency_histogram"))
+                                                 .endswith("_seconds") else "ms")
+            if unit not in ("ms", "s"):
+                self.problem(found["latency_unit"][1], "metrics latency_unit: expected ms or s")
+            values["latency_unit"] = unit
+        else:
+            key = METRICS_KEYS[source][0]
+            if key not in found:
+                self.problem(node, f"metrics: a {source} source needs '{key}' (metric name: "
+                             f"{'PromQL expression' if key == 'queries' else 'dotted path'})")
+                return None
+            values[key] = self.string_map(found[key][1], f"metrics {key}") or {}
+            if not values[key]:
+                self.problem(found[key][1], f"metrics {key}: name at least one metric")
+        if None in values.values():
+            return None
+        return SourceSpec(**values)
+
+    def fraction(self, node: Node, what: str) -> float | None:
+        value = self.number(node, what)
+        if value is not None and not 0 < value < 1:
+            self.problem(node, f"{what}: expected a number between 0 and 1, such as 0.95")
+            return None
+        return value
+
+    def number(self, node: Node, what: str) -> float | None:
+        """A number; ``5%`` is 0.05."""
+        value = self.construct(node, what) if isinstance(node, ScalarNode) else None
+        if value is _UNREADABLE:
+            return None
+        percent = _PERCENT.fullmatch(value) if isinstance(value, str) else None
+        if percent:
+            value = float(percent[1]) / 100
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            self.problem(node, f"{what}: expected a number (or a percentage such as 5%), "
+                         f"found {_kind_of(node)}")
+            return None
+        return float(value)
+
+    def alerts(
+        self, node: Node, metrics: SourceSpec | None, phases: tuple[Phase, ...]
+    ) -> tuple[AlertRule, ...]:
+        if not isinstance(node, SequenceNode):
+            self.problem(node, f"'alerts': expected a list of rules, found {_kind_of(node)}")
+            return ()
+        rules: dict[str, AlertRule] = {}
+        for item in node.value:
+            rule = self.alert(item, metrics, phases)
+            if rule is not None and rule.name in rules:
+                self.problem(item, f"duplicate alert name '{rule.name}'")
+            elif rule is not None:
+                rules[rule.name] = rule
+        return tuple(rules.values())
+
+    def alert(
+        self, node: Node, metrics: SourceSpec | None, phases: tuple[Phase, ...]
+    ) -> AlertRule | None:
+        found = self.mapping(node, "alert", ALERT_KEYS, required=("name", "metric"))
+        if found is None or "name" not in found or "metric" not in found:
+            return None
+        name = self.identifier(found["name"][1], "alert name")
+        what = f"alert '{name}'"
+        metric = self.string(found["metric"][1], f"{what} metric")
+        if metric is not None and metrics is not None and metric not in metrics.metrics:
+            self.problem(found["metric"][1], f"{what} metric: '{metric}' is not measured; the "
+                         f"metrics source gives: {', '.join(metrics.metrics)}"
+                         f"{_did_you_mean(metric, metrics.metrics)}")
+        values: dict[str, Any] = {}
+        for key in ("above", "below", "relative_to_baseline"):
+            if key in found:
+                values[key] = self.number(found[key][1], f"{what} {key}")
+        if "for" in found:
+            values["for_seconds"] = self.duration(found["for"][1], f"{what} for")
+        for key, choices in (("severity", SEVERITIES), ("no_data", NO_DATA_POLICIES)):
+            if key in found:
+                value = self.string(found[key][1], f"{what} {key}")
+                if value is not None and value not in choices:
+                    self.problem(found[key][1], f"{what} {key}: '{value}' is not one of: "
+                                 f"{', '.join(choices)}{_did_you_mean(value, choices)}")
+                    value = None
+                values[key] = value
+        if "baseline" in found:
+            baseline = self.string(found["baseline"][1], f"{what} baseline")
+            known = ("run", *(phase.id for phase in phases))
+            if baseline is not None and baseline not in known:
+                self.problem(found["baseline"][1], f"{what} baseline: '{baseline}' is not "
+                             f"'run' or a phase id{_did_you_mean(baseline, known)}")
+                baseline = None
+            values["baseline"] = baseline
+        if name is None or metric is None or None in values.values():
+            return None
+        try:
+            return AlertRule(name=name, metric=metric, **values)
+        except ValueError as exc:
+            self.problem(node, str(exc))
+            return None
 
     def rollback(self, node: Node) -> Rollback:
         found = self.mapping(node, "'rollback'", ROLLBACK_KEYS)

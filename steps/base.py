@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
+    from cockpit.metrics import MetricsWatch
     from cockpit.runbook import Step
 
 FieldType = Literal["str", "regex", "int", "bool", "duration", "str_list", "str_map", "json"]
@@ -81,6 +82,8 @@ class StepContext:
     """The runbook's folder: relative paths in fields (a migrations folder) start here."""
     run_dir: Path = Path(".")
     """This run's folder beside the journal: where a step keeps files it makes (a dump)."""
+    metrics: MetricsWatch | None = None
+    """The runbook's metrics, polled for the whole run (None without a ``metrics:``)."""
 
 
 class StepKind:
@@ -90,6 +93,9 @@ class StepKind:
     summary: ClassVar[str] = ""
     fields: ClassVar[Mapping[str, Field]] = {}
     expect: ClassVar[Mapping[str, Field]] = {}
+    needs_metrics: ClassVar[bool] = False
+    """The kind reads the runbook's metrics (``ctx.metrics``): loading a runbook that
+    uses it without a ``metrics:`` section is a problem."""
 
     def describe(self, fields: Mapping[str, Any]) -> str:
         """What exactly will run, from resolved fields (masked by the caller)."""

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -110,6 +112,101 @@ def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.Com
         timeout=timeout,
         **kwargs,
     )
+
+
+# ---------------------------------------------------------------- a metrics endpoint
+
+METRICS_TOKEN = "s3cret-admin-key"
+BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
+
+
+class MetricsEndpoint:
+    """A real prometheus_client registry served on loopback behind a bearer token, with
+    the PM Platform's series. ``serve`` records requests; ``traffic`` keeps doing so in a
+    thread (``latency_ms`` and ``error_ratio`` can be changed while it runs)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("pm_request_duration_ms", "latency", ["route"],
+                                 buckets=BOUNDS_MS, registry=self.registry)
+        self.requests = Counter("pm_requests", "requests", ["route"], registry=self.registry)
+        self.errors = Counter("pm_errors", "errors", registry=self.registry)
+        self.up = True
+        self.latency_ms = 80.0
+        self.error_ratio = 0.0
+        self._stop = threading.Event()
+        self._traffic: threading.Thread | None = None
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if not endpoint.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                if self.headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = generate_latest(endpoint.registry)
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = (f"http://127.0.0.1:{self.server.server_address[1]}"
+                    "/api/admin/observability/metrics/prometheus")
+
+    def serve(self, n: int, latency_ms: float, error_every: int | None = None,
+              route: str = "api") -> None:
+        for i in range(n):
+            self.latency.labels(route).observe(latency_ms)
+            self.requests.labels(route).inc()
+            if error_every and i % error_every == 0:
+                self.errors.inc()
+
+    def traffic(self, per_second: int = 200) -> None:
+        def run():
+            errors = 0.0
+            while not self._stop.wait(0.05):
+                n = per_second // 20
+                for _ in range(n):
+                    self.latency.labels("api").observe(self.latency_ms)
+                    self.requests.labels("api").inc()
+                    errors += self.error_ratio
+                    if errors >= 1:
+                        errors -= 1
+                        self.errors.inc()
+
+        self._traffic = threading.Thread(target=run, daemon=True)
+        self._traffic.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._traffic is not None:
+            self._traffic.join(timeout=5)
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def metrics_endpoint():
+    endpoint = MetricsEndpoint()
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
 
 
 # ---------------------------------------------------------------- real servers

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import threading
+import textwrap
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import METRICS_TOKEN
 
 from cockpit.metrics import (
     AlertEvaluator,
@@ -23,6 +24,7 @@ from cockpit.metrics import (
     parse_exposition,
     take_snapshot,
 )
+from cockpit.runbook import RunbookInvalid, parse_runbook
 
 INF = math.inf
 
@@ -379,32 +381,43 @@ def test_relative_rule_against_the_phase_baseline():
     assert evaluator.evaluate({"p95": Reading(1400.0)})[0].threshold == 1500.0
 
 
-def test_rules_from_runbook_mappings_and_validation():
-    rule = AlertRule.from_mapping(
-        {
-            "name": "error-rate",
-            "metric": "error_rate",
-            "above": 0.05,
-            "for": "5m",
-            "severity": "critical",
-        }
-    )
-    assert rule == AlertRule(
-        "error-rate", "error_rate", above=0.05, for_seconds=300.0, severity="critical"
+def test_rules_from_a_runbook_and_their_validation():
+    runbook = parse_runbook(textwrap.dedent("""
+        runbook: R
+        metrics: {source: scrape, url: "http://127.0.0.1:1/m", latency_histogram: h}
+        alerts:
+          - {name: error-rate, metric: error_rate, above: 5%, for: 5m, severity: critical}
+          - {name: slow, metric: p95_ms, relative_to_baseline: 50%, baseline: deploy}
+        phases: [{id: deploy, steps: [{id: a, run: "true"}]}]
+    """))
+    assert runbook.alerts == (
+        AlertRule("error-rate", "error_rate", above=0.05, for_seconds=300.0,
+                  severity="critical"),
+        AlertRule("slow", "p95_ms", relative_to_baseline=0.5, baseline="deploy"),
     )
     below = AlertRule("drop", "request_rate", relative_to_baseline=-0.3)
     assert below.direction == "below" and below.threshold(10.0) == pytest.approx(7.0)
-    for bad in (
-        {"name": "x", "metric": "m"},
-        {"name": "x", "metric": "m", "above": 1, "below": 0},
-        {"name": "x", "metric": "m", "above": 1, "no_data": "panic"},
-        {"name": "x", "metric": "m", "above": 1, "relative_to_baseline": 0.5},
-        {"name": "x", "metric": "m", "above": "high"},
-        {"name": "x", "metric": "m", "above": 1, "for": "soon"},
-        {"name": "x", "metric": "m", "above": 1, "threshold": 2},
+    for bad, message in (
+        ("{name: x, metric: error_rate}", "give exactly one of above / below"),
+        ("{name: x, metric: error_rate, above: 1, below: 0}", "exactly one of above / below"),
+        ("{name: x, metric: error_rate, above: 1, no_data: panic}", "'panic' is not one of"),
+        ("{name: x, metric: error_rate, above: 1, relative_to_baseline: 0.5}",
+         "relative_to_baseline replaces above / below"),
+        ("{name: x, metric: error_rate, above: high}", "expected a number"),
+        ("{name: x, metric: error_rate, above: 1, for: soon}", "expected a duration"),
+        ("{name: x, metric: error_rate, above: 1, threshold: 2}", "unknown key 'threshold'"),
+        ("{name: x, metric: p99_ms, above: 1}", "'p99_ms' is not measured"),
     ):
-        with pytest.raises(ValueError):
-            AlertRule.from_mapping(bad)
+        text = f"""runbook: R
+metrics: {{source: scrape, url: "http://127.0.0.1:1/m", latency_histogram: h}}
+alerts:
+  - {bad}
+phases: [{{id: p, steps: [{{id: a, run: "true"}}]}}]
+"""
+        with pytest.raises(RunbookInvalid) as caught:
+            parse_runbook(text, "r.yaml")
+        problem = caught.value.problems[0]
+        assert message in problem.message and problem.line == 4, (bad, str(problem))
 
 
 def test_evaluator_accepts_rates_directly():
@@ -420,57 +433,9 @@ def test_evaluator_accepts_rates_directly():
 
 # --------------------------------------------------------------------------- live scrape
 
-TOKEN = "s3cret-admin-key"
-BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
-
-
 @pytest.fixture
-def app_metrics():
-    """A prometheus_client registry served on loopback behind a bearer token."""
-    from prometheus_client import CollectorRegistry, Counter, Histogram
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-    registry = CollectorRegistry()
-    latency = Histogram(
-        "pm_request_duration_ms", "latency", ["route"], buckets=BOUNDS_MS, registry=registry
-    )
-    requests = Counter("pm_requests", "requests", ["route"], registry=registry)
-    errors = Counter("pm_errors", "errors", registry=registry)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self.send_response(401)
-                self.end_headers()
-                return
-            body = generate_latest(registry)
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def serve(n: int, latency_ms: float, error_every: int | None = None, route: str = "api"):
-        for i in range(n):
-            latency.labels(route).observe(latency_ms)
-            requests.labels(route).inc()
-            if error_every and i % error_every == 0:
-                errors.inc()
-
-    url = f"http://127.0.0.1:{server.server_address[1]}/api/admin/observability/metrics/prometheus"
-    try:
-        yield url, serve
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def app_metrics(metrics_endpoint):
+    return metrics_endpoint.url, metrics_endpoint.serve
 
 
 async def test_scraping_a_live_endpoint(app_metrics):
@@ -480,7 +445,7 @@ async def test_scraping_a_live_endpoint(app_metrics):
 
     async def snap() -> Snapshot:
         clock.advance(10)
-        return await take_snapshot(url, spec, TOKEN, clock)
+        return await take_snapshot(url, spec, METRICS_TOKEN, clock)
 
     serve(50, 30.0)  # before the first scrape: not part of the window
     first = await snap()

@@ -127,7 +127,8 @@ CASES = [
         """,
         "2:1",
         "the runbook: unknown key 'varibles' (did you mean 'variables'?); expected one of: "
-        "runbook, version, description, variables, secrets, phases, rollback",
+        "runbook, version, description, variables, secrets, metrics, alerts, phases, "
+        "rollback",
     ),
     (
         "runbook-name-not-a-string",

@@ -1,0 +1,168 @@
+"""``gate``: watch the runbook's metrics for a window; pass only if nothing went wrong.
+
+The gate fails as soon as an alert rule of the given ``severity`` fires (one that is
+already firing when the gate starts counts), or a bound of its own is breached: ``max``
+and ``min`` map metric names to limits (``{p95_ms: 2000, error_rate: 1%}``), held for
+``tolerate`` before they count (default: at once). Each poll shows the time left and
+the live values. A window with no data at all fails: no data is never "healthy".
+On failure the step's ``on_failure`` applies (``rollback`` runs the rollback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from cockpit.durations import format_duration, format_setting
+from cockpit.metrics import (
+    AlertEvaluator,
+    AlertRule,
+    AlertStatus,
+    MetricsWatch,
+    ScrapeError,
+    format_metric,
+)
+from cockpit.metrics import no_data as no_reading
+from steps.base import Field, StepContext, StepKind, StepResult
+
+_LIMIT = re.compile(r"\s*(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*(%?)\s*")
+
+
+class GateStep(StepKind):
+    name = "gate"
+    summary = "watch the metrics for a window; fail if an alert fires or a bound is breached"
+    needs_metrics = True
+    fields = {
+        "for": Field("duration", required=True, help="how long to watch (e.g. 10m)"),
+        "severity": Field("str", choices=("critical", "warning", "info", "any"),
+                          help="alert rules of this severity fail the gate (default: any)"),
+        "alerts": Field("str_list", help="only these alert rules (default: all of them)"),
+        "max": Field("str_map", help="upper bounds: {p95_ms: 2000, error_rate: 1%}"),
+        "min": Field("str_map", help="lower bounds: {request_rate: 1}"),
+        "tolerate": Field("duration", help="how long a bound may be breached before the "
+                          "gate fails (default: 0s, at once)"),
+    }
+
+    def describe(self, fields: Mapping[str, Any]) -> str:
+        parts = [f"watch the metrics for {format_setting(fields['for'])}"]
+        severity = fields.get("severity", "any")
+        names = ", ".join(fields.get("alerts") or ()) or "any alert"
+        parts.append(f"fail if {names} of severity {severity} fires")
+        for key, word in (("max", "above"), ("min", "below")):
+            for metric, limit in (fields.get(key) or {}).items():
+                parts.append(f"fail if {metric} goes {word} {limit}")
+        return "\n".join(parts)
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        watch = ctx.metrics
+        if watch is None:
+            return StepResult(False, "the runbook has no metrics to watch")
+        try:
+            bounds = _bounds(ctx.fields, watch)
+        except ValueError as exc:
+            return StepResult(False, str(exc))
+        own = AlertEvaluator(bounds)
+        low_is_bad = {bound.metric for bound in bounds if bound.below is not None}
+        window = ctx.fields["for"]
+        deadline = time.monotonic() + window
+        worst: dict[str, float] = {}
+        samples = with_data = 0
+        last_reason = "no poll finished"
+        ctx.write("info", f"watching the metrics for {format_setting(window)}\n".encode())
+        while True:
+            fired = self._fired(watch, ctx.fields) + own.firing()
+            if fired:
+                return self._failed(fired, samples, worst)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                sample = await asyncio.wait_for(watch.next_sample(), left)
+            except TimeoutError:
+                break
+            except ScrapeError as exc:
+                return StepResult(False, str(exc))
+            samples += 1
+            readings = dict(sample.readings) if not sample.error else {}
+            if sample.error:
+                last_reason = sample.error
+            for name, reading in readings.items():
+                if reading.value is None:
+                    last_reason = f"{name}: {reading.reason}"
+                    continue
+                with_data += 1
+                keep = min if name in low_is_bad else max
+                worst[name] = keep(worst.get(name, reading.value), reading.value)
+            own.evaluate(readings or {b.metric: no_reading(sample.error or "") for b in bounds})
+            ctx.write("out", (_line(max(0.0, deadline - time.monotonic()), readings, bounds)
+                              + "\n").encode())
+        details = {"window": window, "samples": samples, "worst": worst}
+        if not with_data:
+            return StepResult(False, f"no metrics data in {format_setting(window)}: "
+                              f"{last_reason}", details=details)
+        shown = ", ".join(f"{name} {format_metric(name, value)}" for name, value in worst.items())
+        return StepResult(True, f"no alert in {format_setting(window)}; worst: {shown}",
+                          details=details)
+
+    @staticmethod
+    def _fired(watch: MetricsWatch, fields: Mapping[str, Any]) -> list[AlertStatus]:
+        severity = fields.get("severity", "any")
+        names = set(fields.get("alerts") or ())
+        return [
+            status for status in watch.evaluator.firing(None if severity == "any" else severity)
+            if not names or status.rule.name in names
+        ]
+
+    @staticmethod
+    def _failed(fired: list[AlertStatus], samples: int, worst: dict) -> StepResult:
+        status = fired[0]
+        rule = status.rule
+        held = f" for {format_setting(rule.for_seconds)}" if rule.for_seconds else ""
+        what = "alert" if rule.severity != "gate" else "bound"
+        message = (f"{what} {rule.name}{'' if rule.severity == 'gate' else f' ({rule.severity})'}"
+                   f" fired: {rule.metric} {format_metric(rule.metric, status.value)} "
+                   f"{rule.direction} {format_metric(rule.metric, status.threshold)}{held}")
+        return StepResult(False, message, details={
+            "alert": rule.name, "severity": rule.severity, "metric": rule.metric,
+            "value": status.value, "threshold": status.threshold, "samples": samples,
+            "worst": worst,
+        })
+
+
+def _bounds(fields: Mapping[str, Any], watch: MetricsWatch) -> list[AlertRule]:
+    """The gate's own limits as rules of severity ``gate`` (ValueError: one line)."""
+    names = set(fields.get("alerts") or ())
+    unknown = names - {s.rule.name for s in watch.evaluator.statuses}
+    if unknown:
+        raise ValueError(f"no alert rule named {', '.join(sorted(unknown))} in the runbook")
+    rules = []
+    for key in ("max", "min"):
+        for metric, text in (fields.get(key) or {}).items():
+            if metric not in watch.spec.metrics:
+                raise ValueError(f"{key}: '{metric}' is not measured; the metrics source "
+                                 f"gives: {', '.join(watch.spec.metrics)}")
+            match = _LIMIT.fullmatch(text)
+            if match is None:
+                raise ValueError(f"{key}.{metric}: expected a number such as 2000 or 1%, "
+                                 f"got '{text}'")
+            limit = float(match[1]) / (100 if match[2] else 1)
+            rules.append(AlertRule(
+                name=f"{metric} {key}", metric=metric, severity="gate", no_data="pause",
+                for_seconds=fields.get("tolerate") or 0.0,
+                **({"above": limit} if key == "max" else {"below": limit}),
+            ))
+    return rules
+
+
+def _line(left: float, readings: Mapping[str, Any], bounds: list[AlertRule]) -> str:
+    limits = {b.metric: f" ({'max' if b.above is not None else 'min'} "
+                        f"{format_metric(b.metric, b.above if b.above is not None else b.below)})"
+              for b in bounds}
+    values = " · ".join(
+        f"{name} {format_metric(name, reading.value)}{limits.get(name, '')}"
+        for name, reading in readings.items()
+    ) or "no data"
+    return f"{format_duration(left)} left · {values}"
