@@ -82,6 +82,20 @@ SHOWN_KEYS = 100
 DELETE_BATCH = 1000  # S3's limit for one DeleteObjects request
 
 
+@dataclass
+class Changes:
+    """What a sync has to do: files to upload (key, hashed file, "new" or "changed"),
+    keys whose object is the same, keys only in S3."""
+
+    uploads: list[tuple[str, LocalFile, str]]
+    skipped: list[str]
+    extra: list[str]
+
+    @property
+    def bytes(self) -> int:
+        return sum(local.size for _, local, _ in self.uploads)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a step will do, from its fields: ``local`` is the file or folder on this
@@ -221,6 +235,34 @@ class S3Step(StepKind):
                  "upload the files that are new or changed (size, SHA-256)"]
         if plan.delete:
             lines.append(f"DELETE the objects under {url} that are not in the folder")
+        return "\n".join(lines)
+
+    async def preview(self, ctx: StepContext) -> str | None:
+        """A sync: what it would upload and delete; a download: the object. Only reads."""
+        plan = self._plan(ctx.fields, ctx.expect, ctx.base_dir, ctx.run_dir)
+        if plan.action not in ("sync", "download"):
+            return None
+        endpoint = ctx.fields.get("endpoint_url") or None
+        client = await call_s3(lambda stop: make_client(ctx.fields, ctx.env), endpoint,
+                               "setting up the S3 client")
+        if plan.action == "download":
+            head = await call_s3(lambda stop: find_object(client, plan.remote, endpoint),
+                                 endpoint, f"looking up {plan.remote.url}")
+            recorded = (head.get("Metadata") or {}).get("sha256") or "none recorded"
+            return (f"{plan.remote.url}: {human(head['ContentLength'])}, last modified "
+                    f"{head['LastModified'].astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, "
+                    f"sha256 {recorded}")
+        self._check_local(plan)
+        changes = await call_s3(
+            lambda stop: self._compare(client, plan, transfer_config(), stop), endpoint,
+            f"comparing {plan.local} with {plan.remote.url}")
+        lines = [f"would upload {len(changes.uploads)} ({human(changes.bytes)}), skip "
+                 f"{len(changes.skipped)}, "
+                 f"{'delete' if plan.delete else 'keep (delete: false)'} {len(changes.extra)}"]
+        lines += [f"  upload {key} ({human(local.size)}, {why})"
+                  for key, local, why in changes.uploads[:SHOWN_KEYS]]
+        if plan.delete:
+            lines += [f"  delete {key}" for key in changes.extra[:SHOWN_KEYS]]
         return "\n".join(lines)
 
     # ------------------------------------------------------------- running
@@ -371,34 +413,11 @@ class S3Step(StepKind):
                     endpoint: str | None) -> StepResult:
         folder, target = plan.local, plan.remote
         config = transfer_config()
-
-        def compare(stop: threading.Event):
-            """(files to upload with why, keys skipped, keys only in S3)."""
-            files = {target.key + path.relative_to(folder).as_posix(): path
-                     for path in sorted(folder.rglob("*")) if path.is_file()}
-            remote = {item["Key"]: item["Size"] for item in list_objects(client, target, stop)}
-            uploads: list[tuple[str, LocalFile, str]] = []
-            skipped: list[str] = []
-            for key, path in files.items():
-                size = path.stat().st_size
-                part_size = part_size_for(size, config.multipart_threshold,
-                                          config.multipart_chunksize)
-                local = hash_file(path, part_size, stop)
-                if key not in remote:
-                    uploads.append((key, local, "new"))
-                elif remote[key] == size and self._recorded_sha256(client, target.bucket,
-                                                                   key) == local.sha256:
-                    skipped.append(key)
-                else:
-                    uploads.append((key, local, "changed"))
-            # "folder/" keys are folder markers some tools make, not files
-            extra = sorted(key for key in remote if key not in files and not key.endswith("/"))
-            return uploads, skipped, extra
-
         info(ctx, f"comparing {folder} with {target.url} (size, SHA-256)")
-        uploads, skipped, extra = await call_s3(compare, endpoint,
-                                                f"comparing {folder} with {target.url}")
-        sent = sum(local.size for _, local, _ in uploads)
+        changes = await call_s3(lambda stop: self._compare(client, plan, config, stop),
+                                endpoint, f"comparing {folder} with {target.url}")
+        uploads, skipped, extra = changes.uploads, changes.skipped, changes.extra
+        sent = changes.bytes
         if uploads:
             info(ctx, "\n".join(f"upload {key} ({human(local.size)}, {why})"
                                 for key, local, why in uploads))
@@ -423,8 +442,34 @@ class S3Step(StepKind):
         return StepResult(True, said, details=details)
 
     @staticmethod
-    def _recorded_sha256(client, bucket: str, key: str) -> str | None:
-        return (client.head_object(Bucket=bucket, Key=key).get("Metadata") or {}).get("sha256")
+    def _compare(client, plan: Plan, config, stop: threading.Event) -> Changes:
+        """The sync's folder against the objects under its prefix: same key, size and
+        ``sha256`` metadata is the same file."""
+        folder, target = plan.local, plan.remote
+        files = {target.key + path.relative_to(folder).as_posix(): path
+                 for path in sorted(folder.rglob("*")) if path.is_file()}
+        remote = {item["Key"]: item["Size"] for item in list_objects(client, target, stop)}
+        changes = Changes([], [], [])
+        for key, path in files.items():
+            size = path.stat().st_size
+            part_size = part_size_for(size, config.multipart_threshold,
+                                      config.multipart_chunksize)
+            local = hash_file(path, part_size, stop)
+            if key not in remote:
+                changes.uploads.append((key, local, "new"))
+                continue
+            recorded = None
+            if remote[key] == size:
+                head = client.head_object(Bucket=target.bucket, Key=key)
+                recorded = (head.get("Metadata") or {}).get("sha256")
+            if recorded == local.sha256:
+                changes.skipped.append(key)
+            else:
+                changes.uploads.append((key, local, "changed"))
+        # "folder/" keys are folder markers some tools make, not files
+        changes.extra = sorted(key for key in remote
+                               if key not in files and not key.endswith("/"))
+        return changes
 
     @staticmethod
     async def _upload_all(ctx: StepContext, client, config,

@@ -380,3 +380,31 @@ def test_describe_says_what_will_happen():
         "download s3://b/r/app.tgz to <run folder>/app.tgz\n")
     assert kind.describe({"action": "list", "prefix": "s3"}) == (
         "s3: prefix: expected s3://bucket/..., found 's3'")
+
+
+async def test_a_dry_run_says_what_a_sync_would_do_and_changes_nothing(make_engine, journal,
+                                                                       s3, tmp_path):
+    endpoint, bucket = s3
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "same.txt").write_text("same")
+    (site / "new.txt").write_text("new")
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.put_object(Bucket=bucket, Key="web/same.txt", Body=b"same",
+                      Metadata={"sha256": sha256(b"same")})
+    client.put_object(Bucket=bucket, Key="web/gone.txt", Body=b"old")
+    engine = make_engine(book(endpoint, f"""
+        - {{id: sync, kind: s3, action: sync, from: site, to: "s3://{bucket}/web/",
+           endpoint_url: "${{S3}}", delete: true}}
+        - {{id: down, kind: s3, action: download, from: "s3://{bucket}/web/same.txt",
+           endpoint_url: "${{S3}}"}}
+    """), dry_run=True)
+    assert await engine.run() == ev.RunStatus.OK
+    shown = output(journal, engine, "sync")
+    assert "DELETE the objects under" in shown
+    assert "would upload 1 (3 B), skip 1, delete 1" in shown
+    assert "  upload web/new.txt (3 B, new)" in shown and "  delete web/gone.txt" in shown
+    assert re.search(rf"s3://{bucket}/web/same\.txt: 4 B, last modified \d{{4}}-.* UTC, "
+                     f"sha256 {sha256(b'same')}", output(journal, engine, "down"))
+    assert sorted(keys(endpoint, bucket)) == ["web/gone.txt", "web/same.txt"]
+    assert not (journal.run_dir(engine.run_id) / "same.txt").exists()
