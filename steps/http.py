@@ -316,8 +316,7 @@ class HttpStep(StepKind):
         "rows": Field("int", help="the body is CSV with this many data rows"),
     }
 
-    def describe(self, fields: Mapping[str, Any],
-                 expect: Mapping[str, Any] | None = None) -> str:
+    def describe(self, fields: Mapping[str, Any]) -> str:
         method = fields.get("method", "GET")
         lines = [f"{method} {shown_url(fields['url'])}"]
         for name, value in (fields.get("headers") or {}).items():
@@ -330,20 +329,6 @@ class HttpStep(StepKind):
             lines += ["", *json.dumps(fields["json"], indent=2, ensure_ascii=False).splitlines()]
         elif "body" in fields:
             lines += ["", *fields["body"].splitlines()]
-        said = [f"status {expect['status']}" if "status" in (expect or {}) else "status 2xx"]
-        for key, value in (expect or {}).items():
-            match key:
-                case "json":
-                    said.append(f"JSON containing {json.dumps(value, ensure_ascii=False)}")
-                case "body":
-                    said.append(f"body matching /{value}/")
-                case "headers":
-                    said += [f"header {name} matching /{regex}/" for name, regex in value.items()]
-                case "content_type":
-                    said.append(f"content type {value}")
-                case "rows":
-                    said.append(f"{value} CSV data rows")
-        lines.append(f"-- expect {'; '.join(said)}")
         timeout = format_duration(fields.get("request_timeout", DEFAULT_TIMEOUT))
         follows = "; redirects followed" if method in FOLLOWS_REDIRECTS else ""
         lines.append(f"-- each request waits at most {timeout}{follows}")
@@ -355,6 +340,23 @@ class HttpStep(StepKind):
             lines.append("-- the body is saved to "
                          f"{target if Path(target).is_absolute() else '<run folder>/' + target}")
         return "\n".join(lines)
+
+    def describe_expect(self, expect: Mapping[str, Any]) -> str:
+        """What the answer must be, from the step's resolved ``expect``."""
+        said = [f"status {expect.get('status', '2xx')}"]
+        for key, value in expect.items():
+            match key:
+                case "json":
+                    said.append(f"JSON containing {json.dumps(value, ensure_ascii=False)}")
+                case "body":
+                    said.append(f"body matching /{value}/")
+                case "headers":
+                    said += [f"header {name} matching /{regex}/" for name, regex in value.items()]
+                case "content_type":
+                    said.append(f"content type {value}")
+                case "rows":
+                    said.append(f"{value} CSV data rows")
+        return f"-- expect {'; '.join(said)}"
 
     async def run(self, ctx: StepContext) -> StepResult:
         try:

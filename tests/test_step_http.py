@@ -398,7 +398,7 @@ def test_describe_shows_the_request_masked_and_what_is_expected():
               "token": TOKEN, "json": {"content": "x"}, "until": 120.0, "save": "out.json"}
     expect = {"status": 201, "json": {"id": 1}, "headers": {"Location": "signals"},
               "rows": 2}
-    assert kind.describe(fields, expect).splitlines() == [
+    assert kind.describe(fields).splitlines() == [
         "POST https://user:***@api.example/v1/signals",
         "Authorization: Basic ***",
         "X-Team: pm",
@@ -407,12 +407,14 @@ def test_describe_shows_the_request_masked_and_what_is_expected():
         "{",
         '  "content": "x"',
         "}",
-        '-- expect status 201; JSON containing {"id": 1}; header Location matching /signals/; '
-        "2 CSV data rows",
         "-- each request waits at most 10.0s",
         "-- repeated until it holds: at most 2m00s, every 2.00s",
         "-- the body is saved to <run folder>/out.json",
     ]
+    assert kind.describe_expect(expect) == (
+        '-- expect status 201; JSON containing {"id": 1}; header Location matching /signals/; '
+        "2 CSV data rows")
+    assert kind.describe_expect({}) == "-- expect status 2xx"
 
 
 def test_validate_names_an_undefined_variable_inside_a_json_body(tmp_path):
