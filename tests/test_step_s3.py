@@ -3,6 +3,8 @@ checksums, progress and faults (one line each, in the engine and through the CLI
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -279,6 +281,20 @@ def test_cli_faults_exit_1_without_traceback(s3, tmp_path):
         assert re.fullmatch(rf"{step} += FAILED in [\d.]+s: {pattern}", failed[0]), failed
 
 
+@contextlib.asynccontextmanager
+async def serve(handle):
+    """An HTTP server on 127.0.0.1 (a free port) answering every request with ``handle``."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def denying_s3():
     """An S3 endpoint on loopback that answers every request 403 AccessDenied."""
@@ -286,20 +302,12 @@ async def denying_s3():
     async def deny(request: web.Request) -> web.Response:
         body = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
                 "<Message>Access Denied</Message></Error>")
-        status = 403
         if request.method == "HEAD":
-            return web.Response(status=status)
-        return web.Response(status=status, text=body, content_type="application/xml")
+            return web.Response(status=403)
+        return web.Response(status=403, text=body, content_type="application/xml")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", deny)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve(deny) as endpoint:
+        yield endpoint
 
 
 async def test_access_denied_is_one_line(make_engine, journal, denying_s3, monkeypatch):
@@ -408,3 +416,58 @@ async def test_a_dry_run_says_what_a_sync_would_do_and_changes_nothing(make_engi
                      f"sha256 {sha256(b'same')}", output(journal, engine, "down"))
     assert sorted(keys(endpoint, bucket)) == ["web/gone.txt", "web/same.txt"]
     assert not (journal.run_dir(engine.run_id) / "same.txt").exists()
+
+
+SLOW_SIZE = 1024 * 1024
+
+
+@pytest.fixture
+async def slow_s3():
+    """An S3 endpoint on loopback holding one object it sends 16 KiB at a time."""
+    body = os.urandom(SLOW_SIZE)
+    headers = {"ETag": f'"{hashlib.md5(body).hexdigest()}"',
+               "Last-Modified": "Tue, 24 Feb 2026 10:00:00 GMT",
+               "x-amz-meta-sha256": sha256(body), "Content-Type": "application/octet-stream"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.path == "/bucket":
+            return web.Response(status=200)
+        if request.method == "HEAD":
+            return web.Response(status=200, headers={**headers,
+                                                     "Content-Length": str(SLOW_SIZE)})
+        response = web.StreamResponse(status=200, headers=headers)
+        response.content_length = SLOW_SIZE
+        await response.prepare(request)
+        for start in range(0, SLOW_SIZE, 16 * 1024):
+            await response.write(body[start:start + 16 * 1024])
+            await asyncio.sleep(0.05)
+        return response
+
+    async with serve(handle) as endpoint:
+        yield endpoint
+
+
+async def test_a_cancelled_download_stops_and_leaves_no_file(make_engine, journal, slow_s3,
+                                                            monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-value")
+    engine = make_engine(book(slow_s3, """
+        - {id: down, kind: s3, action: download, from: "s3://bucket/slow.bin",
+           endpoint_url: "${S3}"}
+    """))
+    seen: list[ev.Event] = []
+    engine.subscribe(seen.append)
+    task = asyncio.create_task(engine.run())
+    for _ in range(1000):
+        if task.done() or any(isinstance(e, ev.OutputReceived)
+                              and re.search(r"downloaded .* \(\d+%\)", str(e)) for e in seen):
+            break
+        await asyncio.sleep(0.01)
+    assert not task.done(), messages(journal, engine)
+    run_dir = journal.run_dir(engine.run_id)
+    assert list(run_dir.glob("slow.bin.part*"))  # on its way
+    engine.cancel()
+    assert await asyncio.wait_for(task, 10) == ev.RunStatus.CANCELLED
+    assert rows(journal, engine)["down"]["status"] == "cancelled"
+    assert (run_dir / "down.log").exists()
+    assert list(run_dir.glob("slow.bin*")) == []  # neither the copy nor a part of it
