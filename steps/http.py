@@ -122,7 +122,8 @@ def _os_reason(exc: BaseException) -> str:
         if isinstance(seen, ConnectionRefusedError):
             return "connection refused"
         if isinstance(seen, socket.gaierror):
-            return f"host not found ({seen.strerror or seen})"
+            reason = seen.strerror or str(seen)
+            return f"host not found ({reason[:1].lower() + reason[1:]})"
         if isinstance(seen, ssl.SSLError):
             return f"TLS failed: {seen.reason or seen}"
         if isinstance(seen, OSError) and seen.strerror:

@@ -179,6 +179,8 @@ async def test_expectations_that_hold(make_engine, journal, site):
           kind: http
           url: {site.url("/moved")}
           expect: {{json: {{version: "2.0"}}}}
+        - {{id: head, kind: http, method: HEAD, url: "{site.url('/health')}",
+           expect: {{status: 200, headers: {{X-Version: '^2'}}}}}}
     """))
     assert await engine.run() == ev.RunStatus.OK, rows(journal, engine)
     recorded = rows(journal, engine)
@@ -204,6 +206,8 @@ async def test_expectations_that_hold(make_engine, journal, site):
     assert [r["body"] for r in site.received if r["path"] == "/raw"] == [b"plain words"]
     assert output(journal, engine, "redirected").startswith(
         f"GET {site.url('/moved')}\nHTTP/1.1 200 OK")
+    assert re.fullmatch(rf"HEAD {re.escape(site.url('/health'))}\nHTTP/1.1 200 OK \(\d+ ms\)\n",
+                        output(journal, engine, "head"))
 
 
 @pytest.mark.parametrize(("path", "expect", "message"), [
@@ -332,7 +336,7 @@ async def test_a_wrong_token_gives_one_line(make_engine, journal, site, monkeypa
     assert "not-the-admin-key" not in output(journal, engine, "observability")
 
 
-async def test_unreachable_and_timeout_and_invalid_url(make_engine, journal, site,
+async def test_refused_timeout_invalid_url_and_no_redirect_for_post(make_engine, journal, site,
                                                        closed_port):
     engine = make_engine(book(f"""
         - {{id: refused, kind: http, url: "http://127.0.0.1:{closed_port}/health",
@@ -343,6 +347,8 @@ async def test_unreachable_and_timeout_and_invalid_url(make_engine, journal, sit
         - {{id: bad-port, kind: http, url: "http://127.0.0.1:99999/", on_failure: continue}}
         - {{id: two-bodies, kind: http, method: POST, url: "{site.url('/echo')}",
            json: {{a: 1}}, body: "b", on_failure: continue}}
+        - {{id: post-not-redirected, kind: http, method: POST, url: "{site.url('/moved')}",
+           on_failure: continue}}
     """))
     assert await engine.run() == ev.RunStatus.FAILED
     messages = {step: row["message"] for step, row in rows(journal, engine).items()}
@@ -353,6 +359,7 @@ async def test_unreachable_and_timeout_and_invalid_url(make_engine, journal, sit
                      "https://host/...",
         "bad-port": "invalid URL 'http://127.0.0.1:99999/': port out of range 0-65535",
         "two-bodies": "give one request body: 'json' or 'body', not both",
+        "post-not-redirected": f"POST {site.url('/moved')}: 302 Found (expected 2xx)",
     }
     assert all(row["status"] == "failed" for row in rows(journal, engine).values())
 
