@@ -122,6 +122,17 @@ def upload_args(local: LocalFile) -> dict[str, Any]:
     }
 
 
+def read_local(path: Path, config, stop: threading.Event, md5: bool = False) -> LocalFile:
+    """``hash_file`` with the parts an upload with ``config`` will make (None: no upload);
+    a file that can not be read is one line."""
+    try:
+        part_size = None if config is None else part_size_for(
+            path.stat().st_size, config.multipart_threshold, config.multipart_chunksize)
+        return hash_file(path, part_size, stop, md5)
+    except OSError as exc:
+        raise StepFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def local_path(text: str, base: Path) -> Path:
     path = Path(text).expanduser()
     return path if path.is_absolute() else base / path
@@ -317,11 +328,10 @@ class S3Step(StepKind):
     async def _upload(self, ctx: StepContext, client, plan: Plan,
                       endpoint: str | None) -> StepResult:
         source, target = plan.local, plan.remote
-        size = source.stat().st_size
-        self._at_least(ctx, size, str(source))
         config = transfer_config()
-        part_size = part_size_for(size, config.multipart_threshold, config.multipart_chunksize)
-        local = await in_thread(lambda stop: hash_file(source, part_size, stop))
+        local = await in_thread(lambda stop: read_local(source, config, stop))
+        size, part_size = local.size, local.part_size
+        self._at_least(ctx, size, str(source))
         info(ctx, f"sha256 {local.sha256}  {source.name}")
         how = (f"in {len(local.part_digests)} parts of {human(part_size)}" if part_size
                else "in one request")
@@ -371,7 +381,7 @@ class S3Step(StepKind):
             started = time.monotonic()
             await call_s3(download, endpoint, f"downloading {source.url}")
             seconds = time.monotonic() - started
-            copy = await in_thread(lambda stop: hash_file(partial, None, stop, md5=True))
+            copy = await in_thread(lambda stop: read_local(partial, None, stop, md5=True))
             try:
                 checked = verify_download(head, copy, source.url)
             except StepFailed:
@@ -451,15 +461,12 @@ class S3Step(StepKind):
         remote = {item["Key"]: item["Size"] for item in list_objects(client, target, stop)}
         changes = Changes([], [], [])
         for key, path in files.items():
-            size = path.stat().st_size
-            part_size = part_size_for(size, config.multipart_threshold,
-                                      config.multipart_chunksize)
-            local = hash_file(path, part_size, stop)
+            local = read_local(path, config, stop)
             if key not in remote:
                 changes.uploads.append((key, local, "new"))
                 continue
             recorded = None
-            if remote[key] == size:
+            if remote[key] == local.size:
                 head = client.head_object(Bucket=target.bucket, Key=key)
                 recorded = (head.get("Metadata") or {}).get("sha256")
             if recorded == local.sha256:
