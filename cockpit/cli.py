@@ -79,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
+    p = sub.add_parser("import", help="turn a Markdown runbook into runbook YAML",
+                       description="Write the runbook YAML a Markdown runbook describes (to "
+                       "stdout or -o FILE); a summary of what became what, and what to "
+                       "review, goes to stderr. run, validate, plan and resume also take "
+                       "the .md file directly.")
+    p.add_argument("file", metavar="FILE.md")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+
     p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
     p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
 
@@ -354,6 +363,28 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_import(args) -> int:
+    from cockpit.importer import ImportFailed, import_file
+
+    output = Path(args.output) if args.output else None
+    if output is not None and output.exists() and not args.force:
+        raise UsageError(f"{output} exists: pass --force to overwrite it")
+    try:
+        imported = import_file(args.file)
+    except ImportFailed as exc:
+        raise UsageError(str(exc)) from None
+    if output is None:
+        sys.stdout.write(imported.yaml)
+    else:
+        try:
+            output.write_text(imported.yaml)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    for line in imported.summary.lines():
+        print(line, file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_kinds(args) -> int:
     from steps import KindNotFound, get_kind, known_kinds
 
@@ -391,6 +422,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "history": cmd_history,
     "report": cmd_report,
+    "import": cmd_import,
     "kinds": cmd_kinds,
     "locate": cmd_locate,
 }

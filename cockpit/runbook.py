@@ -252,6 +252,10 @@ def load_runbook(path: str | Path) -> Runbook:
         raise RunbookInvalid(
             [Problem(shown, line, col, "not UTF-8 text: a runbook must be UTF-8")]
         ) from None
+    if path.suffix.lower() in (".md", ".markdown"):  # a Markdown runbook, imported as read
+        from cockpit.importer import import_markdown
+
+        text = import_markdown(text, shown).yaml
     return parse_runbook(text, shown, sha256=hashlib.sha256(data).hexdigest())
 
 

@@ -1,0 +1,1442 @@
+"""Markdown runbook -> runbook YAML (``cockpit import``; ``load_runbook`` on ``.md``).
+
+What becomes what:
+
+- **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
+  exist, their level holds the phases; sections around them (a pre-deployment checklist
+  before, sign-off after) become phases too, in document order. Otherwise every
+  top-level section is a phase. Deeper headings title the steps. A single ``#`` title
+  names the runbook; its text before the first section is the runbook's description.
+  A bold-only line after a ``---`` rule (``**Sign-Off**``) counts as a section.
+- **Shell fences** (``bash``, ``sh``, ``shell``, ``zsh``, ``console``) become steps;
+  their comments become descriptions. ``console`` blocks keep only the ``$`` lines,
+  prompt removed; output lines go to the description (after a ``curl``: its expected
+  JSON). Alternatives (``# If using Docker``, ``# Or with Kubernetes``, a lone
+  ``# or``) become separate steps marked ``optional`` and ``confirm``: the operator
+  runs the one that applies and declines the others.
+- **Typed steps, where it is safe.** Within a block (or one alternative of it),
+  ``curl`` becomes ``http`` (``# Expected: 201``, ``# Should return: {...}``, JSON
+  array, CSV and JSON content as expectations), ``redis-cli`` becomes ``redis``
+  (a key named like ``maintenance`` is the maintenance flag), ``kubectl set image /
+  rollout status|undo|restart / scale`` becomes ``k8s``, ``psql DSN -c "..."`` becomes
+  ``sql`` (``\\dt`` / ``\\di`` as catalogue queries; an ``# Expected new tables:``
+  list as ``tables_exist``), and ``pg_dump`` with ``pg_restore --list`` and an
+  ``aws s3 cp`` to ``s3://`` becomes one ``backup`` step (a ``pg_dump -Fc`` verified
+  and uploaded). A command with pipes, redirections, ``$(...)`` or options the kind
+  can't honour stays shell. **Splitting:** a block is split into typed steps and
+  shell steps (each a verbatim run of lines) only when no line changes shell state
+  for later lines (``cd``, ``export``, ``VAR=``, ``source``, ``set``, functions,
+  here-documents, ``&``); otherwise it stays one shell step, kept exactly, and if it
+  held recognised commands it is listed as uncertain.
+- **Lists.** ``- [ ]`` lists become ``manual`` checklists; plain lists too, except an
+  item followed by a fence (the item titles that fence's steps) or one that is only
+  an inline command (``1. Run `make smoke` ``: a shell step). Bullet lists written
+  inside a shell fence are prose, not script: a checklist.
+- **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
+  ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
+- **Rollback.** A section named like "Rollback Procedure" becomes ``rollback:``; its
+  "When to Rollback" list the criteria, the rest its steps.
+- **Alerts.** List items such as ``Error rate > 5% for 5 minutes`` or ``Response
+  time P95 > 2000ms for 10 minutes`` become ``alerts:`` rules (severity from the
+  nearest "Critical" / "Warning" label); the list itself stays a checklist.
+- **Reference sections** (troubleshooting, support, contacts, post-deployment tasks by
+  day or week) become optional manual steps: their commands are kept verbatim in the
+  description, to be run when needed, never in the flow of the run.
+- **Variables.** ``$NAME`` / ``${NAME}`` used by commands become ``secrets:`` when
+  they look secret (KEY, TOKEN, PASSWORD, SECRET, DSN, a database or Redis URL) and
+  ``variables:`` otherwise (empty: fill them in, a profile overrides them). Names a
+  block sets itself (``export X=...``) are not. Placeholders (``your-domain.com``,
+  ``<version>``) become variables whose value is the placeholder in typed steps; in
+  shell scripts, which are kept exactly, they are listed in the summary.
+- Nothing is dropped: what is not classified stays a shell or manual step, or text in
+  a description. Every step's description ends with ``source: FILE.md:LINE``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cockpit.durations import format_setting, parse_duration
+
+SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
+MAX_ID = 48
+
+_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"( *)(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*$")
+_RULE = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_ITEM = re.compile(r"( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
+_TASK = re.compile(r"\[[ xX]\][ \t]+(.*)$")
+_BOLD_ONLY = re.compile(r"\*\*([^*]+?)\*\*:?[ \t]*$")
+_INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
+
+_PHASE = re.compile(r"(?:phase|stage)\s+\d+", re.IGNORECASE)
+_ROLLBACK = re.compile(r"roll\s*-?\s*back", re.IGNORECASE)
+_CRITERIA = re.compile(r"\bwhen\b|criteria|trigger", re.IGNORECASE)
+_REFERENCE = re.compile(
+    r"troubleshoot|common issues|support|contacts?\b|escalation|on-?call|appendix|faq|"
+    r"post-?deployment tasks|\b(?:day|week|month) \d", re.IGNORECASE)
+_OPTIONAL_TITLE = re.compile(
+    r"\((?:if needed|optional|if implemented|if applicable|if required)\)|^optional\b",
+    re.IGNORECASE)
+_DEPLOY_PHASE = re.compile(r"(?<!pre-)(?<!post-)\bdeploy", re.IGNORECASE)
+_DURATION_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
+
+_IF_MARKER = re.compile(r"(?:if (?:using|you use|you're using|deploying|running)|when using)\b",
+                        re.IGNORECASE)
+_OR_MARKER = re.compile(r"or\b", re.IGNORECASE)
+_EXPECT = re.compile(r"(?:expected|should (?:return|show|be|print)|returns?|look for|expect)\b"
+                     r"([^:]*):?\s*(.*)$", re.IGNORECASE)
+_NUMBERING = re.compile(r"^\d+[.)]\s+")
+_HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
+_STATEFUL = re.compile(
+    r"^\s*(?:cd|pushd|popd|export|source|\.|set|unset|alias|shopt|trap|ulimit|umask)\b"
+    r"|^\s*[A-Za-z_][A-Za-z0-9_]*=|^\s*(?:function\s+)?[A-Za-z_][\w-]*\s*\(\)|(?<![&>])&\s*$",
+    re.MULTILINE)
+_ASSIGNED = re.compile(r"^\s*(?:export\s+|declare\s+(?:-\w+\s+)?|local\s+|readonly\s+)?"
+                       r"([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
+_SHELL_REF = re.compile(r"\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))")
+_ANY_DOLLAR = re.compile(r"\$")
+_SECRET_NAME = re.compile(r"KEY|TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|DSN|AUTH")
+_CONNECTION_URL = re.compile(r"(?:DATABASE|DB|REDIS|POSTGRES|PG|MYSQL|MONGO|AMQP|RABBIT)\w*URL|"
+                             r"URL\w*(?:DATABASE|DB|REDIS)")
+_ENVIRONMENT = {"PATH", "HOME", "USER", "PWD", "SHELL", "TERM", "LANG", "HOSTNAME",
+                "RANDOM", "SECONDS", "LINENO", "OLDPWD", "UID", "EUID", "PPID", "IFS",
+                "BASH_SOURCE", "TMPDIR"}
+_PLACEHOLDER = re.compile(r"\byour-[a-z0-9]+(?:[-.][a-z0-9]+)*|<([a-z][a-z0-9_-]*)>")
+_BRACKETED = re.compile(r"\[([A-Z][A-Z0-9_]*)\]")
+_BUILTIN_PLACEHOLDERS = {"TIME": "now", "NOW": "now", "DATE": "date", "STATUS": "status",
+                         "RUN_URL": "run_url", "OPERATOR": "operator", "ENV": "env"}
+_DATE = "$(date +%Y%m%d)"  # the built-in ${date}
+_DESTRUCTIVE = re.compile(r"pg_restore|\bdrop\b|\btruncate\b|\bdelete\b|\brm\s+-\w*[rf]|"
+                          r"rollout undo|--clean|flushall|flushdb", re.IGNORECASE)
+_SQL_LINE = re.compile(r"(?:SELECT|BEGIN|COMMIT|ROLLBACK|INSERT|UPDATE|DELETE|CREATE|ALTER|"
+                       r"DROP|WITH|ORDER BY|FROM|WHERE)\b")
+_CRON = re.compile(r"(?:[\d*/,-]+\s+){5}\S")
+_ENDLESS = re.compile(r"\btail\s+-\w*f|\bcrontab\s+-e\b|\bwatch\b|\btop\b|\bless\b|\bvi(?:m)?\b|"
+                      r"^\s*psql\s+\S+\s*$", re.MULTILINE)
+_ALERT = re.compile(
+    r"(error rate|(?:response time |latency )?p95(?: latency)?|request rate|requests per "
+    r"second)\s*(>=?|<=?|above|below)\s*([\d.]+)\s*(%|ms|s|rps|/s)?\s+for\s+(\d+)\s*"
+    r"(s|sec|seconds?|m|min|minutes?|h|hours?)\.?", re.IGNORECASE)
+_TEMPLATE_LINE = re.compile(r"template:\s*(.*)$", re.IGNORECASE)
+_QUERIES = {
+    "\\dt": "SELECT schemaname, tablename FROM pg_catalog.pg_tables\n"
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+    "\\di": "SELECT schemaname, tablename, indexname FROM pg_catalog.pg_indexes\n"
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, 3",
+}
+
+
+class ImportFailed(Exception):
+    """The Markdown file can't be read: one line naming it and why."""
+
+
+# ------------------------------------------------------------------ Markdown
+
+
+@dataclass
+class Fence:
+    language: str
+    lines: list[str]
+    line: int  # of the opening fence; the code starts on the next line
+
+
+@dataclass
+class Item:
+    text: str
+    line: int
+    task: bool
+    fence: Fence | None = None
+
+
+@dataclass
+class ListBlock:
+    items: list[Item]
+
+
+@dataclass
+class Paragraph:
+    text: str
+    line: int
+
+
+@dataclass
+class Section:
+    title: str
+    level: int
+    line: int
+    blocks: list = field(default_factory=list)
+    children: list[Section] = field(default_factory=list)
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+def _fence_end(lines: list[str], start: int, marker: str) -> int:
+    closing = re.compile(rf" *{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+    for index in range(start + 1, len(lines)):
+        if closing.match(lines[index]):
+            return index
+    return len(lines)
+
+
+def _scan(lines: list[str]) -> list:
+    """Blocks in order: ("heading", level, text, line), ("rule",), Fence, ListBlock,
+    Paragraph. Lines are 1-based."""
+    blocks: list = []
+    paragraph: list[str] = []
+    para_line = 0
+    items: ListBlock | None = None
+
+    def close_paragraph() -> None:
+        nonlocal paragraph
+        if paragraph:
+            blocks.append(Paragraph("\n".join(paragraph), para_line))
+            paragraph = []
+
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        number = index + 1
+        fence = _FENCE.match(line)
+        if fence:
+            close_paragraph()
+            indent, marker, language = len(fence.group(1)), fence.group(2), fence.group(3)
+            end = _fence_end(lines, index, marker)
+            body = [re.sub(rf"^ {{0,{indent}}}", "", text) for text in lines[index + 1 : end]]
+            block = Fence(language.lower(), body, number)
+            if items is not None and indent and items.items[-1].fence is None:
+                items.items[-1].fence = block
+            else:
+                items = None
+                blocks.append(block)
+            index = end + 1
+            continue
+        index += 1
+        if not line.strip():
+            close_paragraph()
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            close_paragraph()
+            items = None
+            blocks.append(("heading", len(heading.group(1)), (heading.group(2) or "").strip(),
+                           number))
+            continue
+        if _RULE.match(line):
+            close_paragraph()
+            items = None
+            blocks.append(("rule",))
+            continue
+        item = _ITEM.match(line)
+        if item and not paragraph:
+            task = _TASK.match(item.group(3))
+            if items is None:
+                items = ListBlock([])
+                blocks.append(items)
+            items.items.append(Item((task.group(1) if task else item.group(3)).strip(),
+                                    number, bool(task)))
+            continue
+        if items is not None and line[:1] in (" ", "\t") and not paragraph:
+            items.items[-1].text += " " + line.strip()
+            continue
+        items = None
+        if not paragraph:
+            para_line = number
+        paragraph.append(line.strip())
+    close_paragraph()
+    return blocks
+
+
+def _sections(blocks: list) -> Section:
+    """The heading tree; content before the first heading belongs to the root."""
+    levels = [block[1] for block in blocks if isinstance(block, tuple) and block[0] == "heading"]
+    single_title = levels.count(1) == 1 and levels[0] == 1
+    below = [level for level in levels if not (single_title and level == 1)]
+    top = min(below) if below else 2
+    root = Section("", 0, 1)
+    stack = [root]
+    after_rule = False
+    for block in blocks:
+        heading = None
+        if isinstance(block, tuple) and block[0] == "heading":
+            heading = (block[1], block[2], block[3])
+        elif isinstance(block, tuple):
+            after_rule = True
+            continue
+        elif after_rule and isinstance(block, Paragraph) and _BOLD_ONLY.fullmatch(block.text):
+            heading = (top, _BOLD_ONLY.fullmatch(block.text).group(1).strip(), block.line)
+        after_rule = False
+        if heading is None:
+            stack[-1].blocks.append(block)
+            continue
+        level, title, line = heading
+        while stack[-1].level >= level:
+            stack.pop()
+        section = Section(title, level, line)
+        stack[-1].children.append(section)
+        stack.append(section)
+    return root
+
+
+# ------------------------------------------------------------------ shell blocks
+
+
+@dataclass
+class Command:
+    line: int
+    text: str
+    end: int = 0  # its last line, with the expectation lines after it
+    expect: list[str] = field(default_factory=list)  # "# Expected: ..." lines after it
+    output: list[str] = field(default_factory=list)  # a console block's output lines
+
+
+@dataclass
+class Comment:
+    line: int
+    text: str
+
+
+def _complete(text: str, heredoc: str | None) -> bool:
+    if heredoc is not None:
+        return text.count("\n") > 0 and text.rsplit("\n", 1)[-1].strip() == heredoc
+    stripped = text.rstrip()
+    if stripped.endswith(("\\", "|", "&&", "||")):
+        return False
+    try:
+        shlex.split(text.replace("\\\n", " "), comments=True)
+    except ValueError:  # an unclosed quote: the command goes on
+        return False
+    return True
+
+
+def _parse_code(code: list[tuple[int, str]]) -> list:
+    """Comments, blank lines (None) and commands (multi-line ones joined)."""
+    items: list = []
+    index = 0
+    blank = False  # since the last command or its last expectation line
+    while index < len(code):
+        number, text = code[index]
+        stripped = text.strip()
+        index += 1
+        if not stripped:
+            items.append(None)
+            blank = True
+            continue
+        if stripped.startswith("#") and not stripped.startswith("#!"):
+            comment = Comment(number, stripped.lstrip("#").strip())
+            last = next((item for item in reversed(items) if item is not None), None)
+            continues = last.expect and not blank if isinstance(last, Command) else False
+            starts = isinstance(last, Command) and not last.expect and _EXPECT.match(comment.text)
+            if continues or starts:
+                last.expect.append(comment.text)
+                last.end = number
+                blank = False
+            else:
+                items.append(comment)
+            continue
+        index -= 1
+        heredoc = _HEREDOC.search(text)
+        lines = [text]
+        while index + 1 < len(code) and not _complete("\n".join(lines),
+                                                      heredoc and heredoc.group(1)):
+            index += 1
+            lines.append(code[index][1])
+        items.append(Command(number, "\n".join(lines), end=code[index][0]))
+        blank = False
+        index += 1
+    return items
+
+
+def _groups(items: list) -> list[tuple[str, list]]:
+    """Paragraphs of a block, each flagged "if", "or" or "" (alternative markers)."""
+    groups: list[tuple[str, list]] = []
+    current: list = []
+    for item in [*items, None]:
+        if item is None:
+            if current:
+                groups.append(("", current))
+            current = []
+            continue
+        if isinstance(item, Comment) and _OR_MARKER.fullmatch(item.text) and current:
+            groups.append(("", current))
+            current = []
+        current.append(item)
+    flagged = []
+    for _, group in groups:
+        first = group[0]
+        flag = ""
+        if isinstance(first, Comment):
+            if _IF_MARKER.match(first.text):
+                flag = "if"
+            elif _OR_MARKER.match(first.text):
+                flag = "or"
+        flagged.append((flag, group))
+    return flagged
+
+
+def _segments(groups: list[tuple[str, list]]) -> list[tuple[bool, list]]:
+    """(is an alternative, items): plain stretches and the alternatives between them."""
+    segments: list[tuple[bool, list]] = []
+    in_run = False
+    for flag, group in groups:
+        has_command = any(isinstance(item, Command) for item in group)
+        if flag == "if" or (flag == "or" and in_run):
+            segments.append((True, list(group)))
+            in_run = True
+        elif flag == "or":
+            previous = segments[-1] if segments else None
+            if previous and not previous[0]:
+                # The plain stretch's last paragraph is the first alternative.
+                tail_start = _last_paragraph_start(previous[1])
+                head, tail = previous[1][:tail_start], previous[1][tail_start:]
+                segments[-1:] = ([(False, head)] if head else []) + [(True, tail)]
+            segments.append((True, list(group)))
+            in_run = True
+        else:
+            if in_run and not has_command and segments:
+                segments[-1][1].extend(group)  # a note under the last alternative
+                continue
+            in_run = False
+            if segments and not segments[-1][0]:
+                segments[-1][1].extend([None, *group])
+            else:
+                segments.append((False, list(group)))
+    return segments
+
+
+def _last_paragraph_start(items: list) -> int:
+    for index in range(len(items) - 1, -1, -1):
+        if items[index] is None:
+            return index + 1
+    return 0
+
+
+# ------------------------------------------------------------------ drafts
+
+
+@dataclass
+class Draft:
+    """A step before it gets its id."""
+
+    title: str
+    kind: str
+    fields: dict[str, Any]
+    line: int
+    notes: list[str] = field(default_factory=list)
+    expect: dict[str, Any] = field(default_factory=dict)
+    optional: bool = False
+    confirm: bool = False
+    label: str = ""
+    """The comment closest above its command: names it when a block makes several steps."""
+    followup: list[str] = field(default_factory=list)
+    """An expectation the kind can't check, written as a list: a checklist after it."""
+    id: str = ""
+
+
+class _Flow(list):
+    """A list written on one line: ``[SET, maintenance_mode, "true"]``."""
+
+
+@dataclass
+class Uncertain:
+    line: int
+    step: str
+    reason: str
+
+
+@dataclass
+class Summary:
+    """What the import made: steps per kind, and what deserves a second look."""
+
+    source: str
+    phases: int = 0
+    kinds: Counter = field(default_factory=Counter)
+    rollback_steps: int = 0
+    alerts: int = 0
+    uncertain: list[Uncertain] = field(default_factory=list)
+    placeholders: dict[str, str] = field(default_factory=dict)
+    """Variable name -> the placeholder written in the Markdown (its value)."""
+    unset: list[str] = field(default_factory=list)
+    """Variables with no value yet: set them in the runbook or a profile."""
+    secrets: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        steps = sum(self.kinds.values())
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.kinds.items()))
+        out = [f"imported {self.source}: {self.phases} phases, {steps} steps ({kinds}), "
+               f"{self.rollback_steps} rollback steps, {self.alerts} alert rules"]
+        if self.secrets:
+            out.append(f"secrets to provide: {', '.join(self.secrets)}")
+        if self.unset:
+            out.append(f"variables to fill in: {', '.join(self.unset)}")
+        for name, placeholder in self.placeholders.items():
+            out.append(f"placeholder {placeholder!r} -> variable {name}")
+        if self.uncertain:
+            out.append(f"{len(self.uncertain)} to review:")
+            out += [f"  {self.source}:{u.line} {u.step}: {u.reason}" for u in self.uncertain]
+        return out
+
+
+@dataclass
+class Imported:
+    runbook: dict[str, Any]
+    """The runbook as plain data, in the order it is written."""
+    yaml: str
+    summary: Summary
+
+
+def _text_of(block) -> str:
+    if isinstance(block, Paragraph):
+        return block.text
+    if isinstance(block, ListBlock):
+        return "\n".join(f"- {item.text}" for item in block.items)
+    return "\n".join(block.lines)
+
+
+def _fenced(fence: Fence) -> str:
+    return f"```{fence.language}\n{_text_of(fence)}\n```"
+
+
+def _slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > MAX_ID:
+            break
+        slug = candidate
+    return slug or (words[0][:MAX_ID] if words else "")
+
+
+def _label(text: str) -> str:
+    return _NUMBERING.sub("", text).rstrip(":").strip()
+
+
+class _Importer:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.variables: dict[str, str] = {}
+        self.secrets: list[str] = []
+        self.placeholders: dict[str, str] = {}  # placeholder -> variable name
+        self.alerts: list[dict[str, Any]] = []
+        self.uncertain: list[tuple[Draft, str]] = []
+        self.used_ids: set[str] = set()
+        self.code: dict[int, str] = {}  # the current fence's lines by number
+        self.carry: list[str] = []  # text waiting for the next phase's description
+
+    # -- names
+
+    def reference(self, name: str) -> str:
+        if name in self.variables or name in self.secrets:
+            return name
+        if _SECRET_NAME.search(name) or _CONNECTION_URL.search(name):
+            self.secrets.append(name)
+        else:
+            self.variables[name] = ""
+        return name
+
+    def placeholder(self, text: str, name: str) -> str:
+        if text not in self.placeholders:
+            base = re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_") or "PLACEHOLDER"
+            if base[0].isdigit():
+                base = f"V_{base}"
+            candidate, number = base, 2
+            while candidate in self.variables or candidate in self.secrets:
+                candidate, number = f"{base}_{number}", number + 1
+            self.variables[candidate] = text
+            self.placeholders[text] = candidate
+        return self.placeholders[text]
+
+    def template(self, word: str) -> str | None:
+        """A shell word as a templated value: ``$X`` -> ``${X}``, placeholders ->
+        variables; None when it holds shell that can't be carried over."""
+        word = word.replace(_DATE, "\0date\0")
+        if "`" in word or "$(" in word:
+            return None
+        out, position = [], 0
+        for match in _SHELL_REF.finditer(word):
+            out.append(self.literal(word[position : match.start()]))
+            out.append("${" + self.reference(match.group(1) or match.group(2)) + "}")
+            position = match.end()
+        rest = word[position:]
+        if _ANY_DOLLAR.search(rest):
+            return None
+        out.append(self.literal(rest))
+        return "".join(out).replace("\0date\0", "${date}")
+
+    def literal(self, text: str) -> str:
+        """Text for a templated field: ``$`` escaped, placeholders as variables."""
+
+        def swap(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(0).removeprefix("your-").split(".")[0]
+            return "${" + self.placeholder(match.group(0), name) + "}"
+
+        parts = _PLACEHOLDER.split(text)
+        if len(parts) == 1:
+            return text.replace("$", "$$")
+        out, position = [], 0
+        for match in _PLACEHOLDER.finditer(text):
+            out.append(text[position : match.start()].replace("$", "$$"))
+            out.append(swap(match))
+            position = match.end()
+        out.append(text[position:].replace("$", "$$"))
+        return "".join(out)
+
+    def shell_references(self, script: str) -> None:
+        assigned = set(_ASSIGNED.findall(script))
+        for match in _SHELL_REF.finditer(script):
+            name = match.group(1) or match.group(2)
+            if name not in assigned and name not in _ENVIRONMENT:
+                self.reference(name)
+
+    def doubt(self, draft: Draft, reason: str) -> None:
+        self.uncertain.append((draft, reason))
+
+    # -- shell fences
+
+    def fence_drafts(self, fence: Fence, title: str, reference: bool) -> list[Draft]:
+        start = fence.line + 1
+        self.code = dict(enumerate(fence.lines, start))
+        template_at = next((i for i, text in enumerate(fence.lines)
+                            if _TEMPLATE_LINE.match(text.strip())), None)
+        if template_at is not None:
+            return [self.notify(fence, template_at, title)]
+        if fence.language not in SHELL_LANGUAGES:
+            return []
+        code = list(enumerate(fence.lines, start))
+        console = fence.language in ("console", "shell-session")
+        doubt = ""
+        if console and any(text.startswith("$ ") or text == "$" for _, text in code):
+            items = self.console(code)
+        else:
+            items = _parse_code(code)
+            if console:
+                doubt = "console block without $ prompts: every line taken as a command"
+        if self.prose(items):
+            return [self.checklist_from_fence(items, title, fence.line)]
+        if reference:
+            draft = Draft(title, "manual", {"items": [f"{title}: run the commands in the "
+                                                      "description by hand if needed"]},
+                          fence.line, ["Commands (run by hand, only when needed):",
+                                       *fence.lines])
+            self.shell_references("\n".join(fence.lines))
+            return [draft]
+        drafts: list[Draft] = []
+        segments = _segments(_groups(items))
+        alternatives = [items for is_alt, items in segments if is_alt]
+        labels = [self.alternative_label(items) for items in alternatives]
+        stateful = False
+        for is_alternative, seg in segments:
+            made = self.segment(seg, title, console)
+            if is_alternative:
+                label = self.alternative_label(seg)
+                for draft in made:
+                    draft.title = f"{title}: {label}"
+                    draft.notes = [n for n in draft.notes if not _OR_MARKER.fullmatch(n)]
+                    draft.optional = draft.confirm = True
+                    draft.notes.insert(0, f"One of {len(alternatives)} alternatives "
+                                       f"({'; '.join(labels)}): run the one that applies, "
+                                       "decline the others.")
+            elif len(segments) > 1 and made and stateful:
+                self.doubt(made[0], "the block was split around its alternatives: shell "
+                           "state (cd, export) set before them does not carry over")
+            stateful = stateful or any(_STATEFUL.search(item.text) for item in seg
+                                       if isinstance(item, Command))
+            drafts.extend(made)
+        if doubt and drafts:
+            self.doubt(drafts[0], doubt)
+        if len(drafts) > 1:
+            for draft in drafts:
+                if draft.title == title and _label(draft.label):
+                    draft.title = f"{title}: {_label(draft.label)}"
+        return drafts
+
+    def console(self, code: list[tuple[int, str]]) -> list:
+        """Commands of a console block (prompts removed); output kept beside them."""
+        items: list = []
+        index = 0
+        while index < len(code):
+            number, text = code[index]
+            index += 1
+            if text.startswith("$"):
+                lines = [text[2:] if text.startswith("$ ") else ""]
+                while index < len(code) and not _complete("\n".join(lines), None):
+                    lines.append(re.sub(r"^> ", "", code[index][1]))
+                    index += 1
+                items.append(Command(number, "\n".join(lines)))
+            elif text.strip().startswith("#"):
+                items.append(Comment(number, text.strip().lstrip("#").strip()))
+            elif not text.strip():
+                items.append(None)
+            elif items and isinstance(items[-1], Command):
+                items[-1].output.append(text)
+        return items
+
+    @staticmethod
+    def prose(items: list) -> bool:
+        commands = [item for item in items if isinstance(item, Command)]
+        return bool(commands) and all(_ITEM.match(c.text) and "\n" not in c.text
+                                      for c in commands)
+
+    def alternative_label(self, items: list) -> str:
+        comment = next((i for i in items if isinstance(i, Comment)), None)
+        if comment is not None and len(comment.text.split()) > 1:
+            return _label(comment.text)
+        command = next((i for i in items if isinstance(i, Command)), None)
+        return command.text.splitlines()[0][:60] if command else "notes"
+
+    def segment(self, items: list, title: str, console: bool) -> list[Draft]:
+        commands = [item for item in items if isinstance(item, Command)]
+        notes = [item.text for item in items if isinstance(item, Comment)]
+        if not commands:
+            first = next(item for item in items if isinstance(item, Comment))
+            return [self.notes_checklist(notes, title, first.line)]
+        backup = self.backup(commands)
+        if backup is not None:
+            backup.title = title
+            backup.notes = [*notes, "A pg_dump -Fc (custom format: pg_restore can list and "
+                            "restore it) replaces the plain dump, verified and uploaded."]
+            return [backup]
+        typed = [self.typed(command, title) for command in commands]
+        if all(draft is not None for draft in typed):
+            return self.typed_drafts(items, typed, title)
+        independent = not any(_STATEFUL.search(c.text) or _HEREDOC.search(c.text)
+                              for c in commands)
+        if independent and any(draft is not None for draft in typed):
+            return self.split(items, typed, title, console)
+        draft = self.shell(items, title, console)
+        recognised = [c.text.split()[0] for c, d in zip(commands, typed, strict=True) if d]
+        if recognised:
+            self.doubt(draft, f"kept as one shell step: it mixes {', '.join(recognised)} "
+                       "with commands that change shell state for later lines")
+        return [draft]
+
+    def typed_drafts(self, items: list, typed: list, title: str) -> list[Draft]:
+        """All commands recognised: one step each; comments become their notes."""
+        drafts: list[Draft] = []
+        pending: list[Comment] = []
+        made = iter(typed)
+        for item in items:
+            if isinstance(item, Command):
+                draft = next(made)
+                draft.notes = [*(c.text for c in pending), *draft.notes]
+                draft.label = pending[-1].text if pending else ""
+                pending = []
+                drafts += self.with_followup(draft, title)
+            elif isinstance(item, Comment):
+                pending.append(item)
+        if pending:  # notes after the last command: something to do or check by hand
+            drafts.append(self.notes_checklist([c.text for c in pending], title,
+                                               pending[0].line))
+        return drafts
+
+    def with_followup(self, draft: Draft, title: str) -> list[Draft]:
+        if not draft.followup:
+            return [draft]
+        return [draft, self.notes_checklist(draft.followup, title, draft.line)]
+
+    def split(self, items: list, typed: list, title: str, console: bool) -> list[Draft]:
+        """Independent lines: typed steps for recognised commands, shell for the rest."""
+        drafts: list[Draft] = []
+        run: list = []
+        made = iter(typed)
+        for item in items:
+            if not isinstance(item, Command):
+                run.append(item)
+                continue
+            draft = next(made)
+            if draft is None:
+                run.append(item)
+                continue
+            lead = []
+            while run and not isinstance(run[-1], Command):  # comments lead the command
+                lead.insert(0, run.pop())
+            if any(isinstance(i, Command) for i in run):
+                drafts.append(self.shell(run, title, console))
+            lead = [i.text for i in lead if isinstance(i, Comment)]
+            draft.notes = lead + draft.notes
+            draft.label = lead[-1] if lead else ""
+            drafts += self.with_followup(draft, title)
+            run = []
+        if any(isinstance(i, Command) for i in run):
+            drafts.append(self.shell(run, title, console))
+        elif run and drafts:
+            drafts[-1].notes += [i.text for i in run if isinstance(i, Comment)]
+        return drafts
+
+    def shell(self, items: list, title: str, console: bool) -> Draft:
+        """Lines kept exactly: from the first item to the last (comments included); a
+        console block's commands without prompts or output."""
+        commands = [item for item in items if isinstance(item, Command)]
+        if console:
+            run = "\n".join(c.text for c in commands)
+            notes = [item.text for item in items if isinstance(item, Comment)]
+            for command in commands:
+                if command.output:
+                    notes += [f"expected output of: {command.text.splitlines()[0]}",
+                              *command.output]
+        else:
+            run = "\n".join(self.lines_of(items))
+            notes = [item.text for item in items if isinstance(item, Comment)]
+            notes += [text for c in commands for text in c.expect]
+        draft = Draft(title, "shell", {"run": run + "\n"}, commands[0].line, notes,
+                      label=notes[0] if notes else "")
+        self.shell_references(run)
+        self.shell_doubts(draft, run)
+        return draft
+
+    def lines_of(self, items: list) -> list[str]:
+        """The block's lines from the first item to the last, as written."""
+        first = next(i for i in items if i is not None)
+        last = next(i for i in reversed(items) if i is not None)
+        end = max(last.line + last.text.count("\n"), getattr(last, "end", 0))
+        return [self.code[number] for number in range(first.line, end + 1)]
+
+    def shell_doubts(self, draft: Draft, run: str) -> None:
+        for line in run.splitlines():
+            stripped = line.strip()
+            if _CRON.match(stripped):
+                self.doubt(draft, f"a crontab entry, not a command: {stripped[:40]!r}")
+                return
+            if _SQL_LINE.match(stripped):
+                self.doubt(draft, f"SQL written as a shell line (meant for psql?): "
+                           f"{stripped[:40]!r}")
+                return
+        endless = _ENDLESS.search(run)
+        if endless:
+            self.doubt(draft, f"{endless.group(0).strip()!r} waits for a person or never "
+                       "ends: give the step a timeout or make it manual")
+        placeholder = _PLACEHOLDER.search(run)
+        if placeholder:
+            self.doubt(draft, f"placeholder {placeholder.group(0)!r} in a script kept "
+                       "exactly: edit it")
+
+    def notes_checklist(self, texts: list[str], title: str, line: int) -> Draft:
+        """Comment lines as a checklist: the first titles it, list lines are its items."""
+        head = _label(texts[0])
+        listed = [text for text in texts[1:] if _ITEM.match(text)]
+        if listed:
+            entries = [_ITEM.match(text).group(3) for text in listed]
+            notes = [text for text in texts[1:] if text not in listed]
+        else:
+            entries = [_label(text) for text in texts[1:]] or [head or title]
+            notes = []
+        self.alert_rules(head, entries)
+        return Draft(f"{title}: {head}" if head else title, "manual", {"items": entries},
+                     line, notes)
+
+    def checklist_from_fence(self, items: list, title: str, line: int) -> Draft:
+        entries, notes, label = [], [], ""
+        for item in items:
+            if isinstance(item, Comment):
+                if item.text.endswith(":"):
+                    label = item.text.rstrip(":")
+                else:
+                    notes.append(item.text)
+            elif isinstance(item, Command):
+                text = _ITEM.match(item.text).group(3)
+                self.alert_rules(label, [text])
+                entries.append(f"{label}: {text}" if label else text)
+        return Draft(title, "manual", {"items": entries}, line, notes)
+
+    def alert_rules(self, label: str, entries: list[str]) -> None:
+        severity = "critical" if re.search("critical", label, re.I) else "warning"
+        for entry in entries:
+            match = _ALERT.fullmatch(entry.strip())
+            if not match:
+                continue
+            what, op, number, unit, count, per = match.groups()
+            value = float(number)
+            if what.lower().startswith("error"):
+                metric, value = "error_rate", value / 100 if unit == "%" or value > 1 else value
+            elif what.lower().startswith("req"):
+                metric = "request_rate"
+            else:
+                metric, value = "p95_ms", value * 1000 if unit == "s" else value
+            seconds = parse_duration(f"{count}{per[0].lower()}")
+            rule = {"name": "", "metric": metric,
+                    ("above" if op.startswith(">") or op == "above" else "below"):
+                        int(value) if value == int(value) else round(value, 6),
+                    "for": format_setting(seconds), "severity": severity}
+            if any({**r, "name": ""} == rule for r in self.alerts):
+                continue
+            base = f"{metric.replace('_', '-')}-{severity}"
+            taken = {r["name"] for r in self.alerts}
+            name, number_ = base, 2
+            while name in taken:
+                name, number_ = f"{base}-{number_}", number_ + 1
+            rule["name"] = name
+            self.alerts.append(rule)
+
+    def notify(self, fence: Fence, at: int, title: str) -> Draft:
+        before = fence.lines[:at]
+        first = _TEMPLATE_LINE.match(fence.lines[at].strip()).group(1)
+        message = "\n".join([first, *fence.lines[at + 1 :]] if first else fence.lines[at + 1 :])
+        message = message.strip()
+        if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
+            message = message[1:-1]
+        message = self.literal(message)
+
+        def bracketed(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in _BUILTIN_PLACEHOLDERS:
+                return "${" + _BUILTIN_PLACEHOLDERS[name] + "}"
+            return "${" + self.placeholder(match.group(0), name) + "}"
+
+        message = _BRACKETED.sub(bracketed, message)
+        notes = []
+        audience = [_ITEM.match(t.strip()).group(3) for t in before if _ITEM.match(t.strip())]
+        notes += [t.strip().lstrip("#").strip() for t in before
+                  if t.strip() and not _ITEM.match(t.strip())]
+        if audience:
+            notes.append(f"Send to: {', '.join(audience)}")
+        return Draft(title, "notify", {"template": message or title}, fence.line, notes)
+
+    # -- recognised commands
+
+    def typed(self, command: Command, title: str) -> Draft | None:
+        text = command.text.replace("\\\n", " ")
+        if "\n" in text.strip() and not text.lstrip().startswith("psql"):
+            return None
+        lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            argv = list(lexer)
+        except ValueError:
+            return None
+        if not argv or any(set(word) <= set("|&;<>()") for word in argv):
+            return None
+        convert = {"curl": self.curl, "redis-cli": self.redis, "kubectl": self.kubectl,
+                   "psql": self.psql}.get(argv[0])
+        if convert is None:
+            return None
+        try:
+            made = convert(argv[1:], command)
+        except (ValueError, IndexError):
+            return None
+        if made is None:
+            return None
+        kind, fields, expect = made
+        draft = Draft(title, kind, fields, command.line, expect=expect)
+        if _DESTRUCTIVE.search(text):
+            draft.confirm = True
+        if command.expect and not expect and len(command.expect) > 1:
+            draft.followup = command.expect
+        elif command.expect and not expect:
+            draft.notes.extend(command.expect)
+            self.doubt(draft, f"expectation not checked: {command.expect[0][:60]!r}")
+        else:
+            draft.notes.extend(command.expect)
+        if command.output:
+            draft.notes += ["expected output:", *command.output]
+        return draft
+
+    def templated(self, word: str) -> str:
+        value = self.template(word)
+        if value is None:
+            raise ValueError(word)
+        return value
+
+    def curl(self, args: list[str], command: Command):
+        method, url, headers, data = None, None, {}, None
+        words = iter(args)
+        for word in words:
+            if word in ("-X", "--request"):
+                method = next(words).upper()
+            elif word in ("-H", "--header"):
+                name, _, value = next(words).partition(":")
+                headers[name.strip()] = value.strip()
+            elif word in ("-d", "--data", "--data-raw", "--data-binary"):
+                data = next(words)
+                if data.startswith("@"):
+                    return None
+            elif word in ("-s", "-S", "-sS", "-Ss", "-f", "-fsS", "-sf", "--fail", "--silent",
+                          "--show-error", "-L", "--location", "-sL"):
+                continue
+            elif word.startswith("-") or url is not None:
+                return None
+            else:
+                url = word
+        if url is None or not re.match(r"https?://", url):
+            return None
+        fields: dict[str, Any] = {}
+        method = method or ("POST" if data is not None else "GET")
+        if method != "GET":
+            fields["method"] = method
+        fields["url"] = self.templated(url)
+        auth = headers.pop("Authorization", "")
+        if auth.startswith("Bearer "):
+            fields["token"] = self.templated(auth.removeprefix("Bearer ").strip())
+        elif auth:
+            headers["Authorization"] = auth
+        if data is not None:
+            body = None
+            if "json" in headers.get("Content-Type", ""):
+                try:
+                    body = json.loads(data)
+                except ValueError:
+                    body = None
+            if isinstance(body, dict | list):
+                headers.pop("Content-Type")
+                fields["json"] = self.json_value(body)
+            else:
+                fields["body"] = self.templated(data)
+        if headers:
+            fields["headers"] = {k: self.templated(v) for k, v in headers.items()}
+        expect = self.http_expect(command)
+        return "http", fields, expect
+
+    def json_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.templated(value)
+        if isinstance(value, list):
+            return [self.json_value(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.json_value(item) for key, item in value.items()}
+        return value
+
+    def http_expect(self, command: Command) -> dict[str, Any]:
+        texts = [_EXPECT.match(text).group(2) for text in command.expect[:1]
+                 if _EXPECT.match(text)]
+        if command.output:
+            texts.append("\n".join(command.output))
+        for text in texts:
+            text = text.strip().strip("`")
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                return {"json": self.json_value(value)}
+            status = re.match(r"(\d{3})\b", text)
+            if status:
+                return {"status": int(status.group(1))}
+            if re.search(r"json array", text, re.I):
+                return {"body": r"^\s*\["}
+            if re.search(r"\bcsv\b", text, re.I):
+                return {"content_type": "text/csv"}
+            if re.search(r"\bjson\b", text, re.I):
+                return {"content_type": "application/json"}
+        return {}
+
+    def redis(self, args: list[str], command: Command):
+        url = "${" + self.reference("REDIS_URL") + "}"
+        if args[:1] == ["-u"]:
+            url, args = self.templated(args[1]), args[2:]
+        if not args or any(word.startswith("-") for word in args):
+            return None
+        fields: dict[str, Any] = {"url": url,
+                                  "command": _Flow(self.templated(word) for word in args)}
+        if args[0].upper() in ("SET", "DEL", "UNLINK") and len(args) > 1 and \
+                "maintenance" in args[1].lower():
+            fields["maintenance"] = True
+        return "redis", fields, {}
+
+    def kubectl(self, args: list[str], command: Command):
+        names = {"-n": "namespace", "--namespace": "namespace", "--context": "context",
+                 "--to-revision": "to-revision", "--replicas": "replicas"}
+        options: dict[str, str] = {}
+        rest: list[str] = []
+        words = iter(args)
+        for word in words:
+            name, equals, value = word.partition("=")
+            if name in names:
+                options[names[name]] = value if equals else next(words)
+            elif word.startswith("-"):
+                return None
+            else:
+                rest.append(word)
+        actions = {("set", "image"): "set_image", ("rollout", "status"): "rollout_status",
+                   ("rollout", "undo"): "rollout_undo", ("rollout", "restart"): "restart",
+                   ("scale",): "scale"}
+        verb = tuple(rest[:1]) if rest[:1] == ["scale"] else tuple(rest[:2])
+        action = actions.get(verb)
+        if action is None:
+            return None
+        targets = rest[len(verb):]
+        kind_name, _, deployment = targets[0].partition("/")
+        if kind_name not in ("deployment", "deploy", "deployments") or not deployment:
+            return None
+        fields: dict[str, Any] = {"action": action, "deployment": self.templated(deployment)}
+        if action == "set_image":
+            if len(targets) != 2:
+                return None
+            container, _, image = targets[1].partition("=")
+            fields["container"] = self.templated(container)
+            fields["image"] = self.templated(image)
+        elif len(targets) != 1:
+            return None
+        if action == "scale":
+            fields["replicas"] = int(options.pop("replicas"))
+        if action == "rollout_undo" and "to-revision" in options:
+            fields["to_revision"] = int(options.pop("to-revision"))
+        if set(options) - {"namespace", "context"}:
+            return None
+        fields.update({key: self.templated(value) for key, value in options.items()})
+        return "k8s", fields, {}
+
+    def psql(self, args: list[str], command: Command):
+        query, dsn = None, None
+        words = iter(args)
+        for word in words:
+            if word in ("-c", "--command"):
+                query = next(words)
+            elif word in ("-d", "--dbname"):
+                dsn = next(words)
+            elif word in ("-X", "-q", "--quiet", "--no-psqlrc"):
+                continue
+            elif word.startswith("-") or dsn is not None:
+                return None
+            else:
+                dsn = word
+        if query is None or dsn is None or "$" in query:
+            return None
+        query = query.strip()
+        meta = query.rstrip("+")
+        if meta.startswith("\\"):
+            if meta not in _QUERIES:
+                return None
+            query = _QUERIES[meta]
+        expect = self.sql_expect(command)
+        return "sql", {"dsn": self.templated(dsn), "query": query}, expect
+
+    @staticmethod
+    def sql_expect(command: Command) -> dict[str, Any]:
+        if not command.expect:
+            return {}
+        head = command.expect[0]
+        names = [_ITEM.match(t).group(3).strip() for t in command.expect[1:] if _ITEM.match(t)]
+        if names and re.search(r"\btables?\b", head, re.I):
+            return {"tables_exist": _Flow(names) if len(names) < 4 else names}
+        if names and re.search(r"\bindex(?:es)?\b", head, re.I):
+            return {"indexes_exist": names}
+        rows = re.search(r"(\d+)\s+rows?\b", head)
+        if rows:
+            return {"rows": int(rows.group(1))}
+        return {}
+
+    def backup(self, commands: list[Command]) -> Draft | None:
+        """pg_dump + (pg_restore --list) + aws s3 cp to s3://: one backup step."""
+        dumps = [c for c in commands if c.text.lstrip().startswith("pg_dump ")]
+        uploads = [c for c in commands if re.match(r"\s*aws\s+s3\s+cp\s", c.text)]
+        others = [c for c in commands if c not in dumps and c not in uploads]
+        if len(dumps) != 1 or len(uploads) != 1 or any(
+                not re.match(r"\s*pg_restore\s+--list\b", c.text) for c in others):
+            return None
+        try:
+            dump = shlex.split(dumps[0].text.replace("\\\n", " "))
+            upload = shlex.split(uploads[0].text.replace("\\\n", " ").replace(
+                _DATE, "'" + _DATE + "'"))
+        except ValueError:
+            return None
+        dsn = next((word for word in dump[1:] if not word.startswith("-")), None)
+        target = upload[-1]
+        if dsn is None or not target.startswith("s3://"):
+            return None
+        fields = {"dsn": self.template(dsn), "to": self.template(target)}
+        if None in fields.values():
+            return None
+        return Draft("", "backup", fields, dumps[0].line)
+
+
+    # -- sections
+
+    def section_drafts(self, section: Section, title: str, *, reference: bool = False,
+                       deep: bool = True, fallback: bool = True) -> list[Draft]:
+        """Steps from a section's own blocks, then (``deep``) from its subsections. Text
+        with no step to describe becomes a manual step (``fallback``) or waits in
+        ``self.carry`` for the next phase."""
+        drafts: list[Draft] = []
+        pending: list[str] = []
+
+        def add(made: list[Draft]) -> None:
+            nonlocal pending
+            if made and pending:
+                made[0].notes = [*pending, *made[0].notes]
+                pending = []
+            drafts.extend(made)
+
+        for block in section.blocks:
+            if isinstance(block, Paragraph):
+                pending.append(block.text)
+            elif isinstance(block, Fence):
+                made = self.fence_drafts(block, title, reference)
+                if not made:
+                    pending.append(_fenced(block))
+                add(made)
+            else:
+                add(self.list_drafts(block, title, reference))
+        children = [draft for child in (section.children if deep else ())
+                    for draft in self.section_drafts(child, _label(child.title) or title,
+                                                     reference=reference)]
+        if pending:
+            if drafts:
+                drafts[-1].notes += pending
+            elif children:
+                children[0].notes = [*pending, *children[0].notes]
+            elif fallback:
+                drafts.append(Draft(title, "manual", {"items": [title]}, section.line,
+                                    pending))
+            else:
+                self.carry += pending
+        drafts += children
+        if _OPTIONAL_TITLE.search(title) or reference:
+            for draft in drafts:
+                draft.optional = True
+                draft.confirm = draft.confirm or not reference
+        return drafts
+
+    def list_drafts(self, block: ListBlock, title: str, reference: bool) -> list[Draft]:
+        drafts: list[Draft] = []
+        checklist: list[Item] = []
+        fences: list[str] = []  # code under checklist items: kept in its description
+        tasks = any(item.task for item in block.items)
+
+        def flush() -> None:
+            if checklist:
+                entries = [item.text for item in checklist]
+                self.alert_rules(title, entries)
+                drafts.append(Draft(title, "manual", {"items": entries}, checklist[0].line,
+                                    list(fences)))
+                checklist.clear()
+                fences.clear()
+
+        for item in block.items:
+            inline = _INLINE_COMMAND.fullmatch(item.text.strip())
+            item_title = _label(item.text) or title
+            if item.fence is not None and not tasks:
+                flush()
+                drafts += self.fence_drafts(item.fence, item_title, reference) or [
+                    Draft(item_title, "manual", {"items": [item.text]}, item.line,
+                          [_fenced(item.fence)])]
+            elif inline and not tasks and not reference:
+                flush()
+                command = Command(item.line, inline.group(1))
+                drafts.append(self.typed(command, item_title)
+                              or self.inline_shell(command, item_title))
+            else:
+                checklist.append(item)
+                if item.fence is not None:
+                    fences.append(_fenced(item.fence))
+        flush()
+        return drafts
+
+    def inline_shell(self, command: Command, title: str) -> Draft:
+        draft = Draft(title, "shell", {"run": command.text + "\n"}, command.line)
+        self.shell_references(command.text)
+        self.shell_doubts(draft, command.text)
+        return draft
+
+    # -- the document
+
+    def build(self, text: str) -> dict[str, Any]:
+        root = _sections(_scan(re.split(r"\r\n|\r|\n", text)))
+        document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
+        if len(root.children) == 1 and root.children[0].level == 1 and not any(
+                isinstance(b, Fence | ListBlock) for b in root.blocks):
+            document = root.children[0]
+            name = document.title or name
+            preamble = [*root.blocks, *document.blocks]
+        book: dict[str, Any] = {"runbook": name}
+        description = [block.text for block in preamble if isinstance(block, Paragraph)]
+        version = re.search(r"\*\*Version\*\*:?\s*\**\s*([\w.-]+)", "\n".join(description))
+        if version:
+            book["version"] = version.group(1)
+        phases: list[tuple[Section, list[Draft], str]] = []
+        own = self.section_drafts(document, document.title or name, deep=False, fallback=False)
+        self.carry = []  # the preamble's text: the runbook's description
+        if own:
+            phases.append((document, own, ""))
+        rollback = self.phases(document, phases)
+        description += self.carry
+        if description:
+            book["description"] = "\n\n".join(description)
+        return self.assemble(book, phases, rollback)
+
+    def phases(self, document: Section, phases: list) -> dict[str, Any]:
+        """Add the document's phases to ``phases``; return its rollback {criteria, drafts}."""
+        rollback: dict[str, Any] = {"criteria": [], "drafts": []}
+        marked = [s for s in list(document.walk())[1:] if _PHASE.match(s.title)]
+        level = min((s.level for s in marked), default=None)
+
+        def add(section: Section, drafts: list[Draft]) -> None:
+            phases.append((section, drafts, "\n\n".join(self.carry)))
+            self.carry = []
+
+        def visit(section: Section) -> None:
+            if _ROLLBACK.search(section.title) and not _PHASE.match(section.title):
+                self.rollback(section, rollback)
+            elif level is not None and section.level < level and any(
+                    s.level == level and _PHASE.match(s.title) for s in section.walk()):
+                made = self.section_drafts(section, section.title, deep=False, fallback=False)
+                if made:
+                    add(section, made)
+                for child in section.children:
+                    visit(child)
+            else:
+                reference = bool(_REFERENCE.search(section.title))
+                add(section, self.section_drafts(section, section.title, reference=reference))
+
+        for child in document.children:
+            visit(child)
+        return rollback
+
+    def rollback(self, section: Section, rollback: dict[str, Any]) -> None:
+        drafts = self.section_drafts(section, section.title, deep=False, fallback=False)
+        for child in section.children:
+            if not _CRITERIA.search(child.title):
+                drafts += self.section_drafts(child, _label(child.title) or child.title)
+                continue
+            lists = [block for block in child.blocks if isinstance(block, ListBlock)]
+            for block in child.blocks:
+                if isinstance(block, ListBlock):
+                    entries = [item.text for item in block.items]
+                    self.alert_rules(child.title, entries)
+                    rollback["criteria"] += entries
+                elif isinstance(block, Paragraph) and not lists:
+                    rollback["criteria"].append(block.text)
+                else:
+                    self.carry.append(_text_of(block) if isinstance(block, Paragraph)
+                                      else _fenced(block))
+            for grandchild in child.children:
+                drafts += self.section_drafts(grandchild, _label(grandchild.title))
+        if drafts and self.carry:
+            drafts[0].notes = [*self.carry, *drafts[0].notes]
+            self.carry = []
+        rollback["drafts"] += drafts
+
+    def step_id(self, title: str) -> str:
+        base = _slug(_DURATION_NOTE.sub("", title)) or _slug(title) or "step"
+        candidate, number = base, 2
+        while candidate in self.used_ids:
+            candidate, number = f"{base}-{number}", number + 1
+        self.used_ids.add(candidate)
+        return candidate
+
+    def step(self, draft: Draft) -> dict[str, Any]:
+        step: dict[str, Any] = {"id": self.step_id(draft.title), "title": draft.title,
+                                "kind": draft.kind, **draft.fields}
+        if draft.expect:
+            step["expect"] = draft.expect
+        notes = [note for note in draft.notes if note]
+        step["description"] = "\n".join([*notes, f"source: {Path(self.source).name}:"
+                                                  f"{draft.line}"])
+        if draft.optional:
+            step["optional"] = True
+        if draft.confirm:
+            step["confirm"] = True
+        draft.id = step["id"]
+        return step
+
+    def assemble(self, book: dict[str, Any], phases: list, rollback: dict) -> dict[str, Any]:
+        out_phases = []
+        phase_ids: set[str] = set()
+        for section, drafts, description in phases:
+            if not drafts:
+                drafts = [Draft(section.title, "manual", {"items": [section.title or "done"]},
+                                section.line)]
+            base = _slug(_DURATION_NOTE.sub("", section.title)) or "phase"
+            phase_id, number = base, 2
+            while phase_id in phase_ids:
+                phase_id, number = f"{base}-{number}", number + 1
+            phase_ids.add(phase_id)
+            phase: dict[str, Any] = {"id": phase_id, "title": section.title or phase_id}
+            if description:
+                phase["description"] = description
+            if _DEPLOY_PHASE.search(section.title) or any(
+                    d.kind == "k8s" and d.fields["action"] in ("set_image", "restart", "scale")
+                    for d in drafts):
+                phase["deploy"] = True
+            phase["steps"] = [self.step(draft) for draft in drafts]
+            out_phases.append(phase)
+        if not out_phases:
+            drafts = [Draft("Review the imported document", "manual",
+                            {"items": ["No steps were found in the Markdown"]}, 1)]
+            out_phases.append({"id": "steps", "title": "Steps",
+                               "steps": [self.step(draft) for draft in drafts]})
+        if self.secrets:
+            book["secrets"] = _Flow(self.secrets)
+        if self.variables:
+            book["variables"] = dict(self.variables)
+        if self.alerts:
+            book["alerts"] = self.alerts
+        book["phases"] = out_phases
+        rollback_steps = [self.step(draft) for draft in rollback["drafts"]]
+        if rollback["criteria"] or rollback_steps:
+            book["rollback"] = {}
+            if rollback["criteria"]:
+                book["rollback"]["criteria"] = rollback["criteria"]
+            if rollback_steps:
+                book["rollback"]["steps"] = rollback_steps
+        return book
+
+
+# ------------------------------------------------------------------ output
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", value, flow_style=True))
+
+
+def import_markdown(text: str, source: str = "runbook.md") -> Imported:
+    """The runbook a Markdown runbook describes, as data, as YAML, and a summary."""
+    builder = _Importer(source)
+    book = builder.build(text)
+    summary = Summary(Path(source).name, phases=len(book["phases"]),
+                      alerts=len(book.get("alerts", ())))
+    for phase in book["phases"]:
+        for step in phase["steps"]:
+            summary.kinds[step["kind"]] += 1
+    summary.rollback_steps = len(book.get("rollback", {}).get("steps", ()))
+    summary.uncertain = [Uncertain(draft.line, draft.id, reason)
+                         for draft, reason in builder.uncertain if draft.id]
+    summary.uncertain.sort(key=lambda u: u.line)
+    summary.placeholders = {name: text for text, name in builder.placeholders.items()}
+    summary.unset = [name for name, value in builder.variables.items() if not value]
+    summary.secrets = list(builder.secrets)
+    header = (f"# Imported from {Path(source).name} by `cockpit import`: review the steps "
+              "listed as uncertain\n")
+    return Imported(book, header + yaml.dump(book, Dumper=_Dumper, sort_keys=False,
+                                             allow_unicode=True, width=100), summary)
+
+
+def import_file(path: str | Path) -> Imported:
+    """Import a Markdown file; ImportFailed (one line) when it can't be read."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImportFailed(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImportFailed(f"{path}: is a folder, expected a Markdown file") from None
+    except OSError as exc:
+        raise ImportFailed(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportFailed(f"{path}:{line}: not UTF-8 text: a Markdown runbook must be "
+                           "UTF-8") from None
+    return import_markdown(text, str(path))
