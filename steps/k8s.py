@@ -130,11 +130,11 @@ def problem(exc: BaseException, host: str, missing: str | None) -> str:
             return missing
         return f"the Kubernetes API answered {exc.status}: {api_message(exc)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        cause = exc.os_error
-        if cause.errno == errno.ECONNREFUSED:
+        cause = getattr(exc, "os_error", None)  # a certificate error has none
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
             reason = "connection refused"
         else:
-            text = cause.strerror or str(cause) or type(cause).__name__
+            text = getattr(cause, "strerror", None) or str(cause or exc) or type(exc).__name__
             reason = text[:1].lower() + text[1:]
         return f"cannot reach the Kubernetes API at {host}: {reason}"
     if isinstance(exc, TimeoutError):
