@@ -110,7 +110,10 @@ _CONNECTION_URL = re.compile(r"(?:DATABASE|DB|REDIS|POSTGRES|PG|MYSQL|MONGO|AMQP
 _ENVIRONMENT = {"PATH", "HOME", "USER", "PWD", "SHELL", "TERM", "LANG", "HOSTNAME",
                 "RANDOM", "SECONDS", "LINENO", "OLDPWD", "UID", "EUID", "PPID", "IFS",
                 "BASH_SOURCE", "TMPDIR"}
-_PLACEHOLDER = re.compile(r"\byour-[a-z0-9]+(?:[-.][a-z0-9]+)*|<([a-z][a-z0-9_-]*)>")
+_HTML = ("a|abbr|b|body|br|code|div|em|h[1-6]|head|hr|html|i|img|li|ol|p|pre|script|span|"
+         "strong|style|table|td|th|title|tr|ul")
+_PLACEHOLDER = re.compile(rf"\byour-[a-z0-9]+(?:[-.][a-z0-9]+)*|<(?!(?:{_HTML})>)"
+                          r"([a-z][a-z0-9_-]*)>")
 _BRACKETED = re.compile(r"\[([A-Z][A-Z0-9_]*)\]")
 _BUILTIN_PLACEHOLDERS = {"TIME": "now", "NOW": "now", "DATE": "date", "STATUS": "status",
                          "RUN_URL": "run_url", "OPERATOR": "operator", "ENV": "env"}
@@ -519,6 +522,22 @@ def _slug(text: str) -> str:
     return slug or (words[0][:MAX_ID] if words else "")
 
 
+def _plain(text: str) -> str:
+    """Markdown text for a templated field (titles, descriptions, checklist items):
+    a ``$`` stays a dollar sign."""
+    return text.replace("$", "$$")
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _first_sentence(text: str) -> str:
+    """The start of a paragraph, up to its first stop, if short enough for a title."""
+    sentence = re.split(r"[.;:!?](?:\s|$)", text.strip(), maxsplit=1)[0].strip()
+    return sentence if 0 < len(sentence) <= 60 and "\n" not in sentence else ""
+
+
 def _label(text: str) -> str:
     return _NUMBERING.sub("", text).rstrip(":").strip()
 
@@ -642,7 +661,9 @@ class _Importer:
             if is_alternative:
                 label = self.alternative_label(seg)
                 for draft in made:
-                    draft.title = f"{title}: {label}"
+                    own = _label(draft.label) if len(made) > 1 else ""
+                    own = f": {own}" if own and own != label else ""
+                    draft.title = f"{title}: {label}{own}"
                     draft.notes = [n for n in draft.notes if not _OR_MARKER.fullmatch(n)]
                     draft.optional = draft.confirm = True
                     draft.notes.insert(0, f"One of {len(alternatives)} alternatives "
@@ -674,7 +695,8 @@ class _Importer:
                 while index < len(code) and not _complete("\n".join(lines), None):
                     lines.append(re.sub(r"^> ", "", code[index][1]))
                     index += 1
-                items.append(Command(number, "\n".join(lines)))
+                if "\n".join(lines).strip():  # a bare prompt is nothing to run
+                    items.append(Command(number, "\n".join(lines)))
             elif text.strip().startswith("#"):
                 items.append(Comment(number, text.strip().lstrip("#").strip()))
             elif not text.strip():
@@ -731,7 +753,7 @@ class _Importer:
             if isinstance(item, Command):
                 draft = next(made)
                 draft.notes = [*(c.text for c in pending), *draft.notes]
-                draft.label = pending[-1].text if pending else ""
+                draft.label = pending[-1].text if pending else draft.label
                 pending = []
                 drafts += self.with_followup(draft, title)
             elif isinstance(item, Comment):
@@ -766,7 +788,7 @@ class _Importer:
                 drafts.append(self.shell(run, title, console))
             lead = [i.text for i in lead if isinstance(i, Comment)]
             draft.notes = lead + draft.notes
-            draft.label = lead[-1] if lead else ""
+            draft.label = lead[-1] if lead else draft.label
             drafts += self.with_followup(draft, title)
             run = []
         if any(isinstance(i, Command) for i in run):
@@ -793,7 +815,7 @@ class _Importer:
         draft = Draft(title, "shell", {"run": run + "\n"}, commands[0].line, notes,
                       label=notes[0] if notes else "")
         self.shell_references(run)
-        self.shell_doubts(draft, run)
+        self.shell_checks(draft, run)
         return draft
 
     def lines_of(self, items: list) -> list[str]:
@@ -803,7 +825,9 @@ class _Importer:
         end = max(last.line + last.text.count("\n"), getattr(last, "end", 0))
         return [self.code[number] for number in range(first.line, end + 1)]
 
-    def shell_doubts(self, draft: Draft, run: str) -> None:
+    def shell_checks(self, draft: Draft, run: str) -> None:
+        """Destructive scripts ask first; what may not run as written is listed."""
+        draft.confirm = draft.confirm or bool(_DESTRUCTIVE.search(run))
         for line in run.splitlines():
             stripped = line.strip()
             if _CRON.match(stripped):
@@ -928,7 +952,11 @@ class _Importer:
         if made is None:
             return None
         kind, fields, expect = made
-        draft = Draft(title, kind, fields, command.line, expect=expect)
+        named = {"sql": lambda: fields["query"],
+                 "http": lambda: f"{fields.get('method', 'GET')} {fields['url']}"}
+        label = named.get(kind, lambda: text.strip())()
+        draft = Draft(title, kind, fields, command.line, expect=expect,
+                      label=_shorten(label.splitlines()[0]))
         if _DESTRUCTIVE.search(text):
             draft.confirm = True
         if command.expect and not expect and len(command.expect) > 1:
@@ -968,7 +996,7 @@ class _Importer:
                 return None
             else:
                 url = word
-        if url is None or not re.match(r"https?://", url):
+        if url is None or not re.match(r"https?://|\$\{?[A-Z_]", url):
             return None
         fields: dict[str, Any] = {}
         method = method or ("POST" if data is not None else "GET")
@@ -1159,11 +1187,13 @@ class _Importer:
         ``self.carry`` for the next phase."""
         drafts: list[Draft] = []
         pending: list[str] = []
+        leads: dict[int, str] = {}  # id(draft) -> the sentence above it
 
         def add(made: list[Draft]) -> None:
             nonlocal pending
             if made and pending:
                 made[0].notes = [*pending, *made[0].notes]
+                leads[id(made[0])] = _first_sentence(pending[-1])
                 pending = []
             drafts.extend(made)
 
@@ -1177,6 +1207,10 @@ class _Importer:
                 add(made)
             else:
                 add(self.list_drafts(block, title, reference))
+        if len(drafts) > 1:  # several steps under one heading: the text above names each
+            for draft in drafts:
+                if draft.title == title and leads.get(id(draft)):
+                    draft.title = leads[id(draft)]
         children = [draft for child in (section.children if deep else ())
                     for draft in self.section_drafts(child, _label(child.title) or title,
                                                      reference=reference)]
@@ -1186,8 +1220,8 @@ class _Importer:
             elif children:
                 children[0].notes = [*pending, *children[0].notes]
             elif fallback:
-                drafts.append(Draft(title, "manual", {"items": [title]}, section.line,
-                                    pending))
+                drafts.append(Draft(title, "manual", {"items": [title or "read the text"]},
+                                    section.line, pending))
             else:
                 self.carry += pending
         drafts += children
@@ -1214,7 +1248,7 @@ class _Importer:
 
         for item in block.items:
             inline = _INLINE_COMMAND.fullmatch(item.text.strip())
-            item_title = _label(item.text) or title
+            item_title = _label(item.text.replace("`", "")) or title
             if item.fence is not None and not tasks:
                 flush()
                 drafts += self.fence_drafts(item.fence, item_title, reference) or [
@@ -1235,7 +1269,7 @@ class _Importer:
     def inline_shell(self, command: Command, title: str) -> Draft:
         draft = Draft(title, "shell", {"run": command.text + "\n"}, command.line)
         self.shell_references(command.text)
-        self.shell_doubts(draft, command.text)
+        self.shell_checks(draft, command.text)
         return draft
 
     # -- the document
@@ -1261,7 +1295,7 @@ class _Importer:
         rollback = self.phases(document, phases)
         description += self.carry
         if description:
-            book["description"] = "\n\n".join(description)
+            book["description"] = _plain("\n\n".join(description))
         return self.assemble(book, phases, rollback)
 
     def phases(self, document: Section, phases: list) -> dict[str, Any]:
@@ -1325,13 +1359,15 @@ class _Importer:
         return candidate
 
     def step(self, draft: Draft) -> dict[str, Any]:
-        step: dict[str, Any] = {"id": self.step_id(draft.title), "title": draft.title,
+        step: dict[str, Any] = {"id": self.step_id(draft.title), "title": _plain(draft.title),
                                 "kind": draft.kind, **draft.fields}
+        if draft.kind == "manual":
+            step["items"] = [_plain(item) for item in draft.fields["items"]]
         if draft.expect:
             step["expect"] = draft.expect
         notes = [note for note in draft.notes if note]
-        step["description"] = "\n".join([*notes, f"source: {Path(self.source).name}:"
-                                                  f"{draft.line}"])
+        step["description"] = _plain("\n".join([*notes, f"source: {Path(self.source).name}:"
+                                                         f"{draft.line}"]))
         if draft.optional:
             step["optional"] = True
         if draft.confirm:
@@ -1351,9 +1387,9 @@ class _Importer:
             while phase_id in phase_ids:
                 phase_id, number = f"{base}-{number}", number + 1
             phase_ids.add(phase_id)
-            phase: dict[str, Any] = {"id": phase_id, "title": section.title or phase_id}
+            phase: dict[str, Any] = {"id": phase_id, "title": _plain(section.title) or phase_id}
             if description:
-                phase["description"] = description
+                phase["description"] = _plain(description)
             if _DEPLOY_PHASE.search(section.title) or any(
                     d.kind == "k8s" and d.fields["action"] in ("set_image", "restart", "scale")
                     for d in drafts):
