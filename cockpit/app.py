@@ -81,6 +81,11 @@ class TuiOperator:
             return None
         return await self.screen.ask_confirmation(step, description)
 
+    async def confirm_rollback(self, reason: str) -> bool:
+        if self.screen is None:
+            return True
+        return await self.screen.ask_rollback(reason)
+
     async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
         """The ticks, once the operator ran the step by hand; else the run stops here."""
         if self.screen is None or step.id not in self.screen.explicit:

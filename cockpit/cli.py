@@ -180,8 +180,8 @@ def cmd_plan(args) -> int:
         extra = ", ".join(filter(None, policy))
         print(f"  {number} {step.id} ({step.kind}{', ' + extra if extra else ''}): "
               f"{step.title}{skip}")
-        fields, _ = resolve_fields(step, values)
-        for line in redactor.redact(get_kind(step.kind).describe(fields)).splitlines():
+        fields, expect = resolve_fields(step, values)
+        for line in redactor.redact(get_kind(step.kind).explain(fields, expect)).splitlines():
             print(f"       {line}")
 
     for p_index, phase in enumerate(runbook.phases, 1):

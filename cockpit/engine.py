@@ -157,10 +157,12 @@ class Engine:
         for key, values in poll.baselines:
             self._emit(ev.BaselineTaken(self.run_id, now, key, values))
         readings = poll.sample.readings
+        reasons = {name: self.redactor.redact(r.reason) for name, r in readings.items()
+                   if r.reason}
+        if poll.sample.error:  # said once by the notice; each metric just points at it
+            reasons = dict.fromkeys(self.metrics.spec.metrics, "the last poll failed")
         self._emit(ev.MetricsSampled(
-            self.run_id, now, {name: r.value for name, r in readings.items()},
-            {name: self.redactor.redact(r.reason) for name, r in readings.items() if r.reason},
-        ))
+            self.run_id, now, {name: r.value for name, r in readings.items()}, reasons))
         for status in poll.changed:
             self._emit(ev.AlertChanged(
                 self.run_id, now, status.rule.name, status.rule.severity, status.state.value,
@@ -198,8 +200,8 @@ class Engine:
 
     def describe(self, step: Step) -> str:
         """What exactly the step will run: resolved, secrets masked."""
-        fields, _ = resolve_fields(step, self.live_values())
-        return self.redactor.redact(get_kind(step.kind).describe(fields))
+        fields, expect = resolve_fields(step, self.live_values())
+        return self.redactor.redact(get_kind(step.kind).explain(fields, expect))
 
     def live_values(self) -> dict[str, str]:
         """Template values with the built-ins that change during a run taken now."""
@@ -229,6 +231,11 @@ class Engine:
         self._pause_requested = True
 
     # --------------------------------------------------------------- runs
+
+    @property
+    def in_rollback(self) -> bool:
+        """The rollback has started."""
+        return self._in_rollback
 
     @property
     def busy(self) -> bool:
@@ -456,7 +463,9 @@ class Engine:
             if outcome != S.FAILED or step.optional or step.on_failure == "continue":
                 continue
             if step.on_failure == "rollback" and not rollback:
-                return await self._rollback(f"step '{step.id}' failed")
+                reason = f"step '{step.id}' failed"
+                if await self.operator.confirm_rollback(reason):
+                    return await self._rollback(reason)
             return ev.RunStatus.FAILED
         if rollback:
             return ev.RunStatus.ROLLED_BACK
@@ -508,12 +517,12 @@ class Engine:
         try:
             if self.dry_run:
                 return await self._dry(step, kind, self._context(step, fields, expect, sink),
-                                       sink, self.redactor.redact(kind.describe(fields)))
+                                       sink, self.redactor.redact(kind.explain(fields, expect)))
             if step.confirm:
                 self.status[step.id] = S.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
                 try:
-                    description = self.redactor.redact(kind.describe(fields))
+                    description = self.redactor.redact(kind.explain(fields, expect))
                     answer = await self._call(self.operator.confirm(step, description))
                 except asyncio.CancelledError:
                     if not self._cancel_requested:

@@ -138,6 +138,9 @@ class TerminalOperator:
         answer = await _ask(f"Run '{step.id}'? [y/N] ")
         return None if answer is None else answer.strip().lower() in ("y", "yes")
 
+    async def confirm_rollback(self, reason: str) -> bool:
+        return True  # the runbook says to roll back on this failure
+
     async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
         if self.assume_yes:
             return [(True, "ticked by --yes")] * len(items)

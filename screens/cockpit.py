@@ -18,7 +18,9 @@ from cockpit import events as ev
 from cockpit import report
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import JournalError
+from cockpit.metrics import alert_summary
 from cockpit.runbook import Phase, Step
+from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.help import HelpScreen
 from screens.history import HistoryScreen
@@ -60,6 +62,8 @@ class CockpitScreen(Screen):
                 tooltip="Open the rollback screen, from anywhere"),
         Binding("e", "export", "Report", id="run.export", show=False,
                 tooltip="Write the deployment record (Markdown) beside the run's output"),
+        Binding("g", "chart", "Chart", id="metrics.chart",
+                tooltip="P95 and error rate over the whole run, with phase markers"),
     ]
 
     def __init__(self, engine: Engine, *, protected: bool) -> None:
@@ -77,6 +81,9 @@ class CockpitScreen(Screen):
         self.explicit: set[str] = set()
         self.selected: str = engine.runbook.steps[0].id
         self.flying = False
+        self.firing: dict[str, ev.AlertChanged] = {}
+        marked = any(phase.deploy for phase in engine.runbook.phases)
+        self.deploying = not marked  # unmarked: any phase may be the one that deploys
 
     # ------------------------------------------------------------ layout
 
@@ -97,7 +104,9 @@ class CockpitScreen(Screen):
                             id="search")
                 yield Checklist(id="checklist")
                 yield StepDetail(id="detail")
-            yield MetricsPanel(id="metrics")
+            spec = engine.runbook.metrics
+            yield MetricsPanel(spec.metrics if spec else (), engine.runbook.alerts,
+                               spec.interval if spec else None, id="metrics")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -200,12 +209,47 @@ class CockpitScreen(Screen):
             self.query_one(RunHeader).set_banner(" · ".join(self.engine.guards))
         if isinstance(event, ev.RollbackStarted):
             self.notify(f"Rolling back: {event.reason}", severity="warning")
+            self.query_one(RunHeader).set_alarm("")
+        if isinstance(event, ev.PhaseStarted):
+            phase = next(p for p in self.engine.runbook.phases if p.id == event.phase_id)
+            self.deploying = self.deploying or phase.deploy
+        if isinstance(event, ev.MetricsSampled | ev.MetricsNotice | ev.AlertChanged):
+            self._metrics_event(event)
         if isinstance(event, ev.RunFinished):
             self.query_one(RunHeader).set_note(f"run {event.status.value}")
         if step_id is not None and step_id in self.buffers:
             tree.update_step(step_id, self.engine.status, self.durations)
             if step_id == self.selected:
                 self.show_step(step_id)
+
+    def _metrics_event(self, event: ev.Event) -> None:
+        panel = self.query_one(MetricsPanel)
+        if isinstance(event, ev.MetricsSampled):
+            panel.sampled(event.values, event.reasons)
+        elif isinstance(event, ev.MetricsNotice):
+            panel.notice(event.message, event.ok)
+            if not event.ok:
+                self.notify(event.message, title="Metrics", severity="warning")
+        elif isinstance(event, ev.AlertChanged):
+            panel.alert_changed(event.name, event.state)
+            if event.state == "firing":
+                self.firing[event.name] = event
+            else:
+                self.firing.pop(event.name, None)
+            self._alarm(event)
+
+    def _alarm(self, event: ev.AlertChanged) -> None:
+        """A critical alert during or after a deploy phase offers the rollback."""
+        critical = [a for a in self.firing.values() if a.severity == "critical"]
+        if not critical or not self.deploying or self.engine.in_rollback:
+            self.query_one(RunHeader).set_alarm("")
+            return
+        names = ", ".join(a.name for a in critical)
+        self.query_one(RunHeader).set_alarm(f"CRITICAL {names} · ctrl+r rolls back")
+        if event.state == "firing" and event.severity == "critical":
+            summary = alert_summary(event.metric, event.value, event.threshold, event.reason)
+            self.notify(f"{event.name}: {summary}. Press ctrl+r to roll back.",
+                        title="Critical alert", severity="error", timeout=30)
 
     # ------------------------------------------------------------ actions
 
@@ -323,25 +367,49 @@ class CockpitScreen(Screen):
         self.app.push_screen(HistoryScreen(self.engine.journal))
 
     def action_rollback(self) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                reason = self._why()[0] if self._why() else "the operator's call"
+                self.run_worker(self._roll_back(reason), group="rollback",
+                                exit_on_error=False)
+
+        self._rollback_modal(confirmed)
+
+    async def ask_rollback(self, reason: str) -> bool:
+        """The runbook says to roll back on a failure: show why and what, let the
+        operator confirm (the engine then rolls back) or decline (ctrl+r later)."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._rollback_modal(lambda yes: answer.done() or answer.set_result(bool(yes)),
+                             reason)
+        yes = await answer
+        if not yes:
+            self.notify(f"Not rolled back ({reason}); ctrl+r rolls back when you decide",
+                        severity="warning")
+        return yes
+
+    def _why(self) -> list[str]:
         engine = self.engine
-        failed = [f"step '{s.id}' failed: {self.results[s.id].message}"
-                  for s in engine.runbook.steps
-                  if engine.status[s.id] == S.FAILED and s.id in self.results]
+        firing = engine.metrics.evaluator.firing() if engine.metrics else []
+        why = [f"alert {a.rule.name} ({a.rule.severity}) firing: "
+               f"{alert_summary(a.rule.metric, a.value, a.threshold, a.no_data_reason or '')}"
+               for a in firing]
+        return why + [f"step '{s.id}' failed: {self.results[s.id].message}"
+                      for s in engine.runbook.steps
+                      if engine.status[s.id] == S.FAILED and s.id in self.results]
+
+    def _rollback_modal(self, callback, reason: str = "") -> None:
+        engine = self.engine
+        why = self._why()
+        if reason and not any(reason in line for line in why):
+            why.insert(0, reason)  # the failure's event may not have reached the screen
         plan = [(s.title, engine.describe(s)) for s in engine.runbook.rollback.steps]
         running = next((s.title for s in engine.runbook.steps
                         if engine.status[s.id] == S.RUNNING), None)
         state = ("finished: " if engine.finished else "in progress: ") + engine.summary()
         if running:
             state += f"; '{running}' is running and will be cancelled first"
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                reason = failed[0] if failed else "the operator's call"
-                self.run_worker(self._roll_back(reason), group="rollback",
-                                exit_on_error=False)
-
-        self.app.push_screen(RollbackModal(why=failed, criteria=list(
-            engine.runbook.rollback.criteria), plan=plan, state=state), confirmed)
+        self.app.push_screen(RollbackModal(why=why, criteria=list(
+            engine.runbook.rollback.criteria), plan=plan, state=state), callback)
 
     async def _roll_back(self, reason: str) -> None:
         if self.flying:
@@ -356,6 +424,13 @@ class CockpitScreen(Screen):
         path = self.engine.journal.run_dir(self.engine.run_id) / "report.md"
         path.write_text(report.to_markdown(record))
         self.notify(f"Deployment record written to {path}", title="Report")
+
+    def action_chart(self) -> None:
+        if self.engine.runbook.metrics is None:
+            self.notify("This runbook has no metrics: section to chart")
+            return
+        self.app.push_screen(ChartScreen(self.engine.journal, self.engine.run_id,
+                                         self.engine.runbook))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.active_bindings))

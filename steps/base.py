@@ -52,6 +52,10 @@ class Operator(Protocol):
     ) -> list[tuple[bool, str]] | None:
         """For each item: (ticked, note); None when nobody can answer (run pauses)."""
 
+    async def confirm_rollback(self, reason: str) -> bool:
+        """A step with ``on_failure: rollback`` failed: roll back now? Headless, the
+        runbook's word is enough; at the cockpit the operator sees the rollback screen."""
+
 
 class NeedsOperator(Exception):
     """A step needs an answer that nobody present can give: the run pauses."""
@@ -100,6 +104,15 @@ class StepKind:
     def describe(self, fields: Mapping[str, Any]) -> str:
         """What exactly will run, from resolved fields (masked by the caller)."""
         return "\n".join(f"{key}: {value}" for key, value in fields.items())
+
+    def describe_expect(self, expect: Mapping[str, Any]) -> str:
+        """What success looks like, from the resolved ``expect``; "" when nothing."""
+        return "\n".join(f"-- expect {key}: {value}" for key, value in expect.items())
+
+    def explain(self, fields: Mapping[str, Any], expect: Mapping[str, Any]) -> str:
+        """``describe`` and ``describe_expect`` together: what the operator confirms, the
+        dry run shows and ``cockpit plan`` prints."""
+        return "\n".join(filter(None, [self.describe(fields), self.describe_expect(expect)]))
 
     async def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError

@@ -28,6 +28,7 @@ from cockpit.metrics import (
 from cockpit.metrics import no_data as no_reading
 from steps.base import Field, StepContext, StepKind, StepResult
 
+SHORT = {"error_rate": "errors", "request_rate": "traffic"}
 _LIMIT = re.compile(r"\s*(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*(%?)\s*")
 
 
@@ -162,7 +163,7 @@ def _line(left: float, readings: Mapping[str, Any], bounds: list[AlertRule]) -> 
                         f"{format_metric(b.metric, b.above if b.above is not None else b.below)})"
               for b in bounds}
     values = " · ".join(
-        f"{name} {format_metric(name, reading.value)}{limits.get(name, '')}"
+        f"{SHORT.get(name, name)} {format_metric(name, reading.value)}{limits.get(name, '')}"
         for name, reading in readings.items()
     ) or "no data"
     return f"{format_duration(left)} left · {values}"

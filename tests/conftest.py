@@ -54,6 +54,10 @@ class Operator:
             return None
         return [(self.answer, "")] * len(items)
 
+    async def confirm_rollback(self, reason):
+        self.asked.append(f"rollback: {reason}")
+        return True
+
 
 @pytest.fixture
 def journal(tmp_path):

@@ -14,15 +14,19 @@ import time as real_time
 from pathlib import Path
 
 import pytest
+from textual.app import App
 
 import cockpit.engine
 import widgets.run_header
+from cockpit import events as ev
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.process import live_members
 from cockpit.runbook import parse_runbook
+from screens.chart import ChartScreen
+from widgets.metrics_panel import MetricsPanel
 
 SIZES = [(120, 34), (80, 24)]
 RUN_ID = "20261128-120000-snap"
@@ -139,3 +143,95 @@ def test_start_modal(snap_compare, app_for, size):
         await asyncio.sleep(0)
 
     assert snap_compare(app, terminal_size=size, run_before=typed)
+
+
+# ------------------------------------------------------------------ metrics
+
+METRICS = """
+runbook: Metrics
+metrics: {source: scrape, url: "http://127.0.0.1:9/metrics", interval: 5s,
+          latency_histogram: pm_request_duration_ms, requests: pm_requests_total,
+          errors: pm_errors_total}
+alerts:
+  - {name: error-rate, metric: error_rate, above: 5%, for: 5m, severity: critical}
+  - {name: error-rate-warn, metric: error_rate, above: 2%, for: 10m, severity: warning}
+  - {name: p95, metric: p95_ms, above: 2000, for: 10m, severity: warning}
+phases:
+  - {id: preparation, title: Preparation, steps: [{id: backup, run: "true"}]}
+  - {id: deploy, title: Deploy, deploy: true, steps: [{id: rollout, run: "true"}]}
+rollback:
+  steps: [{id: undo, run: "true"}]
+"""
+
+# (p95 ms, error rate, requests/s) per poll; None: no data
+HEALTHY = [(610 + 40 * (i % 5), 0.002 + 0.001 * (i % 3), 40 + i % 4) for i in range(30)]
+FIRING = HEALTHY + [(900 + 150 * i, 0.03 + 0.01 * i, 44) for i in range(8)]
+
+
+class PanelApp(App):
+    """The metrics panel alone, at the width it has in the cockpit."""
+
+    CSS = "MetricsPanel { width: 32; border-left: vkey $panel-lighten-2; }"
+
+    def __init__(self, polls, alerts=(), reason: str = "") -> None:
+        super().__init__()
+        self.runbook = parse_runbook(METRICS, "m.yaml")
+        self.polls, self.alerts, self.reason = polls, alerts, reason
+
+    def compose(self):
+        spec = self.runbook.metrics
+        yield MetricsPanel(spec.metrics, self.runbook.alerts, spec.interval)
+
+    def on_mount(self) -> None:
+        panel = self.query_one(MetricsPanel)
+        for name, state in self.alerts:
+            panel.alert_changed(name, state)
+        for p95, errors, rate in self.polls:
+            panel.sampled({"p95_ms": p95, "error_rate": errors, "request_rate": rate}, {})
+        if self.reason:
+            reasons = dict.fromkeys(("p95_ms", "error_rate", "request_rate"),
+                                    "the last poll failed")
+            panel.sampled({}, reasons)
+            panel.notice(f"metrics unavailable: {self.reason} (retrying every 5s)", ok=False)
+
+
+@pytest.mark.parametrize("state", ["ok", "firing", "no-data"])
+def test_metrics_panel(snap_compare, state):
+    app = {
+        "ok": lambda: PanelApp(HEALTHY),
+        "firing": lambda: PanelApp(FIRING, [("error-rate", "firing"), ("p95", "pending")]),
+        "no-data": lambda: PanelApp(HEALTHY[:5], reason="scrape of http://127.0.0.1:9/metrics "
+                                    "failed: connection refused"),
+    }[state]()
+    assert snap_compare(app, terminal_size=(32, 24))
+
+
+def test_chart_screen(snap_compare, tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+    runbook = parse_runbook(METRICS, "m.yaml")
+    start = 1_795_000_000.0
+    journal.create_run({"id": RUN_ID, "runbook": "Metrics", "version": "", "runbook_path": "",
+                        "runbook_sha256": "", "environment": "staging", "operator": "alice",
+                        "host": "bastion", "status": "running", "dry_run": 0,
+                        "started_at": start, "output_dir": ""}, [])
+
+    def emit(event):
+        journal.apply(event)
+
+    emit(ev.PhaseStarted(RUN_ID, start, "preparation", "Preparation"))
+    for i, (p95, errors, rate) in enumerate(FIRING):
+        at = start + 5 + i * 10
+        if i == 12:
+            emit(ev.PhaseStarted(RUN_ID, at, "deploy", "Deploy"))
+        emit(ev.MetricsSampled(RUN_ID, at, {"p95_ms": p95, "error_rate": errors,
+                                            "request_rate": rate}))
+    emit(ev.RollbackStarted(RUN_ID, start + 5 + len(FIRING) * 10, "alert error-rate"))
+
+    class ChartApp(App):
+        def on_mount(self) -> None:
+            self.push_screen(ChartScreen(journal, RUN_ID, runbook))
+
+    try:
+        assert snap_compare(ChartApp(), terminal_size=(120, 34))
+    finally:
+        journal.close()

@@ -10,7 +10,7 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import COCKPIT
+from conftest import COCKPIT, METRICS_TOKEN
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
@@ -24,7 +24,9 @@ from screens.prompt import PromptModal
 from screens.quit import QuitModal
 from screens.rollback import RollbackModal
 from screens.start import StartModal
+from widgets.metrics_panel import MetricRow
 from widgets.output_pane import OutputPane
+from widgets.run_header import RunHeader
 
 SIZE = (120, 34)
 
@@ -500,3 +502,55 @@ async def test_quitting_clears_the_maintenance_flag(make_app, redis_url, monkeyp
     changes = [e["data"]["active"] for e in app.engine.journal.events(app.engine.run_id)
                if e["type"] == "GuardChanged"]
     assert changes == [True, False]
+
+
+GATED = """
+runbook: Gated
+secrets: [ADMIN_KEY]
+metrics:
+  source: scrape
+  url: "{url}"
+  token: "${{ADMIN_KEY}}"
+  interval: 100ms
+  latency_histogram: pm_request_duration_ms
+  requests: pm_requests_total
+  errors: pm_errors_total
+alerts:
+  - {{name: error-rate, metric: error_rate, above: 5%, for: 200ms, severity: critical}}
+phases:
+  - id: deploy
+    deploy: true
+    steps:
+      - {{id: watch, kind: gate, for: 20s, severity: critical, on_failure: rollback}}
+rollback:
+  steps:
+    - {{id: undo, title: Undo it, run: echo undone}}
+"""
+
+
+@pytest.mark.parametrize("answer", ["escape", "enter"])
+async def test_a_failed_gate_offers_the_rollback_screen(make_app, metrics_endpoint, monkeypatch,
+                                                        answer):
+    monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
+    metrics_endpoint.error_ratio = 0.3
+    metrics_endpoint.traffic()
+    app = make_app(GATED.format(url=metrics_endpoint.url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, RollbackModal), "the rollback modal")
+        why = app.screen.why
+        assert any(w.startswith("alert error-rate (critical) firing: error_rate ") for w in why)
+        assert "step 'watch' failed" in why
+        header = app.cockpit.query_one(RunHeader)
+        assert header.alarm == "CRITICAL error-rate · ctrl+r rolls back"
+        row = app.cockpit.query_one("#metric-error_rate", MetricRow)
+        assert row.state == "firing" and row.value > 0.05 and len(row.series) >= 1
+        await pilot.press(answer)
+        await settle(app, pilot)
+        if answer == "escape":
+            assert rows(app)["undo"]["status"] == "pending"
+            assert rows(app)["watch"]["status"] == "failed"
+        else:
+            assert rows(app)["undo"]["status"] == "ok"
+            assert app.engine.outcome() == RunStatus.ROLLED_BACK
+            assert header.alarm == ""

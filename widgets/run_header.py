@@ -28,6 +28,7 @@ class RunHeader(Static):
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
         self.note = ""
         self.banner = ""
+        self.alarm = ""
         if dry_run:
             self.add_class("-dry-run")
         elif protected or "prod" in environment.lower():
@@ -51,6 +52,11 @@ class RunHeader(Static):
         self.banner = banner
         self.refresh()
 
+    def set_alarm(self, alarm: str) -> None:
+        """A critical alert that calls for a decision (roll back?); "" clears it."""
+        self.alarm = alarm
+        self.refresh()
+
     def render(self) -> Text:
         band = f" {'DRY RUN · ' if self.dry_run else ''}{self.label} "
         text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
@@ -59,4 +65,6 @@ class RunHeader(Static):
             text.append(f" · {self.note}")
         if self.banner:
             text.append(f"  ⚠ {self.banner} ", style="bold reverse")
+        if self.alarm:
+            text.append(f"  {self.alarm} ", style="bold white on red")
         return text
