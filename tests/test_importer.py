@@ -465,6 +465,9 @@ def test_any_markdown_imports_into_a_valid_runbook(text):
     runbook = parse_runbook(imported.yaml, "any.yaml")
     assert runbook.phases and all(phase.steps for phase in runbook.phases)
     lines = max(1, len(re.split(r"\r\n|\r|\n", text)))
+    made = {step["id"]: step for step in steps_of(imported.runbook)}
     for step in (*runbook.steps, *runbook.rollback.steps):
         assert 1 <= int(step.description.rsplit(":", 1)[1]) <= lines
+        for key in ("run", "query", "template", "items"):  # the YAML gives back exactly these
+            assert step.fields.get(key) == made[step.id].get(key)
     assert sum(imported.summary.kinds.values()) == len(runbook.steps)
