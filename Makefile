@@ -37,6 +37,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.tui
 	$(BIN)/python -m bench.data
+	$(BIN)/python -m bench.metrics
+	$(BIN)/python -m bench.importer
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

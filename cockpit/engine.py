@@ -534,9 +534,9 @@ class Engine:
                         self.run_id, self._now(), step.id,
                         "needs confirmation and nobody can answer here: the run pauses"))
                     return S.WAITING_CONFIRM
-                if not answer:
-                    return self._finish(step, S.CANCELLED, None,
-                                        message=f"declined by {self.operator.name}")
+                if not answer:  # an optional step declined is skipped: the run goes on
+                    return self._finish(step, S.SKIPPED if step.optional else S.CANCELLED,
+                                        None, message=f"declined by {self.operator.name}")
             return await self._attempts(step, kind, fields, expect, sink)
         finally:
             flusher.cancel()

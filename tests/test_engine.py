@@ -347,3 +347,18 @@ async def test_a_crashing_kind_fails_its_step_not_the_engine(make_engine, journa
     assert await engine.run() == ev.RunStatus.FAILED
     assert "no such file or folder" in rows(journal, engine)["nowhere"]["message"]
 
+
+
+async def test_declining_an_optional_step_skips_it_and_the_run_goes_on(make_engine, journal):
+    engine = make_engine("""
+        runbook: Alternatives
+        phases:
+          - id: p
+            steps:
+              - {id: docker, run: "true", optional: true, confirm: true}
+              - {id: after, run: "true"}
+    """, operator=Operator(answer=False))
+    assert await engine.run() == ev.RunStatus.OK
+    assert rows(journal, engine)["docker"]["status"] == "skipped"
+    assert rows(journal, engine)["docker"]["message"] == "declined by tester"
+    assert rows(journal, engine)["after"]["status"] == "ok"
