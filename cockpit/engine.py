@@ -27,6 +27,7 @@ from cockpit.output import OutputSink
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
 from cockpit.runbook import (
+    TROUBLESHOOTING,
     Phase,
     Runbook,
     Step,
@@ -181,7 +182,7 @@ class Engine:
             self.metrics.take_baseline(phase.id)
 
     def _all_steps(self) -> tuple[Step, ...]:
-        return (*self.runbook.steps, *self.runbook.rollback.steps)
+        return self.runbook.all_steps
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -424,7 +425,7 @@ class Engine:
         counts: dict[str, int] = {}
         for step in self._all_steps():
             status = self.status[step.id]
-            if step.phase != "rollback" or status != S.PENDING:
+            if step.phase not in ("rollback", TROUBLESHOOTING) or status != S.PENDING:
                 counts[status.value] = counts.get(status.value, 0) + 1
         return ", ".join(f"{n} {name}" for name, n in counts.items())
 

@@ -30,7 +30,7 @@ STATUS_WORD = {
 class HeadlessPrinter:
     def __init__(self, runbook: Runbook, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
-        ids = [step.id for step in (*runbook.steps, *runbook.rollback.steps)]
+        ids = [step.id for step in runbook.all_steps]
         self.width = min(max(map(len, ids), default=4), 24)
         self.alive = True
         self._handlers = {

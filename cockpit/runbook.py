@@ -41,8 +41,11 @@ _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d*)?)\s*%\s*")
 
 TOP_KEYS = (
     "runbook", "version", "description", "variables", "secrets", "metrics", "alerts",
-    "phases", "rollback",
+    "phases", "rollback", "troubleshooting", "contacts", "checklists",
 )  # fmt: skip
+TROUBLESHOOTING = "troubleshooting"
+CONTACTS_KEYS = ("on_call", "escalation")
+CONTACT_KEYS = ("role", "name", "phone", "email")
 PHASE_KEYS = ("id", "title", "description", "deploy", "steps")
 METRICS_KEYS = {
     "scrape": ("latency_histogram", "requests", "errors", "labels", "latency_unit"),
@@ -139,6 +142,22 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Contact:
+    role: str
+    name: str
+    phone: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """Who to call: the on-call people, and the escalation path in order."""
+
+    on_call: tuple[Contact, ...] = ()
+    escalation: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Runbook:
     name: str
     path: Path
@@ -151,13 +170,23 @@ class Runbook:
     rollback: Rollback = Rollback()
     metrics: SourceSpec | None = None
     alerts: tuple[AlertRule, ...] = ()
+    troubleshooting: tuple[Step, ...] = ()
+    """Quick actions the operator may fire at any time; never part of the flow."""
+    contacts: Contacts = Contacts()
+    checklists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Checklists for after the run (``post-deployment / day-1``), in order."""
 
     @property
     def steps(self) -> tuple[Step, ...]:
         return tuple(step for phase in self.phases for step in phase.steps)
 
+    @property
+    def all_steps(self) -> tuple[Step, ...]:
+        """The flow's steps, then the rollback's, then the quick actions."""
+        return (*self.steps, *self.rollback.steps, *self.troubleshooting)
+
     def step(self, step_id: str) -> Step:
-        for step in (*self.steps, *self.rollback.steps):
+        for step in self.all_steps:
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
@@ -354,8 +383,12 @@ class _Checker:
         phases = self.phases(top["phases"][1]) if "phases" in top else ()
         alerts = self.alerts(top["alerts"][1], metrics, phases) if "alerts" in top else ()
         rollback = self.rollback(top["rollback"][1]) if "rollback" in top else Rollback()
+        troubleshooting = self.step_list(top[TROUBLESHOOTING][1], TROUBLESHOOTING,
+                                         "'troubleshooting'") if TROUBLESHOOTING in top else ()
+        contacts = self.contacts(top["contacts"][1]) if "contacts" in top else Contacts()
+        checklists = self.checklists(top["checklists"][1]) if "checklists" in top else ()
         if metrics is None and "metrics" not in top:
-            for phase in (*phases, Phase("rollback", "", rollback.steps)):
+            for phase in (*phases, Phase("rollback", "", (*rollback.steps, *troubleshooting))):
                 for step in phase.steps:
                     if get_kind(step.kind).needs_metrics:
                         self.problems.append(Problem(
@@ -373,6 +406,9 @@ class _Checker:
             rollback=rollback,
             metrics=metrics,
             alerts=alerts,
+            troubleshooting=troubleshooting,
+            contacts=contacts,
+            checklists=checklists,
         )
 
     def _check_duplicate_keys(self, root: Node) -> None:
@@ -660,6 +696,50 @@ class _Checker:
             description=self.optional_string(found, "description"),
             deploy=bool(deploy),
         )
+
+    def contacts(self, node: Node) -> Contacts:
+        found = self.mapping(node, "'contacts'", CONTACTS_KEYS)
+        if found is None:
+            return Contacts()
+        people = []
+        if "on_call" in found:
+            items = found["on_call"][1]
+            if not isinstance(items, SequenceNode):
+                self.problem(items, "contacts on_call: expected a list of people, found "
+                             f"{_kind_of(items)}")
+            else:
+                for item in items.value:
+                    person = self.mapping(item, "contact", CONTACT_KEYS,
+                                          required=("role", "name"))
+                    if person is None or not {"role", "name"} <= person.keys():
+                        continue
+                    values = {key: self.string(value, f"contact {key}")
+                              for key, (_, value) in person.items()}
+                    if None not in values.values():
+                        people.append(Contact(**values))
+        escalation = ()
+        if "escalation" in found:
+            escalation = tuple(self.string_list(found["escalation"][1],
+                                                "contacts escalation") or ())
+        return Contacts(on_call=tuple(people), escalation=escalation)
+
+    def checklists(self, node: Node, prefix: str = "") -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``name: [items]``, or ``name: {part: [items]}`` (named ``name / part``)."""
+        what = f"checklist '{prefix.strip(' /')}'" if prefix else "'checklists'"
+        found = self.mapping(node, what, (), check_unknown=False)
+        if found is None:
+            return ()
+        lists: list[tuple[str, tuple[str, ...]]] = []
+        for name, (_, value) in found.items():
+            title = f"{prefix.strip(' /')} / {name}" if prefix else name
+            if isinstance(value, MappingNode) and not prefix:
+                lists.extend(self.checklists(value, f" {name} /"))
+                continue
+            items = self.string_list(value, f"checklist '{title}'")
+            if items is not None:
+                self.templates(value, items)
+                lists.append((title, tuple(items)))
+        return tuple(lists)
 
     def metrics(self, node: Node) -> SourceSpec | None:
         every = METRICS_COMMON_KEYS + tuple(k for keys in METRICS_KEYS.values() for k in keys)

@@ -19,9 +19,10 @@ from cockpit import report
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import JournalError
 from cockpit.metrics import alert_summary
-from cockpit.runbook import Phase, Step
+from cockpit.runbook import TROUBLESHOOTING, Phase, Step
 from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
+from screens.contacts import ContactsScreen
 from screens.help import HelpScreen
 from screens.history import HistoryScreen
 from screens.messages import EngineEvent
@@ -64,6 +65,9 @@ class CockpitScreen(Screen):
                 tooltip="Write the deployment record (Markdown) beside the run's output"),
         Binding("g", "chart", "Chart", id="metrics.chart",
                 tooltip="P95 and error rate over the whole run, with phase markers"),
+        Binding("i", "contacts", "Contacts", id="run.contacts", show=False,
+                tooltip="On-call contacts, the escalation path and the checklists for "
+                        "after the run"),
     ]
 
     def __init__(self, engine: Engine, *, protected: bool) -> None:
@@ -72,7 +76,7 @@ class CockpitScreen(Screen):
         self.protected = protected
         self.buffers = {
             s.id: OutputBuffer(engine.config.window_lines)
-            for s in (*engine.runbook.steps, *engine.runbook.rollback.steps)
+            for s in engine.runbook.all_steps
         }
         self.durations: dict[str, float | None] = {}
         self.results: dict[str, ev.StepFinished] = {}
@@ -279,7 +283,7 @@ class CockpitScreen(Screen):
         if step is None:
             self.action_run_phase()
             return
-        if self.engine.status[step.id] == S.OK:
+        if self.engine.status[step.id] == S.OK and step.phase != TROUBLESHOOTING:
             self.notify(f"'{step.title}' already ran ok; select it and press r again "
                         "after skip/cancel if it must run again", severity="information")
             return
@@ -409,7 +413,8 @@ class CockpitScreen(Screen):
         if running:
             state += f"; '{running}' is running and will be cancelled first"
         self.app.push_screen(RollbackModal(why=why, criteria=list(
-            engine.runbook.rollback.criteria), plan=plan, state=state), callback)
+            engine.runbook.rollback.criteria), plan=plan, state=state,
+            contacts=engine.runbook.contacts), callback)
 
     async def _roll_back(self, reason: str) -> None:
         if self.flying:
@@ -431,6 +436,9 @@ class CockpitScreen(Screen):
             return
         self.app.push_screen(ChartScreen(self.engine.journal, self.engine.run_id,
                                          self.engine.runbook))
+
+    def action_contacts(self) -> None:
+        self.app.push_screen(ContactsScreen(self.engine.runbook))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.active_bindings))

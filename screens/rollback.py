@@ -9,6 +9,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from cockpit.runbook import Contacts
+from screens.contacts import contacts_text
+
 
 class RollbackModal(ModalScreen[bool]):
     CSS_PATH = "modals.tcss"
@@ -18,9 +21,11 @@ class RollbackModal(ModalScreen[bool]):
     ]
 
     def __init__(self, *, why: list[str], criteria: list[str],
-                 plan: list[tuple[str, str]], state: str) -> None:
+                 plan: list[tuple[str, str]], state: str,
+                 contacts: Contacts | None = None) -> None:
         super().__init__(classes="-danger")
         self.why, self.criteria, self.plan, self.state = why, criteria, plan, state
+        self.contacts = contacts or Contacts()
 
     def compose(self) -> ComposeResult:
         text = Text()
@@ -39,6 +44,9 @@ class RollbackModal(ModalScreen[bool]):
             for line in description.splitlines():
                 text.append(f"       {line}\n")
         text.append(f"\nRun: {self.state}", style="dim")
+        if self.contacts.on_call or self.contacts.escalation:
+            text.append("\n\nCall\n", style="bold")
+            text.append_text(contacts_text(self.contacts))
         with Vertical():
             yield Label("Roll back?", classes="title")
             with VerticalScroll():

@@ -554,3 +554,37 @@ async def test_a_failed_gate_offers_the_rollback_screen(make_app, metrics_endpoi
             assert rows(app)["undo"]["status"] == "ok"
             assert app.engine.outcome() == RunStatus.ROLLED_BACK
             assert header.alarm == ""
+
+
+async def test_quick_actions_run_any_time_and_again_and_contacts_show(make_app):
+    from screens.contacts import ContactsScreen
+
+    app = make_app(BOOK + """
+troubleshooting:
+  - {id: ping, title: "Database: check the connection", run: "echo pong"}
+contacts:
+  on_call: [{role: Primary, name: Dana Ortiz, phone: "+1 555 0100"}]
+  escalation: ["Engineering lead (30 minutes)"]
+checklists:
+  post-deployment: {day-1: [Check backup success]}
+""")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(2):
+            await select(app, pilot, "ping")
+            await pilot.press("r")
+            await settle(app, pilot)
+        assert rows(app)["ping"]["status"] == "ok"
+        started = [e for e in app.engine.journal.events(app.engine.run_id)
+                   if e["type"] == "StepStarted" and e["step_id"] == "ping"]
+        assert len(started) == 2
+        assert app.engine.output_path("ping").read_text().count("pong") == 2
+        assert rows(app)["hello"]["status"] == "pending"  # the flow did not move
+        await pilot.press("i")
+        assert isinstance(app.screen, ContactsScreen)
+        shown = str(app.screen.query_one("Static").render())
+        assert "Primary: Dana Ortiz · +1 555 0100" in shown
+        assert "1. Engineering lead (30 minutes)" in shown
+        assert "post-deployment / day-1" in shown and "[ ] Check backup success" in shown
+        await pilot.press("escape", "ctrl+r")
+        assert isinstance(app.screen, RollbackModal)
+        assert app.screen.contacts.on_call[0].name == "Dana Ortiz"

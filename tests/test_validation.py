@@ -1197,3 +1197,53 @@ def test_a_field_with_choices_names_them(tmp_path):
     assert [str(p) for p in caught.value.problems] == [
         f"{path}:5:62: step 'up' action: 'migrat' is not one of: migrate, undo, plan "
         "(did you mean 'migrate'?)"]
+
+
+def test_contacts_checklists_and_quick_actions(tmp_path):
+    path = write(tmp_path, """
+        runbook: Sections
+        contacts:
+          on_call:
+            - {role: Primary, name: Dana Ortiz, phone: "+1 555 0100", email: dana@example.com}
+            - {role: Manager, name: Sam Lee}
+          escalation: ["On-call engineer (15 minutes)", "CTO (critical only)"]
+        checklists:
+          post-deployment:
+            day-1: [Monitor error rates, Check backup success]
+            week-1: [Review dashboards]
+          sign-off: [Team notified]
+        troubleshooting:
+          - {id: db-ping, title: "Database: check the connection", run: "true"}
+        phases:
+          - {id: p, steps: [{id: a, run: "true"}]}
+    """)
+    runbook = load_runbook(path)
+    assert runbook.contacts.on_call[0].phone == "+1 555 0100"
+    assert runbook.contacts.on_call[1].email == ""
+    assert runbook.contacts.escalation[1] == "CTO (critical only)"
+    assert runbook.checklists == (
+        ("post-deployment / day-1", ("Monitor error rates", "Check backup success")),
+        ("post-deployment / week-1", ("Review dashboards",)),
+        ("sign-off", ("Team notified",)),
+    )
+    assert [s.id for s in runbook.troubleshooting] == ["db-ping"]
+    assert runbook.step("db-ping").phase == "troubleshooting"
+    assert [s.id for s in runbook.steps] == ["a"]  # quick actions are not part of the flow
+
+
+def test_bad_contacts_are_located(tmp_path):
+    path = write(tmp_path, """
+        runbook: Sections
+        contacts:
+          on_call:
+            - {role: Primary, phone: "+1 555 0100"}
+          pager: x
+        troubleshooting:
+          - {id: a, run: "true"}
+        phases:
+          - {id: p, steps: [{id: a, run: "true"}]}
+    """)
+    messages = [f"{p.line}:{p.col} {p.message}" for p in problems_of(path)]
+    assert messages[0] == "4:7 contact: missing required key 'name'"
+    assert messages[1].startswith("5:3 'contacts': unknown key 'pager'")
+    assert messages[2] == "7:10 duplicate step id 'a' (first at line 9)"

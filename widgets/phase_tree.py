@@ -10,7 +10,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from cockpit.events import StepStatus as S
-from cockpit.runbook import Runbook, Step
+from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
 from widgets.glyphs import GLYPH, STYLE, took
 
 ROLLBACK = "rollback"
@@ -41,8 +41,11 @@ class PhaseTree(Tree[str]):
         groups = [(phase.id, phase.title, phase.steps) for phase in self.runbook.phases]
         if self.runbook.rollback.steps:
             groups.append((ROLLBACK, "Rollback", self.runbook.rollback.steps))
+        if self.runbook.troubleshooting:
+            groups.append((TROUBLESHOOTING, "Quick actions", self.runbook.troubleshooting))
         for phase_id, title, steps in groups:
-            node = self.root.add(title, data=f"phase:{phase_id}", expand=phase_id != ROLLBACK)
+            node = self.root.add(title, data=f"phase:{phase_id}",
+                                 expand=phase_id not in (ROLLBACK, TROUBLESHOOTING))
             self._phases[phase_id] = (node, steps, title)
             for step in steps:
                 self._steps[step.id] = node.add_leaf(step.title, data=step.id)
@@ -70,11 +73,12 @@ class PhaseTree(Tree[str]):
         phase_node.set_label(Text.assemble(progress, (title, "bold")))
 
     def _phase_of(self, step_id: str) -> str:
-        step = self.runbook.step(step_id)
-        return ROLLBACK if step.phase == ROLLBACK else step.phase
+        return self.runbook.step(step_id).phase
 
     def select_step(self, step_id: str) -> None:
         node = self._steps[step_id]
         if node.parent is not None and not node.parent.is_expanded:
-            node.parent.expand()
+            node.parent.expand()  # its lines exist after the next refresh
+            self.call_after_refresh(self.move_cursor, node)
+            return
         self.move_cursor(node)

@@ -1,0 +1,57 @@
+"""ContactsScreen: who to call (on-call, escalation path) and the checklists for
+after the run, from the runbook's ``contacts:`` and ``checklists:``."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from cockpit.runbook import Contacts, Runbook
+
+
+def contacts_text(contacts: Contacts) -> Text:
+    """The on-call people, one per line, then the escalation path, numbered."""
+    text = Text()
+    for person in contacts.on_call:
+        text.append(f"  {person.role}: ", style="bold")
+        text.append(" · ".join(filter(None, [person.name, person.phone, person.email])) + "\n")
+    for number, level in enumerate(contacts.escalation, 1):
+        text.append(f"  {number}. {level}\n")
+    return text
+
+
+class ContactsScreen(Screen):
+    BINDINGS = [
+        Binding("escape,i,q", "app.pop_screen", "Back", id="contacts.close",
+                tooltip="Back to the cockpit"),
+    ]
+    DEFAULT_CSS = """
+    ContactsScreen VerticalScroll { padding: 1 2; }
+    """
+
+    def __init__(self, runbook: Runbook) -> None:
+        super().__init__()
+        self.runbook = runbook
+
+    def compose(self) -> ComposeResult:
+        contacts = self.runbook.contacts
+        text = Text()
+        text.append("On-call contacts\n", style="bold underline")
+        if contacts.on_call:
+            text.append_text(contacts_text(Contacts(on_call=contacts.on_call)))
+        else:
+            text.append("  (the runbook names nobody: add a contacts: section)\n", style="dim")
+        if contacts.escalation:
+            text.append("\nEscalation path\n", style="bold underline")
+            text.append_text(contacts_text(Contacts(escalation=contacts.escalation)))
+        for title, items in self.runbook.checklists:
+            text.append(f"\n{title}\n", style="bold underline")
+            for item in items:
+                text.append(f"  [ ] {item}\n")
+        with VerticalScroll():
+            yield Static(text)
+        yield Footer(show_command_palette=False)
