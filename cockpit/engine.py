@@ -135,6 +135,9 @@ class Engine:
             runbook, profile, operator.name, self.run_id
         )
         self.started = time.time()
+        self.alerts = tuple(rule for rule in runbook.alerts if rule.environments is None
+                            or profile.name in rule.environments)
+        """The alert rules that apply in this environment."""
         self.metrics = self._metrics_watch()
         self._metrics_task: asyncio.Task | None = None
 
@@ -148,7 +151,7 @@ class Engine:
         resolved = dataclasses.replace(
             spec, url=substitute(spec.url, self.values), token=substitute(spec.token, self.values)
         )
-        return MetricsWatch(resolved, self.runbook.alerts, self._metrics_polled)
+        return MetricsWatch(resolved, self.alerts, self._metrics_polled)
 
     def _metrics_polled(self, poll: Poll) -> None:
         now = self._now()

@@ -412,6 +412,8 @@ class AlertRule:
     relative_to_baseline: float | None = None
     baseline: str = "run"
     """Which baseline a relative rule uses: ``run`` (its start) or a phase id."""
+    environments: tuple[str, ...] | None = None
+    """Only in these environments (``when: {env: [...]}``); None: in every one."""
 
     def __post_init__(self) -> None:
         absolute = (self.above is not None) + (self.below is not None)

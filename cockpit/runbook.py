@@ -55,7 +55,7 @@ METRICS_KEYS = {
 METRICS_COMMON_KEYS = ("source", "url", "token", "interval", "timeout", "quantile")
 ALERT_KEYS = (
     "name", "metric", "above", "below", "relative_to_baseline", "baseline", "for",
-    "severity", "no_data",
+    "severity", "no_data", "when",
 )  # fmt: skip
 SEVERITIES = ("critical", "warning", "info")
 COMMON_STEP_KEYS = (
@@ -295,6 +295,11 @@ def parse_runbook(text: str, path: str = "<runbook>", sha256: str = "") -> Runbo
     if checker.problems or runbook is None:
         raise RunbookInvalid(checker.problems)
     return runbook
+
+
+def _overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
+    """Two environment filters (None: every environment) share an environment."""
+    return a is None or b is None or bool(set(a) & set(b))
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -826,14 +831,18 @@ class _Checker:
         if not isinstance(node, SequenceNode):
             self.problem(node, f"'alerts': expected a list of rules, found {_kind_of(node)}")
             return ()
-        rules: dict[str, AlertRule] = {}
+        rules: list[AlertRule] = []
         for item in node.value:
             rule = self.alert(item, metrics, phases)
-            if rule is not None and rule.name in rules:
-                self.problem(item, f"duplicate alert name '{rule.name}'")
-            elif rule is not None:
-                rules[rule.name] = rule
-        return tuple(rules.values())
+            if rule is None:
+                continue
+            if any(other.name == rule.name and _overlap(other.environments, rule.environments)
+                   for other in rules):
+                self.problem(item, f"duplicate alert name '{rule.name}' (the same name may "
+                             "appear again only for other environments, with when.env)")
+                continue
+            rules.append(rule)
+        return tuple(rules)
 
     def alert(
         self, node: Node, metrics: SourceSpec | None, phases: tuple[Phase, ...]
@@ -870,6 +879,11 @@ class _Checker:
                              f"'run' or a phase id{_did_you_mean(baseline, known)}")
                 baseline = None
             values["baseline"] = baseline
+        if "when" in found:
+            when = self.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
+            envs = self.string_list(when["env"][1], f"{what} when.env") \
+                if when and "env" in when else None
+            values["environments"] = tuple(envs) if envs is not None else None
         if name is None or metric is None or None in values.values():
             return None
         try:

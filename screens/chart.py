@@ -13,7 +13,7 @@ from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from cockpit.journal import Journal
-from cockpit.metrics import format_metric
+from cockpit.metrics import AlertRule, format_metric
 from cockpit.runbook import Runbook
 
 REFRESH = 2.0
@@ -27,9 +27,11 @@ class ChartScreen(Screen):
                 tooltip="Back to the cockpit"),
     ]
 
-    def __init__(self, journal: Journal, run_id: str, runbook: Runbook) -> None:
+    def __init__(self, journal: Journal, run_id: str, runbook: Runbook,
+                 alerts: tuple[AlertRule, ...]) -> None:
         super().__init__()
         self.journal, self.run_id, self.runbook = journal, run_id, runbook
+        self.alerts = alerts
         metrics = runbook.metrics.metrics if runbook.metrics else ()
         latency = [m for m in metrics if re.fullmatch(r"p[\d.]+_ms", m)]
         self.charted = [m for m in (*latency[:1], "error_rate") if m in metrics]
@@ -75,7 +77,7 @@ class ChartScreen(Screen):
         unit = "%" if metric == "error_rate" else "ms"
         top = max((v for _, v in points), default=1.0)
         limits = []
-        for rule in self.runbook.alerts:
+        for rule in self.alerts:
             if rule.metric == metric and rule.relative_to_baseline is None:
                 limit = rule.threshold(None)
                 top = max(top, limit * scale)

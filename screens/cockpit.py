@@ -109,7 +109,7 @@ class CockpitScreen(Screen):
                 yield Checklist(id="checklist")
                 yield StepDetail(id="detail")
             spec = engine.runbook.metrics
-            yield MetricsPanel(spec.metrics if spec else (), engine.runbook.alerts,
+            yield MetricsPanel(spec.metrics if spec else (), engine.alerts,
                                spec.interval if spec else None, id="metrics")
         yield Footer(show_command_palette=False)
 
@@ -435,7 +435,7 @@ class CockpitScreen(Screen):
             self.notify("This runbook has no metrics: section to chart")
             return
         self.app.push_screen(ChartScreen(self.engine.journal, self.engine.run_id,
-                                         self.engine.runbook))
+                                         self.engine.runbook, self.engine.alerts))
 
     def action_contacts(self) -> None:
         self.app.push_screen(ContactsScreen(self.engine.runbook))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import textwrap
 
 import pytest
 from aiohttp import web
@@ -245,3 +246,24 @@ async def test_polls_never_overlap_even_when_the_endpoint_is_slow(stats_server):
     assert 3 <= len(seen) <= 7  # one poll per ~0.16 s, however short the interval
     assert state["most"] == 1
     assert json.dumps([p.sample.readings["p95_ms"].value for p in seen][:1]) == "[812.5]"
+
+
+async def test_alert_rules_can_differ_per_environment(make_engine):
+    from cockpit.config import Environment
+
+    text = """
+        runbook: R
+        metrics: {source: scrape, url: "http://127.0.0.1:9/m", latency_histogram: h}
+        alerts:
+          - {name: slow, metric: p95_ms, above: 2000, for: 10m, when: {env: [production]}}
+          - {name: slow, metric: p95_ms, above: 2000, for: 10s, when: {env: [sandbox]}}
+        phases: [{id: p, steps: [{id: a, run: "true"}]}]
+    """
+    text = textwrap.dedent(text)
+    sandbox = make_engine(text, profile=Environment(name="sandbox"))
+    assert [(r.name, r.for_seconds) for r in sandbox.alerts] == [("slow", 10.0)]
+    assert sandbox.metrics.evaluator.statuses[0].rule.for_seconds == 10.0
+    assert make_engine(text, profile=Environment(name="staging")).alerts == ()
+    with pytest.raises(RunbookInvalid) as caught:
+        parse_runbook(text.replace("env: [sandbox]", "env: [sandbox, production]"), "r.yaml")
+    assert "duplicate alert name 'slow'" in str(caught.value)

@@ -229,7 +229,7 @@ def test_chart_screen(snap_compare, tmp_path):
 
     class ChartApp(App):
         def on_mount(self) -> None:
-            self.push_screen(ChartScreen(journal, RUN_ID, runbook))
+            self.push_screen(ChartScreen(journal, RUN_ID, runbook, runbook.alerts))
 
     try:
         assert snap_compare(ChartApp(), terminal_size=(120, 34))
