@@ -10,14 +10,16 @@ down to the baseline leaves exactly the baseline's schema.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
-from conftest import execute, fetch, fetchval
+from conftest import cockpit, execute, fetch, fetchval
 from test_step_migrate import FLYWAY_HISTORY_DDL, db, fly, history, tables  # noqa: F401
 
 from cockpit import events as ev
@@ -99,16 +101,20 @@ async def test_migrate_builds_the_seed_schema_and_the_views_refresh(db, fly):
     views = await fetch(db, "SELECT matviewname, ispopulated FROM pg_matviews ORDER BY 1")
     assert [tuple(v) for v in views] == [("error_summary", True),
                                          ("performance_metrics_hourly", True)]
+    keyed = await fetch(db, """
+        SELECT DISTINCT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+         WHERE c.relkind = 'm' AND i.indisunique AND i.indpred IS NULL""")
+    assert {k["relname"] for k in keyed} == {v["matviewname"] for v in views}  # CONCURRENTLY
     await execute(db, "REFRESH MATERIALIZED VIEW performance_metrics_hourly",
                   "REFRESH MATERIALIZED VIEW error_summary",
                   "SELECT refresh_observability_views()")
     assert await fetchval(db, "SELECT count(*) FROM performance_metrics_hourly") == 0
 
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    await execute(db, """
+    await execute(db, f"""
         INSERT INTO users (id, email, name) VALUES (1, 'ana@example.com', 'Ana');
         INSERT INTO performance_metrics (operation, duration_ms, success, recorded_at)
-        SELECT 'GET /api/signals', d, d < 900, date_trunc('hour', now(), 'UTC')
+        SELECT 'GET /api/signals', d, d < 900, '{hour.isoformat()}'
           FROM unnest(ARRAY[100, 200, 300, 900]) AS d;
         INSERT INTO error_aggregation (id, fingerprint, error_type, message)
         VALUES (1, 'f00d', 'Neo4jError', 'connection refused');
@@ -241,3 +247,24 @@ async def test_a_database_baselined_at_3_007_gets_only_the_new_versions(db, fly)
     assert await tables(db) == {"flyway_schema_history", "users", "signals", "opportunities"}
     status, row, _ = await fly(FOLDER, action="plan")
     assert row["details"]["current_version"] == BASELINE and row["details"]["pending"] == NEW
+
+
+def test_headless_cli_shows_the_plan_then_applies(db, tmp_path):
+    runbook = tmp_path / "phase-2.yaml"
+    runbook.write_text(textwrap.dedent(f"""
+        runbook: PM Intelligence Platform
+        secrets: [DATABASE_URL]
+        phases:
+          - id: database
+            steps:
+              - {{id: migrate, kind: migrate, dsn: "${{DATABASE_URL}}", folder: "{FOLDER}"}}
+    """))
+    dry = cockpit("run", runbook, "--headless", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"7 pending: {', '.join(VERSIONS)}" in dry.stdout
+    assert "V3_012__observability.sql" in dry.stdout
+    assert asyncio.run(tables(db)) == set()
+    done = cockpit("run", runbook, "--headless")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "applied 3.013 - user preferences and reports in " in done.stdout
+    assert asyncio.run(tables(db)) >= SEED_TABLES
