@@ -76,8 +76,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", parents=[common, journal], help="the record of a run")
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--format", choices=("md", "json", "html"), default="md",
+                   help="md (default), json, or html: one self-contained page with the "
+                   "metrics chart")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    p = sub.add_parser("signoff", parents=[common, journal],
+                       help="sign a finished run off as its deployer or verifier")
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+    p.add_argument("--role", choices=("deployer", "verifier"), required=True)
+    p.add_argument("--name", help="who signs (default: the configured operator)")
+    p.add_argument("--note", default="", help="a note kept with the sign-off")
+    p.add_argument("--replace", action="store_true",
+                   help="sign a role signed already; the earlier sign-off stays recorded")
 
     p = sub.add_parser("import", help="turn a Markdown runbook into runbook YAML",
                        description="Write the runbook YAML a Markdown runbook describes (to "
@@ -363,6 +374,21 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_signoff(args) -> int:
+    from cockpit.report import when
+
+    config = _config(args)
+    name = (args.name if args.name is not None else config.operator_name).strip()
+    if not name:
+        raise UsageError("--name: give the name of who signs")
+    journal = _journal(args, config)
+    run = journal.find_run(args.run_id)
+    signed = journal.sign_off(run["id"], args.role, name, args.note, replace=args.replace)
+    again = " (replacing the earlier sign-off)" if signed["replaces"] else ""
+    print(f"run {run['id']} signed off as {args.role} by {name} at {when(signed['at'])}{again}")
+    return EXIT_OK
+
+
 def cmd_import(args) -> int:
     from cockpit.importer import ImportFailed, import_file
 
@@ -422,6 +448,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "history": cmd_history,
     "report": cmd_report,
+    "signoff": cmd_signoff,
     "import": cmd_import,
     "kinds": cmd_kinds,
     "locate": cmd_locate,

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from pathlib import Path
@@ -87,6 +88,15 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS signoffs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT,
+    replaces INTEGER REFERENCES signoffs(id)
+);
 """
 
 
@@ -96,6 +106,10 @@ class JournalError(Exception):
 
 class RunNotFound(LookupError):
     pass
+
+
+class SignOffRefused(JournalError):
+    """A sign-off the record can not take (the run still flies, the role is signed)."""
 
 
 def _plain(value: Any) -> Any:
@@ -196,6 +210,35 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"journal {self.path}: {exc}") from None
 
+    def sign_off(self, run_id: str, role: str, name: str, note: str = "",
+                 replace: bool = False) -> dict[str, Any]:
+        """Record that ``name`` signs run ``run_id`` off as ``role`` (deployer, verifier).
+
+        A role is signed once; ``replace`` signs it again and the new row names the one
+        it replaces, which stays in the record. A run still flying can not be signed.
+        """
+        run = self.find_run(run_id)
+        if run["status"] == "running" and not RunLock(self.run_dir(run["id"])).is_free():
+            raise SignOffRefused(f"run {run['id']} is still running: sign it off once it "
+                                 "has finished")
+        try:
+            with self._tx():
+                before = self._db.execute(
+                    "SELECT id, name, at FROM signoffs WHERE run_id = ? AND role = ? "
+                    "ORDER BY id DESC LIMIT 1", (run["id"], role)).fetchone()
+                if before is not None and not replace:
+                    raise SignOffRefused(
+                        f"run {run['id']} is already signed off as {role} by {before['name']}: "
+                        "pass --replace to sign it again (both are kept)")
+                cursor = self._db.execute(
+                    "INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run["id"], role, name, time.time(), note,
+                     before["id"] if before is not None else None))
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
+        return self._query("SELECT * FROM signoffs WHERE id = ?", (cursor.lastrowid,))[0]
+
     # ---------------------------------------------------------------- reading
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
@@ -246,6 +289,10 @@ class Journal:
         for row in rows:
             row["data"] = json.loads(row["data"]) if row["data"] else {}
         return rows
+
+    def signoffs(self, run_id: str) -> list[dict[str, Any]]:
+        """Every sign-off of a run, replaced ones too, oldest first."""
+        return self._query("SELECT * FROM signoffs WHERE run_id = ? ORDER BY id", (run_id,))
 
     def close(self) -> None:
         self._db.close()
