@@ -233,8 +233,7 @@ async def test_the_chart_puts_markers_in_time_order_on_the_minutes_axis(flown, j
     svg = svg_of(page)
     marker_x = [float(m) for m in re.findall(r'<text x="([\d.]+)" y="\d+" fill="#(?:6e7781|'
                                              r'cf222e)">(?:Phase|rollback)', svg)]
-    assert len(marker_x) == 3 and marker_x == sorted(marker_x)
-    assert marker_x[0] < marker_x[1] < marker_x[2]
+    assert len(marker_x) == 3 and marker_x[0] < marker_x[1] < marker_x[2]
     assert re.search(r">0</text>", svg)  # the axis starts at the run's start
     error_line = svg_of(page).split("Error rate (error_rate)")[1]
     points = [tuple(map(float, p.split(","))) for p in
