@@ -314,6 +314,10 @@ class Platform:
                                  registry=self.registry)
         self._health = Gauge("pm_system_health",
                              "1 healthy, 0.5 degraded, 0 unhealthy", registry=self.registry)
+        for route in SYNTHETIC:  # every series is there from the first scrape, at 0
+            self._requests.labels(route.path, route.method, str(route.status))
+            self._latency.labels(route.path)
+            self._errors.labels(route.path)
 
     def _record(self, method: str, route: str, status: int, ms: float) -> None:
         now = time.monotonic()
