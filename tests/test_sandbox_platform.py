@@ -14,7 +14,7 @@ from conftest import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from cockpit.metrics import MetricSpec, compute_rates, parse_exposition
-from cockpit.sandbox.platform import BUCKETS_MS, Platform, version_of_image
+from cockpit.sandbox.platform import BUCKETS_MS, Platform, health_status, version_of_image
 from cockpit.sandbox.servers import free_port
 
 ADMIN = "admin-key-for-the-tests"
@@ -448,3 +448,18 @@ async def test_it_runs_on_the_callers_event_loop():
 ])
 def test_version_of_image(image, version):
     assert version_of_image(image) == version
+
+
+@pytest.mark.parametrize(("error_rate", "p95_ms", "down", "status"), [
+    (0.0, 450.0, {}, "healthy"),
+    (None, None, {}, "healthy"),  # no traffic yet
+    (0.02, 2000.0, {}, "healthy"),  # at the warning thresholds, not above
+    (0.021, 400.0, {}, "degraded"),
+    (0.0, 2001.0, {}, "degraded"),
+    (0.0, 400.0, {"redis_down": True}, "degraded"),
+    (0.051, 400.0, {}, "unhealthy"),
+    (0.0, 5001.0, {}, "unhealthy"),
+    (0.0, 400.0, {"database_down": True}, "unhealthy"),
+])
+def test_health_follows_the_runbooks_alert_thresholds(error_rate, p95_ms, down, status):
+    assert health_status(error_rate, p95_ms, **down) == status

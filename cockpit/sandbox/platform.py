@@ -59,7 +59,7 @@ TICK = 0.1
 """Seconds between two batches of synthetic requests."""
 CHECK_TIMEOUT = 1.0
 """Seconds a PostgreSQL or Redis check may take before it reads as unavailable."""
-MAX_SAMPLES = 200_000
+MAX_SAMPLES = 50_000
 """Requests kept for the recent-window statistics, whatever the rate."""
 SLOW_MS = 1000.0
 """A route whose P95 is above this is listed by ``performance/slow``."""
