@@ -70,13 +70,20 @@ def hangup_proof_terminal():
 
 
 class TuiOperator:
-    """The operator at the cockpit: confirmations are modals, checklists are ticked."""
+    """The operator at the cockpit: confirmations are modals, checklists are ticked.
 
-    def __init__(self, name: str) -> None:
+    With ``yes_note`` (``--yes``), steps are confirmed and checklists ticked with that
+    note, as headless; the rollback screen still asks.
+    """
+
+    def __init__(self, name: str, yes_note: str | None = None) -> None:
         self.name = name
+        self.yes_note = yes_note
         self.screen: CockpitScreen | None = None
 
     async def confirm(self, step: Step, description: str) -> bool | None:
+        if self.yes_note is not None:
+            return True
         if self.screen is None:
             return None
         return await self.screen.ask_confirmation(step, description)
@@ -88,6 +95,8 @@ class TuiOperator:
 
     async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
         """The ticks, once the operator ran the step by hand; else the run stops here."""
+        if self.yes_note is not None:
+            return [(True, self.yes_note)] * len(items)
         if self.screen is None or step.id not in self.screen.explicit:
             return None
         ticked = self.screen.ticks.get(step.id, set())

@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
     p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
 
+    p = sub.add_parser("demo", parents=[common, journal, fly],
+                       help="fly the PM Intelligence runbook against a local sandbox")
+    p.add_argument("--drill", choices=("bad-release",),
+                   help="bad-release: version 2.0 is slow and failing once it serves, so "
+                        "the gate fails and the rollback runs")
+
     sub.add_parser("locate", parents=[common, journal],
                    help="print where the config, journal and output files are")
     return parser
@@ -257,18 +263,19 @@ EXIT_CODES = {
 }
 
 
-def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None) -> int:
+def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
+         yes_note: str = "ticked by --yes") -> int:
     from cockpit.engine import Engine
     from cockpit.headless import TerminalOperator
 
     protected = profile.confirm and not dry_run and args.confirm_env != profile.name
     if args.headless:
         operator = TerminalOperator(config.operator_name, assume_yes=args.yes,
-                                    interactive=sys.stdin.isatty())
+                                    interactive=sys.stdin.isatty(), yes_note=yes_note)
     else:
         from cockpit.app import TuiOperator
 
-        operator = TuiOperator(config.operator_name)
+        operator = TuiOperator(config.operator_name, yes_note if args.yes else None)
     engine = Engine(runbook, journal, config=config, profile=profile, operator=operator,
                     dry_run=dry_run, run_id=resume[0] if resume else None)
     if resume:
@@ -441,7 +448,36 @@ def cmd_locate(args) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args) -> int:
+    """Start the sandbox, fly the flagship against it (TUI or headless), stop it."""
+    from cockpit.runbook import load_runbook
+    from cockpit.sandbox.demo import FLAGSHIP, Sandbox
+
+    config = _config(args)
+    runbook = load_runbook(FLAGSHIP)
+    if not args.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError("the TUI needs a terminal: use cockpit demo --headless in scripts")
+    configured = config.environments.get("sandbox")
+    given = {name: configured.secret(name)[0] if configured and name in configured.secrets
+             else None for name in ("DATABASE_URL", "REDIS_URL")}
+    folder = Path(tempfile.mkdtemp(prefix="cockpit-sandbox-"))
+    sandbox = Sandbox(folder, drill=args.drill, database_url=given["DATABASE_URL"],
+                      redis_url=given["REDIS_URL"],
+                      say=lambda text: print(text, file=sys.stderr, flush=True))
+    print(f"cockpit demo: starting the sandbox in {folder}", file=sys.stderr, flush=True)
+    try:
+        profile, environ = sandbox.start()
+        os.environ.update(environ)  # the runbook's secrets, generated for this sandbox
+        os.environ["PATH"] = f"{sandbox.tools}{os.pathsep}{os.environ['PATH']}"
+        args.confirm_env = None
+        return _fly(args, config, runbook, profile, _journal(args, config),
+                    yes_note="demo: acknowledged by cockpit demo --yes")
+    finally:
+        sandbox.stop()
+
+
 COMMANDS = {
+    "demo": cmd_demo,
     "validate": cmd_validate,
     "plan": cmd_plan,
     "run": cmd_run,

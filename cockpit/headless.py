@@ -122,10 +122,13 @@ def _ask(prompt: str) -> asyncio.Future[str | None]:
 class TerminalOperator:
     """Answers with ``--yes``, or asks at the terminal, or (neither) pauses the run."""
 
-    def __init__(self, name: str, *, assume_yes: bool, interactive: bool) -> None:
+    def __init__(self, name: str, *, assume_yes: bool, interactive: bool,
+                 yes_note: str = "ticked by --yes") -> None:
         self.name = name
         self.assume_yes = assume_yes
         self.interactive = interactive
+        self.yes_note = yes_note
+        """The note each tick gets from ``--yes`` (``cockpit demo``: "demo")."""
 
     async def confirm(self, step: Step, description: str) -> bool | None:
         if self.assume_yes:
@@ -143,7 +146,7 @@ class TerminalOperator:
 
     async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
         if self.assume_yes:
-            return [(True, "ticked by --yes")] * len(items)
+            return [(True, self.yes_note)] * len(items)
         if not self.interactive:
             return None
         print(f"\n{step.id}: {step.title}. Answer y or n for each item; text after "

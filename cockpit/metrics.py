@@ -17,6 +17,7 @@ import functools
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -589,6 +590,8 @@ class SourceSpec:
     url: str
     token: str = ""
     interval: float = 5.0
+    window: float = 0.0
+    """Scrape: rates over at least this long (default: since the previous scrape)."""
     timeout: float = 10.0
     quantile: float = 0.95
     scrape: MetricSpec = MetricSpec()
@@ -633,11 +636,12 @@ async def _get(client, url: str, also: tuple[int, ...] = (), **params) -> Any:
 
 
 class _Scrape:
-    """Readings from two scrapes of a text exposition (the first poll has none yet)."""
+    """Readings from two scrapes of a text exposition: the latest, and the newest one at
+    least ``window`` older (as ``rate(...[window])`` looks back); none from the first."""
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
-        self.previous: Snapshot | None = None
+        self.history: deque[Snapshot] = deque()
         self.scale = 1000.0 if spec.latency_unit == "s" else 1.0
 
     async def poll(self, client, at: float) -> Sample:
@@ -646,10 +650,15 @@ class _Scrape:
             snapshot = parse_exposition(text, self.spec.scrape, at)
         except ScrapeError as exc:
             snapshot = Snapshot(at=at, error=str(exc))
-        previous, self.previous = self.previous, snapshot
         if snapshot.error:
+            self.history.clear()  # rates never span a gap in the scrapes
             return Sample(at, {}, snapshot.error)
-        if previous is None or previous.error:
+        window = max(self.spec.window, self.spec.interval) * 0.9  # scrapes drift a little
+        while len(self.history) > 1 and at - self.history[1].at >= window:
+            self.history.popleft()
+        previous = self.history[0] if self.history else None
+        self.history.append(snapshot)
+        if previous is None:
             waiting = no_data("waiting for a second scrape")
             return Sample(at, {name: waiting for name in self.spec.metrics})
         rates = compute_rates(previous, snapshot, self.spec.quantile)

@@ -48,7 +48,7 @@ CONTACTS_KEYS = ("on_call", "escalation")
 CONTACT_KEYS = ("role", "name", "phone", "email")
 PHASE_KEYS = ("id", "title", "description", "deploy", "steps")
 METRICS_KEYS = {
-    "scrape": ("latency_histogram", "requests", "errors", "labels", "latency_unit"),
+    "scrape": ("latency_histogram", "requests", "errors", "labels", "latency_unit", "window"),
     "prometheus": ("queries",),
     "json": ("paths",),
 }
@@ -767,7 +767,7 @@ class _Checker:
             if key in found:
                 values[key] = self.string(found[key][1], f"metrics {key}")
                 self.templates(found[key][1], values[key])
-        for key in ("interval", "timeout"):
+        for key in ("interval", "timeout", "window"):
             if key in found:
                 seconds = self.duration(found[key][1], f"metrics {key}")
                 if seconds is not None and seconds <= 0:

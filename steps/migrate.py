@@ -1185,7 +1185,7 @@ class MigrateStep(StepKind):
             outside = script.no_transaction(db.server_major)
             say(f"undoing {script.title} ({script.script})"
                 + (f" outside a transaction: {outside}" if outside else "") + " ...")
-            current = max(remaining, default=None)
+            current = max(filter(None, (*remaining, plan.history.baseline)), default=None)
             try:
                 millis = await apply_script(db, script, env, say)
             except ScriptFailed as failure:
@@ -1195,7 +1195,7 @@ class MigrateStep(StepKind):
             remaining.pop(script.version, None)
             undone.append(str(script.version))
             say(f"undid {script.title} in {millis} ms")
-        current = max(remaining, default=None)
+        current = max(filter(None, (*remaining, plan.history.baseline)), default=None)
         message = (f"undid {', '.join(undone)} in {total} ms: now at version "
                    f"{current or 'none'}")
         say(message)

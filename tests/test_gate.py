@@ -12,7 +12,7 @@ from aiohttp import web
 from conftest import METRICS_TOKEN, cockpit, rows
 
 from cockpit.events import RunStatus
-from cockpit.metrics import MetricsWatch, SourceSpec
+from cockpit.metrics import MetricSpec, MetricsWatch, SourceSpec
 from cockpit.runbook import RunbookInvalid, parse_runbook
 
 RUNBOOK = """
@@ -267,3 +267,26 @@ async def test_alert_rules_can_differ_per_environment(make_engine):
     with pytest.raises(RunbookInvalid) as caught:
         parse_runbook(text.replace("env: [sandbox]", "env: [sandbox, production]"), "r.yaml")
     assert "duplicate alert name 'slow'" in str(caught.value)
+
+
+async def test_scrape_rates_span_the_window(metrics_endpoint):
+    import httpx
+
+    now = [1000.0]
+    spec = SourceSpec("scrape", metrics_endpoint.url, token=METRICS_TOKEN, interval=2.0,
+                      window=6.0, scrape=MetricSpec("pm_request_duration_ms",
+                                                    "pm_requests_total", "pm_errors_total"))
+    watch = MetricsWatch(spec, clock=lambda: now[0])
+    rates = []
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as client:
+        for errors_every in (None, 10, None, None, None, None):
+            metrics_endpoint.serve(100, 80.0, error_every=errors_every)
+            now[0] += 2.0
+            sample = await watch.poll(client)
+            rates.append(sample.readings["error_rate"].value)
+    # one burst of 10 errors in 100 requests, seen for as long as it is in the last 6 s
+    assert rates[0] is None  # the first scrape: nothing to compare with yet
+    assert rates[1] == pytest.approx(10 / 100)
+    assert rates[2] == pytest.approx(10 / 200)
+    assert rates[3] == pytest.approx(10 / 300)
+    assert rates[4] == pytest.approx(0.0) and rates[5] == pytest.approx(0.0)

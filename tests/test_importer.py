@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from cockpit.importer import ImportFailed, import_file, import_markdown
 from cockpit.runbook import parse_runbook
 
-SEED = Path("/work/shared/seed/deployment-runbook.md")
+SEED = Path(__file__).parent / "data" / "seed" / "deployment-runbook.md"  # a copy of the seed
 DATA = Path(__file__).parent / "data" / "markdown"
 SHELL = ("bash", "sh", "shell", "console")
 

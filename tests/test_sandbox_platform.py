@@ -463,3 +463,21 @@ def test_version_of_image(image, version):
 ])
 def test_health_follows_the_runbooks_alert_thresholds(error_rate, p95_ms, down, status):
     assert health_status(error_rate, p95_ms, **down) == status
+
+
+def test_the_notification_webhook_keeps_what_it_is_sent():
+    import httpx
+
+    from cockpit.sandbox.platform import Platform
+
+    platform = Platform(admin_key="a" * 12, api_key="b" * 12, backend_version=lambda: "1.0")
+    base = platform.start()
+    try:
+        answer = httpx.post(f"{base}/hooks/notify", json={"text": "Deployment starting",
+                                                          "channel": "#deployments"})
+        assert answer.status_code == 200 and answer.text == "ok"
+        assert httpx.post(f"{base}/hooks/notify", json={"txt": 1}).status_code == 400
+        assert httpx.get(f"{base}/hooks/notify").json() == [
+            {"text": "Deployment starting", "channel": "#deployments"}]
+    finally:
+        platform.stop()

@@ -14,7 +14,9 @@ expects, so the flagship runbook flies against it unchanged.
   ``admin_key``;
 - ``/api/admin/observability/{health, performance/stats, performance/slow, errors/stats,
   metrics/prometheus}`` and ``/api/admin/neo4j/{backlog/cleanup, dead-letter}``: Bearer
-  ``admin_key``.
+  ``admin_key``;
+- ``POST /hooks/notify``: a Slack-compatible incoming webhook (``{"text": ...}``) for the
+  runbook's notifications; ``GET /hooks/notify`` lists what it received (``notified``).
 
 The metrics (``pm_requests_total``, ``pm_request_duration_ms``, ``pm_errors_total``,
 ``pm_error_rate``, ``pm_system_health``, in a registry of its own) count the real
@@ -198,6 +200,8 @@ class Platform:
         self._samples: deque[Sample] = deque(maxlen=MAX_SAMPLES)
         self._error_debt = 0.0
         self._started = time.monotonic()
+        self.notified: list[dict] = []
+        """The messages posted to ``/hooks/notify``, oldest first."""
         self._signals = self._seed_signals()
         self._opportunities = self._seed_opportunities()
         self._backlog, self._dead_letter = self._seed_neo4j()
@@ -459,6 +463,8 @@ class Platform:
         router.add_get(f"{admin}/observability/metrics/prometheus", self._prometheus)
         router.add_post(f"{admin}/neo4j/backlog/cleanup", self._backlog_cleanup)
         router.add_get(f"{admin}/neo4j/dead-letter", self._dead_letter_queue)
+        router.add_post("/hooks/notify", self._webhook)
+        router.add_get("/hooks/notify", self._webhook_messages)
 
     @web.middleware
     async def _observe(self, request: web.Request, handler) -> web.StreamResponse:
@@ -628,6 +634,19 @@ class Platform:
         removed = len(self._backlog) - len(kept)
         self._backlog = kept
         return web.json_response({"removed": removed, "remaining": len(kept)})
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "expected a JSON body") from None
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            raise ApiError(400, 'expected {"text": "..."}')
+        self.notified.append(body)
+        return web.Response(text="ok")  # what Slack answers
+
+    async def _webhook_messages(self, request: web.Request) -> web.Response:
+        return web.json_response(self.notified)
 
     async def _dead_letter_queue(self, request: web.Request) -> web.Response:
         self._authorize(request, admin=True)

