@@ -17,13 +17,19 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@ $(VENV)/.installed-base
 
-# Until the sandbox exists, the demo flies runbooks/hello.yaml headless.
-demo: $(VENV)/.installed-base
-	HELLO_TOKEN=$${HELLO_TOKEN:-demo-token-1234} $(BIN)/cockpit run runbooks/hello.yaml --headless --yes
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-base $(VENV)/.installed-demo
+
+# The flagship runbook against the local sandbox: the TUI in a terminal, else headless.
+# Options go in ARGS: make demo ARGS="--drill bad-release"
+demo: $(VENV)/.installed-demo
+	@if [ -t 0 ] && [ -t 2 ]; then $(BIN)/cockpit demo $(ARGS); \
+	else $(BIN)/cockpit demo --headless --yes $(ARGS); fi
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
