@@ -22,12 +22,13 @@ from typing import Any
 
 from cockpit import events as ev
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Columns added since the first schema: a journal written by an older cockpit gets them
 # when it is opened (SQLite's ADD COLUMN keeps every row).
 ADDED_COLUMNS = {
     2: [("steps", "pgid", "INTEGER")],
     3: [("steps", "details", "TEXT")],
+    4: [("runs", "rehearsal", "INTEGER NOT NULL DEFAULT 0")],
 }
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL,
     finished_at REAL,
     message TEXT,
-    output_dir TEXT
+    output_dir TEXT,
+    rehearsal INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -172,11 +174,12 @@ class Journal:
             with self._tx():
                 self._db.execute(
                     "INSERT INTO runs (id, runbook, version, runbook_path, runbook_sha256, "
-                    "environment, operator, host, status, dry_run, started_at, output_dir) "
+                    "environment, operator, host, status, dry_run, started_at, output_dir, "
+                    "rehearsal) "
                     "VALUES (:id, :runbook, :version, :runbook_path, :runbook_sha256, "
                     ":environment, :operator, :host, :status, :dry_run, :started_at, "
-                    ":output_dir)",
-                    run,
+                    ":output_dir, :rehearsal)",
+                    {"rehearsal": 0, **run},
                 )
                 self._db.executemany(
                     "INSERT INTO steps (run_id, step_id, seq, phase, title, kind, status) "
@@ -263,6 +266,13 @@ class Journal:
             ids = ", ".join(row["id"] for row in rows[:5])
             raise RunNotFound(f"'{ref}' matches several runs ({ids}): give more of the id")
         return rows[0]
+
+    def latest_rehearsal(self, runbook: str) -> dict[str, Any] | None:
+        """The newest rehearsal of the runbook named ``runbook`` that ended ok, if any."""
+        rows = self._query("SELECT * FROM runs WHERE runbook = ? AND rehearsal = 1 AND "
+                           "dry_run = 0 AND status = 'ok' ORDER BY started_at DESC LIMIT 1",
+                           (runbook,))
+        return rows[0] if rows else None
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest runs; one recorded as running whose process is gone says so."""
