@@ -41,7 +41,7 @@ _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d*)?)\s*%\s*")
 
 TOP_KEYS = (
     "runbook", "version", "description", "variables", "secrets", "metrics", "alerts",
-    "phases", "rollback", "troubleshooting", "contacts", "checklists",
+    "phases", "rollback", "troubleshooting", "contacts", "checklists", "window",
 )  # fmt: skip
 TROUBLESHOOTING = "troubleshooting"
 CONTACTS_KEYS = ("on_call", "escalation")
@@ -175,6 +175,8 @@ class Runbook:
     contacts: Contacts = Contacts()
     checklists: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Checklists for after the run (``post-deployment / day-1``), in order."""
+    window: float | None = None
+    """The planned deployment window in seconds (``window: 2h``): the ETA warns past it."""
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -392,6 +394,7 @@ class _Checker:
                                          "'troubleshooting'") if TROUBLESHOOTING in top else ()
         contacts = self.contacts(top["contacts"][1]) if "contacts" in top else Contacts()
         checklists = self.checklists(top["checklists"][1]) if "checklists" in top else ()
+        window = self.duration(top["window"][1], "'window'") if "window" in top else None
         if metrics is None and "metrics" not in top:
             for phase in (*phases, Phase("rollback", "", (*rollback.steps, *troubleshooting))):
                 for step in phase.steps:
@@ -414,6 +417,7 @@ class _Checker:
             troubleshooting=troubleshooting,
             contacts=contacts,
             checklists=checklists,
+            window=window,
         )
 
     def _check_duplicate_keys(self, root: Node) -> None:
