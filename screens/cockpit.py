@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, SelectionList, Tree
+from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
 
 from cockpit import events as ev
 from cockpit import report
@@ -99,6 +99,7 @@ class CockpitScreen(Screen):
             run_id=engine.run_id, dry_run=engine.dry_run, protected=self.protected,
             started=engine.started,
         )
+        yield Static("", id="metrics-strip")
         with Horizontal(id="body"):
             yield PhaseTree(engine.runbook, id="phases")
             with Vertical(id="centre"):
@@ -122,6 +123,7 @@ class CockpitScreen(Screen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
+        self.set_class(self.engine.runbook.metrics is not None, "-metrics")
 
     # ------------------------------------------------------------ what is shown
 
@@ -228,6 +230,7 @@ class CockpitScreen(Screen):
 
     def _metrics_event(self, event: ev.Event) -> None:
         panel = self.query_one(MetricsPanel)
+        self.call_after_refresh(self._strip)
         if isinstance(event, ev.MetricsSampled):
             panel.sampled(event.values, event.reasons)
         elif isinstance(event, ev.MetricsNotice):
@@ -241,6 +244,10 @@ class CockpitScreen(Screen):
             else:
                 self.firing.pop(event.name, None)
             self._alarm(event)
+
+    def _strip(self) -> None:
+        """The metrics in one line under the header, shown where the panel can't be."""
+        self.query_one("#metrics-strip", Static).update(self.query_one(MetricsPanel).summary())
 
     def _alarm(self, event: ev.AlertChanged) -> None:
         """A critical alert during or after a deploy phase offers the rollback."""

@@ -588,3 +588,16 @@ checklists:
         await pilot.press("escape", "ctrl+r")
         assert isinstance(app.screen, RollbackModal)
         assert app.screen.contacts.on_call[0].name == "Dana Ortiz"
+
+
+async def test_a_narrow_terminal_shows_the_metrics_in_one_line(make_app, metrics_endpoint,
+                                                               monkeypatch):
+    monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
+    metrics_endpoint.traffic()
+    app = make_app(GATED.format(url=metrics_endpoint.url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        strip = app.cockpit.query_one("#metrics-strip")
+        await until(pilot, lambda: "ok" in str(strip.render()), "a sample in the strip")
+        shown = str(strip.render())
+        assert shown.startswith("P95 latency ") and "Error rate 0.00%" in shown
+        assert strip.display and not app.cockpit.query_one("#metrics").display

@@ -151,6 +151,19 @@ class MetricsPanel(Vertical):
         notice.set_class(ok, "-ok")
         notice.update(message)
 
+    def summary(self) -> Text:
+        """One line for a narrow terminal, where the panel folds away."""
+        text = Text()
+        for row in self.query(MetricRow):
+            word, style = STATE_STYLE[row.state]
+            value = format_metric(row.metric, row.value) if row.value is not None else "-"
+            text.append(f"{label(row.metric)} ", style="dim")
+            text.append(value, style="bold")
+            text.append(" ")
+            text.append(f" {word} ", style=style)
+            text.append("  ")
+        return text
+
     def _state_of(self, metric: str) -> str:
         states = {self.alerts.get(rule.name, "inactive")
                   for rule in self.rules if rule.metric == metric}
