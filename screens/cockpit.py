@@ -435,7 +435,8 @@ class CockpitScreen(Screen):
         record = report.build(self.engine.journal, self.engine.run_id)
         path = self.engine.journal.run_dir(self.engine.run_id) / "report.md"
         path.write_text(report.to_markdown(record))
-        self.notify(f"Deployment record written to {path}", title="Report")
+        path.with_suffix(".html").write_text(report.to_html(record))
+        self.notify(f"Deployment record written to {path} (and report.html)", title="Report")
 
     def action_chart(self) -> None:
         if self.engine.runbook.metrics is None:

@@ -76,7 +76,7 @@ class GateStep(StepKind):
         while True:
             fired = self._fired(watch, ctx.fields) + own.firing()
             if fired:
-                return self._failed(fired, samples, worst)
+                return self._failed(fired, samples, worst, window)
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -118,7 +118,8 @@ class GateStep(StepKind):
         ]
 
     @staticmethod
-    def _failed(fired: list[AlertStatus], samples: int, worst: dict) -> StepResult:
+    def _failed(fired: list[AlertStatus], samples: int, worst: dict,
+                window: float) -> StepResult:
         status = fired[0]
         rule = status.rule
         held = f" for {format_setting(rule.for_seconds)}" if rule.for_seconds else ""
@@ -129,7 +130,7 @@ class GateStep(StepKind):
         return StepResult(False, message, details={
             "alert": rule.name, "severity": rule.severity, "metric": rule.metric,
             "value": status.value, "threshold": status.threshold, "samples": samples,
-            "worst": worst,
+            "worst": worst, "window": window,
         })
 
 

@@ -451,6 +451,8 @@ async def test_export_writes_the_record_and_theme_toggles(make_app):
         report = app.engine.journal.run_dir(app.engine.run_id) / "report.md"
         assert report.read_text().startswith("# Deployment record: TUI 1.0")
         assert "| 1 | prep | hello | shell | ok |" in report.read_text()
+        page = report.with_suffix(".html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and "hello there" in page
         theme = app.theme
         await pilot.press("ctrl+t")
         assert app.theme != theme
