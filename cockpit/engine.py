@@ -21,6 +21,7 @@ from pathlib import Path
 from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
+from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.journal import Journal, RunLock
 from cockpit.metrics import MetricsWatch, Poll
 from cockpit.output import OutputSink
@@ -114,6 +115,7 @@ class Engine:
         operator: Operator,
         dry_run: bool = False,
         run_id: str | None = None,
+        rehearsal: bool = False,
     ) -> None:
         self.runbook = runbook
         self.journal = journal
@@ -121,6 +123,8 @@ class Engine:
         self.profile = profile
         self.operator = operator
         self.dry_run = dry_run
+        self.rehearsal = rehearsal
+        """Recorded as a rehearsal: its timings become the ETAs of later runs."""
         self.run_id = run_id or new_run_id()
         self.status: dict[str, ev.StepStatus] = {s.id: S.PENDING for s in self._all_steps()}
         self._subscribers: list[Subscriber] = []
@@ -140,6 +144,9 @@ class Engine:
         """The alert rules that apply in this environment."""
         self.metrics = self._metrics_watch()
         self._metrics_task: asyncio.Task | None = None
+        self.eta = from_rehearsal(journal, runbook, profile.name)
+        """ETAs from the latest ok rehearsal of this runbook; None without one."""
+        self._running_since: dict[str, float] = {}
 
     # --------------------------------------------------------------- set-up
 
@@ -266,6 +273,7 @@ class Engine:
                     "host": socket.gethostname(),
                     "status": ev.RunStatus.RUNNING.value,
                     "dry_run": int(self.dry_run),
+                    "rehearsal": int(self.rehearsal),
                     "started_at": self.started,
                     "output_dir": str(self.journal.run_dir(self.run_id)),
                 },
@@ -432,6 +440,16 @@ class Engine:
                 counts[status.value] = counts.get(status.value, 0) + 1
         return ", ".join(f"{n} {name}" for name, n in counts.items())
 
+    def eta_now(self) -> EtaReading | None:
+        """The remaining ETA of the main steps not done yet; None without a rehearsal."""
+        if self.eta is None:
+            return None
+        now = self._now()
+        running = {step_id: now - since for step_id, since in self._running_since.items()
+                   if self.status[step_id] == S.RUNNING}
+        todo = [step for step in self.runbook.steps if not self.accepted(step)]
+        return self.eta.reading(todo, running, at=now, elapsed=now - self.started)
+
     def accepted(self, step: Step) -> bool:
         """Done with: ok, skipped, or failed where the runbook lets the run go on."""
         status = self.status[step.id]
@@ -581,6 +599,7 @@ class Engine:
 
     async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:
         started = time.monotonic()
+        self._running_since[step.id] = self._now()
         result = StepResult(False, "not run")
         for attempt in range(1, step.attempts + 1):
             self.status[step.id] = S.RUNNING
