@@ -29,12 +29,27 @@ SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "journal": {"path": (str, ""), "synchronous": (str, "normal")},
     "output": {"window_lines": (int, 1000), "flush_interval": ((str, int, float), "50ms")},
     "engine": {"kill_grace": ((str, int, float), "5s")},
+    "team": {"redis_url": (str, ""), "lock_ttl": ((str, int, float), "30s"),
+             "heartbeat": ((str, int, float), "10s"), "channel_prefix": (str, "cockpit")},
 }
+DURATIONS = ("flush_interval", "kill_grace", "lock_ttl", "heartbeat")
 ENVIRONMENT_KEYS = ("confirm", "label", "description", "variables", "secrets")
 
 
 class ConfigError(Exception):
     """The configuration can't be read or has problems; the message names each one."""
+
+
+def read_reference(ref: str) -> tuple[str | None, str]:
+    """The value a secret reference (``env:VARIABLE`` or ``file:PATH``) points at, and
+    where it was looked for; None when it is not there."""
+    scheme, _, target = ref.partition(":")
+    if scheme == "env":
+        return os.environ.get(target), f"${target}"
+    try:
+        return Path(target).expanduser().read_text().rstrip("\n"), target
+    except OSError as exc:
+        return None, f"{target} ({exc.strerror})"
 
 
 @dataclass(frozen=True)
@@ -51,13 +66,28 @@ class Environment:
         ref = self.secrets.get(name)
         if ref is None:
             return os.environ.get(name), f"${name}"
-        scheme, _, target = ref.partition(":")
-        if scheme == "env":
-            return os.environ.get(target), f"${target} (profile '{self.name}')"
-        try:
-            return Path(target).expanduser().read_text().rstrip("\n"), target
-        except OSError as exc:
-            return None, f"{target} ({exc.strerror})"
+        value, where = read_reference(ref)
+        if ref.startswith("env:"):
+            where += f" (profile '{self.name}')"
+        return value, where
+
+
+@dataclass(frozen=True)
+class Team:
+    """Team mode (``[team]``): one run per environment, live watch and approvals, over
+    Redis. ``redis_url`` is a reference (``env:VAR`` or ``file:PATH``): it may hold a
+    password."""
+
+    redis_url: str
+    lock_ttl: float = 30.0
+    heartbeat: float = 10.0
+    channel_prefix: str = "cockpit"
+
+    def url(self) -> str:
+        value, where = read_reference(self.redis_url)
+        if not value:
+            raise ConfigError(f"[team] redis_url: nothing in {where}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,8 @@ class Config:
     flush_interval: float = 0.05
     kill_grace: float = 5.0
     environments: Mapping[str, Environment] = field(default_factory=dict)
+    team: Team | None = None
+    """Team mode, when ``[team]`` sets a ``redis_url``."""
 
     def profile(self, name: str | None) -> Environment:
         """The named environment (``None``: the default one)."""
@@ -140,6 +172,9 @@ def load_config(explicit: str | Path | None = None) -> Config:
         flush_interval=settings["output.flush_interval"],
         kill_grace=settings["engine.kill_grace"],
         environments=environments,
+        team=Team(settings["team.redis_url"], settings["team.lock_ttl"],
+                  settings["team.heartbeat"], settings["team.channel_prefix"])
+        if settings["team.redis_url"] else None,
     )
 
 
@@ -173,7 +208,7 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
                 problems.append(f"[{section}] {key}: expected {_type_name(kind)}, "
                                 f"got {value!r}")
                 value = default
-            if key in ("flush_interval", "kill_grace"):
+            if key in DURATIONS:
                 try:
                     value = parse_duration(value)
                 except ValueError as exc:
@@ -185,6 +220,14 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
                         f"{values['journal.synchronous']!r}")
     if values["output.window_lines"] < 10:
         problems.append("[output] window_lines: expected at least 10")
+    url = values["team.redis_url"]
+    if url and url.partition(":")[0] not in ("env", "file"):
+        problems.append("[team] redis_url: expected \"env:VARIABLE\" or \"file:PATH\" (it may "
+                        "hold a password, which never goes in this file)")
+        values["team.redis_url"] = ""
+    if values["team.heartbeat"] * 2 > values["team.lock_ttl"]:
+        problems.append("[team] heartbeat: expected at most half of lock_ttl, so a live "
+                        "holder renews the lock before it expires")
     return values
 
 
