@@ -60,7 +60,7 @@ ALERT_KEYS = (
 SEVERITIES = ("critical", "warning", "info")
 COMMON_STEP_KEYS = (
     "id", "title", "kind", "description", "timeout", "retries", "retry_delay",
-    "on_failure", "confirm", "optional", "when", "expect",
+    "on_failure", "confirm", "optional", "when", "expect", "approve",
 )  # fmt: skip
 WHEN_KEYS = ("env",)
 ROLLBACK_KEYS = ("criteria", "steps")
@@ -118,6 +118,10 @@ class Step:
     optional: bool = False
     when: When = When()
     line: int = 0
+    approve: int = 1
+    """How many distinct people must agree before the step runs: the run's operator,
+    plus ``approve - 1`` others approving it (team mode: ``cockpit approve``, ``A`` in
+    ``cockpit watch``)."""
 
     @property
     def attempts(self) -> int:
@@ -1010,6 +1014,8 @@ class _Checker:
         for flag in ("confirm", "optional"):
             if flag in found:
                 take(flag, self.boolean(found[flag][1], f"{what} {flag}"))
+        if "approve" in found:
+            take("approve", self.integer(found["approve"][1], f"{what} approve", minimum=1))
         if "when" in found:
             when = self.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
             if when is None:
