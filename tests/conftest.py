@@ -204,6 +204,21 @@ class MetricsEndpoint:
         self._thread.join(timeout=5)
 
 
+def metrics_section(url: str) -> str:
+    """A runbook's ``metrics:`` section scraping a :class:`MetricsEndpoint` every 100 ms,
+    its token the runbook's secret ADMIN_KEY (set it to METRICS_TOKEN)."""
+    return textwrap.dedent(f"""\
+        metrics:
+          source: scrape
+          url: "{url}"
+          token: "${{ADMIN_KEY}}"
+          interval: 100ms
+          latency_histogram: pm_request_duration_ms
+          requests: pm_requests_total
+          errors: pm_errors_total
+    """)
+
+
 @pytest.fixture
 def metrics_endpoint():
     endpoint = MetricsEndpoint()

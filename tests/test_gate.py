@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from aiohttp import web
-from conftest import METRICS_TOKEN, cockpit, rows
+from conftest import METRICS_TOKEN, cockpit, metrics_section, rows
 
 from cockpit.events import RunStatus
 from cockpit.metrics import MetricSpec, MetricsWatch, SourceSpec
@@ -18,16 +18,7 @@ from cockpit.runbook import RunbookInvalid, parse_runbook
 RUNBOOK = """
 runbook: Gate
 secrets: [ADMIN_KEY]
-variables: {{METRICS_URL: "{url}"}}
-metrics:
-  source: scrape
-  url: "${{METRICS_URL}}"
-  token: "${{ADMIN_KEY}}"
-  interval: 100ms
-  latency_histogram: pm_request_duration_ms
-  requests: pm_requests_total
-  errors: pm_errors_total
-alerts:
+{metrics}alerts:
   - {{name: error-rate, metric: error_rate, above: 5%, for: 300ms, severity: critical}}
   - {{name: p95, metric: p95_ms, above: 2000, for: 1s, severity: warning}}
 phases:
@@ -47,7 +38,7 @@ def admin_key(monkeypatch):
 
 
 def runbook(url, window="2s", extra=""):
-    return RUNBOOK.format(url=url, window=window, extra=extra)
+    return RUNBOOK.format(metrics=metrics_section(url), window=window, extra=extra)
 
 
 def events(journal, engine, kind):

@@ -12,7 +12,7 @@ from collections import Counter
 from html.parser import HTMLParser
 
 import pytest
-from conftest import METRICS_TOKEN, Operator, cockpit, wait_for
+from conftest import METRICS_TOKEN, Operator, cockpit, metrics_section, wait_for
 
 from cockpit import events as ev
 from cockpit import report
@@ -26,16 +26,7 @@ RUNBOOK = """
 runbook: PM Platform
 version: "2.0"
 secrets: [ADMIN_KEY]
-variables: {{METRICS_URL: "{url}"}}
-metrics:
-  source: scrape
-  url: "${{METRICS_URL}}"
-  token: "${{ADMIN_KEY}}"
-  interval: 100ms
-  latency_histogram: pm_request_duration_ms
-  requests: pm_requests_total
-  errors: pm_errors_total
-alerts:
+{metrics}alerts:
   - {{name: error-rate, metric: error_rate, above: 5%, for: 300ms, severity: critical}}
   - {{name: p95, metric: p95_ms, above: 2000, for: 1s, severity: warning}}
 phases:
@@ -134,7 +125,7 @@ async def flown(make_engine, journal, metrics_endpoint, simulator, monkeypatch):
     the gate fails, the rollback undoes the rollout. Healthy traffic until the gate."""
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
     metrics_endpoint.traffic()
-    engine = make_engine(RUNBOOK.format(url=metrics_endpoint.url, new=NEW),
+    engine = make_engine(RUNBOOK.format(metrics=metrics_section(metrics_endpoint.url), new=NEW),
                          operator=NotingOperator(["restore drill passed on staging", ""]))
 
     def bad_release(event):

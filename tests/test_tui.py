@@ -10,7 +10,7 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import COCKPIT, METRICS_TOKEN
+from conftest import COCKPIT, METRICS_TOKEN, metrics_section
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
@@ -509,15 +509,7 @@ async def test_quitting_clears_the_maintenance_flag(make_app, redis_url, monkeyp
 GATED = """
 runbook: Gated
 secrets: [ADMIN_KEY]
-metrics:
-  source: scrape
-  url: "{url}"
-  token: "${{ADMIN_KEY}}"
-  interval: 100ms
-  latency_histogram: pm_request_duration_ms
-  requests: pm_requests_total
-  errors: pm_errors_total
-alerts:
+{metrics}alerts:
   - {{name: error-rate, metric: error_rate, above: 5%, for: 200ms, severity: critical}}
 phases:
   - id: deploy
@@ -536,7 +528,7 @@ async def test_a_failed_gate_offers_the_rollback_screen(make_app, metrics_endpoi
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
     metrics_endpoint.error_ratio = 0.3
     metrics_endpoint.traffic()
-    app = make_app(GATED.format(url=metrics_endpoint.url))
+    app = make_app(GATED.format(metrics=metrics_section(metrics_endpoint.url)))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, RollbackModal), "the rollback modal")
@@ -596,7 +588,7 @@ async def test_a_narrow_terminal_shows_the_metrics_in_one_line(make_app, metrics
                                                                monkeypatch):
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
     metrics_endpoint.traffic()
-    app = make_app(GATED.format(url=metrics_endpoint.url))
+    app = make_app(GATED.format(metrics=metrics_section(metrics_endpoint.url)))
     async with app.run_test(size=(80, 24)) as pilot:
         strip = app.cockpit.query_one("#metrics-strip")
         await until(pilot, lambda: "ok" in str(strip.render()), "a sample in the strip")

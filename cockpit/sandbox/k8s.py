@@ -62,6 +62,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from cockpit.sandbox.servers import LoopServer
+
 EXIT_CODE_ANNOTATION = "sandbox.cockpit/exit-code"
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -268,8 +270,10 @@ def flag(query: Mapping[str, str], name: str) -> bool:
 # ----------------------------------------------------------------- the simulator
 
 
-class K8sSimulator:
+class K8sSimulator(LoopServer):
     """The Kubernetes API simulator: ``start()`` it, point a client at ``kubeconfig``."""
+
+    thread_name = "k8s-simulator"
 
     def __init__(self, folder: Path, *, tick: float = 0.5, namespace: str = "default",
                  context: str = "sandbox", token: str | None = None) -> None:
@@ -289,8 +293,6 @@ class K8sSimulator:
         self._callbacks: list[Callable[[str, str, str], None]] = []
         self._pod_state: dict[str, dict] = {}  # pod uid -> born tick, log lines...
         self._progress: dict[str, float] = {}  # deployment uid -> time of last progress
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._controller: asyncio.Task | None = None
         self._changed: asyncio.Event | None = None
@@ -329,30 +331,6 @@ class K8sSimulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> K8sSimulator:
-        await self.start_async()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop_async()
-
-    def start(self) -> str:
-        """Serve from an event loop of its own in a background thread."""
-        loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="k8s-simulator",
-                                        daemon=True)
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(30)
-
-    def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        loop = self._loop
-        asyncio.run_coroutine_threadsafe(self.stop_async(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        loop.close()
-        self._thread = None
 
     def _write_kubeconfig(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,6 @@ import json
 import math
 import random
 import socket
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -55,6 +54,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiohttp import web
+
+from cockpit.sandbox.servers import LoopServer
 
 BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2000, 2500, 5000, 10000)
 TICK = 0.1
@@ -179,8 +180,10 @@ def _rounded(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-class Platform:
+class Platform(LoopServer):
     """The PM Intelligence Platform stand-in: ``start()`` it, call ``base_url``."""
+
+    thread_name = "pm-platform"
 
     def __init__(self, *, admin_key: str, api_key: str, backend_version: Callable[[], str],
                  frontend_version: Callable[[], str] | None = None, dsn: str | None = None,
@@ -206,8 +209,6 @@ class Platform:
         self._opportunities = self._seed_opportunities()
         self._backlog, self._dead_letter = self._seed_neo4j()
         self._metrics()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._traffic: asyncio.Task | None = None
 
@@ -239,30 +240,6 @@ class Platform:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> Platform:
-        await self.start_async()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop_async()
-
-    def start(self) -> str:
-        """Serve from an event loop of its own in a background thread."""
-        loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="pm-platform",
-                                        daemon=True)
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(30)
-
-    def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        loop = self._loop
-        asyncio.run_coroutine_threadsafe(self.stop_async(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        loop.close()
-        self._thread = None
 
     def mark_bad(self, version: str) -> None:
         """A drill: ``version``, once it serves traffic, is slow and failing."""

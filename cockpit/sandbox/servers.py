@@ -8,12 +8,55 @@ server can stand in for the first two: ``COCKPIT_TEST_PG_DSN`` / ``COCKPIT_TEST_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+class LoopServer:
+    """An async server that sync code can use too: ``start()`` runs ``start_async()`` on
+    an event loop of its own in a daemon thread and returns its address; ``stop()`` runs
+    ``stop_async()`` there and ends the thread. ``async with`` serves on the caller's
+    loop. Subclasses implement the two coroutines; ``start_async`` sets ``_loop``."""
+
+    thread_name = "sandbox-server"
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+
+    async def start_async(self) -> str:
+        raise NotImplementedError
+
+    async def stop_async(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self):
+        await self.start_async()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_async()
+
+    def start(self) -> str:
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name=self.thread_name,
+                                        daemon=True)
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(30)
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        loop = self._loop
+        asyncio.run_coroutine_threadsafe(self.stop_async(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10)
+        loop.close()
+        self._thread = None
 
 
 def free_port() -> int:
