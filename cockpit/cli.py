@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
@@ -51,13 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common], help="check runbooks; list every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = sub.add_parser("plan", parents=[common, env], help="show what a run would do")
+    p = sub.add_parser("plan", parents=[common, journal, env],
+                       help="show what a run would do, with ETAs from its last rehearsal")
     p.add_argument("file", metavar="FILE")
 
     p = sub.add_parser("run", parents=[common, journal, env, fly], help="fly a runbook")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve and show every step; run nothing, record nothing")
+    p.add_argument("--rehearsal", action="store_true",
+                   help="record the run as a rehearsal: once it ends ok, its step timings "
+                        "are the ETAs of later runs of the runbook")
 
     p = sub.add_parser("resume", parents=[common, journal, fly],
                        help="continue a paused, failed or interrupted run")
@@ -80,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="md (default), json, or html: one self-contained page with the "
                    "metrics chart")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--compare", metavar="REF",
+                   help="set the run beside REF instead: a run id, or 'rehearsal' (the "
+                        "latest ok rehearsal of its runbook before it); duration per step "
+                        "and the outcomes that differ")
 
     p = sub.add_parser("signoff", parents=[common, journal],
                        help="sign a finished run off as its deployer or verifier")
@@ -107,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drill", choices=("bad-release",),
                    help="bad-release: version 2.0 is slow and failing once it serves, so "
                         "the gate fails and the rollback runs")
+    p.add_argument("--rehearsal", action="store_true",
+                   help="accepted for symmetry with run: demo runs are always recorded as "
+                        "rehearsals")
 
     sub.add_parser("locate", parents=[common, journal],
                    help="print where the config, journal and output files are")
@@ -169,8 +181,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from cockpit.durations import format_duration
+    from cockpit.durations import format_duration, format_setting
     from cockpit.engine import new_run_id, resolve_values
+    from cockpit.eta import EtaReading, from_rehearsal
     from cockpit.runbook import load_runbook, resolve_fields
     from steps import get_kind
 
@@ -180,8 +193,18 @@ def cmd_plan(args) -> int:
     values, _, redactor, missing = resolve_values(
         runbook, profile, config.operator_name, new_run_id()
     )
+    journal_path = Path(args.journal) if args.journal else config.journal_path
+    eta = (from_rehearsal(_journal(args, config), runbook, profile.name)
+           if journal_path.exists() else None)
     print(f"{runbook.name} {runbook.version}".rstrip() + f"  ({args.file})")
     print(f"environment: {profile.name}{' (asks to type its name)' if profile.confirm else ''}")
+    if runbook.window is not None:
+        print(f"window: {format_setting(runbook.window)}")
+    if eta is not None:
+        whole = EtaReading(eta.total(), time.time(), 0.0, runbook.window)
+        print(f"ETA {whole.remaining.text()} (timings of rehearsal {eta.source})")
+        if whole.warning():
+            print(f"warning: {whole.warning()}")
     for name in runbook.variables:
         print(f"  ${{{name}}} = {redactor.redact(values[name])}")
     for name in runbook.secrets:
@@ -202,7 +225,8 @@ def cmd_plan(args) -> int:
             print(f"       {line}")
 
     for p_index, phase in enumerate(runbook.phases, 1):
-        print(f"\n{p_index}. {phase.title} [{phase.id}]")
+        phase_eta = f"  ETA {eta.phase(phase).text()}" if eta is not None else ""
+        print(f"\n{p_index}. {phase.title} [{phase.id}]{phase_eta}")
         for s_index, step in enumerate(phase.steps, 1):
             show(step, f"{p_index}.{s_index}")
     if runbook.rollback.steps or runbook.rollback.criteria:
@@ -220,6 +244,9 @@ def cmd_run(args) -> int:
     from cockpit.journal import Journal
     from cockpit.runbook import load_runbook
 
+    if args.dry_run and args.rehearsal:
+        raise UsageError("--rehearsal records the run's timings and --dry-run records "
+                         "nothing: choose one")
     config = _config(args)
     runbook = load_runbook(args.file)
     profile = config.profile(args.env)
@@ -231,7 +258,7 @@ def cmd_run(args) -> int:
             finally:
                 journal.close()
     journal = _journal(args, config)
-    return _fly(args, config, runbook, profile, journal)
+    return _fly(args, config, runbook, profile, journal, rehearsal=args.rehearsal)
 
 
 def cmd_resume(args) -> int:
@@ -264,7 +291,7 @@ EXIT_CODES = {
 
 
 def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
-         yes_note: str = "ticked by --yes") -> int:
+         rehearsal=False, yes_note: str = "ticked by --yes") -> int:
     from cockpit.engine import Engine
     from cockpit.headless import TerminalOperator
 
@@ -277,7 +304,8 @@ def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
 
         operator = TuiOperator(config.operator_name, yes_note if args.yes else None)
     engine = Engine(runbook, journal, config=config, profile=profile, operator=operator,
-                    dry_run=dry_run, run_id=resume[0] if resume else None)
+                    dry_run=dry_run, run_id=resume[0] if resume else None,
+                    rehearsal=rehearsal)
     if resume:
         engine.prepare_resume(resume[1])
     if not args.headless:
@@ -304,6 +332,7 @@ def _fly_tui(engine, operator, protected: bool) -> int:
 
 
 def _fly_headless(args, engine, operator, protected: bool) -> int:
+    from cockpit.eta import EtaPrinter
     from cockpit.events import RunStatus
     from cockpit.headless import HeadlessPrinter, confirm_environment
     from cockpit.journal import JournalError
@@ -322,7 +351,9 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
         loop.add_signal_handler(signal.SIGINT, engine.cancel)
         loop.add_signal_handler(signal.SIGTERM, engine.cancel)
         loop.add_signal_handler(signal.SIGHUP, engine.pause_after_step)
-        engine.subscribe(HeadlessPrinter(runbook))
+        printer = HeadlessPrinter(runbook)
+        engine.subscribe(printer)
+        engine.subscribe(EtaPrinter(engine, printer._say))
         return await engine.run()
 
     try:
@@ -363,7 +394,8 @@ def cmd_history(args) -> int:
         took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
         started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M")
         print(f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
-              f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})")
+              f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})"
+              f"{' · rehearsal' if run['rehearsal'] else ''}")
     return EXIT_OK
 
 
@@ -371,8 +403,12 @@ def cmd_report(args) -> int:
     from cockpit import report
 
     config = _config(args)
-    record = report.build(_journal(args, config), args.run_id)
-    text = report.FORMATS[args.format](record)
+    journal = _journal(args, config)
+    if args.compare:
+        text = report.COMPARE_FORMATS[args.format](
+            report.compare(journal, args.run_id, args.compare))
+    else:
+        text = report.FORMATS[args.format](report.build(journal, args.run_id))
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}")
@@ -470,7 +506,7 @@ def cmd_demo(args) -> int:
         os.environ.update(environ)  # the runbook's secrets, generated for this sandbox
         os.environ["PATH"] = f"{sandbox.tools}{os.pathsep}{os.environ['PATH']}"
         args.confirm_env = None
-        return _fly(args, config, runbook, profile, _journal(args, config),
+        return _fly(args, config, runbook, profile, _journal(args, config), rehearsal=True,
                     yes_note="demo: acknowledged by cockpit demo --yes")
     finally:
         sandbox.stop()

@@ -267,11 +267,14 @@ class Journal:
             raise RunNotFound(f"'{ref}' matches several runs ({ids}): give more of the id")
         return rows[0]
 
-    def latest_rehearsal(self, runbook: str) -> dict[str, Any] | None:
-        """The newest rehearsal of the runbook named ``runbook`` that ended ok, if any."""
+    def latest_rehearsal(self, runbook: str, before: float | None = None
+                         ) -> dict[str, Any] | None:
+        """The newest rehearsal of the runbook named ``runbook`` that ended ok (started
+        before ``before``, if given), or None."""
         rows = self._query("SELECT * FROM runs WHERE runbook = ? AND rehearsal = 1 AND "
-                           "dry_run = 0 AND status = 'ok' ORDER BY started_at DESC LIMIT 1",
-                           (runbook,))
+                           "dry_run = 0 AND status = 'ok' AND started_at < ? "
+                           "ORDER BY started_at DESC LIMIT 1",
+                           (runbook, before if before is not None else float("inf")))
         return rows[0] if rows else None
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -97,11 +97,12 @@ class CockpitScreen(Screen):
             runbook=engine.runbook.name, version=engine.runbook.version,
             environment=engine.profile.name, label=engine.profile.label,
             run_id=engine.run_id, dry_run=engine.dry_run, protected=self.protected,
-            started=engine.started,
+            started=engine.started, rehearsal=engine.rehearsal,
+            eta=engine.eta_now if engine.eta is not None else None,
         )
         yield Static("", id="metrics-strip")
         with Horizontal(id="body"):
-            yield PhaseTree(engine.runbook, id="phases")
+            yield PhaseTree(engine.runbook, eta=engine.eta, id="phases")
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
                 yield Label("", id="output-status")
@@ -208,6 +209,7 @@ class CockpitScreen(Screen):
         if isinstance(event, ev.StepFinished):
             self.durations[event.step_id] = event.duration
             self.results[event.step_id] = event
+            self.query_one(RunHeader).refresh()  # the remaining ETA drops
         if isinstance(event, ev.StepStarted) and event.attempt == 1:
             self.results.pop(event.step_id, None)
             tree.select_step(event.step_id)
@@ -223,6 +225,7 @@ class CockpitScreen(Screen):
             self._metrics_event(event)
         if isinstance(event, ev.RunFinished):
             self.query_one(RunHeader).set_note(f"run {event.status.value}")
+            self.query_one(RunHeader).set_eta(None)
         if step_id is not None and step_id in self.buffers:
             tree.update_step(step_id, self.engine.status, self.durations)
             if step_id == self.selected:

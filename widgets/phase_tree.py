@@ -1,4 +1,5 @@
-"""The runbook's phases and steps, each step with its status glyph and duration."""
+"""The runbook's phases and steps, each step with its status glyph and duration; with a
+rehearsal's timings, each phase not started yet with its ETA."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from cockpit.eta import Eta
 from cockpit.events import StepStatus as S
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
 from widgets.glyphs import GLYPH, STYLE, took
@@ -29,9 +31,11 @@ class PhaseTree(Tree[str]):
         Binding("space", "screen.tick", "Tick", show=False, id="tree.tick"),
     ]
 
-    def __init__(self, runbook: Runbook, *, id: str | None = None) -> None:
+    def __init__(self, runbook: Runbook, *, eta: Eta | None = None,
+                 id: str | None = None) -> None:
         super().__init__(runbook.name, id=id)
         self.runbook = runbook
+        self.eta = eta
         self.show_root = False
         self.guide_depth = 2
         self._steps: dict[str, TreeNode[str]] = {}
@@ -66,11 +70,16 @@ class PhaseTree(Tree[str]):
         if state == S.RUNNING:
             label.stylize("bold")
         node.set_label(label)
-        phase_node, steps, title = self._phases[self._phase_of(step_id)]
+        phase_id = self._phase_of(step_id)
+        phase_node, steps, title = self._phases[phase_id]
         done = sum(status[s.id] in (S.OK, S.SKIPPED) for s in steps)
         failed = any(status[s.id] == S.FAILED for s in steps)
         progress = (f"{done}/{len(steps)} ", "bold red" if failed else "dim")
-        phase_node.set_label(Text.assemble(progress, (title, "bold")))
+        label = Text.assemble(progress, (title, "bold"))
+        if (self.eta is not None and phase_id not in (ROLLBACK, TROUBLESHOOTING)
+                and all(status[s.id] == S.PENDING for s in steps)):
+            label.append(f" {self.eta.estimate(steps).short()}", style="dim")
+        phase_node.set_label(label)
 
     def _phase_of(self, step_id: str) -> str:
         return self.runbook.step(step_id).phase

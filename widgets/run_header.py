@@ -1,14 +1,17 @@
-"""The header: runbook, environment band (nobody misses production), run id, clock."""
+"""The header: runbook, environment band (nobody misses production), run id, clock, and
+with a rehearsal's timings the remaining ETA, the expected end and the window warning."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from cockpit.durations import format_duration
+from cockpit.eta import EtaReading
 
 
 class RunHeader(Static):
@@ -21,11 +24,16 @@ class RunHeader(Static):
     elapsed: reactive[float] = reactive(0.0)
 
     def __init__(self, *, runbook: str, version: str, environment: str, label: str,
-                 run_id: str, dry_run: bool, protected: bool, started: float) -> None:
+                 run_id: str, dry_run: bool, protected: bool, started: float,
+                 rehearsal: bool = False,
+                 eta: Callable[[], EtaReading | None] | None = None) -> None:
         super().__init__()
         self.runbook, self.version = runbook, version
         self.environment, self.label = environment, label or environment.upper()
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
+        self.rehearsal = rehearsal
+        self.eta = eta
+        """Reads the remaining ETA at each render; None: no rehearsal timings to show."""
         self.note = ""
         self.banner = ""
         self.alarm = ""
@@ -52,15 +60,26 @@ class RunHeader(Static):
         self.banner = banner
         self.refresh()
 
+    def set_eta(self, eta: Callable[[], EtaReading | None] | None) -> None:
+        """Where the ETA is read from; None hides it (the run has ended)."""
+        self.eta = eta
+        self.refresh()
+
     def set_alarm(self, alarm: str) -> None:
         """A critical alert that calls for a decision (roll back?); "" clears it."""
         self.alarm = alarm
         self.refresh()
 
     def render(self) -> Text:
-        band = f" {'DRY RUN · ' if self.dry_run else ''}{self.label} "
+        mode = "DRY RUN · " if self.dry_run else "REHEARSAL · " if self.rehearsal else ""
+        band = f" {mode}{self.label} "
         text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
         text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
+        reading = self.eta() if self.eta is not None else None
+        if reading is not None:
+            text.append(f" · {reading.summary()}", style="bold")
+            if reading.overrun is not None:
+                text.append(f"  ⚠ {reading.warning()} ", style="bold black on yellow")
         if self.note:
             text.append(f" · {self.note}")
         if self.banner:
