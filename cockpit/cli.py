@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="confirm steps and tick checklists without asking")
     fly.add_argument("--confirm-env", metavar="NAME",
                      help="confirm a protected environment without typing its name")
+    take = argparse.ArgumentParser(add_help=False)
+    take.add_argument("--take-over", action="store_true",
+                      help="team mode: take the environment's lock from the run holding it, "
+                           "after typing the environment's name (or --confirm-env NAME)")
 
     parser = argparse.ArgumentParser(
         prog="cockpit", description="Fly a deployment runbook: validate, plan, run, resume.",
@@ -56,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="show what a run would do, with ETAs from its last rehearsal")
     p.add_argument("file", metavar="FILE")
 
-    p = sub.add_parser("run", parents=[common, journal, env, fly], help="fly a runbook")
+    p = sub.add_parser("run", parents=[common, journal, env, fly, take],
+                       help="fly a runbook")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve and show every step; run nothing, record nothing")
@@ -64,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="record the run as a rehearsal: once it ends ok, its step timings "
                         "are the ETAs of later runs of the runbook")
 
-    p = sub.add_parser("resume", parents=[common, journal, fly],
+    p = sub.add_parser("resume", parents=[common, journal, fly, take],
                        help="continue a paused, failed or interrupted run")
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     group = p.add_mutually_exclusive_group()
@@ -120,6 +126,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="accepted for symmetry with run: demo runs are always recorded as "
                         "rehearsals")
 
+    p = sub.add_parser("watch", parents=[common, journal],
+                       help="team mode: follow a live run, read-only, from anywhere")
+    p.add_argument("target", metavar="RUN|ENV",
+                   help="a run id (a unique prefix of it, or 'last'), or an environment: "
+                        "the run flying it now")
+    p.add_argument("--headless", action="store_true",
+                   help="print the run as text, as run --headless does, instead of the TUI")
+
+    p = sub.add_parser("approve", parents=[common, journal],
+                       help="team mode: approve a step waiting for another person (approve:)")
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+    p.add_argument("step", metavar="STEP", help="the step id")
+
     sub.add_parser("locate", parents=[common, journal],
                    help="print where the config, journal and output files are")
     return parser
@@ -131,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from cockpit.engine import EngineError
     from cockpit.journal import JournalError, RunNotFound
     from cockpit.runbook import RunbookInvalid
+    from cockpit.team import TeamError
 
     try:
         return COMMANDS[args.command](args)
@@ -140,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         count = len(exc.problems)
         print(f"cockpit: {count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (UsageError, ConfigError, EngineError, JournalError, RunNotFound) as exc:
+    except (UsageError, ConfigError, EngineError, JournalError, RunNotFound,
+            TeamError) as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -292,7 +313,7 @@ EXIT_CODES = {
 
 def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
          rehearsal=False, yes_note: str = "ticked by --yes") -> int:
-    from cockpit.engine import Engine
+    from cockpit.engine import Engine, new_run_id
     from cockpit.headless import TerminalOperator
 
     protected = profile.confirm and not dry_run and args.confirm_env != profile.name
@@ -303,14 +324,61 @@ def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
         from cockpit.app import TuiOperator
 
         operator = TuiOperator(config.operator_name, yes_note if args.yes else None)
+    run_id = resume[0] if resume else new_run_id()
+    team = _team(args, config, profile, run_id) if config.team and not dry_run else None
     engine = Engine(runbook, journal, config=config, profile=profile, operator=operator,
-                    dry_run=dry_run, run_id=resume[0] if resume else None,
+                    dry_run=dry_run, run_id=run_id, team=team,
                     rehearsal=rehearsal)
-    if resume:
-        engine.prepare_resume(resume[1])
-    if not args.headless:
-        return _fly_tui(engine, operator, protected)
-    return _fly_headless(args, engine, operator, protected)
+    if team is not None:
+        team.on_lost = partial(_lost, engine, args.headless)
+    try:
+        if team is not None:
+            team.start(runbook.path)
+        if resume:
+            engine.prepare_resume(resume[1])
+        if not args.headless:
+            return _fly_tui(engine, operator, protected)
+        return _fly_headless(args, engine, operator, protected)
+    finally:
+        if team is not None:
+            team.close()
+
+
+def _team(args, config, profile, run_id: str):
+    """Team mode: the environment's lock for this run (taken over with --take-over and
+    the environment's name typed), or TeamError naming who holds it."""
+    from cockpit.team import Holder, LockHeld, TeamRun
+
+    team = TeamRun(config.team, profile.name, run_id, config.operator_name)
+    raw = team.lock()
+    if raw is None:
+        return team
+    team.client.close()
+    holder = Holder.parse(raw)
+    if not getattr(args, "take_over", False):
+        raise LockHeld(profile.name, holder)
+    if args.confirm_env != profile.name:
+        if not sys.stdin.isatty():
+            raise UsageError(f"taking '{profile.name}' over from {holder} needs its name "
+                             f"typed at a terminal, or --confirm-env {profile.name}")
+        print(f"'{profile.name}' is held by {holder}.")
+        try:
+            answer = input(f"Type '{profile.name}' to take its lock over: ")
+        except EOFError:
+            answer = ""
+        if answer.strip() != profile.name:
+            raise UsageError("environment name not confirmed: nothing was run")
+    team = TeamRun(config.team, profile.name, run_id, config.operator_name)
+    team.take_over(raw)
+    return team
+
+
+def _lost(engine, headless: bool, why: str) -> None:
+    """Another run took the environment's lock: the running step finishes, then the
+    run pauses (called from the heartbeat thread)."""
+    engine.pause_after_step(why)
+    if headless:
+        print(f"cockpit: {why}: pausing after the current step", file=sys.stderr, flush=True)
 
 
 def _fly_tui(engine, operator, protected: bool) -> int:
@@ -367,6 +435,55 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
         if status != RunStatus.ROLLED_BACK:
             print(f"cockpit: continue with: cockpit resume {engine.run_id} --headless")
     return EXIT_CODES[status.value]
+
+
+def _team_config(config):
+    if config.team is None:
+        where = config.path or "the configuration"
+        raise UsageError(f"team mode is off: set [team] redis_url in {where}")
+    return config.team
+
+
+def cmd_watch(args) -> int:
+    from cockpit.team import find_watched
+
+    config = _config(args)
+    team = _team_config(config)
+    journal = _journal(args, config)
+    watched = asyncio.run(find_watched(team, journal, args.target, config.environments))
+    if not args.headless:
+        if not sys.stdin.isatty() or not sys.stderr.isatty():
+            raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
+        from cockpit.app import WatchApp
+
+        WatchApp(team, watched, config.operator_name).run()
+        return EXIT_OK
+    return asyncio.run(_watch_headless(team, watched))
+
+
+async def _watch_headless(team, watched) -> int:
+    from cockpit.headless import HeadlessPrinter
+    from cockpit.team import watch_events
+
+    print(f"cockpit: watching {watched.note}", flush=True)
+    printer = HeadlessPrinter(watched.runbook)
+    async for event in watch_events(team, watched):
+        printer(event)
+    return EXIT_OK
+
+
+def cmd_approve(args) -> int:
+    from cockpit.journal import RunNotFound
+    from cockpit.team import approve
+
+    config = _config(args)
+    team = _team_config(config)
+    try:
+        run_id = _journal(args, config).find_run(args.run_id)["id"]
+    except RunNotFound:
+        run_id = args.run_id  # flown from another host: its journal is not here
+    print(asyncio.run(approve(team, run_id, args.step, config.operator_name)))
+    return EXIT_OK
 
 
 def cmd_history(args) -> int:
@@ -524,4 +641,6 @@ COMMANDS = {
     "import": cmd_import,
     "kinds": cmd_kinds,
     "locate": cmd_locate,
+    "watch": cmd_watch,
+    "approve": cmd_approve,
 }

@@ -13,10 +13,11 @@ import os
 import secrets as token
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cockpit import events as ev
 from cockpit.config import Config, Environment
@@ -45,6 +46,20 @@ S = ev.StepStatus
 
 class EngineError(Exception):
     """The run can't start or go on (missing secrets, run busy, a decision needed)."""
+
+
+class TeamLink(Protocol):
+    """Team mode as the engine sees it (``cockpit.team.TeamRun``)."""
+
+    took_over: object | None
+    """Whose live lock of the environment this run took over, if it did."""
+
+    def publish(self, event: ev.Event) -> None:
+        """Send an event to the watchers (subscribed to every event)."""
+
+    def approvals(self, step_id: str, others: int) -> AsyncIterator[str]:
+        """Each approval of ``step_id`` by another person, as a line for the record,
+        until ``others`` came in; NeedsOperator when the run can not wait for them."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,7 @@ class Engine:
         profile: Environment,
         operator: Operator,
         dry_run: bool = False,
+        team: TeamLink | None = None,
         run_id: str | None = None,
         rehearsal: bool = False,
     ) -> None:
@@ -128,6 +144,11 @@ class Engine:
         self.run_id = run_id or new_run_id()
         self.status: dict[str, ev.StepStatus] = {s.id: S.PENDING for s in self._all_steps()}
         self._subscribers: list[Subscriber] = []
+        self.team = team
+        """Team mode: live events to watchers, approvals from them."""
+        if team is not None:
+            self._subscribers.append(team.publish)
+        self._pause_reason = ""
         self._guards: dict[str, tuple[str, str, Callable[[], Awaitable[None]]]] = {}
         self._current: asyncio.Task | None = None
         self._cancel_requested = False
@@ -237,8 +258,12 @@ class Engine:
         if self._current is not None and not self._current.done():
             self._current.cancel()
 
-    def pause_after_step(self) -> None:
-        """Let the running step finish and be recorded, then pause (SIGHUP)."""
+    def pause_after_step(self, reason: str = "") -> None:
+        """Let the running step finish and be recorded, then pause (SIGHUP; the team
+        lock taken over by another run: ``reason`` goes into the run's record).
+
+        Only sets flags: safe from another thread (team mode's heartbeat)."""
+        self._pause_reason = reason
         self._pause_requested = True
 
     # --------------------------------------------------------------- runs
@@ -282,6 +307,11 @@ class Engine:
         self._emit(ev.RunStarted(self.run_id, self._now(), self.runbook.name,
                                  self.profile.name, self.operator.name, self.dry_run,
                                  self._resumed))
+        if self.team is not None and self.team.took_over is not None:
+            env = self.profile.name
+            self._emit(ev.GuardChanged(self.run_id, self._now(), "", f"lock:{env}", True,
+                                       f"the lock of '{env}', taken over from "
+                                       f"{self.team.took_over}"))
         self._watch_metrics()
 
     def prepare_resume(self, interrupted: Interrupted) -> list[str]:
@@ -425,8 +455,10 @@ class Engine:
         if self._metrics_task is not None:
             self._metrics_task.cancel()
             self._metrics_task = None
+        why = self._pause_reason if status == ev.RunStatus.PAUSED else ""
         self._emit(ev.RunFinished(self.run_id, self._now(), status,
-                                  time.time() - self.started, self.summary()))
+                                  time.time() - self.started,
+                                  "; ".join(filter(None, [why, self.summary()]))))
         if self._lock is not None:
             self._lock.release()
         return status
@@ -540,6 +572,10 @@ class Engine:
             if self.dry_run:
                 return await self._dry(step, kind, self._context(step, fields, expect, sink),
                                        sink, self.redactor.redact(kind.explain(fields, expect)))
+            if step.approve > 1:
+                stopped = await self._await_approvals(step)
+                if stopped is not None:
+                    return stopped
             if step.confirm:
                 self.status[step.id] = S.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
@@ -564,6 +600,35 @@ class Engine:
             flusher.cancel()
             sink.close()
             self._publish_batch(step, sink)
+
+    async def _await_approvals(self, step: Step) -> ev.StepStatus | None:
+        """Four eyes: wait until ``step.approve - 1`` other people approved the step
+        (team mode); None once they have, else the status the step stops at."""
+        others = step.approve - 1
+        self.status[step.id] = S.WAITING_CONFIRM
+        reason = f"needs approval by {others} other {'person' if others == 1 else 'people'}"
+        if self.team is None:
+            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id,
+                                      f"{reason}, and approvals need team mode ([team] "
+                                      "redis_url in the config): the run pauses"))
+            return S.WAITING_CONFIRM
+        self._emit(ev.StepWaiting(self.run_id, self._now(), step.id,
+                                  f"{reason} (cockpit approve {self.run_id} {step.id})"))
+        try:
+            await self._call(self._approvals(step, others))
+        except asyncio.CancelledError:
+            if not self._cancel_requested:
+                raise
+            return self._finish(step, S.CANCELLED, None,
+                                message=f"cancelled by {self.operator.name}")
+        except NeedsOperator as exc:
+            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
+            return S.WAITING_CONFIRM
+        return None
+
+    async def _approvals(self, step: Step, others: int) -> None:
+        async for approval in self.team.approvals(step.id, others):
+            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, approval))
 
     async def _dry(self, step: Step, kind, ctx: StepContext, sink: OutputSink,
                    description: str) -> ev.StepStatus:

@@ -1,0 +1,610 @@
+"""Team mode over Redis: one run per environment, live events, four-eyes approvals.
+
+Keys and channels (``P`` is ``[team] channel_prefix``):
+
+- ``P:lock:ENV``: the environment's lock, JSON ``{owner, host, pid, run_id, since}``, set
+  with NX and a TTL. A heartbeat thread renews it every ``heartbeat`` only while the
+  value is still ours (compare-and-set in Lua); it is deleted at the end only if still
+  ours. A holder killed with SIGKILL stops renewing: the lock expires after the TTL.
+- ``P:run:RUN`` and ``P:env:ENV``: every engine event as JSON (``{"type": ..., fields}``,
+  output batches included), published from a thread so the engine never waits on Redis.
+- ``P:info:RUN``: the run's runbook (name and text), environment and operator, so a
+  watcher on another host can draw it.
+- ``P:approve:RUN``: approvals ``{step, by, nonce}``; the run checks each one (another
+  person than its operator, the step it waits on, not twice) and answers on
+  ``P:approve:RUN:reply`` ``{nonce, ok, message}``.
+
+Nothing here imports Textual: the run side is threads with the synchronous client, the
+watch and approve side is ``redis.asyncio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import queue
+import secrets
+import socket
+import sys
+import threading
+import time
+import typing
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cockpit import events as ev
+from cockpit.config import Team
+from cockpit.durations import format_duration
+from steps.base import NeedsOperator
+
+REPLY_TIMEOUT = 10.0
+"""How long ``cockpit approve`` waits for the run's answer."""
+
+RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+TAKE_OVER = """
+if redis.call('get', KEYS[1]) == ARGV[3] then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class TeamError(Exception):
+    """Team mode can't do what was asked (Redis unreachable, the lock held): one line."""
+
+
+def clock(at: float) -> str:
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def unreachable(exc: Exception) -> TeamError:
+    """A Redis failure as one line (a redis error names host and port, never the URL)."""
+    return TeamError(f"team mode: Redis unreachable: {exc}")
+
+
+# ------------------------------------------------------------------ events on the wire
+
+
+def encode(event: ev.Event) -> str:
+    """An engine event as JSON: ``{"type": "StepFinished", "run_id": ..., ...}``."""
+    return json.dumps({"type": type(event).__name__, **dataclasses.asdict(event)},
+                      default=str)
+
+
+def decode(data: dict[str, Any]) -> ev.Event | None:
+    """The event ``encode`` (or a journal row's type and data) describes; None for a
+    type this cockpit does not know (a newer one published it)."""
+    cls = getattr(ev, str(data.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, ev.Event)):
+        return None
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        hint = hints[f.name]
+        if hint in (ev.StepStatus, ev.RunStatus):
+            value = hint(value)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        values[f.name] = value
+    try:
+        return cls(**values)
+    except TypeError:  # fields missing: not an event this cockpit can read
+        return None
+
+
+def journal_events(journal, run_id: str) -> list[ev.Event]:
+    """The run's recorded events, as the engine emitted them (output batches are only
+    in the output files)."""
+    found = []
+    for row in journal.events(run_id):
+        event = decode({**row["data"], "type": row["type"], "run_id": run_id,
+                        "at": row["at"]})
+        if event is not None:
+            found.append(event)
+    return found
+
+
+# ------------------------------------------------------------------ the lock's holder
+
+
+@dataclass(frozen=True)
+class Holder:
+    owner: str
+    host: str
+    pid: int
+    run_id: str
+    since: float
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> Holder | None:
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return cls(str(data["owner"]), str(data["host"]), int(data["pid"]),
+                       str(data["run_id"]), float(data["since"]))
+        except (ValueError, KeyError, TypeError):
+            return cls("(unreadable lock value)", "?", 0, "?", time.time())
+
+    def dump(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    def __str__(self) -> str:
+        ago = format_duration(max(0.0, time.time() - self.since))
+        return (f"{self.owner} on {self.host} (pid {self.pid}, run {self.run_id}) "
+                f"since {clock(self.since)} ({ago} ago)")
+
+
+class LockHeld(TeamError):
+    def __init__(self, environment: str, holder: Holder) -> None:
+        self.holder = holder
+        super().__init__(
+            f"environment '{environment}' is held by {holder}: wait for that run, follow "
+            f"it with 'cockpit watch {environment}', or take it over with --take-over")
+
+
+def channels(team: Team, environment: str, run_id: str) -> dict[str, str]:
+    p = team.channel_prefix
+    return {"lock": f"{p}:lock:{environment}", "run": f"{p}:run:{run_id}",
+            "env": f"{p}:env:{environment}", "info": f"{p}:info:{run_id}",
+            "approve": f"{p}:approve:{run_id}", "reply": f"{p}:approve:{run_id}:reply"}
+
+
+# ------------------------------------------------------------------ the run's side
+
+
+@dataclass
+class _Waiting:
+    """The step the run waits on for approvals, and who approved it so far."""
+
+    step_id: str
+    others: int
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue
+    approved: list[str] = dataclasses.field(default_factory=list)
+
+
+_LOST = object()
+
+
+class TeamRun:
+    """The environment's lock, the live events and the approvals of one run.
+
+    ``lock()`` before the run is recorded; ``start()`` once it holds the lock (the
+    heartbeat, the publisher, the approvals listener); ``close()`` when the run ends:
+    the last events go out and the lock is let go if it is still ours.
+    """
+
+    def __init__(self, team: Team, environment: str, run_id: str, operator: str, *,
+                 on_lost: Callable[[str], None] = lambda reason: None) -> None:
+        import redis
+
+        self.team = team
+        self.environment = environment
+        self.run_id = run_id
+        self.operator = operator
+        self.on_lost = on_lost
+        """Called (from the heartbeat thread) with why, when another run took the lock."""
+        self.keys = channels(team, environment, run_id)
+        self.client = redis.Redis.from_url(team.url(), socket_timeout=5,
+                                           socket_connect_timeout=5)
+        self.me = Holder(operator, socket.gethostname(), os.getpid(), run_id, time.time())
+        self.value = self.me.dump()
+        self.took_over: Holder | None = None
+        """Whose live lock this run took over (``--take-over``)."""
+        self.lost: str = ""
+        self._stop = threading.Event()
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._mutex = threading.Lock()
+        self._waiting: _Waiting | None = None
+        self._pubsub = None
+
+    # ---------------------------------------------------------------- the lock
+
+    def _call(self, what: Callable[[], Any]) -> Any:
+        import redis
+
+        try:
+            return what()
+        except redis.RedisError as exc:
+            raise unreachable(exc) from None
+
+    def lock(self) -> str | None:
+        """Take the environment's lock: None when taken, else the holder's lock value."""
+        ttl = int(self.team.lock_ttl * 1000)
+        key = self.keys["lock"]
+        if self._call(lambda: self.client.set(key, self.value, nx=True, px=ttl)):
+            return None
+        raw = self._call(lambda: self.client.get(key))
+        if raw is None:  # it expired between the two calls
+            return self.lock()
+        return raw.decode()
+
+    def take_over(self, raw: str) -> None:
+        """Take the lock whose value is ``raw`` (as read, and confirmed by the operator)."""
+        ttl = int(self.team.lock_ttl * 1000)
+        if not self._call(lambda: self.client.eval(TAKE_OVER, 1, self.keys["lock"],
+                                                    self.value, ttl, raw)):
+            now = self.lock()
+            if now is not None:
+                raise TeamError(f"the lock of '{self.environment}' changed hands while you "
+                                f"confirmed: it is now held by {Holder.parse(now)}; nothing "
+                                "was run")
+            return
+        self.took_over = Holder.parse(raw)
+
+    def _heartbeat(self) -> None:
+        import redis
+
+        ttl = int(self.team.lock_ttl * 1000)
+        while not self._stop.wait(self.team.heartbeat):
+            try:
+                if self.client.eval(RENEW, 1, self.keys["lock"], self.value, ttl):
+                    continue
+                if self.client.set(self.keys["lock"], self.value, nx=True, px=ttl):
+                    continue  # it expired (Redis was away): ours again, nobody took it
+                holder = Holder.parse(self.client.get(self.keys["lock"]))
+            except redis.RedisError:
+                continue  # Redis away: the lock may expire; the next beat tells
+            self._lose(f"the lock of '{self.environment}' was taken over by {holder}")
+            return
+
+    def _lose(self, reason: str) -> None:
+        self.lost = reason
+        self.on_lost(reason)
+        with self._mutex:
+            waiting = self._waiting
+        if waiting is not None:
+            waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, _LOST)
+
+    # ---------------------------------------------------------------- events
+
+    def publish(self, event: ev.Event) -> None:
+        """An engine subscriber: the event goes out from the publisher thread."""
+        self._events.put(event)
+
+    def _publisher(self) -> None:
+        import redis
+
+        said = False
+        done = False
+        while not done:
+            batch = [self._events.get()]
+            while not self._events.empty():
+                batch.append(self._events.get())
+            done = batch[-1] is None
+            pipe = self.client.pipeline(transaction=False)
+            for event in batch:
+                if event is not None:
+                    text = encode(event)
+                    pipe.publish(self.keys["run"], text)
+                    pipe.publish(self.keys["env"], text)
+            try:
+                pipe.execute()
+            except redis.RedisError as exc:
+                if not said:
+                    print(f"cockpit: live events not published: {exc}", file=sys.stderr)
+                    said = True
+
+    # ---------------------------------------------------------------- approvals
+
+    async def approvals(self, step_id: str, others: int) -> AsyncIterator[str]:
+        """Wait for ``others`` approvals of ``step_id``; each one as a line for the record.
+
+        NeedsOperator when the run lost its lock meanwhile.
+        """
+        waiting = _Waiting(step_id, others, asyncio.get_running_loop(), asyncio.Queue())
+        with self._mutex:
+            self._waiting = waiting
+        try:
+            for count in range(1, others + 1):
+                if self.lost:
+                    raise NeedsOperator(f"{self.lost}: the run pauses")
+                item = await waiting.queue.get()
+                if item is _LOST:
+                    raise NeedsOperator(f"{self.lost}: the run pauses")
+                by, at = item
+                yield f"approved by {by} at {clock(at)} ({count} of {others})"
+        finally:
+            with self._mutex:
+                self._waiting = None
+
+    def _judge(self, step_id: str, by: str) -> tuple[bool, str]:
+        """Take or refuse an approval (the listener thread)."""
+        with self._mutex:
+            waiting = self._waiting
+            if waiting is None or waiting.step_id != step_id:
+                now = f" (it waits for '{waiting.step_id}')" if waiting else ""
+                return False, (f"run {self.run_id} is not waiting for an approval of step "
+                               f"'{step_id}'{now}")
+            if not by:
+                return False, "an approval needs the approver's name (config operator)"
+            if by == self.operator:
+                return False, (f"{by} flies run {self.run_id}: the run's own operator can "
+                               "not approve its steps; another person must")
+            if by in waiting.approved:
+                return False, f"{by} approved step '{step_id}' already; it needs another person"
+            waiting.approved.append(by)
+            count = len(waiting.approved)
+        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, (by, time.time()))
+        return True, (f"approved step '{step_id}' of run {self.run_id} as {by} "
+                      f"({count} of {waiting.others})")
+
+    def _listener(self) -> None:
+        import redis
+
+        while not self._stop.is_set():
+            try:
+                message = self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                   timeout=0.2)
+            except redis.RedisError:
+                self._stop.wait(1.0)
+                continue
+            if message is None:
+                continue
+            try:
+                request = json.loads(message["data"])
+                step_id, by, nonce = str(request["step"]), str(request["by"]), request["nonce"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            ok, text = self._judge(step_id, by.strip())
+            try:
+                self.client.publish(self.keys["reply"],
+                                    json.dumps({"nonce": nonce, "ok": ok, "message": text}))
+            except redis.RedisError:
+                continue
+
+    # ---------------------------------------------------------------- life
+
+    def start(self, runbook_path: Path) -> None:
+        """Once the lock is ours: the run's description, then the threads."""
+        info = {"run_id": self.run_id, "environment": self.environment,
+                "operator": self.operator, "host": self.me.host,
+                "name": runbook_path.name, "text": runbook_path.read_text(encoding="utf-8")}
+        self._call(lambda: self.client.set(self.keys["info"], json.dumps(info), ex=7 * 86400))
+        self._pubsub = self.client.pubsub()
+        self._call(lambda: self._pubsub.subscribe(self.keys["approve"]))
+        for target in (self._heartbeat, self._publisher, self._listener):
+            thread = threading.Thread(target=target, name=f"cockpit-team-{target.__name__}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """The last events out, the threads stopped, the lock let go if still ours."""
+        import redis
+
+        self._stop.set()
+        self._events.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        try:
+            if self._pubsub is not None:
+                self._pubsub.close()
+            self.client.eval(RELEASE, 1, self.keys["lock"], self.value)
+        except redis.RedisError:
+            pass  # the lock expires by itself
+        self.client.close()
+
+
+# ------------------------------------------------------------------ watching and approving
+
+
+async def run_info(team: Team, run_id: str) -> dict[str, Any] | None:
+    """What the run published about itself (runbook text, environment, operator)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(team.url(), socket_connect_timeout=5)
+    try:
+        raw = await client.get(f"{team.channel_prefix}:info:{run_id}")
+    except aioredis.RedisError as exc:
+        raise unreachable(exc) from None
+    finally:
+        await client.aclose()
+    return json.loads(raw) if raw else None
+
+
+async def current_run(team: Team, environment: str) -> str | None:
+    """The run holding ``environment``'s lock now, if any."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(team.url(), socket_connect_timeout=5)
+    try:
+        raw = await client.get(f"{team.channel_prefix}:lock:{environment}")
+    except aioredis.RedisError as exc:
+        raise unreachable(exc) from None
+    finally:
+        await client.aclose()
+    holder = Holder.parse(raw)
+    return holder.run_id if holder else None
+
+
+class Follower:
+    """Follows the live events of a run (``run_id``) or of an environment.
+
+    ``async with Follower(...) as follower:`` subscribes at once (so nothing published
+    from then on is missed, while the journal is read), then ``follower.events()``.
+    """
+
+    def __init__(self, team: Team, *, run_id: str | None = None,
+                 environment: str | None = None) -> None:
+        self.team = team
+        p = team.channel_prefix
+        self.channel = f"{p}:run:{run_id}" if run_id else f"{p}:env:{environment}"
+        self._client = None
+        self._pubsub = None
+
+    async def __aenter__(self) -> Follower:
+        import redis.asyncio as aioredis
+
+        self._client = aioredis.Redis.from_url(self.team.url(), socket_connect_timeout=5)
+        self._pubsub = self._client.pubsub()
+        try:
+            await self._pubsub.subscribe(self.channel)
+        except aioredis.RedisError as exc:
+            await self.__aexit__()
+            raise unreachable(exc) from None
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def events(self) -> AsyncIterator[ev.Event]:
+        import redis.asyncio as aioredis
+
+        while True:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                         timeout=1.0)
+            except aioredis.RedisError as exc:
+                raise unreachable(exc) from None
+            if message is None:
+                continue
+            try:
+                event = decode(json.loads(message["data"]))
+            except ValueError:
+                continue
+            if event is not None:
+                yield event
+
+
+async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
+    """Approve ``step_id`` of the run as ``by``; the run's answer, or TeamError."""
+    import redis.asyncio as aioredis
+
+    p = team.channel_prefix
+    nonce = secrets.token_hex(8)
+    client = aioredis.Redis.from_url(team.url(), socket_connect_timeout=5)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(f"{p}:approve:{run_id}:reply")
+        request = json.dumps({"step": step_id, "by": by, "nonce": nonce})
+        if not await client.publish(f"{p}:approve:{run_id}", request):
+            raise TeamError(f"no cockpit flies run {run_id} in team mode right now: "
+                            "nothing to approve")
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while time.monotonic() < deadline:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is None:
+                continue
+            reply = json.loads(message["data"])
+            if reply.get("nonce") == nonce:
+                if not reply.get("ok"):
+                    raise TeamError(str(reply.get("message")))
+                return str(reply.get("message"))
+        raise TeamError(f"run {run_id} did not answer within "
+                        f"{format_duration(REPLY_TIMEOUT)}")
+    except aioredis.RedisError as exc:
+        raise unreachable(exc) from None
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+# ------------------------------------------------------------------ what a watcher follows
+
+
+@dataclass(frozen=True)
+class Watched:
+    """The run a watcher follows, its runbook, and where its past comes from."""
+
+    run_id: str
+    runbook: Any
+    channel: dict[str, str]
+    """``run_id`` or ``environment``: the Follower's channel."""
+    journal: Any
+    """The journal that has the run's past, or None (another host's run)."""
+    note: str
+    """Where the picture starts: the journal, or only what happens from now on."""
+
+
+async def find_watched(team: Team, journal, target: str, environments) -> Watched:
+    """``target`` is an environment (configured, or with a lock in Redis) or a run (id,
+    unique prefix, ``last``; a run not in this journal is followed from Redis alone)."""
+    from cockpit.journal import RunNotFound
+
+    holder_run = await current_run(team, target)
+    if target in environments or holder_run:
+        if holder_run is None:
+            raise TeamError(f"nobody flies '{target}' now (its lock is free)")
+        run_id, channel = holder_run, {"environment": target}
+    else:
+        run_id, channel = target, None
+    try:
+        row = journal.find_run(run_id)
+        run_id = row["id"]
+    except RunNotFound:
+        row = None
+    runbook = _watched_runbook(run_id, row, await run_info(team, run_id))
+    if row is not None:
+        return Watched(run_id, runbook, channel or {"run_id": run_id}, journal,
+                       f"run {run_id} from the journal {journal.path}, then live")
+    return Watched(run_id, runbook, channel or {"run_id": run_id}, None,
+                   f"run {run_id} is not in the journal here ({journal.path}): showing what "
+                   "happens from now on")
+
+
+def _watched_runbook(run_id: str, row, info):
+    import tempfile
+
+    from cockpit.runbook import RunbookInvalid, load_runbook
+
+    if row is not None and Path(row["runbook_path"]).is_file():
+        runbook = load_runbook(row["runbook_path"])
+        if runbook.sha256 == row["runbook_sha256"]:
+            return runbook
+    if info is None:
+        raise TeamError(f"run {run_id}: not in the journal here, and not published in team "
+                        "mode (no such run, or it is over a week old)")
+    with tempfile.TemporaryDirectory(prefix="cockpit-watch-") as folder:
+        path = Path(folder) / Path(info["name"]).name
+        path.write_text(info["text"], encoding="utf-8")
+        try:
+            return load_runbook(path)
+        except RunbookInvalid as exc:
+            raise TeamError(f"run {run_id}: its runbook does not load here: "
+                            f"{exc.problems[0].message}") from None
+
+
+def _key(event: ev.Event) -> tuple[str, float]:
+    return type(event).__name__, event.at
+
+
+async def watch_events(team: Team, watched: Watched) -> AsyncIterator[ev.Event]:
+    """The run's recorded past, then its live events, each once, until it finishes."""
+    async with Follower(team, **watched.channel) as follower:  # before the journal: no gap
+        seen = set()
+        past = journal_events(watched.journal, watched.run_id) if watched.journal else []
+        for event in past:
+            seen.add(_key(event))
+            yield event
+            if isinstance(event, ev.RunFinished):
+                return
+        async for event in follower.events():
+            if event.run_id != watched.run_id or _key(event) in seen:
+                continue
+            yield event
+            if isinstance(event, ev.RunFinished):
+                return
