@@ -23,6 +23,7 @@ from cockpit.metrics import format_metric
 from cockpit.runbook import TROUBLESHOOTING
 
 ROLES = ("deployer", "verifier")
+REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"
 CHARTED = (("p95_ms", "P95 latency"), ("error_rate", "Error rate"))
 
 
@@ -174,6 +175,8 @@ def to_markdown(record: dict[str, Any]) -> str:
     ]
     if run["message"]:
         lines.append(f"- **Summary**: {run['message']}")
+    if run["rehearsal"]:
+        lines.append(f"- **Rehearsal**: {REHEARSAL}")
     for image in record["versions"]["images"]:
         before = f" (was {image['before']})" if image["before"] not in (None, image["image"]) \
             else ""
@@ -362,6 +365,8 @@ def _summary(record: dict[str, Any]) -> str:
             ("Started", when(run["started_at"])), ("Finished", when(run["finished_at"])),
             ("Duration", format_duration(run["duration"])),
             ("Runbook file", f"{run['runbook_path']} (sha256 {run['runbook_sha256'][:12]})")]
+    if run["rehearsal"]:
+        rows.append(("Rehearsal", REHEARSAL))
     for image in record["versions"]["images"]:
         was = f" (was {image['before']})" if image["before"] not in (None, image["image"]) else ""
         rows.append((f"Image {image['container']}",

@@ -276,6 +276,8 @@ def test_headless_rehearsal_then_runs_with_etas_window_plan_history_and_compare(
     html = cockpit("report", "last", "--compare", "rehearsal", "--format", "html", *j)
     assert html.returncode == 0 and "<td>ship</td>" in html.stdout
     assert cockpit("report", rehearsal["id"], "--compare", "rehearsal", *j).returncode == 2
+    assert "- **Rehearsal**: yes" in cockpit("report", rehearsal["id"], *j).stdout
+    assert "**Rehearsal**" not in cockpit("report", "last", *j).stdout
 
 
 # ------------------------------------------------------------------ the TUI

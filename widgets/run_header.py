@@ -74,12 +74,12 @@ class RunHeader(Static):
         mode = "DRY RUN · " if self.dry_run else "REHEARSAL · " if self.rehearsal else ""
         band = f" {mode}{self.label} "
         text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
-        text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
         reading = self.eta() if self.eta is not None else None
-        if reading is not None:
+        if reading is not None:  # before the run id: what an 80-column terminal keeps
             text.append(f" · {reading.summary()}", style="bold")
             if reading.overrun is not None:
                 text.append(f"  ⚠ {reading.warning()} ", style="bold black on yellow")
+        text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
         if self.note:
             text.append(f" · {self.note}")
         if self.banner:
