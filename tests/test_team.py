@@ -1,0 +1,303 @@
+"""Team mode against the real Redis: the environment lock, live watch, four-eyes approval.
+
+Runs are real ``cockpit`` processes sharing one Redis (``[team]`` in ./cockpit.toml, the
+URL in $TEAM_REDIS) and one journal, as two operators on one bastion would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+import redis
+from conftest import COCKPIT, cockpit, wait_for
+
+from cockpit import events as ev
+from cockpit.journal import Journal
+from cockpit.team import decode, encode
+
+TTL, HEARTBEAT = 2.0, 0.5
+LOCK = "cockpit:lock:staging"
+
+
+@pytest.fixture
+def team(redis_url, tmp_path, monkeypatch):
+    """Team mode on for every cockpit started in tmp_path; a client on its Redis."""
+    monkeypatch.setenv("TEAM_REDIS", redis_url)
+    (tmp_path / "cockpit.toml").write_text(textwrap.dedent(f"""
+        [team]
+        redis_url = "env:TEAM_REDIS"
+        lock_ttl = "{TTL}s"
+        heartbeat = "{HEARTBEAT}s"
+        [environments.staging]
+        label = "STAGING"
+    """))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def record(tmp_path):
+    """The journal every cockpit process of the test writes (the default one)."""
+    journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
+    yield journal
+    journal.close()
+
+
+def book(tmp_path, name: str, steps: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"runbook: {name}\nphases:\n  - id: p\n    steps:\n"
+                    + textwrap.indent(textwrap.dedent(steps), "      "))
+    return str(path)
+
+
+def start(*args, operator: str = "alice") -> subprocess.Popen:
+    """A ``cockpit`` process in its own process group (killed whole by ``kill``)."""
+    return subprocess.Popen([COCKPIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            env={**os.environ, "COCKPIT_OPERATOR": operator})
+
+
+def kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
+def holder(client) -> dict | None:
+    raw = client.get(LOCK)
+    return json.loads(raw) if raw else None
+
+
+def finished(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def states(text: str) -> list[str]:
+    """The step state lines a headless printer wrote: started, waiting, finished."""
+    return [line for line in text.splitlines()
+            if line.split()[1:2] and line.split()[1] in (">", "?", "=")]
+
+
+# ------------------------------------------------------------------ one run per environment
+
+
+def test_a_second_run_refuses_and_a_killed_holders_lock_expires(team, record, tmp_path):
+    slow = book(tmp_path, "slow", "- {id: long, run: 'sleep 30'}\n")
+    quick = book(tmp_path, "quick", "- {id: hello, run: 'echo hello'}\n")
+    first = start("run", "--headless", slow, "--env", "staging")
+    try:
+        lock = wait_for(lambda: holder(team), "the first run's lock")
+        assert lock["owner"] == "alice" and lock["pid"] == first.pid
+        second = cockpit("run", "--headless", quick, "--env", "staging",
+                         env={"COCKPIT_OPERATOR": "bob"})
+        assert second.returncode == 2
+        assert second.stderr.count("\n") == 1, second.stderr
+        assert (f"environment 'staging' is held by alice on {lock['host']} (pid {first.pid}, "
+                f"run {lock['run_id']}) since ") in second.stderr
+        assert [run["id"] for run in record.runs()] == [lock["run_id"]]  # no run recorded
+
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+        killed = time.monotonic()
+        assert holder(team) == lock  # nobody released it: it must expire
+        wait_for(lambda: holder(team) is None, "the dead holder's lock to expire", timeout=TTL + 2)
+        assert time.monotonic() - killed <= TTL + 0.5
+    finally:
+        kill(first)
+
+    third = cockpit("run", "--headless", quick, "--env", "staging",
+                    env={"COCKPIT_OPERATOR": "bob"})
+    assert third.returncode == 0, third.stderr
+    assert "hello = ok" in " ".join(third.stdout.split())
+    assert holder(team) is None  # released at the end
+
+
+def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record, tmp_path):
+    old = book(tmp_path, "old", """
+        - {id: first, run: 'sleep 2; echo first done'}
+        - {id: second, run: 'echo must not run'}
+    """)
+    new = book(tmp_path, "new", "- {id: deploy, run: 'sleep 1.5; echo deployed'}\n")
+    alice = start("run", "--headless", old, "--env", "staging", operator="alice")
+    try:
+        lock = wait_for(lambda: holder(team), "alice's lock")
+        unconfirmed = cockpit("run", "--headless", new, "--env", "staging", "--take-over",
+                              env={"COCKPIT_OPERATOR": "bob"})
+        assert unconfirmed.returncode == 2
+        assert "needs its name typed at a terminal, or --confirm-env staging" in (
+            unconfirmed.stderr)
+        assert holder(team) == lock
+
+        bob = cockpit("run", "--headless", new, "--env", "staging", "--take-over",
+                      "--confirm-env", "staging", env={"COCKPIT_OPERATOR": "bob"})
+        assert bob.returncode == 0, bob.stderr
+        code, out, err = finished(alice)
+    finally:
+        kill(alice)
+    assert code == 3  # paused
+    assert "the lock of 'staging' was taken over by bob" in err
+    assert "pausing after the current step" in err
+    assert "first done" in out and "must not run" not in out
+
+    old_run = record.find_run(lock["run_id"])
+    assert old_run["status"] == "paused"
+    assert "taken over by bob" in old_run["message"]
+    assert {r["step_id"]: r["status"] for r in record.steps(old_run["id"])} == {
+        "first": "ok", "second": "pending"}
+    new_run = next(run for run in record.runs() if run["id"] != lock["run_id"])
+    taken = [e["data"]["description"] for e in record.events(new_run["id"])
+             if e["type"] == "GuardChanged"]
+    assert len(taken) == 1
+    assert taken[0].startswith(f"the lock of 'staging', taken over from alice on {lock['host']} "
+                               f"(pid {lock['pid']}, run {lock['run_id']}) since ")
+
+
+# ------------------------------------------------------------------ live watch
+
+
+WATCHED = """
+- {id: prepare, run: 'sleep 1; echo ready'}
+- {id: flaky, run: 'echo oops >&2; exit 3', optional: true}
+- {id: deploy, run: 'for i in 1 2 3; do echo line $i; sleep 0.2; done'}
+"""
+
+
+def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp_path):
+    path = book(tmp_path, "watched", WATCHED)
+    run = start("run", "--headless", path, "--env", "staging")
+    watchers = []
+    try:
+        run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
+        by_env = start("watch", "--headless", "staging", operator="carol")
+        # Another host: a journal without the run; the runbook comes from Redis.
+        elsewhere = start("watch", "--headless", run_id, "--journal",
+                          str(tmp_path / "elsewhere.sqlite3"), operator="dave")
+        watchers = [by_env, elsewhere]
+        code, out, err = finished(run)
+        assert code == 0, err
+        watch_code, watched, watch_err = finished(by_env, timeout=10)
+        far_code, far, _ = finished(elsewhere, timeout=10)
+    finally:
+        for process in (run, *watchers):
+            kill(process)
+    assert watch_code == 0, watch_err
+    assert far_code == 0
+    assert watched.splitlines()[0].startswith(f"cockpit: watching run {run_id} from the "
+                                              "journal ")
+    assert states(watched) == states(out)
+    assert states(out)[-1].split()[:3] == ["deploy", "=", "ok"]
+    assert "deploy  | line 3" in watched  # output batches come live too
+    assert watched.splitlines()[-1] == out.splitlines()[-1]  # the run's summary
+    assert far.splitlines()[0] == (f"cockpit: watching run {run_id} is not in the journal here "
+                                   f"({tmp_path / 'elsewhere.sqlite3'}): showing what happens "
+                                   "from now on")
+    assert states(far) == states(out)[-len(states(far)):]
+    assert "deploy  = ok" in far
+
+
+def test_watch_needs_a_run_to_follow(team, tmp_path):
+    nobody = cockpit("watch", "--headless", "staging")
+    assert nobody.returncode == 2
+    assert nobody.stderr == "cockpit: nobody flies 'staging' now (its lock is free)\n"
+    unknown = cockpit("watch", "--headless", "20990101-000000-abcd")
+    assert unknown.returncode == 2
+    assert "run 20990101-000000-abcd: not in the journal here, and not published" in (
+        unknown.stderr)
+
+
+def test_events_cross_the_wire_unchanged():
+    sent = [
+        ev.RunStarted("r", 1.5, "book", "staging", "alice"),
+        ev.OutputReceived("r", 2.0, "s", (("out", "a"), ("err", "b")), 3),
+        ev.StepFinished("r", 3.0, "s", ev.StepStatus.FAILED, 1.25, 2, 3, "boom", 10,
+                        ("x", "y"), {"size": 3, "where": "s3://b"}),
+        ev.MetricsSampled("r", 4.0, {"p95_ms": 120.0, "error_rate": None}, {"error_rate": "?"}),
+        ev.RunFinished("r", 5.0, ev.RunStatus.ROLLED_BACK, 4.0, "1 ok"),
+    ]
+    assert [decode(json.loads(encode(event))) for event in sent] == sent
+    assert decode({"type": "SomethingNewer", "run_id": "r", "at": 1.0}) is None
+
+
+# ------------------------------------------------------------------ four eyes
+
+
+def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
+    path = book(tmp_path, "guarded", """
+        - {id: backup, run: 'echo backed up'}
+        - {id: migrate, run: 'echo migrated', approve: 3}
+    """)
+    run = start("run", "--headless", path, "--env", "staging", operator="alice")
+    try:
+        run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
+        wait_for(lambda: any(r["status"] == "waiting-confirm" for r in record.steps(run_id)),
+                 "the step to wait for approval")
+
+        def approve(step: str, who: str):
+            return cockpit("approve", run_id[:12], step, env={"COCKPIT_OPERATOR": who})
+
+        own = approve("migrate", "alice")
+        assert own.returncode == 2
+        assert own.stderr == (f"cockpit: alice flies run {run_id}: the run's own operator can "
+                              "not approve its steps; another person must\n")
+        wrong = approve("backup", "bob")
+        assert wrong.returncode == 2
+        assert wrong.stderr == (f"cockpit: run {run_id} is not waiting for an approval of "
+                                "step 'backup' (it waits for 'migrate')\n")
+        first = approve("migrate", "bob")
+        assert first.returncode == 0, first.stderr
+        assert first.stdout == f"approved step 'migrate' of run {run_id} as bob (1 of 2)\n"
+        again = approve("migrate", "bob")
+        assert again.returncode == 2
+        assert "bob approved step 'migrate' already; it needs another person" in again.stderr
+        assert {r["step_id"]: r["status"] for r in record.steps(run_id)} == {
+            "backup": "ok", "migrate": "waiting-confirm"}
+        second = approve("migrate", "carol")
+        assert second.returncode == 0, second.stderr
+        assert second.stdout == f"approved step 'migrate' of run {run_id} as carol (2 of 2)\n"
+        code, out, err = finished(run)
+    finally:
+        kill(run)
+    assert code == 0, err
+    assert "migrate | migrated" in out
+    events = record.events(run_id)
+    said = [e["data"]["reason"] for e in events if e["type"] == "StepWaiting"]
+    assert said[0] == f"needs approval by 2 other people (cockpit approve {run_id} migrate)"
+    assert said[1].startswith("approved by bob at ") and said[1].endswith(" (1 of 2)")
+    assert said[2].startswith("approved by carol at ") and said[2].endswith(" (2 of 2)")
+    started = next(e["id"] for e in events
+                   if e["type"] == "StepStarted" and e["step_id"] == "migrate")
+    assert max(e["id"] for e in events if e["type"] == "StepWaiting") < started
+    assert {r["step_id"]: r["status"] for r in record.steps(run_id)} == {
+        "backup": "ok", "migrate": "ok"}
+
+
+def test_approve_without_a_listening_run(team):
+    gone = cockpit("approve", "20990101-000000-abcd", "migrate", env={"COCKPIT_OPERATOR": "bob"})
+    assert gone.returncode == 2
+    assert gone.stderr == ("cockpit: no cockpit flies run 20990101-000000-abcd in team mode "
+                           "right now: nothing to approve\n")
+
+
+async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, journal):
+    engine = make_engine("""
+        runbook: Guarded
+        phases:
+          - id: p
+            steps:
+              - {id: migrate, run: 'echo migrated', approve: 2}
+    """)
+    assert await engine.run() == ev.RunStatus.PAUSED
+    row = journal.steps(engine.run_id)[0]
+    assert row["status"] == "waiting-confirm"
+    assert [e["data"]["reason"] for e in journal.events(engine.run_id)
+            if e["type"] == "StepWaiting"] == [
+        "needs approval by 1 other person, and approvals need team mode ([team] redis_url "
+        "in the config): the run pauses"]
