@@ -65,10 +65,12 @@ class EtaReading:
         over = self.elapsed + self.remaining.seconds - self.window
         return over if over > 0 else None
 
-    def summary(self) -> str:
-        """``ETA ~14m05s · ends ~16:42``."""
+    def summary(self, compact: bool = False) -> str:
+        """``ETA ~14m05s · ends ~16:42``; steps without timings said in words, or as
+        ``+?`` when ``compact``."""
         ends = time.strftime("%H:%M", time.localtime(self.ends))
-        return f"ETA {self.remaining.text()} · ends ~{ends}"
+        remaining = self.remaining.short() if compact else self.remaining.text()
+        return f"ETA {remaining} · ends ~{ends}"
 
     def warning(self) -> str:
         """``ETA passes the 2h window by 12m00s``, or "" within the window."""

@@ -50,6 +50,9 @@ class RunHeader(Static):
 
     def _tick(self) -> None:
         self.elapsed = time.time() - self.started
+        reading = self.eta() if self.eta is not None else None
+        self.tooltip = (f"{reading.summary()}; from the durations of the last rehearsal"
+                        if reading is not None else None)
 
     def set_note(self, note: str) -> None:
         self.note = note
@@ -76,7 +79,7 @@ class RunHeader(Static):
         text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
         reading = self.eta() if self.eta is not None else None
         if reading is not None:  # before the run id: what an 80-column terminal keeps
-            text.append(f" · {reading.summary()}", style="bold")
+            text.append(f" · {reading.summary(compact=True)}", style="bold")
             if reading.overrun is not None:
                 text.append(f"  ⚠ {reading.warning()} ", style="bold black on yellow")
         text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
