@@ -21,14 +21,17 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from cockpit import events as ev
+from cockpit.config import Team
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import Journal, JournalError
 from cockpit.runbook import Step
+from cockpit.team import Watched
 from screens.cockpit import CockpitScreen
 from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
+from screens.watch import WatchScreen
 
 
 class HangupProofStream:
@@ -237,3 +240,19 @@ class HistoryApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(HistoryScreen(self.journal))
+
+
+class WatchApp(App[None]):
+    """``cockpit watch`` at a terminal: follow a run flown elsewhere, read-only."""
+
+    TITLE = "cockpit watch"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
+
+    def __init__(self, team: Team, watched: Watched, operator: str) -> None:
+        super().__init__()
+        self.team = team
+        self.watched = watched
+        self.operator = operator
+
+    def on_mount(self) -> None:
+        self.push_screen(WatchScreen(self.team, self.watched, self.operator))

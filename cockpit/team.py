@@ -531,6 +531,7 @@ class Watched:
     """The run a watcher follows, its runbook, and where its past comes from."""
 
     run_id: str
+    environment: str
     runbook: Any
     channel: dict[str, str]
     """``run_id`` or ``environment``: the Follower's channel."""
@@ -557,11 +558,13 @@ async def find_watched(team: Team, journal, target: str, environments) -> Watche
         run_id = row["id"]
     except RunNotFound:
         row = None
-    runbook = _watched_runbook(run_id, row, await run_info(team, run_id))
+    info = await run_info(team, run_id)
+    runbook = _watched_runbook(run_id, row, info)
+    channel = channel or {"run_id": run_id}
     if row is not None:
-        return Watched(run_id, runbook, channel or {"run_id": run_id}, journal,
+        return Watched(run_id, row["environment"], runbook, channel, journal,
                        f"run {run_id} from the journal {journal.path}, then live")
-    return Watched(run_id, runbook, channel or {"run_id": run_id}, None,
+    return Watched(run_id, info["environment"], runbook, channel, None,
                    f"run {run_id} is not in the journal here ({journal.path}): showing what "
                    "happens from now on")
 

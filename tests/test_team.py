@@ -20,6 +20,7 @@ from conftest import COCKPIT, cockpit, wait_for
 from cockpit import events as ev
 from cockpit.journal import Journal
 from cockpit.team import decode, encode
+from widgets.run_header import RunHeader
 
 TTL, HEARTBEAT = 2.0, 0.5
 LOCK = "cockpit:lock:staging"
@@ -301,3 +302,55 @@ async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, jo
             if e["type"] == "StepWaiting"] == [
         "needs approval by 1 other person, and approvals need team mode ([team] redis_url "
         "in the config): the run pauses"]
+
+
+# ------------------------------------------------------------------ the watch TUI
+
+
+async def until(pilot, condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, record, tmp_path):
+    from cockpit.app import WatchApp
+    from cockpit.config import Team
+    from cockpit.team import find_watched
+    from screens.watch import WatchScreen
+
+    path = book(tmp_path, "guarded", """
+        - {id: backup, run: 'echo backed up'}
+        - {id: migrate, run: 'echo migrated; echo done >&2', approve: 2}
+    """)
+    run = start("run", "--headless", path, "--env", "staging", operator="alice")
+    try:
+        run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
+        wait_for(lambda: any(r["status"] == "waiting-confirm" for r in record.steps(run_id)),
+                 "the step to wait for approval")
+        settings = Team("env:TEAM_REDIS", TTL, HEARTBEAT)
+        watched = await find_watched(settings, record, "staging", ["staging"])
+        app = WatchApp(settings, watched, "bob")
+        async with app.run_test(size=(120, 34)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, WatchScreen)
+            await until(pilot, lambda: screen.approvable == "migrate", "the approval prompt")
+            assert screen.status["backup"] == ev.StepStatus.OK  # from the journal
+            await pilot.press("A")
+            await until(pilot, lambda: screen.status["migrate"] == ev.StepStatus.OK,
+                        "the approved step to run")
+            assert ("out", "migrated") in screen.buffers["migrate"].lines
+            assert ("err", "done") in screen.buffers["migrate"].lines
+            assert screen.approvable is None
+            await pilot.press("A")  # nothing waits now: said, not sent
+            await until(pilot, lambda: screen.query_one(RunHeader).note.startswith("run ok"),
+                        "the run's end")
+        code, _, err = finished(run)
+    finally:
+        kill(run)
+    assert code == 0, err
+    assert [b.action for b in WatchScreen.BINDINGS] == ["approve"]  # no run/skip/rollback
+    said = [e["data"]["reason"] for e in record.events(run_id) if e["type"] == "StepWaiting"]
+    assert said[-1].startswith("approved by bob at ")
