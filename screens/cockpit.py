@@ -125,6 +125,7 @@ class CockpitScreen(Screen):
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
         self.set_class(self.engine.runbook.metrics is not None, "-metrics")
+        self.query_one(Footer).compact = self.size.width < NARROW  # every key, whole
 
     # ------------------------------------------------------------ what is shown
 
