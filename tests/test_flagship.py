@@ -107,6 +107,7 @@ def test_demo_flies_every_phase_green_and_leaves_nothing_behind(tmp_path):
     assert took < DEMO_BUDGET, f"the demo took {took:.0f}s"
     run, steps, events = record(tmp_path)
     assert run["status"] == "ok" and run["environment"] == "sandbox"
+    assert run["rehearsal"] == 1  # a demo is a rehearsal: its timings become ETAs
     runbook = load_runbook(FLAGSHIP)
     for step in runbook.steps:
         expected = "skipped" if step.when.env and "sandbox" not in step.when.env else "ok"
