@@ -353,23 +353,25 @@ def _team(args, config, profile, run_id: str):
     raw = team.lock()
     if raw is None:
         return team
-    team.client.close()
-    holder = Holder.parse(raw)
-    if not getattr(args, "take_over", False):
-        raise LockHeld(profile.name, holder)
-    if args.confirm_env != profile.name:
-        if not sys.stdin.isatty():
-            raise UsageError(f"taking '{profile.name}' over from {holder} needs its name "
-                             f"typed at a terminal, or --confirm-env {profile.name}")
-        print(f"'{profile.name}' is held by {holder}.")
-        try:
-            answer = input(f"Type '{profile.name}' to take its lock over: ")
-        except EOFError:
-            answer = ""
-        if answer.strip() != profile.name:
-            raise UsageError("environment name not confirmed: nothing was run")
-    team = TeamRun(config.team, profile.name, run_id, config.operator_name)
-    team.take_over(raw)
+    try:
+        holder = Holder.parse(raw)
+        if not getattr(args, "take_over", False):
+            raise LockHeld(profile.name, holder)
+        if args.confirm_env != profile.name:
+            if not sys.stdin.isatty():
+                raise UsageError(f"taking '{profile.name}' over from {holder} needs its name "
+                                 f"typed at a terminal, or --confirm-env {profile.name}")
+            print(f"'{profile.name}' is held by {holder}.")
+            try:
+                answer = input(f"Type '{profile.name}' to take its lock over: ")
+            except EOFError:
+                answer = ""
+            if answer.strip() != profile.name:
+                raise UsageError("environment name not confirmed: nothing was run")
+        team.take_over(raw)
+    except BaseException:
+        team.client.close()
+        raise
     return team
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import queue
@@ -86,13 +87,16 @@ def encode(event: ev.Event) -> str:
                       default=str)
 
 
+_hints = functools.cache(typing.get_type_hints)
+
+
 def decode(data: dict[str, Any]) -> ev.Event | None:
     """The event ``encode`` (or a journal row's type and data) describes; None for a
     type this cockpit does not know (a newer one published it)."""
     cls = getattr(ev, str(data.get("type")), None)
     if not (isinstance(cls, type) and issubclass(cls, ev.Event)):
         return None
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
@@ -155,7 +159,6 @@ class Holder:
 
 class LockHeld(TeamError):
     def __init__(self, environment: str, holder: Holder) -> None:
-        self.holder = holder
         super().__init__(
             f"environment '{environment}' is held by {holder}: wait for that run, follow "
             f"it with 'cockpit watch {environment}', or take it over with --take-over")

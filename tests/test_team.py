@@ -161,6 +161,52 @@ def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record,
                                f"(pid {lock['pid']}, run {lock['run_id']}) since ")
 
 
+def test_an_unreachable_redis_is_one_line_and_nothing_runs(team, record, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("TEAM_REDIS", "redis://:hunter2-secret@127.0.0.1:1/0")
+    quick = book(tmp_path, "quick", "- {id: hello, run: 'echo hello'}\n")
+    result = cockpit("run", "--headless", quick, "--env", "staging")
+    assert result.returncode == 2
+    assert result.stderr.startswith("cockpit: team mode: Redis unreachable: ")
+    assert result.stderr.count("\n") == 1 and "hunter2" not in result.stderr
+    assert record.runs() == []
+
+
+def test_take_over_typed_at_a_terminal(team, record, tmp_path):
+    """The operator types the environment's name at a real terminal (a pty)."""
+    import pty
+
+    slow = book(tmp_path, "slow", "- {id: long, run: 'sleep 4'}\n")
+    quick = book(tmp_path, "quick", "- {id: hello, run: 'echo hello'}\n")
+    first = start("run", "--headless", slow, "--env", "staging")
+    try:
+        lock = wait_for(lambda: holder(team), "the first run's lock")
+        said = {}
+        for typed in ("production", "staging"):
+            primary, secondary = pty.openpty()
+            bob = subprocess.Popen([COCKPIT, "run", "--headless", quick, "--env", "staging",
+                                    "--take-over"], stdin=secondary, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "COCKPIT_OPERATOR": "bob"})
+            os.close(secondary)
+            os.write(primary, f"{typed}\n".encode())
+            out, err = bob.communicate(timeout=30)
+            os.close(primary)
+            assert f"'staging' is held by alice on {lock['host']}" in out
+            said[typed] = (bob.returncode, out, err)
+            if typed == "production":
+                assert holder(team) == lock
+        assert said["production"][0] == 2
+        assert said["production"][2] == ("cockpit: environment name not confirmed: nothing "
+                                         "was run\n")
+        assert said["staging"][0] == 0, said["staging"][2]
+        assert "hello = ok" in " ".join(said["staging"][1].split())
+        code, _, err = finished(first)
+    finally:
+        kill(first)
+    assert code == 3 and "taken over by bob" in err
+
+
 # ------------------------------------------------------------------ live watch
 
 
