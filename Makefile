@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.data
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.importer
+	$(BIN)/python -m bench.watch
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

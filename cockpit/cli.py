@@ -423,7 +423,7 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
         loop.add_signal_handler(signal.SIGHUP, engine.pause_after_step)
         printer = HeadlessPrinter(runbook)
         engine.subscribe(printer)
-        engine.subscribe(EtaPrinter(engine, printer._say))
+        engine.subscribe(EtaPrinter(engine, printer.say))
         return await engine.run()
 
     try:

@@ -308,10 +308,8 @@ class Engine:
                                  self.profile.name, self.operator.name, self.dry_run,
                                  self._resumed))
         if self.team is not None and self.team.took_over is not None:
-            env = self.profile.name
-            self._emit(ev.GuardChanged(self.run_id, self._now(), "", f"lock:{env}", True,
-                                       f"the lock of '{env}', taken over from "
-                                       f"{self.team.took_over}"))
+            self._emit(ev.LockTakenOver(self.run_id, self._now(), self.profile.name,
+                                        str(self.team.took_over)))
         self._watch_metrics()
 
     def prepare_resume(self, interrupted: Interrupted) -> list[str]:
@@ -627,8 +625,8 @@ class Engine:
         return None
 
     async def _approvals(self, step: Step, others: int) -> None:
-        async for approval in self.team.approvals(step.id, others):
-            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, approval))
+        async for by, count in self.team.approvals(step.id, others):
+            self._emit(ev.StepApproved(self.run_id, self._now(), step.id, by, count, others))
 
     async def _dry(self, step: Step, kind, ctx: StepContext, sink: OutputSink,
                    description: str) -> ev.StepStatus:

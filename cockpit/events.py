@@ -171,6 +171,24 @@ class AlertChanged(Event):
 
 
 @dataclass(frozen=True)
+class StepApproved(Event):
+    """Four eyes: another person approved a step that needs ``needed`` approvals."""
+
+    step_id: str
+    by: str
+    count: int
+    needed: int
+
+
+@dataclass(frozen=True)
+class LockTakenOver(Event):
+    """This run took the environment's lock over from a live holder (``--take-over``)."""
+
+    environment: str
+    previous: str
+
+
+@dataclass(frozen=True)
 class RollbackStarted(Event):
     reason: str
 

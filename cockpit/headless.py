@@ -35,7 +35,7 @@ class HeadlessPrinter:
         self.alive = True
         self._handlers = {
             ev.RunStarted: self._run_started,
-            ev.PhaseStarted: lambda e: self._say(f"== {e.title}"),
+            ev.PhaseStarted: lambda e: self.say(f"== {e.title}"),
             ev.StepWaiting: lambda e: self._line(e.step_id, "?", f"waiting: {e.reason}"),
             ev.StepStarted: self._step_started,
             ev.ProcessStarted: lambda e: None,
@@ -43,20 +43,24 @@ class HeadlessPrinter:
             ev.StepRetrying: lambda e: None,  # shown through the step's output
             ev.StepFinished: self._step_finished,
             ev.ChecklistTicked: lambda e: None,  # shown through the step's output
-            ev.RollbackStarted: lambda e: self._say(f"== ROLLBACK: {e.reason}"),
+            ev.RollbackStarted: lambda e: self.say(f"== ROLLBACK: {e.reason}"),
             ev.GuardChanged: lambda e: self._line(
                 e.step_id, "*", f"{e.description}: {'SET' if e.active else 'cleared'}"),
             ev.MetricsSampled: lambda e: None,  # the gate step shows the live values
             ev.BaselineTaken: lambda e: None,
-            ev.MetricsNotice: lambda e: self._say(f"cockpit: {e.message}"),
+            ev.MetricsNotice: lambda e: self.say(f"cockpit: {e.message}"),
             ev.AlertChanged: self._alert_changed,
+            ev.StepApproved: lambda e: self._line(
+                e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"),
+            ev.LockTakenOver: lambda e: self.say(
+                f"cockpit: took the lock of '{e.environment}' over from {e.previous}"),
             ev.RunFinished: self._run_finished,
         }
 
     def __call__(self, event: ev.Event) -> None:
         self._handlers[type(event)](event)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         if not self.alive:
             return
         try:
@@ -66,11 +70,11 @@ class HeadlessPrinter:
             self.alive = False
 
     def _line(self, step_id: str, mark: str, text: str) -> None:
-        self._say(f"{step_id:<{self.width}} {mark} {text}")
+        self.say(f"{step_id:<{self.width}} {mark} {text}")
 
     def _run_started(self, e: ev.RunStarted) -> None:
         how = " (dry run)" if e.dry_run else " (resumed)" if e.resumed else ""
-        self._say(f"cockpit: run {e.run_id}{how}: {e.runbook} on {e.environment}, "
+        self.say(f"cockpit: run {e.run_id}{how}: {e.runbook} on {e.environment}, "
                   f"operator {e.operator}")
 
     def _step_started(self, e: ev.StepStarted) -> None:
@@ -84,7 +88,7 @@ class HeadlessPrinter:
         if not self.alive:
             return
         prefix = f"{e.step_id:<{self.width}} "
-        self._say("\n".join(f"{prefix}{MARK[stream]} {text}" for stream, text in e.lines))
+        self.say("\n".join(f"{prefix}{MARK[stream]} {text}" for stream, text in e.lines))
 
     def _step_finished(self, e: ev.StepFinished) -> None:
         took = f" in {format_duration(e.duration)}" if e.duration is not None else ""
@@ -93,10 +97,10 @@ class HeadlessPrinter:
 
     def _alert_changed(self, e: ev.AlertChanged) -> None:
         summary = alert_summary(e.metric, e.value, e.threshold, e.reason)
-        self._say(f"cockpit: ALERT {e.name} ({e.severity}) {e.state}: {summary}")
+        self.say(f"cockpit: ALERT {e.name} ({e.severity}) {e.state}: {summary}")
 
     def _run_finished(self, e: ev.RunFinished) -> None:
-        self._say(f"cockpit: run {e.run_id} {e.status.value} in "
+        self.say(f"cockpit: run {e.run_id} {e.status.value} in "
                   f"{format_duration(e.duration)} ({e.message})")
 
 

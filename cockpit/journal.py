@@ -432,5 +432,7 @@ _APPLY = {
     ev.MetricsNotice: _event_only,
     ev.BaselineTaken: _event_only,
     ev.AlertChanged: _event_only,
+    ev.StepApproved: _event_only,
+    ev.LockTakenOver: _event_only,
     ev.RunFinished: _run_finished,
 }

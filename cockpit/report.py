@@ -64,6 +64,8 @@ def build(journal: Journal, run_id: str) -> dict[str, Any]:
         "alerts": events["AlertChanged"],
         "baselines": events["BaselineTaken"],
         "notices": events["MetricsNotice"],
+        "approvals": events["StepApproved"],
+        "take_overs": events["LockTakenOver"],
         "rollback": _rollback(events["RollbackStarted"], steps),
         "retries": events["StepRetrying"],
         "signoff": {role: _current(signoffs, role) for role in ROLES},
@@ -224,6 +226,12 @@ def to_markdown(record: dict[str, Any]) -> str:
     if record["notices"]:
         lines += ["", "## Metrics notices", ""]
         lines += [f"- {when(n['at'])}: {n['message']}" for n in record["notices"]]
+    if record["approvals"] or record["take_overs"]:
+        lines += ["", "## Team", ""]
+        lines += [f"- {when(t['at'])}: took the lock of '{t['environment']}' over from "
+                  f"{t['previous']}" for t in record["take_overs"]]
+        lines += [f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} "
+                  f"({a['count']} of {a['needed']})" for a in record["approvals"]]
     if record["rollback"]:
         rollback = record["rollback"]
         lines += ["", "## Rollback", "",

@@ -310,8 +310,8 @@ class TeamRun:
 
     # ---------------------------------------------------------------- approvals
 
-    async def approvals(self, step_id: str, others: int) -> AsyncIterator[str]:
-        """Wait for ``others`` approvals of ``step_id``; each one as a line for the record.
+    async def approvals(self, step_id: str, others: int) -> AsyncIterator[tuple[str, int]]:
+        """Wait for ``others`` approvals of ``step_id``; each one as (who, how many so far).
 
         NeedsOperator when the run lost its lock meanwhile.
         """
@@ -325,8 +325,8 @@ class TeamRun:
                 item = await waiting.queue.get()
                 if item is _LOST:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
-                by, at = item
-                yield f"approved by {by} at {clock(at)} ({count} of {others})"
+                by, _ = item
+                yield by, count
         finally:
             with self._mutex:
                 self._waiting = None

@@ -99,6 +99,9 @@ class WatchScreen(Screen):
         if isinstance(event, ev.RunStarted):
             header.started = event.at
             header.set_note(f"flown by {event.operator} · watching, read-only")
+        elif isinstance(event, ev.StepApproved):
+            self.query_one("#watch-status", Label).update(
+                f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})")
         elif isinstance(event, ev.StepWaiting):
             self.status[event.step_id] = S.WAITING_CONFIRM
             if event.reason.startswith("needs approval by") and "team mode" not in event.reason:

@@ -154,11 +154,10 @@ def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record,
     assert {r["step_id"]: r["status"] for r in record.steps(old_run["id"])} == {
         "first": "ok", "second": "pending"}
     new_run = next(run for run in record.runs() if run["id"] != lock["run_id"])
-    taken = [e["data"]["description"] for e in record.events(new_run["id"])
-             if e["type"] == "GuardChanged"]
-    assert len(taken) == 1
-    assert taken[0].startswith(f"the lock of 'staging', taken over from alice on {lock['host']} "
-                               f"(pid {lock['pid']}, run {lock['run_id']}) since ")
+    taken = [e["data"] for e in record.events(new_run["id"]) if e["type"] == "LockTakenOver"]
+    assert len(taken) == 1 and taken[0]["environment"] == "staging"
+    assert taken[0]["previous"].startswith(f"alice on {lock['host']} (pid {lock['pid']}, run "
+                                           f"{lock['run_id']}) since ")
 
 
 def test_an_unreachable_redis_is_one_line_and_nothing_runs(team, record, tmp_path,
@@ -316,12 +315,13 @@ def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
     assert "migrate | migrated" in out
     events = record.events(run_id)
     said = [e["data"]["reason"] for e in events if e["type"] == "StepWaiting"]
-    assert said[0] == f"needs approval by 2 other people (cockpit approve {run_id} migrate)"
-    assert said[1].startswith("approved by bob at ") and said[1].endswith(" (1 of 2)")
-    assert said[2].startswith("approved by carol at ") and said[2].endswith(" (2 of 2)")
+    assert said == [f"needs approval by 2 other people (cockpit approve {run_id} migrate)"]
+    approved = [(e["data"]["by"], e["data"]["count"], e["data"]["needed"]) for e in events
+                if e["type"] == "StepApproved"]
+    assert approved == [("bob", 1, 2), ("carol", 2, 2)]
     started = next(e["id"] for e in events
                    if e["type"] == "StepStarted" and e["step_id"] == "migrate")
-    assert max(e["id"] for e in events if e["type"] == "StepWaiting") < started
+    assert max(e["id"] for e in events if e["type"] == "StepApproved") < started
     assert {r["step_id"]: r["status"] for r in record.steps(run_id)} == {
         "backup": "ok", "migrate": "ok"}
 
@@ -398,5 +398,5 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
         kill(run)
     assert code == 0, err
     assert [b.action for b in WatchScreen.BINDINGS] == ["approve"]  # no run/skip/rollback
-    said = [e["data"]["reason"] for e in record.events(run_id) if e["type"] == "StepWaiting"]
-    assert said[-1].startswith("approved by bob at ")
+    assert [e["data"]["by"] for e in record.events(run_id)
+            if e["type"] == "StepApproved"] == ["bob"]
