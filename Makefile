@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.importer
 	$(BIN)/python -m bench.watch
+	$(BIN)/python -m bench.platform
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
