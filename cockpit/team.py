@@ -412,32 +412,28 @@ class TeamRun:
 # ------------------------------------------------------------------ watching and approving
 
 
-async def run_info(team: Team, run_id: str) -> dict[str, Any] | None:
-    """What the run published about itself (runbook text, environment, operator)."""
+async def _read(team: Team, key: str) -> bytes | None:
+    """One key of team mode's Redis (``PREFIX:key``); one line if Redis can't be had."""
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(team.url(), socket_connect_timeout=5)
     try:
-        raw = await client.get(f"{team.channel_prefix}:info:{run_id}")
+        return await client.get(f"{team.channel_prefix}:{key}")
     except aioredis.RedisError as exc:
         raise unreachable(exc) from None
     finally:
         await client.aclose()
+
+
+async def run_info(team: Team, run_id: str) -> dict[str, Any] | None:
+    """What the run published about itself (runbook text, environment, operator)."""
+    raw = await _read(team, f"info:{run_id}")
     return json.loads(raw) if raw else None
 
 
 async def current_run(team: Team, environment: str) -> str | None:
     """The run holding ``environment``'s lock now, if any."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(team.url(), socket_connect_timeout=5)
-    try:
-        raw = await client.get(f"{team.channel_prefix}:lock:{environment}")
-    except aioredis.RedisError as exc:
-        raise unreachable(exc) from None
-    finally:
-        await client.aclose()
-    holder = Holder.parse(raw)
+    holder = Holder.parse(await _read(team, f"lock:{environment}"))
     return holder.run_id if holder else None
 
 

@@ -275,16 +275,27 @@ def test_events_cross_the_wire_unchanged():
 # ------------------------------------------------------------------ four eyes
 
 
-def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
-    path = book(tmp_path, "guarded", """
-        - {id: backup, run: 'echo backed up'}
-        - {id: migrate, run: 'echo migrated', approve: 3}
+def start_guarded(team, record, tmp_path, script: str, approvals: int):
+    """alice's headless run whose step 'migrate' needs ``approvals``; waits until it
+    waits for them. (process, run id)"""
+    path = book(tmp_path, "guarded", f"""
+        - {{id: backup, run: 'echo backed up'}}
+        - {{id: migrate, run: '{script}', approve: {approvals}}}
     """)
     run = start("run", "--headless", path, "--env", "staging", operator="alice")
     try:
         run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
         wait_for(lambda: any(r["status"] == "waiting-confirm" for r in record.steps(run_id)),
                  "the step to wait for approval")
+    except BaseException:
+        kill(run)
+        raise
+    return run, run_id
+
+
+def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
+    run, run_id = start_guarded(team, record, tmp_path, "echo migrated", approvals=3)
+    try:
 
         def approve(step: str, who: str):
             return cockpit("approve", run_id[:12], step, env={"COCKPIT_OPERATOR": who})
@@ -367,15 +378,9 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
     from cockpit.team import find_watched
     from screens.watch import WatchScreen
 
-    path = book(tmp_path, "guarded", """
-        - {id: backup, run: 'echo backed up'}
-        - {id: migrate, run: 'echo migrated; echo done >&2', approve: 2}
-    """)
-    run = start("run", "--headless", path, "--env", "staging", operator="alice")
+    run, run_id = start_guarded(team, record, tmp_path, "echo migrated; echo done >&2",
+                                approvals=2)
     try:
-        run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
-        wait_for(lambda: any(r["status"] == "waiting-confirm" for r in record.steps(run_id)),
-                 "the step to wait for approval")
         settings = Team("env:TEAM_REDIS", TTL, HEARTBEAT)
         watched = await find_watched(settings, record, "staging", ["staging"])
         app = WatchApp(settings, watched, "bob")
