@@ -5,6 +5,12 @@ change and the event itself in one transaction, and the engine publishes an even
 after ``apply`` returned. A process killed with SIGKILL leaves a consistent database;
 ``synchronous = "full"`` in the config also survives a power cut, at some cost per
 commit. Each step's full output lives in a file under ``runs/RUN/`` beside the journal.
+
+What the two backends share lives in ``BaseJournal``: every statement is written once,
+with ``?`` placeholders, and a write is a *program*, a generator that yields
+``(sql, args)`` and is sent each statement's rows, run by the backend in one
+transaction. ``Journal`` runs them on SQLite; ``cockpit.journal_pg.PgJournal`` on
+PostgreSQL (team mode), with the same tables, schema upgrades and row shapes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -76,7 +82,7 @@ CREATE TABLE IF NOT EXISTS checklist (
     idx INTEGER NOT NULL,
     item TEXT,
     ticked INTEGER NOT NULL,
-    by TEXT,
+    "by" TEXT,
     at REAL,
     note TEXT,
     PRIMARY KEY (run_id, step_id, idx)
@@ -124,73 +130,76 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class Journal:
-    def __init__(self, path: str | Path, synchronous: str = "normal") -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)  # idempotent; runs its own transaction
-            self._upgrade()
-        except (sqlite3.Error, OSError) as exc:
-            raise JournalError(f"journal {path}: {exc}") from None
+Statement = tuple[str, tuple[Any, ...]]
+Program = Generator[Statement, list[dict[str, Any]], Any]
+"""A write: yields statements, is sent the rows of each; what it returns, the write does."""
 
-    def _upgrade(self) -> None:
+RUN_COLUMNS = ("id", "runbook", "version", "runbook_path", "runbook_sha256", "environment",
+               "operator", "host", "status", "dry_run", "started_at", "output_dir", "rehearsal")
+
+
+def _each(statements: Iterable[Statement]) -> Program:
+    """The program that runs ``statements`` in order."""
+    for statement in statements:  # noqa: UP028 (a list's iterator can't be sent rows)
+        yield statement
+
+
+class BaseJournal:
+    """The record, the same whatever holds it. A backend gives ``path`` (where the record
+    is, for messages: never a password), ``runs_dir``, ``_query``, ``_transaction``,
+    ``_add_column`` and ``close``."""
+
+    path: Any
+    runs_dir: Path
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _transaction(self, program: Program) -> Any:
+        """Run ``program`` in one transaction and return what it returns."""
+        raise NotImplementedError
+
+    def _add_column(self, table: str, column: str, kind: str) -> Program:
+        """Add ``column`` (``kind`` as SQLite spells it) to ``table`` unless it is there."""
+        raise NotImplementedError
+
+    def _elsewhere(self, run: dict[str, Any]) -> bool:
+        """Whether ``run`` is flown on another host, whose run lock this one can't see."""
+        return False
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _upgrade(self) -> Program:
         """Bring a journal written by an older cockpit up to this schema."""
-        with self._tx():
-            row = self._db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else SCHEMA_VERSION
-            if version > SCHEMA_VERSION:
-                raise JournalError(f"journal {self.path} was written by a newer cockpit "
-                                   f"(schema {version}; this one knows {SCHEMA_VERSION})")
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for table, column, kind in ADDED_COLUMNS[step]:
-                    present = {c[1] for c in self._db.execute(f"PRAGMA table_info({table})")}
-                    if column not in present:
-                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                             (SCHEMA_VERSION,))
+        rows = yield ("SELECT value FROM meta WHERE key = 'schema_version'", ())
+        version = int(rows[0]["value"]) if rows else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise JournalError(f"journal {self.path} was written by a newer cockpit "
+                               f"(schema {version}; this one knows {SCHEMA_VERSION})")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for table, column, kind in ADDED_COLUMNS[step]:
+                yield from self._add_column(table, column, kind)
+        yield ("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
 
     # ---------------------------------------------------------------- writing
-
-    def _tx(self):
-        return _Transaction(self)
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.path.parent / "runs"
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
     def create_run(self, run: dict[str, Any], steps: Iterable[tuple[int, Any]]) -> None:
         """Record a new run and all its steps as pending."""
-        try:
-            with self._tx():
-                self._db.execute(
-                    "INSERT INTO runs (id, runbook, version, runbook_path, runbook_sha256, "
-                    "environment, operator, host, status, dry_run, started_at, output_dir, "
-                    "rehearsal) "
-                    "VALUES (:id, :runbook, :version, :runbook_path, :runbook_sha256, "
-                    ":environment, :operator, :host, :status, :dry_run, :started_at, "
-                    ":output_dir, :rehearsal)",
-                    {"rehearsal": 0, **run},
-                )
-                self._db.executemany(
-                    "INSERT INTO steps (run_id, step_id, seq, phase, title, kind, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                    [
-                        (run["id"], step.id, seq, step.phase, step.title, step.kind)
-                        for seq, step in steps
-                    ],
-                )
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal {self.path}: {exc}") from None
+        values = {"rehearsal": 0, **run}
+        self._transaction(_each([
+            (f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
+             f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+             tuple(values[column] for column in RUN_COLUMNS)),
+            *(("INSERT INTO steps (run_id, step_id, seq, phase, title, kind, status) "
+               "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+               (run["id"], step.id, seq, step.phase, step.title, step.kind))
+              for seq, step in steps),
+        ]))
 
     def apply(self, event: ev.Event) -> None:
         """Record ``event`` and the state change it means, in one transaction."""
@@ -202,16 +211,12 @@ class Journal:
             for f in dataclasses.fields(event)
             if f.name not in ("run_id", "at")
         }
-        try:
-            with self._tx():
-                handler(self._db, event)
-                self._db.execute(
-                    "INSERT INTO events (run_id, at, type, step_id, data) VALUES (?, ?, ?, ?, ?)",
-                    (event.run_id, event.at, type(event).__name__, data.get("step_id"),
-                     json.dumps(data)),
-                )
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal {self.path}: {exc}") from None
+        self._transaction(_each([
+            *handler(event),
+            ("INSERT INTO events (run_id, at, type, step_id, data) VALUES (?, ?, ?, ?, ?)",
+             (event.run_id, event.at, type(event).__name__, data.get("step_id"),
+              json.dumps(data))),
+        ]))
 
     def sign_off(self, run_id: str, role: str, name: str, note: str = "",
                  replace: bool = False) -> dict[str, Any]:
@@ -221,34 +226,31 @@ class Journal:
         it replaces, which stays in the record. A run still flying can not be signed.
         """
         run = self.find_run(run_id)
-        if run["status"] == "running" and not RunLock(self.run_dir(run["id"])).is_free():
+        if run["status"] == "running" and self._flying(run):
             raise SignOffRefused(f"run {run['id']} is still running: sign it off once it "
                                  "has finished")
-        try:
-            with self._tx():
-                before = self._db.execute(
-                    "SELECT id, name, at FROM signoffs WHERE run_id = ? AND role = ? "
-                    "ORDER BY id DESC LIMIT 1", (run["id"], role)).fetchone()
-                if before is not None and not replace:
-                    raise SignOffRefused(
-                        f"run {run['id']} is already signed off as {role} by {before['name']}: "
-                        "pass --replace to sign it again (both are kept)")
-                cursor = self._db.execute(
-                    "INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run["id"], role, name, time.time(), note,
-                     before["id"] if before is not None else None))
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal {self.path}: {exc}") from None
-        return self._query("SELECT * FROM signoffs WHERE id = ?", (cursor.lastrowid,))[0]
+
+        def program() -> Program:
+            before = yield ("SELECT id, name FROM signoffs WHERE run_id = ? AND role = ? "
+                            "ORDER BY id DESC LIMIT 1", (run["id"], role))
+            if before and not replace:
+                raise SignOffRefused(
+                    f"run {run['id']} is already signed off as {role} by {before[0]['name']}: "
+                    "pass --replace to sign it again (both are kept)")
+            signed = yield ("INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
+                            "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                            (run["id"], role, name, time.time(), note,
+                             before[0]["id"] if before else None))
+            return signed[0]
+
+        return self._transaction(program())
 
     # ---------------------------------------------------------------- reading
 
-    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        try:
-            return [dict(row) for row in self._db.execute(sql, tuple(args))]
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal {self.path}: {exc}") from None
+    def _flying(self, run: dict[str, Any]) -> bool:
+        """Whether a run recorded as running still flies: on another host (this one
+        can't tell), or here, its process holding the run's lock."""
+        return self._elsewhere(run) or not RunLock(self.run_dir(run["id"])).is_free()
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by id, unique id prefix, or ``last``."""
@@ -257,7 +259,7 @@ class Journal:
                                "ORDER BY started_at DESC LIMIT 1")
         else:
             rows = self._query("SELECT * FROM runs WHERE id = ?", (ref,)) or self._query(
-                "SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at DESC",
+                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY started_at DESC",
                 (ref.replace("%", "").replace("_", "\\_") + "%",),
             )
         if not rows:
@@ -281,7 +283,7 @@ class Journal:
         """The latest runs; one recorded as running whose process is gone says so."""
         rows = self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
         for row in rows:
-            if row["status"] == "running" and RunLock(self.run_dir(row["id"])).is_free():
+            if row["status"] == "running" and not self._flying(row):
                 row["status"] = "interrupted"
         return rows
 
@@ -307,13 +309,59 @@ class Journal:
         """Every sign-off of a run, replaced ones too, oldest first."""
         return self._query("SELECT * FROM signoffs WHERE run_id = ? ORDER BY id", (run_id,))
 
+
+class Journal(BaseJournal):
+    """The journal in a SQLite file; each run's output files in ``runs/`` beside it."""
+
+    def __init__(self, path: str | Path, synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)  # idempotent; runs its own transaction
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"journal {path}: {exc}") from None
+        self._transaction(self._upgrade())
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path.parent / "runs"
+
+    def _add_column(self, table: str, column: str, kind: str) -> Program:
+        present = yield ("SELECT name FROM pragma_table_info(?)", (table,))
+        if column not in {row["name"] for row in present}:
+            yield (f"ALTER TABLE {table} ADD COLUMN {column} {kind}", ())
+
+    def _transaction(self, program: Program) -> Any:
+        try:
+            with _Transaction(self._db):
+                rows = None
+                while True:
+                    try:
+                        sql, args = program.send(rows)
+                    except StopIteration as done:
+                        return done.value
+                    rows = [dict(row) for row in self._db.execute(sql, args)]
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            return [dict(row) for row in self._db.execute(sql, tuple(args))]
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
+
     def close(self) -> None:
         self._db.close()
 
 
 class _Transaction:
-    def __init__(self, journal: Journal) -> None:
-        self._db = journal._db
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -323,8 +371,6 @@ class _Transaction:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
-
-
 class RunLock:
     """Held by the process flying a run; free once that process is gone (even by SIGKILL)."""
 
@@ -363,58 +409,62 @@ class RunLock:
 
 
 # ---------------------------------------------------------------- event handlers
+# Each gives the statements that record its event's state change.
 
 
-def _run_started(db: sqlite3.Connection, e: ev.RunStarted) -> None:
-    db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
-               (e.run_id,))
+def _run_started(e: ev.RunStarted) -> list[Statement]:
+    return [("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
+             (e.run_id,))]
 
 
-def _step_waiting(db: sqlite3.Connection, e: ev.StepWaiting) -> None:
-    db.execute("UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
-               (ev.StepStatus.WAITING_CONFIRM.value, e.run_id, e.step_id))
+def _step_waiting(e: ev.StepWaiting) -> list[Statement]:
+    return [("UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
+             (ev.StepStatus.WAITING_CONFIRM.value, e.run_id, e.step_id))]
 
 
-def _step_started(db: sqlite3.Connection, e: ev.StepStarted) -> None:
-    db.execute(
+def _step_started(e: ev.StepStarted) -> list[Statement]:
+    return [(
         "UPDATE steps SET status = 'running', attempt = ?, output_path = ?, "
         "started_at = COALESCE(CASE WHEN ? = 1 THEN NULL ELSE started_at END, ?), "
         "finished_at = NULL WHERE run_id = ? AND step_id = ?",
         (e.attempt, e.output_path, e.attempt, e.at, e.run_id, e.step_id),
-    )
+    )]
 
 
-def _process_started(db: sqlite3.Connection, e: ev.ProcessStarted) -> None:
-    db.execute("UPDATE steps SET pgid = ? WHERE run_id = ? AND step_id = ?",
-               (e.pgid, e.run_id, e.step_id))
+def _process_started(e: ev.ProcessStarted) -> list[Statement]:
+    return [("UPDATE steps SET pgid = ? WHERE run_id = ? AND step_id = ?",
+             (e.pgid, e.run_id, e.step_id))]
 
 
-def _step_finished(db: sqlite3.Connection, e: ev.StepFinished) -> None:
-    db.execute(
+def _step_finished(e: ev.StepFinished) -> list[Statement]:
+    return [(
         "UPDATE steps SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
         "message = ?, output_lines = output_lines + ?, excerpt = COALESCE(?, excerpt), "
         "details = COALESCE(?, details) WHERE run_id = ? AND step_id = ?",
         (e.status.value, e.at, e.duration, e.exit_code, e.message, e.output_lines,
          json.dumps(list(e.excerpt)) if e.excerpt else None,
          json.dumps(dict(e.details)) if e.details else None, e.run_id, e.step_id),
-    )
+    )]
 
 
-def _checklist_ticked(db: sqlite3.Connection, e: ev.ChecklistTicked) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO checklist (run_id, step_id, idx, item, ticked, by, at, note) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+def _checklist_ticked(e: ev.ChecklistTicked) -> list[Statement]:
+    return [(
+        'INSERT INTO checklist (run_id, step_id, idx, item, ticked, "by", at, note) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id, idx) DO UPDATE SET "
+        'item = excluded.item, ticked = excluded.ticked, "by" = excluded."by", '
+        "at = excluded.at, note = excluded.note",
         (e.run_id, e.step_id, e.index, e.item, int(e.ticked), e.by, e.at, e.note),
-    )
+    )]
 
 
-def _run_finished(db: sqlite3.Connection, e: ev.RunFinished) -> None:
-    db.execute("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE id = ?",
-               (e.status.value, e.at, e.message, e.run_id))
+def _run_finished(e: ev.RunFinished) -> list[Statement]:
+    return [("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE id = ?",
+             (e.status.value, e.at, e.message, e.run_id))]
 
 
-def _event_only(db: sqlite3.Connection, e: ev.Event) -> None:
+def _event_only(e: ev.Event) -> list[Statement]:
     """Kept in the event log; changes no state."""
+    return []
 
 
 _APPLY = {
