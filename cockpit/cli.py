@@ -177,7 +177,16 @@ def _config(args):
     return load_config(args.config)
 
 
+def _shared_journal(args, config) -> bool:
+    """Whether the journal is PostgreSQL ([team] journal_dsn; --journal PATH is SQLite)."""
+    return bool(config.journal_dsn) and not getattr(args, "journal", None)
+
+
 def _journal(args, config):
+    if _shared_journal(args, config):
+        from cockpit.journal_pg import PgJournal
+
+        return PgJournal(config.journal_url(), runs_dir=config.journal_path.parent / "runs")
     from cockpit.journal import Journal
 
     path = Path(args.journal) if getattr(args, "journal", None) else config.journal_path
@@ -216,7 +225,7 @@ def cmd_plan(args) -> int:
     )
     journal_path = Path(args.journal) if args.journal else config.journal_path
     eta = (from_rehearsal(_journal(args, config), runbook, profile.name)
-           if journal_path.exists() else None)
+           if _shared_journal(args, config) or journal_path.exists() else None)
     print(f"{runbook.name} {runbook.version}".rstrip() + f"  ({args.file})")
     print(f"environment: {profile.name}{' (asks to type its name)' if profile.confirm else ''}")
     if runbook.window is not None:
@@ -598,7 +607,10 @@ def cmd_locate(args) -> int:
     config = _config(args)
     path = Path(args.journal) if args.journal else config.journal_path
     print(f"config:  {find_config(args.config) or '(none: defaults)'}")
-    print(f"journal: {path}")
+    if _shared_journal(args, config):
+        print(f"journal: PostgreSQL, its DSN in {config.journal_dsn}")
+    else:
+        print(f"journal: {path}")
     print(f"output:  {path.parent / 'runs'}")
     return EXIT_OK
 

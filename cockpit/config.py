@@ -29,7 +29,8 @@ SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "journal": {"path": (str, ""), "synchronous": (str, "normal")},
     "output": {"window_lines": (int, 1000), "flush_interval": ((str, int, float), "50ms")},
     "engine": {"kill_grace": ((str, int, float), "5s")},
-    "team": {"redis_url": (str, ""), "lock_ttl": ((str, int, float), "30s"),
+    "team": {"redis_url": (str, ""), "journal_dsn": (str, ""),
+             "lock_ttl": ((str, int, float), "30s"),
              "heartbeat": ((str, int, float), "10s"), "channel_prefix": (str, "cockpit")},
 }
 DURATIONS = ("flush_interval", "kill_grace", "lock_ttl", "heartbeat")
@@ -105,6 +106,15 @@ class Config:
     environments: Mapping[str, Environment] = field(default_factory=dict)
     team: Team | None = None
     """Team mode, when ``[team]`` sets a ``redis_url``."""
+    journal_dsn: str = ""
+    """``[team] journal_dsn``: a reference to the DSN of the journal in PostgreSQL; empty,
+    the journal is SQLite at ``journal_path``."""
+
+    def journal_url(self) -> str:
+        value, where = read_reference(self.journal_dsn)
+        if not value:
+            raise ConfigError(f"[team] journal_dsn: nothing in {where}")
+        return value
 
     def profile(self, name: str | None) -> Environment:
         """The named environment (``None``: the default one)."""
@@ -175,6 +185,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
         team=Team(settings["team.redis_url"], settings["team.lock_ttl"],
                   settings["team.heartbeat"], settings["team.channel_prefix"])
         if settings["team.redis_url"] else None,
+        journal_dsn=settings["team.journal_dsn"],
     )
 
 
@@ -220,11 +231,12 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
                         f"{values['journal.synchronous']!r}")
     if values["output.window_lines"] < 10:
         problems.append("[output] window_lines: expected at least 10")
-    url = values["team.redis_url"]
-    if url and url.partition(":")[0] not in ("env", "file"):
-        problems.append("[team] redis_url: expected \"env:VARIABLE\" or \"file:PATH\" (it may "
-                        "hold a password, which never goes in this file)")
-        values["team.redis_url"] = ""
+    for key in ("redis_url", "journal_dsn"):
+        ref = values[f"team.{key}"]
+        if ref and ref.partition(":")[0] not in ("env", "file"):
+            problems.append(f"[team] {key}: expected \"env:VARIABLE\" or \"file:PATH\" (it "
+                            "may hold a password, which never goes in this file)")
+            values[f"team.{key}"] = ""
     if values["team.heartbeat"] * 2 > values["team.lock_ttl"]:
         problems.append("[team] heartbeat: expected at most half of lock_ttl, so a live "
                         "holder renews the lock before it expires")
