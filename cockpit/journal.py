@@ -177,6 +177,8 @@ class BaseJournal:
         if version > SCHEMA_VERSION:
             raise JournalError(f"journal {self.path} was written by a newer cockpit "
                                f"(schema {version}; this one knows {SCHEMA_VERSION})")
+        if rows and version == SCHEMA_VERSION:
+            return  # nothing to write: a read-only connection can still read the record
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, kind in ADDED_COLUMNS[step]:
                 yield from self._add_column(table, column, kind)

@@ -58,6 +58,24 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class _Lost(Exception):
+    """The connection was found dead by a call's first exchange: nothing of the call
+    reached the server, so it can run again on a new connection."""
+
+
+async def _alive(db, first) -> Any:
+    """``await first``, a call's first exchange with the server, or ``_Lost``."""
+    import asyncpg
+
+    try:
+        return await first
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError, OSError) as exc:
+        if db.is_closed():
+            raise _Lost from exc
+        raise
+
+
 class PgJournal(BaseJournal):
     """The journal in the PostgreSQL database at ``dsn``; output files in ``runs_dir``
     (local to this host)."""
@@ -97,32 +115,45 @@ class PgJournal(BaseJournal):
 
     async def _on_db(self, work) -> Any:
         """``await work(connection)``, one call at a time, (re)connecting first if need
-        be; the server's faults as one line."""
+        be, and once more on a new connection if the old one is found dead (by the
+        server's restart, an idle timeout) before anything was sent; the server's
+        faults as one line."""
         import asyncpg
 
-        from steps.postgres import ConnectError, connect, reason
+        from steps.postgres import ConnectError, reason
 
         async with self._guard:
             try:
-                if self._db is None or self._db.is_closed():
-                    self._db = None
-                    db = await connect(self._dsn, application_name="cockpit journal")
-                    try:
-                        await self._first_use(db)
-                    except BaseException:
-                        db.terminate()
-                        raise
-                    self._db = db
-                return await work(self._db)
+                try:
+                    return await work(await self._connection())
+                except _Lost:
+                    return await work(await self._connection())
             except ConnectError as exc:
                 raise JournalError(f"journal: {exc}") from None
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except _Lost as exc:
+                raise JournalError(f"journal {self.path}: {reason(exc.__cause__)}") from None
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                    OSError) as exc:
                 raise JournalError(f"journal {self.path}: {reason(exc)}") from None
             except asyncio.CancelledError:  # given up on: the connection's state is unknown
                 if self._db is not None:
                     self._db.terminate()
                     self._db = None
                 raise
+
+    async def _connection(self) -> Any:
+        from steps.postgres import connect
+
+        if self._db is None or self._db.is_closed():
+            self._db = None
+            db = await connect(self._dsn, application_name="cockpit journal")
+            try:
+                await self._first_use(db)
+            except BaseException:
+                db.terminate()
+                raise
+            self._db = db
+        return self._db
 
     async def _first_use(self, db) -> None:
         """Use the DSN's schema (or ``public``), making it and the tables if they are not
@@ -157,14 +188,22 @@ class PgJournal(BaseJournal):
 
     def _transaction(self, program: Program) -> Any:
         async def run(db) -> Any:
-            async with db.transaction():
-                return await self._drive(db, program)
+            transaction = db.transaction()
+            await _alive(db, transaction.start())
+            try:
+                result = await self._drive(db, program)
+            except Exception:
+                if not db.is_closed():
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+            return result
 
         return self._call(self._on_db(run))
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         async def run(db) -> list[dict[str, Any]]:
-            return [dict(row) for row in await db.fetch(numbered(sql), *args)]
+            return [dict(row) for row in await _alive(db, db.fetch(numbered(sql), *args))]
 
         return self._call(self._on_db(run))
 

@@ -9,7 +9,9 @@ import json
 import re
 import socket
 import textwrap
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import Operator, cockpit, execute, fetch, fetchval
@@ -209,6 +211,34 @@ def test_an_older_journal_is_upgraded_and_a_newer_one_refused(pg_dsn, tmp_path):
     asyncio.run(execute(pg_dsn, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}'"))
     with pytest.raises(JournalError, match="written by a newer cockpit"):
         PgJournal(pg_dsn, runs_dir=tmp_path)
+
+
+def test_a_lost_connection_is_opened_again_and_a_refused_write_is_one_line(pg_journal,
+                                                                          pg_dsn):
+    pg_journal.create_run(run_row("r", "h"), [])
+    database = urlsplit(pg_dsn).path.lstrip("/")
+    asyncio.run(execute(
+        pg_dsn, f'ALTER DATABASE "{database}" SET default_transaction_read_only = on',
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'cockpit journal'"))
+    assert pg_journal.find_run("r")["status"] == "running"  # read on a new connection
+    with pytest.raises(JournalError) as refused:
+        pg_journal.apply(ev.RunFinished("r", 2.0, ev.RunStatus.OK, 1.0))
+    assert str(refused.value) == (f"journal {pg_journal.path}: cannot execute UPDATE in a "
+                                  "read-only transaction")
+    assert pg_journal.events("r") == [], "the refused write left nothing half done"
+
+
+def test_a_connection_that_dies_just_before_a_call_is_replaced(pg_journal, pg_dsn):
+    pg_journal.create_run(run_row("r", "h"), [])
+    # The journal's loop is kept busy while the server ends its connection, so the call
+    # comes before the loop has seen the connection close: its first exchange fails.
+    pg_journal._loop.call_soon_threadsafe(time.sleep, 0.5)
+    asyncio.run(execute(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'cockpit journal'"))
+    pg_journal.apply(ev.RunFinished("r", 2.0, ev.RunStatus.OK, 1.0))
+    assert pg_journal.find_run("r")["status"] == "ok"
+    assert [e["type"] for e in pg_journal.events("r")] == ["RunFinished"]
 
 
 # ------------------------------------------------------------------ both backends alike
