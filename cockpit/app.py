@@ -23,7 +23,7 @@ from textual.screen import Screen
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.engine import Engine, EngineError
-from cockpit.journal import Journal, JournalError
+from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
 from cockpit.team import Watched
 from screens.cockpit import CockpitScreen
@@ -234,7 +234,7 @@ class HistoryApp(App[None]):
     TITLE = "cockpit history"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: BaseJournal) -> None:
         super().__init__()
         self.journal = journal
 

@@ -23,7 +23,7 @@ from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading, from_rehearsal
-from cockpit.journal import Journal, RunLock
+from cockpit.journal import BaseJournal, RunLock
 from cockpit.metrics import MetricsWatch, Poll
 from cockpit.output import OutputSink
 from cockpit.process import live_members
@@ -123,7 +123,7 @@ class Engine:
     def __init__(
         self,
         runbook: Runbook,
-        journal: Journal,
+        journal: BaseJournal,
         *,
         config: Config,
         profile: Environment,

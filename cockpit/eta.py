@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cockpit import events as ev
 from cockpit.durations import format_duration, format_setting
-from cockpit.journal import Journal
+from cockpit.journal import BaseJournal
 from cockpit.runbook import Phase, Runbook, Step
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Eta:
         return EtaReading(self.estimate(todo, running), at, elapsed, self.runbook.window)
 
 
-def from_rehearsal(journal: Journal, runbook: Runbook, environment: str) -> Eta | None:
+def from_rehearsal(journal: BaseJournal, runbook: Runbook, environment: str) -> Eta | None:
     """The ETAs from the newest rehearsal of ``runbook`` that ended ok; None without one."""
     run = journal.latest_rehearsal(runbook.name)
     if run is None:

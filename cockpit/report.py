@@ -18,7 +18,7 @@ from html import escape
 from typing import Any
 
 from cockpit.durations import format_duration, format_setting
-from cockpit.journal import Journal, RunNotFound
+from cockpit.journal import BaseJournal, RunNotFound
 from cockpit.metrics import format_metric
 from cockpit.runbook import TROUBLESHOOTING
 
@@ -43,7 +43,7 @@ def _since(ts: float | None, start: float | None) -> str:
 # ------------------------------------------------------------------ the record
 
 
-def build(journal: Journal, run_id: str) -> dict[str, Any]:
+def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
     run = journal.find_run(run_id)
     steps = journal.steps(run["id"])
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -657,7 +657,7 @@ def _firing_spans(alerts: list[dict[str, Any]], metric: str,
 # ------------------------------------------------------------------ a run beside another
 
 
-def compare(journal: Journal, run_id: str, ref: str) -> dict[str, Any]:
+def compare(journal: BaseJournal, run_id: str, ref: str) -> dict[str, Any]:
     """Run ``run_id`` beside ``ref``: a run id, or ``rehearsal`` (the latest ok rehearsal
     of the same runbook that started before it). Steps are matched by id; those whose
     outcomes differ come first, then the others in the run's order."""

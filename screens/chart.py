@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
-from cockpit.journal import Journal
+from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertRule, format_metric
 from cockpit.runbook import Runbook
 
@@ -27,7 +27,7 @@ class ChartScreen(Screen):
                 tooltip="Back to the cockpit"),
     ]
 
-    def __init__(self, journal: Journal, run_id: str, runbook: Runbook,
+    def __init__(self, journal: BaseJournal, run_id: str, runbook: Runbook,
                  alerts: tuple[AlertRule, ...]) -> None:
         super().__init__()
         self.journal, self.run_id, self.runbook = journal, run_id, runbook

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from cockpit.durations import format_duration
-from cockpit.journal import Journal
+from cockpit.journal import BaseJournal
 
 
 def _when(ts: float | None) -> str:
@@ -26,7 +26,7 @@ class HistoryScreen(Screen):
     """
     BINDINGS = [Binding("escape,q", "close", "Close", id="history.close")]
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: BaseJournal) -> None:
         super().__init__()
         self.journal = journal
 

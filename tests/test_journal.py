@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cockpit import events as ev
-from cockpit.journal import SCHEMA_VERSION, Journal, JournalError, RunLock
+from cockpit.journal import SCHEMA_VERSION, Journal, JournalError
 
 # The first schema cockpit shipped (commit 0e79330), before steps.pgid and steps.details.
 SCHEMA_V1 = (Path(__file__).parent / "data" / "journal" / "schema-v1.sql").read_text()
@@ -55,20 +55,3 @@ def test_a_newer_journal_is_refused_untouched(tmp_path):
         Journal(path)
 
 
-def test_listing_runs_marks_dead_ones_and_leaves_their_lock_free(tmp_path):
-    journal = Journal(tmp_path / "journal.sqlite3")
-    for run_id in ("dead", "alive"):
-        journal.create_run({"id": run_id, "runbook": "R", "version": "", "runbook_path": "",
-                            "runbook_sha256": "", "environment": "local", "operator": "t",
-                            "host": "h", "status": "running", "dry_run": 0,
-                            "started_at": 1.0 if run_id == "dead" else 2.0,
-                            "output_dir": ""}, [])
-    flying = RunLock(journal.run_dir("alive"))
-    assert flying.acquire()
-    assert [(r["id"], r["status"]) for r in journal.runs()] == [
-        ("alive", "running"), ("dead", "interrupted")]
-    resumer = RunLock(journal.run_dir("dead"))
-    assert resumer.acquire(), "looking at history must not keep a dead run's lock"
-    resumer.release()
-    flying.release()
-    journal.close()
