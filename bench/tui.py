@@ -31,7 +31,8 @@ waits for the process to be idle, which never happens during a flood.)
 3. Peak RSS: a fresh interpreter (``--child-rss N``) flies a step printing N lines in
    the app and prints its ``VmHWM``; N = 10,000,000, and N = 0 as the idle baseline
    (same app, same step path, no output). Target: under 100 MB over idle.
-4. Launch to first paint: the real ``cockpit run BOOK`` of a 60-step runbook in a
+4. Launch to first paint: the real ``cockpit run BOOK`` of a 60-step runbook, and of the
+   flagship (runbooks/pm-intelligence: 72 steps, metrics panel; target < 1 s), in a
    pseudo-terminal of 120x34, timed by this process from just before the spawn to the
    moment the whole first frame (header, first step, footer) has been read from the
    terminal. Interpreter start, imports, config, journal and first layout are all in
@@ -73,6 +74,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
+from cockpit.sandbox.demo import FLAGSHIP
 from steps.shell import BASH
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
@@ -286,18 +288,26 @@ def launch_book(steps: int, per_phase: int = 10) -> str:
     return yaml.safe_dump({"runbook": "launch", "version": "60", "phases": phases})
 
 
-def first_paint(folder: Path) -> float:
+LAUNCH_MARKERS = [b"launch 60", b"Step 01 of the launch", b"Quit"]  # header, tree, footer
+FLAGSHIP_TARGET = 1.0  # DESIGN.md: the flagship's first paint "well under a second"
+FLAGSHIP_MARKERS = [b"PM Intelligence Platform 2.0", b"Code & Build", b"Metrics", b"Quit"]
+FLAGSHIP_SECRETS = dict.fromkeys(
+    ("ADMIN_KEY", "TEST_API_KEY", "DATABASE_URL", "REDIS_URL", "SLACK_WEBHOOK"),
+    "bench-not-a-real-secret")  # the run starts; nothing is flown
+
+
+def first_paint(folder: Path, book: str = "book.yaml", markers=LAUNCH_MARKERS) -> float:
     """Seconds from spawning ``cockpit run`` in a 120x34 pty to its first whole frame."""
     cockpit = Path(sys.executable).with_name("cockpit")
-    markers = [b"launch 60", b"Step 01 of the launch", b"Quit"]  # header, tree, footer
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "PYTHONPYCACHEPREFIX": str(folder / "pyc")}
+    env = {**os.environ, **FLAGSHIP_SECRETS, "TERM": "xterm-256color",
+           "PYTHONPYCACHEPREFIX": str(folder / "pyc")}
     env.pop("NO_COLOR", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(cockpit), "run", "book.yaml", "--journal", str(folder / "journal.sqlite3")],
+        [str(cockpit), "run", book, "--journal", str(folder / "journal.sqlite3")],
         stdin=slave, stdout=slave, stderr=slave, cwd=folder, env=env, start_new_session=True,
     )
     os.close(slave)
@@ -326,10 +336,15 @@ def launch() -> None:
         (folder / "book.yaml").write_text(launch_book(LAUNCH_STEPS))
         first_paint(folder)  # warm-up: file caches, .pyc
         times = sorted(first_paint(folder) for _ in range(LAUNCHES))
-    median = statistics.median(times)
-    row(f"min / max of {LAUNCHES}", f"{times[0]:.3f} / {times[-1]:.3f} s")
-    row("median", f"{median:.3f} s",
-        f"target < {LAUNCH_TARGET:g} s  {'met' if median < LAUNCH_TARGET else 'MISSED'}")
+        flagship = str(FLAGSHIP)
+        first_paint(folder, flagship, FLAGSHIP_MARKERS)
+        big = sorted(first_paint(folder, flagship, FLAGSHIP_MARKERS) for _ in range(LAUNCHES))
+    for what, found, target in ((f"{LAUNCH_STEPS} steps", times, LAUNCH_TARGET),
+                                ("the flagship", big, FLAGSHIP_TARGET)):
+        median = statistics.median(found)
+        row(f"{what}: min / max of {LAUNCHES}", f"{found[0]:.3f} / {found[-1]:.3f} s")
+        row(f"{what}: median", f"{median:.3f} s",
+            f"target < {target:g} s  {'met' if median < target else 'MISSED'}")
 
 
 async def main() -> None:
