@@ -300,6 +300,9 @@ def cmd_resume(args) -> int:
     run = journal.find_run(args.run_id)
     if run["status"] in ("ok", "rolled-back"):
         raise UsageError(f"run {run['id']} is {run['status']}: nothing to resume")
+    if journal.elsewhere(run):
+        raise UsageError(f"run {run['id']} was flown on {run['host']}: its run lock and its "
+                         f"output files are there; resume it on {run['host']}")
     runbook = load_runbook(run["runbook_path"])
     if runbook.sha256 != run["runbook_sha256"]:
         raise UsageError(f"{run['runbook_path']} changed since run {run['id']} started "

@@ -163,7 +163,7 @@ class BaseJournal:
         """Add ``column`` (``kind`` as SQLite spells it) to ``table`` unless it is there."""
         raise NotImplementedError
 
-    def _elsewhere(self, run: dict[str, Any]) -> bool:
+    def elsewhere(self, run: dict[str, Any]) -> bool:
         """Whether ``run`` is flown on another host, whose run lock this one can't see."""
         return False
 
@@ -252,7 +252,7 @@ class BaseJournal:
     def _flying(self, run: dict[str, Any]) -> bool:
         """Whether a run recorded as running still flies: on another host (this one
         can't tell), or here, its process holding the run's lock."""
-        return self._elsewhere(run) or not RunLock(self.run_dir(run["id"])).is_free()
+        return self.elsewhere(run) or not RunLock(self.run_dir(run["id"])).is_free()
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by id, unique id prefix, or ``last``."""

@@ -207,7 +207,7 @@ class PgJournal(BaseJournal):
 
         return self._call(self._on_db(run))
 
-    def _elsewhere(self, run: dict[str, Any]) -> bool:
+    def elsewhere(self, run: dict[str, Any]) -> bool:
         return run["host"] != self.host
 
     def close(self) -> None:

@@ -346,3 +346,18 @@ def test_a_dsn_written_into_the_config_is_refused(tmp_path):
     assert result.returncode == 2
     assert "[team] journal_dsn: expected \"env:VARIABLE\" or \"file:PATH\"" in result.stderr
     assert PASSWORD not in result.stderr
+
+
+def test_a_run_flown_on_another_bastion_is_resumed_there(pg_dsn, tmp_path):
+    there = PgJournal(pg_dsn, runs_dir=tmp_path / "b")
+    there.host = "bastion-b"
+    try:
+        there.create_run(run_row("theirs", "bastion-b", 2.0), [])
+        there.apply(ev.RunFinished("theirs", 3.0, ev.RunStatus.PAUSED, 1.0))
+    finally:
+        there.close()
+    env = {"COCKPIT_CONFIG": str(team_config(tmp_path)), "COCKPIT_JOURNAL_DSN": pg_dsn}
+    resumed = cockpit("resume", "theirs", "--headless", env=env)
+    assert resumed.returncode == 2
+    assert resumed.stderr == ("cockpit: run theirs was flown on bastion-b: its run lock and its "
+                              "output files are there; resume it on bastion-b\n")
