@@ -132,3 +132,20 @@ class OutputSink:
             return self.path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def read_back(path: Path, limit: int) -> list[tuple[str, str]]:
+    """The last ``limit`` lines of an output file as ``(stream, text)`` pairs, the
+    streams told apart by their marks; [] when there is no file (yet)."""
+    try:
+        with path.open("rb") as file:
+            lines = deque(file, maxlen=limit)
+    except OSError:
+        return []
+    marks = [(stream, prefix) for stream, prefix in FILE_PREFIX.items() if prefix]
+    read = []
+    for raw in lines:
+        line = raw.decode(errors="replace").rstrip("\n")
+        stream = next((s for s, prefix in marks if line.startswith(prefix)), "out")
+        read.append((stream, line.removeprefix(FILE_PREFIX[stream])))
+    return read

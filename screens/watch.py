@@ -9,6 +9,7 @@ another person (``A``).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +19,7 @@ from textual.widgets import Footer, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
+from cockpit.output import read_back
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputBuffer, OutputPane
@@ -111,6 +113,9 @@ class WatchScreen(Screen):
             self.query_one("#watch-status", Label).update(f"{event.step_id}: {event.reason}")
         elif isinstance(event, ev.StepStarted):
             self.status[event.step_id] = S.RUNNING
+            buffer = self.buffers[event.step_id]
+            if not buffer.total:  # what it printed before this screen joined, if the
+                buffer.extend(read_back(Path(event.output_path), WINDOW_LINES))  # file is here
             self.query_one(PhaseTree).select_step(event.step_id)
         elif isinstance(event, ev.StepFinished):
             self.status[event.step_id] = event.status

@@ -389,6 +389,8 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
             assert isinstance(screen, WatchScreen)
             await until(pilot, lambda: screen.approvable == "migrate", "the approval prompt")
             assert screen.status["backup"] == ev.StepStatus.OK  # from the journal
+            # and what it printed before the watcher joined, from its output file
+            assert ("out", "backed up") in screen.buffers["backup"].lines
             await pilot.press("A")
             await until(pilot, lambda: screen.status["migrate"] == ev.StepStatus.OK,
                         "the approved step to run")
