@@ -230,6 +230,15 @@ class K8sStep(StepKind):
         except K8sFailed as exc:
             return StepResult(False, str(exc))
 
+    async def preview(self, ctx: StepContext) -> str | None:
+        """For a dry run: the deployment as it is now, read (never changed)."""
+        if ctx.fields["action"] == "job":
+            return None
+        try:
+            return await Session(ctx).run("now")
+        except K8sFailed as exc:
+            return f"could not read the deployment: {exc}"
+
 
 class Session:
     """One step's conversation with one cluster."""
@@ -260,7 +269,8 @@ class Session:
         if self.action == "scale" and self.fields["replicas"] < 0:
             raise K8sFailed(f"replicas must be 0 or more, not {self.fields['replicas']}")
 
-    async def run(self) -> StepResult:
+    async def run(self, action: str | None = None) -> Any:
+        """Do the step's action (or ``action``: ``now`` only reads) and say how it went."""
         import aiohttp
         from kubernetes_asyncio import client, config
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -291,7 +301,7 @@ class Session:
             async with client.ApiClient(configuration) as api:
                 self.api = api
                 self.apps = client.AppsV1Api(api)
-                return await getattr(self, self.action)()
+                return await getattr(self, action or self.action)()
         except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
             raise K8sFailed(problem(exc, self.host, missing)) from None
 
@@ -349,6 +359,14 @@ class Session:
                                 replicas=after.spec.replicas)
             message = f"{message}; {said}"
         return StepResult(True, message, details=self.details)
+
+    async def now(self) -> str:
+        """The deployment as it stands: images, revision, replicas, rollout state."""
+        deployment = await self.read()
+        shown = ", ".join(f"{name}={image}" for name, image in images(deployment).items())
+        message, _ = rollout_status(deployment)
+        return (f"now: deployment {self.name} in {self.namespace}: {shown}; revision "
+                f"{revision(deployment)}; {deployment.spec.replicas} replicas; {message}")
 
     async def rollout_status(self) -> StepResult:
         deployment, said = await self.follow_rollout()

@@ -398,3 +398,20 @@ async def test_the_step_timeout_ends_a_stalled_wait(make_engine, journal, simula
     assert await asyncio.wait_for(engine.run(), 10) == ev.RunStatus.FAILED
     assert time.monotonic() - started < 2  # before the 2 s progress deadline
     assert rows(journal, engine)["status"]["message"].startswith("timed out after")
+
+
+async def test_a_dry_run_reads_the_deployment_and_changes_nothing(make_engine, journal,
+                                                                   simulator):
+    engine = make_engine(book(f"""
+        - {{id: set-image, kind: k8s, action: set_image, deployment: backend,
+           container: backend, image: "{NEW}"}}
+        - {{id: gone, kind: k8s, action: rollout_status, deployment: nope}}
+    """), dry_run=True)
+    assert await engine.run() == ev.RunStatus.OK
+    shown = output(journal, engine, "set-image")
+    assert f"kubectl set image deployment/backend backend={NEW}" in shown
+    assert (f"now: deployment backend in default: backend={OLD}; revision 1; 3 replicas; "
+            'deployment "backend" successfully rolled out') in shown
+    assert 'could not read the deployment: deployment "nope" not found in namespace ' \
+        '"default"' in output(journal, engine, "gone")
+    assert await api_image(simulator) == OLD
