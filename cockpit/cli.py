@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                         "the run flying it now")
     p.add_argument("--headless", action="store_true",
                    help="print the run as text, as run --headless does, instead of the TUI")
+    p.add_argument("--wait", action="store_true",
+                   help="ENV: when nobody flies it now, wait for the next run to start")
 
     p = sub.add_parser("approve", parents=[common, journal],
                        help="team mode: approve a step waiting for another person (approve:)")
@@ -464,7 +466,10 @@ def cmd_watch(args) -> int:
     config = _config(args)
     team = _team_config(config)
     journal = _journal(args, config)
-    watched = asyncio.run(find_watched(team, journal, args.target, config.environments))
+    watched = asyncio.run(find_watched(
+        team, journal, args.target, config.environments,
+        waiting=(lambda text: print(f"cockpit: {text}", file=sys.stderr, flush=True))
+        if args.wait else None))
     if not args.headless:
         if not sys.stdin.isatty() or not sys.stderr.isatty():
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")

@@ -44,6 +44,8 @@ from cockpit.durations import format_duration
 from steps.base import NeedsOperator
 
 REPLY_TIMEOUT = 10.0
+WAIT_POLL = 0.5
+"""Seconds between looks at a free environment lock (`cockpit watch ENV --wait`)."""
 """How long ``cockpit approve`` waits for the run's answer."""
 
 RENEW = """
@@ -540,15 +542,23 @@ class Watched:
     """Where the picture starts: the journal, or only what happens from now on."""
 
 
-async def find_watched(team: Team, journal, target: str, environments) -> Watched:
+async def find_watched(team: Team, journal, target: str, environments,
+                       waiting: Callable[[str], None] | None = None) -> Watched:
     """``target`` is an environment (configured, or with a lock in Redis) or a run (id,
-    unique prefix, ``last``; a run not in this journal is followed from Redis alone)."""
+    unique prefix, ``last``; a run not in this journal is followed from Redis alone).
+    With ``waiting``, an environment nobody flies now is waited for (said once)."""
     from cockpit.journal import RunNotFound
 
     holder_run = await current_run(team, target)
+    if target in environments and holder_run is None and waiting is not None:
+        waiting(f"nobody flies '{target}' now: waiting for the next run (ctrl+c stops)")
+        while holder_run is None:
+            await asyncio.sleep(WAIT_POLL)
+            holder_run = await current_run(team, target)
     if target in environments or holder_run:
         if holder_run is None:
-            raise TeamError(f"nobody flies '{target}' now (its lock is free)")
+            raise TeamError(f"nobody flies '{target}' now (its lock is free; --wait waits "
+                            "for the next run)")
         run_id, channel = holder_run, {"environment": target}
     else:
         run_id, channel = target, None

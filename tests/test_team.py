@@ -249,10 +249,30 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
     assert "deploy  = ok" in far
 
 
+def test_watch_wait_follows_the_next_run(team, record, tmp_path):
+    waiting = start("watch", "--headless", "--wait", "staging", operator="carol")
+    run = None
+    try:
+        time.sleep(1.5)  # the watcher is waiting before the run starts
+        assert waiting.poll() is None
+        run = start("run", "--headless", book(tmp_path, "watched", WATCHED), "--env", "staging")
+        code, out, err = finished(run)
+        assert code == 0, err
+        watch_code, watched, watch_err = finished(waiting, timeout=15)
+    finally:
+        for process in (waiting, run):
+            if process is not None:
+                kill(process)
+    assert watch_code == 0, watch_err
+    assert watch_err.startswith("cockpit: nobody flies 'staging' now: waiting for the next run")
+    assert states(watched) == states(out)
+
+
 def test_watch_needs_a_run_to_follow(team, tmp_path):
     nobody = cockpit("watch", "--headless", "staging")
     assert nobody.returncode == 2
-    assert nobody.stderr == "cockpit: nobody flies 'staging' now (its lock is free)\n"
+    assert nobody.stderr == ("cockpit: nobody flies 'staging' now (its lock is free; --wait "
+                             "waits for the next run)\n")
     unknown = cockpit("watch", "--headless", "20990101-000000-abcd")
     assert unknown.returncode == 2
     assert "run 20990101-000000-abcd: not in the journal here, and not published" in (
