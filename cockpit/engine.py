@@ -362,10 +362,29 @@ class Engine:
                              message=f"interrupted; skipped on resume by {self.operator.name}")
             elif interrupted.action == "retry":
                 self.status[step_id] = S.PENDING
-        self._in_rollback = any(
-            e["type"] == "RollbackStarted" for e in self.journal.events(self.run_id)
-        )
+        events = self.journal.events(self.run_id)
+        self._in_rollback = any(e["type"] == "RollbackStarted" for e in events)
+        self._rearm(events)
         return stopped
+
+    def _rearm(self, events) -> None:
+        """Guards the dead process left set (a maintenance flag) are undone when this run
+        ends, as they would have been: each step kind rebuilds its undo."""
+        active: dict[str, tuple[str, str]] = {}  # key as recorded -> (step, description)
+        for event in events:
+            if event["type"] == "GuardChanged":
+                data = event["data"]
+                if data["active"]:
+                    active[data["key"]] = (event["step_id"], data["description"])
+                else:
+                    active.pop(data["key"], None)
+        for step_id, what in active.values():
+            step = self.runbook.step(step_id)
+            fields, _ = resolve_fields(step, self.live_values())
+            rebuilt = get_kind(step.kind).rearm(fields)
+            if rebuilt is not None:
+                key, undo = rebuilt
+                self._guard(step_id, key, what, undo)
 
     async def run(self) -> ev.RunStatus:
         """Fly every remaining step (headless); return how the run ended."""

@@ -117,6 +117,12 @@ class StepKind:
     async def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
 
+    def rearm(self, fields: Mapping[str, Any]
+              ) -> tuple[str, Callable[[], Awaitable[None]]] | None:
+        """A guard this kind's step set, rebuilt from the step's resolved fields after the
+        cockpit died (``cockpit resume``): (its key, its undo). None: nothing to undo."""
+        return None
+
     async def preview(self, ctx: StepContext) -> str | None:
         """For a dry run: what would happen, found without changing anything (e.g. the
         pending migrations). None: ``describe`` says it all."""

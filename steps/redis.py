@@ -312,8 +312,7 @@ class RedisStep(StepKind):
         """Register or clear the maintenance guard after a write; say what happened."""
         from redis import exceptions as rx
 
-        where, db = _address(url)
-        guard_key = f"redis:{where}/{db}:{key}"
+        guard_key = _guard_key(url, key)
         what = f"maintenance flag {key} is set"
         try:
             exists = await client.execute_command("EXISTS", key)
@@ -335,20 +334,16 @@ class RedisStep(StepKind):
                       "(keep: true)\n".encode())
             return f"maintenance flag {key} set, kept after the run"
 
-        async def undo() -> None:
-            try:
-                async with asyncio.timeout(UNDO_TIMEOUT):
-                    again = await connect(url, timeout=UNDO_TIMEOUT)
-                    try:
-                        await again.execute_command("DEL", key)
-                    finally:
-                        await again.aclose()
-            except (rx.RedisError, OSError) as exc:  # TimeoutError is an OSError
-                raise RedisUnreachable(_scrub(
-                    f"cannot delete {key} at Redis {where}: {_reason(exc)}", url)) from None
-
-        ctx.guard(guard_key, what, undo)
+        ctx.guard(guard_key, what, _deleter(url, key))
         return f"maintenance flag {key} set until the run ends"
+
+    def rearm(self, fields: Mapping[str, Any]):
+        """After the cockpit died with the flag set: (guard key, the undo that deletes
+        it); the flag is the command's first argument, as for SET, HSET, EXPIRE."""
+        command = _argv(fields.get("command") or ())
+        if not fields.get("maintenance") or fields.get("keep") or len(command) < 2:
+            return None
+        return _guard_key(fields["url"], command[1]), _deleter(fields["url"], command[1])
 
     def _check(self, expect: Mapping[str, Any], reply: Any) -> list[str]:
         problems = []
@@ -361,3 +356,28 @@ class RedisStep(StepKind):
         if pattern is not None and not re.search(pattern, text or "", re.MULTILINE):
             problems.append(f"reply {shown} did not match /{pattern}/")
         return problems
+
+
+def _guard_key(url: str, key: str) -> str:
+    where, db = _address(url)
+    return f"redis:{where}/{db}:{key}"
+
+
+def _deleter(url: str, key: str):
+    """The undo of a maintenance flag: delete ``key``; one line if Redis can't be had."""
+    from redis import exceptions as rx
+
+    async def undo() -> None:
+        try:
+            async with asyncio.timeout(UNDO_TIMEOUT):
+                again = await connect(url, timeout=UNDO_TIMEOUT)
+                try:
+                    await again.execute_command("DEL", key)
+                finally:
+                    await again.aclose()
+        except (rx.RedisError, OSError) as exc:  # TimeoutError is an OSError
+            where, _ = _address(url)
+            raise RedisUnreachable(_scrub(
+                f"cannot delete {key} at Redis {where}: {_reason(exc)}", url)) from None
+
+    return undo

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import cockpit, output, rows
+from conftest import COCKPIT, cockpit, output, rows, wait_for
 
 from cockpit import events as ev
+from cockpit.journal import Journal
+from cockpit.process import live_members
 from cockpit.sandbox.servers import free_port
 
 PASSWORD = "hunter2-redis-pw"
@@ -376,3 +382,33 @@ async def test_a_password_protected_redis(make_engine, journal, tcp_redis, monke
         assert message.startswith(f"cannot connect to Redis at 127.0.0.1:{port}: "
                                   "authentication failed"), message
         assert PASSWORD not in message
+
+
+def test_a_flag_left_by_a_killed_cockpit_is_cleared_when_the_resumed_run_ends(tmp_path,
+                                                                            store):
+    jpath = tmp_path / "j.sqlite3"
+    path = tmp_path / "flags.yaml"
+    path.write_text(book(MAINTENANCE_ON + """
+- {id: wait, run: 'echo waiting; sleep 100'}
+- {id: after, run: 'echo after'}
+"""))
+    proc = subprocess.Popen([COCKPIT, "run", path, "--headless", "--journal", jpath],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: any("waiting" in p.read_text() for p in tmp_path.glob("runs/*/wait.log")),
+             what="the step after the flag")
+    proc.kill()  # SIGKILL: nothing of the cockpit runs on to clear the flag
+    proc.wait()
+    journal = Journal(jpath)
+    try:
+        pgid = next(r["pgid"] for r in journal.steps(journal.find_run("last")["id"])
+                    if r["step_id"] == "wait")
+    finally:
+        journal.close()
+    os.killpg(pgid, signal.SIGKILL)  # the step's processes outlived the cockpit
+    wait_for(lambda: not live_members(pgid), what="the orphaned step to end")
+    assert store.get("maintenance_mode") == "true"
+    resumed = cockpit("resume", "last", "--headless", "--skip-interrupted", "--journal", jpath)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert re.search(r"^after +\| after$", resumed.stdout, re.MULTILINE)
+    assert store.get("maintenance_mode") is None  # cleared when the resumed run ended
+    assert "maintenance flag maintenance_mode is set: cleared" in resumed.stdout
