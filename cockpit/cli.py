@@ -216,7 +216,7 @@ def cmd_plan(args) -> int:
     from cockpit.durations import format_duration, format_setting
     from cockpit.engine import new_run_id, resolve_values
     from cockpit.eta import EtaReading, from_rehearsal
-    from cockpit.runbook import load_runbook, resolve_fields
+    from cockpit.runbook import WithPending, load_runbook, resolve_fields
     from steps import get_kind
 
     config = _config(args)
@@ -252,7 +252,7 @@ def cmd_plan(args) -> int:
         extra = ", ".join(filter(None, policy))
         print(f"  {number} {step.id} ({step.kind}{', ' + extra if extra else ''}): "
               f"{step.title}{skip}")
-        fields, expect = resolve_fields(step, values)
+        fields, expect = resolve_fields(step, WithPending(values))
         for line in redactor.redact(get_kind(step.kind).explain(fields, expect)).splitlines():
             print(f"       {line}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import secrets as token
 import socket
@@ -29,10 +30,12 @@ from cockpit.output import OutputSink
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
 from cockpit.runbook import (
+    STEP_DETAIL,
     TROUBLESHOOTING,
     Phase,
     Runbook,
     Step,
+    WithPending,
     resolve_fields,
     resolve_variables,
     substitute,
@@ -164,6 +167,8 @@ class Engine:
                             or profile.name in rule.environments)
         """The alert rules that apply in this environment."""
         self.metrics = self._metrics_watch()
+        self._uses_details = any("${steps." in repr((step.fields, step.expect))
+                                 for step in runbook.all_steps)
         self._metrics_task: asyncio.Task | None = None
         self.eta = from_rehearsal(journal, runbook, profile.name)
         """ETAs from the latest ok rehearsal of this runbook; None without one."""
@@ -232,7 +237,7 @@ class Engine:
 
     def describe(self, step: Step) -> str:
         """What exactly the step will run: resolved, secrets masked."""
-        fields, expect = resolve_fields(step, self.live_values())
+        fields, expect = resolve_fields(step, WithPending(self.live_values()))
         return self.redactor.redact(get_kind(step.kind).explain(fields, expect))
 
     def live_values(self) -> dict[str, str]:
@@ -248,7 +253,14 @@ class Engine:
             "status": status,
         }
         overridden = {**self.runbook.variables, **self.profile.variables}
-        return {**self.values, **{k: v for k, v in live.items() if k not in overridden}}
+        details = {
+            f"steps.{row['step_id']}.details.{key}":
+                value if isinstance(value, str) else json.dumps(value)
+            for row in self.journal.steps(self.run_id) if row["status"] == "ok"
+            for key, value in row["details"].items()
+        } if self._uses_details else {}
+        return {**self.values, **details,
+                **{k: v for k, v in live.items() if k not in overridden}}
 
     # --------------------------------------------------------------- control
 
@@ -577,7 +589,13 @@ class Engine:
             return self._finish(step, S.SKIPPED, None,
                                 message=f"only for {', '.join(step.when.env or ())}")
         kind = get_kind(step.kind)
-        fields, expect = resolve_fields(step, self.live_values())
+        try:
+            fields, expect = resolve_fields(step, self.live_values())
+        except KeyError as exc:  # ${steps.ID.details.KEY} of a step that has not given it
+            detail = STEP_DETAIL.search(str(exc))
+            return self._finish(step, S.FAILED, None, message=(
+                f"{exc.args[0]}: step '{detail[1]}' has not run ok, or recorded no "
+                f"'{detail[2]}'" if detail else exc.args[0]))
         try:
             sink = OutputSink(self.output_path(step.id), self.redactor,
                               self.config.window_lines)

@@ -208,6 +208,22 @@ def references(text: str) -> Iterable[tuple[str, int]]:
             yield match.group(1), match.start()
 
 
+STEP_DETAIL = re.compile(r"steps\.(.+)\.details\.([A-Za-z0-9_]+)")
+"""``${steps.ID.details.KEY}``: a fact an earlier step recorded (a backup's location)."""
+
+
+class WithPending(dict):
+    """Template values in which a step's detail not known yet stands as written: what a
+    step will run, shown before the steps it depends on have (``describe``, ``plan``)."""
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or bool(
+            isinstance(name, str) and STEP_DETAIL.fullmatch(name))
+
+    def __missing__(self, name: str) -> str:
+        return "${" + name + "}"
+
+
 def substitute(text: str, values: Mapping[str, str]) -> str:
     """Replace ``${NAME}`` by its value and ``$$`` by ``$``."""
 
@@ -617,9 +633,14 @@ class _Checker:
             needle = "${" + name + "}"
             where = next((offset for found, offset in in_raw if found == name), 0)
             index = node.start_mark.index + where
-            if not _VAR_NAME.fullmatch(name):
+            detail = STEP_DETAIL.fullmatch(name)
+            if detail:
+                if detail[1] not in self._step_ids:
+                    self.problem_at(index, f"{needle}: no step '{detail[1]}' before this "
+                                    f"point{_did_you_mean(detail[1], self._step_ids)}")
+            elif not _VAR_NAME.fullmatch(name):
                 self.problem_at(index, f"'{needle}' is not a valid reference: a name is "
-                                "letters, digits and '_'")
+                                "letters, digits and '_' (or steps.ID.details.KEY)")
             elif name not in self._names:
                 self.problem_at(
                     index,

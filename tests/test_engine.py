@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
 
 import pytest
 from conftest import Operator, rows
@@ -362,3 +363,42 @@ async def test_declining_an_optional_step_skips_it_and_the_run_goes_on(make_engi
     assert rows(journal, engine)["docker"]["status"] == "skipped"
     assert rows(journal, engine)["docker"]["message"] == "declined by tester"
     assert rows(journal, engine)["after"]["status"] == "ok"
+
+
+async def test_a_step_uses_what_an_earlier_step_recorded(make_engine, journal, tmp_path):
+    from cockpit.runbook import RunbookInvalid, parse_runbook
+
+    text = f"""
+        runbook: Facts
+        phases:
+          - id: p
+            steps:
+              - {{id: first, kind: notify, template: "hello from first"}}
+              - id: later
+                run: 'echo "$SAID/$SENT" > {tmp_path}/got'
+                env: {{SAID: "${{steps.first.details.message}}",
+                       SENT: "${{steps.first.details.sent}}"}}
+              - id: uses
+                kind: http
+                url: "http://127.0.0.1:1/${{steps.first.details.nothing}}"
+                optional: true
+    """
+    engine = make_engine(text)
+    assert "${steps.first.details.nothing}" in engine.describe(engine.runbook.step("uses"))
+    await engine.run()
+    assert (tmp_path / "got").read_text() == "hello from first/false\n"
+    found = rows(journal, engine)
+    assert found["uses"]["status"] == "failed"
+    assert found["uses"]["message"] == ("undefined variable ${steps.first.details.nothing}: "
+                                        "step 'first' has not run ok, or recorded no 'nothing'")
+    with pytest.raises(RunbookInvalid) as caught:
+        parse_runbook(textwrap.dedent("""
+            runbook: Facts
+            phases:
+              - id: p
+                steps:
+                  - {id: early, run: echo, env: {A: "${steps.later.details.x}"}}
+                  - {id: later, run: echo}
+        """), "f.yaml")
+    assert str(caught.value) == ("f.yaml:6:42: ${steps.later.details.x}: no step 'later' "
+                                 "before this point")
