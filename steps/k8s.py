@@ -71,25 +71,28 @@ def quoted(name: str) -> str:
 # ----------------------------------------------------------------- kubeconfig
 
 
-def kubeconfig_path(fields: Mapping[str, Any], env: Mapping[str, str], base_dir: Path) -> Path:
-    """The kubeconfig file: the field (from the runbook's folder), else the first file
-    of ``KUBECONFIG`` that exists, else ``~/.kube/config``."""
+def kubeconfig_path(fields: Mapping[str, Any], env: Mapping[str, str], base_dir: Path) -> str:
+    """The kubeconfig: the field (from the runbook's folder), else the files of
+    ``KUBECONFIG`` that exist, merged as kubectl does (the first to define a name wins;
+    joined with ``:``), else ``~/.kube/config``."""
     if fields.get("kubeconfig"):
-        return base_dir / Path(fields["kubeconfig"]).expanduser()
+        return str(base_dir / Path(fields["kubeconfig"]).expanduser())
     listed = [Path(p).expanduser() for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
-    return next((p for p in listed if p.exists()), listed[0] if listed else
-                Path("~/.kube/config").expanduser())
+    found = [str(p) for p in listed if p.is_file()]
+    if found:
+        return os.pathsep.join(found)
+    return str(listed[0] if listed else Path("~/.kube/config").expanduser())
 
 
-def pick_context(path: Path, wanted: str | None) -> tuple[str, str | None]:
-    """(context, its namespace) in the kubeconfig at ``path``; K8sFailed naming the file
-    and the contexts it has when that can't be."""
+def pick_context(path: str, wanted: str | None) -> tuple[str, str | None]:
+    """(context, its namespace) in the kubeconfig at ``path`` (files joined with ``:``);
+    K8sFailed naming the file and the contexts it has when that can't be."""
     from kubernetes_asyncio.config import ConfigException, list_kube_config_contexts
 
-    if not path.is_file():
+    if not all(Path(p).is_file() for p in path.split(os.pathsep)):
         raise K8sFailed(f"kubeconfig {path} not found")
     try:
-        contexts, current = list_kube_config_contexts(str(path))
+        contexts, current = list_kube_config_contexts(path)
     except (ConfigException, ValueError, OSError) as exc:
         raise K8sFailed(f"kubeconfig {path} can not be read: {exc}") from None
     except Exception as exc:  # a YAML error, a file that is not a mapping
@@ -97,13 +100,27 @@ def pick_context(path: Path, wanted: str | None) -> tuple[str, str | None]:
         raise K8sFailed(f"kubeconfig {path} can not be read: {first}") from None
     names = [c.get("name") for c in contexts]
     has = f"(it has: {', '.join(map(str, names))})" if names else "(it has none)"
-    name = wanted or (current or {}).get("name")
+    name = wanted or _first_current(path) or (current or {}).get("name")
     if not name:
         raise K8sFailed(f"kubeconfig {path} has no current-context: set context {has}")
     found = next((c for c in contexts if c.get("name") == name), None)
     if found is None:
         raise K8sFailed(f"context {quoted(name)} is not in kubeconfig {path} {has}")
     return name, (found.get("context") or {}).get("namespace")
+
+
+def _first_current(path: str) -> str | None:
+    """The current-context of the first file that sets one, as kubectl merges a list."""
+    import yaml
+
+    for file in path.split(os.pathsep):
+        try:
+            current = (yaml.safe_load(Path(file).read_text()) or {}).get("current-context")
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        if current:
+            return current
+    return None
 
 
 # ----------------------------------------------------------------- faults
@@ -284,7 +301,7 @@ class Session:
                           or namespace or "default")
         configuration = client.Configuration()
         try:
-            await config.load_kube_config(config_file=str(path), context=context,
+            await config.load_kube_config(config_file=path, context=context,
                                           client_configuration=configuration,
                                           persist_config=False)
         except Exception as exc:  # the library raises many kinds for a bad kubeconfig

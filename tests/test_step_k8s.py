@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -415,3 +416,23 @@ async def test_a_dry_run_reads_the_deployment_and_changes_nothing(make_engine, j
     assert 'could not read the deployment: deployment "nope" not found in namespace ' \
         '"default"' in output(journal, engine, "gone")
     assert await api_image(simulator) == OLD
+
+
+async def test_a_kubeconfig_list_is_merged_as_kubectl_does(make_engine, journal, simulator,
+                                                          tmp_path, monkeypatch):
+    other = yaml.safe_load(simulator.kubeconfig.read_text())
+    other["contexts"][0]["name"] = other["current-context"] = "staging"
+    other["contexts"][0]["context"]["namespace"] = "default"
+    second = tmp_path / "second.yaml"
+    second.write_text(yaml.safe_dump(other))
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join(
+        [str(tmp_path / "missing.yaml"), str(simulator.kubeconfig), str(second)]))
+    engine = make_engine(book("""
+        - {id: first, kind: k8s, action: rollout_status, deployment: backend}
+        - {id: second, kind: k8s, action: rollout_status, deployment: backend,
+           context: staging}
+    """))
+    assert await engine.run() == ev.RunStatus.OK
+    found = rows(journal, engine)
+    assert found["first"]["details"]["context"] == "sandbox"  # the first file's current one
+    assert found["second"]["details"]["context"] == "staging"  # found in the second file
