@@ -349,31 +349,15 @@ def _latency(before: Snapshot, after: Snapshot, quantile: float) -> Reading:
     return Reading(value)
 
 
-async def scrape(url: str, token: str | None = None, timeout: float = 10.0) -> str:
-    """GET a text exposition with an optional bearer token; raises :class:`ScrapeError`."""
-    import httpx
-
-    headers = {"Accept": "text/plain"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
-        return (await _get(client, url)).text
-
-
 class ScrapeError(Exception):
     """A scrape that did not return an exposition (connection, HTTP status)."""
 
 
-async def take_snapshot(
-    url: str,
-    spec: MetricSpec,
-    token: str | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> Snapshot:
-    """Scrape and parse; a failure becomes a snapshot with ``error`` set, never an exception."""
-    at = clock()
+async def take_snapshot(client, url: str, spec: MetricSpec, at: float) -> Snapshot:
+    """Scrape with ``client`` (an httpx.AsyncClient carrying the token) and parse; a
+    failure becomes a snapshot with ``error`` set, never an exception."""
     try:
-        text = await scrape(url, token)
+        text = (await _get(client, url)).text
     except ScrapeError as exc:
         return Snapshot(at=at, error=str(exc))
     return parse_exposition(text, spec, at)
@@ -645,11 +629,7 @@ class _Scrape:
         self.scale = 1000.0 if spec.latency_unit == "s" else 1.0
 
     async def poll(self, client, at: float) -> Sample:
-        try:
-            text = (await _get(client, self.spec.url)).text
-            snapshot = parse_exposition(text, self.spec.scrape, at)
-        except ScrapeError as exc:
-            snapshot = Snapshot(at=at, error=str(exc))
+        snapshot = await take_snapshot(client, self.spec.url, self.spec.scrape, at)
         if snapshot.error:
             self.history.clear()  # rates never span a gap in the scrapes
             return Sample(at, {}, snapshot.error)
@@ -739,15 +719,15 @@ def json_path(body: Any, path: str) -> Reading:
         else:
             return no_data(f"no {path} in the answer")
     if isinstance(value, bool) or value is None:
-        return no_data(f"{path} is {json_dumps(value)}, not a number")
+        return no_data(f"{path} is {_json_text(value)}, not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return no_data(f"{path} is {json_dumps(value)}, not a number")
+        return no_data(f"{path} is {_json_text(value)}, not a number")
     return no_data(f"{path} is NaN") if math.isnan(number) else Reading(number)
 
 
-def json_dumps(value: Any) -> str:
+def _json_text(value: Any) -> str:
     import json
 
     return json.dumps(value)[:40]
@@ -867,7 +847,7 @@ class MetricsWatch:
                     values.setdefault(name, reading.value)
             if set(values) >= set(self.spec.metrics):
                 del self._pending_baselines[key]
-                self.evaluator.baselines[key] = values
+                self.evaluator.set_baseline({n: Reading(v) for n, v in values.items()}, key)
                 taken.append((key, values))
         return taken
 

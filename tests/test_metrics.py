@@ -441,6 +441,12 @@ def app_metrics(metrics_endpoint):
     return metrics_endpoint.url, metrics_endpoint.serve
 
 
+def token_client(token: str | None):
+    import httpx
+
+    return httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
 async def test_scraping_a_live_endpoint(app_metrics):
     url, serve = app_metrics
     clock = FakeClock()
@@ -448,7 +454,8 @@ async def test_scraping_a_live_endpoint(app_metrics):
 
     async def snap() -> Snapshot:
         clock.advance(10)
-        return await take_snapshot(url, spec, METRICS_TOKEN, clock)
+        async with token_client(METRICS_TOKEN) as client:
+            return await take_snapshot(client, url, spec, clock())
 
     serve(50, 30.0)  # before the first scrape: not part of the window
     first = await snap()
@@ -473,14 +480,16 @@ async def test_scraping_a_live_endpoint(app_metrics):
     assert idle.latency.value is None and idle.error_rate.reason == "no requests between scrapes"
     assert idle.request_rate.value == 0.0
 
-    denied = await take_snapshot(url, spec, "wrong", clock)
+    async with token_client("wrong") as client:
+        denied = await take_snapshot(client, url, spec, clock())
     assert denied.error == f"scrape of {url} answered HTTP 401"
 
 
 async def test_scrape_of_a_closed_port_is_no_data():
     with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as probe:
         port = probe.server_address[1]
-    snap = await take_snapshot(f"http://127.0.0.1:{port}/metrics", SPEC, None)
+    async with token_client(None) as client:
+        snap = await take_snapshot(client, f"http://127.0.0.1:{port}/metrics", SPEC, 0.0)
     assert snap.error and snap.error.startswith("scrape of")
     assert compute_rates(snap, snap).latency.value is None
 
