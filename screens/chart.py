@@ -4,6 +4,7 @@ that caused it. Read from the journal, so it works for a finished run as well.""
 
 from __future__ import annotations
 
+import math
 import re
 
 from textual.app import ComposeResult
@@ -44,7 +45,7 @@ class ChartScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.draw()
+        self.call_after_refresh(self.draw)  # once laid out: labels are placed by width
         self.set_interval(REFRESH, self.draw)
 
     def draw(self) -> None:
@@ -88,10 +89,18 @@ class ChartScreen(Screen):
                               *([] if points else ["no data yet"])]))
         plt.xlabel("minutes since the run started")
         end = max([m for m, _, _ in markers] + [x for x, _ in points] + [0.0])
+        columns = widget.size.width - 10  # the plot's cells, the y axis left out
+        per_column = (end or 1.0) / columns if columns > 0 else 0.0  # minutes per cell
+        free_from = -math.inf  # labels that would overprint the last one are left out
         for minute, name, colour in markers:
             plt.vline(minute, colour)
-            side = "right" if end and minute > 0.85 * end else "left"
-            plt.text(name, x=minute, y=top, color=colour, alignment=side)
+            right = bool(end) and minute > 0.85 * end
+            width = (len(name) + 1) * per_column
+            start = minute - width if right else minute
+            if start >= free_from or colour == "red":  # the rollback is always named
+                plt.text(name, x=minute, y=top, color=colour,
+                         alignment="right" if right else "left")
+                free_from = start + width
         if points:
             xs, ys = zip(*points, strict=True)
             plt.plot(list(xs), list(ys), marker="braille", color="cyan")
