@@ -44,6 +44,8 @@ from cockpit.durations import format_duration
 from steps.base import NeedsOperator
 
 REPLY_TIMEOUT = 10.0
+STARTING_GRACE = 10.0
+"""Seconds a watcher waits for a run that holds its lock to start."""
 WAIT_POLL = 0.5
 """Seconds between looks at a free environment lock (`cockpit watch ENV --wait`)."""
 """How long ``cockpit approve`` waits for the run's answer."""
@@ -218,6 +220,7 @@ class TeamRun:
         self.lost: str = ""
         self._stop = threading.Event()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._info = ""  # the run's description (JSON), published with its RunStarted
         self._threads: list[threading.Thread] = []
         self._mutex = threading.Lock()
         self._waiting: _Waiting | None = None
@@ -299,6 +302,8 @@ class TeamRun:
             done = batch[-1] is None
             pipe = self.client.pipeline(transaction=False)
             for event in batch:
+                if isinstance(event, ev.RunStarted):
+                    pipe.set(self.keys["info"], self._info, ex=7 * 86400)
                 if event is not None:
                     text = encode(event)
                     pipe.publish(self.keys["run"], text)
@@ -381,11 +386,13 @@ class TeamRun:
     # ---------------------------------------------------------------- life
 
     def start(self, runbook_path: Path) -> None:
-        """Once the lock is ours: the run's description, then the threads."""
-        info = {"run_id": self.run_id, "environment": self.environment,
-                "operator": self.operator, "host": self.me.host,
-                "name": runbook_path.name, "text": runbook_path.read_text(encoding="utf-8")}
-        self._call(lambda: self.client.set(self.keys["info"], json.dumps(info), ex=7 * 86400))
+        """Once the lock is ours: the threads. The run's description is published with
+        its RunStarted, once the run is in the journal (a watcher that finds the
+        description and not the run knows its journal is not this one)."""
+        self._info = json.dumps({
+            "run_id": self.run_id, "environment": self.environment,
+            "operator": self.operator, "host": self.me.host,
+            "name": runbook_path.name, "text": runbook_path.read_text(encoding="utf-8")})
         self._pubsub = self.client.pubsub()
         self._call(lambda: self._pubsub.subscribe(self.keys["approve"]))
         for target in (self._heartbeat, self._publisher, self._listener):
@@ -562,12 +569,20 @@ async def find_watched(team: Team, journal, target: str, environments,
         run_id, channel = holder_run, {"environment": target}
     else:
         run_id, channel = target, None
-    try:
-        row = journal.find_run(run_id)
-        run_id = row["id"]
-    except RunNotFound:
-        row = None
-    info = await run_info(team, run_id)
+    deadline = time.monotonic() + STARTING_GRACE
+    while True:
+        try:
+            row = journal.find_run(run_id)
+            run_id = row["id"]
+        except RunNotFound:
+            row = None
+        info = await run_info(team, run_id)
+        # the lock is held but the run not started yet (its description comes with its
+        # RunStarted): wait, so that its first events are replayed too
+        if row is not None or info is not None or holder_run is None \
+                or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     runbook = _watched_runbook(run_id, row, info)
     channel = channel or {"run_id": run_id}
     if row is not None:
