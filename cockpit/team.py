@@ -6,6 +6,8 @@ Keys and channels (``P`` is ``[team] channel_prefix``):
   with NX and a TTL. A heartbeat thread renews it every ``heartbeat`` only while the
   value is still ours (compare-and-set in Lua); it is deleted at the end only if still
   ours. A holder killed with SIGKILL stops renewing: the lock expires after the TTL.
+- ``P:taken:RUN``: set by a take-over on the run it displaced (its new holder), so the
+  displaced run learns of it at its next heartbeat even if the taker is done already.
 - ``P:run:RUN`` and ``P:env:ENV``: every engine event as JSON (``{"type": ..., fields}``,
   output batches included), published from a thread so the engine never waits on Redis.
 - ``P:info:RUN``: the run's runbook (name and text), environment and operator, so a
@@ -63,10 +65,13 @@ return 0
 TAKE_OVER = """
 if redis.call('get', KEYS[1]) == ARGV[3] then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[4])
   return 1
 end
 return 0
 """
+TAKEN_MARK_TTL = 7 * 86400 * 1000
+"""How long a displaced run's mark (``P:taken:RUN``) is kept, in ms."""
 
 
 class TeamError(Exception):
@@ -172,6 +177,7 @@ def channels(team: Team, environment: str, run_id: str) -> dict[str, str]:
     p = team.channel_prefix
     return {"lock": f"{p}:lock:{environment}", "run": f"{p}:run:{run_id}",
             "env": f"{p}:env:{environment}", "info": f"{p}:info:{run_id}",
+            "taken": f"{p}:taken:{run_id}",
             "approve": f"{p}:approve:{run_id}", "reply": f"{p}:approve:{run_id}:reply"}
 
 
@@ -250,8 +256,9 @@ class TeamRun:
     def take_over(self, raw: str) -> None:
         """Take the lock whose value is ``raw`` (as read, and confirmed by the operator)."""
         ttl = int(self.team.lock_ttl * 1000)
-        if not self._call(lambda: self.client.eval(TAKE_OVER, 1, self.keys["lock"],
-                                                    self.value, ttl, raw)):
+        taken = f"{self.team.channel_prefix}:taken:{Holder.parse(raw).run_id}"
+        if not self._call(lambda: self.client.eval(TAKE_OVER, 2, self.keys["lock"], taken,
+                                                    self.value, ttl, raw, TAKEN_MARK_TTL)):
             now = self.lock()
             if now is not None:
                 raise TeamError(f"the lock of '{self.environment}' changed hands while you "
@@ -268,9 +275,12 @@ class TeamRun:
             try:
                 if self.client.eval(RENEW, 1, self.keys["lock"], self.value, ttl):
                     continue
-                if self.client.set(self.keys["lock"], self.value, nx=True, px=ttl):
+                # a take-over marks the run it displaced, even if the taker is done already
+                taker = self.client.get(self.keys["taken"])
+                if taker is None and self.client.set(self.keys["lock"], self.value, nx=True,
+                                                     px=ttl):
                     continue  # it expired (Redis was away): ours again, nobody took it
-                holder = Holder.parse(self.client.get(self.keys["lock"]))
+                holder = Holder.parse(taker or self.client.get(self.keys["lock"]))
             except redis.RedisError:
                 continue  # Redis away: the lock may expire; the next beat tells
             self._lose(f"the lock of '{self.environment}' was taken over by {holder}")

@@ -175,7 +175,10 @@ def test_take_over_typed_at_a_terminal(team, record, tmp_path):
     """The operator types the environment's name at a real terminal (a pty)."""
     import pty
 
-    slow = book(tmp_path, "slow", "- {id: long, run: 'sleep 4'}\n")
+    # ten one-second steps: long enough for bob's two tries on a loaded machine, and
+    # alice pauses within a second of noticing she lost the lock
+    slow = book(tmp_path, "slow", "".join(f"- {{id: s{i}, run: 'sleep 1'}}\n"
+                                          for i in range(10)))
     quick = book(tmp_path, "quick", "- {id: hello, run: 'echo hello'}\n")
     first = start("run", "--headless", slow, "--env", "staging")
     try:
