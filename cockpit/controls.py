@@ -1,0 +1,35 @@
+"""Control characters made visible, so text from a step, a server or a runbook can not
+drive the operator's terminal.
+
+A step's output, an HTTP body, a SQL cell or a runbook title may hold ESC sequences
+(clear the screen, move the cursor, set the window title, write the clipboard with OSC
+52) or a carriage return that overprints a line with a forged status. ``visible`` shows
+each as text instead: C0 controls in caret notation (``^[`` for ESC, ``^M`` for CR),
+DEL as ``^?``, C1 controls (which some terminals obey like ESC sequences) as ``^[`` and
+their 7-bit form, and the Unicode bidirectional overrides that can reorder what a line
+seems to say as ``<U+202E>``. Tab is kept; so is newline, unless ``newlines=False``
+(one-line places: titles, ids, table cells). A CR right before a newline (Windows line
+ends) is dropped, as a terminal would show it.
+"""
+
+from __future__ import annotations
+
+_BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
+
+_TABLE: dict[int, str] = {code: "^" + chr(code + 64) for code in range(0x20)}
+_TABLE[0x7F] = "^?"
+_TABLE.update({code: "^[" + chr(code - 0x40) for code in range(0x80, 0xA0)})
+_TABLE.update({code: f"<U+{code:04X}>" for code in _BIDI})
+del _TABLE[ord("\t")]
+_LINES = dict(_TABLE)
+del _LINES[ord("\n")]
+
+
+def visible(text: str, *, newlines: bool = True) -> str:
+    """``text`` with every control character shown as text (see the module's doc)."""
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text.translate(_LINES if newlines else _TABLE)
+
