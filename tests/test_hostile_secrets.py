@@ -11,9 +11,13 @@ import asyncio
 import html
 import json
 import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
+import pytest
 from conftest import Operator, cockpit
 
 TOKEN = 'tok/en+S3cret&"q" 9'
@@ -124,3 +128,100 @@ def test_the_operator_is_asked_about_masked_items(make_engine, journal, monkeypa
     ticks = journal.checklist(engine.run_id)
     assert [(t["item"], t["note"]) for t in ticks] == [("check ***", "note about ***")]
     assert "check ***" in journal.steps(engine.run_id)[0]["message"]
+
+
+# ------------------------------------------------------------- 3. derived spellings
+
+
+class Echo:
+    """A real HTTP server on loopback that answers every request with ``status`` and a
+    body echoing the request line (path and query, as sent and decoded) and headers."""
+
+    def __init__(self, status: int = 500, redirect: str | None = None) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        echo = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                echo.requests.append((self.path, dict(self.headers)))
+                if redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps(
+                    {
+                        "error": f"no route {self.path}",
+                        "path": unquote(self.path),
+                        "headers": dict(self.headers),
+                    }
+                ).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def echo():
+    server = Echo()
+    yield server
+    server.close()
+
+
+def test_a_webhook_that_echoes_its_secret_path_in_a_500_does_not_leak_it(tmp_path, echo):
+    key = "/services/T01/B02/Xk3y+s3cret hook"
+    webhook = f"{echo.url}{quote(key)}?token=q%2Fs3cretQuery"
+    done, journal, reports = fly(
+        tmp_path,
+        """\
+        runbook: Leaky webhook
+        secrets: [SLACK_WEBHOOK]
+        phases:
+          - id: p
+            steps:
+              - {id: tell, kind: notify, template: "deploying", webhook: "${SLACK_WEBHOOK}",
+                 required: true}
+        """,
+        {"SLACK_WEBHOOK": webhook},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert len(echo.requests) == 1
+    assert "answered 500" in done.stdout
+    for secret in (webhook, key, "q/s3cretQuery", quote(key)):
+        assert leaks(secret, journal, reports) == []
+        assert not any(form in done.stdout + done.stderr for form in spellings(secret))
+
+
+def test_the_redactor_masks_every_spelling_in_one_pass_and_stays_fast():
+    from cockpit.redact import Redactor
+
+    secret = 'p@ss/w0rd+"x" y'
+    redactor = Redactor([secret, "https://hooks.example/T1/B2/key?sig=abc%2Fdef"])
+    for form in spellings(secret) | {"/T1/B2/key", "sig=abc/def", "sig=abc%2Fdef"}:
+        assert redactor.redact(f"<{form}>") == "<***>", form
+    assert redactor.redact("ok on /T1 and sig") == "ok on /T1 and sig"
+    assert Redactor(["ab"]).redact("ab cd") == "ab cd"  # too short to mask, as before
+    chunk = "2026-12-03 12:00:00 INFO serving GET /api/health 200 in 3 ms\n" * 20_000
+    started = time.perf_counter()
+    assert redactor.redact(chunk) == chunk
+    assert time.perf_counter() - started < 0.5
