@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
+import shutil
 import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
+import boto3
 import pytest
-from conftest import Operator, cockpit
+from conftest import Operator, cockpit, execute
 
 TOKEN = 'tok/en+S3cret&"q" 9'
 """A secret whose URL-encoded, JSON-escaped and HTML-escaped spellings all differ."""
@@ -225,3 +228,110 @@ def test_the_redactor_masks_every_spelling_in_one_pass_and_stays_fast():
     started = time.perf_counter()
     assert redactor.redact(chunk) == chunk
     assert time.perf_counter() - started < 0.5
+
+
+# ------------------------------------------------------------- 2. DSN passwords
+
+PW = "Ab/Zq7Secret#PW9"
+PIECES = (PW, "Zq7Secret", "Secret#PW9", "Ab%2FZq7Secret%23PW9")
+
+
+def wrap_tools(tmp_path: Path) -> tuple[Path, Path]:
+    """pg_dump / pg_restore / psql wrapped to record the argv and PGPASSWORD they got."""
+    seen = tmp_path / "seen.txt"
+    wrappers = tmp_path / "wrappers"
+    wrappers.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        real = shutil.which(tool)
+        wrapper = wrappers / tool
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "argv: {tool} $*" "env: PGPASSWORD=$PGPASSWORD" '
+            f'>> {seen}\nexec {real} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    return wrappers, seen
+
+
+DSN_BOOK = """\
+    runbook: DSN
+    secrets: [PW]
+    variables: {{DATABASE_URL: "{dsn}"}}
+    phases:
+      - id: p
+        steps:
+          - {{id: backup, kind: backup, dsn: "${{DATABASE_URL}}", to: "s3://{bucket}/b/",
+             endpoint_url: "{endpoint}", on_failure: continue}}
+          - {{id: query, kind: sql, dsn: "${{DATABASE_URL}}", query: "SELECT 1",
+             on_failure: continue}}
+          - {{id: migrate, kind: migrate, dsn: "${{DATABASE_URL}}", folder: migrations,
+             on_failure: continue}}
+          - {{id: restore, kind: restore, dsn: "${{DATABASE_URL}}",
+             from: "s3://{bucket}/none.dump", endpoint_url: "{endpoint}"}}
+    """
+
+
+def test_a_dsn_password_with_slash_and_hash_is_refused_in_one_line_everywhere(
+    tmp_path, pg_dsn, s3, monkeypatch
+):
+    endpoint, bucket = s3
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "V1__t.sql").write_text("CREATE TABLE t (id int);\n")
+    wrappers, seen = wrap_tools(tmp_path)
+    dsn = pg_dsn.replace("postgres:@", "postgres:${PW}@", 1)
+    assert "${PW}" in dsn
+    done, journal, reports = fly(
+        tmp_path,
+        DSN_BOOK.format(dsn=dsn, bucket=bucket, endpoint=endpoint),
+        {"PW": PW, "PATH": f"{wrappers}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = [line for line in done.stdout.splitlines() if " = FAILED" in line]
+    assert [line.split()[0] for line in said] == ["backup", "query", "migrate", "restore"]
+    assert all("is not URL-encoded: write it with %XX escapes" in line for line in said), said
+    assert "Traceback" not in done.stderr
+    assert not seen.exists()  # neither pg_dump nor pg_restore ran
+    assert not list(journal.rglob("*.dump"))
+    for piece in PIECES:
+        assert leaks(piece, journal, reports, tmp_path / "migrations") == []
+        assert piece not in done.stdout + done.stderr
+
+
+def test_a_url_encoded_password_reaches_pg_dump_only_through_its_environment(
+    tmp_path, pg_dsn, s3, monkeypatch
+):
+    endpoint, bucket = s3
+    asyncio.run(execute(pg_dsn, "CREATE TABLE t (id int)"))
+    wrappers, seen = wrap_tools(tmp_path)
+    runbook = tmp_path / "runbook.yaml"
+    runbook.write_text(f"""\
+runbook: DSN
+secrets: [DATABASE_URL]
+phases:
+  - id: p
+    steps:
+      - {{id: backup, kind: backup, dsn: "${{DATABASE_URL}}", to: "s3://{bucket}/b/",
+         endpoint_url: "{endpoint}"}}
+""")
+    dsn = pg_dsn.replace("postgres:@", f"postgres:{quote(PW, safe='')}@", 1)
+    journal = tmp_path / "journal" / "journal.sqlite3"
+    done = cockpit(
+        "run",
+        runbook,
+        "--headless",
+        "--yes",
+        "--journal",
+        journal,
+        env={"DATABASE_URL": dsn, "PATH": f"{wrappers}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = seen.read_text().splitlines()
+    argv = [line for line in calls if line.startswith("argv: ")]
+    assert [line.split()[1] for line in argv] == ["pg_dump", "pg_restore"]
+    assert f"env: PGPASSWORD={PW}" in calls
+    for piece in PIECES:
+        assert all(piece not in line for line in argv), argv
+        assert leaks(piece, journal.parent) == []
+        assert piece not in done.stdout + done.stderr
+    listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket)
+    database = urlsplit(pg_dsn).path.strip("/")
+    assert [item["Key"].startswith(f"b/{database}-") for item in listed["Contents"]] == [True]
