@@ -715,6 +715,7 @@ class Engine:
             base_dir=self.runbook.path.resolve().parent,
             run_dir=self.journal.run_dir(self.run_id),
             metrics=self.metrics,
+            holds_secret=self.redactor.holds,
         )
 
     async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:

@@ -88,6 +88,10 @@ class Redactor:
     def __bool__(self) -> bool:
         return self._pattern is not None
 
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` holds a secret (in any spelling)."""
+        return self._pattern is not None and self._pattern.search(text) is not None
+
     def redact(self, text: str) -> str:
         if self._pattern is None or not text:
             return text

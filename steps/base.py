@@ -88,6 +88,8 @@ class StepContext:
     """This run's folder beside the journal: where a step keeps files it makes (a dump)."""
     metrics: MetricsWatch | None = None
     """The runbook's metrics, polled for the whole run (None without a ``metrics:``)."""
+    holds_secret: Callable[[str], bool] = lambda text: False
+    """Whether a text holds a secret value: such a header never leaves its origin."""
 
 
 class StepKind:

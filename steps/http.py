@@ -4,7 +4,9 @@ The request: ``method`` (GET by default) to ``url``, with ``headers``; ``token``
 as ``Authorization: Bearer <token>`` and is never shown (``describe`` writes
 ``Bearer ***``, the pane shows no request headers). ``json`` is a body sent as JSON,
 ``body`` a raw one (give one of them). GET and HEAD follow redirects (up to 20); other
-methods do not, so a 3xx answer to a POST fails the default expectation. Each request
+methods do not, so a 3xx answer to a POST fails the default expectation. A redirect to
+another origin (scheme, host, port) is sent without ``Authorization``, ``Cookie``,
+``Proxy-Authorization`` and any header holding a secret's value. Each request
 waits at most ``request_timeout`` (10s) to connect and then for each part of the answer.
 
 Expectations (``expect:``), all of which must hold:
@@ -48,7 +50,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,33 @@ def address(url: str) -> str:
     except ValueError:
         return "the address in the URL"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def origin(url: Any) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in) of an httpx URL."""
+    import httpx
+
+    url = httpx.URL(url)
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+PRIVATE_HEADERS = ("authorization", "proxy-authorization", "cookie")
+"""Headers that never follow a redirect to another origin, whatever they hold."""
+
+
+def keep_at_home(url: str, holds_secret: Callable[[str], bool]):
+    """An httpx request hook: a request going to another origin than ``url``'s (a
+    redirect) is sent without the private headers and any header holding a secret."""
+    home = origin(url)
+
+    async def hook(request) -> None:
+        if origin(request.url) == home:
+            return
+        for name, value in list(request.headers.items()):
+            if name.lower() in PRIVATE_HEADERS or holds_secret(value):
+                del request.headers[name]
+
+    return hook
 
 
 def check_url(url: str) -> None:
@@ -388,7 +417,8 @@ class HttpStep(StepKind):
         ctx.write("out", f"{request}\n".encode())
         started = time.monotonic()
         attempts = 0
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        hooks = {"request": [keep_at_home(url, ctx.holds_secret)]}
+        async with httpx.AsyncClient(timeout=timeout, event_hooks=hooks) as client:
             while True:
                 attempts += 1
                 answer, failure = None, ""

@@ -138,9 +138,10 @@ def test_the_operator_is_asked_about_masked_items(make_engine, journal, monkeypa
 
 class Echo:
     """A real HTTP server on loopback that answers every request with ``status`` and a
-    body echoing the request line (path and query, as sent and decoded) and headers."""
+    body echoing the request line (path and query, as sent and decoded) and headers;
+    ``redirects``: path -> where a 302 sends it instead."""
 
-    def __init__(self, status: int = 500, redirect: str | None = None) -> None:
+    def __init__(self, status: int = 500, redirects: dict[str, str] | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         echo = self
 
@@ -149,9 +150,9 @@ class Echo:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 echo.requests.append((self.path, dict(self.headers)))
-                if redirect is not None:
+                if self.path in (redirects or {}):
                     self.send_response(302)
-                    self.send_header("Location", redirect)
+                    self.send_header("Location", redirects[self.path])
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -335,3 +336,47 @@ phases:
     listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket)
     database = urlsplit(pg_dsn).path.strip("/")
     assert [item["Key"].startswith(f"b/{database}-") for item in listed["Contents"]] == [True]
+
+
+# ------------------------------------------------------------- 4. headers across origins
+
+
+def test_secret_bearing_headers_never_follow_a_redirect_to_another_origin(tmp_path):
+    elsewhere = Echo(status=200)
+    away = Echo(redirects={"/start": f"{elsewhere.url}/landing"})
+    stay = Echo(status=200, redirects={"/start": "/landing"})
+    try:
+        done, journal, reports = fly(
+            tmp_path,
+            f"""\
+            runbook: Redirects
+            secrets: [API_TOKEN]
+            phases:
+              - id: p
+                steps:
+                  - id: away
+                    kind: http
+                    url: "{away.url}/start"
+                    token: "${{API_TOKEN}}"
+                    headers: {{X-Api-Key: "${{API_TOKEN}}", X-Signed: "v1 ${{API_TOKEN}}",
+                               Cookie: "session=abc123", X-Trace: plain-trace}}
+                  - id: same
+                    kind: http
+                    url: "{stay.url}/start"
+                    headers: {{X-Api-Key: "${{API_TOKEN}}"}}
+            """,
+            {"API_TOKEN": TOKEN},
+        )
+    finally:
+        for server in (elsewhere, away, stay):
+            server.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    (first, sent), (landed, forwarded) = away.requests[0], elsewhere.requests[0]
+    assert (first, landed) == ("/start", "/landing")
+    assert sent["X-Api-Key"] == TOKEN and sent["Authorization"] == f"Bearer {TOKEN}"
+    names = {name.lower() for name in forwarded}
+    assert not names & {"x-api-key", "x-signed", "authorization", "cookie"}, forwarded
+    assert forwarded["X-Trace"] == "plain-trace"
+    assert [path for path, _ in stay.requests] == ["/start", "/landing"]
+    assert stay.requests[1][1]["X-Api-Key"] == TOKEN  # same origin: sent where it was meant
+    assert leaks(TOKEN, journal, reports) == []
