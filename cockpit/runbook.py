@@ -1055,6 +1055,9 @@ class _Checker:
                                  f"{', '.join(spec.choices)}"
                                  f"{_did_you_mean(value, spec.choices)}")
                     value = None
+                elif value is not None and spec.check and (wrong := spec.check(value)):
+                    self.problem(node, f"{what}: {wrong}")
+                    value = None
             case "regex":
                 value = self.string(node, what)
                 if value is not None:

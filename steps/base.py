@@ -28,6 +28,9 @@ class Field:
     help: str = ""
     choices: tuple[str, ...] = ()
     """For a ``str``: the values allowed (checked when the runbook is loaded)."""
+    check: Callable[[str], str | None] | None = None
+    """For a ``str``: what is wrong with the text as written, ``${...}`` still in it
+    (checked when the runbook is loaded), or None."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.base import Field, StepContext
+from steps.http import fixed_address
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,7 +43,8 @@ PROGRESS_SECONDS = 2.0  # ... or every 2 s, whichever comes first
 ETAG_IS_NOT_MD5 = ("aws:kms", "aws:kms:dsse")
 
 ENDPOINT_FIELDS = {
-    "endpoint_url": Field("str", help="S3-compatible endpoint (MinIO, moto); default AWS"),
+    "endpoint_url": Field("str", check=fixed_address,
+                          help="S3-compatible endpoint (MinIO, moto); default AWS"),
     "region": Field("str", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"),
 }
 

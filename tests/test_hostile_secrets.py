@@ -380,3 +380,122 @@ def test_secret_bearing_headers_never_follow_a_redirect_to_another_origin(tmp_pa
     assert [path for path, _ in stay.requests] == ["/start", "/landing"]
     assert stay.requests[1][1]["X-Api-Key"] == TOKEN  # same origin: sent where it was meant
     assert leaks(TOKEN, journal, reports) == []
+
+
+# ------------------------------------------------------------- 5. addresses, 6. save
+
+MOVED = "could change the address this URL goes to"
+
+
+@pytest.mark.parametrize(
+    ("field", "problem"),
+    [
+        ('{id: s, kind: http, url: "http://127.0.0.1:8080${X}"}', f"url: ${{X}} {MOVED}"),
+        ('{id: s, kind: http, url: "${BASE}${X}/p"}', f"url: ${{X}} {MOVED}"),
+        ('{id: s, kind: http, url: "http://${X}.example/p"}', f"url: ${{X}} {MOVED}"),
+        (
+            '{id: s, kind: notify, template: hi, webhook: "https://hooks.example${X}"}',
+            f"webhook: ${{X}} {MOVED}",
+        ),
+        (
+            '{id: s, kind: s3, action: list, prefix: "s3://b/", '
+            'endpoint_url: "http://127.0.0.1:9000${X}"}',
+            f"endpoint_url: ${{X}} {MOVED}",
+        ),
+        (
+            '{id: s, kind: http, url: "http://127.0.0.1:1/x", save: ../../x}',
+            "save: '../../x' climbs out of the run's folder with '..'",
+        ),
+        (
+            '{id: s, kind: http, url: "http://127.0.0.1:1/x", save: "a/../../x"}',
+            "save: 'a/../../x' climbs out of the run's folder with '..'",
+        ),
+        (
+            '{id: s, kind: http, url: "http://127.0.0.1:1/x", save: /tmp/x}',
+            "save: '/tmp/x' is an absolute path",
+        ),
+    ],
+)
+def test_a_variable_moving_an_address_or_a_save_outside_the_run_is_refused_on_load(
+    tmp_path, field, problem
+):
+    runbook = tmp_path / "runbook.yaml"
+    runbook.write_text(
+        textwrap.dedent("""\
+        runbook: Hostile
+        variables: {X: "@127.0.0.1:9/p", BASE: "http://127.0.0.1:1"}
+        phases:
+          - id: p
+            steps:
+              - STEP
+        """).replace("STEP", field)
+    )
+    for command in (["validate", runbook], ["run", runbook, "--headless", "--yes"]):
+        done = cockpit(*command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        said = [line for line in lines if problem in line]
+        assert len(said) == 1 and said[0].startswith(f"{runbook}:6:"), lines
+        assert "Traceback" not in done.stderr
+    assert not list((tmp_path / "data").rglob("*.sqlite3*"))  # nothing recorded
+
+
+def test_a_host_variable_holding_another_address_is_refused_at_run(tmp_path, echo):
+    evil = Echo(status=200)
+    try:
+        done, journal, reports = fly(
+            tmp_path,
+            f"""\
+            runbook: Moved
+            secrets: [API_TOKEN]
+            variables: {{HOST: "{echo.url[7:]}@{evil.url[7:]}"}}
+            phases:
+              - id: p
+                steps:
+                  - {{id: get, kind: http, url: "http://${{HOST}}/p", token: "${{API_TOKEN}}",
+                     on_failure: continue}}
+                  - {{id: tell, kind: notify, template: hi, webhook: "http://${{HOST}}/hook"}}
+            """,
+            {"API_TOKEN": TOKEN},
+        )
+    finally:
+        evil.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert evil.requests == [] and echo.requests == []
+    refused = "a variable's value changes the address (scheme, user, host or port)"
+    said = [line for line in done.stdout.splitlines() if " = FAILED" in line]
+    assert [line.split()[0] for line in said] == ["get", "tell"]
+    assert all(refused in line for line in said), said
+    assert leaks(TOKEN, journal, reports) == []
+
+
+def test_save_is_refused_at_run_when_a_variable_or_a_symlink_leads_out(tmp_path, echo):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    runs = tmp_path / "journal" / "runs"
+    done, _, _ = fly(
+        tmp_path,
+        f"""\
+        runbook: Saves
+        variables: {{NAME: "../../escaped.txt"}}
+        phases:
+          - id: p
+            steps:
+              - {{id: link, run: 'ln -s {outside} "{runs}/$COCKPIT_RUN_ID/link"'}}
+              - {{id: by-variable, kind: http, url: "{echo.url}/a", save: "${{NAME}}",
+                 on_failure: continue, expect: {{status: 500}}}}
+              - {{id: by-link, kind: http, url: "{echo.url}/b", save: link/x.txt,
+                 on_failure: continue, expect: {{status: 500}}}}
+              - {{id: inside, kind: http, url: "{echo.url}/c", save: in/ok.json,
+                 expect: {{status: 500}}}}
+        """,
+        {},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = {line.split()[0]: line for line in done.stdout.splitlines() if " = " in line}
+    assert "'../../escaped.txt' climbs out of the run's folder" in said["by-variable"]
+    assert "'link/x.txt' leads out of the run's folder through a symbolic link" in (said["by-link"])
+    assert " = ok" in said["inside"]
+    assert list(outside.iterdir()) == []
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert len(list(runs.glob("*/in/ok.json"))) == 1
