@@ -4,8 +4,9 @@ Every secret value is replaced by ``***``, in each spelling something may give i
 in: as it is, URL-encoded (``quote`` with and without ``/``, ``quote_plus``),
 JSON-escaped and HTML-escaped; a secret that is a URL also by its password and, for a
 web URL (a webhook, whose path is its key), by its path and its query on their own.
-All of them go into one compiled alternation, longest first, so a chunk of output is
-masked in one pass.
+All of them go into one compiled pattern, a trie of alternatives (``alternation``) that
+takes the longest spelling at each place, so a chunk of output is masked in one pass
+without trying each spelling in turn.
 
 Output is masked line by line (see ``cockpit.output``), so a value written in two reads
 of a pipe is joined before it is masked; a multi-line secret is registered line by line
@@ -60,6 +61,33 @@ def url_parts(value: str) -> set[str]:
     return {part for part in found if part.strip("/")}
 
 
+def alternation(words: Iterable[str]) -> str:
+    """A pattern matching any of ``words``, the longest one where several start at the
+    same place, as a trie: spellings sharing a beginning share its test."""
+    trie: dict[str, dict] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, dict]) -> str:
+        run = ""
+        while "" not in node and len(node) == 1:  # a stretch with no choice: one literal
+            char, node = next(iter(node.items()))
+            run += re.escape(char)
+        ends = "" in node
+        branches = [
+            re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char
+        ]
+        if not branches:
+            return run
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return run + (f"(?:{body})?" if ends else body)
+
+    return pattern(trie)
+
+
 class Redactor:
     """Replaces every known secret value, in any of its spellings, by ``***``."""
 
@@ -78,8 +106,7 @@ class Redactor:
                 if len(piece) >= MIN_SECRET_LENGTH:
                     self._values |= spellings(piece)
         if self._values:
-            alternatives = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(map(re.escape, alternatives)))
+            self._pattern = re.compile(alternation(self._values))
 
     @property
     def longest(self) -> int:
