@@ -499,3 +499,38 @@ def test_save_is_refused_at_run_when_a_variable_or_a_symlink_leads_out(tmp_path,
     assert list(outside.iterdir()) == []
     assert not list(tmp_path.rglob("escaped.txt"))
     assert len(list(runs.glob("*/in/ok.json"))) == 1
+
+
+def test_a_variable_moving_the_metrics_address_is_refused_on_load(tmp_path):
+    runbook = tmp_path / "runbook.yaml"
+    runbook.write_text(
+        textwrap.dedent("""\
+        runbook: Hostile metrics
+        variables: {X: "@127.0.0.1:9"}
+        secrets: [ADMIN_KEY]
+        metrics: {source: scrape, url: "http://127.0.0.1:8080${X}/metrics",
+                  token: "${ADMIN_KEY}", requests: pm_requests_total}
+        phases:
+          - {id: p, steps: [{id: s, run: "true"}]}
+        """)
+    )
+    done = cockpit("validate", runbook)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{runbook}:4:32: metrics url: ${{X}} {MOVED}" in done.stdout + done.stderr
+
+
+def test_the_trie_masks_exactly_what_a_longest_first_alternation_does():
+    import random
+    import re
+
+    from cockpit.redact import alternation
+
+    chooser = random.Random(13)
+    for _ in range(2000):
+        words = {
+            "".join(chooser.choice("ab/%") for _ in range(chooser.randint(3, 7)))
+            for _ in range(chooser.randint(1, 6))
+        }
+        text = "".join(chooser.choice("ab/%x") for _ in range(60))
+        longest_first = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+        assert re.sub(alternation(words), "*", text) == re.sub(longest_first, "*", text)
