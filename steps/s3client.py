@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.base import Field, StepContext
-from steps.http import fixed_address
+from steps.http import HttpFailed, check_address, fixed_address
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -160,12 +160,19 @@ def hash_file(path: Path, part_size: int | None = None,
 # ----------------------------------------------------------------- S3 with boto3
 
 
-def make_client(fields: Mapping[str, Any], env: Mapping[str, str]):
-    """An S3 client from the step's fields and environment (imported late: boto3 is slow
-    to import, and ``cockpit validate`` loads every kind)."""
+def make_client(ctx: StepContext, env: Mapping[str, str]):
+    """An S3 client from the step's fields and ``env`` (imported late: boto3 is slow to
+    import, and ``cockpit validate`` loads every kind). An endpoint whose variables moved
+    the address its text gives is refused (StepFailed)."""
     import boto3
     from botocore.config import Config
 
+    fields = ctx.fields
+    if fields.get("endpoint_url"):
+        try:
+            check_address(ctx.step.fields["endpoint_url"], fields["endpoint_url"])
+        except HttpFailed as exc:
+            raise StepFailed(f"endpoint_url: {exc}") from None
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     session = boto3.session.Session(
         aws_access_key_id=key if key and secret else None,

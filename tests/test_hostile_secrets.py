@@ -454,7 +454,10 @@ def test_a_host_variable_holding_another_address_is_refused_at_run(tmp_path, ech
                 steps:
                   - {{id: get, kind: http, url: "http://${{HOST}}/p", token: "${{API_TOKEN}}",
                      on_failure: continue}}
-                  - {{id: tell, kind: notify, template: hi, webhook: "http://${{HOST}}/hook"}}
+                  - {{id: tell, kind: notify, template: hi, webhook: "http://${{HOST}}/hook",
+                     on_failure: continue}}
+                  - {{id: list, kind: s3, action: list, prefix: "s3://b/",
+                     endpoint_url: "http://${{HOST}}"}}
             """,
             {"API_TOKEN": TOKEN},
         )
@@ -464,7 +467,7 @@ def test_a_host_variable_holding_another_address_is_refused_at_run(tmp_path, ech
     assert evil.requests == [] and echo.requests == []
     refused = "a variable's value changes the address (scheme, user, host or port)"
     said = [line for line in done.stdout.splitlines() if " = FAILED" in line]
-    assert [line.split()[0] for line in said] == ["get", "tell"]
+    assert [line.split()[0] for line in said] == ["get", "tell", "list"]
     assert all(refused in line for line in said), said
     assert leaks(TOKEN, journal, reports) == []
 
