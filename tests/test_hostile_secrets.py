@@ -271,9 +271,7 @@ DSN_BOOK = """\
     """
 
 
-def test_a_dsn_password_with_slash_and_hash_is_refused_in_one_line_everywhere(
-    tmp_path, pg_dsn, s3, monkeypatch
-):
+def test_a_dsn_password_with_slash_and_hash_is_refused_in_one_line_everywhere(tmp_path, pg_dsn, s3):
     endpoint, bucket = s3
     (tmp_path / "migrations").mkdir()
     (tmp_path / "migrations" / "V1__t.sql").write_text("CREATE TABLE t (id int);\n")
@@ -297,9 +295,7 @@ def test_a_dsn_password_with_slash_and_hash_is_refused_in_one_line_everywhere(
         assert piece not in done.stdout + done.stderr
 
 
-def test_a_url_encoded_password_reaches_pg_dump_only_through_its_environment(
-    tmp_path, pg_dsn, s3, monkeypatch
-):
+def test_a_url_encoded_password_reaches_pg_dump_only_through_its_environment(tmp_path, pg_dsn, s3):
     endpoint, bucket = s3
     asyncio.run(execute(pg_dsn, "CREATE TABLE t (id int)"))
     wrappers, seen = wrap_tools(tmp_path)
