@@ -348,7 +348,7 @@ class BackupStep(StepKind):
         endpoint = ctx.fields.get("endpoint_url")
         pg_dump = find_tool("pg_dump", env)
         find_tool("pg_restore", env)
-        client = await call_s3(lambda stop: make_client(ctx.fields, env), endpoint,
+        client = await call_s3(lambda stop: make_client(ctx, env), endpoint,
                                "setting up the S3 client")
         # Is the bucket there? Found out before a long dump, not after it.
         said = await call_s3(lambda stop: check_bucket(client, target.bucket, endpoint),
@@ -496,7 +496,7 @@ class RestoreStep(StepKind):
         env = pg_env(ctx.env, connection, ctx.step.id)
         endpoint = ctx.fields.get("endpoint_url")
         pg_restore = find_tool("pg_restore", env)
-        client = await call_s3(lambda stop: make_client(ctx.fields, env), endpoint,
+        client = await call_s3(lambda stop: make_client(ctx, env), endpoint,
                                "setting up the S3 client")
         found = await call_s3(lambda stop: find_object(client, source, endpoint), endpoint,
                               f"looking up {source.url}")

@@ -254,7 +254,7 @@ class S3Step(StepKind):
         if plan.action not in ("sync", "download"):
             return None
         endpoint = ctx.fields.get("endpoint_url") or None
-        client = await call_s3(lambda stop: make_client(ctx.fields, ctx.env), endpoint,
+        client = await call_s3(lambda stop: make_client(ctx, ctx.env), endpoint,
                                "setting up the S3 client")
         if plan.action == "download":
             head = await call_s3(lambda stop: find_object(client, plan.remote, endpoint),
@@ -283,7 +283,7 @@ class S3Step(StepKind):
             plan = self._plan(ctx.fields, ctx.expect, ctx.base_dir, ctx.run_dir)
             self._check_local(plan)
             endpoint = ctx.fields.get("endpoint_url") or None
-            client = await call_s3(lambda stop: make_client(ctx.fields, ctx.env), endpoint,
+            client = await call_s3(lambda stop: make_client(ctx, ctx.env), endpoint,
                                    "setting up the S3 client")
             bucket = plan.remote.bucket
             said = await call_s3(lambda stop: check_bucket(client, bucket, endpoint),

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.base import Field, StepContext
+from steps.http import HttpFailed, check_address, fixed_address
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,7 +43,8 @@ PROGRESS_SECONDS = 2.0  # ... or every 2 s, whichever comes first
 ETAG_IS_NOT_MD5 = ("aws:kms", "aws:kms:dsse")
 
 ENDPOINT_FIELDS = {
-    "endpoint_url": Field("str", help="S3-compatible endpoint (MinIO, moto); default AWS"),
+    "endpoint_url": Field("str", check=fixed_address,
+                          help="S3-compatible endpoint (MinIO, moto); default AWS"),
     "region": Field("str", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"),
 }
 
@@ -158,12 +160,19 @@ def hash_file(path: Path, part_size: int | None = None,
 # ----------------------------------------------------------------- S3 with boto3
 
 
-def make_client(fields: Mapping[str, Any], env: Mapping[str, str]):
-    """An S3 client from the step's fields and environment (imported late: boto3 is slow
-    to import, and ``cockpit validate`` loads every kind)."""
+def make_client(ctx: StepContext, env: Mapping[str, str]):
+    """An S3 client from the step's fields and ``env`` (imported late: boto3 is slow to
+    import, and ``cockpit validate`` loads every kind). An endpoint whose variables moved
+    the address its text gives is refused (StepFailed)."""
     import boto3
     from botocore.config import Config
 
+    fields = ctx.fields
+    if fields.get("endpoint_url"):
+        try:
+            check_address(ctx.step.fields["endpoint_url"], fields["endpoint_url"])
+        except HttpFailed as exc:
+            raise StepFailed(f"endpoint_url: {exc}") from None
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     session = boto3.session.Session(
         aws_access_key_id=key if key and secret else None,
