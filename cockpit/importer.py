@@ -542,6 +542,24 @@ def _label(text: str) -> str:
     return _NUMBERING.sub("", text).rstrip(":").strip()
 
 
+class _Ids:
+    """Unique ids: ``base``, then ``base-2``, ``base-3``... Each base remembers the next
+    number to try, so 20,000 steps under one title take linear time, not quadratic."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        self.next: dict[str, int] = {}
+
+    def unique(self, base: str) -> str:
+        candidate, number = base, self.next.get(base, 2)
+        while candidate in self.taken:
+            candidate, number = f"{base}-{number}", number + 1
+        if candidate != base:
+            self.next[base] = number
+        self.taken.add(candidate)
+        return candidate
+
+
 class _Importer:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -550,7 +568,7 @@ class _Importer:
         self.placeholders: dict[str, str] = {}  # placeholder -> variable name
         self.alerts: list[dict[str, Any]] = []
         self.uncertain: list[tuple[Draft, str]] = []
-        self.used_ids: set[str] = set()
+        self.step_ids = _Ids()
         self.code: dict[int, str] = {}  # the current fence's lines by number
         self.carry: list[str] = []  # text waiting for the next phase's description
 
@@ -1351,12 +1369,8 @@ class _Importer:
         rollback["drafts"] += drafts
 
     def step_id(self, title: str) -> str:
-        base = _slug(_DURATION_NOTE.sub("", title)) or _slug(title) or "step"
-        candidate, number = base, 2
-        while candidate in self.used_ids:
-            candidate, number = f"{base}-{number}", number + 1
-        self.used_ids.add(candidate)
-        return candidate
+        return self.step_ids.unique(_slug(_DURATION_NOTE.sub("", title)) or _slug(title)
+                                    or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
         step: dict[str, Any] = {"id": self.step_id(draft.title), "title": _plain(draft.title),
@@ -1377,16 +1391,12 @@ class _Importer:
 
     def assemble(self, book: dict[str, Any], phases: list, rollback: dict) -> dict[str, Any]:
         out_phases = []
-        phase_ids: set[str] = set()
+        phase_ids = _Ids()
         for section, drafts, description in phases:
             if not drafts:
                 drafts = [Draft(section.title, "manual", {"items": [section.title or "done"]},
                                 section.line)]
-            base = _slug(_DURATION_NOTE.sub("", section.title)) or "phase"
-            phase_id, number = base, 2
-            while phase_id in phase_ids:
-                phase_id, number = f"{base}-{number}", number + 1
-            phase_ids.add(phase_id)
+            phase_id = phase_ids.unique(_slug(_DURATION_NOTE.sub("", section.title)) or "phase")
             phase: dict[str, Any] = {"id": phase_id, "title": _plain(section.title) or phase_id}
             if description:
                 phase["description"] = _plain(description)
