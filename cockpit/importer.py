@@ -2,6 +2,12 @@
 
 What becomes what:
 
+- **Only code the rendered document shows as code.** The block structure is CommonMark's
+  (markdown-it-py): a fence inside an HTML block (a ``<!-- comment -->``, ``<pre>``,
+  ``<details>`` up to its first blank line, ``<div>``...), an indented code block or a
+  quote is never a step; its text is kept in a description. A fence left open (no
+  closing line, or the next block's closing line closing it) is refused with its
+  ``file:line:col``: it would swallow what follows, headings included.
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
   exist, their level holds the phases; sections around them (a pre-deployment checklist
   before, sign-off after) become phases too, in document order. Otherwise every
@@ -29,9 +35,10 @@ What becomes what:
   here-documents, ``&``); otherwise it stays one shell step, kept exactly, and if it
   held recognised commands it is listed as uncertain.
 - **Lists.** ``- [ ]`` lists become ``manual`` checklists; plain lists too, except an
-  item followed by a fence (the item titles that fence's steps) or one that is only
-  an inline command (``1. Run `make smoke` ``: a shell step). Bullet lists written
-  inside a shell fence are prose, not script: a checklist.
+  item holding a fence (below its text, or right after its marker: ``- ```bash``; the
+  item titles that fence's steps) or one that is only an inline command (``1. Run
+  `make smoke` ``: a shell step). Bullet lists written inside a shell fence are prose,
+  not script: a checklist.
 - **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
   ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
 - **Rollback.** A section named like "Rollback Procedure" becomes ``rollback:``; its
@@ -63,15 +70,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from cockpit.durations import format_setting, parse_duration
+from cockpit.runbook import Problem, RunbookInvalid
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
 MAX_ID = 48
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r"( *)(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*$")
-_RULE = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _ITEM = re.compile(r"( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
 _TASK = re.compile(r"\[[ xX]\][ \t]+(.*)$")
 _BOLD_ONLY = re.compile(r"\*\*([^*]+?)\*\*:?[ \t]*$")
@@ -144,6 +151,12 @@ class ImportFailed(Exception):
 
 # ------------------------------------------------------------------ Markdown
 
+# Block structure comes from a CommonMark parser, so what becomes a step is exactly what
+# the rendered document shows as code: a fence inside an HTML block (a comment, <pre>,
+# <details>, <div>...), an indented code block or a quote is not.
+_MARKDOWN = MarkdownIt("commonmark")
+_FRONT_MATTER_LINE = re.compile(r"\s*$|[ \t]|- |#|[\w\"'-][^:]*:(?:\s|$)")
+
 
 @dataclass
 class Fence:
@@ -156,8 +169,10 @@ class Fence:
 class Item:
     text: str
     line: int
-    task: bool
-    fence: Fence | None = None
+    task: bool = False
+    fences: list[Fence] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the item shows that is neither text nor code: HTML, a quote, indented code."""
 
 
 @dataclass
@@ -167,6 +182,16 @@ class ListBlock:
 
 @dataclass
 class Paragraph:
+    text: str
+    line: int
+
+
+@dataclass
+class Note:
+    """Text the rendered document does not show as a paragraph or as code (an HTML block,
+    a quote, an indented code block, front matter): kept in a description, never a step
+    and never a title."""
+
     text: str
     line: int
 
@@ -185,80 +210,155 @@ class Section:
             yield from child.walk()
 
 
-def _fence_end(lines: list[str], start: int, marker: str) -> int:
-    closing = re.compile(rf" *{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-    for index in range(start + 1, len(lines)):
-        if closing.match(lines[index]):
-            return index
-    return len(lines)
+def _front_matter(lines: list[str]) -> int:
+    """How many lines a leading YAML front matter block (``---`` ... ``---``) takes."""
+    if not lines or lines[0].rstrip() != "---":
+        return 0
+    for index in range(1, len(lines)):
+        if lines[index].rstrip() in ("---", "..."):
+            return index + 1
+        if not _FRONT_MATTER_LINE.match(lines[index]):
+            return 0
+    return 0
 
 
-def _scan(lines: list[str]) -> list:
+def _close_of(tokens: list[Token], index: int) -> int:
+    """The index of the token closing the container opened at ``index``."""
+    level = tokens[index].level
+    index += 1
+    while tokens[index].level != level or tokens[index].nesting != -1:
+        index += 1
+    return index
+
+
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*(.*)$")
+
+
+def _unterminated(fence: Token, lines: list[str], source: str) -> Problem | None:
+    """A fence left open: CommonMark runs it to the end of its container (the document, a
+    list item, a quote), or the next block's closing line closes it, that block's opening
+    line (```` ```bash ````) taken as code. Either way, what lies between would be code."""
+    marker = fence.markup
+    code = fence.content.split("\n")
+    if code[-1] == "":
+        code.pop()
+    if fence.map[1] - fence.map[0] != len(code) + 2:
+        why = (f"no closing {marker} line before the end of the document or list item; "
+               "everything after it")
+    else:
+        for index, text in enumerate(code):
+            other = _FENCE_LINE.match(text)
+            if other and other.group(1).startswith(marker) and other.group(2) and \
+                    not (marker[0] == "`" and "`" in other.group(2)):
+                why = (f"line {fence.map[0] + index + 2} opens another block "
+                       f"({text.strip()}) before this one is closed; everything in between")
+                break
+        else:
+            return None
+    line = fence.map[0]
+    return Problem(source, line + 1, lines[line].find(marker) + 1,
+                   f"unterminated code fence (opened here): {why}, headings and commands "
+                   "included, would be one block of code")
+
+
+def _scan(text: str, source: str) -> list:
     """Blocks in order: ("heading", level, text, line), ("rule",), Fence, ListBlock,
-    Paragraph. Lines are 1-based."""
+    Paragraph, Note. Lines are 1-based. RunbookInvalid for an unterminated fence."""
+    lines = re.split(r"\r\n|\r|\n", text)
     blocks: list = []
-    paragraph: list[str] = []
-    para_line = 0
-    items: ListBlock | None = None
-
-    def close_paragraph() -> None:
-        nonlocal paragraph
-        if paragraph:
-            blocks.append(Paragraph("\n".join(paragraph), para_line))
-            paragraph = []
+    front = _front_matter(lines)
+    if front:
+        blocks.append(Note("\n".join(lines[1 : front - 1]), 2))
+    tokens = _MARKDOWN.parse("\n".join([""] * front + lines[front:]))
+    problems = [problem for token in tokens if token.type == "fence"
+                if (problem := _unterminated(token, lines, source))]
+    if problems:
+        raise RunbookInvalid(problems)
 
     index = 0
-    while index < len(lines):
-        line = lines[index]
-        number = index + 1
-        fence = _FENCE.match(line)
-        if fence:
-            close_paragraph()
-            indent, marker, language = len(fence.group(1)), fence.group(2), fence.group(3)
-            end = _fence_end(lines, index, marker)
-            body = [re.sub(rf"^ {{0,{indent}}}", "", text) for text in lines[index + 1 : end]]
-            block = Fence(language.lower(), body, number)
-            if items is not None and indent and items.items[-1].fence is None:
-                items.items[-1].fence = block
+    while index < len(tokens):
+        token = tokens[index]
+        line = token.map[0] + 1 if token.map else 0
+        end = _close_of(tokens, index) if token.nesting == 1 else index
+        if token.type == "heading_open":
+            blocks.append(("heading", int(token.tag[1:]), tokens[index + 1].content.strip(), line))
+        elif token.type == "paragraph_open":
+            blocks.append(Paragraph(_joined(tokens[index + 1].content, "\n"), line))
+        elif token.type == "fence":
+            fence = _fence(token)
+            last = blocks[-1] if blocks else None
+            if isinstance(last, ListBlock) and not last.items[-1].fences and \
+                    lines[line - 1][:1] in (" ", "\t"):
+                last.items[-1].fences.append(fence)  # indented under the item, if too little
             else:
-                items = None
-                blocks.append(block)
-            index = end + 1
-            continue
-        index += 1
-        if not line.strip():
-            close_paragraph()
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            close_paragraph()
-            items = None
-            blocks.append(("heading", len(heading.group(1)), (heading.group(2) or "").strip(),
-                           number))
-            continue
-        if _RULE.match(line):
-            close_paragraph()
-            items = None
+                blocks.append(fence)
+        elif token.type == "hr":
             blocks.append(("rule",))
-            continue
-        item = _ITEM.match(line)
-        if item and not paragraph:
-            task = _TASK.match(item.group(3))
-            if items is None:
-                items = ListBlock([])
-                blocks.append(items)
-            items.items.append(Item((task.group(1) if task else item.group(3)).strip(),
-                                    number, bool(task)))
-            continue
-        if items is not None and line[:1] in (" ", "\t") and not paragraph:
-            items.items[-1].text += " " + line.strip()
-            continue
-        items = None
-        if not paragraph:
-            para_line = number
-        paragraph.append(line.strip())
-    close_paragraph()
+        elif token.type in ("bullet_list_open", "ordered_list_open"):
+            items = _items(tokens[index + 1 : end], lines)
+            if items:
+                blocks.append(ListBlock(items))
+        elif token.type in ("html_block", "code_block"):
+            blocks.append(Note(token.content.rstrip(), line))
+        else:  # a quote
+            blocks.append(Note(_source_text(token, lines), line))
+        index = end + 1
     return blocks
+
+
+def _source_text(token: Token, lines: list[str]) -> str:
+    return "\n".join(line.strip() for line in lines[token.map[0] : token.map[1]]).strip()
+
+
+def _joined(content: str, separator: str) -> str:
+    return separator.join(line.strip() for line in content.split("\n")).strip()
+
+
+def _fence(token: Token) -> Fence:
+    code = token.content.split("\n")
+    if code[-1] == "":
+        code.pop()
+    return Fence((token.info.split() or [""])[0].lower(), code, token.map[0] + 1)
+
+
+def _items(tokens: list[Token], lines: list[str]) -> list[Item]:
+    """A list's items in document order, nested lists flattened into it. Whatever follows
+    a nested list in its parent item (text, code) belongs to the item it follows, as
+    read. An empty item is left out."""
+    items: list[Item] = []
+    _add_items(tokens, lines, items)
+    kept: list[Item] = []
+    for item in items:
+        task = _TASK.match(item.text)
+        if task:
+            item.text, item.task = task.group(1).strip(), True
+        if item.text or item.fences:
+            kept.append(item)
+        elif kept:
+            kept[-1].notes += item.notes
+    return kept
+
+
+def _add_items(tokens: list[Token], lines: list[str], items: list[Item]) -> None:
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        end = _close_of(tokens, index) if token.nesting == 1 else index
+        if token.type == "list_item_open":
+            items.append(Item("", token.map[0] + 1))
+            _add_items(tokens[index + 1 : end], lines, items)
+        elif token.type in ("paragraph_open", "heading_open"):
+            text = _joined(tokens[index + 1].content, " ")
+            items[-1].text = f"{items[-1].text} {text}".strip()
+        elif token.type == "fence":
+            items[-1].fences.append(_fence(token))
+        elif token.type in ("bullet_list_open", "ordered_list_open"):
+            _add_items(tokens[index + 1 : end], lines, items)
+        elif token.type in ("html_block", "code_block"):
+            items[-1].notes.append(token.content.rstrip())
+        elif token.map:  # a quote
+            items[-1].notes.append(_source_text(token, lines))
+        index = end + 1
 
 
 def _sections(blocks: list) -> Section:
@@ -500,7 +600,7 @@ class Imported:
 
 
 def _text_of(block) -> str:
-    if isinstance(block, Paragraph):
+    if isinstance(block, Paragraph | Note):
         return block.text
     if isinstance(block, ListBlock):
         return "\n".join(f"- {item.text}" for item in block.items)
@@ -1205,23 +1305,26 @@ class _Importer:
         ``self.carry`` for the next phase."""
         drafts: list[Draft] = []
         pending: list[str] = []
+        lead = ""  # the text right above the next step, unless a Note: it may name it
         leads: dict[int, str] = {}  # id(draft) -> the sentence above it
 
         def add(made: list[Draft]) -> None:
-            nonlocal pending
+            nonlocal pending, lead
             if made and pending:
                 made[0].notes = [*pending, *made[0].notes]
-                leads[id(made[0])] = _first_sentence(pending[-1])
-                pending = []
+                leads[id(made[0])] = _first_sentence(lead)
+                pending, lead = [], ""
             drafts.extend(made)
 
         for block in section.blocks:
-            if isinstance(block, Paragraph):
+            if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
+                lead = "" if isinstance(block, Note) else block.text
             elif isinstance(block, Fence):
                 made = self.fence_drafts(block, title, reference)
                 if not made:
-                    pending.append(_fenced(block))
+                    lead = _fenced(block)
+                    pending.append(lead)
                 add(made)
             else:
                 add(self.list_drafts(block, title, reference))
@@ -1267,21 +1370,40 @@ class _Importer:
         for item in block.items:
             inline = _INLINE_COMMAND.fullmatch(item.text.strip())
             item_title = _label(item.text.replace("`", "")) or title
-            if item.fence is not None and not tasks:
+            if item.fences and not tasks:
                 flush()
-                drafts += self.fence_drafts(item.fence, item_title, reference) or [
-                    Draft(item_title, "manual", {"items": [item.text]}, item.line,
-                          [_fenced(item.fence)])]
+                drafts += self.item_drafts(item, item_title, reference)
             elif inline and not tasks and not reference:
                 flush()
                 command = Command(item.line, inline.group(1))
-                drafts.append(self.typed(command, item_title)
-                              or self.inline_shell(command, item_title))
+                draft = self.typed(command, item_title) or self.inline_shell(command, item_title)
+                draft.notes += item.notes
+                drafts.append(draft)
             else:
                 checklist.append(item)
-                if item.fence is not None:
-                    fences.append(_fenced(item.fence))
+                fences += [*map(_fenced, item.fences), *item.notes]
         flush()
+        return drafts
+
+    def item_drafts(self, item: Item, title: str, reference: bool) -> list[Draft]:
+        """The steps of an item's fences, in order; code that makes no step (YAML, a
+        config file) is a note of the step before it (else after it), or the item is a
+        manual step showing it."""
+        drafts: list[Draft] = []
+        waiting: list[str] = []
+        for fence in item.fences:
+            made = self.fence_drafts(fence, title, reference)
+            if not made:
+                waiting.append(_fenced(fence))
+                continue
+            made[0].notes = [*waiting, *made[0].notes]
+            waiting = []
+            drafts += made
+        if not drafts:
+            return [Draft(title, "manual", {"items": [item.text or title]}, item.line,
+                          [*waiting, *item.notes])]
+        drafts[-1].notes += waiting
+        drafts[0].notes += item.notes
         return drafts
 
     def inline_shell(self, command: Command, title: str) -> Draft:
@@ -1293,7 +1415,7 @@ class _Importer:
     # -- the document
 
     def build(self, text: str) -> dict[str, Any]:
-        root = _sections(_scan(re.split(r"\r\n|\r|\n", text)))
+        root = _sections(_scan(text, self.source))
         document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
         if len(root.children) == 1 and root.children[0].level == 1 and not any(
                 isinstance(b, Fence | ListBlock) for b in root.blocks):
@@ -1301,7 +1423,7 @@ class _Importer:
             name = document.title or name
             preamble = [*root.blocks, *document.blocks]
         book: dict[str, Any] = {"runbook": name}
-        description = [block.text for block in preamble if isinstance(block, Paragraph)]
+        description = [block.text for block in preamble if isinstance(block, Paragraph | Note)]
         version = re.search(r"\*\*Version\*\*:?\s*\**\s*([\w.-]+)", "\n".join(description))
         if version:
             book["version"] = version.group(1)
@@ -1359,7 +1481,7 @@ class _Importer:
                 elif isinstance(block, Paragraph) and not lists:
                     rollback["criteria"].append(block.text)
                 else:
-                    self.carry.append(_text_of(block) if isinstance(block, Paragraph)
+                    self.carry.append(_text_of(block) if isinstance(block, Paragraph | Note)
                                       else _fenced(block))
             for grandchild in child.children:
                 drafts += self.section_drafts(grandchild, _label(grandchild.title))
