@@ -136,6 +136,8 @@ _ALERT = re.compile(
     r"(error rate|(?:response time |latency )?p95(?: latency)?|request rate|requests per "
     r"second)\s*(>=?|<=?|above|below)\s*([\d.]+)\s*(%|ms|s|rps|/s)?\s+for\s+(\d+)\s*"
     r"(s|sec|seconds?|m|min|minutes?|h|hours?)\.?", re.IGNORECASE)
+_TYPED_COMMAND = re.compile(r"curl|redis-cli|kubectl|psql")
+_UNQUOTED = str.maketrans("", "", "'\"\\")  # what shlex takes out of a word
 _TEMPLATE_LINE = re.compile(r"template:\s*(.*)$", re.IGNORECASE)
 _QUERIES = {
     "\\dt": "SELECT schemaname, tablename FROM pg_catalog.pg_tables\n"
@@ -663,6 +665,7 @@ class _Ids:
 class _Importer:
     def __init__(self, source: str) -> None:
         self.source = source
+        self.name = Path(source).name
         self.variables: dict[str, str] = {}
         self.secrets: list[str] = []
         self.placeholders: dict[str, str] = {}  # placeholder -> variable name
@@ -1050,6 +1053,8 @@ class _Importer:
     def typed(self, command: Command, title: str) -> Draft | None:
         text = command.text.replace("\\\n", " ")
         if "\n" in text.strip() and not text.lstrip().startswith("psql"):
+            return None
+        if not _TYPED_COMMAND.search(text.translate(_UNQUOTED)):  # spares shlex most lines
             return None
         lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
@@ -1502,7 +1507,7 @@ class _Importer:
         if draft.expect:
             step["expect"] = draft.expect
         notes = [note for note in draft.notes if note]
-        step["description"] = _plain("\n".join([*notes, f"source: {Path(self.source).name}:"
+        step["description"] = _plain("\n".join([*notes, f"source: {self.name}:"
                                                          f"{draft.line}"]))
         if draft.optional:
             step["optional"] = True
