@@ -61,6 +61,7 @@ What becomes what:
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shlex
@@ -1574,7 +1575,18 @@ _Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_sequence(
 
 
 def import_markdown(text: str, source: str = "runbook.md") -> Imported:
-    """The runbook a Markdown runbook describes, as data, as YAML, and a summary."""
+    """The runbook a Markdown runbook describes, as data, as YAML, and a summary.
+    RunbookInvalid (file:line:col) for a fence left open."""
+    collecting = gc.isenabled()
+    gc.disable()  # the import makes many objects and frees few: the cyclic collector's
+    try:  # passes over them took a third of the time (20,000 fences: 2.4 s -> 1.6 s)
+        return _import(text, source)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _import(text: str, source: str) -> Imported:
     builder = _Importer(source)
     book = builder.build(text)
     summary = Summary(Path(source).name, phases=len(book["phases"]),
