@@ -241,10 +241,7 @@ def _unterminated(fence: Token, lines: list[str], source: str) -> Problem | None
     """A fence left open: CommonMark runs it to the end of its container (the document, a
     list item, a quote), or the next block's closing line closes it, that block's opening
     line (```` ```bash ````) taken as code. Either way, what lies between would be code."""
-    marker = fence.markup
-    code = fence.content.split("\n")
-    if code[-1] == "":
-        code.pop()
+    marker, code = fence.markup, _fence(fence).lines
     if fence.map[1] - fence.map[0] != len(code) + 2:
         why = (f"no closing {marker} line before the end of the document or list item; "
                "everything after it")
@@ -281,7 +278,7 @@ def _scan(text: str, source: str) -> list:
     index = 0
     while index < len(tokens):
         token = tokens[index]
-        line = token.map[0] + 1 if token.map else 0
+        line = token.map[0] + 1
         end = _close_of(tokens, index) if token.nesting == 1 else index
         if token.type == "heading_open":
             blocks.append(("heading", int(token.tag[1:]), tokens[index + 1].content.strip(), line))
