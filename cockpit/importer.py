@@ -158,7 +158,7 @@ class ImportFailed(Exception):
 # the rendered document shows as code: a fence inside an HTML block (a comment, <pre>,
 # <details>, <div>...), an indented code block or a quote is not.
 _MARKDOWN = MarkdownIt("commonmark")
-_FRONT_MATTER_LINE = re.compile(r"\s*$|[ \t]|- |#|[\w\"'-][^:]*:(?:\s|$)")
+_FRONT_MATTER_LINE = re.compile(r"\s*$|[ \t]|- |[\w\"'-][^:]*:(?:\s|$)")
 
 
 @dataclass
@@ -214,7 +214,8 @@ class Section:
 
 
 def _front_matter(lines: list[str]) -> int:
-    """How many lines a leading YAML front matter block (``---`` ... ``---``) takes."""
+    """How many lines a leading YAML front matter block (``---`` ... ``---``) takes: its
+    lines look like YAML, else (a heading, a fence) it is not front matter but rules."""
     if not lines or lines[0].rstrip() != "---":
         return 0
     for index in range(1, len(lines)):

@@ -92,6 +92,16 @@ def test_details_after_a_blank_line_is_shown_so_it_runs(tmp_path):
     assert (tmp_path / "shown").exists()
 
 
+def test_front_matter_is_not_a_setext_heading():
+    # CommonMark alone reads `---`, `title: x`, `---` as a rule and a heading.
+    markdown = (
+        "---\ntitle: Upgrade\nweight: 5\n---\n\n# Upgrade\n\n## Go\n\n```bash\necho go\n```\n"
+    )
+    book = import_markdown(markdown, "x.md").runbook
+    assert [p["title"] for p in book["phases"]] == ["Go"]
+    assert book["description"] == "title: Upgrade\nweight: 5"
+
+
 # ---------------------------------------------------------------- unterminated fences
 
 UNTERMINATED = {
