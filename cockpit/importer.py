@@ -5,7 +5,9 @@ What becomes what:
 - **Only code the rendered document shows as code.** The block structure is CommonMark's
   (markdown-it-py): a fence inside an HTML block (a ``<!-- comment -->``, ``<pre>``,
   ``<details>`` up to its first blank line, ``<div>``...), an indented code block or a
-  quote is never a step; its text is kept in a description. A fence left open (no
+  quote is never a step; its text is kept in a description. Nor is code after a
+  comment or ``<script>`` that a list item or quote leaves open (raw HTML reaches the
+  page as written, and the browser hides what follows). A fence left open (no
   closing line, or the next block's closing line closing it) is refused with its
   ``file:line:col``: it would swallow what follows, headings included.
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
@@ -235,6 +237,43 @@ def _close_of(tokens: list[Token], index: int) -> int:
     return index
 
 
+_RAW_OPEN = re.compile(r"<!--|<(script|style|template|textarea)\b")
+
+
+def _raw_state(html: str, state: str) -> str:
+    """What a browser is inside after reading this raw HTML, starting inside ``state``:
+    "" (nothing), a comment ("-->" ends it) or a raw-text element ("</script" ends it)."""
+    html, position = html.lower(), 0
+    while True:
+        if not state:
+            opened = _RAW_OPEN.search(html, position)
+            if opened is None:
+                return ""
+            state = "-->" if opened.group(1) is None else f"</{opened.group(1)}"
+            position = opened.end()
+        end = html.find(state, position)
+        if end < 0:
+            return state
+        state, position = "", end + len(state)
+
+
+def _hidden(tokens: list[Token]) -> set[int]:
+    """Ids of the tokens a browser would not show. Raw HTML passes through as written: a
+    comment or a <script> opened in an HTML block that a list item or a quote cuts short
+    stays open in the page, and hides the code markdown-it finds after it."""
+    hidden: set[int] = set()
+    state = ""
+    for token in tokens:
+        if state:
+            hidden.add(id(token))
+        if token.type == "html_block":
+            state = _raw_state(token.content, state)
+        for child in token.children or ():
+            if child.type == "html_inline":
+                state = _raw_state(child.content, state)
+    return hidden
+
+
 _FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*(.*)$")
 
 
@@ -276,12 +315,15 @@ def _scan(text: str, source: str) -> list:
     if problems:
         raise RunbookInvalid(problems)
 
+    hidden = _hidden(tokens)
     index = 0
     while index < len(tokens):
         token = tokens[index]
         line = token.map[0] + 1
         end = _close_of(tokens, index) if token.nesting == 1 else index
-        if token.type == "heading_open":
+        if id(token) in hidden:
+            blocks.append(Note(_source_text(token, lines), line))
+        elif token.type == "heading_open":
             blocks.append(("heading", int(token.tag[1:]), tokens[index + 1].content.strip(), line))
         elif token.type == "paragraph_open":
             blocks.append(Paragraph(_joined(tokens[index + 1].content, "\n"), line))
@@ -296,7 +338,7 @@ def _scan(text: str, source: str) -> list:
         elif token.type == "hr":
             blocks.append(("rule",))
         elif token.type in ("bullet_list_open", "ordered_list_open"):
-            items = _items(tokens[index + 1 : end], lines)
+            items = _items(tokens[index + 1 : end], lines, hidden)
             if items:
                 blocks.append(ListBlock(items))
         elif token.type in ("html_block", "code_block"):
@@ -322,12 +364,12 @@ def _fence(token: Token) -> Fence:
     return Fence((token.info.split() or [""])[0].lower(), code, token.map[0] + 1)
 
 
-def _items(tokens: list[Token], lines: list[str]) -> list[Item]:
+def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item]:
     """A list's items in document order, nested lists flattened into it. Whatever follows
     a nested list in its parent item (text, code) belongs to the item it follows, as
     read. An empty item is left out."""
     items: list[Item] = []
-    _add_items(tokens, lines, items)
+    _add_items(tokens, lines, hidden, items)
     kept: list[Item] = []
     for item in items:
         task = _TASK.match(item.text)
@@ -340,21 +382,24 @@ def _items(tokens: list[Token], lines: list[str]) -> list[Item]:
     return kept
 
 
-def _add_items(tokens: list[Token], lines: list[str], items: list[Item]) -> None:
+def _add_items(tokens: list[Token], lines: list[str], hidden: set[int],
+               items: list[Item]) -> None:
     index = 0
     while index < len(tokens):
         token = tokens[index]
         end = _close_of(tokens, index) if token.nesting == 1 else index
         if token.type == "list_item_open":
             items.append(Item("", token.map[0] + 1))
-            _add_items(tokens[index + 1 : end], lines, items)
+            _add_items(tokens[index + 1 : end], lines, hidden, items)
+        elif id(token) in hidden:
+            items[-1].notes.append(_source_text(token, lines))
         elif token.type in ("paragraph_open", "heading_open"):
             text = _joined(tokens[index + 1].content, " ")
             items[-1].text = f"{items[-1].text} {text}".strip()
         elif token.type == "fence":
             items[-1].fences.append(_fence(token))
         elif token.type in ("bullet_list_open", "ordered_list_open"):
-            _add_items(tokens[index + 1 : end], lines, items)
+            _add_items(tokens[index + 1 : end], lines, hidden, items)
         elif token.type in ("html_block", "code_block"):
             items[-1].notes.append(token.content.rstrip())
         elif token.map:  # a quote

@@ -44,6 +44,11 @@ HIDDEN = {
     "comment-opened-in-a-list-item": (
         "- Old way, do not use:\n  <!--\n  ```bash\n  touch pwned\n  ```\n  -->\n- Check the logs\n"
     ),
+    "comment-left-open-by-a-list-item": (
+        "- Old way:\n  <!--\n```bash\ntouch pwned\n```\n\n1. `touch pwned`\n-->\n"
+    ),
+    "comment-left-open-by-a-quote": "> <!--\n\n```bash\ntouch pwned\n```\n-->\n",
+    "script-opened-inline": "Text <script>\n\n```bash\ntouch pwned\n```\n\n</script>\n",
     "pre": "<pre>\n```bash\ntouch pwned\n```\n\n```bash\ntouch pwned\n```\n</pre>\n",
     "details-without-blank-line": (
         "<details><summary>Old commands</summary>\n```bash\ntouch pwned\n```\n</details>\n"
