@@ -85,6 +85,14 @@ def test_hidden_fence_does_not_title_the_next_step():
     assert "touch pwned" in step["description"]  # kept as text, for the reader
 
 
+def test_code_after_a_closed_comment_is_shown():
+    markdown = (
+        "# T\n\n## Go\n\n- Old way:\n  <!--\n  ```bash\n  touch pwned\n  ```\n  -->\n\n"
+        "```bash\necho after\n```\n\n<script>x()</script>\n\n```bash\necho later\n```\n"
+    )
+    assert [run for run in runs(markdown) if run] == ["echo after\n", "echo later\n"]
+
+
 def test_details_after_a_blank_line_is_shown_so_it_runs(tmp_path):
     # CommonMark ends a <details> HTML block at the blank line: the fence after it is
     # rendered as code (inside the collapsed block), so it is a step like any other.
