@@ -1,0 +1,136 @@
+"""Hostile cases of issue 13: nothing runs twice, nothing is judged dead while alive.
+
+Real PostgreSQL, a real S3 endpoint, and real ``cockpit run`` processes killed with
+SIGKILL part-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import textwrap
+
+import pytest
+from conftest import COCKPIT, cockpit, fetch, fetchval, wait_for
+
+
+def write(path, text: str):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def step_rows(jpath) -> dict[str, dict]:
+    db = sqlite3.connect(jpath)
+    db.row_factory = sqlite3.Row
+    try:
+        return {row["step_id"]: dict(row) for row in db.execute("SELECT * FROM steps")}
+    finally:
+        db.close()
+
+
+def start(*args, env=None) -> subprocess.Popen:
+    import os
+
+    return subprocess.Popen([COCKPIT, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+# ------------------------------------------------------------ no-transaction migrations
+
+NO_TRANSACTION = """\
+-- cockpit:no-transaction
+INSERT INTO marks VALUES ('first');
+SELECT pg_sleep(3);
+INSERT INTO marks VALUES ('second');
+"""
+
+
+@pytest.fixture
+def cut_migration(tmp_path, pg_dsn, monkeypatch):
+    """A run SIGKILLed while its no-transaction migration sleeps in statement 2 of 3;
+    (runbook, journal path, run id)."""
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    asyncio.run(fetch(pg_dsn, "CREATE TABLE marks (what text)"))
+    folder = tmp_path / "db"
+    folder.mkdir()
+    (folder / "V1__marks.sql").write_text(NO_TRANSACTION)
+    book = write(tmp_path / "release.yaml", """
+        runbook: Release
+        secrets: [DATABASE_URL]
+        phases:
+          - id: database
+            steps:
+              - {id: migrate, kind: migrate, dsn: "${DATABASE_URL}", folder: db}
+    """)
+    jpath = tmp_path / "journal" / "journal.sqlite3"
+    proc = start("run", book, "--headless", "--journal", jpath)
+    sleeping = ("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
+                "AND pid <> pg_backend_pid()")
+    wait_for(lambda: proc.poll() is not None or asyncio.run(fetch(pg_dsn, sleeping)),
+             what="the migration's sleep")
+    assert proc.poll() is None, proc.communicate()
+    proc.kill()
+    proc.wait()
+    run_id = step_rows(jpath)["migrate"]["run_id"]
+    return book, jpath, run_id
+
+
+def marks(dsn) -> list[str]:
+    return [row["what"] for row in asyncio.run(fetch(dsn, "SELECT what FROM marks"))]
+
+
+def test_a_cut_off_no_transaction_migration_is_not_run_again(cut_migration, pg_dsn):
+    _, jpath, run_id = cut_migration
+    row = asyncio.run(fetch(pg_dsn, "SELECT * FROM flyway_schema_history"))[0]
+    assert not row["success"]
+    assert row["description"] == "marks [cockpit: running statement 2 of 3, line 3]"
+
+    again = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
+    assert again.returncode == 1, again.stdout + again.stderr
+    said = step_rows(jpath)["migrate"]["message"]
+    assert "V1__marks.sql ran outside a transaction and was cut off at statement 2 of 3 " \
+           "(line 3)" in said
+    assert f"cockpit repair {run_id} migrate --mark-applied V1__marks.sql" in said
+    assert f"cockpit repair {run_id} migrate --rerun V1__marks.sql" in said
+    assert "cut off at statement 2 of 3" in again.stdout
+    assert marks(pg_dsn) == ["first"], "the first INSERT ran twice"
+    assert asyncio.run(fetchval(pg_dsn, "SELECT count(*) FROM flyway_schema_history "
+                                        "WHERE success")) == 0
+
+
+def test_repair_mark_applied_then_resume_goes_on(cut_migration, pg_dsn):
+    _, jpath, run_id = cut_migration
+    asyncio.run(fetch(pg_dsn, "INSERT INTO marks VALUES ('second')"))  # finished by hand
+    fixed = cockpit("repair", run_id, "migrate", "--mark-applied", "V1__marks.sql",
+                    "--journal", jpath)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "V1__marks.sql: marked as applied" in fixed.stdout
+    resumed = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert marks(pg_dsn) == ["first", "second"]
+    rows = asyncio.run(fetch(pg_dsn, "SELECT description, success FROM flyway_schema_history"))
+    assert [(r["description"], r["success"]) for r in rows] == [("marks", True)]
+
+
+def test_repair_rerun_runs_the_file_from_the_top(cut_migration, pg_dsn):
+    _, jpath, run_id = cut_migration
+    asyncio.run(fetch(pg_dsn, "DELETE FROM marks"))  # undone by hand
+    fixed = cockpit("repair", run_id, "migrate", "--rerun", "V1__marks.sql", "--journal", jpath)
+    assert fixed.returncode == 0, fixed.stderr
+    resumed = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert marks(pg_dsn) == ["first", "second"]
+
+
+def test_repair_refuses_what_it_can_not_settle(cut_migration, pg_dsn):
+    _, jpath, run_id = cut_migration
+    unknown = cockpit("repair", run_id, "migrate", "--rerun", "V9__nope.sql", "--journal", jpath)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines()[-1] == ("cockpit: V9__nope.sql has no failed row in "
+                              '"public"."flyway_schema_history" (failed rows: V1__marks.sql): '
+                              "nothing to repair")
+    no_step = cockpit("repair", run_id, "nope", "--rerun", "V1__marks.sql", "--journal", jpath)
+    assert no_step.returncode == 2
+    assert "has no step 'nope'" in no_step.stderr
+    assert len(asyncio.run(fetch(pg_dsn, "SELECT * FROM flyway_schema_history"))) == 1
