@@ -314,6 +314,10 @@ def cmd_resume(args) -> int:
     run = journal.find_run(args.run_id)
     if run["status"] in ("ok", "rolled-back"):
         raise UsageError(f"run {run['id']} is {run['status']}: nothing to resume")
+    live = journal.live_in(run)
+    if live:
+        raise UsageError(f"run {run['id']} is live in {live}: it is not flown twice; watch "
+                         "it, or wait for it to end")
     if journal.elsewhere(run):
         raise UsageError(f"run {run['id']} was flown on {run['host']}: its run lock and its "
                          f"output files are there; resume it on {run['host']}")
@@ -336,6 +340,9 @@ def cmd_repair(args) -> int:
     config = _config(args)
     journal = _journal(args, config)
     run = journal.find_run(args.run_id)
+    live = journal.live_in(run)
+    if live:
+        raise UsageError(f"run {run['id']} is live in {live}: repair it once it has ended")
     runbook = load_runbook(run["runbook_path"])
     try:
         step = runbook.step(args.step)

@@ -47,6 +47,8 @@ class RunStarted(Event):
     operator: str
     dry_run: bool = False
     resumed: bool = False
+    pid: int = 0
+    """The process flying the run from here on (named when another tries to fly it)."""
 
 
 @dataclass(frozen=True)

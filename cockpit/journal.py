@@ -16,10 +16,14 @@ PostgreSQL (team mode), with the same tables, schema upgrades and row shapes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
+import struct
+import threading
 import time
 from collections.abc import Generator, Iterable, Mapping
 from enum import Enum
@@ -164,8 +168,21 @@ class BaseJournal:
         raise NotImplementedError
 
     def elsewhere(self, run: dict[str, Any]) -> bool:
-        """Whether ``run`` is flown on another host, whose run lock this one can't see."""
+        """Whether ``run`` was flown on another host (its output files are there)."""
         return False
+
+    def run_lock(self, run_id: str) -> RunLock:
+        """The lock the process flying ``run_id`` holds (see ``RunLock``)."""
+        raise NotImplementedError
+
+    def live_in(self, run: dict[str, Any]) -> str | None:
+        """``pid N on HOST`` of the process flying ``run`` now, or None if none does."""
+        if self.run_lock(run["id"]).is_free():
+            return None
+        started = self._query("SELECT data FROM events WHERE run_id = ? AND type = "
+                              "'RunStarted' ORDER BY id DESC LIMIT 1", (run["id"],))
+        pid = json.loads(started[0]["data"]).get("pid") if started else None
+        return f"{f'pid {pid}' if pid else 'a process'} on {run['host']}"
 
     def close(self) -> None:
         raise NotImplementedError
@@ -250,9 +267,9 @@ class BaseJournal:
     # ---------------------------------------------------------------- reading
 
     def _flying(self, run: dict[str, Any]) -> bool:
-        """Whether a run recorded as running still flies: on another host (this one
-        can't tell), or here, its process holding the run's lock."""
-        return self.elsewhere(run) or not RunLock(self.run_dir(run["id"])).is_free()
+        """Whether a run recorded as running still flies: its process holds the run's
+        lock (never judged from files, which can be deleted under a live run)."""
+        return not self.run_lock(run["id"]).is_free()
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by id, unique id prefix, or ``last``."""
@@ -333,6 +350,9 @@ class Journal(BaseJournal):
     def runs_dir(self) -> Path:
         return self.path.parent / "runs"
 
+    def run_lock(self, run_id: str) -> RunLock:
+        return FileRunLock(self.path, run_id)
+
     def _add_column(self, table: str, column: str, kind: str) -> Program:
         present = yield ("SELECT name FROM pragma_table_info(?)", (table,))
         if column not in {row["name"] for row in present}:
@@ -374,40 +394,97 @@ class _Transaction:
         else:
             self._db.execute("ROLLBACK")
 class RunLock:
-    """Held by the process flying a run; free once that process is gone (even by SIGKILL)."""
+    """Held by the process flying a run, and let go of by the system when that process
+    ends, even by SIGKILL: a run whose lock is held is live, whatever its files say.
+    Taken by ``acquire`` (False when another holds it) and let go by ``release``."""
 
-    def __init__(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / ".lock"
-        self._fd: int | None = None
+    held = False
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return True
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
 
     def is_free(self) -> bool:
-        """Nobody flies the run (its process died): tried and let go at once."""
-        if not self.acquire():
-            return False
-        self.release()
-        return True
+        """Nobody flies the run (its process died, or it ended)."""
+        raise NotImplementedError
+
+
+# struct flock (Linux): l_type, l_whence, l_start, l_len, l_pid, padding.
+_FLOCK = "hhqqi4x"
+_RUN_LOCK_BYTES = 1 << 40
+"""Where the run locks start in the journal file: far beyond SQLite's own lock bytes
+(at 1 GiB) and beyond any real journal's size; a lock past the end changes nothing."""
+_journal_fds: dict[tuple[int, int], int] = {}
+_held_here: set[tuple[tuple[int, int], str]] = set()
+_fds_guard = threading.Lock()
+
+
+class FileRunLock(RunLock):
+    """A run's lock on SQLite: an open-file-description lock (Linux ``F_OFD_SETLK``) on
+    one byte of the journal file itself, chosen by the run id. Nothing in ``runs/`` can
+    be deleted to fake it, and it never touches SQLite's own locks.
+
+    Each process keeps one descriptor per journal file open for good: closing a
+    descriptor of the database would drop the POSIX locks SQLite holds on it. Locks of
+    this process are known in ``_held_here`` (a lock never conflicts with its own open
+    file description); the system tells about the others."""
+
+    def __init__(self, journal_path: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self._path = journal_path
+        digest = hashlib.blake2b(run_id.encode(), digest_size=5).digest()
+        self._offset = _RUN_LOCK_BYTES + int.from_bytes(digest, "big")
+        self._key: tuple[int, int] | None = None
+
+    def _fd(self) -> tuple[tuple[int, int], int]:
+        stat = os.stat(self._path)
+        key = (stat.st_dev, stat.st_ino)
+        with _fds_guard:
+            if key not in _journal_fds:
+                try:
+                    _journal_fds[key] = os.open(self._path, os.O_RDWR)
+                except PermissionError:  # a read-only journal: its locks can be read
+                    _journal_fds[key] = os.open(self._path, os.O_RDONLY)
+            return key, _journal_fds[key]
+
+    def _fcntl(self, fd: int, command: int, kind: int) -> int:
+        flock = struct.pack(_FLOCK, kind, os.SEEK_SET, self._offset, 1, 0)
+        return struct.unpack(_FLOCK, fcntl.fcntl(fd, command, flock))[0]
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._key is not None
+
+    def acquire(self) -> bool:
+        key, fd = self._fd()
+        with _fds_guard:
+            if (key, self.run_id) in _held_here:
+                return False
+            try:
+                self._fcntl(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+            _held_here.add((key, self.run_id))
+        self._key = key
+        return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._key is None:
+            return
+        with _fds_guard:
+            self._fcntl(_journal_fds[self._key], fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
+            _held_here.discard((self._key, self.run_id))
+        self._key = None
+
+    def is_free(self) -> bool:
+        key, fd = self._fd()
+        if (key, self.run_id) in _held_here:
+            return False
+        return self._fcntl(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) == fcntl.F_UNLCK
 
 
 # ---------------------------------------------------------------- event handlers

@@ -7,6 +7,11 @@ SIGKILL part-way.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import textwrap
@@ -30,8 +35,6 @@ def step_rows(jpath) -> dict[str, dict]:
 
 
 def start(*args, env=None) -> subprocess.Popen:
-    import os
-
     return subprocess.Popen([COCKPIT, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
@@ -134,3 +137,104 @@ def test_repair_refuses_what_it_can_not_settle(cut_migration, pg_dsn):
     assert no_step.returncode == 2
     assert "has no step 'nope'" in no_step.stderr
     assert len(asyncio.run(fetch(pg_dsn, "SELECT * FROM flyway_schema_history"))) == 1
+
+
+# ------------------------------------------------------------ liveness from the run itself
+
+
+def test_deleting_runs_folder_of_a_live_run_neither_kills_it_nor_flies_it_twice(tmp_path):
+    count = tmp_path / "count"
+    gate = tmp_path / "gate"
+    book = write(tmp_path / "live.yaml", f"""
+        runbook: Live
+        phases:
+          - id: p
+            steps:
+              - id: slow
+                run: |
+                  echo once >> {count}
+                  echo before
+                  while [ ! -e {gate} ]; do sleep 0.05; done
+                  echo after
+              - {{id: last, run: echo last >> {count}}}
+    """)
+    jpath = tmp_path / "journal" / "journal.sqlite3"
+    runs = jpath.parent / "runs"
+    proc = start("run", book, "--headless", "--journal", jpath)
+    wait_for(lambda: count.exists() and list(runs.glob("*/slow.log")), what="the slow step")
+    run_id = step_rows(jpath)["slow"]["run_id"]
+    shutil.rmtree(runs)
+    history = cockpit("history", "--json", "--journal", jpath)
+    assert history.returncode == 0, history.stderr
+    assert [r["status"] for r in json.loads(history.stdout)] == ["running"]
+    again = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
+    assert again.returncode == 2
+    assert again.stderr == (f"cockpit: run {run_id} is live in pid {proc.pid} on "
+                            f"{socket.gethostname()}: it is not flown twice; watch it, or "
+                            "wait for it to end\n")
+    gate.touch()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    assert count.read_text() == "once\nlast\n", "a step ran twice"
+    slow = step_rows(jpath)["slow"]
+    assert slow["status"] == "ok"
+    assert "slow.log was deleted while the step ran; written again from what cockpit " \
+           "held" in slow["message"]
+    assert (runs / run_id / "slow.log").read_text() == "before\nafter\n"
+    assert "written again" in out  # the operator sees it too
+
+
+def test_a_dead_run_is_interrupted_even_with_its_folder_gone(tmp_path):
+    book = write(tmp_path / "dead.yaml", """
+        runbook: Dead
+        phases:
+          - id: p
+            steps:
+              - {id: slow, run: "echo started; sleep 30"}
+    """)
+    jpath = tmp_path / "journal" / "journal.sqlite3"
+    proc = start("run", book, "--headless", "--journal", jpath)
+    wait_for(lambda: list((jpath.parent / "runs").glob("*/slow.log")), what="the step")
+    proc.kill()
+    proc.wait()
+    os.killpg(step_rows(jpath)["slow"]["pgid"], signal.SIGKILL)  # the step's own processes
+    shutil.rmtree(jpath.parent / "runs")
+    history = cockpit("history", "--json", "--journal", jpath)
+    assert [r["status"] for r in json.loads(history.stdout)] == ["interrupted"]
+    undecided = cockpit("resume", "last", "--headless", "--journal", jpath)
+    assert undecided.returncode == 2
+    assert "was interrupted; choose --retry-interrupted or --skip-interrupted" in \
+        undecided.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_liveness_is_the_lock_on_both_journals(kind, tmp_path, request):
+    from cockpit import events as ev
+    from cockpit.journal import Journal
+    from cockpit.journal_pg import PgJournal
+
+    def open_journal():
+        if kind == "sqlite":
+            return Journal(tmp_path / "journal.sqlite3")
+        return PgJournal(request.getfixturevalue("pg_dsn"), runs_dir=tmp_path / "runs")
+
+    flying, looking = open_journal(), open_journal()
+    try:
+        flying.create_run({"id": "r1", "runbook": "R", "version": "", "runbook_path": "",
+                           "runbook_sha256": "", "environment": "local", "operator": "t",
+                           "host": socket.gethostname(), "status": "running", "dry_run": 0,
+                           "started_at": 1.0, "output_dir": ""}, [])
+        lock = flying.run_lock("r1")
+        assert lock.acquire()
+        flying.apply(ev.RunStarted("r1", 1.0, "R", "local", "t", pid=os.getpid()))
+        assert not looking.run_lock("r1").acquire(), "a live run's lock was taken twice"
+        assert not flying.run_lock("r1").acquire()
+        run = looking.find_run("r1")
+        assert looking.live_in(run) == f"pid {os.getpid()} on {socket.gethostname()}"
+        assert [r["status"] for r in looking.runs()] == ["running"]
+        lock.release()
+        assert looking.live_in(run) is None
+        assert [r["status"] for r in looking.runs()] == ["interrupted"]
+    finally:
+        flying.close()
+        looking.close()
