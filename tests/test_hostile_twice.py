@@ -17,7 +17,7 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import COCKPIT, cockpit, fetch, fetchval, wait_for
+from conftest import COCKPIT, cockpit, execute, fetch, fetchval, wait_for
 
 
 def write(path, text: str):
@@ -238,3 +238,68 @@ def test_liveness_is_the_lock_on_both_journals(kind, tmp_path, request):
     finally:
         flying.close()
         looking.close()
+
+
+# ------------------------------------------------------------ incomplete multipart uploads
+
+
+def incomplete(endpoint, bucket) -> list[str]:
+    import boto3
+
+    listed = boto3.client("s3", endpoint_url=endpoint).list_multipart_uploads(Bucket=bucket)
+    return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+
+def test_an_upload_killed_part_way_is_aborted_when_the_run_resumes(tmp_path, s3):
+    endpoint, bucket = s3
+    big = tmp_path / "big.bin"
+    with big.open("wb") as file:
+        for _ in range(96):
+            file.write(os.urandom(1024 * 1024))
+    book = write(tmp_path / "upload.yaml", f"""
+        runbook: Upload
+        phases:
+          - id: p
+            steps:
+              - {{id: up, kind: s3, action: upload, from: {big}, to: "s3://{bucket}/big.bin",
+                  endpoint_url: "{endpoint}"}}
+    """)
+    jpath = tmp_path / "journal" / "journal.sqlite3"
+    proc = start("run", book, "--headless", "--journal", jpath)
+    wait_for(lambda: proc.poll() is not None or incomplete(endpoint, bucket),
+             what="the multipart upload to begin")
+    proc.kill()
+    proc.wait()
+    assert incomplete(endpoint, bucket) == ["big.bin"], "the kill came too late to test"
+
+    resumed = cockpit("resume", "last", "--headless", "--retry-interrupted", "--journal", jpath)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"aborted an incomplete multipart upload to s3://{bucket}/big.bin (begun " \
+           in resumed.stdout
+    assert incomplete(endpoint, bucket) == []
+
+
+async def test_a_backup_aborts_the_incomplete_upload_left_at_its_key(make_engine, pg_dsn, s3):
+    import boto3
+
+    endpoint, bucket = s3
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_multipart_upload(Bucket=bucket, Key="nightly.dump")
+    client.create_multipart_upload(Bucket=bucket, Key="nightly.dump.other")  # not ours
+    await execute(pg_dsn, "CREATE TABLE widgets (id int)", "INSERT INTO widgets VALUES (1)")
+    engine = make_engine(f"""
+        runbook: Backup
+        variables: {{DATABASE_URL: {json.dumps(pg_dsn)}, S3: {json.dumps(endpoint)}}}
+        phases:
+          - id: p
+            steps:
+              - {{id: backup, kind: backup, dsn: "${{DATABASE_URL}}",
+                  to: "s3://{bucket}/nightly.dump", endpoint_url: "${{S3}}"}}
+    """)
+    from cockpit import events as ev
+
+    status = await engine.run()
+    assert status == ev.RunStatus.OK, engine.output_path("backup").read_text()
+    assert incomplete(endpoint, bucket) == ["nightly.dump.other"]
+    assert f"aborted an incomplete multipart upload to s3://{bucket}/nightly.dump (begun" \
+        in engine.output_path("backup").read_text()
