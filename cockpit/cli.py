@@ -334,6 +334,7 @@ def cmd_resume(args) -> int:
 
 def cmd_repair(args) -> int:
     from cockpit.engine import resolve_values
+    from cockpit.events import StepRepaired
     from cockpit.runbook import load_runbook, resolve_fields
     from steps.migrate import MigrateError, repair
 
@@ -368,7 +369,10 @@ def cmd_repair(args) -> int:
                                   lambda line: print(redactor.redact(line), file=sys.stderr)))
     except MigrateError as exc:
         raise UsageError(redactor.redact(str(exc))) from None
-    print(redactor.redact(done))
+    done = redactor.redact(done)
+    journal.apply(StepRepaired(run["id"], time.time(), step.id, file, how,
+                               config.operator_name, done))
+    print(done)
     print(f"then: cockpit resume {run['id']} --headless")
     return EXIT_OK
 

@@ -183,6 +183,18 @@ class StepApproved(Event):
 
 
 @dataclass(frozen=True)
+class StepRepaired(Event):
+    """``cockpit repair``: the operator settled what a step left half done (a migration
+    cut off outside a transaction) before the run resumes."""
+
+    step_id: str
+    file: str
+    how: str  # "mark-applied" | "rerun"
+    by: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class LockTakenOver(Event):
     """This run took the environment's lock over from a live holder (``--take-over``)."""
 

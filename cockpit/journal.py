@@ -562,6 +562,7 @@ _APPLY = {
     ev.BaselineTaken: _event_only,
     ev.AlertChanged: _event_only,
     ev.StepApproved: _event_only,
+    ev.StepRepaired: _event_only,
     ev.LockTakenOver: _event_only,
     ev.RunFinished: _run_finished,
 }

@@ -574,7 +574,8 @@ def _validate(plan: Plan) -> None:
             f"version {row.version} ({row.script}) failed on {_when(row.installed_on)} and is "
             f"recorded as failed (success = false) in {plan.table}: migrations are blocked "
             "until it is repaired. Check the schema and fix the file, then remove the row: "
-            f"`flyway repair`, or DELETE FROM {plan.table} WHERE NOT success"
+            f"`{plan.repair} --rerun {row.script}`, `flyway repair`, or DELETE FROM "
+            f"{plan.table} WHERE NOT success"
         )
     latest = folder.latest
     for version, row in history.applied.items():

@@ -109,6 +109,12 @@ def test_repair_mark_applied_then_resume_goes_on(cut_migration, pg_dsn):
                     "--journal", jpath)
     assert fixed.returncode == 0, fixed.stderr
     assert "V1__marks.sql: marked as applied" in fixed.stdout
+    db = sqlite3.connect(jpath)
+    [(data,)] = db.execute("SELECT data FROM events WHERE type = 'StepRepaired'").fetchall()
+    db.close()
+    assert json.loads(data) | {"outcome": ""} == {
+        "step_id": "migrate", "file": "V1__marks.sql", "how": "mark-applied", "by": "tester",
+        "outcome": ""}
     resumed = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert marks(pg_dsn) == ["first", "second"]
