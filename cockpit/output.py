@@ -146,11 +146,14 @@ class OutputSink:
             with open(self.path, "xb") as again:
                 shutil.copyfileobj(self._file, again)
         except OSError as exc:
-            self.error = self.error or (f"{self.path} was deleted while the step ran and "
-                                        f"can not be written again: {exc.strerror}")
+            self.error = self.error or (
+                f"{self.path} was deleted while the step ran and "
+                f"can not be written again: {exc.strerror}"
+            )
             return
-        self.restored = (f"{self.path} was deleted while the step ran; written again from "
-                         "what cockpit held")
+        self.restored = (
+            f"{self.path} was deleted while the step ran; written again from what cockpit held"
+        )
 
     def text(self) -> str:
         """Everything written so far (masked); empty for a step that printed nothing."""
