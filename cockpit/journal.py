@@ -345,13 +345,19 @@ class Journal(BaseJournal):
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"journal {path}: {exc}") from None
         self._transaction(self._upgrade())
+        try:
+            self._lock_key: tuple[int, int] | None = _open_lock_file(self.path)
+        except OSError as exc:
+            raise JournalError(f"journal {path}: {exc}") from None
 
     @property
     def runs_dir(self) -> Path:
         return self.path.parent / "runs"
 
     def run_lock(self, run_id: str) -> RunLock:
-        return FileRunLock(self.path, run_id)
+        if self._lock_key is None:
+            raise JournalError(f"journal {self.path} is closed")
+        return FileRunLock(self._lock_key, run_id)
 
     def _add_column(self, table: str, column: str, kind: str) -> Program:
         present = yield ("SELECT name FROM pragma_table_info(?)", (table,))
@@ -379,6 +385,9 @@ class Journal(BaseJournal):
 
     def close(self) -> None:
         self._db.close()
+        if self._lock_key is not None:
+            _close_lock_file(self._lock_key)
+            self._lock_key = None
 
 
 class _Transaction:
@@ -416,75 +425,108 @@ _FLOCK = "hhqqi4x"
 _RUN_LOCK_BYTES = 1 << 40
 """Where the run locks start in the journal file: far beyond SQLite's own lock bytes
 (at 1 GiB) and beyond any real journal's size; a lock past the end changes nothing."""
-_journal_fds: dict[tuple[int, int], int] = {}
-_held_here: set[tuple[tuple[int, int], str]] = set()
-_fds_guard = threading.Lock()
+
+
+@dataclasses.dataclass
+class _LockFile:
+    """This process's descriptor of one journal file, for the run locks. It stays open
+    while a ``Journal`` uses the file or a run lock is held on it: closing a descriptor
+    of the database drops the POSIX locks SQLite's connections of this process hold on
+    it, so that is done only once none is left."""
+
+    fd: int
+    users: int = 0
+    held: set[str] = dataclasses.field(default_factory=set)
+
+
+_lock_files: dict[tuple[int, int], _LockFile] = {}
+_lock_files_guard = threading.Lock()
+
+
+def _open_lock_file(path: Path) -> tuple[int, int]:
+    """Count a user of the journal file at ``path``; its key."""
+    stat = os.stat(path)
+    key = (stat.st_dev, stat.st_ino)
+    with _lock_files_guard:
+        if key not in _lock_files:
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except PermissionError:  # a read-only journal: its locks can still be read
+                fd = os.open(path, os.O_RDONLY)
+            _lock_files[key] = _LockFile(fd)
+        _lock_files[key].users += 1
+    return key
+
+
+def _close_lock_file(key: tuple[int, int], user: bool = True) -> None:
+    """A user is done (``user``), or a lock was let go: close once nothing needs it."""
+    with _lock_files_guard:
+        file = _lock_files[key]
+        file.users -= user
+        if file.users <= 0 and not file.held:
+            os.close(file.fd)
+            del _lock_files[key]
 
 
 class FileRunLock(RunLock):
     """A run's lock on SQLite: an open-file-description lock (Linux ``F_OFD_SETLK``) on
     one byte of the journal file itself, chosen by the run id. Nothing in ``runs/`` can
-    be deleted to fake it, and it never touches SQLite's own locks.
+    be deleted to fake it, and it never touches SQLite's own locks. Locks of this
+    process are known in ``_LockFile.held`` (a lock never conflicts with its own open
+    file description); the system tells about the others'."""
 
-    Each process keeps one descriptor per journal file open for good: closing a
-    descriptor of the database would drop the POSIX locks SQLite holds on it. Locks of
-    this process are known in ``_held_here`` (a lock never conflicts with its own open
-    file description); the system tells about the others."""
-
-    def __init__(self, journal_path: Path, run_id: str) -> None:
+    def __init__(self, key: tuple[int, int], run_id: str) -> None:
         self.run_id = run_id
-        self._path = journal_path
+        self._key = key
         digest = hashlib.blake2b(run_id.encode(), digest_size=5).digest()
         self._offset = _RUN_LOCK_BYTES + int.from_bytes(digest, "big")
-        self._key: tuple[int, int] | None = None
+        self._held = False
 
-    def _fd(self) -> tuple[tuple[int, int], int]:
-        stat = os.stat(self._path)
-        key = (stat.st_dev, stat.st_ino)
-        with _fds_guard:
-            if key not in _journal_fds:
-                try:
-                    _journal_fds[key] = os.open(self._path, os.O_RDWR)
-                except PermissionError:  # a read-only journal: its locks can be read
-                    _journal_fds[key] = os.open(self._path, os.O_RDONLY)
-            return key, _journal_fds[key]
-
-    def _fcntl(self, fd: int, command: int, kind: int) -> int:
+    def _fcntl(self, file: _LockFile, command: int, kind: int) -> int:
         flock = struct.pack(_FLOCK, kind, os.SEEK_SET, self._offset, 1, 0)
-        return struct.unpack(_FLOCK, fcntl.fcntl(fd, command, flock))[0]
+        return struct.unpack(_FLOCK, fcntl.fcntl(file.fd, command, flock))[0]
 
     @property
     def held(self) -> bool:
-        return self._key is not None
+        return self._held
+
+    def _file(self) -> _LockFile:
+        file = _lock_files.get(self._key)
+        if file is None:
+            raise JournalError("the journal of this run lock is closed")
+        return file
 
     def acquire(self) -> bool:
-        key, fd = self._fd()
-        with _fds_guard:
-            if (key, self.run_id) in _held_here:
+        with _lock_files_guard:
+            file = self._file()
+            if self.run_id in file.held:
                 return False
             try:
-                self._fcntl(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+                self._fcntl(file, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
             except OSError as exc:
                 if exc.errno in (errno.EAGAIN, errno.EACCES):
                     return False
                 raise
-            _held_here.add((key, self.run_id))
-        self._key = key
+            file.held.add(self.run_id)
+        self._held = True
         return True
 
     def release(self) -> None:
-        if self._key is None:
+        if not self._held:
             return
-        with _fds_guard:
-            self._fcntl(_journal_fds[self._key], fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
-            _held_here.discard((self._key, self.run_id))
-        self._key = None
+        with _lock_files_guard:
+            file = self._file()
+            self._fcntl(file, fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
+            file.held.discard(self.run_id)
+        self._held = False
+        _close_lock_file(self._key, user=False)
 
     def is_free(self) -> bool:
-        key, fd = self._fd()
-        if (key, self.run_id) in _held_here:
-            return False
-        return self._fcntl(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) == fcntl.F_UNLCK
+        with _lock_files_guard:
+            file = self._file()
+            if self.run_id in file.held:
+                return False
+            return self._fcntl(file, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) == fcntl.F_UNLCK
 
 
 # ---------------------------------------------------------------- event handlers

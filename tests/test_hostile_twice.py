@@ -309,3 +309,22 @@ async def test_a_backup_aborts_the_incomplete_upload_left_at_its_key(make_engine
     assert incomplete(endpoint, bucket) == ["nightly.dump.other"]
     assert f"aborted an incomplete multipart upload to s3://{bucket}/nightly.dump (begun" \
         in engine.output_path("backup").read_text()
+
+
+def test_run_locks_keep_no_descriptor_once_their_journals_are_closed(tmp_path):
+    from cockpit.journal import Journal
+
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(3):
+        journal = Journal(tmp_path / f"j{index}.sqlite3")
+        lock = journal.run_lock("r")
+        assert lock.acquire()
+        other = Journal(tmp_path / f"j{index}.sqlite3")  # a second user of the same file
+        other.close()
+        looking = Journal(tmp_path / f"j{index}.sqlite3")
+        assert not looking.run_lock("r").is_free()
+        looking.close()
+        journal.close()
+        assert lock.held  # the run still flies: its lock outlives the closed journal
+        lock.release()
+    assert len(os.listdir("/proc/self/fd")) == before
