@@ -328,3 +328,41 @@ def test_run_locks_keep_no_descriptor_once_their_journals_are_closed(tmp_path):
         assert lock.held  # the run still flies: its lock outlives the closed journal
         lock.release()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# ------------------------------------------------------------ a rollout undo tried again
+
+
+async def test_a_rollout_undo_tried_again_does_not_undo_the_undo(make_engine, journal,
+                                                                 tmp_path, monkeypatch):
+    from cockpit import events as ev
+    from cockpit.sandbox.k8s import K8sSimulator
+
+    old, new = "registry.local/backend:v1.9", "registry.local/backend:v2.0"
+    simulator = K8sSimulator(tmp_path / "k8s", tick=0.05)
+    simulator.add_deployment("backend", old, replicas=2, progress_deadline_seconds=2)
+    simulator.start()
+    monkeypatch.setenv("KUBECONFIG", str(simulator.kubeconfig))
+    try:
+        engine = make_engine("""
+            runbook: Deploy
+            phases:
+              - id: p
+                steps:
+                  - {id: deploy, kind: k8s, action: set_image, deployment: backend,
+                     image: "registry.local/backend:v2.0", wait: true}
+                  - {id: undo, kind: k8s, action: rollout_undo, deployment: backend,
+                     wait: true}
+        """)
+        assert await engine.run() == ev.RunStatus.OK
+        assert simulator.current_image("default", "backend") == old
+        # the process died before the undo was recorded: the step is tried again
+        assert await engine.run_step(engine.runbook.step("undo")) == ev.StepStatus.OK
+        assert simulator.current_image("default", "backend") == old, "the undo was undone"
+        shown = engine.output_path("undo").read_text()
+        assert f"an earlier attempt of this step (run {engine.run_id}) already rolled back" \
+            in shown
+        assert "skipped rollback (current template already matches revision 3)" in shown
+        assert new not in simulator.current_image("default", "backend")
+    finally:
+        simulator.stop()
