@@ -396,8 +396,9 @@ class Engine:
         if stopped and interrupted.action is None:
             self._lock and self._lock.release()
             raise EngineError(
-                f"run {self.run_id}: step {', '.join(stopped)} was interrupted; choose "
-                "--retry-interrupted or --skip-interrupted"
+                f"run {self.run_id}: step {', '.join(stopped)} was interrupted while it ran, "
+                "so what it did may have taken effect: check, then choose "
+                "--retry-interrupted or --skip-interrupted (a retry runs it from the top)"
             )
         for step_id in stopped:
             if interrupted.action == "skip":

@@ -19,6 +19,8 @@ import textwrap
 import pytest
 from conftest import COCKPIT, cockpit, execute, fetch, fetchval, wait_for
 
+from cockpit.process import live_members
+
 
 def write(path, text: str):
     path.write_text(textwrap.dedent(text))
@@ -203,14 +205,19 @@ def test_a_dead_run_is_interrupted_even_with_its_folder_gone(tmp_path):
     wait_for(lambda: list((jpath.parent / "runs").glob("*/slow.log")), what="the step")
     proc.kill()
     proc.wait()
-    os.killpg(step_rows(jpath)["slow"]["pgid"], signal.SIGKILL)  # the step's own processes
+    run_id = step_rows(jpath)["slow"]["run_id"]
+    pgid = step_rows(jpath)["slow"]["pgid"]
+    os.killpg(pgid, signal.SIGKILL)  # the step's own processes
+    wait_for(lambda: not live_members(pgid), what="the step's processes to end")
     shutil.rmtree(jpath.parent / "runs")
     history = cockpit("history", "--json", "--journal", jpath)
     assert [r["status"] for r in json.loads(history.stdout)] == ["interrupted"]
     undecided = cockpit("resume", "last", "--headless", "--journal", jpath)
     assert undecided.returncode == 2
-    assert "was interrupted; choose --retry-interrupted or --skip-interrupted" in \
-        undecided.stderr
+    assert undecided.stderr == (
+        f"cockpit: run {run_id}: step slow was interrupted while it ran, so what it did may "
+        "have taken effect: check, then choose --retry-interrupted or --skip-interrupted "
+        "(a retry runs it from the top)\n")
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
