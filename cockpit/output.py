@@ -75,7 +75,8 @@ class OutputSink:
         on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
         if self.error is None:
             try:
-                if self._file is None:
+                if self._file is None:  # its folder may have been deleted since
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - see close
                 self._file.write(on_disk.encode())
             except OSError as exc:  # disk full, file too large: keep showing, say so

@@ -373,3 +373,38 @@ async def test_a_rollout_undo_tried_again_does_not_undo_the_undo(make_engine, jo
         assert new not in simulator.current_image("default", "backend")
     finally:
         simulator.stop()
+
+
+# ------------------------------------------------------------ an output file deleted
+
+
+def test_an_output_folder_deleted_before_or_while_writing_loses_no_line(tmp_path):
+    from cockpit.output import OutputSink
+    from cockpit.redact import Redactor
+
+    folder = tmp_path / "runs" / "r1"
+    before = OutputSink(folder / "a.log", Redactor([]), 10)
+    shutil.rmtree(tmp_path / "runs")  # before the step printed anything
+    before.write("out", b"one\n")
+    before.close()
+    assert (before.error, before.restored) == (None, None)
+    assert (folder / "a.log").read_text() == "one\n"
+
+    during = OutputSink(folder / "b.log", Redactor([]), 10)
+    during.write("out", b"one\n")
+    shutil.rmtree(tmp_path / "runs")
+    during.write("out", b"two\n")
+    during.close()
+    assert during.error is None
+    assert during.restored == (f"{folder / 'b.log'} was deleted while the step ran; written "
+                               "again from what cockpit held")
+    assert (folder / "b.log").read_text() == "one\ntwo\n"
+
+    lost = OutputSink(folder / "c.log", Redactor([]), 10)
+    lost.write("out", b"one\n")
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "runs").write_text("a file where the folder was")
+    lost.close()
+    assert lost.error.startswith(f"{folder / 'c.log'} was deleted while the step ran and "
+                                 "can not be written again: ")
+    assert lost.excerpt() == ("one",)  # the journal still gets the last lines
