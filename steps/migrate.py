@@ -48,6 +48,13 @@ Where cockpit differs, on purpose:
 - A failure is always recorded as a ``success = false`` row. Flyway on PostgreSQL records
   one only when the migration ran outside a transaction; a transactional one is rolled
   back and not recorded. Flyway reads cockpit's row as a failed migration (``repair``).
+- A file run outside a transaction has its ``success = false`` row written before its
+  first statement, its description naming the statement about to run
+  (``desc [cockpit: running statement 2 of 3, line 4]``), so a process killed part-way
+  leaves a failed row that blocks the file (for Flyway too) instead of a file that runs
+  again from the top. ``cockpit repair RUN STEP --mark-applied FILE | --rerun FILE``
+  settles it; ``flyway repair`` works too (as ``--rerun``). On success the row becomes
+  Flyway's usual one.
 - A file mixing transactional and non-transactional statements runs outside a
   transaction statement by statement (Flyway needs ``mixed=true`` for it), with a warning.
 - ``undo`` with ``target``: undoes down to the target and keeps it (Flyway undoes the
