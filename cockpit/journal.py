@@ -5,6 +5,9 @@ change and the event itself in one transaction, and the engine publishes an even
 after ``apply`` returned. A process killed with SIGKILL leaves a consistent database;
 ``synchronous = "full"`` in the config also survives a power cut, at some cost per
 commit. Each step's full output lives in a file under ``runs/RUN/`` beside the journal.
+Whether a run recorded as running still flies is asked of the lock its process holds
+(``RunLock``: on the journal file itself, or the PostgreSQL journal's connection),
+never of files, which can be deleted under a live run.
 
 What the two backends share lives in ``BaseJournal``: every statement is written once,
 with ``?`` placeholders, and a write is a *program*, a generator that yields
