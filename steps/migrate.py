@@ -971,7 +971,8 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
     async def before(done: int) -> None:
         nonlocal reached
         reached = done
-        await db.update(rank, marked(RUNNING), millis(), False)
+        if done:  # the row names the first statement from the start
+            await db.update(rank, marked(RUNNING), millis(), False)
 
     try:
         await _run_statements(db, script, texts, before)

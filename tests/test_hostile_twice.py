@@ -408,3 +408,40 @@ def test_an_output_folder_deleted_before_or_while_writing_loses_no_line(tmp_path
     assert lost.error.startswith(f"{folder / 'c.log'} was deleted while the step ran and "
                                  "can not be written again: ")
     assert lost.excerpt() == ("one",)  # the journal still gets the last lines
+
+
+def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone(
+        tmp_path, pg_dsn):
+    config = tmp_path / "team.toml"
+    config.write_text('[team]\njournal_dsn = "env:COCKPIT_JOURNAL_DSN"\n')
+    env = {"COCKPIT_CONFIG": str(config), "COCKPIT_JOURNAL_DSN": pg_dsn}
+    gate = tmp_path / "gate"
+    book = write(tmp_path / "live.yaml", f"""
+        runbook: Live
+        phases:
+          - id: p
+            steps:
+              - id: slow
+                run: |
+                  echo started
+                  while [ ! -e {gate} ]; do sleep 0.05; done
+    """)
+    runs = tmp_path / "data" / "cockpit" / "runs"
+    proc = start("run", book, "--headless", env=env)
+    try:
+        wait_for(lambda: list(runs.glob("*/slow.log")), what="the step's output")
+        shutil.rmtree(runs)
+        history = cockpit("history", "--json", env=env)
+        [run] = json.loads(history.stdout)
+        assert run["status"] == "running"
+        again = cockpit("resume", run["id"], "--headless", "--retry-interrupted", env=env)
+        assert again.returncode == 2
+        assert again.stderr == (f"cockpit: run {run['id']} is live in pid {proc.pid} on "
+                                f"{socket.gethostname()}: it is not flown twice; watch it, "
+                                "or wait for it to end\n")
+    finally:
+        gate.touch()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    [run] = json.loads(cockpit("history", "--json", env=env).stdout)
+    assert run["status"] == "ok"
