@@ -498,9 +498,10 @@ def progress_description(description: str, state: str, number: int, total: int,
 
 
 def cut_off(row: Row) -> tuple[int, int, int] | None:
-    """(statement, of, line) of a row left ``running`` by a process that died."""
+    """(statement, of, line) of a row left ``running`` by a process that died, or
+    ``cancelled at`` by a cancel or a timeout: the statement may have taken effect."""
     found = _PROGRESS.search(row.description)
-    if found is None or found[1] != RUNNING or row.success:
+    if found is None or found[1] == "failed at" or row.success:
         return None
     return int(found[2]), int(found[3]), int(found[4])
 

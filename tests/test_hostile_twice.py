@@ -18,6 +18,7 @@ import textwrap
 
 import pytest
 from conftest import COCKPIT, cockpit, execute, fetch, fetchval, wait_for
+from conftest import rows as step_rows_of
 
 from cockpit.process import live_members
 
@@ -445,3 +446,33 @@ def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone
     assert proc.returncode == 0, out + err
     [run] = json.loads(cockpit("history", "--json", env=env).stdout)
     assert run["status"] == "ok"
+
+
+async def test_a_timed_out_no_transaction_migration_is_not_run_again(make_engine, journal,
+                                                                     tmp_path, pg_dsn,
+                                                                     monkeypatch):
+    from cockpit import events as ev
+
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    await fetch(pg_dsn, "CREATE TABLE marks (what text)")
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "V1__marks.sql").write_text(NO_TRANSACTION)
+    text = f"""
+        runbook: Release
+        secrets: [DATABASE_URL]
+        phases:
+          - id: database
+            steps:
+              - {{id: migrate, kind: migrate, dsn: "${{DATABASE_URL}}", folder: {tmp_path / 'db'},
+                 timeout: 1s}}
+    """
+    engine = make_engine(text)
+    assert await engine.run() == ev.RunStatus.FAILED
+    history = await fetch(pg_dsn, "SELECT description, success FROM flyway_schema_history")
+    assert [(r["description"], r["success"]) for r in history] == [
+        ("marks [cockpit: cancelled at statement 2 of 3, line 3]", False)]
+    status = await engine.run_step(engine.runbook.step("migrate"))
+    assert status == ev.StepStatus.FAILED
+    said = step_rows_of(journal, engine)["migrate"]["message"]
+    assert "V1__marks.sql ran outside a transaction and was cut off at statement 2 of 3" in said
+    assert [r["what"] for r in await fetch(pg_dsn, "SELECT what FROM marks")] == ["first"]
