@@ -257,10 +257,11 @@ def test_liveness_is_the_lock_on_both_journals(kind, tmp_path, request):
 # ------------------------------------------------------------ incomplete multipart uploads
 
 
-def incomplete(endpoint, bucket) -> list[str]:
+def incomplete(endpoint, bucket, client=None) -> list[str]:
     import boto3
 
-    listed = boto3.client("s3", endpoint_url=endpoint).list_multipart_uploads(Bucket=bucket)
+    client = client or boto3.client("s3", endpoint_url=endpoint)
+    listed = client.list_multipart_uploads(Bucket=bucket)
     return [upload["Key"] for upload in listed.get("Uploads", [])]
 
 
@@ -279,8 +280,11 @@ def test_an_upload_killed_part_way_is_aborted_when_the_run_resumes(tmp_path, s3)
                   endpoint_url: "{endpoint}"}}
     """)
     jpath = tmp_path / "journal" / "journal.sqlite3"
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint)  # made once: the polls are quick
     proc = start("run", book, "--headless", "--journal", jpath)
-    wait_for(lambda: proc.poll() is not None or incomplete(endpoint, bucket),
+    wait_for(lambda: proc.poll() is not None or incomplete(endpoint, bucket, client),
              what="the multipart upload to begin")
     proc.kill()
     proc.wait()
