@@ -484,6 +484,7 @@ class Row:
 
 
 RUNNING = "running"
+REPAIR = "cockpit repair RUN STEP"
 _PROGRESS = re.compile(r" \[cockpit: (running|failed at|cancelled at) statement (\d+) of "
                        r"(\d+), line (\d+)\]$")
 DESCRIPTION_LENGTH = 200  # the history's "description" VARCHAR(200)
@@ -547,7 +548,7 @@ class Plan:
     folder: Folder
     history: History
     table: str
-    repair: str = "cockpit repair RUN STEP"
+    repair: str = REPAIR
     """The command that settles a failed row, for messages."""
     todo: list[Script] = field(default_factory=list)  # in the order to run
     above_target: list[Script] = field(default_factory=list)
@@ -625,7 +626,7 @@ def _when(moment: datetime | None) -> str:
 
 def plan_migrate(folder: Folder, history: History, table: str,
                  target: Version | None, repair: str | None = None) -> Plan:
-    plan = Plan(folder, history, table, *([repair] if repair else []))
+    plan = Plan(folder, history, table, repair or REPAIR)
     _validate(plan)
     if target is not None and target not in folder.versioned and target not in history.applied:
         plan.problems.append(f"target {target}: no migration has that version in "
@@ -641,7 +642,7 @@ def plan_migrate(folder: Folder, history: History, table: str,
 
 def plan_undo(folder: Folder, history: History, table: str,
               target: Version | None, repair: str | None = None) -> Plan:
-    plan = Plan(folder, history, table, *([repair] if repair else []))
+    plan = Plan(folder, history, table, repair or REPAIR)
     _validate(plan)
     applied = list(history.applied)  # in applied order
     if target is None:
@@ -990,9 +991,6 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
         raise
     await db.update(rank, script.description, millis(), True)
     return millis()
-
-
-REPAIRS = ("mark-applied", "rerun")
 
 
 async def repair(fields: Mapping[str, Any], base_dir: Path, file: str, how: str,
