@@ -24,7 +24,7 @@ from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading, from_rehearsal
-from cockpit.journal import BaseJournal, RunLock
+from cockpit.journal import BaseJournal
 from cockpit.metrics import MetricsWatch, Poll
 from cockpit.output import OutputSink
 from cockpit.process import live_members
@@ -179,7 +179,7 @@ class Engine:
         self._pause_requested = False
         self._in_rollback = False
         self._resumed = False
-        self._lock = RunLock(journal.run_dir(self.run_id)) if not dry_run else None
+        self._lock = journal.run_lock(self.run_id) if not dry_run else None
         self.values, self.env, self.redactor, self.missing_secrets = resolve_values(
             runbook, profile, operator.name, self.run_id
         )
@@ -317,8 +317,9 @@ class Engine:
         if self.missing_secrets and not self.dry_run:
             raise EngineError("secrets not usable: " + "; ".join(self.missing_secrets))
         if self._lock is not None and not self._lock.held and not self._lock.acquire():
-            raise EngineError(f"run {self.run_id} is being flown by another process "
-                              f"(lock {self._lock.path})")
+            raise EngineError(self._live_elsewhere())
+        if not self.dry_run:
+            self.journal.run_dir(self.run_id).mkdir(parents=True, exist_ok=True)
         if not self._resumed:
             self.journal.create_run(
                 self.redactor.mask({
@@ -340,11 +341,20 @@ class Engine:
             )
         self._emit(ev.RunStarted(self.run_id, self._now(), self.runbook.name,
                                  self.profile.name, self.operator.name, self.dry_run,
-                                 self._resumed))
+                                 self._resumed, os.getpid()))
         if self.team is not None and self.team.took_over is not None:
             self._emit(ev.LockTakenOver(self.run_id, self._now(), self.profile.name,
                                         str(self.team.took_over)))
         self._watch_metrics()
+
+    def _live_elsewhere(self) -> str:
+        """Why this run can't be taken: another process flies it (whatever its files)."""
+        try:
+            where = self.journal.live_in(self.journal.find_run(self.run_id))
+        except LookupError:
+            where = None
+        return (f"run {self.run_id} is live in {where or 'another process'}: it is not "
+                "flown twice; watch it, or wait for it to end")
 
     def prepare_resume(self, interrupted: Interrupted) -> list[str]:
         """Take up a run from the journal; returns the ids of interrupted steps.
@@ -355,8 +365,7 @@ class Engine:
         """
         self._resumed = True
         if self._lock is not None and not self._lock.acquire():
-            raise EngineError(f"run {self.run_id} is still being flown by another process "
-                              f"(lock {self._lock.path}); watch it or wait for it to end")
+            raise EngineError(self._live_elsewhere())
         rows = {row["step_id"]: row for row in self.journal.steps(self.run_id)}
         unknown = set(rows) - set(self.status)
         if unknown:
@@ -387,8 +396,9 @@ class Engine:
         if stopped and interrupted.action is None:
             self._lock and self._lock.release()
             raise EngineError(
-                f"run {self.run_id}: step {', '.join(stopped)} was interrupted; choose "
-                "--retry-interrupted or --skip-interrupted"
+                f"run {self.run_id}: step {', '.join(stopped)} was interrupted while it ran, "
+                "so what it did may have taken effect: check, then choose "
+                "--retry-interrupted or --skip-interrupted (a retry runs it from the top)"
             )
         for step_id in stopped:
             if interrupted.action == "skip":
@@ -589,9 +599,10 @@ class Engine:
         if sink is not None:
             sink.close()
             self._publish_batch(step, sink)
-            if sink.error:
+            if sink.error or sink.restored:
                 said = message or (result.message if result else "")
-                message = "; ".join(filter(None, [said, f"output incomplete: {sink.error}"]))
+                message = "; ".join(filter(None, [
+                    said, sink.error and f"output incomplete: {sink.error}", sink.restored]))
         self._emit(ev.StepFinished(
             self.run_id, self._now(), step.id, status, duration, attempt,
             exit_code=result.exit_code if result else None,

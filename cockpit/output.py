@@ -11,6 +11,8 @@ per chunk with str methods implemented in C, never per line in Python.
 from __future__ import annotations
 
 import codecs
+import os
+import shutil
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +38,9 @@ class OutputSink:
         self.resumed = path.exists() and path.stat().st_size > 0
         self.closed = False
         self.error: str | None = None
+        """Why the file does not hold all the output (it could not be written)."""
+        self.restored: str | None = None
+        """The file was deleted while the step ran and is written again in full."""
         self._file: BinaryIO | None = None  # opened at the first line: silent steps make none
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
@@ -70,8 +75,9 @@ class OutputSink:
         on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
         if self.error is None:
             try:
-                if self._file is None:
-                    self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - see close
+                if self._file is None:  # its folder may have been deleted since
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - see close
                 self._file.write(on_disk.encode())
             except OSError as exc:  # disk full, file too large: keep showing, say so
                 self.error = f"{self.path}: {exc.strerror}"
@@ -124,7 +130,31 @@ class OutputSink:
             if tail:
                 self._emit(stream, tail + "\n")
         if self._file is not None:
+            self._restore()
             self._file.close()
+
+    def _restore(self) -> None:
+        """The file (or its folder) was deleted while the step wrote to it: write it
+        again from the open file, which still holds every line."""
+        try:
+            if os.fstat(self._file.fileno()).st_nlink:
+                return
+        except OSError:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file.seek(0)
+            with open(self.path, "xb") as again:
+                shutil.copyfileobj(self._file, again)
+        except OSError as exc:
+            self.error = self.error or (
+                f"{self.path} was deleted while the step ran and "
+                f"can not be written again: {exc.strerror}"
+            )
+            return
+        self.restored = (
+            f"{self.path} was deleted while the step ran; written again from what cockpit held"
+        )
 
     def text(self) -> str:
         """Everything written so far (masked); empty for a step that printed nothing."""

@@ -51,6 +51,7 @@ from steps.s3client import (
     Progress,
     S3Location,
     StepFailed,
+    abort_stale_uploads,
     call_s3,
     check_bucket,
     endpoint_text,
@@ -388,6 +389,8 @@ class BackupStep(StepKind):
         }
         how = (f"in {len(local.part_digests)} part(s) of {human(part_size)}"
                if part_size else "in one request")
+        await abort_stale_uploads(ctx, client, target.bucket, target.key, {target.key},
+                                  endpoint)
         info(ctx, f"uploading to {target.url}{endpoint_text(ctx.fields)} {how}")
 
         def upload(stop: threading.Event) -> None:

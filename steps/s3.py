@@ -54,6 +54,7 @@ from steps.s3client import (
     Progress,
     S3Location,
     StepFailed,
+    abort_stale_uploads,
     call_s3,
     check_bucket,
     endpoint_text,
@@ -335,6 +336,8 @@ class S3Step(StepKind):
         info(ctx, f"sha256 {local.sha256}  {source.name}")
         how = (f"in {len(local.part_digests)} parts of {human(part_size)}" if part_size
                else "in one request")
+        await abort_stale_uploads(ctx, client, target.bucket, target.key, {target.key},
+                                  endpoint)
         info(ctx, f"uploading {source} ({human(size)}) to {target.url} {how}")
         progress = Progress(thread_writer(ctx), "uploaded", size)
 
@@ -431,6 +434,8 @@ class S3Step(StepKind):
         if uploads:
             info(ctx, "\n".join(f"upload {key} ({human(local.size)}, {why})"
                                 for key, local, why in uploads))
+            await abort_stale_uploads(ctx, client, target.bucket, target.key,
+                                      {key for key, _, _ in uploads}, endpoint)
             await self._upload_all(ctx, client, config, uploads, endpoint, target)
         deleted: list[str] = []
         if extra and plan.delete:

@@ -283,6 +283,39 @@ def transfer(client, config, start: Callable, stop: threading.Event) -> None:
             future.result()
 
 
+async def abort_stale_uploads(ctx: StepContext, client, bucket: str, prefix: str,
+                              keys: set[str], endpoint: str | None) -> None:
+    """Abort the incomplete multipart uploads to ``keys`` (under ``prefix``) begun before
+    now. A cancelled or failed upload aborts its own; one whose process was killed
+    (SIGKILL, a lost host) leaves its parts in the bucket, kept and billed, until aborted:
+    done before the step uploads to the same key again, and said in its output."""
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC)
+
+    def work(stop: threading.Event) -> list[str]:
+        aborted = []
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Key"] in keys and upload["Initiated"] < before:
+                    client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                                  UploadId=upload["UploadId"])
+                    aborted.append(f"s3://{bucket}/{upload['Key']} (begun "
+                                   f"{upload['Initiated'].isoformat(timespec='seconds')})")
+        return aborted
+
+    try:
+        aborted = await call_s3(work, endpoint, f"looking for incomplete uploads in {bucket}")
+    except StepFailed as exc:  # not allowed to list them, say: the upload still goes on
+        info(ctx, f"could not look for incomplete multipart uploads: {exc}")
+        return
+    for what in aborted:
+        info(ctx, f"aborted an incomplete multipart upload to {what}, left by an earlier "
+                  "attempt")
+
+
 def verify_object(client, location: S3Location, local: LocalFile) -> str:
     """Check the object S3 holds against ``local``; return how it was checked.
 
