@@ -755,7 +755,8 @@ class _Importer:
         self.placeholders: dict[str, str] = {}  # placeholder -> variable name
         self.alerts: list[dict[str, Any]] = []
         self.uncertain: list[tuple[Draft, str, Fence | None]] = []
-        self.open_fences: dict[str, Fence] = {}  # _fenced() of each fence never closed
+        self.open_fences: dict[str, Fence] = {}
+        """_fenced() of each fence never closed, until a step is flagged for it."""
         self.step_ids = _Ids()
         self.code: dict[int, str] = {}  # the current fence's lines by number
         self.carry: list[str] = []  # text waiting for the next phase's description
@@ -836,6 +837,7 @@ class _Importer:
         makes none, the step whose description shows it is flagged: ``step``)."""
         made = self.code_drafts(fence, title, reference)
         if fence.open_to and made:
+            del self.open_fences[_fenced(fence)]
             made[-1].notes.append(fence.warning)
             self.doubt(made[-1], fence.warning, fence)
         return made
@@ -1608,8 +1610,7 @@ class _Importer:
             step["expect"] = draft.expect
         notes = [note for note in draft.notes if note]
         for note in notes:
-            if note in self.open_fences:
-                fence = self.open_fences[note]
+            if fence := self.open_fences.pop(note, None):
                 self.doubt(draft, fence.warning, fence)
         step["description"] = _plain("\n".join([*notes, f"source: {self.name}:"
                                                          f"{draft.line}"]))
@@ -1701,6 +1702,8 @@ def _import(text: str, source: str) -> Imported:
     summary.uncertain = [Uncertain(fence.line, draft.id, reason, fence.column) if fence
                          else Uncertain(draft.line, draft.id, reason)
                          for draft, reason, fence in builder.uncertain if draft.id]
+    summary.uncertain += [Uncertain(fence.line, "description", fence.warning, fence.column)
+                          for fence in builder.open_fences.values()]  # shown in no step
     summary.uncertain.sort(key=lambda u: u.line)
     summary.placeholders = {name: text for text, name in builder.placeholders.items()}
     summary.unset = [name for name, value in builder.variables.items() if not value]

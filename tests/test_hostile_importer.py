@@ -216,6 +216,16 @@ LEFT_OPEN = {
         "10:1 phase-1",
         "document",
     ),
+    "under-a-checklist-item": (
+        "# T\n\n## Phase 1\n\n- [ ] Check the position:\n\n  ```\n  AD/5C000060\n",
+        "7:3 phase-1",
+        "list item",
+    ),
+    "in-no-step": (  # rollback criteria's text: the runbook's description shows it
+        "# T\n\n## Rollback Procedure\n\n### When to Rollback\n\n- errors\n\n```\noutput\n",
+        "9:1 description",
+        "document",
+    ),
 }
 
 
