@@ -694,7 +694,7 @@ def _text_of(block) -> str:
 
 def _fenced(fence: Fence) -> str:
     shown = f"```{fence.language}\n{_text_of(fence)}\n```"
-    return f"{shown}\n({fence.warning})" if fence.open_to else shown
+    return f"{shown}\n(line {fence.line}: {fence.warning})" if fence.open_to else shown
 
 
 def _slug(text: str) -> str:
@@ -837,7 +837,7 @@ class _Importer:
         makes none, the step whose description shows it is flagged: ``step``)."""
         made = self.code_drafts(fence, title, reference)
         if fence.open_to and made:
-            del self.open_fences[_fenced(fence)]
+            del self.open_fences[_fenced(fence)]  # unique: it names its line
             made[-1].notes.append(fence.warning)
             self.doubt(made[-1], fence.warning, fence)
         return made

@@ -305,3 +305,9 @@ def test_many_fences_under_one_heading_import_in_linear_time():
 
     small, large = cost(400), cost(4000)
     assert large / small < 30, f"10x the fences took {large / small:.0f}x the time"
+
+
+def test_every_fence_left_open_is_listed_even_with_the_same_code():
+    markdown = "# T\n\n## P\n\n- [ ] a\n\n  ```\n  out\n- [ ] b\n\n  ```\n  out\n"
+    summary = import_markdown(markdown, "x.md").summary
+    assert [(u.line, u.column, u.step) for u in summary.uncertain] == [(7, 3, "p"), (11, 3, "p")]
