@@ -9,7 +9,10 @@ What becomes what:
   comment or ``<script>`` that a list item or quote leaves open (raw HTML reaches the
   page as written, and the browser hides what follows). A fence left open (no
   closing line, or the next block's closing line closing it) is refused with its
-  ``file:line:col``: it would swallow what follows, headings included.
+  ``file:line:col`` when it swallows structure: a line opening another block, or a
+  ``##`` heading. Left open over code only, it renders as code to the end of its list
+  item or of the document: it is imported so, its step saying it was never closed and
+  listed as uncertain where it opens.
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
   exist, their level holds the phases; sections around them (a pre-deployment checklist
   before, sign-off after) become phases too, in document order. Otherwise every
@@ -168,6 +171,14 @@ class Fence:
     language: str
     lines: list[str]
     line: int  # of the opening fence; the code starts on the next line
+    open_to: str = ""
+    """A fence never closed: what it runs to the end of ("document", "list item")."""
+    column: int = 0  # of its opening fence, when never closed
+
+    @property
+    def warning(self) -> str:
+        return (f"code fence never closed; it runs to the end of the {self.open_to}: "
+                "check where it ends")
 
 
 @dataclass
@@ -275,43 +286,68 @@ def _hidden(tokens: list[Token]) -> set[int]:
 
 
 _FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*(.*)$")
+_SECTION_HEADING = re.compile(r"#{2,6}(?:[ \t]|$)")
+_CONTAINERS = {"list_item_open": "list item", "blockquote_open": "quote"}
 
 
-def _unterminated(fence: Token, lines: list[str], source: str) -> Problem | None:
+def _unterminated(fence: Token, lines: list[str], source: str, container: str) -> Problem | None:
     """A fence left open: CommonMark runs it to the end of its container (the document, a
     list item, a quote), or the next block's closing line closes it, that block's opening
-    line (```` ```bash ````) taken as code. Either way, what lies between would be code."""
+    line (```` ```bash ````) taken as code. Refused when what it swallows is structure: a
+    line opening another block, or (left open) a ``##`` heading at or left of its
+    indentation. A fence left open over code only is kept, its container noted in
+    ``fence.meta["open"]`` with its column: it renders as code to the end of it."""
     marker, code = fence.markup, _fence(fence).lines
-    if fence.map[1] - fence.map[0] != len(code) + 2:
-        why = (f"no closing {marker} line before the end of the document or list item; "
-               "everything after it")
+    closed = fence.map[1] - fence.map[0] == len(code) + 2
+    left_open = "" if closed else (f"no closing {marker} line before the end of the "
+                                   f"{container}; ")
+    column = lines[fence.map[0]].find(marker) + 1
+    for number, text in enumerate(code, fence.map[0] + 2):
+        other = _FENCE_LINE.match(text)
+        if other and other.group(2) and (not closed or other.group(1).startswith(marker)) \
+                and not (other.group(1)[0] == "`" and "`" in other.group(2)):
+            why = (f"{left_open}line {number} opens another block ({text.strip()}) before "
+                   f"this one is closed; everything {'after it' if left_open else 'in between'}")
+            break
+        if left_open and _SECTION_HEADING.match(text):
+            why = (f"{left_open}line {number} ({text.strip()}) would be a heading, and "
+                   "everything from it")
+            break
     else:
-        for index, text in enumerate(code):
-            other = _FENCE_LINE.match(text)
-            if other and other.group(1).startswith(marker) and other.group(2) and \
-                    not (marker[0] == "`" and "`" in other.group(2)):
-                why = (f"line {fence.map[0] + index + 2} opens another block "
-                       f"({text.strip()}) before this one is closed; everything in between")
-                break
-        else:
-            return None
-    line = fence.map[0]
-    return Problem(source, line + 1, lines[line].find(marker) + 1,
+        if left_open:
+            fence.meta["open"] = (container, column)
+        return None
+    return Problem(source, fence.map[0] + 1, column,
                    f"unterminated code fence (opened here): {why}, headings and commands "
                    "included, would be one block of code")
 
 
+def _open_fences(tokens: list[Token], lines: list[str], source: str) -> list[Problem]:
+    """The fences left open that must be refused; the others are marked (above)."""
+    problems: list[Problem] = []
+    containers = ["document"]
+    for token in tokens:
+        if token.type in _CONTAINERS:
+            containers.append(_CONTAINERS[token.type])
+        elif token.type.removesuffix("_close") + "_open" in _CONTAINERS:
+            containers.pop()
+        elif token.type == "fence" and \
+                (problem := _unterminated(token, lines, source, containers[-1])):
+            problems.append(problem)
+    return problems
+
+
 def _scan(text: str, source: str) -> list:
     """Blocks in order: ("heading", level, text, line), ("rule",), Fence, ListBlock,
-    Paragraph, Note. Lines are 1-based. RunbookInvalid for an unterminated fence."""
+    Paragraph, Note. Lines are 1-based. RunbookInvalid for an unterminated fence that
+    swallows structure."""
     lines = re.split(r"\r\n|\r|\n", text)
     blocks: list = []
     front = _front_matter(lines)
     if front:
         blocks.append(Note("\n".join(lines[1 : front - 1]), 2))
     tokens = _MARKDOWN.parse("\n".join([""] * front + lines[front:]))
-    problems = [problem for token in tokens if token.type == "fence"
-                if (problem := _unterminated(token, lines, source))]
+    problems = _open_fences(tokens, lines, source)
     if problems:
         raise RunbookInvalid(problems)
 
@@ -361,7 +397,8 @@ def _fence(token: Token) -> Fence:
     code = token.content.split("\n")
     if code[-1] == "":
         code.pop()
-    return Fence((token.info.split() or [""])[0].lower(), code, token.map[0] + 1)
+    return Fence((token.info.split() or [""])[0].lower(), code, token.map[0] + 1,
+                 *token.meta.get("open", ()))
 
 
 def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item]:
@@ -602,6 +639,7 @@ class Uncertain:
     line: int
     step: str
     reason: str
+    column: int = 0
 
 
 @dataclass
@@ -633,7 +671,8 @@ class Summary:
             out.append(f"placeholder {placeholder!r} -> variable {name}")
         if self.uncertain:
             out.append(f"{len(self.uncertain)} to review:")
-            out += [f"  {self.source}:{u.line} {u.step}: {u.reason}" for u in self.uncertain]
+            out += [f"  {self.source}:{u.line}{f':{u.column}' if u.column else ''} {u.step}: "
+                    f"{u.reason}" for u in self.uncertain]
         return out
 
 
@@ -654,7 +693,8 @@ def _text_of(block) -> str:
 
 
 def _fenced(fence: Fence) -> str:
-    return f"```{fence.language}\n{_text_of(fence)}\n```"
+    shown = f"```{fence.language}\n{_text_of(fence)}\n```"
+    return f"{shown}\n(line {fence.line}: {fence.warning})" if fence.open_to else shown
 
 
 def _slug(text: str) -> str:
@@ -714,7 +754,9 @@ class _Importer:
         self.secrets: list[str] = []
         self.placeholders: dict[str, str] = {}  # placeholder -> variable name
         self.alerts: list[dict[str, Any]] = []
-        self.uncertain: list[tuple[Draft, str]] = []
+        self.uncertain: list[tuple[Draft, str, Fence | None]] = []
+        self.open_fences: dict[str, Fence] = {}
+        """_fenced() of each fence never closed, until a step is flagged for it."""
         self.step_ids = _Ids()
         self.code: dict[int, str] = {}  # the current fence's lines by number
         self.carry: list[str] = []  # text waiting for the next phase's description
@@ -784,12 +826,23 @@ class _Importer:
             if name not in assigned and name not in _ENVIRONMENT:
                 self.reference(name)
 
-    def doubt(self, draft: Draft, reason: str) -> None:
-        self.uncertain.append((draft, reason))
+    def doubt(self, draft: Draft, reason: str, fence: Fence | None = None) -> None:
+        """``fence``: a fence never closed, listed where it opens."""
+        self.uncertain.append((draft, reason, fence))
 
     # -- shell fences
 
     def fence_drafts(self, fence: Fence, title: str, reference: bool) -> list[Draft]:
+        """A fence's steps. One never closed flags its last step, which says so (if it
+        makes none, the step whose description shows it is flagged: ``step``)."""
+        made = self.code_drafts(fence, title, reference)
+        if fence.open_to and made:
+            del self.open_fences[_fenced(fence)]  # unique: it names its line
+            made[-1].notes.append(fence.warning)
+            self.doubt(made[-1], fence.warning, fence)
+        return made
+
+    def code_drafts(self, fence: Fence, title: str, reference: bool) -> list[Draft]:
         start = fence.line + 1
         self.code = dict(enumerate(fence.lines, start))
         template_at = next((i for i, text in enumerate(fence.lines)
@@ -1464,7 +1517,12 @@ class _Importer:
     # -- the document
 
     def build(self, text: str) -> dict[str, Any]:
-        root = _sections(_scan(text, self.source))
+        blocks = _scan(text, self.source)
+        fences = [block for block in blocks if isinstance(block, Fence)]
+        fences += [fence for block in blocks if isinstance(block, ListBlock)
+                   for item in block.items for fence in item.fences]
+        self.open_fences = {_fenced(fence): fence for fence in fences if fence.open_to}
+        root = _sections(blocks)
         document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
         if len(root.children) == 1 and root.children[0].level == 1 and not any(
                 isinstance(b, Fence | ListBlock) for b in root.blocks):
@@ -1551,6 +1609,9 @@ class _Importer:
         if draft.expect:
             step["expect"] = draft.expect
         notes = [note for note in draft.notes if note]
+        for note in notes:
+            if fence := self.open_fences.pop(note, None):
+                self.doubt(draft, fence.warning, fence)
         step["description"] = _plain("\n".join([*notes, f"source: {self.name}:"
                                                          f"{draft.line}"]))
         if draft.optional:
@@ -1619,7 +1680,7 @@ _Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_sequence(
 
 def import_markdown(text: str, source: str = "runbook.md") -> Imported:
     """The runbook a Markdown runbook describes, as data, as YAML, and a summary.
-    RunbookInvalid (file:line:col) for a fence left open."""
+    RunbookInvalid (file:line:col) for a fence left open over a heading or another block."""
     collecting = gc.isenabled()
     gc.disable()  # the import makes many objects and frees few: the cyclic collector's
     try:  # passes over them took a third of the time (20,000 fences: 2.4 s -> 1.6 s)
@@ -1638,8 +1699,11 @@ def _import(text: str, source: str) -> Imported:
         for step in phase["steps"]:
             summary.kinds[step["kind"]] += 1
     summary.rollback_steps = len(book.get("rollback", {}).get("steps", ()))
-    summary.uncertain = [Uncertain(draft.line, draft.id, reason)
-                         for draft, reason in builder.uncertain if draft.id]
+    summary.uncertain = [Uncertain(fence.line, draft.id, reason, fence.column) if fence
+                         else Uncertain(draft.line, draft.id, reason)
+                         for draft, reason, fence in builder.uncertain if draft.id]
+    summary.uncertain += [Uncertain(fence.line, "description", fence.warning, fence.column)
+                          for fence in builder.open_fences.values()]  # shown in no step
     summary.uncertain.sort(key=lambda u: u.line)
     summary.placeholders = {name: text for text, name in builder.placeholders.items()}
     summary.unset = [name for name, value in builder.variables.items() if not value]

@@ -1,5 +1,7 @@
 """Hostile Markdown: code the rendered document does not show as code never runs, an
-unterminated fence is refused where it opens, a fence right after a list marker runs,
+unterminated fence that swallows structure (a heading, another block) is refused where it
+opens while one that only runs to the end of its list item or document is imported and
+listed for review, a fence right after a list marker runs,
 and 20,000 fences under one heading import in linear time (issue 13, "Hidden code runs").
 
 Each case flies the file as an operator would (`cockpit run X.md --headless --yes`, or
@@ -124,25 +126,31 @@ UNTERMINATED = {
         "5:1",
         "line 10 opens another block (```bash) before this one is closed",
     ),
-    "runs-to-the-end": (
+    "swallows-a-phase-heading": (
         "# T\n\n## Phase 1\n\n```bash\ntouch pwned\n\n## Phase 2\n\nThe end.\n",
         "5:1",
-        "no closing ``` line before the end of the document or list item",
+        "no closing ``` line before the end of the document; line 8 (## Phase 2) would be a "
+        "heading, and everything from it",
     ),
     "tildes": (
         "# T\n\n## Phase 1\n\n~~~~sh\ntouch pwned\n~~~\n## Phase 2\n",
         "5:1",
-        "no closing ~~~~ line",
+        "no closing ~~~~ line before the end of the document; line 8 (## Phase 2)",
     ),
-    "in-a-list-item": (
-        "# T\n\n## Phase 1\n\n- ```bash\n  touch pwned\n- Next item\n",
+    "swallows-a-fence-opener": (
+        "# T\n\n## Phase 1\n\n```bash\necho one\n\n```sh\ntouch pwned\n",
+        "5:1",
+        "no closing ``` line before the end of the document; line 8 opens another block (```sh)",
+    ),
+    "swallows-an-opener-of-the-other-kind": (
+        "# T\n\n## Phase 1\n\n```bash\necho one\n~~~sh\ntouch pwned\n~~~\n",
+        "5:1",
+        "no closing ``` line before the end of the document; line 7 opens another block (~~~sh)",
+    ),
+    "in-a-list-item-swallows-a-heading": (
+        "# T\n\n## Phase 1\n\n- ```bash\n  touch pwned\n  ## Phase 2\n- Next item\n",
         "5:3",
-        "no closing ``` line before the end of the document or list item",
-    ),
-    "last-fence-left-open": (
-        "# T\n\n## Phase 1\n\n```bash\necho one\n## Phase 2\n```\necho two\n```\n",
-        "10:1",
-        "no closing ``` line",
+        "no closing ``` line before the end of the list item; line 7 (## Phase 2)",
     ),
 }
 
@@ -177,10 +185,72 @@ def test_a_longer_fence_may_show_a_shorter_one():
 
 
 def test_every_unterminated_fence_is_listed():
-    markdown = "# T\n\n- ```bash\n  echo a\n- ```sh\n  echo b\n- done\n"
+    markdown = "# T\n\n- ```bash\n  echo a\n  ```sh\n- ```sh\n  echo b\n  ## c\n- done\n"
     with pytest.raises(RunbookInvalid) as caught:
         import_markdown(markdown, "x.md")
-    assert [(p.line, p.col) for p in caught.value.problems] == [(3, 3), (5, 3)]
+    assert [(p.line, p.col) for p in caught.value.problems] == [(3, 3), (6, 3)]
+
+
+# A fence never closed over code only renders as code to the end of its list item or of
+# the document (a real runbook ends inside one: pasted psql output): it is imported as
+# that step, and listed for review where it opens.
+LEFT_OPEN = {
+    "in-a-list-item": (
+        "# T\n\n## Phase 1\n\n- ```bash\n  touch ran\n- Next item\n",
+        "5:3 phase-1",
+        "list item",
+    ),
+    "runs-to-the-end": (
+        "# T\n\n## Phase 1\n\n```bash\ntouch ran\n\n# done\n",
+        "5:1 phase-1",
+        "document",
+    ),
+    "output-under-an-item": (  # no step of its own: the step showing it is flagged
+        "# T\n\n## Phase 1\n\n1. Check the position:\n\n   ```\n   pg_current_xlog_location\n"
+        "   ------------\n   AD/5C000060\n",
+        "7:4 check-the-position",
+        "list item",
+    ),
+    "last-fence-left-open": (
+        "# T\n\n## Phase 1\n\n```bash\necho one\n## Phase 2\n```\necho two\n```\n",
+        "10:1 phase-1",
+        "document",
+    ),
+    "under-a-checklist-item": (
+        "# T\n\n## Phase 1\n\n- [ ] Check the position:\n\n  ```\n  AD/5C000060\n",
+        "7:3 phase-1",
+        "list item",
+    ),
+    "in-no-step": (  # rollback criteria's text: the runbook's description shows it
+        "# T\n\n## Rollback Procedure\n\n### When to Rollback\n\n- errors\n\n```\noutput\n",
+        "9:1 description",
+        "document",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("markdown", "where", "container"), LEFT_OPEN.values(), ids=LEFT_OPEN.keys()
+)
+def test_fence_left_open_over_code_is_imported_and_flagged(tmp_path, markdown, where, container):
+    (tmp_path / "x.md").write_text(markdown)
+    done = cockpit("import", "x.md", "-o", "x.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    warning = f"code fence never closed; it runs to the end of the {container}: check where it ends"
+    assert f"  x.md:{where}: {warning}" in done.stderr.splitlines()
+    assert done.stderr.count("never closed") == 1
+    assert warning in (tmp_path / "x.yaml").read_text()  # the step's description says so
+    assert cockpit("validate", "x.md").returncode == 0
+
+
+def test_fence_left_open_runs_as_the_step_it_renders_as(tmp_path):
+    done = fly(tmp_path, LEFT_OPEN["in-a-list-item"][0])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "ran").exists()
+    book = import_markdown(LEFT_OPEN["in-a-list-item"][0], "x.md").runbook
+    step, _next_item = book["phases"][0]["steps"]
+    assert step["run"] == "touch ran\n"
+    assert "code fence never closed; it runs to the end of the list item" in step["description"]
 
 
 # ---------------------------------------------------------------- fences in list items
@@ -235,3 +305,9 @@ def test_many_fences_under_one_heading_import_in_linear_time():
 
     small, large = cost(400), cost(4000)
     assert large / small < 30, f"10x the fences took {large / small:.0f}x the time"
+
+
+def test_every_fence_left_open_is_listed_even_with_the_same_code():
+    markdown = "# T\n\n## P\n\n- [ ] a\n\n  ```\n  out\n- [ ] b\n\n  ```\n  out\n"
+    summary = import_markdown(markdown, "x.md").summary
+    assert [(u.line, u.column, u.step) for u in summary.uncertain] == [(7, 3, "p"), (11, 3, "p")]
