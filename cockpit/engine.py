@@ -688,7 +688,7 @@ class Engine:
             env={**self.env, "COCKPIT_STEP_ID": step.id},
             operator=self.operator, kill_grace=self.config.kill_grace,
             write=sink.write, tick=self._ticker(step, sink),
-            output_text=sink.text,
+            output_matches=sink.matches,
             process_started=lambda pgid: self._emit(
                 ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
             guard=lambda key, what, undo: self._guard(step.id, key, what, undo),

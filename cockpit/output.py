@@ -15,6 +15,7 @@ from collections import deque
 from pathlib import Path
 from typing import BinaryIO
 
+from cockpit.patterns import search_file
 from cockpit.redact import Redactor
 
 STREAMS = ("out", "err", "info")
@@ -126,12 +127,11 @@ class OutputSink:
         if self._file is not None:
             self._file.close()
 
-    def text(self) -> str:
-        """Everything written so far (masked); empty for a step that printed nothing."""
-        try:
-            return self.path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    async def matches(self, pattern: str) -> bool:
+        """Whether the output written so far (masked) holds a match of ``pattern``, ``^``
+        and ``$`` at each line; matched in a thread, so the loop, timeouts and signals
+        stay free however long the output."""
+        return await search_file(pattern, self.path)
 
 
 def read_back(path: Path, limit: int) -> list[tuple[str, str]]:

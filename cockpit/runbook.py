@@ -22,6 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cockpit.durations import DURATION_HINT, parse_duration
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
+from cockpit.patterns import PatternError, compile_pattern
 from steps import Field, KindNotFound, get_kind, known_kinds
 
 ON_FAILURE = ("stop", "continue", "rollback")
@@ -573,12 +574,25 @@ class _Checker:
         values = [self.string(item, f"{what} item") for item in node.value]
         return None if None in values else values  # type: ignore[return-value]
 
-    def string_map(self, node: Node, what: str) -> dict[str, str] | None:
+    def string_map(self, node: Node, what: str, read=None) -> dict[str, str] | None:
+        """A mapping of strings, each value read by ``read`` (default: ``string``)."""
         found = self.mapping(node, what, (), check_unknown=False)
         if found is None:
             return None
-        values = {key: self.string(value, f"{what}.{key}") for key, (_, value) in found.items()}
+        read = read or self.string
+        values = {key: read(value, f"{what}.{key}") for key, (_, value) in found.items()}
         return None if None in values.values() else values  # type: ignore[return-value]
+
+    def regex(self, node: Node, what: str) -> str | None:
+        """A regular expression RE2 accepts (``cockpit.patterns``), else None."""
+        value = self.string(node, what)
+        if value is not None:
+            try:
+                compile_pattern(value)
+            except PatternError as exc:
+                self.problem(node, f"{what}: not a valid regular expression: {exc}")
+                return None
+        return value
 
     def json(self, node: Node, what: str) -> Any:
         """Any YAML value made of mappings (string keys), lists and scalars, as JSON
@@ -1056,13 +1070,9 @@ class _Checker:
                                  f"{_did_you_mean(value, spec.choices)}")
                     value = None
             case "regex":
-                value = self.string(node, what)
-                if value is not None:
-                    try:
-                        re.compile(value)
-                    except (re.error, OverflowError, RecursionError) as exc:  # a{9999999999}
-                        self.problem(node, f"{what}: not a valid regular expression: {exc}")
-                        value = None
+                value = self.regex(node, what)
+            case "regex_map":
+                value = self.string_map(node, what, self.regex)
             case "int":
                 value = self.integer(node, what, minimum=-(2**31))
             case "bool":

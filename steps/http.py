@@ -16,7 +16,7 @@ Expectations (``expect:``), all of which must hold:
   too); a scalar matches an equal value of the same JSON type (``1`` matches ``1.0``,
   but not ``"1"`` or ``true``). A mismatch names the path, e.g.
   ``$.checks.database: expected "ok", got "down"``.
-- ``body``: a regular expression searched (``re.search``) in the body text.
+- ``body``: a regular expression (RE2 syntax: ``cockpit.patterns``) searched in the body.
 - ``headers``: header name -> regular expression searched in its value.
 - ``content_type``: the media type, ignoring parameters such as ``charset``.
 - ``rows``: the body is CSV with this many data rows (the header row and blank
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from cockpit import patterns
 from cockpit.durations import format_duration
 from steps.base import Field, StepContext, StepKind, StepResult
 
@@ -225,8 +226,8 @@ def json_mismatches(expected: Any, got: Any, path: str = "$") -> list[str]:
 
 def _search(pattern: str, text: str, what: str) -> bool:
     try:
-        return re.search(pattern, text) is not None
-    except re.error as exc:
+        return patterns.search(pattern, text)
+    except patterns.PatternError as exc:
         raise HttpFailed(f"{what}: not a valid regular expression: {exc}") from None
 
 
@@ -312,7 +313,7 @@ class HttpStep(StepKind):
         "status": Field("int", help="the status code (default: any 2xx)"),
         "json": Field("json", help="a JSON subset the answer must contain"),
         "body": Field("regex", help="a regular expression searched in the body"),
-        "headers": Field("str_map", help="header name: regular expression for its value"),
+        "headers": Field("regex_map", help="header name: regular expression for its value"),
         "content_type": Field("str", help="the media type, e.g. application/json"),
         "rows": Field("int", help="the body is CSV with this many data rows"),
     }

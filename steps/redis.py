@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from cockpit import patterns
 from cockpit.durations import format_duration
 from steps.base import Field, StepContext, StepKind, StepResult
 
@@ -353,7 +354,7 @@ class RedisStep(StepKind):
         if "value" in expect and text != expect["value"]:
             problems.append(f"expected the reply {expect['value']!r}, got {shown}")
         pattern = expect.get("reply_matches")
-        if pattern is not None and not re.search(pattern, text or "", re.MULTILINE):
+        if pattern is not None and not patterns.search(pattern, text or "", multiline=True):
             problems.append(f"reply {shown} did not match /{pattern}/")
         return problems
 

@@ -8,7 +8,6 @@ step, as in CI runners).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +56,6 @@ class ShellStep(StepKind):
         if code != expected:
             return StepResult(False, f"{describe_exit(code)}, expected {expected}", code)
         pattern = ctx.expect.get("output")
-        if pattern is not None and not re.search(pattern, ctx.output_text(), re.MULTILINE):
+        if pattern is not None and not await ctx.output_matches(pattern):
             return StepResult(False, f"output did not match /{pattern}/", code)
         return StepResult(True, describe_exit(code), code)

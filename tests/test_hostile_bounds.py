@@ -1,0 +1,144 @@
+"""Hostile input, part "bounds": nothing hangs, output is bounded, and the operator's
+terminal is not the step's to write."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import COCKPIT, cockpit, wait_for
+
+from cockpit.journal import Journal
+from cockpit.output import OutputSink
+from cockpit.redact import Redactor
+
+REDOS = "^(a+)+$"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def step_rows(jpath: Path) -> dict[str, dict]:
+    journal = Journal(jpath)
+    try:
+        run = journal.runs(limit=1)
+        return {r["step_id"]: r for r in journal.steps(run[0]["id"])} if run else {}
+    finally:
+        journal.close()
+
+
+# ------------------------------------------------------------ user regexes: RE2, linear
+
+
+def test_catastrophic_regex_on_output_ends_at_once(tmp_path):
+    book = write(tmp_path / "redos.yaml", f"""
+        runbook: Redos
+        phases:
+          - id: p
+            steps:
+              - id: check
+                run: python3 -c "print('a' * 40 + 'b')"
+                timeout: 30s
+                expect: {{output: '{REDOS}'}}
+    """)
+    started = time.monotonic()
+    result = cockpit("run", book, "--headless", "--journal", tmp_path / "j" / "j.sqlite3",
+                     timeout=60)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"output did not match /{REDOS}/" in result.stdout
+
+
+def test_catastrophic_regex_leaves_sigterm_working(tmp_path):
+    """Before RE2 the match held the event loop: SIGTERM waited for it forever."""
+    jpath = tmp_path / "j" / "j.sqlite3"
+    book = write(tmp_path / "redos.yaml", f"""
+        runbook: Redos
+        phases:
+          - id: p
+            steps:
+              - id: check
+                run: python3 -c "print(('a' * 40 + 'b\\\\n') * 2000)"
+                on_failure: continue
+                expect: {{output: '{REDOS}'}}
+              - {{id: wait, run: echo waiting; sleep 100}}
+    """)
+    proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: step_rows(jpath).get("wait", {}).get("status") == "running",
+                 what="the step after the match", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert step_rows(jpath)["check"]["status"] == "failed"
+    assert "output did not match" in out
+
+
+async def test_big_output_is_matched_off_the_event_loop(tmp_path):
+    sink = OutputSink(tmp_path / "big.log", Redactor(), window=10)
+    line = b"a" * 999 + b"\n"
+    for _ in range(64):
+        sink.write("out", line * 1024)  # 64 MiB in all
+    sink.close()
+    ticks = 0
+
+    async def tick():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    found = await sink.matches(r"^(a+)+b$")
+    took = time.monotonic() - started
+    ticker.cancel()
+    assert found is False
+    assert ticks >= took * 100, f"the loop ran {ticks} times in {took:.2f}s of matching"
+    assert await sink.matches(r"^a{999}$") is True
+
+
+UNSUPPORTED = [
+    ("backreference", r"(ok)\\1", r"invalid escape sequence: \1"),
+    ("lookahead", "ok(?=!)", "invalid perl operator: (?="),
+    ("negative-lookbehind", "(?<!not )ok", "invalid perl operator: (?<"),
+    ("named-backreference", "(?P<w>ok)(?P=w)", "invalid perl operator: (?P"),
+]
+
+
+@pytest.mark.parametrize(("name", "pattern", "reason"), UNSUPPORTED,
+                         ids=[u[0] for u in UNSUPPORTED])
+@pytest.mark.parametrize("where", ["shell", "http-body", "http-header", "redis"])
+def test_regex_re2_can_not_run_is_refused_at_validate(tmp_path, name, pattern, reason, where):
+    step = {
+        "shell": f"""{{id: s, run: echo ok,
+                    expect: {{output: "{pattern}"}}}}""",
+        "http-body": f"""{{id: s, kind: http, url: "http://127.0.0.1:9/",
+                    expect: {{body: "{pattern}"}}}}""",
+        "http-header": f"""{{id: s, kind: http, url: "http://127.0.0.1:9/",
+                    expect: {{headers: {{X-Ok: "{pattern}"}}}}}}""",
+        "redis": f"""{{id: s, kind: redis, url: "redis://127.0.0.1:9", command: [GET, k],
+                    expect: {{reply_matches: "{pattern}"}}}}""",
+    }[where]
+    book = write(tmp_path / "book.yaml", f"""
+        runbook: Regex
+        phases:
+          - id: p
+            steps:
+              - {step}
+    """)
+    result = cockpit("validate", book)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    line = next(x for x in result.stderr.splitlines() if "regular expression" in x)
+    assert line.startswith(f"{book}:"), line
+    assert reason in line and "no backreferences, no lookaround" in line
