@@ -13,6 +13,7 @@ import threading
 from typing import TextIO
 
 from cockpit import events as ev
+from cockpit.controls import visible_stream
 from cockpit.durations import format_duration
 from cockpit.metrics import alert_summary
 from cockpit.runbook import Runbook, Step
@@ -29,7 +30,7 @@ STATUS_WORD = {
 
 class HeadlessPrinter:
     def __init__(self, runbook: Runbook, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = visible_stream(stream or sys.stdout)
         ids = [step.id for step in runbook.all_steps]
         self.width = min(max(map(len, ids), default=4), 24)
         self.alive = True

@@ -142,3 +142,77 @@ def test_regex_re2_can_not_run_is_refused_at_validate(tmp_path, name, pattern, r
     line = next(x for x in result.stderr.splitlines() if "regular expression" in x)
     assert line.startswith(f"{book}:"), line
     assert reason in line and "no backreferences, no lookaround" in line
+
+
+# ------------------------------------------------ the operator's terminal is not the step's
+
+# OSC 52 (write the clipboard), clear the screen, set the window title, move the cursor,
+# a C1 CSI, a right-to-left override, and a carriage return forging a status line.
+HOSTILE_PRINTF = (r"printf '\033]52;c;cm0gLXJmIH4=\007 \033[2J \033]0;owned\007 \033[5A"
+                  r" \302\233 31m \342\200\256 x\rdeploy   = ok in 0.01s\n'")
+
+
+def assert_inert(text: str) -> None:
+    assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
+    assert "\r" not in text.replace("\r\n", "\n")
+
+
+def test_headless_shows_control_characters_as_text(tmp_path):
+    jpath = tmp_path / "j" / "j.sqlite3"
+    book = write(tmp_path / "book.yaml", f"""
+        runbook: "Escape \\e]0;title\\a"
+        phases:
+          - id: p
+            title: "Phase \\e[2J one"
+            steps:
+              - id: noisy
+                title: "Noisy \\r forged"
+                run: |
+                  {HOSTILE_PRINTF}
+                  {HOSTILE_PRINTF} >&2
+                  echo "$TITLE"
+                env: {{TITLE: "\\e[31mred"}}
+    """)
+    result = cockpit("run", book, "--headless", "--journal", jpath)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_inert(result.stdout)
+    assert_inert(result.stderr)
+    assert "^[]52;c;cm0gLXJmIH4=^G" in result.stdout
+    assert "^[[2J" in result.stdout and "^[]0;owned^G" in result.stdout
+    assert "x^Mdeploy   = ok in 0.01s" in result.stdout
+    assert "<U+202E>" in result.stdout and "^[[31mred" in result.stdout
+    assert "== Phase ^[[2J one" in result.stdout
+    # the output file is the record: it keeps the bytes as the step wrote them
+    log = Path(step_rows(jpath)["noisy"]["output_path"]).read_bytes()
+    assert b"\x1b]52;c;" in log and b"x\rdeploy" in log
+
+
+def test_validate_and_history_show_control_characters_as_text(tmp_path):
+    jpath = tmp_path / "j" / "j.sqlite3"
+    book = write(tmp_path / "book.yaml", """
+        runbook: "Title \\e]0;owned\\a \\e[2J"
+        phases:
+          - id: p
+            steps:
+              - {id: s, run: "true"}
+    """)
+    checked = cockpit("validate", book)
+    assert checked.returncode == 0, checked.stderr
+    assert_inert(checked.stdout)
+    assert "Title ^[]0;owned^G ^[[2J" in checked.stdout
+    assert cockpit("run", book, "--headless", "--journal", jpath).returncode == 0
+    history = cockpit("history", "--plain", "--journal", jpath)
+    assert history.returncode == 0, history.stderr
+    assert_inert(history.stdout)
+    assert "^[]0;owned^G" in history.stdout
+    bad = write(tmp_path / "bad.yaml", """
+        runbook: x
+        phases:
+          - id: p
+            steps:
+              - {id: s, run: "true", kind: "\\e[2Jshell"}
+    """)
+    refused = cockpit("validate", bad)
+    assert refused.returncode == 2
+    assert_inert(refused.stderr)
+    assert "^[[2Jshell" in refused.stderr
