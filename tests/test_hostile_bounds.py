@@ -185,6 +185,13 @@ def test_headless_shows_control_characters_as_text(tmp_path):
     # the output file is the record: it keeps the bytes as the step wrote them
     log = Path(step_rows(jpath)["noisy"]["output_path"]).read_bytes()
     assert b"\x1b]52;c;" in log and b"x\rdeploy" in log
+    for form in ("md", "html"):
+        written = tmp_path / f"record.{form}"
+        made = cockpit("report", "last", "--format", form, "-o", written, "--journal", jpath)
+        assert made.returncode == 0, made.stderr
+        record = written.read_text()
+        assert_inert(record)
+        assert "^[]0;title^G" in record and "x^Mdeploy" in record
 
 
 def test_validate_and_history_show_control_characters_as_text(tmp_path):
