@@ -223,3 +223,53 @@ def test_validate_and_history_show_control_characters_as_text(tmp_path):
     assert refused.returncode == 2
     assert_inert(refused.stderr)
     assert "^[[2Jshell" in refused.stderr
+
+
+TUI_BOOK = f"""
+runbook: "Escape \\e]0;title\\a"
+phases:
+  - id: p
+    title: "Phase \\e[2J one"
+    steps:
+      - id: noisy
+        title: "Noisy \\e[5A up"
+        run: |
+          {HOSTILE_PRINTF}
+"""
+
+
+async def test_tui_shows_control_characters_as_text(journal):
+    from cockpit.app import CockpitApp, TuiOperator
+    from cockpit.config import Config, Environment
+    from cockpit.engine import Engine
+    from cockpit.runbook import parse_runbook
+    from widgets.output_pane import OutputPane
+    from widgets.phase_tree import PhaseTree
+    from widgets.run_header import RunHeader
+    from widgets.step_detail import StepDetail
+
+    operator = TuiOperator("tester")
+    engine = Engine(parse_runbook(textwrap.dedent(TUI_BOOK), "tui.yaml"), journal,
+                    config=Config(kill_grace=0.5, flush_interval=0.01),
+                    profile=Environment(name="local"), operator=operator)
+    app = CockpitApp(engine, operator, protected=False)
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert journal.steps(engine.run_id)[0]["status"] == "ok"
+        await pilot.pause()
+        pane = app.cockpit.query_one(OutputPane)
+        shown = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
+        assert "^[]52;c;" in shown
+        assert any("x^Mdeploy   = ok" in text for _, text in pane.buffer.lines)
+        tree = app.cockpit.query_one(PhaseTree)
+        labels = [str(node.label) for node in tree._steps.values()]
+        labels += [str(node.label) for node, _, _ in tree._phases.values()]
+        header = app.cockpit.query_one(RunHeader).render().plain
+        detail = app.cockpit.query_one(StepDetail)
+        screen = app.export_screenshot()
+        for text in (shown, *labels, header, screen, str(detail.render())):
+            assert_inert(text)
+        assert any("Noisy ^[[5A up" in label for label in labels)
+        assert "Escape ^[]0;title^G" in header
