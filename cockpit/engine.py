@@ -569,9 +569,10 @@ class Engine:
         if sink is not None:
             sink.close()
             self._publish_batch(step, sink)
-            if sink.error:
+            if sink.error or sink.truncated:
                 said = message or (result.message if result else "")
-                message = "; ".join(filter(None, [said, f"output incomplete: {sink.error}"]))
+                incomplete = sink.error and f"output incomplete: {sink.error}"
+                message = "; ".join(filter(None, [said, incomplete, sink.truncation_note()]))
         self._emit(ev.StepFinished(
             self.run_id, self._now(), step.id, status, duration, attempt,
             exit_code=result.exit_code if result else None,
@@ -598,7 +599,7 @@ class Engine:
                 f"'{detail[2]}'" if detail else exc.args[0]))
         try:
             sink = OutputSink(self.output_path(step.id), self.redactor,
-                              self.config.window_lines)
+                              self.config.window_lines, self.config.max_step_bytes)
         except OSError as exc:
             raise EngineError(f"cannot write the output of step '{step.id}' to "
                               f"{self.output_path(step.id)}: {exc.strerror}") from None

@@ -17,6 +17,7 @@ import asyncio
 import mmap
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import re2
@@ -65,18 +66,22 @@ def search(pattern: str, text: str, *, multiline: bool = False) -> bool:
     return compile_pattern(pattern, multiline=multiline).search(text.encode()) is not None
 
 
-def _search_file(compiled, path: Path) -> bool:
-    try:
-        with path.open("rb") as file:
-            if not os.fstat(file.fileno()).st_size:  # mmap refuses an empty file
-                return compiled.search(b"") is not None
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return compiled.search(data) is not None
-    except FileNotFoundError:  # a step that printed nothing made no file
-        return compiled.search(b"") is not None
+def _search_files(compiled, paths: Iterable[Path]) -> bool:
+    for path in paths:
+        try:
+            with path.open("rb") as file:
+                if not os.fstat(file.fileno()).st_size:  # mmap refuses an empty file
+                    continue
+                with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    if compiled.search(data) is not None:
+                        return True
+        except FileNotFoundError:  # a step that printed nothing made no file
+            continue
+    return compiled.search(b"") is not None
 
 
-async def search_file(pattern: str, path: Path, *, multiline: bool = True) -> bool:
-    """Whether ``pattern`` is found in the file at ``path``, off the event loop."""
+async def search_files(pattern: str, paths: Iterable[Path], *, multiline: bool = True) -> bool:
+    """Whether ``pattern`` is found in one of the files (those that exist), matched
+    in a thread, off the event loop."""
     compiled = compile_pattern(pattern, multiline=multiline)
-    return await asyncio.to_thread(_search_file, compiled, path)
+    return await asyncio.to_thread(_search_files, compiled, tuple(paths))

@@ -273,3 +273,75 @@ async def test_tui_shows_control_characters_as_text(journal):
             assert_inert(text)
         assert any("Noisy ^[[5A up" in label for label in labels)
         assert "Escape ^[]0;title^G" in header
+
+
+# ------------------------------------------------------------ bounded output files
+
+CAP = 1024 * 1024
+
+
+def test_endless_output_is_capped_head_and_tail_kept(tmp_path):
+    jpath = tmp_path / "j" / "j.sqlite3"
+    config = write(tmp_path / "cockpit.toml", f"""
+        [output]
+        max_step_bytes = {CAP}
+    """)
+    book = write(tmp_path / "book.yaml", """
+        runbook: Endless
+        phases:
+          - id: p
+            steps:
+              - id: flood
+                timeout: 3s
+                run: |
+                  echo FIRST-LINE
+                  yes 0123456789abcdef
+              - {id: big, run: echo never}
+    """)
+    result = cockpit("run", book, "--headless", "--journal", jpath, "--config", config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = step_rows(jpath)
+    assert rows["flood"]["status"] == "failed" and rows["big"]["status"] == "pending"
+    assert "output truncated:" in rows["flood"]["message"]
+    log = Path(rows["flood"]["output_path"])
+    assert CAP // 4 < log.stat().st_size <= CAP + 200
+    text = log.read_text()
+    assert text.startswith("FIRST-LINE\n0123456789abcdef\n")
+    assert "[cockpit] ... output truncated: " in text
+    assert text.rstrip("\n").endswith("0123456789abcdef") or "timed out" in text[-200:]
+    assert not list(log.parent.glob("*.tail*")), "the tail segments are folded in"
+    assert "truncated" in result.stdout
+
+
+async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal):
+    from cockpit.config import Config
+
+    engine = make_engine("""
+        runbook: Big
+        phases:
+          - id: p
+            steps:
+              - id: big
+                run: |
+                  echo BEGIN
+                  seq 1 2000000
+                  echo END-OF-IT
+                expect: {output: '^END-OF-IT$'}
+    """, config=Config(kill_grace=0.5, flush_interval=0.01, max_step_bytes=CAP))
+    seen = []
+    engine.subscribe(seen.append)
+    await engine.run()
+    row = journal.steps(engine.run_id)[0]
+    assert row["status"] == "ok", row["message"]
+    assert "output truncated:" in row["message"]
+    log = engine.output_path("big")
+    size = log.stat().st_size
+    assert size <= CAP + 200
+    text = log.read_text()
+    assert text.startswith("BEGIN\n1\n2\n") and text.endswith("1999999\n2000000\nEND-OF-IT\n")
+    marker = next(line for line in text.splitlines(True) if "output truncated: " in line)
+    dropped = int(marker.split("output truncated: ")[1].split(" bytes")[0])
+    printed = "BEGIN\n" + "".join(f"{n}\n" for n in range(1, 2000001)) + "END-OF-IT\n"
+    assert size - len(marker) + dropped == len(printed), "every byte is kept or counted"
+    shown = [text for e in seen if type(e).__name__ == "OutputReceived" for _, text in e.lines]
+    assert any("truncated" in line for line in shown)
