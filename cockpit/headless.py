@@ -50,6 +50,7 @@ class HeadlessPrinter:
             ev.MetricsSampled: lambda e: None,  # the gate step shows the live values
             ev.BaselineTaken: lambda e: None,
             ev.MetricsNotice: lambda e: self.say(f"cockpit: {e.message}"),
+            ev.DiskLow: lambda e: self.say(f"cockpit: WARNING: {e.message}"),
             ev.AlertChanged: self._alert_changed,
             ev.StepApproved: lambda e: self._line(
                 e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"),

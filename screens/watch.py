@@ -129,6 +129,8 @@ class WatchScreen(Screen):
             self.query_one(MetricsPanel).notice(event.message, event.ok)
         elif isinstance(event, ev.AlertChanged):
             self.query_one(MetricsPanel).alert_changed(event.name, event.state)
+        elif isinstance(event, ev.DiskLow):
+            self.notify(event.message, title="Disk", severity="warning", timeout=60)
         elif isinstance(event, ev.RollbackStarted):
             self.notify(f"Rolling back: {event.reason}", severity="warning")
         elif isinstance(event, ev.RunFinished):

@@ -345,3 +345,34 @@ async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal)
     assert size - len(marker) + dropped == len(printed), "every byte is kept or counted"
     shown = [text for e in seen if type(e).__name__ == "OutputReceived" for _, text in e.lines]
     assert any("truncated" in line for line in shown)
+
+
+async def test_low_disk_is_warned_once_in_the_journal_and_the_printer(make_engine, journal,
+                                                                      monkeypatch):
+    import io
+
+    from cockpit import engine as engine_module
+    from cockpit import events as ev
+    from cockpit.headless import HeadlessPrinter
+
+    monkeypatch.setattr(engine_module, "DISK_LOW_BYTES", 1 << 62)  # every disk is low
+    monkeypatch.setattr(engine_module, "DISK_CHECK_EVERY", 0.0)  # look at every flush
+    engine = make_engine("""
+        runbook: Disk
+        phases:
+          - id: p
+            steps:
+              - {id: one, run: "for i in 1 2 3 4 5; do echo $i; sleep 0.05; done"}
+              - {id: two, run: "echo two"}
+    """)
+    seen: list = []
+    printed = io.StringIO()
+    engine.subscribe(seen.append)
+    engine.subscribe(HeadlessPrinter(engine.runbook, printed))
+    assert await engine.run() == ev.RunStatus.OK
+    lows = [e for e in seen if isinstance(e, ev.DiskLow)]
+    assert len(lows) == 1, "said once while the disk stays low"
+    assert lows[0].message.startswith("disk low: ") and lows[0].free < 1 << 62
+    assert "cockpit: WARNING: disk low: " in printed.getvalue()
+    recorded = [e for e in journal.events(engine.run_id) if e["type"] == "DiskLow"]
+    assert len(recorded) == 1 and recorded[0]["data"]["free"] == lows[0].free
