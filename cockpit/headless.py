@@ -13,7 +13,7 @@ import threading
 from typing import TextIO
 
 from cockpit import events as ev
-from cockpit.controls import visible_stream
+from cockpit.controls import visible, visible_stream
 from cockpit.durations import format_duration
 from cockpit.metrics import alert_summary
 from cockpit.runbook import Runbook, Step
@@ -116,7 +116,7 @@ def _ask(prompt: str) -> asyncio.Future[str | None]:
 
     def read() -> None:
         try:
-            line: str | None = input(prompt)
+            line: str | None = input(visible(prompt, newlines=False))  # readline: raw tty
         except (EOFError, OSError):
             line = None
         loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(line))
