@@ -41,12 +41,11 @@ MIN_STEP_BYTES = 64 * 1024
 
 def format_bytes(count: int) -> str:
     """``512 B``, ``64 KiB``, ``1.5 GiB``."""
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" or size >= 100 else f"{size:.3g} {unit}"
+    size, units = float(count), ["B", "KiB", "MiB", "GiB"]
+    while size >= 1024 and len(units) > 1:
         size /= 1024
-    raise AssertionError("unreachable")
+        units.pop(0)
+    return f"{f'{size:.1f}'.rstrip('0').rstrip('.')} {units[0]}"
 
 
 class OutputSink:
@@ -138,9 +137,9 @@ class OutputSink:
             return
         if self._tail_file is None:
             self._pane_note(
-                f"output over {format_bytes(self.max_bytes)} "
-                "([output] max_step_bytes): the file keeps its head and its "
-                "tail; the middle is dropped"
+                f"output past {format_bytes(self.max_bytes // 2)}: its file keeps this head "
+                f"and the last part ([output] max_step_bytes = {format_bytes(self.max_bytes)})"
+                "; the middle is dropped"
             )
         elif self._tail_size + len(data) > self.max_bytes // 4:
             self._tail_file.close()
