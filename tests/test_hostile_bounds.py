@@ -376,3 +376,24 @@ async def test_low_disk_is_warned_once_in_the_journal_and_the_printer(make_engin
     assert "cockpit: WARNING: disk low: " in printed.getvalue()
     recorded = [e for e in journal.events(engine.run_id) if e["type"] == "DiskLow"]
     assert len(recorded) == 1 and recorded[0]["data"]["free"] == lows[0].free
+
+
+async def test_a_killed_cockpits_tail_is_folded_in_and_still_matched(tmp_path):
+    path = tmp_path / "step.log"
+    sink = OutputSink(path, Redactor(), window=10, max_bytes=64 * 1024)
+    sink.write("out", b"HEAD\n" + b"x" * 99 + b"\n")
+    for n in range(2000):
+        sink.write("out", f"line {n:05d} ".encode() + b"y" * 80 + b"\n")
+    assert path.stat().st_size <= 32 * 1024, "the head stops at half the cap"
+    assert await sink.matches(r"^line 01999 y+$"), "expect.output sees the tail too"
+    assert sink.truncated > 0
+    # SIGKILL now: the sink is never closed; the next one on the file (resume) folds in
+    # what the dead one left beside it.
+    again = OutputSink(path, Redactor(), window=10, max_bytes=64 * 1024)
+    assert again.resumed
+    text = path.read_text()
+    assert text.startswith("HEAD\n")
+    assert "[cockpit] ... output truncated: the middle may be missing here" in text
+    assert text.endswith("line 01999 " + "y" * 80 + "\n")
+    assert len(text) <= 64 * 1024 + 200
+    assert not list(tmp_path.glob("*.tail*"))
