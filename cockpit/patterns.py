@@ -14,9 +14,11 @@ into memory): RE2 lets go of the GIL while it scans, so the loop stays free.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mmap
 import os
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,6 +84,31 @@ def _search_files(compiled, paths: Iterable[Path]) -> bool:
 
 async def search_files(pattern: str, paths: Iterable[Path], *, multiline: bool = True) -> bool:
     """Whether ``pattern`` is found in one of the files (those that exist), matched
-    in a thread, off the event loop."""
+    in a thread, off the event loop.
+
+    A daemon thread of its own, not the loop's executor: a match cut off by the step's
+    timeout or by SIGTERM finishes unseen, and never keeps the process from exiting
+    (``asyncio.run`` waits for its executor's threads).
+    """
     compiled = compile_pattern(pattern, multiline=multiline)
-    return await asyncio.to_thread(_search_files, compiled, tuple(paths))
+    loop = asyncio.get_running_loop()
+    found: asyncio.Future[bool] = loop.create_future()
+
+    def settle(result: bool | None, error: Exception | None) -> None:
+        if found.done():
+            return
+        if error is not None:
+            found.set_exception(error)
+        else:
+            found.set_result(bool(result))
+
+    def search(files: tuple[Path, ...]) -> None:
+        try:
+            result, error = _search_files(compiled, files), None
+        except Exception as exc:  # an unreadable file: the step says so
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=search, args=(tuple(paths),), daemon=True, name="cockpit-match").start()
+    return await found

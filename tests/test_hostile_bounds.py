@@ -397,3 +397,63 @@ async def test_a_killed_cockpits_tail_is_folded_in_and_still_matched(tmp_path):
     assert text.endswith("line 01999 " + "y" * 80 + "\n")
     assert len(text) <= 64 * 1024 + 200
     assert not list(tmp_path.glob("*.tail*"))
+
+
+# A pattern RE2 runs in linear time but slowly (its DFA gives up: a few MB/s) on random
+# a/b text: seconds of matching for the output below.
+SLOW = "^(a|b)*a(a|b){20}c$"
+SLOW_OUTPUT_MB = 24
+PRINT_AB = (
+    'python3 -c "import os, sys\n'
+    "ab = os.urandom(1 << 20).translate(bytes(b'ab'[i & 1] for i in range(256)))\n"
+    "lines = b'\\\\n'.join(ab[i:i + 999] for i in range(0, len(ab), 1000)) + b'\\\\n'\n"
+    f'for _ in range({SLOW_OUTPUT_MB}): sys.stdout.buffer.write(lines)"'
+)
+
+
+def slow_match_book(tmp_path: Path, timeout: str) -> Path:
+    run = textwrap.indent(PRINT_AB, " " * 18).strip()
+    return write(tmp_path / "slow.yaml", f"""
+        runbook: Slow
+        phases:
+          - id: p
+            steps:
+              - id: slow
+                {timeout}
+                run: |
+                  {run}
+                expect: {{output: '{SLOW}'}}
+    """)
+
+
+def test_step_timeout_fires_while_a_big_output_is_matched(tmp_path):
+    jpath = tmp_path / "j" / "j.sqlite3"
+    book = slow_match_book(tmp_path, "timeout: 3s")
+    started = time.monotonic()
+    result = cockpit("run", book, "--headless", "--journal", jpath, timeout=120)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert step_rows(jpath)["slow"]["message"] == "timed out after 3.00s"
+    assert took < 8, f"the run ended {took:.1f}s after it started"
+
+
+def test_sigterm_ends_the_run_while_a_big_output_is_matched(tmp_path):
+    jpath = tmp_path / "j" / "j.sqlite3"
+    book = slow_match_book(tmp_path, "on_failure: stop")
+    proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        log = jpath.parent / "runs"
+        wait_for(lambda: sum(p.stat().st_size for p in log.glob("*/slow.log"))
+                 >= SLOW_OUTPUT_MB << 20, what="the whole output", timeout=60)
+        time.sleep(0.5)  # matching now
+        assert proc.poll() is None
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        took = time.monotonic() - signalled
+    finally:
+        proc.kill()
+    assert took < 5, f"the run ended {took:.1f}s after SIGTERM"
+    assert proc.returncode == 130
+    assert step_rows(jpath)["slow"]["status"] in ("cancelled", "interrupted")
