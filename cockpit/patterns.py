@@ -7,8 +7,9 @@ never ends, and holds the event loop (so the step's timeout, SIGINT and SIGTERM)
 it runs. RE2 never backtracks; the price is that backreferences (``\\1``) and
 lookaround (``(?=...)``, ``(?<!...)``) are refused, at validation, with the reason.
 
-Matching a whole output file runs in a thread on the file's bytes (mapped, not read
-into memory): RE2 lets go of the GIL while it scans, so the loop stays free.
+Matching a whole output file, an HTTP body or a Redis reply runs in a thread
+(``off_loop``), a file on its bytes (mapped, not read into memory): RE2 lets go of the
+GIL while it scans, so the loop stays free.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import mmap
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import re2
+
+T = TypeVar("T")
 
 # RE2 takes a repetition count above its limit as literal text (``x{4294967296}``
 # matches those 13 characters): say so instead of silently matching something else.
@@ -84,31 +88,38 @@ def _search_files(compiled, paths: Iterable[Path]) -> bool:
 
 async def search_files(pattern: str, paths: Iterable[Path], *, multiline: bool = True) -> bool:
     """Whether ``pattern`` is found in one of the files (those that exist), matched
-    in a thread, off the event loop.
-
-    A daemon thread of its own, not the loop's executor: a match cut off by the step's
-    timeout or by SIGTERM finishes unseen, and never keeps the process from exiting
-    (``asyncio.run`` waits for its executor's threads).
-    """
+    off the event loop (``off_loop``)."""
     compiled = compile_pattern(pattern, multiline=multiline)
-    loop = asyncio.get_running_loop()
-    found: asyncio.Future[bool] = loop.create_future()
+    return await off_loop(_search_files, compiled, tuple(paths))
 
-    def settle(result: bool | None, error: Exception | None) -> None:
-        if found.done():
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a daemon thread of its own, awaited: for matching a large
+    text (RE2 lets go of the GIL while it scans), so the loop, the step's timeout and
+    signals stay free.
+
+    Not the loop's executor (``asyncio.to_thread``): ``asyncio.run`` waits for its
+    threads at exit, so a match cut off by a timeout or SIGTERM would keep the process
+    alive until it ended. Here it finishes unseen.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: Exception | None) -> None:
+        if done.done():
             return
         if error is not None:
-            found.set_exception(error)
+            done.set_exception(error)
         else:
-            found.set_result(bool(result))
+            done.set_result(result)
 
-    def search(files: tuple[Path, ...]) -> None:
+    def call() -> None:
         try:
-            result, error = _search_files(compiled, files), None
-        except Exception as exc:  # an unreadable file: the step says so
+            result, error = function(*args), None
+        except Exception as exc:  # raised where it is awaited
             result, error = None, exc
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
             loop.call_soon_threadsafe(settle, result, error)
 
-    threading.Thread(target=search, args=(tuple(paths),), daemon=True, name="cockpit-match").start()
-    return await found
+    threading.Thread(target=call, daemon=True, name="cockpit-match").start()
+    return await done

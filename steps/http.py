@@ -398,7 +398,7 @@ class HttpStep(StepKind):
                 except httpx.HTTPError as exc:
                     failure = problem(exc, request, url, timeout)
                 if answer is not None:
-                    found = mismatches(ctx.expect, answer)
+                    found = await patterns.off_loop(mismatches, ctx.expect, answer)
                     failure = f"{request}: {'; '.join(found)}" if found else ""
                 if until is not None:
                     said = (failure.removeprefix(f"{request}: ") if failure

@@ -286,7 +286,7 @@ class RedisStep(StepKind):
                 f"lost the connection to Redis at {where}: {_reason(exc)}", url))
         finally:
             await client.aclose()
-        problems = self._check(ctx.expect, reply)
+        problems = await patterns.off_loop(self._check, ctx.expect, reply)
         if problems:
             return StepResult(False, "; ".join(problems), details=details)
         return StepResult(True, said, details=details)

@@ -4,18 +4,33 @@ terminal is not the step's to write."""
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import signal
 import subprocess
 import textwrap
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import COCKPIT, cockpit, wait_for
 
+from cockpit import engine as engine_module
+from cockpit import events as ev
+from cockpit.app import CockpitApp, TuiOperator
+from cockpit.config import Config, Environment
+from cockpit.engine import Engine
+from cockpit.headless import HeadlessPrinter
 from cockpit.journal import Journal
 from cockpit.output import OutputSink
 from cockpit.redact import Redactor
+from cockpit.runbook import parse_runbook
+from widgets.output_pane import OutputPane
+from widgets.phase_tree import PhaseTree
+from widgets.run_header import RunHeader
+from widgets.step_detail import StepDetail
 
 REDOS = "^(a+)+$"
 
@@ -239,15 +254,6 @@ phases:
 
 
 async def test_tui_shows_control_characters_as_text(journal):
-    from cockpit.app import CockpitApp, TuiOperator
-    from cockpit.config import Config, Environment
-    from cockpit.engine import Engine
-    from cockpit.runbook import parse_runbook
-    from widgets.output_pane import OutputPane
-    from widgets.phase_tree import PhaseTree
-    from widgets.run_header import RunHeader
-    from widgets.step_detail import StepDetail
-
     operator = TuiOperator("tester")
     engine = Engine(parse_runbook(textwrap.dedent(TUI_BOOK), "tui.yaml"), journal,
                     config=Config(kill_grace=0.5, flush_interval=0.01),
@@ -314,8 +320,6 @@ def test_endless_output_is_capped_head_and_tail_kept(tmp_path):
 
 
 async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal):
-    from cockpit.config import Config
-
     engine = make_engine("""
         runbook: Big
         phases:
@@ -349,12 +353,6 @@ async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal)
 
 async def test_low_disk_is_warned_once_in_the_journal_and_the_printer(make_engine, journal,
                                                                       monkeypatch):
-    import io
-
-    from cockpit import engine as engine_module
-    from cockpit import events as ev
-    from cockpit.headless import HeadlessPrinter
-
     monkeypatch.setattr(engine_module, "DISK_LOW_BYTES", 1 << 62)  # every disk is low
     monkeypatch.setattr(engine_module, "DISK_CHECK_EVERY", 0.0)  # look at every flush
     engine = make_engine("""
@@ -457,3 +455,53 @@ def test_sigterm_ends_the_run_while_a_big_output_is_matched(tmp_path):
     assert took < 5, f"the run ended {took:.1f}s after SIGTERM"
     assert proc.returncode == 130
     assert step_rows(jpath)["slow"]["status"] in ("cancelled", "interrupted")
+
+
+async def test_step_timeout_fires_while_a_big_http_body_is_matched(make_engine, journal):
+    # 8 MB: some 6 s of matching, and as long burning a core after the test
+    body = os.urandom(8 << 20).translate(bytes(b"ab"[i & 1] for i in range(256)))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        engine = make_engine(f"""
+            runbook: Body
+            phases:
+              - id: p
+                steps:
+                  - id: fetch
+                    kind: http
+                    url: "http://127.0.0.1:{server.server_port}/"
+                    timeout: 1s
+                    expect: {{body: 'a(a|b){{20}}c'}}
+        """)
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        await engine.run()
+        took = time.monotonic() - started
+        ticker.cancel()
+    finally:
+        server.shutdown()
+    row = journal.steps(engine.run_id)[0]
+    assert row["message"] == "timed out after 1.00s"
+    assert took < 3
+    assert ticks > took * 50, "the loop stayed free while the body was matched"
