@@ -36,7 +36,6 @@ def visible(text: str, *, newlines: bool = True) -> str:
     return text.translate(_LINES if newlines else _TABLE)
 
 
-
 class VisibleStream:
     """A text stream (stdout, stderr) whose every write goes through ``visible``: put
     where a command's text leaves for the terminal, it covers every line printed."""
@@ -54,4 +53,6 @@ class VisibleStream:
 
 def visible_stream(stream: TextIO) -> TextIO:
     """``stream`` behind a ``VisibleStream`` (once: a wrapped stream is returned as is)."""
-    return stream if isinstance(stream, VisibleStream) else VisibleStream(stream)  # type: ignore[return-value]
+    if isinstance(stream, VisibleStream):
+        return stream
+    return VisibleStream(stream)  # type: ignore[return-value]  # a TextIO by delegation

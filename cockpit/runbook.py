@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -574,7 +574,9 @@ class _Checker:
         values = [self.string(item, f"{what} item") for item in node.value]
         return None if None in values else values  # type: ignore[return-value]
 
-    def string_map(self, node: Node, what: str, read=None) -> dict[str, str] | None:
+    def string_map(self, node: Node, what: str,
+                   read: Callable[[Node, str], str | None] | None = None
+                   ) -> dict[str, str] | None:
         """A mapping of strings, each value read by ``read`` (default: ``string``)."""
         found = self.mapping(node, what, (), check_unknown=False)
         if found is None:
