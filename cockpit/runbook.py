@@ -596,6 +596,18 @@ class _Checker:
                 return None
         return value
 
+    def regex_list(self, node: Node, what: str) -> str | list[str] | None:
+        """One regular expression, or a non-empty list of them (all must match: RE2 has
+        no lookahead to say "contains each of these" in one)."""
+        if not isinstance(node, SequenceNode):
+            return self.regex(node, what)
+        if not node.value:
+            self.problem(node, f"{what}: expected a regular expression or a list of them, "
+                         "got an empty list")
+            return None
+        values = [self.regex(item, f"{what} item") for item in node.value]
+        return None if None in values else values  # type: ignore[return-value]
+
     def json(self, node: Node, what: str) -> Any:
         """Any YAML value made of mappings (string keys), lists and scalars, as JSON
         can carry it (a request body, a JSON subset to expect). None if it has none."""
@@ -1075,6 +1087,8 @@ class _Checker:
                 value = self.regex(node, what)
             case "regex_map":
                 value = self.string_map(node, what, self.regex)
+            case "regex_list":
+                value = self.regex_list(node, what)
             case "int":
                 value = self.integer(node, what, minimum=-(2**31))
             case "bool":

@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     from cockpit.runbook import Step
 
 FieldType = Literal[
-    "str", "regex", "regex_map", "int", "bool", "duration", "str_list", "str_map", "json"
+    "str", "regex", "regex_list", "regex_map", "int", "bool", "duration", "str_list",
+    "str_map", "json",
 ]
 """``json``: any YAML value of mappings, lists and scalars (a request body). ``regex``:
-RE2 syntax (``cockpit.patterns``); ``regex_map``: a mapping of names to such."""
+RE2 syntax (``cockpit.patterns``); ``regex_list``: one or a list of such, all to be
+found; ``regex_map``: a mapping of names to such."""
 
 
 @dataclass(frozen=True)

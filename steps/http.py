@@ -16,7 +16,8 @@ Expectations (``expect:``), all of which must hold:
   too); a scalar matches an equal value of the same JSON type (``1`` matches ``1.0``,
   but not ``"1"`` or ``true``). A mismatch names the path, e.g.
   ``$.checks.database: expected "ok", got "down"``.
-- ``body``: a regular expression (RE2 syntax: ``cockpit.patterns``) searched in the body.
+- ``body``: a regular expression (RE2 syntax: ``cockpit.patterns``) searched in the body,
+  or a list of them, each of which must be found (RE2 has no lookahead).
 - ``headers``: header name -> regular expression searched in its value.
 - ``content_type``: the media type, ignoring parameters such as ``charset``.
 - ``rows``: the body is CSV with this many data rows (the header row and blank
@@ -231,6 +232,11 @@ def _search(pattern: str, text: str, what: str) -> bool:
         raise HttpFailed(f"{what}: not a valid regular expression: {exc}") from None
 
 
+def _each(value: str | list[str] | None) -> list[str]:
+    """A ``regex_list`` field's patterns."""
+    return [value] if isinstance(value, str) else value or []
+
+
 def mismatches(expect: Mapping[str, Any], answer: Answer) -> list[str]:
     """What in ``answer`` does not meet ``expect``; empty when all of it holds."""
     want = expect.get("status")
@@ -248,8 +254,9 @@ def mismatches(expect: Mapping[str, Any], answer: Answer) -> list[str]:
                          f"{f': {start!r}' if start else ', empty'})")
         else:
             found += json_mismatches(expect["json"], document)
-    if "body" in expect and not _search(expect["body"], answer.text, "expect.body"):
-        found.append(f"the body does not match /{expect['body']}/")
+    for pattern in _each(expect.get("body")):
+        if not _search(pattern, answer.text, "expect.body"):
+            found.append(f"the body does not match /{pattern}/")
     for name, pattern in (expect.get("headers") or {}).items():
         value = answer.headers.get(name)
         if value is None:
@@ -312,7 +319,8 @@ class HttpStep(StepKind):
     expect = {
         "status": Field("int", help="the status code (default: any 2xx)"),
         "json": Field("json", help="a JSON subset the answer must contain"),
-        "body": Field("regex", help="a regular expression searched in the body"),
+        "body": Field("regex_list", help="a regular expression searched in the body, or "
+                      "a list of them: each must be found"),
         "headers": Field("regex_map", help="header name: regular expression for its value"),
         "content_type": Field("str", help="the media type, e.g. application/json"),
         "rows": Field("int", help="the body is CSV with this many data rows"),
@@ -351,7 +359,7 @@ class HttpStep(StepKind):
                 case "json":
                     said.append(f"JSON containing {json.dumps(value, ensure_ascii=False)}")
                 case "body":
-                    said.append(f"body matching /{value}/")
+                    said += [f"body matching /{pattern}/" for pattern in _each(value)]
                 case "headers":
                     said += [f"header {name} matching /{regex}/" for name, regex in value.items()]
                 case "content_type":

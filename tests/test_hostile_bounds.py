@@ -505,3 +505,40 @@ async def test_step_timeout_fires_while_a_big_http_body_is_matched(make_engine, 
     assert row["message"] == "timed out after 1.00s"
     assert took < 3
     assert ticks > took * 50, "the loop stayed free while the body was matched"
+
+
+async def test_http_body_takes_a_list_of_patterns_all_to_be_found(make_engine, journal):
+    """What the flagship wrote as lookaheads ("the body holds each of these")."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"pm_requests_total 3\npm_errors_total 0\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        engine = make_engine(f"""
+            runbook: Body
+            phases:
+              - id: p
+                steps:
+                  - {{id: both, kind: http, url: "{url}", on_failure: continue,
+                     expect: {{body: [pm_requests_total, '(?m)^pm_errors_total 0$']}}}}
+                  - {{id: missing, kind: http, url: "{url}",
+                     expect: {{body: [pm_requests_total, pm_system_health]}}}}
+        """)
+        await engine.run()
+    finally:
+        server.shutdown()
+    rows = {row["step_id"]: row for row in journal.steps(engine.run_id)}
+    assert rows["both"]["status"] == "ok", rows["both"]["message"]
+    assert rows["missing"]["status"] == "failed"
+    assert rows["missing"]["message"].endswith("the body does not match /pm_system_health/")
