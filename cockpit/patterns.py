@@ -54,12 +54,14 @@ def compile_pattern(pattern: str, *, multiline: bool = False):
             raise PatternError(
                 f"the repetition number {match[0]} is too large (at most {_MAX_REPEAT})"
             )
+    written = f"(?m){pattern}" if multiline else pattern
     try:
-        return re2.compile(f"(?m){pattern}" if multiline else pattern, _options())
+        return re2.compile(written, _options())
     except re2.error as exc:
         reason = exc.args[0] if exc.args else "not accepted"
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
+        reason = reason.replace(written, pattern)  # RE2 quotes what it was given
         if len(reason) > _MESSAGE_CHARS:
             reason = reason[: _MESSAGE_CHARS - 1] + "…"
         if "invalid perl operator" in reason or _BACKREFERENCE.search(reason):

@@ -354,8 +354,11 @@ class RedisStep(StepKind):
         if "value" in expect and text != expect["value"]:
             problems.append(f"expected the reply {expect['value']!r}, got {shown}")
         pattern = expect.get("reply_matches")
-        if pattern is not None and not patterns.search(pattern, text or "", multiline=True):
-            problems.append(f"reply {shown} did not match /{pattern}/")
+        try:
+            if pattern is not None and not patterns.search(pattern, text or "", multiline=True):
+                problems.append(f"reply {shown} did not match /{pattern}/")
+        except patterns.PatternError as exc:  # a variable's value made it so
+            problems.append(f"expect.reply_matches: not a valid regular expression: {exc}")
         return problems
 
 

@@ -542,3 +542,19 @@ async def test_http_body_takes_a_list_of_patterns_all_to_be_found(make_engine, j
     assert rows["both"]["status"] == "ok", rows["both"]["message"]
     assert rows["missing"]["status"] == "failed"
     assert rows["missing"]["message"].endswith("the body does not match /pm_system_health/")
+
+
+def test_a_variable_that_breaks_a_pattern_fails_the_step_in_one_line(tmp_path):
+    book = write(tmp_path / "tpl.yaml", """
+        runbook: Tpl
+        variables: {PAT: "(unclosed"}
+        phases:
+          - id: p
+            steps:
+              - {id: s, run: echo hi, expect: {output: "${PAT}"}}
+    """)
+    jpath = tmp_path / "j" / "j.sqlite3"
+    result = cockpit("run", book, "--headless", "--journal", jpath)
+    assert result.returncode == 1
+    assert step_rows(jpath)["s"]["message"] == (
+        "expect.output: not a valid regular expression: missing ): (unclosed")
