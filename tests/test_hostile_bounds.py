@@ -560,3 +560,43 @@ def test_a_variable_that_breaks_a_pattern_fails_the_step_in_one_line(tmp_path):
     assert result.returncode == 1
     assert step_rows(jpath)["s"]["message"] == (
         "expect.output: not a valid regular expression: missing ): (unclosed")
+
+
+def test_an_http_body_and_plan_show_control_characters_as_text(tmp_path):
+    body = b"\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\r\nstatus \x9b31m ok\rdeploy = ok\n"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(500)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    book = write(tmp_path / "http.yaml", f"""
+        runbook: Http
+        phases:
+          - id: p
+            steps:
+              - id: fetch
+                kind: http
+                url: "http://127.0.0.1:{server.server_port}/"
+                expect: {{status: 200, body: "\\e\\\\[2J"}}
+              - {{id: later, run: "printf '\\\\033[2J'"}}
+    """)
+    try:
+        result = cockpit("run", book, "--headless", "--journal", tmp_path / "j" / "j.sqlite3")
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert_inert(result.stdout)
+    assert "^[]52;c;" in result.stdout and "^[[2J" in result.stdout
+    plan = cockpit("plan", book)
+    assert plan.returncode == 0, plan.stderr
+    assert_inert(plan.stdout)
+    assert "body matching /^[\\[2J/" in plan.stdout
