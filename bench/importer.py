@@ -15,6 +15,9 @@ and a slow CI runner. Nothing is asserted: each figure is printed with its targe
    once. Target: linear, at most 12x the time for 10x the text.
 4. ``cockpit validate`` of the seed ``.md`` and of its YAML, in fresh processes
    (interpreter start-up included), median of 5.
+5. Hostile size (issue 13): ``FENCES`` fences under one heading, against a tenth of
+   them; import time and peak memory (tracemalloc). Targets: linear (at most 12x the time
+   for 10x the fences), under 2 s and 300 MB. ``fences(count)`` builds the document.
 
 Run from the project root: ``python -m bench.importer``.
 """
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +45,9 @@ COPIES = 10
 IMPORT_TARGET = 0.1  # seconds, at most
 LOAD_TARGET = 2.0  # .md load / .yaml load, at most
 SCALE_TARGET = 12.0  # 10x the text, at most this many times the time
+FENCES = 20_000
+FENCES_TARGET = 2.0  # seconds, at most
+MEMORY_TARGET = 300  # MB, at most
 
 
 def best_of(*work: Callable[[], object], repeats: int = REPEATS) -> list[float]:
@@ -52,6 +59,22 @@ def best_of(*work: Callable[[], object], repeats: int = REPEATS) -> list[float]:
             call()
             best[index] = min(best[index], time.perf_counter() - started)
     return best
+
+
+def fences(count: int) -> str:
+    """``count`` shell fences under one heading (20,000 took 25 s to import before ids
+    remembered their next free number)."""
+    return "# Fences\n\n## Deploy\n\n" + "".join(
+        f"```bash\necho {number}\n```\n\n" for number in range(count))
+
+
+def peak_mb(work: Callable[[], object]) -> float:
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
 
 
 def row(label: str, value: str, note: str = "") -> None:
@@ -114,6 +137,16 @@ def main() -> None:
                                capture_output=True)
                 times.append(time.perf_counter() - started)
             row(label, ms(statistics.median(times)))
+
+    many, tenth = fences(FENCES), fences(FENCES // 10)
+    large, small = best_of(lambda: import_markdown(many, "fences.md"),
+                           lambda: import_markdown(tenth, "fences.md"), repeats=3)
+    print(f"\n5. {FENCES:,} fences under one heading ({len(many):,} characters)")
+    row(f"import, {FENCES // 10:,} fences", ms(small))
+    row(f"import, {FENCES:,} fences", ms(large), verdict(large, FENCES_TARGET, " s"))
+    row("ratio", f"{large / small:.2f}x", verdict(large / small, SCALE_TARGET))
+    memory = peak_mb(lambda: import_markdown(many, "fences.md"))
+    row("peak memory (tracemalloc)", f"{memory:.0f} MB", verdict(memory, MEMORY_TARGET, " MB"))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--skip-interrupted", action="store_true",
                        help="skip the step the dead process left running")
 
+    p = sub.add_parser("repair", parents=[common, journal],
+                       help="settle a migration a dead process cut off outside a "
+                            "transaction, before resuming its run")
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+    p.add_argument("step", metavar="STEP", help="the migrate step's id")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--mark-applied", metavar="FILE",
+                       help="FILE was finished by hand: record it as applied")
+    group.add_argument("--rerun", metavar="FILE",
+                       help="FILE was undone by hand: remove its failed row, so it runs "
+                            "again from the top")
+
     p = sub.add_parser("history", parents=[common, journal],
                        help="browse recorded runs (a table when not at a terminal)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -309,6 +321,10 @@ def cmd_resume(args) -> int:
     run = journal.find_run(args.run_id)
     if run["status"] in ("ok", "rolled-back"):
         raise UsageError(f"run {run['id']} is {run['status']}: nothing to resume")
+    live = journal.live_in(run)
+    if live:
+        raise UsageError(f"run {run['id']} is live in {live}: it is not flown twice; watch "
+                         "it, or wait for it to end")
     if journal.elsewhere(run):
         raise UsageError(f"run {run['id']} was flown on {run['host']}: its run lock and its "
                          f"output files are there; resume it on {run['host']}")
@@ -321,6 +337,51 @@ def cmd_resume(args) -> int:
     if action is None and not args.headless:
         action = "ask"  # the TUI shows the interrupted step; the operator decides
     return _fly(args, config, runbook, profile, journal, resume=(run["id"], Interrupted(action)))
+
+
+def cmd_repair(args) -> int:
+    from cockpit.engine import resolve_values
+    from cockpit.events import StepRepaired
+    from cockpit.runbook import load_runbook, resolve_fields
+    from steps.migrate import MigrateError, repair
+
+    config = _config(args)
+    journal = _journal(args, config)
+    run = journal.find_run(args.run_id)
+    live = journal.live_in(run)
+    if live:
+        raise UsageError(f"run {run['id']} is live in {live}: repair it once it has ended")
+    runbook = load_runbook(run["runbook_path"])
+    try:
+        step = runbook.step(args.step)
+    except KeyError:
+        raise UsageError(f"run {run['id']}'s runbook {run['runbook_path']} has no step "
+                         f"'{args.step}'") from None
+    if step.kind != "migrate":
+        raise UsageError(f"step '{step.id}' is a {step.kind} step: repair settles the "
+                         "history of a migrate step")
+    profile = config.profile(run["environment"])
+    values, _, redactor, missing = resolve_values(runbook, profile, config.operator_name,
+                                                  run["id"])
+    if missing:
+        raise UsageError("secrets not usable: " + "; ".join(missing))
+    try:
+        fields, _ = resolve_fields(step, values)
+    except KeyError as exc:
+        raise UsageError(f"step '{step.id}': {exc.args[0]}: repair needs fields that "
+                         "do not depend on other steps' details") from None
+    how, file = ("rerun", args.rerun) if args.rerun else ("mark-applied", args.mark_applied)
+    try:
+        done = asyncio.run(repair(fields, runbook.path.resolve().parent, file, how,
+                                  lambda line: print(redactor.redact(line), file=sys.stderr)))
+    except MigrateError as exc:
+        raise UsageError(redactor.redact(str(exc))) from None
+    done = redactor.redact(done)
+    journal.apply(StepRepaired(run["id"], time.time(), step.id, file, how,
+                               config.operator_name, done))
+    print(done)
+    print(f"then: cockpit resume {run['id']} --headless")
+    return EXIT_OK
 
 
 EXIT_CODES = {
@@ -664,6 +725,7 @@ COMMANDS = {
     "plan": cmd_plan,
     "run": cmd_run,
     "resume": cmd_resume,
+    "repair": cmd_repair,
     "history": cmd_history,
     "report": cmd_report,
     "signoff": cmd_signoff,

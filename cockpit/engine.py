@@ -25,7 +25,7 @@ from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading, from_rehearsal
-from cockpit.journal import BaseJournal, RunLock
+from cockpit.journal import BaseJournal
 from cockpit.metrics import MetricsWatch, Poll
 from cockpit.output import OutputSink, format_bytes
 from cockpit.process import live_members
@@ -69,6 +69,27 @@ class TeamLink(Protocol):
     def approvals(self, step_id: str, others: int) -> AsyncIterator[str]:
         """Each approval of ``step_id`` by another person, as a line for the record,
         until ``others`` came in; NeedsOperator when the run can not wait for them."""
+
+
+@dataclass(frozen=True)
+class MaskedOperator:
+    """The operator as a step kind sees it: what it is asked shows secrets as ``***``."""
+
+    operator: Operator
+    redactor: Redactor
+
+    @property
+    def name(self) -> str:
+        return self.operator.name
+
+    async def confirm(self, step: Step, description: str) -> bool | None:
+        return await self.operator.confirm(step, self.redactor.redact(description))
+
+    async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
+        return await self.operator.checklist(step, self.redactor.mask(items))
+
+    async def confirm_rollback(self, reason: str) -> bool:
+        return await self.operator.confirm_rollback(self.redactor.redact(reason))
 
 
 @dataclass(frozen=True)
@@ -166,7 +187,7 @@ class Engine:
         self._pause_requested = False
         self._in_rollback = False
         self._resumed = False
-        self._lock = RunLock(journal.run_dir(self.run_id)) if not dry_run else None
+        self._lock = journal.run_lock(self.run_id) if not dry_run else None
         self.values, self.env, self.redactor, self.missing_secrets = resolve_values(
             runbook, profile, operator.name, self.run_id
         )
@@ -197,13 +218,11 @@ class Engine:
     def _metrics_polled(self, poll: Poll) -> None:
         now = self._now()
         if poll.notice is not None:
-            self._emit(ev.MetricsNotice(self.run_id, now,
-                                        self.redactor.redact(poll.notice.message), poll.notice.ok))
+            self._emit(ev.MetricsNotice(self.run_id, now, poll.notice.message, poll.notice.ok))
         for key, values in poll.baselines:
             self._emit(ev.BaselineTaken(self.run_id, now, key, values))
         readings = poll.sample.readings
-        reasons = {name: self.redactor.redact(r.reason) for name, r in readings.items()
-                   if r.reason}
+        reasons = {name: r.reason for name, r in readings.items() if r.reason}
         if poll.sample.error:  # said once by the notice; each metric just points at it
             reasons = dict.fromkeys(self.metrics.spec.metrics, "the last poll failed")
         self._emit(ev.MetricsSampled(
@@ -212,7 +231,7 @@ class Engine:
             self._emit(ev.AlertChanged(
                 self.run_id, now, status.rule.name, status.rule.severity, status.state.value,
                 status.rule.metric, status.value, status.threshold,
-                self.redactor.redact(status.no_data_reason or ""),
+                status.no_data_reason or "",
             ))
 
     def _watch_metrics(self) -> None:
@@ -232,6 +251,9 @@ class Engine:
         self._subscribers.append(subscriber)
 
     def _emit(self, event: ev.Event) -> None:
+        """Record ``event``, then publish it: every string in it masked first, so no
+        secret reaches the journal, the reports or a watcher whatever field holds it."""
+        event = self.redactor.mask(event)
         self.journal.apply(event)
         for subscriber in self._subscribers:
             subscriber(event)
@@ -303,11 +325,12 @@ class Engine:
         if self.missing_secrets and not self.dry_run:
             raise EngineError("secrets not usable: " + "; ".join(self.missing_secrets))
         if self._lock is not None and not self._lock.held and not self._lock.acquire():
-            raise EngineError(f"run {self.run_id} is being flown by another process "
-                              f"(lock {self._lock.path})")
+            raise EngineError(self._live_elsewhere())
+        if not self.dry_run:
+            self.journal.run_dir(self.run_id).mkdir(parents=True, exist_ok=True)
         if not self._resumed:
             self.journal.create_run(
-                {
+                self.redactor.mask({
                     "id": self.run_id,
                     "runbook": self.runbook.name,
                     "version": self.runbook.version,
@@ -321,17 +344,26 @@ class Engine:
                     "rehearsal": int(self.rehearsal),
                     "started_at": self.started,
                     "output_dir": str(self.journal.run_dir(self.run_id)),
-                },
-                enumerate(self._all_steps()),
+                }),
+                enumerate(map(self.redactor.mask, self._all_steps())),
             )
         self._emit(ev.RunStarted(self.run_id, self._now(), self.runbook.name,
                                  self.profile.name, self.operator.name, self.dry_run,
-                                 self._resumed))
+                                 self._resumed, os.getpid()))
         if self.team is not None and self.team.took_over is not None:
             self._emit(ev.LockTakenOver(self.run_id, self._now(), self.profile.name,
                                         str(self.team.took_over)))
         self._check_disk()
         self._watch_metrics()
+
+    def _live_elsewhere(self) -> str:
+        """Why this run can't be taken: another process flies it (whatever its files)."""
+        try:
+            where = self.journal.live_in(self.journal.find_run(self.run_id))
+        except LookupError:
+            where = None
+        return (f"run {self.run_id} is live in {where or 'another process'}: it is not "
+                "flown twice; watch it, or wait for it to end")
 
     def prepare_resume(self, interrupted: Interrupted) -> list[str]:
         """Take up a run from the journal; returns the ids of interrupted steps.
@@ -342,8 +374,7 @@ class Engine:
         """
         self._resumed = True
         if self._lock is not None and not self._lock.acquire():
-            raise EngineError(f"run {self.run_id} is still being flown by another process "
-                              f"(lock {self._lock.path}); watch it or wait for it to end")
+            raise EngineError(self._live_elsewhere())
         rows = {row["step_id"]: row for row in self.journal.steps(self.run_id)}
         unknown = set(rows) - set(self.status)
         if unknown:
@@ -374,8 +405,9 @@ class Engine:
         if stopped and interrupted.action is None:
             self._lock and self._lock.release()
             raise EngineError(
-                f"run {self.run_id}: step {', '.join(stopped)} was interrupted; choose "
-                "--retry-interrupted or --skip-interrupted"
+                f"run {self.run_id}: step {', '.join(stopped)} was interrupted while it ran, "
+                "so what it did may have taken effect: check, then choose "
+                "--retry-interrupted or --skip-interrupted (a retry runs it from the top)"
             )
         for step_id in stopped:
             if interrupted.action == "skip":
@@ -425,9 +457,8 @@ class Engine:
                 return
         else:
             self._guards[key] = (step_id, what, undo)
-        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id,
-                                   self.redactor.redact(key), undo is not None,
-                                   self.redactor.redact(what)))
+        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, undo is not None,
+                                   what))
 
     async def settle(self) -> None:
         """Undo what steps set for the run's duration (a maintenance flag), whatever
@@ -437,8 +468,7 @@ class Engine:
                 await undo()
             except Exception as exc:
                 self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, True,
-                                           self.redactor.redact(
-                                               f"{what}: could not undo it: {exc}")))
+                                           f"{what}: could not undo it: {exc}"))
                 continue
             self._guard(step_id, key, what, None)
 
@@ -467,7 +497,7 @@ class Engine:
     def skip(self, step: Step, reason: str) -> None:
         """The operator skips a step; the reason is recorded."""
         self._finish(step, S.SKIPPED, None,
-                     message=f"skipped by {self.operator.name}: {self.redactor.redact(reason)}")
+                     message=f"skipped by {self.operator.name}: {reason}")
 
     async def rollback(self, reason: str) -> ev.RunStatus:
         """Run the rollback steps now (the operator confirmed it)."""
@@ -578,18 +608,18 @@ class Engine:
         if sink is not None:
             sink.close()
             self._publish_batch(step, sink)
-            if sink.error or sink.truncated:
+            if sink.error or sink.restored or sink.truncated:
                 said = message or (result.message if result else "")
-                incomplete = sink.error and f"output incomplete: {sink.error}"
-                message = "; ".join(filter(None, [said, incomplete, sink.truncation_note()]))
+                message = "; ".join(filter(None, [
+                    said, sink.error and f"output incomplete: {sink.error}", sink.restored,
+                    sink.truncation_note()]))
         self._emit(ev.StepFinished(
             self.run_id, self._now(), step.id, status, duration, attempt,
             exit_code=result.exit_code if result else None,
-            message=self.redactor.redact(message or (result.message if result else "")),
+            message=message or (result.message if result else ""),
             output_lines=sink.lines if sink else 0,
             excerpt=sink.excerpt() if sink else (),
-            details={k: self.redactor.redact(v) if isinstance(v, str) else v
-                     for k, v in result.details.items()} if result else {},
+            details=dict(result.details) if result else {},
         ))
         return status
 
@@ -689,14 +719,15 @@ class Engine:
         except Exception as exc:  # a preview that can't look is said, not fatal
             preview = f"could not look ahead: {type(exc).__name__}: {exc}"
         for line in (preview or "").splitlines():
-            sink.info(f"  {self.redactor.redact(line)}")
+            sink.info(f"  {line}")
         return self._finish(step, S.OK, 0.0, 1, message="dry run: nothing was run", sink=sink)
 
     def _context(self, step: Step, fields, expect, sink: OutputSink) -> StepContext:
         return StepContext(
             step=step, fields=fields, expect=expect,
             env={**self.env, "COCKPIT_STEP_ID": step.id},
-            operator=self.operator, kill_grace=self.config.kill_grace,
+            operator=MaskedOperator(self.operator, self.redactor),
+            kill_grace=self.config.kill_grace,
             write=sink.write, tick=self._ticker(step, sink),
             output_matches=sink.matches,
             process_started=lambda pgid: self._emit(
@@ -705,6 +736,7 @@ class Engine:
             base_dir=self.runbook.path.resolve().parent,
             run_dir=self.journal.run_dir(self.run_id),
             metrics=self.metrics,
+            holds_secret=self.redactor.holds,
         )
 
     async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:
@@ -737,12 +769,11 @@ class Engine:
                 return self._finish(step, S.OK, time.monotonic() - started, attempt,
                                     result, sink=sink)
             if attempt < step.attempts:
-                reason = self.redactor.redact(result.message)
-                sink.info(f"attempt {attempt} failed: {reason}; retrying in "
+                sink.info(f"attempt {attempt} failed: {result.message}; retrying in "
                           f"{format_duration(step.retry_delay)}")
                 self._publish_batch(step, sink)
                 self._emit(ev.StepRetrying(self.run_id, self._now(), step.id, attempt,
-                                           step.retry_delay, reason))
+                                           step.retry_delay, result.message))
                 try:
                     await self._call(asyncio.sleep(step.retry_delay))
                 except asyncio.CancelledError:
@@ -784,7 +815,7 @@ class Engine:
             by = self.operator.name
             sink.info(f"[{'x' if ticked else ' '}] {item} ({by}){f': {note}' if note else ''}")
             self._emit(ev.ChecklistTicked(self.run_id, self._now(), step.id, index, item,
-                                          ticked, by, self.redactor.redact(note)))
+                                          ticked, by, note))
 
         return tick
 

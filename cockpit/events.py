@@ -47,6 +47,8 @@ class RunStarted(Event):
     operator: str
     dry_run: bool = False
     resumed: bool = False
+    pid: int = 0
+    """The process flying the run from here on (named when another tries to fly it)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,18 @@ class StepApproved(Event):
     by: str
     count: int
     needed: int
+
+
+@dataclass(frozen=True)
+class StepRepaired(Event):
+    """``cockpit repair``: the operator settled what a step left half done (a migration
+    cut off outside a transaction) before the run resumes."""
+
+    step_id: str
+    file: str
+    how: str  # "mark-applied" | "rerun"
+    by: str
+    outcome: str
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,14 @@
 
 What becomes what:
 
+- **Only code the rendered document shows as code.** The block structure is CommonMark's
+  (markdown-it-py): a fence inside an HTML block (a ``<!-- comment -->``, ``<pre>``,
+  ``<details>`` up to its first blank line, ``<div>``...), an indented code block or a
+  quote is never a step; its text is kept in a description. Nor is code after a
+  comment or ``<script>`` that a list item or quote leaves open (raw HTML reaches the
+  page as written, and the browser hides what follows). A fence left open (no
+  closing line, or the next block's closing line closing it) is refused with its
+  ``file:line:col``: it would swallow what follows, headings included.
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
   exist, their level holds the phases; sections around them (a pre-deployment checklist
   before, sign-off after) become phases too, in document order. Otherwise every
@@ -29,9 +37,10 @@ What becomes what:
   here-documents, ``&``); otherwise it stays one shell step, kept exactly, and if it
   held recognised commands it is listed as uncertain.
 - **Lists.** ``- [ ]`` lists become ``manual`` checklists; plain lists too, except an
-  item followed by a fence (the item titles that fence's steps) or one that is only
-  an inline command (``1. Run `make smoke` ``: a shell step). Bullet lists written
-  inside a shell fence are prose, not script: a checklist.
+  item holding a fence (below its text, or right after its marker: ``- ```bash``; the
+  item titles that fence's steps) or one that is only an inline command (``1. Run
+  `make smoke` ``: a shell step). Bullet lists written inside a shell fence are prose,
+  not script: a checklist.
 - **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
   ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
 - **Rollback.** A section named like "Rollback Procedure" becomes ``rollback:``; its
@@ -54,6 +63,7 @@ What becomes what:
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shlex
@@ -63,15 +73,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from cockpit.durations import format_setting, parse_duration
+from cockpit.runbook import Problem, RunbookInvalid
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
 MAX_ID = 48
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r"( *)(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*$")
-_RULE = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _ITEM = re.compile(r"( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
 _TASK = re.compile(r"\[[ xX]\][ \t]+(.*)$")
 _BOLD_ONLY = re.compile(r"\*\*([^*]+?)\*\*:?[ \t]*$")
@@ -129,6 +139,8 @@ _ALERT = re.compile(
     r"(error rate|(?:response time |latency )?p95(?: latency)?|request rate|requests per "
     r"second)\s*(>=?|<=?|above|below)\s*([\d.]+)\s*(%|ms|s|rps|/s)?\s+for\s+(\d+)\s*"
     r"(s|sec|seconds?|m|min|minutes?|h|hours?)\.?", re.IGNORECASE)
+_TYPED_COMMAND = re.compile(r"curl|redis-cli|kubectl|psql")
+_UNQUOTED = str.maketrans("", "", "'\"\\")  # what shlex takes out of a word
 _TEMPLATE_LINE = re.compile(r"template:\s*(.*)$", re.IGNORECASE)
 _QUERIES = {
     "\\dt": "SELECT schemaname, tablename FROM pg_catalog.pg_tables\n"
@@ -144,6 +156,12 @@ class ImportFailed(Exception):
 
 # ------------------------------------------------------------------ Markdown
 
+# Block structure comes from a CommonMark parser, so what becomes a step is exactly what
+# the rendered document shows as code: a fence inside an HTML block (a comment, <pre>,
+# <details>, <div>...), an indented code block or a quote is not.
+_MARKDOWN = MarkdownIt("commonmark")
+_FRONT_MATTER_LINE = re.compile(r"\s*$|[ \t]|- |[\w\"'-][^:]*:(?:\s|$)")
+
 
 @dataclass
 class Fence:
@@ -156,8 +174,10 @@ class Fence:
 class Item:
     text: str
     line: int
-    task: bool
-    fence: Fence | None = None
+    task: bool = False
+    fences: list[Fence] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the item shows that is neither text nor code: HTML, a quote, indented code."""
 
 
 @dataclass
@@ -167,6 +187,16 @@ class ListBlock:
 
 @dataclass
 class Paragraph:
+    text: str
+    line: int
+
+
+@dataclass
+class Note:
+    """Text the rendered document does not show as a paragraph or as code (an HTML block,
+    a quote, an indented code block, front matter): kept in a description, never a step
+    and never a title."""
+
     text: str
     line: int
 
@@ -185,80 +215,196 @@ class Section:
             yield from child.walk()
 
 
-def _fence_end(lines: list[str], start: int, marker: str) -> int:
-    closing = re.compile(rf" *{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-    for index in range(start + 1, len(lines)):
-        if closing.match(lines[index]):
-            return index
-    return len(lines)
+def _front_matter(lines: list[str]) -> int:
+    """How many lines a leading YAML front matter block (``---`` ... ``---``) takes: its
+    lines look like YAML, else (a heading, a fence) it is not front matter but rules."""
+    if not lines or lines[0].rstrip() != "---":
+        return 0
+    for index in range(1, len(lines)):
+        if lines[index].rstrip() in ("---", "..."):
+            return index + 1
+        if not _FRONT_MATTER_LINE.match(lines[index]):
+            return 0
+    return 0
 
 
-def _scan(lines: list[str]) -> list:
-    """Blocks in order: ("heading", level, text, line), ("rule",), Fence, ListBlock,
-    Paragraph. Lines are 1-based."""
-    blocks: list = []
-    paragraph: list[str] = []
-    para_line = 0
-    items: ListBlock | None = None
-
-    def close_paragraph() -> None:
-        nonlocal paragraph
-        if paragraph:
-            blocks.append(Paragraph("\n".join(paragraph), para_line))
-            paragraph = []
-
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        number = index + 1
-        fence = _FENCE.match(line)
-        if fence:
-            close_paragraph()
-            indent, marker, language = len(fence.group(1)), fence.group(2), fence.group(3)
-            end = _fence_end(lines, index, marker)
-            body = [re.sub(rf"^ {{0,{indent}}}", "", text) for text in lines[index + 1 : end]]
-            block = Fence(language.lower(), body, number)
-            if items is not None and indent and items.items[-1].fence is None:
-                items.items[-1].fence = block
-            else:
-                items = None
-                blocks.append(block)
-            index = end + 1
-            continue
+def _close_of(tokens: list[Token], index: int) -> int:
+    """The index of the token closing the container opened at ``index``."""
+    level = tokens[index].level
+    index += 1
+    while tokens[index].level != level or tokens[index].nesting != -1:
         index += 1
-        if not line.strip():
-            close_paragraph()
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            close_paragraph()
-            items = None
-            blocks.append(("heading", len(heading.group(1)), (heading.group(2) or "").strip(),
-                           number))
-            continue
-        if _RULE.match(line):
-            close_paragraph()
-            items = None
+    return index
+
+
+_RAW_OPEN = re.compile(r"<!--|<(script|style|template|textarea)\b")
+
+
+def _raw_state(html: str, state: str) -> str:
+    """What a browser is inside after reading this raw HTML, starting inside ``state``:
+    "" (nothing), a comment ("-->" ends it) or a raw-text element ("</script" ends it)."""
+    html, position = html.lower(), 0
+    while True:
+        if not state:
+            opened = _RAW_OPEN.search(html, position)
+            if opened is None:
+                return ""
+            state = "-->" if opened.group(1) is None else f"</{opened.group(1)}"
+            position = opened.end()
+        end = html.find(state, position)
+        if end < 0:
+            return state
+        state, position = "", end + len(state)
+
+
+def _hidden(tokens: list[Token]) -> set[int]:
+    """Ids of the tokens a browser would not show. Raw HTML passes through as written: a
+    comment or a <script> opened in an HTML block that a list item or a quote cuts short
+    stays open in the page, and hides the code markdown-it finds after it."""
+    hidden: set[int] = set()
+    state = ""
+    for token in tokens:
+        if state:
+            hidden.add(id(token))
+        if token.type == "html_block":
+            state = _raw_state(token.content, state)
+        for child in token.children or ():
+            if child.type == "html_inline":
+                state = _raw_state(child.content, state)
+    return hidden
+
+
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*(.*)$")
+
+
+def _unterminated(fence: Token, lines: list[str], source: str) -> Problem | None:
+    """A fence left open: CommonMark runs it to the end of its container (the document, a
+    list item, a quote), or the next block's closing line closes it, that block's opening
+    line (```` ```bash ````) taken as code. Either way, what lies between would be code."""
+    marker, code = fence.markup, _fence(fence).lines
+    if fence.map[1] - fence.map[0] != len(code) + 2:
+        why = (f"no closing {marker} line before the end of the document or list item; "
+               "everything after it")
+    else:
+        for index, text in enumerate(code):
+            other = _FENCE_LINE.match(text)
+            if other and other.group(1).startswith(marker) and other.group(2) and \
+                    not (marker[0] == "`" and "`" in other.group(2)):
+                why = (f"line {fence.map[0] + index + 2} opens another block "
+                       f"({text.strip()}) before this one is closed; everything in between")
+                break
+        else:
+            return None
+    line = fence.map[0]
+    return Problem(source, line + 1, lines[line].find(marker) + 1,
+                   f"unterminated code fence (opened here): {why}, headings and commands "
+                   "included, would be one block of code")
+
+
+def _scan(text: str, source: str) -> list:
+    """Blocks in order: ("heading", level, text, line), ("rule",), Fence, ListBlock,
+    Paragraph, Note. Lines are 1-based. RunbookInvalid for an unterminated fence."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    blocks: list = []
+    front = _front_matter(lines)
+    if front:
+        blocks.append(Note("\n".join(lines[1 : front - 1]), 2))
+    tokens = _MARKDOWN.parse("\n".join([""] * front + lines[front:]))
+    problems = [problem for token in tokens if token.type == "fence"
+                if (problem := _unterminated(token, lines, source))]
+    if problems:
+        raise RunbookInvalid(problems)
+
+    hidden = _hidden(tokens)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        line = token.map[0] + 1
+        end = _close_of(tokens, index) if token.nesting == 1 else index
+        if id(token) in hidden:
+            blocks.append(Note(_source_text(token, lines), line))
+        elif token.type == "heading_open":
+            blocks.append(("heading", int(token.tag[1:]), tokens[index + 1].content.strip(), line))
+        elif token.type == "paragraph_open":
+            blocks.append(Paragraph(_joined(tokens[index + 1].content, "\n"), line))
+        elif token.type == "fence":
+            fence = _fence(token)
+            last = blocks[-1] if blocks else None
+            if isinstance(last, ListBlock) and not last.items[-1].fences and \
+                    lines[line - 1][:1] in (" ", "\t"):
+                last.items[-1].fences.append(fence)  # indented under the item, if too little
+            else:
+                blocks.append(fence)
+        elif token.type == "hr":
             blocks.append(("rule",))
-            continue
-        item = _ITEM.match(line)
-        if item and not paragraph:
-            task = _TASK.match(item.group(3))
-            if items is None:
-                items = ListBlock([])
-                blocks.append(items)
-            items.items.append(Item((task.group(1) if task else item.group(3)).strip(),
-                                    number, bool(task)))
-            continue
-        if items is not None and line[:1] in (" ", "\t") and not paragraph:
-            items.items[-1].text += " " + line.strip()
-            continue
-        items = None
-        if not paragraph:
-            para_line = number
-        paragraph.append(line.strip())
-    close_paragraph()
+        elif token.type in ("bullet_list_open", "ordered_list_open"):
+            items = _items(tokens[index + 1 : end], lines, hidden)
+            if items:
+                blocks.append(ListBlock(items))
+        elif token.type in ("html_block", "code_block"):
+            blocks.append(Note(token.content.rstrip(), line))
+        else:  # a quote
+            blocks.append(Note(_source_text(token, lines), line))
+        index = end + 1
     return blocks
+
+
+def _source_text(token: Token, lines: list[str]) -> str:
+    return "\n".join(line.strip() for line in lines[token.map[0] : token.map[1]]).strip()
+
+
+def _joined(content: str, separator: str) -> str:
+    return separator.join(line.strip() for line in content.split("\n")).strip()
+
+
+def _fence(token: Token) -> Fence:
+    code = token.content.split("\n")
+    if code[-1] == "":
+        code.pop()
+    return Fence((token.info.split() or [""])[0].lower(), code, token.map[0] + 1)
+
+
+def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item]:
+    """A list's items in document order, nested lists flattened into it. Whatever follows
+    a nested list in its parent item (text, code) belongs to the item it follows, as
+    read. An empty item is left out."""
+    items: list[Item] = []
+    _add_items(tokens, lines, hidden, items)
+    kept: list[Item] = []
+    for item in items:
+        task = _TASK.match(item.text)
+        if task:
+            item.text, item.task = task.group(1).strip(), True
+        if item.text or item.fences:
+            kept.append(item)
+        elif kept:
+            kept[-1].notes += item.notes
+    return kept
+
+
+def _add_items(tokens: list[Token], lines: list[str], hidden: set[int],
+               items: list[Item]) -> None:
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        end = _close_of(tokens, index) if token.nesting == 1 else index
+        if token.type == "list_item_open":
+            items.append(Item("", token.map[0] + 1))
+            _add_items(tokens[index + 1 : end], lines, hidden, items)
+        elif id(token) in hidden:
+            items[-1].notes.append(_source_text(token, lines))
+        elif token.type in ("paragraph_open", "heading_open"):
+            text = _joined(tokens[index + 1].content, " ")
+            items[-1].text = f"{items[-1].text} {text}".strip()
+        elif token.type == "fence":
+            items[-1].fences.append(_fence(token))
+        elif token.type in ("bullet_list_open", "ordered_list_open"):
+            _add_items(tokens[index + 1 : end], lines, hidden, items)
+        elif token.type in ("html_block", "code_block"):
+            items[-1].notes.append(token.content.rstrip())
+        elif token.map:  # a quote
+            items[-1].notes.append(_source_text(token, lines))
+        index = end + 1
 
 
 def _sections(blocks: list) -> Section:
@@ -500,7 +646,7 @@ class Imported:
 
 
 def _text_of(block) -> str:
-    if isinstance(block, Paragraph):
+    if isinstance(block, Paragraph | Note):
         return block.text
     if isinstance(block, ListBlock):
         return "\n".join(f"- {item.text}" for item in block.items)
@@ -542,15 +688,34 @@ def _label(text: str) -> str:
     return _NUMBERING.sub("", text).rstrip(":").strip()
 
 
+class _Ids:
+    """Unique ids: ``base``, then ``base-2``, ``base-3``... Each base remembers the next
+    number to try, so 20,000 steps under one title take linear time, not quadratic."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        self.next: dict[str, int] = {}
+
+    def unique(self, base: str) -> str:
+        candidate, number = base, self.next.get(base, 2)
+        while candidate in self.taken:
+            candidate, number = f"{base}-{number}", number + 1
+        if candidate != base:
+            self.next[base] = number
+        self.taken.add(candidate)
+        return candidate
+
+
 class _Importer:
     def __init__(self, source: str) -> None:
         self.source = source
+        self.name = Path(source).name
         self.variables: dict[str, str] = {}
         self.secrets: list[str] = []
         self.placeholders: dict[str, str] = {}  # placeholder -> variable name
         self.alerts: list[dict[str, Any]] = []
         self.uncertain: list[tuple[Draft, str]] = []
-        self.used_ids: set[str] = set()
+        self.step_ids = _Ids()
         self.code: dict[int, str] = {}  # the current fence's lines by number
         self.carry: list[str] = []  # text waiting for the next phase's description
 
@@ -933,6 +1098,8 @@ class _Importer:
         text = command.text.replace("\\\n", " ")
         if "\n" in text.strip() and not text.lstrip().startswith("psql"):
             return None
+        if not _TYPED_COMMAND.search(text.translate(_UNQUOTED)):  # spares shlex most lines
+            return None
         lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
         try:
@@ -1187,23 +1354,26 @@ class _Importer:
         ``self.carry`` for the next phase."""
         drafts: list[Draft] = []
         pending: list[str] = []
+        lead = ""  # the text right above the next step, unless a Note: it may name it
         leads: dict[int, str] = {}  # id(draft) -> the sentence above it
 
         def add(made: list[Draft]) -> None:
-            nonlocal pending
+            nonlocal pending, lead
             if made and pending:
                 made[0].notes = [*pending, *made[0].notes]
-                leads[id(made[0])] = _first_sentence(pending[-1])
-                pending = []
+                leads[id(made[0])] = _first_sentence(lead)
+                pending, lead = [], ""
             drafts.extend(made)
 
         for block in section.blocks:
-            if isinstance(block, Paragraph):
+            if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
+                lead = "" if isinstance(block, Note) else block.text
             elif isinstance(block, Fence):
                 made = self.fence_drafts(block, title, reference)
                 if not made:
-                    pending.append(_fenced(block))
+                    lead = _fenced(block)
+                    pending.append(lead)
                 add(made)
             else:
                 add(self.list_drafts(block, title, reference))
@@ -1249,21 +1419,40 @@ class _Importer:
         for item in block.items:
             inline = _INLINE_COMMAND.fullmatch(item.text.strip())
             item_title = _label(item.text.replace("`", "")) or title
-            if item.fence is not None and not tasks:
+            if item.fences and not tasks:
                 flush()
-                drafts += self.fence_drafts(item.fence, item_title, reference) or [
-                    Draft(item_title, "manual", {"items": [item.text]}, item.line,
-                          [_fenced(item.fence)])]
+                drafts += self.item_drafts(item, item_title, reference)
             elif inline and not tasks and not reference:
                 flush()
                 command = Command(item.line, inline.group(1))
-                drafts.append(self.typed(command, item_title)
-                              or self.inline_shell(command, item_title))
+                draft = self.typed(command, item_title) or self.inline_shell(command, item_title)
+                draft.notes += item.notes
+                drafts.append(draft)
             else:
                 checklist.append(item)
-                if item.fence is not None:
-                    fences.append(_fenced(item.fence))
+                fences += [*map(_fenced, item.fences), *item.notes]
         flush()
+        return drafts
+
+    def item_drafts(self, item: Item, title: str, reference: bool) -> list[Draft]:
+        """The steps of an item's fences, in order; code that makes no step (YAML, a
+        config file) is a note of the step before it (else after it), or the item is a
+        manual step showing it."""
+        drafts: list[Draft] = []
+        waiting: list[str] = []
+        for fence in item.fences:
+            made = self.fence_drafts(fence, title, reference)
+            if not made:
+                waiting.append(_fenced(fence))
+                continue
+            made[0].notes = [*waiting, *made[0].notes]
+            waiting = []
+            drafts += made
+        if not drafts:
+            return [Draft(title, "manual", {"items": [item.text or title]}, item.line,
+                          [*waiting, *item.notes])]
+        drafts[-1].notes += waiting
+        drafts[0].notes += item.notes
         return drafts
 
     def inline_shell(self, command: Command, title: str) -> Draft:
@@ -1275,7 +1464,7 @@ class _Importer:
     # -- the document
 
     def build(self, text: str) -> dict[str, Any]:
-        root = _sections(_scan(re.split(r"\r\n|\r|\n", text)))
+        root = _sections(_scan(text, self.source))
         document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
         if len(root.children) == 1 and root.children[0].level == 1 and not any(
                 isinstance(b, Fence | ListBlock) for b in root.blocks):
@@ -1283,7 +1472,7 @@ class _Importer:
             name = document.title or name
             preamble = [*root.blocks, *document.blocks]
         book: dict[str, Any] = {"runbook": name}
-        description = [block.text for block in preamble if isinstance(block, Paragraph)]
+        description = [block.text for block in preamble if isinstance(block, Paragraph | Note)]
         version = re.search(r"\*\*Version\*\*:?\s*\**\s*([\w.-]+)", "\n".join(description))
         if version:
             book["version"] = version.group(1)
@@ -1341,7 +1530,7 @@ class _Importer:
                 elif isinstance(block, Paragraph) and not lists:
                     rollback["criteria"].append(block.text)
                 else:
-                    self.carry.append(_text_of(block) if isinstance(block, Paragraph)
+                    self.carry.append(_text_of(block) if isinstance(block, Paragraph | Note)
                                       else _fenced(block))
             for grandchild in child.children:
                 drafts += self.section_drafts(grandchild, _label(grandchild.title))
@@ -1351,12 +1540,8 @@ class _Importer:
         rollback["drafts"] += drafts
 
     def step_id(self, title: str) -> str:
-        base = _slug(_DURATION_NOTE.sub("", title)) or _slug(title) or "step"
-        candidate, number = base, 2
-        while candidate in self.used_ids:
-            candidate, number = f"{base}-{number}", number + 1
-        self.used_ids.add(candidate)
-        return candidate
+        return self.step_ids.unique(_slug(_DURATION_NOTE.sub("", title)) or _slug(title)
+                                    or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
         step: dict[str, Any] = {"id": self.step_id(draft.title), "title": _plain(draft.title),
@@ -1366,7 +1551,7 @@ class _Importer:
         if draft.expect:
             step["expect"] = draft.expect
         notes = [note for note in draft.notes if note]
-        step["description"] = _plain("\n".join([*notes, f"source: {Path(self.source).name}:"
+        step["description"] = _plain("\n".join([*notes, f"source: {self.name}:"
                                                          f"{draft.line}"]))
         if draft.optional:
             step["optional"] = True
@@ -1377,16 +1562,12 @@ class _Importer:
 
     def assemble(self, book: dict[str, Any], phases: list, rollback: dict) -> dict[str, Any]:
         out_phases = []
-        phase_ids: set[str] = set()
+        phase_ids = _Ids()
         for section, drafts, description in phases:
             if not drafts:
                 drafts = [Draft(section.title, "manual", {"items": [section.title or "done"]},
                                 section.line)]
-            base = _slug(_DURATION_NOTE.sub("", section.title)) or "phase"
-            phase_id, number = base, 2
-            while phase_id in phase_ids:
-                phase_id, number = f"{base}-{number}", number + 1
-            phase_ids.add(phase_id)
+            phase_id = phase_ids.unique(_slug(_DURATION_NOTE.sub("", section.title)) or "phase")
             phase: dict[str, Any] = {"id": phase_id, "title": _plain(section.title) or phase_id}
             if description:
                 phase["description"] = _plain(description)
@@ -1437,7 +1618,18 @@ _Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_sequence(
 
 
 def import_markdown(text: str, source: str = "runbook.md") -> Imported:
-    """The runbook a Markdown runbook describes, as data, as YAML, and a summary."""
+    """The runbook a Markdown runbook describes, as data, as YAML, and a summary.
+    RunbookInvalid (file:line:col) for a fence left open."""
+    collecting = gc.isenabled()
+    gc.disable()  # the import makes many objects and frees few: the cyclic collector's
+    try:  # passes over them took a third of the time (20,000 fences: 2.4 s -> 1.6 s)
+        return _import(text, source)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _import(text: str, source: str) -> Imported:
     builder = _Importer(source)
     book = builder.build(text)
     summary = Summary(Path(source).name, phases=len(book["phases"]),

@@ -5,6 +5,9 @@ change and the event itself in one transaction, and the engine publishes an even
 after ``apply`` returned. A process killed with SIGKILL leaves a consistent database;
 ``synchronous = "full"`` in the config also survives a power cut, at some cost per
 commit. Each step's full output lives in a file under ``runs/RUN/`` beside the journal.
+Whether a run recorded as running still flies is asked of the lock its process holds
+(``RunLock``: on the journal file itself, or the PostgreSQL journal's connection),
+never of files, which can be deleted under a live run.
 
 What the two backends share lives in ``BaseJournal``: every statement is written once,
 with ``?`` placeholders, and a write is a *program*, a generator that yields
@@ -16,10 +19,14 @@ PostgreSQL (team mode), with the same tables, schema upgrades and row shapes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
+import struct
+import threading
 import time
 from collections.abc import Generator, Iterable, Mapping
 from enum import Enum
@@ -164,8 +171,21 @@ class BaseJournal:
         raise NotImplementedError
 
     def elsewhere(self, run: dict[str, Any]) -> bool:
-        """Whether ``run`` is flown on another host, whose run lock this one can't see."""
+        """Whether ``run`` was flown on another host (its output files are there)."""
         return False
+
+    def run_lock(self, run_id: str) -> RunLock:
+        """The lock the process flying ``run_id`` holds (see ``RunLock``)."""
+        raise NotImplementedError
+
+    def live_in(self, run: dict[str, Any]) -> str | None:
+        """``pid N on HOST`` of the process flying ``run`` now, or None if none does."""
+        if self.run_lock(run["id"]).is_free():
+            return None
+        started = self._query("SELECT data FROM events WHERE run_id = ? AND type = "
+                              "'RunStarted' ORDER BY id DESC LIMIT 1", (run["id"],))
+        pid = json.loads(started[0]["data"]).get("pid") if started else None
+        return f"{f'pid {pid}' if pid else 'a process'} on {run['host']}"
 
     def close(self) -> None:
         raise NotImplementedError
@@ -250,9 +270,9 @@ class BaseJournal:
     # ---------------------------------------------------------------- reading
 
     def _flying(self, run: dict[str, Any]) -> bool:
-        """Whether a run recorded as running still flies: on another host (this one
-        can't tell), or here, its process holding the run's lock."""
-        return self.elsewhere(run) or not RunLock(self.run_dir(run["id"])).is_free()
+        """Whether a run recorded as running still flies: its process holds the run's
+        lock (never judged from files, which can be deleted under a live run)."""
+        return not self.run_lock(run["id"]).is_free()
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by id, unique id prefix, or ``last``."""
@@ -328,10 +348,19 @@ class Journal(BaseJournal):
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"journal {path}: {exc}") from None
         self._transaction(self._upgrade())
+        try:
+            self._lock_key: tuple[int, int] | None = _open_lock_file(self.path)
+        except OSError as exc:
+            raise JournalError(f"journal {path}: {exc}") from None
 
     @property
     def runs_dir(self) -> Path:
         return self.path.parent / "runs"
+
+    def run_lock(self, run_id: str) -> RunLock:
+        if self._lock_key is None:
+            raise JournalError(f"journal {self.path} is closed")
+        return FileRunLock(self._lock_key, run_id)
 
     def _add_column(self, table: str, column: str, kind: str) -> Program:
         present = yield ("SELECT name FROM pragma_table_info(?)", (table,))
@@ -359,6 +388,9 @@ class Journal(BaseJournal):
 
     def close(self) -> None:
         self._db.close()
+        if self._lock_key is not None:
+            _close_lock_file(self._lock_key)
+            self._lock_key = None
 
 
 class _Transaction:
@@ -374,40 +406,130 @@ class _Transaction:
         else:
             self._db.execute("ROLLBACK")
 class RunLock:
-    """Held by the process flying a run; free once that process is gone (even by SIGKILL)."""
+    """Held by the process flying a run, and let go of by the system when that process
+    ends, even by SIGKILL: a run whose lock is held is live, whatever its files say.
+    Taken by ``acquire`` (False when another holds it) and let go by ``release``."""
 
-    def __init__(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / ".lock"
-        self._fd: int | None = None
+    held = False
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return True
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
 
     def is_free(self) -> bool:
-        """Nobody flies the run (its process died): tried and let go at once."""
-        if not self.acquire():
-            return False
-        self.release()
-        return True
+        """Nobody flies the run (its process died, or it ended)."""
+        raise NotImplementedError
+
+
+# struct flock (Linux): l_type, l_whence, l_start, l_len, l_pid, padding.
+_FLOCK = "hhqqi4x"
+_RUN_LOCK_BYTES = 1 << 40
+"""Where the run locks start in the journal file: far beyond SQLite's own lock bytes
+(at 1 GiB) and beyond any real journal's size; a lock past the end changes nothing."""
+
+
+@dataclasses.dataclass
+class _LockFile:
+    """This process's descriptor of one journal file, for the run locks. It stays open
+    while a ``Journal`` uses the file or a run lock is held on it: closing a descriptor
+    of the database drops the POSIX locks SQLite's connections of this process hold on
+    it, so that is done only once none is left."""
+
+    fd: int
+    users: int = 0
+    held: set[str] = dataclasses.field(default_factory=set)
+
+
+_lock_files: dict[tuple[int, int], _LockFile] = {}
+_lock_files_guard = threading.Lock()
+
+
+def _open_lock_file(path: Path) -> tuple[int, int]:
+    """Count a user of the journal file at ``path``; its key."""
+    stat = os.stat(path)
+    key = (stat.st_dev, stat.st_ino)
+    with _lock_files_guard:
+        if key not in _lock_files:
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except PermissionError:  # a read-only journal: its locks can still be read
+                fd = os.open(path, os.O_RDONLY)
+            _lock_files[key] = _LockFile(fd)
+        _lock_files[key].users += 1
+    return key
+
+
+def _close_lock_file(key: tuple[int, int], user: bool = True) -> None:
+    """A user is done (``user``), or a lock was let go: close once nothing needs it."""
+    with _lock_files_guard:
+        file = _lock_files[key]
+        file.users -= user
+        if file.users <= 0 and not file.held:
+            os.close(file.fd)
+            del _lock_files[key]
+
+
+class FileRunLock(RunLock):
+    """A run's lock on SQLite: an open-file-description lock (Linux ``F_OFD_SETLK``) on
+    one byte of the journal file itself, chosen by the run id. Nothing in ``runs/`` can
+    be deleted to fake it, and it never touches SQLite's own locks. Locks of this
+    process are known in ``_LockFile.held`` (a lock never conflicts with its own open
+    file description); the system tells about the others'."""
+
+    def __init__(self, key: tuple[int, int], run_id: str) -> None:
+        self.run_id = run_id
+        self._key = key
+        digest = hashlib.blake2b(run_id.encode(), digest_size=5).digest()
+        self._offset = _RUN_LOCK_BYTES + int.from_bytes(digest, "big")
+        self._held = False
+
+    def _fcntl(self, file: _LockFile, command: int, kind: int) -> int:
+        flock = struct.pack(_FLOCK, kind, os.SEEK_SET, self._offset, 1, 0)
+        return struct.unpack(_FLOCK, fcntl.fcntl(file.fd, command, flock))[0]
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._held
+
+    def _file(self) -> _LockFile:
+        file = _lock_files.get(self._key)
+        if file is None:
+            raise JournalError("the journal of this run lock is closed")
+        return file
+
+    def acquire(self) -> bool:
+        with _lock_files_guard:
+            file = self._file()
+            if self.run_id in file.held:
+                return False
+            try:
+                self._fcntl(file, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+            file.held.add(self.run_id)
+        self._held = True
+        return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if not self._held:
+            return
+        with _lock_files_guard:
+            file = self._file()
+            self._fcntl(file, fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
+            file.held.discard(self.run_id)
+        self._held = False
+        _close_lock_file(self._key, user=False)
+
+    def is_free(self) -> bool:
+        with _lock_files_guard:
+            file = self._file()
+            if self.run_id in file.held:
+                return False
+            return self._fcntl(file, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) == fcntl.F_UNLCK
 
 
 # ---------------------------------------------------------------- event handlers
@@ -486,6 +608,7 @@ _APPLY = {
     ev.BaselineTaken: _event_only,
     ev.AlertChanged: _event_only,
     ev.StepApproved: _event_only,
+    ev.StepRepaired: _event_only,
     ev.LockTakenOver: _event_only,
     ev.RunFinished: _run_finished,
 }

@@ -28,12 +28,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cockpit.journal import SCHEMA, BaseJournal, JournalError, Program
+from cockpit.journal import SCHEMA, BaseJournal, JournalError, Program, RunLock
 
 CALL_TIMEOUT = 30.0
 """Seconds a call waits for the server before the journal gives up on it."""
 FIRST_USE_LOCK = "cockpit.journal"
 """Held while the tables are created, so two bastions starting at once don't collide."""
+RUN_LOCKS = "cockpit.run"
+"""The first key of the runs' advisory locks; the second is the run id's hash."""
 
 # SQLite's words for the types, as PostgreSQL spells them (longest first).
 _TYPES = (("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
@@ -91,6 +93,7 @@ class PgJournal(BaseJournal):
         self.host = socket.gethostname()
         self._dsn = dsn
         self._db: Any = None
+        self._held: set[str] = set()  # the runs whose locks this connection holds
         self._guard = asyncio.Lock()  # one call at a time on the connection
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cockpit-journal",
@@ -149,6 +152,9 @@ class PgJournal(BaseJournal):
             db = await connect(self._dsn, application_name="cockpit journal")
             try:
                 await self._first_use(db)
+                for run_id in list(self._held):  # a new connection: the locks again
+                    if not await db.fetchval(_TRY_LOCK, RUN_LOCKS, run_id):
+                        self._held.discard(run_id)
             except BaseException:
                 db.terminate()
                 raise
@@ -210,6 +216,15 @@ class PgJournal(BaseJournal):
     def elsewhere(self, run: dict[str, Any]) -> bool:
         return run["host"] != self.host
 
+    def run_lock(self, run_id: str) -> RunLock:
+        return PgRunLock(self, run_id)
+
+    def _run_lock(self, sql: str, run_id: str) -> Any:
+        async def run(db) -> Any:
+            return await _alive(db, db.fetchval(sql, RUN_LOCKS, run_id))
+
+        return self._call(self._on_db(run))
+
     def close(self) -> None:
         if not self._thread.is_alive():
             return
@@ -221,3 +236,38 @@ class PgJournal(BaseJournal):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(CALL_TIMEOUT)
         self._loop.close()
+
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))"
+_LOCKED = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND classid = hashtext($1)::oid AND objid = hashtext($2)::oid AND objsubid = 2)"""
+
+
+class PgRunLock(RunLock):
+    """A run's lock in team mode: a session advisory lock held by the journal's own
+    connection, so every bastion sees that the run is live; the server lets go of it
+    when the process (its connection) ends. Taken again on a new connection."""
+
+    def __init__(self, journal: PgJournal, run_id: str) -> None:
+        self._journal = journal
+        self.run_id = run_id
+
+    @property
+    def held(self) -> bool:
+        return self.run_id in self._journal._held
+
+    def acquire(self) -> bool:
+        if self.held or not self._journal._run_lock(_TRY_LOCK, self.run_id):
+            return False
+        self._journal._held.add(self.run_id)
+        return True
+
+    def release(self) -> None:
+        if self.held:
+            self._journal._held.discard(self.run_id)
+            self._journal._run_lock(_UNLOCK, self.run_id)
+
+    def is_free(self) -> bool:
+        return not self.held and not self._journal._run_lock(_LOCKED, self.run_id)

@@ -19,6 +19,7 @@ file (``resume``) folds them in.
 from __future__ import annotations
 
 import codecs
+import os
 import shutil
 from collections import deque
 from pathlib import Path
@@ -76,6 +77,9 @@ class OutputSink:
         self._size = path.stat().st_size if self.resumed else 0
         self.closed = False
         self.error: str | None = None
+        """Why the file does not hold all the output (it could not be written)."""
+        self.restored: str | None = None
+        """The file was deleted while the step ran and is written again in full."""
         self._file: BinaryIO | None = None  # opened at the first line: silent steps make none
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
@@ -130,8 +134,9 @@ class OutputSink:
     def _store(self, data: bytes) -> None:
         """Write to the file while the head has room, then to the tail segments."""
         if self._tail_file is None and self._size + len(data) <= self.max_bytes // 2:
-            if self._file is None:
-                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - see close
+            if self._file is None:  # its folder may have been deleted since
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - see close
             self._file.write(data)
             self._size += len(data)
             return
@@ -148,6 +153,7 @@ class OutputSink:
             self.truncated += older.stat().st_size if older.exists() else 0
             self._tail_file = None
         if self._tail_file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._tail_file = open(self._segments[self._tail_index], "wb", buffering=0)  # noqa: SIM115
             self._tail_size = 0
         self._tail_file.write(data)
@@ -217,6 +223,7 @@ class OutputSink:
             if tail:
                 self._emit(stream, tail + "\n")
         if self._file is not None:
+            self._restore()
             self._file.close()
         if self._tail_file is not None:
             self._tail_file.close()
@@ -226,6 +233,29 @@ class OutputSink:
                 self.error = f"{self.path}: {exc.strerror}"
             if self.truncated:
                 self._pane_note(f"... {self.truncation_note()}")
+
+    def _restore(self) -> None:
+        """The file (or its folder) was deleted while the step wrote to it: write it
+        again from the open file, which still holds every line."""
+        try:
+            if os.fstat(self._file.fileno()).st_nlink:
+                return
+        except OSError:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file.seek(0)
+            with open(self.path, "xb") as again:
+                shutil.copyfileobj(self._file, again)
+        except OSError as exc:
+            self.error = self.error or (
+                f"{self.path} was deleted while the step ran and "
+                f"can not be written again: {exc.strerror}"
+            )
+            return
+        self.restored = (
+            f"{self.path} was deleted while the step ran; written again from what cockpit held"
+        )
 
     def truncation_note(self) -> str:
         """What was dropped, for the file, the pane and the step's record; "" if nothing."""

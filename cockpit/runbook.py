@@ -24,6 +24,7 @@ from cockpit.durations import DURATION_HINT, parse_duration
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.patterns import PatternError, compile_pattern
 from steps import Field, KindNotFound, get_kind, known_kinds
+from steps.http import fixed_address
 
 ON_FAILURE = ("stop", "continue", "rollback")
 # Names that ``${...}`` may always use, filled in when a run starts.
@@ -824,6 +825,8 @@ class _Checker:
             if key in found:
                 values[key] = self.string(found[key][1], f"metrics {key}")
                 self.templates(found[key][1], values[key])
+                if key == "url" and values[key] and (wrong := fixed_address(values[key])):
+                    self.problem(found[key][1], f"metrics url: {wrong}")
         for key in ("interval", "timeout", "window"):
             if key in found:
                 seconds = self.duration(found[key][1], f"metrics {key}")
@@ -1082,6 +1085,9 @@ class _Checker:
                     self.problem(node, f"{what}: '{value}' is not one of: "
                                  f"{', '.join(spec.choices)}"
                                  f"{_did_you_mean(value, spec.choices)}")
+                    value = None
+                elif value is not None and spec.check and (wrong := spec.check(value)):
+                    self.problem(node, f"{what}: {wrong}")
                     value = None
             case "regex":
                 value = self.regex(node, what)

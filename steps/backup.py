@@ -51,6 +51,7 @@ from steps.s3client import (
     Progress,
     S3Location,
     StepFailed,
+    abort_stale_uploads,
     call_s3,
     check_bucket,
     endpoint_text,
@@ -348,7 +349,7 @@ class BackupStep(StepKind):
         endpoint = ctx.fields.get("endpoint_url")
         pg_dump = find_tool("pg_dump", env)
         find_tool("pg_restore", env)
-        client = await call_s3(lambda stop: make_client(ctx.fields, env), endpoint,
+        client = await call_s3(lambda stop: make_client(ctx, env), endpoint,
                                "setting up the S3 client")
         # Is the bucket there? Found out before a long dump, not after it.
         said = await call_s3(lambda stop: check_bucket(client, target.bucket, endpoint),
@@ -388,6 +389,8 @@ class BackupStep(StepKind):
         }
         how = (f"in {len(local.part_digests)} part(s) of {human(part_size)}"
                if part_size else "in one request")
+        await abort_stale_uploads(ctx, client, target.bucket, target.key, {target.key},
+                                  endpoint)
         info(ctx, f"uploading to {target.url}{endpoint_text(ctx.fields)} {how}")
 
         def upload(stop: threading.Event) -> None:
@@ -496,7 +499,7 @@ class RestoreStep(StepKind):
         env = pg_env(ctx.env, connection, ctx.step.id)
         endpoint = ctx.fields.get("endpoint_url")
         pg_restore = find_tool("pg_restore", env)
-        client = await call_s3(lambda stop: make_client(ctx.fields, env), endpoint,
+        client = await call_s3(lambda stop: make_client(ctx, env), endpoint,
                                "setting up the S3 client")
         found = await call_s3(lambda stop: find_object(client, source, endpoint), endpoint,
                               f"looking up {source.url}")

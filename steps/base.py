@@ -33,6 +33,9 @@ class Field:
     help: str = ""
     choices: tuple[str, ...] = ()
     """For a ``str``: the values allowed (checked when the runbook is loaded)."""
+    check: Callable[[str], str | None] | None = None
+    """For a ``str``: what is wrong with the text as written, ``${...}`` still in it
+    (checked when the runbook is loaded), or None."""
 
 
 @dataclass
@@ -94,6 +97,8 @@ class StepContext:
     """This run's folder beside the journal: where a step keeps files it makes (a dump)."""
     metrics: MetricsWatch | None = None
     """The runbook's metrics, polled for the whole run (None without a ``metrics:``)."""
+    holds_secret: Callable[[str], bool] = lambda text: False
+    """Whether a text holds a secret value: such a header never leaves its origin."""
 
 
 class StepKind:

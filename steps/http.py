@@ -4,7 +4,9 @@ The request: ``method`` (GET by default) to ``url``, with ``headers``; ``token``
 as ``Authorization: Bearer <token>`` and is never shown (``describe`` writes
 ``Bearer ***``, the pane shows no request headers). ``json`` is a body sent as JSON,
 ``body`` a raw one (give one of them). GET and HEAD follow redirects (up to 20); other
-methods do not, so a 3xx answer to a POST fails the default expectation. Each request
+methods do not, so a 3xx answer to a POST fails the default expectation. A redirect to
+another origin (scheme, host, port) is sent without ``Authorization``, ``Cookie``,
+``Proxy-Authorization`` and any header holding a secret's value. Each request
 waits at most ``request_timeout`` (10s) to connect and then for each part of the answer.
 
 Expectations (``expect:``), all of which must hold:
@@ -32,9 +34,10 @@ at the end with the last mismatch and the number of attempts.
 
 The pane shows the request line, the status line and the body (JSON indented by 2;
 binary bodies as their size), cut after ``SHOWN_LINES`` lines with a note: the whole
-body is kept only by ``save``, a file (relative paths go in the run's folder) written
-with the last answer's raw body. Details: ``status``, ``elapsed_ms`` (of the last
-request), ``attempts``, and when saved ``saved`` (the path), ``bytes``, ``sha256``.
+body is kept only by ``save``, a file in the run's folder (a relative path without
+``..``, which no symbolic link leads out of) written with the last answer's raw body.
+Details: ``status``, ``elapsed_ms`` (of the last request), ``attempts``, and when saved
+``saved`` (the path), ``bytes``, ``sha256``.
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -99,6 +102,113 @@ def address(url: str) -> str:
     except ValueError:
         return "the address in the URL"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def origin(url: Any) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in) of an httpx URL."""
+    import httpx
+
+    url = httpx.URL(url)
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+PRIVATE_HEADERS = ("authorization", "proxy-authorization", "cookie")
+"""Headers that never follow a redirect to another origin, whatever they hold."""
+
+
+def keep_at_home(url: str, holds_secret: Callable[[str], bool]):
+    """An httpx request hook: a request going to another origin than ``url``'s (a
+    redirect) is sent without the private headers and any header holding a secret."""
+    home = origin(url)
+
+    async def hook(request) -> None:
+        if origin(request.url) == home:
+            return
+        for name, value in list(request.headers.items()):
+            if name.lower() in PRIVATE_HEADERS or holds_secret(value):
+                del request.headers[name]
+
+    return hook
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_PIECE = r"(?:\[[0-9A-Fa-f:.]*\]|[^@/?#\\:\[\]\s]+)"
+"""What a variable may stand for inside an address: a whole user, host or port."""
+_ANYWHERE = re.compile("")
+MOVES_ADDRESS = ("could change the address this URL goes to: a variable may give the whole "
+                 "address at the start (\"${BASE_URL}/path\"), a whole host, port or user "
+                 "(\"https://${HOST}:${PORT}/path\"), or fill the path and query")
+
+
+def address_pattern(text: str) -> re.Pattern[str] | str:
+    """How the address (``scheme://user@host:port``) of the URL written as ``text`` must
+    read once its ``${...}`` are filled in, as a pattern matched at the start of the URL;
+    or, as a string, what is wrong with the text: a variable placed so that its value
+    could extend the address the text gives (``http://host:8080${X}``, X ``@evil:9/p``)."""
+    from cockpit.runbook import references
+
+    found = list(references(text))
+    if not found:
+        return _ANYWHERE
+    names, literals, at = [], [], 0
+    for name, offset in found:
+        literals.append(text[at:offset].replace("$$", "$"))
+        names.append(name)
+        at = offset + len(name) + 3
+    literals.append(text[at:].replace("$$", "$"))
+    if found[0][1] == 0:  # the whole address from one variable; no other may extend it
+        if len(names) == 1 or any(mark in literals[1] for mark in "/?#"):
+            return _ANYWHERE
+        return f"${{{names[1]}}} {MOVES_ADDRESS}"
+    scheme = _SCHEME.match(literals[0])
+    if scheme is None:
+        return f"${{{names[0]}}} {MOVES_ADDRESS}"
+    pattern = []
+    for index, literal in enumerate(literals):
+        skip = scheme.end() if index == 0 else 0
+        end = re.search(r"[/?#]", literal[skip:])
+        if end is not None:  # the address ends here: what follows is path and query
+            pattern.append(re.escape(literal[: skip + end.start()]))
+            return re.compile("".join(pattern) + "[/?#]")
+        pattern.append(re.escape(literal))
+        if index == len(names):
+            break
+        following = literals[index + 1]
+        alone = (literal.endswith(("://", "@", ":"))
+                 and (following[:1] in (":", "@", "/", "?", "#")
+                      or (index + 1 == len(names) and not following)))
+        if not alone:
+            return f"${{{names[index]}}} {MOVES_ADDRESS}"
+        pattern.append(_PIECE)
+    return re.compile("".join(pattern) + "$")
+
+
+def fixed_address(text: str) -> str | None:
+    """What is wrong with a URL as written whose variables could move its address."""
+    wrong = address_pattern(text)
+    return wrong if isinstance(wrong, str) else None
+
+
+def check_address(written: str, url: str) -> None:
+    """HttpFailed unless ``url``, the URL written as ``written`` with its variables filled
+    in, goes to an address the text allows (a host variable holding ``a@evil:9`` does
+    not)."""
+    allowed = address_pattern(written)
+    if isinstance(allowed, str):
+        raise HttpFailed(allowed)
+    if not allowed.match(url):
+        raise HttpFailed("a variable's value changes the address (scheme, user, host or "
+                         "port) the URL's text gives: refused")
+
+
+def in_run_folder(text: str) -> str | None:
+    """What is wrong with ``save`` as written: an absolute path or a ``..`` would put the
+    body outside the run's folder. None when it stays inside."""
+    if text.startswith(("/", "~")):
+        return f"{text!r} is an absolute path: give one inside the run's folder (relative)"
+    if ".." in PurePosixPath(text).parts:
+        return f"{text!r} climbs out of the run's folder with '..': give a path inside it"
+    return None
 
 
 def check_url(url: str) -> None:
@@ -302,14 +412,17 @@ class HttpStep(StepKind):
     fields = {
         "method": Field("str", choices=METHODS, help="GET (default), POST, PUT, PATCH, "
                         "DELETE or HEAD"),
-        "url": Field("str", required=True, help="http:// or https:// URL"),
+        "url": Field("str", required=True, check=fixed_address,
+                     help="http:// or https:// URL; variables in its path and query, or "
+                     "one giving the whole address at the start"),
         "headers": Field("str_map", help="request headers: {name: value}"),
         "token": Field("str", help='bearer token, usually a secret: "${ADMIN_KEY}"; sent as '
                        "Authorization: Bearer ..., never shown"),
         "json": Field("json", help="request body, sent as JSON"),
         "body": Field("str", help="raw request body"),
-        "save": Field("str", help="save the response body to this file (relative: in the "
-                      "run's folder)"),
+        "save": Field("str", check=in_run_folder,
+                      help="save the response body to this file in the run's folder (a "
+                      "relative path without '..')"),
         "until": Field("duration", help="repeat until every expectation holds, at most "
                        "this long"),
         "interval": Field("duration", help="between attempts with 'until' (default 2s)"),
@@ -347,8 +460,7 @@ class HttpStep(StepKind):
                          f", every {format_duration(fields.get('interval', DEFAULT_INTERVAL))}")
         if "save" in fields:
             target = fields["save"]
-            lines.append("-- the body is saved to "
-                         f"{target if Path(target).is_absolute() else '<run folder>/' + target}")
+            lines.append(f"-- the body is saved to <run folder>/{target}")
         return "\n".join(lines)
 
     def describe_expect(self, expect: Mapping[str, Any]) -> str:
@@ -381,6 +493,7 @@ class HttpStep(StepKind):
         method = fields.get("method", "GET")
         url = fields["url"]
         check_url(url)
+        check_address(ctx.step.fields["url"], url)
         if "json" in fields and "body" in fields:
             raise HttpFailed("give one request body: 'json' or 'body', not both")
         request = f"{method} {shown_url(url)}"
@@ -397,7 +510,8 @@ class HttpStep(StepKind):
         ctx.write("out", f"{request}\n".encode())
         started = time.monotonic()
         attempts = 0
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        hooks = {"request": [keep_at_home(url, ctx.holds_secret)]}
+        async with httpx.AsyncClient(timeout=timeout, event_hooks=hooks) as client:
             while True:
                 attempts += 1
                 answer, failure = None, ""
@@ -448,7 +562,14 @@ class HttpStep(StepKind):
 
     @staticmethod
     async def _save(ctx: StepContext, answer: Answer) -> dict[str, Any]:
-        target = ctx.run_dir / ctx.fields["save"]
+        wrong = in_run_folder(ctx.fields["save"])
+        if wrong is not None:
+            raise HttpFailed(f"save: {wrong}")
+        home = ctx.run_dir.resolve()
+        target = (home / ctx.fields["save"]).resolve()
+        if not target.is_relative_to(home):
+            raise HttpFailed(f"save: {ctx.fields['save']!r} leads out of the run's folder "
+                             "through a symbolic link")
 
         def write() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,10 @@ POLL_SECONDS = 0.5  # between looks at a job and its pods
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+UNDONE_BY = "cockpit/rollout-undo"
+"""Set by an undo with the template it went back to: ``RUN STEP pod-template-hash``. An
+attempt of the same step after a crash goes back to that template again, never one
+revision further (which would be the release it just undid)."""
 # Annotations ``kubectl rollout undo`` keeps from the deployment rather than the ReplicaSet.
 UNDO_SKIPS = ("kubectl.kubernetes.io/last-applied-configuration", REVISION,
               "deployment.kubernetes.io/revision-history",
@@ -444,7 +448,17 @@ class Session:
                  and revision(rs) is not None}
         history = sorted(owned)
         wanted = self.fields.get("to_revision") or 0
-        if not wanted:
+        run_id = self.ctx.env.get("COCKPIT_RUN_ID", "")
+        mark = f"{run_id} {self.ctx.step.id}"
+        undone, _, undone_to = (deployment.metadata.annotations or {}).get(
+            UNDONE_BY, "").rpartition(" ")
+        again = next((number for number, rs in owned.items() if undone == mark
+                      and (rs.metadata.labels or {}).get(HASH_LABEL) == undone_to), None)
+        if again is not None:
+            self.out(f"an earlier attempt of this step (run {run_id}) already rolled back "
+                     f"to the template now at revision {again}: going to it, not one further")
+            wanted = again
+        elif not wanted:
             if len(history) < 2:
                 raise K8sFailed(f"no rollout history found for deployment {quoted(self.name)}")
             wanted = history[-2]
@@ -468,6 +482,7 @@ class Session:
                        if k in UNDO_SKIPS}
         annotations.update({k: v for k, v in (source.metadata.annotations or {}).items()
                             if k not in UNDO_SKIPS})
+        annotations[UNDONE_BY] = f"{mark} {(source.metadata.labels or {}).get(HASH_LABEL, '')}"
         changed = await self.patch([
             {"op": "replace", "path": "/spec/template", "value": template},
             {"op": "replace", "path": "/metadata/annotations", "value": annotations}])

@@ -48,6 +48,13 @@ Where cockpit differs, on purpose:
 - A failure is always recorded as a ``success = false`` row. Flyway on PostgreSQL records
   one only when the migration ran outside a transaction; a transactional one is rolled
   back and not recorded. Flyway reads cockpit's row as a failed migration (``repair``).
+- A file run outside a transaction has its ``success = false`` row written before its
+  first statement, its description naming the statement about to run
+  (``desc [cockpit: running statement 2 of 3, line 4]``), so a process killed part-way
+  leaves a failed row that blocks the file (for Flyway too) instead of a file that runs
+  again from the top. ``cockpit repair RUN STEP --mark-applied FILE | --rerun FILE``
+  settles it; ``flyway repair`` works too (as ``--rerun``). On success the row becomes
+  Flyway's usual one.
 - A file mixing transactional and non-transactional statements runs outside a
   transaction statement by statement (Flyway needs ``mixed=true`` for it), with a warning.
 - ``undo`` with ``target``: undoes down to the target and keeps it (Flyway undoes the
@@ -67,7 +74,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -476,6 +483,30 @@ class Row:
     success: bool
 
 
+RUNNING = "running"
+REPAIR = "cockpit repair RUN STEP"
+_PROGRESS = re.compile(r" \[cockpit: (running|failed at|cancelled at) statement (\d+) of "
+                       r"(\d+), line (\d+)\]$")
+DESCRIPTION_LENGTH = 200  # the history's "description" VARCHAR(200)
+
+
+def progress_description(description: str, state: str, number: int, total: int,
+                         line: int) -> str:
+    """The description of a file's failed row while it runs outside a transaction, naming
+    the statement it reached (``flyway info`` shows it)."""
+    suffix = f" [cockpit: {state} statement {number} of {total}, line {line}]"
+    return description[:DESCRIPTION_LENGTH - len(suffix)] + suffix
+
+
+def cut_off(row: Row) -> tuple[int, int, int] | None:
+    """(statement, of, line) of a row left ``running`` by a process that died, or
+    ``cancelled at`` by a cancel or a timeout: the statement may have taken effect."""
+    found = _PROGRESS.search(row.description)
+    if found is None or found[1] == "failed at" or row.success:
+        return None
+    return int(found[2]), int(found[3]), int(found[4])
+
+
 @dataclass
 class History:
     """The schema history as Flyway reads it: what is applied, what failed."""
@@ -517,6 +548,8 @@ class Plan:
     folder: Folder
     history: History
     table: str
+    repair: str = REPAIR
+    """The command that settles a failed row, for messages."""
     todo: list[Script] = field(default_factory=list)  # in the order to run
     above_target: list[Script] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -533,11 +566,25 @@ class Plan:
 def _validate(plan: Plan) -> None:
     folder, history = plan.folder, plan.history
     for row in history.failed:
+        reached = cut_off(row)
+        if reached is not None:
+            number, total, line = reached
+            took = (f"statements 1 to {number - 1} took effect and statement {number} may "
+                    "have" if number > 1 else f"statement 1 of {total} may have taken effect")
+            plan.problems.append(
+                f"{row.script} ran outside a transaction and was cut off at statement "
+                f"{number} of {total} (line {line}): {took}. It will not run again on its "
+                "own. Check the database, then either finish it by hand and run "
+                f"`{plan.repair} --mark-applied {row.script}`, or undo it by hand and run "
+                f"`{plan.repair} --rerun {row.script}` (it runs again from the top); then "
+                "resume")
+            continue
         plan.problems.append(
             f"version {row.version} ({row.script}) failed on {_when(row.installed_on)} and is "
             f"recorded as failed (success = false) in {plan.table}: migrations are blocked "
             "until it is repaired. Check the schema and fix the file, then remove the row: "
-            f"`flyway repair`, or DELETE FROM {plan.table} WHERE NOT success"
+            f"`{plan.repair} --rerun {row.script}`, `flyway repair`, or DELETE FROM "
+            f"{plan.table} WHERE NOT success"
         )
     latest = folder.latest
     for version, row in history.applied.items():
@@ -578,8 +625,8 @@ def _when(moment: datetime | None) -> str:
 
 
 def plan_migrate(folder: Folder, history: History, table: str,
-                 target: Version | None) -> Plan:
-    plan = Plan(folder, history, table)
+                 target: Version | None, repair: str | None = None) -> Plan:
+    plan = Plan(folder, history, table, repair or REPAIR)
     _validate(plan)
     if target is not None and target not in folder.versioned and target not in history.applied:
         plan.problems.append(f"target {target}: no migration has that version in "
@@ -594,8 +641,8 @@ def plan_migrate(folder: Folder, history: History, table: str,
 
 
 def plan_undo(folder: Folder, history: History, table: str,
-              target: Version | None) -> Plan:
-    plan = Plan(folder, history, table)
+              target: Version | None, repair: str | None = None) -> Plan:
+    plan = Plan(folder, history, table, repair or REPAIR)
     _validate(plan)
     applied = list(history.applied)  # in applied order
     if target is None:
@@ -727,13 +774,21 @@ class Database:
         async with self.connection.transaction():
             await self.connection.execute(sql)
 
-    async def record(self, script: Script, millis: int, success: bool) -> None:
-        await self.connection.execute(
-            _INSERT.format(table=self.table),
-            str(script.version), script.description,
+    async def record(self, script: Script, millis: int, success: bool,
+                     description: str | None = None) -> int:
+        """Insert ``script``'s history row; its ``installed_rank``."""
+        return await self.connection.fetchval(
+            _INSERT.format(table=self.table) + ' RETURNING "installed_rank"',
+            str(script.version), description or script.description,
             "SQL" if script.prefix == "V" else "UNDO_SQL",
             script.script, script.checksum, millis, success,
         )
+
+    async def update(self, rank: int, description: str, millis: int, success: bool) -> None:
+        """Rewrite the row ``rank`` (a file run outside a transaction, as it goes)."""
+        await self.connection.execute(
+            f'UPDATE {self.table} SET "description" = $2, "execution_time" = $3, '
+            f'"success" = $4 WHERE "installed_rank" = $1', rank, description, millis, success)
 
     async def lock(self, say: Callable[[str], None], wait: float = LOCK_WAIT) -> None:
         """Take Flyway's advisory lock for this table; wait for another migrator."""
@@ -842,10 +897,15 @@ async def _placeholder_values(db: Database, script: Script, env: Mapping[str, st
     }
 
 
-async def _run_statements(db: Database, script: Script, texts: list[str]) -> None:
+async def _run_statements(db: Database, script: Script, texts: list[str],
+                          before: Callable[[int], Awaitable[None]] | None = None) -> None:
+    """Run the statements; ``await before(done)`` first for each (the progress of a file
+    run outside a transaction, recorded before the statement can take effect)."""
     import asyncpg
 
     for done, (statement, text) in enumerate(zip(script.statements, texts, strict=True)):
+        if before is not None:
+            await before(done)
         try:
             await db.connection.execute(text)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -898,17 +958,76 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
     if script.mixed(db.server_major):
         say(f"  note: {script.script} runs outside a transaction ({outside}): each statement "
             "commits on its own, so a failure leaves the earlier ones applied")
+    # Outside a transaction each statement commits on its own: the history holds a failed
+    # row naming the statement about to run before it runs, so a process killed part-way
+    # leaves a row that blocks the file (and Flyway) until the operator says how to go on.
+    total = len(script.statements)
+    reached = 0
+
+    def marked(state: str) -> str:
+        line = script.line_of(script.statements[reached].start)
+        return progress_description(script.description, state, reached + 1, total, line)
+
+    rank = await db.record(script, 0, False, marked(RUNNING))
+
+    async def before(done: int) -> None:
+        nonlocal reached
+        reached = done
+        if done:  # the row names the first statement from the start
+            await db.update(rank, marked(RUNNING), millis(), False)
+
     try:
-        await _run_statements(db, script, texts)
+        await _run_statements(db, script, texts, before)
     except ScriptFailed as failure:
-        raise await record_failure(failure) from None
+        try:
+            await db.update(rank, marked("failed at"), millis(), False)
+            failure.recorded = True
+        except Exception as exc:
+            failure.detail.append(f"could not record the failure in {db.table}: {exc}")
+        raise failure from None
     except asyncio.CancelledError:
-        # Outside a transaction what ran stays: say so in the history, as a failure would.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(db.record(script, millis(), False), 5)
+            await asyncio.wait_for(db.update(rank, marked("cancelled at"), millis(), False), 5)
         raise
-    await db.record(script, millis(), True)
+    await db.update(rank, script.description, millis(), True)
     return millis()
+
+
+async def repair(fields: Mapping[str, Any], base_dir: Path, file: str, how: str,
+                 say: Callable[[str], None]) -> str:
+    """Settle the failed row of ``file`` in the history, as the operator decided:
+    ``mark-applied`` (it was finished by hand: the row becomes a success) or ``rerun``
+    (it was undone by hand: the row goes, as ``flyway repair`` does, and the file runs
+    again from the top). What was done, in one line."""
+    scanned = scan_folder(_resolve_folder(fields["folder"], base_dir))
+    db = await Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE,
+                             read_only=False)
+    try:
+        await db.lock(say)
+        history = await db.history()
+        rows = [row for row in history.failed if row.script == file]
+        if not rows:
+            failed = ", ".join(row.script for row in history.failed) or "none"
+            raise MigrateError(f"{file} has no failed row in {db.table} (failed rows: "
+                               f"{failed}): nothing to repair")
+        row = rows[-1]
+        if how == "rerun":
+            await db.connection.execute(
+                f'DELETE FROM {db.table} WHERE "installed_rank" = $1', row.installed_rank)
+            return (f"{file}: its failed row (rank {row.installed_rank}) is removed from "
+                    f"{db.table}; it runs again from the top when the run resumes")
+        script = next((s for s in (*scanned.versioned.values(), *scanned.undo.values())
+                       if s.script == file), None)
+        if script is None:
+            raise MigrateError(f"{file} is not in {scanned.path}: can not mark it applied")
+        if script.checksum != row.checksum:
+            raise MigrateError(f"{file} changed since it ran (checksum {row.checksum}, file "
+                               f"now {script.checksum}): can not mark it applied")
+        await db.update(row.installed_rank, script.description, row.execution_time, True)
+        return (f"{file}: marked as applied in {db.table} (rank {row.installed_rank}); the "
+                "run goes on after it when it resumes")
+    finally:
+        await db.close()
 
 
 # ----------------------------------------------------------------------- the kind
@@ -1063,10 +1182,12 @@ class MigrateStep(StepKind):
         return "\n".join(render_plan(plan, action, db.server_major))
 
     async def _plan(self, db: Database, folder: Folder, action: str,
-                    target: Version | None) -> Plan:
+                    target: Version | None, env: Mapping[str, str] | None = None) -> Plan:
         history = await db.history()
         make = plan_undo if action == "undo" else plan_migrate
-        return make(folder, history, db.table, target)
+        run, step = (env or {}).get("COCKPIT_RUN_ID"), (env or {}).get("COCKPIT_STEP_ID")
+        return make(folder, history, db.table, target,
+                    f"cockpit repair {run} {step}" if run and step else None)
 
     async def run(self, ctx: StepContext) -> StepResult:
         def say(line: str, stream: str = "out") -> None:
@@ -1109,7 +1230,7 @@ class MigrateStep(StepKind):
             if action == "migrate" and not await db.exists():
                 await db.create_history()
                 say(f"created the schema history table {db.table}")
-            plan = await self._plan(db, folder, action, target)
+            plan = await self._plan(db, folder, action, target, ctx.env)
             for warning in plan.warnings:
                 say(f"warning: {warning}")
             if plan.problems:

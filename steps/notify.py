@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.http import HttpFailed, check_url, problem, status_text
+from steps.http import HttpFailed, check_address, check_url, fixed_address, problem, status_text
 
 TIMEOUT = 10.0
 RULE = "-" * 40
@@ -49,7 +49,8 @@ class NotifyStep(StepKind):
     fields = {
         "template": Field("str", required=True, help="the message; ${VARS}, ${now}, "
                           "${duration}, ${status} and ${run_url} are filled in"),
-        "webhook": Field("str", help='URL to POST {"text": message} to, usually a secret: '
+        "webhook": Field("str", check=fixed_address,
+                         help='URL to POST {"text": message} to, usually a secret: '
                          '"${SLACK_WEBHOOK}"; without it the message is shown to copy'),
         "channel": Field("str", help="Slack channel, e.g. '#deploys'"),
         "username": Field("str", help="Slack name to post as"),
@@ -78,6 +79,11 @@ class NotifyStep(StepKind):
             return StepResult(True, "shown for copying (no webhook)",
                               details={"sent": False, "shown": True, "message": message})
         origin = webhook_origin(webhook)
+        try:
+            check_address(ctx.step.fields["webhook"], webhook)
+        except HttpFailed as exc:  # refused whether the post is required or not
+            return StepResult(False, f"notification not sent: webhook: {exc}",
+                              details={"sent": False, "message": message})
         ctx.write("info", f"POST to the webhook at {origin}:\n".encode())
         ctx.write("out", message.rstrip("\n").encode() + b"\n")
         payload = {"text": message}

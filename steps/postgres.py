@@ -31,6 +31,7 @@ URL_FORM = "postgresql://user:password@host:port/database"
 
 _URL = re.compile(r"postgres(ql)?://")
 _ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(:\d*)?")
 _KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)")
 
 
@@ -144,6 +145,15 @@ def _address(host: str, default_port: str) -> str:
 def _from_url(dsn: str) -> Target:
     parts = urlsplit(dsn)
     userinfo, _, hostlist = parts.netloc.rpartition("@")
+    after = dsn[dsn.index("//") + 2 + len(parts.netloc):]
+    cut_short = "@" in after and not all(_HOST_PORT.fullmatch(h) for h in hostlist.split(","))
+    if "#" in dsn or "@" in parts.path or cut_short:
+        # The user part ends at the first '/', '?' or '#': a password holding one of them
+        # unencoded spills into the host, port or database name, and from there into
+        # pg_dump's command line and the dump's file name.
+        raise DsnError("a character of the password ('/', '?', '#' or '@') is not "
+                       "URL-encoded: write it with %XX escapes (urllib.parse.quote(password, "
+                       "safe=''): '/' is %2F, '#' is %23, '?' is %3F, '@' is %40)")
     user, colon, secret = userinfo.partition(":")
     password: str | None = unquote(secret) if colon else None
     params: dict[str, str] = {}

@@ -54,6 +54,7 @@ from steps.s3client import (
     Progress,
     S3Location,
     StepFailed,
+    abort_stale_uploads,
     call_s3,
     check_bucket,
     endpoint_text,
@@ -254,7 +255,7 @@ class S3Step(StepKind):
         if plan.action not in ("sync", "download"):
             return None
         endpoint = ctx.fields.get("endpoint_url") or None
-        client = await call_s3(lambda stop: make_client(ctx.fields, ctx.env), endpoint,
+        client = await call_s3(lambda stop: make_client(ctx, ctx.env), endpoint,
                                "setting up the S3 client")
         if plan.action == "download":
             head = await call_s3(lambda stop: find_object(client, plan.remote, endpoint),
@@ -283,7 +284,7 @@ class S3Step(StepKind):
             plan = self._plan(ctx.fields, ctx.expect, ctx.base_dir, ctx.run_dir)
             self._check_local(plan)
             endpoint = ctx.fields.get("endpoint_url") or None
-            client = await call_s3(lambda stop: make_client(ctx.fields, ctx.env), endpoint,
+            client = await call_s3(lambda stop: make_client(ctx, ctx.env), endpoint,
                                    "setting up the S3 client")
             bucket = plan.remote.bucket
             said = await call_s3(lambda stop: check_bucket(client, bucket, endpoint),
@@ -335,6 +336,8 @@ class S3Step(StepKind):
         info(ctx, f"sha256 {local.sha256}  {source.name}")
         how = (f"in {len(local.part_digests)} parts of {human(part_size)}" if part_size
                else "in one request")
+        await abort_stale_uploads(ctx, client, target.bucket, target.key, {target.key},
+                                  endpoint)
         info(ctx, f"uploading {source} ({human(size)}) to {target.url} {how}")
         progress = Progress(thread_writer(ctx), "uploaded", size)
 
@@ -431,6 +434,8 @@ class S3Step(StepKind):
         if uploads:
             info(ctx, "\n".join(f"upload {key} ({human(local.size)}, {why})"
                                 for key, local, why in uploads))
+            await abort_stale_uploads(ctx, client, target.bucket, target.key,
+                                      {key for key, _, _ in uploads}, endpoint)
             await self._upload_all(ctx, client, config, uploads, endpoint, target)
         deleted: list[str] = []
         if extra and plan.delete:

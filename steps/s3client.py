@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.base import Field, StepContext
+from steps.http import HttpFailed, check_address, fixed_address
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,7 +43,8 @@ PROGRESS_SECONDS = 2.0  # ... or every 2 s, whichever comes first
 ETAG_IS_NOT_MD5 = ("aws:kms", "aws:kms:dsse")
 
 ENDPOINT_FIELDS = {
-    "endpoint_url": Field("str", help="S3-compatible endpoint (MinIO, moto); default AWS"),
+    "endpoint_url": Field("str", check=fixed_address,
+                          help="S3-compatible endpoint (MinIO, moto); default AWS"),
     "region": Field("str", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"),
 }
 
@@ -158,12 +160,19 @@ def hash_file(path: Path, part_size: int | None = None,
 # ----------------------------------------------------------------- S3 with boto3
 
 
-def make_client(fields: Mapping[str, Any], env: Mapping[str, str]):
-    """An S3 client from the step's fields and environment (imported late: boto3 is slow
-    to import, and ``cockpit validate`` loads every kind)."""
+def make_client(ctx: StepContext, env: Mapping[str, str]):
+    """An S3 client from the step's fields and ``env`` (imported late: boto3 is slow to
+    import, and ``cockpit validate`` loads every kind). An endpoint whose variables moved
+    the address its text gives is refused (StepFailed)."""
     import boto3
     from botocore.config import Config
 
+    fields = ctx.fields
+    if fields.get("endpoint_url"):
+        try:
+            check_address(ctx.step.fields["endpoint_url"], fields["endpoint_url"])
+        except HttpFailed as exc:
+            raise StepFailed(f"endpoint_url: {exc}") from None
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     session = boto3.session.Session(
         aws_access_key_id=key if key and secret else None,
@@ -272,6 +281,39 @@ def transfer(client, config, start: Callable, stop: threading.Event) -> None:
                 break
         for future in futures:
             future.result()
+
+
+async def abort_stale_uploads(ctx: StepContext, client, bucket: str, prefix: str,
+                              keys: set[str], endpoint: str | None) -> None:
+    """Abort the incomplete multipart uploads to ``keys`` (under ``prefix``) begun before
+    now. A cancelled or failed upload aborts its own; one whose process was killed
+    (SIGKILL, a lost host) leaves its parts in the bucket, kept and billed, until aborted:
+    done before the step uploads to the same key again, and said in its output."""
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC)
+
+    def work(stop: threading.Event) -> list[str]:
+        aborted = []
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Key"] in keys and upload["Initiated"] < before:
+                    client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                                  UploadId=upload["UploadId"])
+                    aborted.append(f"s3://{bucket}/{upload['Key']} (begun "
+                                   f"{upload['Initiated'].isoformat(timespec='seconds')})")
+        return aborted
+
+    try:
+        aborted = await call_s3(work, endpoint, f"looking for incomplete uploads in {bucket}")
+    except StepFailed as exc:  # not allowed to list them, say: the upload still goes on
+        info(ctx, f"could not look for incomplete multipart uploads: {exc}")
+        return
+    for what in aborted:
+        info(ctx, f"aborted an incomplete multipart upload to {what}, left by an earlier "
+                  "attempt")
 
 
 def verify_object(client, location: S3Location, local: LocalFile) -> str:

@@ -24,7 +24,6 @@ from cockpit.journal import (
     SCHEMA_VERSION,
     Journal,
     JournalError,
-    RunLock,
     RunNotFound,
     SignOffRefused,
 )
@@ -159,12 +158,12 @@ def test_two_bastions_see_the_same_runs(pg_dsn, tmp_path):
     try:
         here.create_run(run_row("ours-dead", here.host, 1.0), [])
         there.create_run(run_row("theirs", "bastion-b", 2.0), [])
+        assert there.run_lock("theirs").acquire()
         there.apply(ev.StepApproved("theirs", 2.5, "deploy", "bob", 1, 2))
-        assert [(r["id"], r["status"]) for r in here.runs()] == [
-            ("theirs", "running"), ("ours-dead", "interrupted")]
-        # the other bastion can't see this one's run lock: it leaves our run as recorded
-        assert [(r["id"], r["status"]) for r in there.runs()] == [
-            ("theirs", "interrupted"), ("ours-dead", "running")]
+        # the run locks are the server's: each bastion sees which runs still fly
+        for journal in (here, there):
+            assert [(r["id"], r["status"]) for r in journal.runs()] == [
+                ("theirs", "running"), ("ours-dead", "interrupted")]
         with pytest.raises(SignOffRefused, match="still running"):
             here.sign_off("theirs", "deployer", "alice")
         assert here.events("theirs")[0]["data"] == {
@@ -247,11 +246,11 @@ def test_a_connection_that_dies_just_before_a_call_is_replaced(pg_journal, pg_ds
 def test_dead_runs_are_marked_and_their_lock_left_free(backend):
     for run_id, started in (("dead", 1.0), ("alive", 2.0)):
         backend.create_run(run_row(run_id, socket.gethostname(), started), [])
-    flying = RunLock(backend.run_dir("alive"))
+    flying = backend.run_lock("alive")
     assert flying.acquire()
     assert [(r["id"], r["status"]) for r in backend.runs()] == [
         ("alive", "running"), ("dead", "interrupted")]
-    resumer = RunLock(backend.run_dir("dead"))
+    resumer = backend.run_lock("dead")
     assert resumer.acquire(), "looking at history must not keep a dead run's lock"
     resumer.release()
     flying.release()
