@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from functools import partial
-from typing import TextIO
+from typing import Any, TextIO
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -22,6 +22,7 @@ from textual.screen import Screen
 
 from cockpit import events as ev
 from cockpit.config import Team
+from cockpit.controls import visible
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
@@ -107,7 +108,16 @@ class TuiOperator:
         return [(index in ticked, notes.get(index, "")) for index in range(len(items))]
 
 
-class CockpitApp(App[ev.RunStatus | None]):
+class VisibleNotifications:
+    """Mixed into each app: a notification quotes step titles, server answers and
+    errors, so their control characters are shown as text (``controls.visible``)."""
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        super().notify(visible(message), title=visible(title, newlines=False),  # type: ignore[misc]
+                       **kwargs)
+
+
+class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
     TITLE = "cockpit"
     BINDINGS = [
         Binding("question_mark,f1", "help", "Help", id="app.help",
@@ -228,7 +238,7 @@ class CockpitApp(App[ev.RunStatus | None]):
                                 binding.tooltip, partial(screen.run_action, binding.action))
 
 
-class HistoryApp(App[None]):
+class HistoryApp(VisibleNotifications, App[None]):
     """``cockpit history`` at a terminal: browse the journal's runs."""
 
     TITLE = "cockpit history"
@@ -242,7 +252,7 @@ class HistoryApp(App[None]):
         self.push_screen(HistoryScreen(self.journal))
 
 
-class WatchApp(App[None]):
+class WatchApp(VisibleNotifications, App[None]):
     """``cockpit watch`` at a terminal: follow a run flown elsewhere, read-only."""
 
     TITLE = "cockpit watch"

@@ -161,11 +161,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from cockpit.config import ConfigError
+    from cockpit.controls import visible_stream
     from cockpit.engine import EngineError
     from cockpit.journal import JournalError, RunNotFound
     from cockpit.runbook import RunbookInvalid
     from cockpit.team import TeamError
 
+    # Runbook titles, journal rows, step output and server answers are printed: none
+    # may drive the terminal (the TUI writes to sys.__stderr__, past these).
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = map(visible_stream, streams)
     try:
         return COMMANDS[args.command](args)
     except RunbookInvalid as exc:
@@ -180,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_CANCELLED
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 # ------------------------------------------------------------------ commands

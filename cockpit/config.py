@@ -19,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from cockpit.durations import parse_duration
+from cockpit.output import MAX_STEP_BYTES, MIN_STEP_BYTES
 
 APP = "cockpit"
 DEFAULT_ENVIRONMENT = "local"
@@ -27,7 +28,8 @@ DEFAULT_ENVIRONMENT = "local"
 SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "cockpit": {"operator": (str, ""), "environment": (str, DEFAULT_ENVIRONMENT)},
     "journal": {"path": (str, ""), "synchronous": (str, "normal")},
-    "output": {"window_lines": (int, 1000), "flush_interval": ((str, int, float), "50ms")},
+    "output": {"window_lines": (int, 1000), "flush_interval": ((str, int, float), "50ms"),
+               "max_step_bytes": (int, MAX_STEP_BYTES)},
     "engine": {"kill_grace": ((str, int, float), "5s")},
     "team": {"redis_url": (str, ""), "journal_dsn": (str, ""),
              "lock_ttl": ((str, int, float), "30s"),
@@ -102,6 +104,8 @@ class Config:
     synchronous: str = "normal"
     window_lines: int = 1000
     flush_interval: float = 0.05
+    max_step_bytes: int = MAX_STEP_BYTES
+    """The cap of one step's output file: its head and tail are kept (``OutputSink``)."""
     kill_grace: float = 5.0
     environments: Mapping[str, Environment] = field(default_factory=dict)
     team: Team | None = None
@@ -180,6 +184,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
         synchronous=settings["journal.synchronous"],
         window_lines=settings["output.window_lines"],
         flush_interval=settings["output.flush_interval"],
+        max_step_bytes=settings["output.max_step_bytes"],
         kill_grace=settings["engine.kill_grace"],
         environments=environments,
         team=Team(settings["team.redis_url"], settings["team.lock_ttl"],
@@ -231,6 +236,9 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
                         f"{values['journal.synchronous']!r}")
     if values["output.window_lines"] < 10:
         problems.append("[output] window_lines: expected at least 10")
+    if values["output.max_step_bytes"] < MIN_STEP_BYTES:
+        problems.append(f"[output] max_step_bytes: expected at least {MIN_STEP_BYTES} "
+                        "(bytes)")
     for key in ("redis_url", "journal_dsn"):
         ref = values[f"team.{key}"]
         if ref and ref.partition(":")[0] not in ("env", "file"):

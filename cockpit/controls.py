@@ -14,6 +14,8 @@ ends) is dropped, as a terminal would show it.
 
 from __future__ import annotations
 
+from typing import Any, TextIO
+
 _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
 
 _TABLE: dict[int, str] = {code: "^" + chr(code + 64) for code in range(0x20)}
@@ -33,3 +35,24 @@ def visible(text: str, *, newlines: bool = True) -> str:
         text = text[:-1]
     return text.translate(_LINES if newlines else _TABLE)
 
+
+class VisibleStream:
+    """A text stream (stdout, stderr) whose every write goes through ``visible``: put
+    where a command's text leaves for the terminal, it covers every line printed."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(visible(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self.stream, name)
+
+
+def visible_stream(stream: TextIO) -> TextIO:
+    """``stream`` behind a ``VisibleStream`` (once: a wrapped stream is returned as is)."""
+    if isinstance(stream, VisibleStream):
+        return stream
+    return VisibleStream(stream)  # type: ignore[return-value]  # a TextIO by delegation

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import secrets as token
+import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from cockpit.durations import format_duration
 from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.journal import BaseJournal
 from cockpit.metrics import MetricsWatch, Poll
-from cockpit.output import OutputSink
+from cockpit.output import OutputSink, format_bytes
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
 from cockpit.runbook import (
@@ -44,6 +45,11 @@ from steps import StepContext, StepResult, get_kind
 from steps.base import NeedsOperator, Operator
 
 Subscriber = Callable[[ev.Event], None]
+# The disk of the output files is low under this much room, or under this share of it;
+# checked when the run starts and at most this often while a step writes output.
+DISK_LOW_BYTES = 1024**3
+DISK_LOW_SHARE = 0.05
+DISK_CHECK_EVERY = 10.0
 S = ev.StepStatus
 
 
@@ -168,6 +174,8 @@ class Engine:
         self.run_id = run_id or new_run_id()
         self.status: dict[str, ev.StepStatus] = {s.id: S.PENDING for s in self._all_steps()}
         self._subscribers: list[Subscriber] = []
+        self._disk_checked = 0.0  # monotonic time of the last look at the disk
+        self._disk_low = False
         self.team = team
         """Team mode: live events to watchers, approvals from them."""
         if team is not None:
@@ -345,6 +353,7 @@ class Engine:
         if self.team is not None and self.team.took_over is not None:
             self._emit(ev.LockTakenOver(self.run_id, self._now(), self.profile.name,
                                         str(self.team.took_over)))
+        self._check_disk()
         self._watch_metrics()
 
     def _live_elsewhere(self) -> str:
@@ -599,10 +608,11 @@ class Engine:
         if sink is not None:
             sink.close()
             self._publish_batch(step, sink)
-            if sink.error or sink.restored:
+            if sink.error or sink.restored or sink.truncated:
                 said = message or (result.message if result else "")
                 message = "; ".join(filter(None, [
-                    said, sink.error and f"output incomplete: {sink.error}", sink.restored]))
+                    said, sink.error and f"output incomplete: {sink.error}", sink.restored,
+                    sink.truncation_note()]))
         self._emit(ev.StepFinished(
             self.run_id, self._now(), step.id, status, duration, attempt,
             exit_code=result.exit_code if result else None,
@@ -628,7 +638,7 @@ class Engine:
                 f"'{detail[2]}'" if detail else exc.args[0]))
         try:
             sink = OutputSink(self.output_path(step.id), self.redactor,
-                              self.config.window_lines)
+                              self.config.window_lines, self.config.max_step_bytes)
         except OSError as exc:
             raise EngineError(f"cannot write the output of step '{step.id}' to "
                               f"{self.output_path(step.id)}: {exc.strerror}") from None
@@ -719,7 +729,7 @@ class Engine:
             operator=MaskedOperator(self.operator, self.redactor),
             kill_grace=self.config.kill_grace,
             write=sink.write, tick=self._ticker(step, sink),
-            output_text=sink.text,
+            output_matches=sink.matches,
             process_started=lambda pgid: self._emit(
                 ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
             guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
@@ -822,4 +832,26 @@ class Engine:
         while True:
             await asyncio.sleep(self.config.flush_interval)
             self._publish_batch(step, sink)
+            if time.monotonic() >= self._disk_checked + DISK_CHECK_EVERY:
+                self._check_disk()
+
+    def _check_disk(self) -> None:
+        """Warn once (an event: pane, printer, journal) when the disk of the output files
+        runs low, and again if it runs low after having had room."""
+        self._disk_checked = time.monotonic()
+        folder = self.journal.run_dir(self.run_id)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            return
+        low = usage.free < DISK_LOW_BYTES or usage.free < usage.total * DISK_LOW_SHARE
+        if low and not self._disk_low:
+            self._emit(ev.DiskLow(
+                self.run_id, self._now(), str(folder), usage.free, usage.total,
+                f"disk low: {format_bytes(usage.free)} free of {format_bytes(usage.total)} "
+                f"on {folder}, where step output is kept; free some room, or output past "
+                "a full disk is lost"))
+        self._disk_low = low
 

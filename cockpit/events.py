@@ -152,6 +152,17 @@ class MetricsNotice(Event):
 
 
 @dataclass(frozen=True)
+class DiskLow(Event):
+    """The disk of the journal's output files is running out of room (said once, until
+    it has room again): the run goes on, and output past a full disk is lost."""
+
+    path: str
+    free: int
+    total: int
+    message: str
+
+
+@dataclass(frozen=True)
 class BaselineTaken(Event):
     """Metric values at the start of the run (``key="run"``) or of a phase."""
 

@@ -13,6 +13,7 @@ import threading
 from typing import TextIO
 
 from cockpit import events as ev
+from cockpit.controls import visible, visible_stream
 from cockpit.durations import format_duration
 from cockpit.metrics import alert_summary
 from cockpit.runbook import Runbook, Step
@@ -29,7 +30,7 @@ STATUS_WORD = {
 
 class HeadlessPrinter:
     def __init__(self, runbook: Runbook, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = visible_stream(stream or sys.stdout)
         ids = [step.id for step in runbook.all_steps]
         self.width = min(max(map(len, ids), default=4), 24)
         self.alive = True
@@ -49,6 +50,7 @@ class HeadlessPrinter:
             ev.MetricsSampled: lambda e: None,  # the gate step shows the live values
             ev.BaselineTaken: lambda e: None,
             ev.MetricsNotice: lambda e: self.say(f"cockpit: {e.message}"),
+            ev.DiskLow: lambda e: self.say(f"cockpit: WARNING: {e.message}"),
             ev.AlertChanged: self._alert_changed,
             ev.StepApproved: lambda e: self._line(
                 e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"),
@@ -114,7 +116,7 @@ def _ask(prompt: str) -> asyncio.Future[str | None]:
 
     def read() -> None:
         try:
-            line: str | None = input(prompt)
+            line: str | None = input(visible(prompt, newlines=False))  # readline: raw tty
         except (EOFError, OSError):
             line = None
         loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(line))

@@ -604,6 +604,7 @@ _APPLY = {
     ev.GuardChanged: _event_only,
     ev.MetricsSampled: _event_only,
     ev.MetricsNotice: _event_only,
+    ev.DiskLow: _event_only,
     ev.BaselineTaken: _event_only,
     ev.AlertChanged: _event_only,
     ev.StepApproved: _event_only,

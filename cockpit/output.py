@@ -6,6 +6,14 @@ masked, and written straight to the output file with no user-space buffer, so a
 SIGKILL loses nothing already read. Subscribers get batches from ``take_batch``: at
 most ``window`` lines, with a count of the lines that only the file holds. Work is done
 per chunk with str methods implemented in C, never per line in Python.
+
+The file is capped at ``max_bytes`` (``[output] max_step_bytes``), so a step printing
+endlessly can not fill the disk: past the first half (the head), output goes to two
+tail segments beside the file, each at most a quarter, the older one dropped when the
+newer fills. When the step ends the file gets a line saying how many bytes were
+dropped, then the tail: the head and the last quarter to half of the output are kept.
+A cockpit killed meanwhile leaves the segments beside the file; the next sink on the
+file (``resume``) folds them in.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import BinaryIO
 
+from cockpit.patterns import search_files
 from cockpit.redact import Redactor
 
 STREAMS = ("out", "err", "info")
@@ -26,16 +35,46 @@ FILE_PREFIX = {"out": "", "err": "[stderr] ", "info": "[cockpit] "}
 MAX_LINE = 64 * 1024
 # Text kept between two batches; older text is only in the file (and counted as dropped).
 MAX_PENDING_CHARS = 4 * 1024 * 1024
+# ``[output] max_step_bytes``: the default cap of a step's output file, and the least.
+MAX_STEP_BYTES = 1024**3
+MIN_STEP_BYTES = 64 * 1024
+
+
+def format_bytes(count: int) -> str:
+    """``512 B``, ``64 KiB``, ``1.5 GiB``."""
+    size, units = float(count), ["B", "KiB", "MiB", "GiB"]
+    while size >= 1024 and len(units) > 1:
+        size /= 1024
+        units.pop(0)
+    return f"{f'{size:.1f}'.rstrip('0').rstrip('.')} {units[0]}"
 
 
 class OutputSink:
-    def __init__(self, path: Path, redactor: Redactor, window: int) -> None:
+    def __init__(
+        self, path: Path, redactor: Redactor, window: int, max_bytes: int = MAX_STEP_BYTES
+    ) -> None:
         self.path = path
         self.redactor = redactor
         self.window = window
+        self.max_bytes = max_bytes
         self.lines = 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._segments = (
+            path.with_name(path.name + ".tail1"),
+            path.with_name(path.name + ".tail2"),
+        )
+        self.truncated = 0
+        """Bytes of output dropped from the middle (past the head, before the tail)."""
+        self._tail_file: BinaryIO | None = None  # the newer segment, once the head is full
+        self._tail_index = 0
+        self._tail_size = 0
+        # A cockpit killed while the head was full left its tail beside the file.
+        self._fold_segments(
+            "output truncated: the middle may be missing here (the cockpit "
+            "stopped before counting the bytes dropped)"
+        )
         self.resumed = path.exists() and path.stat().st_size > 0
+        self._size = path.stat().st_size if self.resumed else 0
         self.closed = False
         self.error: str | None = None
         """Why the file does not hold all the output (it could not be written)."""
@@ -75,10 +114,7 @@ class OutputSink:
         on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
         if self.error is None:
             try:
-                if self._file is None:  # its folder may have been deleted since
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - see close
-                self._file.write(on_disk.encode())
+                self._store(on_disk.encode())
             except OSError as exc:  # disk full, file too large: keep showing, say so
                 self.error = f"{self.path}: {exc.strerror}"
         self.lines += count
@@ -94,6 +130,63 @@ class OutputSink:
             self._dropped += dropped
         keep = self._tail.maxlen or 0
         self._tail.extend(text[:-1].rsplit("\n", keep)[-keep:])
+
+    def _store(self, data: bytes) -> None:
+        """Write to the file while the head has room, then to the tail segments."""
+        if self._tail_file is None and self._size + len(data) <= self.max_bytes // 2:
+            if self._file is None:  # its folder may have been deleted since
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - see close
+            self._file.write(data)
+            self._size += len(data)
+            return
+        if self._tail_file is None:
+            self._pane_note(
+                f"output past {format_bytes(self.max_bytes // 2)}: its file keeps this head "
+                f"and the last part ([output] max_step_bytes = {format_bytes(self.max_bytes)})"
+                "; the middle is dropped"
+            )
+        elif self._tail_size + len(data) > self.max_bytes // 4:
+            self._tail_file.close()
+            self._tail_index = 1 - self._tail_index
+            older = self._segments[self._tail_index]
+            self.truncated += older.stat().st_size if older.exists() else 0
+            self._tail_file = None
+        if self._tail_file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tail_file = open(self._segments[self._tail_index], "wb", buffering=0)  # noqa: SIM115
+            self._tail_size = 0
+        self._tail_file.write(data)
+        self._tail_size += len(data)
+
+    def _pane_note(self, text: str) -> None:
+        """A line for the pane only: the file says it its own way."""
+        self._pending.append(("info", text + "\n"))
+        self._pending_lines += 1
+        self._pending_chars += len(text) + 1
+
+    def _fold_segments(self, note: str) -> None:
+        """Append the tail segments (older first) to the file, after ``note`` (if any)."""
+        present = sorted(
+            (p for p in self._segments if p.exists()), key=lambda p: p.stat().st_mtime_ns
+        )
+        if not present:
+            return
+        with open(self.path, "ab") as file:
+            if note:
+                file.write(f"{FILE_PREFIX['info']}... {note} ...\n".encode())
+            for segment in present:
+                with segment.open("rb") as part:
+                    shutil.copyfileobj(part, file, 1024 * 1024)
+        for segment in present:
+            segment.unlink()
+
+    async def matches(self, pattern: str) -> bool:
+        """Whether the output written so far (masked) holds a match of ``pattern``, ``^``
+        and ``$`` at each line; matched in a thread, so the loop, timeouts and signals
+        stay free however long the output."""
+        order = (self._segments[1 - self._tail_index], self._segments[self._tail_index])
+        return await search_files(pattern, (self.path, *order))
 
     def take_batch(self) -> tuple[tuple[tuple[str, str], ...], int]:
         """The lines since the last batch (at most ``window``) and how many were left out."""
@@ -132,6 +225,14 @@ class OutputSink:
         if self._file is not None:
             self._restore()
             self._file.close()
+        if self._tail_file is not None:
+            self._tail_file.close()
+            try:
+                self._fold_segments(self.truncation_note())
+            except OSError as exc:
+                self.error = f"{self.path}: {exc.strerror}"
+            if self.truncated:
+                self._pane_note(f"... {self.truncation_note()}")
 
     def _restore(self) -> None:
         """The file (or its folder) was deleted while the step wrote to it: write it
@@ -156,12 +257,15 @@ class OutputSink:
             f"{self.path} was deleted while the step ran; written again from what cockpit held"
         )
 
-    def text(self) -> str:
-        """Everything written so far (masked); empty for a step that printed nothing."""
-        try:
-            return self.path.read_text(errors="replace")
-        except FileNotFoundError:
+    def truncation_note(self) -> str:
+        """What was dropped, for the file, the pane and the step's record; "" if nothing."""
+        if not self.truncated:
             return ""
+        return (
+            f"output truncated: {self.truncated} bytes "
+            f"({format_bytes(self.truncated)}) dropped from the middle "
+            f"([output] max_step_bytes = {self.max_bytes})"
+        )
 
 
 def read_back(path: Path, limit: int) -> list[tuple[str, str]]:

@@ -10,13 +10,16 @@ fetched) with the metrics chart, that reads the same printed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from typing import Any
 
+from cockpit.controls import visible
 from cockpit.durations import format_duration, format_setting
 from cockpit.journal import BaseJournal, RunNotFound
 from cockpit.metrics import format_metric
@@ -25,6 +28,18 @@ from cockpit.runbook import TROUBLESHOOTING
 ROLES = ("deployer", "verifier")
 REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"
 CHARTED = (("p95_ms", "P95 latency"), ("error_rate", "Error rate"))
+
+
+def _shown(render: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
+    """A Markdown or HTML renderer whose text shows control characters as text: a step's
+    output, a runbook title or a server's answer in the record can not drive the
+    terminal or editor it is read in. (JSON escapes them itself.)"""
+
+    @functools.wraps(render)
+    def shown(record: dict[str, Any]) -> str:
+        return visible(render(record))
+
+    return shown
 
 
 def when(ts: float | None) -> str:
@@ -160,6 +175,7 @@ def _signed(row: dict[str, Any] | None) -> str:
     return f"{row['name']}, {when(row['at'])}{note}"
 
 
+@_shown
 def to_markdown(record: dict[str, Any]) -> str:
     run = record["run"]
     start = run["started_at"]
@@ -336,6 +352,7 @@ def _td(value: Any, cls: str = "") -> str:
     return f"<td class=\"{cls}\">{_esc(value)}</td>" if cls else f"<td>{_esc(value)}</td>"
 
 
+@_shown
 def to_html(record: dict[str, Any]) -> str:
     run = record["run"]
     title = f"{run['runbook']} {run['version'] or ''}".rstrip()
@@ -726,6 +743,7 @@ def _reference_name(record: dict[str, Any]) -> str:
     return "Rehearsal" if record["reference"]["rehearsal"] else "Reference"
 
 
+@_shown
 def compare_to_markdown(record: dict[str, Any]) -> str:
     run, ref = record["run"], record["reference"]
     name = _reference_name(record)
@@ -751,6 +769,7 @@ def compare_to_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@_shown
 def compare_to_html(record: dict[str, Any]) -> str:
     run, ref = record["run"], record["reference"]
     name = _reference_name(record)

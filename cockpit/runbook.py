@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cockpit.durations import DURATION_HINT, parse_duration
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
+from cockpit.patterns import PatternError, compile_pattern
 from steps import Field, KindNotFound, get_kind, known_kinds
 from steps.http import fixed_address
 
@@ -574,12 +575,39 @@ class _Checker:
         values = [self.string(item, f"{what} item") for item in node.value]
         return None if None in values else values  # type: ignore[return-value]
 
-    def string_map(self, node: Node, what: str) -> dict[str, str] | None:
+    def string_map(self, node: Node, what: str,
+                   read: Callable[[Node, str], str | None] | None = None
+                   ) -> dict[str, str] | None:
+        """A mapping of strings, each value read by ``read`` (default: ``string``)."""
         found = self.mapping(node, what, (), check_unknown=False)
         if found is None:
             return None
-        values = {key: self.string(value, f"{what}.{key}") for key, (_, value) in found.items()}
+        read = read or self.string
+        values = {key: read(value, f"{what}.{key}") for key, (_, value) in found.items()}
         return None if None in values.values() else values  # type: ignore[return-value]
+
+    def regex(self, node: Node, what: str) -> str | None:
+        """A regular expression RE2 accepts (``cockpit.patterns``), else None."""
+        value = self.string(node, what)
+        if value is not None:
+            try:
+                compile_pattern(value)
+            except PatternError as exc:
+                self.problem(node, f"{what}: not a valid regular expression: {exc}")
+                return None
+        return value
+
+    def regex_list(self, node: Node, what: str) -> str | list[str] | None:
+        """One regular expression, or a non-empty list of them (all must match: RE2 has
+        no lookahead to say "contains each of these" in one)."""
+        if not isinstance(node, SequenceNode):
+            return self.regex(node, what)
+        if not node.value:
+            self.problem(node, f"{what}: expected a regular expression or a list of them, "
+                         "got an empty list")
+            return None
+        values = [self.regex(item, f"{what} item") for item in node.value]
+        return None if None in values else values  # type: ignore[return-value]
 
     def json(self, node: Node, what: str) -> Any:
         """Any YAML value made of mappings (string keys), lists and scalars, as JSON
@@ -1062,13 +1090,11 @@ class _Checker:
                     self.problem(node, f"{what}: {wrong}")
                     value = None
             case "regex":
-                value = self.string(node, what)
-                if value is not None:
-                    try:
-                        re.compile(value)
-                    except (re.error, OverflowError, RecursionError) as exc:  # a{9999999999}
-                        self.problem(node, f"{what}: not a valid regular expression: {exc}")
-                        value = None
+                value = self.regex(node, what)
+            case "regex_map":
+                value = self.string_map(node, what, self.regex)
+            case "regex_list":
+                value = self.regex_list(node, what)
             case "int":
                 value = self.integer(node, what, minimum=-(2**31))
             case "bool":

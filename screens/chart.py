@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
+from cockpit.controls import visible
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertRule, format_metric
 from cockpit.runbook import Runbook
@@ -38,8 +39,8 @@ class ChartScreen(Screen):
         self.charted = [m for m in (*latency[:1], "error_rate") if m in metrics]
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{self.runbook.name} · run {self.run_id} · metrics over the run",
-                     id="chart-title")
+        title = visible(self.runbook.name, newlines=False)
+        yield Static(f"{title} · run {self.run_id} · metrics over the run", id="chart-title")
         for metric in self.charted:
             yield PlotextPlot(id=f"chart-{metric.replace('.', '_')}")
         yield Footer(show_command_palette=False)

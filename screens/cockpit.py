@@ -224,6 +224,8 @@ class CockpitScreen(Screen):
             self.deploying = self.deploying or phase.deploy
         if isinstance(event, ev.MetricsSampled | ev.MetricsNotice | ev.AlertChanged):
             self._metrics_event(event)
+        if isinstance(event, ev.DiskLow):
+            self.notify(event.message, title="Disk", severity="warning", timeout=60)
         if isinstance(event, ev.RunFinished):
             self.query_one(RunHeader).set_note(f"run {event.status.value}")
             self.query_one(RunHeader).set_eta(None)

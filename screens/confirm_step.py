@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from cockpit.controls import visible
 from cockpit.runbook import Step
 from widgets.step_detail import policy_text
 
@@ -27,8 +28,8 @@ class ConfirmStepModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Run '{self.step.title}'?", classes="title")
+            yield Label(f"Run '{visible(self.step.title, newlines=False)}'?", classes="title")
             yield Label(f"{self.step.kind} step {self.step.id} · {policy_text(self.step)}")
             with VerticalScroll():
-                yield Static(Text(self.description, style="bold"))
+                yield Static(Text(visible(self.description), style="bold"))
             yield Label("y / Enter runs it · n / Escape goes back", classes="hint")

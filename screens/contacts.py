@@ -10,17 +10,24 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from cockpit.controls import visible
 from cockpit.runbook import Contacts, Runbook
+
+
+def _shown(text: str) -> str:
+    """Runbook text with its control characters shown as text (``controls.visible``)."""
+    return visible(text, newlines=False)
 
 
 def contacts_text(contacts: Contacts) -> Text:
     """The on-call people, one per line, then the escalation path, numbered."""
     text = Text()
     for person in contacts.on_call:
-        text.append(f"  {person.role}: ", style="bold")
-        text.append(" · ".join(filter(None, [person.name, person.phone, person.email])) + "\n")
+        text.append(f"  {_shown(person.role)}: ", style="bold")
+        said = " · ".join(filter(None, [person.name, person.phone, person.email]))
+        text.append(_shown(said) + "\n")
     for number, level in enumerate(contacts.escalation, 1):
-        text.append(f"  {number}. {level}\n")
+        text.append(f"  {number}. {_shown(level)}\n")
     return text
 
 
@@ -49,9 +56,9 @@ class ContactsScreen(Screen):
             text.append("\nEscalation path\n", style="bold underline")
             text.append_text(contacts_text(Contacts(escalation=contacts.escalation)))
         for title, items in self.runbook.checklists:
-            text.append(f"\n{title}\n", style="bold underline")
+            text.append(f"\n{_shown(title)}\n", style="bold underline")
             for item in items:
-                text.append(f"  [ ] {item}\n")
+                text.append(f"  [ ] {_shown(item)}\n")
         with VerticalScroll():
             yield Static(text)
         yield Footer(show_command_palette=False)

@@ -10,12 +10,18 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
+from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.journal import BaseJournal
 
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _shown(text: str) -> str:
+    """Journal text (runbook names, step messages) with control characters as text."""
+    return visible(text, newlines=False)
 
 
 class HistoryScreen(Screen):
@@ -43,8 +49,9 @@ class HistoryScreen(Screen):
         for run in self.journal.runs(limit=200):
             took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
             runs.add_row(run["id"], run["status"], run["environment"], _when(run["started_at"]),
-                         format_duration(took), f"{run['runbook']} {run['version'] or ''}",
-                         run["operator"], key=run["id"])
+                         format_duration(took),
+                         _shown(f"{run['runbook']} {run['version'] or ''}"),
+                         _shown(run["operator"]), key=run["id"])
         steps = self.query_one("#steps", DataTable)
         steps.add_columns("#", "phase", "step", "status", "took", "result")
         runs.focus()
@@ -55,14 +62,14 @@ class HistoryScreen(Screen):
         if event.data_table.id != "runs" or event.row_key.value is None:
             return
         run = self.journal.find_run(event.row_key.value)
-        self.query_one("#run-summary", Label).update(
+        self.query_one("#run-summary", Label).update(_shown(
             f"{run['id']} · {run['runbook']} on {run['environment']} by {run['operator']}@"
-            f"{run['host']} · {run['message'] or run['status']}")
+            f"{run['host']} · {run['message'] or run['status']}"))
         steps = self.query_one("#steps", DataTable)
         steps.clear()
         for row in self.journal.steps(run["id"]):
             steps.add_row(row["seq"] + 1, row["phase"], row["step_id"], row["status"],
-                          format_duration(row["duration"]), row["message"] or "")
+                          format_duration(row["duration"]), _shown(row["message"] or ""))
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 2:

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from cockpit.controls import visible
+
 
 class PromptModal(ModalScreen[str | None]):
     CSS_PATH = "modals.tcss"
@@ -20,8 +22,8 @@ class PromptModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.heading, classes="title")
-            yield Label(self.question)
+            yield Label(visible(self.heading, newlines=False), classes="title")
+            yield Label(visible(self.question, newlines=False))
             yield Input(value=self.value, id="answer")
             yield Label("Enter saves · Escape cancels", classes="hint")
 

@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from cockpit.controls import visible
 from cockpit.runbook import Contacts
 from screens.contacts import contacts_text
 
@@ -28,22 +29,25 @@ class RollbackModal(ModalScreen[bool]):
         self.contacts = contacts or Contacts()
 
     def compose(self) -> ComposeResult:
+        def shown(line: str) -> str:  # reasons, titles, commands: shown, never obeyed
+            return visible(line, newlines=False)
+
         text = Text()
         text.append("Why\n", style="bold")
         for line in self.why or ["nothing failed: the operator's call"]:
-            text.append(f"  • {line}\n", style="red")
+            text.append(f"  • {shown(line)}\n", style="red")
         if self.criteria:
             text.append("\nRoll back when\n", style="bold")
             for line in self.criteria:
-                text.append(f"  • {line}\n")
+                text.append(f"  • {shown(line)}\n")
         text.append("\nWill run\n", style="bold")
         if not self.plan:
             text.append("  (this runbook has no rollback steps)\n", style="dim")
         for number, (title, description) in enumerate(self.plan, 1):
-            text.append(f"  {number}. {title}\n", style="bold")
+            text.append(f"  {number}. {shown(title)}\n", style="bold")
             for line in description.splitlines():
-                text.append(f"       {line}\n")
-        text.append(f"\nRun: {self.state}", style="dim")
+                text.append(f"       {shown(line)}\n")
+        text.append(f"\nRun: {shown(self.state)}", style="dim")
         if self.contacts.on_call or self.contacts.escalation:
             text.append("\n\nCall\n", style="bold")
             text.append_text(contacts_text(self.contacts))

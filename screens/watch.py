@@ -19,6 +19,7 @@ from textual.widgets import Footer, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
+from cockpit.controls import visible
 from cockpit.output import read_back
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
@@ -62,7 +63,7 @@ class WatchScreen(Screen):
             yield PhaseTree(runbook, id="phases")
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
-                yield Label(self.watched.note, id="watch-status")
+                yield Label(visible(self.watched.note, newlines=False), id="watch-status")
             spec = runbook.metrics
             yield MetricsPanel(spec.metrics if spec else (), self.alerts,
                                spec.interval if spec else None, id="metrics")
@@ -102,15 +103,17 @@ class WatchScreen(Screen):
             header.started = event.at
             header.set_note(f"flown by {event.operator} · watching, read-only")
         elif isinstance(event, ev.StepApproved):
-            self.query_one("#watch-status", Label).update(
-                f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})")
+            self.query_one("#watch-status", Label).update(visible(
+                f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})",
+                newlines=False))
         elif isinstance(event, ev.StepWaiting):
             self.status[event.step_id] = S.WAITING_CONFIRM
             if event.reason.startswith("needs approval by") and "team mode" not in event.reason:
                 self.approvable = event.step_id
                 self.notify(f"'{event.step_id}' {event.reason}: press A to approve",
                             title="Approval")
-            self.query_one("#watch-status", Label).update(f"{event.step_id}: {event.reason}")
+            self.query_one("#watch-status", Label).update(
+                visible(f"{event.step_id}: {event.reason}", newlines=False))
         elif isinstance(event, ev.StepStarted):
             self.status[event.step_id] = S.RUNNING
             buffer = self.buffers[event.step_id]
@@ -126,6 +129,8 @@ class WatchScreen(Screen):
             self.query_one(MetricsPanel).notice(event.message, event.ok)
         elif isinstance(event, ev.AlertChanged):
             self.query_one(MetricsPanel).alert_changed(event.name, event.state)
+        elif isinstance(event, ev.DiskLow):
+            self.notify(event.message, title="Disk", severity="warning", timeout=60)
         elif isinstance(event, ev.RollbackStarted):
             self.notify(f"Rolling back: {event.reason}", severity="warning")
         elif isinstance(event, ev.RunFinished):

@@ -11,8 +11,13 @@ if TYPE_CHECKING:
     from cockpit.metrics import MetricsWatch
     from cockpit.runbook import Step
 
-FieldType = Literal["str", "regex", "int", "bool", "duration", "str_list", "str_map", "json"]
-"""``json``: any YAML value of mappings, lists and scalars (a request body)."""
+FieldType = Literal[
+    "str", "regex", "regex_list", "regex_map", "int", "bool", "duration", "str_list",
+    "str_map", "json",
+]
+"""``json``: any YAML value of mappings, lists and scalars (a request body). ``regex``:
+RE2 syntax (``cockpit.patterns``); ``regex_list``: one or a list of such, all to be
+found; ``regex_map``: a mapping of names to such."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,9 @@ class StepContext:
     """Feed raw output: ``write("out" | "err" | "info", data)``; masked and kept."""
     tick: Callable[[int, str, bool, str], Awaitable[None]]
     """Record a checklist item: ``await tick(index, item, ticked, note)``."""
-    output_text: Callable[[], str]
-    """The step's output so far (masked), read back from its output file."""
+    output_matches: Callable[[str], Awaitable[bool]]
+    """``await output_matches(pattern)``: whether the step's output so far (masked, as in
+    its output file) holds a match of the regular expression, ``^``/``$`` per line."""
     process_started: Callable[[int], None]
     """Record the process group a step started, so a resume can tell if it lives on."""
     guard: Callable[[str, str, Callable[[], Awaitable[None]] | None], None]

@@ -18,7 +18,8 @@ Expectations (``expect:``), all of which must hold:
   too); a scalar matches an equal value of the same JSON type (``1`` matches ``1.0``,
   but not ``"1"`` or ``true``). A mismatch names the path, e.g.
   ``$.checks.database: expected "ok", got "down"``.
-- ``body``: a regular expression searched (``re.search``) in the body text.
+- ``body``: a regular expression (RE2 syntax: ``cockpit.patterns``) searched in the body,
+  or a list of them, each of which must be found (RE2 has no lookahead).
 - ``headers``: header name -> regular expression searched in its value.
 - ``content_type``: the media type, ignoring parameters such as ``charset``.
 - ``rows``: the body is CSV with this many data rows (the header row and blank
@@ -57,6 +58,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from cockpit import patterns
 from cockpit.durations import format_duration
 from steps.base import Field, StepContext, StepKind, StepResult
 
@@ -335,9 +337,14 @@ def json_mismatches(expected: Any, got: Any, path: str = "$") -> list[str]:
 
 def _search(pattern: str, text: str, what: str) -> bool:
     try:
-        return re.search(pattern, text) is not None
-    except re.error as exc:
+        return patterns.search(pattern, text)
+    except patterns.PatternError as exc:
         raise HttpFailed(f"{what}: not a valid regular expression: {exc}") from None
+
+
+def _each(value: str | list[str] | None) -> list[str]:
+    """A ``regex_list`` field's patterns."""
+    return [value] if isinstance(value, str) else value or []
 
 
 def mismatches(expect: Mapping[str, Any], answer: Answer) -> list[str]:
@@ -357,8 +364,9 @@ def mismatches(expect: Mapping[str, Any], answer: Answer) -> list[str]:
                          f"{f': {start!r}' if start else ', empty'})")
         else:
             found += json_mismatches(expect["json"], document)
-    if "body" in expect and not _search(expect["body"], answer.text, "expect.body"):
-        found.append(f"the body does not match /{expect['body']}/")
+    for pattern in _each(expect.get("body")):
+        if not _search(pattern, answer.text, "expect.body"):
+            found.append(f"the body does not match /{pattern}/")
     for name, pattern in (expect.get("headers") or {}).items():
         value = answer.headers.get(name)
         if value is None:
@@ -424,8 +432,9 @@ class HttpStep(StepKind):
     expect = {
         "status": Field("int", help="the status code (default: any 2xx)"),
         "json": Field("json", help="a JSON subset the answer must contain"),
-        "body": Field("regex", help="a regular expression searched in the body"),
-        "headers": Field("str_map", help="header name: regular expression for its value"),
+        "body": Field("regex_list", help="a regular expression searched in the body, or "
+                      "a list of them: each must be found"),
+        "headers": Field("regex_map", help="header name: regular expression for its value"),
         "content_type": Field("str", help="the media type, e.g. application/json"),
         "rows": Field("int", help="the body is CSV with this many data rows"),
     }
@@ -462,7 +471,7 @@ class HttpStep(StepKind):
                 case "json":
                     said.append(f"JSON containing {json.dumps(value, ensure_ascii=False)}")
                 case "body":
-                    said.append(f"body matching /{value}/")
+                    said += [f"body matching /{pattern}/" for pattern in _each(value)]
                 case "headers":
                     said += [f"header {name} matching /{regex}/" for name, regex in value.items()]
                 case "content_type":
@@ -511,7 +520,7 @@ class HttpStep(StepKind):
                 except httpx.HTTPError as exc:
                     failure = problem(exc, request, url, timeout)
                 if answer is not None:
-                    found = mismatches(ctx.expect, answer)
+                    found = await patterns.off_loop(mismatches, ctx.expect, answer)
                     failure = f"{request}: {'; '.join(found)}" if found else ""
                 if until is not None:
                     said = (failure.removeprefix(f"{request}: ") if failure

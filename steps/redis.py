@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from cockpit import patterns
 from cockpit.durations import format_duration
 from steps.base import Field, StepContext, StepKind, StepResult
 
@@ -285,7 +286,7 @@ class RedisStep(StepKind):
                 f"lost the connection to Redis at {where}: {_reason(exc)}", url))
         finally:
             await client.aclose()
-        problems = self._check(ctx.expect, reply)
+        problems = await patterns.off_loop(self._check, ctx.expect, reply)
         if problems:
             return StepResult(False, "; ".join(problems), details=details)
         return StepResult(True, said, details=details)
@@ -353,8 +354,11 @@ class RedisStep(StepKind):
         if "value" in expect and text != expect["value"]:
             problems.append(f"expected the reply {expect['value']!r}, got {shown}")
         pattern = expect.get("reply_matches")
-        if pattern is not None and not re.search(pattern, text or "", re.MULTILINE):
-            problems.append(f"reply {shown} did not match /{pattern}/")
+        try:
+            if pattern is not None and not patterns.search(pattern, text or "", multiline=True):
+                problems.append(f"reply {shown} did not match /{pattern}/")
+        except patterns.PatternError as exc:  # a variable's value made it so
+            problems.append(f"expect.reply_matches: not a valid regular expression: {exc}")
         return problems
 
 

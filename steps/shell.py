@@ -8,10 +8,10 @@ step, as in CI runners).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from cockpit.patterns import PatternError
 from cockpit.process import describe_exit, run_process
 from steps.base import Field, StepContext, StepKind, StepResult
 
@@ -57,6 +57,12 @@ class ShellStep(StepKind):
         if code != expected:
             return StepResult(False, f"{describe_exit(code)}, expected {expected}", code)
         pattern = ctx.expect.get("output")
-        if pattern is not None and not re.search(pattern, ctx.output_text(), re.MULTILINE):
+        if pattern is None:
+            return StepResult(True, describe_exit(code), code)
+        try:
+            matched = await ctx.output_matches(pattern)
+        except PatternError as exc:  # a variable's value made it so
+            return StepResult(False, f"expect.output: not a valid regular expression: {exc}", code)
+        if not matched:
             return StepResult(False, f"output did not match /{pattern}/", code)
         return StepResult(True, describe_exit(code), code)

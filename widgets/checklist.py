@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import SelectionList
 
+from cockpit.controls import visible
+
 
 class Checklist(SelectionList[int]):
     DEFAULT_CSS = """
@@ -12,7 +14,8 @@ class Checklist(SelectionList[int]):
 
     def load(self, items: list[str], ticked: set[int]) -> None:
         self.clear_options()
-        self.add_options([(item, index, index in ticked) for index, item in enumerate(items)])
+        self.add_options([(visible(item, newlines=False), index, index in ticked)
+                          for index, item in enumerate(items)])
         self.highlighted = 0
 
     def tick_next(self) -> None:

@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
+from cockpit.controls import visible
 from cockpit.metrics import AlertRule, format_metric
 
 POINTS = 60
@@ -149,7 +150,7 @@ class MetricsPanel(Vertical):
         """Polls failing (said once) or working again."""
         notice = self.query_one(".notice", Static)
         notice.set_class(ok, "-ok")
-        notice.update(message)
+        notice.update(visible(message, newlines=False))  # a server's words, shown as text
 
     def summary(self) -> Text:
         """One line for a narrow terminal, where the panel folds away."""

@@ -1,9 +1,10 @@
 """A step's output: a window on a ring buffer, rendering only the visible rows.
 
 Each step's lines live in an ``OutputBuffer`` (a bounded deque; the whole output is in
-the step's file). The pane shows one buffer; it follows the tail until the operator
-scrolls up, then counts the lines that arrive ("N new lines") until End or ``f``.
-``/`` searches the buffer, ``n`` / ``N`` move between matches.
+the step's file), their control characters shown as text (``controls.visible``). The
+pane shows one buffer; it follows the tail until the operator scrolls up, then counts
+the lines that arrive ("N new lines") until End or ``f``. ``/`` searches the buffer,
+``n`` / ``N`` move between matches.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from cockpit.controls import visible
 
 MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
 
@@ -38,7 +41,8 @@ class OutputBuffer:
         if dropped:
             self.lines.append(("info", f"... {dropped} lines only in the output file"))
             added += 1
-        for stream, text in lines:
+        for stream, raw in lines:
+            text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
             self.lines.append((stream, text))
             added += 1
             if len(text) > self.width:

@@ -1,5 +1,6 @@
 """The runbook's phases and steps, each step with its status glyph and duration; with a
-rehearsal's timings, each phase not started yet with its ETA."""
+rehearsal's timings, each phase not started yet with its ETA. Titles show their control
+characters as text."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from cockpit.controls import visible
 from cockpit.eta import Eta
 from cockpit.events import StepStatus as S
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
@@ -33,7 +35,7 @@ class PhaseTree(Tree[str]):
 
     def __init__(self, runbook: Runbook, *, eta: Eta | None = None,
                  id: str | None = None) -> None:
-        super().__init__(runbook.name, id=id)
+        super().__init__(visible(runbook.name, newlines=False), id=id)
         self.runbook = runbook
         self.eta = eta
         self.show_root = False
@@ -48,11 +50,13 @@ class PhaseTree(Tree[str]):
         if self.runbook.troubleshooting:
             groups.append((TROUBLESHOOTING, "Quick actions", self.runbook.troubleshooting))
         for phase_id, title, steps in groups:
+            title = visible(title, newlines=False)
             node = self.root.add(title, data=f"phase:{phase_id}",
                                  expand=phase_id not in (ROLLBACK, TROUBLESHOOTING))
             self._phases[phase_id] = (node, steps, title)
             for step in steps:
-                self._steps[step.id] = node.add_leaf(step.title, data=step.id)
+                self._steps[step.id] = node.add_leaf(visible(step.title, newlines=False),
+                                                     data=step.id)
         self.refresh_all(status, durations)
 
     def refresh_all(self, status: Mapping[str, S], durations) -> None:
@@ -64,7 +68,7 @@ class PhaseTree(Tree[str]):
         state = status[step_id]
         label = Text.assemble(
             (GLYPH[state] + " ", STYLE[state]),
-            self.runbook.step(step_id).title,
+            visible(self.runbook.step(step_id).title, newlines=False),
             (f" {took(durations.get(step_id))}", "dim"),
         )
         if state == S.RUNNING:

@@ -10,8 +10,13 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading
+
+
+def _one_line(text: str) -> str:
+    return visible(text, newlines=False)  # a title or a message can not drive the terminal
 
 
 class RunHeader(Static):
@@ -28,8 +33,8 @@ class RunHeader(Static):
                  rehearsal: bool = False,
                  eta: Callable[[], EtaReading | None] | None = None) -> None:
         super().__init__()
-        self.runbook, self.version = runbook, version
-        self.environment, self.label = environment, label or environment.upper()
+        self.runbook, self.version = _one_line(runbook), _one_line(version)
+        self.environment, self.label = environment, _one_line(label or environment.upper())
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
         self.rehearsal = rehearsal
         self.eta = eta
@@ -55,12 +60,12 @@ class RunHeader(Static):
                         if reading is not None else None)
 
     def set_note(self, note: str) -> None:
-        self.note = note
+        self.note = _one_line(note)
         self.refresh()
 
     def set_banner(self, banner: str) -> None:
         """Shown while something is set for the run, e.g. the maintenance flag."""
-        self.banner = banner
+        self.banner = _one_line(banner)
         self.refresh()
 
     def set_eta(self, eta: Callable[[], EtaReading | None] | None) -> None:
@@ -70,7 +75,7 @@ class RunHeader(Static):
 
     def set_alarm(self, alarm: str) -> None:
         """A critical alert that calls for a decision (roll back?); "" clears it."""
-        self.alarm = alarm
+        self.alarm = _one_line(alarm)
         self.refresh()
 
     def render(self) -> Text:

@@ -1,4 +1,5 @@
-"""What the selected step is and will do: kind, resolved command, policy, result."""
+"""What the selected step is and will do: kind, resolved command, policy, result; text
+from the runbook, the step or a server with its control characters shown as text."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.events import StepStatus as S
 from cockpit.runbook import Step
@@ -48,14 +50,16 @@ class StepDetail(Static):
             if row.get("attempt", 0) > 1:
                 result.append(f" after {row['attempt']} attempts")
             if row.get("message"):
-                result.append(f": {row['message']}")
+                result.append(visible(f": {row['message']}", newlines=False))
         grid.add_row("result", result)
-        grid.add_row("output", output)
-        grid.add_row("runs", Text(description))
+        grid.add_row("output", visible(output, newlines=False))
+        grid.add_row("runs", Text(visible(description)))
         grid.add_row("policy", policy_text(step))
         if step.expect:
-            grid.add_row("expects", " · ".join(f"{k} {v}" for k, v in step.expect.items()))
-        title = Text.assemble((step.title, "bold"), (f"  {step.kind} · {step.id}", "dim"))
+            expects = " · ".join(f"{k} {v}" for k, v in step.expect.items())
+            grid.add_row("expects", visible(expects, newlines=False))
+        title = Text.assemble((visible(step.title, newlines=False), "bold"),
+                              (f"  {step.kind} · {step.id}", "dim"))
         if step.description:
-            title.append(f"  {step.description}", style="dim")
+            title.append(visible(f"  {step.description}", newlines=False), style="dim")
         self.update(Group(title, grid))
