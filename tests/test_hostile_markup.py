@@ -18,6 +18,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import StepStatus as S
 from cockpit.runbook import load_runbook
+from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.prompt import PromptModal
 from screens.quit import QuitModal
@@ -205,3 +206,18 @@ async def test_a_servers_words_in_the_metrics_notice_are_text():
         panel.notice(f"poll failed: {PAYLOAD}", ok=False)
         await pilot.pause()
         assert f"poll failed: {PAYLOAD}" in painted(panel.query_one(".notice"))
+
+
+async def test_the_chart_title_is_text(tmp_path, journal):
+    engine = make_engine(tmp_path, journal, Operator())
+    engine.start()
+
+    class ChartApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ChartScreen(journal, engine.run_id, engine.runbook, ()))
+
+    app = ChartApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ChartScreen), "the chart")
+        await pilot.pause()
+        assert f"Book {PAYLOAD}" in painted(app.screen.query_one("#chart-title"))
