@@ -13,15 +13,18 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.notifications import Notify
 
-from cockpit.app import CockpitApp, HistoryApp, TuiOperator
-from cockpit.config import Config, Environment
+from cockpit import events as ev
+from cockpit.app import CockpitApp, HistoryApp, TuiOperator, WatchApp
+from cockpit.config import Config, Environment, Team
 from cockpit.engine import Engine
 from cockpit.events import StepStatus as S
 from cockpit.runbook import load_runbook
+from cockpit.team import Watched
 from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.prompt import PromptModal
 from screens.quit import QuitModal
+from screens.watch import WatchScreen
 from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputPane
@@ -221,3 +224,26 @@ async def test_the_chart_title_is_text(tmp_path, journal):
         await until(pilot, lambda: isinstance(app.screen, ChartScreen), "the chart")
         await pilot.pause()
         assert f"Book {PAYLOAD}" in painted(app.screen.query_one("#chart-title"))
+
+
+async def test_the_watch_screen_shows_a_servers_words_as_text(tmp_path, journal, monkeypatch):
+    monkeypatch.delenv("COCKPIT_MARKUP_REDIS", raising=False)  # no team server: it says so
+    runbook = make_engine(tmp_path, journal, Operator()).runbook
+    watched = Watched("r1", "local", runbook, {"run_id": "r1"}, None, f"note {PAYLOAD}")
+    app = WatchApp(Team("env:COCKPIT_MARKUP_REDIS"), watched, "bob")
+    seen: list = []
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, WatchScreen), "the watch screen")
+        await pilot.pause()
+        status = app.screen.query_one("#watch-status")
+        assert f"note {PAYLOAD}" in painted(status)
+        reason = f"needs approval by {PAYLOAD}"
+        app.screen.apply(ev.StepWaiting("r1", 0.0, "hello", reason))
+        await pilot.pause()
+        assert f"hello: {reason}" in painted(status)
+        assert any(
+            reason in m.notification.message and not m.notification.markup
+            for m in seen
+            if isinstance(m, Notify)
+        )
+        assert app.is_running
