@@ -110,9 +110,11 @@ class TuiOperator:
 
 class VisibleNotifications:
     """Mixed into each app: a notification quotes step titles, server answers and
-    errors, so their control characters are shown as text (``controls.visible``)."""
+    errors, so their control characters are shown as text (``controls.visible``) and
+    their brackets are never read as markup (no ``[@click=...]``, no MarkupError)."""
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        kwargs["markup"] = False  # whatever the caller said (Widget.notify says True)
         super().notify(visible(message), title=visible(title, newlines=False),  # type: ignore[misc]
                        **kwargs)
 

@@ -13,10 +13,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
-from cockpit.controls import visible
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertRule, format_metric
 from cockpit.runbook import Runbook
+from widgets.plain import plain
 
 REFRESH = 2.0
 """Seconds between re-reads of the journal while the chart is open."""
@@ -39,8 +39,8 @@ class ChartScreen(Screen):
         self.charted = [m for m in (*latency[:1], "error_rate") if m in metrics]
 
     def compose(self) -> ComposeResult:
-        title = visible(self.runbook.name, newlines=False)
-        yield Static(f"{title} · run {self.run_id} · metrics over the run", id="chart-title")
+        yield Static(plain(f"{self.runbook.name} · run {self.run_id} · metrics over the run"),
+                     id="chart-title")
         for metric in self.charted:
             yield PlotextPlot(id=f"chart-{metric.replace('.', '_')}")
         yield Footer(show_command_palette=False)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from cockpit.controls import visible
 from cockpit.runbook import Step
+from widgets.plain import plain
 from widgets.step_detail import policy_text
 
 
@@ -28,8 +27,8 @@ class ConfirmStepModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Run '{visible(self.step.title, newlines=False)}'?", classes="title")
-            yield Label(f"{self.step.kind} step {self.step.id} · {policy_text(self.step)}")
+            yield Label(plain(f"Run '{self.step.title}'?"), classes="title")
+            yield Label(plain(f"{self.step.kind} step {self.step.id} · {policy_text(self.step)}"))
             with VerticalScroll():
-                yield Static(Text(visible(self.description), style="bold"))
+                yield Static(plain(self.description, "bold", newlines=True))
             yield Label("y / Enter runs it · n / Escape goes back", classes="hint")

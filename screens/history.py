@@ -10,18 +10,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
-from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.journal import BaseJournal
+from widgets.plain import plain
 
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
-
-
-def _shown(text: str) -> str:
-    """Journal text (runbook names, step messages) with control characters as text."""
-    return visible(text, newlines=False)
 
 
 class HistoryScreen(Screen):
@@ -48,28 +43,30 @@ class HistoryScreen(Screen):
         runs.add_columns("run", "status", "env", "started", "took", "runbook", "operator")
         for run in self.journal.runs(limit=200):
             took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
-            runs.add_row(run["id"], run["status"], run["environment"], _when(run["started_at"]),
-                         format_duration(took),
-                         _shown(f"{run['runbook']} {run['version'] or ''}"),
-                         _shown(run["operator"]), key=run["id"])
+            cells = [run["id"], run["status"], run["environment"], _when(run["started_at"]),
+                     format_duration(took), f"{run['runbook']} {run['version'] or ''}",
+                     run["operator"]]
+            runs.add_row(*map(plain, cells), key=run["id"])
         steps = self.query_one("#steps", DataTable)
         steps.add_columns("#", "phase", "step", "status", "took", "result")
         runs.focus()
         if not runs.row_count:
-            self.query_one("#run-summary", Label).update(f"no runs yet in {self.journal.path}")
+            self.query_one("#run-summary", Label).update(
+                plain(f"no runs yet in {self.journal.path}"))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "runs" or event.row_key.value is None:
             return
         run = self.journal.find_run(event.row_key.value)
-        self.query_one("#run-summary", Label).update(_shown(
+        self.query_one("#run-summary", Label).update(plain(
             f"{run['id']} · {run['runbook']} on {run['environment']} by {run['operator']}@"
             f"{run['host']} · {run['message'] or run['status']}"))
         steps = self.query_one("#steps", DataTable)
         steps.clear()
         for row in self.journal.steps(run["id"]):
-            steps.add_row(row["seq"] + 1, row["phase"], row["step_id"], row["status"],
-                          format_duration(row["duration"]), _shown(row["message"] or ""))
+            cells = [row["phase"], row["step_id"], row["status"],
+                     format_duration(row["duration"]), row["message"] or ""]
+            steps.add_row(row["seq"] + 1, *map(plain, cells))
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 2:

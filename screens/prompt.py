@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from cockpit.controls import visible
+from widgets.plain import plain
 
 
 class PromptModal(ModalScreen[str | None]):
@@ -22,8 +22,8 @@ class PromptModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(visible(self.heading, newlines=False), classes="title")
-            yield Label(visible(self.question, newlines=False))
+            yield Label(plain(self.heading), classes="title")
+            yield Label(plain(self.question))
             yield Input(value=self.value, id="answer")
             yield Label("Enter saves · Escape cancels", classes="hint")
 

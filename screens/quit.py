@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from widgets.plain import plain
+
 
 class QuitModal(ModalScreen[bool]):
     CSS_PATH = "modals.tcss"
@@ -22,7 +24,7 @@ class QuitModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"'{self.step_title}' is running.", classes="title")
+            yield Label(plain(f"'{self.step_title}' is running."), classes="title")
             yield Label("Quit now and its processes are ended (TERM, then KILL) and it is "
                         "recorded as cancelled. The run can be resumed later.")
             yield Label("y / Enter: cancel it and quit · n / Escape: keep flying",

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from widgets.plain import plain
+
 
 class StartModal(ModalScreen[bool]):
     CSS_PATH = "modals.tcss"
@@ -20,9 +22,10 @@ class StartModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"{self.label}: this run changes '{self.environment}'.", classes="title")
-            yield Label(f"Type '{self.environment}' and press Enter to start. Anything else "
-                        "cancels; nothing will have run.")
+            yield Label(plain(f"{self.label}: this run changes '{self.environment}'."),
+                        classes="title")
+            yield Label(plain(f"Type '{self.environment}' and press Enter to start. Anything "
+                              "else cancels; nothing will have run."))
             yield Input(placeholder=self.environment, id="environment")
             yield Label("Escape cancels", classes="hint")
 

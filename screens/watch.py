@@ -19,12 +19,12 @@ from textual.widgets import Footer, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
-from cockpit.controls import visible
 from cockpit.output import read_back
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputBuffer, OutputPane
 from widgets.phase_tree import PhaseTree
+from widgets.plain import plain
 from widgets.run_header import RunHeader
 
 S = ev.StepStatus
@@ -63,7 +63,7 @@ class WatchScreen(Screen):
             yield PhaseTree(runbook, id="phases")
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
-                yield Label(visible(self.watched.note, newlines=False), id="watch-status")
+                yield Label(plain(self.watched.note), id="watch-status")
             spec = runbook.metrics
             yield MetricsPanel(spec.metrics if spec else (), self.alerts,
                                spec.interval if spec else None, id="metrics")
@@ -103,9 +103,8 @@ class WatchScreen(Screen):
             header.started = event.at
             header.set_note(f"flown by {event.operator} · watching, read-only")
         elif isinstance(event, ev.StepApproved):
-            self.query_one("#watch-status", Label).update(visible(
-                f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})",
-                newlines=False))
+            self.query_one("#watch-status", Label).update(plain(
+                f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})"))
         elif isinstance(event, ev.StepWaiting):
             self.status[event.step_id] = S.WAITING_CONFIRM
             if event.reason.startswith("needs approval by") and "team mode" not in event.reason:
@@ -113,7 +112,7 @@ class WatchScreen(Screen):
                 self.notify(f"'{event.step_id}' {event.reason}: press A to approve",
                             title="Approval")
             self.query_one("#watch-status", Label).update(
-                visible(f"{event.step_id}: {event.reason}", newlines=False))
+                plain(f"{event.step_id}: {event.reason}"))
         elif isinstance(event, ev.StepStarted):
             self.status[event.step_id] = S.RUNNING
             buffer = self.buffers[event.step_id]

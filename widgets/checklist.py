@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import SelectionList
 
-from cockpit.controls import visible
+from widgets.plain import plain
 
 
 class Checklist(SelectionList[int]):
@@ -14,7 +14,7 @@ class Checklist(SelectionList[int]):
 
     def load(self, items: list[str], ticked: set[int]) -> None:
         self.clear_options()
-        self.add_options([(visible(item, newlines=False), index, index in ticked)
+        self.add_options([(plain(item), index, index in ticked)
                           for index, item in enumerate(items)])
         self.highlighted = 0
 

@@ -15,8 +15,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from cockpit.controls import visible
 from cockpit.metrics import AlertRule, format_metric
+from widgets.plain import plain
 
 POINTS = 60
 """Samples kept per sparkline (the chart screen shows the whole run)."""
@@ -150,7 +150,7 @@ class MetricsPanel(Vertical):
         """Polls failing (said once) or working again."""
         notice = self.query_one(".notice", Static)
         notice.set_class(ok, "-ok")
-        notice.update(visible(message, newlines=False))  # a server's words, shown as text
+        notice.update(plain(message))  # a server's words, shown as text
 
     def summary(self) -> Text:
         """One line for a narrow terminal, where the panel folds away."""

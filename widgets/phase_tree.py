@@ -1,6 +1,6 @@
 """The runbook's phases and steps, each step with its status glyph and duration; with a
 rehearsal's timings, each phase not started yet with its ETA. Titles show their control
-characters as text."""
+characters and brackets as text."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cockpit.eta import Eta
 from cockpit.events import StepStatus as S
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
 from widgets.glyphs import GLYPH, STYLE, took
+from widgets.plain import plain
 
 ROLLBACK = "rollback"
 
@@ -35,13 +36,13 @@ class PhaseTree(Tree[str]):
 
     def __init__(self, runbook: Runbook, *, eta: Eta | None = None,
                  id: str | None = None) -> None:
-        super().__init__(visible(runbook.name, newlines=False), id=id)
+        super().__init__(plain(runbook.name), id=id)
         self.runbook = runbook
         self.eta = eta
         self.show_root = False
         self.guide_depth = 2
         self._steps: dict[str, TreeNode[str]] = {}
-        self._phases: dict[str, tuple[TreeNode[str], tuple[Step, ...], str]] = {}
+        self._phases: dict[str, tuple[TreeNode[str], tuple[Step, ...], Text]] = {}
 
     def build(self, status: Mapping[str, S], durations: Mapping[str, float | None]) -> None:
         groups = [(phase.id, phase.title, phase.steps) for phase in self.runbook.phases]
@@ -50,13 +51,12 @@ class PhaseTree(Tree[str]):
         if self.runbook.troubleshooting:
             groups.append((TROUBLESHOOTING, "Quick actions", self.runbook.troubleshooting))
         for phase_id, title, steps in groups:
-            title = visible(title, newlines=False)
+            title = plain(title, "bold")
             node = self.root.add(title, data=f"phase:{phase_id}",
                                  expand=phase_id not in (ROLLBACK, TROUBLESHOOTING))
             self._phases[phase_id] = (node, steps, title)
             for step in steps:
-                self._steps[step.id] = node.add_leaf(visible(step.title, newlines=False),
-                                                     data=step.id)
+                self._steps[step.id] = node.add_leaf(plain(step.title), data=step.id)
         self.refresh_all(status, durations)
 
     def refresh_all(self, status: Mapping[str, S], durations) -> None:
@@ -79,7 +79,7 @@ class PhaseTree(Tree[str]):
         done = sum(status[s.id] in (S.OK, S.SKIPPED) for s in steps)
         failed = any(status[s.id] == S.FAILED for s in steps)
         progress = (f"{done}/{len(steps)} ", "bold red" if failed else "dim")
-        label = Text.assemble(progress, (title, "bold"))
+        label = Text.assemble(progress, title)
         if (self.eta is not None and phase_id not in (ROLLBACK, TROUBLESHOOTING)
                 and all(status[s.id] == S.PENDING for s in steps)):
             label.append(f" {self.eta.estimate(steps).short()}", style="dim")

@@ -16,6 +16,7 @@ from cockpit.durations import format_duration
 from cockpit.events import StepStatus as S
 from cockpit.runbook import Step
 from widgets.glyphs import GLYPH, STYLE, took
+from widgets.plain import plain
 
 
 def policy_text(step: Step) -> str:
@@ -52,12 +53,12 @@ class StepDetail(Static):
             if row.get("message"):
                 result.append(visible(f": {row['message']}", newlines=False))
         grid.add_row("result", result)
-        grid.add_row("output", visible(output, newlines=False))
-        grid.add_row("runs", Text(visible(description)))
-        grid.add_row("policy", policy_text(step))
+        grid.add_row("output", plain(output))
+        grid.add_row("runs", plain(description, newlines=True))
+        grid.add_row("policy", plain(policy_text(step)))
         if step.expect:
             expects = " · ".join(f"{k} {v}" for k, v in step.expect.items())
-            grid.add_row("expects", visible(expects, newlines=False))
+            grid.add_row("expects", plain(expects))
         title = Text.assemble((visible(step.title, newlines=False), "bold"),
                               (f"  {step.kind} · {step.id}", "dim"))
         if step.description:
