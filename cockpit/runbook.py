@@ -11,7 +11,9 @@ import bisect
 import difflib
 import hashlib
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from cockpit.controls import control_name, find_control, visible
 from cockpit.durations import DURATION_HINT, parse_duration
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.patterns import PatternError, compile_pattern
@@ -285,18 +288,68 @@ def resolve_variables(
 # ------------------------------------------------------------------------ loading
 
 
+MAX_RUNBOOK_BYTES = 16 * 2**20
+"""The largest runbook file (YAML or Markdown) read: 16 MiB; the flagship is 30 KB."""
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+)  # fmt: skip
+
+
+def read_runbook_bytes(path: Path) -> bytes:
+    """The bytes of a runbook file; RunbookInvalid (one line) unless it is a regular file
+    of at most MAX_RUNBOOK_BYTES. Never blocks: a FIFO is refused, not read."""
+    shown = str(path)
+
+    def refuse(message: str) -> RunbookInvalid:
+        return RunbookInvalid([Problem(shown, 0, 0, message)])
+
+    def check(status: os.stat_result) -> None:
+        if not stat.S_ISREG(status.st_mode):
+            kind = next((name for test, name in _FILE_TYPES if test(status.st_mode)), "")
+            raise refuse(f"not a regular file ({kind or 'of an unknown type'})")
+        if status.st_size > MAX_RUNBOOK_BYTES:
+            raise refuse(f"{status.st_size / 1e6:.1f} MB is over the "
+                         f"{MAX_RUNBOOK_BYTES // 2**20} MiB limit for a runbook")
+
+    try:
+        check(os.stat(path))  # before opening: opening a FIFO would wait for a writer
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise refuse("no such file") from None
+    except OSError as exc:
+        raise refuse(f"cannot read: {exc.strerror}") from None
+    with open(descriptor, "rb") as file:
+        check(os.fstat(descriptor))  # the same file that was checked, not a swapped one
+        data = file.read(MAX_RUNBOOK_BYTES + 1)
+    if len(data) > MAX_RUNBOOK_BYTES:  # it grew while being read
+        raise refuse(f"over the {MAX_RUNBOOK_BYTES // 2**20} MiB limit for a runbook")
+    return data
+
+
+def control_problem(text: str, path: str) -> Problem | None:
+    """The first control character in a runbook's text (YAML or Markdown), located: it
+    would reach a command as an embedded NUL or the operator's terminal as a sequence."""
+    found = find_control(text)
+    if found is None:
+        return None
+    index, char = found
+    line_start = text.rfind("\n", 0, index) + 1
+    return Problem(path, text.count("\n", 0, index) + 1, index - line_start + 1,
+                   _control_message(char))
+
+
+def _control_message(char: str, how: str = "") -> str:
+    return (f"control character {control_name(char)}{how}, shown as {visible(char)}: a "
+            "runbook may hold none but tab and line ends")
+
+
 def load_runbook(path: str | Path) -> Runbook:
     """Load and validate a runbook; raise RunbookInvalid listing every problem."""
     path = Path(path)
     shown = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunbookInvalid([Problem(shown, 0, 0, "no such file")]) from None
-    except IsADirectoryError:
-        raise RunbookInvalid([Problem(shown, 0, 0, "is a folder, expected a YAML file")]) from None
-    except OSError as exc:
-        raise RunbookInvalid([Problem(shown, 0, 0, f"cannot read: {exc.strerror}")]) from None
+    data = read_runbook_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -308,6 +361,9 @@ def load_runbook(path: str | Path) -> Runbook:
     if path.suffix.lower() in (".md", ".markdown"):  # a Markdown runbook, imported as read
         from cockpit.importer import import_markdown
 
+        problem = control_problem(text, shown)
+        if problem is not None:
+            raise RunbookInvalid([problem])
         text = import_markdown(text, shown).yaml
     return parse_runbook(text, shown, sha256=hashlib.sha256(data).hexdigest())
 
@@ -370,6 +426,10 @@ class _Checker:
     # -- the document
 
     def check(self, sha256: str) -> Runbook | None:
+        control = control_problem(self.text, self.path)
+        if control is not None:
+            self.problems.append(control)
+            return None
         try:
             documents = list(yaml.compose_all(self.text, Loader=yaml.SafeLoader))
         except yaml.MarkedYAMLError as exc:
@@ -398,7 +458,7 @@ class _Checker:
         if len(documents) > 1:
             self.problem(documents[1], "expected one YAML document, found another here")
         root = documents[0]
-        self._check_duplicate_keys(root)
+        self._check_tree(root)
         top = self.mapping(root, "the runbook", TOP_KEYS, required=("runbook", "phases"))
         if top is None:
             return None
@@ -442,14 +502,20 @@ class _Checker:
             window=window,
         )
 
-    def _check_duplicate_keys(self, root: Node) -> None:
+    def _check_tree(self, root: Node) -> None:
+        """Duplicate keys, and control characters a double-quoted escape (``"\\0"``,
+        ``"\\e"``) put in a scalar."""
         stack, seen = [root], set()
         while stack:
             node = stack.pop()
             if id(node) in seen:
                 continue
             seen.add(id(node))
-            if isinstance(node, MappingNode):
+            if isinstance(node, ScalarNode):
+                found = find_control(node.value)
+                if found is not None:
+                    self.problem(node, _control_message(found[1], " (written as an escape)"))
+            elif isinstance(node, MappingNode):
                 first: dict[str, int] = {}
                 for key, value in node.value:
                     if isinstance(key, ScalarNode):

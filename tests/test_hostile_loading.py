@@ -1,0 +1,162 @@
+"""Hostile input to loading and validation: each case ends in one located line and exit
+code 2 (never a hang, a traceback, or a run), and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import cockpit
+
+from cockpit.controls import control_name, find_control, visible
+
+# A subprocess that hangs fails the test instead of the suite.
+HANG = 30
+
+GOOD = """\
+runbook: Demo
+phases:
+  - id: prepare
+    steps:
+      - id: greet
+        run: echo hi
+"""
+
+
+def refused(*args: object, **kwargs) -> str:
+    """Run ``cockpit ARGS``; it must refuse (exit 2, no traceback); its stderr."""
+    done = cockpit(*args, timeout=HANG, **kwargs)
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    return done.stderr
+
+
+def write(tmp_path: Path, text: str, name: str = "book.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------- not a regular file, too big
+
+COMMANDS = [("validate",), ("plan",), ("run", "--headless", "--yes"), ("import",)]
+
+
+def fifo(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "book.yaml"
+    os.mkfifo(path)
+    return path, "not a regular file (a FIFO)"
+
+
+def folder(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "book.yaml"
+    path.mkdir()
+    return path, "not a regular file (a folder)"
+
+
+def device(tmp_path: Path) -> tuple[Path, str]:
+    return Path("/dev/zero"), "not a regular file (a character device)"
+
+
+def unix_socket(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "book.yaml"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))  # the socket file stays after the test closes it
+    server.close()
+    return path, "not a regular file (a socket)"
+
+
+def too_big(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "book.yaml"
+    with path.open("wb") as file:
+        file.truncate(50 * 2**20)  # sparse: 52.4 MB of NULs, no disk used
+    return path, "52.4 MB is over the 16 MiB limit for a runbook"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("make", [fifo, folder, device, unix_socket, too_big])
+def test_only_a_regular_file_of_sane_size_is_read(tmp_path, command, make):
+    path, why = make(tmp_path)
+    stderr = refused(*command, path)
+    assert f"{path}: {why}" in stderr
+    assert len([line for line in stderr.splitlines() if str(path) in line]) == 1
+    assert not (tmp_path / "data").exists()  # no journal, no run
+
+
+def test_a_markdown_fifo_is_refused_too(tmp_path):
+    path = tmp_path / "book.md"
+    os.mkfifo(path)
+    assert f"{path}: not a regular file (a FIFO)" in refused("validate", path)
+
+
+def test_a_runbook_at_the_limit_is_read(tmp_path):
+    from cockpit.runbook import MAX_RUNBOOK_BYTES
+
+    path = tmp_path / "book.yaml"
+    path.write_text(GOOD + "#" * (MAX_RUNBOOK_BYTES - len(GOOD) - 1) + "\n")
+    assert path.stat().st_size == MAX_RUNBOOK_BYTES
+    done = cockpit("validate", path, timeout=HANG)
+    assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------- control characters
+
+
+CONTROLS = ["\x00", "\x07", "\x1b", "\x7f", "\x9b", "\u202e", "\u2066"]
+
+
+@pytest.mark.parametrize("char", CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_control_character_in_yaml_is_refused_where_it_is(tmp_path, char):
+    path = tmp_path / "book.yaml"
+    path.write_text(GOOD.replace("echo hi", f"echo h{char}i"), encoding="utf-8")
+    stderr = refused("run", "--headless", "--yes", path)
+    assert stderr.startswith(f"{path}:6:20: control character {control_name(char)}")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "escape, char",
+    [("\\0", "\x00"), ("\\e", "\x1b"), ("\\x9b", "\x9b"), ("\\u202E", "\u202e"), ("\\a", "\x07")],
+)
+def test_a_control_character_written_as_a_yaml_escape_is_refused(tmp_path, escape, char):
+    path = tmp_path / "book.yaml"
+    path.write_text(
+        GOOD.replace("run: echo hi", f'run: "echo h{escape}i"').replace(
+            "id: greet", 'id: greet\n        title: "Greet"'
+        )
+    )
+    stderr = refused("validate", path)
+    assert stderr.startswith(
+        f"{path}:7:14: control character {control_name(char)} (written as an escape)"
+    )
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\u202e"], ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("command", [("validate",), ("import",), ("run", "--headless", "--yes")])
+def test_a_control_character_in_markdown_is_refused_before_import(tmp_path, char, command):
+    path = tmp_path / "book.md"
+    path.write_text(f"# Demo\n\n## Deploy\n\n```bash\ntouch made{char}\n```\n", encoding="utf-8")
+    stderr = refused(*command, path)
+    assert f"{path}:6:11: control character {control_name(char)}" in stderr
+    assert not list(tmp_path.glob("made*"))
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_control_character_in_a_comment_is_refused_too(tmp_path):
+    path = tmp_path / "book.yaml"
+    path.write_text(GOOD + "# fine\u202e\n")
+    assert f"{path}:7:7: control character U+202E (RIGHT-TO-LEFT OVERRIDE)" in refused(
+        "validate", path
+    )
+
+
+def test_tab_and_line_ends_are_text():
+    assert find_control("a\tb\r\nc\nd\re") is None
+    assert find_control("ok\x1b[2J") == (2, "\x1b")
+    assert control_name("\x00") == "U+0000 (NUL)"
+    assert control_name("\x7f") == "U+007F (DEL)"
+    for char in CONTROLS:  # what is refused is what visible would show
+        assert visible(char) != char
