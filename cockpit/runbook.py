@@ -377,6 +377,50 @@ def parse_runbook(text: str, path: str = "<runbook>", sha256: str = "") -> Runbo
     return runbook
 
 
+MAX_ALIASED = 2**20
+"""What YAML aliases may repeat, in all: 1 MiB (a character a scalar, one a node).
+Billion laughs (nine levels of ten aliases: 10**9 strings from 1 KB of YAML) and 200
+aliases of a 1 MB string would otherwise be walked, resolved and recorded in full."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer, noting each alias used: where, its anchor, and its node
+    (None for a recursive alias, used inside the node it names)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases: list[tuple[yaml.Mark, str, Node | None]] = []
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        node = super().compose_node(parent, index)
+        complete = node.end_mark is not None  # else the alias is inside the node it names
+        self.aliases.append((event.start_mark, event.anchor, node if complete else None))
+        return node
+
+
+def _expanded_size(root: Node, sizes: dict[int, int]) -> int:
+    """How big ``root`` is with every alias in it written out: a node counts 1, a
+    scalar also its length. Memoized in ``sizes`` (by node id), so shared nodes cost
+    once to count however many times they repeat; iterative, so depth costs no stack."""
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        if isinstance(node, ScalarNode):
+            sizes[id(node)] = 1 + len(node.value)
+            continue
+        children = node.value if isinstance(node, SequenceNode) else [
+            part for pair in node.value for part in pair]
+        if counted:
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        elif id(node) not in sizes:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
 def _overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
     """Two environment filters (None: every environment) share an environment."""
     return a is None or b is None or bool(set(a) & set(b))
@@ -431,7 +475,10 @@ class _Checker:
             self.problems.append(control)
             return None
         try:
-            documents = list(yaml.compose_all(self.text, Loader=yaml.SafeLoader))
+            loader = _Loader(self.text)  # reading starts here: a bad character stops it
+            documents = []
+            while loader.check_node():
+                documents.append(loader.get_node())
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = " ".join(filter(None, [exc.problem, exc.context and f"({exc.context})"]))
@@ -447,6 +494,9 @@ class _Checker:
             return None
         except RecursionError:
             self.problems.append(Problem(self.path, 1, 1, "YAML nested too deeply"))
+            return None
+        loader.dispose()
+        if not self._aliases_bounded(loader.aliases):
             return None
         documents = [doc for doc in documents if doc is not None]
         if not documents:
@@ -501,6 +551,28 @@ class _Checker:
             checklists=checklists,
             window=window,
         )
+
+    def _aliases_bounded(self, aliases: list[tuple[yaml.Mark, str, Node | None]]) -> bool:
+        """Whether the aliases repeat at most MAX_ALIASED characters in all, and none is
+        recursive; otherwise one problem at the alias that goes too far. (Composing shares
+        an alias's node, so a billion laughs costs nothing until something walks it.)"""
+        sizes: dict[int, int] = {}
+        total = 0
+        for mark, anchor, node in aliases:
+            if node is None:
+                message = f"alias *{anchor} is inside the node it names: a runbook can not " \
+                          "contain itself"
+            else:
+                total += _expanded_size(node, sizes)
+                if total <= MAX_ALIASED:
+                    continue
+                message = (f"alias *{anchor}: aliases repeat more than "
+                           f"{MAX_ALIASED / 2**20:g} MiB of the runbook ({total:,} characters "
+                           "by here); an anchor is for a few shared settings, not for "
+                           "multiplying text")
+            self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
+            return False
+        return True
 
     def _check_tree(self, root: Node) -> None:
         """Duplicate keys, and control characters a double-quoted escape (``"\\0"``,

@@ -12,6 +12,7 @@ import pytest
 from conftest import cockpit
 
 from cockpit.controls import control_name, find_control, visible
+from cockpit.runbook import parse_runbook
 
 # A subprocess that hangs fails the test instead of the suite.
 HANG = 30
@@ -160,3 +161,55 @@ def test_tab_and_line_ends_are_text():
     assert control_name("\x7f") == "U+007F (DEL)"
     for char in CONTROLS:  # what is refused is what visible would show
         assert visible(char) != char
+
+
+# ------------------------------------------------------------------ alias bombs
+
+
+def laughs(depth: int) -> str:
+    """Billion laughs in a ``json:`` field: ``depth`` levels of ten aliases each."""
+    lines = [
+        "runbook: Laughs", "phases:", "  - id: p", "    steps:", "      - id: s",
+        "        kind: http", "        url: http://127.0.0.1:9/", "        method: POST",
+        "        json:", '          l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol"]',
+    ]  # fmt: skip
+    for level in range(1, depth + 1):
+        lines.append(f"          l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("depth", [6, 9, 30])
+def test_billion_laughs_is_refused_at_the_alias_that_goes_too_far(tmp_path, depth):
+    path = write(tmp_path, laughs(depth))
+    stderr = refused("validate", path)
+    assert stderr.startswith(f"{path}:15:35: alias *l4: aliases repeat more than 1 MiB")
+    assert len(stderr.splitlines()) == 2
+
+
+def test_many_aliases_of_a_big_string_are_refused_before_anything_runs(tmp_path):
+    big = "x" * 1_000_000
+    steps = "\n".join(f"      - {{id: s{i}, run: *big}}" for i in range(200))
+    path = tmp_path / "book.yaml"
+    path.write_text(
+        f'runbook: Big\nvariables:\n  BIG: &big "{big}"\nphases:\n  - id: p\n    steps:\n{steps}\n'
+    )
+    stderr = refused("run", "--headless", "--yes", path)
+    assert stderr.startswith(f"{path}:8:23: alias *big: aliases repeat more than 1 MiB")
+    assert not (tmp_path / "data").exists()  # nothing recorded, let alone 440 MB
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    path = write(tmp_path, "runbook: x\nphases: &a\n  - id: p\n    steps: *a\n")
+    assert refused("validate", path).startswith(
+        f"{path}:4:12: alias *a is inside the node it names"
+    )
+
+
+def test_shared_settings_still_merge_and_small_laughs_still_load():
+    text = laughs(3).replace(
+        "      - id: s\n", "      - <<: &defaults {timeout: 5s, retries: 2}\n        id: s\n"
+    )
+    text += "      - {<<: *defaults, id: t, run: echo hi}\n"
+    runbook = parse_runbook(text, "book.yaml")
+    assert [(s.timeout, s.retries) for s in runbook.steps] == [(5.0, 2), (5.0, 2)]
+    assert len(runbook.step("s").fields["json"]["l3"]) == 10
