@@ -266,22 +266,41 @@ def resolve_fields(step: Step, values: Mapping[str, str]) -> tuple[dict, dict]:
     return fields, expect
 
 
+def variable_order(variables: Mapping[str, str], known: Iterable[str]) -> list[str]:
+    """The variables in an order where each comes after those it refers to (``known``
+    names need nothing); ValueError naming those on or behind a cycle. Linear in the
+    number of references (Kahn's algorithm), whatever order they are written in."""
+    known = set(known)
+    needs: dict[str, set[str]] = {}
+    needed_by: dict[str, list[str]] = {}
+    for name, value in variables.items():
+        needs[name] = {ref for ref, _ in references(value)} - known
+        for ref in needs[name]:
+            needed_by.setdefault(ref, []).append(name)
+    ready = [name for name, needed in needs.items() if not needed]
+    order: list[str] = []
+    while ready:
+        name = ready.pop()
+        order.append(name)
+        for other in needed_by.get(name, ()):
+            needs[other].discard(name)
+            if not needs[other]:
+                ready.append(other)
+    if len(order) < len(variables):
+        stuck = [name for name, needed in needs.items() if needed]
+        more = f" and {len(stuck) - 10} more" if len(stuck) > 10 else ""
+        raise ValueError(f"variables refer to each other in a cycle: {', '.join(stuck[:10])}"
+                         f"{more}")
+    return order
+
+
 def resolve_variables(
     variables: Mapping[str, str], known: Mapping[str, str]
 ) -> dict[str, str]:
     """Resolve variables that refer to other variables or built-ins, in any order."""
     resolved = dict(known)
-    pending = dict(variables)
-    while pending:
-        progressed = False
-        for name, value in list(pending.items()):
-            needed = {ref for ref, _ in references(value)}
-            if needed <= resolved.keys():
-                resolved[name] = substitute(value, resolved)
-                del pending[name]
-                progressed = True
-        if not progressed:
-            raise ValueError(f"variables refer to each other in a cycle: {', '.join(pending)}")
+    for name in variable_order(variables, known):
+        resolved[name] = substitute(variables[name], resolved)
     return resolved
 
 
@@ -852,7 +871,7 @@ class _Checker:
         referenced = {ref for value in variables.values() for ref, _ in references(value)}
         known = dict.fromkeys((self._names | referenced) - variables.keys(), "")
         try:
-            resolve_variables(variables, known)
+            variable_order(variables, known)
         except ValueError as exc:
             self.problem(node, str(exc))
         return variables

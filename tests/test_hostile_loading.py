@@ -213,3 +213,43 @@ def test_shared_settings_still_merge_and_small_laughs_still_load():
     runbook = parse_runbook(text, "book.yaml")
     assert [(s.timeout, s.retries) for s in runbook.steps] == [(5.0, 2), (5.0, 2)]
     assert len(runbook.step("s").fields["json"]["l3"]) == 10
+
+
+# ------------------------------------------------------------- chained variables
+
+
+def chain(count: int, *, cycle: bool = False) -> str:
+    """``count`` variables, each the one before it plus an ``x``, written last first."""
+    lines = ["runbook: Chain", "variables:"]
+    lines += [f'  v{i}: "${{v{i - 1}}}x"' for i in range(count - 1, 0, -1)]
+    first = f"${{v{count - 1}}}" if cycle else "start"
+    lines.append(f'  v0: "{first}"')
+    lines += [
+        "phases:",
+        "  - id: p",
+        "    steps:",
+        f'      - {{id: s, run: "echo ${{v{count - 1}}}"}}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_ten_thousand_chained_variables_validate_in_linear_time(tmp_path):
+    path = write(tmp_path, chain(10_000))
+    done = cockpit("validate", path, timeout=HANG)  # took 3 minutes when quadratic
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_long_cycle_is_still_reported(tmp_path):
+    path = write(tmp_path, chain(10_000, cycle=True))
+    stderr = refused("validate", path)
+    assert stderr.startswith(
+        f"{path}:3:3: variables refer to each other in a cycle: v9999, v9998, v9997, "
+    )
+    assert stderr.splitlines()[0].endswith(", v9990 and 9990 more")
+
+
+def test_chained_variables_resolve_in_any_order():
+    from cockpit.runbook import resolve_variables
+
+    variables = {"C": "${B}c", "B": "${A}b", "A": "${env}a"}
+    assert resolve_variables(variables, {"env": "prod"})["C"] == "prodabc"
