@@ -23,13 +23,17 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cockpit.controls import control_name, find_control, visible
-from cockpit.durations import DURATION_HINT, parse_duration
+from cockpit.durations import DURATION_HINT, format_setting, parse_duration
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.patterns import PatternError, compile_pattern
 from steps import Field, KindNotFound, get_kind, known_kinds
 from steps.http import fixed_address
 
 ON_FAILURE = ("stop", "continue", "rollback")
+MAX_RETRIES = 100
+MAX_APPROVE = 10  # people who must agree to one step
+MAX_DURATION = 30 * 86400.0
+"""The longest duration a runbook may give (30 days): longer ones overflow timers."""
 # Names that ``${...}`` may always use, filled in when a run starts.
 BUILTINS = (
     "env", "run_id", "date", "now", "operator", "host", "runbook", "version",
@@ -42,6 +46,8 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ``$$`` is a literal dollar; ``${NAME}`` a reference.
 _REF = re.compile(r"\$(?:\$|\{([^}]*)\})")
+# A reference opened but never closed (``${OOPS``): group 1.
+_UNCLOSED = re.compile(r"\$(?:\$|\{[^}]*\})|(\$\{[^}]*)")
 _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d*)?)\s*%\s*")
 
 TOP_KEYS = (
@@ -457,7 +463,8 @@ def _kind_of(node: Node) -> str:
         return "a list"
     if node.tag == _NULL_TAG:
         return "nothing"
-    return f"'{node.value}'"
+    value = node.value if len(node.value) <= 40 else node.value[:30] + "..."
+    return f"'{value}'"
 
 
 class _Checker:
@@ -473,6 +480,7 @@ class _Checker:
             m.end() for m in re.finditer("\r\n|[\r\n\x85\u2028\u2029]", text)
         ]
         self._step_ids: dict[str, int] = {}
+        self._step: str | None = None  # the step being checked
         self._names: set[str] = set(BUILTINS)
 
     # -- reporting
@@ -533,9 +541,9 @@ class _Checker:
             return None
         name = self.string(top["runbook"][1], "'runbook'") if "runbook" in top else ""
         version = self.string(top["version"][1], "'version'") if "version" in top else ""
-        description = self.optional_string(top, "description")
         secrets = self.secrets(top["secrets"][1]) if "secrets" in top else ()
         self._names.update(secrets)
+        description = self.optional_string(top, "description")
         variables = self.variables(top["variables"][1]) if "variables" in top else {}
         metrics = self.metrics(top["metrics"][1]) if "metrics" in top else None
         phases = self.phases(top["phases"][1]) if "phases" in top else ()
@@ -687,13 +695,16 @@ class _Checker:
             self.templates(mapping[key][1], value)
         return value or ""
 
-    def integer(self, node: Node, what: str, minimum: int = 0) -> int | None:
+    def integer(
+        self, node: Node, what: str, minimum: int = 0, maximum: int = 2**31 - 1
+    ) -> int | None:
         value = self.construct(node, what) if isinstance(node, ScalarNode) else None
         if value is _UNREADABLE:
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            self.problem(node, f"{what}: expected a whole number >= {minimum}, "
-                         f"found {_kind_of(node)}")
+        if not isinstance(value, int) or isinstance(value, bool) or \
+                not minimum <= value <= maximum:
+            self.problem(node, f"{what}: expected a whole number from {minimum} to "
+                         f"{maximum}, found {_kind_of(node)}")
             return None
         return value
 
@@ -706,7 +717,8 @@ class _Checker:
             return None
         return value
 
-    def duration(self, node: Node, what: str) -> float | None:
+    def duration(self, node: Node, what: str, zero: bool = False) -> float | None:
+        """Seconds, more than 0 (or 0 too, with ``zero``) and at most MAX_DURATION."""
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
             self.problem(node, f"{what}: expected a duration, found {_kind_of(node)}")
             return None
@@ -720,6 +732,13 @@ class _Checker:
             return None
         if not math.isfinite(seconds):
             self.problem(node, f"{what}: expected {DURATION_HINT}, found {_kind_of(node)}")
+            return None
+        if seconds <= 0 and not zero:
+            self.problem(node, f"{what}: must be more than 0s")
+            return None
+        if seconds > MAX_DURATION:
+            self.problem(node, f"{what}: {_kind_of(node)} is longer than "
+                         f"{format_setting(MAX_DURATION)}")
             return None
         return seconds
 
@@ -814,6 +833,11 @@ class _Checker:
             return
         value = node.value  # also when a list field is given as one string
         raw = self.text[node.start_mark.index : node.end_mark.index]
+        for match in _UNCLOSED.finditer(value):
+            if match.group(1) is not None:
+                where = max(raw.find(match.group(1)), 0)
+                self.problem_at(node.start_mark.index + where, f"'{match.group(1)[:20]}' is "
+                                "not closed: write ${NAME}, or $$ for a literal dollar")
         in_raw = references(raw)  # the same references, in order, where they are written
         for name, _ in references(value):
             needle = "${" + name + "}"
@@ -821,7 +845,10 @@ class _Checker:
             index = node.start_mark.index + where
             detail = STEP_DETAIL.fullmatch(name)
             if detail:
-                if detail[1] not in self._step_ids:
+                if detail[1] == self._step:
+                    self.problem_at(index, f"{needle}: a step can not use its own details "
+                                    "(they are recorded when it ends)")
+                elif detail[1] not in self._step_ids:
                     self.problem_at(index, f"{needle}: no step '{detail[1]}' before this "
                                     f"point{_did_you_mean(detail[1], self._step_ids)}")
             elif not _VAR_NAME.fullmatch(name):
@@ -986,11 +1013,7 @@ class _Checker:
                     self.problem(found[key][1], f"metrics url: {wrong}")
         for key in ("interval", "timeout", "window"):
             if key in found:
-                seconds = self.duration(found[key][1], f"metrics {key}")
-                if seconds is not None and seconds <= 0:
-                    self.problem(found[key][1], f"metrics {key}: must be more than 0s")
-                    seconds = None
-                values[key] = seconds
+                values[key] = self.duration(found[key][1], f"metrics {key}")
         if "quantile" in found:
             values["quantile"] = self.fraction(found["quantile"][1], "metrics quantile")
         if source == "scrape":
@@ -1079,7 +1102,7 @@ class _Checker:
             if key in found:
                 values[key] = self.number(found[key][1], f"{what} {key}")
         if "for" in found:
-            values["for_seconds"] = self.duration(found["for"][1], f"{what} for")
+            values["for_seconds"] = self.duration(found["for"][1], f"{what} for", zero=True)
         for key, choices in (("severity", SEVERITIES), ("no_data", NO_DATA_POLICIES)):
             if key in found:
                 value = self.string(found[key][1], f"{what} {key}")
@@ -1156,12 +1179,15 @@ class _Checker:
             else:
                 self._step_ids[step_id] = found["id"][1].start_mark.line + 1
 
+        self._step = step_id
         policy = self.policy(found, what)
         fields = self.kind_fields(node, found, kind, what) if kind else {}
         expect = {}
         if "expect" in found and kind is not None:
             expect = self.expectations(found["expect"][1], kind, kind_name, what)
         title = self.optional_string(found, "title") or step_id or ""
+        description = self.optional_string(found, "description")
+        self._step = None
         if step_id is None or kind_name is None or policy is None:
             return None
         return Step(
@@ -1171,7 +1197,7 @@ class _Checker:
             phase=phase_id,
             fields=fields,
             expect=expect,
-            description=self.optional_string(found, "description"),
+            description=description,
             line=node.start_mark.line + 1,
             **policy,
         )
@@ -1209,9 +1235,11 @@ class _Checker:
         if "timeout" in found:
             take("timeout", self.duration(found["timeout"][1], f"{what} timeout"))
         if "retries" in found:
-            take("retries", self.integer(found["retries"][1], f"{what} retries"))
+            take("retries", self.integer(found["retries"][1], f"{what} retries",
+                                         maximum=MAX_RETRIES))
         if "retry_delay" in found:
-            take("retry_delay", self.duration(found["retry_delay"][1], f"{what} retry_delay"))
+            take("retry_delay", self.duration(found["retry_delay"][1], f"{what} retry_delay",
+                                              zero=True))
         if "on_failure" in found:
             node = found["on_failure"][1]
             value = self.string(node, f"{what} on_failure")
@@ -1224,7 +1252,8 @@ class _Checker:
             if flag in found:
                 take(flag, self.boolean(found[flag][1], f"{what} {flag}"))
         if "approve" in found:
-            take("approve", self.integer(found["approve"][1], f"{what} approve", minimum=1))
+            take("approve", self.integer(found["approve"][1], f"{what} approve", minimum=1,
+                                         maximum=MAX_APPROVE))
         if "when" in found:
             when = self.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
             if when is None:
@@ -1253,11 +1282,11 @@ class _Checker:
             case "regex_list":
                 value = self.regex_list(node, what)
             case "int":
-                value = self.integer(node, what, minimum=-(2**31))
+                value = self.integer(node, what, *spec.bounds)
             case "bool":
                 value = self.boolean(node, what)
             case "duration":
-                value = self.duration(node, what)
+                value = self.duration(node, what, zero=spec.minimum == 0)
             case "str_list":
                 value = self.string_list(node, what)
             case "str_map":

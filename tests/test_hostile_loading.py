@@ -253,3 +253,134 @@ def test_chained_variables_resolve_in_any_order():
 
     variables = {"C": "${B}c", "B": "${A}b", "A": "${env}a"}
     assert resolve_variables(variables, {"env": "prod"})["C"] == "prodabc"
+
+
+# ------------------------------------------------------------- validation gaps
+
+STEP = """\
+runbook: Gaps
+secrets: [API_TOKEN]
+phases:
+  - id: p
+    steps:
+      - id: s
+"""
+
+
+@pytest.mark.parametrize(
+    "lines, where, message",
+    [
+        (
+            ["run: echo hi", "retries: " + "1" * 400],
+            "8:18",
+            "step 's' retries: expected a whole number from 0 to 100, found '1111111111",
+        ),
+        (["run: echo hi", "retries: 101"], "8:18", "from 0 to 100, found '101'"),
+        (
+            ["kind: manual", "items: [x]", "approve: " + "1" * 31],
+            "9:18",
+            "step 's' approve: expected a whole number from 1 to 10, found",
+        ),
+        (
+            ["kind: http", "url: http://127.0.0.1:9/", "expect: {status: 42}"],
+            "9:26",
+            "step 's' expect.status: expected a whole number from 100 to 599, found '42'",
+        ),
+        (
+            ["kind: http", "url: http://127.0.0.1:9/", "expect: {status: -1}"],
+            "9:26",
+            "from 100 to 599, found '-1'",
+        ),
+        (
+            ["kind: http", "url: http://127.0.0.1:9/", "expect: {rows: -3}"],
+            "9:24",
+            "step 's' expect.rows: expected a whole number from 0 to",
+        ),
+        (
+            ["kind: sql", "dsn: x", "query: SELECT 1", "expect: {rows: -3}"],
+            "10:24",
+            "step 's' expect.rows: expected a whole number from 0 to",
+        ),
+        (
+            ["kind: k8s", "action: scale", "deployment: api", "replicas: -5"],
+            "10:19",
+            "step 's' replicas: expected a whole number from 0 to",
+        ),
+        (
+            ["run: echo hi", "expect: {exit_code: 256}"],
+            "8:29",
+            "step 's' expect.exit_code: expected a whole number from 0 to 255",
+        ),
+        (["run: echo hi", "timeout: 0"], "8:18", "step 's' timeout: must be more than 0s"),
+        (["run: echo hi", "timeout: 0s"], "8:18", "step 's' timeout: must be more than 0s"),
+        (
+            ["run: echo hi", "timeout: 99999999d"],
+            "8:18",
+            "step 's' timeout: '99999999d' is longer than 720h",
+        ),
+        (
+            ["kind: http", "url: http://127.0.0.1:9/", "until: 0s"],
+            "9:16",
+            "step 's' until: must be more than 0s",
+        ),
+        (
+            ["kind: http", "url: http://127.0.0.1:9/", "json: {a: '${steps.s.details.x}'}"],
+            "9:20",
+            "${steps.s.details.x}: a step can not use its own details",
+        ),
+        (
+            ["run: echo hi", "title: 'Ping ${steps.s.details.status}'"],
+            "8:22",
+            "${steps.s.details.status}: a step can not use its own details",
+        ),
+        (
+            ["run: echo hi", "title: 'Ping ${OOPS'"],
+            "8:22",
+            "'${OOPS' is not closed: write ${NAME}, or $$",
+        ),
+        (["kind: notify", "template: 'costs $${5} and ${OOPS'"], "8:36", "'${OOPS' is not"),
+    ],
+)
+def test_a_wrong_value_is_refused_where_it_is(tmp_path, lines, where, message):
+    path = write(
+        tmp_path,
+        STEP.replace(
+            "      - id: s\n", "      - id: s\n        " + "\n        ".join(lines) + "\n"
+        ),
+    )
+    stderr = refused("validate", path)
+    first = stderr.splitlines()[0]
+    assert first.startswith(f"{path}:{where}: "), first
+    assert message in first
+    assert len(first) < 300  # a 400-digit number is not repeated in full
+
+
+def test_zero_is_fine_where_zero_means_something(tmp_path):
+    path = write(
+        tmp_path,
+        STEP.replace(
+            "      - id: s\n",
+            "      - id: s\n        run: echo hi\n        retries: 0\n        retry_delay: 0s\n",
+        ),
+    )
+    assert cockpit("validate", path, timeout=HANG).returncode == 0
+
+
+def test_a_description_may_use_a_secret_and_never_records_its_value(tmp_path, monkeypatch):
+    secret = "tok-7c1e-never-recorded"
+    monkeypatch.setenv("API_TOKEN", secret)
+    path = write(
+        tmp_path,
+        STEP.replace(
+            "runbook: Gaps\n", "runbook: Gaps\ndescription: 'Calls the API with ${API_TOKEN}'\n"
+        )
+        + "        run: echo hi\n",
+    )
+    done = cockpit("run", "--headless", "--yes", path, timeout=HANG)
+    assert done.returncode == 0, done.stderr
+    reports = [
+        cockpit("report", "last", "--format", form, timeout=HANG).stdout for form in ("md", "json")
+    ]
+    recorded = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    assert secret not in done.stdout + done.stderr + "".join(reports)
+    assert secret.encode() not in recorded

@@ -514,7 +514,7 @@ CASES = [
                 retries: "two"
         """,
         "7:18",
-        "step 'greet' retries: expected a whole number >= 0, found 'two'",
+        "step 'greet' retries: expected a whole number from 0 to 100, found 'two'",
     ),
     (
         "retries-negative",
@@ -528,7 +528,7 @@ CASES = [
                 retries: -1
         """,
         "7:18",
-        "step 'greet' retries: expected a whole number >= 0, found '-1'",
+        "step 'greet' retries: expected a whole number from 0 to 100, found '-1'",
     ),
     (
         "retries-tagged-int-that-is-not",
