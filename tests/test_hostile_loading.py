@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import cockpit
+from conftest import COCKPIT, cockpit
 
 from cockpit.controls import control_name, find_control, visible
 from cockpit.runbook import parse_runbook
@@ -384,3 +385,29 @@ def test_a_description_may_use_a_secret_and_never_records_its_value(tmp_path, mo
     recorded = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
     assert secret not in done.stdout + done.stderr + "".join(reports)
     assert secret.encode() not in recorded
+
+
+# ---------------------------------------------------------------- a closed stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("kinds",),
+        ("history", "--json"),
+        ("history", "--plain"),
+        ("validate", "book.yaml"),
+        ("plan", "book.yaml"),
+        ("import", "book.md"),
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_a_closed_stdout_ends_any_command_quietly(tmp_path, args):
+    write(tmp_path, GOOD)
+    write(tmp_path, "# Demo\n\n## Deploy\n\n```bash\necho hi\n```\n", "book.md")
+    assert cockpit("run", "--headless", "--yes", "book.yaml", timeout=HANG).returncode == 0
+    process = subprocess.Popen([COCKPIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line is written
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=HANG) == 141  # as a shell reports a SIGPIPE
+    assert stderr == ""
