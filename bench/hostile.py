@@ -66,15 +66,22 @@ def laughs(depth: int) -> str:
 
 def big_aliases(count: int, size: int) -> str:
     steps = "\n".join(f"      - {{id: s{i}, run: *big}}" for i in range(count))
-    return f'runbook: Big\nvariables:\n  BIG: &big "{"x" * size}"\nphases:\n  - id: p\n' \
+    return (
+        f'runbook: Big\nvariables:\n  BIG: &big "{"x" * size}"\nphases:\n  - id: p\n'
         f"    steps:\n{steps}\n"
+    )
 
 
 def chain(count: int) -> str:
     lines = ["runbook: Chain", "variables:"]
     lines += [f'  v{i}: "${{v{i - 1}}}x"' for i in range(count - 1, 0, -1)]
-    lines += ["  v0: start", "phases:", "  - id: p", "    steps:",
-              f'      - {{id: s, run: "echo ${{v{count - 1}}}"}}']
+    lines += [
+        "  v0: start",
+        "phases:",
+        "  - id: p",
+        "    steps:",
+        f'      - {{id: s, run: "echo ${{v{count - 1}}}"}}',
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -101,13 +108,20 @@ CASES: list[tuple[str, str, str, Callable[[int], str], tuple[int, int, int]]] = 
 
 def probe(action: str, path: Path) -> dict:
     try:
-        done = subprocess.run([sys.executable, "-c", PROBE, action, str(path)],
-                              capture_output=True, text=True, timeout=LIMIT)
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, action, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=LIMIT,
+        )
     except subprocess.TimeoutExpired:
         return {"seconds": None, "peak_mb": None, "outcome": f"killed after {LIMIT:.0f} s"}
     if done.returncode != 0:
-        return {"seconds": None, "peak_mb": None,
-                "outcome": "crashed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:60]}
+        return {
+            "seconds": None,
+            "peak_mb": None,
+            "outcome": "crashed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:60],
+        }
     return json.loads(done.stdout)
 
 
@@ -118,15 +132,18 @@ def show(label: str, size: str, figures: dict, smallest: float | None) -> None:
         return
     ratio = f"{seconds / smallest:.1f}x" if smallest else "1.0x"
     met = "met" if seconds <= TIME_TARGET and peak <= MEMORY_TARGET else "MISSED"
-    print(f"   {label:<30}{size:>10}  {seconds:>8.3f}s  {ratio:>7}  {peak:>5.0f}MB  "
-          f"{met:<6}  {figures['outcome']}")
+    print(
+        f"   {label:<30}{size:>10}  {seconds:>8.3f}s  {ratio:>7}  {peak:>5.0f}MB  "
+        f"{met:<6}  {figures['outcome']}"
+    )
 
 
 def main() -> None:
-    print(f"hostile-input benchmark: one fresh process per case, killed after {LIMIT:.0f} s; "
-          f"targets < {TIME_TARGET:g} s and < {MEMORY_TARGET} MB peak RSS\n")
-    print(f"   {'case':<30}{'size':>10}  {'time':>9}  {'ratio':>7}  {'peak':>7}  "
-          "target  outcome")
+    print(
+        f"hostile-input benchmark: one fresh process per case, killed after {LIMIT:.0f} s; "
+        f"targets < {TIME_TARGET:g} s and < {MEMORY_TARGET} MB peak RSS\n"
+    )
+    print(f"   {'case':<30}{'size':>10}  {'time':>9}  {'ratio':>7}  {'peak':>7}  target  outcome")
     with tempfile.TemporaryDirectory() as folder:
         for label, action, suffix, make, sizes in CASES:
             smallest = None
