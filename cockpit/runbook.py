@@ -774,10 +774,11 @@ class _Checker:
             return None
         try:
             seconds = parse_duration(value)
-        except ValueError as exc:
-            self.problem(node, f"{what}: {exc}")
-            return None
-        if not math.isfinite(seconds):
+        except OverflowError:  # a whole number too big for a float
+            seconds = math.inf
+        except ValueError:
+            seconds = math.nan
+        if math.isnan(seconds):
             self.problem(node, f"{what}: expected {DURATION_HINT}, found {_kind_of(node)}")
             return None
         if seconds <= 0 and not zero:
@@ -1106,11 +1107,15 @@ class _Checker:
         percent = _PERCENT.fullmatch(value) if isinstance(value, str) else None
         if percent:
             value = float(percent[1]) / 100
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        try:
+            number = float(value) if not isinstance(value, bool | str) else math.nan
+        except (OverflowError, TypeError):  # a whole number too big for a float; a date
+            number = math.nan
+        if not math.isfinite(number):
             self.problem(node, f"{what}: expected a number (or a percentage such as 5%), "
                          f"found {_kind_of(node)}")
             return None
-        return float(value)
+        return number
 
     def alerts(
         self, node: Node, metrics: SourceSpec | None, phases: tuple[Phase, ...]

@@ -320,6 +320,16 @@ phases:
             "step 's' timeout: '99999999d' is longer than 720h",
         ),
         (
+            ["run: echo hi", "retry_delay: " + "1" * 400],
+            "8:22",
+            "step 's' retry_delay: '111111111111111111111111111111...' is longer than 720h",
+        ),
+        (
+            ["kind: http", "url: http://127.0.0.1:9/", "until: " + "1" * 400],
+            "9:16",
+            "step 's' until: '111111111111111111111111111111...' is longer than 720h",
+        ),
+        (
             ["kind: http", "url: http://127.0.0.1:9/", "until: 0s"],
             "9:16",
             "step 's' until: must be more than 0s",
@@ -411,3 +421,23 @@ def test_a_closed_stdout_ends_any_command_quietly(tmp_path, args):
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=HANG) == 141  # as a shell reports a SIGPIPE
     assert stderr == ""
+
+
+def test_a_number_too_big_for_a_float_is_refused_in_metrics_and_alerts(tmp_path):
+    huge = "1" * 400
+    path = write(
+        tmp_path,
+        STEP.replace(
+            "phases:",
+            f"""\
+metrics: {{source: scrape, url: "http://127.0.0.1:9/m", requests: r, interval: {huge}}}
+alerts:
+  - {{name: a, metric: request_rate, above: {huge}, for: 1m}}
+phases:""",
+        )
+        + "        run: echo hi\n",
+    )
+    lines = refused("validate", path).splitlines()
+    assert lines[0].startswith(f"{path}:3:79: metrics interval: '1111")
+    assert lines[1].startswith(f"{path}:5:44: alert 'a' above: expected a number")
+    assert lines[2] == "cockpit: 2 problems found"
