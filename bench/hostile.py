@@ -10,7 +10,8 @@ a refusal stops early). Nothing is asserted: each figure is printed with its tar
 
 1. Billion laughs in an http step's ``json:`` (10 aliases a level; depth 6, 9, 30).
 2. 200 aliases of a 1 MB string (and 20, 2,000 of 100 KB, 10 KB strings).
-3. Chained variables, written last first (2,500, 5,000, 10,000).
+3. Chained variables, written last first (2,500, 5,000, 10,000); values in one list
+   (50,000, 100,000, 1,000,000: over MAX_NODES, refused).
 4. Fenced blocks under one Markdown heading, imported (5,000, 10,000, 20,000).
 5. Files over the size limit: 20, 50, 500 MB (sparse: they cost no disk).
 6. 15 MiB of comments with a NUL at the very end: the control-character scan.
@@ -85,6 +86,13 @@ def chain(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def values(count: int) -> str:
+    return (
+        f"runbook: Many\nphases: [{{id: p, steps: [{{id: s, run: echo}}]}}]\n"
+        f"checklists: {{a: [{','.join(['x'] * count)}]}}\n"
+    )
+
+
 def fences(count: int) -> str:
     blocks = "".join(f"```bash\necho {i}\n```\n\n" for i in range(count))
     return f"# Fences\n\n## Deploy\n\n{blocks}"
@@ -100,6 +108,7 @@ CASES: list[tuple[str, str, str, Callable[[int], str], tuple[int, int, int]]] = 
     ("200 aliases of a string (KB)", "validate", "yaml",
      lambda kb: big_aliases(200, kb * 1000), (10, 100, 1000)),
     ("chained variables", "validate", "yaml", chain, (2_500, 5_000, 10_000)),
+    ("values in one list", "validate", "yaml", values, (50_000, 100_000, 1_000_000)),
     ("fences under one heading", "import", "md", fences, (5_000, 10_000, 20_000)),
     ("15 MiB then a NUL (MiB)", "validate", "yaml",
      lambda mib: comments_then_nul(mib * 2**20), (4, 8, 15)),

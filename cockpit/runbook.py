@@ -412,16 +412,32 @@ Billion laughs (nine levels of ten aliases: 10**9 strings from 1 KB of YAML) and
 aliases of a 1 MB string would otherwise be walked, resolved and recorded in full."""
 
 
+MAX_NODES = 250_000
+"""The most YAML values (mappings, lists, scalars) a runbook may hold: the flagship has
+1,500; 20,000 imported steps have 220,000. Each costs about 400 bytes and 10 us to
+check, so 16 MiB of ``[x,x,x,...]`` (8 million) would take 3 GB and minutes."""
+
+
+class _TooManyNodes(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(mark)
+        self.mark = mark
+
+
 class _NotingAliases(Composer):
     """PyYAML's composer, noting each alias used: where, its anchor, and its node (None
     for a recursive alias, used inside the node it names)."""
 
     aliases: list[tuple[yaml.Mark, str, Node | None]]
+    nodes = 0  # composed so far, aliases not counted (MAX_ALIASED bounds those)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
-        if not self.check_event(yaml.AliasEvent):
-            return super().compose_node(parent, index)
         event = self.peek_event()
+        if not isinstance(event, yaml.AliasEvent):
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _TooManyNodes(event.start_mark)
+            return super().compose_node(parent, index)
         node = super().compose_node(parent, index)
         complete = node.end_mark is not None  # else the alias is inside the node it names
         self.aliases.append((event.start_mark, event.anchor, node if complete else None))
@@ -456,6 +472,17 @@ else:
             self.aliases = []
 
     _FAST_LOADER = _FastLoader
+
+
+def _compose_any(text: str):
+    """The documents in ``text`` and the aliases they use: read by libyaml (fast), or
+    when it fails by PyYAML (whose messages the author sees)."""
+    if _FAST_LOADER is not None:
+        try:
+            return _compose(text, _FAST_LOADER)
+        except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: a lone surrogate
+            pass
+    return _compose(text, _Loader)
 
 
 def _compose(text: str, loader_class: type[_NotingAliases]):
@@ -545,15 +572,13 @@ class _Checker:
         if control is not None:
             self.problems.append(control)
             return None
-        documents = None
         try:
-            if _FAST_LOADER is not None:
-                documents, aliases = _compose(self.text, _FAST_LOADER)
-        except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: a lone surrogate
-            pass  # read again below, for PyYAML's message
-        try:
-            if documents is None:
-                documents, aliases = _compose(self.text, _Loader)
+            documents, aliases = _compose_any(self.text)
+        except _TooManyNodes as exc:
+            self.problems.append(Problem(
+                self.path, exc.mark.line + 1, exc.mark.column + 1, f"more than {MAX_NODES:,} "
+                "YAML values (mappings, lists, scalars) by here: a runbook this big is refused"))
+            return None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = " ".join(filter(None, [exc.problem, exc.context and f"({exc.context})"]))

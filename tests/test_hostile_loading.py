@@ -216,6 +216,15 @@ def test_shared_settings_still_merge_and_small_laughs_still_load():
     assert len(runbook.step("s").fields["json"]["l3"]) == 10
 
 
+def test_millions_of_values_are_refused_before_they_fill_memory(tmp_path):
+    path = write(tmp_path, GOOD + "checklists:\n  a: [" + ",".join(["x"] * 1_000_000) + "]\n")
+    stderr = refused("validate", path)
+    assert stderr.startswith(
+        f"{path}:8:499969: more than 250,000 YAML values (mappings, lists, "
+        "scalars) by here: a runbook this big is refused"
+    )
+
+
 # ------------------------------------------------------------- chained variables
 
 
