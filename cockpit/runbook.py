@@ -84,12 +84,21 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _UNREADABLE = object()  # a scalar its tag's constructor rejected (already reported)
 
 
+MAX_MESSAGE = 1000
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str
     line: int  # 1-based; 0 when the problem is about the file as a whole
     col: int
     message: str
+
+    def __post_init__(self) -> None:
+        """One line of sane length, whatever the runbook holds (values in messages are
+        cut by _shown; this is the backstop)."""
+        if len(self.message) > MAX_MESSAGE:
+            object.__setattr__(self, "message", self.message[: MAX_MESSAGE - 3] + "...")
 
     def __str__(self) -> str:
         if self.line:
@@ -532,8 +541,12 @@ def _kind_of(node: Node) -> str:
         return "a list"
     if node.tag == _NULL_TAG:
         return "nothing"
-    value = node.value if len(node.value) <= 40 else node.value[:30] + "..."
-    return f"'{value}'"
+    return _shown(node.value)
+
+
+def _shown(value: str) -> str:
+    """A value from the runbook, quoted for a message: its start when it is long."""
+    return f"'{value}'" if len(value) <= 40 else f"'{value[:30]}...'"
 
 
 class _Checker:
@@ -730,7 +743,7 @@ class _Checker:
             if check_unknown and key.value not in allowed:
                 self.problem(
                     key,
-                    f"{what}: unknown key '{key.value}'{_did_you_mean(key.value, allowed)}; "
+                    f"{what}: unknown key {_shown(key.value)}{_did_you_mean(key.value, allowed)}; "
                     f"expected one of: {', '.join(allowed)}",
                 )
                 continue
@@ -885,7 +898,7 @@ class _Checker:
     def identifier(self, node: Node, what: str) -> str | None:
         value = self.string(node, what)
         if value is not None and not _ID.fullmatch(value):
-            self.problem(node, f"{what}: '{value}' is not a valid id: use letters, digits, "
+            self.problem(node, f"{what}: {_shown(value)} is not a valid id: use letters, digits, "
                          "'-', '_' or '.', starting with a letter or digit")
             return None
         return value
@@ -925,7 +938,7 @@ class _Checker:
                     self.problem_at(index, f"{needle}: no step '{detail[1]}' before this "
                                     f"point{_did_you_mean(detail[1], self._step_ids)}")
             elif not _VAR_NAME.fullmatch(name):
-                self.problem_at(index, f"'{needle}' is not a valid reference: a name is "
+                self.problem_at(index, f"{_shown(needle)} is not a valid reference: a name is "
                                 "letters, digits and '_' (or steps.ID.details.KEY)")
             elif name not in self._names:
                 self.problem_at(
@@ -941,7 +954,7 @@ class _Checker:
         items = node.value if isinstance(node, SequenceNode) else [node]
         for name, item in zip(names, items, strict=False):
             if not _VAR_NAME.fullmatch(name):
-                self.problem(item, f"secret name '{name}': use letters, digits and '_' "
+                self.problem(item, f"secret name {_shown(name)}: use letters, digits and '_' "
                              "(it becomes an environment variable)")
         return tuple(names)
 
@@ -952,7 +965,7 @@ class _Checker:
         variables: dict[str, str] = {}
         for name, (key, value) in found.items():
             if not _VAR_NAME.fullmatch(name):
-                self.problem(key, f"variable name '{name}': use letters, digits and '_' "
+                self.problem(key, f"variable name {_shown(name)}: use letters, digits and '_' "
                              "(it becomes an environment variable)")
                 continue
             if name in BUILTINS:
@@ -1069,7 +1082,7 @@ class _Checker:
         source = self.string(found["source"][1], "metrics source")
         if source not in SOURCES:
             if source is not None:
-                self.problem(found["source"][1], f"metrics source: '{source}' is not one of: "
+                self.problem(found["source"][1], f"metrics source: {_shown(source)} is not one of: "
                              f"{', '.join(SOURCES)}{_did_you_mean(source, SOURCES)}")
             return None
         allowed = METRICS_COMMON_KEYS + METRICS_KEYS[source]
@@ -1171,8 +1184,8 @@ class _Checker:
         what = f"alert '{name}'"
         metric = self.string(found["metric"][1], f"{what} metric")
         if metric is not None and metrics is not None and metric not in metrics.metrics:
-            self.problem(found["metric"][1], f"{what} metric: '{metric}' is not measured; the "
-                         f"metrics source gives: {', '.join(metrics.metrics)}"
+            self.problem(found["metric"][1], f"{what} metric: {_shown(metric)} is not "
+                         f"measured; the metrics source gives: {', '.join(metrics.metrics)}"
                          f"{_did_you_mean(metric, metrics.metrics)}")
         values: dict[str, Any] = {}
         for key in ("above", "below", "relative_to_baseline"):
@@ -1184,7 +1197,7 @@ class _Checker:
             if key in found:
                 value = self.string(found[key][1], f"{what} {key}")
                 if value is not None and value not in choices:
-                    self.problem(found[key][1], f"{what} {key}: '{value}' is not one of: "
+                    self.problem(found[key][1], f"{what} {key}: {_shown(value)} is not one of: "
                                  f"{', '.join(choices)}{_did_you_mean(value, choices)}")
                     value = None
                 values[key] = value
@@ -1192,7 +1205,7 @@ class _Checker:
             baseline = self.string(found["baseline"][1], f"{what} baseline")
             known = ("run", *(phase.id for phase in phases))
             if baseline is not None and baseline not in known:
-                self.problem(found["baseline"][1], f"{what} baseline: '{baseline}' is not "
+                self.problem(found["baseline"][1], f"{what} baseline: {_shown(baseline)} is not "
                              f"'run' or a phase id{_did_you_mean(baseline, known)}")
                 baseline = None
             values["baseline"] = baseline
@@ -1246,7 +1259,7 @@ class _Checker:
                     continue  # the unknown kind is the problem; its fields can't be judged
                 self.problem(
                     key_node,
-                    f"{what}: unknown key '{key}'{_did_you_mean(key, allowed)}; a "
+                    f"{what}: unknown key {_shown(key)}{_did_you_mean(key, allowed)}; a "
                     f"{kind_name} step takes: {', '.join(allowed)}",
                 )
         if step_id is not None:
@@ -1293,7 +1306,7 @@ class _Checker:
         try:
             return name, get_kind(name)
         except KindNotFound:
-            self.problem(kind_node, f"unknown step kind '{name}'"
+            self.problem(kind_node, f"unknown step kind {_shown(name)}"
                          f"{_did_you_mean(name, known_kinds())}; known kinds: "
                          f"{', '.join(known_kinds())}")
             return None, None
@@ -1321,7 +1334,7 @@ class _Checker:
             node = found["on_failure"][1]
             value = self.string(node, f"{what} on_failure")
             if value is not None and value not in ON_FAILURE:
-                self.problem(node, f"{what} on_failure: '{value}' is not one of: "
+                self.problem(node, f"{what} on_failure: {_shown(value)} is not one of: "
                              f"{', '.join(ON_FAILURE)}{_did_you_mean(value, ON_FAILURE)}")
                 value = None
             take("on_failure", value)
@@ -1345,7 +1358,7 @@ class _Checker:
             case "str":
                 value = self.string(node, what)
                 if value is not None and spec.choices and value not in spec.choices:
-                    self.problem(node, f"{what}: '{value}' is not one of: "
+                    self.problem(node, f"{what}: {_shown(value)} is not one of: "
                                  f"{', '.join(spec.choices)}"
                                  f"{_did_you_mean(value, spec.choices)}")
                     value = None

@@ -450,3 +450,18 @@ phases:""",
     assert lines[0].startswith(f"{path}:3:79: metrics interval: '1111")
     assert lines[1].startswith(f"{path}:5:44: alert 'a' above: expected a number")
     assert lines[2] == "cockpit: 2 problems found"
+
+
+def test_a_long_value_is_cut_in_its_message(tmp_path):
+    long = "y " * 300_000
+    path = write(
+        tmp_path,
+        GOOD.replace("run: echo hi", f'kind: "{long}"').replace("id: prepare", f'id: "{long}"'),
+    )
+    lines = refused("validate", path).splitlines()
+    assert lines[0] == (
+        f"{path}:3:9: phase id: '{'y ' * 15}...' is not a valid id: use "
+        "letters, digits, '-', '_' or '.', starting with a letter or digit"
+    )
+    assert lines[1].startswith(f"{path}:6:15: unknown step kind '{'y ' * 15}...'; known kinds")
+    assert all(len(line) < 300 for line in lines)
