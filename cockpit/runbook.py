@@ -12,9 +12,7 @@ import difflib
 import functools
 import hashlib
 import math
-import os
 import re
-import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from yaml.resolver import Resolver
 
 from cockpit.controls import control_name, find_control, visible
 from cockpit.durations import DURATION_HINT, format_setting, parse_duration
+from cockpit.files import Unreadable, read_regular_file
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.patterns import PatternError, compile_pattern
 from steps import Field, KindNotFound, get_kind, known_kinds
@@ -329,41 +328,13 @@ def resolve_variables(
 MAX_RUNBOOK_BYTES = 16 * 2**20
 """The largest runbook file (YAML or Markdown) read: 16 MiB; the flagship is 30 KB."""
 
-_FILE_TYPES = (
-    (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-)  # fmt: skip
-
-
 def read_runbook_bytes(path: Path) -> bytes:
     """The bytes of a runbook file; RunbookInvalid (one line) unless it is a regular file
     of at most MAX_RUNBOOK_BYTES. Never blocks: a FIFO is refused, not read."""
-    shown = str(path)
-
-    def refuse(message: str) -> RunbookInvalid:
-        return RunbookInvalid([Problem(shown, 0, 0, message)])
-
-    def check(status: os.stat_result) -> None:
-        if not stat.S_ISREG(status.st_mode):
-            kind = next((name for test, name in _FILE_TYPES if test(status.st_mode)), "")
-            raise refuse(f"not a regular file ({kind or 'of an unknown type'})")
-        if status.st_size > MAX_RUNBOOK_BYTES:
-            raise refuse(f"{status.st_size / 1e6:.1f} MB is over the "
-                         f"{MAX_RUNBOOK_BYTES // 2**20} MiB limit for a runbook")
-
     try:
-        check(os.stat(path))  # before opening: opening a FIFO would wait for a writer
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise refuse("no such file") from None
-    except OSError as exc:
-        raise refuse(f"cannot read: {exc.strerror}") from None
-    with open(descriptor, "rb") as file:
-        check(os.fstat(descriptor))  # the same file that was checked, not a swapped one
-        data = file.read(MAX_RUNBOOK_BYTES + 1)
-    if len(data) > MAX_RUNBOOK_BYTES:  # it grew while being read
-        raise refuse(f"over the {MAX_RUNBOOK_BYTES // 2**20} MiB limit for a runbook")
-    return data
+        return read_regular_file(path, MAX_RUNBOOK_BYTES, "a runbook")
+    except Unreadable as exc:
+        raise RunbookInvalid([Problem(str(path), 0, 0, str(exc))]) from None
 
 
 def control_problem(text: str, path: str) -> Problem | None:

@@ -88,6 +88,21 @@ def test_only_a_regular_file_of_sane_size_is_read(tmp_path, command, make):
     assert not (tmp_path / "data").exists()  # no journal, no run
 
 
+def test_a_config_or_secret_file_that_is_a_fifo_is_refused_too(tmp_path):
+    book = write(tmp_path, GOOD.replace("runbook: Demo\n", "runbook: Demo\nsecrets: [TOKEN]\n"))
+    config, secret = tmp_path / "cockpit.toml", tmp_path / "token"
+    os.mkfifo(config)
+    assert f"cockpit: {config}: not a regular file (a FIFO)" in refused(
+        "plan", "--config", config, book
+    )
+    config.unlink()
+    os.mkfifo(secret)
+    config.write_text(f'[environments.local.secrets]\nTOKEN = "file:{secret}"\n')
+    stderr = refused("run", "--headless", "--yes", "--config", config, book)
+    assert f"TOKEN (looked in {secret} (not a regular file (a FIFO)))" in stderr
+    assert cockpit("history", "--json", timeout=HANG).stdout.strip() == "[]"  # no run
+
+
 def test_a_markdown_fifo_is_refused_too(tmp_path):
     path = tmp_path / "book.md"
     os.mkfifo(path)
