@@ -349,9 +349,12 @@ def control_problem(text: str, path: str) -> Problem | None:
                    _control_message(char))
 
 
-def _control_message(char: str, how: str = "") -> str:
-    return (f"control character {control_name(char)}{how}, shown as {visible(char)}: a "
+def _control_message(char: str) -> str:
+    return (f"control character {control_name(char)}, shown as {visible(char)}: a "
             "runbook may hold none but tab and line ends")
+
+
+_UNUSABLE = re.compile("[\x00\ud800-\udfff]")  # in a value, from an escape
 
 
 def load_runbook(path: str | Path) -> Runbook:
@@ -658,8 +661,10 @@ class _Checker:
         return True
 
     def _check_tree(self, root: Node) -> None:
-        """Duplicate keys, and control characters a double-quoted escape (``"\\0"``,
-        ``"\\e"``) put in a scalar."""
+        """Duplicate keys, and a NUL or a lone surrogate that a double-quoted escape
+        (``"\\0"``, ``"\\ud800"``) put in a scalar: no command, file name or environment
+        variable can hold one. Other escaped controls (``"\\e[1m"``) are written visibly
+        in the file, on purpose; they are shown as text wherever they are shown."""
         stack, seen = [root], set()
         while stack:
             node = stack.pop()
@@ -667,9 +672,13 @@ class _Checker:
                 continue
             seen.add(id(node))
             if isinstance(node, ScalarNode):
-                found = find_control(node.value)
+                found = _UNUSABLE.search(node.value)
                 if found is not None:
-                    self.problem(node, _control_message(found[1], " (written as an escape)"))
+                    char = found.group()
+                    what = f"control character {control_name(char)}" if char == "\0" else \
+                        f"U+{ord(char):04X} (a lone surrogate)"
+                    self.problem(node, f"{what}, written as an escape: no command, file name "
+                                 "or environment variable can hold it")
             elif isinstance(node, MappingNode):
                 first: dict[str, int] = {}
                 for key, value in node.value:
