@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.importer
 	$(BIN)/python -m bench.watch
 	$(BIN)/python -m bench.platform
+	$(BIN)/python -m bench.hostile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

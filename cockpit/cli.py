@@ -2,8 +2,8 @@
 
 Exit codes: 0 all ok; 1 a step failed (or the run rolled back); 2 bad input (runbook,
 config, arguments, journal); 3 the run paused (waiting for an operator, or SIGHUP);
-130 cancelled or interrupted. ``--help``, ``validate``, ``plan`` and headless ``run``
-never import Textual.
+130 cancelled or interrupted; 141 stdout was closed by its reader (``| head``).
+``--help``, ``validate``, ``plan`` and headless ``run`` never import Textual.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
+EXIT_PIPE_CLOSED = 141  # stdout closed by its reader, as a shell reports SIGPIPE
 
 
 class UsageError(Exception):
@@ -172,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = map(visible_stream, streams)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe can still be told apart
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except RunbookInvalid as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -187,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
     finally:
         sys.stdout, sys.stderr = streams
+
+
+def _stdout_closed() -> int:
+    """Whoever read the output has gone (``cockpit history --json | head -1``): end
+    quietly, as a Unix tool killed by SIGPIPE would, with its exit code (128 + 13).
+    Python's recipe: stdout now goes to devnull, so flushing it at exit raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE_CLOSED
 
 
 # ------------------------------------------------------------------ commands

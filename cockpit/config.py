@@ -19,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from cockpit.durations import parse_duration
+from cockpit.files import Unreadable, read_regular_file
 from cockpit.output import MAX_STEP_BYTES, MIN_STEP_BYTES
 
 APP = "cockpit"
@@ -35,6 +36,8 @@ SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
              "lock_ttl": ((str, int, float), "30s"),
              "heartbeat": ((str, int, float), "10s"), "channel_prefix": (str, "cockpit")},
 }
+MAX_CONFIG_BYTES = 2**20  # a config file, at most (the example is 6 KB)
+MAX_SECRET_BYTES = 2**20  # a secret file (file:PATH), at most
 DURATIONS = ("flush_interval", "kill_grace", "lock_ttl", "heartbeat")
 ENVIRONMENT_KEYS = ("confirm", "label", "description", "variables", "secrets")
 
@@ -50,9 +53,12 @@ def read_reference(ref: str) -> tuple[str | None, str]:
     if scheme == "env":
         return os.environ.get(target), f"${target}"
     try:
-        return Path(target).expanduser().read_text().rstrip("\n"), target
-    except OSError as exc:
-        return None, f"{target} ({exc.strerror})"
+        text = read_regular_file(Path(target).expanduser(), MAX_SECRET_BYTES, "a secret")
+        return text.decode("utf-8").rstrip("\n"), target
+    except Unreadable as exc:
+        return None, f"{target} ({exc})"
+    except UnicodeDecodeError:
+        return None, f"{target} (not UTF-8 text)"
 
 
 @dataclass(frozen=True)
@@ -159,10 +165,11 @@ def load_config(explicit: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES, "a config file")
+                             .decode("utf-8"))
+    except Unreadable as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax: {exc}") from None

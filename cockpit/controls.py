@@ -14,6 +14,8 @@ ends) is dropped, as a terminal would show it.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any, TextIO
 
 _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
@@ -25,6 +27,13 @@ _TABLE.update({code: f"<U+{code:04X}>" for code in _BIDI})
 del _TABLE[ord("\t")]
 _LINES = dict(_TABLE)
 del _LINES[ord("\n")]
+# What a text file may hold: every character ``visible`` shows, but the line ends.
+_IN_FILES = re.compile("[" + "".join(re.escape(chr(c)) for c in _LINES if c != 0x0D) + "]")
+_C0_NAMES = (
+    "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR",
+    "SO", "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB",
+    "ESC", "FS", "GS", "RS", "US",
+)  # fmt: skip
 
 
 def visible(text: str, *, newlines: bool = True) -> str:
@@ -56,3 +65,22 @@ def visible_stream(stream: TextIO) -> TextIO:
     if isinstance(stream, VisibleStream):
         return stream
     return VisibleStream(stream)  # type: ignore[return-value]  # a TextIO by delegation
+
+
+def find_control(text: str) -> tuple[int, str] | None:
+    """The index and character of the first control character in ``text`` that a text
+    file has no business holding (those ``visible`` shows, but tab and line ends)."""
+    found = _IN_FILES.search(text)
+    return (found.start(), found.group()) if found else None
+
+
+def control_name(char: str) -> str:
+    """``U+001B (ESC)``, ``U+202E (RIGHT-TO-LEFT OVERRIDE)``: a control character named."""
+    code = ord(char)
+    if code < 0x20:
+        name = _C0_NAMES[code]
+    elif code == 0x7F:
+        name = "DEL"
+    else:
+        name = unicodedata.name(char, "C1 control")
+    return f"U+{code:04X} ({name})"

@@ -80,7 +80,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from cockpit.durations import format_setting, parse_duration
-from cockpit.runbook import Problem, RunbookInvalid
+from cockpit.runbook import Problem, RunbookInvalid, control_problem, read_runbook_bytes
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
 MAX_ID = 48
@@ -1718,17 +1718,16 @@ def import_file(path: str | Path) -> Imported:
     """Import a Markdown file; ImportFailed (one line) when it can't be read."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImportFailed(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImportFailed(f"{path}: is a folder, expected a Markdown file") from None
-    except OSError as exc:
-        raise ImportFailed(f"{path}: cannot read: {exc.strerror}") from None
+        data = read_runbook_bytes(path)
+    except RunbookInvalid as exc:
+        raise ImportFailed(str(exc)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ImportFailed(f"{path}:{line}: not UTF-8 text: a Markdown runbook must be "
                            "UTF-8") from None
+    problem = control_problem(text, str(path))
+    if problem is not None:
+        raise ImportFailed(str(problem))
     return import_markdown(text, str(path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import hashlib
 import math
 import re
@@ -18,15 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
-from cockpit.durations import DURATION_HINT, parse_duration
+from cockpit.controls import control_name, find_control, visible
+from cockpit.durations import DURATION_HINT, format_setting, parse_duration
+from cockpit.files import Unreadable, read_regular_file
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.patterns import PatternError, compile_pattern
 from steps import Field, KindNotFound, get_kind, known_kinds
 from steps.http import fixed_address
 
 ON_FAILURE = ("stop", "continue", "rollback")
+MAX_RETRIES = 100
+MAX_APPROVE = 10  # people who must agree to one step
+MAX_DURATION = 30 * 86400.0
+"""The longest duration a runbook may give (30 days): longer ones overflow timers."""
 # Names that ``${...}`` may always use, filled in when a run starts.
 BUILTINS = (
     "env", "run_id", "date", "now", "operator", "host", "runbook", "version",
@@ -39,6 +49,8 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ``$$`` is a literal dollar; ``${NAME}`` a reference.
 _REF = re.compile(r"\$(?:\$|\{([^}]*)\})")
+# A reference opened but never closed (``${OOPS``): group 1.
+_UNCLOSED = re.compile(r"\$(?:\$|\{[^}]*\})|(\$\{[^}]*)")
 _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d*)?)\s*%\s*")
 
 TOP_KEYS = (
@@ -71,12 +83,21 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _UNREADABLE = object()  # a scalar its tag's constructor rejected (already reported)
 
 
+MAX_MESSAGE = 1000
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str
     line: int  # 1-based; 0 when the problem is about the file as a whole
     col: int
     message: str
+
+    def __post_init__(self) -> None:
+        """One line of sane length, whatever the runbook holds (values in messages are
+        cut by _shown; this is the backstop)."""
+        if len(self.message) > MAX_MESSAGE:
+            object.__setattr__(self, "message", self.message[: MAX_MESSAGE - 3] + "...")
 
     def __str__(self) -> str:
         if self.line:
@@ -263,40 +284,84 @@ def resolve_fields(step: Step, values: Mapping[str, str]) -> tuple[dict, dict]:
     return fields, expect
 
 
+def variable_order(variables: Mapping[str, str], known: Iterable[str]) -> list[str]:
+    """The variables in an order where each comes after those it refers to (``known``
+    names need nothing); ValueError naming those on or behind a cycle. Linear in the
+    number of references (Kahn's algorithm), whatever order they are written in."""
+    known = set(known)
+    needs: dict[str, set[str]] = {}
+    needed_by: dict[str, list[str]] = {}
+    for name, value in variables.items():
+        needs[name] = {ref for ref, _ in references(value)} - known
+        for ref in needs[name]:
+            needed_by.setdefault(ref, []).append(name)
+    ready = [name for name, needed in needs.items() if not needed]
+    order: list[str] = []
+    while ready:
+        name = ready.pop()
+        order.append(name)
+        for other in needed_by.get(name, ()):
+            needs[other].discard(name)
+            if not needs[other]:
+                ready.append(other)
+    if len(order) < len(variables):
+        stuck = [name for name, needed in needs.items() if needed]
+        more = f" and {len(stuck) - 10} more" if len(stuck) > 10 else ""
+        raise ValueError(f"variables refer to each other in a cycle: {', '.join(stuck[:10])}"
+                         f"{more}")
+    return order
+
+
 def resolve_variables(
     variables: Mapping[str, str], known: Mapping[str, str]
 ) -> dict[str, str]:
     """Resolve variables that refer to other variables or built-ins, in any order."""
     resolved = dict(known)
-    pending = dict(variables)
-    while pending:
-        progressed = False
-        for name, value in list(pending.items()):
-            needed = {ref for ref, _ in references(value)}
-            if needed <= resolved.keys():
-                resolved[name] = substitute(value, resolved)
-                del pending[name]
-                progressed = True
-        if not progressed:
-            raise ValueError(f"variables refer to each other in a cycle: {', '.join(pending)}")
+    for name in variable_order(variables, known):
+        resolved[name] = substitute(variables[name], resolved)
     return resolved
 
 
 # ------------------------------------------------------------------------ loading
 
 
+MAX_RUNBOOK_BYTES = 16 * 2**20
+"""The largest runbook file (YAML or Markdown) read: 16 MiB; the flagship is 30 KB."""
+
+def read_runbook_bytes(path: Path) -> bytes:
+    """The bytes of a runbook file; RunbookInvalid (one line) unless it is a regular file
+    of at most MAX_RUNBOOK_BYTES. Never blocks: a FIFO is refused, not read."""
+    try:
+        return read_regular_file(path, MAX_RUNBOOK_BYTES, "a runbook")
+    except Unreadable as exc:
+        raise RunbookInvalid([Problem(str(path), 0, 0, str(exc))]) from None
+
+
+def control_problem(text: str, path: str) -> Problem | None:
+    """The first control character in a runbook's text (YAML or Markdown), located: it
+    would reach a command as an embedded NUL or the operator's terminal as a sequence."""
+    found = find_control(text)
+    if found is None:
+        return None
+    index, char = found
+    line_start = text.rfind("\n", 0, index) + 1
+    return Problem(path, text.count("\n", 0, index) + 1, index - line_start + 1,
+                   _control_message(char))
+
+
+def _control_message(char: str) -> str:
+    return (f"control character {control_name(char)}, shown as {visible(char)}: a "
+            "runbook may hold none but tab and line ends")
+
+
+_UNUSABLE = re.compile("[\x00\ud800-\udfff]")  # in a value, from an escape
+
+
 def load_runbook(path: str | Path) -> Runbook:
     """Load and validate a runbook; raise RunbookInvalid listing every problem."""
     path = Path(path)
     shown = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunbookInvalid([Problem(shown, 0, 0, "no such file")]) from None
-    except IsADirectoryError:
-        raise RunbookInvalid([Problem(shown, 0, 0, "is a folder, expected a YAML file")]) from None
-    except OSError as exc:
-        raise RunbookInvalid([Problem(shown, 0, 0, f"cannot read: {exc.strerror}")]) from None
+    data = read_runbook_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -308,6 +373,9 @@ def load_runbook(path: str | Path) -> Runbook:
     if path.suffix.lower() in (".md", ".markdown"):  # a Markdown runbook, imported as read
         from cockpit.importer import import_markdown
 
+        problem = control_problem(text, shown)
+        if problem is not None:
+            raise RunbookInvalid([problem])
         text = import_markdown(text, shown).yaml
     return parse_runbook(text, shown, sha256=hashlib.sha256(data).hexdigest())
 
@@ -319,6 +387,115 @@ def parse_runbook(text: str, path: str = "<runbook>", sha256: str = "") -> Runbo
     if checker.problems or runbook is None:
         raise RunbookInvalid(checker.problems)
     return runbook
+
+
+MAX_ALIASED = 2**20
+"""What YAML aliases may repeat, in all: 1 MiB (a character a scalar, one a node).
+Billion laughs (nine levels of ten aliases: 10**9 strings from 1 KB of YAML) and 200
+aliases of a 1 MB string would otherwise be walked, resolved and recorded in full."""
+
+
+MAX_NODES = 250_000
+"""The most YAML values (mappings, lists, scalars) a runbook may hold: the flagship has
+1,500; 20,000 imported steps have 220,000. Each costs about 400 bytes and 10 us to
+check, so 16 MiB of ``[x,x,x,...]`` (8 million) would take 3 GB and minutes."""
+
+
+class _TooManyNodes(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(mark)
+        self.mark = mark
+
+
+class _NotingAliases(Composer):
+    """PyYAML's composer, noting each alias used: where, its anchor, and its node (None
+    for a recursive alias, used inside the node it names)."""
+
+    aliases: list[tuple[yaml.Mark, str, Node | None]]
+    nodes = 0  # composed so far, aliases not counted (MAX_ALIASED bounds those)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if not isinstance(event, yaml.AliasEvent):
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _TooManyNodes(event.start_mark)
+            return super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        complete = node.end_mark is not None  # else the alias is inside the node it names
+        self.aliases.append((event.start_mark, event.anchor, node if complete else None))
+        return node
+
+
+class _Loader(_NotingAliases, yaml.SafeLoader):
+    """SafeLoader, in pure Python: its error messages are the ones a runbook's author
+    sees."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self.aliases = []
+
+
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # PyYAML built without libyaml: the pure-Python reader only
+    _FAST_LOADER = None
+else:
+
+    class _FastLoader(_NotingAliases, CParser, SafeConstructor, Resolver):
+        """libyaml's scanner and parser (six times faster: 10,000 lines in 0.4 s instead of
+        2.4 s) under the same composer. The same nodes and marks; on an error, the runbook
+        is read again by _Loader, for PyYAML's messages."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            Composer.__init__(self)
+            self.aliases = []
+
+    _FAST_LOADER = _FastLoader
+
+
+def _compose_any(text: str):
+    """The documents in ``text`` and the aliases they use: read by libyaml (fast), or
+    when it fails by PyYAML (whose messages the author sees)."""
+    if _FAST_LOADER is not None:
+        try:
+            return _compose(text, _FAST_LOADER)
+        except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: a lone surrogate
+            pass
+    return _compose(text, _Loader)
+
+
+def _compose(text: str, loader_class: type[_NotingAliases]):
+    """The documents in ``text`` and the aliases they use."""
+    loader = loader_class(text)  # reading starts here: a bad character stops it
+    documents = []
+    while loader.check_node():
+        documents.append(loader.get_node())
+    loader.dispose()
+    return documents, loader.aliases
+
+
+def _expanded_size(root: Node, sizes: dict[int, int]) -> int:
+    """How big ``root`` is with every alias in it written out: a node counts 1, a
+    scalar also its length. Memoized in ``sizes`` (by node id), so shared nodes cost
+    once to count however many times they repeat; iterative, so depth costs no stack."""
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        if isinstance(node, ScalarNode):
+            sizes[id(node)] = 1 + len(node.value)
+            continue
+        children = node.value if isinstance(node, SequenceNode) else [
+            part for pair in node.value for part in pair]
+        if counted:
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        elif id(node) not in sizes:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def _overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
@@ -338,7 +515,12 @@ def _kind_of(node: Node) -> str:
         return "a list"
     if node.tag == _NULL_TAG:
         return "nothing"
-    return f"'{node.value}'"
+    return _shown(node.value)
+
+
+def _shown(value: str) -> str:
+    """A value from the runbook, quoted for a message: its start when it is long."""
+    return f"'{value}'" if len(value) <= 40 else f"'{value[:30]}...'"
 
 
 class _Checker:
@@ -349,11 +531,8 @@ class _Checker:
         self.text = text
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
-        # PyYAML's line breaks: \r\n, \r, \n, NEL, LS, PS.
-        self._line_starts = [0] + [
-            m.end() for m in re.finditer("\r\n|[\r\n\x85\u2028\u2029]", text)
-        ]
         self._step_ids: dict[str, int] = {}
+        self._step: str | None = None  # the step being checked
         self._names: set[str] = set(BUILTINS)
 
     # -- reporting
@@ -361,6 +540,12 @@ class _Checker:
     def problem(self, node: Node, message: str) -> None:
         mark = node.start_mark
         self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
+
+    @functools.cached_property
+    def _line_starts(self) -> list[int]:
+        """Where each line starts, by PyYAML's line breaks: \\r\\n, \\r, \\n, NEL, LS, PS.
+        Found when a problem first needs them: a long runbook's are costly to find."""
+        return [0] + [m.end() for m in re.finditer("\r\n|[\r\n\x85\u2028\u2029]", self.text)]
 
     def problem_at(self, index: int, message: str) -> None:
         line = bisect.bisect_right(self._line_starts, index) - 1
@@ -370,8 +555,17 @@ class _Checker:
     # -- the document
 
     def check(self, sha256: str) -> Runbook | None:
+        control = control_problem(self.text, self.path)
+        if control is not None:
+            self.problems.append(control)
+            return None
         try:
-            documents = list(yaml.compose_all(self.text, Loader=yaml.SafeLoader))
+            documents, aliases = _compose_any(self.text)
+        except _TooManyNodes as exc:
+            self.problems.append(Problem(
+                self.path, exc.mark.line + 1, exc.mark.column + 1, f"more than {MAX_NODES:,} "
+                "YAML values (mappings, lists, scalars) by here: a runbook this big is refused"))
+            return None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = " ".join(filter(None, [exc.problem, exc.context and f"({exc.context})"]))
@@ -388,6 +582,8 @@ class _Checker:
         except RecursionError:
             self.problems.append(Problem(self.path, 1, 1, "YAML nested too deeply"))
             return None
+        if not self._aliases_bounded(aliases):
+            return None
         documents = [doc for doc in documents if doc is not None]
         if not documents:
             self.problems.append(
@@ -398,15 +594,15 @@ class _Checker:
         if len(documents) > 1:
             self.problem(documents[1], "expected one YAML document, found another here")
         root = documents[0]
-        self._check_duplicate_keys(root)
+        self._check_tree(root)
         top = self.mapping(root, "the runbook", TOP_KEYS, required=("runbook", "phases"))
         if top is None:
             return None
         name = self.string(top["runbook"][1], "'runbook'") if "runbook" in top else ""
         version = self.string(top["version"][1], "'version'") if "version" in top else ""
-        description = self.optional_string(top, "description")
         secrets = self.secrets(top["secrets"][1]) if "secrets" in top else ()
         self._names.update(secrets)
+        description = self.optional_string(top, "description")
         variables = self.variables(top["variables"][1]) if "variables" in top else {}
         metrics = self.metrics(top["metrics"][1]) if "metrics" in top else None
         phases = self.phases(top["phases"][1]) if "phases" in top else ()
@@ -442,14 +638,48 @@ class _Checker:
             window=window,
         )
 
-    def _check_duplicate_keys(self, root: Node) -> None:
+    def _aliases_bounded(self, aliases: list[tuple[yaml.Mark, str, Node | None]]) -> bool:
+        """Whether the aliases repeat at most MAX_ALIASED characters in all, and none is
+        recursive; otherwise one problem at the alias that goes too far. (Composing shares
+        an alias's node, so a billion laughs costs nothing until something walks it.)"""
+        sizes: dict[int, int] = {}
+        total = 0
+        for mark, anchor, node in aliases:
+            if node is None:
+                message = f"alias *{anchor} is inside the node it names: a runbook can not " \
+                          "contain itself"
+            else:
+                total += _expanded_size(node, sizes)
+                if total <= MAX_ALIASED:
+                    continue
+                message = (f"alias *{anchor}: aliases repeat more than "
+                           f"{MAX_ALIASED / 2**20:g} MiB of the runbook ({total:,} characters "
+                           "by here); an anchor is for a few shared settings, not for "
+                           "multiplying text")
+            self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
+            return False
+        return True
+
+    def _check_tree(self, root: Node) -> None:
+        """Duplicate keys, and a NUL or a lone surrogate that a double-quoted escape
+        (``"\\0"``, ``"\\ud800"``) put in a scalar: no command, file name or environment
+        variable can hold one. Other escaped controls (``"\\e[1m"``) are written visibly
+        in the file, on purpose; they are shown as text wherever they are shown."""
         stack, seen = [root], set()
         while stack:
             node = stack.pop()
             if id(node) in seen:
                 continue
             seen.add(id(node))
-            if isinstance(node, MappingNode):
+            if isinstance(node, ScalarNode):
+                found = _UNUSABLE.search(node.value)
+                if found is not None:
+                    char = found.group()
+                    what = f"control character {control_name(char)}" if char == "\0" else \
+                        f"U+{ord(char):04X} (a lone surrogate)"
+                    self.problem(node, f"{what}, written as an escape: no command, file name "
+                                 "or environment variable can hold it")
+            elif isinstance(node, MappingNode):
                 first: dict[str, int] = {}
                 for key, value in node.value:
                     if isinstance(key, ScalarNode):
@@ -493,7 +723,7 @@ class _Checker:
             if check_unknown and key.value not in allowed:
                 self.problem(
                     key,
-                    f"{what}: unknown key '{key.value}'{_did_you_mean(key.value, allowed)}; "
+                    f"{what}: unknown key {_shown(key.value)}{_did_you_mean(key.value, allowed)}; "
                     f"expected one of: {', '.join(allowed)}",
                 )
                 continue
@@ -530,13 +760,16 @@ class _Checker:
             self.templates(mapping[key][1], value)
         return value or ""
 
-    def integer(self, node: Node, what: str, minimum: int = 0) -> int | None:
+    def integer(
+        self, node: Node, what: str, minimum: int = 0, maximum: int = 2**31 - 1
+    ) -> int | None:
         value = self.construct(node, what) if isinstance(node, ScalarNode) else None
         if value is _UNREADABLE:
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            self.problem(node, f"{what}: expected a whole number >= {minimum}, "
-                         f"found {_kind_of(node)}")
+        if not isinstance(value, int) or isinstance(value, bool) or \
+                not minimum <= value <= maximum:
+            self.problem(node, f"{what}: expected a whole number from {minimum} to "
+                         f"{maximum}, found {_kind_of(node)}")
             return None
         return value
 
@@ -549,7 +782,8 @@ class _Checker:
             return None
         return value
 
-    def duration(self, node: Node, what: str) -> float | None:
+    def duration(self, node: Node, what: str, zero: bool = False) -> float | None:
+        """Seconds, more than 0 (or 0 too, with ``zero``) and at most MAX_DURATION."""
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
             self.problem(node, f"{what}: expected a duration, found {_kind_of(node)}")
             return None
@@ -558,11 +792,19 @@ class _Checker:
             return None
         try:
             seconds = parse_duration(value)
-        except ValueError as exc:
-            self.problem(node, f"{what}: {exc}")
-            return None
-        if not math.isfinite(seconds):
+        except OverflowError:  # a whole number too big for a float
+            seconds = math.inf
+        except ValueError:
+            seconds = math.nan
+        if math.isnan(seconds):
             self.problem(node, f"{what}: expected {DURATION_HINT}, found {_kind_of(node)}")
+            return None
+        if seconds <= 0 and not zero:
+            self.problem(node, f"{what}: must be more than 0s")
+            return None
+        if seconds > MAX_DURATION:
+            self.problem(node, f"{what}: {_kind_of(node)} is longer than "
+                         f"{format_setting(MAX_DURATION)}")
             return None
         return seconds
 
@@ -636,7 +878,7 @@ class _Checker:
     def identifier(self, node: Node, what: str) -> str | None:
         value = self.string(node, what)
         if value is not None and not _ID.fullmatch(value):
-            self.problem(node, f"{what}: '{value}' is not a valid id: use letters, digits, "
+            self.problem(node, f"{what}: {_shown(value)} is not a valid id: use letters, digits, "
                          "'-', '_' or '.', starting with a letter or digit")
             return None
         return value
@@ -657,6 +899,11 @@ class _Checker:
             return
         value = node.value  # also when a list field is given as one string
         raw = self.text[node.start_mark.index : node.end_mark.index]
+        for match in _UNCLOSED.finditer(value):
+            if match.group(1) is not None:
+                where = max(raw.find(match.group(1)), 0)
+                self.problem_at(node.start_mark.index + where, f"'{match.group(1)[:20]}' is "
+                                "not closed: write ${NAME}, or $$ for a literal dollar")
         in_raw = references(raw)  # the same references, in order, where they are written
         for name, _ in references(value):
             needle = "${" + name + "}"
@@ -664,11 +911,14 @@ class _Checker:
             index = node.start_mark.index + where
             detail = STEP_DETAIL.fullmatch(name)
             if detail:
-                if detail[1] not in self._step_ids:
+                if detail[1] == self._step:
+                    self.problem_at(index, f"{needle}: a step can not use its own details "
+                                    "(they are recorded when it ends)")
+                elif detail[1] not in self._step_ids:
                     self.problem_at(index, f"{needle}: no step '{detail[1]}' before this "
                                     f"point{_did_you_mean(detail[1], self._step_ids)}")
             elif not _VAR_NAME.fullmatch(name):
-                self.problem_at(index, f"'{needle}' is not a valid reference: a name is "
+                self.problem_at(index, f"{_shown(needle)} is not a valid reference: a name is "
                                 "letters, digits and '_' (or steps.ID.details.KEY)")
             elif name not in self._names:
                 self.problem_at(
@@ -684,7 +934,7 @@ class _Checker:
         items = node.value if isinstance(node, SequenceNode) else [node]
         for name, item in zip(names, items, strict=False):
             if not _VAR_NAME.fullmatch(name):
-                self.problem(item, f"secret name '{name}': use letters, digits and '_' "
+                self.problem(item, f"secret name {_shown(name)}: use letters, digits and '_' "
                              "(it becomes an environment variable)")
         return tuple(names)
 
@@ -695,7 +945,7 @@ class _Checker:
         variables: dict[str, str] = {}
         for name, (key, value) in found.items():
             if not _VAR_NAME.fullmatch(name):
-                self.problem(key, f"variable name '{name}': use letters, digits and '_' "
+                self.problem(key, f"variable name {_shown(name)}: use letters, digits and '_' "
                              "(it becomes an environment variable)")
                 continue
             if name in BUILTINS:
@@ -714,7 +964,7 @@ class _Checker:
         referenced = {ref for value in variables.values() for ref, _ in references(value)}
         known = dict.fromkeys((self._names | referenced) - variables.keys(), "")
         try:
-            resolve_variables(variables, known)
+            variable_order(variables, known)
         except ValueError as exc:
             self.problem(node, str(exc))
         return variables
@@ -812,7 +1062,7 @@ class _Checker:
         source = self.string(found["source"][1], "metrics source")
         if source not in SOURCES:
             if source is not None:
-                self.problem(found["source"][1], f"metrics source: '{source}' is not one of: "
+                self.problem(found["source"][1], f"metrics source: {_shown(source)} is not one of: "
                              f"{', '.join(SOURCES)}{_did_you_mean(source, SOURCES)}")
             return None
         allowed = METRICS_COMMON_KEYS + METRICS_KEYS[source]
@@ -829,11 +1079,7 @@ class _Checker:
                     self.problem(found[key][1], f"metrics url: {wrong}")
         for key in ("interval", "timeout", "window"):
             if key in found:
-                seconds = self.duration(found[key][1], f"metrics {key}")
-                if seconds is not None and seconds <= 0:
-                    self.problem(found[key][1], f"metrics {key}: must be more than 0s")
-                    seconds = None
-                values[key] = seconds
+                values[key] = self.duration(found[key][1], f"metrics {key}")
         if "quantile" in found:
             values["quantile"] = self.fraction(found["quantile"][1], "metrics quantile")
         if source == "scrape":
@@ -879,11 +1125,15 @@ class _Checker:
         percent = _PERCENT.fullmatch(value) if isinstance(value, str) else None
         if percent:
             value = float(percent[1]) / 100
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        try:
+            number = float(value) if not isinstance(value, bool | str) else math.nan
+        except (OverflowError, TypeError):  # a whole number too big for a float; a date
+            number = math.nan
+        if not math.isfinite(number):
             self.problem(node, f"{what}: expected a number (or a percentage such as 5%), "
                          f"found {_kind_of(node)}")
             return None
-        return float(value)
+        return number
 
     def alerts(
         self, node: Node, metrics: SourceSpec | None, phases: tuple[Phase, ...]
@@ -914,20 +1164,20 @@ class _Checker:
         what = f"alert '{name}'"
         metric = self.string(found["metric"][1], f"{what} metric")
         if metric is not None and metrics is not None and metric not in metrics.metrics:
-            self.problem(found["metric"][1], f"{what} metric: '{metric}' is not measured; the "
-                         f"metrics source gives: {', '.join(metrics.metrics)}"
+            self.problem(found["metric"][1], f"{what} metric: {_shown(metric)} is not "
+                         f"measured; the metrics source gives: {', '.join(metrics.metrics)}"
                          f"{_did_you_mean(metric, metrics.metrics)}")
         values: dict[str, Any] = {}
         for key in ("above", "below", "relative_to_baseline"):
             if key in found:
                 values[key] = self.number(found[key][1], f"{what} {key}")
         if "for" in found:
-            values["for_seconds"] = self.duration(found["for"][1], f"{what} for")
+            values["for_seconds"] = self.duration(found["for"][1], f"{what} for", zero=True)
         for key, choices in (("severity", SEVERITIES), ("no_data", NO_DATA_POLICIES)):
             if key in found:
                 value = self.string(found[key][1], f"{what} {key}")
                 if value is not None and value not in choices:
-                    self.problem(found[key][1], f"{what} {key}: '{value}' is not one of: "
+                    self.problem(found[key][1], f"{what} {key}: {_shown(value)} is not one of: "
                                  f"{', '.join(choices)}{_did_you_mean(value, choices)}")
                     value = None
                 values[key] = value
@@ -935,7 +1185,7 @@ class _Checker:
             baseline = self.string(found["baseline"][1], f"{what} baseline")
             known = ("run", *(phase.id for phase in phases))
             if baseline is not None and baseline not in known:
-                self.problem(found["baseline"][1], f"{what} baseline: '{baseline}' is not "
+                self.problem(found["baseline"][1], f"{what} baseline: {_shown(baseline)} is not "
                              f"'run' or a phase id{_did_you_mean(baseline, known)}")
                 baseline = None
             values["baseline"] = baseline
@@ -989,7 +1239,7 @@ class _Checker:
                     continue  # the unknown kind is the problem; its fields can't be judged
                 self.problem(
                     key_node,
-                    f"{what}: unknown key '{key}'{_did_you_mean(key, allowed)}; a "
+                    f"{what}: unknown key {_shown(key)}{_did_you_mean(key, allowed)}; a "
                     f"{kind_name} step takes: {', '.join(allowed)}",
                 )
         if step_id is not None:
@@ -999,12 +1249,15 @@ class _Checker:
             else:
                 self._step_ids[step_id] = found["id"][1].start_mark.line + 1
 
+        self._step = step_id
         policy = self.policy(found, what)
         fields = self.kind_fields(node, found, kind, what) if kind else {}
         expect = {}
         if "expect" in found and kind is not None:
             expect = self.expectations(found["expect"][1], kind, kind_name, what)
         title = self.optional_string(found, "title") or step_id or ""
+        description = self.optional_string(found, "description")
+        self._step = None
         if step_id is None or kind_name is None or policy is None:
             return None
         return Step(
@@ -1014,7 +1267,7 @@ class _Checker:
             phase=phase_id,
             fields=fields,
             expect=expect,
-            description=self.optional_string(found, "description"),
+            description=description,
             line=node.start_mark.line + 1,
             **policy,
         )
@@ -1033,7 +1286,7 @@ class _Checker:
         try:
             return name, get_kind(name)
         except KindNotFound:
-            self.problem(kind_node, f"unknown step kind '{name}'"
+            self.problem(kind_node, f"unknown step kind {_shown(name)}"
                          f"{_did_you_mean(name, known_kinds())}; known kinds: "
                          f"{', '.join(known_kinds())}")
             return None, None
@@ -1052,14 +1305,16 @@ class _Checker:
         if "timeout" in found:
             take("timeout", self.duration(found["timeout"][1], f"{what} timeout"))
         if "retries" in found:
-            take("retries", self.integer(found["retries"][1], f"{what} retries"))
+            take("retries", self.integer(found["retries"][1], f"{what} retries",
+                                         maximum=MAX_RETRIES))
         if "retry_delay" in found:
-            take("retry_delay", self.duration(found["retry_delay"][1], f"{what} retry_delay"))
+            take("retry_delay", self.duration(found["retry_delay"][1], f"{what} retry_delay",
+                                              zero=True))
         if "on_failure" in found:
             node = found["on_failure"][1]
             value = self.string(node, f"{what} on_failure")
             if value is not None and value not in ON_FAILURE:
-                self.problem(node, f"{what} on_failure: '{value}' is not one of: "
+                self.problem(node, f"{what} on_failure: {_shown(value)} is not one of: "
                              f"{', '.join(ON_FAILURE)}{_did_you_mean(value, ON_FAILURE)}")
                 value = None
             take("on_failure", value)
@@ -1067,7 +1322,8 @@ class _Checker:
             if flag in found:
                 take(flag, self.boolean(found[flag][1], f"{what} {flag}"))
         if "approve" in found:
-            take("approve", self.integer(found["approve"][1], f"{what} approve", minimum=1))
+            take("approve", self.integer(found["approve"][1], f"{what} approve", minimum=1,
+                                         maximum=MAX_APPROVE))
         if "when" in found:
             when = self.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
             if when is None:
@@ -1082,7 +1338,7 @@ class _Checker:
             case "str":
                 value = self.string(node, what)
                 if value is not None and spec.choices and value not in spec.choices:
-                    self.problem(node, f"{what}: '{value}' is not one of: "
+                    self.problem(node, f"{what}: {_shown(value)} is not one of: "
                                  f"{', '.join(spec.choices)}"
                                  f"{_did_you_mean(value, spec.choices)}")
                     value = None
@@ -1096,11 +1352,11 @@ class _Checker:
             case "regex_list":
                 value = self.regex_list(node, what)
             case "int":
-                value = self.integer(node, what, minimum=-(2**31))
+                value = self.integer(node, what, *spec.bounds)
             case "bool":
                 value = self.boolean(node, what)
             case "duration":
-                value = self.duration(node, what)
+                value = self.duration(node, what, zero=spec.minimum == 0)
             case "str_list":
                 value = self.string_list(node, what)
             case "str_map":

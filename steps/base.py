@@ -36,6 +36,16 @@ class Field:
     check: Callable[[str], str | None] | None = None
     """For a ``str``: what is wrong with the text as written, ``${...}`` still in it
     (checked when the runbook is loaded), or None."""
+    minimum: int | None = None
+    maximum: int | None = None
+    """For an ``int``: the values allowed (default: a 32-bit signed number). For a
+    ``duration``: ``minimum=0`` allows 0s (otherwise a duration is more than 0s)."""
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """An ``int``'s least and greatest value."""
+        low = -(2**31) if self.minimum is None else self.minimum
+        return low, 2**31 - 1 if self.maximum is None else self.maximum
 
 
 @dataclass

@@ -43,7 +43,7 @@ class GateStep(StepKind):
         "alerts": Field("str_list", help="only these alert rules (default: all of them)"),
         "max": Field("str_map", help="upper bounds: {p95_ms: 2000, error_rate: 1%}"),
         "min": Field("str_map", help="lower bounds: {request_rate: 1}"),
-        "tolerate": Field("duration", help="how long a bound may be breached before the "
+        "tolerate": Field("duration", minimum=0, help="how long a bound may be breached before the "
                           "gate fails (default: 0s, at once)"),
     }
 

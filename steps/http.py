@@ -430,13 +430,13 @@ class HttpStep(StepKind):
                                  "answer, per request (default 10s)"),
     }
     expect = {
-        "status": Field("int", help="the status code (default: any 2xx)"),
+        "status": Field("int", minimum=100, maximum=599, help="the status code (default: any 2xx)"),
         "json": Field("json", help="a JSON subset the answer must contain"),
         "body": Field("regex_list", help="a regular expression searched in the body, or "
                       "a list of them: each must be found"),
         "headers": Field("regex_map", help="header name: regular expression for its value"),
         "content_type": Field("str", help="the media type, e.g. application/json"),
-        "rows": Field("int", help="the body is CSV with this many data rows"),
+        "rows": Field("int", minimum=0, help="the body is CSV with this many data rows"),
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:

@@ -213,8 +213,8 @@ class K8sStep(StepKind):
         "container": Field("str", help="the container (set_image; job: whose log to "
                            "follow); default: the only one"),
         "image": Field("str", help="set_image: the new image, registry/name:tag"),
-        "replicas": Field("int", help="scale: the number of pods"),
-        "to_revision": Field("int", help="rollout_undo: the revision to go back to "
+        "replicas": Field("int", minimum=0, help="scale: the number of pods"),
+        "to_revision": Field("int", minimum=0, help="rollout_undo: the revision to go back to "
                              "(default: the previous one)"),
         "manifest": Field("str", help="job: a Job manifest (YAML), from the runbook's folder"),
         "namespace": Field("str", help="default: $KUBE_NAMESPACE, else the context's"),

@@ -183,9 +183,9 @@ class S3Step(StepKind):
                                      "are not in the folder (default false)"),
     }
     expect = {
-        "objects": Field("int", help="list: exactly this many objects"),
-        "min_bytes": Field("int", help="upload, download: the file has at least this many "
-                                       "bytes"),
+        "objects": Field("int", minimum=0, help="list: exactly this many objects"),
+        "min_bytes": Field("int", minimum=0, maximum=2**62,
+                           help="upload, download: the file has at least this many bytes"),
     }
 
     # ------------------------------------------------------------- the plan

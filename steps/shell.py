@@ -27,7 +27,7 @@ class ShellStep(StepKind):
         "env": Field("str_map", help="extra environment variables (templated)"),
     }
     expect = {
-        "exit_code": Field("int", help="expected exit code (default 0)"),
+        "exit_code": Field("int", minimum=0, maximum=255, help="expected exit code (default 0)"),
         "output": Field("regex", help="a regular expression the output must match"),
     }
 

@@ -240,7 +240,7 @@ class SqlStep(StepKind):
                                    "this long"),
     }
     expect = {
-        "rows": Field("int", help="the number of rows returned (or affected)"),
+        "rows": Field("int", minimum=0, help="the number of rows returned (or affected)"),
         "value": Field("str", help="the first column of the first row, as text"),
         "tables_exist": Field("str_list", help="tables that must exist afterwards"),
         "indexes_exist": Field("str_list", help="indexes that must exist afterwards"),

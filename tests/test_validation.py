@@ -514,7 +514,7 @@ CASES = [
                 retries: "two"
         """,
         "7:18",
-        "step 'greet' retries: expected a whole number >= 0, found 'two'",
+        "step 'greet' retries: expected a whole number from 0 to 100, found 'two'",
     ),
     (
         "retries-negative",
@@ -528,7 +528,7 @@ CASES = [
                 retries: -1
         """,
         "7:18",
-        "step 'greet' retries: expected a whole number >= 0, found '-1'",
+        "step 'greet' retries: expected a whole number from 0 to 100, found '-1'",
     ),
     (
         "retries-tagged-int-that-is-not",
@@ -908,7 +908,7 @@ def test_missing_file(tmp_path):
 
 def test_folder_instead_of_file(tmp_path):
     [problem] = problems_of(tmp_path)
-    assert str(problem) == f"{tmp_path}: is a folder, expected a YAML file"
+    assert str(problem) == f"{tmp_path}: not a regular file (a folder)"
 
 
 BROKEN_MANY = """
@@ -1161,6 +1161,13 @@ def test_a_bad_value_in_a_merged_step_is_reported_for_each_step(tmp_path):
 def test_control_character_is_located(tmp_path):
     path = tmp_path / "book.yaml"
     path.write_bytes(b"runbook: Demo\nphases:\n  - id: pre\x07pare\n")
+    [problem] = problems_of(path)
+    assert str(problem).startswith(f"{path}:3:12: control character U+0007 (BEL)")
+
+
+def test_a_character_yaml_can_not_read_is_located(tmp_path):
+    path = tmp_path / "book.yaml"
+    path.write_text("runbook: Demo\nphases:\n  - id: pre\ufffepare\n")
     [problem] = problems_of(path)
     assert str(problem).startswith(f"{path}:3:12: YAML syntax: special characters are not")
 
