@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cockpit.durations import format_duration
@@ -13,17 +14,15 @@ from cockpit.report.text import gate_facts, line_count, readings, shown, since, 
 def cell(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
-def _signed(row: dict[str, Any] | None) -> str:
-    if row is None:
-        return "not signed"
-    note = f" — {row['note']}" if row["note"] else ""
-    return f"{row['name']}, {when(row['at'])}{note}"
-
 
 @shown
 def to_markdown(record: dict[str, Any]) -> str:
+    lines = [line for section in SECTIONS for line in section(record)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _summary(record: dict[str, Any]) -> list[str]:
     run = record["run"]
-    start = run["started_at"]
     lines = [
         f"# Deployment record: {run['runbook']} {run['version'] or ''}".rstrip(),
         "",
@@ -45,75 +44,142 @@ def to_markdown(record: dict[str, Any]) -> str:
             else ""
         lines.append(f"- **Image** {image['deployment'] or ''}/{image['container']}: "
                      f"`{image['image']}`{before} ({image['step_id']})")
-    lines += ["", "## Steps", "", "| # | Phase | Step | Kind | Status | Attempts | Duration | "
-              "Result |", "|---|---|---|---|---|---|---|---|"]
+    return lines
+
+
+def _steps(record: dict[str, Any]) -> list[str]:
+    lines = ["", "## Steps", "", "| # | Phase | Step | Kind | Status | Attempts | Duration | "
+             "Result |", "|---|---|---|---|---|---|---|---|"]
     for row in record["steps"]:
         lines.append(
             f"| {row['seq'] + 1} | {row['phase']} | {row['step_id']} | {row['kind']} | "
             f"{row['status']} | {row['attempt']} | {format_duration(row['duration'])} | "
             f"{cell(row['message'])} |"
         )
+    return lines
+
+
+def _recorded(record: dict[str, Any]) -> list[str]:
     recorded = [row for row in record["steps"] if row["details"] and row["kind"] != "gate"]
-    if recorded:
-        lines += ["", "## Recorded by steps", ""]
-        for row in recorded:
-            facts = ", ".join(f"{key}: {value}" for key, value in row["details"].items())
-            lines.append(f"- **{row['step_id']}**: {facts}")
-    if record["gates"]:
-        lines += ["", "## Gates", ""]
-        for gate in record["gates"]:
-            lines += [f"### {gate['step_id']}: {gate['status']}", "", gate["message"] or "", "",
-                      gate_facts(gate), ""]
-            if gate["metrics"]:
-                lines += ["| Metric | Min | Max | Last | Samples |", "|---|---|---|---|---|"]
-                lines += [f"| {name} | {format_metric(name, m['min'])} | "
-                          f"{format_metric(name, m['max'])} | {format_metric(name, m['last'])} "
-                          f"| {m['samples']} |" for name, m in gate["metrics"].items()]
-                lines.append("")
-    if record["alerts"]:
-        lines += ["", "## Alerts", "", "| When | Alert | Severity | State | Value | Threshold |",
-                  "|---|---|---|---|---|---|"]
-        for alert in record["alerts"]:
-            value = (format_metric(alert["metric"], alert["value"]) if alert["value"] is not None
-                     else f"no data ({alert['reason'] or 'unknown'})")
-            lines.append(f"| {when(alert['at'])} ({since(alert['at'], start)}) | "
-                         f"{alert['name']} | {alert['severity']} | {alert['state']} | "
-                         f"{alert['metric']} {cell(value)} | "
-                         f"{format_metric(alert['metric'], alert['threshold'])} |")
-    if record["baselines"]:
-        lines += ["", "## Baselines", ""]
-        lines += [f"- **{b['key']}** ({when(b['at'])}): {readings(b['values'])}"
-                  for b in record["baselines"]]
-    if record["notices"]:
-        lines += ["", "## Metrics notices", ""]
-        lines += [f"- {when(n['at'])}: {n['message']}" for n in record["notices"]]
-    if record["approvals"] or record["take_overs"]:
-        lines += ["", "## Team", ""]
-        lines += [f"- {when(t['at'])}: took the lock of '{t['environment']}' over from "
-                  f"{t['previous']}" for t in record["take_overs"]]
-        lines += [f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} "
-                  f"({a['count']} of {a['needed']})" for a in record["approvals"]]
-    if record["rollback"]:
-        rollback = record["rollback"]
-        lines += ["", "## Rollback", "",
-                  f"- started: {rollback['reason']} ({when(rollback['at'])}, "
-                  f"{since(rollback['at'], start)})"]
-        lines += [f"- {s['step_id']}: {s['status']} in {format_duration(s['duration'])}"
-                  f"{': ' + s['message'] if s['message'] else ''}" for s in rollback["steps"]]
-    if record["checklist"]:
-        lines += ["", "## Checklists", ""]
-        for tick in record["checklist"]:
-            box = "x" if tick["ticked"] else " "
-            note = f" — {tick['note']}" if tick["note"] else ""
-            lines.append(f"- [{box}] {tick['step_id']}: {tick['item']} "
-                         f"({tick['by']}, {when(tick['at'])}){note}")
-    lines += ["", "## Sign-off", ""]
+    if not recorded:
+        return []
+    lines = ["", "## Recorded by steps", ""]
+    for row in recorded:
+        facts = ", ".join(f"{key}: {value}" for key, value in row["details"].items())
+        lines.append(f"- **{row['step_id']}**: {facts}")
+    return lines
+
+
+def _gates(record: dict[str, Any]) -> list[str]:
+    if not record["gates"]:
+        return []
+    lines = ["", "## Gates", ""]
+    for gate in record["gates"]:
+        lines += [f"### {gate['step_id']}: {gate['status']}", "", gate["message"] or "", "",
+                  gate_facts(gate), ""]
+        if gate["metrics"]:
+            lines += ["| Metric | Min | Max | Last | Samples |", "|---|---|---|---|---|"]
+            lines += [f"| {name} | {format_metric(name, m['min'])} | "
+                      f"{format_metric(name, m['max'])} | {format_metric(name, m['last'])} "
+                      f"| {m['samples']} |" for name, m in gate["metrics"].items()]
+            lines.append("")
+    return lines
+
+
+def _alerts(record: dict[str, Any]) -> list[str]:
+    if not record["alerts"]:
+        return []
+    start = record["run"]["started_at"]
+    lines = ["", "## Alerts", "", "| When | Alert | Severity | State | Value | Threshold |",
+             "|---|---|---|---|---|---|"]
+    for alert in record["alerts"]:
+        value = (format_metric(alert["metric"], alert["value"]) if alert["value"] is not None
+                 else f"no data ({alert['reason'] or 'unknown'})")
+        lines.append(f"| {when(alert['at'])} ({since(alert['at'], start)}) | "
+                     f"{alert['name']} | {alert['severity']} | {alert['state']} | "
+                     f"{alert['metric']} {cell(value)} | "
+                     f"{format_metric(alert['metric'], alert['threshold'])} |")
+    return lines
+
+
+def _baselines(record: dict[str, Any]) -> list[str]:
+    if not record["baselines"]:
+        return []
+    return ["", "## Baselines", "", *(f"- **{b['key']}** ({when(b['at'])}): "
+                                      f"{readings(b['values'])}" for b in record["baselines"])]
+
+
+def _notices(record: dict[str, Any]) -> list[str]:
+    if not record["notices"]:
+        return []
+    return ["", "## Metrics notices", "",
+            *(f"- {when(n['at'])}: {n['message']}" for n in record["notices"])]
+
+
+def _team(record: dict[str, Any]) -> list[str]:
+    if not (record["approvals"] or record["take_overs"]):
+        return []
+    lines = ["", "## Team", ""]
+    lines += [f"- {when(t['at'])}: took the lock of '{t['environment']}' over from "
+              f"{t['previous']}" for t in record["take_overs"]]
+    lines += [f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} "
+              f"({a['count']} of {a['needed']})" for a in record["approvals"]]
+    return lines
+
+
+def _rollback(record: dict[str, Any]) -> list[str]:
+    rollback = record["rollback"]
+    if not rollback:
+        return []
+    start = record["run"]["started_at"]
+    lines = ["", "## Rollback", "",
+             f"- started: {rollback['reason']} ({when(rollback['at'])}, "
+             f"{since(rollback['at'], start)})"]
+    lines += [f"- {s['step_id']}: {s['status']} in {format_duration(s['duration'])}"
+              f"{': ' + s['message'] if s['message'] else ''}" for s in rollback["steps"]]
+    return lines
+
+
+def _checklist(record: dict[str, Any]) -> list[str]:
+    if not record["checklist"]:
+        return []
+    lines = ["", "## Checklists", ""]
+    for tick in record["checklist"]:
+        box = "x" if tick["ticked"] else " "
+        note = f" — {tick['note']}" if tick["note"] else ""
+        lines.append(f"- [{box}] {tick['step_id']}: {tick['item']} "
+                     f"({tick['by']}, {when(tick['at'])}){note}")
+    return lines
+
+
+def _signoff(record: dict[str, Any]) -> list[str]:
+    lines = ["", "## Sign-off", ""]
     lines += [f"- **{role.capitalize()}**: {_signed(record['signoff'][role])}" for role in ROLES]
     lines += [f"- replaced: {row['role']} {_signed(row)}" for row in replaced(record)]
+    return lines
+
+
+def _signed(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "not signed"
+    note = f" — {row['note']}" if row["note"] else ""
+    return f"{row['name']}, {when(row['at'])}{note}"
+
+
+def _excerpts(record: dict[str, Any]) -> list[str]:
     outputs = [row for row in record["steps"] if row["excerpt"]]
-    if outputs:
-        lines += ["", "## Output excerpts", ""]
-        for row in outputs:
-            lines += [f"### {row['step_id']} ({line_count(row['output_lines'])}, full output: "
-                      f"`{row['output_path']}`)", "", "```", *row["excerpt"], "```", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    if not outputs:
+        return []
+    lines = ["", "## Output excerpts", ""]
+    for row in outputs:
+        lines += [f"### {row['step_id']} ({line_count(row['output_lines'])}, full output: "
+                  f"`{row['output_path']}`)", "", "```", *row["excerpt"], "```", ""]
+    return lines
+
+
+SECTIONS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
+    _summary, _steps, _recorded, _gates, _alerts, _baselines, _notices, _team, _rollback,
+    _checklist, _signoff, _excerpts,
+)
+"""The record's sections in order; each gives its lines, a blank one first (none when
+the run has nothing for it)."""
