@@ -19,6 +19,7 @@ from cockpit.journal import BaseJournal
 ROLES = ("deployer", "verifier")
 REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"
 
+
 def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
     run = journal.find_run(run_id)
     steps = journal.steps(run["id"])
@@ -32,11 +33,16 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "run": {**run, "duration": duration},
         "versions": {"runbook": run["version"], "images": _images(steps)},
         "steps": steps,
-        "phases": [{"phase_id": e["phase_id"], "title": e["title"], "at": e["at"]}
-                   for e in events["PhaseStarted"]],
+        "phases": [
+            {"phase_id": e["phase_id"], "title": e["title"], "at": e["at"]}
+            for e in events["PhaseStarted"]
+        ],
         "checklist": journal.checklist(run["id"]),
-        "gates": [_gate(row, samples) for row in steps
-                  if row["kind"] == "gate" and row["started_at"] is not None],
+        "gates": [
+            _gate(row, samples)
+            for row in steps
+            if row["kind"] == "gate" and row["started_at"] is not None
+        ],
         "alerts": events["AlertChanged"],
         "baselines": events["BaselineTaken"],
         "notices": events["MetricsNotice"],
@@ -60,9 +66,15 @@ def _images(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         after = details.get("image_after") or details.get("image") or {}
         before = details.get("image_before") or {}
         for container, image in after.items():
-            images.append({"step_id": row["step_id"], "deployment": details.get("deployment"),
-                           "container": container, "before": before.get(container),
-                           "image": image})
+            images.append(
+                {
+                    "step_id": row["step_id"],
+                    "deployment": details.get("deployment"),
+                    "container": container,
+                    "before": before.get(container),
+                    "image": image,
+                }
+            )
     return images
 
 
@@ -76,11 +88,21 @@ def _gate(row: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
                 if value is not None:
                     seen[name].append(value)
     return {
-        "step_id": row["step_id"], "status": row["status"], "message": row["message"],
-        "started_at": row["started_at"], "finished_at": row["finished_at"],
+        "step_id": row["step_id"],
+        "status": row["status"],
+        "message": row["message"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
         "details": row["details"],
-        "metrics": {name: {"min": min(values), "max": max(values), "last": values[-1],
-                           "samples": len(values)} for name, values in seen.items()},
+        "metrics": {
+            name: {
+                "min": min(values),
+                "max": max(values),
+                "last": values[-1],
+                "samples": len(values),
+            }
+            for name, values in seen.items()
+        },
     }
 
 
@@ -88,9 +110,13 @@ def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dic
     if not started:
         return None
     return {
-        "reason": started[0]["reason"], "at": started[0]["at"],
-        "steps": [{key: row[key] for key in ("step_id", "status", "duration", "message")}
-                  for row in steps if row["phase"] == "rollback"],
+        "reason": started[0]["reason"],
+        "at": started[0]["at"],
+        "steps": [
+            {key: row[key] for key in ("step_id", "status", "duration", "message")}
+            for row in steps
+            if row["phase"] == "rollback"
+        ],
     }
 
 
@@ -101,6 +127,7 @@ def _current(signoffs: list[dict[str, Any]], role: str) -> dict[str, Any] | None
 
 def to_json(record: dict[str, Any]) -> str:
     return json.dumps(record, indent=2, default=str)
+
 
 def replaced(record: dict[str, Any]) -> list[dict[str, Any]]:
     standing = {row["id"] for row in record["signoff"].values() if row is not None}

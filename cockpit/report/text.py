@@ -38,6 +38,7 @@ def since(ts: float | None, start: float | None) -> str:
         return "-"
     return f"+{format_duration(max(0.0, ts - start))}"
 
+
 def readings(values: dict[str, float | None]) -> str:
     return ", ".join(f"{name} {format_metric(name, value)}" for name, value in values.items())
 
@@ -45,19 +46,25 @@ def readings(values: dict[str, float | None]) -> str:
 def gate_facts(gate: dict[str, Any]) -> str:
     details = gate["details"]
     watched = (gate["finished_at"] - gate["started_at"]) if gate["finished_at"] else None
-    facts = [f"window {format_setting(details['window'])}" if "window" in details else "",
-             f"watched {format_duration(watched)}" if watched is not None else "",
-             f"{details['samples']} samples" if "samples" in details else ""]
+    facts = [
+        f"window {format_setting(details['window'])}" if "window" in details else "",
+        f"watched {format_duration(watched)}" if watched is not None else "",
+        f"{details['samples']} samples" if "samples" in details else "",
+    ]
     if "alert" in details:
-        facts.append(f"alert {details['alert']} ({details['severity']}): {details['metric']} "
-                     f"{format_metric(details['metric'], details['value'])}, threshold "
-                     f"{format_metric(details['metric'], details['threshold'])}")
+        facts.append(
+            f"alert {details['alert']} ({details['severity']}): {details['metric']} "
+            f"{format_metric(details['metric'], details['value'])}, threshold "
+            f"{format_metric(details['metric'], details['threshold'])}"
+        )
     if details.get("worst"):
         facts.append(f"worst: {readings(details['worst'])}")
     return "; ".join(filter(None, facts))
 
+
 def line_count(count: int) -> str:
     return f"{count} line{'' if count == 1 else 's'}"
+
 
 def esc(value: Any) -> str:
     return escape("" if value is None else str(value))
