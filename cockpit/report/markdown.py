@@ -67,7 +67,8 @@ def _steps(record: dict[str, Any]) -> list[str]:
 
 
 def _recorded(record: dict[str, Any]) -> list[str]:
-    recorded = [row for row in record["steps"] if row["details"] and row["kind"] != "gate"]
+    in_gates = {gate["step_id"] for gate in record["gates"]}  # details shown there
+    recorded = [row for row in record["steps"] if row["details"] and row["step_id"] not in in_gates]
     if not recorded:
         return []
     lines = ["", "## Recorded by steps", ""]

@@ -10,11 +10,11 @@ sign-off.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, get_args
 
 from cockpit.journal import BaseJournal
+from steps import KindNotFound, RecordSection, get_kind
 
 ROLES = ("deployer", "verifier")
 REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"
@@ -29,20 +29,17 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
     duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
     samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
     signoffs = journal.signoffs(run["id"])
+    sections = _kind_sections(steps, samples)
     return {
         "run": {**run, "duration": duration},
-        "versions": {"runbook": run["version"], "images": _images(steps)},
+        "versions": {"runbook": run["version"], "images": sections["images"]},
         "steps": steps,
         "phases": [
             {"phase_id": e["phase_id"], "title": e["title"], "at": e["at"]}
             for e in events["PhaseStarted"]
         ],
         "checklist": journal.checklist(run["id"]),
-        "gates": [
-            _gate(row, samples)
-            for row in steps
-            if row["kind"] == "gate" and row["started_at"] is not None
-        ],
+        "gates": sections["gates"],
         "alerts": events["AlertChanged"],
         "baselines": events["BaselineTaken"],
         "notices": events["MetricsNotice"],
@@ -56,54 +53,23 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
     }
 
 
-def _images(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The container images k8s steps saw or set: before and after, per container."""
-    images = []
-    for row in steps:
-        details = row["details"]
-        if row["kind"] != "k8s":
-            continue
-        after = details.get("image_after") or details.get("image") or {}
-        before = details.get("image_before") or {}
-        for container, image in after.items():
-            images.append(
-                {
-                    "step_id": row["step_id"],
-                    "deployment": details.get("deployment"),
-                    "container": container,
-                    "before": before.get(container),
-                    "image": image,
-                }
-            )
-    return images
-
-
-def _gate(row: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """A gate's result with min/max/last of each metric polled while it watched."""
-    end = row["finished_at"] if row["finished_at"] is not None else math.inf
-    seen: dict[str, list[float]] = defaultdict(list)
-    for sample in samples:
-        if row["started_at"] <= sample["at"] <= end:
-            for name, value in sample["values"].items():
-                if value is not None:
-                    seen[name].append(value)
-    return {
-        "step_id": row["step_id"],
-        "status": row["status"],
-        "message": row["message"],
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
-        "details": row["details"],
-        "metrics": {
-            name: {
-                "min": min(values),
-                "max": max(values),
-                "last": values[-1],
-                "samples": len(values),
-            }
-            for name, values in seen.items()
-        },
+def _kind_sections(
+    steps: list[dict[str, Any]], samples: list[dict[str, Any]]
+) -> dict[RecordSection, list[dict[str, Any]]]:
+    """What each step's kind adds to the record (``StepKind.record_section``), by section,
+    in the order of the steps. A kind no longer installed here adds nothing: its steps'
+    rows and details are in the record all the same."""
+    sections: dict[RecordSection, list[dict[str, Any]]] = {
+        section: [] for section in get_args(RecordSection)
     }
+    for row in steps:
+        try:
+            kind = get_kind(row["kind"])
+        except KindNotFound:
+            continue
+        for section, entries in kind.record_section(row, samples).items():
+            sections[section] += entries
+    return sections
 
 
 def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict | None:
