@@ -14,7 +14,6 @@ MAX_ID = 48
 _NUMBERING = re.compile(r"^\d+[.)]\s+")
 
 
-
 @dataclass
 class Draft:
     """A step before it gets its id."""

@@ -27,7 +27,7 @@ from cockpit.importer.summary import Review
 from cockpit.importer.translate import TEMPLATE_LINE, Translator
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
-STATEFUL = re.compile(
+_STATEFUL = re.compile(
     r"^\s*(?:cd|pushd|popd|export|source|\.|set|unset|alias|shopt|trap|ulimit|umask)\b"
     r"|^\s*[A-Za-z_][A-Za-z0-9_]*=|^\s*(?:function\s+)?[A-Za-z_][\w-]*\s*\(\)|(?<![&>])&\s*$",
     re.MULTILINE)
@@ -82,6 +82,18 @@ class FenceSteps:
                                        *fence.lines])
             self.names.shell_references("\n".join(fence.lines))
             return [draft]
+        drafts = self.block_drafts(items, title, console)
+        if doubt and drafts:
+            self.review.doubt(drafts[0], doubt)
+        if len(drafts) > 1:
+            for draft in drafts:
+                if draft.title == title and clean_label(draft.label):
+                    draft.title = f"{title}: {clean_label(draft.label)}"
+        return drafts
+
+    def block_drafts(self, items: list, title: str, console: bool) -> list[Draft]:
+        """A shell block's steps, stretch by stretch; each alternative's steps are optional
+        and ask first, the operator running the one that applies."""
         drafts: list[Draft] = []
         segments = split_alternatives(flagged_paragraphs(items))
         alternatives = [items for is_alt, items in segments if is_alt]
@@ -101,17 +113,11 @@ class FenceSteps:
                                        f"({'; '.join(labels)}): run the one that applies, "
                                        "decline the others.")
             elif len(segments) > 1 and made and stateful:
-                self.review.doubt(made[0], "the block was split around its alternatives: shell "
-                           "state (cd, export) set before them does not carry over")
-            stateful = stateful or any(STATEFUL.search(item.text) for item in seg
+                self.review.doubt(made[0], "the block was split around its alternatives: "
+                                  "shell state (cd, export) set before them does not carry over")
+            stateful = stateful or any(_STATEFUL.search(item.text) for item in seg
                                        if isinstance(item, Command))
             drafts.extend(made)
-        if doubt and drafts:
-            self.review.doubt(drafts[0], doubt)
-        if len(drafts) > 1:
-            for draft in drafts:
-                if draft.title == title and clean_label(draft.label):
-                    draft.title = f"{title}: {clean_label(draft.label)}"
         return drafts
 
     def alternative_label(self, items: list) -> str:
@@ -136,15 +142,15 @@ class FenceSteps:
         typed = [self.translator.typed(command, title) for command in commands]
         if all(draft is not None for draft in typed):
             return self.typed_drafts(items, typed, title)
-        independent = not any(STATEFUL.search(c.text) or HEREDOC.search(c.text)
+        independent = not any(_STATEFUL.search(c.text) or HEREDOC.search(c.text)
                               for c in commands)
         if independent and any(draft is not None for draft in typed):
             return self.split(items, typed, title, console)
         draft = self.scripts.shell(items, title, console, self.code)
         recognised = [c.text.split()[0] for c, d in zip(commands, typed, strict=True) if d]
         if recognised:
-            self.review.doubt(draft, f"kept as one shell step: it mixes {', '.join(recognised)} "
-                       "with commands that change shell state for later lines")
+            self.review.doubt(draft, f"kept as one shell step: it mixes {', '.join(recognised)}"
+                                     " with commands that change shell state for later lines")
         return [draft]
 
     def typed_drafts(self, items: list, typed: list, title: str) -> list[Draft]:

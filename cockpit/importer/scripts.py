@@ -62,16 +62,16 @@ class ShellSteps:
                 return
             if _SQL_LINE.match(stripped):
                 self.review.doubt(draft, f"SQL written as a shell line (meant for psql?): "
-                           f"{stripped[:40]!r}")
+                                         f"{stripped[:40]!r}")
                 return
         endless = _ENDLESS.search(run)
         if endless:
-            self.review.doubt(draft, f"{endless.group(0).strip()!r} waits for a person or never "
-                       "ends: give the step a timeout or make it manual")
+            self.review.doubt(draft, f"{endless.group(0).strip()!r} waits for a person or "
+                                     "never ends: give the step a timeout or make it manual")
         placeholder = PLACEHOLDER.search(run)
         if placeholder:
             self.review.doubt(draft, f"placeholder {placeholder.group(0)!r} in a script kept "
-                       "exactly: edit it")
+                                     "exactly: edit it")
 
 
 def lines_of(items: list, code: dict[int, str]) -> list[str]:
