@@ -107,6 +107,8 @@ def import_markdown(text: str, source: str = "runbook.md") -> Imported:
 
 
 def _import(text: str, source: str) -> Imported:
+    """One import's parts, sharing what they collect: the names commands use, what to
+    review, the alert rules."""
     names, review, alerts = Names(), Review(), AlertRules()
     translator = Translator(names, review)
     scripts = ShellSteps(names, review)
