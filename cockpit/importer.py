@@ -80,7 +80,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from cockpit.durations import format_setting, parse_duration
-from cockpit.runbook import Problem, RunbookInvalid, control_problem, read_runbook_bytes
+from cockpit.runbook.model import Problem, RunbookInvalid
+from cockpit.runbook.source import control_problem, read_runbook_bytes
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
 MAX_ID = 48
