@@ -434,32 +434,45 @@ class Checker(NodeReader):
         if "quantile" in found:
             values["quantile"] = self.fraction(found["quantile"][1], "metrics quantile")
         if source == "scrape":
-            names = {k: self.string(found[k][1], f"metrics {k}")
-                     for k in ("latency_histogram", "requests", "errors") if k in found}
-            labels = self.string_map(found["labels"][1], "metrics labels") if "labels" in found \
-                else {}
-            if not names:
-                self.problem(node, "metrics: a scrape source needs at least one of "
-                             "latency_histogram, requests, errors")
-            values["scrape"] = MetricSpec(**names, labels=labels or {})
-            unit = self.string(found["latency_unit"][1], "metrics latency_unit") \
-                if "latency_unit" in found else ("s" if str(names.get("latency_histogram"))
-                                                 .endswith("_seconds") else "ms")
-            if unit not in ("ms", "s"):
-                self.problem(found["latency_unit"][1], "metrics latency_unit: expected ms or s")
-            values["latency_unit"] = unit
+            values.update(self.scrape_metrics(node, found))
         else:
-            key = METRICS_KEYS[source][0]
-            if key not in found:
-                self.problem(node, f"metrics: a {source} source needs '{key}' (metric name: "
-                             f"{'PromQL expression' if key == 'queries' else 'dotted path'})")
+            named = self.named_metrics(node, found, source)
+            if named is None:
                 return None
-            values[key] = self.string_map(found[key][1], f"metrics {key}") or {}
-            if not values[key]:
-                self.problem(found[key][1], f"metrics {key}: name at least one metric")
+            values.update(named)
         if None in values.values():
             return None
         return SourceSpec(**values)
+
+    def scrape_metrics(self, node: Node, found: Mapping[str, tuple[Node, Node]]) -> dict:
+        """A scrape source's metric names, labels and latency unit."""
+        names = {k: self.string(found[k][1], f"metrics {k}")
+                 for k in ("latency_histogram", "requests", "errors") if k in found}
+        labels = self.string_map(found["labels"][1], "metrics labels") if "labels" in found \
+            else {}
+        if not names:
+            self.problem(node, "metrics: a scrape source needs at least one of "
+                         "latency_histogram, requests, errors")
+        unit = self.string(found["latency_unit"][1], "metrics latency_unit") \
+            if "latency_unit" in found else ("s" if str(names.get("latency_histogram"))
+                                             .endswith("_seconds") else "ms")
+        if unit not in ("ms", "s"):
+            self.problem(found["latency_unit"][1], "metrics latency_unit: expected ms or s")
+        return {"scrape": MetricSpec(**names, labels=labels or {}), "latency_unit": unit}
+
+    def named_metrics(
+        self, node: Node, found: Mapping[str, tuple[Node, Node]], source: str
+    ) -> dict | None:
+        """A prometheus or json source's metrics, by name: None when they are missing."""
+        key = METRICS_KEYS[source][0]
+        if key not in found:
+            self.problem(node, f"metrics: a {source} source needs '{key}' (metric name: "
+                         f"{'PromQL expression' if key == 'queries' else 'dotted path'})")
+            return None
+        named = self.string_map(found[key][1], f"metrics {key}") or {}
+        if not named:
+            self.problem(found[key][1], f"metrics {key}: name at least one metric")
+        return {key: named}
 
     def alerts(
         self, node: Node, metrics: SourceSpec | None, phases: tuple[Phase, ...]
