@@ -12,7 +12,8 @@ a refusal stops early). Nothing is asserted: each figure is printed with its tar
 2. 200 aliases of a 1 MB string (and 20, 2,000 of 100 KB, 10 KB strings).
 3. Chained variables, written last first (2,500, 5,000, 10,000); values in one list
    (50,000, 100,000, 1,000,000: over MAX_NODES, refused).
-4. Fenced blocks under one Markdown heading, imported (5,000, 10,000, 20,000).
+4. Fenced blocks under one Markdown heading, imported (5,000, 10,000, 20,000), then
+   validated (``load_runbook``: the import, its YAML read back, and every check).
 5. Files over the size limit: 20, 50, 500 MB (sparse: they cost no disk).
 6. 15 MiB of comments with a NUL at the very end: the control-character scan.
 
@@ -110,6 +111,7 @@ CASES: list[tuple[str, str, str, Callable[[int], str], tuple[int, int, int]]] = 
     ("chained variables", "validate", "yaml", chain, (2_500, 5_000, 10_000)),
     ("values in one list", "validate", "yaml", values, (50_000, 100_000, 1_000_000)),
     ("fences under one heading", "import", "md", fences, (5_000, 10_000, 20_000)),
+    ("the same, validated", "validate", "md", fences, (5_000, 10_000, 20_000)),
     ("15 MiB then a NUL (MiB)", "validate", "yaml",
      lambda mib: comments_then_nul(mib * 2**20), (4, 8, 15)),
 ]  # fmt: skip

@@ -4,12 +4,13 @@ Kinds register through the ``cockpit.steps`` entry-point group, so a team can sh
 its own kind as a package. The engine never switches on kind names.
 """
 
-from steps.base import Field, StepContext, StepKind, StepResult
+from steps.base import Field, RecordSection, StepContext, StepKind, StepResult
 from steps.registry import KindNotFound, get_kind, known_kinds
 
 __all__ = [
     "Field",
     "KindNotFound",
+    "RecordSection",
     "StepContext",
     "StepKind",
     "StepResult",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -18,6 +18,11 @@ FieldType = Literal[
 """``json``: any YAML value of mappings, lists and scalars (a request body). ``regex``:
 RE2 syntax (``cockpit.patterns``); ``regex_list``: one or a list of such, all to be
 found; ``regex_map``: a mapping of names to such."""
+
+RecordSection = Literal["gates", "images"]
+"""A section of a run's record (``cockpit.report``) that step kinds fill: ``gates``, a
+gate's result with the metrics of its window (shown there in place of its details);
+``images``, the container images a step saw or set (shown with the versions)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,16 @@ class StepKind:
         """A guard this kind's step set, rebuilt from the step's resolved fields after the
         cockpit died (``cockpit resume``): (its key, its undo). None: nothing to undo."""
         return None
+
+    def record_section(
+        self, row: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
+    ) -> Mapping[RecordSection, list[dict[str, Any]]]:
+        """What a step of this kind adds to its run's record besides its row, from the
+        journal: ``row`` is the step's (``step_id``, ``status``, ``started_at``,
+        ``finished_at``, ``details``, ...), ``samples`` the metrics polled during the run
+        (``{"at": ..., "values": {name: value}}``, in time order). Entries per section, in
+        the order they read. Nothing by default: the row and its details are recorded."""
+        return {}
 
     async def preview(self, ctx: StepContext) -> str | None:
         """For a dry run: what would happen, found without changing anything (e.g. the

@@ -11,9 +11,11 @@ On failure the step's ``on_failure`` applies (``rollback`` runs the rollback).
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cockpit.durations import format_duration, format_setting
@@ -26,7 +28,7 @@ from cockpit.metrics import (
     format_metric,
 )
 from cockpit.metrics import no_data as no_reading
-from steps.base import Field, StepContext, StepKind, StepResult
+from steps.base import Field, RecordSection, StepContext, StepKind, StepResult
 
 SHORT = {"error_rate": "errors", "request_rate": "traffic"}
 _LIMIT = re.compile(r"\s*(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*(%?)\s*")
@@ -107,6 +109,26 @@ class GateStep(StepKind):
         shown = ", ".join(f"{name} {format_metric(name, value)}" for name, value in worst.items())
         return StepResult(True, f"no alert in {format_setting(window)}; worst: {shown}",
                           details=details)
+
+    def record_section(
+        self, row: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
+    ) -> Mapping[RecordSection, list[dict[str, Any]]]:
+        """The gate's result with min/max/last of each metric polled while it watched
+        (a gate that never started watched nothing: no entry)."""
+        if row["started_at"] is None:
+            return {}
+        end = row["finished_at"] if row["finished_at"] is not None else math.inf
+        seen: dict[str, list[float]] = defaultdict(list)
+        for sample in samples:
+            if row["started_at"] <= sample["at"] <= end:
+                for name, value in sample["values"].items():
+                    if value is not None:
+                        seen[name].append(value)
+        keys = ("step_id", "status", "message", "started_at", "finished_at", "details")
+        return {"gates": [{key: row[key] for key in keys} | {
+            "metrics": {name: {"min": min(values), "max": max(values), "last": values[-1],
+                               "samples": len(values)} for name, values in seen.items()},
+        }]}
 
     @staticmethod
     def _fired(watch: MetricsWatch, fields: Mapping[str, Any]) -> list[AlertStatus]:

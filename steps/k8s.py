@@ -38,12 +38,12 @@ import asyncio
 import errno
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from steps.base import Field, StepContext, StepKind, StepResult
+from steps.base import Field, RecordSection, StepContext, StepKind, StepResult
 
 ACTIONS = ("set_image", "rollout_status", "rollout_undo", "restart", "scale", "job")
 ROLLING = ("set_image", "rollout_undo", "restart", "scale")  # what ``wait`` applies to
@@ -250,6 +250,19 @@ class K8sStep(StepKind):
             return await Session(ctx).run()
         except K8sFailed as exc:
             return StepResult(False, str(exc))
+
+    def record_section(
+        self, row: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
+    ) -> Mapping[RecordSection, list[dict[str, Any]]]:
+        """The container images the step saw or set: before and after, per container."""
+        details = row["details"]
+        after = details.get("image_after") or details.get("image") or {}
+        before = details.get("image_before") or {}
+        return {"images": [
+            {"step_id": row["step_id"], "deployment": details.get("deployment"),
+             "container": container, "before": before.get(container), "image": image}
+            for container, image in after.items()
+        ]}
 
     async def preview(self, ctx: StepContext) -> str | None:
         """For a dry run: the deployment as it is now, read (never changed)."""

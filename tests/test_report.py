@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from collections import Counter
 from html.parser import HTMLParser
+from importlib.metadata import EntryPoint
 
 import pytest
 from conftest import METRICS_TOKEN, Operator, cockpit, metrics_section, wait_for
@@ -18,6 +20,7 @@ from cockpit import events as ev
 from cockpit import report
 from cockpit.journal import Journal
 from cockpit.sandbox.k8s import K8sSimulator
+from steps import StepKind, StepResult, get_kind, registry
 
 OLD = "registry.local/backend:v1.9"
 NEW = "registry.local/backend:v2.0"
@@ -321,8 +324,6 @@ async def test_a_run_still_flying_can_not_be_signed(make_engine, journal):
 def test_a_journal_from_before_signoffs_gains_the_table(tmp_path):
     path = tmp_path / "old.sqlite3"
     Journal(path).close()
-    import sqlite3
-
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE signoffs")
     journal = Journal(path)
@@ -330,3 +331,97 @@ def test_a_journal_from_before_signoffs_gains_the_table(tmp_path):
         assert journal.signoffs("any") == []
     finally:
         journal.close()
+
+
+# ------------------------------------------------------------ what a kind adds to the record
+
+
+def step_row(step_id="watch", status="ok", started_at=10.0, finished_at=20.0, **details):
+    return {"step_id": step_id, "status": status, "message": "m", "started_at": started_at,
+            "finished_at": finished_at, "details": details}
+
+
+def test_a_gate_records_the_metrics_polled_in_its_window_only():
+    samples = [{"at": at, "values": values} for at, values in (
+        (9.9, {"error_rate": 0.9}), (10.0, {"error_rate": 0.01, "p95_ms": 80.0}),
+        (15.0, {"error_rate": 0.04, "p95_ms": None}), (20.0, {"error_rate": 0.02}),
+        (20.1, {"error_rate": 0.7}))]
+    gate = get_kind("gate")
+    row = step_row(window=10.0, samples=3)
+    assert gate.record_section(row, samples) == {"gates": [{
+        **{key: row[key] for key in row}, "metrics": {
+            "error_rate": {"min": 0.01, "max": 0.04, "last": 0.02, "samples": 3},
+            "p95_ms": {"min": 80.0, "max": 80.0, "last": 80.0, "samples": 1}}}]}
+    [still] = gate.record_section(step_row(status="running", finished_at=None), samples)["gates"]
+    assert still["metrics"]["error_rate"] == {"min": 0.01, "max": 0.7, "last": 0.7, "samples": 4}
+    assert gate.record_section(step_row(status="pending", started_at=None), samples) == {}
+
+
+def test_k8s_records_the_images_it_saw_or_set():
+    k8s = get_kind("k8s")
+    set_image = step_row("set-image", deployment="api", image_before={"api": "a:1", "side": "s:1"},
+                         image_after={"api": "a:2", "side": "s:1"})
+    assert k8s.record_section(set_image, []) == {"images": [
+        {"step_id": "set-image", "deployment": "api", "container": "api", "before": "a:1",
+         "image": "a:2"},
+        {"step_id": "set-image", "deployment": "api", "container": "side", "before": "s:1",
+         "image": "s:1"}]}
+    status = step_row("look", deployment="api", image={"api": "a:2"})
+    assert k8s.record_section(status, [])["images"] == [
+        {"step_id": "look", "deployment": "api", "container": "api", "before": None,
+         "image": "a:2"}]
+    assert k8s.record_section(step_row("scale", replicas_after=3), []) == {"images": []}
+    assert get_kind("shell").record_section(step_row("s", exit_code=0), []) == {}
+
+
+class CanaryStep(StepKind):
+    """A kind shipped outside cockpit: the record shows its images through its hook."""
+
+    name = "canary"
+
+    async def run(self, ctx):
+        return StepResult(True, "canary promoted", details={
+            "deployment": "web", "image_before": {"app": "web:1"}, "image_after": {"app": "web:2"}})
+
+    def record_section(self, row, samples):
+        details = row["details"]
+        return {"images": [{"step_id": row["step_id"], "deployment": details["deployment"],
+                            "container": name, "before": details["image_before"].get(name),
+                            "image": image} for name, image in details["image_after"].items()]}
+
+
+@pytest.fixture
+def canary_kind(monkeypatch):
+    """``canary`` registered in the ``cockpit.steps`` entry-point group, as a package would."""
+    monkeypatch.setitem(registry._kind_entry_points(), "canary", EntryPoint(
+        "canary", f"{__name__}:CanaryStep", registry.GROUP))
+    yield
+    get_kind.cache_clear()
+
+
+def test_a_new_kind_fills_the_record_through_its_hook_alone(canary_kind, make_engine, journal):
+    engine = make_engine(SAFE.format(name="Plugged", steps=(
+        "      - {id: promote, kind: canary}\n      - {id: old, run: 'echo hi'}\n")))
+    assert asyncio.run(engine.run()) == ev.RunStatus.OK
+    record = report.build(journal, engine.run_id)
+    assert record["versions"]["images"] == [{"step_id": "promote", "deployment": "web",
+                                             "container": "app", "before": "web:1",
+                                             "image": "web:2"}]
+    assert record["gates"] == []
+    markdown = report.to_markdown(record)
+    assert "- **Image** web/app: `web:2` (was web:1) (promote)\n" in markdown
+    assert "- **promote**: deployment: web, image_before: {'app': 'web:1'}" in markdown
+    assert "<th>Image app</th><td>web:2 (was web:1), web (promote)</td>" in report.to_html(record)
+
+
+def test_a_kind_no_longer_installed_keeps_its_steps_in_the_record(make_engine, journal):
+    engine = make_engine(SAFE.format(name="Retired", steps="      - {id: gone, run: 'true'}\n"))
+    assert asyncio.run(engine.run()) == ev.RunStatus.OK
+    with sqlite3.connect(journal.path) as db:
+        db.execute("UPDATE steps SET kind = 'retired', details = ? WHERE step_id = 'gone'",
+                   (json.dumps({"image": {"app": "web:3"}}),))
+    record = report.build(journal, engine.run_id)
+    assert record["versions"]["images"] == [] and record["gates"] == []
+    markdown = report.to_markdown(record)
+    assert "| 1 | p | gone | retired | ok |" in markdown
+    assert "- **gone**: image: {'app': 'web:3'}" in markdown

@@ -1,0 +1,148 @@
+"""A section's steps: from its paragraphs, fences and lists in order (the text above a
+step names and describes it), then from its subsections; optional and reference
+sections make optional steps."""
+
+from __future__ import annotations
+
+import re
+
+from cockpit.importer.checklists import AlertRules
+from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence
+from cockpit.importer.fences import FenceSteps
+from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section
+from cockpit.importer.scripts import ShellSteps
+from cockpit.importer.shell import Command
+from cockpit.importer.translate import Translator
+
+_INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
+_OPTIONAL_TITLE = re.compile(
+    r"\((?:if needed|optional|if implemented|if applicable|if required)\)|^optional\b",
+    re.IGNORECASE)
+
+
+class SectionSteps:
+    """Steps section by section; text that describes no step waits in ``carry`` for the
+    next phase's description."""
+
+    def __init__(self, fences: FenceSteps, translator: Translator, scripts: ShellSteps,
+                 alerts: AlertRules) -> None:
+        self.fences = fences
+        self.translator = translator
+        self.scripts = scripts
+        self.alerts = alerts
+        self.carry: list[str] = []  # text waiting for the next phase's description
+
+    def section_drafts(self, section: Section, title: str, *, reference: bool = False,
+                       deep: bool = True, fallback: bool = True) -> list[Draft]:
+        """Steps from a section's own blocks, then (``deep``) from its subsections. Text
+        with no step to describe becomes a manual step (``fallback``) or waits in
+        ``self.carry`` for the next phase."""
+        drafts: list[Draft] = []
+        pending: list[str] = []
+        lead = ""  # the text right above the next step, unless a Note: it may name it
+        leads: dict[int, str] = {}  # id(draft) -> the sentence above it
+
+        def add(made: list[Draft]) -> None:
+            nonlocal pending, lead
+            if made and pending:
+                made[0].notes = [*pending, *made[0].notes]
+                leads[id(made[0])] = first_sentence(lead)
+                pending, lead = [], ""
+            drafts.extend(made)
+
+        for block in section.blocks:
+            if isinstance(block, Paragraph | Note):
+                pending.append(block.text)
+                lead = "" if isinstance(block, Note) else block.text
+            elif isinstance(block, Fence):
+                made = self.fences.fence_drafts(block, title, reference)
+                if not made:
+                    lead = fenced(block)
+                    pending.append(lead)
+                add(made)
+            else:
+                add(self.list_drafts(block, title, reference))
+        if len(drafts) > 1:  # several steps under one heading: the text above names each
+            for draft in drafts:
+                if draft.title == title and leads.get(id(draft)):
+                    draft.title = leads[id(draft)]
+        children = [draft for child in (section.children if deep else ())
+                    for draft in self.section_drafts(child, clean_label(child.title) or title,
+                                                     reference=reference)]
+        if pending:
+            self.place(pending, drafts, children, section, title, fallback)
+        drafts += children
+        if _OPTIONAL_TITLE.search(title) or reference:
+            for draft in drafts:
+                draft.optional = True
+                draft.confirm = draft.confirm or not reference
+        return drafts
+
+    def place(self, pending: list[str], drafts: list[Draft], children: list[Draft],
+              section: Section, title: str, fallback: bool) -> None:
+        """Text no step follows: a note of the last step, else of the first subsection's,
+        else a manual step (``fallback``), else carried to the next phase."""
+        if drafts:
+            drafts[-1].notes += pending
+        elif children:
+            children[0].notes = [*pending, *children[0].notes]
+        elif fallback:
+            drafts.append(Draft(title, "manual", {"items": [title or "read the text"]},
+                                section.line, pending))
+        else:
+            self.carry += pending
+
+    def list_drafts(self, block: ListBlock, title: str, reference: bool) -> list[Draft]:
+        drafts: list[Draft] = []
+        checklist: list[Item] = []
+        fences: list[str] = []  # code under checklist items: kept in its description
+        tasks = any(item.task for item in block.items)
+
+        def flush() -> None:
+            if checklist:
+                entries = [item.text for item in checklist]
+                self.alerts.add(title, entries)
+                drafts.append(Draft(title, "manual", {"items": entries}, checklist[0].line,
+                                    list(fences)))
+                checklist.clear()
+                fences.clear()
+
+        for item in block.items:
+            inline = _INLINE_COMMAND.fullmatch(item.text.strip())
+            item_title = clean_label(item.text.replace("`", "")) or title
+            if item.fences and not tasks:
+                flush()
+                drafts += self.item_drafts(item, item_title, reference)
+            elif inline and not tasks and not reference:
+                flush()
+                command = Command(item.line, inline.group(1))
+                draft = self.translator.typed(command, item_title) or \
+                    self.scripts.inline_shell(command, item_title)
+                draft.notes += item.notes
+                drafts.append(draft)
+            else:
+                checklist.append(item)
+                fences += [*map(fenced, item.fences), *item.notes]
+        flush()
+        return drafts
+
+    def item_drafts(self, item: Item, title: str, reference: bool) -> list[Draft]:
+        """The steps of an item's fences, in order; code that makes no step (YAML, a
+        config file) is a note of the step before it (else after it), or the item is a
+        manual step showing it."""
+        drafts: list[Draft] = []
+        waiting: list[str] = []
+        for fence in item.fences:
+            made = self.fences.fence_drafts(fence, title, reference)
+            if not made:
+                waiting.append(fenced(fence))
+                continue
+            made[0].notes = [*waiting, *made[0].notes]
+            waiting = []
+            drafts += made
+        if not drafts:
+            return [Draft(title, "manual", {"items": [item.text or title]}, item.line,
+                          [*waiting, *item.notes])]
+        drafts[-1].notes += waiting
+        drafts[0].notes += item.notes
+        return drafts

@@ -1,0 +1,100 @@
+"""The record of a run, from the journal: one dict that every format renders.
+
+Everything here comes from the journal, where secrets were masked before they were
+written; nothing is read from the live environment. The record holds who flew the run,
+when and where, the versions, every step with its result and output excerpt, checklist
+ticks, gates with the metrics of their window, alerts, baselines, the rollback and the
+sign-off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, get_args
+
+from cockpit.journal import BaseJournal
+from steps import KindNotFound, RecordSection, get_kind
+
+ROLES = ("deployer", "verifier")
+REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"
+
+
+def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
+    run = journal.find_run(run_id)
+    steps = journal.steps(run["id"])
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in journal.events(run["id"]):
+        events[event["type"]].append({**event["data"], "at": event["at"]})
+    duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
+    samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
+    signoffs = journal.signoffs(run["id"])
+    sections = _kind_sections(steps, samples)
+    return {
+        "run": {**run, "duration": duration},
+        "versions": {"runbook": run["version"], "images": sections["images"]},
+        "steps": steps,
+        "phases": [
+            {"phase_id": e["phase_id"], "title": e["title"], "at": e["at"]}
+            for e in events["PhaseStarted"]
+        ],
+        "checklist": journal.checklist(run["id"]),
+        "gates": sections["gates"],
+        "alerts": events["AlertChanged"],
+        "baselines": events["BaselineTaken"],
+        "notices": events["MetricsNotice"],
+        "approvals": events["StepApproved"],
+        "take_overs": events["LockTakenOver"],
+        "rollback": _rollback(events["RollbackStarted"], steps),
+        "retries": events["StepRetrying"],
+        "signoff": {role: _current(signoffs, role) for role in ROLES},
+        "signoffs": signoffs,
+        "samples": samples,
+    }
+
+
+def _kind_sections(
+    steps: list[dict[str, Any]], samples: list[dict[str, Any]]
+) -> dict[RecordSection, list[dict[str, Any]]]:
+    """What each step's kind adds to the record (``StepKind.record_section``), by section,
+    in the order of the steps. A kind no longer installed here adds nothing: its steps'
+    rows and details are in the record all the same."""
+    sections: dict[RecordSection, list[dict[str, Any]]] = {
+        section: [] for section in get_args(RecordSection)
+    }
+    for row in steps:
+        try:
+            kind = get_kind(row["kind"])
+        except KindNotFound:
+            continue
+        for section, entries in kind.record_section(row, samples).items():
+            sections[section] += entries
+    return sections
+
+
+def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict | None:
+    if not started:
+        return None
+    return {
+        "reason": started[0]["reason"],
+        "at": started[0]["at"],
+        "steps": [
+            {key: row[key] for key in ("step_id", "status", "duration", "message")}
+            for row in steps
+            if row["phase"] == "rollback"
+        ],
+    }
+
+
+def _current(signoffs: list[dict[str, Any]], role: str) -> dict[str, Any] | None:
+    """The sign-off that stands for ``role``: the latest (a replaced one stays recorded)."""
+    return next((row for row in reversed(signoffs) if row["role"] == role), None)
+
+
+def to_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, indent=2, default=str)
+
+
+def replaced(record: dict[str, Any]) -> list[dict[str, Any]]:
+    standing = {row["id"] for row in record["signoff"].values() if row is not None}
+    return [row for row in record["signoffs"] if row["id"] not in standing]
