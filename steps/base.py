@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
     from cockpit.metrics import MetricsWatch
-    from cockpit.runbook import Step
+    from cockpit.runbook.model import Step
 
 FieldType = Literal[
     "str", "regex", "regex_list", "regex_map", "int", "bool", "duration", "str_list",

@@ -145,7 +145,7 @@ def address_pattern(text: str) -> re.Pattern[str] | str:
     read once its ``${...}`` are filled in, as a pattern matched at the start of the URL;
     or, as a string, what is wrong with the text: a variable placed so that its value
     could extend the address the text gives (``http://host:8080${X}``, X ``@evil:9/p``)."""
-    from cockpit.runbook import references
+    from cockpit.runbook.templates import references
 
     found = list(references(text))
     if not found:

@@ -84,7 +84,8 @@ from cockpit.importer.scripts import ShellSteps
 from cockpit.importer.sections import SectionSteps
 from cockpit.importer.summary import Imported, Review, Summary, Uncertain, imported
 from cockpit.importer.translate import Translator
-from cockpit.runbook import RunbookInvalid, control_problem, read_runbook_bytes
+from cockpit.runbook.model import RunbookInvalid
+from cockpit.runbook.source import control_problem, read_runbook_bytes
 
 __all__ = ["SHELL_LANGUAGES", "ImportFailed", "Imported", "Summary", "Uncertain", "import_file",
            "import_markdown"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from cockpit.runbook import Problem, RunbookInvalid
+from cockpit.runbook.model import Problem, RunbookInvalid
 
 _TASK = re.compile(r"\[[ xX]\][ \t]+(.*)$")
 _BOLD_ONLY = re.compile(r"\*\*([^*]+?)\*\*:?[ \t]*$")
