@@ -17,13 +17,14 @@ from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
 from cockpit import events as ev
 from cockpit import report
 from cockpit.engine import Engine, EngineError
+from cockpit.events import StepStatus
 from cockpit.journal import JournalError
 from cockpit.metrics import alert_summary
 from cockpit.runbook import TROUBLESHOOTING, Phase, Step
 from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.contacts import ContactsScreen
-from screens.help import HelpScreen
+from screens.help import HelpModal
 from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.prompt import PromptModal
@@ -35,7 +36,6 @@ from widgets.phase_tree import PhaseTree
 from widgets.run_header import RunHeader
 from widgets.step_detail import StepDetail
 
-S = ev.StepStatus
 NARROW = 100  # below this many columns the metrics slot folds away
 
 
@@ -296,7 +296,7 @@ class CockpitScreen(Screen):
         if step is None:
             self.action_run_phase()
             return
-        if self.engine.status[step.id] == S.OK and step.phase != TROUBLESHOOTING:
+        if self.engine.status[step.id] == StepStatus.OK and step.phase != TROUBLESHOOTING:
             self.notify(f"'{step.title}' already ran ok; select it and press r again "
                         "after skip/cancel if it must run again", severity="information")
             return
@@ -327,13 +327,13 @@ class CockpitScreen(Screen):
             return
         self.query_one(PhaseTree).select_step(waiting.id)
         state = self.engine.status[waiting.id]
-        if "items" in waiting.fields and state == S.WAITING_CONFIRM:
+        if "items" in waiting.fields and state == StepStatus.WAITING_CONFIRM:
             self.notify(f"'{waiting.title}': tick its items (space), then run it (r)",
                         title="Checklist")
-        elif state == S.FAILED:
+        elif state == StepStatus.FAILED:
             self.notify(f"'{waiting.title}' failed. r retries, s skips, ctrl+r rolls back",
                         title="Stopped", severity="error")
-        elif state == S.INTERRUPTED:
+        elif state == StepStatus.INTERRUPTED:
             self.notify(f"'{waiting.title}' was interrupted: r retries it, s skips it",
                         title="Interrupted", severity="warning")
         else:
@@ -341,7 +341,8 @@ class CockpitScreen(Screen):
 
     def action_skip(self) -> None:
         step = self.selected_step()
-        if step is None or self.engine.status[step.id] in (S.OK, S.SKIPPED, S.RUNNING):
+        done = (StepStatus.OK, StepStatus.SKIPPED, StepStatus.RUNNING)
+        if step is None or self.engine.status[step.id] in done:
             self.notify("Select a step that has not run to skip it")
             return
 
@@ -412,7 +413,7 @@ class CockpitScreen(Screen):
                for a in firing]
         return why + [f"step '{s.id}' failed: {self.results[s.id].message}"
                       for s in engine.runbook.steps
-                      if engine.status[s.id] == S.FAILED and s.id in self.results]
+                      if engine.status[s.id] == StepStatus.FAILED and s.id in self.results]
 
     def _rollback_modal(self, callback, reason: str = "") -> None:
         engine = self.engine
@@ -421,7 +422,7 @@ class CockpitScreen(Screen):
             why.insert(0, reason)  # the failure's event may not have reached the screen
         plan = [(s.title, engine.describe(s)) for s in engine.runbook.rollback.steps]
         running = next((s.title for s in engine.runbook.steps
-                        if engine.status[s.id] == S.RUNNING), None)
+                        if engine.status[s.id] == StepStatus.RUNNING), None)
         state = ("finished: " if engine.finished else "in progress: ") + engine.summary()
         if running:
             state += f"; '{running}' is running and will be cancelled first"
@@ -455,7 +456,7 @@ class CockpitScreen(Screen):
         self.app.push_screen(ContactsScreen(self.engine.runbook))
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.active_bindings))
+        self.app.push_screen(HelpModal(self.active_bindings))
 
     async def ask_confirmation(self, step: Step, description: str) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

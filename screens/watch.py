@@ -19,6 +19,7 @@ from textual.widgets import Footer, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
+from cockpit.events import StepStatus
 from cockpit.output import read_back
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
@@ -27,7 +28,6 @@ from widgets.phase_tree import PhaseTree
 from widgets.plain import plain
 from widgets.run_header import RunHeader
 
-S = ev.StepStatus
 WINDOW_LINES = 1000
 
 
@@ -44,7 +44,7 @@ class WatchScreen(Screen):
         self.watched = watched
         self.operator = operator
         runbook = watched.runbook
-        self.status: dict[str, S] = {s.id: S.PENDING for s in runbook.all_steps}
+        self.status: dict[str, StepStatus] = {s.id: StepStatus.PENDING for s in runbook.all_steps}
         self.durations: dict[str, float | None] = {}
         self.buffers = {s.id: OutputBuffer(WINDOW_LINES) for s in runbook.all_steps}
         self.selected = runbook.steps[0].id
@@ -106,7 +106,7 @@ class WatchScreen(Screen):
             self.query_one("#watch-status", Label).update(plain(
                 f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})"))
         elif isinstance(event, ev.StepWaiting):
-            self.status[event.step_id] = S.WAITING_CONFIRM
+            self.status[event.step_id] = StepStatus.WAITING_CONFIRM
             if event.reason.startswith("needs approval by") and "team mode" not in event.reason:
                 self.approvable = event.step_id
                 self.notify(f"'{event.step_id}' {event.reason}: press A to approve",
@@ -114,7 +114,7 @@ class WatchScreen(Screen):
             self.query_one("#watch-status", Label).update(
                 plain(f"{event.step_id}: {event.reason}"))
         elif isinstance(event, ev.StepStarted):
-            self.status[event.step_id] = S.RUNNING
+            self.status[event.step_id] = StepStatus.RUNNING
             buffer = self.buffers[event.step_id]
             if not buffer.total:  # what it printed before this screen joined, if the
                 buffer.extend(read_back(Path(event.output_path), WINDOW_LINES))  # file is here
@@ -136,7 +136,7 @@ class WatchScreen(Screen):
             header.set_note(f"run {event.status.value} · {event.message}")
         step_id = getattr(event, "step_id", None)
         if step_id in self.status:
-            if self.approvable == step_id and self.status[step_id] != S.WAITING_CONFIRM:
+            if self.approvable == step_id and self.status[step_id] != StepStatus.WAITING_CONFIRM:
                 self.approvable = None
             self.query_one(PhaseTree).update_step(step_id, self.status, self.durations)
 

@@ -286,7 +286,7 @@ async def test_help_and_palette_come_from_the_bindings(make_app):
             assert expected in names
         await pilot.press("question_mark")
         await pilot.pause()
-        assert type(app.screen).__name__ == "HelpScreen"
+        assert type(app.screen).__name__ == "HelpModal"
 
 
 async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
