@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Protocol
 
 from cockpit import events as ev
+from cockpit import report
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.events import StepStatus
 from cockpit.journal import BaseJournal
-from cockpit.metrics import MetricsWatch, Poll
+from cockpit.metrics import AlertStatus, MetricsWatch, Poll
 from cockpit.output import OutputSink, format_bytes
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
@@ -97,6 +98,11 @@ class Interrupted:
     """What to do with steps a dead process left running: ``retry`` or ``skip``."""
 
     action: str | None = None
+
+
+def _write_record(record: dict, path: Path) -> None:
+    path.write_text(report.to_markdown(record))
+    path.with_suffix(".html").write_text(report.to_html(record))
 
 
 def new_run_id() -> str:
@@ -446,6 +452,37 @@ class Engine:
         status = await self.run_remaining()
         await self.settle()
         return self.finish(status)
+
+    # ------------------------------------------------------------ what the UI reads
+    # Screens read the engine through these, never its journal, config or metrics.
+
+    @property
+    def window_lines(self) -> int:
+        """How many lines of each step's output a screen keeps."""
+        return self.config.window_lines
+
+    @property
+    def kill_grace(self) -> float:
+        """Seconds a cancelled step's processes get before they are killed."""
+        return self.config.kill_grace
+
+    @property
+    def history(self) -> BaseJournal:
+        """The journal, to read past runs and this run's events (history, chart)."""
+        return self.journal
+
+    def firing_alerts(self) -> list[AlertStatus]:
+        """The alert rules firing now (none without a metrics: section)."""
+        return self.metrics.evaluator.firing() if self.metrics is not None else []
+
+    async def export_record(self) -> Path:
+        """Write the deployment record (report.md, and report.html beside it) into the
+        run's directory; return the Markdown file's path. The journal is read here (its
+        connection belongs to this thread), the rendering and writing run in a thread."""
+        record = report.build(self.journal, self.run_id)
+        path = self.journal.run_dir(self.run_id) / "report.md"
+        await asyncio.to_thread(_write_record, record, path)
+        return path
 
     @property
     def guards(self) -> list[str]:
