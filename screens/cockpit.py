@@ -81,6 +81,7 @@ class CockpitScreen(Screen):
         self.explicit: set[str] = set()
         self.selected: str = engine.runbook.steps[0].id
         self.flying = False
+        self._shows = self._show_table()
 
     # ------------------------------------------------------------ layout
 
@@ -114,7 +115,6 @@ class CockpitScreen(Screen):
         tree.focus()
         self.call_after_refresh(tree.select_step, self.selected)
         self.show_step(self.selected)
-        self._shows = self._show_table()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
@@ -214,11 +214,13 @@ class CockpitScreen(Screen):
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], None]]:
         """What each event type changes on screen, beyond the tree and the detail."""
-        header = self.query_one(RunHeader)
+        def header() -> RunHeader:
+            return self.query_one(RunHeader)
+
         return {
-            ev.StepFinished: lambda e: header.refresh(),  # the remaining ETA drops
+            ev.StepFinished: lambda e: header().refresh(),  # the remaining ETA drops
             ev.StepStarted: self._started,
-            ev.GuardChanged: lambda e: header.set_banner(" · ".join(self.engine.guards)),
+            ev.GuardChanged: lambda e: header().set_banner(" · ".join(self.engine.guards)),
             ev.RollbackStarted: self._rolling_back,
             ev.MetricsSampled: self._sampled,
             ev.MetricsNotice: self._metrics_notice,
@@ -292,6 +294,7 @@ class CockpitScreen(Screen):
                 self.notify(str(exc), title="Stopped", severity="error", timeout=15)
             finally:
                 self.flying = False
+        self._shows = self._show_table()
 
         self.run_worker(fly(), group="engine", exit_on_error=False)
         return True

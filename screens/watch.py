@@ -46,6 +46,7 @@ class WatchScreen(Screen):
         runbook = watched.runbook
         self.view = RunView(runbook, WINDOW_LINES, join_late=True)
         self.selected = runbook.steps[0].id
+        self._shows = self._show_table()
         self.alerts = tuple(rule for rule in runbook.alerts if rule.environments is None
                             or watched.environment in rule.environments)
 
@@ -70,7 +71,6 @@ class WatchScreen(Screen):
         tree.build(self.view.status, self.view.durations)
         tree.focus()
         self.query_one(OutputPane).show(self.view.buffers[self.selected])
-        self._shows = self._show_table()
         self.run_worker(self._follow(), group="watch", exit_on_error=False)
 
     async def _follow(self) -> None:
@@ -107,15 +107,17 @@ class WatchScreen(Screen):
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], None]]:
         """What each event type changes on screen, beyond the phase tree."""
-        panel = self.query_one(MetricsPanel)
+        def panel() -> MetricsPanel:
+            return self.query_one(MetricsPanel)
+
         return {
             ev.RunStarted: self._run_started,
             ev.StepApproved: self._said,
             ev.StepWaiting: self._waiting,
             ev.StepStarted: lambda e: self.query_one(PhaseTree).select_step(e.step_id),
-            ev.MetricsSampled: lambda e: panel.sampled(e.values, e.reasons),
-            ev.MetricsNotice: lambda e: panel.notice(e.message, e.ok),
-            ev.AlertChanged: lambda e: panel.alert_changed(e.name, e.state),
+            ev.MetricsSampled: lambda e: panel().sampled(e.values, e.reasons),
+            ev.MetricsNotice: lambda e: panel().notice(e.message, e.ok),
+            ev.AlertChanged: lambda e: panel().alert_changed(e.name, e.state),
             ev.DiskLow: lambda e: self.notify(e.message, title="Disk", severity="warning",
                                               timeout=60),
             ev.RollbackStarted: lambda e: self.notify(f"Rolling back: {e.reason}",
