@@ -212,7 +212,7 @@ class CockpitScreen(Screen):
                 if step_id == self.selected:
                     self.show_step(step_id)
 
-    def _show_table(self) -> dict[type[ev.Event], Callable[[Any], None]]:
+    def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the tree and the detail."""
         def header() -> RunHeader:
             return self.query_one(RunHeader)

@@ -105,7 +105,7 @@ class WatchScreen(Screen):
                 self.query_one(PhaseTree).update_step(step_id, self.view.status,
                                                       self.view.durations)
 
-    def _show_table(self) -> dict[type[ev.Event], Callable[[Any], None]]:
+    def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the phase tree."""
         def panel() -> MetricsPanel:
             return self.query_one(MetricsPanel)
