@@ -1,6 +1,10 @@
 """Shared fixtures: every test gets its own config, data and journal folders.
 
-Plain helpers (the ``cockpit`` command, Operator, journal readers, ...) are in helpers.py."""
+Plain helpers (the ``cockpit`` command, Operator, journal readers, ...) are in helpers.py,
+the tmux terminal in terminal.py; test modules import them from there, never from here.
+The tests are grouped: unit/ (a module or package, no terminal), step_kinds/ (a step kind
+against its real server), tui/ (the app under Pilot, snapshots, tmux) and e2e/ (the real
+``cockpit`` command flying whole runbooks, the hostile cases that run it)."""
 
 from __future__ import annotations
 
