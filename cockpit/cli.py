@@ -498,9 +498,8 @@ def _fly_tui(engine, operator, protected: bool) -> int:
 
 
 def _fly_headless(args, engine, operator, protected: bool) -> int:
-    from cockpit.eta import EtaPrinter
     from cockpit.events import RunStatus
-    from cockpit.headless import HeadlessPrinter, confirm_environment
+    from cockpit.headless import EtaPrinter, HeadlessPrinter, confirm_environment
     from cockpit.journal import JournalError
 
     profile, journal, runbook = engine.profile, engine.journal, engine.runbook
