@@ -80,8 +80,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cockpit.postgres import ConnectError, Target, close, connect, reason
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.postgres import ConnectError, Target, close, connect, reason
 
 ACTIONS = ("migrate", "undo", "plan")
 DEFAULT_TABLE = "flyway_schema_history"

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cockpit.addresses import fixed_address
 from steps.base import Field, StepContext
-from steps.http import HttpFailed, check_address, fixed_address
+from steps.httpclient import HttpFailed, check_address
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -30,8 +30,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cockpit.durations import format_duration
+from cockpit.postgres import ConnectError, Target, close, connect, reason
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.postgres import ConnectError, Target, close, connect, reason
 
 MAX_CELL = 60
 """Characters of a cell shown in the table; longer values are cut with ``…``."""
