@@ -123,7 +123,7 @@ class PgJournal(BaseJournal):
         faults as one line."""
         import asyncpg
 
-        from cockpit.postgres import ConnectError, reason
+        from cockpit.postgres import ConnectError, problem
 
         async with self._guard:
             try:
@@ -134,10 +134,10 @@ class PgJournal(BaseJournal):
             except ConnectError as exc:
                 raise JournalError(f"journal: {exc}") from None
             except _Lost as exc:
-                raise JournalError(f"journal {self.path}: {reason(exc.__cause__)}") from None
+                raise JournalError(f"journal {self.path}: {problem(exc.__cause__)}") from None
             except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                     OSError) as exc:
-                raise JournalError(f"journal {self.path}: {reason(exc)}") from None
+                raise JournalError(f"journal {self.path}: {problem(exc)}") from None
             except asyncio.CancelledError:  # given up on: the connection's state is unknown
                 if self._db is not None:
                     self._db.terminate()

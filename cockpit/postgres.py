@@ -213,7 +213,7 @@ def _from_keywords(dsn: str) -> Target:
 # ----------------------------------------------------------------- errors
 
 
-def reason(exc: BaseException, *, database: str = "",
+def problem(exc: BaseException, *, database: str = "",
            timeout: float = CONNECT_TIMEOUT) -> str:
     """Why a connection failed (or broke), in a few lowercase words."""
     import asyncpg
@@ -250,7 +250,7 @@ def connect_error(target: Target, exc: BaseException, *,
             why = "the port is not a number"
         return target.scrub(str(DsnError(why.splitlines()[0])))
     return target.scrub(f"cannot connect to PostgreSQL at {target.where}: "
-                        f"{reason(exc, database=target.database, timeout=timeout)}")
+                        f"{problem(exc, database=target.database, timeout=timeout)}")
 
 
 # ----------------------------------------------------------------- connections

@@ -56,8 +56,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from cockpit import patterns
-from cockpit.addresses import fixed_address
 from cockpit.durations import format_duration
+from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext, StepKind, StepResult
 from steps.httpclient import (
     HttpFailed,

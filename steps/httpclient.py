@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cockpit.addresses import address_pattern
 from cockpit.durations import format_duration
+from cockpit.runbook.addresses import address_pattern
 
 
 class HttpFailed(Exception):

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from cockpit.addresses import fixed_address
+from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext, StepKind, StepResult
 from steps.httpclient import HttpFailed, check_address, check_url, problem, status_text
 

@@ -106,3 +106,57 @@ def test_no_import_cycle_in_the_core_and_the_step_kinds():
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_operator_facing_errors_share_one_base():
+    from cockpit.cli import UsageError
+    from cockpit.config import ConfigError
+    from cockpit.engine import EngineError
+    from cockpit.errors import CockpitError
+    from cockpit.importer import ImportFailed
+    from cockpit.journal import JournalError, RunNotFound, SignOffRefused
+    from cockpit.runbook import RunbookInvalid
+    from cockpit.sandbox.demo import SandboxError
+    from cockpit.team import LockHeld, TeamError
+    from steps import KindNotFound
+    from steps.migrate import MigrateError
+
+    for error in (UsageError, ConfigError, EngineError, ImportFailed, JournalError,
+                  RunNotFound, SignOffRefused, RunbookInvalid, TeamError, LockHeld,
+                  KindNotFound, MigrateError):
+        assert issubclass(error, CockpitError) and error.exit_code == 2, error
+    assert SandboxError.exit_code == 1  # a server did not start: not the operator's input
+    assert issubclass(RunNotFound, LookupError) and issubclass(KindNotFound, LookupError)
+    assert ConfigError("config.toml:3: bad").report() == "cockpit: config.toml:3: bad"
+
+
+def test_the_cli_catches_the_base_once():
+    tree = ast.parse((ROOT / "cockpit" / "cli.py").read_text())
+    main = next(node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name == "main")
+    caught = [ast.unparse(handler.type) for node in ast.walk(main) if isinstance(node, ast.Try)
+              for handler in node.handlers]
+    assert caught == ["BrokenPipeError", "CockpitError", "KeyboardInterrupt"]
+
+
+def test_every_module_imports_first():
+    """Any module imported before all others (a cycle through a package's __init__ fails
+    only in some orders): each in turn, with the project's modules forgotten between."""
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m.split('.')[0] in ('cockpit', 'steps')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        print(f'{name}: {exc!r}')\n"
+    )
+    names = sorted(module_graph())
+    done = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""

@@ -7,8 +7,8 @@ from typing import Any
 
 from yaml.nodes import Node, SequenceNode
 
-from cockpit.addresses import fixed_address
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
+from cockpit.runbook.addresses import fixed_address
 from cockpit.runbook.check_steps import WHEN_KEYS
 from cockpit.runbook.check_templates import TemplateChecker
 from cockpit.runbook.model import Phase
