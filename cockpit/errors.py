@@ -16,3 +16,9 @@ class CockpitError(Exception):
     def report(self) -> str:
         """What the CLI prints on stderr."""
         return f"cockpit: {self}"
+
+
+class Failed(CockpitError):
+    """Something the run needs failed (a server, a connection, a step): not bad input."""
+
+    exit_code = 1

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cockpit.durations import format_duration
+from cockpit.errors import CockpitError, Failed
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a connection (a step's ``timeout`` may cut it shorter)."""
@@ -35,14 +36,14 @@ _HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(:\d*)?")
 _KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)")
 
 
-class DsnError(ValueError):
+class DsnError(CockpitError, ValueError):
     """A DSN that can not be read or used; the message never holds the password."""
 
     def __init__(self, why: str) -> None:
         super().__init__(f"invalid PostgreSQL DSN: {why}")
 
 
-class ConnectError(Exception):
+class ConnectError(Failed):
     """No connection: the message is one line, without the password."""
 
 

@@ -8,11 +8,12 @@ import re
 from urllib.parse import urlsplit
 
 from cockpit.durations import format_duration
+from cockpit.errors import Failed
 
 CONNECT_TIMEOUT = 10.0
 
 
-class RedisUnreachable(Exception):
+class RedisUnreachable(Failed):
     """One line naming the address and the reason."""
 
 

@@ -10,10 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cockpit.durations import format_duration
+from cockpit.errors import Failed
 from cockpit.runbook.addresses import address_pattern
 
 
-class HttpFailed(Exception):
+class HttpFailed(Failed):
     """One line naming what and where."""
 
 

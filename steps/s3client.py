@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cockpit.errors import Failed
 from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext
 from steps.httpclient import HttpFailed, check_address
@@ -50,7 +51,7 @@ ENDPOINT_FIELDS = {
 }
 
 
-class StepFailed(Exception):
+class StepFailed(Failed):
     """Ends a step with one clear line (the message) and no traceback."""
 
 

@@ -125,7 +125,19 @@ def test_operator_facing_errors_share_one_base():
                   RunNotFound, SignOffRefused, RunbookInvalid, TeamError, LockHeld,
                   KindNotFound, MigrateError):
         assert issubclass(error, CockpitError) and error.exit_code == 2, error
-    assert SandboxError.exit_code == 1  # a server did not start: not the operator's input
+    from cockpit.errors import Failed
+    from cockpit.metrics import ScrapeError
+    from cockpit.postgres import ConnectError, DsnError
+    from cockpit.redisconn import RedisUnreachable
+    from steps.httpclient import HttpFailed
+    from steps.k8s import K8sFailed
+    from steps.s3client import StepFailed
+
+    assert issubclass(DsnError, CockpitError) and issubclass(DsnError, ValueError)
+    # a server, a connection, a step failed: not the operator's input
+    for error in (SandboxError, ConnectError, RedisUnreachable, ScrapeError, HttpFailed,
+                  K8sFailed, StepFailed):
+        assert issubclass(error, Failed) and error.exit_code == 1, error
     assert issubclass(RunNotFound, LookupError) and issubclass(KindNotFound, LookupError)
     assert ConfigError("config.toml:3: bad").report() == "cockpit: config.toml:3: bad"
 

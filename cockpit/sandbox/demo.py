@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cockpit.config import Environment
-from cockpit.errors import CockpitError
+from cockpit.errors import Failed
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "runbooks" / "pm-intelligence" / "runbook.yaml"
 RELEASE = "2.0"
@@ -39,10 +39,8 @@ DRILLS = ("bad-release",)
 SANDBOX_SECRETS = ("ADMIN_KEY", "TEST_API_KEY", "DATABASE_URL", "REDIS_URL", "SLACK_WEBHOOK")
 
 
-class SandboxError(CockpitError):
+class SandboxError(Failed):
     """A server of the sandbox could not start; the message says which and why."""
-
-    exit_code = 1
 
 
 @dataclass
