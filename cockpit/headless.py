@@ -1,4 +1,5 @@
-"""Headless flying: a printer of engine events and an operator at a plain terminal.
+"""Headless flying: printers of engine events (steps, ETAs) and an operator at a plain
+terminal.
 
 Each output line is prefixed with its step id; each step ends with a status line and
 its duration; the run ends with a summary. When the terminal goes away (SIGHUP, a

@@ -1,5 +1,5 @@
-"""PostgreSQL connection strings and connections, shared by ``sql``, ``migrate``,
-``backup`` and ``restore``.
+"""PostgreSQL connection strings and connections, shared by the shared journal, the sandbox
+and the kinds ``sql``, ``migrate``, ``backup`` and ``restore``.
 
 A DSN is read in either libpq form, a URL (``postgresql://user:password@host:port/db``)
 or ``key=value`` pairs (``host=db dbname=app``); a bare word is a database name. What
