@@ -24,6 +24,7 @@ from typing import Protocol
 from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
+from cockpit.errors import CockpitError
 from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.journal import BaseJournal
 from cockpit.metrics import MetricsWatch, Poll
@@ -53,7 +54,7 @@ DISK_CHECK_EVERY = 10.0
 S = ev.StepStatus
 
 
-class EngineError(Exception):
+class EngineError(CockpitError):
     """The run can't start or go on (missing secrets, run busy, a decision needed)."""
 
 

@@ -40,3 +40,136 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def later():\n    from textual.app import App\n    import widgets.x\n")
     assert imported_roots(sample) >= {"textual", "widgets"}
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Each module of cockpit/ and steps/ -> the modules of theirs it imports, wherever
+    the import is (module level, a function, ``if TYPE_CHECKING``)."""
+    modules = {}
+    for path in [*(ROOT / "cockpit").rglob("*.py"), *(ROOT / "steps").rglob("*.py")]:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def known(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(known(alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                targets.update(known(f"{base}.{alias.name}") or known(base)
+                               for alias in node.names)
+        graph[name] = targets - {"", name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, found = {}, {}, [], []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = stack[stack.index(node):]
+            del stack[stack.index(node):]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_in_the_core_and_the_step_kinds():
+    graph = module_graph()
+    assert {"cockpit.engine", "steps.base", "cockpit.runbook.model"} <= graph.keys()
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_operator_facing_errors_share_one_base():
+    from cockpit.cli import UsageError
+    from cockpit.config import ConfigError
+    from cockpit.engine import EngineError
+    from cockpit.errors import CockpitError
+    from cockpit.importer import ImportFailed
+    from cockpit.journal import JournalError, RunNotFound, SignOffRefused
+    from cockpit.runbook import RunbookInvalid
+    from cockpit.sandbox.demo import SandboxError
+    from cockpit.team import LockHeld, TeamError
+    from steps import KindNotFound
+    from steps.migrate import MigrateError
+
+    for error in (UsageError, ConfigError, EngineError, ImportFailed, JournalError,
+                  RunNotFound, SignOffRefused, RunbookInvalid, TeamError, LockHeld,
+                  KindNotFound, MigrateError):
+        assert issubclass(error, CockpitError) and error.exit_code == 2, error
+    from cockpit.errors import Failed
+    from cockpit.metrics import ScrapeError
+    from cockpit.postgres import ConnectError, DsnError
+    from cockpit.redisconn import RedisUnreachable
+    from steps.httpclient import HttpFailed
+    from steps.k8s import K8sFailed
+    from steps.s3client import StepFailed
+
+    assert issubclass(DsnError, CockpitError) and issubclass(DsnError, ValueError)
+    # a server, a connection, a step failed: not the operator's input
+    for error in (SandboxError, ConnectError, RedisUnreachable, ScrapeError, HttpFailed,
+                  K8sFailed, StepFailed):
+        assert issubclass(error, Failed) and error.exit_code == 1, error
+    assert issubclass(RunNotFound, LookupError) and issubclass(KindNotFound, LookupError)
+    assert ConfigError("config.toml:3: bad").report() == "cockpit: config.toml:3: bad"
+
+
+def test_the_cli_catches_the_base_once():
+    tree = ast.parse((ROOT / "cockpit" / "cli.py").read_text())
+    main = next(node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name == "main")
+    caught = [ast.unparse(handler.type) for node in ast.walk(main) if isinstance(node, ast.Try)
+              for handler in node.handlers]
+    assert caught == ["BrokenPipeError", "CockpitError", "KeyboardInterrupt"]
+
+
+def test_every_module_imports_first():
+    """Any module imported before all others (a cycle through a package's __init__ fails
+    only in some orders): each in turn, with the project's modules forgotten between."""
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m.split('.')[0] in ('cockpit', 'steps')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        print(f'{name}: {exc!r}')\n"
+    )
+    names = sorted(module_graph())
+    done = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""

@@ -1,5 +1,5 @@
-"""PostgreSQL connection strings and connections, shared by ``sql``, ``migrate``,
-``backup`` and ``restore``.
+"""PostgreSQL connection strings and connections, shared by the shared journal, the sandbox
+and the kinds ``sql``, ``migrate``, ``backup`` and ``restore``.
 
 A DSN is read in either libpq form, a URL (``postgresql://user:password@host:port/db``)
 or ``key=value`` pairs (``host=db dbname=app``); a bare word is a database name. What
@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cockpit.durations import format_duration
+from cockpit.errors import CockpitError, Failed
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a connection (a step's ``timeout`` may cut it shorter)."""
@@ -35,14 +36,14 @@ _HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(:\d*)?")
 _KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)")
 
 
-class DsnError(ValueError):
+class DsnError(CockpitError, ValueError):
     """A DSN that can not be read or used; the message never holds the password."""
 
     def __init__(self, why: str) -> None:
         super().__init__(f"invalid PostgreSQL DSN: {why}")
 
 
-class ConnectError(Exception):
+class ConnectError(Failed):
     """No connection: the message is one line, without the password."""
 
 
@@ -213,7 +214,7 @@ def _from_keywords(dsn: str) -> Target:
 # ----------------------------------------------------------------- errors
 
 
-def reason(exc: BaseException, *, database: str = "",
+def problem(exc: BaseException, *, database: str = "",
            timeout: float = CONNECT_TIMEOUT) -> str:
     """Why a connection failed (or broke), in a few lowercase words."""
     import asyncpg
@@ -250,7 +251,7 @@ def connect_error(target: Target, exc: BaseException, *,
             why = "the port is not a number"
         return target.scrub(str(DsnError(why.splitlines()[0])))
     return target.scrub(f"cannot connect to PostgreSQL at {target.where}: "
-                        f"{reason(exc, database=target.database, timeout=timeout)}")
+                        f"{problem(exc, database=target.database, timeout=timeout)}")
 
 
 # ----------------------------------------------------------------- connections
