@@ -19,11 +19,13 @@ import time
 from functools import partial
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 2, 3, 130
+from cockpit.errors import CockpitError
+
+EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 3, 130  # bad input: CockpitError, 2
 EXIT_PIPE_CLOSED = 141  # stdout closed by its reader, as a shell reports SIGPIPE
 
 
-class UsageError(Exception):
+class UsageError(CockpitError):
     """Bad input: printed as one clear message, exit code 2."""
 
 
@@ -161,12 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from cockpit.config import ConfigError
     from cockpit.controls import visible_stream
-    from cockpit.engine import EngineError
-    from cockpit.journal import JournalError, RunNotFound
-    from cockpit.runbook import RunbookInvalid
-    from cockpit.team import TeamError
 
     # Runbook titles, journal rows, step output and server answers are printed: none
     # may drive the terminal (the TUI writes to sys.__stderr__, past these).
@@ -178,16 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _stdout_closed()
-    except RunbookInvalid as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        count = len(exc.problems)
-        print(f"cockpit: {count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (UsageError, ConfigError, EngineError, JournalError, RunNotFound,
-            TeamError) as exc:
-        print(f"cockpit: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except CockpitError as exc:
+        print(exc.report(), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_CANCELLED
     finally:
@@ -498,9 +488,8 @@ def _fly_tui(engine, operator, protected: bool) -> int:
 
 
 def _fly_headless(args, engine, operator, protected: bool) -> int:
-    from cockpit.eta import EtaPrinter
     from cockpit.events import RunStatus
-    from cockpit.headless import HeadlessPrinter, confirm_environment
+    from cockpit.headless import EtaPrinter, HeadlessPrinter, confirm_environment
     from cockpit.journal import JournalError
 
     profile, journal, runbook = engine.profile, engine.journal, engine.runbook
@@ -651,15 +640,12 @@ def cmd_signoff(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from cockpit.importer import ImportFailed, import_file
+    from cockpit.importer import import_file
 
     output = Path(args.output) if args.output else None
     if output is not None and output.exists() and not args.force:
         raise UsageError(f"{output} exists: pass --force to overwrite it")
-    try:
-        imported = import_file(args.file)
-    except ImportFailed as exc:
-        raise UsageError(str(exc)) from None
+    imported = import_file(args.file)  # ImportFailed: one line, exit code 2
     if output is None:
         sys.stdout.write(imported.yaml)
     else:

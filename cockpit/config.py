@@ -19,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from cockpit.durations import parse_duration
+from cockpit.errors import CockpitError
 from cockpit.files import Unreadable, read_regular_file
 from cockpit.output import MAX_STEP_BYTES, MIN_STEP_BYTES
 
@@ -42,7 +43,7 @@ DURATIONS = ("flush_interval", "kill_grace", "lock_ttl", "heartbeat")
 ENVIRONMENT_KEYS = ("confirm", "label", "description", "variables", "secrets")
 
 
-class ConfigError(Exception):
+class ConfigError(CockpitError):
     """The configuration can't be read or has problems; the message names each one."""
 
 

@@ -25,6 +25,7 @@ from cockpit import events as ev
 from cockpit import report
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
+from cockpit.errors import CockpitError
 from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.events import StepStatus
 from cockpit.journal import BaseJournal
@@ -54,7 +55,7 @@ DISK_LOW_SHARE = 0.05
 DISK_CHECK_EVERY = 10.0
 
 
-class EngineError(Exception):
+class EngineError(CockpitError):
     """The run can't start or go on (missing secrets, run busy, a decision needed)."""
 
 

@@ -11,17 +11,13 @@ environment will be skipped and counts for nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cockpit import events as ev
 from cockpit.durations import format_duration, format_setting
 from cockpit.journal import BaseJournal
 from cockpit.runbook import Phase, Runbook, Step
-
-if TYPE_CHECKING:
-    from cockpit.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -132,29 +128,3 @@ def from_rehearsal(journal: BaseJournal, runbook: Runbook, environment: str) -> 
     timings = {row["step_id"]: row["duration"] for row in journal.steps(run["id"])
                if row["status"] == ev.StepStatus.OK and row["duration"] is not None}
     return Eta(runbook, environment, timings, run["id"])
-
-
-class EtaPrinter:
-    """Headless: the ETA when the run starts, then "ETA now" and, past the runbook's
-    window, its warning at each phase start."""
-
-    def __init__(self, engine: Engine, say: Callable[[str], None]) -> None:
-        self.engine = engine
-        self.say = say
-
-    def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.RunStarted) and self.engine.rehearsal:
-            self.say(f"cockpit: rehearsal: its step timings become the ETAs of later runs "
-                     f"of '{self.engine.runbook.name}'")
-        if not isinstance(event, ev.RunStarted | ev.PhaseStarted):
-            return
-        reading = self.engine.eta_now()
-        if reading is None:
-            return
-        if isinstance(event, ev.RunStarted):
-            self.say(f"cockpit: {reading.summary()} (timings of rehearsal "
-                     f"{self.engine.eta.source})")
-            return
-        self.say(f"cockpit: {reading.summary().replace('ETA', 'ETA now', 1)}")
-        if reading.overrun is not None:
-            self.say(f"cockpit: WARNING: {reading.warning()}")

@@ -1,4 +1,5 @@
-"""Headless flying: a printer of engine events and an operator at a plain terminal.
+"""Headless flying: printers of engine events (steps, ETAs) and an operator at a plain
+terminal.
 
 Each output line is prefixed with its step id; each step ends with a status line and
 its duration; the run ends with a summary. When the terminal goes away (SIGHUP, a
@@ -10,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from typing import TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 from cockpit import events as ev
 from cockpit.controls import visible, visible_stream
 from cockpit.durations import format_duration
 from cockpit.metrics import alert_summary
 from cockpit.runbook import Runbook, Step
+
+if TYPE_CHECKING:
+    from cockpit.engine import Engine
 
 MARK = {"out": "|", "err": "!", "info": "*"}
 STATUS_WORD = {
@@ -172,3 +177,29 @@ async def confirm_environment(name: str, label: str) -> bool:
     print(f"\n{label or name.upper()}: this run changes '{name}'.")
     answer = await _ask(f"Type '{name}' to start: ")
     return answer is not None and answer.strip() == name
+
+
+class EtaPrinter:
+    """Headless: the ETA when the run starts, then "ETA now" and, past the runbook's
+    window, its warning at each phase start."""
+
+    def __init__(self, engine: Engine, say: Callable[[str], None]) -> None:
+        self.engine = engine
+        self.say = say
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted) and self.engine.rehearsal:
+            self.say(f"cockpit: rehearsal: its step timings become the ETAs of later runs "
+                     f"of '{self.engine.runbook.name}'")
+        if not isinstance(event, ev.RunStarted | ev.PhaseStarted):
+            return
+        reading = self.engine.eta_now()
+        if reading is None:
+            return
+        if isinstance(event, ev.RunStarted):
+            self.say(f"cockpit: {reading.summary()} (timings of rehearsal "
+                     f"{self.engine.eta.source})")
+            return
+        self.say(f"cockpit: {reading.summary().replace('ETA', 'ETA now', 1)}")
+        if reading.overrun is not None:
+            self.say(f"cockpit: WARNING: {reading.warning()}")

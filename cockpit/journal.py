@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit import events as ev
+from cockpit.errors import CockpitError
 
 SCHEMA_VERSION = 4
 # Columns added since the first schema: a journal written by an older cockpit gets them
@@ -115,11 +116,11 @@ CREATE TABLE IF NOT EXISTS signoffs (
 """
 
 
-class JournalError(Exception):
+class JournalError(CockpitError):
     """The journal can't be opened, read or written (disk full, permissions, corrupt)."""
 
 
-class RunNotFound(LookupError):
+class RunNotFound(CockpitError, LookupError):
     pass
 
 

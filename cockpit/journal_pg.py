@@ -83,7 +83,7 @@ class PgJournal(BaseJournal):
     (local to this host)."""
 
     def __init__(self, dsn: str, runs_dir: Path) -> None:
-        from steps.postgres import DsnError, Target
+        from cockpit.postgres import DsnError, Target
 
         try:
             self.path = Target.parse(dsn).dsn  # without the password
@@ -123,7 +123,7 @@ class PgJournal(BaseJournal):
         faults as one line."""
         import asyncpg
 
-        from steps.postgres import ConnectError, reason
+        from cockpit.postgres import ConnectError, problem
 
         async with self._guard:
             try:
@@ -134,10 +134,10 @@ class PgJournal(BaseJournal):
             except ConnectError as exc:
                 raise JournalError(f"journal: {exc}") from None
             except _Lost as exc:
-                raise JournalError(f"journal {self.path}: {reason(exc.__cause__)}") from None
+                raise JournalError(f"journal {self.path}: {problem(exc.__cause__)}") from None
             except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                     OSError) as exc:
-                raise JournalError(f"journal {self.path}: {reason(exc)}") from None
+                raise JournalError(f"journal {self.path}: {problem(exc)}") from None
             except asyncio.CancelledError:  # given up on: the connection's state is unknown
                 if self._db is not None:
                     self._db.terminate()
@@ -145,7 +145,7 @@ class PgJournal(BaseJournal):
                 raise
 
     async def _connection(self) -> Any:
-        from steps.postgres import connect
+        from cockpit.postgres import connect
 
         if self._db is None or self._db.is_closed():
             self._db = None
@@ -229,7 +229,7 @@ class PgJournal(BaseJournal):
         if not self._thread.is_alive():
             return
         if self._db is not None:
-            from steps.postgres import close
+            from cockpit.postgres import close
 
             asyncio.run_coroutine_threadsafe(close(self._db), self._loop).result(CALL_TIMEOUT)
             self._db = None

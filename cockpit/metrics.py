@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from cockpit.durations import format_setting
+from cockpit.errors import Failed
 
 INF = math.inf
 NAN = math.nan
@@ -349,7 +350,7 @@ def _latency(before: Snapshot, after: Snapshot, quantile: float) -> Reading:
     return Reading(value)
 
 
-class ScrapeError(Exception):
+class ScrapeError(Failed):
     """A scrape that did not return an exposition (connection, HTTP status)."""
 
 

@@ -43,6 +43,7 @@ from typing import Any
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.durations import format_duration
+from cockpit.errors import CockpitError
 from steps.base import NeedsOperator
 
 REPLY_TIMEOUT = 10.0
@@ -74,7 +75,7 @@ TAKEN_MARK_TTL = 7 * 86400 * 1000
 """How long a displaced run's mark (``P:taken:RUN``) is kept, in ms."""
 
 
-class TeamError(Exception):
+class TeamError(CockpitError):
     """Team mode can't do what was asked (Redis unreachable, the lock held): one line."""
 
 

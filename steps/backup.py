@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cockpit.postgres import CONNECT_TIMEOUT, MASK, DsnError, Target
 from cockpit.process import describe_exit, run_process
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.postgres import CONNECT_TIMEOUT, MASK, DsnError, Target
 from steps.s3client import (
     ENDPOINT_FIELDS,
     KiB,

@@ -49,18 +49,25 @@ import hashlib
 import io
 import json
 import re
-import socket
-import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from cockpit import patterns
 from cockpit.durations import format_duration
+from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext, StepKind, StepResult
+from steps.httpclient import (
+    HttpFailed,
+    check_address,
+    check_url,
+    keep_at_home,
+    problem,
+    shown_url,
+    status_text,
+)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 FOLLOWS_REDIRECTS = ("GET", "HEAD")
@@ -74,131 +81,7 @@ MAX_VALUE = 60
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class HttpFailed(Exception):
-    """One line naming what and where."""
-
-
-# ----------------------------------------------------------------- addresses
-
-
-def shown_url(url: str) -> str:
-    """``url`` without the password of its user part, if any."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return url
-
-
-def address(url: str) -> str:
-    """``host:port`` that ``url`` connects to."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "the address in the URL"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def origin(url: Any) -> tuple[str, str, int | None]:
-    """Scheme, host and port (the default one filled in) of an httpx URL."""
-    import httpx
-
-    url = httpx.URL(url)
-    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
-
-
-PRIVATE_HEADERS = ("authorization", "proxy-authorization", "cookie")
-"""Headers that never follow a redirect to another origin, whatever they hold."""
-
-
-def keep_at_home(url: str, holds_secret: Callable[[str], bool]):
-    """An httpx request hook: a request going to another origin than ``url``'s (a
-    redirect) is sent without the private headers and any header holding a secret."""
-    home = origin(url)
-
-    async def hook(request) -> None:
-        if origin(request.url) == home:
-            return
-        for name, value in list(request.headers.items()):
-            if name.lower() in PRIVATE_HEADERS or holds_secret(value):
-                del request.headers[name]
-
-    return hook
-
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_PIECE = r"(?:\[[0-9A-Fa-f:.]*\]|[^@/?#\\:\[\]\s]+)"
-"""What a variable may stand for inside an address: a whole user, host or port."""
-_ANYWHERE = re.compile("")
-MOVES_ADDRESS = ("could change the address this URL goes to: a variable may give the whole "
-                 "address at the start (\"${BASE_URL}/path\"), a whole host, port or user "
-                 "(\"https://${HOST}:${PORT}/path\"), or fill the path and query")
-
-
-def address_pattern(text: str) -> re.Pattern[str] | str:
-    """How the address (``scheme://user@host:port``) of the URL written as ``text`` must
-    read once its ``${...}`` are filled in, as a pattern matched at the start of the URL;
-    or, as a string, what is wrong with the text: a variable placed so that its value
-    could extend the address the text gives (``http://host:8080${X}``, X ``@evil:9/p``)."""
-    from cockpit.runbook.templates import references
-
-    found = list(references(text))
-    if not found:
-        return _ANYWHERE
-    names, literals, at = [], [], 0
-    for name, offset in found:
-        literals.append(text[at:offset].replace("$$", "$"))
-        names.append(name)
-        at = offset + len(name) + 3
-    literals.append(text[at:].replace("$$", "$"))
-    if found[0][1] == 0:  # the whole address from one variable; no other may extend it
-        if len(names) == 1 or any(mark in literals[1] for mark in "/?#"):
-            return _ANYWHERE
-        return f"${{{names[1]}}} {MOVES_ADDRESS}"
-    scheme = _SCHEME.match(literals[0])
-    if scheme is None:
-        return f"${{{names[0]}}} {MOVES_ADDRESS}"
-    pattern = []
-    for index, literal in enumerate(literals):
-        skip = scheme.end() if index == 0 else 0
-        end = re.search(r"[/?#]", literal[skip:])
-        if end is not None:  # the address ends here: what follows is path and query
-            pattern.append(re.escape(literal[: skip + end.start()]))
-            return re.compile("".join(pattern) + "[/?#]")
-        pattern.append(re.escape(literal))
-        if index == len(names):
-            break
-        following = literals[index + 1]
-        alone = (literal.endswith(("://", "@", ":"))
-                 and (following[:1] in (":", "@", "/", "?", "#")
-                      or (index + 1 == len(names) and not following)))
-        if not alone:
-            return f"${{{names[index]}}} {MOVES_ADDRESS}"
-        pattern.append(_PIECE)
-    return re.compile("".join(pattern) + "$")
-
-
-def fixed_address(text: str) -> str | None:
-    """What is wrong with a URL as written whose variables could move its address."""
-    wrong = address_pattern(text)
-    return wrong if isinstance(wrong, str) else None
-
-
-def check_address(written: str, url: str) -> None:
-    """HttpFailed unless ``url``, the URL written as ``written`` with its variables filled
-    in, goes to an address the text allows (a host variable holding ``a@evil:9`` does
-    not)."""
-    allowed = address_pattern(written)
-    if isinstance(allowed, str):
-        raise HttpFailed(allowed)
-    if not allowed.match(url):
-        raise HttpFailed("a variable's value changes the address (scheme, user, host or "
-                         "port) the URL's text gives: refused")
+# ----------------------------------------------------------------- saving
 
 
 def in_run_folder(text: str) -> str | None:
@@ -209,64 +92,6 @@ def in_run_folder(text: str) -> str | None:
     if ".." in PurePosixPath(text).parts:
         return f"{text!r} climbs out of the run's folder with '..': give a path inside it"
     return None
-
-
-def check_url(url: str) -> None:
-    """HttpFailed unless ``url`` is an http(s) URL with a host that httpx accepts."""
-    import httpx
-
-    try:
-        parsed = httpx.URL(url)
-        urlsplit(url).port  # noqa: B018 - raises ValueError for a port out of range
-    except (httpx.InvalidURL, ValueError) as exc:
-        reason = str(exc)
-        raise HttpFailed(f"invalid URL {shown_url(url)!r}: "
-                         f"{reason[:1].lower() + reason[1:]}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise HttpFailed(f"invalid URL {shown_url(url)!r}: expected http://host/... "
-                         "or https://host/...")
-
-
-def _os_reason(exc: BaseException) -> str:
-    """Why a connection failed, in a few lowercase words."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(seen, socket.gaierror):
-            reason = seen.strerror or str(seen)
-            return f"host not found ({reason[:1].lower() + reason[1:]})"
-        if isinstance(seen, ssl.SSLError):
-            return f"TLS failed: {seen.reason or seen}"
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror[:1].lower() + seen.strerror[1:]
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc).strip() or type(exc).__name__
-    return text[:1].lower() + text[1:]
-
-
-def problem(exc: Exception, request: str, url: str, timeout: float) -> str:
-    """One line for an httpx error; ``request`` names it (``GET http://...``)."""
-    import httpx
-
-    where = address(url)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"cannot connect to {where}: no answer within {format_duration(timeout)}"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{request}: no answer within {format_duration(timeout)}"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {where}: {_os_reason(exc)}"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"{request}: too many redirects"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{request}: the server broke the exchange ({exc})"
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return f"{request}: invalid URL: {exc}"
-    return f"{request}: {_os_reason(exc)}"
-
-
-def status_text(response) -> str:
-    return f"{response.status_code} {response.reason_phrase}".rstrip()
 
 
 # ----------------------------------------------------------------- answers

@@ -43,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cockpit.errors import Failed
 from steps.base import Field, RecordSection, StepContext, StepKind, StepResult
 
 ACTIONS = ("set_image", "rollout_status", "rollout_undo", "restart", "scale", "job")
@@ -63,7 +64,7 @@ UNDO_SKIPS = ("kubectl.kubernetes.io/last-applied-configuration", REVISION,
               "deployment.kubernetes.io/max-replicas", "deprecated.deployment.rollback.to")
 
 
-class K8sFailed(Exception):
+class K8sFailed(Failed):
     """Ends the step with one clear line."""
 
 

@@ -80,8 +80,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cockpit import postgres
+from cockpit.errors import CockpitError
+from cockpit.postgres import ConnectError, Target, close, connect
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.postgres import ConnectError, Target, close, connect, reason
 
 ACTIONS = ("migrate", "undo", "plan")
 DEFAULT_TABLE = "flyway_schema_history"
@@ -92,7 +94,7 @@ APPLICATION_NAME = "cockpit migrate"
 LOCK_MAGIC = (0x46 << 40) + (0x6C << 32) + (0x79 << 24) + (0x77 << 16) + (0x61 << 8) + 0x79
 
 
-class MigrateError(Exception):
+class MigrateError(CockpitError):
     """A problem said in one line: the step fails with it, nothing (more) is changed."""
 
 
@@ -834,7 +836,7 @@ class ScriptFailed(Exception):
         self.recorded = False  # a success = false row is in the history
 
 
-def _sql_error(script: Script, statement: Statement, exc: Exception, done: int,
+def problem(script: Script, statement: Statement, exc: Exception, done: int,
                at_commit: bool = False) -> ScriptFailed:
     position = getattr(exc, "position", None)
     try:
@@ -909,7 +911,7 @@ async def _run_statements(db: Database, script: Script, texts: list[str],
         try:
             await db.connection.execute(text)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise _sql_error(script, statement, exc, done) from None
+            raise problem(script, statement, exc, done) from None
 
 
 async def apply_script(db: Database, script: Script, env: Mapping[str, str],
@@ -947,7 +949,7 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
             try:
                 await db.connection.execute("COMMIT")
             except asyncpg.PostgresError as exc:  # a deferred constraint, say
-                raise _sql_error(script, script.statements[-1], exc, len(script.statements),
+                raise problem(script, script.statements[-1], exc, len(script.statements),
                                  at_commit=True) from None
             return millis()
         except ScriptFailed as failure:
@@ -1203,7 +1205,7 @@ class MigrateStep(StepKind):
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             # The connection broke between migrations (or the history could not be read).
             pg = Target.parse(ctx.fields["dsn"], strict=False)
-            message = pg.scrub(f"PostgreSQL at {pg.where}: {reason(exc)}")
+            message = pg.scrub(f"PostgreSQL at {pg.where}: {postgres.problem(exc)}")
             say(message, "err")
             return StepResult(False, message)
 

@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.http import HttpFailed, check_address, check_url, fixed_address, problem, status_text
+from steps.httpclient import HttpFailed, check_address, check_url, problem, status_text
 
 TIMEOUT = 10.0
 RULE = "-" * 40

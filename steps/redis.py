@@ -22,13 +22,11 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from cockpit import patterns
-from cockpit.durations import format_duration
+from cockpit.redisconn import RedisUnreachable, address, connect, problem, scrub
 from steps.base import Field, StepContext, StepKind, StepResult
 
-CONNECT_TIMEOUT = 10.0
 UNDO_TIMEOUT = 10.0
 """Seconds the end-of-run undo may take (connect and ``DEL``)."""
 MAX_MESSAGE = 80
@@ -41,98 +39,6 @@ READS = {
     "ZRANGE", "ZSCORE", "ZCARD", "ZRANK", "ZCOUNT", "DUMP", "OBJECT", "MEMORY", "SCAN",
     "KEYS", "DBSIZE", "PING", "INFO", "ECHO",
 }  # fmt: skip
-
-
-class RedisUnreachable(Exception):
-    """One line naming the address and the reason."""
-
-
-# ----------------------------------------------------------------- addresses
-
-
-def _address(url: str) -> tuple[str, str]:
-    """(address, database) of a Redis URL, without user or password: ``host:port``
-    or a socket path, and the db number."""
-    try:
-        parts = urlsplit(url)
-        query = dict(p.partition("=")[::2] for p in parts.query.split("&") if p)
-        if parts.scheme == "unix":
-            return parts.path or "?", query.get("db", "0")
-        host = parts.hostname or "localhost"
-        if ":" in host:
-            host = f"[{host}]"
-        port = parts.port or 6379
-        return f"{host}:{port}", (parts.path.strip("/") or query.get("db") or "0")
-    except ValueError:
-        return "the address in the URL", "0"
-
-
-def _password(url: str) -> str:
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""
-
-
-def _scrub(text: str, url: str) -> str:
-    password = _password(url)
-    return text.replace(password, "***") if len(password) >= 3 else text
-
-
-def _reason(exc: BaseException) -> str:
-    """Why talking to Redis failed, in a few lowercase words."""
-    from redis import exceptions as rx
-
-    if isinstance(exc, rx.AuthenticationError | rx.AuthorizationError):
-        return f"authentication failed ({exc})"
-    if isinstance(exc, rx.TimeoutError | TimeoutError):
-        return f"no answer within {format_duration(CONNECT_TIMEOUT)}"
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(exc, OSError):
-        cause = exc
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(cause, FileNotFoundError):
-        return "no such socket (is the server running?)"
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror[:1].lower() + cause.strerror[1:]
-    text = str(exc).strip() or type(exc).__name__
-    # redis-py: "Error 111 connecting to host:port. Reason." -> "Reason"
-    text = re.sub(r"^Error -?\d+ connecting to \S+?\.\s*", "", text).rstrip(".")
-    return text[:1].lower() + text[1:]
-
-
-def _client(url: str, timeout: float | None = None):
-    import redis.asyncio as aredis
-
-    client = aredis.Redis.from_url(
-        url, protocol=2, single_connection_client=True,
-        socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
-    )
-    client.response_callbacks.clear()  # replies as the server sent them, like redis-cli
-    return client
-
-
-async def connect(url: str, timeout: float | None = None):
-    """A connected client; RedisUnreachable (one line) if it can't be had."""
-    from redis import exceptions as rx
-
-    where, _ = _address(url)
-    try:
-        client = _client(url, timeout)
-    except ValueError as exc:
-        raise RedisUnreachable(_scrub(f"invalid Redis URL: {exc}", url)) from None
-    try:
-        await client.initialize()
-        await client.execute_command("PING")  # says now if a password is wrong or missing
-    except (rx.RedisError, OSError) as exc:
-        await client.aclose()
-        raise RedisUnreachable(
-            _scrub(f"cannot connect to Redis at {where}: {_reason(exc)}", url)) from None
-    except BaseException:
-        await client.aclose()
-        raise
-    return client
 
 
 # ----------------------------------------------------------------- showing
@@ -227,7 +133,7 @@ class RedisStep(StepKind):
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:
-        where, db = _address(fields["url"])
+        where, db = address(fields["url"])
         lines = [" ".join(map(_quote, _argv(fields["command"]))),
                  f"-- on Redis {where} db {db}"]
         if fields.get("maintenance"):
@@ -251,7 +157,7 @@ class RedisStep(StepKind):
         if not command:
             return StepResult(False, "command is empty: write it as a list, [SET, key, value]")
         name = command[0].upper()
-        where, _ = _address(url)
+        where, _ = address(url)
         maintenance = bool(ctx.fields.get("maintenance"))
         try:
             client = await connect(url)
@@ -282,8 +188,8 @@ class RedisStep(StepKind):
                 details["maintenance"] = await self._track(ctx, client, url, key, name, reply)
                 said += "; " + details["maintenance"]
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
-            return StepResult(False, _scrub(
-                f"lost the connection to Redis at {where}: {_reason(exc)}", url))
+            return StepResult(False, scrub(
+                f"lost the connection to Redis at {where}: {problem(exc)}", url))
         finally:
             await client.aclose()
         problems = await patterns.off_loop(self._check, ctx.expect, reply)
@@ -363,7 +269,7 @@ class RedisStep(StepKind):
 
 
 def _guard_key(url: str, key: str) -> str:
-    where, db = _address(url)
+    where, db = address(url)
     return f"redis:{where}/{db}:{key}"
 
 
@@ -380,8 +286,8 @@ def _deleter(url: str, key: str):
                 finally:
                     await again.aclose()
         except (rx.RedisError, OSError) as exc:  # TimeoutError is an OSError
-            where, _ = _address(url)
-            raise RedisUnreachable(_scrub(
-                f"cannot delete {key} at Redis {where}: {_reason(exc)}", url)) from None
+            where, _ = address(url)
+            raise RedisUnreachable(scrub(
+                f"cannot delete {key} at Redis {where}: {problem(exc)}", url)) from None
 
     return undo

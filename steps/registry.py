@@ -5,13 +5,14 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
+from cockpit.errors import CockpitError
 from steps.base import StepKind
 
 GROUP = "cockpit.steps"
 
 
-class KindNotFound(LookupError):
-    pass
+class KindNotFound(CockpitError, LookupError):
+    """No step kind of that name is installed."""
 
 
 @cache

@@ -7,7 +7,7 @@ boto3 is blocking and slow to import: it is imported inside the functions (so
 credentials from the step's environment (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, so runbook secrets
 of those names work) or else boto3's usual chain. Every fault becomes one line
-(``s3_problem``) naming the endpoint and what was being done; credentials are never
+(``problem``) naming the endpoint and what was being done; credentials are never
 part of it.
 
 Checksums: an upload stores the SHA-256 of the file as the object's ``sha256``
@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cockpit.errors import Failed
+from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext
-from steps.http import HttpFailed, check_address, fixed_address
+from steps.httpclient import HttpFailed, check_address
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -49,7 +51,7 @@ ENDPOINT_FIELDS = {
 }
 
 
-class StepFailed(Exception):
+class StepFailed(Failed):
     """Ends a step with one clear line (the message) and no traceback."""
 
 
@@ -193,7 +195,7 @@ def make_client(ctx: StepContext, env: Mapping[str, str]):
     return session.client("s3", endpoint_url=endpoint, config=config)
 
 
-def s3_problem(exc: BaseException, endpoint: str | None, what: str) -> str:
+def problem(exc: BaseException, endpoint: str | None, what: str) -> str:
     """One line saying what went wrong talking to S3."""
     from botocore import exceptions as be
 
@@ -434,13 +436,13 @@ def find_object(client, location: S3Location, endpoint: str | None) -> dict:
 
 async def call_s3(work: Callable[[threading.Event], Any], endpoint: str | None,
                   what: str) -> Any:
-    """``in_thread(work)``, any fault but StepFailed turned into ``s3_problem``'s line."""
+    """``in_thread(work)``, any fault but StepFailed turned into ``problem``'s line."""
     try:
         return await in_thread(work)
     except (StepFailed, asyncio.CancelledError):
         raise
     except Exception as exc:
-        raise StepFailed(s3_problem(exc, endpoint, what)) from None
+        raise StepFailed(problem(exc, endpoint, what)) from None
 
 
 

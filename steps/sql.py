@@ -30,8 +30,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cockpit.durations import format_duration
+from cockpit.postgres import ConnectError, Target, close, connect, problem
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.postgres import ConnectError, Target, close, connect, reason
 
 MAX_CELL = 60
 """Characters of a cell shown in the table; longer values are cut with ``…``."""
@@ -402,8 +402,8 @@ def _interface_error(exc: Exception, connection, target: Target) -> str:
     """One line for a client-side failure: mostly a connection lost mid-way."""
     if isinstance(exc, OSError) or connection.is_closed():
         return target.scrub(f"lost the connection to PostgreSQL at {target.where}: "
-                            f"{reason(exc)}")
-    return target.scrub(reason(exc))
+                            f"{problem(exc)}")
+    return target.scrub(problem(exc))
 
 
 def _article(kind: str) -> str:

@@ -1,30 +1,30 @@
-"""Shared fixtures: every test gets its own config, data and journal folders."""
+"""Shared fixtures: every test gets its own config, data and journal folders.
+
+Plain helpers (the ``cockpit`` command, Operator, journal readers, ...) are in helpers.py,
+the tmux terminal in terminal.py; test modules import them from there, never from here.
+The tests are grouped: unit/ (a module or package, no terminal), step_kinds/ (a step kind
+against its real server), tui/ (the app under Pilot, snapshots, tmux) and e2e/ (the real
+``cockpit`` command flying whole runbooks, the hostile cases that run it)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from helpers import MetricsEndpoint, Operator, execute
 
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
 from cockpit.sandbox.servers import S3, Postgres, Redis
-
-COCKPIT = shutil.which("cockpit", path=str(Path(sys.executable).parent)) or "cockpit"
 
 
 @pytest.fixture(autouse=True)
@@ -34,29 +34,6 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.delenv("COCKPIT_CONFIG", raising=False)
     monkeypatch.setenv("COCKPIT_OPERATOR", "tester")
     monkeypatch.chdir(tmp_path)
-
-
-class Operator:
-    """Answers confirmations and checklists as told; records what it was asked."""
-
-    def __init__(self, answer: bool | None = True, name: str = "tester") -> None:
-        self.name = name
-        self.answer = answer
-        self.asked: list[str] = []
-
-    async def confirm(self, step, description):
-        self.asked.append(step.id)
-        return self.answer
-
-    async def checklist(self, step, items):
-        self.asked.append(step.id)
-        if self.answer is None:
-            return None
-        return [(self.answer, "")] * len(items)
-
-    async def confirm_rollback(self, reason):
-        self.asked.append(f"rollback: {reason}")
-        return True
 
 
 @pytest.fixture
@@ -84,141 +61,6 @@ def make_engine(journal):
     return make
 
 
-def rows(journal, engine) -> dict[str, dict]:
-    """The journal's step rows of an engine's run, by step id."""
-    return {row["step_id"]: row for row in journal.steps(engine.run_id)}
-
-
-def output(journal, engine, step_id: str) -> str:
-    """A step's whole output file."""
-    return engine.output_path(step_id).read_text()
-
-
-def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
-    """Poll ``predicate`` until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.CompletedProcess:
-    """Run the real ``cockpit`` command."""
-    return subprocess.run(
-        [COCKPIT, *map(str, args)],
-        capture_output=True,
-        text=True,
-        input=input,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-        **kwargs,
-    )
-
-
-# ---------------------------------------------------------------- a metrics endpoint
-
-METRICS_TOKEN = "s3cret-admin-key"
-BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
-
-
-class MetricsEndpoint:
-    """A real prometheus_client registry served on loopback behind a bearer token, with
-    the PM Platform's series. ``serve`` records requests; ``traffic`` keeps doing so in a
-    thread (``latency_ms`` and ``error_ratio`` can be changed while it runs)."""
-
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-        self.registry = CollectorRegistry()
-        self.latency = Histogram("pm_request_duration_ms", "latency", ["route"],
-                                 buckets=BOUNDS_MS, registry=self.registry)
-        self.requests = Counter("pm_requests", "requests", ["route"], registry=self.registry)
-        self.errors = Counter("pm_errors", "errors", registry=self.registry)
-        self.up = True
-        self.latency_ms = 80.0
-        self.error_ratio = 0.0
-        self._stop = threading.Event()
-        self._traffic: threading.Thread | None = None
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if not endpoint.up:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                if self.headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                body = generate_latest(endpoint.registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = (f"http://127.0.0.1:{self.server.server_address[1]}"
-                    "/api/admin/observability/metrics/prometheus")
-
-    def serve(self, n: int, latency_ms: float, error_every: int | None = None,
-              route: str = "api") -> None:
-        for i in range(n):
-            self.latency.labels(route).observe(latency_ms)
-            self.requests.labels(route).inc()
-            if error_every and i % error_every == 0:
-                self.errors.inc()
-
-    def traffic(self, per_second: int = 200) -> None:
-        def run():
-            errors = 0.0
-            while not self._stop.wait(0.05):
-                n = per_second // 20
-                for _ in range(n):
-                    self.latency.labels("api").observe(self.latency_ms)
-                    self.requests.labels("api").inc()
-                    errors += self.error_ratio
-                    if errors >= 1:
-                        errors -= 1
-                        self.errors.inc()
-
-        self._traffic = threading.Thread(target=run, daemon=True)
-        self._traffic.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._traffic is not None:
-            self._traffic.join(timeout=5)
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
-
-
-def metrics_section(url: str) -> str:
-    """A runbook's ``metrics:`` section scraping a :class:`MetricsEndpoint` every 100 ms,
-    its token the runbook's secret ADMIN_KEY (set it to METRICS_TOKEN)."""
-    return textwrap.dedent(f"""\
-        metrics:
-          source: scrape
-          url: "{url}"
-          token: "${{ADMIN_KEY}}"
-          interval: 100ms
-          latency_histogram: pm_request_duration_ms
-          requests: pm_requests_total
-          errors: pm_errors_total
-    """)
-
-
 @pytest.fixture
 def metrics_endpoint():
     endpoint = MetricsEndpoint()
@@ -231,33 +73,6 @@ def metrics_endpoint():
 # ---------------------------------------------------------------- real servers
 # Started once per test session on unix sockets or 127.0.0.1, stopped at the end.
 # COCKPIT_TEST_PG_DSN / COCKPIT_TEST_REDIS_URL point the tests at external servers.
-
-
-async def on_database(dsn: str, use):
-    """``await use(connection)`` on a connection of its own to ``dsn``."""
-    import asyncpg
-
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await use(connection)
-    finally:
-        await connection.close()
-
-
-async def execute(dsn: str, *statements: str) -> None:
-    async def run(connection) -> None:
-        for statement in statements:
-            await connection.execute(statement)
-
-    await on_database(dsn, run)
-
-
-async def fetch(dsn: str, query: str, *args) -> list:
-    return await on_database(dsn, lambda connection: connection.fetch(query, *args))
-
-
-async def fetchval(dsn: str, query: str, *args):
-    return await on_database(dsn, lambda connection: connection.fetchval(query, *args))
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from cockpit.errors import CockpitError
 from cockpit.importer.assemble import Assembler
 from cockpit.importer.checklists import AlertRules
 from cockpit.importer.fences import SHELL_LANGUAGES, FenceSteps
@@ -91,7 +92,7 @@ __all__ = ["SHELL_LANGUAGES", "ImportFailed", "Imported", "Summary", "Uncertain"
            "import_markdown"]
 
 
-class ImportFailed(Exception):
+class ImportFailed(CockpitError):
     """The Markdown file can't be read: one line naming it and why."""
 
 

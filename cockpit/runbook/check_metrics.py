@@ -8,11 +8,11 @@ from typing import Any
 from yaml.nodes import Node, SequenceNode
 
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
+from cockpit.runbook.addresses import fixed_address
 from cockpit.runbook.check_steps import WHEN_KEYS
 from cockpit.runbook.check_templates import TemplateChecker
 from cockpit.runbook.model import Phase
 from cockpit.runbook.nodes import did_you_mean, kind_of, shown
-from steps.http import fixed_address
 
 METRICS_KEYS = {
     "scrape": ("latency_histogram", "requests", "errors", "labels", "latency_unit", "window"),

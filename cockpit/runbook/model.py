@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cockpit.errors import CockpitError
 from cockpit.metrics import AlertRule, SourceSpec
 
 TROUBLESHOOTING = "troubleshooting"
@@ -35,7 +36,7 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-class RunbookInvalid(Exception):
+class RunbookInvalid(CockpitError):
     """The runbook has problems; ``problems`` lists every one, in file order."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -44,6 +45,10 @@ class RunbookInvalid(Exception):
             files.setdefault(problem.path, len(files))
         self.problems = sorted(problems, key=lambda p: (files[p.path], p.line, p.col))
         super().__init__("\n".join(map(str, self.problems)))
+
+    def report(self) -> str:
+        count = len(self.problems)
+        return f"{self}\ncockpit: {count} problem{'s' if count != 1 else ''} found"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cockpit.config import Environment
+from cockpit.errors import Failed
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "runbooks" / "pm-intelligence" / "runbook.yaml"
 RELEASE = "2.0"
@@ -38,7 +39,7 @@ DRILLS = ("bad-release",)
 SANDBOX_SECRETS = ("ADMIN_KEY", "TEST_API_KEY", "DATABASE_URL", "REDIS_URL", "SLACK_WEBHOOK")
 
 
-class SandboxError(Exception):
+class SandboxError(Failed):
     """A server of the sandbox could not start; the message says which and why."""
 
 

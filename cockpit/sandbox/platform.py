@@ -371,7 +371,7 @@ class Platform(LoopServer):
         """("connected" | "unavailable" | "not configured", why it is unavailable)."""
         if not self.dsn:
             return "not configured", None
-        from steps.postgres import ConnectError, close, connect
+        from cockpit.postgres import ConnectError, close, connect
 
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
@@ -391,7 +391,7 @@ class Platform(LoopServer):
         """(state, why it is unavailable, whether ``maintenance_mode`` is set)."""
         if not self.redis_url:
             return "not configured", None, False
-        from steps.redis import RedisUnreachable, connect
+        from cockpit.redisconn import RedisUnreachable, connect
 
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):

@@ -1,0 +1,24 @@
+"""The one base of the errors an operator reads: the CLI catches it once.
+
+A ``CockpitError`` says what went wrong and where in its message (one line, or for a
+runbook every problem then a count), and carries the exit code the command ends with:
+2, bad input, unless the class says otherwise. ``click.ClickException`` is the model.
+"""
+
+from __future__ import annotations
+
+
+class CockpitError(Exception):
+    """An error shown to the operator as is, without a traceback."""
+
+    exit_code = 2
+
+    def report(self) -> str:
+        """What the CLI prints on stderr."""
+        return f"cockpit: {self}"
+
+
+class Failed(CockpitError):
+    """Something the run needs failed (a server, a connection, a step): not bad input."""
+
+    exit_code = 1

@@ -1,0 +1,209 @@
+"""What the tests share besides fixtures: the real ``cockpit`` command, a scripted operator,
+journal readers, a metrics endpoint on loopback and one-shot PostgreSQL queries. Fixtures live
+in conftest.py; test modules import these names from here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent  # the repository
+TEST_DATA = TESTS / "data"  # sample files the tests read
+
+COCKPIT = shutil.which("cockpit", path=str(Path(sys.executable).parent)) or "cockpit"
+
+
+class Operator:
+    """Answers confirmations and checklists as told; records what it was asked."""
+
+    def __init__(self, answer: bool | None = True, name: str = "tester") -> None:
+        self.name = name
+        self.answer = answer
+        self.asked: list[str] = []
+
+    async def confirm(self, step, description):
+        self.asked.append(step.id)
+        return self.answer
+
+    async def checklist(self, step, items):
+        self.asked.append(step.id)
+        if self.answer is None:
+            return None
+        return [(self.answer, "")] * len(items)
+
+    async def confirm_rollback(self, reason):
+        self.asked.append(f"rollback: {reason}")
+        return True
+
+
+def rows(journal, engine) -> dict[str, dict]:
+    """The journal's step rows of an engine's run, by step id."""
+    return {row["step_id"]: row for row in journal.steps(engine.run_id)}
+
+
+def output(journal, engine, step_id: str) -> str:
+    """A step's whole output file."""
+    return engine.output_path(step_id).read_text()
+
+
+def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
+    """Poll ``predicate`` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real ``cockpit`` command."""
+    return subprocess.run(
+        [COCKPIT, *map(str, args)],
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------- a metrics endpoint
+
+METRICS_TOKEN = "s3cret-admin-key"
+BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
+
+
+class MetricsEndpoint:
+    """A real prometheus_client registry served on loopback behind a bearer token, with
+    the PM Platform's series. ``serve`` records requests; ``traffic`` keeps doing so in a
+    thread (``latency_ms`` and ``error_ratio`` can be changed while it runs)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("pm_request_duration_ms", "latency", ["route"],
+                                 buckets=BOUNDS_MS, registry=self.registry)
+        self.requests = Counter("pm_requests", "requests", ["route"], registry=self.registry)
+        self.errors = Counter("pm_errors", "errors", registry=self.registry)
+        self.up = True
+        self.latency_ms = 80.0
+        self.error_ratio = 0.0
+        self._stop = threading.Event()
+        self._traffic: threading.Thread | None = None
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if not endpoint.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                if self.headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = generate_latest(endpoint.registry)
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = (f"http://127.0.0.1:{self.server.server_address[1]}"
+                    "/api/admin/observability/metrics/prometheus")
+
+    def serve(self, n: int, latency_ms: float, error_every: int | None = None,
+              route: str = "api") -> None:
+        for i in range(n):
+            self.latency.labels(route).observe(latency_ms)
+            self.requests.labels(route).inc()
+            if error_every and i % error_every == 0:
+                self.errors.inc()
+
+    def traffic(self, per_second: int = 200) -> None:
+        def run():
+            errors = 0.0
+            while not self._stop.wait(0.05):
+                n = per_second // 20
+                for _ in range(n):
+                    self.latency.labels("api").observe(self.latency_ms)
+                    self.requests.labels("api").inc()
+                    errors += self.error_ratio
+                    if errors >= 1:
+                        errors -= 1
+                        self.errors.inc()
+
+        self._traffic = threading.Thread(target=run, daemon=True)
+        self._traffic.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._traffic is not None:
+            self._traffic.join(timeout=5)
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+def metrics_section(url: str) -> str:
+    """A runbook's ``metrics:`` section scraping a :class:`MetricsEndpoint` every 100 ms,
+    its token the runbook's secret ADMIN_KEY (set it to METRICS_TOKEN)."""
+    return textwrap.dedent(f"""\
+        metrics:
+          source: scrape
+          url: "{url}"
+          token: "${{ADMIN_KEY}}"
+          interval: 100ms
+          latency_histogram: pm_request_duration_ms
+          requests: pm_requests_total
+          errors: pm_errors_total
+    """)
+
+
+# ---------------------------------------------------------------- PostgreSQL, one query at a time
+
+
+async def on_database(dsn: str, use):
+    """``await use(connection)`` on a connection of its own to ``dsn``."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await use(connection)
+    finally:
+        await connection.close()
+
+
+async def execute(dsn: str, *statements: str) -> None:
+    async def run(connection) -> None:
+        for statement in statements:
+            await connection.execute(statement)
+
+    await on_database(dsn, run)
+
+
+async def fetch(dsn: str, query: str, *args) -> list:
+    return await on_database(dsn, lambda connection: connection.fetch(query, *args))
+
+
+async def fetchval(dsn: str, query: str, *args):
+    return await on_database(dsn, lambda connection: connection.fetchval(query, *args))
