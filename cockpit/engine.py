@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Protocol
 
 from cockpit import events as ev
-from cockpit import report
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
@@ -99,11 +98,6 @@ class Interrupted:
     """What to do with steps a dead process left running: ``retry`` or ``skip``."""
 
     action: str | None = None
-
-
-def _write_record(record: dict, path: Path) -> None:
-    path.write_text(report.to_markdown(record))
-    path.with_suffix(".html").write_text(report.to_html(record))
 
 
 def new_run_id() -> str:
@@ -469,21 +463,13 @@ class Engine:
 
     @property
     def history(self) -> BaseJournal:
-        """The journal, to read past runs and this run's events (history, chart)."""
+        """The journal, to read past runs and this run's events (history, chart, the
+        deployment record)."""
         return self.journal
 
     def firing_alerts(self) -> list[AlertStatus]:
         """The alert rules firing now (none without a metrics: section)."""
         return self.metrics.evaluator.firing() if self.metrics is not None else []
-
-    async def export_record(self) -> Path:
-        """Write the deployment record (report.md, and report.html beside it) into the
-        run's directory; return the Markdown file's path. The journal is read here (its
-        connection belongs to this thread), the rendering and writing run in a thread."""
-        record = report.build(self.journal, self.run_id)
-        path = self.journal.run_dir(self.run_id) / "report.md"
-        await asyncio.to_thread(_write_record, record, path)
-        return path
 
     @property
     def guards(self) -> list[str]:

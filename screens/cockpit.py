@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
 
 from cockpit import events as ev
+from cockpit import report
 from cockpit.engine import Engine, EngineError
 from cockpit.events import StepStatus
 from cockpit.journal import JournalError
@@ -447,17 +449,26 @@ class CockpitScreen(Screen):
         self._fly(self.engine.rollback(f"operator: {reason}"))
 
     def action_export(self) -> None:
-        self.run_worker(self._export(), group="export", exit_on_error=False)
-
-    async def _export(self) -> None:
-        """The record is rendered off the UI loop; said when it is written."""
-        try:
-            path = await self.engine.export_record()
-        except (OSError, JournalError) as exc:
-            self.notify(f"The deployment record was not written: {exc}", title="Report",
-                        severity="error", timeout=15)
+        history, run_id = self.engine.history, self.engine.run_id
+        try:  # the journal is read here: its connection belongs to this thread
+            record = report.build(history, run_id)
+        except JournalError as exc:
+            self.notify(f"No deployment record: {exc}", title="Report", severity="error")
             return
-        self.notify(f"Deployment record written to {path} (and report.html)", title="Report")
+        self._write_record(record, history.run_dir(run_id) / "report.md")
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_record(self, record: dict[str, Any], path: Path) -> None:
+        """Render and write the record off the UI loop; say when it is written."""
+        try:
+            path.write_text(report.to_markdown(record))
+            path.with_suffix(".html").write_text(report.to_html(record))
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"The deployment record was not written: "
+                                      f"{exc}", title="Report", severity="error", timeout=15)
+            return
+        self.app.call_from_thread(self.notify, f"Deployment record written to {path} "
+                                  "(and report.html)", title="Report")
 
     def action_chart(self) -> None:
         if self.engine.runbook.metrics is None:
