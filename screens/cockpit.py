@@ -42,6 +42,16 @@ from widgets.step_detail import StepDetail
 NARROW = 100  # below this many columns the metrics slot folds away
 
 
+def _answers(answer: asyncio.Future[bool]) -> Callable[[bool | None], None]:
+    """A modal's callback that answers ``answer`` once (a dismissed modal says no)."""
+
+    def said(yes: bool | None) -> None:
+        if not answer.done():
+            answer.set_result(bool(yes))
+
+    return said
+
+
 class CockpitScreen(Screen):
     CSS_PATH = "cockpit.tcss"
     BINDINGS = [
@@ -407,7 +417,7 @@ class CockpitScreen(Screen):
         """The runbook says to roll back on a failure: show why and what, let the
         operator confirm (the engine then rolls back) or decline (ctrl+r later)."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._rollback_modal(lambda yes: answer.done() or answer.set_result(bool(yes)),
+        self._rollback_modal(_answers(answer),
                              reason)
         yes = await answer
         if not yes:
@@ -486,5 +496,5 @@ class CockpitScreen(Screen):
     async def ask_confirmation(self, step: Step, description: str) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.app.push_screen(ConfirmStepModal(step, description),
-                             lambda yes: answer.done() or answer.set_result(bool(yes)))
+                             _answers(answer))
         return await answer
