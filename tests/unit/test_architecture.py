@@ -177,7 +177,7 @@ def test_every_module_imports_first():
 
 ENGINE_INSIDES = {"journal", "config", "metrics"}
 """What the UI reads only through the engine's facade (``Engine.history``,
-``window_lines``, ``firing_alerts()``, ``export_record()``, ...)."""
+``window_lines``, ``kill_grace``, ``firing_alerts()``, ...)."""
 
 
 def engine_insides(path: Path) -> list[str]:
