@@ -26,8 +26,9 @@ from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
 from cockpit.eta import EtaReading, from_rehearsal
+from cockpit.events import StepStatus
 from cockpit.journal import BaseJournal
-from cockpit.metrics import MetricsWatch, Poll
+from cockpit.metrics import AlertStatus, MetricsWatch, Poll
 from cockpit.output import OutputSink, format_bytes
 from cockpit.process import live_members
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
@@ -51,7 +52,6 @@ Subscriber = Callable[[ev.Event], None]
 DISK_LOW_BYTES = 1024**3
 DISK_LOW_SHARE = 0.05
 DISK_CHECK_EVERY = 10.0
-S = ev.StepStatus
 
 
 class EngineError(CockpitError):
@@ -173,7 +173,7 @@ class Engine:
         self.rehearsal = rehearsal
         """Recorded as a rehearsal: its timings become the ETAs of later runs."""
         self.run_id = run_id or new_run_id()
-        self.status: dict[str, ev.StepStatus] = {s.id: S.PENDING for s in self._all_steps()}
+        self.status: dict[str, StepStatus] = {s.id: StepStatus.PENDING for s in self._all_steps()}
         self._subscribers: list[Subscriber] = []
         self._disk_checked = 0.0  # monotonic time of the last look at the disk
         self._disk_low = False
@@ -276,7 +276,8 @@ class Engine:
         status = "ok"
         if self._in_rollback:
             status = "rolling back"
-        elif any(self.status[s.id] == S.FAILED and not s.optional for s in self.runbook.steps):
+        elif any(self.status[s.id] == StepStatus.FAILED and not s.optional
+                 for s in self.runbook.steps):
             status = "failed"
         live = {
             "now": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -383,8 +384,8 @@ class Engine:
                               "that this run recorded")
         stopped = []
         for step_id, row in rows.items():
-            status = S(row["status"])
-            if status in (S.RUNNING, S.INTERRUPTED) and row["pgid"]:
+            status = StepStatus(row["status"])
+            if status in (StepStatus.RUNNING, StepStatus.INTERRUPTED) and row["pgid"]:
                 alive = live_members(row["pgid"])
                 if alive:
                     self._lock and self._lock.release()
@@ -393,15 +394,15 @@ class Engine:
                         f"(group {row['pgid']}: pids {', '.join(map(str, alive))}): wait for "
                         f"them, or end them with: kill -TERM -- -{row['pgid']}"
                     )
-            if status == S.RUNNING:
-                self._emit(ev.StepFinished(self.run_id, self._now(), step_id, S.INTERRUPTED,
-                                           None, row["attempt"],
+            if status == StepStatus.RUNNING:
+                self._emit(ev.StepFinished(self.run_id, self._now(), step_id,
+                                           StepStatus.INTERRUPTED, None, row["attempt"],
                                            message="the cockpit process died while it ran"))
-                status = S.INTERRUPTED
-            if status == S.WAITING_CONFIRM:
-                status = S.PENDING
+                status = StepStatus.INTERRUPTED
+            if status == StepStatus.WAITING_CONFIRM:
+                status = StepStatus.PENDING
             self.status[step_id] = status
-            if status == S.INTERRUPTED:
+            if status == StepStatus.INTERRUPTED:
                 stopped.append(step_id)
         if stopped and interrupted.action is None:
             self._lock and self._lock.release()
@@ -412,10 +413,10 @@ class Engine:
             )
         for step_id in stopped:
             if interrupted.action == "skip":
-                self._finish(self.runbook.step(step_id), S.SKIPPED, None,
+                self._finish(self.runbook.step(step_id), StepStatus.SKIPPED, None,
                              message=f"interrupted; skipped on resume by {self.operator.name}")
             elif interrupted.action == "retry":
-                self.status[step_id] = S.PENDING
+                self.status[step_id] = StepStatus.PENDING
         events = self.journal.events(self.run_id)
         self._in_rollback = any(e["type"] == "RollbackStarted" for e in events)
         self._rearm(events)
@@ -446,6 +447,29 @@ class Engine:
         status = await self.run_remaining()
         await self.settle()
         return self.finish(status)
+
+    # ------------------------------------------------------------ what the UI reads
+    # Screens read the engine through these, never its journal, config or metrics.
+
+    @property
+    def window_lines(self) -> int:
+        """How many lines of each step's output a screen keeps."""
+        return self.config.window_lines
+
+    @property
+    def kill_grace(self) -> float:
+        """Seconds a cancelled step's processes get before they are killed."""
+        return self.config.kill_grace
+
+    @property
+    def history(self) -> BaseJournal:
+        """The journal, to read past runs and this run's events (history, chart, the
+        deployment record)."""
+        return self.journal
+
+    def firing_alerts(self) -> list[AlertStatus]:
+        """The alert rules firing now (none without a metrics: section)."""
+        return self.metrics.evaluator.firing() if self.metrics is not None else []
 
     @property
     def guards(self) -> list[str]:
@@ -484,7 +508,7 @@ class Engine:
             return await self._steps(self.runbook.rollback.steps, rollback=True)
         return await self._fly()
 
-    async def run_step(self, step: Step) -> ev.StepStatus:
+    async def run_step(self, step: Step) -> StepStatus:
         """Run one step the operator chose, whatever its place (the TUI)."""
         self._cancel_requested = False
         return await self.execute(step)
@@ -497,7 +521,7 @@ class Engine:
 
     def skip(self, step: Step, reason: str) -> None:
         """The operator skips a step; the reason is recorded."""
-        self._finish(step, S.SKIPPED, None,
+        self._finish(step, StepStatus.SKIPPED, None,
                      message=f"skipped by {self.operator.name}: {reason}")
 
     async def rollback(self, reason: str) -> ev.RunStatus:
@@ -513,9 +537,10 @@ class Engine:
     def outcome(self) -> ev.RunStatus:
         """How the run stands now, if it ended here."""
         if self._in_rollback:
-            done = all(self.status[s.id] == S.OK for s in self.runbook.rollback.steps)
+            done = all(self.status[s.id] == StepStatus.OK for s in self.runbook.rollback.steps)
             return ev.RunStatus.ROLLED_BACK if done else ev.RunStatus.FAILED
-        if any(self.status[s.id] == S.FAILED and not s.optional for s in self.runbook.steps):
+        if any(self.status[s.id] == StepStatus.FAILED and not s.optional
+               for s in self.runbook.steps):
             return ev.RunStatus.FAILED
         return ev.RunStatus.OK if self.finished else ev.RunStatus.PAUSED
 
@@ -537,7 +562,7 @@ class Engine:
         counts: dict[str, int] = {}
         for step in self._all_steps():
             status = self.status[step.id]
-            if step.phase not in ("rollback", TROUBLESHOOTING) or status != S.PENDING:
+            if step.phase not in ("rollback", TROUBLESHOOTING) or status != StepStatus.PENDING:
                 counts[status.value] = counts.get(status.value, 0) + 1
         return ", ".join(f"{n} {name}" for name, n in counts.items())
 
@@ -547,16 +572,16 @@ class Engine:
             return None
         now = self._now()
         running = {step_id: now - since for step_id, since in self._running_since.items()
-                   if self.status[step_id] == S.RUNNING}
+                   if self.status[step_id] == StepStatus.RUNNING}
         todo = [step for step in self.runbook.steps if not self.accepted(step)]
         return self.eta.reading(todo, running, at=now, elapsed=now - self.started)
 
     def accepted(self, step: Step) -> bool:
         """Done with: ok, skipped, or failed where the runbook lets the run go on."""
         status = self.status[step.id]
-        if status in (S.OK, S.SKIPPED):
+        if status in (StepStatus.OK, StepStatus.SKIPPED):
             return True
-        return status == S.FAILED and (step.optional or step.on_failure == "continue")
+        return status == StepStatus.FAILED and (step.optional or step.on_failure == "continue")
 
     async def _fly(self) -> ev.RunStatus:
         for phase in self.runbook.phases:
@@ -576,14 +601,14 @@ class Engine:
                 continue
             if self._cancel_requested:
                 return ev.RunStatus.CANCELLED
-            if self._pause_requested or self.status[step.id] == S.INTERRUPTED:
+            if self._pause_requested or self.status[step.id] == StepStatus.INTERRUPTED:
                 return ev.RunStatus.PAUSED
             outcome = await self.execute(step)
-            if outcome == S.WAITING_CONFIRM:
+            if outcome == StepStatus.WAITING_CONFIRM:
                 return ev.RunStatus.PAUSED
-            if outcome == S.CANCELLED:
+            if outcome == StepStatus.CANCELLED:
                 return ev.RunStatus.CANCELLED
-            if outcome != S.FAILED or step.optional or step.on_failure == "continue":
+            if outcome != StepStatus.FAILED or step.optional or step.on_failure == "continue":
                 continue
             if step.on_failure == "rollback" and not rollback:
                 reason = f"step '{step.id}' failed"
@@ -602,9 +627,9 @@ class Engine:
 
     # --------------------------------------------------------------- one step
 
-    def _finish(self, step: Step, status: ev.StepStatus, duration: float | None,
+    def _finish(self, step: Step, status: StepStatus, duration: float | None,
                 attempt: int = 0, result: StepResult | None = None, message: str = "",
-                sink: OutputSink | None = None) -> ev.StepStatus:
+                sink: OutputSink | None = None) -> StepStatus:
         self.status[step.id] = status
         if sink is not None:
             sink.close()
@@ -624,17 +649,17 @@ class Engine:
         ))
         return status
 
-    async def execute(self, step: Step) -> ev.StepStatus:
+    async def execute(self, step: Step) -> StepStatus:
         """Run one step with its confirmation, retries, timeout; return its final status."""
         if not step.when.applies(self.profile.name):
-            return self._finish(step, S.SKIPPED, None,
+            return self._finish(step, StepStatus.SKIPPED, None,
                                 message=f"only for {', '.join(step.when.env or ())}")
         kind = get_kind(step.kind)
         try:
             fields, expect = resolve_fields(step, self.live_values())
         except KeyError as exc:  # ${steps.ID.details.KEY} of a step that has not given it
             detail = STEP_DETAIL.search(str(exc))
-            return self._finish(step, S.FAILED, None, message=(
+            return self._finish(step, StepStatus.FAILED, None, message=(
                 f"{exc.args[0]}: step '{detail[1]}' has not run ok, or recorded no "
                 f"'{detail[2]}'" if detail else exc.args[0]))
         try:
@@ -653,7 +678,7 @@ class Engine:
                 if stopped is not None:
                     return stopped
             if step.confirm:
-                self.status[step.id] = S.WAITING_CONFIRM
+                self.status[step.id] = StepStatus.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
                 try:
                     description = self.redactor.redact(kind.explain(fields, expect))
@@ -661,33 +686,34 @@ class Engine:
                 except asyncio.CancelledError:
                     if not self._cancel_requested:
                         raise
-                    return self._finish(step, S.CANCELLED, None,
+                    return self._finish(step, StepStatus.CANCELLED, None,
                                         message=f"cancelled by {self.operator.name}")
                 if answer is None:
                     self._emit(ev.StepWaiting(
                         self.run_id, self._now(), step.id,
                         "needs confirmation and nobody can answer here: the run pauses"))
-                    return S.WAITING_CONFIRM
+                    return StepStatus.WAITING_CONFIRM
                 if not answer:  # an optional step declined is skipped: the run goes on
-                    return self._finish(step, S.SKIPPED if step.optional else S.CANCELLED,
-                                        None, message=f"declined by {self.operator.name}")
+                    declined = StepStatus.SKIPPED if step.optional else StepStatus.CANCELLED
+                    return self._finish(step, declined, None,
+                                        message=f"declined by {self.operator.name}")
             return await self._attempts(step, kind, fields, expect, sink)
         finally:
             flusher.cancel()
             sink.close()
             self._publish_batch(step, sink)
 
-    async def _await_approvals(self, step: Step) -> ev.StepStatus | None:
+    async def _await_approvals(self, step: Step) -> StepStatus | None:
         """Four eyes: wait until ``step.approve - 1`` other people approved the step
         (team mode); None once they have, else the status the step stops at."""
         others = step.approve - 1
-        self.status[step.id] = S.WAITING_CONFIRM
+        self.status[step.id] = StepStatus.WAITING_CONFIRM
         reason = f"needs approval by {others} other {'person' if others == 1 else 'people'}"
         if self.team is None:
             self._emit(ev.StepWaiting(self.run_id, self._now(), step.id,
                                       f"{reason}, and approvals need team mode ([team] "
                                       "redis_url in the config): the run pauses"))
-            return S.WAITING_CONFIRM
+            return StepStatus.WAITING_CONFIRM
         self._emit(ev.StepWaiting(self.run_id, self._now(), step.id,
                                   f"{reason} (cockpit approve {self.run_id} {step.id})"))
         try:
@@ -695,11 +721,11 @@ class Engine:
         except asyncio.CancelledError:
             if not self._cancel_requested:
                 raise
-            return self._finish(step, S.CANCELLED, None,
+            return self._finish(step, StepStatus.CANCELLED, None,
                                 message=f"cancelled by {self.operator.name}")
         except NeedsOperator as exc:
             self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
-            return S.WAITING_CONFIRM
+            return StepStatus.WAITING_CONFIRM
         return None
 
     async def _approvals(self, step: Step, others: int) -> None:
@@ -707,7 +733,7 @@ class Engine:
             self._emit(ev.StepApproved(self.run_id, self._now(), step.id, by, count, others))
 
     async def _dry(self, step: Step, kind, ctx: StepContext, sink: OutputSink,
-                   description: str) -> ev.StepStatus:
+                   description: str) -> StepStatus:
         self._emit(ev.StepStarted(self.run_id, self._now(), step.id, 1, 1, str(sink.path)))
         policy = [f"timeout {format_duration(step.timeout)}" if step.timeout else "",
                   f"retries {step.retries}" if step.retries else "",
@@ -721,7 +747,8 @@ class Engine:
             preview = f"could not look ahead: {type(exc).__name__}: {exc}"
         for line in (preview or "").splitlines():
             sink.info(f"  {line}")
-        return self._finish(step, S.OK, 0.0, 1, message="dry run: nothing was run", sink=sink)
+        return self._finish(step, StepStatus.OK, 0.0, 1, message="dry run: nothing was run",
+                            sink=sink)
 
     def _context(self, step: Step, fields, expect, sink: OutputSink) -> StepContext:
         return StepContext(
@@ -740,12 +767,12 @@ class Engine:
             holds_secret=self.redactor.holds,
         )
 
-    async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> ev.StepStatus:
+    async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> StepStatus:
         started = time.monotonic()
         self._running_since[step.id] = self._now()
         result = StepResult(False, "not run")
         for attempt in range(1, step.attempts + 1):
-            self.status[step.id] = S.RUNNING
+            self.status[step.id] = StepStatus.RUNNING
             self._emit(ev.StepStarted(self.run_id, self._now(), step.id, attempt,
                                       step.attempts, str(sink.path)))
             if step.attempts > 1 or sink.resumed:
@@ -758,16 +785,16 @@ class Engine:
                 if not self._cancel_requested:
                     raise
                 sink.info(f"cancelled by {self.operator.name}")
-                return self._finish(step, S.CANCELLED, time.monotonic() - started,
+                return self._finish(step, StepStatus.CANCELLED, time.monotonic() - started,
                                     attempt, message=f"cancelled by {self.operator.name}",
                                     sink=sink)
             except NeedsOperator as exc:
                 sink.info(f"paused: {exc}")
-                self.status[step.id] = S.WAITING_CONFIRM
+                self.status[step.id] = StepStatus.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
-                return S.WAITING_CONFIRM
+                return StepStatus.WAITING_CONFIRM
             if result.ok:
-                return self._finish(step, S.OK, time.monotonic() - started, attempt,
+                return self._finish(step, StepStatus.OK, time.monotonic() - started, attempt,
                                     result, sink=sink)
             if attempt < step.attempts:
                 sink.info(f"attempt {attempt} failed: {result.message}; retrying in "
@@ -780,10 +807,10 @@ class Engine:
                 except asyncio.CancelledError:
                     if not self._cancel_requested:
                         raise
-                    return self._finish(step, S.CANCELLED, time.monotonic() - started,
+                    return self._finish(step, StepStatus.CANCELLED, time.monotonic() - started,
                                         attempt, message=f"cancelled by {self.operator.name}",
                                         sink=sink)
-        return self._finish(step, S.FAILED, time.monotonic() - started, step.attempts,
+        return self._finish(step, StepStatus.FAILED, time.monotonic() - started, step.attempts,
                             result, sink=sink)
 
     async def _call(self, coro):

@@ -5,9 +5,11 @@ with an id, so the footer, the help screen and the command palette say the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -17,26 +19,37 @@ from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
 from cockpit import events as ev
 from cockpit import report
 from cockpit.engine import Engine, EngineError
+from cockpit.events import StepStatus
 from cockpit.journal import JournalError
 from cockpit.metrics import alert_summary
 from cockpit.runbook import TROUBLESHOOTING, Phase, Step
+from cockpit.runview import RunView
 from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.contacts import ContactsScreen
-from screens.help import HelpScreen
+from screens.help import HelpModal
 from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.prompt import PromptModal
 from screens.rollback import RollbackModal
 from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricsPanel
-from widgets.output_pane import OutputBuffer, OutputPane
+from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
 from widgets.run_header import RunHeader
 from widgets.step_detail import StepDetail
 
-S = ev.StepStatus
 NARROW = 100  # below this many columns the metrics slot folds away
+
+
+def _answers(answer: asyncio.Future[bool]) -> Callable[[bool | None], None]:
+    """A modal's callback that answers ``answer`` once (a dismissed modal says no)."""
+
+    def said(yes: bool | None) -> None:
+        if not answer.done():
+            answer.set_result(bool(yes))
+
+    return said
 
 
 class CockpitScreen(Screen):
@@ -74,20 +87,13 @@ class CockpitScreen(Screen):
         super().__init__()
         self.engine = engine
         self.protected = protected
-        self.buffers = {
-            s.id: OutputBuffer(engine.config.window_lines)
-            for s in engine.runbook.all_steps
-        }
-        self.durations: dict[str, float | None] = {}
-        self.results: dict[str, ev.StepFinished] = {}
+        self.view = RunView(engine.runbook, engine.window_lines, engine.status)
         self.ticks: dict[str, set[int]] = {}
         self.notes: dict[str, dict[int, str]] = {}
         self.explicit: set[str] = set()
         self.selected: str = engine.runbook.steps[0].id
         self.flying = False
-        self.firing: dict[str, ev.AlertChanged] = {}
-        marked = any(phase.deploy for phase in engine.runbook.phases)
-        self.deploying = not marked  # unmarked: any phase may be the one that deploys
+        self._shows = self._show_table()
 
     # ------------------------------------------------------------ layout
 
@@ -117,7 +123,7 @@ class CockpitScreen(Screen):
 
     def on_mount(self) -> None:
         tree = self.query_one(PhaseTree)
-        tree.build(self.engine.status, self.durations)
+        tree.build(self.view.status, self.view.durations)
         tree.focus()
         self.call_after_refresh(tree.select_step, self.selected)
         self.show_step(self.selected)
@@ -132,15 +138,15 @@ class CockpitScreen(Screen):
     def show_step(self, step_id: str) -> None:
         self.selected = step_id
         step = self.engine.runbook.step(step_id)
-        self.query_one(OutputPane).show(self.buffers[step_id])
+        self.query_one(OutputPane).show(self.view.buffers[step_id])
         self._show_status()
-        result = self.results.get(step_id)
+        result = self.view.results.get(step_id)
         row = None
         if result is not None:
             row = {"duration": result.duration, "attempt": result.attempt,
                    "message": result.message}
         path = self.engine.output_path(step_id)
-        self.query_one(StepDetail).show(step, self.engine.status[step_id],
+        self.query_one(StepDetail).show(step, self.view.status[step_id],
                                         self.engine.describe(step), row,
                                         str(path).replace(str(Path.home()), "~", 1))
         checklist = self.query_one(Checklist)
@@ -198,58 +204,71 @@ class CockpitScreen(Screen):
     # ------------------------------------------------------------ engine events
 
     def on_engine_event(self, message: EngineEvent) -> None:
+        """One engine event: the RunView keeps the state, a handler per event type
+        shows what changed, the tree and the selected step's detail follow."""
         event = message.event
-        tree = self.query_one(PhaseTree)
+        shown = self.view.apply(event)
         if isinstance(event, ev.OutputReceived):
-            added, shifted = self.buffers[event.step_id].extend(event.lines, event.dropped)
             if event.step_id == self.selected:
-                self.query_one(OutputPane).appended(added, shifted)
+                self.query_one(OutputPane).appended(*shown)
                 self._show_status()
             return
-        step_id = getattr(event, "step_id", None)
-        if isinstance(event, ev.StepFinished):
-            self.durations[event.step_id] = event.duration
-            self.results[event.step_id] = event
-            self.query_one(RunHeader).refresh()  # the remaining ETA drops
-        if isinstance(event, ev.StepStarted) and event.attempt == 1:
-            self.results.pop(event.step_id, None)
-            tree.select_step(event.step_id)
-        if isinstance(event, ev.GuardChanged):
-            self.query_one(RunHeader).set_banner(" · ".join(self.engine.guards))
-        if isinstance(event, ev.RollbackStarted):
-            self.notify(f"Rolling back: {event.reason}", severity="warning")
-            self.query_one(RunHeader).set_alarm("")
-        if isinstance(event, ev.PhaseStarted):
-            phase = next(p for p in self.engine.runbook.phases if p.id == event.phase_id)
-            self.deploying = self.deploying or phase.deploy
-        if isinstance(event, ev.MetricsSampled | ev.MetricsNotice | ev.AlertChanged):
-            self._metrics_event(event)
-        if isinstance(event, ev.DiskLow):
-            self.notify(event.message, title="Disk", severity="warning", timeout=60)
-        if isinstance(event, ev.RunFinished):
-            self.query_one(RunHeader).set_note(f"run {event.status.value}")
-            self.query_one(RunHeader).set_eta(None)
-        if step_id is not None and step_id in self.buffers:
-            tree.update_step(step_id, self.engine.status, self.durations)
-            if step_id == self.selected:
-                self.show_step(step_id)
+        with self.app.batch_update():
+            show = self._shows.get(type(event))
+            if show is not None:
+                show(event)
+            step_id = self.view.step_of(event)
+            if step_id is not None:
+                self.query_one(PhaseTree).update_step(step_id, self.view.status,
+                                                      self.view.durations)
+                if step_id == self.selected:
+                    self.show_step(step_id)
 
-    def _metrics_event(self, event: ev.Event) -> None:
-        panel = self.query_one(MetricsPanel)
+    def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
+        """What each event type changes on screen, beyond the tree and the detail."""
+        def header() -> RunHeader:
+            return self.query_one(RunHeader)
+
+        return {
+            ev.StepFinished: lambda e: header().refresh(),  # the remaining ETA drops
+            ev.StepStarted: self._started,
+            ev.GuardChanged: lambda e: header().set_banner(" · ".join(self.engine.guards)),
+            ev.RollbackStarted: self._rolling_back,
+            ev.MetricsSampled: self._sampled,
+            ev.MetricsNotice: self._metrics_notice,
+            ev.AlertChanged: self._alert_changed,
+            ev.DiskLow: lambda e: self.notify(e.message, title="Disk", severity="warning",
+                                              timeout=60),
+            ev.RunFinished: self._run_finished,
+        }
+
+    def _started(self, event: ev.StepStarted) -> None:
+        if event.attempt == 1:
+            self.query_one(PhaseTree).select_step(event.step_id)
+
+    def _rolling_back(self, event: ev.RollbackStarted) -> None:
+        self.notify(f"Rolling back: {event.reason}", severity="warning")
+        self.query_one(RunHeader).set_alarm("")
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        header = self.query_one(RunHeader)
+        header.set_note(f"run {event.status.value}")
+        header.set_eta(None)
+
+    def _sampled(self, event: ev.MetricsSampled) -> None:
+        self.query_one(MetricsPanel).sampled(event.values, event.reasons)
         self.call_after_refresh(self._strip)
-        if isinstance(event, ev.MetricsSampled):
-            panel.sampled(event.values, event.reasons)
-        elif isinstance(event, ev.MetricsNotice):
-            panel.notice(event.message, event.ok)
-            if not event.ok:
-                self.notify(event.message, title="Metrics", severity="warning")
-        elif isinstance(event, ev.AlertChanged):
-            panel.alert_changed(event.name, event.state)
-            if event.state == "firing":
-                self.firing[event.name] = event
-            else:
-                self.firing.pop(event.name, None)
-            self._alarm(event)
+
+    def _metrics_notice(self, event: ev.MetricsNotice) -> None:
+        self.query_one(MetricsPanel).notice(event.message, event.ok)
+        self.call_after_refresh(self._strip)
+        if not event.ok:
+            self.notify(event.message, title="Metrics", severity="warning")
+
+    def _alert_changed(self, event: ev.AlertChanged) -> None:
+        self.query_one(MetricsPanel).alert_changed(event.name, event.state)
+        self.call_after_refresh(self._strip)
+        self._alarm(event)
 
     def _strip(self) -> None:
         """The metrics in one line under the header, shown where the panel can't be."""
@@ -257,8 +276,8 @@ class CockpitScreen(Screen):
 
     def _alarm(self, event: ev.AlertChanged) -> None:
         """A critical alert during or after a deploy phase offers the rollback."""
-        critical = [a for a in self.firing.values() if a.severity == "critical"]
-        if not critical or not self.deploying or self.engine.in_rollback:
+        critical = [a for a in self.view.firing.values() if a.severity == "critical"]
+        if not critical or not self.view.deploying or self.engine.in_rollback:
             self.query_one(RunHeader).set_alarm("")
             return
         names = ", ".join(a.name for a in critical)
@@ -287,6 +306,7 @@ class CockpitScreen(Screen):
                 self.notify(str(exc), title="Stopped", severity="error", timeout=15)
             finally:
                 self.flying = False
+        self._shows = self._show_table()
 
         self.run_worker(fly(), group="engine", exit_on_error=False)
         return True
@@ -296,7 +316,7 @@ class CockpitScreen(Screen):
         if step is None:
             self.action_run_phase()
             return
-        if self.engine.status[step.id] == S.OK and step.phase != TROUBLESHOOTING:
+        if self.engine.status[step.id] == StepStatus.OK and step.phase != TROUBLESHOOTING:
             self.notify(f"'{step.title}' already ran ok; select it and press r again "
                         "after skip/cancel if it must run again", severity="information")
             return
@@ -327,13 +347,13 @@ class CockpitScreen(Screen):
             return
         self.query_one(PhaseTree).select_step(waiting.id)
         state = self.engine.status[waiting.id]
-        if "items" in waiting.fields and state == S.WAITING_CONFIRM:
+        if "items" in waiting.fields and state == StepStatus.WAITING_CONFIRM:
             self.notify(f"'{waiting.title}': tick its items (space), then run it (r)",
                         title="Checklist")
-        elif state == S.FAILED:
+        elif state == StepStatus.FAILED:
             self.notify(f"'{waiting.title}' failed. r retries, s skips, ctrl+r rolls back",
                         title="Stopped", severity="error")
-        elif state == S.INTERRUPTED:
+        elif state == StepStatus.INTERRUPTED:
             self.notify(f"'{waiting.title}' was interrupted: r retries it, s skips it",
                         title="Interrupted", severity="warning")
         else:
@@ -341,7 +361,8 @@ class CockpitScreen(Screen):
 
     def action_skip(self) -> None:
         step = self.selected_step()
-        if step is None or self.engine.status[step.id] in (S.OK, S.SKIPPED, S.RUNNING):
+        done = (StepStatus.OK, StepStatus.SKIPPED, StepStatus.RUNNING)
+        if step is None or self.engine.status[step.id] in done:
             self.notify("Select a step that has not run to skip it")
             return
 
@@ -381,7 +402,7 @@ class CockpitScreen(Screen):
                                          value=notes.get(index, "")), keep)
 
     def action_history(self) -> None:
-        self.app.push_screen(HistoryScreen(self.engine.journal))
+        self.app.push_screen(HistoryScreen(self.engine.history))
 
     def action_rollback(self) -> None:
         def confirmed(yes: bool | None) -> None:
@@ -396,7 +417,7 @@ class CockpitScreen(Screen):
         """The runbook says to roll back on a failure: show why and what, let the
         operator confirm (the engine then rolls back) or decline (ctrl+r later)."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._rollback_modal(lambda yes: answer.done() or answer.set_result(bool(yes)),
+        self._rollback_modal(_answers(answer),
                              reason)
         yes = await answer
         if not yes:
@@ -406,13 +427,13 @@ class CockpitScreen(Screen):
 
     def _why(self) -> list[str]:
         engine = self.engine
-        firing = engine.metrics.evaluator.firing() if engine.metrics else []
         why = [f"alert {a.rule.name} ({a.rule.severity}) firing: "
                f"{alert_summary(a.rule.metric, a.value, a.threshold, a.no_data_reason or '')}"
-               for a in firing]
-        return why + [f"step '{s.id}' failed: {self.results[s.id].message}"
+               for a in engine.firing_alerts()]
+        results = self.view.results
+        return why + [f"step '{s.id}' failed: {results[s.id].message}"
                       for s in engine.runbook.steps
-                      if engine.status[s.id] == S.FAILED and s.id in self.results]
+                      if engine.status[s.id] == StepStatus.FAILED and s.id in results]
 
     def _rollback_modal(self, callback, reason: str = "") -> None:
         engine = self.engine
@@ -421,7 +442,7 @@ class CockpitScreen(Screen):
             why.insert(0, reason)  # the failure's event may not have reached the screen
         plan = [(s.title, engine.describe(s)) for s in engine.runbook.rollback.steps]
         running = next((s.title for s in engine.runbook.steps
-                        if engine.status[s.id] == S.RUNNING), None)
+                        if engine.status[s.id] == StepStatus.RUNNING), None)
         state = ("finished: " if engine.finished else "in progress: ") + engine.summary()
         if running:
             state += f"; '{running}' is running and will be cancelled first"
@@ -432,33 +453,48 @@ class CockpitScreen(Screen):
     async def _roll_back(self, reason: str) -> None:
         if self.flying:
             self.engine.cancel()
-            deadline = asyncio.get_running_loop().time() + self.engine.config.kill_grace + 5
+            deadline = asyncio.get_running_loop().time() + self.engine.kill_grace + 5
             while self.flying and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
         self._fly(self.engine.rollback(f"operator: {reason}"))
 
     def action_export(self) -> None:
-        record = report.build(self.engine.journal, self.engine.run_id)
-        path = self.engine.journal.run_dir(self.engine.run_id) / "report.md"
-        path.write_text(report.to_markdown(record))
-        path.with_suffix(".html").write_text(report.to_html(record))
-        self.notify(f"Deployment record written to {path} (and report.html)", title="Report")
+        history, run_id = self.engine.history, self.engine.run_id
+        try:  # the journal is read here: its connection belongs to this thread
+            record = report.build(history, run_id)
+        except JournalError as exc:
+            self.notify(f"No deployment record: {exc}", title="Report", severity="error")
+            return
+        self._write_record(record, history.run_dir(run_id) / "report.md")
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_record(self, record: dict[str, Any], path: Path) -> None:
+        """Render and write the record off the UI loop; say when it is written."""
+        try:
+            path.write_text(report.to_markdown(record))
+            path.with_suffix(".html").write_text(report.to_html(record))
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"The deployment record was not written: "
+                                      f"{exc}", title="Report", severity="error", timeout=15)
+            return
+        self.app.call_from_thread(self.notify, f"Deployment record written to {path} "
+                                  "(and report.html)", title="Report")
 
     def action_chart(self) -> None:
         if self.engine.runbook.metrics is None:
             self.notify("This runbook has no metrics: section to chart")
             return
-        self.app.push_screen(ChartScreen(self.engine.journal, self.engine.run_id,
+        self.app.push_screen(ChartScreen(self.engine.history, self.engine.run_id,
                                          self.engine.runbook, self.engine.alerts))
 
     def action_contacts(self) -> None:
         self.app.push_screen(ContactsScreen(self.engine.runbook))
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.active_bindings))
+        self.app.push_screen(HelpModal(self.active_bindings))
 
     async def ask_confirmation(self, step: Step, description: str) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.app.push_screen(ConfirmStepModal(step, description),
-                             lambda yes: answer.done() or answer.set_result(bool(yes)))
+                             _answers(answer))
         return await answer

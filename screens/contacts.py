@@ -32,13 +32,11 @@ def contacts_text(contacts: Contacts) -> Text:
 
 
 class ContactsScreen(Screen):
+    CSS_PATH = "contacts.tcss"
     BINDINGS = [
         Binding("escape,i,q", "app.pop_screen", "Back", id="contacts.close",
                 tooltip="Back to the cockpit"),
     ]
-    DEFAULT_CSS = """
-    ContactsScreen VerticalScroll { padding: 1 2; }
-    """
 
     def __init__(self, runbook: Runbook) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""HelpScreen: every key of the current screen, from the bindings the footer shows."""
+"""HelpModal: every key of the current screen, from the bindings the footer shows."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpModal(ModalScreen[None]):
     CSS_PATH = "modals.tcss"
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
 

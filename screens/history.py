@@ -20,11 +20,7 @@ def _when(ts: float | None) -> str:
 
 
 class HistoryScreen(Screen):
-    CSS = """
-    #runs { height: 2fr; }
-    #steps { height: 3fr; border-top: hkey $panel-lighten-2; }
-    #run-summary { height: 1; background: $panel; padding: 0 1; }
-    """
+    CSS_PATH = "history.tcss"
     BINDINGS = [Binding("escape,q", "close", "Close", id="history.close")]
 
     def __init__(self, journal: BaseJournal) -> None:

@@ -9,7 +9,8 @@ another person (``A``).
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,15 +20,14 @@ from textual.widgets import Footer, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
-from cockpit.output import read_back
+from cockpit.runview import RunView
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
-from widgets.output_pane import OutputBuffer, OutputPane
+from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
 from widgets.plain import plain
 from widgets.run_header import RunHeader
 
-S = ev.StepStatus
 WINDOW_LINES = 1000
 
 
@@ -44,12 +44,9 @@ class WatchScreen(Screen):
         self.watched = watched
         self.operator = operator
         runbook = watched.runbook
-        self.status: dict[str, S] = {s.id: S.PENDING for s in runbook.all_steps}
-        self.durations: dict[str, float | None] = {}
-        self.buffers = {s.id: OutputBuffer(WINDOW_LINES) for s in runbook.all_steps}
+        self.view = RunView(runbook, WINDOW_LINES, join_late=True)
         self.selected = runbook.steps[0].id
-        self.approvable: str | None = None
-        """The step waiting for approvals, if one is."""
+        self._shows = self._show_table()
         self.alerts = tuple(rule for rule in runbook.alerts if rule.environments is None
                             or watched.environment in rule.environments)
 
@@ -71,9 +68,9 @@ class WatchScreen(Screen):
 
     def on_mount(self) -> None:
         tree = self.query_one(PhaseTree)
-        tree.build(self.status, self.durations)
+        tree.build(self.view.status, self.view.durations)
         tree.focus()
-        self.query_one(OutputPane).show(self.buffers[self.selected])
+        self.query_one(OutputPane).show(self.view.buffers[self.selected])
         self.run_worker(self._follow(), group="watch", exit_on_error=False)
 
     async def _follow(self) -> None:
@@ -87,66 +84,69 @@ class WatchScreen(Screen):
         data = message.node.data
         if data and not data.startswith("phase:"):
             self.selected = data
-            self.query_one(OutputPane).show(self.buffers[data])
+            self.query_one(OutputPane).show(self.view.buffers[data])
 
     # ------------------------------------------------------------ the run's events
 
     def apply(self, event: ev.Event) -> None:
-        """Show one of the run's events, as the operator's screen does."""
+        """Show one of the run's events, as the operator's screen does: the RunView
+        keeps the state, a handler per event type shows what changed."""
+        shown = self.view.apply(event)
         if isinstance(event, ev.OutputReceived):
-            added, shifted = self.buffers[event.step_id].extend(event.lines, event.dropped)
             if event.step_id == self.selected:
-                self.query_one(OutputPane).appended(added, shifted)
+                self.query_one(OutputPane).appended(*shown)
             return
+        with self.app.batch_update():
+            show = self._shows.get(type(event))
+            if show is not None:
+                show(event)
+            step_id = self.view.step_of(event)
+            if step_id is not None:
+                self.query_one(PhaseTree).update_step(step_id, self.view.status,
+                                                      self.view.durations)
+
+    def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
+        """What each event type changes on screen, beyond the phase tree."""
+        def panel() -> MetricsPanel:
+            return self.query_one(MetricsPanel)
+
+        return {
+            ev.RunStarted: self._run_started,
+            ev.StepApproved: self._said,
+            ev.StepWaiting: self._waiting,
+            ev.StepStarted: lambda e: self.query_one(PhaseTree).select_step(e.step_id),
+            ev.MetricsSampled: lambda e: panel().sampled(e.values, e.reasons),
+            ev.MetricsNotice: lambda e: panel().notice(e.message, e.ok),
+            ev.AlertChanged: lambda e: panel().alert_changed(e.name, e.state),
+            ev.DiskLow: lambda e: self.notify(e.message, title="Disk", severity="warning",
+                                              timeout=60),
+            ev.RollbackStarted: lambda e: self.notify(f"Rolling back: {e.reason}",
+                                                      severity="warning"),
+            ev.RunFinished: lambda e: self.query_one(RunHeader).set_note(
+                f"run {e.status.value} · {e.message}"),
+        }
+
+    def _run_started(self, event: ev.RunStarted) -> None:
         header = self.query_one(RunHeader)
-        if isinstance(event, ev.RunStarted):
-            header.started = event.at
-            header.set_note(f"flown by {event.operator} · watching, read-only")
-        elif isinstance(event, ev.StepApproved):
-            self.query_one("#watch-status", Label).update(plain(
-                f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})"))
-        elif isinstance(event, ev.StepWaiting):
-            self.status[event.step_id] = S.WAITING_CONFIRM
-            if event.reason.startswith("needs approval by") and "team mode" not in event.reason:
-                self.approvable = event.step_id
-                self.notify(f"'{event.step_id}' {event.reason}: press A to approve",
-                            title="Approval")
-            self.query_one("#watch-status", Label).update(
-                plain(f"{event.step_id}: {event.reason}"))
-        elif isinstance(event, ev.StepStarted):
-            self.status[event.step_id] = S.RUNNING
-            buffer = self.buffers[event.step_id]
-            if not buffer.total:  # what it printed before this screen joined, if the
-                buffer.extend(read_back(Path(event.output_path), WINDOW_LINES))  # file is here
-            self.query_one(PhaseTree).select_step(event.step_id)
-        elif isinstance(event, ev.StepFinished):
-            self.status[event.step_id] = event.status
-            self.durations[event.step_id] = event.duration
-        elif isinstance(event, ev.MetricsSampled):
-            self.query_one(MetricsPanel).sampled(event.values, event.reasons)
-        elif isinstance(event, ev.MetricsNotice):
-            self.query_one(MetricsPanel).notice(event.message, event.ok)
-        elif isinstance(event, ev.AlertChanged):
-            self.query_one(MetricsPanel).alert_changed(event.name, event.state)
-        elif isinstance(event, ev.DiskLow):
-            self.notify(event.message, title="Disk", severity="warning", timeout=60)
-        elif isinstance(event, ev.RollbackStarted):
-            self.notify(f"Rolling back: {event.reason}", severity="warning")
-        elif isinstance(event, ev.RunFinished):
-            header.set_note(f"run {event.status.value} · {event.message}")
-        step_id = getattr(event, "step_id", None)
-        if step_id in self.status:
-            if self.approvable == step_id and self.status[step_id] != S.WAITING_CONFIRM:
-                self.approvable = None
-            self.query_one(PhaseTree).update_step(step_id, self.status, self.durations)
+        header.started = event.at
+        header.set_note(f"flown by {event.operator} · watching, read-only")
+
+    def _said(self, _event: ev.Event) -> None:
+        self.query_one("#watch-status", Label).update(plain(self.view.said))
+
+    def _waiting(self, event: ev.StepWaiting) -> None:
+        if self.view.approvable == event.step_id:
+            self.notify(f"'{event.step_id}' {event.reason}: press A to approve",
+                        title="Approval")
+        self._said(event)
 
     # ------------------------------------------------------------ the one action
 
     def action_approve(self) -> None:
-        if self.approvable is None:
+        if self.view.approvable is None:
             self.notify("No step waits for an approval")
             return
-        self.run_worker(self._approve(self.approvable), group="approve", exit_on_error=False)
+        self.run_worker(self._approve(self.view.approvable), group="approve", exit_on_error=False)
 
     async def _approve(self, step_id: str) -> None:
         try:

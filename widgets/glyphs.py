@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from cockpit.durations import format_duration
-from cockpit.events import StepStatus as S
+from cockpit.events import StepStatus
 
 GLYPH = {
-    S.PENDING: "·",
-    S.WAITING_CONFIRM: "?",
-    S.RUNNING: "▶",
-    S.OK: "✓",
-    S.FAILED: "✗",
-    S.SKIPPED: "↷",
-    S.CANCELLED: "⊘",
-    S.INTERRUPTED: "!",
+    StepStatus.PENDING: "·",
+    StepStatus.WAITING_CONFIRM: "?",
+    StepStatus.RUNNING: "▶",
+    StepStatus.OK: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.SKIPPED: "↷",
+    StepStatus.CANCELLED: "⊘",
+    StepStatus.INTERRUPTED: "!",
 }
 STYLE = {
-    S.PENDING: "dim",
-    S.WAITING_CONFIRM: "bold yellow",
-    S.RUNNING: "bold cyan",
-    S.OK: "green",
-    S.FAILED: "bold red",
-    S.SKIPPED: "dim",
-    S.CANCELLED: "yellow",
-    S.INTERRUPTED: "bold magenta",
+    StepStatus.PENDING: "dim",
+    StepStatus.WAITING_CONFIRM: "bold yellow",
+    StepStatus.RUNNING: "bold cyan",
+    StepStatus.OK: "green",
+    StepStatus.FAILED: "bold red",
+    StepStatus.SKIPPED: "dim",
+    StepStatus.CANCELLED: "yellow",
+    StepStatus.INTERRUPTED: "bold magenta",
 }
 
 

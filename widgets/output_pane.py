@@ -1,16 +1,13 @@
 """A step's output: a window on a ring buffer, rendering only the visible rows.
 
-Each step's lines live in an ``OutputBuffer`` (a bounded deque; the whole output is in
-the step's file), their control characters shown as text (``controls.visible``). The
+Each step's lines live in an ``OutputBuffer`` (``cockpit.runview``: a bounded deque;
+the whole output is in the step's file), their control characters shown as text. The
 pane shows one buffer; it follows the tail until the operator scrolls up, then counts
 the lines that arrive ("N new lines") until End or ``f``. ``/`` searches the buffer,
 ``n`` / ``N`` move between matches.
 """
 
 from __future__ import annotations
-
-from collections import deque
-from collections.abc import Iterable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -21,34 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from cockpit.controls import visible
-
-MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
-
-
-class OutputBuffer:
-    """The newest lines of one step's output, with how many arrived in all."""
-
-    def __init__(self, maxlen: int) -> None:
-        self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
-        self.total = 0
-        self.width = 0
-
-    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> tuple[int, int]:
-        """Add a batch; returns how many lines it added and how many fell off the front."""
-        before = len(self.lines)
-        added = 0
-        if dropped:
-            self.lines.append(("info", f"... {dropped} lines only in the output file"))
-            added += 1
-        for stream, raw in lines:
-            text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
-            self.lines.append((stream, text))
-            added += 1
-            if len(text) > self.width:
-                self.width = min(len(text), MAX_WIDTH)
-        self.total += added
-        return added, before + added - len(self.lines)
+from cockpit.runview import OutputBuffer
 
 
 class OutputPane(ScrollView, can_focus=True):

@@ -13,7 +13,7 @@ from textual.widgets.tree import TreeNode
 
 from cockpit.controls import visible
 from cockpit.eta import Eta
-from cockpit.events import StepStatus as S
+from cockpit.events import StepStatus
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
 from widgets.glyphs import GLYPH, STYLE, took
 from widgets.plain import plain
@@ -44,7 +44,8 @@ class PhaseTree(Tree[str]):
         self._steps: dict[str, TreeNode[str]] = {}
         self._phases: dict[str, tuple[TreeNode[str], tuple[Step, ...], Text]] = {}
 
-    def build(self, status: Mapping[str, S], durations: Mapping[str, float | None]) -> None:
+    def build(self, status: Mapping[str, StepStatus],
+              durations: Mapping[str, float | None]) -> None:
         groups = [(phase.id, phase.title, phase.steps) for phase in self.runbook.phases]
         if self.runbook.rollback.steps:
             groups.append((ROLLBACK, "Rollback", self.runbook.rollback.steps))
@@ -59,11 +60,11 @@ class PhaseTree(Tree[str]):
                 self._steps[step.id] = node.add_leaf(plain(step.title), data=step.id)
         self.refresh_all(status, durations)
 
-    def refresh_all(self, status: Mapping[str, S], durations) -> None:
+    def refresh_all(self, status: Mapping[str, StepStatus], durations) -> None:
         for step_id in self._steps:
             self.update_step(step_id, status, durations)
 
-    def update_step(self, step_id: str, status: Mapping[str, S], durations) -> None:
+    def update_step(self, step_id: str, status: Mapping[str, StepStatus], durations) -> None:
         node = self._steps[step_id]
         state = status[step_id]
         label = Text.assemble(
@@ -71,17 +72,17 @@ class PhaseTree(Tree[str]):
             visible(self.runbook.step(step_id).title, newlines=False),
             (f" {took(durations.get(step_id))}", "dim"),
         )
-        if state == S.RUNNING:
+        if state == StepStatus.RUNNING:
             label.stylize("bold")
         node.set_label(label)
         phase_id = self._phase_of(step_id)
         phase_node, steps, title = self._phases[phase_id]
-        done = sum(status[s.id] in (S.OK, S.SKIPPED) for s in steps)
-        failed = any(status[s.id] == S.FAILED for s in steps)
+        done = sum(status[s.id] in (StepStatus.OK, StepStatus.SKIPPED) for s in steps)
+        failed = any(status[s.id] == StepStatus.FAILED for s in steps)
         progress = (f"{done}/{len(steps)} ", "bold red" if failed else "dim")
         label = Text.assemble(progress, title)
         if (self.eta is not None and phase_id not in (ROLLBACK, TROUBLESHOOTING)
-                and all(status[s.id] == S.PENDING for s in steps)):
+                and all(status[s.id] == StepStatus.PENDING for s in steps)):
             label.append(f" {self.eta.estimate(steps).short()}", style="dim")
         phase_node.set_label(label)
 

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from cockpit.controls import visible
 from cockpit.durations import format_duration
-from cockpit.events import StepStatus as S
+from cockpit.events import StepStatus
 from cockpit.runbook import Step
 from widgets.glyphs import GLYPH, STYLE, took
 from widgets.plain import plain
@@ -39,7 +39,7 @@ class StepDetail(Static):
     StepDetail { padding: 0 1; height: auto; max-height: 12; }
     """
 
-    def show(self, step: Step, status: S, description: str,
+    def show(self, step: Step, status: StepStatus, description: str,
              row: Mapping[str, Any] | None, output: str) -> None:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)

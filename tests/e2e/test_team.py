@@ -410,16 +410,16 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
         async with app.run_test(size=(120, 34)) as pilot:
             screen = app.screen
             assert isinstance(screen, WatchScreen)
-            await until(pilot, lambda: screen.approvable == "migrate", "the approval prompt")
-            assert screen.status["backup"] == ev.StepStatus.OK  # from the journal
+            await until(pilot, lambda: screen.view.approvable == "migrate", "the approval prompt")
+            assert screen.view.status["backup"] == ev.StepStatus.OK  # from the journal
             # and what it printed before the watcher joined, from its output file
-            assert ("out", "backed up") in screen.buffers["backup"].lines
+            assert ("out", "backed up") in screen.view.buffers["backup"].lines
             await pilot.press("A")
-            await until(pilot, lambda: screen.status["migrate"] == ev.StepStatus.OK,
+            await until(pilot, lambda: screen.view.status["migrate"] == ev.StepStatus.OK,
                         "the approved step to run")
-            assert ("out", "migrated") in screen.buffers["migrate"].lines
-            assert ("err", "done") in screen.buffers["migrate"].lines
-            assert screen.approvable is None
+            assert ("out", "migrated") in screen.view.buffers["migrate"].lines
+            assert ("err", "done") in screen.view.buffers["migrate"].lines
+            assert screen.view.approvable is None
             await pilot.press("A")  # nothing waits now: said, not sent
             await until(pilot, lambda: screen.query_one(RunHeader).note.startswith("run ok"),
                         "the run's end")

@@ -119,7 +119,7 @@ def test_cockpit_mid_run(snap_compare, app_for, size):
         app.cockpit.query_one("#phases").select_step("rollout")
         await pilot.pause()
         await pilot.press("r")
-        await until(pilot, lambda: len(app.cockpit.buffers["rollout"].lines) == 2)
+        await until(pilot, lambda: len(app.cockpit.view.buffers["rollout"].lines) == 2)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=mid_run)

@@ -286,7 +286,7 @@ async def test_help_and_palette_come_from_the_bindings(make_app):
             assert expected in names
         await pilot.press("question_mark")
         await pilot.pause()
-        assert type(app.screen).__name__ == "HelpScreen"
+        assert type(app.screen).__name__ == "HelpModal"
 
 
 async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
@@ -448,8 +448,12 @@ async def test_export_writes_the_record_and_theme_toggles(make_app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await settle(app, pilot)
-        await pilot.press("e")
+        await pilot.press("e")  # rendered in a worker, off the UI loop
         report = app.engine.journal.run_dir(app.engine.run_id) / "report.md"
+        for _ in range(250):
+            if report.with_suffix(".html").exists():
+                break
+            await pilot.pause(0.02)
         assert report.read_text().startswith("# Deployment record: TUI 1.0")
         assert "| 1 | prep | hello | shell | ok |" in report.read_text()
         page = report.with_suffix(".html").read_text()

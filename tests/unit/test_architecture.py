@@ -173,3 +173,35 @@ def test_every_module_imports_first():
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
+
+
+ENGINE_INSIDES = {"journal", "config", "metrics"}
+"""What the UI reads only through the engine's facade (``Engine.history``,
+``window_lines``, ``kill_grace``, ``firing_alerts()``, ...)."""
+
+
+def engine_insides(path: Path) -> list[str]:
+    """Each ``<...>engine.journal`` / ``.config`` / ``.metrics`` a file reads, as line:name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ENGINE_INSIDES:
+            owner = node.value
+            name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", None)
+            if name == "engine":
+                found.append((node.lineno, node.col_offset, node.attr))
+    return [f"{line}:{attr}" for line, _, attr in sorted(found)]
+
+
+def test_the_ui_reads_the_engine_only_through_its_facade():
+    files = [*(ROOT / "screens").rglob("*.py"), *(ROOT / "widgets").rglob("*.py"),
+             ROOT / "cockpit" / "app.py"]
+    offenders = {str(path.relative_to(ROOT)): engine_insides(path) for path in files
+                 if engine_insides(path)}
+    assert offenders == {}
+
+
+def test_the_facade_checker_sees_reads_through_the_engine(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f(self, engine):\n    self.engine.journal.runs()\n"
+                      "    return engine.metrics, self.engine.config.kill_grace, self.config\n")
+    assert engine_insides(sample) == ["2:journal", "3:metrics", "3:config"]

@@ -1,0 +1,152 @@
+"""RunView: what a screen shows of a run, kept up to date from the run's events.
+
+The operator's screen and the watcher's screen read the same events; this is the one
+place that turns them into state (statuses, durations, results, output buffers, firing
+alerts, the run's status), through a type -> handler table as journal.py and
+headless.py do. No UI here: the screens render from a RunView, and it is tested without
+an app.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cockpit import events as ev
+from cockpit.controls import visible
+from cockpit.events import StepStatus
+from cockpit.output import read_back
+from cockpit.runbook import Runbook
+
+MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
+APPROVAL = "needs approval by"  # how a step waiting for other people's approval says so
+
+
+class OutputBuffer:
+    """The newest lines of one step's output, with how many arrived in all."""
+
+    def __init__(self, maxlen: int) -> None:
+        self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
+        self.total = 0
+        self.width = 0
+
+    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> tuple[int, int]:
+        """Add a batch; returns how many lines it added and how many fell off the front."""
+        before = len(self.lines)
+        added = 0
+        if dropped:
+            self.lines.append(("info", f"... {dropped} lines only in the output file"))
+            added += 1
+        for stream, raw in lines:
+            text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
+            self.lines.append((stream, text))
+            added += 1
+            if len(text) > self.width:
+                self.width = min(len(text), MAX_WIDTH)
+        self.total += added
+        return added, before + added - len(self.lines)
+
+
+class RunView:
+    """One run as a screen shows it. ``apply`` takes each event of the run.
+
+    ``status`` seeds the statuses (a resumed run's); ``join_late`` is for a screen that
+    joins a run already flying: when a step starts and its buffer is empty, what the step
+    printed before is read back from its output file, if this host has it.
+    """
+
+    def __init__(self, runbook: Runbook, window_lines: int,
+                 status: Mapping[str, StepStatus] | None = None,
+                 join_late: bool = False) -> None:
+        steps = runbook.all_steps
+        self.window_lines = window_lines
+        self.join_late = join_late
+        self.status: dict[str, StepStatus] = {s.id: StepStatus.PENDING for s in steps}
+        self.status.update(status or {})
+        self.durations: dict[str, float | None] = {}
+        self.results: dict[str, ev.StepFinished] = {}
+        self.buffers = {s.id: OutputBuffer(window_lines) for s in steps}
+        self.firing: dict[str, ev.AlertChanged] = {}
+        """The alerts firing now, by name, as their last AlertChanged said."""
+        self._deploy_phases = {phase.id for phase in runbook.phases if phase.deploy}
+        self.deploying = not self._deploy_phases  # unmarked: any phase may deploy
+        """A deploy phase started (a critical alert then offers the rollback)."""
+        self.approvable: str | None = None
+        """The step waiting for other people's approvals, if one is."""
+        self.said = ""
+        """The latest line about a step waiting or approved."""
+        self.started: float | None = None
+        self.operator: str | None = None
+        self.finished: ev.RunFinished | None = None
+        self._handlers: dict[type[ev.Event], Callable[[Any], Any]] = {
+            ev.RunStarted: self._run_started,
+            ev.PhaseStarted: self._phase_started,
+            ev.StepWaiting: self._step_waiting,
+            ev.StepApproved: self._step_approved,
+            ev.StepStarted: self._step_started,
+            ev.OutputReceived: self._output,
+            ev.StepFinished: self._step_finished,
+            ev.AlertChanged: self._alert_changed,
+            ev.RunFinished: self._run_finished,
+        }
+
+    def apply(self, event: ev.Event) -> Any:
+        """Take one event. An OutputReceived returns (lines added, lines that fell off
+        the front of the buffer), for the pane that shows it; the others None."""
+        handler = self._handlers.get(type(event))
+        result = handler(event) if handler is not None else None
+        if self.approvable is not None and (
+                self.status[self.approvable] != StepStatus.WAITING_CONFIRM):
+            self.approvable = None
+        return result
+
+    def step_of(self, event: ev.Event) -> str | None:
+        """The step an event is about, if it is one of this run's."""
+        step_id = getattr(event, "step_id", None)
+        return step_id if step_id in self.status else None
+
+    # ------------------------------------------------------------ handlers
+
+    def _run_started(self, event: ev.RunStarted) -> None:
+        self.started = event.at
+        self.operator = event.operator
+
+    def _phase_started(self, event: ev.PhaseStarted) -> None:
+        self.deploying = self.deploying or event.phase_id in self._deploy_phases
+
+    def _step_waiting(self, event: ev.StepWaiting) -> None:
+        self.status[event.step_id] = StepStatus.WAITING_CONFIRM
+        if event.reason.startswith(APPROVAL) and "team mode" not in event.reason:
+            self.approvable = event.step_id
+        self.said = f"{event.step_id}: {event.reason}"
+
+    def _step_approved(self, event: ev.StepApproved) -> None:
+        self.said = (f"{event.step_id}: approved by {event.by} "
+                     f"({event.count} of {event.needed})")
+
+    def _step_started(self, event: ev.StepStarted) -> None:
+        self.status[event.step_id] = StepStatus.RUNNING
+        if event.attempt == 1:
+            self.results.pop(event.step_id, None)
+        buffer = self.buffers[event.step_id]
+        if self.join_late and not buffer.total:
+            buffer.extend(read_back(Path(event.output_path), self.window_lines))
+
+    def _output(self, event: ev.OutputReceived) -> tuple[int, int]:
+        return self.buffers[event.step_id].extend(event.lines, event.dropped)
+
+    def _step_finished(self, event: ev.StepFinished) -> None:
+        self.status[event.step_id] = event.status
+        self.durations[event.step_id] = event.duration
+        self.results[event.step_id] = event
+
+    def _alert_changed(self, event: ev.AlertChanged) -> None:
+        if event.state == "firing":
+            self.firing[event.name] = event
+        else:
+            self.firing.pop(event.name, None)
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        self.finished = event
