@@ -93,18 +93,7 @@ class Controller(Store):
         new = next(rs for rs in sets if rs["metadata"]["annotations"][REVISION] == revision)
         olds = [rs for rs in sets if rs is not new]
         pods = {rs["metadata"]["uid"]: self._owned("pods", rs) for rs in sets}
-        for rs in sets:  # pods made in an earlier tick get ready, unless their image stalls
-            for pod in pods[rs["metadata"]["uid"]]:
-                if self._ready(pod):
-                    continue
-                image = pod["spec"]["containers"][0]["image"]
-                if self._stalls(image):
-                    if pod["status"]["containerStatuses"][0]["state"]["waiting"][
-                            "reason"] != "ImagePullBackOff":
-                        self._set_pod_phase(pod, "Pending", reason="ImagePullBackOff")
-                elif self._pod_state[pod["metadata"]["uid"]]["born"] < self._ticks:
-                    self._set_pod_phase(pod, "Running")
-                    moved = True
+        moved = self._get_ready(pods) or moved
         desired = deployment["spec"]["replicas"]
         surge, unavailable = self._bounds(deployment)
         total = sum(rs["spec"]["replicas"] for rs in sets)
@@ -114,18 +103,7 @@ class Controller(Store):
         elif want < desired and total < desired + surge:
             want += 1
         ready = sum(self._ready(p) for rs_pods in pods.values() for p in rs_pods)
-        removable = ready - (desired - unavailable)
-        for old in sorted(olds, key=lambda rs: int(rs["metadata"]["annotations"][REVISION])):
-            old_pods = pods[old["metadata"]["uid"]]
-            unready = [p for p in old_pods if not self._ready(p)]
-            cut = len(unready) + (1 if removable > 0 and len(old_pods) > len(unready) else 0)
-            if cut:
-                old["spec"]["replicas"] -= cut
-                for pod in (unready + [p for p in old_pods if self._ready(p)])[:cut]:
-                    self._delete(KINDS["pods"], pod)
-                self._replicaset_status(old)
-                moved = True
-                break  # one old pod a tick
+        moved = self._scale_down(olds, pods, ready - (desired - unavailable)) or moved
         if want != new["spec"]["replicas"]:
             new_pods = pods[new["metadata"]["uid"]]
             for pod in sorted(new_pods, key=self._ready)[:max(len(new_pods) - want, 0)]:
@@ -138,6 +116,38 @@ class Controller(Store):
             self._replicaset_status(rs)
         self._cleanup(deployment, olds)
         return self._update_status(deployment, progressed=moved) or moved
+
+    def _get_ready(self, pods: dict[str, list[dict]]) -> bool:
+        """Pods made in an earlier tick get ready, unless their image stalls; True if one did."""
+        moved = False
+        for pod in (pod for rs_pods in pods.values() for pod in rs_pods):
+            if self._ready(pod):
+                continue
+            image = pod["spec"]["containers"][0]["image"]
+            if self._stalls(image):
+                if pod["status"]["containerStatuses"][0]["state"]["waiting"][
+                        "reason"] != "ImagePullBackOff":
+                    self._set_pod_phase(pod, "Pending", reason="ImagePullBackOff")
+            elif self._pod_state[pod["metadata"]["uid"]]["born"] < self._ticks:
+                self._set_pod_phase(pod, "Running")
+                moved = True
+        return moved
+
+    def _scale_down(self, olds: list[dict], pods: dict[str, list[dict]], removable: int
+                    ) -> bool:
+        """The oldest old ReplicaSet with pods to cut loses its unready pods and, if
+        ``removable`` allows, one ready pod (one old ReplicaSet a tick); True if it did."""
+        for old in sorted(olds, key=lambda rs: int(rs["metadata"]["annotations"][REVISION])):
+            old_pods = pods[old["metadata"]["uid"]]
+            unready = [p for p in old_pods if not self._ready(p)]
+            cut = len(unready) + (1 if removable > 0 and len(old_pods) > len(unready) else 0)
+            if cut:
+                old["spec"]["replicas"] -= cut
+                for pod in (unready + [p for p in old_pods if self._ready(p)])[:cut]:
+                    self._delete(KINDS["pods"], pod)
+                self._replicaset_status(old)
+                return True
+        return False
 
     def _replicaset_status(self, rs: dict) -> None:
         pods = self._owned("pods", rs)
