@@ -227,18 +227,31 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
             if key not in keys:
                 problems.append(f"[{section}] unknown key '{key}'{_did_you_mean(key, keys)}")
         for key, (kind, default) in keys.items():
-            value = table.get(key, default)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                problems.append(f"[{section}] {key}: expected {_type_name(kind)}, "
-                                f"got {value!r}")
-                value = default
-            if key in DURATIONS:
-                try:
-                    value = parse_duration(value)
-                except ValueError as exc:
-                    problems.append(f"[{section}] {key}: {exc}")
-                    value = parse_duration(default)
-            values[f"{section}.{key}"] = value
+            values[f"{section}.{key}"] = _setting(
+                f"[{section}] {key}", table.get(key, default), kind, default,
+                key in DURATIONS, problems)
+    _check_values(values, problems)
+    return values
+
+
+def _setting(where: str, value: Any, kind: type | tuple[type, ...], default: Any,
+             duration: bool, problems: list[str]) -> Any:
+    """One setting of the expected type (a duration parsed), or its default and a problem."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        problems.append(f"{where}: expected {_type_name(kind)}, got {value!r}")
+        value = default
+    if duration:
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            value = parse_duration(default)
+    return value
+
+
+def _check_values(values: dict[str, Any], problems: list[str]) -> None:
+    """The checks across or within settings once each has its type; a team reference
+    that is not ``env:``/``file:`` is dropped."""
     if values["journal.synchronous"] not in ("normal", "full"):
         problems.append("[journal] synchronous: expected 'normal' or 'full', got "
                         f"{values['journal.synchronous']!r}")
@@ -256,7 +269,6 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
     if values["team.heartbeat"] * 2 > values["team.lock_ttl"]:
         problems.append("[team] heartbeat: expected at most half of lock_ttl, so a live "
                         "holder renews the lock before it expires")
-    return values
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

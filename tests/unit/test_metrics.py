@@ -11,7 +11,6 @@ from helpers import METRICS_TOKEN
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cockpit import metrics as metrics_module
 from cockpit.metrics import (
     AlertEvaluator,
     AlertRule,
@@ -27,6 +26,7 @@ from cockpit.metrics import (
     parse_exposition,
     take_snapshot,
 )
+from cockpit.metrics import exposition as metrics_module
 from cockpit.runbook import RunbookInvalid, parse_runbook
 
 INF = math.inf

@@ -1,0 +1,145 @@
+"""The object store: objects by (plural, namespace, name), resource versions and the
+watch history, owner references, and pods with their simulated status."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import fnmatch
+import uuid
+
+from cockpit.sandbox.k8s.objects import (
+    KINDS,
+    ApiError,
+    Kind,
+    invalid,
+    not_found,
+    suffix,
+    timestamp,
+)
+
+
+class Store:
+    """Objects and their events; the state is set up by :class:`K8sSimulator`."""
+
+    # ------------------------------------------------------------- the store
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _record(self, kind: Kind, kind_type: str, obj: dict) -> None:
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._history.append((self._rv, kind.plural, kind_type, copy.deepcopy(obj)))
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def _create(self, kind: Kind, namespace: str, obj: dict) -> dict:
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + suffix()
+        if not meta.get("name"):
+            raise invalid(kind, "", "metadata.name: Required value: name or generateName "
+                          "is required")
+        if (kind.plural, namespace, meta["name"]) in self._objects:
+            raise ApiError(409, "AlreadyExists",
+                           f'{kind.qualified} "{meta["name"]}" already exists',
+                           {"name": meta["name"], "group": kind.group, "kind": kind.plural})
+        obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+        meta.update(namespace=namespace, uid=str(uuid.uuid4()),
+                    creationTimestamp=timestamp())
+        if kind.plural != "pods":
+            meta["generation"] = 1
+        self._objects[kind.plural, namespace, meta["name"]] = obj
+        self._record(kind, "ADDED", obj)
+        return obj
+
+    def _modified(self, kind: Kind, obj: dict) -> None:
+        self._record(kind, "MODIFIED", obj)
+
+    def _delete(self, kind: Kind, obj: dict) -> None:
+        meta = obj["metadata"]
+        self._objects.pop((kind.plural, meta["namespace"], meta["name"]), None)
+        self._pod_state.pop(meta["uid"], None)
+        self._record(kind, "DELETED", obj)
+
+    def _get(self, kind: Kind, namespace: str, name: str) -> dict:
+        obj = self._objects.get((kind.plural, namespace, name))
+        if obj is None:
+            raise not_found(kind, name)
+        return obj
+
+    def _all(self, plural: str, namespace: str) -> list[dict]:
+        return [obj for (p, ns, _), obj in self._objects.items()
+                if p == plural and ns == namespace]
+
+    def _owned(self, plural: str, owner: dict) -> list[dict]:
+        uid = owner["metadata"]["uid"]
+        return [obj for obj in self._all(plural, owner["metadata"]["namespace"])
+                if any(ref["uid"] == uid for ref in obj["metadata"].get("ownerReferences", []))]
+
+    @staticmethod
+    def _owner_ref(owner: dict) -> dict:
+        return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+                "controller": True, "blockOwnerDeletion": True}
+
+    def _stalls(self, image: str) -> bool:
+        return any(fnmatch.fnmatchcase(image, pattern) for pattern in self._stalled)
+
+    def _add_pod(self, owner: dict, template: dict, *, ready: bool = False,
+                 lines: list[str] | None = None) -> None:
+        """A pod of ``owner`` (a ReplicaSet or a Job); ``lines``: its log to come."""
+        meta = owner["metadata"]
+        pod = {"metadata": {"name": f"{meta['name']}-{suffix()}",
+                            "labels": dict(template["metadata"]["labels"]),
+                            "annotations": dict(template["metadata"].get("annotations") or {}),
+                            "ownerReferences": [self._owner_ref(owner)]},
+               "spec": {**copy.deepcopy(template["spec"]), "nodeName": "simulated-node"},
+               "status": {}}
+        self._create(KINDS["pods"], meta["namespace"], pod)
+        self._pod_state[pod["metadata"]["uid"]] = {"born": self._ticks, "log": [],
+                                                   "pending": lines or [], "started": None}
+        self._set_pod_phase(pod, "Running" if ready else "Pending")
+
+    def _set_pod_phase(self, pod: dict, phase: str, exit_code: int | None = None,
+                       reason: str = "ContainerCreating") -> None:
+        now = timestamp()
+        ready = phase == "Running"
+        state = self._pod_state[pod["metadata"]["uid"]]
+        if phase == "Running" and state["started"] is None:
+            state["started"] = now
+        statuses = []
+        for container in pod["spec"]["containers"]:
+            if phase == "Pending":
+                waiting = {"reason": reason}
+                if reason == "ImagePullBackOff":
+                    waiting["message"] = f'Back-off pulling image "{container["image"]}"'
+                current = {"waiting": waiting}
+            elif phase == "Running":
+                current = {"running": {"startedAt": state["started"]}}
+            else:
+                current = {"terminated": {
+                    "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                    "startedAt": state["started"] or now, "finishedAt": now,
+                    "containerID": f"simulated://{pod['metadata']['uid']}"}}
+            statuses.append({"name": container["name"], "image": container["image"],
+                             "imageID": "", "ready": ready, "restartCount": 0,
+                             "started": phase == "Running", "state": current})
+        conditions = [{"type": kind, "status": "True" if ok else "False",
+                       "lastProbeTime": None, "lastTransitionTime": now}
+                      for kind, ok in (("PodScheduled", True), ("Initialized", True),
+                                       ("ContainersReady", ready), ("Ready", ready))]
+        pod["status"] = {"phase": phase, "conditions": conditions, "hostIP": "10.0.0.1",
+                         "podIP": "10.1.0.1", "startTime": pod["metadata"]["creationTimestamp"],
+                         "qosClass": "BestEffort", "containerStatuses": statuses}
+        self._modified(KINDS["pods"], pod)
+
+    @staticmethod
+    def _ready(pod: dict) -> bool:
+        return pod["status"].get("phase") == "Running"
