@@ -237,9 +237,9 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     from cockpit.durations import format_duration, format_setting
-    from cockpit.engine import new_run_id, resolve_values
     from cockpit.eta import EtaReading, from_rehearsal
     from cockpit.runbook import WithPending, load_runbook, resolve_fields
+    from cockpit.values import new_run_id, resolve_values
     from steps import get_kind
 
     config = _config(args)
@@ -344,9 +344,9 @@ def cmd_resume(args) -> int:
 
 
 def cmd_repair(args) -> int:
-    from cockpit.engine import resolve_values
     from cockpit.events import StepRepaired
     from cockpit.runbook import load_runbook, resolve_fields
+    from cockpit.values import resolve_values
     from steps.migrate import MigrateError, repair
 
     config = _config(args)
@@ -399,8 +399,9 @@ EXIT_CODES = {
 
 def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
          rehearsal=False, yes_note: str = "ticked by --yes") -> int:
-    from cockpit.engine import Engine, new_run_id
+    from cockpit.engine import Engine
     from cockpit.headless import TerminalOperator
+    from cockpit.values import new_run_id
 
     protected = profile.confirm and not dry_run and args.confirm_env != profile.name
     if args.headless:

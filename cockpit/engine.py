@@ -11,8 +11,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import secrets as token
-import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,9 +27,8 @@ from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.events import StepStatus
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertStatus, MetricsWatch, Poll
-from cockpit.output import OutputSink, format_bytes
+from cockpit.output import DiskWatch, OutputSink
 from cockpit.process import live_members
-from cockpit.redact import MIN_SECRET_LENGTH, Redactor
 from cockpit.runbook import (
     STEP_DETAIL,
     TROUBLESHOOTING,
@@ -40,18 +37,13 @@ from cockpit.runbook import (
     Step,
     WithPending,
     resolve_fields,
-    resolve_variables,
     substitute,
 )
+from cockpit.values import MaskedOperator, new_run_id, resolve_values
 from steps import StepContext, StepResult, get_kind
 from steps.base import NeedsOperator, Operator
 
 Subscriber = Callable[[ev.Event], None]
-# The disk of the output files is low under this much room, or under this share of it;
-# checked when the run starts and at most this often while a step writes output.
-DISK_LOW_BYTES = 1024**3
-DISK_LOW_SHARE = 0.05
-DISK_CHECK_EVERY = 10.0
 
 
 class EngineError(CockpitError):
@@ -73,81 +65,10 @@ class TeamLink(Protocol):
 
 
 @dataclass(frozen=True)
-class MaskedOperator:
-    """The operator as a step kind sees it: what it is asked shows secrets as ``***``."""
-
-    operator: Operator
-    redactor: Redactor
-
-    @property
-    def name(self) -> str:
-        return self.operator.name
-
-    async def confirm(self, step: Step, description: str) -> bool | None:
-        return await self.operator.confirm(step, self.redactor.redact(description))
-
-    async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
-        return await self.operator.checklist(step, self.redactor.mask(items))
-
-    async def confirm_rollback(self, reason: str) -> bool:
-        return await self.operator.confirm_rollback(self.redactor.redact(reason))
-
-
-@dataclass(frozen=True)
 class Interrupted:
     """What to do with steps a dead process left running: ``retry`` or ``skip``."""
 
     action: str | None = None
-
-
-def new_run_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{token.token_hex(2)}"
-
-
-def resolve_values(
-    runbook: Runbook, profile: Environment, operator: str, run_id: str
-) -> tuple[dict[str, str], dict[str, str], Redactor, list[str]]:
-    """Template values, the environment for processes, the redactor, missing secrets.
-
-    Profile variables override the runbook's; secrets come from the profile's
-    references or the process environment. A missing secret stands as ``***``.
-    """
-    now = datetime.now().astimezone()
-    builtins = {
-        "env": profile.name,
-        "run_id": run_id,
-        "date": now.strftime("%Y%m%d"),
-        "now": now.isoformat(timespec="seconds"),
-        "operator": operator,
-        "host": socket.gethostname(),
-        "runbook": runbook.name,
-        "version": runbook.version,
-        "duration": "0s",
-        "status": "ok",
-        "run_url": f"cockpit report {run_id}",
-    }
-    secret_values: dict[str, str] = {}
-    missing = []
-    for name in runbook.secrets:
-        value, where = profile.secret(name)
-        if not value:
-            missing.append(f"{name} (looked in {where})")
-            value = "***"
-        elif len(value) < MIN_SECRET_LENGTH:
-            missing.append(f"{name} (from {where} is under {MIN_SECRET_LENGTH} characters: "
-                           "too short to mask)")
-        secret_values[name] = value
-    redactor = Redactor(v for v in secret_values.values() if v != "***")
-    variables = {**runbook.variables, **profile.variables}
-    values = resolve_variables(variables, {**builtins, **secret_values})
-    env = {
-        **os.environ,
-        **{name: values[name] for name in variables},
-        **secret_values,
-        "COCKPIT_RUN_ID": run_id,
-        "COCKPIT_ENV": profile.name,
-    }
-    return values, env, redactor, missing
 
 
 class Engine:
@@ -175,8 +96,7 @@ class Engine:
         self.run_id = run_id or new_run_id()
         self.status: dict[str, StepStatus] = {s.id: StepStatus.PENDING for s in self._all_steps()}
         self._subscribers: list[Subscriber] = []
-        self._disk_checked = 0.0  # monotonic time of the last look at the disk
-        self._disk_low = False
+        self._disk = DiskWatch()
         self.team = team
         """Team mode: live events to watchers, approvals from them."""
         if team is not None:
@@ -860,26 +780,12 @@ class Engine:
         while True:
             await asyncio.sleep(self.config.flush_interval)
             self._publish_batch(step, sink)
-            if time.monotonic() >= self._disk_checked + DISK_CHECK_EVERY:
+            if self._disk.due():
                 self._check_disk()
 
     def _check_disk(self) -> None:
         """Warn once (an event: pane, printer, journal) when the disk of the output files
         runs low, and again if it runs low after having had room."""
-        self._disk_checked = time.monotonic()
-        folder = self.journal.run_dir(self.run_id)
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        try:
-            usage = shutil.disk_usage(folder)
-        except OSError:
-            return
-        low = usage.free < DISK_LOW_BYTES or usage.free < usage.total * DISK_LOW_SHARE
-        if low and not self._disk_low:
-            self._emit(ev.DiskLow(
-                self.run_id, self._now(), str(folder), usage.free, usage.total,
-                f"disk low: {format_bytes(usage.free)} free of {format_bytes(usage.total)} "
-                f"on {folder}, where step output is kept; free some room, or output past "
-                "a full disk is lost"))
-        self._disk_low = low
-
+        low = self._disk.check(self.journal.run_dir(self.run_id))
+        if low:
+            self._emit(ev.DiskLow(self.run_id, self._now(), *low))

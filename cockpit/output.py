@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import os
 import shutil
+import time
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +39,11 @@ MAX_PENDING_CHARS = 4 * 1024 * 1024
 # ``[output] max_step_bytes``: the default cap of a step's output file, and the least.
 MAX_STEP_BYTES = 1024**3
 MIN_STEP_BYTES = 64 * 1024
+# The disk of the output files is low under this much room, or under this share of it;
+# looked at when a run starts and at most this often while a step writes output.
+DISK_LOW_BYTES = 1024**3
+DISK_LOW_SHARE = 0.05
+DISK_CHECK_EVERY = 10.0
 
 
 def format_bytes(count: int) -> str:
@@ -47,6 +53,36 @@ def format_bytes(count: int) -> str:
         size /= 1024
         units.pop(0)
     return f"{f'{size:.1f}'.rstrip('0').rstrip('.')} {units[0]}"
+
+
+class DiskWatch:
+    """Whether the disk of the output files runs low, said once per low spell."""
+
+    def __init__(self) -> None:
+        self.checked = 0.0  # monotonic time of the last look
+        self.low = False
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.checked + DISK_CHECK_EVERY
+
+    def check(self, folder: Path) -> tuple[str, int, int, str] | None:
+        """The folder looked at, its free and total bytes and the warning, when the
+        disk has just run low; None while it has room or was already said low."""
+        self.checked = time.monotonic()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            return None
+        was_low, self.low = self.low, (
+            usage.free < DISK_LOW_BYTES or usage.free < usage.total * DISK_LOW_SHARE)
+        if not self.low or was_low:
+            return None
+        return (str(folder), usage.free, usage.total,
+                f"disk low: {format_bytes(usage.free)} free of {format_bytes(usage.total)} "
+                f"on {folder}, where step output is kept; free some room, or output past "
+                "a full disk is lost")
 
 
 class OutputSink:

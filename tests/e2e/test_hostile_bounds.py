@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from helpers import COCKPIT, cockpit, wait_for
 
-from cockpit import engine as engine_module
 from cockpit import events as ev
+from cockpit import output as output_module
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
@@ -355,8 +355,8 @@ async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal)
 
 async def test_low_disk_is_warned_once_in_the_journal_and_the_printer(make_engine, journal,
                                                                       monkeypatch):
-    monkeypatch.setattr(engine_module, "DISK_LOW_BYTES", 1 << 62)  # every disk is low
-    monkeypatch.setattr(engine_module, "DISK_CHECK_EVERY", 0.0)  # look at every flush
+    monkeypatch.setattr(output_module, "DISK_LOW_BYTES", 1 << 62)  # every disk is low
+    monkeypatch.setattr(output_module, "DISK_CHECK_EVERY", 0.0)  # look at every flush
     engine = make_engine("""
         runbook: Disk
         phases:
