@@ -39,6 +39,43 @@ def _skip_quoted(sql: str, i: int, quote: str, backslashes: bool = False) -> int
     return n
 
 
+def _after_comment(sql: str, i: int) -> int | None:
+    """The index after the ``--`` or (nested) ``/* */`` comment at ``i``; None: no comment."""
+    if sql.startswith("--", i):
+        found = _LINE_END.search(sql, i)
+        return found.start() if found else len(sql)
+    if not sql.startswith("/*", i):
+        return None
+    n = len(sql)
+    depth, i = 1, i + 2
+    while i < n and depth:
+        if sql.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif sql.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+        else:
+            i += 1
+    return i
+
+
+def _after_quoted(sql: str, i: int) -> int | None:
+    """The index after the ``'...'``, ``"..."`` or ``$tag$...$tag$`` text at ``i``; None: none."""
+    c = sql[i]
+    if c in ("'", '"'):
+        return _skip_quoted(sql, i, c)
+    if c == "$" and (tag := _DOLLAR_TAG.match(sql, i)):
+        end = sql.find(tag.group(), tag.end())
+        return len(sql) if end < 0 else end + len(tag.group())
+    return None
+
+
+def _atomic_depth(depth: int, word: str, previous: str, words: list[str]) -> int:
+    """The depth inside a ``BEGIN ATOMIC`` body after ``word`` (0: outside one)."""
+    if depth:
+        return depth + (word == "CASE") - (word == "END")
+    return 1 if word == "ATOMIC" and previous == "BEGIN" and words[:1] == ["CREATE"] else 0
+
+
 def split_statements(sql: str) -> list[Statement]:
     """Split a script at its top-level semicolons, as PostgreSQL's lexer sees them.
 
@@ -62,32 +99,16 @@ def split_statements(sql: str) -> list[Statement]:
 
     while i < n:
         c = sql[i]
-        if c == "-" and sql.startswith("--", i):
-            found = _LINE_END.search(sql, i)
-            i = found.start() if found else n
-            continue
-        if c == "/" and sql.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
+        if (after := _after_comment(sql, i)) is not None:
+            i = after
             continue
         if c.isspace():
             i += 1
             continue
         if first is None:
             first = i
-        if c == "'":
-            i = _skip_quoted(sql, i, "'")
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"')
-        elif c == "$" and (tag := _DOLLAR_TAG.match(sql, i)):
-            end = sql.find(tag.group(), tag.end())
-            i = n if end < 0 else end + len(tag.group())
+        if (after := _after_quoted(sql, i)) is not None:
+            i = after
         elif word := _WORD.match(sql, i):
             i = word.end()
             upper = word.group().upper()
@@ -96,11 +117,7 @@ def split_statements(sql: str) -> list[Statement]:
                 continue
             if len(words) < _KEPT_WORDS:
                 words.append(upper)
-            if atomic:
-                atomic += upper == "CASE"
-                atomic -= upper == "END"
-            elif upper == "ATOMIC" and previous == "BEGIN" and words[:1] == ["CREATE"]:
-                atomic = 1
+            atomic = _atomic_depth(atomic, upper, previous, words)
             previous = upper
         elif c == ";" and not atomic:
             close(i + 1)
