@@ -112,8 +112,6 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
 
     Cancelled in a transaction: the connection is closed and the server rolls it back.
     """
-    import asyncpg
-
     outside = script.no_transaction(db.server_major)
     texts = _placeholders(script, await _placeholder_values(db, script, env))
     if any(_COPY_FROM_STDIN.match(" ".join(s.words)) for s in script.statements):
@@ -125,36 +123,51 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
     def millis() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    async def record_failure(failure: ScriptFailed) -> ScriptFailed:
+    if outside is None:
+        await _in_transaction(db, script, texts, millis)
+        return millis()
+    if script.mixed(db.server_major):
+        say(f"  note: {script.script} runs outside a transaction ({outside}): each statement "
+            "commits on its own, so a failure leaves the earlier ones applied")
+    await _outside_transaction(db, script, texts, millis)
+    return millis()
+
+
+async def _in_transaction(db: Database, script: Script, texts: list[str],
+                          millis: Callable[[], int]) -> None:
+    """Run the file and write its history row in one transaction. On a failure it is rolled
+    back and a ``success = false`` row is written: ScriptFailed (recorded)."""
+    import asyncpg
+
+    await db.connection.execute("BEGIN")
+    try:
+        await _run_statements(db, script, texts)
+        await db.record(script, millis(), True)
+        try:
+            await db.connection.execute("COMMIT")
+        except asyncpg.PostgresError as exc:  # a deferred constraint, say
+            raise problem(script, script.statements[-1], exc, len(script.statements),
+                             at_commit=True) from None
+    except ScriptFailed as failure:
+        if not db.connection.is_closed():
+            with contextlib.suppress(Exception):
+                await db.connection.execute("ROLLBACK")
         try:
             await db.record(script, millis(), False)
             failure.recorded = True
         except Exception as exc:
             failure.detail.append(f"could not record the failure in {db.table}: {exc}")
-        return failure
+        raise failure from None
 
-    if outside is None:
-        await db.connection.execute("BEGIN")
-        try:
-            await _run_statements(db, script, texts)
-            await db.record(script, millis(), True)
-            try:
-                await db.connection.execute("COMMIT")
-            except asyncpg.PostgresError as exc:  # a deferred constraint, say
-                raise problem(script, script.statements[-1], exc, len(script.statements),
-                                 at_commit=True) from None
-            return millis()
-        except ScriptFailed as failure:
-            if not db.connection.is_closed():
-                with contextlib.suppress(Exception):
-                    await db.connection.execute("ROLLBACK")
-            raise await record_failure(failure) from None
-    if script.mixed(db.server_major):
-        say(f"  note: {script.script} runs outside a transaction ({outside}): each statement "
-            "commits on its own, so a failure leaves the earlier ones applied")
-    # Outside a transaction each statement commits on its own: the history holds a failed
-    # row naming the statement about to run before it runs, so a process killed part-way
-    # leaves a row that blocks the file (and Flyway) until the operator says how to go on.
+
+async def _outside_transaction(db: Database, script: Script, texts: list[str],
+                               millis: Callable[[], int]) -> None:
+    """Run the file statement by statement, each committing on its own.
+
+    The history holds a failed row naming the statement about to run before it runs, so a
+    process killed part-way leaves a row that blocks the file (and Flyway) until the
+    operator says how to go on; on success the row becomes Flyway's usual one.
+    """
     total = len(script.statements)
     reached = 0
 
@@ -184,5 +197,3 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
             await asyncio.wait_for(db.update(rank, marked("cancelled at"), millis(), False), 5)
         raise
     await db.update(rank, script.description, millis(), True)
-    return millis()
-
