@@ -179,16 +179,7 @@ def mismatches(expect: Mapping[str, Any], answer: Answer) -> list[str]:
         return [f"{answer.status_text} (expected 2xx)"]
     if want is not None and answer.status != want:
         return [f"{answer.status_text} (expected {want})"]
-    found = []
-    if "json" in expect:
-        try:
-            document = json.loads(answer.text)
-        except ValueError:
-            start = answer.text[:MAX_VALUE].splitlines()[0] if answer.text.strip() else ""
-            found.append(f"the body is not JSON ({answer.media_type or 'no content type'}"
-                         f"{f': {start!r}' if start else ', empty'})")
-        else:
-            found += json_mismatches(expect["json"], document)
+    found = _json_body(expect["json"], answer) if "json" in expect else []
     for pattern in _each(expect.get("body")):
         if not _search(pattern, answer.text, "expect.body"):
             found.append(f"the body does not match /{pattern}/")
@@ -203,16 +194,30 @@ def mismatches(expect: Mapping[str, Any], answer: Answer) -> list[str]:
         if answer.media_type != wanted:
             found.append(f"content type {answer.media_type or 'missing'}, expected {wanted}")
     if "rows" in expect:
-        try:
-            lines = [row for row in csv.reader(io.StringIO(answer.text))
-                     if any(cell.strip() for cell in row)]
-        except csv.Error as exc:
-            found.append(f"the body is not CSV: {exc}")
-        else:
-            count = max(len(lines) - 1, 0)
-            if count != expect["rows"]:
-                found.append(f"expected {expect['rows']} CSV data rows, got {count}")
+        found += _csv_rows(expect["rows"], answer)
     return found
+
+
+def _json_body(expected: Any, answer: Answer) -> list[str]:
+    """What in the JSON body does not meet ``expect.json``."""
+    try:
+        document = json.loads(answer.text)
+    except ValueError:
+        start = answer.text[:MAX_VALUE].splitlines()[0] if answer.text.strip() else ""
+        return [f"the body is not JSON ({answer.media_type or 'no content type'}"
+                f"{f': {start!r}' if start else ', empty'})"]
+    return json_mismatches(expected, document)
+
+
+def _csv_rows(expected: int, answer: Answer) -> list[str]:
+    """What in the CSV body does not meet ``expect.rows`` (blank lines and the header aside)."""
+    try:
+        lines = [row for row in csv.reader(io.StringIO(answer.text))
+                 if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        return [f"the body is not CSV: {exc}"]
+    count = max(len(lines) - 1, 0)
+    return [] if count == expected else [f"expected {expected} CSV data rows, got {count}"]
 
 
 def body_lines(answer: Answer) -> list[str]:
