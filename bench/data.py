@@ -171,8 +171,9 @@ async def run_sql(dsn: str, *statements: str) -> Any:
 
 
 async def create_database(admin: str, name: str) -> str:
-    await run_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                  f'CREATE DATABASE "{name}"')
+    await run_sql(
+        admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
     return dsn_for(admin, name)
 
 
@@ -228,12 +229,14 @@ async def fill(dsn: str) -> int:
             "note text NOT NULL, joined date NOT NULL)"
         )
         rows = 0
-        while await connection.fetchval("SELECT pg_database_size(current_database())") \
-                < FILL_BYTES:
+        while await connection.fetchval("SELECT pg_database_size(current_database())") < FILL_BYTES:
             await connection.execute(
                 "INSERT INTO customers SELECT g, 'customer ' || g, md5(g::text) || ' ' || "
                 "md5((g * 31)::text), date '2020-01-01' + (g % 1500)::int "
-                "FROM generate_series($1::bigint, $2::bigint) g", rows + 1, rows + FILL_BATCH)
+                "FROM generate_series($1::bigint, $2::bigint) g",
+                rows + 1,
+                rows + FILL_BATCH,
+            )
             rows += FILL_BATCH
         await connection.execute("VACUUM (FREEZE, ANALYZE) customers")
         return await connection.fetchval("SELECT pg_database_size(current_database())")
@@ -244,8 +247,15 @@ async def fill(dsn: str) -> int:
 async def pg_dump(dsn: str, path: Path) -> None:
     """``pg_dump -Fc`` as the step runs it (its DSN has no password to take out)."""
     proc = await asyncio.create_subprocess_exec(
-        "pg_dump", "-Fc", "--no-password", "--file", str(path), "--dbname", dsn,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        "pg_dump",
+        "-Fc",
+        "--no-password",
+        "--file",
+        str(path),
+        "--dbname",
+        dsn,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await proc.communicate()
     if proc.returncode != 0:
@@ -270,8 +280,14 @@ async def dump_and_upload(dsn: str, endpoint: str, key: str) -> float:
 
 
 def backup_step(endpoint: str) -> dict[str, Any]:
-    return {"id": "backup", "title": "backup", "kind": "backup", "dsn": "${DATABASE_URL}",
-            "to": f"s3://{BUCKET}/step/", "endpoint_url": endpoint}
+    return {
+        "id": "backup",
+        "title": "backup",
+        "kind": "backup",
+        "dsn": "${DATABASE_URL}",
+        "to": f"s3://{BUCKET}/step/",
+        "endpoint_url": endpoint,
+    }
 
 
 def empty_bucket(client) -> None:
@@ -299,9 +315,7 @@ async def backup(admin: str, endpoint: str) -> None:
         return elapsed
 
     print(f"1. backup: a {size / MB:.1f} MB database to moto S3, best of {REPEATS}")
-    alone, baseline, engine = await best_of(
-        REPEATS, lambda: dump_alone(dsn), both, step
-    )
+    alone, baseline, engine = await best_of(REPEATS, lambda: dump_alone(dsn), both, step)
     details = min(runs, key=lambda run: run[0])[1]
     dump_size = details["size_bytes"]
 
@@ -313,11 +327,17 @@ async def backup(admin: str, endpoint: str) -> None:
     row("step: backup, Engine + Journal", f"{engine:.2f} s", speed(engine))
     dumped, uploaded = details["dump_seconds"], details["upload_seconds"]
     row("  dump_seconds (its journal)", f"{dumped:.2f} s")
-    row("  upload_seconds (its journal)", f"{uploaded:.2f} s",
+    row(
+        "  upload_seconds (its journal)",
+        f"{uploaded:.2f} s",
         f"{dump_size / MB:.1f} MB dump in {details['parts']} part(s), "
-        f"{dump_size / MB / uploaded:.1f} MB/s")
-    row("  the rest", f"{engine - dumped - uploaded:.2f} s",
-        "pg_restore --list, SHA-256, HEAD, client, engine")
+        f"{dump_size / MB / uploaded:.1f} MB/s",
+    )
+    row(
+        "  the rest",
+        f"{engine - dumped - uploaded:.2f} s",
+        "pg_restore --list, SHA-256, HEAD, client, engine",
+    )
     ratio = engine / alone
     row("ratio step/pg_dump alone", f"{ratio:.2f}x", "for information (no target)")
     ratio = engine / baseline
@@ -330,8 +350,16 @@ async def backup(admin: str, endpoint: str) -> None:
 
 
 def sql_steps(count: int) -> list[dict[str, Any]]:
-    return [{"id": f"q{i}", "title": f"query {i}", "kind": "sql", "dsn": "${DATABASE_URL}",
-             "query": "SELECT 1"} for i in range(count)]
+    return [
+        {
+            "id": f"q{i}",
+            "title": f"query {i}",
+            "kind": "sql",
+            "dsn": "${DATABASE_URL}",
+            "query": "SELECT 1",
+        }
+        for i in range(count)
+    ]
 
 
 async def fly_sql(count: int) -> float:
@@ -398,7 +426,8 @@ async def bare_migrations(dsn: str, folder: Path) -> float:
                 await connection.execute(path.read_text())
                 await connection.execute(
                     "INSERT INTO history (version, script) VALUES ($1, $2)",
-                    int(path.name[1:].split("__")[0]), path.name,
+                    int(path.name[1:].split("__")[0]),
+                    path.name,
                 )
     finally:
         await connection.close()
@@ -406,20 +435,33 @@ async def bare_migrations(dsn: str, folder: Path) -> float:
 
 
 async def fly_migrate(dsn: str, folder: Path) -> float:
-    elapsed, _ = await fly_timed([{"id": "migrate", "title": "migrate", "kind": "migrate",
-                                   "dsn": "${DATABASE_URL}", "folder": str(folder)}])
+    elapsed, _ = await fly_timed(
+        [
+            {
+                "id": "migrate",
+                "title": "migrate",
+                "kind": "migrate",
+                "dsn": "${DATABASE_URL}",
+                "folder": str(folder),
+            }
+        ]
+    )
     return elapsed
 
 
-async def fresh(admin: str, name: str, count: int,
-                side: Callable[[str], Awaitable[float]]) -> float:
+async def fresh(
+    admin: str, name: str, count: int, side: Callable[[str], Awaitable[float]]
+) -> float:
     """``side`` timed on a database made for it; checked to leave ``count`` tables."""
     dsn = await create_database(admin, name)
     try:
         os.environ["DATABASE_URL"] = dsn
         elapsed = await side(dsn)
-        tables = await run_sql(dsn, "SELECT count(*) FROM pg_tables "
-                                    "WHERE schemaname = 'public' AND tablename ~ '^t_[0-9]+$'")
+        tables = await run_sql(
+            dsn,
+            "SELECT count(*) FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename ~ '^t_[0-9]+$'",
+        )
         if tables != count:
             sys.exit(f"{name}: {tables} tables of {count}")
         return elapsed
@@ -428,14 +470,17 @@ async def fresh(admin: str, name: str, count: int,
 
 
 async def migrate(admin: str, folder: Path) -> None:
-    print(f"3. migrate: {MIGRATIONS} migrations (CREATE TABLE + CREATE INDEX each), "
-          f"best of {REPEATS}")
+    print(
+        f"3. migrate: {MIGRATIONS} migrations (CREATE TABLE + CREATE INDEX each), best of {REPEATS}"
+    )
     baseline, engine = await best_of(
         REPEATS,
-        lambda: fresh(admin, "bench_migrate_bare", MIGRATIONS,
-                      lambda dsn: bare_migrations(dsn, folder)),
-        lambda: fresh(admin, "bench_migrate_step", MIGRATIONS,
-                      lambda dsn: fly_migrate(dsn, folder)),
+        lambda: fresh(
+            admin, "bench_migrate_bare", MIGRATIONS, lambda dsn: bare_migrations(dsn, folder)
+        ),
+        lambda: fresh(
+            admin, "bench_migrate_step", MIGRATIONS, lambda dsn: fly_migrate(dsn, folder)
+        ),
     )
     row("baseline: asyncpg, txn + history", f"{baseline / MIGRATIONS * 1000:.2f} ms/migration")
     row("step: migrate, Engine + Journal", f"{engine / MIGRATIONS * 1000:.2f} ms/migration")
@@ -465,8 +510,9 @@ async def warm_up(admin: str, endpoint: str, folder: Path) -> None:
 
 
 async def versions(admin: str) -> str:
-    dumper = subprocess.run(["pg_dump", "--version"], capture_output=True, text=True,
-                            check=True).stdout.split()[-1]
+    dumper = subprocess.run(
+        ["pg_dump", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
     server = await run_sql(admin, "SHOW server_version")
     return f"PostgreSQL {server}, pg_dump {dumper}, moto {moto.__version__}"
 
@@ -490,8 +536,11 @@ async def main(admin: str, endpoint: str, began: float) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child-s3", action="store_true",
-                        help="internal: run moto's S3 server until standard input ends")
+    parser.add_argument(
+        "--child-s3",
+        action="store_true",
+        help="internal: run moto's S3 server until standard input ends",
+    )
     args = parser.parse_args()
     if args.child_s3:
         child_s3()

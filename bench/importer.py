@@ -65,7 +65,8 @@ def fences(count: int) -> str:
     """``count`` shell fences under one heading (20,000 took 25 s to import before ids
     remembered their next free number)."""
     return "# Fences\n\n## Deploy\n\n" + "".join(
-        f"```bash\necho {number}\n```\n\n" for number in range(count))
+        f"```bash\necho {number}\n```\n\n" for number in range(count)
+    )
 
 
 def peak_mb(work: Callable[[], object]) -> float:
@@ -93,8 +94,10 @@ def main() -> None:
     text = SEED.read_text()
     lines = text.count("\n") + 1
     imported = import_markdown(text, SEED.name)
-    print(f"importer benchmark: {SEED.name}, {lines} lines, {len(text):,} characters; best of "
-          f"{REPEATS}, interleaved\n")
+    print(
+        f"importer benchmark: {SEED.name}, {lines} lines, {len(text):,} characters; best of "
+        f"{REPEATS}, interleaved\n"
+    )
 
     markdown = MarkdownIt("commonmark")
     importing, parsing, reading = best_of(
@@ -105,8 +108,9 @@ def main() -> None:
     print("1. import of the seed")
     row("baseline: markdown-it parse of the .md", ms(parsing))
     row("baseline: yaml.safe_load of its YAML", ms(reading))
-    row("import_markdown (Markdown -> YAML)", ms(importing), verdict(importing, IMPORT_TARGET,
-                                                                      " s"))
+    row(
+        "import_markdown (Markdown -> YAML)", ms(importing), verdict(importing, IMPORT_TARGET, " s")
+    )
     row("ratio to the Markdown parse", f"{importing / parsing:.2f}x")
     row("ratio to reading the YAML", f"{importing / reading:.2f}x")
 
@@ -120,8 +124,11 @@ def main() -> None:
         row("ratio", f"{from_md / from_yaml:.2f}x", verdict(from_md / from_yaml, LOAD_TARGET))
 
         many = "\n".join([text] * COPIES)
-        big, one = best_of(lambda: import_markdown(many, "big.md"),
-                           lambda: import_markdown(text, SEED.name), repeats=5)
+        big, one = best_of(
+            lambda: import_markdown(many, "big.md"),
+            lambda: import_markdown(text, SEED.name),
+            repeats=5,
+        )
         print(f"\n3. scaling: the seed {COPIES} times in one document ({lines * COPIES} lines)")
         row("import, seed once", ms(one))
         row(f"import, seed x{COPIES}", ms(big), f"{big / (lines * COPIES) * 1e6:.1f} us/line")
@@ -133,14 +140,18 @@ def main() -> None:
             times = []
             for _ in range(5):
                 started = time.perf_counter()
-                subprocess.run([str(cockpit), "validate", str(path)], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [str(cockpit), "validate", str(path)], check=True, capture_output=True
+                )
                 times.append(time.perf_counter() - started)
             row(label, ms(statistics.median(times)))
 
     many, tenth = fences(FENCES), fences(FENCES // 10)
-    large, small = best_of(lambda: import_markdown(many, "fences.md"),
-                           lambda: import_markdown(tenth, "fences.md"), repeats=3)
+    large, small = best_of(
+        lambda: import_markdown(many, "fences.md"),
+        lambda: import_markdown(tenth, "fences.md"),
+        repeats=3,
+    )
     print(f"\n5. {FENCES:,} fences under one heading ({len(many):,} characters)")
     row(f"import, {FENCES // 10:,} fences", ms(small))
     row(f"import, {FENCES:,} fences", ms(large), verdict(large, FENCES_TARGET, " s"))

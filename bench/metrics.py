@@ -54,8 +54,9 @@ def payload(scale: int = 1) -> str:
 
     registry = CollectorRegistry()
     labels = ["route", "method", "status"]
-    latency = Histogram("pm_request_duration_ms", "latency", labels, buckets=BOUNDS,
-                        registry=registry)
+    latency = Histogram(
+        "pm_request_duration_ms", "latency", labels, buckets=BOUNDS, registry=registry
+    )
     requests = Counter("pm_requests", "requests", labels, registry=registry)
     errors = Counter("pm_errors", "errors", labels, registry=registry)
     # per label set: the buckets, +Inf, _sum, _count and _created; requests and its
@@ -89,8 +90,10 @@ def scrape_cost() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     before, after = payload(1), payload(2)
-    print(f"1. one scrape of a {series_count(after):,}-series exposition "
-          f"({len(after) / 1024:,.0f} KiB), best of {REPEATS}")
+    print(
+        f"1. one scrape of a {series_count(after):,}-series exposition "
+        f"({len(after) / 1024:,.0f} KiB), best of {REPEATS}"
+    )
 
     def baseline() -> None:
         for family in text_string_to_metric_families(after):
@@ -108,10 +111,14 @@ def scrape_cost() -> None:
     cockpit = best(ours)
     rates = compute_rates(first, parse_exposition(after, SPEC, 10.0))
     row("prometheus_client parser alone", f"{parse_only * 1000:.1f} ms")
-    row("parse + rates + 4 alert rules", f"{cockpit * 1000:.1f} ms",
-        f"{cockpit / parse_only:.2f}x the parser alone")
-    row("(computed: P95, error rate)",
-        f"{rates.latency.value:.0f} ms, {rates.error_rate.value:.2%}")
+    row(
+        "parse + rates + 4 alert rules",
+        f"{cockpit * 1000:.1f} ms",
+        f"{cockpit / parse_only:.2f}x the parser alone",
+    )
+    row(
+        "(computed: P95, error rate)", f"{rates.latency.value:.0f} ms, {rates.error_rate.value:.2%}"
+    )
 
 
 def polling_share() -> None:
@@ -119,9 +126,20 @@ def polling_share() -> None:
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "metrics").write_text(payload(2))
         server = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1",
-             "--directory", folder], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                folder,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N ..."
             port = int(line.split(" port ")[1].split()[0])

@@ -97,8 +97,11 @@ MiB = 1024 * 1024
 def child(module: str, flag: str) -> Iterator[str]:
     """``python -m module flag`` serving until its standard input ends; its address."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module, flag], cwd=Path(__file__).resolve().parent.parent,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", module, flag],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         address = process.stdout.readline().strip()
@@ -117,8 +120,12 @@ def child(module: str, flag: str) -> Iterator[str]:
 def child_platform() -> None:
     """Run the PM Platform stand-in until standard input ends (the parent closed it or
     died); no synthetic traffic, so its process only answers the benchmark."""
-    platform = Platform(admin_key=secrets.token_hex(16), api_key=secrets.token_hex(16),
-                        backend_version=lambda: "2.0", traffic_rps=0)
+    platform = Platform(
+        admin_key=secrets.token_hex(16),
+        api_key=secrets.token_hex(16),
+        backend_version=lambda: "2.0",
+        traffic_rps=0,
+    )
     print(platform.start(), flush=True)
     try:
         sys.stdin.read()
@@ -132,9 +139,14 @@ def child_platform() -> None:
 async def fly(steps: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
     """Fly one phase of ``steps`` in a scratch journal; the seconds ``run()`` took and
     the steps' journal rows."""
-    text = yaml.safe_dump({"runbook": "bench", "version": "1",
-                           "phases": [{"id": "p", "title": "bench", "steps": steps}]},
-                          sort_keys=False)
+    text = yaml.safe_dump(
+        {
+            "runbook": "bench",
+            "version": "1",
+            "phases": [{"id": "p", "title": "bench", "steps": steps}],
+        },
+        sort_keys=False,
+    )
     with scratch() as folder:
         elapsed, _, rows = await fly_runbook(text, Path(folder))
     return elapsed, rows
@@ -144,8 +156,10 @@ async def fly(steps: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]
 
 
 def http_steps(url: str, count: int) -> list[dict[str, Any]]:
-    return [{"id": f"h{i}", "kind": "http", "url": url,
-             "expect": {"json": {"status": "ok"}}} for i in range(count)]
+    return [
+        {"id": f"h{i}", "kind": "http", "url": url, "expect": {"json": {"status": "ok"}}}
+        for i in range(count)
+    ]
 
 
 async def fly_http(url: str, count: int) -> float:
@@ -177,23 +191,29 @@ async def bare_clients(count: int) -> float:
 
 async def http(base_url: str) -> None:
     url = f"{base_url}/health"
-    print(f"1. http: {HTTP_STEPS} steps GET /health, expect json {{status: ok}}, "
-          f"best of {REPEATS}")
+    print(f"1. http: {HTTP_STEPS} steps GET /health, expect json {{status: ok}}, best of {REPEATS}")
     baseline, engine = await best_of(
         REPEATS, lambda: bare_gets(url, HTTP_STEPS), lambda: fly_http(url, HTTP_STEPS)
     )
-    setup = min([await bare_clients(SETUP_CLIENTS) for _ in range(REPEATS)]) \
-        / SETUP_CLIENTS * HTTP_STEPS
+    setup = (
+        min([await bare_clients(SETUP_CLIENTS) for _ in range(REPEATS)])
+        / SETUP_CLIENTS
+        * HTTP_STEPS
+    )
 
     def per_step(seconds: float) -> str:
         return f"{seconds / HTTP_STEPS * 1000:.2f} ms/step"
 
     row("baseline: new AsyncClient + GET", per_step(baseline))
-    row("  of which AsyncClient() alone", per_step(setup),
-        f"{setup / baseline:.0%} of the baseline")
+    row(
+        "  of which AsyncClient() alone", per_step(setup), f"{setup / baseline:.0%} of the baseline"
+    )
     row("step: http, Engine + Journal", per_step(engine))
-    row("  step - baseline", per_step(engine - baseline),
-        "engine bookkeeping, pane output, expectations")
+    row(
+        "  step - baseline",
+        per_step(engine - baseline),
+        "engine bookkeeping, pane output, expectations",
+    )
     ratio = engine / baseline
     row("ratio step/baseline (time)", f"{ratio:.2f}x", verdict(ratio, HTTP_TARGET, True))
 
@@ -204,15 +224,27 @@ async def http(base_url: str) -> None:
 def s3_steps(path: Path, endpoint: str) -> list[dict[str, Any]]:
     url = f"s3://{BUCKET}/step/{path.name}"
     return [
-        {"id": "upload", "kind": "s3", "action": "upload", "from": str(path), "to": url,
-         "endpoint_url": endpoint},
-        {"id": "download", "kind": "s3", "action": "download", "from": url,
-         "endpoint_url": endpoint},
+        {
+            "id": "upload",
+            "kind": "s3",
+            "action": "upload",
+            "from": str(path),
+            "to": url,
+            "endpoint_url": endpoint,
+        },
+        {
+            "id": "download",
+            "kind": "s3",
+            "action": "download",
+            "from": url,
+            "endpoint_url": endpoint,
+        },
     ]
 
 
-async def fly_s3(path: Path, endpoint: str, sha256: str,
-                 runs: list[tuple[float, list[dict[str, Any]]]]) -> float:
+async def fly_s3(
+    path: Path, endpoint: str, sha256: str, runs: list[tuple[float, list[dict[str, Any]]]]
+) -> float:
     elapsed, rows = await fly(s3_steps(path, endpoint))
     if [r["details"]["sha256"] for r in rows] != [sha256, sha256]:
         sys.exit("an s3 step recorded another SHA-256 than the file's")
@@ -224,14 +256,18 @@ def bare_transfer(path: Path, endpoint: str) -> tuple[float, float]:
     """boto3 upload_file + download_file without checksums; seconds of each."""
     with scratch() as folder:
         started = time.perf_counter()
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint, config=BotoConfig(
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required"))
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            config=BotoConfig(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
         client.upload_file(str(path), BUCKET, f"baseline/{path.name}", Config=transfer_config())
         uploaded = time.perf_counter()
         copy = Path(folder) / path.name
-        client.download_file(BUCKET, f"baseline/{path.name}", str(copy),
-                             Config=transfer_config())
+        client.download_file(BUCKET, f"baseline/{path.name}", str(copy), Config=transfer_config())
         done = time.perf_counter()
         if copy.stat().st_size != path.stat().st_size:
             sys.exit(f"download_file brought {copy.stat().st_size} bytes back")
@@ -285,10 +321,12 @@ async def s3(endpoint: str, folder: Path) -> None:
     row("step: s3 upload + download", f"{engine:.2f} s", "SHA-256 both ways")
     row("  upload transfer (its journal)", f"{sent:.2f} s", speed(sent))
     row("  download transfer (its journal)", f"{fetched:.2f} s", speed(fetched))
-    row("  the rest", f"{engine - sent - fetched:.2f} s",
-        "hashing, HEADs, clients, engine")
-    row("    of which hashing, as they do", f"{hashing(path):.2f} s",
-        "SHA-256 whole + parts; SHA-256 + MD5")
+    row("  the rest", f"{engine - sent - fetched:.2f} s", "hashing, HEADs, clients, engine")
+    row(
+        "    of which hashing, as they do",
+        f"{hashing(path):.2f} s",
+        "SHA-256 whole + parts; SHA-256 + MD5",
+    )
     ratio = engine / baseline
     row("ratio step/baseline (time)", f"{ratio:.2f}x", verdict(ratio, S3_TARGET, True))
     row("checked by the steps", "ok", rows[0]["details"]["verified"])
@@ -299,12 +337,15 @@ async def s3(endpoint: str, folder: Path) -> None:
 
 def k8s_steps(simulator: K8sSimulator, image: str) -> list[dict[str, Any]]:
     where = {"deployment": DEPLOYMENT, "kubeconfig": str(simulator.kubeconfig)}
-    return [{"id": "set-image", "kind": "k8s", "action": "set_image", "image": image, **where},
-            {"id": "rollout", "kind": "k8s", "action": "rollout_status", **where}]
+    return [
+        {"id": "set-image", "kind": "k8s", "action": "set_image", "image": image, **where},
+        {"id": "rollout", "kind": "k8s", "action": "rollout_status", **where},
+    ]
 
 
-async def step_rollout(simulator: K8sSimulator, image: str, rolled: dict[str, float]
-                       ) -> tuple[float, float]:
+async def step_rollout(
+    simulator: K8sSimulator, image: str, rolled: dict[str, float]
+) -> tuple[float, float]:
     """(rollout seconds from the patch, delay from its completion to the step's end)."""
     _, rows = await fly(k8s_steps(simulator, image))
     if rows[1]["details"]["image"] != {DEPLOYMENT: image}:
@@ -312,36 +353,51 @@ async def step_rollout(simulator: K8sSimulator, image: str, rolled: dict[str, fl
     return rolled[image] - rows[0]["finished_at"], rows[1]["finished_at"] - rolled[image]
 
 
-async def bare_rollout(simulator: K8sSimulator, image: str, rolled: dict[str, float]
-                       ) -> tuple[float, float]:
+async def bare_rollout(
+    simulator: K8sSimulator, image: str, rolled: dict[str, float]
+) -> tuple[float, float]:
     """The same patch, then a look every POLL_SECONDS until the rollout is complete."""
     from kubernetes_asyncio import client, config
 
     configuration = client.Configuration()
-    await config.load_kube_config(config_file=str(simulator.kubeconfig),
-                                  client_configuration=configuration, persist_config=False)
+    await config.load_kube_config(
+        config_file=str(simulator.kubeconfig),
+        client_configuration=configuration,
+        persist_config=False,
+    )
     async with client.ApiClient(configuration) as api:
         apps = client.AppsV1Api(api)
-        await apps.patch_namespaced_deployment(DEPLOYMENT, simulator.namespace, {
-            "spec": {"template": {"spec": {"containers": [
-                {"name": DEPLOYMENT, "image": image}]}}}})
+        await apps.patch_namespaced_deployment(
+            DEPLOYMENT,
+            simulator.namespace,
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": DEPLOYMENT, "image": image}]}}
+                }
+            },
+        )
         patched = time.time()
         while True:
             deployment = await apps.read_namespaced_deployment(DEPLOYMENT, simulator.namespace)
             status = deployment.status
-            if ((status.observed_generation or 0) >= deployment.metadata.generation
-                    and status.updated_replicas == status.available_replicas
-                    == status.replicas == deployment.spec.replicas):
+            if (
+                (status.observed_generation or 0) >= deployment.metadata.generation
+                and status.updated_replicas
+                == status.available_replicas
+                == status.replicas
+                == deployment.spec.replicas
+            ):
                 noticed = time.time()
                 break
             await asyncio.sleep(POLL_SECONDS)
     return rolled[image] - patched, noticed - rolled[image]
 
 
-async def k8s(simulator: K8sSimulator, images: Iterator[str], rolled: dict[str, float]
-              ) -> None:
-    print(f"3. k8s: set_image + rollout_status of {REPLICAS} replicas (tick {K8S_TICK:g} s), "
-          f"{ROLLOUTS} rollouts a side")
+async def k8s(simulator: K8sSimulator, images: Iterator[str], rolled: dict[str, float]) -> None:
+    print(
+        f"3. k8s: set_image + rollout_status of {REPLICAS} replicas (tick {K8S_TICK:g} s), "
+        f"{ROLLOUTS} rollouts a side"
+    )
     steps, bares = [], []
     for _ in range(ROLLOUTS):
         bares.append(await bare_rollout(simulator, next(images), rolled))
@@ -363,8 +419,14 @@ async def k8s(simulator: K8sSimulator, images: Iterator[str], rolled: dict[str, 
 # ---------------------------------------------------------------- the run
 
 
-async def warm_up(base_url: str, endpoint: str, simulator: K8sSimulator,
-                  images: Iterator[str], rolled: dict[str, float], folder: Path) -> None:
+async def warm_up(
+    base_url: str,
+    endpoint: str,
+    simulator: K8sSimulator,
+    images: Iterator[str],
+    rolled: dict[str, float],
+    folder: Path,
+) -> None:
     """Imports, first clients and first connections: once through every path, untimed."""
     url = f"{base_url}/health"
     await bare_clients(10)
@@ -380,10 +442,12 @@ async def warm_up(base_url: str, endpoint: str, simulator: K8sSimulator,
 
 
 async def main(base_url: str, endpoint: str, simulator: K8sSimulator, began: float) -> None:
-    print(f"cockpit platform bench (Python {sys.version.split()[0]}; httpx "
-          f"{httpx.__version__}, boto3 {boto3.__version__}, moto {moto.__version__}, "
-          f"kubernetes_asyncio {kubernetes_asyncio.__version__}); "
-          "step and baseline interleaved\n")
+    print(
+        f"cockpit platform bench (Python {sys.version.split()[0]}; httpx "
+        f"{httpx.__version__}, boto3 {boto3.__version__}, moto {moto.__version__}, "
+        f"kubernetes_asyncio {kubernetes_asyncio.__version__}); "
+        "step and baseline interleaved\n"
+    )
     rolled: dict[str, float] = {}
     simulator.on_rollout(lambda namespace, name, image: rolled.setdefault(image, time.time()))
     images = (f"registry.local/{DEPLOYMENT}:2.0.{n}" for n in itertools.count(1))
@@ -400,11 +464,13 @@ async def main(base_url: str, endpoint: str, simulator: K8sSimulator, began: flo
 def run() -> None:
     local_only()
     began = time.perf_counter()
-    with (child("bench.platform", "--child-platform") as base_url,
-          child("bench.data", "--child-s3") as endpoint, scratch() as folder):
+    with (
+        child("bench.platform", "--child-platform") as base_url,
+        child("bench.data", "--child-s3") as endpoint,
+        scratch() as folder,
+    ):
         simulator = K8sSimulator(Path(folder), tick=K8S_TICK)
-        simulator.add_deployment(DEPLOYMENT, f"registry.local/{DEPLOYMENT}:1.0",
-                                 replicas=REPLICAS)
+        simulator.add_deployment(DEPLOYMENT, f"registry.local/{DEPLOYMENT}:1.0", replicas=REPLICAS)
         simulator.start()
         try:
             asyncio.run(main(base_url, endpoint, simulator, began))
@@ -414,8 +480,11 @@ def run() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child-platform", action="store_true",
-                        help="internal: run the PM Platform stand-in until standard input ends")
+    parser.add_argument(
+        "--child-platform",
+        action="store_true",
+        help="internal: run the PM Platform stand-in until standard input ends",
+    )
     args = parser.parse_args()
     if args.child_platform:
         child_platform()

@@ -186,15 +186,24 @@ async def ingest() -> None:
     baseline, app = INGEST_LINES / min(base_times), INGEST_LINES / min(app_times)
     row("baseline: read+decode+split", f"{baseline:,.0f} lines/s")
     row("app: r pressed .. end shown", f"{app:,.0f} lines/s")
-    row("ratio app/baseline (lines/s)", f"{app / baseline:.2f}x",
-        verdict(app / baseline, INGEST_TARGET, False))
-    row("lines the step printed", f"{printed:,}",
-        "ok" if printed == INGEST_LINES else f"of {INGEST_LINES:,}: MISSING")
+    row(
+        "ratio app/baseline (lines/s)",
+        f"{app / baseline:.2f}x",
+        verdict(app / baseline, INGEST_TARGET, False),
+    )
+    row(
+        "lines the step printed",
+        f"{printed:,}",
+        "ok" if printed == INGEST_LINES else f"of {INGEST_LINES:,}: MISSING",
+    )
     newest = str(INGEST_LINES)
     row("pane's last row (render_line)", shown[0], "ok" if shown[0] == newest else "STALE")
     row("pane's last row (render_lines)", shown[1], "ok" if shown[1] == newest else "STALE")
-    row("a step printing nothing: app / bare",
-        f"{min(empty_app) * 1000:.0f} / {min(empty_base) * 1000:.0f} ms", "(information)")
+    row(
+        "a step printing nothing: app / bare",
+        f"{min(empty_app) * 1000:.0f} / {min(empty_base) * 1000:.0f} ms",
+        "(information)",
+    )
 
 
 async def key_latency() -> None:
@@ -227,12 +236,21 @@ async def key_latency() -> None:
     shown = sorted(p for _, p in samples)
     p99 = quantile(handled, 0.99)
     seconds, end = flood
-    row("the flood, until cancelled", f"{end.output_lines / seconds:,.0f} lines/s",
-        f"{end.output_lines:,} lines in {seconds:.1f} s, step {end.status.value}")
-    row("send .. handled p50 / p99", f"{quantile(handled, 0.5):.1f} / {p99:.1f} ms",
-        f"target p99 < {KEY_TARGET:g} ms  {'met' if p99 < KEY_TARGET else 'MISSED'}")
-    row("send .. next refresh p50 / p99",
-        f"{quantile(shown, 0.5):.1f} / {quantile(shown, 0.99):.1f} ms", "(information)")
+    row(
+        "the flood, until cancelled",
+        f"{end.output_lines / seconds:,.0f} lines/s",
+        f"{end.output_lines:,} lines in {seconds:.1f} s, step {end.status.value}",
+    )
+    row(
+        "send .. handled p50 / p99",
+        f"{quantile(handled, 0.5):.1f} / {p99:.1f} ms",
+        f"target p99 < {KEY_TARGET:g} ms  {'met' if p99 < KEY_TARGET else 'MISSED'}",
+    )
+    row(
+        "send .. next refresh p50 / p99",
+        f"{quantile(shown, 0.5):.1f} / {quantile(shown, 0.99):.1f} ms",
+        "(information)",
+    )
 
 
 def typist(app, stamps, painted: threading.Event) -> list[tuple[float, float]]:
@@ -261,14 +279,19 @@ def peak_rss() -> None:
     idle, flood = child_peak_mb(0), child_peak_mb(RSS_LINES)
     row("idle: N = 0 (no output)", f"{idle:.1f} MB")
     row(f"N = {RSS_LINES:,}", f"{flood:.1f} MB")
-    row("over idle", f"{flood - idle:.1f} MB",
-        f"target < {RSS_TARGET:g} MB  {'met' if flood - idle < RSS_TARGET else 'MISSED'}")
+    row(
+        "over idle",
+        f"{flood - idle:.1f} MB",
+        f"target < {RSS_TARGET:g} MB  {'met' if flood - idle < RSS_TARGET else 'MISSED'}",
+    )
 
 
 def child_peak_mb(lines: int) -> float:
     out = subprocess.run(
         [sys.executable, "-m", "bench.tui", "--child-rss", str(lines)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return int(out) * 1024 / 1e6
 
@@ -280,9 +303,14 @@ async def child_rss(lines: int) -> None:
 
 def launch_book(steps: int, per_phase: int = 10) -> str:
     phases = [
-        {"id": f"p{p}", "title": f"Phase {p + 1}", "steps": [
-            {"id": f"s{i}", "title": f"Step {i + 1:02d} of the launch", "run": "true"}
-            for i in range(p * per_phase, (p + 1) * per_phase)]}
+        {
+            "id": f"p{p}",
+            "title": f"Phase {p + 1}",
+            "steps": [
+                {"id": f"s{i}", "title": f"Step {i + 1:02d} of the launch", "run": "true"}
+                for i in range(p * per_phase, (p + 1) * per_phase)
+            ],
+        }
         for p in range(steps // per_phase)
     ]
     return yaml.safe_dump({"runbook": "launch", "version": "60", "phases": phases})
@@ -293,7 +321,8 @@ FLAGSHIP_TARGET = 1.0  # DESIGN.md: the flagship's first paint "well under a sec
 FLAGSHIP_MARKERS = [b"PM Intelligence Platform 2.0", b"Code & Build", b"Metrics", b"Quit"]
 FLAGSHIP_SECRETS = dict.fromkeys(
     ("ADMIN_KEY", "TEST_API_KEY", "DATABASE_URL", "REDIS_URL", "SLACK_WEBHOOK"),
-    "bench-not-a-real-secret")  # the run starts; nothing is flown
+    "bench-not-a-real-secret",
+)  # the run starts; nothing is flown
 
 
 def first_paint(folder: Path, book: str = "book.yaml", markers=LAUNCH_MARKERS) -> float:
@@ -301,14 +330,23 @@ def first_paint(folder: Path, book: str = "book.yaml", markers=LAUNCH_MARKERS) -
     cockpit = Path(sys.executable).with_name("cockpit")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
-    env = {**os.environ, **FLAGSHIP_SECRETS, "TERM": "xterm-256color",
-           "PYTHONPYCACHEPREFIX": str(folder / "pyc")}
+    env = {
+        **os.environ,
+        **FLAGSHIP_SECRETS,
+        "TERM": "xterm-256color",
+        "PYTHONPYCACHEPREFIX": str(folder / "pyc"),
+    }
     env.pop("NO_COLOR", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(cockpit), "run", book, "--journal", str(folder / "journal.sqlite3")],
-        stdin=slave, stdout=slave, stderr=slave, cwd=folder, env=env, start_new_session=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=folder,
+        env=env,
+        start_new_session=True,
     )
     os.close(slave)
     seen, painted = b"", float("nan")
@@ -339,17 +377,24 @@ def launch() -> None:
         flagship = str(FLAGSHIP)
         first_paint(folder, flagship, FLAGSHIP_MARKERS)
         big = sorted(first_paint(folder, flagship, FLAGSHIP_MARKERS) for _ in range(LAUNCHES))
-    for what, found, target in ((f"{LAUNCH_STEPS} steps", times, LAUNCH_TARGET),
-                                ("the flagship", big, FLAGSHIP_TARGET)):
+    for what, found, target in (
+        (f"{LAUNCH_STEPS} steps", times, LAUNCH_TARGET),
+        ("the flagship", big, FLAGSHIP_TARGET),
+    ):
         median = statistics.median(found)
         row(f"{what}: min / max of {LAUNCHES}", f"{found[0]:.3f} / {found[-1]:.3f} s")
-        row(f"{what}: median", f"{median:.3f} s",
-            f"target < {target:g} s  {'met' if median < target else 'MISSED'}")
+        row(
+            f"{what}: median",
+            f"{median:.3f} s",
+            f"target < {target:g} s  {'met' if median < target else 'MISSED'}",
+        )
 
 
 async def main() -> None:
-    print(f"cockpit TUI bench (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs); "
-          f"headless app at {SIZE[0]}x{SIZE[1]}\n")
+    print(
+        f"cockpit TUI bench (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs); "
+        f"headless app at {SIZE[0]}x{SIZE[1]}\n"
+    )
     started = time.perf_counter()
     await bare_read_split("seq 100000")  # warm-up
     await fly_in_app("seq 100000")
@@ -362,8 +407,12 @@ async def main() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child-rss", type=int, metavar="LINES",
-                        help="internal: fly `seq LINES` in the app, print VmHWM in KiB")
+    parser.add_argument(
+        "--child-rss",
+        type=int,
+        metavar="LINES",
+        help="internal: fly `seq LINES` in the app, print VmHWM in KiB",
+    )
     args = parser.parse_args()
     if args.child_rss is not None:
         asyncio.run(child_rss(args.child_rss))

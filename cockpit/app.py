@@ -115,19 +115,35 @@ class VisibleNotifications:
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         kwargs["markup"] = False  # whatever the caller said (Widget.notify says True)
-        super().notify(visible(message), title=visible(title, newlines=False),  # type: ignore[misc]
-                       **kwargs)
+        super().notify(
+            visible(message),
+            title=visible(title, newlines=False),  # type: ignore[misc]
+            **kwargs,
+        )
 
 
 class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
     TITLE = "cockpit"
     BINDINGS = [
-        Binding("question_mark,f1", "help", "Help", id="app.help",
-                tooltip="Every key of this screen"),
-        Binding("ctrl+t", "toggle_theme", "Theme", id="app.theme", show=False,
-                tooltip="Switch between the dark and the light theme"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True,
-                tooltip="Quit; asks first while a step runs"),
+        Binding(
+            "question_mark,f1", "help", "Help", id="app.help", tooltip="Every key of this screen"
+        ),
+        Binding(
+            "ctrl+t",
+            "toggle_theme",
+            "Theme",
+            id="app.theme",
+            show=False,
+            tooltip="Switch between the dark and the light theme",
+        ),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            priority=True,
+            tooltip="Quit; asks first while a step runs",
+        ),
     ]
 
     def __init__(self, engine: Engine, operator: TuiOperator, *, protected: bool) -> None:
@@ -145,8 +161,9 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         loop.add_signal_handler(signal.SIGTERM, self._terminated)
         self.engine.subscribe(self._forward)
         if self.protected:
-            self.push_screen(StartModal(self.engine.profile.name, self.engine.profile.label),
-                             self._start)
+            self.push_screen(
+                StartModal(self.engine.profile.name, self.engine.profile.label), self._start
+            )
         else:
             self._start(True)
 
@@ -182,8 +199,14 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
 
     async def action_quit(self) -> None:
         if self.cockpit is not None and self.cockpit.flying:
-            running = next((s.title for s in self.engine.runbook.steps
-                            if self.engine.status[s.id] == ev.StepStatus.RUNNING), "a step")
+            running = next(
+                (
+                    s.title
+                    for s in self.engine.runbook.steps
+                    if self.engine.status[s.id] == ev.StepStatus.RUNNING
+                ),
+                "a step",
+            )
             self.push_screen(QuitModal(running), self._quit_confirmed)
             return
         await self._end()
@@ -236,8 +259,11 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
             return
         for binding in CockpitScreen.BINDINGS:
             category = binding.id.split(".")[0].capitalize()
-            yield SystemCommand(f"{category}: {binding.description.lower()}",
-                                binding.tooltip, partial(screen.run_action, binding.action))
+            yield SystemCommand(
+                f"{category}: {binding.description.lower()}",
+                binding.tooltip,
+                partial(screen.run_action, binding.action),
+            )
 
 
 class HistoryApp(VisibleNotifications, App[None]):

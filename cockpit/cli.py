@@ -39,19 +39,30 @@ def _parser() -> argparse.ArgumentParser:
     env = argparse.ArgumentParser(add_help=False)
     env.add_argument("--env", metavar="NAME", help="environment profile from the config")
     fly = argparse.ArgumentParser(add_help=False)
-    fly.add_argument("--headless", action="store_true",
-                     help="no TUI: prefixed output lines, a status line per step, a summary")
-    fly.add_argument("--yes", action="store_true",
-                     help="confirm steps and tick checklists without asking")
-    fly.add_argument("--confirm-env", metavar="NAME",
-                     help="confirm a protected environment without typing its name")
+    fly.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: prefixed output lines, a status line per step, a summary",
+    )
+    fly.add_argument(
+        "--yes", action="store_true", help="confirm steps and tick checklists without asking"
+    )
+    fly.add_argument(
+        "--confirm-env",
+        metavar="NAME",
+        help="confirm a protected environment without typing its name",
+    )
     take = argparse.ArgumentParser(add_help=False)
-    take.add_argument("--take-over", action="store_true",
-                      help="team mode: take the environment's lock from the run holding it, "
-                           "after typing the environment's name (or --confirm-env NAME)")
+    take.add_argument(
+        "--take-over",
+        action="store_true",
+        help="team mode: take the environment's lock from the run holding it, "
+        "after typing the environment's name (or --confirm-env NAME)",
+    )
 
     parser = argparse.ArgumentParser(
-        prog="cockpit", description="Fly a deployment runbook: validate, plan, run, resume.",
+        prog="cockpit",
+        description="Fly a deployment runbook: validate, plan, run, resume.",
         epilog="exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled",
     )
     parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
@@ -60,71 +71,112 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common], help="check runbooks; list every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = sub.add_parser("plan", parents=[common, journal, env],
-                       help="show what a run would do, with ETAs from its last rehearsal")
+    p = sub.add_parser(
+        "plan",
+        parents=[common, journal, env],
+        help="show what a run would do, with ETAs from its last rehearsal",
+    )
     p.add_argument("file", metavar="FILE")
 
-    p = sub.add_parser("run", parents=[common, journal, env, fly, take],
-                       help="fly a runbook")
+    p = sub.add_parser("run", parents=[common, journal, env, fly, take], help="fly a runbook")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--dry-run", action="store_true",
-                   help="resolve and show every step; run nothing, record nothing")
-    p.add_argument("--rehearsal", action="store_true",
-                   help="record the run as a rehearsal: once it ends ok, its step timings "
-                        "are the ETAs of later runs of the runbook")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resolve and show every step; run nothing, record nothing",
+    )
+    p.add_argument(
+        "--rehearsal",
+        action="store_true",
+        help="record the run as a rehearsal: once it ends ok, its step timings "
+        "are the ETAs of later runs of the runbook",
+    )
 
-    p = sub.add_parser("resume", parents=[common, journal, fly, take],
-                       help="continue a paused, failed or interrupted run")
+    p = sub.add_parser(
+        "resume",
+        parents=[common, journal, fly, take],
+        help="continue a paused, failed or interrupted run",
+    )
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--retry-interrupted", action="store_true",
-                       help="run again the step the dead process left running")
-    group.add_argument("--skip-interrupted", action="store_true",
-                       help="skip the step the dead process left running")
+    group.add_argument(
+        "--retry-interrupted",
+        action="store_true",
+        help="run again the step the dead process left running",
+    )
+    group.add_argument(
+        "--skip-interrupted",
+        action="store_true",
+        help="skip the step the dead process left running",
+    )
 
-    p = sub.add_parser("repair", parents=[common, journal],
-                       help="settle a migration a dead process cut off outside a "
-                            "transaction, before resuming its run")
+    p = sub.add_parser(
+        "repair",
+        parents=[common, journal],
+        help="settle a migration a dead process cut off outside a "
+        "transaction, before resuming its run",
+    )
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("step", metavar="STEP", help="the migrate step's id")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--mark-applied", metavar="FILE",
-                       help="FILE was finished by hand: record it as applied")
-    group.add_argument("--rerun", metavar="FILE",
-                       help="FILE was undone by hand: remove its failed row, so it runs "
-                            "again from the top")
+    group.add_argument(
+        "--mark-applied", metavar="FILE", help="FILE was finished by hand: record it as applied"
+    )
+    group.add_argument(
+        "--rerun",
+        metavar="FILE",
+        help="FILE was undone by hand: remove its failed row, so it runs again from the top",
+    )
 
-    p = sub.add_parser("history", parents=[common, journal],
-                       help="browse recorded runs (a table when not at a terminal)")
+    p = sub.add_parser(
+        "history",
+        parents=[common, journal],
+        help="browse recorded runs (a table when not at a terminal)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plain", action="store_true", help="print a table, even at a terminal")
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (50)")
 
     p = sub.add_parser("report", parents=[common, journal], help="the record of a run")
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    p.add_argument("--format", choices=("md", "json", "html"), default="md",
-                   help="md (default), json, or html: one self-contained page with the "
-                   "metrics chart")
+    p.add_argument(
+        "--format",
+        choices=("md", "json", "html"),
+        default="md",
+        help="md (default), json, or html: one self-contained page with the metrics chart",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument("--compare", metavar="REF",
-                   help="set the run beside REF instead: a run id, or 'rehearsal' (the "
-                        "latest ok rehearsal of its runbook before it); duration per step "
-                        "and the outcomes that differ")
+    p.add_argument(
+        "--compare",
+        metavar="REF",
+        help="set the run beside REF instead: a run id, or 'rehearsal' (the "
+        "latest ok rehearsal of its runbook before it); duration per step "
+        "and the outcomes that differ",
+    )
 
-    p = sub.add_parser("signoff", parents=[common, journal],
-                       help="sign a finished run off as its deployer or verifier")
+    p = sub.add_parser(
+        "signoff",
+        parents=[common, journal],
+        help="sign a finished run off as its deployer or verifier",
+    )
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("--role", choices=("deployer", "verifier"), required=True)
     p.add_argument("--name", help="who signs (default: the configured operator)")
     p.add_argument("--note", default="", help="a note kept with the sign-off")
-    p.add_argument("--replace", action="store_true",
-                   help="sign a role signed already; the earlier sign-off stays recorded")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="sign a role signed already; the earlier sign-off stays recorded",
+    )
 
-    p = sub.add_parser("import", help="turn a Markdown runbook into runbook YAML",
-                       description="Write the runbook YAML a Markdown runbook describes (to "
-                       "stdout or -o FILE); a summary of what became what, and what to "
-                       "review, goes to stderr. run, validate, plan and resume also take "
-                       "the .md file directly.")
+    p = sub.add_parser(
+        "import",
+        help="turn a Markdown runbook into runbook YAML",
+        description="Write the runbook YAML a Markdown runbook describes (to "
+        "stdout or -o FILE); a summary of what became what, and what to "
+        "review, goes to stderr. run, validate, plan and resume also take "
+        "the .md file directly.",
+    )
     p.add_argument("file", metavar="FILE.md")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
@@ -132,32 +184,58 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
     p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
 
-    p = sub.add_parser("demo", parents=[common, journal, fly],
-                       help="fly the PM Intelligence runbook against a local sandbox")
-    p.add_argument("--drill", choices=("bad-release",),
-                   help="bad-release: version 2.0 is slow and failing once it serves, so "
-                        "the gate fails and the rollback runs")
-    p.add_argument("--rehearsal", action="store_true",
-                   help="accepted for symmetry with run: demo runs are always recorded as "
-                        "rehearsals")
+    p = sub.add_parser(
+        "demo",
+        parents=[common, journal, fly],
+        help="fly the PM Intelligence runbook against a local sandbox",
+    )
+    p.add_argument(
+        "--drill",
+        choices=("bad-release",),
+        help="bad-release: version 2.0 is slow and failing once it serves, so "
+        "the gate fails and the rollback runs",
+    )
+    p.add_argument(
+        "--rehearsal",
+        action="store_true",
+        help="accepted for symmetry with run: demo runs are always recorded as rehearsals",
+    )
 
-    p = sub.add_parser("watch", parents=[common, journal],
-                       help="team mode: follow a live run, read-only, from anywhere")
-    p.add_argument("target", metavar="RUN|ENV",
-                   help="a run id (a unique prefix of it, or 'last'), or an environment: "
-                        "the run flying it now")
-    p.add_argument("--headless", action="store_true",
-                   help="print the run as text, as run --headless does, instead of the TUI")
-    p.add_argument("--wait", action="store_true",
-                   help="ENV: when nobody flies it now, wait for the next run to start")
+    p = sub.add_parser(
+        "watch",
+        parents=[common, journal],
+        help="team mode: follow a live run, read-only, from anywhere",
+    )
+    p.add_argument(
+        "target",
+        metavar="RUN|ENV",
+        help="a run id (a unique prefix of it, or 'last'), or an environment: "
+        "the run flying it now",
+    )
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="print the run as text, as run --headless does, instead of the TUI",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="ENV: when nobody flies it now, wait for the next run to start",
+    )
 
-    p = sub.add_parser("approve", parents=[common, journal],
-                       help="team mode: approve a step waiting for another person (approve:)")
+    p = sub.add_parser(
+        "approve",
+        parents=[common, journal],
+        help="team mode: approve a step waiting for another person (approve:)",
+    )
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("step", metavar="STEP", help="the step id")
 
-    sub.add_parser("locate", parents=[common, journal],
-                   help="print where the config, journal and output files are")
+    sub.add_parser(
+        "locate",
+        parents=[common, journal],
+        help="print where the config, journal and output files are",
+    )
     return parser
 
 
@@ -228,8 +306,10 @@ def cmd_validate(args) -> int:
         except RunbookInvalid as exc:
             problems.extend(exc.problems)
             continue
-        print(f"ok: {file}: {runbook.name}, {len(runbook.phases)} phases, "
-              f"{len(runbook.steps)} steps, {len(runbook.rollback.steps)} rollback steps")
+        print(
+            f"ok: {file}: {runbook.name}, {len(runbook.phases)} phases, "
+            f"{len(runbook.steps)} steps, {len(runbook.rollback.steps)} rollback steps"
+        )
     if problems:
         raise RunbookInvalid(problems)
     return EXIT_OK
@@ -249,8 +329,11 @@ def cmd_plan(args) -> int:
         runbook, profile, config.operator_name, new_run_id()
     )
     journal_path = Path(args.journal) if args.journal else config.journal_path
-    eta = (from_rehearsal(_journal(args, config), runbook, profile.name)
-           if _shared_journal(args, config) or journal_path.exists() else None)
+    eta = (
+        from_rehearsal(_journal(args, config), runbook, profile.name)
+        if _shared_journal(args, config) or journal_path.exists()
+        else None
+    )
     print(f"{runbook.name} {runbook.version}".rstrip() + f"  ({args.file})")
     print(f"environment: {profile.name}{' (asks to type its name)' if profile.confirm else ''}")
     if runbook.window is not None:
@@ -267,14 +350,18 @@ def cmd_plan(args) -> int:
         print(f"  secret {name}: {state}")
 
     def show(step, number: str) -> None:
-        policy = [f"timeout {format_duration(step.timeout)}" if step.timeout else "",
-                  f"retries {step.retries}" if step.retries else "",
-                  f"on_failure {step.on_failure}" if step.on_failure != "stop" else "",
-                  "confirm" if step.confirm else "", "optional" if step.optional else ""]
+        policy = [
+            f"timeout {format_duration(step.timeout)}" if step.timeout else "",
+            f"retries {step.retries}" if step.retries else "",
+            f"on_failure {step.on_failure}" if step.on_failure != "stop" else "",
+            "confirm" if step.confirm else "",
+            "optional" if step.optional else "",
+        ]
         skip = "" if step.when.applies(profile.name) else f"  [skipped on {profile.name}]"
         extra = ", ".join(filter(None, policy))
-        print(f"  {number} {step.id} ({step.kind}{', ' + extra if extra else ''}): "
-              f"{step.title}{skip}")
+        print(
+            f"  {number} {step.id} ({step.kind}{', ' + extra if extra else ''}): {step.title}{skip}"
+        )
         fields, expect = resolve_fields(step, WithPending(values))
         for line in redactor.redact(get_kind(step.kind).explain(fields, expect)).splitlines():
             print(f"       {line}")
@@ -300,8 +387,9 @@ def cmd_run(args) -> int:
     from cockpit.runbook import load_runbook
 
     if args.dry_run and args.rehearsal:
-        raise UsageError("--rehearsal records the run's timings and --dry-run records "
-                         "nothing: choose one")
+        raise UsageError(
+            "--rehearsal records the run's timings and --dry-run records nothing: choose one"
+        )
     config = _config(args)
     runbook = load_runbook(args.file)
     profile = config.profile(args.env)
@@ -327,15 +415,21 @@ def cmd_resume(args) -> int:
         raise UsageError(f"run {run['id']} is {run['status']}: nothing to resume")
     live = journal.live_in(run)
     if live:
-        raise UsageError(f"run {run['id']} is live in {live}: it is not flown twice; watch "
-                         "it, or wait for it to end")
+        raise UsageError(
+            f"run {run['id']} is live in {live}: it is not flown twice; watch "
+            "it, or wait for it to end"
+        )
     if journal.elsewhere(run):
-        raise UsageError(f"run {run['id']} was flown on {run['host']}: its run lock and its "
-                         f"output files are there; resume it on {run['host']}")
+        raise UsageError(
+            f"run {run['id']} was flown on {run['host']}: its run lock and its "
+            f"output files are there; resume it on {run['host']}"
+        )
     runbook = load_runbook(run["runbook_path"])
     if runbook.sha256 != run["runbook_sha256"]:
-        raise UsageError(f"{run['runbook_path']} changed since run {run['id']} started "
-                         "(its sha256 differs): resume needs the runbook it started with")
+        raise UsageError(
+            f"{run['runbook_path']} changed since run {run['id']} started "
+            "(its sha256 differs): resume needs the runbook it started with"
+        )
     profile = config.profile(run["environment"])
     action = "retry" if args.retry_interrupted else "skip" if args.skip_interrupted else None
     if action is None and not args.headless:
@@ -359,30 +453,41 @@ def cmd_repair(args) -> int:
     try:
         step = runbook.step(args.step)
     except KeyError:
-        raise UsageError(f"run {run['id']}'s runbook {run['runbook_path']} has no step "
-                         f"'{args.step}'") from None
+        raise UsageError(
+            f"run {run['id']}'s runbook {run['runbook_path']} has no step '{args.step}'"
+        ) from None
     if step.kind != "migrate":
-        raise UsageError(f"step '{step.id}' is a {step.kind} step: repair settles the "
-                         "history of a migrate step")
+        raise UsageError(
+            f"step '{step.id}' is a {step.kind} step: repair settles the history of a migrate step"
+        )
     profile = config.profile(run["environment"])
-    values, _, redactor, missing = resolve_values(runbook, profile, config.operator_name,
-                                                  run["id"])
+    values, _, redactor, missing = resolve_values(runbook, profile, config.operator_name, run["id"])
     if missing:
         raise UsageError("secrets not usable: " + "; ".join(missing))
     try:
         fields, _ = resolve_fields(step, values)
     except KeyError as exc:
-        raise UsageError(f"step '{step.id}': {exc.args[0]}: repair needs fields that "
-                         "do not depend on other steps' details") from None
+        raise UsageError(
+            f"step '{step.id}': {exc.args[0]}: repair needs fields that "
+            "do not depend on other steps' details"
+        ) from None
     how, file = ("rerun", args.rerun) if args.rerun else ("mark-applied", args.mark_applied)
     try:
-        done = asyncio.run(repair(fields, runbook.path.resolve().parent, file, how,
-                                  lambda line: print(redactor.redact(line), file=sys.stderr)))
+        done = asyncio.run(
+            repair(
+                fields,
+                runbook.path.resolve().parent,
+                file,
+                how,
+                lambda line: print(redactor.redact(line), file=sys.stderr),
+            )
+        )
     except MigrateError as exc:
         raise UsageError(redactor.redact(str(exc))) from None
     done = redactor.redact(done)
-    journal.apply(StepRepaired(run["id"], time.time(), step.id, file, how,
-                               config.operator_name, done))
+    journal.apply(
+        StepRepaired(run["id"], time.time(), step.id, file, how, config.operator_name, done)
+    )
     print(done)
     print(f"then: cockpit resume {run['id']} --headless")
     return EXIT_OK
@@ -397,25 +502,47 @@ EXIT_CODES = {
 }
 
 
-def _fly(args, config, runbook, profile, journal, *, dry_run=False, resume=None,
-         rehearsal=False, yes_note: str = "ticked by --yes") -> int:
+def _fly(
+    args,
+    config,
+    runbook,
+    profile,
+    journal,
+    *,
+    dry_run=False,
+    resume=None,
+    rehearsal=False,
+    yes_note: str = "ticked by --yes",
+) -> int:
     from cockpit.engine import Engine
     from cockpit.headless import TerminalOperator
     from cockpit.values import new_run_id
 
     protected = profile.confirm and not dry_run and args.confirm_env != profile.name
     if args.headless:
-        operator = TerminalOperator(config.operator_name, assume_yes=args.yes,
-                                    interactive=sys.stdin.isatty(), yes_note=yes_note)
+        operator = TerminalOperator(
+            config.operator_name,
+            assume_yes=args.yes,
+            interactive=sys.stdin.isatty(),
+            yes_note=yes_note,
+        )
     else:
         from cockpit.app import TuiOperator
 
         operator = TuiOperator(config.operator_name, yes_note if args.yes else None)
     run_id = resume[0] if resume else new_run_id()
     team = _team(args, config, profile, run_id) if config.team and not dry_run else None
-    engine = Engine(runbook, journal, config=config, profile=profile, operator=operator,
-                    dry_run=dry_run, run_id=run_id, team=team,
-                    rehearsal=rehearsal)
+    engine = Engine(
+        runbook,
+        journal,
+        config=config,
+        profile=profile,
+        operator=operator,
+        dry_run=dry_run,
+        run_id=run_id,
+        team=team,
+        rehearsal=rehearsal,
+    )
     if team is not None:
         team.on_lost = partial(_lost, engine, args.headless)
     try:
@@ -446,8 +573,10 @@ def _team(args, config, profile, run_id: str):
             raise LockHeld(profile.name, holder)
         if args.confirm_env != profile.name:
             if not sys.stdin.isatty():
-                raise UsageError(f"taking '{profile.name}' over from {holder} needs its name "
-                                 f"typed at a terminal, or --confirm-env {profile.name}")
+                raise UsageError(
+                    f"taking '{profile.name}' over from {holder} needs its name "
+                    f"typed at a terminal, or --confirm-env {profile.name}"
+                )
             print(f"'{profile.name}' is held by {holder}.")
             try:
                 answer = input(f"Type '{profile.name}' to take its lock over: ")
@@ -499,8 +628,10 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
     async def fly() -> RunStatus:
         if protected:
             if not interactive:
-                raise UsageError(f"environment '{profile.name}' is protected: type its name "
-                                 f"at a terminal, or pass --confirm-env {profile.name}")
+                raise UsageError(
+                    f"environment '{profile.name}' is protected: type its name "
+                    f"at a terminal, or pass --confirm-env {profile.name}"
+                )
             if not await confirm_environment(profile.name, profile.label):
                 raise UsageError("environment name not confirmed: nothing was run")
         loop = asyncio.get_running_loop()
@@ -515,9 +646,11 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
     try:
         status = asyncio.run(fly())
     except JournalError as exc:
-        raise JournalError(f"{exc}\ncockpit: the run stopped with its record intact up to "
-                           f"here; once the journal can be written again (disk space, "
-                           f"permissions): cockpit resume {engine.run_id} --headless") from None
+        raise JournalError(
+            f"{exc}\ncockpit: the run stopped with its record intact up to "
+            f"here; once the journal can be written again (disk space, "
+            f"permissions): cockpit resume {engine.run_id} --headless"
+        ) from None
     if not dry_run and status != RunStatus.OK:
         print(f"cockpit: journal {journal.path}; output in {journal.run_dir(engine.run_id)}")
         if status != RunStatus.ROLLED_BACK:
@@ -538,10 +671,17 @@ def cmd_watch(args) -> int:
     config = _config(args)
     team = _team_config(config)
     journal = _journal(args, config)
-    watched = asyncio.run(find_watched(
-        team, journal, args.target, config.environments,
-        waiting=(lambda text: print(f"cockpit: {text}", file=sys.stderr, flush=True))
-        if args.wait else None))
+    watched = asyncio.run(
+        find_watched(
+            team,
+            journal,
+            args.target,
+            config.environments,
+            waiting=(lambda text: print(f"cockpit: {text}", file=sys.stderr, flush=True))
+            if args.wait
+            else None,
+        )
+    )
     if not args.headless:
         if not sys.stdin.isatty() or not sys.stderr.isatty():
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
@@ -601,9 +741,11 @@ def cmd_history(args) -> int:
     for run in runs:
         took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
         started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M")
-        print(f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
-              f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})"
-              f"{' · rehearsal' if run['rehearsal'] else ''}")
+        print(
+            f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
+            f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})"
+            f"{' · rehearsal' if run['rehearsal'] else ''}"
+        )
     return EXIT_OK
 
 
@@ -614,7 +756,8 @@ def cmd_report(args) -> int:
     journal = _journal(args, config)
     if args.compare:
         text = report.COMPARE_FORMATS[args.format](
-            report.compare(journal, args.run_id, args.compare))
+            report.compare(journal, args.run_id, args.compare)
+        )
     else:
         text = report.FORMATS[args.format](report.build(journal, args.run_id))
     if args.output:
@@ -666,8 +809,9 @@ def cmd_kinds(args) -> int:
         try:
             kind = get_kind(name)
         except KindNotFound:
-            raise UsageError(f"no step kind '{name}'; known kinds: "
-                             f"{', '.join(known_kinds())}") from None
+            raise UsageError(
+                f"no step kind '{name}'; known kinds: {', '.join(known_kinds())}"
+            ) from None
         print(f"{name}: {kind.summary}")
         for label, fields in (("", kind.fields), ("expect.", kind.expect)):
             for field_name, spec in fields.items():
@@ -702,20 +846,33 @@ def cmd_demo(args) -> int:
     if not args.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UsageError("the TUI needs a terminal: use cockpit demo --headless in scripts")
     configured = config.environments.get("sandbox")
-    given = {name: configured.secret(name)[0] if configured and name in configured.secrets
-             else None for name in ("DATABASE_URL", "REDIS_URL")}
+    given = {
+        name: configured.secret(name)[0] if configured and name in configured.secrets else None
+        for name in ("DATABASE_URL", "REDIS_URL")
+    }
     folder = Path(tempfile.mkdtemp(prefix="cockpit-sandbox-"))
-    sandbox = Sandbox(folder, drill=args.drill, database_url=given["DATABASE_URL"],
-                      redis_url=given["REDIS_URL"],
-                      say=lambda text: print(text, file=sys.stderr, flush=True))
+    sandbox = Sandbox(
+        folder,
+        drill=args.drill,
+        database_url=given["DATABASE_URL"],
+        redis_url=given["REDIS_URL"],
+        say=lambda text: print(text, file=sys.stderr, flush=True),
+    )
     print(f"cockpit demo: starting the sandbox in {folder}", file=sys.stderr, flush=True)
     try:
         profile, environ = sandbox.start()
         os.environ.update(environ)  # the runbook's secrets, generated for this sandbox
         os.environ["PATH"] = f"{sandbox.tools}{os.pathsep}{os.environ['PATH']}"
         args.confirm_env = None
-        return _fly(args, config, runbook, profile, _journal(args, config), rehearsal=True,
-                    yes_note="demo: acknowledged by cockpit demo --yes")
+        return _fly(
+            args,
+            config,
+            runbook,
+            profile,
+            _journal(args, config),
+            rehearsal=True,
+            yes_note="demo: acknowledged by cockpit demo --yes",
+        )
     finally:
         sandbox.stop()
 

@@ -30,12 +30,19 @@ DEFAULT_ENVIRONMENT = "local"
 SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "cockpit": {"operator": (str, ""), "environment": (str, DEFAULT_ENVIRONMENT)},
     "journal": {"path": (str, ""), "synchronous": (str, "normal")},
-    "output": {"window_lines": (int, 1000), "flush_interval": ((str, int, float), "50ms"),
-               "max_step_bytes": (int, MAX_STEP_BYTES)},
+    "output": {
+        "window_lines": (int, 1000),
+        "flush_interval": ((str, int, float), "50ms"),
+        "max_step_bytes": (int, MAX_STEP_BYTES),
+    },
     "engine": {"kill_grace": ((str, int, float), "5s")},
-    "team": {"redis_url": (str, ""), "journal_dsn": (str, ""),
-             "lock_ttl": ((str, int, float), "30s"),
-             "heartbeat": ((str, int, float), "10s"), "channel_prefix": (str, "cockpit")},
+    "team": {
+        "redis_url": (str, ""),
+        "journal_dsn": (str, ""),
+        "lock_ttl": ((str, int, float), "30s"),
+        "heartbeat": ((str, int, float), "10s"),
+        "channel_prefix": (str, "cockpit"),
+    },
 }
 MAX_CONFIG_BYTES = 2**20  # a config file, at most (the example is 6 KB)
 MAX_SECRET_BYTES = 2**20  # a secret file (file:PATH), at most
@@ -138,8 +145,7 @@ class Config:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         where = self.path or "the configuration"
         raise ConfigError(
-            f"unknown environment '{name}'{hint}; {where} defines: "
-            f"{', '.join(self.environments)}"
+            f"unknown environment '{name}'{hint}; {where} defines: {', '.join(self.environments)}"
         )
 
     @property
@@ -166,8 +172,9 @@ def load_config(explicit: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     try:
-        data = tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES, "a config file")
-                             .decode("utf-8"))
+        data = tomllib.loads(
+            read_regular_file(path, MAX_CONFIG_BYTES, "a config file").decode("utf-8")
+        )
     except Unreadable as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -195,9 +202,14 @@ def load_config(explicit: str | Path | None = None) -> Config:
         max_step_bytes=settings["output.max_step_bytes"],
         kill_grace=settings["engine.kill_grace"],
         environments=environments,
-        team=Team(settings["team.redis_url"], settings["team.lock_ttl"],
-                  settings["team.heartbeat"], settings["team.channel_prefix"])
-        if settings["team.redis_url"] else None,
+        team=Team(
+            settings["team.redis_url"],
+            settings["team.lock_ttl"],
+            settings["team.heartbeat"],
+            settings["team.channel_prefix"],
+        )
+        if settings["team.redis_url"]
+        else None,
         journal_dsn=settings["team.journal_dsn"],
     )
 
@@ -219,8 +231,9 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
     values: dict[str, Any] = {}
     for section in data:
         if section not in SETTINGS and section != "environments":
-            problems.append(f"unknown section [{section}]"
-                            f"{_did_you_mean(section, [*SETTINGS, 'environments'])}")
+            problems.append(
+                f"unknown section [{section}]{_did_you_mean(section, [*SETTINGS, 'environments'])}"
+            )
     for section, keys in SETTINGS.items():
         table = _table(data, section, problems)
         for key in table:
@@ -228,14 +241,25 @@ def _check_settings(data: Mapping[str, Any], problems: list[str]) -> dict[str, A
                 problems.append(f"[{section}] unknown key '{key}'{_did_you_mean(key, keys)}")
         for key, (kind, default) in keys.items():
             values[f"{section}.{key}"] = _setting(
-                f"[{section}] {key}", table.get(key, default), kind, default,
-                key in DURATIONS, problems)
+                f"[{section}] {key}",
+                table.get(key, default),
+                kind,
+                default,
+                key in DURATIONS,
+                problems,
+            )
     _check_values(values, problems)
     return values
 
 
-def _setting(where: str, value: Any, kind: type | tuple[type, ...], default: Any,
-             duration: bool, problems: list[str]) -> Any:
+def _setting(
+    where: str,
+    value: Any,
+    kind: type | tuple[type, ...],
+    default: Any,
+    duration: bool,
+    problems: list[str],
+) -> Any:
     """One setting of the expected type (a duration parsed), or its default and a problem."""
     if not isinstance(value, kind) or isinstance(value, bool):
         problems.append(f"{where}: expected {_type_name(kind)}, got {value!r}")
@@ -253,22 +277,27 @@ def _check_values(values: dict[str, Any], problems: list[str]) -> None:
     """The checks across or within settings once each has its type; a team reference
     that is not ``env:``/``file:`` is dropped."""
     if values["journal.synchronous"] not in ("normal", "full"):
-        problems.append("[journal] synchronous: expected 'normal' or 'full', got "
-                        f"{values['journal.synchronous']!r}")
+        problems.append(
+            "[journal] synchronous: expected 'normal' or 'full', got "
+            f"{values['journal.synchronous']!r}"
+        )
     if values["output.window_lines"] < 10:
         problems.append("[output] window_lines: expected at least 10")
     if values["output.max_step_bytes"] < MIN_STEP_BYTES:
-        problems.append(f"[output] max_step_bytes: expected at least {MIN_STEP_BYTES} "
-                        "(bytes)")
+        problems.append(f"[output] max_step_bytes: expected at least {MIN_STEP_BYTES} (bytes)")
     for key in ("redis_url", "journal_dsn"):
         ref = values[f"team.{key}"]
         if ref and ref.partition(":")[0] not in ("env", "file"):
-            problems.append(f"[team] {key}: expected \"env:VARIABLE\" or \"file:PATH\" (it "
-                            "may hold a password, which never goes in this file)")
+            problems.append(
+                f'[team] {key}: expected "env:VARIABLE" or "file:PATH" (it '
+                "may hold a password, which never goes in this file)"
+            )
             values[f"team.{key}"] = ""
     if values["team.heartbeat"] * 2 > values["team.lock_ttl"]:
-        problems.append("[team] heartbeat: expected at most half of lock_ttl, so a live "
-                        "holder renews the lock before it expires")
+        problems.append(
+            "[team] heartbeat: expected at most half of lock_ttl, so a live "
+            "holder renews the lock before it expires"
+        )
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -300,8 +329,10 @@ def _environment(name: str, table: Any, problems: list[str]) -> Environment:
     secrets = {}
     for key, ref in _table(table, "secrets", problems).items():
         if not isinstance(ref, str) or ref.partition(":")[0] not in ("env", "file"):
-            problems.append(f"{where} secrets.{key}: expected \"env:VARIABLE\" or "
-                            "\"file:PATH\" (secret values never go in this file)")
+            problems.append(
+                f'{where} secrets.{key}: expected "env:VARIABLE" or '
+                '"file:PATH" (secret values never go in this file)'
+            )
         else:
             secrets[key] = ref
     return Environment(

@@ -113,12 +113,16 @@ class Engine:
             runbook, profile, operator.name, self.run_id
         )
         self.started = time.time()
-        self.alerts = tuple(rule for rule in runbook.alerts if rule.environments is None
-                            or profile.name in rule.environments)
+        self.alerts = tuple(
+            rule
+            for rule in runbook.alerts
+            if rule.environments is None or profile.name in rule.environments
+        )
         """The alert rules that apply in this environment."""
         self.metrics = self._metrics_watch()
-        self._uses_details = any("${steps." in repr((step.fields, step.expect))
-                                 for step in runbook.all_steps)
+        self._uses_details = any(
+            "${steps." in repr((step.fields, step.expect)) for step in runbook.all_steps
+        )
         self._metrics_task: asyncio.Task | None = None
         self.eta = from_rehearsal(journal, runbook, profile.name)
         """ETAs from the latest ok rehearsal of this runbook; None without one."""
@@ -146,14 +150,25 @@ class Engine:
         reasons = {name: r.reason for name, r in readings.items() if r.reason}
         if poll.sample.error:  # said once by the notice; each metric just points at it
             reasons = dict.fromkeys(self.metrics.spec.metrics, "the last poll failed")
-        self._emit(ev.MetricsSampled(
-            self.run_id, now, {name: r.value for name, r in readings.items()}, reasons))
+        self._emit(
+            ev.MetricsSampled(
+                self.run_id, now, {name: r.value for name, r in readings.items()}, reasons
+            )
+        )
         for status in poll.changed:
-            self._emit(ev.AlertChanged(
-                self.run_id, now, status.rule.name, status.rule.severity, status.state.value,
-                status.rule.metric, status.value, status.threshold,
-                status.no_data_reason or "",
-            ))
+            self._emit(
+                ev.AlertChanged(
+                    self.run_id,
+                    now,
+                    status.rule.name,
+                    status.rule.severity,
+                    status.state.value,
+                    status.rule.metric,
+                    status.value,
+                    status.threshold,
+                    status.no_data_reason or "",
+                )
+            )
 
     def _watch_metrics(self) -> None:
         if self.metrics is not None and self._metrics_task is None:
@@ -196,8 +211,9 @@ class Engine:
         status = "ok"
         if self._in_rollback:
             status = "rolling back"
-        elif any(self.status[s.id] == StepStatus.FAILED and not s.optional
-                 for s in self.runbook.steps):
+        elif any(
+            self.status[s.id] == StepStatus.FAILED and not s.optional for s in self.runbook.steps
+        ):
             status = "failed"
         live = {
             "now": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -205,14 +221,19 @@ class Engine:
             "status": status,
         }
         overridden = {**self.runbook.variables, **self.profile.variables}
-        details = {
-            f"steps.{row['step_id']}.details.{key}":
-                value if isinstance(value, str) else json.dumps(value)
-            for row in self.journal.steps(self.run_id) if row["status"] == "ok"
-            for key, value in row["details"].items()
-        } if self._uses_details else {}
-        return {**self.values, **details,
-                **{k: v for k, v in live.items() if k not in overridden}}
+        details = (
+            {
+                f"steps.{row['step_id']}.details.{key}": value
+                if isinstance(value, str)
+                else json.dumps(value)
+                for row in self.journal.steps(self.run_id)
+                if row["status"] == "ok"
+                for key, value in row["details"].items()
+            }
+            if self._uses_details
+            else {}
+        )
+        return {**self.values, **details, **{k: v for k, v in live.items() if k not in overridden}}
 
     # --------------------------------------------------------------- control
 
@@ -252,29 +273,43 @@ class Engine:
             self.journal.run_dir(self.run_id).mkdir(parents=True, exist_ok=True)
         if not self._resumed:
             self.journal.create_run(
-                self.redactor.mask({
-                    "id": self.run_id,
-                    "runbook": self.runbook.name,
-                    "version": self.runbook.version,
-                    "runbook_path": str(self.runbook.path.resolve()),
-                    "runbook_sha256": self.runbook.sha256,
-                    "environment": self.profile.name,
-                    "operator": self.operator.name,
-                    "host": socket.gethostname(),
-                    "status": ev.RunStatus.RUNNING.value,
-                    "dry_run": int(self.dry_run),
-                    "rehearsal": int(self.rehearsal),
-                    "started_at": self.started,
-                    "output_dir": str(self.journal.run_dir(self.run_id)),
-                }),
+                self.redactor.mask(
+                    {
+                        "id": self.run_id,
+                        "runbook": self.runbook.name,
+                        "version": self.runbook.version,
+                        "runbook_path": str(self.runbook.path.resolve()),
+                        "runbook_sha256": self.runbook.sha256,
+                        "environment": self.profile.name,
+                        "operator": self.operator.name,
+                        "host": socket.gethostname(),
+                        "status": ev.RunStatus.RUNNING.value,
+                        "dry_run": int(self.dry_run),
+                        "rehearsal": int(self.rehearsal),
+                        "started_at": self.started,
+                        "output_dir": str(self.journal.run_dir(self.run_id)),
+                    }
+                ),
                 enumerate(map(self.redactor.mask, self._all_steps())),
             )
-        self._emit(ev.RunStarted(self.run_id, self._now(), self.runbook.name,
-                                 self.profile.name, self.operator.name, self.dry_run,
-                                 self._resumed, os.getpid()))
+        self._emit(
+            ev.RunStarted(
+                self.run_id,
+                self._now(),
+                self.runbook.name,
+                self.profile.name,
+                self.operator.name,
+                self.dry_run,
+                self._resumed,
+                os.getpid(),
+            )
+        )
         if self.team is not None and self.team.took_over is not None:
-            self._emit(ev.LockTakenOver(self.run_id, self._now(), self.profile.name,
-                                        str(self.team.took_over)))
+            self._emit(
+                ev.LockTakenOver(
+                    self.run_id, self._now(), self.profile.name, str(self.team.took_over)
+                )
+            )
         self._check_disk()
         self._watch_metrics()
 
@@ -284,8 +319,10 @@ class Engine:
             where = self.journal.live_in(self.journal.find_run(self.run_id))
         except LookupError:
             where = None
-        return (f"run {self.run_id} is live in {where or 'another process'}: it is not "
-                "flown twice; watch it, or wait for it to end")
+        return (
+            f"run {self.run_id} is live in {where or 'another process'}: it is not "
+            "flown twice; watch it, or wait for it to end"
+        )
 
     def prepare_resume(self, interrupted: Interrupted) -> list[str]:
         """Take up a run from the journal; returns the ids of interrupted steps.
@@ -300,8 +337,10 @@ class Engine:
         rows = {row["step_id"]: row for row in self.journal.steps(self.run_id)}
         unknown = set(rows) - set(self.status)
         if unknown:
-            raise EngineError(f"the runbook no longer has steps {', '.join(sorted(unknown))} "
-                              "that this run recorded")
+            raise EngineError(
+                f"the runbook no longer has steps {', '.join(sorted(unknown))} "
+                "that this run recorded"
+            )
         stopped = []
         for step_id, row in rows.items():
             status = StepStatus(row["status"])
@@ -315,9 +354,17 @@ class Engine:
                         f"them, or end them with: kill -TERM -- -{row['pgid']}"
                     )
             if status == StepStatus.RUNNING:
-                self._emit(ev.StepFinished(self.run_id, self._now(), step_id,
-                                           StepStatus.INTERRUPTED, None, row["attempt"],
-                                           message="the cockpit process died while it ran"))
+                self._emit(
+                    ev.StepFinished(
+                        self.run_id,
+                        self._now(),
+                        step_id,
+                        StepStatus.INTERRUPTED,
+                        None,
+                        row["attempt"],
+                        message="the cockpit process died while it ran",
+                    )
+                )
                 status = StepStatus.INTERRUPTED
             if status == StepStatus.WAITING_CONFIRM:
                 status = StepStatus.PENDING
@@ -333,8 +380,12 @@ class Engine:
             )
         for step_id in stopped:
             if interrupted.action == "skip":
-                self._finish(self.runbook.step(step_id), StepStatus.SKIPPED, None,
-                             message=f"interrupted; skipped on resume by {self.operator.name}")
+                self._finish(
+                    self.runbook.step(step_id),
+                    StepStatus.SKIPPED,
+                    None,
+                    message=f"interrupted; skipped on resume by {self.operator.name}",
+                )
             elif interrupted.action == "retry":
                 self.status[step_id] = StepStatus.PENDING
         events = self.journal.events(self.run_id)
@@ -402,8 +453,7 @@ class Engine:
                 return
         else:
             self._guards[key] = (step_id, what, undo)
-        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, undo is not None,
-                                   what))
+        self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, undo is not None, what))
 
     async def settle(self) -> None:
         """Undo what steps set for the run's duration (a maintenance flag), whatever
@@ -412,8 +462,16 @@ class Engine:
             try:
                 await undo()
             except Exception as exc:
-                self._emit(ev.GuardChanged(self.run_id, self._now(), step_id, key, True,
-                                           f"{what}: could not undo it: {exc}"))
+                self._emit(
+                    ev.GuardChanged(
+                        self.run_id,
+                        self._now(),
+                        step_id,
+                        key,
+                        True,
+                        f"{what}: could not undo it: {exc}",
+                    )
+                )
                 continue
             self._guard(step_id, key, what, None)
 
@@ -441,8 +499,9 @@ class Engine:
 
     def skip(self, step: Step, reason: str) -> None:
         """The operator skips a step; the reason is recorded."""
-        self._finish(step, StepStatus.SKIPPED, None,
-                     message=f"skipped by {self.operator.name}: {reason}")
+        self._finish(
+            step, StepStatus.SKIPPED, None, message=f"skipped by {self.operator.name}: {reason}"
+        )
 
     async def rollback(self, reason: str) -> ev.RunStatus:
         """Run the rollback steps now (the operator confirmed it)."""
@@ -459,8 +518,9 @@ class Engine:
         if self._in_rollback:
             done = all(self.status[s.id] == StepStatus.OK for s in self.runbook.rollback.steps)
             return ev.RunStatus.ROLLED_BACK if done else ev.RunStatus.FAILED
-        if any(self.status[s.id] == StepStatus.FAILED and not s.optional
-               for s in self.runbook.steps):
+        if any(
+            self.status[s.id] == StepStatus.FAILED and not s.optional for s in self.runbook.steps
+        ):
             return ev.RunStatus.FAILED
         return ev.RunStatus.OK if self.finished else ev.RunStatus.PAUSED
 
@@ -470,9 +530,15 @@ class Engine:
             self._metrics_task.cancel()
             self._metrics_task = None
         why = self._pause_reason if status == ev.RunStatus.PAUSED else ""
-        self._emit(ev.RunFinished(self.run_id, self._now(), status,
-                                  time.time() - self.started,
-                                  "; ".join(filter(None, [why, self.summary()]))))
+        self._emit(
+            ev.RunFinished(
+                self.run_id,
+                self._now(),
+                status,
+                time.time() - self.started,
+                "; ".join(filter(None, [why, self.summary()])),
+            )
+        )
         if self._lock is not None:
             self._lock.release()
         return status
@@ -491,8 +557,11 @@ class Engine:
         if self.eta is None:
             return None
         now = self._now()
-        running = {step_id: now - since for step_id, since in self._running_since.items()
-                   if self.status[step_id] == StepStatus.RUNNING}
+        running = {
+            step_id: now - since
+            for step_id, since in self._running_since.items()
+            if self.status[step_id] == StepStatus.RUNNING
+        }
         todo = [step for step in self.runbook.steps if not self.accepted(step)]
         return self.eta.reading(todo, running, at=now, elapsed=now - self.started)
 
@@ -547,52 +616,94 @@ class Engine:
 
     # --------------------------------------------------------------- one step
 
-    def _finish(self, step: Step, status: StepStatus, duration: float | None,
-                attempt: int = 0, result: StepResult | None = None, message: str = "",
-                sink: OutputSink | None = None) -> StepStatus:
+    def _finish(
+        self,
+        step: Step,
+        status: StepStatus,
+        duration: float | None,
+        attempt: int = 0,
+        result: StepResult | None = None,
+        message: str = "",
+        sink: OutputSink | None = None,
+    ) -> StepStatus:
         self.status[step.id] = status
         if sink is not None:
             sink.close()
             self._publish_batch(step, sink)
             if sink.error or sink.restored or sink.truncated:
                 said = message or (result.message if result else "")
-                message = "; ".join(filter(None, [
-                    said, sink.error and f"output incomplete: {sink.error}", sink.restored,
-                    sink.truncation_note()]))
-        self._emit(ev.StepFinished(
-            self.run_id, self._now(), step.id, status, duration, attempt,
-            exit_code=result.exit_code if result else None,
-            message=message or (result.message if result else ""),
-            output_lines=sink.lines if sink else 0,
-            excerpt=sink.excerpt() if sink else (),
-            details=dict(result.details) if result else {},
-        ))
+                message = "; ".join(
+                    filter(
+                        None,
+                        [
+                            said,
+                            sink.error and f"output incomplete: {sink.error}",
+                            sink.restored,
+                            sink.truncation_note(),
+                        ],
+                    )
+                )
+        self._emit(
+            ev.StepFinished(
+                self.run_id,
+                self._now(),
+                step.id,
+                status,
+                duration,
+                attempt,
+                exit_code=result.exit_code if result else None,
+                message=message or (result.message if result else ""),
+                output_lines=sink.lines if sink else 0,
+                excerpt=sink.excerpt() if sink else (),
+                details=dict(result.details) if result else {},
+            )
+        )
         return status
 
     async def execute(self, step: Step) -> StepStatus:
         """Run one step with its confirmation, retries, timeout; return its final status."""
         if not step.when.applies(self.profile.name):
-            return self._finish(step, StepStatus.SKIPPED, None,
-                                message=f"only for {', '.join(step.when.env or ())}")
+            return self._finish(
+                step, StepStatus.SKIPPED, None, message=f"only for {', '.join(step.when.env or ())}"
+            )
         kind = get_kind(step.kind)
         try:
             fields, expect = resolve_fields(step, self.live_values())
         except KeyError as exc:  # ${steps.ID.details.KEY} of a step that has not given it
             detail = STEP_DETAIL.search(str(exc))
-            return self._finish(step, StepStatus.FAILED, None, message=(
-                f"{exc.args[0]}: step '{detail[1]}' has not run ok, or recorded no "
-                f"'{detail[2]}'" if detail else exc.args[0]))
+            return self._finish(
+                step,
+                StepStatus.FAILED,
+                None,
+                message=(
+                    f"{exc.args[0]}: step '{detail[1]}' has not run ok, or recorded no "
+                    f"'{detail[2]}'"
+                    if detail
+                    else exc.args[0]
+                ),
+            )
         try:
-            sink = OutputSink(self.output_path(step.id), self.redactor,
-                              self.config.window_lines, self.config.max_step_bytes)
+            sink = OutputSink(
+                self.output_path(step.id),
+                self.redactor,
+                self.config.window_lines,
+                self.config.max_step_bytes,
+            )
         except OSError as exc:
-            raise EngineError(f"cannot write the output of step '{step.id}' to "
-                              f"{self.output_path(step.id)}: {exc.strerror}") from None
+            raise EngineError(
+                f"cannot write the output of step '{step.id}' to "
+                f"{self.output_path(step.id)}: {exc.strerror}"
+            ) from None
         flusher = asyncio.create_task(self._flush_output(step, sink))
         try:
             if self.dry_run:
-                return await self._dry(step, kind, self._context(step, fields, expect, sink),
-                                       sink, self.redactor.redact(kind.explain(fields, expect)))
+                return await self._dry(
+                    step,
+                    kind,
+                    self._context(step, fields, expect, sink),
+                    sink,
+                    self.redactor.redact(kind.explain(fields, expect)),
+                )
             if step.approve > 1:
                 stopped = await self._await_approvals(step)
                 if stopped is not None:
@@ -606,17 +717,27 @@ class Engine:
                 except asyncio.CancelledError:
                     if not self._cancel_requested:
                         raise
-                    return self._finish(step, StepStatus.CANCELLED, None,
-                                        message=f"cancelled by {self.operator.name}")
+                    return self._finish(
+                        step,
+                        StepStatus.CANCELLED,
+                        None,
+                        message=f"cancelled by {self.operator.name}",
+                    )
                 if answer is None:
-                    self._emit(ev.StepWaiting(
-                        self.run_id, self._now(), step.id,
-                        "needs confirmation and nobody can answer here: the run pauses"))
+                    self._emit(
+                        ev.StepWaiting(
+                            self.run_id,
+                            self._now(),
+                            step.id,
+                            "needs confirmation and nobody can answer here: the run pauses",
+                        )
+                    )
                     return StepStatus.WAITING_CONFIRM
                 if not answer:  # an optional step declined is skipped: the run goes on
                     declined = StepStatus.SKIPPED if step.optional else StepStatus.CANCELLED
-                    return self._finish(step, declined, None,
-                                        message=f"declined by {self.operator.name}")
+                    return self._finish(
+                        step, declined, None, message=f"declined by {self.operator.name}"
+                    )
             return await self._attempts(step, kind, fields, expect, sink)
         finally:
             flusher.cancel()
@@ -630,19 +751,32 @@ class Engine:
         self.status[step.id] = StepStatus.WAITING_CONFIRM
         reason = f"needs approval by {others} other {'person' if others == 1 else 'people'}"
         if self.team is None:
-            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id,
-                                      f"{reason}, and approvals need team mode ([team] "
-                                      "redis_url in the config): the run pauses"))
+            self._emit(
+                ev.StepWaiting(
+                    self.run_id,
+                    self._now(),
+                    step.id,
+                    f"{reason}, and approvals need team mode ([team] "
+                    "redis_url in the config): the run pauses",
+                )
+            )
             return StepStatus.WAITING_CONFIRM
-        self._emit(ev.StepWaiting(self.run_id, self._now(), step.id,
-                                  f"{reason} (cockpit approve {self.run_id} {step.id})"))
+        self._emit(
+            ev.StepWaiting(
+                self.run_id,
+                self._now(),
+                step.id,
+                f"{reason} (cockpit approve {self.run_id} {step.id})",
+            )
+        )
         try:
             await self._call(self._approvals(step, others))
         except asyncio.CancelledError:
             if not self._cancel_requested:
                 raise
-            return self._finish(step, StepStatus.CANCELLED, None,
-                                message=f"cancelled by {self.operator.name}")
+            return self._finish(
+                step, StepStatus.CANCELLED, None, message=f"cancelled by {self.operator.name}"
+            )
         except NeedsOperator as exc:
             self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
             return StepStatus.WAITING_CONFIRM
@@ -652,12 +786,16 @@ class Engine:
         async for by, count in self.team.approvals(step.id, others):
             self._emit(ev.StepApproved(self.run_id, self._now(), step.id, by, count, others))
 
-    async def _dry(self, step: Step, kind, ctx: StepContext, sink: OutputSink,
-                   description: str) -> StepStatus:
+    async def _dry(
+        self, step: Step, kind, ctx: StepContext, sink: OutputSink, description: str
+    ) -> StepStatus:
         self._emit(ev.StepStarted(self.run_id, self._now(), step.id, 1, 1, str(sink.path)))
-        policy = [f"timeout {format_duration(step.timeout)}" if step.timeout else "",
-                  f"retries {step.retries}" if step.retries else "",
-                  f"on_failure {step.on_failure}", "confirm first" if step.confirm else ""]
+        policy = [
+            f"timeout {format_duration(step.timeout)}" if step.timeout else "",
+            f"retries {step.retries}" if step.retries else "",
+            f"on_failure {step.on_failure}",
+            "confirm first" if step.confirm else "",
+        ]
         sink.info(f"dry run, would run ({step.kind}; {', '.join(filter(None, policy))}):")
         for line in description.splitlines():
             sink.info(f"  {line}")
@@ -667,19 +805,24 @@ class Engine:
             preview = f"could not look ahead: {type(exc).__name__}: {exc}"
         for line in (preview or "").splitlines():
             sink.info(f"  {line}")
-        return self._finish(step, StepStatus.OK, 0.0, 1, message="dry run: nothing was run",
-                            sink=sink)
+        return self._finish(
+            step, StepStatus.OK, 0.0, 1, message="dry run: nothing was run", sink=sink
+        )
 
     def _context(self, step: Step, fields, expect, sink: OutputSink) -> StepContext:
         return StepContext(
-            step=step, fields=fields, expect=expect,
+            step=step,
+            fields=fields,
+            expect=expect,
             env={**self.env, "COCKPIT_STEP_ID": step.id},
             operator=MaskedOperator(self.operator, self.redactor),
             kill_grace=self.config.kill_grace,
-            write=sink.write, tick=self._ticker(step, sink),
+            write=sink.write,
+            tick=self._ticker(step, sink),
             output_matches=sink.matches,
             process_started=lambda pgid: self._emit(
-                ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)),
+                ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)
+            ),
             guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
             base_dir=self.runbook.path.resolve().parent,
             run_dir=self.journal.run_dir(self.run_id),
@@ -693,11 +836,16 @@ class Engine:
         result = StepResult(False, "not run")
         for attempt in range(1, step.attempts + 1):
             self.status[step.id] = StepStatus.RUNNING
-            self._emit(ev.StepStarted(self.run_id, self._now(), step.id, attempt,
-                                      step.attempts, str(sink.path)))
+            self._emit(
+                ev.StepStarted(
+                    self.run_id, self._now(), step.id, attempt, step.attempts, str(sink.path)
+                )
+            )
             if step.attempts > 1 or sink.resumed:
-                sink.info(f"--- {step.id}: attempt {attempt}/{step.attempts}, "
-                          f"{datetime.now().astimezone().isoformat(timespec='seconds')} ---")
+                sink.info(
+                    f"--- {step.id}: attempt {attempt}/{step.attempts}, "
+                    f"{datetime.now().astimezone().isoformat(timespec='seconds')} ---"
+                )
             ctx = self._context(step, fields, expect, sink)
             try:
                 result = await self._call(self._guarded(kind, ctx, step))
@@ -705,33 +853,50 @@ class Engine:
                 if not self._cancel_requested:
                     raise
                 sink.info(f"cancelled by {self.operator.name}")
-                return self._finish(step, StepStatus.CANCELLED, time.monotonic() - started,
-                                    attempt, message=f"cancelled by {self.operator.name}",
-                                    sink=sink)
+                return self._finish(
+                    step,
+                    StepStatus.CANCELLED,
+                    time.monotonic() - started,
+                    attempt,
+                    message=f"cancelled by {self.operator.name}",
+                    sink=sink,
+                )
             except NeedsOperator as exc:
                 sink.info(f"paused: {exc}")
                 self.status[step.id] = StepStatus.WAITING_CONFIRM
                 self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
                 return StepStatus.WAITING_CONFIRM
             if result.ok:
-                return self._finish(step, StepStatus.OK, time.monotonic() - started, attempt,
-                                    result, sink=sink)
+                return self._finish(
+                    step, StepStatus.OK, time.monotonic() - started, attempt, result, sink=sink
+                )
             if attempt < step.attempts:
-                sink.info(f"attempt {attempt} failed: {result.message}; retrying in "
-                          f"{format_duration(step.retry_delay)}")
+                sink.info(
+                    f"attempt {attempt} failed: {result.message}; retrying in "
+                    f"{format_duration(step.retry_delay)}"
+                )
                 self._publish_batch(step, sink)
-                self._emit(ev.StepRetrying(self.run_id, self._now(), step.id, attempt,
-                                           step.retry_delay, result.message))
+                self._emit(
+                    ev.StepRetrying(
+                        self.run_id, self._now(), step.id, attempt, step.retry_delay, result.message
+                    )
+                )
                 try:
                     await self._call(asyncio.sleep(step.retry_delay))
                 except asyncio.CancelledError:
                     if not self._cancel_requested:
                         raise
-                    return self._finish(step, StepStatus.CANCELLED, time.monotonic() - started,
-                                        attempt, message=f"cancelled by {self.operator.name}",
-                                        sink=sink)
-        return self._finish(step, StepStatus.FAILED, time.monotonic() - started, step.attempts,
-                            result, sink=sink)
+                    return self._finish(
+                        step,
+                        StepStatus.CANCELLED,
+                        time.monotonic() - started,
+                        attempt,
+                        message=f"cancelled by {self.operator.name}",
+                        sink=sink,
+                    )
+        return self._finish(
+            step, StepStatus.FAILED, time.monotonic() - started, step.attempts, result, sink=sink
+        )
 
     async def _call(self, coro):
         """Await ``coro`` as the cancellable current task (see ``cancel``).
@@ -762,8 +927,9 @@ class Engine:
         async def tick(index: int, item: str, ticked: bool, note: str) -> None:
             by = self.operator.name
             sink.info(f"[{'x' if ticked else ' '}] {item} ({by}){f': {note}' if note else ''}")
-            self._emit(ev.ChecklistTicked(self.run_id, self._now(), step.id, index, item,
-                                          ticked, by, note))
+            self._emit(
+                ev.ChecklistTicked(self.run_id, self._now(), step.id, index, item, ticked, by, note)
+            )
 
         return tick
 

@@ -73,8 +73,7 @@ class EtaReading:
         over = self.overrun
         if over is None:
             return ""
-        return (f"ETA passes the {format_setting(self.window)} window by "
-                f"{format_duration(over)}")
+        return f"ETA passes the {format_setting(self.window)} window by {format_duration(over)}"
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,9 @@ class Eta:
         """The step's ETA; None without a timing."""
         return self.timings.get(step.id)
 
-    def estimate(self, steps: Iterable[Step],
-                 running: Mapping[str, float] | None = None) -> Estimate:
+    def estimate(
+        self, steps: Iterable[Step], running: Mapping[str, float] | None = None
+    ) -> Estimate:
         """The sum of the steps' ETAs; a running step counts its ETA less its elapsed
         seconds (``running``: step id -> elapsed), never below zero."""
         running = running or {}
@@ -114,8 +114,9 @@ class Eta:
     def total(self) -> Estimate:
         return self.estimate(self.runbook.steps)
 
-    def reading(self, todo: Iterable[Step], running: Mapping[str, float], *, at: float,
-                elapsed: float) -> EtaReading:
+    def reading(
+        self, todo: Iterable[Step], running: Mapping[str, float], *, at: float, elapsed: float
+    ) -> EtaReading:
         """The remaining ETA of the steps still to do, read at ``at``."""
         return EtaReading(self.estimate(todo, running), at, elapsed, self.runbook.window)
 
@@ -125,6 +126,9 @@ def from_rehearsal(journal: BaseJournal, runbook: Runbook, environment: str) -> 
     run = journal.latest_rehearsal(runbook.name)
     if run is None:
         return None
-    timings = {row["step_id"]: row["duration"] for row in journal.steps(run["id"])
-               if row["status"] == ev.StepStatus.OK and row["duration"] is not None}
+    timings = {
+        row["step_id"]: row["duration"]
+        for row in journal.steps(run["id"])
+        if row["status"] == ev.StepStatus.OK and row["duration"] is not None
+    }
     return Eta(runbook, environment, timings, run["id"])

@@ -51,16 +51,19 @@ class HeadlessPrinter:
             ev.ChecklistTicked: lambda e: None,  # shown through the step's output
             ev.RollbackStarted: lambda e: self.say(f"== ROLLBACK: {e.reason}"),
             ev.GuardChanged: lambda e: self._line(
-                e.step_id, "*", f"{e.description}: {'SET' if e.active else 'cleared'}"),
+                e.step_id, "*", f"{e.description}: {'SET' if e.active else 'cleared'}"
+            ),
             ev.MetricsSampled: lambda e: None,  # the gate step shows the live values
             ev.BaselineTaken: lambda e: None,
             ev.MetricsNotice: lambda e: self.say(f"cockpit: {e.message}"),
             ev.DiskLow: lambda e: self.say(f"cockpit: WARNING: {e.message}"),
             ev.AlertChanged: self._alert_changed,
             ev.StepApproved: lambda e: self._line(
-                e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"),
+                e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"
+            ),
             ev.LockTakenOver: lambda e: self.say(
-                f"cockpit: took the lock of '{e.environment}' over from {e.previous}"),
+                f"cockpit: took the lock of '{e.environment}' over from {e.previous}"
+            ),
             ev.RunFinished: self._run_finished,
         }
 
@@ -81,8 +84,9 @@ class HeadlessPrinter:
 
     def _run_started(self, e: ev.RunStarted) -> None:
         how = " (dry run)" if e.dry_run else " (resumed)" if e.resumed else ""
-        self.say(f"cockpit: run {e.run_id}{how}: {e.runbook} on {e.environment}, "
-                  f"operator {e.operator}")
+        self.say(
+            f"cockpit: run {e.run_id}{how}: {e.runbook} on {e.environment}, operator {e.operator}"
+        )
 
     def _step_started(self, e: ev.StepStarted) -> None:
         if e.attempt == 1:
@@ -90,8 +94,9 @@ class HeadlessPrinter:
 
     def _output(self, e: ev.OutputReceived) -> None:
         if e.dropped:
-            self._line(e.step_id, "*", f"... {e.dropped} lines not shown here "
-                       "(all are in the output file)")
+            self._line(
+                e.step_id, "*", f"... {e.dropped} lines not shown here (all are in the output file)"
+            )
         if not self.alive:
             return
         prefix = f"{e.step_id:<{self.width}} "
@@ -107,8 +112,10 @@ class HeadlessPrinter:
         self.say(f"cockpit: ALERT {e.name} ({e.severity}) {e.state}: {summary}")
 
     def _run_finished(self, e: ev.RunFinished) -> None:
-        self.say(f"cockpit: run {e.run_id} {e.status.value} in "
-                  f"{format_duration(e.duration)} ({e.message})")
+        self.say(
+            f"cockpit: run {e.run_id} {e.status.value} in "
+            f"{format_duration(e.duration)} ({e.message})"
+        )
 
 
 def _ask(prompt: str) -> asyncio.Future[str | None]:
@@ -133,8 +140,9 @@ def _ask(prompt: str) -> asyncio.Future[str | None]:
 class TerminalOperator:
     """Answers with ``--yes``, or asks at the terminal, or (neither) pauses the run."""
 
-    def __init__(self, name: str, *, assume_yes: bool, interactive: bool,
-                 yes_note: str = "ticked by --yes") -> None:
+    def __init__(
+        self, name: str, *, assume_yes: bool, interactive: bool, yes_note: str = "ticked by --yes"
+    ) -> None:
         self.name = name
         self.assume_yes = assume_yes
         self.interactive = interactive
@@ -160,8 +168,10 @@ class TerminalOperator:
             return [(True, self.yes_note)] * len(items)
         if not self.interactive:
             return None
-        print(f"\n{step.id}: {step.title}. Answer y or n for each item; text after "
-              "a ':' is kept as a note (y: checked the dashboard).")
+        print(
+            f"\n{step.id}: {step.title}. Answer y or n for each item; text after "
+            "a ':' is kept as a note (y: checked the dashboard)."
+        )
         answers = []
         for item in items:
             answer = await _ask(f"  [ ] {item}? ")
@@ -189,16 +199,19 @@ class EtaPrinter:
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted) and self.engine.rehearsal:
-            self.say(f"cockpit: rehearsal: its step timings become the ETAs of later runs "
-                     f"of '{self.engine.runbook.name}'")
+            self.say(
+                f"cockpit: rehearsal: its step timings become the ETAs of later runs "
+                f"of '{self.engine.runbook.name}'"
+            )
         if not isinstance(event, ev.RunStarted | ev.PhaseStarted):
             return
         reading = self.engine.eta_now()
         if reading is None:
             return
         if isinstance(event, ev.RunStarted):
-            self.say(f"cockpit: {reading.summary()} (timings of rehearsal "
-                     f"{self.engine.eta.source})")
+            self.say(
+                f"cockpit: {reading.summary()} (timings of rehearsal {self.engine.eta.source})"
+            )
             return
         self.say(f"cockpit: {reading.summary().replace('ETA', 'ETA now', 1)}")
         if reading.overrun is not None:

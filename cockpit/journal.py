@@ -142,8 +142,21 @@ Statement = tuple[str, tuple[Any, ...]]
 Program = Generator[Statement, list[dict[str, Any]], Any]
 """A write: yields statements, is sent the rows of each; what it returns, the write does."""
 
-RUN_COLUMNS = ("id", "runbook", "version", "runbook_path", "runbook_sha256", "environment",
-               "operator", "host", "status", "dry_run", "started_at", "output_dir", "rehearsal")
+RUN_COLUMNS = (
+    "id",
+    "runbook",
+    "version",
+    "runbook_path",
+    "runbook_sha256",
+    "environment",
+    "operator",
+    "host",
+    "status",
+    "dry_run",
+    "started_at",
+    "output_dir",
+    "rehearsal",
+)
 
 
 def _each(statements: Iterable[Statement]) -> Program:
@@ -183,8 +196,11 @@ class BaseJournal:
         """``pid N on HOST`` of the process flying ``run`` now, or None if none does."""
         if self.run_lock(run["id"]).is_free():
             return None
-        started = self._query("SELECT data FROM events WHERE run_id = ? AND type = "
-                              "'RunStarted' ORDER BY id DESC LIMIT 1", (run["id"],))
+        started = self._query(
+            "SELECT data FROM events WHERE run_id = ? AND type = "
+            "'RunStarted' ORDER BY id DESC LIMIT 1",
+            (run["id"],),
+        )
         pid = json.loads(started[0]["data"]).get("pid") if started else None
         return f"{f'pid {pid}' if pid else 'a process'} on {run['host']}"
 
@@ -196,15 +212,20 @@ class BaseJournal:
         rows = yield ("SELECT value FROM meta WHERE key = 'schema_version'", ())
         version = int(rows[0]["value"]) if rows else SCHEMA_VERSION
         if version > SCHEMA_VERSION:
-            raise JournalError(f"journal {self.path} was written by a newer cockpit "
-                               f"(schema {version}; this one knows {SCHEMA_VERSION})")
+            raise JournalError(
+                f"journal {self.path} was written by a newer cockpit "
+                f"(schema {version}; this one knows {SCHEMA_VERSION})"
+            )
         if rows and version == SCHEMA_VERSION:
             return  # nothing to write: a read-only connection can still read the record
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, kind in ADDED_COLUMNS[step]:
                 yield from self._add_column(table, column, kind)
-        yield ("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+        yield (
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
 
     # ---------------------------------------------------------------- writing
 
@@ -214,15 +235,25 @@ class BaseJournal:
     def create_run(self, run: dict[str, Any], steps: Iterable[tuple[int, Any]]) -> None:
         """Record a new run and all its steps as pending."""
         values = {"rehearsal": 0, **run}
-        self._transaction(_each([
-            (f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
-             f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
-             tuple(values[column] for column in RUN_COLUMNS)),
-            *(("INSERT INTO steps (run_id, step_id, seq, phase, title, kind, status) "
-               "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-               (run["id"], step.id, seq, step.phase, step.title, step.kind))
-              for seq, step in steps),
-        ]))
+        self._transaction(
+            _each(
+                [
+                    (
+                        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                        tuple(values[column] for column in RUN_COLUMNS),
+                    ),
+                    *(
+                        (
+                            "INSERT INTO steps (run_id, step_id, seq, phase, title, kind, status) "
+                            "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                            (run["id"], step.id, seq, step.phase, step.title, step.kind),
+                        )
+                        for seq, step in steps
+                    ),
+                ]
+            )
+        )
 
     def apply(self, event: ev.Event) -> None:
         """Record ``event`` and the state change it means, in one transaction."""
@@ -234,15 +265,28 @@ class BaseJournal:
             for f in dataclasses.fields(event)
             if f.name not in ("run_id", "at")
         }
-        self._transaction(_each([
-            *handler(event),
-            ("INSERT INTO events (run_id, at, type, step_id, data) VALUES (?, ?, ?, ?, ?)",
-             (event.run_id, event.at, type(event).__name__, data.get("step_id"),
-              json.dumps(data))),
-        ]))
+        self._transaction(
+            _each(
+                [
+                    *handler(event),
+                    (
+                        "INSERT INTO events (run_id, at, type, step_id, data)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            event.run_id,
+                            event.at,
+                            type(event).__name__,
+                            data.get("step_id"),
+                            json.dumps(data),
+                        ),
+                    ),
+                ]
+            )
+        )
 
-    def sign_off(self, run_id: str, role: str, name: str, note: str = "",
-                 replace: bool = False) -> dict[str, Any]:
+    def sign_off(
+        self, run_id: str, role: str, name: str, note: str = "", replace: bool = False
+    ) -> dict[str, Any]:
         """Record that ``name`` signs run ``run_id`` off as ``role`` (deployer, verifier).
 
         A role is signed once; ``replace`` signs it again and the new row names the one
@@ -250,20 +294,26 @@ class BaseJournal:
         """
         run = self.find_run(run_id)
         if run["status"] == "running" and self._flying(run):
-            raise SignOffRefused(f"run {run['id']} is still running: sign it off once it "
-                                 "has finished")
+            raise SignOffRefused(
+                f"run {run['id']} is still running: sign it off once it has finished"
+            )
 
         def program() -> Program:
-            before = yield ("SELECT id, name FROM signoffs WHERE run_id = ? AND role = ? "
-                            "ORDER BY id DESC LIMIT 1", (run["id"], role))
+            before = yield (
+                "SELECT id, name FROM signoffs WHERE run_id = ? AND role = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (run["id"], role),
+            )
             if before and not replace:
                 raise SignOffRefused(
                     f"run {run['id']} is already signed off as {role} by {before[0]['name']}: "
-                    "pass --replace to sign it again (both are kept)")
-            signed = yield ("INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
-                            "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-                            (run["id"], role, name, time.time(), note,
-                             before[0]["id"] if before else None))
+                    "pass --replace to sign it again (both are kept)"
+                )
+            signed = yield (
+                "INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                (run["id"], role, name, time.time(), note, before[0]["id"] if before else None),
+            )
             return signed[0]
 
         return self._transaction(program())
@@ -278,8 +328,9 @@ class BaseJournal:
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by id, unique id prefix, or ``last``."""
         if ref == "last":
-            rows = self._query("SELECT * FROM runs WHERE dry_run = 0 "
-                               "ORDER BY started_at DESC LIMIT 1")
+            rows = self._query(
+                "SELECT * FROM runs WHERE dry_run = 0 ORDER BY started_at DESC LIMIT 1"
+            )
         else:
             rows = self._query("SELECT * FROM runs WHERE id = ?", (ref,)) or self._query(
                 "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY started_at DESC",
@@ -292,14 +343,15 @@ class BaseJournal:
             raise RunNotFound(f"'{ref}' matches several runs ({ids}): give more of the id")
         return rows[0]
 
-    def latest_rehearsal(self, runbook: str, before: float | None = None
-                         ) -> dict[str, Any] | None:
+    def latest_rehearsal(self, runbook: str, before: float | None = None) -> dict[str, Any] | None:
         """The newest rehearsal of the runbook named ``runbook`` that ended ok (started
         before ``before``, if given), or None."""
-        rows = self._query("SELECT * FROM runs WHERE runbook = ? AND rehearsal = 1 AND "
-                           "dry_run = 0 AND status = 'ok' AND started_at < ? "
-                           "ORDER BY started_at DESC LIMIT 1",
-                           (runbook, before if before is not None else float("inf")))
+        rows = self._query(
+            "SELECT * FROM runs WHERE runbook = ? AND rehearsal = 1 AND "
+            "dry_run = 0 AND status = 'ok' AND started_at < ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            (runbook, before if before is not None else float("inf")),
+        )
         return rows[0] if rows else None
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -406,6 +458,8 @@ class _Transaction:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
+
+
 class RunLock:
     """Held by the process flying a run, and let go of by the system when that process
     ends, even by SIGKILL: a run whose lock is held is live, whatever its files say.
@@ -538,53 +592,79 @@ class FileRunLock(RunLock):
 
 
 def _run_started(e: ev.RunStarted) -> list[Statement]:
-    return [("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
-             (e.run_id,))]
+    return [("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (e.run_id,))]
 
 
 def _step_waiting(e: ev.StepWaiting) -> list[Statement]:
-    return [("UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
-             (ev.StepStatus.WAITING_CONFIRM.value, e.run_id, e.step_id))]
+    return [
+        (
+            "UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
+            (ev.StepStatus.WAITING_CONFIRM.value, e.run_id, e.step_id),
+        )
+    ]
 
 
 def _step_started(e: ev.StepStarted) -> list[Statement]:
-    return [(
-        "UPDATE steps SET status = 'running', attempt = ?, output_path = ?, "
-        "started_at = COALESCE(CASE WHEN ? = 1 THEN NULL ELSE started_at END, ?), "
-        "finished_at = NULL WHERE run_id = ? AND step_id = ?",
-        (e.attempt, e.output_path, e.attempt, e.at, e.run_id, e.step_id),
-    )]
+    return [
+        (
+            "UPDATE steps SET status = 'running', attempt = ?, output_path = ?, "
+            "started_at = COALESCE(CASE WHEN ? = 1 THEN NULL ELSE started_at END, ?), "
+            "finished_at = NULL WHERE run_id = ? AND step_id = ?",
+            (e.attempt, e.output_path, e.attempt, e.at, e.run_id, e.step_id),
+        )
+    ]
 
 
 def _process_started(e: ev.ProcessStarted) -> list[Statement]:
-    return [("UPDATE steps SET pgid = ? WHERE run_id = ? AND step_id = ?",
-             (e.pgid, e.run_id, e.step_id))]
+    return [
+        (
+            "UPDATE steps SET pgid = ? WHERE run_id = ? AND step_id = ?",
+            (e.pgid, e.run_id, e.step_id),
+        )
+    ]
 
 
 def _step_finished(e: ev.StepFinished) -> list[Statement]:
-    return [(
-        "UPDATE steps SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
-        "message = ?, output_lines = output_lines + ?, excerpt = COALESCE(?, excerpt), "
-        "details = COALESCE(?, details) WHERE run_id = ? AND step_id = ?",
-        (e.status.value, e.at, e.duration, e.exit_code, e.message, e.output_lines,
-         json.dumps(list(e.excerpt)) if e.excerpt else None,
-         json.dumps(dict(e.details)) if e.details else None, e.run_id, e.step_id),
-    )]
+    return [
+        (
+            "UPDATE steps SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
+            "message = ?, output_lines = output_lines + ?, excerpt = COALESCE(?, excerpt), "
+            "details = COALESCE(?, details) WHERE run_id = ? AND step_id = ?",
+            (
+                e.status.value,
+                e.at,
+                e.duration,
+                e.exit_code,
+                e.message,
+                e.output_lines,
+                json.dumps(list(e.excerpt)) if e.excerpt else None,
+                json.dumps(dict(e.details)) if e.details else None,
+                e.run_id,
+                e.step_id,
+            ),
+        )
+    ]
 
 
 def _checklist_ticked(e: ev.ChecklistTicked) -> list[Statement]:
-    return [(
-        'INSERT INTO checklist (run_id, step_id, idx, item, ticked, "by", at, note) '
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id, idx) DO UPDATE SET "
-        'item = excluded.item, ticked = excluded.ticked, "by" = excluded."by", '
-        "at = excluded.at, note = excluded.note",
-        (e.run_id, e.step_id, e.index, e.item, int(e.ticked), e.by, e.at, e.note),
-    )]
+    return [
+        (
+            'INSERT INTO checklist (run_id, step_id, idx, item, ticked, "by", at, note) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id, idx) DO UPDATE SET "
+            'item = excluded.item, ticked = excluded.ticked, "by" = excluded."by", '
+            "at = excluded.at, note = excluded.note",
+            (e.run_id, e.step_id, e.index, e.item, int(e.ticked), e.by, e.at, e.note),
+        )
+    ]
 
 
 def _run_finished(e: ev.RunFinished) -> list[Statement]:
-    return [("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE id = ?",
-             (e.status.value, e.at, e.message, e.run_id))]
+    return [
+        (
+            "UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE id = ?",
+            (e.status.value, e.at, e.message, e.run_id),
+        )
+    ]
 
 
 def _event_only(e: ev.Event) -> list[Statement]:

@@ -38,8 +38,11 @@ RUN_LOCKS = "cockpit.run"
 """The first key of the runs' advisory locks; the second is the run id's hash."""
 
 # SQLite's words for the types, as PostgreSQL spells them (longest first).
-_TYPES = (("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
-          ("INTEGER", "BIGINT"), ("REAL", "DOUBLE PRECISION"))
+_TYPES = (
+    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
+    ("INTEGER", "BIGINT"),
+    ("REAL", "DOUBLE PRECISION"),
+)
 
 
 def pg_types(sql: str) -> str:
@@ -71,8 +74,12 @@ async def _alive(db, first) -> Any:
 
     try:
         return await first
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.InternalClientError, OSError) as exc:
+    except (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+    ) as exc:
         if db.is_closed():
             raise _Lost from exc
         raise
@@ -96,8 +103,9 @@ class PgJournal(BaseJournal):
         self._held: set[str] = set()  # the runs whose locks this connection holds
         self._guard = asyncio.Lock()  # one call at a time on the connection
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cockpit-journal",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="cockpit-journal", daemon=True
+        )
         self._thread.start()
         try:
             self._query("SELECT 1")  # connects: the tables are made on first use
@@ -113,8 +121,9 @@ class PgJournal(BaseJournal):
             return future.result(CALL_TIMEOUT)
         except TimeoutError:
             future.cancel()
-            raise JournalError(f"journal {self.path}: no answer within "
-                               f"{CALL_TIMEOUT:.0f}s") from None
+            raise JournalError(
+                f"journal {self.path}: no answer within {CALL_TIMEOUT:.0f}s"
+            ) from None
 
     async def _on_db(self, work) -> Any:
         """``await work(connection)``, one call at a time, (re)connecting first if need
@@ -135,8 +144,12 @@ class PgJournal(BaseJournal):
                 raise JournalError(f"journal: {exc}") from None
             except _Lost as exc:
                 raise JournalError(f"journal {self.path}: {problem(exc.__cause__)}") from None
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                    OSError) as exc:
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                OSError,
+            ) as exc:
                 raise JournalError(f"journal {self.path}: {problem(exc)}") from None
             except asyncio.CancelledError:  # given up on: the connection's state is unknown
                 if self._db is not None:

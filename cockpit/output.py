@@ -75,14 +75,20 @@ class DiskWatch:
             usage = shutil.disk_usage(folder)
         except OSError:
             return None
-        was_low, self.low = self.low, (
-            usage.free < DISK_LOW_BYTES or usage.free < usage.total * DISK_LOW_SHARE)
+        was_low, self.low = (
+            self.low,
+            (usage.free < DISK_LOW_BYTES or usage.free < usage.total * DISK_LOW_SHARE),
+        )
         if not self.low or was_low:
             return None
-        return (str(folder), usage.free, usage.total,
-                f"disk low: {format_bytes(usage.free)} free of {format_bytes(usage.total)} "
-                f"on {folder}, where step output is kept; free some room, or output past "
-                "a full disk is lost")
+        return (
+            str(folder),
+            usage.free,
+            usage.total,
+            f"disk low: {format_bytes(usage.free)} free of {format_bytes(usage.total)} "
+            f"on {folder}, where step output is kept; free some room, or output past "
+            "a full disk is lost",
+        )
 
 
 class OutputSink:

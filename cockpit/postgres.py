@@ -71,8 +71,9 @@ class Target:
             if scheme := _ANY_URL.match(text):
                 target = _from_url(text)
                 if strict and not _URL.match(text):
-                    raise DsnError(f"expected {URL_FORM} or key=value pairs, not a "
-                                   f"{scheme.group()} URL")
+                    raise DsnError(
+                        f"expected {URL_FORM} or key=value pairs, not a {scheme.group()} URL"
+                    )
                 return target
             if "=" not in text:  # a bare database name, as libpq takes it
                 user = _user("")
@@ -86,8 +87,7 @@ class Target:
     @property
     def where(self) -> str:
         """The addresses for a sentence: a socket's path as ``unix socket PATH``."""
-        return ", ".join(f"unix socket {a}" if a.startswith("/") else a
-                         for a in self.addresses)
+        return ", ".join(f"unix socket {a}" if a.startswith("/") else a for a in self.addresses)
 
     def __str__(self) -> str:
         user = f"{self.user}@" if self.user else ""
@@ -116,14 +116,12 @@ def _database(given: str, user: str) -> str:
 
 def _addresses(hosts: list[str], ports: str) -> tuple[str, ...]:
     """Each host (``host``, ``host:port``, ``[v6]:port``, a socket folder) with its port."""
-    hosts = [h for h in hosts if h] or [
-        h for h in os.environ.get("PGHOST", "").split(",") if h]
+    hosts = [h for h in hosts if h] or [h for h in os.environ.get("PGHOST", "").split(",") if h]
     listed = (ports or os.environ.get("PGPORT", "") or DEFAULT_PORT).split(",")
     if not hosts:
         return (f"localhost:{listed[0]} or a local socket",)
     same = len(listed) == len(hosts)
-    return tuple(_address(host, listed[i] if same else listed[0])
-                 for i, host in enumerate(hosts))
+    return tuple(_address(host, listed[i] if same else listed[0]) for i, host in enumerate(hosts))
 
 
 def _address(host: str, default_port: str) -> str:
@@ -146,15 +144,17 @@ def _address(host: str, default_port: str) -> str:
 def _from_url(dsn: str) -> Target:
     parts = urlsplit(dsn)
     userinfo, _, hostlist = parts.netloc.rpartition("@")
-    after = dsn[dsn.index("//") + 2 + len(parts.netloc):]
+    after = dsn[dsn.index("//") + 2 + len(parts.netloc) :]
     cut_short = "@" in after and not all(_HOST_PORT.fullmatch(h) for h in hostlist.split(","))
     if "#" in dsn or "@" in parts.path or cut_short:
         # The user part ends at the first '/', '?' or '#': a password holding one of them
         # unencoded spills into the host, port or database name, and from there into
         # pg_dump's command line and the dump's file name.
-        raise DsnError("a character of the password ('/', '?', '#' or '@') is not "
-                       "URL-encoded: write it with %XX escapes (urllib.parse.quote(password, "
-                       "safe=''): '/' is %2F, '#' is %23, '?' is %3F, '@' is %40)")
+        raise DsnError(
+            "a character of the password ('/', '?', '#' or '@') is not "
+            "URL-encoded: write it with %XX escapes (urllib.parse.quote(password, "
+            "safe=''): '/' is %2F, '#' is %23, '?' is %3F, '@' is %40)"
+        )
     user, colon, secret = userinfo.partition(":")
     password: str | None = unquote(secret) if colon else None
     params: dict[str, str] = {}
@@ -169,15 +169,21 @@ def _from_url(dsn: str) -> Target:
     netloc = f"{user}@{hostlist}" if user else hostlist
     # Not urlunsplit: it drops the "//" of an empty host (postgresql:///db?host=...).
     query = "&".join(kept)
-    clean = (f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
-             f"{'#' if parts.fragment else ''}{parts.fragment}")
+    clean = (
+        f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
+        f"{'#' if parts.fragment else ''}{parts.fragment}"
+    )
     name = _user(unquote(user) or params.get("user", ""))
-    database = _database(unquote(parts.path.lstrip("/")) or params.get("dbname", "")
-                         or params.get("database", ""), name)
-    hosts = ([unquote(h) for h in hostlist.split(",")] if hostlist
-             else params.get("host", "").split(","))
-    return Target(name, _addresses(hosts, params.get("port", "")), database,
-                  password or None, clean)
+    database = _database(
+        unquote(parts.path.lstrip("/")) or params.get("dbname", "") or params.get("database", ""),
+        name,
+    )
+    hosts = (
+        [unquote(h) for h in hostlist.split(",")] if hostlist else params.get("host", "").split(",")
+    )
+    return Target(
+        name, _addresses(hosts, params.get("port", "")), database, password or None, clean
+    )
 
 
 def _keyword_value(raw: str) -> str:
@@ -193,9 +199,10 @@ def _from_keywords(dsn: str) -> Target:
     while position < len(dsn):
         match = _KEYWORD.match(dsn, position)
         if match is None or match.end() == position:
-            near = "password=" if key == "password" else repr(dsn[position:position + 12])
-            raise DsnError(f"cannot read it near {near}: expected key=value pairs or a "
-                           "postgresql:// URL")
+            near = "password=" if key == "password" else repr(dsn[position : position + 12])
+            raise DsnError(
+                f"cannot read it near {near}: expected key=value pairs or a postgresql:// URL"
+            )
         key, value = match.group(1), _keyword_value(match.group(2))
         if key == "password":
             password = value or None
@@ -207,15 +214,19 @@ def _from_keywords(dsn: str) -> Target:
             position += 1
     user = _user(params.get("user", ""))
     hosts = (params.get("host") or params.get("hostaddr") or "").split(",")
-    return Target(user, _addresses(hosts, params.get("port", "")),
-                  _database(params.get("dbname", ""), user), password, " ".join(kept))
+    return Target(
+        user,
+        _addresses(hosts, params.get("port", "")),
+        _database(params.get("dbname", ""), user),
+        password,
+        " ".join(kept),
+    )
 
 
 # ----------------------------------------------------------------- errors
 
 
-def problem(exc: BaseException, *, database: str = "",
-           timeout: float = CONNECT_TIMEOUT) -> str:
+def problem(exc: BaseException, *, database: str = "", timeout: float = CONNECT_TIMEOUT) -> str:
     """Why a connection failed (or broke), in a few lowercase words."""
     import asyncpg
 
@@ -237,8 +248,7 @@ def problem(exc: BaseException, *, database: str = "",
     return text.splitlines()[0]
 
 
-def connect_error(target: Target, exc: BaseException, *,
-                  timeout: float = CONNECT_TIMEOUT) -> str:
+def connect_error(target: Target, exc: BaseException, *, timeout: float = CONNECT_TIMEOUT) -> str:
     """One line: ``cannot connect to PostgreSQL at WHERE: REASON``, or ``invalid
     PostgreSQL DSN: WHY``; never the password."""
     import asyncpg
@@ -250,16 +260,24 @@ def connect_error(target: Target, exc: BaseException, *,
         if "invalid literal for int()" in why:
             why = "the port is not a number"
         return target.scrub(str(DsnError(why.splitlines()[0])))
-    return target.scrub(f"cannot connect to PostgreSQL at {target.where}: "
-                        f"{problem(exc, database=target.database, timeout=timeout)}")
+    return target.scrub(
+        f"cannot connect to PostgreSQL at {target.where}: "
+        f"{problem(exc, database=target.database, timeout=timeout)}"
+    )
 
 
 # ----------------------------------------------------------------- connections
 
 
-async def connect(dsn: str, *, application_name: str = "cockpit", read_only: bool = False,
-                  statement_timeout: float | None = None, statement_cache_size: int = 100,
-                  timeout: float = CONNECT_TIMEOUT) -> Any:
+async def connect(
+    dsn: str,
+    *,
+    application_name: str = "cockpit",
+    read_only: bool = False,
+    statement_timeout: float | None = None,
+    statement_cache_size: int = 100,
+    timeout: float = CONNECT_TIMEOUT,
+) -> Any:
     """An asyncpg connection, or ``ConnectError`` saying in one line why not.
 
     ``read_only``: every transaction is read-only; ``statement_timeout`` (seconds, 0 for
@@ -280,8 +298,12 @@ async def connect(dsn: str, *, application_name: str = "cockpit", read_only: boo
         millis = max(1, round(statement_timeout * 1000)) if statement_timeout else 0
         settings["statement_timeout"] = str(millis)
     try:
-        return await asyncpg.connect(dsn, timeout=timeout, server_settings=settings,
-                                     statement_cache_size=statement_cache_size)
+        return await asyncpg.connect(
+            dsn,
+            timeout=timeout,
+            server_settings=settings,
+            statement_cache_size=statement_cache_size,
+        )
     except Exception as exc:
         raise ConnectError(connect_error(target, exc, timeout=timeout)) from None
 

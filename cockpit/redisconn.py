@@ -73,8 +73,11 @@ def _client(url: str, timeout: float | None = None):
     import redis.asyncio as aredis
 
     client = aredis.Redis.from_url(
-        url, protocol=2, single_connection_client=True,
-        socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=timeout,
+        url,
+        protocol=2,
+        single_connection_client=True,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=timeout,
     )
     client.response_callbacks.clear()  # replies as the server sent them, like redis-cli
     return client
@@ -95,7 +98,8 @@ async def connect(url: str, timeout: float | None = None):
     except (rx.RedisError, OSError) as exc:
         await client.aclose()
         raise RedisUnreachable(
-            scrub(f"cannot connect to Redis at {where}: {problem(exc)}", url)) from None
+            scrub(f"cannot connect to Redis at {where}: {problem(exc)}", url)
+        ) from None
     except BaseException:
         await client.aclose()
         raise

@@ -57,9 +57,13 @@ class RunView:
     printed before is read back from its output file, if this host has it.
     """
 
-    def __init__(self, runbook: Runbook, window_lines: int,
-                 status: Mapping[str, StepStatus] | None = None,
-                 join_late: bool = False) -> None:
+    def __init__(
+        self,
+        runbook: Runbook,
+        window_lines: int,
+        status: Mapping[str, StepStatus] | None = None,
+        join_late: bool = False,
+    ) -> None:
         steps = runbook.all_steps
         self.window_lines = window_lines
         self.join_late = join_late
@@ -98,7 +102,8 @@ class RunView:
         handler = self._handlers.get(type(event))
         result = handler(event) if handler is not None else None
         if self.approvable is not None and (
-                self.status[self.approvable] != StepStatus.WAITING_CONFIRM):
+            self.status[self.approvable] != StepStatus.WAITING_CONFIRM
+        ):
             self.approvable = None
         return result
 
@@ -123,8 +128,7 @@ class RunView:
         self.said = f"{event.step_id}: {event.reason}"
 
     def _step_approved(self, event: ev.StepApproved) -> None:
-        self.said = (f"{event.step_id}: approved by {event.by} "
-                     f"({event.count} of {event.needed})")
+        self.said = f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})"
 
     def _step_started(self, event: ev.StepStarted) -> None:
         self.status[event.step_id] = StepStatus.RUNNING

@@ -93,8 +93,7 @@ def unreachable(exc: Exception) -> TeamError:
 
 def encode(event: ev.Event) -> str:
     """An engine event as JSON: ``{"type": "StepFinished", "run_id": ..., ...}``."""
-    return json.dumps({"type": type(event).__name__, **dataclasses.asdict(event)},
-                      default=str)
+    return json.dumps({"type": type(event).__name__, **dataclasses.asdict(event)}, default=str)
 
 
 _hints = functools.cache(typing.get_type_hints)
@@ -129,8 +128,7 @@ def journal_events(journal, run_id: str) -> list[ev.Event]:
     in the output files)."""
     found = []
     for row in journal.events(run_id):
-        event = decode({**row["data"], "type": row["type"], "run_id": run_id,
-                        "at": row["at"]})
+        event = decode({**row["data"], "type": row["type"], "run_id": run_id, "at": row["at"]})
         if event is not None:
             found.append(event)
     return found
@@ -153,8 +151,13 @@ class Holder:
             return None
         try:
             data = json.loads(raw)
-            return cls(str(data["owner"]), str(data["host"]), int(data["pid"]),
-                       str(data["run_id"]), float(data["since"]))
+            return cls(
+                str(data["owner"]),
+                str(data["host"]),
+                int(data["pid"]),
+                str(data["run_id"]),
+                float(data["since"]),
+            )
         except (ValueError, KeyError, TypeError):
             return cls("(unreadable lock value)", "?", 0, "?", time.time())
 
@@ -163,23 +166,31 @@ class Holder:
 
     def __str__(self) -> str:
         ago = format_duration(max(0.0, time.time() - self.since))
-        return (f"{self.owner} on {self.host} (pid {self.pid}, run {self.run_id}) "
-                f"since {clock(self.since)} ({ago} ago)")
+        return (
+            f"{self.owner} on {self.host} (pid {self.pid}, run {self.run_id}) "
+            f"since {clock(self.since)} ({ago} ago)"
+        )
 
 
 class LockHeld(TeamError):
     def __init__(self, environment: str, holder: Holder) -> None:
         super().__init__(
             f"environment '{environment}' is held by {holder}: wait for that run, follow "
-            f"it with 'cockpit watch {environment}', or take it over with --take-over")
+            f"it with 'cockpit watch {environment}', or take it over with --take-over"
+        )
 
 
 def channels(team: Team, environment: str, run_id: str) -> dict[str, str]:
     p = team.channel_prefix
-    return {"lock": f"{p}:lock:{environment}", "run": f"{p}:run:{run_id}",
-            "env": f"{p}:env:{environment}", "info": f"{p}:info:{run_id}",
-            "taken": f"{p}:taken:{run_id}",
-            "approve": f"{p}:approve:{run_id}", "reply": f"{p}:approve:{run_id}:reply"}
+    return {
+        "lock": f"{p}:lock:{environment}",
+        "run": f"{p}:run:{run_id}",
+        "env": f"{p}:env:{environment}",
+        "info": f"{p}:info:{run_id}",
+        "taken": f"{p}:taken:{run_id}",
+        "approve": f"{p}:approve:{run_id}",
+        "reply": f"{p}:approve:{run_id}:reply",
+    }
 
 
 # ------------------------------------------------------------------ the run's side
@@ -207,8 +218,15 @@ class TeamRun:
     the last events go out and the lock is let go if it is still ours.
     """
 
-    def __init__(self, team: Team, environment: str, run_id: str, operator: str, *,
-                 on_lost: Callable[[str], None] = lambda reason: None) -> None:
+    def __init__(
+        self,
+        team: Team,
+        environment: str,
+        run_id: str,
+        operator: str,
+        *,
+        on_lost: Callable[[str], None] = lambda reason: None,
+    ) -> None:
         import redis
 
         self.team = team
@@ -218,8 +236,7 @@ class TeamRun:
         self.on_lost = on_lost
         """Called (from the heartbeat thread) with why, when another run took the lock."""
         self.keys = channels(team, environment, run_id)
-        self.client = redis.Redis.from_url(team.url(), socket_timeout=5,
-                                           socket_connect_timeout=5)
+        self.client = redis.Redis.from_url(team.url(), socket_timeout=5, socket_connect_timeout=5)
         self.me = Holder(operator, socket.gethostname(), os.getpid(), run_id, time.time())
         self.value = self.me.dump()
         self.took_over: Holder | None = None
@@ -258,13 +275,18 @@ class TeamRun:
         """Take the lock whose value is ``raw`` (as read, and confirmed by the operator)."""
         ttl = int(self.team.lock_ttl * 1000)
         taken = f"{self.team.channel_prefix}:taken:{Holder.parse(raw).run_id}"
-        if not self._call(lambda: self.client.eval(TAKE_OVER, 2, self.keys["lock"], taken,
-                                                    self.value, ttl, raw, TAKEN_MARK_TTL)):
+        if not self._call(
+            lambda: self.client.eval(
+                TAKE_OVER, 2, self.keys["lock"], taken, self.value, ttl, raw, TAKEN_MARK_TTL
+            )
+        ):
             now = self.lock()
             if now is not None:
-                raise TeamError(f"the lock of '{self.environment}' changed hands while you "
-                                f"confirmed: it is now held by {Holder.parse(now)}; nothing "
-                                "was run")
+                raise TeamError(
+                    f"the lock of '{self.environment}' changed hands while you "
+                    f"confirmed: it is now held by {Holder.parse(now)}; nothing "
+                    "was run"
+                )
             return
         self.took_over = Holder.parse(raw)
 
@@ -278,8 +300,9 @@ class TeamRun:
                     continue
                 # a take-over marks the run it displaced, even if the taker is done already
                 taker = self.client.get(self.keys["taken"])
-                if taker is None and self.client.set(self.keys["lock"], self.value, nx=True,
-                                                     px=ttl):
+                if taker is None and self.client.set(
+                    self.keys["lock"], self.value, nx=True, px=ttl
+                ):
                     continue  # it expired (Redis was away): ours again, nobody took it
                 holder = Holder.parse(taker or self.client.get(self.keys["lock"]))
             except redis.RedisError:
@@ -355,28 +378,31 @@ class TeamRun:
             waiting = self._waiting
             if waiting is None or waiting.step_id != step_id:
                 now = f" (it waits for '{waiting.step_id}')" if waiting else ""
-                return False, (f"run {self.run_id} is not waiting for an approval of step "
-                               f"'{step_id}'{now}")
+                return False, (
+                    f"run {self.run_id} is not waiting for an approval of step '{step_id}'{now}"
+                )
             if not by:
                 return False, "an approval needs the approver's name (config operator)"
             if by == self.operator:
-                return False, (f"{by} flies run {self.run_id}: the run's own operator can "
-                               "not approve its steps; another person must")
+                return False, (
+                    f"{by} flies run {self.run_id}: the run's own operator can "
+                    "not approve its steps; another person must"
+                )
             if by in waiting.approved:
                 return False, f"{by} approved step '{step_id}' already; it needs another person"
             waiting.approved.append(by)
             count = len(waiting.approved)
         waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, (by, time.time()))
-        return True, (f"approved step '{step_id}' of run {self.run_id} as {by} "
-                      f"({count} of {waiting.others})")
+        return True, (
+            f"approved step '{step_id}' of run {self.run_id} as {by} ({count} of {waiting.others})"
+        )
 
     def _listener(self) -> None:
         import redis
 
         while not self._stop.is_set():
             try:
-                message = self._pubsub.get_message(ignore_subscribe_messages=True,
-                                                   timeout=0.2)
+                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             except redis.RedisError:
                 self._stop.wait(1.0)
                 continue
@@ -389,8 +415,9 @@ class TeamRun:
                 continue
             ok, text = self._judge(step_id, by.strip())
             try:
-                self.client.publish(self.keys["reply"],
-                                    json.dumps({"nonce": nonce, "ok": ok, "message": text}))
+                self.client.publish(
+                    self.keys["reply"], json.dumps({"nonce": nonce, "ok": ok, "message": text})
+                )
             except redis.RedisError:
                 continue
 
@@ -400,15 +427,22 @@ class TeamRun:
         """Once the lock is ours: the threads. The run's description is published with
         its RunStarted, once the run is in the journal (a watcher that finds the
         description and not the run knows its journal is not this one)."""
-        self._info = json.dumps({
-            "run_id": self.run_id, "environment": self.environment,
-            "operator": self.operator, "host": self.me.host,
-            "name": runbook_path.name, "text": runbook_path.read_text(encoding="utf-8")})
+        self._info = json.dumps(
+            {
+                "run_id": self.run_id,
+                "environment": self.environment,
+                "operator": self.operator,
+                "host": self.me.host,
+                "name": runbook_path.name,
+                "text": runbook_path.read_text(encoding="utf-8"),
+            }
+        )
         self._pubsub = self.client.pubsub()
         self._call(lambda: self._pubsub.subscribe(self.keys["approve"]))
         for target in (self._heartbeat, self._publisher, self._listener):
-            thread = threading.Thread(target=target, name=f"cockpit-team-{target.__name__}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=target, name=f"cockpit-team-{target.__name__}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -464,8 +498,9 @@ class Follower:
     from then on is missed, while the journal is read), then ``follower.events()``.
     """
 
-    def __init__(self, team: Team, *, run_id: str | None = None,
-                 environment: str | None = None) -> None:
+    def __init__(
+        self, team: Team, *, run_id: str | None = None, environment: str | None = None
+    ) -> None:
         self.team = team
         p = team.channel_prefix
         self.channel = f"{p}:run:{run_id}" if run_id else f"{p}:env:{environment}"
@@ -495,8 +530,9 @@ class Follower:
 
         while True:
             try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True,
-                                                         timeout=1.0)
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0
+                )
             except aioredis.RedisError as exc:
                 raise unreachable(exc) from None
             if message is None:
@@ -521,8 +557,9 @@ async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
         await pubsub.subscribe(f"{p}:approve:{run_id}:reply")
         request = json.dumps({"step": step_id, "by": by, "nonce": nonce})
         if not await client.publish(f"{p}:approve:{run_id}", request):
-            raise TeamError(f"no cockpit flies run {run_id} in team mode right now: "
-                            "nothing to approve")
+            raise TeamError(
+                f"no cockpit flies run {run_id} in team mode right now: nothing to approve"
+            )
         deadline = time.monotonic() + REPLY_TIMEOUT
         while time.monotonic() < deadline:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
@@ -533,8 +570,7 @@ async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
                 if not reply.get("ok"):
                     raise TeamError(str(reply.get("message")))
                 return str(reply.get("message"))
-        raise TeamError(f"run {run_id} did not answer within "
-                        f"{format_duration(REPLY_TIMEOUT)}")
+        raise TeamError(f"run {run_id} did not answer within {format_duration(REPLY_TIMEOUT)}")
     except aioredis.RedisError as exc:
         raise unreachable(exc) from None
     finally:
@@ -560,8 +596,9 @@ class Watched:
     """Where the picture starts: the journal, or only what happens from now on."""
 
 
-async def find_watched(team: Team, journal, target: str, environments,
-                       waiting: Callable[[str], None] | None = None) -> Watched:
+async def find_watched(
+    team: Team, journal, target: str, environments, waiting: Callable[[str], None] | None = None
+) -> Watched:
     """``target`` is an environment (configured, or with a lock in Redis) or a run (id,
     unique prefix, ``last``; a run not in this journal is followed from Redis alone).
     With ``waiting``, an environment nobody flies now is waited for (said once)."""
@@ -575,8 +612,9 @@ async def find_watched(team: Team, journal, target: str, environments,
             holder_run = await current_run(team, target)
     if target in environments or holder_run:
         if holder_run is None:
-            raise TeamError(f"nobody flies '{target}' now (its lock is free; --wait waits "
-                            "for the next run)")
+            raise TeamError(
+                f"nobody flies '{target}' now (its lock is free; --wait waits for the next run)"
+            )
         run_id, channel = holder_run, {"environment": target}
     else:
         run_id, channel = target, None
@@ -590,18 +628,29 @@ async def find_watched(team: Team, journal, target: str, environments,
         info = await run_info(team, run_id)
         # the lock is held but the run not started yet (its description comes with its
         # RunStarted): wait, so that its first events are replayed too
-        if row is not None or info is not None or holder_run is None \
-                or time.monotonic() > deadline:
+        if row is not None or info is not None or holder_run is None or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
     runbook = _watched_runbook(run_id, row, info)
     channel = channel or {"run_id": run_id}
     if row is not None:
-        return Watched(run_id, row["environment"], runbook, channel, journal,
-                       f"run {run_id} from the journal {journal.path}, then live")
-    return Watched(run_id, info["environment"], runbook, channel, None,
-                   f"run {run_id} is not in the journal here ({journal.path}): showing what "
-                   "happens from now on")
+        return Watched(
+            run_id,
+            row["environment"],
+            runbook,
+            channel,
+            journal,
+            f"run {run_id} from the journal {journal.path}, then live",
+        )
+    return Watched(
+        run_id,
+        info["environment"],
+        runbook,
+        channel,
+        None,
+        f"run {run_id} is not in the journal here ({journal.path}): showing what "
+        "happens from now on",
+    )
 
 
 def _watched_runbook(run_id: str, row, info):
@@ -614,16 +663,19 @@ def _watched_runbook(run_id: str, row, info):
         if runbook.sha256 == row["runbook_sha256"]:
             return runbook
     if info is None:
-        raise TeamError(f"run {run_id}: not in the journal here, and not published in team "
-                        "mode (no such run, or it is over a week old)")
+        raise TeamError(
+            f"run {run_id}: not in the journal here, and not published in team "
+            "mode (no such run, or it is over a week old)"
+        )
     with tempfile.TemporaryDirectory(prefix="cockpit-watch-") as folder:
         path = Path(folder) / Path(info["name"]).name
         path.write_text(info["text"], encoding="utf-8")
         try:
             return load_runbook(path)
         except RunbookInvalid as exc:
-            raise TeamError(f"run {run_id}: its runbook does not load here: "
-                            f"{exc.problems[0].message}") from None
+            raise TeamError(
+                f"run {run_id}: its runbook does not load here: {exc.problems[0].message}"
+            ) from None
 
 
 def _key(event: ev.Event) -> tuple[str, float]:

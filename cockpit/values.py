@@ -38,7 +38,6 @@ class MaskedOperator:
         return await self.operator.confirm_rollback(self.redactor.redact(reason))
 
 
-
 def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{token.token_hex(2)}"
 
@@ -73,8 +72,9 @@ def resolve_values(
             missing.append(f"{name} (looked in {where})")
             value = "***"
         elif len(value) < MIN_SECRET_LENGTH:
-            missing.append(f"{name} (from {where} is under {MIN_SECRET_LENGTH} characters: "
-                           "too short to mask)")
+            missing.append(
+                f"{name} (from {where} is under {MIN_SECRET_LENGTH} characters: too short to mask)"
+            )
         secret_values[name] = value
     redactor = Redactor(v for v in secret_values.values() if v != "***")
     variables = {**runbook.variables, **profile.variables}

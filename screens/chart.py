@@ -25,12 +25,14 @@ REFRESH = 2.0
 class ChartScreen(Screen):
     CSS_PATH = "chart.tcss"
     BINDINGS = [
-        Binding("escape,g,q", "app.pop_screen", "Back", id="chart.close",
-                tooltip="Back to the cockpit"),
+        Binding(
+            "escape,g,q", "app.pop_screen", "Back", id="chart.close", tooltip="Back to the cockpit"
+        ),
     ]
 
-    def __init__(self, journal: BaseJournal, run_id: str, runbook: Runbook,
-                 alerts: tuple[AlertRule, ...]) -> None:
+    def __init__(
+        self, journal: BaseJournal, run_id: str, runbook: Runbook, alerts: tuple[AlertRule, ...]
+    ) -> None:
         super().__init__()
         self.journal, self.run_id, self.runbook = journal, run_id, runbook
         self.alerts = alerts
@@ -39,8 +41,10 @@ class ChartScreen(Screen):
         self.charted = [m for m in (*latency[:1], "error_rate") if m in metrics]
 
     def compose(self) -> ComposeResult:
-        yield Static(plain(f"{self.runbook.name} · run {self.run_id} · metrics over the run"),
-                     id="chart-title")
+        yield Static(
+            plain(f"{self.runbook.name} · run {self.run_id} · metrics over the run"),
+            id="chart-title",
+        )
         for metric in self.charted:
             yield PlotextPlot(id=f"chart-{metric.replace('.', '_')}")
         yield Footer(show_command_palette=False)
@@ -61,8 +65,9 @@ class ChartScreen(Screen):
                 for metric in self.charted:
                     value = data["values"].get(metric)
                     if value is not None:
-                        samples[metric].append((minute, value * (100 if metric ==
-                                                                  "error_rate" else 1)))
+                        samples[metric].append(
+                            (minute, value * (100 if metric == "error_rate" else 1))
+                        )
             elif event["type"] == "PhaseStarted":
                 markers.append((minute, data["phase_id"], "gray"))
             elif event["type"] == "RollbackStarted":
@@ -84,10 +89,8 @@ class ChartScreen(Screen):
                 limit = rule.threshold(None)
                 top = max(top, limit * scale)
                 plt.hline(limit * scale, "red" if rule.severity == "critical" else "orange")
-                limits.append(f"{rule.severity} {rule.direction} "
-                              f"{format_metric(metric, limit)}")
-        plt.title(" · ".join([f"{metric} ({unit})", *limits,
-                              *([] if points else ["no data yet"])]))
+                limits.append(f"{rule.severity} {rule.direction} {format_metric(metric, limit)}")
+        plt.title(" · ".join([f"{metric} ({unit})", *limits, *([] if points else ["no data yet"])]))
         plt.xlabel("minutes since the run started")
         end = max([m for m, _, _ in markers] + [x for x, _ in points] + [0.0])
         columns = widget.size.width - 10  # the plot's cells, the y axis left out
@@ -99,8 +102,9 @@ class ChartScreen(Screen):
             width = (len(name) + 1) * per_column
             start = minute - width if right else minute
             if start >= free_from or colour == "red":  # the rollback is always named
-                plt.text(name, x=minute, y=top, color=colour,
-                         alignment="right" if right else "left")
+                plt.text(
+                    name, x=minute, y=top, color=colour, alignment="right" if right else "left"
+                )
                 free_from = start + width
         if points:
             xs, ys = zip(*points, strict=True)

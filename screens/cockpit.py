@@ -55,32 +55,92 @@ def _answers(answer: asyncio.Future[bool]) -> Callable[[bool | None], None]:
 class CockpitScreen(Screen):
     CSS_PATH = "cockpit.tcss"
     BINDINGS = [
-        Binding("r", "run_step", "Run", id="step.run",
-                tooltip="Run (or retry) the selected step; on a phase, run the phase"),
-        Binding("a", "run_all", "Run all", id="run.all",
-                tooltip="Run the remaining steps; stops at a confirmation, a checklist, "
-                        "or a failure"),
-        Binding("p", "run_phase", "Phase", id="phase.run",
-                tooltip="Run the remaining steps of the selected step's phase"),
-        Binding("s", "skip", "Skip", id="step.skip", tooltip="Skip the selected step, "
-                "with a reason"),
-        Binding("c", "cancel", "Cancel", id="step.cancel",
-                tooltip="Cancel the running step (its processes are ended)"),
-        Binding("space", "tick", "Tick", id="checklist.tick", show=False,
-                tooltip="Tick or untick the highlighted checklist item"),
-        Binding("o", "note", "Note", id="checklist.note", show=False,
-                tooltip="Add a note to the highlighted checklist item"),
-        Binding("h", "history", "History", id="run.history", show=False,
-                tooltip="Browse the runs in the journal"),
-        Binding("ctrl+r", "rollback", "Rollback", id="run.rollback", priority=True,
-                tooltip="Open the rollback screen, from anywhere"),
-        Binding("e", "export", "Report", id="run.export", show=False,
-                tooltip="Write the deployment record (Markdown) beside the run's output"),
-        Binding("g", "chart", "Chart", id="metrics.chart",
-                tooltip="P95 and error rate over the whole run, with phase markers"),
-        Binding("i", "contacts", "Contacts", id="run.contacts", show=False,
-                tooltip="On-call contacts, the escalation path and the checklists for "
-                        "after the run"),
+        Binding(
+            "r",
+            "run_step",
+            "Run",
+            id="step.run",
+            tooltip="Run (or retry) the selected step; on a phase, run the phase",
+        ),
+        Binding(
+            "a",
+            "run_all",
+            "Run all",
+            id="run.all",
+            tooltip="Run the remaining steps; stops at a confirmation, a checklist, or a failure",
+        ),
+        Binding(
+            "p",
+            "run_phase",
+            "Phase",
+            id="phase.run",
+            tooltip="Run the remaining steps of the selected step's phase",
+        ),
+        Binding(
+            "s", "skip", "Skip", id="step.skip", tooltip="Skip the selected step, with a reason"
+        ),
+        Binding(
+            "c",
+            "cancel",
+            "Cancel",
+            id="step.cancel",
+            tooltip="Cancel the running step (its processes are ended)",
+        ),
+        Binding(
+            "space",
+            "tick",
+            "Tick",
+            id="checklist.tick",
+            show=False,
+            tooltip="Tick or untick the highlighted checklist item",
+        ),
+        Binding(
+            "o",
+            "note",
+            "Note",
+            id="checklist.note",
+            show=False,
+            tooltip="Add a note to the highlighted checklist item",
+        ),
+        Binding(
+            "h",
+            "history",
+            "History",
+            id="run.history",
+            show=False,
+            tooltip="Browse the runs in the journal",
+        ),
+        Binding(
+            "ctrl+r",
+            "rollback",
+            "Rollback",
+            id="run.rollback",
+            priority=True,
+            tooltip="Open the rollback screen, from anywhere",
+        ),
+        Binding(
+            "e",
+            "export",
+            "Report",
+            id="run.export",
+            show=False,
+            tooltip="Write the deployment record (Markdown) beside the run's output",
+        ),
+        Binding(
+            "g",
+            "chart",
+            "Chart",
+            id="metrics.chart",
+            tooltip="P95 and error rate over the whole run, with phase markers",
+        ),
+        Binding(
+            "i",
+            "contacts",
+            "Contacts",
+            id="run.contacts",
+            show=False,
+            tooltip="On-call contacts, the escalation path and the checklists for after the run",
+        ),
     ]
 
     def __init__(self, engine: Engine, *, protected: bool) -> None:
@@ -100,10 +160,15 @@ class CockpitScreen(Screen):
     def compose(self) -> ComposeResult:
         engine = self.engine
         yield RunHeader(
-            runbook=engine.runbook.name, version=engine.runbook.version,
-            environment=engine.profile.name, label=engine.profile.label,
-            run_id=engine.run_id, dry_run=engine.dry_run, protected=self.protected,
-            started=engine.started, rehearsal=engine.rehearsal,
+            runbook=engine.runbook.name,
+            version=engine.runbook.version,
+            environment=engine.profile.name,
+            label=engine.profile.label,
+            run_id=engine.run_id,
+            dry_run=engine.dry_run,
+            protected=self.protected,
+            started=engine.started,
+            rehearsal=engine.rehearsal,
             eta=engine.eta_now if engine.eta is not None else None,
         )
         yield Static("", id="metrics-strip")
@@ -112,13 +177,18 @@ class CockpitScreen(Screen):
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
                 yield Label("", id="output-status")
-                yield Input(placeholder="search the output (Enter: find, Escape: close)",
-                            id="search")
+                yield Input(
+                    placeholder="search the output (Enter: find, Escape: close)", id="search"
+                )
                 yield Checklist(id="checklist")
                 yield StepDetail(id="detail")
             spec = engine.runbook.metrics
-            yield MetricsPanel(spec.metrics if spec else (), engine.alerts,
-                               spec.interval if spec else None, id="metrics")
+            yield MetricsPanel(
+                spec.metrics if spec else (),
+                engine.alerts,
+                spec.interval if spec else None,
+                id="metrics",
+            )
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -143,12 +213,19 @@ class CockpitScreen(Screen):
         result = self.view.results.get(step_id)
         row = None
         if result is not None:
-            row = {"duration": result.duration, "attempt": result.attempt,
-                   "message": result.message}
+            row = {
+                "duration": result.duration,
+                "attempt": result.attempt,
+                "message": result.message,
+            }
         path = self.engine.output_path(step_id)
-        self.query_one(StepDetail).show(step, self.view.status[step_id],
-                                        self.engine.describe(step), row,
-                                        str(path).replace(str(Path.home()), "~", 1))
+        self.query_one(StepDetail).show(
+            step,
+            self.view.status[step_id],
+            self.engine.describe(step),
+            row,
+            str(path).replace(str(Path.home()), "~", 1),
+        )
         checklist = self.query_one(Checklist)
         checklist.display = "items" in step.fields
         if checklist.display:
@@ -157,12 +234,15 @@ class CockpitScreen(Screen):
     def _show_status(self) -> None:
         pane = self.query_one(OutputPane)
         path = self.engine.output_path(self.selected)
-        follow = "following" if pane.following else (
-            f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
+        follow = (
+            "following"
+            if pane.following
+            else (f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
+        )
         count = pane.buffer.total
         self.query_one("#output-status", Label).update(  # one fixed row: no relayout
-            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}",
-            layout=False)
+            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}", layout=False
+        )
 
     def selected_step(self) -> Step | None:
         node = self.query_one(PhaseTree).cursor_node
@@ -174,8 +254,11 @@ class CockpitScreen(Screen):
         node = self.query_one(PhaseTree).cursor_node
         if node is None or node.data is None:
             return None
-        phase_id = node.data.removeprefix("phase:") if node.data.startswith("phase:") else (
-            self.engine.runbook.step(node.data).phase)
+        phase_id = (
+            node.data.removeprefix("phase:")
+            if node.data.startswith("phase:")
+            else (self.engine.runbook.step(node.data).phase)
+        )
         return next((p for p in self.engine.runbook.phases if p.id == phase_id), None)
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
@@ -219,13 +302,15 @@ class CockpitScreen(Screen):
                 show(event)
             step_id = self.view.step_of(event)
             if step_id is not None:
-                self.query_one(PhaseTree).update_step(step_id, self.view.status,
-                                                      self.view.durations)
+                self.query_one(PhaseTree).update_step(
+                    step_id, self.view.status, self.view.durations
+                )
                 if step_id == self.selected:
                     self.show_step(step_id)
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the tree and the detail."""
+
         def header() -> RunHeader:
             return self.query_one(RunHeader)
 
@@ -237,8 +322,9 @@ class CockpitScreen(Screen):
             ev.MetricsSampled: self._sampled,
             ev.MetricsNotice: self._metrics_notice,
             ev.AlertChanged: self._alert_changed,
-            ev.DiskLow: lambda e: self.notify(e.message, title="Disk", severity="warning",
-                                              timeout=60),
+            ev.DiskLow: lambda e: self.notify(
+                e.message, title="Disk", severity="warning", timeout=60
+            ),
             ev.RunFinished: self._run_finished,
         }
 
@@ -284,16 +370,19 @@ class CockpitScreen(Screen):
         self.query_one(RunHeader).set_alarm(f"CRITICAL {names} · ctrl+r rolls back")
         if event.state == "firing" and event.severity == "critical":
             summary = alert_summary(event.metric, event.value, event.threshold, event.reason)
-            self.notify(f"{event.name}: {summary}. Press ctrl+r to roll back.",
-                        title="Critical alert", severity="error", timeout=30)
+            self.notify(
+                f"{event.name}: {summary}. Press ctrl+r to roll back.",
+                title="Critical alert",
+                severity="error",
+                timeout=30,
+            )
 
     # ------------------------------------------------------------ actions
 
     def _fly(self, work: Awaitable, done=None) -> bool:
         """Run engine work as a worker; one at a time."""
         if self.flying:
-            self.notify("A step is running: wait for it, or cancel it (c)",
-                        severity="warning")
+            self.notify("A step is running: wait for it, or cancel it (c)", severity="warning")
             return False
         self.flying = True
 
@@ -306,6 +395,7 @@ class CockpitScreen(Screen):
                 self.notify(str(exc), title="Stopped", severity="error", timeout=15)
             finally:
                 self.flying = False
+
         self._shows = self._show_table()
 
         self.run_worker(fly(), group="engine", exit_on_error=False)
@@ -317,13 +407,19 @@ class CockpitScreen(Screen):
             self.action_run_phase()
             return
         if self.engine.status[step.id] == StepStatus.OK and step.phase != TROUBLESHOOTING:
-            self.notify(f"'{step.title}' already ran ok; select it and press r again "
-                        "after skip/cancel if it must run again", severity="information")
+            self.notify(
+                f"'{step.title}' already ran ok; select it and press r again "
+                "after skip/cancel if it must run again",
+                severity="information",
+            )
             return
         items = step.fields.get("items")
         if items and len(self.ticks.get(step.id, ())) < len(items):
-            self.notify(f"Tick every item of '{step.title}' first (space), or skip it (s)",
-                        title="Checklist", severity="warning")
+            self.notify(
+                f"Tick every item of '{step.title}' first (space), or skip it (s)",
+                title="Checklist",
+                severity="warning",
+            )
             return
         self.explicit.add(step.id)
         self._fly(self.engine.run_step(step))
@@ -340,22 +436,28 @@ class CockpitScreen(Screen):
 
     def _stopped(self, status: ev.RunStatus | None) -> None:
         """Say why an automatic run stopped, and show the step that stopped it."""
-        waiting = next((s for s in self.engine.runbook.steps
-                        if not self.engine.accepted(s)), None)
+        waiting = next((s for s in self.engine.runbook.steps if not self.engine.accepted(s)), None)
         if status in (None, ev.RunStatus.OK) or waiting is None:
             self.notify("All steps done" if waiting is None else "Phase done")
             return
         self.query_one(PhaseTree).select_step(waiting.id)
         state = self.engine.status[waiting.id]
         if "items" in waiting.fields and state == StepStatus.WAITING_CONFIRM:
-            self.notify(f"'{waiting.title}': tick its items (space), then run it (r)",
-                        title="Checklist")
+            self.notify(
+                f"'{waiting.title}': tick its items (space), then run it (r)", title="Checklist"
+            )
         elif state == StepStatus.FAILED:
-            self.notify(f"'{waiting.title}' failed. r retries, s skips, ctrl+r rolls back",
-                        title="Stopped", severity="error")
+            self.notify(
+                f"'{waiting.title}' failed. r retries, s skips, ctrl+r rolls back",
+                title="Stopped",
+                severity="error",
+            )
         elif state == StepStatus.INTERRUPTED:
-            self.notify(f"'{waiting.title}' was interrupted: r retries it, s skips it",
-                        title="Interrupted", severity="warning")
+            self.notify(
+                f"'{waiting.title}' was interrupted: r retries it, s skips it",
+                title="Interrupted",
+                severity="warning",
+            )
         else:
             self.notify(f"Stopped at '{waiting.title}' ({status.value})")
 
@@ -370,8 +472,12 @@ class CockpitScreen(Screen):
             if reason:
                 self.engine.skip(step, reason)
 
-        self.app.push_screen(PromptModal(f"Skip '{step.title}'", "Why? The reason goes into "
-                                         "the record.", required=True), skip)
+        self.app.push_screen(
+            PromptModal(
+                f"Skip '{step.title}'", "Why? The reason goes into the record.", required=True
+            ),
+            skip,
+        )
 
     def action_cancel(self) -> None:
         if not self.engine.busy:
@@ -397,9 +503,15 @@ class CockpitScreen(Screen):
             if note is not None:
                 notes[index] = note
 
-        self.app.push_screen(PromptModal(f"Note on '{item}'", "Kept with the tick in the "
-                                         "record.", required=False,
-                                         value=notes.get(index, "")), keep)
+        self.app.push_screen(
+            PromptModal(
+                f"Note on '{item}'",
+                "Kept with the tick in the record.",
+                required=False,
+                value=notes.get(index, ""),
+            ),
+            keep,
+        )
 
     def action_history(self) -> None:
         self.app.push_screen(HistoryScreen(self.engine.history))
@@ -408,8 +520,7 @@ class CockpitScreen(Screen):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 reason = self._why()[0] if self._why() else "the operator's call"
-                self.run_worker(self._roll_back(reason), group="rollback",
-                                exit_on_error=False)
+                self.run_worker(self._roll_back(reason), group="rollback", exit_on_error=False)
 
         self._rollback_modal(confirmed)
 
@@ -417,23 +528,27 @@ class CockpitScreen(Screen):
         """The runbook says to roll back on a failure: show why and what, let the
         operator confirm (the engine then rolls back) or decline (ctrl+r later)."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._rollback_modal(_answers(answer),
-                             reason)
+        self._rollback_modal(_answers(answer), reason)
         yes = await answer
         if not yes:
-            self.notify(f"Not rolled back ({reason}); ctrl+r rolls back when you decide",
-                        severity="warning")
+            self.notify(
+                f"Not rolled back ({reason}); ctrl+r rolls back when you decide", severity="warning"
+            )
         return yes
 
     def _why(self) -> list[str]:
         engine = self.engine
-        why = [f"alert {a.rule.name} ({a.rule.severity}) firing: "
-               f"{alert_summary(a.rule.metric, a.value, a.threshold, a.no_data_reason or '')}"
-               for a in engine.firing_alerts()]
+        why = [
+            f"alert {a.rule.name} ({a.rule.severity}) firing: "
+            f"{alert_summary(a.rule.metric, a.value, a.threshold, a.no_data_reason or '')}"
+            for a in engine.firing_alerts()
+        ]
         results = self.view.results
-        return why + [f"step '{s.id}' failed: {results[s.id].message}"
-                      for s in engine.runbook.steps
-                      if engine.status[s.id] == StepStatus.FAILED and s.id in results]
+        return why + [
+            f"step '{s.id}' failed: {results[s.id].message}"
+            for s in engine.runbook.steps
+            if engine.status[s.id] == StepStatus.FAILED and s.id in results
+        ]
 
     def _rollback_modal(self, callback, reason: str = "") -> None:
         engine = self.engine
@@ -441,14 +556,23 @@ class CockpitScreen(Screen):
         if reason and not any(reason in line for line in why):
             why.insert(0, reason)  # the failure's event may not have reached the screen
         plan = [(s.title, engine.describe(s)) for s in engine.runbook.rollback.steps]
-        running = next((s.title for s in engine.runbook.steps
-                        if engine.status[s.id] == StepStatus.RUNNING), None)
+        running = next(
+            (s.title for s in engine.runbook.steps if engine.status[s.id] == StepStatus.RUNNING),
+            None,
+        )
         state = ("finished: " if engine.finished else "in progress: ") + engine.summary()
         if running:
             state += f"; '{running}' is running and will be cancelled first"
-        self.app.push_screen(RollbackModal(why=why, criteria=list(
-            engine.runbook.rollback.criteria), plan=plan, state=state,
-            contacts=engine.runbook.contacts), callback)
+        self.app.push_screen(
+            RollbackModal(
+                why=why,
+                criteria=list(engine.runbook.rollback.criteria),
+                plan=plan,
+                state=state,
+                contacts=engine.runbook.contacts,
+            ),
+            callback,
+        )
 
     async def _roll_back(self, reason: str) -> None:
         if self.flying:
@@ -474,18 +598,27 @@ class CockpitScreen(Screen):
             path.write_text(report.to_markdown(record))
             path.with_suffix(".html").write_text(report.to_html(record))
         except OSError as exc:
-            self.app.call_from_thread(self.notify, f"The deployment record was not written: "
-                                      f"{exc}", title="Report", severity="error", timeout=15)
+            self.app.call_from_thread(
+                self.notify,
+                f"The deployment record was not written: {exc}",
+                title="Report",
+                severity="error",
+                timeout=15,
+            )
             return
-        self.app.call_from_thread(self.notify, f"Deployment record written to {path} "
-                                  "(and report.html)", title="Report")
+        self.app.call_from_thread(
+            self.notify, f"Deployment record written to {path} (and report.html)", title="Report"
+        )
 
     def action_chart(self) -> None:
         if self.engine.runbook.metrics is None:
             self.notify("This runbook has no metrics: section to chart")
             return
-        self.app.push_screen(ChartScreen(self.engine.history, self.engine.run_id,
-                                         self.engine.runbook, self.engine.alerts))
+        self.app.push_screen(
+            ChartScreen(
+                self.engine.history, self.engine.run_id, self.engine.runbook, self.engine.alerts
+            )
+        )
 
     def action_contacts(self) -> None:
         self.app.push_screen(ContactsScreen(self.engine.runbook))
@@ -495,6 +628,5 @@ class CockpitScreen(Screen):
 
     async def ask_confirmation(self, step: Step, description: str) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.app.push_screen(ConfirmStepModal(step, description),
-                             _answers(answer))
+        self.app.push_screen(ConfirmStepModal(step, description), _answers(answer))
         return await answer

@@ -34,8 +34,13 @@ def contacts_text(contacts: Contacts) -> Text:
 class ContactsScreen(Screen):
     CSS_PATH = "contacts.tcss"
     BINDINGS = [
-        Binding("escape,i,q", "app.pop_screen", "Back", id="contacts.close",
-                tooltip="Back to the cockpit"),
+        Binding(
+            "escape,i,q",
+            "app.pop_screen",
+            "Back",
+            id="contacts.close",
+            tooltip="Back to the cockpit",
+        ),
     ]
 
     def __init__(self, runbook: Runbook) -> None:

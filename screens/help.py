@@ -31,11 +31,16 @@ class HelpModal(ModalScreen[None]):
             if binding.action in seen or not binding.description:
                 continue
             seen.add(binding.action)
-            table.add_row(self.app.get_key_display(binding) or key, binding.description,
-                          active.tooltip or binding.tooltip)
+            table.add_row(
+                self.app.get_key_display(binding) or key,
+                binding.description,
+                active.tooltip or binding.tooltip,
+            )
         with Vertical():
             yield Label("Keys", classes="title")
             with VerticalScroll():
                 yield Static(table)
-            yield Label("Every action is also in the command palette (ctrl+p) · "
-                        "Escape closes", classes="hint")
+            yield Label(
+                "Every action is also in the command palette (ctrl+p) · Escape closes",
+                classes="hint",
+            )

@@ -39,29 +39,44 @@ class HistoryScreen(Screen):
         runs.add_columns("run", "status", "env", "started", "took", "runbook", "operator")
         for run in self.journal.runs(limit=200):
             took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
-            cells = [run["id"], run["status"], run["environment"], _when(run["started_at"]),
-                     format_duration(took), f"{run['runbook']} {run['version'] or ''}",
-                     run["operator"]]
+            cells = [
+                run["id"],
+                run["status"],
+                run["environment"],
+                _when(run["started_at"]),
+                format_duration(took),
+                f"{run['runbook']} {run['version'] or ''}",
+                run["operator"],
+            ]
             runs.add_row(*map(plain, cells), key=run["id"])
         steps = self.query_one("#steps", DataTable)
         steps.add_columns("#", "phase", "step", "status", "took", "result")
         runs.focus()
         if not runs.row_count:
             self.query_one("#run-summary", Label).update(
-                plain(f"no runs yet in {self.journal.path}"))
+                plain(f"no runs yet in {self.journal.path}")
+            )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "runs" or event.row_key.value is None:
             return
         run = self.journal.find_run(event.row_key.value)
-        self.query_one("#run-summary", Label).update(plain(
-            f"{run['id']} · {run['runbook']} on {run['environment']} by {run['operator']}@"
-            f"{run['host']} · {run['message'] or run['status']}"))
+        self.query_one("#run-summary", Label).update(
+            plain(
+                f"{run['id']} · {run['runbook']} on {run['environment']} by {run['operator']}@"
+                f"{run['host']} · {run['message'] or run['status']}"
+            )
+        )
         steps = self.query_one("#steps", DataTable)
         steps.clear()
         for row in self.journal.steps(run["id"]):
-            cells = [row["phase"], row["step_id"], row["status"],
-                     format_duration(row["duration"]), row["message"] or ""]
+            cells = [
+                row["phase"],
+                row["step_id"],
+                row["status"],
+                format_duration(row["duration"]),
+                row["message"] or "",
+            ]
             steps.add_row(row["seq"] + 1, *map(plain, cells))
 
     def action_close(self) -> None:

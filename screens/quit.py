@@ -25,7 +25,8 @@ class QuitModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(plain(f"'{self.step_title}' is running."), classes="title")
-            yield Label("Quit now and its processes are ended (TERM, then KILL) and it is "
-                        "recorded as cancelled. The run can be resumed later.")
-            yield Label("y / Enter: cancel it and quit · n / Escape: keep flying",
-                        classes="hint")
+            yield Label(
+                "Quit now and its processes are ended (TERM, then KILL) and it is "
+                "recorded as cancelled. The run can be resumed later."
+            )
+            yield Label("y / Enter: cancel it and quit · n / Escape: keep flying", classes="hint")

@@ -21,9 +21,15 @@ class RollbackModal(ModalScreen[bool]):
         Binding("escape,n", "dismiss(False)", "Cancel", id="rollback.no"),
     ]
 
-    def __init__(self, *, why: list[str], criteria: list[str],
-                 plan: list[tuple[str, str]], state: str,
-                 contacts: Contacts | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        why: list[str],
+        criteria: list[str],
+        plan: list[tuple[str, str]],
+        state: str,
+        contacts: Contacts | None = None,
+    ) -> None:
         super().__init__(classes="-danger")
         self.why, self.criteria, self.plan, self.state = why, criteria, plan, state
         self.contacts = contacts or Contacts()

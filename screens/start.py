@@ -22,10 +22,15 @@ class StartModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(plain(f"{self.label}: this run changes '{self.environment}'."),
-                        classes="title")
-            yield Label(plain(f"Type '{self.environment}' and press Enter to start. Anything "
-                              "else cancels; nothing will have run."))
+            yield Label(
+                plain(f"{self.label}: this run changes '{self.environment}'."), classes="title"
+            )
+            yield Label(
+                plain(
+                    f"Type '{self.environment}' and press Enter to start. Anything "
+                    "else cancels; nothing will have run."
+                )
+            )
             yield Input(placeholder=self.environment, id="environment")
             yield Label("Escape cancels", classes="hint")
 

@@ -34,8 +34,13 @@ WINDOW_LINES = 1000
 class WatchScreen(Screen):
     CSS_PATH = "watch.tcss"
     BINDINGS = [
-        Binding("A", "approve", "Approve", id="watch.approve",
-                tooltip="Approve the step waiting for another person's approval, as you"),
+        Binding(
+            "A",
+            "approve",
+            "Approve",
+            id="watch.approve",
+            tooltip="Approve the step waiting for another person's approval, as you",
+        ),
     ]
 
     def __init__(self, team: Team, watched: Watched, operator: str) -> None:
@@ -47,23 +52,36 @@ class WatchScreen(Screen):
         self.view = RunView(runbook, WINDOW_LINES, join_late=True)
         self.selected = runbook.steps[0].id
         self._shows = self._show_table()
-        self.alerts = tuple(rule for rule in runbook.alerts if rule.environments is None
-                            or watched.environment in rule.environments)
+        self.alerts = tuple(
+            rule
+            for rule in runbook.alerts
+            if rule.environments is None or watched.environment in rule.environments
+        )
 
     def compose(self) -> ComposeResult:
         runbook = self.watched.runbook
-        yield RunHeader(runbook=runbook.name, version=runbook.version,
-                        environment=self.watched.environment, label="",
-                        run_id=self.watched.run_id, dry_run=False, protected=False,
-                        started=time.time())
+        yield RunHeader(
+            runbook=runbook.name,
+            version=runbook.version,
+            environment=self.watched.environment,
+            label="",
+            run_id=self.watched.run_id,
+            dry_run=False,
+            protected=False,
+            started=time.time(),
+        )
         with Horizontal(id="body"):
             yield PhaseTree(runbook, id="phases")
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
                 yield Label(plain(self.watched.note), id="watch-status")
             spec = runbook.metrics
-            yield MetricsPanel(spec.metrics if spec else (), self.alerts,
-                               spec.interval if spec else None, id="metrics")
+            yield MetricsPanel(
+                spec.metrics if spec else (),
+                self.alerts,
+                spec.interval if spec else None,
+                id="metrics",
+            )
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -102,11 +120,13 @@ class WatchScreen(Screen):
                 show(event)
             step_id = self.view.step_of(event)
             if step_id is not None:
-                self.query_one(PhaseTree).update_step(step_id, self.view.status,
-                                                      self.view.durations)
+                self.query_one(PhaseTree).update_step(
+                    step_id, self.view.status, self.view.durations
+                )
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the phase tree."""
+
         def panel() -> MetricsPanel:
             return self.query_one(MetricsPanel)
 
@@ -118,12 +138,15 @@ class WatchScreen(Screen):
             ev.MetricsSampled: lambda e: panel().sampled(e.values, e.reasons),
             ev.MetricsNotice: lambda e: panel().notice(e.message, e.ok),
             ev.AlertChanged: lambda e: panel().alert_changed(e.name, e.state),
-            ev.DiskLow: lambda e: self.notify(e.message, title="Disk", severity="warning",
-                                              timeout=60),
-            ev.RollbackStarted: lambda e: self.notify(f"Rolling back: {e.reason}",
-                                                      severity="warning"),
+            ev.DiskLow: lambda e: self.notify(
+                e.message, title="Disk", severity="warning", timeout=60
+            ),
+            ev.RollbackStarted: lambda e: self.notify(
+                f"Rolling back: {e.reason}", severity="warning"
+            ),
             ev.RunFinished: lambda e: self.query_one(RunHeader).set_note(
-                f"run {e.status.value} · {e.message}"),
+                f"run {e.status.value} · {e.message}"
+            ),
         }
 
     def _run_started(self, event: ev.RunStarted) -> None:
@@ -136,8 +159,7 @@ class WatchScreen(Screen):
 
     def _waiting(self, event: ev.StepWaiting) -> None:
         if self.view.approvable == event.step_id:
-            self.notify(f"'{event.step_id}' {event.reason}: press A to approve",
-                        title="Approval")
+            self.notify(f"'{event.step_id}' {event.reason}: press A to approve", title="Approval")
         self._said(event)
 
     # ------------------------------------------------------------ the one action

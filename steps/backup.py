@@ -110,13 +110,27 @@ def list_argv(path: Path | str, program: str = "pg_restore") -> list[str]:
     return [program, "--list", str(path)]
 
 
-def restore_argv(connection: Target, path: Path | str, *, single_transaction: bool = True,
-                 program: str = "pg_restore") -> list[str]:
+def restore_argv(
+    connection: Target,
+    path: Path | str,
+    *,
+    single_transaction: bool = True,
+    program: str = "pg_restore",
+) -> list[str]:
     # --single-transaction: a failed restore changes nothing (and implies --exit-on-error);
     # without it, --exit-on-error still stops at the first error instead of going on.
     atomic = "--single-transaction" if single_transaction else "--exit-on-error"
-    return [program, "--clean", "--if-exists", "--no-owner", atomic, "--no-password",
-            "--dbname", connection.dsn, str(path)]
+    return [
+        program,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        atomic,
+        "--no-password",
+        "--dbname",
+        connection.dsn,
+        str(path),
+    ]
 
 
 def dump_name(database: str, run_id: str) -> str:
@@ -134,12 +148,24 @@ def backup_target(to: str, database: str, run_id: str) -> S3Location:
 
 def parse_size(value: Any) -> int:
     """Bytes from ``8388608``, ``"64KiB"``, ``"8 MiB"``, ``"10MB"``."""
-    units = {"": 1, "b": 1, "k": KiB, "kib": KiB, "kb": 1000, "m": MiB, "mib": MiB,
-             "mb": 1000**2, "g": 1024 * MiB, "gib": 1024 * MiB, "gb": 1000**3}
+    units = {
+        "": 1,
+        "b": 1,
+        "k": KiB,
+        "kib": KiB,
+        "kb": 1000,
+        "m": MiB,
+        "mib": MiB,
+        "mb": 1000**2,
+        "g": 1024 * MiB,
+        "gib": 1024 * MiB,
+        "gb": 1000**3,
+    }
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
     if not match or match.group(2).lower() not in units:
-        raise StepFailed(f"multipart_threshold: expected a size such as 8MiB or 65536, "
-                         f"found {value!r}")
+        raise StepFailed(
+            f"multipart_threshold: expected a size such as 8MiB or 65536, found {value!r}"
+        )
     size = int(float(match.group(1)) * units[match.group(2).lower()])
     if size < 1:
         raise StepFailed(f"multipart_threshold: must be at least 1 byte, found {value!r}")
@@ -192,9 +218,13 @@ class Listing:
                 self.first.append(text)
 
 
-async def run_tool(ctx: StepContext, argv: list[str], env: Mapping[str, str],
-                   secret: str | None, out: Callable[[bytes], None] | None = None
-                   ) -> tuple[int, str]:
+async def run_tool(
+    ctx: StepContext,
+    argv: list[str],
+    env: Mapping[str, str],
+    secret: str | None,
+    out: Callable[[bytes], None] | None = None,
+) -> tuple[int, str]:
     """Run a PostgreSQL tool via ``run_process``: stderr to the pane (a stray password
     masked), stdout to ``out`` if given. Returns the exit code and the first error line."""
     name = Path(argv[0]).name
@@ -217,11 +247,14 @@ async def run_tool(ctx: StepContext, argv: list[str], env: Mapping[str, str],
             ctx.write(stream, data)
 
     try:
-        code = await run_process(argv, env=env, write=write, kill_grace=ctx.kill_grace,
-                                 started=ctx.process_started)
+        code = await run_process(
+            argv, env=env, write=write, kill_grace=ctx.kill_grace, started=ctx.process_started
+        )
     except FileNotFoundError:
-        raise StepFailed(f"{name} not found: install the PostgreSQL client tools "
-                         "(as new as the server) or put them on PATH") from None
+        raise StepFailed(
+            f"{name} not found: install the PostgreSQL client tools "
+            "(as new as the server) or put them on PATH"
+        ) from None
     except PermissionError:
         raise StepFailed(f"{argv[0]}: permission denied") from None
     stderr.close()
@@ -239,13 +272,16 @@ async def run_tool(ctx: StepContext, argv: list[str], env: Mapping[str, str],
 def find_tool(name: str, env: Mapping[str, str]) -> str:
     found = shutil.which(name, path=env.get("PATH"))
     if found is None:
-        raise StepFailed(f"{name} not found on PATH: install the PostgreSQL client tools "
-                         "(as new as the server) or put them on PATH")
+        raise StepFailed(
+            f"{name} not found on PATH: install the PostgreSQL client tools "
+            "(as new as the server) or put them on PATH"
+        )
     return found
 
 
-async def check_listing(ctx: StepContext, path: Path, env: Mapping[str, str],
-                        secret: str | None) -> Listing:
+async def check_listing(
+    ctx: StepContext, path: Path, env: Mapping[str, str], secret: str | None
+) -> Listing:
     """``pg_restore --list`` the dump: it must read, and hold at least one entry."""
     program = find_tool("pg_restore", env)
     listing = Listing()
@@ -253,14 +289,21 @@ async def check_listing(ctx: StepContext, path: Path, env: Mapping[str, str],
     code, reason = await run_tool(ctx, list_argv(path, program), env, secret, lines.feed)
     lines.close()
     if code != 0:
-        raise StepFailed(f"pg_restore --list cannot read {path.name} "
-                         f"({describe_exit(code)}){f': {reason}' if reason else ''}")
+        raise StepFailed(
+            f"pg_restore --list cannot read {path.name} "
+            f"({describe_exit(code)}){f': {reason}' if reason else ''}"
+        )
     if listing.entries == 0:
-        raise StepFailed(f"pg_restore --list: {path.name} holds no entries (a database "
-                         "without any objects: is it the right one?)")
+        raise StepFailed(
+            f"pg_restore --list: {path.name} holds no entries (a database "
+            "without any objects: is it the right one?)"
+        )
     made = listing.header.get("Dumped from database version")
-    info(ctx, f"pg_restore --list: {listing.entries} entries"
-         f"{f' (dumped from PostgreSQL {made})' if made else ''}")
+    info(
+        ctx,
+        f"pg_restore --list: {listing.entries} entries"
+        f"{f' (dumped from PostgreSQL {made})' if made else ''}",
+    )
     for text in listing.first:
         info(ctx, f"  {text}")
     if listing.entries > len(listing.first):
@@ -268,16 +311,21 @@ async def check_listing(ctx: StepContext, path: Path, env: Mapping[str, str],
     return listing
 
 
-
 # ----------------------------------------------------------------- backup
 
 COMMON = {
-    "dsn": Field("str", required=True,
-                 help="the database, a libpq DSN (e.g. ${DATABASE_URL}); its password is "
-                      "passed as PGPASSWORD, never on the command line"),
+    "dsn": Field(
+        "str",
+        required=True,
+        help="the database, a libpq DSN (e.g. ${DATABASE_URL}); its password is "
+        "passed as PGPASSWORD, never on the command line",
+    ),
     **ENDPOINT_FIELDS,
-    "keep_local": Field("bool", help="keep the local dump file in the run's folder "
-                                     "(default: removed once the step succeeded)"),
+    "keep_local": Field(
+        "bool",
+        help="keep the local dump file in the run's folder "
+        "(default: removed once the step succeeded)",
+    ),
 }
 
 
@@ -286,12 +334,18 @@ class BackupStep(StepKind):
     summary = "pg_dump -Fc, verified with pg_restore --list, uploaded to S3 and checked"
     fields = {
         **COMMON,
-        "to": Field("str", required=True,
-                    help="s3://bucket/prefix/ (the file is named <database>-<run id>.dump) "
-                         "or s3://bucket/key"),
-        "multipart_threshold": Field("str", help="upload in parts of this size from this "
-                                                 "size on (e.g. 64MiB; default 8MiB; parts "
-                                                 "are at least 5 MiB)"),
+        "to": Field(
+            "str",
+            required=True,
+            help="s3://bucket/prefix/ (the file is named <database>-<run id>.dump) "
+            "or s3://bucket/key",
+        ),
+        "multipart_threshold": Field(
+            "str",
+            help="upload in parts of this size from this "
+            "size on (e.g. 64MiB; default 8MiB; parts "
+            "are at least 5 MiB)",
+        ),
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:
@@ -301,11 +355,13 @@ class BackupStep(StepKind):
         except StepFailed as exc:
             return f"backup: {exc}"
         dump = f"<run folder>/{target.rsplit('/', 1)[-1]}"
-        return "\n".join([
-            show_command(dump_argv(connection, dump), connection),
-            shlex.join(list_argv(dump)) + "   # verify: count the entries",
-            f"upload to {target}{endpoint_text(fields)}, SHA-256 checked",
-        ])
+        return "\n".join(
+            [
+                show_command(dump_argv(connection, dump), connection),
+                shlex.join(list_argv(dump)) + "   # verify: count the entries",
+                f"upload to {target}{endpoint_text(fields)}, SHA-256 checked",
+            ]
+        )
 
     def _plan(self, ctx: StepContext) -> tuple[Target, S3Location, Path, int]:
         connection = split_dsn(ctx.fields["dsn"])
@@ -316,12 +372,13 @@ class BackupStep(StepKind):
 
     async def preview(self, ctx: StepContext) -> str | None:
         connection, target, dump, threshold = self._plan(ctx)
-        lines = ["exactly:",
-                 f"  {show_command(dump_argv(connection, dump), connection)}",
-                 f"  {shlex.join(list_argv(dump))}",
-                 f"  upload {dump.name} to {target.url}{endpoint_text(ctx.fields)} with its "
-                 f"SHA-256, in parts from {human(threshold)}; then compare size and checksum",
-                 ]
+        lines = [
+            "exactly:",
+            f"  {show_command(dump_argv(connection, dump), connection)}",
+            f"  {shlex.join(list_argv(dump))}",
+            f"  upload {dump.name} to {target.url}{endpoint_text(ctx.fields)} with its "
+            f"SHA-256, in parts from {human(threshold)}; then compare size and checksum",
+        ]
         for tool in ("pg_dump", "pg_restore"):
             found = shutil.which(tool, path=ctx.env.get("PATH"))
             lines.append(f"{tool}: {found or 'NOT FOUND on PATH (the step would fail)'}")
@@ -343,17 +400,28 @@ class BackupStep(StepKind):
                 with contextlib.suppress(OSError):
                     dump.unlink()
 
-    async def _run(self, ctx: StepContext, connection: Target, target: S3Location,
-                   dump: Path, threshold: int, verified: list[Path]) -> StepResult:
+    async def _run(
+        self,
+        ctx: StepContext,
+        connection: Target,
+        target: S3Location,
+        dump: Path,
+        threshold: int,
+        verified: list[Path],
+    ) -> StepResult:
         env = pg_env(ctx.env, connection, ctx.step.id)
         endpoint = ctx.fields.get("endpoint_url")
         pg_dump = find_tool("pg_dump", env)
         find_tool("pg_restore", env)
-        client = await call_s3(lambda stop: make_client(ctx, env), endpoint,
-                               "setting up the S3 client")
+        client = await call_s3(
+            lambda stop: make_client(ctx, env), endpoint, "setting up the S3 client"
+        )
         # Is the bucket there? Found out before a long dump, not after it.
-        said = await call_s3(lambda stop: check_bucket(client, target.bucket, endpoint),
-                             endpoint, f"checking bucket {target.bucket}")
+        said = await call_s3(
+            lambda stop: check_bucket(client, target.bucket, endpoint),
+            endpoint,
+            f"checking bucket {target.bucket}",
+        )
         if said:
             info(ctx, said)
 
@@ -364,8 +432,9 @@ class BackupStep(StepKind):
         code, reason = await run_tool(ctx, argv, env, connection.password)
         dump_seconds = time.monotonic() - started
         if code != 0:
-            raise StepFailed(f"pg_dump failed ({describe_exit(code)})"
-                             f"{f': {reason}' if reason else ''}")
+            raise StepFailed(
+                f"pg_dump failed ({describe_exit(code)}){f': {reason}' if reason else ''}"
+            )
         size = dump.stat().st_size
         info(ctx, f"dumped {connection.database} in {dump_seconds:.1f} s: {human(size)}")
         listing = await check_listing(ctx, dump, env, connection.password)
@@ -378,34 +447,52 @@ class BackupStep(StepKind):
 
         from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(multipart_threshold=threshold, multipart_chunksize=chunksize,
-                                preferred_transfer_client="classic")
+        config = TransferConfig(
+            multipart_threshold=threshold,
+            multipart_chunksize=chunksize,
+            preferred_transfer_client="classic",
+        )
         progress = Progress(thread_writer(ctx), "uploaded", local.size)
         extra = {
             "ChecksumAlgorithm": "SHA256",
             "ContentType": "application/octet-stream",
-            "Metadata": {"sha256": local.sha256, "pg-restore-entries": str(listing.entries),
-                         "cockpit-run-id": run_id_of(ctx.env)},
+            "Metadata": {
+                "sha256": local.sha256,
+                "pg-restore-entries": str(listing.entries),
+                "cockpit-run-id": run_id_of(ctx.env),
+            },
         }
-        how = (f"in {len(local.part_digests)} part(s) of {human(part_size)}"
-               if part_size else "in one request")
-        await abort_stale_uploads(ctx, client, target.bucket, target.key, {target.key},
-                                  endpoint)
+        how = (
+            f"in {len(local.part_digests)} part(s) of {human(part_size)}"
+            if part_size
+            else "in one request"
+        )
+        await abort_stale_uploads(ctx, client, target.bucket, target.key, {target.key}, endpoint)
         info(ctx, f"uploading to {target.url}{endpoint_text(ctx.fields)} {how}")
 
         def upload(stop: threading.Event) -> None:
             from boto3.s3.transfer import ProgressCallbackInvoker
 
-            transfer(client, config, lambda manager: manager.upload(
-                str(dump), target.bucket, target.key, extra_args=extra,
-                subscribers=[ProgressCallbackInvoker(progress)]), stop)
+            transfer(
+                client,
+                config,
+                lambda manager: manager.upload(
+                    str(dump),
+                    target.bucket,
+                    target.key,
+                    extra_args=extra,
+                    subscribers=[ProgressCallbackInvoker(progress)],
+                ),
+                stop,
+            )
 
         started = time.monotonic()
         await call_s3(upload, endpoint, f"uploading to {target.url}")
         upload_seconds = time.monotonic() - started
         info(ctx, f"uploaded {human(local.size)} in {upload_seconds:.1f} s")
-        checked = await call_s3(lambda stop: verify_object(client, target, local), endpoint,
-                                f"checking {target.url}")
+        checked = await call_s3(
+            lambda stop: verify_object(client, target, local), endpoint, f"checking {target.url}"
+        )
         info(ctx, f"verified {target.url}: {checked}")
         if ctx.fields.get("keep_local"):
             info(ctx, f"local copy kept: {dump}")
@@ -423,8 +510,11 @@ class BackupStep(StepKind):
             details["endpoint_url"] = endpoint
         if ctx.fields.get("keep_local"):
             details["file"] = str(dump)
-        return StepResult(True, f"{human(local.size)}, {listing.entries} entries, at "
-                          f"{target.url}; {checked}", details=details)
+        return StepResult(
+            True,
+            f"{human(local.size)}, {listing.entries} entries, at {target.url}; {checked}",
+            details=details,
+        )
 
 
 # ----------------------------------------------------------------- restore
@@ -434,13 +524,16 @@ class RestoreStep(StepKind):
     """Destructive: runbooks should give every restore step ``confirm: true``."""
 
     name = "restore"
-    summary = ("DESTRUCTIVE (use confirm: true): download a dump from S3, verify it, "
-               "pg_restore --clean into the database")
+    summary = (
+        "DESTRUCTIVE (use confirm: true): download a dump from S3, verify it, "
+        "pg_restore --clean into the database"
+    )
     fields = {
         **COMMON,
         "from": Field("str", required=True, help="s3://bucket/key of a pg_dump -Fc dump"),
-        "single_transaction": Field("bool", help="restore in one transaction, all or "
-                                                 "nothing (default true)"),
+        "single_transaction": Field(
+            "bool", help="restore in one transaction, all or nothing (default true)"
+        ),
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:
@@ -451,13 +544,16 @@ class RestoreStep(StepKind):
             return f"restore: {exc}"
         local = f"<run folder>/{Path(key).name or 'dump'}"
         single = fields.get("single_transaction", True)
-        return "\n".join([
-            f"download s3://{bucket}/{key}{endpoint_text(fields)}, SHA-256 checked",
-            shlex.join(list_argv(local)) + "   # verify: count the entries",
-            show_command(restore_argv(connection, local, single_transaction=single),
-                         connection),
-            f"DESTRUCTIVE: replaces the objects of the dump in database {connection.database}",
-        ])
+        return "\n".join(
+            [
+                f"download s3://{bucket}/{key}{endpoint_text(fields)}, SHA-256 checked",
+                shlex.join(list_argv(local)) + "   # verify: count the entries",
+                show_command(
+                    restore_argv(connection, local, single_transaction=single), connection
+                ),
+                f"DESTRUCTIVE: replaces the objects of the dump in database {connection.database}",
+            ]
+        )
 
     def _plan(self, ctx: StepContext) -> tuple[Target, S3Location, Path]:
         connection = split_dsn(ctx.fields["dsn"])
@@ -471,11 +567,12 @@ class RestoreStep(StepKind):
         connection, source, local = self._plan(ctx)
         single = ctx.fields.get("single_transaction", True)
         restore = restore_argv(connection, local, single_transaction=single)
-        lines = ["exactly:",
-                 f"  download {source.url}{endpoint_text(ctx.fields)} to {local}, "
-                 "compare its SHA-256",
-                 f"  {shlex.join(list_argv(local))}",
-                 f"  {show_command(restore, connection)}"]
+        lines = [
+            "exactly:",
+            f"  download {source.url}{endpoint_text(ctx.fields)} to {local}, compare its SHA-256",
+            f"  {shlex.join(list_argv(local))}",
+            f"  {show_command(restore, connection)}",
+        ]
         if not ctx.step.confirm:
             lines.append("warning: this restore step has no 'confirm: true'")
         found = shutil.which("pg_restore", path=ctx.env.get("PATH"))
@@ -494,15 +591,18 @@ class RestoreStep(StepKind):
                 with contextlib.suppress(OSError):
                     local.unlink()
 
-    async def _run(self, ctx: StepContext, connection: Target, source: S3Location,
-                   local: Path) -> StepResult:
+    async def _run(
+        self, ctx: StepContext, connection: Target, source: S3Location, local: Path
+    ) -> StepResult:
         env = pg_env(ctx.env, connection, ctx.step.id)
         endpoint = ctx.fields.get("endpoint_url")
         pg_restore = find_tool("pg_restore", env)
-        client = await call_s3(lambda stop: make_client(ctx, env), endpoint,
-                               "setting up the S3 client")
-        found = await call_s3(lambda stop: find_object(client, source, endpoint), endpoint,
-                              f"looking up {source.url}")
+        client = await call_s3(
+            lambda stop: make_client(ctx, env), endpoint, "setting up the S3 client"
+        )
+        found = await call_s3(
+            lambda stop: find_object(client, source, endpoint), endpoint, f"looking up {source.url}"
+        )
         size = found["ContentLength"]
 
         from boto3.s3.transfer import TransferConfig
@@ -515,9 +615,17 @@ class RestoreStep(StepKind):
         def download(stop: threading.Event) -> None:
             from boto3.s3.transfer import ProgressCallbackInvoker
 
-            transfer(client, config, lambda manager: manager.download(
-                source.bucket, source.key, str(local),
-                subscribers=[ProgressCallbackInvoker(progress)]), stop)
+            transfer(
+                client,
+                config,
+                lambda manager: manager.download(
+                    source.bucket,
+                    source.key,
+                    str(local),
+                    subscribers=[ProgressCallbackInvoker(progress)],
+                ),
+                stop,
+            )
 
         started = time.monotonic()
         await call_s3(download, endpoint, f"downloading {source.url}")
@@ -536,10 +644,15 @@ class RestoreStep(StepKind):
         restore_seconds = time.monotonic() - started
         if code != 0:
             undone = " (nothing was changed: single transaction)" if single else ""
-            raise StepFailed(f"pg_restore failed ({describe_exit(code)})"
-                             f"{f': {reason}' if reason else ''}{undone}")
-        info(ctx, f"restored {listing.entries} entries into {connection.database} "
-                  f"in {restore_seconds:.1f} s")
+            raise StepFailed(
+                f"pg_restore failed ({describe_exit(code)})"
+                f"{f': {reason}' if reason else ''}{undone}"
+            )
+        info(
+            ctx,
+            f"restored {listing.entries} entries into {connection.database} "
+            f"in {restore_seconds:.1f} s",
+        )
         details = {
             "location": source.url,
             "size_bytes": copy.size,
@@ -552,5 +665,8 @@ class RestoreStep(StepKind):
         }
         if ctx.fields.get("keep_local"):
             details["file"] = str(local)
-        return StepResult(True, f"restored {source.url} ({listing.entries} entries) into "
-                          f"{connection.database}", details=details)
+        return StepResult(
+            True,
+            f"restored {source.url} ({listing.entries} entries) into {connection.database}",
+            details=details,
+        )

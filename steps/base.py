@@ -12,8 +12,16 @@ if TYPE_CHECKING:
     from cockpit.runbook.model import Step
 
 FieldType = Literal[
-    "str", "regex", "regex_list", "regex_map", "int", "bool", "duration", "str_list",
-    "str_map", "json",
+    "str",
+    "regex",
+    "regex_list",
+    "regex_map",
+    "int",
+    "bool",
+    "duration",
+    "str_list",
+    "str_map",
+    "json",
 ]
 """``json``: any YAML value of mappings, lists and scalars (a request body). ``regex``:
 RE2 syntax (``cockpit.patterns``); ``regex_list``: one or a list of such, all to be
@@ -70,9 +78,7 @@ class Operator(Protocol):
     async def confirm(self, step: Step, description: str) -> bool | None:
         """True to run, False to decline, None when nobody can answer (run pauses)."""
 
-    async def checklist(
-        self, step: Step, items: list[str]
-    ) -> list[tuple[bool, str]] | None:
+    async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
         """For each item: (ticked, note); None when nobody can answer (run pauses)."""
 
     async def confirm_rollback(self, reason: str) -> bool:
@@ -143,8 +149,7 @@ class StepKind:
     async def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
 
-    def rearm(self, fields: Mapping[str, Any]
-              ) -> tuple[str, Callable[[], Awaitable[None]]] | None:
+    def rearm(self, fields: Mapping[str, Any]) -> tuple[str, Callable[[], Awaitable[None]]] | None:
         """A guard this kind's step set, rebuilt from the step's resolved fields after the
         cockpit died (``cockpit resume``): (its key, its undo). None: nothing to undo."""
         return None

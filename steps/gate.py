@@ -40,13 +40,19 @@ class GateStep(StepKind):
     needs_metrics = True
     fields = {
         "for": Field("duration", required=True, help="how long to watch (e.g. 10m)"),
-        "severity": Field("str", choices=("critical", "warning", "info", "any"),
-                          help="alert rules of this severity fail the gate (default: any)"),
+        "severity": Field(
+            "str",
+            choices=("critical", "warning", "info", "any"),
+            help="alert rules of this severity fail the gate (default: any)",
+        ),
         "alerts": Field("str_list", help="only these alert rules (default: all of them)"),
         "max": Field("str_map", help="upper bounds: {p95_ms: 2000, error_rate: 1%}"),
         "min": Field("str_map", help="lower bounds: {request_rate: 1}"),
-        "tolerate": Field("duration", minimum=0, help="how long a bound may be breached before the "
-                          "gate fails (default: 0s, at once)"),
+        "tolerate": Field(
+            "duration",
+            minimum=0,
+            help="how long a bound may be breached before the gate fails (default: 0s, at once)",
+        ),
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:
@@ -100,15 +106,21 @@ class GateStep(StepKind):
                 keep = min if name in low_is_bad else max
                 worst[name] = keep(worst.get(name, reading.value), reading.value)
             own.evaluate(readings or {b.metric: no_reading(sample.error or "") for b in bounds})
-            ctx.write("out", (_line(max(0.0, deadline - time.monotonic()), readings, bounds)
-                              + "\n").encode())
+            ctx.write(
+                "out",
+                (_line(max(0.0, deadline - time.monotonic()), readings, bounds) + "\n").encode(),
+            )
         details = {"window": window, "samples": samples, "worst": worst}
         if not with_data:
-            return StepResult(False, f"no metrics data in {format_setting(window)}: "
-                              f"{last_reason}", details=details)
+            return StepResult(
+                False,
+                f"no metrics data in {format_setting(window)}: {last_reason}",
+                details=details,
+            )
         shown = ", ".join(f"{name} {format_metric(name, value)}" for name, value in worst.items())
-        return StepResult(True, f"no alert in {format_setting(window)}; worst: {shown}",
-                          details=details)
+        return StepResult(
+            True, f"no alert in {format_setting(window)}; worst: {shown}", details=details
+        )
 
     def record_section(
         self, row: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
@@ -125,35 +137,58 @@ class GateStep(StepKind):
                     if value is not None:
                         seen[name].append(value)
         keys = ("step_id", "status", "message", "started_at", "finished_at", "details")
-        return {"gates": [{key: row[key] for key in keys} | {
-            "metrics": {name: {"min": min(values), "max": max(values), "last": values[-1],
-                               "samples": len(values)} for name, values in seen.items()},
-        }]}
+        return {
+            "gates": [
+                {key: row[key] for key in keys}
+                | {
+                    "metrics": {
+                        name: {
+                            "min": min(values),
+                            "max": max(values),
+                            "last": values[-1],
+                            "samples": len(values),
+                        }
+                        for name, values in seen.items()
+                    },
+                }
+            ]
+        }
 
     @staticmethod
     def _fired(watch: MetricsWatch, fields: Mapping[str, Any]) -> list[AlertStatus]:
         severity = fields.get("severity", "any")
         names = set(fields.get("alerts") or ())
         return [
-            status for status in watch.evaluator.firing(None if severity == "any" else severity)
+            status
+            for status in watch.evaluator.firing(None if severity == "any" else severity)
             if not names or status.rule.name in names
         ]
 
     @staticmethod
-    def _failed(fired: list[AlertStatus], samples: int, worst: dict,
-                window: float) -> StepResult:
+    def _failed(fired: list[AlertStatus], samples: int, worst: dict, window: float) -> StepResult:
         status = fired[0]
         rule = status.rule
         held = f" for {format_setting(rule.for_seconds)}" if rule.for_seconds else ""
         what = "alert" if rule.severity != "gate" else "bound"
-        message = (f"{what} {rule.name}{'' if rule.severity == 'gate' else f' ({rule.severity})'}"
-                   f" fired: {rule.metric} {format_metric(rule.metric, status.value)} "
-                   f"{rule.direction} {format_metric(rule.metric, status.threshold)}{held}")
-        return StepResult(False, message, details={
-            "alert": rule.name, "severity": rule.severity, "metric": rule.metric,
-            "value": status.value, "threshold": status.threshold, "samples": samples,
-            "worst": worst, "window": window,
-        })
+        message = (
+            f"{what} {rule.name}{'' if rule.severity == 'gate' else f' ({rule.severity})'}"
+            f" fired: {rule.metric} {format_metric(rule.metric, status.value)} "
+            f"{rule.direction} {format_metric(rule.metric, status.threshold)}{held}"
+        )
+        return StepResult(
+            False,
+            message,
+            details={
+                "alert": rule.name,
+                "severity": rule.severity,
+                "metric": rule.metric,
+                "value": status.value,
+                "threshold": status.threshold,
+                "samples": samples,
+                "worst": worst,
+                "window": window,
+            },
+        )
 
 
 def _bounds(fields: Mapping[str, Any], watch: MetricsWatch) -> list[AlertRule]:
@@ -166,27 +201,40 @@ def _bounds(fields: Mapping[str, Any], watch: MetricsWatch) -> list[AlertRule]:
     for key in ("max", "min"):
         for metric, text in (fields.get(key) or {}).items():
             if metric not in watch.spec.metrics:
-                raise ValueError(f"{key}: '{metric}' is not measured; the metrics source "
-                                 f"gives: {', '.join(watch.spec.metrics)}")
+                raise ValueError(
+                    f"{key}: '{metric}' is not measured; the metrics source "
+                    f"gives: {', '.join(watch.spec.metrics)}"
+                )
             match = _LIMIT.fullmatch(text)
             if match is None:
-                raise ValueError(f"{key}.{metric}: expected a number such as 2000 or 1%, "
-                                 f"got '{text}'")
+                raise ValueError(
+                    f"{key}.{metric}: expected a number such as 2000 or 1%, got '{text}'"
+                )
             limit = float(match[1]) / (100 if match[2] else 1)
-            rules.append(AlertRule(
-                name=f"{metric} {key}", metric=metric, severity="gate", no_data="pause",
-                for_seconds=fields.get("tolerate") or 0.0,
-                **({"above": limit} if key == "max" else {"below": limit}),
-            ))
+            rules.append(
+                AlertRule(
+                    name=f"{metric} {key}",
+                    metric=metric,
+                    severity="gate",
+                    no_data="pause",
+                    for_seconds=fields.get("tolerate") or 0.0,
+                    **({"above": limit} if key == "max" else {"below": limit}),
+                )
+            )
     return rules
 
 
 def _line(left: float, readings: Mapping[str, Any], bounds: list[AlertRule]) -> str:
-    limits = {b.metric: f" ({'max' if b.above is not None else 'min'} "
-                        f"{format_metric(b.metric, b.above if b.above is not None else b.below)})"
-              for b in bounds}
-    values = " · ".join(
-        f"{SHORT.get(name, name)} {format_metric(name, reading.value)}{limits.get(name, '')}"
-        for name, reading in readings.items()
-    ) or "no data"
+    limits = {
+        b.metric: f" ({'max' if b.above is not None else 'min'} "
+        f"{format_metric(b.metric, b.above if b.above is not None else b.below)})"
+        for b in bounds
+    }
+    values = (
+        " · ".join(
+            f"{SHORT.get(name, name)} {format_metric(name, reading.value)}{limits.get(name, '')}"
+            for name, reading in readings.items()
+        )
+        or "no data"
+    )
     return f"{format_duration(left)} left · {values}"

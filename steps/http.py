@@ -153,8 +153,11 @@ def json_mismatches(expected: Any, got: Any, path: str = "$") -> list[str]:
             return [f"{path}: expected a list, got {_show(got)}"]
         if len(got) != len(expected):
             return [f"{path}: expected {len(expected)} items, got {len(got)}: {_show(got)}"]
-        return [line for index, (want, have) in enumerate(zip(expected, got, strict=True))
-                for line in json_mismatches(want, have, f"{path}[{index}]")]
+        return [
+            line
+            for index, (want, have) in enumerate(zip(expected, got, strict=True))
+            for line in json_mismatches(want, have, f"{path}[{index}]")
+        ]
     if not _same(expected, got):
         return [f"{path}: expected {_show(expected)}, got {_show(got)}"]
     return []
@@ -204,16 +207,19 @@ def _json_body(expected: Any, answer: Answer) -> list[str]:
         document = json.loads(answer.text)
     except ValueError:
         start = answer.text[:MAX_VALUE].splitlines()[0] if answer.text.strip() else ""
-        return [f"the body is not JSON ({answer.media_type or 'no content type'}"
-                f"{f': {start!r}' if start else ', empty'})"]
+        return [
+            f"the body is not JSON ({answer.media_type or 'no content type'}"
+            f"{f': {start!r}' if start else ', empty'})"
+        ]
     return json_mismatches(expected, document)
 
 
 def _csv_rows(expected: int, answer: Answer) -> list[str]:
     """What in the CSV body does not meet ``expect.rows`` (blank lines and the header aside)."""
     try:
-        lines = [row for row in csv.reader(io.StringIO(answer.text))
-                 if any(cell.strip() for cell in row)]
+        lines = [
+            row for row in csv.reader(io.StringIO(answer.text)) if any(cell.strip() for cell in row)
+        ]
     except csv.Error as exc:
         return [f"the body is not CSV: {exc}"]
     count = max(len(lines) - 1, 0)
@@ -240,30 +246,44 @@ class HttpStep(StepKind):
     name = "http"
     summary = "an HTTP request and what its answer must be; 'until' polls until it is"
     fields = {
-        "method": Field("str", choices=METHODS, help="GET (default), POST, PUT, PATCH, "
-                        "DELETE or HEAD"),
-        "url": Field("str", required=True, check=fixed_address,
-                     help="http:// or https:// URL; variables in its path and query, or "
-                     "one giving the whole address at the start"),
+        "method": Field(
+            "str", choices=METHODS, help="GET (default), POST, PUT, PATCH, DELETE or HEAD"
+        ),
+        "url": Field(
+            "str",
+            required=True,
+            check=fixed_address,
+            help="http:// or https:// URL; variables in its path and query, or "
+            "one giving the whole address at the start",
+        ),
         "headers": Field("str_map", help="request headers: {name: value}"),
-        "token": Field("str", help='bearer token, usually a secret: "${ADMIN_KEY}"; sent as '
-                       "Authorization: Bearer ..., never shown"),
+        "token": Field(
+            "str",
+            help='bearer token, usually a secret: "${ADMIN_KEY}"; sent as '
+            "Authorization: Bearer ..., never shown",
+        ),
         "json": Field("json", help="request body, sent as JSON"),
         "body": Field("str", help="raw request body"),
-        "save": Field("str", check=in_run_folder,
-                      help="save the response body to this file in the run's folder (a "
-                      "relative path without '..')"),
-        "until": Field("duration", help="repeat until every expectation holds, at most "
-                       "this long"),
+        "save": Field(
+            "str",
+            check=in_run_folder,
+            help="save the response body to this file in the run's folder (a "
+            "relative path without '..')",
+        ),
+        "until": Field("duration", help="repeat until every expectation holds, at most this long"),
         "interval": Field("duration", help="between attempts with 'until' (default 2s)"),
-        "request_timeout": Field("duration", help="longest wait for the connection or the "
-                                 "answer, per request (default 10s)"),
+        "request_timeout": Field(
+            "duration",
+            help="longest wait for the connection or the answer, per request (default 10s)",
+        ),
     }
     expect = {
         "status": Field("int", minimum=100, maximum=599, help="the status code (default: any 2xx)"),
         "json": Field("json", help="a JSON subset the answer must contain"),
-        "body": Field("regex_list", help="a regular expression searched in the body, or "
-                      "a list of them: each must be found"),
+        "body": Field(
+            "regex_list",
+            help="a regular expression searched in the body, or a list of them: each must be found",
+        ),
         "headers": Field("regex_map", help="header name: regular expression for its value"),
         "content_type": Field("str", help="the media type, e.g. application/json"),
         "rows": Field("int", minimum=0, help="the body is CSV with this many data rows"),
@@ -286,8 +306,10 @@ class HttpStep(StepKind):
         follows = "; redirects followed" if method in FOLLOWS_REDIRECTS else ""
         lines.append(f"-- each request waits at most {timeout}{follows}")
         if "until" in fields:
-            lines.append(f"-- repeated until it holds: at most {format_duration(fields['until'])}"
-                         f", every {format_duration(fields.get('interval', DEFAULT_INTERVAL))}")
+            lines.append(
+                f"-- repeated until it holds: at most {format_duration(fields['until'])}"
+                f", every {format_duration(fields.get('interval', DEFAULT_INTERVAL))}"
+            )
         if "save" in fields:
             target = fields["save"]
             lines.append(f"-- the body is saved to <run folder>/{target}")
@@ -353,8 +375,13 @@ class HttpStep(StepKind):
                     found = await patterns.off_loop(mismatches, ctx.expect, answer)
                     failure = f"{request}: {'; '.join(found)}" if found else ""
                 if until is not None:
-                    said = (failure.removeprefix(f"{request}: ") if failure
-                            else answer.status_text if answer else "")
+                    said = (
+                        failure.removeprefix(f"{request}: ")
+                        if failure
+                        else answer.status_text
+                        if answer
+                        else ""
+                    )
                     ctx.write("info", f"attempt {attempts}: {said}\n".encode())
                 left = (until or 0) - (time.monotonic() - started)
                 if not failure or left <= 0:
@@ -371,8 +398,9 @@ class HttpStep(StepKind):
             self._show(ctx, answer, saved)
         if failure:
             if until is not None:
-                failure += (f" (after {attempts} attempts in "
-                            f"{format_duration(time.monotonic() - started)})")
+                failure += (
+                    f" (after {attempts} attempts in {format_duration(time.monotonic() - started)})"
+                )
             return StepResult(False, failure, details=details)
         said = answer.status_text if answer else ""
         if until is not None:
@@ -380,15 +408,24 @@ class HttpStep(StepKind):
         return StepResult(True, said, details=details)
 
     @staticmethod
-    async def _exchange(client, method: str, url: str, headers: dict[str, str],
-                        body: dict[str, Any]) -> Answer:
+    async def _exchange(
+        client, method: str, url: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> Answer:
         started = time.monotonic()
-        response = await client.request(method, url, headers=headers,
-                                        follow_redirects=method in FOLLOWS_REDIRECTS, **body)
+        response = await client.request(
+            method, url, headers=headers, follow_redirects=method in FOLLOWS_REDIRECTS, **body
+        )
         elapsed = round((time.monotonic() - started) * 1000)
         line = f"{response.http_version} {status_text(response)}"
-        return Answer(response.status_code, status_text(response), line, response.headers,
-                      response.content, response.text, elapsed)
+        return Answer(
+            response.status_code,
+            status_text(response),
+            line,
+            response.headers,
+            response.content,
+            response.text,
+            elapsed,
+        )
 
     @staticmethod
     async def _save(ctx: StepContext, answer: Answer) -> dict[str, Any]:
@@ -398,8 +435,10 @@ class HttpStep(StepKind):
         home = ctx.run_dir.resolve()
         target = (home / ctx.fields["save"]).resolve()
         if not target.is_relative_to(home):
-            raise HttpFailed(f"save: {ctx.fields['save']!r} leads out of the run's folder "
-                             "through a symbolic link")
+            raise HttpFailed(
+                f"save: {ctx.fields['save']!r} leads out of the run's folder "
+                "through a symbolic link"
+            )
 
         def write() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -408,10 +447,12 @@ class HttpStep(StepKind):
         try:
             await asyncio.to_thread(write)
         except OSError as exc:
-            raise HttpFailed(f"cannot save the body to {target}: "
-                             f"{exc.strerror or exc}") from None
-        return {"saved": str(target), "bytes": len(answer.content),
-                "sha256": hashlib.sha256(answer.content).hexdigest()}
+            raise HttpFailed(f"cannot save the body to {target}: {exc.strerror or exc}") from None
+        return {
+            "saved": str(target),
+            "bytes": len(answer.content),
+            "sha256": hashlib.sha256(answer.content).hexdigest(),
+        }
 
     @staticmethod
     def _show(ctx: StepContext, answer: Answer, saved: dict[str, Any] | None) -> None:
@@ -420,9 +461,15 @@ class HttpStep(StepKind):
         if shown:
             ctx.write("out", ("\n".join(shown) + "\n").encode())
         if len(lines) > SHOWN_LINES or len(answer.text) > SHOWN_CHARS:
-            where = (f"the whole body is in {saved['saved']}" if saved
-                     else "set 'save' to keep the whole body")
-            more = (f"{len(lines) - SHOWN_LINES} more lines" if len(lines) > SHOWN_LINES
-                    else "the rest")
-            ctx.write("info", f"… {more} not shown here ({len(answer.content)} bytes "
-                      f"in all); {where}\n".encode())
+            where = (
+                f"the whole body is in {saved['saved']}"
+                if saved
+                else "set 'save' to keep the whole body"
+            )
+            more = (
+                f"{len(lines) - SHOWN_LINES} more lines" if len(lines) > SHOWN_LINES else "the rest"
+            )
+            ctx.write(
+                "info",
+                f"… {more} not shown here ({len(answer.content)} bytes in all); {where}\n".encode(),
+            )

@@ -76,8 +76,10 @@ def check_address(written: str, url: str) -> None:
     if isinstance(allowed, str):
         raise HttpFailed(allowed)
     if not allowed.match(url):
-        raise HttpFailed("a variable's value changes the address (scheme, user, host or "
-                         "port) the URL's text gives: refused")
+        raise HttpFailed(
+            "a variable's value changes the address (scheme, user, host or "
+            "port) the URL's text gives: refused"
+        )
 
 
 def check_url(url: str) -> None:
@@ -89,11 +91,13 @@ def check_url(url: str) -> None:
         urlsplit(url).port  # noqa: B018 - raises ValueError for a port out of range
     except (httpx.InvalidURL, ValueError) as exc:
         reason = str(exc)
-        raise HttpFailed(f"invalid URL {shown_url(url)!r}: "
-                         f"{reason[:1].lower() + reason[1:]}") from None
+        raise HttpFailed(
+            f"invalid URL {shown_url(url)!r}: {reason[:1].lower() + reason[1:]}"
+        ) from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise HttpFailed(f"invalid URL {shown_url(url)!r}: expected http://host/... "
-                         "or https://host/...")
+        raise HttpFailed(
+            f"invalid URL {shown_url(url)!r}: expected http://host/... or https://host/..."
+        )
 
 
 def _os_reason(exc: BaseException) -> str:

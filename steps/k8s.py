@@ -58,10 +58,14 @@ UNDONE_BY = "cockpit/rollout-undo"
 attempt of the same step after a crash goes back to that template again, never one
 revision further (which would be the release it just undid)."""
 # Annotations ``kubectl rollout undo`` keeps from the deployment rather than the ReplicaSet.
-UNDO_SKIPS = ("kubectl.kubernetes.io/last-applied-configuration", REVISION,
-              "deployment.kubernetes.io/revision-history",
-              "deployment.kubernetes.io/desired-replicas",
-              "deployment.kubernetes.io/max-replicas", "deprecated.deployment.rollback.to")
+UNDO_SKIPS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+)
 
 
 class K8sFailed(Failed):
@@ -208,22 +212,34 @@ class K8sStep(StepKind):
     name = "k8s"
     summary = "kubectl's set image, rollout status/undo/restart, scale; a Job with its logs"
     fields = {
-        "action": Field("str", required=True, choices=ACTIONS,
-                        help="set_image, rollout_status, rollout_undo, restart, scale or job"),
+        "action": Field(
+            "str",
+            required=True,
+            choices=ACTIONS,
+            help="set_image, rollout_status, rollout_undo, restart, scale or job",
+        ),
         "deployment": Field("str", help="the deployment's name (all actions but job)"),
-        "container": Field("str", help="the container (set_image; job: whose log to "
-                           "follow); default: the only one"),
+        "container": Field(
+            "str", help="the container (set_image; job: whose log to follow); default: the only one"
+        ),
         "image": Field("str", help="set_image: the new image, registry/name:tag"),
         "replicas": Field("int", minimum=0, help="scale: the number of pods"),
-        "to_revision": Field("int", minimum=0, help="rollout_undo: the revision to go back to "
-                             "(default: the previous one)"),
+        "to_revision": Field(
+            "int",
+            minimum=0,
+            help="rollout_undo: the revision to go back to (default: the previous one)",
+        ),
         "manifest": Field("str", help="job: a Job manifest (YAML), from the runbook's folder"),
         "namespace": Field("str", help="default: $KUBE_NAMESPACE, else the context's"),
-        "context": Field("str", help="kubeconfig context; default: $KUBE_CONTEXT, else the "
-                         "current one"),
+        "context": Field(
+            "str", help="kubeconfig context; default: $KUBE_CONTEXT, else the current one"
+        ),
         "kubeconfig": Field("str", help="default: $KUBECONFIG, else ~/.kube/config"),
-        "wait": Field("bool", help="after set_image/rollout_undo/restart/scale, wait for "
-                      "the rollout like rollout_status"),
+        "wait": Field(
+            "bool",
+            help="after set_image/rollout_undo/restart/scale, wait for "
+            "the rollout like rollout_status",
+        ),
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:
@@ -231,16 +247,19 @@ class K8sStep(StepKind):
         target = f"deployment/{fields.get('deployment', '?')}"
         command = {
             "set_image": f"set image {target} "
-                         f"{fields.get('container', '<its container>')}={fields.get('image')}",
+            f"{fields.get('container', '<its container>')}={fields.get('image')}",
             "rollout_status": f"rollout status {target}",
-            "rollout_undo": f"rollout undo {target}" + (
-                f" --to-revision={fields['to_revision']}" if "to_revision" in fields else ""),
+            "rollout_undo": f"rollout undo {target}"
+            + (f" --to-revision={fields['to_revision']}" if "to_revision" in fields else ""),
             "restart": f"rollout restart {target}",
             "scale": f"scale {target} --replicas={fields.get('replicas')}",
             "job": f"create -f {fields.get('manifest')}, then follow its pods' logs",
         }[action]
-        where = "".join(f" --{key}={fields[key]}" for key in ("namespace", "context",
-                                                               "kubeconfig") if key in fields)
+        where = "".join(
+            f" --{key}={fields[key]}"
+            for key in ("namespace", "context", "kubeconfig")
+            if key in fields
+        )
         lines = [f"kubectl {command}{where}"]
         if fields.get("wait") and action in ROLLING:
             lines.append(f"kubectl rollout status {target}{where}")
@@ -259,11 +278,18 @@ class K8sStep(StepKind):
         details = row["details"]
         after = details.get("image_after") or details.get("image") or {}
         before = details.get("image_before") or {}
-        return {"images": [
-            {"step_id": row["step_id"], "deployment": details.get("deployment"),
-             "container": container, "before": before.get(container), "image": image}
-            for container, image in after.items()
-        ]}
+        return {
+            "images": [
+                {
+                    "step_id": row["step_id"],
+                    "deployment": details.get("deployment"),
+                    "container": container,
+                    "before": before.get(container),
+                    "image": image,
+                }
+                for container, image in after.items()
+            ]
+        }
 
     async def preview(self, ctx: StepContext) -> str | None:
         """For a dry run: the deployment as it is now, read (never changed)."""
@@ -314,24 +340,33 @@ class Session:
         env = self.ctx.env
         path = kubeconfig_path(self.fields, env, self.ctx.base_dir)
         context, namespace = pick_context(
-            path, self.fields.get("context") or env.get("KUBE_CONTEXT") or None)
-        self.namespace = (self.fields.get("namespace") or env.get("KUBE_NAMESPACE")
-                          or namespace or "default")
+            path, self.fields.get("context") or env.get("KUBE_CONTEXT") or None
+        )
+        self.namespace = (
+            self.fields.get("namespace") or env.get("KUBE_NAMESPACE") or namespace or "default"
+        )
         configuration = client.Configuration()
         try:
-            await config.load_kube_config(config_file=path, context=context,
-                                          client_configuration=configuration,
-                                          persist_config=False)
+            await config.load_kube_config(
+                config_file=path,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
         except Exception as exc:  # the library raises many kinds for a bad kubeconfig
-            raise K8sFailed(f"kubeconfig {path}, context {quoted(context)}: "
-                            f"{str(exc) or type(exc).__name__}") from None
+            raise K8sFailed(
+                f"kubeconfig {path}, context {quoted(context)}: {str(exc) or type(exc).__name__}"
+            ) from None
         self.host = configuration.host
         self.details = {"namespace": self.namespace, "context": context}
         if self.name:
             self.details["deployment"] = self.name
         self.info(f"context {context}, namespace {self.namespace}, API {self.host}")
-        missing = (f"deployment {quoted(self.name)} not found in namespace "
-                   f"{quoted(self.namespace)}") if self.name else None
+        missing = (
+            (f"deployment {quoted(self.name)} not found in namespace {quoted(self.namespace)}")
+            if self.name
+            else None
+        )
         try:
             async with client.ApiClient(configuration) as api:
                 self.api = api
@@ -344,12 +379,14 @@ class Session:
 
     async def read(self) -> Any:
         return await self.apps.read_namespaced_deployment(
-            self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
+            self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+        )
 
     async def patch(self, body: Any, content_type: str | None = None) -> Any:
         extra = {"_content_type": content_type} if content_type else {}
         return await self.apps.patch_namespaced_deployment(
-            self.name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT, **extra)
+            self.name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT, **extra
+        )
 
     async def follow_rollout(self) -> tuple[Any, str]:
         """Watch the deployment until its rollout is done, each new status a line."""
@@ -371,12 +408,15 @@ class Session:
         stream = watch.Watch()
         try:
             async for event in stream.stream(
-                    self.apps.list_namespaced_deployment, self.namespace,
-                    field_selector=f"metadata.name={self.name}",
-                    resource_version=deployment.metadata.resource_version):
+                self.apps.list_namespaced_deployment,
+                self.namespace,
+                field_selector=f"metadata.name={self.name}",
+                resource_version=deployment.metadata.resource_version,
+            ):
                 if event["type"] == "DELETED":
-                    raise K8sFailed(f"deployment {quoted(self.name)} was deleted during "
-                                    "the rollout")
+                    raise K8sFailed(
+                        f"deployment {quoted(self.name)} was deleted during the rollout"
+                    )
                 if event["type"] in ("ADDED", "MODIFIED") and show(event["object"]):
                     return event["object"], said
         finally:
@@ -386,12 +426,18 @@ class Session:
     async def finish(self, before: Any, changed: Any, message: str) -> StepResult:
         """The result of a change to the deployment, after its rollout if ``wait``."""
         self.out(message)
-        self.details.update(revision_before=revision(before), image_before=images(before),
-                            image_after=images(changed))
+        self.details.update(
+            revision_before=revision(before),
+            image_before=images(before),
+            image_after=images(changed),
+        )
         if self.fields.get("wait"):
             after, said = await self.follow_rollout()
-            self.details.update(revision_after=revision(after), image_after=images(after),
-                                replicas=after.spec.replicas)
+            self.details.update(
+                revision_after=revision(after),
+                image_after=images(after),
+                replicas=after.spec.replicas,
+            )
             message = f"{message}; {said}"
         return StepResult(True, message, details=self.details)
 
@@ -400,13 +446,18 @@ class Session:
         deployment = await self.read()
         shown = ", ".join(f"{name}={image}" for name, image in images(deployment).items())
         message, _ = rollout_status(deployment)
-        return (f"now: deployment {self.name} in {self.namespace}: {shown}; revision "
-                f"{revision(deployment)}; {deployment.spec.replicas} replicas; {message}")
+        return (
+            f"now: deployment {self.name} in {self.namespace}: {shown}; revision "
+            f"{revision(deployment)}; {deployment.spec.replicas} replicas; {message}"
+        )
 
     async def rollout_status(self) -> StepResult:
         deployment, said = await self.follow_rollout()
-        self.details.update(revision=revision(deployment), image=images(deployment),
-                            replicas=deployment.spec.replicas)
+        self.details.update(
+            revision=revision(deployment),
+            image=images(deployment),
+            replicas=deployment.spec.replicas,
+        )
         return StepResult(True, said, details=self.details)
 
     async def set_image(self) -> StepResult:
@@ -416,90 +467,124 @@ class Session:
         if container is None and len(names) == 1:
             container = names[0]
         elif container is None:
-            raise K8sFailed(f"deployment {quoted(self.name)} has several containers "
-                            f"({', '.join(names)}): say which with container")
+            raise K8sFailed(
+                f"deployment {quoted(self.name)} has several containers "
+                f"({', '.join(names)}): say which with container"
+            )
         elif container not in names:
-            raise K8sFailed(f"container {quoted(container)} not found in deployment "
-                            f"{quoted(self.name)} (its containers: {', '.join(names)})")
+            raise K8sFailed(
+                f"container {quoted(container)} not found in deployment "
+                f"{quoted(self.name)} (its containers: {', '.join(names)})"
+            )
         image = self.fields["image"]
         old = images(before)[container]
-        changed = await self.patch({"spec": {"template": {"spec": {"containers": [
-            {"name": container, "image": image}]}}}})
+        changed = await self.patch(
+            {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}
+        )
         self.details["container"] = container
         change = f"{container} {old} → {image}" if old != image else f"{container} already {image}"
-        return await self.finish(before, changed, f"deployment.apps/{self.name} image updated "
-                                                  f"({change})")
+        return await self.finish(
+            before, changed, f"deployment.apps/{self.name} image updated ({change})"
+        )
 
     async def restart(self) -> StepResult:
         before = await self.read()
         now = datetime.now().astimezone().isoformat(timespec="seconds")
-        changed = await self.patch({"spec": {"template": {"metadata": {"annotations": {
-            RESTARTED_AT: now}}}}})
+        changed = await self.patch(
+            {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
+        )
         self.details["restarted_at"] = now
         return await self.finish(before, changed, f"deployment.apps/{self.name} restarted")
 
     async def scale(self) -> StepResult:
         before = await self.read()
         replicas = self.fields["replicas"]
-        changed = await self.patch({"spec": {"replicas": replicas}},
-                                   "application/merge-patch+json")
+        changed = await self.patch({"spec": {"replicas": replicas}}, "application/merge-patch+json")
         self.details.update(replicas_before=before.spec.replicas, replicas_after=replicas)
-        return await self.finish(before, changed, f"deployment.apps/{self.name} scaled "
-                                                  f"({before.spec.replicas} → {replicas})")
+        return await self.finish(
+            before,
+            changed,
+            f"deployment.apps/{self.name} scaled ({before.spec.replicas} → {replicas})",
+        )
 
     async def rollout_undo(self) -> StepResult:
         deployment = await self.read()
         if deployment.spec.paused:
-            raise K8sFailed("you cannot rollback a paused deployment; resume it first with "
-                            f"'kubectl rollout resume deployment/{self.name}' and try again")
-        selector = ",".join(f"{k}={v}" for k, v in
-                            (deployment.spec.selector.match_labels or {}).items())
+            raise K8sFailed(
+                "you cannot rollback a paused deployment; resume it first with "
+                f"'kubectl rollout resume deployment/{self.name}' and try again"
+            )
+        selector = ",".join(
+            f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items()
+        )
         found = await self.apps.list_namespaced_replica_set(
-            self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT)
-        owned = {revision(rs): rs for rs in found.items
-                 if any(ref.uid == deployment.metadata.uid
-                        for ref in rs.metadata.owner_references or [])
-                 and revision(rs) is not None}
+            self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+        )
+        owned = {
+            revision(rs): rs
+            for rs in found.items
+            if any(ref.uid == deployment.metadata.uid for ref in rs.metadata.owner_references or [])
+            and revision(rs) is not None
+        }
         history = sorted(owned)
         wanted = self.fields.get("to_revision") or 0
         run_id = self.ctx.env.get("COCKPIT_RUN_ID", "")
         mark = f"{run_id} {self.ctx.step.id}"
-        undone, _, undone_to = (deployment.metadata.annotations or {}).get(
-            UNDONE_BY, "").rpartition(" ")
-        again = next((number for number, rs in owned.items() if undone == mark
-                      and (rs.metadata.labels or {}).get(HASH_LABEL) == undone_to), None)
+        undone, _, undone_to = (
+            (deployment.metadata.annotations or {}).get(UNDONE_BY, "").rpartition(" ")
+        )
+        again = next(
+            (
+                number
+                for number, rs in owned.items()
+                if undone == mark and (rs.metadata.labels or {}).get(HASH_LABEL) == undone_to
+            ),
+            None,
+        )
         if again is not None:
-            self.out(f"an earlier attempt of this step (run {run_id}) already rolled back "
-                     f"to the template now at revision {again}: going to it, not one further")
+            self.out(
+                f"an earlier attempt of this step (run {run_id}) already rolled back "
+                f"to the template now at revision {again}: going to it, not one further"
+            )
             wanted = again
         elif not wanted:
             if len(history) < 2:
                 raise K8sFailed(f"no rollout history found for deployment {quoted(self.name)}")
             wanted = history[-2]
         if wanted not in owned:
-            raise K8sFailed(f"unable to find specified revision {wanted} in history of "
-                            f"deployment {quoted(self.name)} (it has: "
-                            f"{', '.join(map(str, history)) or 'none'})")
+            raise K8sFailed(
+                f"unable to find specified revision {wanted} in history of "
+                f"deployment {quoted(self.name)} (it has: "
+                f"{', '.join(map(str, history)) or 'none'})"
+            )
         source = owned[wanted]
         template = self.api.sanitize_for_serialization(source.spec.template)
         template.get("metadata", {}).get("labels", {}).pop(HASH_LABEL, None)
         current = self.api.sanitize_for_serialization(deployment.spec.template)
         current.get("metadata", {}).get("labels", {}).pop(HASH_LABEL, None)
-        self.details.update(to_revision=wanted, revision_before=revision(deployment),
-                            image_before=images(deployment))
+        self.details.update(
+            to_revision=wanted,
+            revision_before=revision(deployment),
+            image_before=images(deployment),
+        )
         if template == current:
             message = f"skipped rollback (current template already matches revision {wanted})"
             self.out(message)
             self.details["image_after"] = images(deployment)
             return StepResult(True, message, details=self.details)
-        annotations = {k: v for k, v in (deployment.metadata.annotations or {}).items()
-                       if k in UNDO_SKIPS}
-        annotations.update({k: v for k, v in (source.metadata.annotations or {}).items()
-                            if k not in UNDO_SKIPS})
+        annotations = {
+            k: v for k, v in (deployment.metadata.annotations or {}).items() if k in UNDO_SKIPS
+        }
+        annotations.update(
+            {k: v for k, v in (source.metadata.annotations or {}).items() if k not in UNDO_SKIPS}
+        )
         annotations[UNDONE_BY] = f"{mark} {(source.metadata.labels or {}).get(HASH_LABEL, '')}"
-        changed = await self.patch([
-            {"op": "replace", "path": "/spec/template", "value": template},
-            {"op": "replace", "path": "/metadata/annotations", "value": annotations}])
+        changed = await self.patch(
+            [
+                {"op": "replace", "path": "/spec/template", "value": template},
+                {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+            ]
+        )
         return await self.finish(deployment, changed, f"deployment.apps/{self.name} rolled back")
 
     # ------------------------------------------------------------- jobs
@@ -517,10 +602,14 @@ class Session:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            raise K8sFailed(f"manifest {path}{where}: not valid YAML "
-                            f"({getattr(exc, 'problem', None) or exc})") from None
-        if not isinstance(body, dict) or body.get("kind") != "Job" or body.get(
-                "apiVersion") != "batch/v1":
+            raise K8sFailed(
+                f"manifest {path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
+            ) from None
+        if (
+            not isinstance(body, dict)
+            or body.get("kind") != "Job"
+            or body.get("apiVersion") != "batch/v1"
+        ):
             found = body.get("kind") if isinstance(body, dict) else type(body).__name__
             raise K8sFailed(f"manifest {path}: expected a batch/v1 Job, found {found}")
         return body
@@ -533,18 +622,26 @@ class Session:
         self.details["namespace"] = self.namespace
         batch = client.BatchV1Api(self.api)
         core = client.CoreV1Api(self.api)
-        job = await batch.create_namespaced_job(self.namespace, body,
-                                                _request_timeout=REQUEST_TIMEOUT)
+        job = await batch.create_namespaced_job(
+            self.namespace, body, _request_timeout=REQUEST_TIMEOUT
+        )
         name = job.metadata.name
         self.details["job"] = name
         self.info(f"job.batch/{name} created")
         selector = f"controller-uid={job.metadata.uid}"
         followed: list[str] = []
         while True:
-            job = await batch.read_namespaced_job(name, self.namespace,
-                                                  _request_timeout=REQUEST_TIMEOUT)
-            ended = next((c for c in job.status.conditions or []
-                          if c.type in ("Complete", "Failed") and c.status == "True"), None)
+            job = await batch.read_namespaced_job(
+                name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+            ended = next(
+                (
+                    c
+                    for c in job.status.conditions or []
+                    if c.type in ("Complete", "Failed") and c.status == "True"
+                ),
+                None,
+            )
             pod = await self.next_pod(core, selector, followed)
             if pod is not None:
                 followed.append(pod.metadata.name)
@@ -563,52 +660,83 @@ class Session:
                 return False
             if pod.status.phase != "Pending":
                 return True
-            waiting = next((s.state.waiting for s in pod.status.container_statuses or []
-                            if s.state and s.state.waiting), None)
+            waiting = next(
+                (
+                    s.state.waiting
+                    for s in pod.status.container_statuses or []
+                    if s.state and s.state.waiting
+                ),
+                None,
+            )
             if waiting is not None and waiting.reason != self.details.get("waiting"):
                 self.details["waiting"] = waiting.reason
-                self.info(f"pod {pod.metadata.name}: {waiting.reason}"
-                          f"{f': {waiting.message}' if waiting.message else ''}")
+                self.info(
+                    f"pod {pod.metadata.name}: {waiting.reason}"
+                    f"{f': {waiting.message}' if waiting.message else ''}"
+                )
             return False
 
-        pods = await core.list_namespaced_pod(self.namespace, label_selector=selector,
-                                              _request_timeout=REQUEST_TIMEOUT)
-        return next((p for p in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp)
-                     if startable(p)), None)
+        pods = await core.list_namespaced_pod(
+            self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+        )
+        return next(
+            (
+                p
+                for p in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp)
+                if startable(p)
+            ),
+            None,
+        )
 
     async def follow_log(self, core: Any, pod: Any) -> None:
         names = [c.name for c in pod.spec.containers]
         container = self.fields.get("container") or names[0]
         if container not in names:
-            raise K8sFailed(f"container {quoted(container)} not found in pod "
-                            f"{pod.metadata.name} (its containers: {', '.join(names)})")
+            raise K8sFailed(
+                f"container {quoted(container)} not found in pod "
+                f"{pod.metadata.name} (its containers: {', '.join(names)})"
+            )
         self.info(f"logs of pod {pod.metadata.name}, container {container}:")
         response = await core.read_namespaced_pod_log(
-            pod.metadata.name, self.namespace, container=container, follow=True,
-            _preload_content=False)
+            pod.metadata.name,
+            self.namespace,
+            container=container,
+            follow=True,
+            _preload_content=False,
+        )
         try:
             async for chunk in response.content.iter_any():
                 self.ctx.write("out", chunk)
         finally:
             response.release()
 
-    async def job_result(self, core: Any, selector: str, name: str, ended: Any
-                         ) -> StepResult:
-        pods = await core.list_namespaced_pod(self.namespace, label_selector=selector,
-                                              _request_timeout=REQUEST_TIMEOUT)
+    async def job_result(self, core: Any, selector: str, name: str, ended: Any) -> StepResult:
+        pods = await core.list_namespaced_pod(
+            self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+        )
         ordered = sorted(pods.items, key=lambda p: p.metadata.creation_timestamp)
-        codes = [s.state.terminated.exit_code for p in ordered
-                 for s in p.status.container_statuses or []
-                 if s.state and s.state.terminated
-                 and s.name == (self.fields.get("container") or p.spec.containers[0].name)]
+        codes = [
+            s.state.terminated.exit_code
+            for p in ordered
+            for s in p.status.container_statuses or []
+            if s.state
+            and s.state.terminated
+            and s.name == (self.fields.get("container") or p.spec.containers[0].name)
+        ]
         code = codes[-1] if codes else None
-        self.details.update(pods=[p.metadata.name for p in ordered], exit_code=code,
-                            condition=ended.type)
+        self.details.update(
+            pods=[p.metadata.name for p in ordered], exit_code=code, condition=ended.type
+        )
         self.details.pop("waiting", None)
         exit_text = f"exit {code}" if code is not None else "no exit code"
         if ended.type == "Complete":
-            return StepResult(True, f"job {name} succeeded ({exit_text})", exit_code=code,
-                              details=self.details)
+            return StepResult(
+                True, f"job {name} succeeded ({exit_text})", exit_code=code, details=self.details
+            )
         why = ": ".join(filter(None, (ended.reason, ended.message)))
-        return StepResult(False, f"job {name} failed: {exit_text}{f' ({why})' if why else ''}",
-                          exit_code=code, details=self.details)
+        return StepResult(
+            False,
+            f"job {name} failed: {exit_text}{f' ({why})' if why else ''}",
+            exit_code=code,
+            details=self.details,
+        )

@@ -25,6 +25,7 @@ class ManualStep(StepKind):
             await ctx.tick(index, item, ticked, note)
         missing = [item for item, (ticked, _) in zip(items, answers, strict=True) if not ticked]
         if missing:
-            return StepResult(False, f"{len(missing)} of {len(items)} items not ticked: "
-                              + "; ".join(missing))
+            return StepResult(
+                False, f"{len(missing)} of {len(items)} items not ticked: " + "; ".join(missing)
+            )
         return StepResult(True, f"{len(items)} of {len(items)} items ticked")

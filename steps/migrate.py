@@ -64,7 +64,6 @@ Where cockpit differs, on purpose:
   supported: a folder with one is refused rather than half applied.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -102,11 +101,35 @@ from steps.migrations.history import (
 from steps.migrations.sqltext import Statement, outside_transaction, split_statements
 
 __all__ = [
-    "ACTIONS", "APPLICATION_NAME", "DEFAULT_TABLE", "LOCK_MAGIC", "LOCK_WAIT",
-    "NO_TRANSACTION_MARK", "Database", "Folder", "History", "MigrateError", "MigrateStep",
-    "Plan", "Row", "Script", "ScriptFailed", "Statement", "Version", "apply_script",
-    "flyway_checksum", "java_string_hash", "lock_key", "outside_transaction", "plan_migrate",
-    "plan_undo", "problem", "render_plan", "repair", "scan_folder", "split_statements",
+    "ACTIONS",
+    "APPLICATION_NAME",
+    "DEFAULT_TABLE",
+    "LOCK_MAGIC",
+    "LOCK_WAIT",
+    "NO_TRANSACTION_MARK",
+    "Database",
+    "Folder",
+    "History",
+    "MigrateError",
+    "MigrateStep",
+    "Plan",
+    "Row",
+    "Script",
+    "ScriptFailed",
+    "Statement",
+    "Version",
+    "apply_script",
+    "flyway_checksum",
+    "java_string_hash",
+    "lock_key",
+    "outside_transaction",
+    "plan_migrate",
+    "plan_undo",
+    "problem",
+    "render_plan",
+    "repair",
+    "scan_folder",
+    "split_statements",
     "to_int32",
 ]
 
@@ -114,39 +137,49 @@ ACTIONS = ("migrate", "undo", "plan")
 DEFAULT_TABLE = "flyway_schema_history"
 
 
-async def repair(fields: Mapping[str, Any], base_dir: Path, file: str, how: str,
-                 say: Callable[[str], None]) -> str:
+async def repair(
+    fields: Mapping[str, Any], base_dir: Path, file: str, how: str, say: Callable[[str], None]
+) -> str:
     """Settle the failed row of ``file`` in the history, as the operator decided:
     ``mark-applied`` (it was finished by hand: the row becomes a success) or ``rerun``
     (it was undone by hand: the row goes, as ``flyway repair`` does, and the file runs
     again from the top). What was done, in one line."""
     scanned = scan_folder(_resolve_folder(fields["folder"], base_dir))
-    db = await Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE,
-                             read_only=False)
+    db = await Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE, read_only=False)
     try:
         await db.lock(say)
         history = await db.history()
         rows = [row for row in history.failed if row.script == file]
         if not rows:
             failed = ", ".join(row.script for row in history.failed) or "none"
-            raise MigrateError(f"{file} has no failed row in {db.table} (failed rows: "
-                               f"{failed}): nothing to repair")
+            raise MigrateError(
+                f"{file} has no failed row in {db.table} (failed rows: {failed}): nothing to repair"
+            )
         row = rows[-1]
         if how == "rerun":
             await db.connection.execute(
-                f'DELETE FROM {db.table} WHERE "installed_rank" = $1', row.installed_rank)
-            return (f"{file}: its failed row (rank {row.installed_rank}) is removed from "
-                    f"{db.table}; it runs again from the top when the run resumes")
-        script = next((s for s in (*scanned.versioned.values(), *scanned.undo.values())
-                       if s.script == file), None)
+                f'DELETE FROM {db.table} WHERE "installed_rank" = $1', row.installed_rank
+            )
+            return (
+                f"{file}: its failed row (rank {row.installed_rank}) is removed from "
+                f"{db.table}; it runs again from the top when the run resumes"
+            )
+        script = next(
+            (s for s in (*scanned.versioned.values(), *scanned.undo.values()) if s.script == file),
+            None,
+        )
         if script is None:
             raise MigrateError(f"{file} is not in {scanned.path}: can not mark it applied")
         if script.checksum != row.checksum:
-            raise MigrateError(f"{file} changed since it ran (checksum {row.checksum}, file "
-                               f"now {script.checksum}): can not mark it applied")
+            raise MigrateError(
+                f"{file} changed since it ran (checksum {row.checksum}, file "
+                f"now {script.checksum}): can not mark it applied"
+            )
         await db.update(row.installed_rank, script.description, row.execution_time, True)
-        return (f"{file}: marked as applied in {db.table} (rank {row.installed_rank}); the "
-                "run goes on after it when it resumes")
+        return (
+            f"{file}: marked as applied in {db.table} (rank {row.installed_rank}); the "
+            "run goes on after it when it resumes"
+        )
     finally:
         await db.close()
 
@@ -179,26 +212,43 @@ def _action(fields: Mapping[str, Any]) -> str:
 def _columns(rows: Iterable[tuple[str, ...]]) -> list[str]:
     rows = list(rows)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
 
 
 def render_plan(plan: Plan, action: str, server_major: int = 16) -> list[str]:
     """Applied and pending versions, one a line, then what the action would do."""
     history, folder = plan.history, plan.folder
     current = history.current
-    lines = [f"history {plan.table}: "
-             + (f"version {current} ({len(history.applied)} applied)" if current
-                else "no version applied yet")]
+    lines = [
+        f"history {plan.table}: "
+        + (
+            f"version {current} ({len(history.applied)} applied)"
+            if current
+            else "no version applied yet"
+        )
+    ]
     rows: list[tuple[str, ...]] = []
     failed = {Version.parse(row.version) for row in history.failed if row.version}
     for version, row in sorted(history.applied.items()):
-        rows.append((str(version), row.description, row.script,
-                     f"applied {when(row.installed_on)} by {row.installed_by}, "
-                     f"{row.execution_time} ms"))
+        rows.append(
+            (
+                str(version),
+                row.description,
+                row.script,
+                f"applied {when(row.installed_on)} by {row.installed_by}, {row.execution_time} ms",
+            )
+        )
     for row in history.failed:
-        rows.append((row.version or "", row.description, row.script,
-                     f"FAILED {when(row.installed_on)}: blocks migrations until repaired"))
+        rows.append(
+            (
+                row.version or "",
+                row.description,
+                row.script,
+                f"FAILED {when(row.installed_on)}: blocks migrations until repaired",
+            )
+        )
     if history.baseline is not None:
         rows.append((str(history.baseline), "", "", "baseline"))
     todo = {s.version for s in plan.todo}
@@ -214,8 +264,14 @@ def render_plan(plan: Plan, action: str, server_major: int = 16) -> list[str]:
         else:
             state = f"not applied, older than {current}"
         outside = script.no_transaction(server_major)
-        rows.append((str(script.version), script.description, script.script,
-                     state + (f", outside a transaction ({outside})" if outside else "")))
+        rows.append(
+            (
+                str(script.version),
+                script.description,
+                script.script,
+                state + (f", outside a transaction ({outside})" if outside else ""),
+            )
+        )
     rows.sort(key=lambda r: Version.parse(r[0]) if r[0] else Version("0", (0,)))
     lines.extend(_columns(rows))
     lines.extend(f"warning: {w}" for w in plan.warnings)
@@ -223,9 +279,11 @@ def render_plan(plan: Plan, action: str, server_major: int = 16) -> list[str]:
     if action == "undo":
         if plan.todo:
             left = [v for v in history.applied if v not in {s.version for s in plan.todo}]
-            lines.append(f"would undo {', '.join(str(s.version) for s in plan.todo)} with "
-                         f"{', '.join(s.script for s in plan.todo)}; then at version "
-                         f"{max(left, default=None) or 'none'}")
+            lines.append(
+                f"would undo {', '.join(str(s.version) for s in plan.todo)} with "
+                f"{', '.join(s.script for s in plan.todo)}; then at version "
+                f"{max(left, default=None) or 'none'}"
+            )
         elif not plan.problems:
             lines.append("nothing to undo")
     elif plan.todo:
@@ -241,33 +299,44 @@ class MigrateStep(StepKind):
     name = "migrate"
     summary = "Flyway-compatible SQL migrations: migrate, undo or plan (PostgreSQL)"
     fields = {
-        "dsn": Field("str", required=True,
-                     help="PostgreSQL URL, e.g. ${DATABASE_URL} (a secret)"),
-        "folder": Field("str", required=True,
-                        help="folder of V<version>__<description>.sql files (and U... undo "
-                        "files), relative to the runbook's folder"),
-        "action": Field("str", help="migrate (default) | undo | plan",
-                        choices=("migrate", "undo", "plan")),
-        "target": Field("str", help="migrate: up to this version (inclusive); undo: down to "
-                        "this version (kept); default: every pending one / the latest one"),
-        "table": Field("str", help=f"schema history table, [schema.]name (default "
-                       f"{DEFAULT_TABLE})"),
+        "dsn": Field("str", required=True, help="PostgreSQL URL, e.g. ${DATABASE_URL} (a secret)"),
+        "folder": Field(
+            "str",
+            required=True,
+            help="folder of V<version>__<description>.sql files (and U... undo "
+            "files), relative to the runbook's folder",
+        ),
+        "action": Field(
+            "str", help="migrate (default) | undo | plan", choices=("migrate", "undo", "plan")
+        ),
+        "target": Field(
+            "str",
+            help="migrate: up to this version (inclusive); undo: down to "
+            "this version (kept); default: every pending one / the latest one",
+        ),
+        "table": Field(
+            "str", help=f"schema history table, [schema.]name (default {DEFAULT_TABLE})"
+        ),
     }
 
     def describe(self, fields: Mapping[str, Any]) -> str:
         action = fields.get("action") or "migrate"
         target = fields.get("target")
         what = {
-            "migrate": f"apply pending versions up to {target}" if target
+            "migrate": f"apply pending versions up to {target}"
+            if target
             else "apply every pending version",
-            "undo": f"undo applied versions down to {target} (kept)" if target
+            "undo": f"undo applied versions down to {target} (kept)"
+            if target
             else "undo the latest applied version",
             "plan": "list applied and pending versions; change nothing",
         }.get(action, "?")
         pg = Target.parse(str(fields.get("dsn", "")), strict=False)
-        lines = [f"{action}: {what}",
-                 f"database: {pg.database or '(default)'} at {pg.where}, history "
-                 f"{fields.get('table') or DEFAULT_TABLE}"]
+        lines = [
+            f"{action}: {what}",
+            f"database: {pg.database or '(default)'} at {pg.where}, history "
+            f"{fields.get('table') or DEFAULT_TABLE}",
+        ]
         folder = Path(str(fields.get("folder", ""))).expanduser()
         if not folder.is_absolute():
             lines.append(f"folder: {folder} (in the runbook's folder)")
@@ -292,8 +361,9 @@ class MigrateStep(StepKind):
             action = _action(ctx.fields)
             folder = scan_folder(_resolve_folder(ctx.fields["folder"], ctx.base_dir))
             target = _target(ctx.fields)
-            db = await Database.open(ctx.fields["dsn"], ctx.fields.get("table") or DEFAULT_TABLE,
-                                     read_only=True)
+            db = await Database.open(
+                ctx.fields["dsn"], ctx.fields.get("table") or DEFAULT_TABLE, read_only=True
+            )
             try:
                 plan = await self._plan(db, folder, action, target)
             finally:
@@ -302,13 +372,24 @@ class MigrateStep(StepKind):
             return f"could not look ahead: {exc}"
         return "\n".join(render_plan(plan, action, db.server_major))
 
-    async def _plan(self, db: Database, folder: Folder, action: str,
-                    target: Version | None, env: Mapping[str, str] | None = None) -> Plan:
+    async def _plan(
+        self,
+        db: Database,
+        folder: Folder,
+        action: str,
+        target: Version | None,
+        env: Mapping[str, str] | None = None,
+    ) -> Plan:
         history = await db.history()
         make = plan_undo if action == "undo" else plan_migrate
         run, step = (env or {}).get("COCKPIT_RUN_ID"), (env or {}).get("COCKPIT_STEP_ID")
-        return make(folder, history, db.table, target,
-                    f"cockpit repair {run} {step}" if run and step else None)
+        return make(
+            folder,
+            history,
+            db.table,
+            target,
+            f"cockpit repair {run} {step}" if run and step else None,
+        )
 
     async def run(self, ctx: StepContext) -> StepResult:
         def say(line: str, stream: str = "out") -> None:
@@ -335,13 +416,16 @@ class MigrateStep(StepKind):
         folder = scan_folder(_resolve_folder(fields["folder"], ctx.base_dir))
         if not folder.versioned:
             raise MigrateError(f"no migrations (V<version>__<description>.sql) in {folder.path}")
-        db = await Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE,
-                                 read_only=action == "plan")
+        db = await Database.open(
+            fields["dsn"], fields.get("table") or DEFAULT_TABLE, read_only=action == "plan"
+        )
         try:
             pg = Target.parse(fields["dsn"], strict=False)
-            say(f"PostgreSQL {db.server_major} at {pg.where}, database "
+            say(
+                f"PostgreSQL {db.server_major} at {pg.where}, database "
                 f"{pg.database or '(default)'}; "
-                f"{len(folder.versioned)} migrations in {folder.path}")
+                f"{len(folder.versioned)} migrations in {folder.path}"
+            )
             if action == "plan":
                 plan = await self._plan(db, folder, action, target)
                 for line in render_plan(plan, action, db.server_major):
@@ -381,18 +465,27 @@ class MigrateStep(StepKind):
             message = f"schema is up to date: version {current or 'none'}"
         return StepResult(True, message, details=details)
 
-    async def _migrate(self, db: Database, plan: Plan, env: Mapping[str, str],
-                       say: Callable[..., None]) -> StepResult:
+    async def _migrate(
+        self, db: Database, plan: Plan, env: Mapping[str, str], say: Callable[..., None]
+    ) -> StepResult:
         current = plan.history.current
-        say(f"current version: {current or 'none'}; "
-            + (f"{len(plan.todo)} pending: {', '.join(str(s.version) for s in plan.todo)}"
-               if plan.todo else "nothing pending"))
+        say(
+            f"current version: {current or 'none'}; "
+            + (
+                f"{len(plan.todo)} pending: {', '.join(str(s.version) for s in plan.todo)}"
+                if plan.todo
+                else "nothing pending"
+            )
+        )
         applied: list[str] = []
         total = 0
         for script in plan.todo:
             outside = script.no_transaction(db.server_major)
-            say(f"migrating to {script.title} ({script.script})"
-                + (f" outside a transaction: {outside}" if outside else "") + " ...")
+            say(
+                f"migrating to {script.title} ({script.script})"
+                + (f" outside a transaction: {outside}" if outside else "")
+                + " ..."
+            )
             try:
                 millis = await apply_script(db, script, env, say)
             except ScriptFailed as failure:
@@ -401,66 +494,99 @@ class MigrateStep(StepKind):
             applied.append(str(script.version))
             current = script.version
             say(f"applied {script.title} in {millis} ms")
-        details = {"action": "migrate", "applied": applied,
-                   "current_version": str(current) if current else None}
+        details = {
+            "action": "migrate",
+            "applied": applied,
+            "current_version": str(current) if current else None,
+        }
         if not applied:
             message = f"schema is up to date: version {current or 'none'}"
             say(message)
             return StepResult(True, message, details=details)
-        message = (f"applied {len(applied)} migration{'s' if len(applied) > 1 else ''} "
-                   f"({', '.join(applied)}) in {total} ms: now at version {current}")
+        message = (
+            f"applied {len(applied)} migration{'s' if len(applied) > 1 else ''} "
+            f"({', '.join(applied)}) in {total} ms: now at version {current}"
+        )
         say(message)
         return StepResult(True, message, details=details)
 
-    async def _undo(self, db: Database, plan: Plan, env: Mapping[str, str],
-                    say: Callable[..., None]) -> StepResult:
+    async def _undo(
+        self, db: Database, plan: Plan, env: Mapping[str, str], say: Callable[..., None]
+    ) -> StepResult:
         if not plan.todo:
             message = f"nothing to undo: version {plan.history.current or 'none'}"
             say(message)
-            return StepResult(True, message, details={
-                "action": "undo", "undone": [], "current_version":
-                str(plan.history.current) if plan.history.current else None})
+            return StepResult(
+                True,
+                message,
+                details={
+                    "action": "undo",
+                    "undone": [],
+                    "current_version": str(plan.history.current) if plan.history.current else None,
+                },
+            )
         remaining = dict(plan.history.applied)
         undone: list[str] = []
         total = 0
         for script in plan.todo:
             outside = script.no_transaction(db.server_major)
-            say(f"undoing {script.title} ({script.script})"
-                + (f" outside a transaction: {outside}" if outside else "") + " ...")
+            say(
+                f"undoing {script.title} ({script.script})"
+                + (f" outside a transaction: {outside}" if outside else "")
+                + " ..."
+            )
             current = max(filter(None, (*remaining, plan.history.baseline)), default=None)
             try:
                 millis = await apply_script(db, script, env, say)
             except ScriptFailed as failure:
-                return self._failed(script, failure, outside, undone, current, db, say,
-                                    action="undo")
+                return self._failed(
+                    script, failure, outside, undone, current, db, say, action="undo"
+                )
             total += millis
             remaining.pop(script.version, None)
             undone.append(str(script.version))
             say(f"undid {script.title} in {millis} ms")
         current = max(filter(None, (*remaining, plan.history.baseline)), default=None)
-        message = (f"undid {', '.join(undone)} in {total} ms: now at version "
-                   f"{current or 'none'}")
+        message = f"undid {', '.join(undone)} in {total} ms: now at version {current or 'none'}"
         say(message)
-        return StepResult(True, message, details={
-            "action": "undo", "undone": undone,
-            "current_version": str(current) if current else None})
+        return StepResult(
+            True,
+            message,
+            details={
+                "action": "undo",
+                "undone": undone,
+                "current_version": str(current) if current else None,
+            },
+        )
 
-    def _failed(self, script: Script, failure: ScriptFailed, outside: str | None,
-                done: list[str], current: Version | None, db: Database,
-                say: Callable[..., None], action: str = "migrate") -> StepResult:
+    def _failed(
+        self,
+        script: Script,
+        failure: ScriptFailed,
+        outside: str | None,
+        done: list[str],
+        current: Version | None,
+        db: Database,
+        say: Callable[..., None],
+        action: str = "migrate",
+    ) -> StepResult:
         say(failure.summary, "err")
         for line in failure.detail:
             say(line, "err")
         if outside is None:
             effect = "its transaction was rolled back"
         elif failure.done:
-            effect = (f"it ran outside a transaction: the {failure.done} statement"
-                      f"{'s' if failure.done > 1 else ''} before line {failure.line} took effect")
+            effect = (
+                f"it ran outside a transaction: the {failure.done} statement"
+                f"{'s' if failure.done > 1 else ''} before line {failure.line} took effect"
+            )
         else:
             effect = "it ran outside a transaction; its first statement failed"
         if failure.recorded:
-            said = (f"Recorded as failed (success = false) in {db.table}: migrations are "
-                    "blocked until it is repaired")
+            said = (
+                f"Recorded as failed (success = false) in {db.table}: migrations are "
+                "blocked until it is repaired"
+            )
         else:
             said = f"The failure could not be recorded in {db.table}: check the schema"
         say(f"{script.script} failed; {effect}. {said}", "err")
@@ -469,7 +595,11 @@ class MigrateStep(StepKind):
             False,
             f"{'migration' if action == 'migrate' else 'undo'} {script.version} failed at "
             f"{failure.summary}",
-            details={"action": action, key: done, "failed": str(script.version),
-                     "line": failure.line,
-                     "current_version": str(current) if current else None},
+            details={
+                "action": action,
+                key: done,
+                "failed": str(script.version),
+                "line": failure.line,
+                "current_version": str(current) if current else None,
+            },
         )

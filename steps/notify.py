@@ -48,11 +48,18 @@ class NotifyStep(StepKind):
     name = "notify"
     summary = "a message from a template, posted to a webhook (Slack-compatible) or shown"
     fields = {
-        "template": Field("str", required=True, help="the message; ${VARS}, ${now}, "
-                          "${duration}, ${status} and ${run_url} are filled in"),
-        "webhook": Field("str", check=fixed_address,
-                         help='URL to POST {"text": message} to, usually a secret: '
-                         '"${SLACK_WEBHOOK}"; without it the message is shown to copy'),
+        "template": Field(
+            "str",
+            required=True,
+            help="the message; ${VARS}, ${now}, "
+            "${duration}, ${status} and ${run_url} are filled in",
+        ),
+        "webhook": Field(
+            "str",
+            check=fixed_address,
+            help='URL to POST {"text": message} to, usually a secret: '
+            '"${SLACK_WEBHOOK}"; without it the message is shown to copy',
+        ),
         "channel": Field("str", help="Slack channel, e.g. '#deploys'"),
         "username": Field("str", help="Slack name to post as"),
         "required": Field("bool", help="a failed post fails the step (default: it warns)"),
@@ -63,12 +70,19 @@ class NotifyStep(StepKind):
         webhook = fields.get("webhook")
         if not webhook:
             return "\n".join([*lines, "-- shown in the pane, to copy (no webhook)"])
-        extra = "".join(f", {key} {fields[key]}" for key in ("channel", "username")
-                        if fields.get(key))
-        failing = ("fails the step" if fields.get("required")
-                   else "only warns (required: true to fail)")
-        return "\n".join([*lines, f"-- POSTed as JSON to the webhook at "
-                          f"{webhook_origin(webhook)}{extra}; a failed post {failing}"])
+        extra = "".join(
+            f", {key} {fields[key]}" for key in ("channel", "username") if fields.get(key)
+        )
+        failing = (
+            "fails the step" if fields.get("required") else "only warns (required: true to fail)"
+        )
+        return "\n".join(
+            [
+                *lines,
+                f"-- POSTed as JSON to the webhook at "
+                f"{webhook_origin(webhook)}{extra}; a failed post {failing}",
+            ]
+        )
 
     async def run(self, ctx: StepContext) -> StepResult:
         message: str = ctx.fields["template"]
@@ -77,19 +91,24 @@ class NotifyStep(StepKind):
             ctx.write("info", b"copy this message:\n" + RULE.encode() + b"\n")
             ctx.write("out", message.rstrip("\n").encode() + b"\n")
             ctx.write("info", RULE.encode() + b"\n")
-            return StepResult(True, "shown for copying (no webhook)",
-                              details={"sent": False, "shown": True, "message": message})
+            return StepResult(
+                True,
+                "shown for copying (no webhook)",
+                details={"sent": False, "shown": True, "message": message},
+            )
         origin = webhook_origin(webhook)
         try:
             check_address(ctx.step.fields["webhook"], webhook)
         except HttpFailed as exc:  # refused whether the post is required or not
-            return StepResult(False, f"notification not sent: webhook: {exc}",
-                              details={"sent": False, "message": message})
+            return StepResult(
+                False,
+                f"notification not sent: webhook: {exc}",
+                details={"sent": False, "message": message},
+            )
         ctx.write("info", f"POST to the webhook at {origin}:\n".encode())
         ctx.write("out", message.rstrip("\n").encode() + b"\n")
         payload = {"text": message}
-        payload |= {key: ctx.fields[key] for key in ("channel", "username")
-                    if ctx.fields.get(key)}
+        payload |= {key: ctx.fields[key] for key in ("channel", "username") if ctx.fields.get(key)}
         reason, status = await self._post(webhook, origin, payload)
         details: dict[str, Any] = {"sent": reason is None, "message": message}
         if status is not None:
@@ -103,8 +122,9 @@ class NotifyStep(StepKind):
         return StepResult(True, f"notification not sent: {reason}", details=details)
 
     @staticmethod
-    async def _post(webhook: str, origin: str,
-                    payload: dict[str, str]) -> tuple[str | None, int | None]:
+    async def _post(
+        webhook: str, origin: str, payload: dict[str, str]
+    ) -> tuple[str | None, int | None]:
         """(why it was not sent or None, the answer's status if any)."""
         import httpx
 
@@ -120,5 +140,7 @@ class NotifyStep(StepKind):
         if response.is_success:
             return None, response.status_code
         reply = response.text.strip().splitlines()[0][:MAX_REPLY] if response.text.strip() else ""
-        return (f"the webhook at {origin} answered {status_text(response)}"
-                f"{f': {reply}' if reply else ''}"), response.status_code
+        return (
+            f"the webhook at {origin} answered {status_text(response)}"
+            f"{f': {reply}' if reply else ''}"
+        ), response.status_code

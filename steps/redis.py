@@ -60,8 +60,13 @@ def _quote(arg: str) -> str:
 
 def _escape(text: str) -> str:
     """A string in double quotes, as redis-cli shows a bulk reply."""
-    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               .replace("\r", "\\r").replace("\t", "\\t"))
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
     return f'"{escaped}"'
 
 
@@ -119,12 +124,21 @@ class RedisStep(StepKind):
     name = "redis"
     summary = "a Redis command (a maintenance flag on/off, a check)"
     fields = {
-        "url": Field("str", required=True,
-                     help='redis://, rediss:// or unix:// URL, usually a secret: "${REDIS_URL}"'),
-        "command": Field("str_list", required=True,
-                         help="the command and its arguments, one item each: [SET, key, value]"),
-        "maintenance": Field("bool", help="the command's key is the maintenance flag: it is "
-                             "deleted when the run ends unless 'keep'"),
+        "url": Field(
+            "str",
+            required=True,
+            help='redis://, rediss:// or unix:// URL, usually a secret: "${REDIS_URL}"',
+        ),
+        "command": Field(
+            "str_list",
+            required=True,
+            help="the command and its arguments, one item each: [SET, key, value]",
+        ),
+        "maintenance": Field(
+            "bool",
+            help="the command's key is the maintenance flag: it is "
+            "deleted when the run ends unless 'keep'",
+        ),
         "keep": Field("bool", help="leave the maintenance flag set when the run ends"),
     }
     expect = {
@@ -134,8 +148,7 @@ class RedisStep(StepKind):
 
     def describe(self, fields: Mapping[str, Any]) -> str:
         where, db = address(fields["url"])
-        lines = [" ".join(map(_quote, _argv(fields["command"]))),
-                 f"-- on Redis {where} db {db}"]
+        lines = [" ".join(map(_quote, _argv(fields["command"]))), f"-- on Redis {where} db {db}"]
         if fields.get("maintenance"):
             name = (_argv(fields["command"]) or [""])[0].upper()
             if name in REMOVES:
@@ -169,15 +182,19 @@ class RedisStep(StepKind):
             if maintenance:
                 key, writes = await self._flag_key(client, name, command)
                 if key is None:
-                    return StepResult(False, f"maintenance: true needs a command on a key; "
-                                      f"{name} takes none")
+                    return StepResult(
+                        False, f"maintenance: true needs a command on a key; {name} takes none"
+                    )
             ctx.write("out", ("redis> " + " ".join(map(_quote, command)) + "\n").encode())
             try:
                 reply = await client.execute_command(*command)
             except rx.ResponseError as exc:
                 ctx.write("out", f"(error) {exc}\n".encode())
-                return StepResult(False, f"Redis replied with an error: {exc}",
-                                  details={"duration": round(time.monotonic() - started, 3)})
+                return StepResult(
+                    False,
+                    f"Redis replied with an error: {exc}",
+                    details={"duration": round(time.monotonic() - started, 3)},
+                )
             duration = time.monotonic() - started
             ctx.write("out", ("\n".join(format_reply(reply, name)) + "\n").encode())
             said = format_reply(reply, name)[0]
@@ -188,8 +205,9 @@ class RedisStep(StepKind):
                 details["maintenance"] = await self._track(ctx, client, url, key, name, reply)
                 said += "; " + details["maintenance"]
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
-            return StepResult(False, scrub(
-                f"lost the connection to Redis at {where}: {problem(exc)}", url))
+            return StepResult(
+                False, scrub(f"lost the connection to Redis at {where}: {problem(exc)}", url)
+            )
         finally:
             await client.aclose()
         problems = await patterns.off_loop(self._check, ctx.expect, reply)
@@ -214,8 +232,9 @@ class RedisStep(StepKind):
             return None, writes
         return command[first], writes
 
-    async def _track(self, ctx: StepContext, client, url: str, key: str, name: str,
-                     reply: Any) -> str:
+    async def _track(
+        self, ctx: StepContext, client, url: str, key: str, name: str, reply: Any
+    ) -> str:
         """Register or clear the maintenance guard after a write; say what happened."""
         from redis import exceptions as rx
 
@@ -228,17 +247,25 @@ class RedisStep(StepKind):
             exists = name not in REMOVES
         if not exists:
             ctx.guard(guard_key, what, None)
-            ctx.write("info", f"maintenance flag {key} is not set: nothing to undo when "
-                      "the run ends\n".encode())
+            ctx.write(
+                "info",
+                f"maintenance flag {key} is not set: nothing to undo when the run ends\n".encode(),
+            )
             return f"maintenance flag {key} cleared"
         if reply is None and name not in REMOVES:
-            ctx.write("info", f"maintenance flag {key} was already set: this step set "
-                      "nothing and will not delete it\n".encode())
+            ctx.write(
+                "info",
+                f"maintenance flag {key} was already set: this step set "
+                "nothing and will not delete it\n".encode(),
+            )
             return f"maintenance flag {key} was already set"
         if ctx.fields.get("keep"):
             ctx.guard(guard_key, what, None)
-            ctx.write("info", f"maintenance flag {key} is set and stays set after the run "
-                      "(keep: true)\n".encode())
+            ctx.write(
+                "info",
+                f"maintenance flag {key} is set and stays set after the run "
+                "(keep: true)\n".encode(),
+            )
             return f"maintenance flag {key} set, kept after the run"
 
         ctx.guard(guard_key, what, _deleter(url, key))
@@ -255,8 +282,11 @@ class RedisStep(StepKind):
     def _check(self, expect: Mapping[str, Any], reply: Any) -> list[str]:
         problems = []
         text = reply_text(reply)
-        shown = "(nil)" if text is None else repr(text if len(text) <= MAX_MESSAGE
-                                                  else text[: MAX_MESSAGE - 1] + "…")
+        shown = (
+            "(nil)"
+            if text is None
+            else repr(text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…")
+        )
         if "value" in expect and text != expect["value"]:
             problems.append(f"expected the reply {expect['value']!r}, got {shown}")
         pattern = expect.get("reply_matches")
@@ -287,7 +317,8 @@ def _deleter(url: str, key: str):
                     await again.aclose()
         except (rx.RedisError, OSError) as exc:  # TimeoutError is an OSError
             where, _ = address(url)
-            raise RedisUnreachable(scrub(
-                f"cannot delete {key} at Redis {where}: {problem(exc)}", url)) from None
+            raise RedisUnreachable(
+                scrub(f"cannot delete {key} at Redis {where}: {problem(exc)}", url)
+            ) from None
 
     return undo

@@ -45,15 +45,15 @@ PROGRESS_SECONDS = 2.0  # ... or every 2 s, whichever comes first
 ETAG_IS_NOT_MD5 = ("aws:kms", "aws:kms:dsse")
 
 ENDPOINT_FIELDS = {
-    "endpoint_url": Field("str", check=fixed_address,
-                          help="S3-compatible endpoint (MinIO, moto); default AWS"),
+    "endpoint_url": Field(
+        "str", check=fixed_address, help="S3-compatible endpoint (MinIO, moto); default AWS"
+    ),
     "region": Field("str", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"),
 }
 
 
 class StepFailed(Failed):
     """Ends a step with one clear line (the message) and no traceback."""
-
 
 
 # ----------------------------------------------------------------- locations
@@ -73,11 +73,10 @@ def parse_s3_url(url: str, what: str) -> tuple[str, str]:
     """``(bucket, key or prefix)`` of an ``s3://bucket/...`` URL."""
     if not url.startswith("s3://"):
         raise StepFailed(f"{what}: expected s3://bucket/..., found {url!r}")
-    bucket, _, rest = url[len("s3://"):].partition("/")
+    bucket, _, rest = url[len("s3://") :].partition("/")
     if not bucket:
         raise StepFailed(f"{what}: no bucket in {url!r}")
     return bucket, rest
-
 
 
 def human(size: float) -> str:
@@ -86,7 +85,6 @@ def human(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"  # pragma: no cover
-
 
 
 # ----------------------------------------------------------------- files and checksums
@@ -123,8 +121,9 @@ def part_size_for(size: int, threshold: int, chunksize: int) -> int | None:
     return ChunksizeAdjuster().adjust_chunksize(chunksize, size)
 
 
-def hash_file(path: Path, part_size: int | None = None,
-              stop: threading.Event | None = None, md5: bool = False) -> LocalFile:
+def hash_file(
+    path: Path, part_size: int | None = None, stop: threading.Event | None = None, md5: bool = False
+) -> LocalFile:
     """SHA-256 of the file and, for a multipart upload, of each part (and its MD5 if
     ``md5``), in one pass. ``stop`` (set when the step is cancelled) ends it early."""
     whole = hashlib.sha256()
@@ -154,9 +153,14 @@ def hash_file(path: Path, part_size: int | None = None,
                     part, in_part = hashlib.sha256(), 0
     if part_size is not None and (in_part or not parts):
         parts.append(part.digest())
-    return LocalFile(path, size, whole.hexdigest(), part_size, tuple(parts),
-                     legacy.hexdigest() if legacy is not None else None)
-
+    return LocalFile(
+        path,
+        size,
+        whole.hexdigest(),
+        part_size,
+        tuple(parts),
+        legacy.hexdigest() if legacy is not None else None,
+    )
 
 
 # ----------------------------------------------------------------- S3 with boto3
@@ -180,8 +184,10 @@ def make_client(ctx: StepContext, env: Mapping[str, str]):
         aws_access_key_id=key if key and secret else None,
         aws_secret_access_key=secret if key and secret else None,
         aws_session_token=env.get("AWS_SESSION_TOKEN") if key and secret else None,
-        region_name=fields.get("region") or env.get("AWS_REGION")
-        or env.get("AWS_DEFAULT_REGION") or None,
+        region_name=fields.get("region")
+        or env.get("AWS_REGION")
+        or env.get("AWS_DEFAULT_REGION")
+        or None,
         profile_name=None if key and secret else env.get("AWS_PROFILE") or None,
     )
     endpoint = fields.get("endpoint_url") or None
@@ -202,14 +208,21 @@ def problem(exc: BaseException, endpoint: str | None, what: str) -> str:
     where = endpoint or "AWS S3"
     if isinstance(exc, be.EndpointConnectionError | be.ConnectTimeoutError):
         reason = re.search(r"\[Errno -?\d+\] [^'\")]+", repr(getattr(exc, "kwargs", {})))
-        why = reason.group(0).strip() if reason else (
-            "connection timed out" if isinstance(exc, be.ConnectTimeoutError) else "no answer")
+        why = (
+            reason.group(0).strip()
+            if reason
+            else (
+                "connection timed out" if isinstance(exc, be.ConnectTimeoutError) else "no answer"
+            )
+        )
         return f"cannot reach S3 at {where} ({why}) while {what}"
     if isinstance(exc, be.ReadTimeoutError):
         return f"S3 at {where} did not answer in time while {what}"
     if isinstance(exc, be.NoCredentialsError):
-        return (f"no AWS credentials while {what}: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+        return (
+            f"no AWS credentials while {what}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        )
     if isinstance(exc, be.PartialCredentialsError | be.ProfileNotFound):
         return f"AWS credentials unusable while {what}: {exc}"
     if isinstance(exc, be.ClientError):
@@ -249,8 +262,7 @@ class Progress:
                 self._next = (percent // PROGRESS_PERCENT + 1) * PROGRESS_PERCENT
             self._last = now
             # Written under the lock, so lines from two threads stay in order.
-            self._write(f"{self._verb} {human(self._done)} of {human(self._total)} "
-                        f"({percent}%)")
+            self._write(f"{self._verb} {human(self._done)} of {human(self._total)} ({percent}%)")
 
 
 async def in_thread(work: Callable[[threading.Event], Any]) -> Any:
@@ -285,8 +297,9 @@ def transfer(client, config, start: Callable, stop: threading.Event) -> None:
             future.result()
 
 
-async def abort_stale_uploads(ctx: StepContext, client, bucket: str, prefix: str,
-                              keys: set[str], endpoint: str | None) -> None:
+async def abort_stale_uploads(
+    ctx: StepContext, client, bucket: str, prefix: str, keys: set[str], endpoint: str | None
+) -> None:
     """Abort the incomplete multipart uploads to ``keys`` (under ``prefix``) begun before
     now. A cancelled or failed upload aborts its own; one whose process was killed
     (SIGKILL, a lost host) leaves its parts in the bucket, kept and billed, until aborted:
@@ -298,14 +311,18 @@ async def abort_stale_uploads(ctx: StepContext, client, bucket: str, prefix: str
     def work(stop: threading.Event) -> list[str]:
         aborted = []
         pages = client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=bucket, Prefix=prefix)
+            Bucket=bucket, Prefix=prefix
+        )
         for page in pages:
             for upload in page.get("Uploads", []):
                 if upload["Key"] in keys and upload["Initiated"] < before:
-                    client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
-                                                  UploadId=upload["UploadId"])
-                    aborted.append(f"s3://{bucket}/{upload['Key']} (begun "
-                                   f"{upload['Initiated'].isoformat(timespec='seconds')})")
+                    client.abort_multipart_upload(
+                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted.append(
+                        f"s3://{bucket}/{upload['Key']} (begun "
+                        f"{upload['Initiated'].isoformat(timespec='seconds')})"
+                    )
         return aborted
 
     try:
@@ -314,8 +331,7 @@ async def abort_stale_uploads(ctx: StepContext, client, bucket: str, prefix: str
         info(ctx, f"could not look for incomplete multipart uploads: {exc}")
         return
     for what in aborted:
-        info(ctx, f"aborted an incomplete multipart upload to {what}, left by an earlier "
-                  "attempt")
+        info(ctx, f"aborted an incomplete multipart upload to {what}, left by an earlier attempt")
 
 
 def verify_object(client, location: S3Location, local: LocalFile) -> str:
@@ -333,12 +349,16 @@ def verify_object(client, location: S3Location, local: LocalFile) -> str:
     """
     head = client.head_object(Bucket=location.bucket, Key=location.key, ChecksumMode="ENABLED")
     if head["ContentLength"] != local.size:
-        raise StepFailed(f"{location.url} holds {head['ContentLength']} bytes, "
-                         f"{local.path.name} has {local.size}")
+        raise StepFailed(
+            f"{location.url} holds {head['ContentLength']} bytes, "
+            f"{local.path.name} has {local.size}"
+        )
     recorded = (head.get("Metadata") or {}).get("sha256")
     if recorded != local.sha256:
-        raise StepFailed(f"{location.url}: sha256 metadata {recorded!r} is not "
-                         f"{local.path.name}'s {local.sha256}")
+        raise StepFailed(
+            f"{location.url}: sha256 metadata {recorded!r} is not "
+            f"{local.path.name}'s {local.sha256}"
+        )
     remote = head.get("ChecksumSHA256")
     if remote:
         value, _, parts = remote.partition("-")
@@ -346,8 +366,9 @@ def verify_object(client, location: S3Location, local: LocalFile) -> str:
         if local.part_size is not None:
             accepted.add(local.composite_b64)
         if value not in accepted or (parts and int(parts) != len(local.part_digests)):
-            raise StepFailed(f"{location.url}: S3's SHA-256 checksum {remote} does not match "
-                             f"{local.path.name}")
+            raise StepFailed(
+                f"{location.url}: S3's SHA-256 checksum {remote} does not match {local.path.name}"
+            )
         if local.part_size is not None and value != local.sha256_b64:
             return f"size and SHA-256 (S3 checksum of {len(local.part_digests)} parts) match"
         return "size and SHA-256 (S3 checksum) match"
@@ -357,28 +378,34 @@ def verify_object(client, location: S3Location, local: LocalFile) -> str:
         for chunk in iter(lambda: body.read(MiB), b""):
             digest.update(chunk)
         if digest.hexdigest() != local.sha256:
-            raise StepFailed(f"{location.url}: the object read back has SHA-256 "
-                             f"{digest.hexdigest()}, {local.path.name} {local.sha256}")
+            raise StepFailed(
+                f"{location.url}: the object read back has SHA-256 "
+                f"{digest.hexdigest()}, {local.path.name} {local.sha256}"
+            )
         return "size and SHA-256 of the object read back match (S3 kept no checksum)"
-    return ("size and sha256 metadata match; S3 kept no checksum and the object is too "
-            "large to read back")
+    return (
+        "size and sha256 metadata match; S3 kept no checksum and the object is too "
+        "large to read back"
+    )
 
 
-def verify_download(head: Mapping[str, Any], copy: LocalFile, url: str,
-                    when: str = "upload") -> str:
+def verify_download(
+    head: Mapping[str, Any], copy: LocalFile, url: str, when: str = "upload"
+) -> str:
     """Check a downloaded ``copy`` against what ``head_object`` said of the object: its
     size, the ``sha256`` recorded at ``when``, S3's whole-object ``ChecksumSHA256`` and,
     for a single-part object whose ETag is its MD5, the ETag (if ``copy`` has an MD5).
     Return which matched; StepFailed names the first that does not."""
     if copy.size != head["ContentLength"]:
-        raise StepFailed(f"downloaded {copy.size} bytes of {url}, expected "
-                         f"{head['ContentLength']}")
+        raise StepFailed(f"downloaded {copy.size} bytes of {url}, expected {head['ContentLength']}")
     matched = []
     recorded = (head.get("Metadata") or {}).get("sha256")
     if recorded:
         if recorded != copy.sha256:
-            raise StepFailed(f"checksum mismatch: {url} downloaded with SHA-256 "
-                             f"{copy.sha256}, the one recorded at {when} is {recorded}")
+            raise StepFailed(
+                f"checksum mismatch: {url} downloaded with SHA-256 "
+                f"{copy.sha256}, the one recorded at {when} is {recorded}"
+            )
         matched.append(f"SHA-256 recorded at {when}")
     remote = head.get("ChecksumSHA256") or ""
     etag = str(head.get("ETag") or "").strip('"')
@@ -386,15 +413,19 @@ def verify_download(head: Mapping[str, Any], copy: LocalFile, url: str,
     # SHA-256s, not of its bytes, even where a server leaves out the "-<parts>".
     if remote and "-" not in remote and "-" not in etag:
         if remote != copy.sha256_b64:
-            raise StepFailed(f"checksum mismatch: {url} downloaded with SHA-256 "
-                             f"{copy.sha256}, S3's checksum says {remote}")
+            raise StepFailed(
+                f"checksum mismatch: {url} downloaded with SHA-256 "
+                f"{copy.sha256}, S3's checksum says {remote}"
+            )
         matched.append("S3's SHA-256 checksum")
-    plain = (head.get("ServerSideEncryption") not in ETAG_IS_NOT_MD5
-             and not head.get("SSECustomerAlgorithm"))
+    plain = head.get("ServerSideEncryption") not in ETAG_IS_NOT_MD5 and not head.get(
+        "SSECustomerAlgorithm"
+    )
     if copy.md5 and etag and "-" not in etag and plain:
         if etag != copy.md5:
-            raise StepFailed(f"checksum mismatch: {url} downloaded with MD5 {copy.md5}, "
-                             f"its ETag is {etag}")
+            raise StepFailed(
+                f"checksum mismatch: {url} downloaded with MD5 {copy.md5}, its ETag is {etag}"
+            )
         matched.append("ETag (MD5)")
     if not matched:
         return "size matches (no whole-object checksum recorded to compare)"
@@ -411,8 +442,9 @@ def check_bucket(client, bucket: str, endpoint: str | None) -> str | None:
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code"))
         if code in ("404", "NoSuchBucket"):
-            raise StepFailed(f"bucket {bucket!r} does not exist at "
-                             f"{endpoint or 'AWS S3'}") from None
+            raise StepFailed(
+                f"bucket {bucket!r} does not exist at {endpoint or 'AWS S3'}"
+            ) from None
         if code in ("403", "AccessDenied", "Forbidden"):
             return f"cannot check bucket {bucket} (access denied): trying anyway"
         raise
@@ -424,18 +456,17 @@ def find_object(client, location: S3Location, endpoint: str | None) -> dict:
     from botocore.exceptions import ClientError
 
     try:
-        return client.head_object(Bucket=location.bucket, Key=location.key,
-                                  ChecksumMode="ENABLED")
+        return client.head_object(Bucket=location.bucket, Key=location.key, ChecksumMode="ENABLED")
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code"))
         if code in ("404", "NoSuchKey", "NoSuchBucket"):
-            raise StepFailed(f"no such object: {location.url} "
-                             f"(at {endpoint or 'AWS S3'})") from None
+            raise StepFailed(
+                f"no such object: {location.url} (at {endpoint or 'AWS S3'})"
+            ) from None
         raise
 
 
-async def call_s3(work: Callable[[threading.Event], Any], endpoint: str | None,
-                  what: str) -> Any:
+async def call_s3(work: Callable[[threading.Event], Any], endpoint: str | None, what: str) -> Any:
     """``in_thread(work)``, any fault but StepFailed turned into ``problem``'s line."""
     try:
         return await in_thread(work)
@@ -443,7 +474,6 @@ async def call_s3(work: Callable[[threading.Event], Any], endpoint: str | None,
         raise
     except Exception as exc:
         raise StepFailed(problem(exc, endpoint, what)) from None
-
 
 
 # ----------------------------------------------------------------- the pane
@@ -460,7 +490,8 @@ def thread_writer(ctx: StepContext) -> Callable[[str], None]:
 
 
 def endpoint_text(fields: Mapping[str, Any]) -> str:
-    parts = [f"endpoint {fields['endpoint_url']}" if fields.get("endpoint_url") else "",
-             f"region {fields['region']}" if fields.get("region") else ""]
+    parts = [
+        f"endpoint {fields['endpoint_url']}" if fields.get("endpoint_url") else "",
+        f"region {fields['region']}" if fields.get("region") else "",
+    ]
     return f" ({', '.join(filter(None, parts))})" if any(parts) else ""
-

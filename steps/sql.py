@@ -37,8 +37,13 @@ MAX_CELL = 60
 """Characters of a cell shown in the table; longer values are cut with ``…``."""
 TABLE_KINDS = {"r": "table", "p": "partitioned table", "f": "foreign table"}
 INDEX_KINDS = {"i": "index", "I": "partitioned index"}
-OTHER_KINDS = {"v": "a view", "m": "a materialized view", "S": "a sequence",
-               "c": "a composite type", "t": "a TOAST table"}
+OTHER_KINDS = {
+    "v": "a view",
+    "m": "a materialized view",
+    "S": "a sequence",
+    "c": "a composite type",
+    "t": "a TOAST table",
+}
 
 
 # ----------------------------------------------------------------- values
@@ -67,8 +72,7 @@ def as_text(value: Any) -> str | None:
             return "empty"
         lower = "" if value.lower is None else as_text(value.lower)
         upper = "" if value.upper is None else as_text(value.upper)
-        return (f"{'[' if value.lower_inc else '('}{lower},{upper}"
-                f"{']' if value.upper_inc else ')'}")
+        return f"{'[' if value.lower_inc else '('}{lower},{upper}{']' if value.upper_inc else ')'}"
     return str(value)
 
 
@@ -93,16 +97,22 @@ def format_result(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list
         if any(partial for _, partial in shown):
             cut.append(number)
     numeric = [
-        bool(rows) and all(isinstance(row[i], int | float | Decimal) and not isinstance(
-            row[i], bool) for row in rows if row[i] is not None)
+        bool(rows)
+        and all(
+            isinstance(row[i], int | float | Decimal) and not isinstance(row[i], bool)
+            for row in rows
+            if row[i] is not None
+        )
         for i in range(len(columns))
     ]
     headers = [_shown(name)[0] for name in columns]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str], align: bool = True) -> str:
-        parts = [v.rjust(w) if align and numeric[i] else v.ljust(w)
-                 for i, (v, w) in enumerate(zip(values, widths, strict=True))]
+        parts = [
+            v.rjust(w) if align and numeric[i] else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ]
         return (" " + " | ".join(parts)).rstrip()
 
     lines = [line(headers, align=False), "-" + "-+-".join("-" * w for w in widths) + "-"]
@@ -148,17 +158,36 @@ def _boolean(text: str) -> bool:
 
 
 _CONVERT = {
-    "int2": int, "int4": int, "int8": int, "oid": int,
-    "float4": float, "float8": float, "numeric": Decimal,
-    "bool": _boolean, "uuid": uuid.UUID, "bytea": str.encode,
-    "date": date.fromisoformat, "time": clock.fromisoformat,
-    "timestamp": datetime.fromisoformat, "timestamptz": datetime.fromisoformat,
+    "int2": int,
+    "int4": int,
+    "int8": int,
+    "oid": int,
+    "float4": float,
+    "float8": float,
+    "numeric": Decimal,
+    "bool": _boolean,
+    "uuid": uuid.UUID,
+    "bytea": str.encode,
+    "date": date.fromisoformat,
+    "time": clock.fromisoformat,
+    "timestamp": datetime.fromisoformat,
+    "timestamptz": datetime.fromisoformat,
 }
-_WHAT = {"int2": "a whole number", "int4": "a whole number", "int8": "a whole number",
-         "oid": "a whole number", "float4": "a number", "float8": "a number",
-         "numeric": "a number", "bool": "true or false", "uuid": "a UUID",
-         "date": "a date (YYYY-MM-DD)", "time": "a time (HH:MM[:SS])",
-         "timestamp": "a timestamp (ISO 8601)", "timestamptz": "a timestamp (ISO 8601)"}
+_WHAT = {
+    "int2": "a whole number",
+    "int4": "a whole number",
+    "int8": "a whole number",
+    "oid": "a whole number",
+    "float4": "a number",
+    "float8": "a number",
+    "numeric": "a number",
+    "bool": "true or false",
+    "uuid": "a UUID",
+    "date": "a date (YYYY-MM-DD)",
+    "time": "a time (HH:MM[:SS])",
+    "timestamp": "a timestamp (ISO 8601)",
+    "timestamptz": "a timestamp (ISO 8601)",
+}
 
 
 class ParamError(ValueError):
@@ -181,8 +210,10 @@ def convert_params(types: Sequence[Any], values: Sequence[str]) -> list[Any]:
         try:
             converted.append(convert(value))
         except (ValueError, InvalidOperation, TypeError):
-            raise ParamError(f"parameter ${number} ({kind.name}): {value!r} is not "
-                             f"{_WHAT.get(kind.name, 'valid')}") from None
+            raise ParamError(
+                f"parameter ${number} ({kind.name}): {value!r} is not "
+                f"{_WHAT.get(kind.name, 'valid')}"
+            ) from None
     return converted
 
 
@@ -231,13 +262,19 @@ class SqlStep(StepKind):
     name = "sql"
     summary = "a query or statement on PostgreSQL; the result as a table"
     fields = {
-        "dsn": Field("str", required=True,
-                     help='PostgreSQL URL, usually a secret: "${DATABASE_URL}"'),
-        "query": Field("str", required=True, template=False,
-                       help="the SQL; values go in params as $1, $2... never into the text"),
+        "dsn": Field(
+            "str", required=True, help='PostgreSQL URL, usually a secret: "${DATABASE_URL}"'
+        ),
+        "query": Field(
+            "str",
+            required=True,
+            template=False,
+            help="the SQL; values go in params as $1, $2... never into the text",
+        ),
         "params": Field("str_list", help="bind parameters $1, $2... (templated)"),
-        "statement_timeout": Field("duration", help="PostgreSQL cancels the statement after "
-                                   "this long"),
+        "statement_timeout": Field(
+            "duration", help="PostgreSQL cancels the statement after this long"
+        ),
     }
     expect = {
         "rows": Field("int", minimum=0, help="the number of rows returned (or affected)"),
@@ -269,8 +306,9 @@ class SqlStep(StepKind):
         finally:
             await close(connection)
 
-    async def _run(self, ctx, connection, target: Target, query: str, params: list[str],
-                   limit: float | None) -> StepResult:
+    async def _run(
+        self, ctx, connection, target: Target, query: str, params: list[str], limit: float | None
+    ) -> StepResult:
         import asyncpg
 
         # The server cancels at statement_timeout; the client gives up a little later
@@ -283,41 +321,42 @@ class SqlStep(StepKind):
             return StepResult(False, str(exc))
         except (asyncpg.QueryCanceledError, TimeoutError) as exc:
             if limit and (isinstance(exc, TimeoutError) or "statement timeout" in str(exc)):
-                message = f"statement timed out after {format_duration(limit)} " \
-                          "(statement_timeout)"
+                message = f"statement timed out after {format_duration(limit)} (statement_timeout)"
             else:
                 message = f"statement cancelled: {exc}"
             ctx.write("err", f"ERROR:  {message}\n".encode())
-            return StepResult(False, message,
-                              details={"duration": round(time.monotonic() - started, 3)})
+            return StepResult(
+                False, message, details={"duration": round(time.monotonic() - started, 3)}
+            )
         except asyncpg.PostgresError as exc:
             if str(exc).startswith("invalid input for query argument"):
                 # asyncpg could not send a parameter of a type it wants as a Python object
                 found = re.search(r"argument (\$\d+)", str(exc))
                 number = found.group(1) if found else "$n"
-                return StepResult(False, f"{exc}; let PostgreSQL read the text instead: "
-                                  f"{number}::text::TYPE")
+                return StepResult(
+                    False, f"{exc}; let PostgreSQL read the text instead: {number}::text::TYPE"
+                )
             message, lines = sql_error(exc, query)
             if params and "multiple commands" in message:
                 message += " (params need a single statement)"
             ctx.write("err", ("\n".join(lines) + "\n").encode())
-            return StepResult(False, message,
-                              details={"duration": round(time.monotonic() - started, 3)})
+            return StepResult(
+                False, message, details={"duration": round(time.monotonic() - started, 3)}
+            )
         except (OSError, asyncpg.InterfaceError) as exc:
             return StepResult(False, _interface_error(exc, connection, target))
         duration = time.monotonic() - started
         if outcome.columns is None:
             ctx.write("out", f"{outcome.status}\n".encode())
         else:
-            ctx.write("out", ("\n".join(format_result(outcome.columns, outcome.rows))
-                              + "\n").encode())
-        details = {"rows": outcome.count, "duration": round(duration, 3),
-                   "status": outcome.status}
+            ctx.write(
+                "out", ("\n".join(format_result(outcome.columns, outcome.rows)) + "\n").encode()
+            )
+        details = {"rows": outcome.count, "duration": round(duration, 3), "status": outcome.status}
         try:
             problems = await self._check(connection, ctx.expect, outcome)
         except (OSError, asyncpg.InterfaceError) as exc:
-            return StepResult(False, _interface_error(exc, connection, target),
-                              details=details)
+            return StepResult(False, _interface_error(exc, connection, target), details=details)
         if outcome.columns is not None:
             said = f"{outcome.count} row{'' if outcome.count == 1 else 's'}"
         else:
@@ -326,8 +365,9 @@ class SqlStep(StepKind):
             return StepResult(False, "; ".join(problems), details=details)
         return StepResult(True, said, details=details)
 
-    async def _execute(self, connection, query: str, params: list[str],
-                       wait: float | None) -> Outcome:
+    async def _execute(
+        self, connection, query: str, params: list[str], wait: float | None
+    ) -> Outcome:
         import asyncpg
 
         try:
@@ -351,15 +391,17 @@ class SqlStep(StepKind):
         problems = []
         if "rows" in expect:
             if outcome.count is None:
-                problems.append(f"expected {expect['rows']} rows, but '{outcome.status}' "
-                                "gives no row count")
+                problems.append(
+                    f"expected {expect['rows']} rows, but '{outcome.status}' gives no row count"
+                )
             elif outcome.count != expect["rows"]:
                 problems.append(f"expected {expect['rows']} rows, got {outcome.count}")
         if "value" in expect:
             wanted = expect["value"]
             if outcome.columns is None or not outcome.columns:
-                problems.append(f"expected the value {wanted!r}, but the statement returned "
-                                "no rows")
+                problems.append(
+                    f"expected the value {wanted!r}, but the statement returned no rows"
+                )
             elif not outcome.rows:
                 problems.append(f"expected the value {wanted!r}, got no rows")
             else:
@@ -367,15 +409,18 @@ class SqlStep(StepKind):
                 if got != wanted:
                     shown = "NULL" if got is None else repr(_shown(got)[0])
                     problems.append(f"expected the value {wanted!r}, got {shown}")
-        for key, kinds, noun in (("tables_exist", TABLE_KINDS, "table"),
-                                 ("indexes_exist", INDEX_KINDS, "index")):
+        for key, kinds, noun in (
+            ("tables_exist", TABLE_KINDS, "table"),
+            ("indexes_exist", INDEX_KINDS, "index"),
+        ):
             names = list(expect.get(key) or ())
             if names:
                 problems += await self._relations(connection, names, kinds, noun)
         return problems
 
-    async def _relations(self, connection, names: list[str], kinds: Mapping[str, str],
-                         noun: str) -> list[str]:
+    async def _relations(
+        self, connection, names: list[str], kinds: Mapping[str, str], noun: str
+    ) -> list[str]:
         """Problems with relations that should exist as ``kinds`` (names as SQL writes
         them: ``schema.name``, ``"Quoted"``; unqualified ones on the search_path)."""
         found = await connection.fetch(
@@ -385,24 +430,26 @@ class SqlStep(StepKind):
             names,
         )
         missing = [row["name"] for row in found if row["kind"] is None]
-        wrong = [f"{row['name']} is {OTHER_KINDS.get(row['kind']) or _article(row['kind'])}"
-                 for row in found if row["kind"] is not None and row["kind"] not in kinds]
+        wrong = [
+            f"{row['name']} is {OTHER_KINDS.get(row['kind']) or _article(row['kind'])}"
+            for row in found
+            if row["kind"] is not None and row["kind"] not in kinds
+        ]
         problems = []
         if missing:
             plural = "indexes" if noun == "index" else "tables"
-            problems.append(f"{plural if len(missing) > 1 else noun} missing: "
-                            + ", ".join(missing))
+            problems.append(
+                f"{plural if len(missing) > 1 else noun} missing: " + ", ".join(missing)
+            )
         if wrong:
-            problems.append(f"not {'an' if noun == 'index' else 'a'} {noun}: "
-                            + "; ".join(wrong))
+            problems.append(f"not {'an' if noun == 'index' else 'a'} {noun}: " + "; ".join(wrong))
         return problems
 
 
 def _interface_error(exc: Exception, connection, target: Target) -> str:
     """One line for a client-side failure: mostly a connection lost mid-way."""
     if isinstance(exc, OSError) or connection.is_closed():
-        return target.scrub(f"lost the connection to PostgreSQL at {target.where}: "
-                            f"{problem(exc)}")
+        return target.scrub(f"lost the connection to PostgreSQL at {target.where}: {problem(exc)}")
     return target.scrub(problem(exc))
 
 

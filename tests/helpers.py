@@ -94,8 +94,13 @@ class MetricsEndpoint:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
         self.registry = CollectorRegistry()
-        self.latency = Histogram("pm_request_duration_ms", "latency", ["route"],
-                                 buckets=BOUNDS_MS, registry=self.registry)
+        self.latency = Histogram(
+            "pm_request_duration_ms",
+            "latency",
+            ["route"],
+            buckets=BOUNDS_MS,
+            registry=self.registry,
+        )
         self.requests = Counter("pm_requests", "requests", ["route"], registry=self.registry)
         self.errors = Counter("pm_errors", "errors", registry=self.registry)
         self.up = True
@@ -128,11 +133,14 @@ class MetricsEndpoint:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
-        self.url = (f"http://127.0.0.1:{self.server.server_address[1]}"
-                    "/api/admin/observability/metrics/prometheus")
+        self.url = (
+            f"http://127.0.0.1:{self.server.server_address[1]}"
+            "/api/admin/observability/metrics/prometheus"
+        )
 
-    def serve(self, n: int, latency_ms: float, error_every: int | None = None,
-              route: str = "api") -> None:
+    def serve(
+        self, n: int, latency_ms: float, error_every: int | None = None, route: str = "api"
+    ) -> None:
         for i in range(n):
             self.latency.labels(route).observe(latency_ms)
             self.requests.labels(route).inc()

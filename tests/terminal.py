@@ -33,7 +33,7 @@ def _children() -> dict[int, list[int]]:
             stat = Path(f"/proc/{entry}/stat").read_bytes()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
         tree.setdefault(ppid, []).append(int(entry))
     return tree
 
@@ -53,7 +53,7 @@ def alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return False
-    return state[state.rfind(b")") + 2:].split()[0] != b"Z"
+    return state[state.rfind(b")") + 2 :].split()[0] != b"Z"
 
 
 class Terminal:
@@ -70,12 +70,28 @@ class Terminal:
         self.pids: list[int] = []
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([TMUX, "-S", str(self.socket), "-f", str(self.conf), *args],
-                              capture_output=True, text=True, timeout=10, check=check)
+        return subprocess.run(
+            [TMUX, "-S", str(self.socket), "-f", str(self.conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=check,
+        )
 
     def start(self, command: str, *, width: int, height: int) -> None:
-        self.tmux("new-session", "-d", "-s", "cockpit", "-x", str(width), "-y", str(height),
-                  "-c", str(self.tmp_path), command)
+        self.tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "cockpit",
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            "-c",
+            str(self.tmp_path),
+            command,
+        )
         self.pids = [int(self.display("#{pane_pid}"))]
 
     def processes(self) -> list[int]:
@@ -105,17 +121,24 @@ class Terminal:
                 return shown
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"timed out after {timeout:.0f}s waiting for {what}; the screen:\n{shown}")
+                    f"timed out after {timeout:.0f}s waiting for {what}; the screen:\n{shown}"
+                )
             time.sleep(0.05)
 
     def wait_for(self, *texts: str, timeout: float = WAIT) -> str:
-        return self.wait_until(lambda shown: all(t in shown for t in texts),
-                               " and ".join(repr(t) for t in texts), timeout)
+        return self.wait_until(
+            lambda shown: all(t in shown for t in texts),
+            " and ".join(repr(t) for t in texts),
+            timeout,
+        )
 
     def wait_for_line(self, *parts: str, timeout: float = WAIT) -> str:
         """Wait for one line of the screen holding every one of ``parts``."""
-        return self.wait_until(lambda shown: line_with(shown, *parts) is not None,
-                               f"a line with {' and '.join(map(repr, parts))}", timeout)
+        return self.wait_until(
+            lambda shown: line_with(shown, *parts) is not None,
+            f"a line with {' and '.join(map(repr, parts))}",
+            timeout,
+        )
 
     def wait_gone(self, text: str, timeout: float = WAIT) -> str:
         return self.wait_until(lambda shown: text not in shown, f"{text!r} to go", timeout)

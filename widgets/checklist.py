@@ -14,8 +14,9 @@ class Checklist(SelectionList[int]):
 
     def load(self, items: list[str], ticked: set[int]) -> None:
         self.clear_options()
-        self.add_options([(plain(item), index, index in ticked)
-                          for index, item in enumerate(items)])
+        self.add_options(
+            [(plain(item), index, index in ticked) for index, item in enumerate(items)]
+        )
         self.highlighted = 0
 
     def tick_next(self) -> None:

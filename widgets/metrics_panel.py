@@ -113,18 +113,31 @@ class MetricsPanel(Vertical):
     MetricsPanel .notice.-ok { color: $success; }
     """
 
-    def __init__(self, metrics: tuple[str, ...] = (), rules: tuple[AlertRule, ...] = (),
-                 interval: float | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        metrics: tuple[str, ...] = (),
+        rules: tuple[AlertRule, ...] = (),
+        interval: float | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.metrics, self.rules, self.interval = metrics, rules, interval
         self.alerts: dict[str, str] = {}  # rule name -> state
 
     def compose(self) -> ComposeResult:
         if not self.metrics:
-            yield Static(Text.assemble(
-                ("Metrics\n\n", "bold"), ("no metrics configured", "dim"),
-                ("\n\nAdd a metrics: section to the runbook to watch P95 latency and error "
-                 "rate here.", "dim italic")))
+            yield Static(
+                Text.assemble(
+                    ("Metrics\n\n", "bold"),
+                    ("no metrics configured", "dim"),
+                    (
+                        "\n\nAdd a metrics: section to the runbook to watch P95 latency and error "
+                        "rate here.",
+                        "dim italic",
+                    ),
+                )
+            )
             return
         every = f" · every {self.interval:g}s" if self.interval else ""
         yield Static(f"Metrics{every}", classes="title")
@@ -136,8 +149,11 @@ class MetricsPanel(Vertical):
         """A poll's values (None: no data, with its reason)."""
         with self.app.batch_update():
             for row in self.query(MetricRow):
-                row.record(values.get(row.metric), reasons.get(row.metric, "not in the poll"),
-                           self._state_of(row.metric))
+                row.record(
+                    values.get(row.metric),
+                    reasons.get(row.metric, "not in the poll"),
+                    self._state_of(row.metric),
+                )
 
     def alert_changed(self, name: str, state: str) -> None:
         self.alerts[name] = state
@@ -166,8 +182,9 @@ class MetricsPanel(Vertical):
         return text
 
     def _state_of(self, metric: str) -> str:
-        states = {self.alerts.get(rule.name, "inactive")
-                  for rule in self.rules if rule.metric == metric}
+        states = {
+            self.alerts.get(rule.name, "inactive") for rule in self.rules if rule.metric == metric
+        }
         if "firing" in states:
             return "firing"
         return "pending" if "pending" in states else "ok"

@@ -31,10 +31,16 @@ class OutputPane(ScrollView, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("end,f", "follow", "Follow", id="output.follow",
-                tooltip="Back to the newest line and keep following it"),
-        Binding("slash", "search", "Search", id="output.search",
-                tooltip="Search this step's output"),
+        Binding(
+            "end,f",
+            "follow",
+            "Follow",
+            id="output.follow",
+            tooltip="Back to the newest line and keep following it",
+        ),
+        Binding(
+            "slash", "search", "Search", id="output.search", tooltip="Search this step's output"
+        ),
         Binding("n", "next_match", "Next match", show=False, id="output.next"),
         Binding("N", "previous_match", "Previous match", show=False, id="output.previous"),
     ]
@@ -158,8 +164,9 @@ class OutputPane(ScrollView, can_focus=True):
             if self.pattern in lines[index][1].lower():
                 self.match = index
                 self.following = False
-                self.scroll_to(y=max(0, index - self.size.height // 2), animate=False,
-                               immediate=True)
+                self.scroll_to(
+                    y=max(0, index - self.size.height // 2), animate=False, immediate=True
+                )
                 self.refresh()
                 return True
         return False

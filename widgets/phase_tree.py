@@ -34,8 +34,7 @@ class PhaseTree(Tree[str]):
         Binding("space", "screen.tick", "Tick", show=False, id="tree.tick"),
     ]
 
-    def __init__(self, runbook: Runbook, *, eta: Eta | None = None,
-                 id: str | None = None) -> None:
+    def __init__(self, runbook: Runbook, *, eta: Eta | None = None, id: str | None = None) -> None:
         super().__init__(plain(runbook.name), id=id)
         self.runbook = runbook
         self.eta = eta
@@ -44,8 +43,9 @@ class PhaseTree(Tree[str]):
         self._steps: dict[str, TreeNode[str]] = {}
         self._phases: dict[str, tuple[TreeNode[str], tuple[Step, ...], Text]] = {}
 
-    def build(self, status: Mapping[str, StepStatus],
-              durations: Mapping[str, float | None]) -> None:
+    def build(
+        self, status: Mapping[str, StepStatus], durations: Mapping[str, float | None]
+    ) -> None:
         groups = [(phase.id, phase.title, phase.steps) for phase in self.runbook.phases]
         if self.runbook.rollback.steps:
             groups.append((ROLLBACK, "Rollback", self.runbook.rollback.steps))
@@ -53,8 +53,9 @@ class PhaseTree(Tree[str]):
             groups.append((TROUBLESHOOTING, "Quick actions", self.runbook.troubleshooting))
         for phase_id, title, steps in groups:
             title = plain(title, "bold")
-            node = self.root.add(title, data=f"phase:{phase_id}",
-                                 expand=phase_id not in (ROLLBACK, TROUBLESHOOTING))
+            node = self.root.add(
+                title, data=f"phase:{phase_id}", expand=phase_id not in (ROLLBACK, TROUBLESHOOTING)
+            )
             self._phases[phase_id] = (node, steps, title)
             for step in steps:
                 self._steps[step.id] = node.add_leaf(plain(step.title), data=step.id)
@@ -81,8 +82,11 @@ class PhaseTree(Tree[str]):
         failed = any(status[s.id] == StepStatus.FAILED for s in steps)
         progress = (f"{done}/{len(steps)} ", "bold red" if failed else "dim")
         label = Text.assemble(progress, title)
-        if (self.eta is not None and phase_id not in (ROLLBACK, TROUBLESHOOTING)
-                and all(status[s.id] == StepStatus.PENDING for s in steps)):
+        if (
+            self.eta is not None
+            and phase_id not in (ROLLBACK, TROUBLESHOOTING)
+            and all(status[s.id] == StepStatus.PENDING for s in steps)
+        ):
             label.append(f" {self.eta.estimate(steps).short()}", style="dim")
         phase_node.set_label(label)
 

@@ -28,10 +28,20 @@ class RunHeader(Static):
     """
     elapsed: reactive[float] = reactive(0.0)
 
-    def __init__(self, *, runbook: str, version: str, environment: str, label: str,
-                 run_id: str, dry_run: bool, protected: bool, started: float,
-                 rehearsal: bool = False,
-                 eta: Callable[[], EtaReading | None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        runbook: str,
+        version: str,
+        environment: str,
+        label: str,
+        run_id: str,
+        dry_run: bool,
+        protected: bool,
+        started: float,
+        rehearsal: bool = False,
+        eta: Callable[[], EtaReading | None] | None = None,
+    ) -> None:
         super().__init__()
         self.runbook, self.version = _one_line(runbook), _one_line(version)
         self.environment, self.label = environment, _one_line(label or environment.upper())
@@ -56,8 +66,11 @@ class RunHeader(Static):
     def _tick(self) -> None:
         self.elapsed = time.time() - self.started
         reading = self.eta() if self.eta is not None else None
-        self.tooltip = (f"{reading.summary()}; from the durations of the last rehearsal"
-                        if reading is not None else None)
+        self.tooltip = (
+            f"{reading.summary()}; from the durations of the last rehearsal"
+            if reading is not None
+            else None
+        )
 
     def set_note(self, note: str) -> None:
         self.note = _one_line(note)

@@ -39,8 +39,14 @@ class StepDetail(Static):
     StepDetail { padding: 0 1; height: auto; max-height: 12; }
     """
 
-    def show(self, step: Step, status: StepStatus, description: str,
-             row: Mapping[str, Any] | None, output: str) -> None:
+    def show(
+        self,
+        step: Step,
+        status: StepStatus,
+        description: str,
+        row: Mapping[str, Any] | None,
+        output: str,
+    ) -> None:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
@@ -59,8 +65,9 @@ class StepDetail(Static):
         if step.expect:
             expects = " · ".join(f"{k} {v}" for k, v in step.expect.items())
             grid.add_row("expects", plain(expects))
-        title = Text.assemble((visible(step.title, newlines=False), "bold"),
-                              (f"  {step.kind} · {step.id}", "dim"))
+        title = Text.assemble(
+            (visible(step.title, newlines=False), "bold"), (f"  {step.kind} · {step.id}", "dim")
+        )
         if step.description:
             title.append(visible(f"  {step.description}", newlines=False), style="dim")
         self.update(Group(title, grid))

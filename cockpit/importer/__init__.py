@@ -88,8 +88,15 @@ from cockpit.importer.translate import Translator
 from cockpit.runbook.model import RunbookInvalid
 from cockpit.runbook.source import control_problem, read_runbook_bytes
 
-__all__ = ["SHELL_LANGUAGES", "ImportFailed", "Imported", "Summary", "Uncertain", "import_file",
-           "import_markdown"]
+__all__ = [
+    "SHELL_LANGUAGES",
+    "ImportFailed",
+    "Imported",
+    "Summary",
+    "Uncertain",
+    "import_file",
+    "import_markdown",
+]
 
 
 class ImportFailed(CockpitError):
@@ -131,8 +138,9 @@ def import_file(path: str | Path) -> Imported:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ImportFailed(f"{path}:{line}: not UTF-8 text: a Markdown runbook must be "
-                           "UTF-8") from None
+        raise ImportFailed(
+            f"{path}:{line}: not UTF-8 text: a Markdown runbook must be UTF-8"
+        ) from None
     problem = control_problem(text, str(path))
     if problem is not None:
         raise ImportFailed(str(problem))

@@ -20,7 +20,9 @@ _ROLLBACK = re.compile(r"roll\s*-?\s*back", re.IGNORECASE)
 _CRITERIA = re.compile(r"\bwhen\b|criteria|trigger", re.IGNORECASE)
 _REFERENCE = re.compile(
     r"troubleshoot|common issues|support|contacts?\b|escalation|on-?call|appendix|faq|"
-    r"post-?deployment tasks|\b(?:day|week|month) \d", re.IGNORECASE)
+    r"post-?deployment tasks|\b(?:day|week|month) \d",
+    re.IGNORECASE,
+)
 _DEPLOY_PHASE = re.compile(r"(?<!pre-)(?<!post-)\bdeploy", re.IGNORECASE)
 _DURATION_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
 
@@ -28,8 +30,9 @@ _DURATION_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
 class Assembler:
     """The runbook as plain data, in the order it is written."""
 
-    def __init__(self, source: str, sections: SectionSteps, names: Names, alerts: AlertRules,
-                 review: Review) -> None:
+    def __init__(
+        self, source: str, sections: SectionSteps, names: Names, alerts: AlertRules, review: Review
+    ) -> None:
         self.source = source
         self.name = Path(source).name
         self.sections = sections
@@ -41,13 +44,21 @@ class Assembler:
     def build(self, text: str) -> dict[str, Any]:
         blocks = scan(text, self.source)
         fences = [block for block in blocks if isinstance(block, Fence)]
-        fences += [fence for block in blocks if isinstance(block, ListBlock)
-                   for item in block.items for fence in item.fences]
+        fences += [
+            fence
+            for block in blocks
+            if isinstance(block, ListBlock)
+            for item in block.items
+            for fence in item.fences
+        ]
         self.review.watch(fences)
         root = section_tree(blocks)
         document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
-        if len(root.children) == 1 and root.children[0].level == 1 and not any(
-                isinstance(b, Fence | ListBlock) for b in root.blocks):
+        if (
+            len(root.children) == 1
+            and root.children[0].level == 1
+            and not any(isinstance(b, Fence | ListBlock) for b in root.blocks)
+        ):
             document = root.children[0]
             name = document.title or name
             preamble = [*root.blocks, *document.blocks]
@@ -57,8 +68,9 @@ class Assembler:
         if version:
             book["version"] = version.group(1)
         phases: list[tuple[Section, list[Draft], str]] = []
-        own = self.sections.section_drafts(document, document.title or name, deep=False,
-                                           fallback=False)
+        own = self.sections.section_drafts(
+            document, document.title or name, deep=False, fallback=False
+        )
         self.sections.carry = []  # the preamble's text: the runbook's description
         if own:
             phases.append((document, own, ""))
@@ -81,18 +93,24 @@ class Assembler:
         def visit(section: Section) -> None:
             if _ROLLBACK.search(section.title) and not _PHASE.match(section.title):
                 self.rollback(section, rollback)
-            elif level is not None and section.level < level and any(
-                    s.level == level and _PHASE.match(s.title) for s in section.walk()):
-                made = self.sections.section_drafts(section, section.title, deep=False,
-                                                    fallback=False)
+            elif (
+                level is not None
+                and section.level < level
+                and any(s.level == level and _PHASE.match(s.title) for s in section.walk())
+            ):
+                made = self.sections.section_drafts(
+                    section, section.title, deep=False, fallback=False
+                )
                 if made:
                     add(section, made)
                 for child in section.children:
                     visit(child)
             else:
                 reference = bool(_REFERENCE.search(section.title))
-                add(section, self.sections.section_drafts(section, section.title,
-                                                          reference=reference))
+                add(
+                    section,
+                    self.sections.section_drafts(section, section.title, reference=reference),
+                )
 
         for child in document.children:
             visit(child)
@@ -102,8 +120,9 @@ class Assembler:
         drafts = self.sections.section_drafts(section, section.title, deep=False, fallback=False)
         for child in section.children:
             if not _CRITERIA.search(child.title):
-                drafts += self.sections.section_drafts(child,
-                                                       clean_label(child.title) or child.title)
+                drafts += self.sections.section_drafts(
+                    child, clean_label(child.title) or child.title
+                )
                 continue
             lists = [block for block in child.blocks if isinstance(block, ListBlock)]
             for block in child.blocks:
@@ -114,8 +133,9 @@ class Assembler:
                 elif isinstance(block, Paragraph) and not lists:
                     rollback["criteria"].append(block.text)
                 else:
-                    self.sections.carry.append(text_of(block) if isinstance(block, Paragraph | Note)
-                                      else fenced(block))
+                    self.sections.carry.append(
+                        text_of(block) if isinstance(block, Paragraph | Note) else fenced(block)
+                    )
             for grandchild in child.children:
                 drafts += self.sections.section_drafts(grandchild, clean_label(grandchild.title))
         if drafts and self.sections.carry:
@@ -124,12 +144,15 @@ class Assembler:
         rollback["drafts"] += drafts
 
     def step_id(self, title: str) -> str:
-        return self.step_ids.unique(slug(_DURATION_NOTE.sub("", title)) or slug(title)
-                                    or "step")
+        return self.step_ids.unique(slug(_DURATION_NOTE.sub("", title)) or slug(title) or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
-        step: dict[str, Any] = {"id": self.step_id(draft.title), "title": plain(draft.title),
-                                "kind": draft.kind, **draft.fields}
+        step: dict[str, Any] = {
+            "id": self.step_id(draft.title),
+            "title": plain(draft.title),
+            "kind": draft.kind,
+            **draft.fields,
+        }
         if draft.kind == "manual":
             step["items"] = [plain(item) for item in draft.fields["items"]]
         if draft.expect:
@@ -138,8 +161,7 @@ class Assembler:
         for note in notes:
             if fence := self.review.open_fences.pop(note, None):
                 self.review.doubt(draft, fence.warning, fence)
-        step["description"] = plain("\n".join([*notes, f"source: {self.name}:"
-                                                         f"{draft.line}"]))
+        step["description"] = plain("\n".join([*notes, f"source: {self.name}:{draft.line}"]))
         if draft.optional:
             step["optional"] = True
         if draft.confirm:
@@ -152,23 +174,34 @@ class Assembler:
         phase_ids = Ids()
         for section, drafts, description in phases:
             if not drafts:
-                drafts = [Draft(section.title, "manual", {"items": [section.title or "done"]},
-                                section.line)]
+                drafts = [
+                    Draft(
+                        section.title, "manual", {"items": [section.title or "done"]}, section.line
+                    )
+                ]
             phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", section.title)) or "phase")
             phase: dict[str, Any] = {"id": phase_id, "title": plain(section.title) or phase_id}
             if description:
                 phase["description"] = plain(description)
             if _DEPLOY_PHASE.search(section.title) or any(
-                    d.kind == "k8s" and d.fields["action"] in ("set_image", "restart", "scale")
-                    for d in drafts):
+                d.kind == "k8s" and d.fields["action"] in ("set_image", "restart", "scale")
+                for d in drafts
+            ):
                 phase["deploy"] = True
             phase["steps"] = [self.step(draft) for draft in drafts]
             out_phases.append(phase)
         if not out_phases:
-            drafts = [Draft("Review the imported document", "manual",
-                            {"items": ["No steps were found in the Markdown"]}, 1)]
-            out_phases.append({"id": "steps", "title": "Steps",
-                               "steps": [self.step(draft) for draft in drafts]})
+            drafts = [
+                Draft(
+                    "Review the imported document",
+                    "manual",
+                    {"items": ["No steps were found in the Markdown"]},
+                    1,
+                )
+            ]
+            out_phases.append(
+                {"id": "steps", "title": "Steps", "steps": [self.step(draft) for draft in drafts]}
+            )
         if self.names.secrets:
             book["secrets"] = Flow(self.names.secrets)
         if self.names.variables:

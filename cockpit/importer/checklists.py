@@ -13,7 +13,9 @@ from cockpit.importer.shell import ITEM, Command, Comment
 _ALERT = re.compile(
     r"(error rate|(?:response time |latency )?p95(?: latency)?|request rate|requests per "
     r"second)\s*(>=?|<=?|above|below)\s*([\d.]+)\s*(%|ms|s|rps|/s)?\s+for\s+(\d+)\s*"
-    r"(s|sec|seconds?|m|min|minutes?|h|hours?)\.?", re.IGNORECASE)
+    r"(s|sec|seconds?|m|min|minutes?|h|hours?)\.?",
+    re.IGNORECASE,
+)
 
 
 class AlertRules:
@@ -37,10 +39,15 @@ class AlertRules:
             else:
                 metric, value = "p95_ms", value * 1000 if unit == "s" else value
             seconds = parse_duration(f"{count}{per[0].lower()}")
-            rule = {"name": "", "metric": metric,
-                    ("above" if op.startswith(">") or op == "above" else "below"):
-                        int(value) if value == int(value) else round(value, 6),
-                    "for": format_setting(seconds), "severity": severity}
+            rule = {
+                "name": "",
+                "metric": metric,
+                ("above" if op.startswith(">") or op == "above" else "below"): int(value)
+                if value == int(value)
+                else round(value, 6),
+                "for": format_setting(seconds),
+                "severity": severity,
+            }
             if any({**r, "name": ""} == rule for r in self.rules):
                 continue
             base = f"{metric.replace('_', '-')}-{severity}"
@@ -63,8 +70,8 @@ def notes_checklist(texts: list[str], title: str, line: int, alerts: AlertRules)
         entries = [clean_label(text) for text in texts[1:]] or [head or title]
         notes = []
     alerts.add(head, entries)
-    return Draft(f"{title}: {head}" if head else title, "manual", {"items": entries},
-                 line, notes)
+    return Draft(f"{title}: {head}" if head else title, "manual", {"items": entries}, line, notes)
+
 
 def fence_checklist(items: list, title: str, line: int, alerts: AlertRules) -> Draft:
     entries, notes, label = [], [], ""

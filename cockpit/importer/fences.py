@@ -30,14 +30,21 @@ SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
 _STATEFUL = re.compile(
     r"^\s*(?:cd|pushd|popd|export|source|\.|set|unset|alias|shopt|trap|ulimit|umask)\b"
     r"|^\s*[A-Za-z_][A-Za-z0-9_]*=|^\s*(?:function\s+)?[A-Za-z_][\w-]*\s*\(\)|(?<![&>])&\s*$",
-    re.MULTILINE)
+    re.MULTILINE,
+)
 
 
 class FenceSteps:
     """The steps of one fence at a time."""
 
-    def __init__(self, translator: Translator, scripts: ShellSteps, alerts: AlertRules,
-                 names: Names, review: Review) -> None:
+    def __init__(
+        self,
+        translator: Translator,
+        scripts: ShellSteps,
+        alerts: AlertRules,
+        names: Names,
+        review: Review,
+    ) -> None:
         self.translator = translator
         self.scripts = scripts
         self.alerts = alerts
@@ -58,8 +65,9 @@ class FenceSteps:
     def code_drafts(self, fence: Fence, title: str, reference: bool) -> list[Draft]:
         start = fence.line + 1
         self.code = dict(enumerate(fence.lines, start))
-        template_at = next((i for i, text in enumerate(fence.lines)
-                            if TEMPLATE_LINE.match(text.strip())), None)
+        template_at = next(
+            (i for i, text in enumerate(fence.lines) if TEMPLATE_LINE.match(text.strip())), None
+        )
         if template_at is not None:
             return [self.translator.notify(fence, template_at, title)]
         if fence.language not in SHELL_LANGUAGES:
@@ -76,10 +84,13 @@ class FenceSteps:
         if prose(items):
             return [fence_checklist(items, title, fence.line, self.alerts)]
         if reference:
-            draft = Draft(title, "manual", {"items": [f"{title}: run the commands in the "
-                                                      "description by hand if needed"]},
-                          fence.line, ["Commands (run by hand, only when needed):",
-                                       *fence.lines])
+            draft = Draft(
+                title,
+                "manual",
+                {"items": [f"{title}: run the commands in the description by hand if needed"]},
+                fence.line,
+                ["Commands (run by hand, only when needed):", *fence.lines],
+            )
             self.names.shell_references("\n".join(fence.lines))
             return [draft]
         drafts = self.block_drafts(items, title, console)
@@ -109,14 +120,21 @@ class FenceSteps:
                     draft.title = f"{title}: {label}{own}"
                     draft.notes = [n for n in draft.notes if not OR_MARKER.fullmatch(n)]
                     draft.optional = draft.confirm = True
-                    draft.notes.insert(0, f"One of {len(alternatives)} alternatives "
-                                       f"({'; '.join(labels)}): run the one that applies, "
-                                       "decline the others.")
+                    draft.notes.insert(
+                        0,
+                        f"One of {len(alternatives)} alternatives "
+                        f"({'; '.join(labels)}): run the one that applies, "
+                        "decline the others.",
+                    )
             elif len(segments) > 1 and made and stateful:
-                self.review.doubt(made[0], "the block was split around its alternatives: "
-                                  "shell state (cd, export) set before them does not carry over")
-            stateful = stateful or any(_STATEFUL.search(item.text) for item in seg
-                                       if isinstance(item, Command))
+                self.review.doubt(
+                    made[0],
+                    "the block was split around its alternatives: "
+                    "shell state (cd, export) set before them does not carry over",
+                )
+            stateful = stateful or any(
+                _STATEFUL.search(item.text) for item in seg if isinstance(item, Command)
+            )
             drafts.extend(made)
         return drafts
 
@@ -136,21 +154,26 @@ class FenceSteps:
         backup = self.translator.backup(commands)
         if backup is not None:
             backup.title = title
-            backup.notes = [*notes, "A pg_dump -Fc (custom format: pg_restore can list and "
-                            "restore it) replaces the plain dump, verified and uploaded."]
+            backup.notes = [
+                *notes,
+                "A pg_dump -Fc (custom format: pg_restore can list and "
+                "restore it) replaces the plain dump, verified and uploaded.",
+            ]
             return [backup]
         typed = [self.translator.typed(command, title) for command in commands]
         if all(draft is not None for draft in typed):
             return self.typed_drafts(items, typed, title)
-        independent = not any(_STATEFUL.search(c.text) or HEREDOC.search(c.text)
-                              for c in commands)
+        independent = not any(_STATEFUL.search(c.text) or HEREDOC.search(c.text) for c in commands)
         if independent and any(draft is not None for draft in typed):
             return self.split(items, typed, title, console)
         draft = self.scripts.shell(items, title, console, self.code)
         recognised = [c.text.split()[0] for c, d in zip(commands, typed, strict=True) if d]
         if recognised:
-            self.review.doubt(draft, f"kept as one shell step: it mixes {', '.join(recognised)}"
-                                     " with commands that change shell state for later lines")
+            self.review.doubt(
+                draft,
+                f"kept as one shell step: it mixes {', '.join(recognised)}"
+                " with commands that change shell state for later lines",
+            )
         return [draft]
 
     def typed_drafts(self, items: list, typed: list, title: str) -> list[Draft]:
@@ -168,8 +191,9 @@ class FenceSteps:
             elif isinstance(item, Comment):
                 pending.append(item)
         if pending:  # notes after the last command: something to do or check by hand
-            drafts.append(notes_checklist([c.text for c in pending], title, pending[0].line,
-                                          self.alerts))
+            drafts.append(
+                notes_checklist([c.text for c in pending], title, pending[0].line, self.alerts)
+            )
         return drafts
 
     def with_followup(self, draft: Draft, title: str) -> list[Draft]:

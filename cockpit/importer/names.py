@@ -7,20 +7,46 @@ from __future__ import annotations
 import re
 
 DATE = "$(date +%Y%m%d)"  # the built-in ${date}
-_ASSIGNED = re.compile(r"^\s*(?:export\s+|declare\s+(?:-\w+\s+)?|local\s+|readonly\s+)?"
-                       r"([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
+_ASSIGNED = re.compile(
+    r"^\s*(?:export\s+|declare\s+(?:-\w+\s+)?|local\s+|readonly\s+)?"
+    r"([A-Za-z_][A-Za-z0-9_]*)=",
+    re.MULTILINE,
+)
 _SHELL_REF = re.compile(r"\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))")
 _ANY_DOLLAR = re.compile(r"\$")
 _SECRET_NAME = re.compile(r"KEY|TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|DSN|AUTH")
-_CONNECTION_URL = re.compile(r"(?:DATABASE|DB|REDIS|POSTGRES|PG|MYSQL|MONGO|AMQP|RABBIT)\w*URL|"
-                             r"URL\w*(?:DATABASE|DB|REDIS)")
-_ENVIRONMENT = {"PATH", "HOME", "USER", "PWD", "SHELL", "TERM", "LANG", "HOSTNAME",
-                "RANDOM", "SECONDS", "LINENO", "OLDPWD", "UID", "EUID", "PPID", "IFS",
-                "BASH_SOURCE", "TMPDIR"}
-_HTML = ("a|abbr|b|body|br|code|div|em|h[1-6]|head|hr|html|i|img|li|ol|p|pre|script|span|"
-         "strong|style|table|td|th|title|tr|ul")
-PLACEHOLDER = re.compile(rf"\byour-[a-z0-9]+(?:[-.][a-z0-9]+)*|<(?!(?:{_HTML})>)"
-                          r"([a-z][a-z0-9_-]*)>")
+_CONNECTION_URL = re.compile(
+    r"(?:DATABASE|DB|REDIS|POSTGRES|PG|MYSQL|MONGO|AMQP|RABBIT)\w*URL|"
+    r"URL\w*(?:DATABASE|DB|REDIS)"
+)
+_ENVIRONMENT = {
+    "PATH",
+    "HOME",
+    "USER",
+    "PWD",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "HOSTNAME",
+    "RANDOM",
+    "SECONDS",
+    "LINENO",
+    "OLDPWD",
+    "UID",
+    "EUID",
+    "PPID",
+    "IFS",
+    "BASH_SOURCE",
+    "TMPDIR",
+}
+_HTML = (
+    "a|abbr|b|body|br|code|div|em|h[1-6]|head|hr|html|i|img|li|ol|p|pre|script|span|"
+    "strong|style|table|td|th|title|tr|ul"
+)
+PLACEHOLDER = re.compile(
+    rf"\byour-[a-z0-9]+(?:[-.][a-z0-9]+)*|<(?!(?:{_HTML})>)"
+    r"([a-z][a-z0-9_-]*)>"
+)
 
 
 class Names:

@@ -33,8 +33,10 @@ class Fence:
 
     @property
     def warning(self) -> str:
-        return (f"code fence never closed; it runs to the end of the {self.open_to}: "
-                "check where it ends")
+        return (
+            f"code fence never closed; it runs to the end of the {self.open_to}: "
+            "check where it ends"
+        )
 
 
 @dataclass
@@ -155,27 +157,38 @@ def _unterminated(fence: Token, lines: list[str], source: str, container: str) -
     ``fence.meta["open"]`` with its column: it renders as code to the end of it."""
     marker, code = fence.markup, _fence(fence).lines
     closed = fence.map[1] - fence.map[0] == len(code) + 2
-    left_open = "" if closed else (f"no closing {marker} line before the end of the "
-                                   f"{container}; ")
+    left_open = "" if closed else (f"no closing {marker} line before the end of the {container}; ")
     column = lines[fence.map[0]].find(marker) + 1
     for number, text in enumerate(code, fence.map[0] + 2):
         other = _FENCE_LINE.match(text)
-        if other and other.group(2) and (not closed or other.group(1).startswith(marker)) \
-                and not (other.group(1)[0] == "`" and "`" in other.group(2)):
-            why = (f"{left_open}line {number} opens another block ({text.strip()}) before "
-                   f"this one is closed; everything {'after it' if left_open else 'in between'}")
+        if (
+            other
+            and other.group(2)
+            and (not closed or other.group(1).startswith(marker))
+            and not (other.group(1)[0] == "`" and "`" in other.group(2))
+        ):
+            why = (
+                f"{left_open}line {number} opens another block ({text.strip()}) before "
+                f"this one is closed; everything {'after it' if left_open else 'in between'}"
+            )
             break
         if left_open and _SECTION_HEADING.match(text):
-            why = (f"{left_open}line {number} ({text.strip()}) would be a heading, and "
-                   "everything from it")
+            why = (
+                f"{left_open}line {number} ({text.strip()}) would be a heading, and "
+                "everything from it"
+            )
             break
     else:
         if left_open:
             fence.meta["open"] = (container, column)
         return None
-    return Problem(source, fence.map[0] + 1, column,
-                   f"unterminated code fence (opened here): {why}, headings and commands "
-                   "included, would be one block of code")
+    return Problem(
+        source,
+        fence.map[0] + 1,
+        column,
+        f"unterminated code fence (opened here): {why}, headings and commands "
+        "included, would be one block of code",
+    )
 
 
 def _open_fences(tokens: list[Token], lines: list[str], source: str) -> list[Problem]:
@@ -187,8 +200,9 @@ def _open_fences(tokens: list[Token], lines: list[str], source: str) -> list[Pro
             containers.append(_CONTAINERS[token.type])
         elif token.type.removesuffix("_close") + "_open" in _CONTAINERS:
             containers.pop()
-        elif token.type == "fence" and \
-                (problem := _unterminated(token, lines, source, containers[-1])):
+        elif token.type == "fence" and (
+            problem := _unterminated(token, lines, source, containers[-1])
+        ):
             problems.append(problem)
     return problems
 
@@ -222,8 +236,11 @@ def scan(text: str, source: str) -> list:
         elif token.type == "fence":
             fence = _fence(token)
             last = blocks[-1] if blocks else None
-            if isinstance(last, ListBlock) and not last.items[-1].fences and \
-                    lines[line - 1][:1] in (" ", "\t"):
+            if (
+                isinstance(last, ListBlock)
+                and not last.items[-1].fences
+                and lines[line - 1][:1] in (" ", "\t")
+            ):
                 last.items[-1].fences.append(fence)  # indented under the item, if too little
             else:
                 blocks.append(fence)
@@ -253,8 +270,9 @@ def _fence(token: Token) -> Fence:
     code = token.content.split("\n")
     if code[-1] == "":
         code.pop()
-    return Fence((token.info.split() or [""])[0].lower(), code, token.map[0] + 1,
-                 *token.meta.get("open", ()))
+    return Fence(
+        (token.info.split() or [""])[0].lower(), code, token.map[0] + 1, *token.meta.get("open", ())
+    )
 
 
 def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item]:
@@ -275,8 +293,7 @@ def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item
     return kept
 
 
-def _add_items(tokens: list[Token], lines: list[str], hidden: set[int],
-               items: list[Item]) -> None:
+def _add_items(tokens: list[Token], lines: list[str], hidden: set[int], items: list[Item]) -> None:
     index = 0
     while index < len(tokens):
         token = tokens[index]

@@ -11,11 +11,16 @@ from cockpit.importer.shell import Command, Comment
 from cockpit.importer.summary import Review
 from cockpit.importer.translate import DESTRUCTIVE
 
-_SQL_LINE = re.compile(r"(?:SELECT|BEGIN|COMMIT|ROLLBACK|INSERT|UPDATE|DELETE|CREATE|ALTER|"
-                       r"DROP|WITH|ORDER BY|FROM|WHERE)\b")
+_SQL_LINE = re.compile(
+    r"(?:SELECT|BEGIN|COMMIT|ROLLBACK|INSERT|UPDATE|DELETE|CREATE|ALTER|"
+    r"DROP|WITH|ORDER BY|FROM|WHERE)\b"
+)
 _CRON = re.compile(r"(?:[\d*/,-]+\s+){5}\S")
-_ENDLESS = re.compile(r"\btail\s+-\w*f|\bcrontab\s+-e\b|\bwatch\b|\btop\b|\bless\b|\bvi(?:m)?\b|"
-                      r"^\s*psql\s+\S+\s*$", re.MULTILINE)
+_ENDLESS = re.compile(
+    r"\btail\s+-\w*f|\bcrontab\s+-e\b|\bwatch\b|\btop\b|\bless\b|\bvi(?:m)?\b|"
+    r"^\s*psql\s+\S+\s*$",
+    re.MULTILINE,
+)
 
 
 class ShellSteps:
@@ -34,14 +39,22 @@ class ShellSteps:
             notes = [item.text for item in items if isinstance(item, Comment)]
             for command in commands:
                 if command.output:
-                    notes += [f"expected output of: {command.text.splitlines()[0]}",
-                              *command.output]
+                    notes += [
+                        f"expected output of: {command.text.splitlines()[0]}",
+                        *command.output,
+                    ]
         else:
             run = "\n".join(lines_of(items, code))
             notes = [item.text for item in items if isinstance(item, Comment)]
             notes += [text for c in commands for text in c.expect]
-        draft = Draft(title, "shell", {"run": run + "\n"}, commands[0].line, notes,
-                      label=notes[0] if notes else "")
+        draft = Draft(
+            title,
+            "shell",
+            {"run": run + "\n"},
+            commands[0].line,
+            notes,
+            label=notes[0] if notes else "",
+        )
         self.names.shell_references(run)
         self.shell_checks(draft, run)
         return draft
@@ -61,17 +74,22 @@ class ShellSteps:
                 self.review.doubt(draft, f"a crontab entry, not a command: {stripped[:40]!r}")
                 return
             if _SQL_LINE.match(stripped):
-                self.review.doubt(draft, f"SQL written as a shell line (meant for psql?): "
-                                         f"{stripped[:40]!r}")
+                self.review.doubt(
+                    draft, f"SQL written as a shell line (meant for psql?): {stripped[:40]!r}"
+                )
                 return
         endless = _ENDLESS.search(run)
         if endless:
-            self.review.doubt(draft, f"{endless.group(0).strip()!r} waits for a person or "
-                                     "never ends: give the step a timeout or make it manual")
+            self.review.doubt(
+                draft,
+                f"{endless.group(0).strip()!r} waits for a person or "
+                "never ends: give the step a timeout or make it manual",
+            )
         placeholder = PLACEHOLDER.search(run)
         if placeholder:
-            self.review.doubt(draft, f"placeholder {placeholder.group(0)!r} in a script kept "
-                                     "exactly: edit it")
+            self.review.doubt(
+                draft, f"placeholder {placeholder.group(0)!r} in a script kept exactly: edit it"
+            )
 
 
 def lines_of(items: list, code: dict[int, str]) -> list[str]:

@@ -17,23 +17,32 @@ from cockpit.importer.translate import Translator
 _INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
 _OPTIONAL_TITLE = re.compile(
     r"\((?:if needed|optional|if implemented|if applicable|if required)\)|^optional\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 class SectionSteps:
     """Steps section by section; text that describes no step waits in ``carry`` for the
     next phase's description."""
 
-    def __init__(self, fences: FenceSteps, translator: Translator, scripts: ShellSteps,
-                 alerts: AlertRules) -> None:
+    def __init__(
+        self, fences: FenceSteps, translator: Translator, scripts: ShellSteps, alerts: AlertRules
+    ) -> None:
         self.fences = fences
         self.translator = translator
         self.scripts = scripts
         self.alerts = alerts
         self.carry: list[str] = []  # text waiting for the next phase's description
 
-    def section_drafts(self, section: Section, title: str, *, reference: bool = False,
-                       deep: bool = True, fallback: bool = True) -> list[Draft]:
+    def section_drafts(
+        self,
+        section: Section,
+        title: str,
+        *,
+        reference: bool = False,
+        deep: bool = True,
+        fallback: bool = True,
+    ) -> list[Draft]:
         """Steps from a section's own blocks, then (``deep``) from its subsections. Text
         with no step to describe becomes a manual step (``fallback``) or waits in
         ``self.carry`` for the next phase."""
@@ -66,9 +75,13 @@ class SectionSteps:
             for draft in drafts:
                 if draft.title == title and leads.get(id(draft)):
                     draft.title = leads[id(draft)]
-        children = [draft for child in (section.children if deep else ())
-                    for draft in self.section_drafts(child, clean_label(child.title) or title,
-                                                     reference=reference)]
+        children = [
+            draft
+            for child in (section.children if deep else ())
+            for draft in self.section_drafts(
+                child, clean_label(child.title) or title, reference=reference
+            )
+        ]
         if pending:
             self.place(pending, drafts, children, section, title, fallback)
         drafts += children
@@ -78,8 +91,15 @@ class SectionSteps:
                 draft.confirm = draft.confirm or not reference
         return drafts
 
-    def place(self, pending: list[str], drafts: list[Draft], children: list[Draft],
-              section: Section, title: str, fallback: bool) -> None:
+    def place(
+        self,
+        pending: list[str],
+        drafts: list[Draft],
+        children: list[Draft],
+        section: Section,
+        title: str,
+        fallback: bool,
+    ) -> None:
         """Text no step follows: a note of the last step, else of the first subsection's,
         else a manual step (``fallback``), else carried to the next phase."""
         if drafts:
@@ -87,8 +107,9 @@ class SectionSteps:
         elif children:
             children[0].notes = [*pending, *children[0].notes]
         elif fallback:
-            drafts.append(Draft(title, "manual", {"items": [title or "read the text"]},
-                                section.line, pending))
+            drafts.append(
+                Draft(title, "manual", {"items": [title or "read the text"]}, section.line, pending)
+            )
         else:
             self.carry += pending
 
@@ -102,8 +123,9 @@ class SectionSteps:
             if checklist:
                 entries = [item.text for item in checklist]
                 self.alerts.add(title, entries)
-                drafts.append(Draft(title, "manual", {"items": entries}, checklist[0].line,
-                                    list(fences)))
+                drafts.append(
+                    Draft(title, "manual", {"items": entries}, checklist[0].line, list(fences))
+                )
                 checklist.clear()
                 fences.clear()
 
@@ -116,8 +138,9 @@ class SectionSteps:
             elif inline and not tasks and not reference:
                 flush()
                 command = Command(item.line, inline.group(1))
-                draft = self.translator.typed(command, item_title) or \
-                    self.scripts.inline_shell(command, item_title)
+                draft = self.translator.typed(command, item_title) or self.scripts.inline_shell(
+                    command, item_title
+                )
                 draft.notes += item.notes
                 drafts.append(draft)
             else:
@@ -141,8 +164,15 @@ class SectionSteps:
             waiting = []
             drafts += made
         if not drafts:
-            return [Draft(title, "manual", {"items": [item.text or title]}, item.line,
-                          [*waiting, *item.notes])]
+            return [
+                Draft(
+                    title,
+                    "manual",
+                    {"items": [item.text or title]},
+                    item.line,
+                    [*waiting, *item.notes],
+                )
+            ]
         drafts[-1].notes += waiting
         drafts[0].notes += item.notes
         return drafts

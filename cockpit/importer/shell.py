@@ -10,12 +10,16 @@ import shlex
 from dataclasses import dataclass, field
 
 ITEM = re.compile(r"( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
-EXPECT = re.compile(r"(?:expected|should (?:return|show|be|print)|returns?|look for|expect)\b"
-                    r"([^:]*):?\s*(.*)$", re.IGNORECASE)
+EXPECT = re.compile(
+    r"(?:expected|should (?:return|show|be|print)|returns?|look for|expect)\b"
+    r"([^:]*):?\s*(.*)$",
+    re.IGNORECASE,
+)
 HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
 OR_MARKER = re.compile(r"or\b", re.IGNORECASE)
-_IF_MARKER = re.compile(r"(?:if (?:using|you use|you're using|deploying|running)|when using)\b",
-                        re.IGNORECASE)
+_IF_MARKER = re.compile(
+    r"(?:if (?:using|you use|you're using|deploying|running)|when using)\b", re.IGNORECASE
+)
 
 
 @dataclass
@@ -74,8 +78,9 @@ def parse_code(code: list[tuple[int, str]]) -> list:
         index -= 1
         heredoc = HEREDOC.search(text)
         lines = [text]
-        while index + 1 < len(code) and not _complete("\n".join(lines),
-                                                      heredoc and heredoc.group(1)):
+        while index + 1 < len(code) and not _complete(
+            "\n".join(lines), heredoc and heredoc.group(1)
+        ):
             index += 1
             lines.append(code[index][1])
         items.append(Command(number, "\n".join(lines), end=code[index][0]))
@@ -109,8 +114,7 @@ def console_commands(code: list[tuple[int, str]]) -> list:
 
 def prose(items: list) -> bool:
     commands = [item for item in items if isinstance(item, Command)]
-    return bool(commands) and all(ITEM.match(c.text) and "\n" not in c.text
-                                  for c in commands)
+    return bool(commands) and all(ITEM.match(c.text) and "\n" not in c.text for c in commands)
 
 
 def flagged_paragraphs(items: list) -> list[tuple[str, list]]:

@@ -42,8 +42,10 @@ class Summary:
     def lines(self) -> list[str]:
         steps = sum(self.kinds.values())
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.kinds.items()))
-        out = [f"imported {self.source}: {self.phases} phases, {steps} steps ({kinds}), "
-               f"{self.rollback_steps} rollback steps, {self.alerts} alert rules"]
+        out = [
+            f"imported {self.source}: {self.phases} phases, {steps} steps ({kinds}), "
+            f"{self.rollback_steps} rollback steps, {self.alerts} alert rules"
+        ]
         if self.secrets:
             out.append(f"secrets to provide: {', '.join(self.secrets)}")
         if self.unset:
@@ -52,8 +54,10 @@ class Summary:
             out.append(f"placeholder {placeholder!r} -> variable {name}")
         if self.uncertain:
             out.append(f"{len(self.uncertain)} to review:")
-            out += [f"  {self.source}:{u.line}{f':{u.column}' if u.column else ''} {u.step}: "
-                    f"{u.reason}" for u in self.uncertain]
+            out += [
+                f"  {self.source}:{u.line}{f':{u.column}' if u.column else ''} {u.step}: {u.reason}"
+                for u in self.uncertain
+            ]
         return out
 
 
@@ -92,28 +96,44 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 
 _Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(Flow, lambda dumper, value: dumper.represent_sequence(
-    "tag:yaml.org,2002:seq", value, flow_style=True))
+_Dumper.add_representer(
+    Flow,
+    lambda dumper, value: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", value, flow_style=True
+    ),
+)
 
 
 def imported(book: dict[str, Any], source: str, names: Names, review: Review) -> Imported:
     """The runbook, its YAML and the summary of what it took to make it."""
-    summary = Summary(Path(source).name, phases=len(book["phases"]),
-                      alerts=len(book.get("alerts", ())))
+    summary = Summary(
+        Path(source).name, phases=len(book["phases"]), alerts=len(book.get("alerts", ()))
+    )
     for phase in book["phases"]:
         for step in phase["steps"]:
             summary.kinds[step["kind"]] += 1
     summary.rollback_steps = len(book.get("rollback", {}).get("steps", ()))
-    summary.uncertain = [Uncertain(fence.line, draft.id, reason, fence.column) if fence
-                         else Uncertain(draft.line, draft.id, reason)
-                         for draft, reason, fence in review.uncertain if draft.id]
-    summary.uncertain += [Uncertain(fence.line, "description", fence.warning, fence.column)
-                          for fence in review.open_fences.values()]  # shown in no step
+    summary.uncertain = [
+        Uncertain(fence.line, draft.id, reason, fence.column)
+        if fence
+        else Uncertain(draft.line, draft.id, reason)
+        for draft, reason, fence in review.uncertain
+        if draft.id
+    ]
+    summary.uncertain += [
+        Uncertain(fence.line, "description", fence.warning, fence.column)
+        for fence in review.open_fences.values()
+    ]  # shown in no step
     summary.uncertain.sort(key=lambda u: u.line)
     summary.placeholders = {name: text for text, name in names.placeholders.items()}
     summary.unset = [name for name, value in names.variables.items() if not value]
     summary.secrets = list(names.secrets)
-    header = (f"# Imported from {Path(source).name} by `cockpit import`: review the steps "
-              "listed as uncertain\n")
-    return Imported(book, header + yaml.dump(book, Dumper=_Dumper, sort_keys=False,
-                                             allow_unicode=True, width=100), summary)
+    header = (
+        f"# Imported from {Path(source).name} by `cockpit import`: review the steps "
+        "listed as uncertain\n"
+    )
+    return Imported(
+        book,
+        header + yaml.dump(book, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100),
+        summary,
+    )

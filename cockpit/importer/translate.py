@@ -15,22 +15,45 @@ from cockpit.importer.scan import Fence
 from cockpit.importer.shell import EXPECT, ITEM, Command
 from cockpit.importer.summary import Review
 
-DESTRUCTIVE = re.compile(r"pg_restore|\bdrop\b|\btruncate\b|\bdelete\b|\brm\s+-\w*[rf]|"
-                         r"rollout undo|--clean|flushall|flushdb", re.IGNORECASE)
+DESTRUCTIVE = re.compile(
+    r"pg_restore|\bdrop\b|\btruncate\b|\bdelete\b|\brm\s+-\w*[rf]|"
+    r"rollout undo|--clean|flushall|flushdb",
+    re.IGNORECASE,
+)
 TEMPLATE_LINE = re.compile(r"template:\s*(.*)$", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([A-Z][A-Z0-9_]*)\]")
-_BUILTIN_PLACEHOLDERS = {"TIME": "now", "NOW": "now", "DATE": "date", "STATUS": "status",
-                         "RUN_URL": "run_url", "OPERATOR": "operator", "ENV": "env"}
+_BUILTIN_PLACEHOLDERS = {
+    "TIME": "now",
+    "NOW": "now",
+    "DATE": "date",
+    "STATUS": "status",
+    "RUN_URL": "run_url",
+    "OPERATOR": "operator",
+    "ENV": "env",
+}
 _TYPED_COMMAND = re.compile(r"curl|redis-cli|kubectl|psql")
 _UNQUOTED = str.maketrans("", "", "'\"\\")  # what shlex takes out of a word
 _QUERIES = {
     "\\dt": "SELECT schemaname, tablename FROM pg_catalog.pg_tables\n"
-            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
     "\\di": "SELECT schemaname, tablename, indexname FROM pg_catalog.pg_indexes\n"
-            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, 3",
+    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, 3",
 }
-_CURL_QUIET = ("-s", "-S", "-sS", "-Ss", "-f", "-fsS", "-sf", "--fail", "--silent",
-               "--show-error", "-L", "--location", "-sL")
+_CURL_QUIET = (
+    "-s",
+    "-S",
+    "-sS",
+    "-Ss",
+    "-f",
+    "-fsS",
+    "-sf",
+    "--fail",
+    "--silent",
+    "--show-error",
+    "-L",
+    "--location",
+    "-sL",
+)
 
 
 class Translator:
@@ -59,8 +82,9 @@ class Translator:
         message = _BRACKETED.sub(bracketed, message)
         notes = []
         audience = [ITEM.match(t.strip()).group(3) for t in before if ITEM.match(t.strip())]
-        notes += [t.strip().lstrip("#").strip() for t in before
-                  if t.strip() and not ITEM.match(t.strip())]
+        notes += [
+            t.strip().lstrip("#").strip() for t in before if t.strip() and not ITEM.match(t.strip())
+        ]
         if audience:
             notes.append(f"Send to: {', '.join(audience)}")
         return Draft(title, "notify", {"template": message or title}, fence.line, notes)
@@ -79,8 +103,12 @@ class Translator:
             return None
         if not argv or any(set(word) <= set("|&;<>()") for word in argv):
             return None
-        convert = {"curl": self.curl, "redis-cli": self.redis, "kubectl": self.kubectl,
-                   "psql": self.psql}.get(argv[0])
+        convert = {
+            "curl": self.curl,
+            "redis-cli": self.redis,
+            "kubectl": self.kubectl,
+            "psql": self.psql,
+        }.get(argv[0])
         if convert is None:
             return None
         try:
@@ -90,11 +118,14 @@ class Translator:
         if made is None:
             return None
         kind, fields, expect = made
-        named = {"sql": lambda: fields["query"],
-                 "http": lambda: f"{fields.get('method', 'GET')} {fields['url']}"}
+        named = {
+            "sql": lambda: fields["query"],
+            "http": lambda: f"{fields.get('method', 'GET')} {fields['url']}",
+        }
         label = named.get(kind, lambda: text.strip())()
-        draft = Draft(title, kind, fields, command.line, expect=expect,
-                      label=shorten(label.splitlines()[0]))
+        draft = Draft(
+            title, kind, fields, command.line, expect=expect, label=shorten(label.splitlines()[0])
+        )
         if DESTRUCTIVE.search(text):
             draft.confirm = True
         if command.expect and not expect and len(command.expect) > 1:
@@ -154,8 +185,7 @@ class Translator:
         return value
 
     def http_expect(self, command: Command) -> dict[str, Any]:
-        texts = [EXPECT.match(text).group(2) for text in command.expect[:1]
-                 if EXPECT.match(text)]
+        texts = [EXPECT.match(text).group(2) for text in command.expect[:1] if EXPECT.match(text)]
         if command.output:
             texts.append("\n".join(command.output))
         for text in texts:
@@ -183,16 +213,26 @@ class Translator:
             url, args = self.names.templated(args[1]), args[2:]
         if not args or any(word.startswith("-") for word in args):
             return None
-        fields: dict[str, Any] = {"url": url,
-                                  "command": Flow(self.names.templated(word) for word in args)}
-        if args[0].upper() in ("SET", "DEL", "UNLINK") and len(args) > 1 and \
-                "maintenance" in args[1].lower():
+        fields: dict[str, Any] = {
+            "url": url,
+            "command": Flow(self.names.templated(word) for word in args),
+        }
+        if (
+            args[0].upper() in ("SET", "DEL", "UNLINK")
+            and len(args) > 1
+            and "maintenance" in args[1].lower()
+        ):
             fields["maintenance"] = True
         return "redis", fields, {}
 
     def kubectl(self, args: list[str], command: Command):
-        names = {"-n": "namespace", "--namespace": "namespace", "--context": "context",
-                 "--to-revision": "to-revision", "--replicas": "replicas"}
+        names = {
+            "-n": "namespace",
+            "--namespace": "namespace",
+            "--context": "context",
+            "--to-revision": "to-revision",
+            "--replicas": "replicas",
+        }
         options: dict[str, str] = {}
         rest: list[str] = []
         words = iter(args)
@@ -204,14 +244,18 @@ class Translator:
                 return None
             else:
                 rest.append(word)
-        actions = {("set", "image"): "set_image", ("rollout", "status"): "rollout_status",
-                   ("rollout", "undo"): "rollout_undo", ("rollout", "restart"): "restart",
-                   ("scale",): "scale"}
+        actions = {
+            ("set", "image"): "set_image",
+            ("rollout", "status"): "rollout_status",
+            ("rollout", "undo"): "rollout_undo",
+            ("rollout", "restart"): "restart",
+            ("scale",): "scale",
+        }
         verb = tuple(rest[:1]) if rest[:1] == ["scale"] else tuple(rest[:2])
         action = actions.get(verb)
         if action is None:
             return None
-        targets = rest[len(verb):]
+        targets = rest[len(verb) :]
         kind_name, _, deployment = targets[0].partition("/")
         if kind_name not in ("deployment", "deploy", "deployments") or not deployment:
             return None
@@ -278,13 +322,17 @@ class Translator:
         dumps = [c for c in commands if c.text.lstrip().startswith("pg_dump ")]
         uploads = [c for c in commands if re.match(r"\s*aws\s+s3\s+cp\s", c.text)]
         others = [c for c in commands if c not in dumps and c not in uploads]
-        if len(dumps) != 1 or len(uploads) != 1 or any(
-                not re.match(r"\s*pg_restore\s+--list\b", c.text) for c in others):
+        if (
+            len(dumps) != 1
+            or len(uploads) != 1
+            or any(not re.match(r"\s*pg_restore\s+--list\b", c.text) for c in others)
+        ):
             return None
         try:
             dump = shlex.split(dumps[0].text.replace("\\\n", " "))
-            upload = shlex.split(uploads[0].text.replace("\\\n", " ").replace(
-                DATE, "'" + DATE + "'"))
+            upload = shlex.split(
+                uploads[0].text.replace("\\\n", " ").replace(DATE, "'" + DATE + "'")
+            )
         except ValueError:
             return None
         dsn = next((word for word in dump[1:] if not word.startswith("-")), None)

@@ -211,8 +211,9 @@ def format_metric(name: str, value: float | None) -> str:
     return f"{value:g}"
 
 
-def alert_summary(metric: str, value: float | None, threshold: float | None,
-                  reason: str = "") -> str:
+def alert_summary(
+    metric: str, value: float | None, threshold: float | None, reason: str = ""
+) -> str:
     """``error_rate 7.20% (threshold 5.00%)``, or why there is no value."""
     if value is None:
         return f"{metric}: no data ({reason or 'unknown'})"

@@ -199,8 +199,11 @@ def _fast_samples(text: str, wanted: Mapping[str, str], keys: Iterable[str]):
                 found = pattern.search(match[2])
                 if found:
                     value = found[1]
-                    labels[key] = re.sub(r'\\[\\"n]', lambda m: _UNESCAPE[m[0]], value) \
-                        if "\\" in value else value
+                    labels[key] = (
+                        re.sub(r'\\[\\"n]', lambda m: _UNESCAPE[m[0]], value)
+                        if "\\" in value
+                        else value
+                    )
         try:
             samples.append((match[1], labels, float(match[3])))
         except ValueError:
@@ -214,8 +217,11 @@ def _fast_samples(text: str, wanted: Mapping[str, str], keys: Iterable[str]):
 def _reference_samples(text: str):
     from prometheus_client.parser import text_string_to_metric_families
 
-    return [(s.name, s.labels, float(s.value))
-            for family in text_string_to_metric_families(text) for s in family.samples]
+    return [
+        (s.name, s.labels, float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
 
 
 def parse_exposition(text: str, spec: MetricSpec, at: float) -> Snapshot:

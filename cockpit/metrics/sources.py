@@ -124,8 +124,14 @@ class _Scrape:
         latency = rates.latency
         if latency.value is not None:
             latency = Reading(latency.value * self.scale)
-        return Sample(at, {self.spec.latency_metric: latency,
-                           "error_rate": rates.error_rate, "request_rate": rates.request_rate})
+        return Sample(
+            at,
+            {
+                self.spec.latency_metric: latency,
+                "error_rate": rates.error_rate,
+                "request_rate": rates.request_rate,
+            },
+        )
 
 
 class _Prometheus:

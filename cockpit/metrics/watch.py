@@ -96,14 +96,20 @@ class MetricsWatch:
         sample = await self._sampler.poll(client, self._clock())
         notice = None
         if sample.error and sample.error != self._failing:
-            notice = Notice(f"metrics unavailable: {sample.error} (retrying every "
-                            f"{format_setting(self.spec.interval)})", ok=False)
+            notice = Notice(
+                f"metrics unavailable: {sample.error} (retrying every "
+                f"{format_setting(self.spec.interval)})",
+                ok=False,
+            )
         elif not sample.error and self._failing:
             notice = Notice("metrics available again", ok=True)
         self._failing = sample.error
         baselines = self._fill_baselines(sample)
-        readings = sample.readings if not sample.error else {
-            name: no_data(sample.error) for name in self.spec.metrics}
+        readings = (
+            sample.readings
+            if not sample.error
+            else {name: no_data(sample.error) for name in self.spec.metrics}
+        )
         statuses = self.evaluator.evaluate(readings)
         self.latest = sample
         if self.listener is not None:

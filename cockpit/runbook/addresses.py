@@ -17,9 +17,11 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _PIECE = r"(?:\[[0-9A-Fa-f:.]*\]|[^@/?#\\:\[\]\s]+)"
 """What a variable may stand for inside an address: a whole user, host or port."""
 _ANYWHERE = re.compile("")
-MOVES_ADDRESS = ("could change the address this URL goes to: a variable may give the whole "
-                 "address at the start (\"${BASE_URL}/path\"), a whole host, port or user "
-                 "(\"https://${HOST}:${PORT}/path\"), or fill the path and query")
+MOVES_ADDRESS = (
+    "could change the address this URL goes to: a variable may give the whole "
+    'address at the start ("${BASE_URL}/path"), a whole host, port or user '
+    '("https://${HOST}:${PORT}/path"), or fill the path and query'
+)
 
 
 def address_pattern(text: str) -> re.Pattern[str] | str:
@@ -54,9 +56,10 @@ def address_pattern(text: str) -> re.Pattern[str] | str:
         if index == len(names):
             break
         following = literals[index + 1]
-        alone = (literal.endswith(("://", "@", ":"))
-                 and (following[:1] in (":", "@", "/", "?", "#")
-                      or (index + 1 == len(names) and not following)))
+        alone = literal.endswith(("://", "@", ":")) and (
+            following[:1] in (":", "@", "/", "?", "#")
+            or (index + 1 == len(names) and not following)
+        )
         if not alone:
             return f"${{{names[index]}}} {MOVES_ADDRESS}"
         pattern.append(_PIECE)

@@ -60,9 +60,15 @@ class Checker(TemplateChecker):
         try:
             documents, aliases = compose_any(self.text)
         except TooManyNodes as exc:
-            self.problems.append(Problem(
-                self.path, exc.mark.line + 1, exc.mark.column + 1, f"more than {MAX_NODES:,} "
-                "YAML values (mappings, lists, scalars) by here: a runbook this big is refused"))
+            self.problems.append(
+                Problem(
+                    self.path,
+                    exc.mark.line + 1,
+                    exc.mark.column + 1,
+                    f"more than {MAX_NODES:,} "
+                    "YAML values (mappings, lists, scalars) by here: a runbook this big is refused",
+                )
+            )
             return None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -71,8 +77,9 @@ class Checker(TemplateChecker):
             self.problems.append(Problem(self.path, line, col, f"YAML syntax: {what}"))
             return None
         except yaml.reader.ReaderError as exc:  # a control character: say where it is
-            self.problem_at(exc.position, f"YAML syntax: {exc.reason} "
-                            f"(character #x{exc.character:02x})")
+            self.problem_at(
+                exc.position, f"YAML syntax: {exc.reason} (character #x{exc.character:02x})"
+            )
             return None
         except yaml.YAMLError as exc:
             self.problems.append(Problem(self.path, 1, 1, f"YAML syntax: {exc}"))
@@ -85,8 +92,9 @@ class Checker(TemplateChecker):
         documents = [doc for doc in documents if doc is not None]
         if not documents:
             self.problems.append(
-                Problem(self.path, 1, 1, "empty runbook: expected a mapping with "
-                        "'runbook' and 'phases'")
+                Problem(
+                    self.path, 1, 1, "empty runbook: expected a mapping with 'runbook' and 'phases'"
+                )
             )
             return None
         if len(documents) > 1:
@@ -106,8 +114,11 @@ class Checker(TemplateChecker):
         phases = self.phases(top["phases"][1]) if "phases" in top else ()
         alerts = self.sources.alerts(top["alerts"][1], metrics, phases) if "alerts" in top else ()
         rollback = self.rollback(top["rollback"][1]) if "rollback" in top else Rollback()
-        troubleshooting = self.steps.step_list(top[TROUBLESHOOTING][1], TROUBLESHOOTING,
-                                         "'troubleshooting'") if TROUBLESHOOTING in top else ()
+        troubleshooting = (
+            self.steps.step_list(top[TROUBLESHOOTING][1], TROUBLESHOOTING, "'troubleshooting'")
+            if TROUBLESHOOTING in top
+            else ()
+        )
         contacts = self.contacts(top["contacts"][1]) if "contacts" in top else Contacts()
         checklists = self.checklists(top["checklists"][1]) if "checklists" in top else ()
         window = self.duration(top["window"][1], "'window'") if "window" in top else None
@@ -115,9 +126,15 @@ class Checker(TemplateChecker):
             for phase in (*phases, Phase("rollback", "", (*rollback.steps, *troubleshooting))):
                 for step in phase.steps:
                     if get_kind(step.kind).needs_metrics:
-                        self.problems.append(Problem(
-                            self.path, step.line, 1, f"step '{step.id}': a {step.kind} step "
-                            "watches the runbook's metrics; add a 'metrics:' section"))
+                        self.problems.append(
+                            Problem(
+                                self.path,
+                                step.line,
+                                1,
+                                f"step '{step.id}': a {step.kind} step "
+                                "watches the runbook's metrics; add a 'metrics:' section",
+                            )
+                        )
         return Runbook(
             name=name or "",
             path=Path(self.path),
@@ -144,16 +161,19 @@ class Checker(TemplateChecker):
         total = 0
         for mark, anchor, node in aliases:
             if node is None:
-                message = f"alias *{anchor} is inside the node it names: a runbook can not " \
-                          "contain itself"
+                message = (
+                    f"alias *{anchor} is inside the node it names: a runbook can not contain itself"
+                )
             else:
                 total += expanded_size(node, sizes)
                 if total <= MAX_ALIASED:
                     continue
-                message = (f"alias *{anchor}: aliases repeat more than "
-                           f"{MAX_ALIASED / 2**20:g} MiB of the runbook ({total:,} characters "
-                           "by here); an anchor is for a few shared settings, not for "
-                           "multiplying text")
+                message = (
+                    f"alias *{anchor}: aliases repeat more than "
+                    f"{MAX_ALIASED / 2**20:g} MiB of the runbook ({total:,} characters "
+                    "by here); an anchor is for a few shared settings, not for "
+                    "multiplying text"
+                )
             self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
             return False
         return True
@@ -173,18 +193,24 @@ class Checker(TemplateChecker):
                 found = _UNUSABLE.search(node.value)
                 if found is not None:
                     char = found.group()
-                    what = f"control character {control_name(char)}" if char == "\0" else \
-                        f"U+{ord(char):04X} (a lone surrogate)"
-                    self.problem(node, f"{what}, written as an escape: no command, file name "
-                                 "or environment variable can hold it")
+                    what = (
+                        f"control character {control_name(char)}"
+                        if char == "\0"
+                        else f"U+{ord(char):04X} (a lone surrogate)"
+                    )
+                    self.problem(
+                        node,
+                        f"{what}, written as an escape: no command, file name "
+                        "or environment variable can hold it",
+                    )
             elif isinstance(node, MappingNode):
                 first: dict[str, int] = {}
                 for key, value in node.value:
                     if isinstance(key, ScalarNode):
                         if key.value in first:
                             self.problem(
-                                key, f"duplicate key '{key.value}' (first at line "
-                                f"{first[key.value]})"
+                                key,
+                                f"duplicate key '{key.value}' (first at line {first[key.value]})",
                             )
                         else:
                             first[key.value] = key.start_mark.line + 1
@@ -199,8 +225,11 @@ class Checker(TemplateChecker):
         items = node.value if isinstance(node, SequenceNode) else [node]
         for name, item in zip(names, items, strict=False):
             if not VAR_NAME.fullmatch(name):
-                self.problem(item, f"secret name {shown(name)}: use letters, digits and '_' "
-                             "(it becomes an environment variable)")
+                self.problem(
+                    item,
+                    f"secret name {shown(name)}: use letters, digits and '_' "
+                    "(it becomes an environment variable)",
+                )
         return tuple(names)
 
     def variables(self, node: Node) -> dict[str, str]:
@@ -210,15 +239,17 @@ class Checker(TemplateChecker):
         variables: dict[str, str] = {}
         for name, (key, value) in found.items():
             if not VAR_NAME.fullmatch(name):
-                self.problem(key, f"variable name {shown(name)}: use letters, digits and '_' "
-                             "(it becomes an environment variable)")
+                self.problem(
+                    key,
+                    f"variable name {shown(name)}: use letters, digits and '_' "
+                    "(it becomes an environment variable)",
+                )
                 continue
             if name in BUILTINS:
                 self.problem(key, f"variable '{name}' hides the built-in ${{{name}}}")
                 continue
             if not isinstance(value, ScalarNode) or value.tag == NULL_TAG:
-                self.problem(value, f"variable '{name}': expected a value, "
-                             f"found {kind_of(value)}")
+                self.problem(value, f"variable '{name}': expected a value, found {kind_of(value)}")
                 continue
             variables[name] = value.value
         self.names.update(variables)
@@ -257,8 +288,10 @@ class Checker(TemplateChecker):
         what = f"phase '{phase_id}'" if phase_id else "phase"
         if phase_id is not None:
             if phase_id in seen:
-                self.problem(found["id"][1], f"duplicate phase id '{phase_id}' (first at "
-                             f"line {seen[phase_id]})")
+                self.problem(
+                    found["id"][1],
+                    f"duplicate phase id '{phase_id}' (first at line {seen[phase_id]})",
+                )
             seen.setdefault(phase_id, found["id"][1].start_mark.line + 1)
         title = self.optional_string(found, "title") or phase_id or ""
         steps: tuple[Step, ...] = ()
@@ -283,22 +316,25 @@ class Checker(TemplateChecker):
         if "on_call" in found:
             items = found["on_call"][1]
             if not isinstance(items, SequenceNode):
-                self.problem(items, "contacts on_call: expected a list of people, found "
-                             f"{kind_of(items)}")
+                self.problem(
+                    items, f"contacts on_call: expected a list of people, found {kind_of(items)}"
+                )
             else:
                 for item in items.value:
-                    person = self.mapping(item, "contact", CONTACT_KEYS,
-                                          required=("role", "name"))
+                    person = self.mapping(item, "contact", CONTACT_KEYS, required=("role", "name"))
                     if person is None or not {"role", "name"} <= person.keys():
                         continue
-                    values = {key: self.string(value, f"contact {key}")
-                              for key, (_, value) in person.items()}
+                    values = {
+                        key: self.string(value, f"contact {key}")
+                        for key, (_, value) in person.items()
+                    }
                     if None not in values.values():
                         people.append(Contact(**values))
         escalation = ()
         if "escalation" in found:
-            escalation = tuple(self.string_list(found["escalation"][1],
-                                                "contacts escalation") or ())
+            escalation = tuple(
+                self.string_list(found["escalation"][1], "contacts escalation") or ()
+            )
         return Contacts(on_call=tuple(people), escalation=escalation)
 
     def checklists(self, node: Node, prefix: str = "") -> tuple[tuple[str, tuple[str, ...]], ...]:

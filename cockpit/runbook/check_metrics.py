@@ -46,14 +46,20 @@ class MetricsChecker:
         source = self.read.string(found["source"][1], "metrics source")
         if source not in SOURCES:
             if source is not None:
-                self.read.problem(found["source"][1], f"metrics source: {shown(source)} is not "
-                                  f"one of: {', '.join(SOURCES)}{did_you_mean(source, SOURCES)}")
+                self.read.problem(
+                    found["source"][1],
+                    f"metrics source: {shown(source)} is not "
+                    f"one of: {', '.join(SOURCES)}{did_you_mean(source, SOURCES)}",
+                )
             return None
         allowed = METRICS_COMMON_KEYS + METRICS_KEYS[source]
         for key, (key_node, _) in found.items():
             if key not in allowed:
-                self.read.problem(key_node, f"metrics: '{key}' is not used by a {source} source; "
-                                  f"it takes: {', '.join(allowed)}")
+                self.read.problem(
+                    key_node,
+                    f"metrics: '{key}' is not used by a {source} source; "
+                    f"it takes: {', '.join(allowed)}",
+                )
         values: dict[str, Any] = {"source": source}
         for key in ("url", "token"):
             if key in found:
@@ -79,16 +85,25 @@ class MetricsChecker:
 
     def scrape_metrics(self, node: Node, found: Mapping[str, tuple[Node, Node]]) -> dict:
         """A scrape source's metric names, labels and latency unit."""
-        names = {k: self.read.string(found[k][1], f"metrics {k}")
-                      for k in ("latency_histogram", "requests", "errors") if k in found}
-        labels = self.read.string_map(found["labels"][1], "metrics labels") if "labels" in found \
-            else {}
+        names = {
+            k: self.read.string(found[k][1], f"metrics {k}")
+            for k in ("latency_histogram", "requests", "errors")
+            if k in found
+        }
+        labels = (
+            self.read.string_map(found["labels"][1], "metrics labels") if "labels" in found else {}
+        )
         if not names:
-            self.read.problem(node, "metrics: a scrape source needs at least one of "
-                              "latency_histogram, requests, errors")
-        unit = self.read.string(found["latency_unit"][1], "metrics latency_unit") \
-            if "latency_unit" in found else ("s" if str(names.get("latency_histogram"))
-                                             .endswith("_seconds") else "ms")
+            self.read.problem(
+                node,
+                "metrics: a scrape source needs at least one of "
+                "latency_histogram, requests, errors",
+            )
+        unit = (
+            self.read.string(found["latency_unit"][1], "metrics latency_unit")
+            if "latency_unit" in found
+            else ("s" if str(names.get("latency_histogram")).endswith("_seconds") else "ms")
+        )
         if unit not in ("ms", "s"):
             self.read.problem(found["latency_unit"][1], "metrics latency_unit: expected ms or s")
         return {"scrape": MetricSpec(**names, labels=labels or {}), "latency_unit": unit}
@@ -99,8 +114,11 @@ class MetricsChecker:
         """A prometheus or json source's metrics, by name: None when they are missing."""
         key = METRICS_KEYS[source][0]
         if key not in found:
-            self.read.problem(node, f"metrics: a {source} source needs '{key}' (metric name: "
-                              f"{'PromQL expression' if key == 'queries' else 'dotted path'})")
+            self.read.problem(
+                node,
+                f"metrics: a {source} source needs '{key}' (metric name: "
+                f"{'PromQL expression' if key == 'queries' else 'dotted path'})",
+            )
             return None
         named = self.read.string_map(found[key][1], f"metrics {key}") or {}
         if not named:
@@ -118,10 +136,15 @@ class MetricsChecker:
             rule = self.alert(item, metrics, phases)
             if rule is None:
                 continue
-            if any(other.name == rule.name and _overlap(other.environments, rule.environments)
-                   for other in rules):
-                self.read.problem(item, f"duplicate alert name '{rule.name}' (the same name may "
-                                  "appear again only for other environments, with when.env)")
+            if any(
+                other.name == rule.name and _overlap(other.environments, rule.environments)
+                for other in rules
+            ):
+                self.read.problem(
+                    item,
+                    f"duplicate alert name '{rule.name}' (the same name may "
+                    "appear again only for other environments, with when.env)",
+                )
                 continue
             rules.append(rule)
         return tuple(rules)
@@ -136,9 +159,12 @@ class MetricsChecker:
         what = f"alert '{name}'"
         metric = self.read.string(found["metric"][1], f"{what} metric")
         if metric is not None and metrics is not None and metric not in metrics.metrics:
-            self.read.problem(found["metric"][1], f"{what} metric: {shown(metric)} is not "
-                              f"measured; the metrics source gives: {', '.join(metrics.metrics)}"
-                              f"{did_you_mean(metric, metrics.metrics)}")
+            self.read.problem(
+                found["metric"][1],
+                f"{what} metric: {shown(metric)} is not "
+                f"measured; the metrics source gives: {', '.join(metrics.metrics)}"
+                f"{did_you_mean(metric, metrics.metrics)}",
+            )
         values: dict[str, Any] = {}
         for key in ("above", "below", "relative_to_baseline"):
             if key in found:
@@ -149,22 +175,31 @@ class MetricsChecker:
             if key in found:
                 value = self.read.string(found[key][1], f"{what} {key}")
                 if value is not None and value not in choices:
-                    self.read.problem(found[key][1], f"{what} {key}: {shown(value)} is not one of: "
-                                      f"{', '.join(choices)}{did_you_mean(value, choices)}")
+                    self.read.problem(
+                        found[key][1],
+                        f"{what} {key}: {shown(value)} is not one of: "
+                        f"{', '.join(choices)}{did_you_mean(value, choices)}",
+                    )
                     value = None
                 values[key] = value
         if "baseline" in found:
             baseline = self.read.string(found["baseline"][1], f"{what} baseline")
             known = ("run", *(phase.id for phase in phases))
             if baseline is not None and baseline not in known:
-                self.read.problem(found["baseline"][1], f"{what} baseline: {shown(baseline)} is "
-                                  f"not 'run' or a phase id{did_you_mean(baseline, known)}")
+                self.read.problem(
+                    found["baseline"][1],
+                    f"{what} baseline: {shown(baseline)} is "
+                    f"not 'run' or a phase id{did_you_mean(baseline, known)}",
+                )
                 baseline = None
             values["baseline"] = baseline
         if "when" in found:
             when = self.read.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
-            envs = self.read.string_list(when["env"][1], f"{what} when.env") \
-                if when and "env" in when else None
+            envs = (
+                self.read.string_list(when["env"][1], f"{what} when.env")
+                if when and "env" in when
+                else None
+            )
             values["environments"] = tuple(envs) if envs is not None else None
         if name is None or metric is None or None in values.values():
             return None

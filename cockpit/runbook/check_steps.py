@@ -32,8 +32,9 @@ class StepChecker:
 
     def step_list(self, node: Node, phase_id: str, what: str) -> tuple[Step, ...]:
         if not isinstance(node, SequenceNode):
-            self.read.problem(node, f"{what} steps: expected a list of steps, found "
-                              f"{kind_of(node)}")
+            self.read.problem(
+                node, f"{what} steps: expected a list of steps, found {kind_of(node)}"
+            )
             return ()
         steps = [self.step(item, phase_id) for item in node.value]
         return tuple(step for step in steps if step is not None)
@@ -60,8 +61,10 @@ class StepChecker:
                 )
         if step_id is not None:
             if step_id in self.read.step_ids:
-                self.read.problem(found["id"][1], f"duplicate step id '{step_id}' (first at line "
-                                  f"{self.read.step_ids[step_id]})")
+                self.read.problem(
+                    found["id"][1],
+                    f"duplicate step id '{step_id}' (first at line {self.read.step_ids[step_id]})",
+                )
             else:
                 self.read.step_ids[step_id] = found["id"][1].start_mark.line + 1
 
@@ -92,8 +95,11 @@ class StepChecker:
         if "kind" not in keys:
             if "run" in keys:
                 return "shell", get_kind("shell")
-            self.read.problem(node, "step: missing 'kind' (or 'run' for a shell step); known "
-                              f"kinds: {', '.join(known_kinds())}")
+            self.read.problem(
+                node,
+                "step: missing 'kind' (or 'run' for a shell step); known "
+                f"kinds: {', '.join(known_kinds())}",
+            )
             return None, None
         kind_node = keys["kind"][1]
         name = self.read.string(kind_node, "'kind'")
@@ -102,9 +108,12 @@ class StepChecker:
         try:
             return name, get_kind(name)
         except KindNotFound:
-            self.read.problem(kind_node, f"unknown step kind {shown(name)}"
-                              f"{did_you_mean(name, known_kinds())}; known kinds: "
-                              f"{', '.join(known_kinds())}")
+            self.read.problem(
+                kind_node,
+                f"unknown step kind {shown(name)}"
+                f"{did_you_mean(name, known_kinds())}; known kinds: "
+                f"{', '.join(known_kinds())}",
+            )
             return None, None
 
     def policy(self, found: Mapping[str, tuple[Node, Node]], what: str) -> dict | None:
@@ -121,25 +130,36 @@ class StepChecker:
         if "timeout" in found:
             take("timeout", self.read.duration(found["timeout"][1], f"{what} timeout"))
         if "retries" in found:
-            take("retries", self.read.integer(found["retries"][1], f"{what} retries",
-                                              maximum=MAX_RETRIES))
+            take(
+                "retries",
+                self.read.integer(found["retries"][1], f"{what} retries", maximum=MAX_RETRIES),
+            )
         if "retry_delay" in found:
-            take("retry_delay", self.read.duration(found["retry_delay"][1], f"{what} retry_delay",
-                                                   zero=True))
+            take(
+                "retry_delay",
+                self.read.duration(found["retry_delay"][1], f"{what} retry_delay", zero=True),
+            )
         if "on_failure" in found:
             node = found["on_failure"][1]
             value = self.read.string(node, f"{what} on_failure")
             if value is not None and value not in ON_FAILURE:
-                self.read.problem(node, f"{what} on_failure: {shown(value)} is not one of: "
-                                  f"{', '.join(ON_FAILURE)}{did_you_mean(value, ON_FAILURE)}")
+                self.read.problem(
+                    node,
+                    f"{what} on_failure: {shown(value)} is not one of: "
+                    f"{', '.join(ON_FAILURE)}{did_you_mean(value, ON_FAILURE)}",
+                )
                 value = None
             take("on_failure", value)
         for flag in ("confirm", "optional"):
             if flag in found:
                 take(flag, self.read.boolean(found[flag][1], f"{what} {flag}"))
         if "approve" in found:
-            take("approve", self.read.integer(found["approve"][1], f"{what} approve", minimum=1,
-                                              maximum=MAX_APPROVE))
+            take(
+                "approve",
+                self.read.integer(
+                    found["approve"][1], f"{what} approve", minimum=1, maximum=MAX_APPROVE
+                ),
+            )
         if "when" in found:
             when = self.read.mapping(found["when"][1], f"{what} when", WHEN_KEYS)
             if when is None:
@@ -154,9 +174,12 @@ class StepChecker:
             case "str":
                 value = self.read.string(node, what)
                 if value is not None and spec.choices and value not in spec.choices:
-                    self.read.problem(node, f"{what}: {shown(value)} is not one of: "
-                                      f"{', '.join(spec.choices)}"
-                                      f"{did_you_mean(value, spec.choices)}")
+                    self.read.problem(
+                        node,
+                        f"{what}: {shown(value)} is not one of: "
+                        f"{', '.join(spec.choices)}"
+                        f"{did_you_mean(value, spec.choices)}",
+                    )
                     value = None
                 elif value is not None and spec.check and (wrong := spec.check(value)):
                     self.read.problem(node, f"{what}: {wrong}")
@@ -193,8 +216,9 @@ class StepChecker:
                 if value is not None:
                     fields[key] = value
             elif spec.required:
-                self.read.problem(node, f"{what}: missing required key '{key}' for a "
-                                  f"{kind.name} step")
+                self.read.problem(
+                    node, f"{what}: missing required key '{key}' for a {kind.name} step"
+                )
         return fields
 
     def expectations(self, node: Node, kind, kind_name: str, what: str) -> dict:

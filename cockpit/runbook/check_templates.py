@@ -47,8 +47,11 @@ class TemplateChecker(NodeReader):
         for match in UNCLOSED.finditer(value):
             if match.group(1) is not None:
                 where = max(raw.find(match.group(1)), 0)
-                self.problem_at(node.start_mark.index + where, f"'{match.group(1)[:20]}' is "
-                                "not closed: write ${NAME}, or $$ for a literal dollar")
+                self.problem_at(
+                    node.start_mark.index + where,
+                    f"'{match.group(1)[:20]}' is "
+                    "not closed: write ${NAME}, or $$ for a literal dollar",
+                )
         in_raw = references(raw)  # the same references, in order, where they are written
         for name, _ in references(value):
             needle = "${" + name + "}"
@@ -57,14 +60,23 @@ class TemplateChecker(NodeReader):
             detail = STEP_DETAIL.fullmatch(name)
             if detail:
                 if detail[1] == self.current_step:
-                    self.problem_at(index, f"{needle}: a step can not use its own details "
-                                    "(they are recorded when it ends)")
+                    self.problem_at(
+                        index,
+                        f"{needle}: a step can not use its own details "
+                        "(they are recorded when it ends)",
+                    )
                 elif detail[1] not in self.step_ids:
-                    self.problem_at(index, f"{needle}: no step '{detail[1]}' before this "
-                                    f"point{did_you_mean(detail[1], self.step_ids)}")
+                    self.problem_at(
+                        index,
+                        f"{needle}: no step '{detail[1]}' before this "
+                        f"point{did_you_mean(detail[1], self.step_ids)}",
+                    )
             elif not VAR_NAME.fullmatch(name):
-                self.problem_at(index, f"{shown(needle)} is not a valid reference: a name is "
-                                "letters, digits and '_' (or steps.ID.details.KEY)")
+                self.problem_at(
+                    index,
+                    f"{shown(needle)} is not a valid reference: a name is "
+                    "letters, digits and '_' (or steps.ID.details.KEY)",
+                )
             elif name not in self.names:
                 self.problem_at(
                     index,

@@ -110,12 +110,14 @@ def expanded_size(root: Node, sizes: dict[int, int]) -> int:
         if isinstance(node, ScalarNode):
             sizes[id(node)] = 1 + len(node.value)
             continue
-        children = node.value if isinstance(node, SequenceNode) else [
-            part for pair in node.value for part in pair]
+        children = (
+            node.value
+            if isinstance(node, SequenceNode)
+            else [part for pair in node.value for part in pair]
+        )
         if counted:
             sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
         elif id(node) not in sizes:
             stack.append((node, True))
             stack.extend((child, False) for child in children if id(child) not in sizes)
     return sizes[id(root)]
-

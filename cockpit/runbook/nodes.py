@@ -47,7 +47,6 @@ def shown(value: str) -> str:
     return f"'{value}'" if len(value) <= 40 else f"'{value[:30]}...'"
 
 
-
 class NodeReader:
     """Reads scalars, lists and mappings from the node tree, collecting problems."""
 
@@ -138,10 +137,12 @@ class NodeReader:
         value = self.construct(node, what) if isinstance(node, ScalarNode) else None
         if value is UNREADABLE:
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or \
-                not minimum <= value <= maximum:
-            self.problem(node, f"{what}: expected a whole number from {minimum} to "
-                         f"{maximum}, found {kind_of(node)}")
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            self.problem(
+                node,
+                f"{what}: expected a whole number from {minimum} to "
+                f"{maximum}, found {kind_of(node)}",
+            )
             return None
         return value
 
@@ -175,8 +176,9 @@ class NodeReader:
             self.problem(node, f"{what}: must be more than 0s")
             return None
         if seconds > MAX_DURATION:
-            self.problem(node, f"{what}: {kind_of(node)} is longer than "
-                         f"{format_setting(MAX_DURATION)}")
+            self.problem(
+                node, f"{what}: {kind_of(node)} is longer than {format_setting(MAX_DURATION)}"
+            )
             return None
         return seconds
 
@@ -189,9 +191,9 @@ class NodeReader:
         values = [self.string(item, f"{what} item") for item in node.value]
         return None if None in values else values  # type: ignore[return-value]
 
-    def string_map(self, node: Node, what: str,
-                   read: Callable[[Node, str], str | None] | None = None
-                   ) -> dict[str, str] | None:
+    def string_map(
+        self, node: Node, what: str, read: Callable[[Node, str], str | None] | None = None
+    ) -> dict[str, str] | None:
         """A mapping of strings, each value read by ``read`` (default: ``string``)."""
         found = self.mapping(node, what, (), check_unknown=False)
         if found is None:
@@ -217,8 +219,9 @@ class NodeReader:
         if not isinstance(node, SequenceNode):
             return self.regex(node, what)
         if not node.value:
-            self.problem(node, f"{what}: expected a regular expression or a list of them, "
-                         "got an empty list")
+            self.problem(
+                node, f"{what}: expected a regular expression or a list of them, got an empty list"
+            )
             return None
         values = [self.regex(item, f"{what} item") for item in node.value]
         return None if None in values else values  # type: ignore[return-value]
@@ -250,8 +253,11 @@ class NodeReader:
     def identifier(self, node: Node, what: str) -> str | None:
         value = self.string(node, what)
         if value is not None and not ID.fullmatch(value):
-            self.problem(node, f"{what}: {shown(value)} is not a valid id: use letters, digits, "
-                         "'-', '_' or '.', starting with a letter or digit")
+            self.problem(
+                node,
+                f"{what}: {shown(value)} is not a valid id: use letters, digits, "
+                "'-', '_' or '.', starting with a letter or digit",
+            )
             return None
         return value
 
@@ -275,7 +281,9 @@ class NodeReader:
         except (OverflowError, TypeError):  # a whole number too big for a float; a date
             number = math.nan
         if not math.isfinite(number):
-            self.problem(node, f"{what}: expected a number (or a percentage such as 5%), "
-                         f"found {kind_of(node)}")
+            self.problem(
+                node,
+                f"{what}: expected a number (or a percentage such as 5%), found {kind_of(node)}",
+            )
             return None
         return number

@@ -11,6 +11,7 @@ from cockpit.runbook.model import Problem, RunbookInvalid
 MAX_RUNBOOK_BYTES = 16 * 2**20
 """The largest runbook file (YAML or Markdown) read: 16 MiB; the flagship is 30 KB."""
 
+
 def read_runbook_bytes(path: Path) -> bytes:
     """The bytes of a runbook file; RunbookInvalid (one line) unless it is a regular file
     of at most MAX_RUNBOOK_BYTES. Never blocks: a FIFO is refused, not read."""
@@ -28,11 +29,13 @@ def control_problem(text: str, path: str) -> Problem | None:
         return None
     index, char = found
     line_start = text.rfind("\n", 0, index) + 1
-    return Problem(path, text.count("\n", 0, index) + 1, index - line_start + 1,
-                   _control_message(char))
+    return Problem(
+        path, text.count("\n", 0, index) + 1, index - line_start + 1, _control_message(char)
+    )
 
 
 def _control_message(char: str) -> str:
-    return (f"control character {control_name(char)}, shown as {visible(char)}: a "
-            "runbook may hold none but tab and line ends")
-
+    return (
+        f"control character {control_name(char)}, shown as {visible(char)}: a "
+        "runbook may hold none but tab and line ends"
+    )

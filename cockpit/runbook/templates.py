@@ -8,8 +8,17 @@ from typing import Any
 
 # Names that ``${...}`` may always use, filled in when a run starts.
 BUILTINS = (
-    "env", "run_id", "date", "now", "operator", "host", "runbook", "version",
-    "duration", "status", "run_url",
+    "env",
+    "run_id",
+    "date",
+    "now",
+    "operator",
+    "host",
+    "runbook",
+    "version",
+    "duration",
+    "status",
+    "run_url",
 )
 """``now``, ``duration`` (since the run started) and ``status`` (``ok`` so far,
 ``failed``, ``rolling back``) are taken when each step starts; ``run_url`` says where
@@ -38,7 +47,8 @@ class WithPending(dict):
 
     def __contains__(self, name: object) -> bool:
         return dict.__contains__(self, name) or bool(
-            isinstance(name, str) and STEP_DETAIL.fullmatch(name))
+            isinstance(name, str) and STEP_DETAIL.fullmatch(name)
+        )
 
     def __missing__(self, name: str) -> str:
         return "${" + name + "}"
@@ -92,17 +102,13 @@ def variable_order(variables: Mapping[str, str], known: Iterable[str]) -> list[s
     if len(order) < len(variables):
         stuck = [name for name, needed in needs.items() if needed]
         more = f" and {len(stuck) - 10} more" if len(stuck) > 10 else ""
-        raise ValueError(f"variables refer to each other in a cycle: {', '.join(stuck[:10])}"
-                         f"{more}")
+        raise ValueError(f"variables refer to each other in a cycle: {', '.join(stuck[:10])}{more}")
     return order
 
 
-def resolve_variables(
-    variables: Mapping[str, str], known: Mapping[str, str]
-) -> dict[str, str]:
+def resolve_variables(variables: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str]:
     """Resolve variables that refer to other variables or built-ins, in any order."""
     resolved = dict(known)
     for name in variable_order(variables, known):
         resolved[name] = substitute(variables[name], resolved)
     return resolved
-

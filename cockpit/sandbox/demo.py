@@ -78,16 +78,21 @@ class Sandbox:
             simulator = K8sSimulator(self.folder / "k8s", tick=0.4)
             self._serve("the Kubernetes API simulator", simulator)
             for name in ("backend", "frontend"):
-                simulator.add_deployment(name, f"{REGISTRY}/{name}:v{PREVIOUS}", replicas=3,
-                                         progress_deadline_seconds=60)
+                simulator.add_deployment(
+                    name, f"{REGISTRY}/{name}:v{PREVIOUS}", replicas=3, progress_deadline_seconds=60
+                )
             keys = {name: secrets.token_urlsafe(24) for name in ("ADMIN_KEY", "TEST_API_KEY")}
             platform = Platform(
-                admin_key=keys["ADMIN_KEY"], api_key=keys["TEST_API_KEY"],
+                admin_key=keys["ADMIN_KEY"],
+                api_key=keys["TEST_API_KEY"],
                 backend_version=lambda: version_of_image(
-                    simulator.current_image("default", "backend")),
+                    simulator.current_image("default", "backend")
+                ),
                 frontend_version=lambda: version_of_image(
-                    simulator.current_image("default", "frontend")),
-                dsn=dsn, redis_url=redis_url,
+                    simulator.current_image("default", "frontend")
+                ),
+                dsn=dsn,
+                redis_url=redis_url,
             )
             base_url = self._serve("the PM Platform stand-in", platform)
             if self.drill == "bad-release":
@@ -116,9 +121,12 @@ class Sandbox:
             "REDIS_URL": redis_url,
             "SLACK_WEBHOOK": f"{base_url}/hooks/notify",
         }
-        profile = Environment(name="sandbox", label="SANDBOX",
-                              description="local stand-in started by cockpit demo",
-                              variables=variables)
+        profile = Environment(
+            name="sandbox",
+            label="SANDBOX",
+            description="local stand-in started by cockpit demo",
+            variables=variables,
+        )
         return profile, environ
 
     def stop(self) -> None:
@@ -166,16 +174,25 @@ class Sandbox:
         from cockpit.journal import Journal
         from cockpit.runbook import parse_runbook
 
-        step = {"id": "baseline", "kind": "migrate", "dsn": dsn, "target": "3.007",
-                "folder": str(FLAGSHIP.parent / "migrations")}
-        text = json.dumps({"runbook": "sandbox baseline",
-                           "phases": [{"id": "seed", "steps": [step]}]})
+        step = {
+            "id": "baseline",
+            "kind": "migrate",
+            "dsn": dsn,
+            "target": "3.007",
+            "folder": str(FLAGSHIP.parent / "migrations"),
+        }
+        text = json.dumps(
+            {"runbook": "sandbox baseline", "phases": [{"id": "seed", "steps": [step]}]}
+        )
         journal = Journal(self.folder / "baseline" / "journal.sqlite3")
         try:
-            engine = Engine(parse_runbook(text, "sandbox baseline"), journal, config=Config(),
-                            profile=Environment(name="sandbox"),
-                            operator=TerminalOperator("sandbox", assume_yes=True,
-                                                      interactive=False))
+            engine = Engine(
+                parse_runbook(text, "sandbox baseline"),
+                journal,
+                config=Config(),
+                profile=Environment(name="sandbox"),
+                operator=TerminalOperator("sandbox", assume_yes=True, interactive=False),
+            )
             asyncio.run(engine.run())
             row = journal.steps(engine.run_id)[0]
         finally:
@@ -187,15 +204,27 @@ class Sandbox:
     def _bucket(self, s3_url: str) -> None:
         import boto3
 
-        boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                     aws_access_key_id="sandbox", aws_secret_access_key="sandbox-secret",
-                     ).create_bucket(Bucket=BUCKET)
+        boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox-secret",
+        ).create_bucket(Bucket=BUCKET)
 
     def _start_reaper(self) -> None:
         self._reaper = subprocess.Popen(
-            [sys.executable, "-m", "cockpit.sandbox.demo", "--reap", str(os.getpid()),
-             str(self.folder)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "cockpit.sandbox.demo",
+                "--reap",
+                str(os.getpid()),
+                str(self.folder),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
 

@@ -114,12 +114,28 @@ SYNTHETIC = (
 ERROR_STATUSES = (500, 502, 503, 504)
 
 SOURCES = ("slack", "jira", "zendesk", "gong", "email", "intercom")
-TOPICS = ("bulk export of signals", "SSO with Okta", "dark mode", "Salesforce sync",
-          "faster search", "custom dashboards", "scheduled reports", "JIRA linking",
-          "offline mode", "audit log", "usage-based billing", "mobile layout")
-VOICES = ("Customer asks for {}", "{} keeps coming up in calls", "Churn risk: no {}",
-          "Three accounts requested {} this week", "Support ticket about {}",
-          "Prospect blocked on {}")
+TOPICS = (
+    "bulk export of signals",
+    "SSO with Okta",
+    "dark mode",
+    "Salesforce sync",
+    "faster search",
+    "custom dashboards",
+    "scheduled reports",
+    "JIRA linking",
+    "offline mode",
+    "audit log",
+    "usage-based billing",
+    "mobile layout",
+)
+VOICES = (
+    "Customer asks for {}",
+    "{} keeps coming up in calls",
+    "Churn risk: no {}",
+    "Three accounts requested {} this week",
+    "Support ticket about {}",
+    "Prospect blocked on {}",
+)
 
 
 class Sample(NamedTuple):
@@ -161,8 +177,13 @@ def quantile(ordered: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def health_status(error_rate: float | None, p95_ms: float | None, *,
-                  database_down: bool = False, redis_down: bool = False) -> str:
+def health_status(
+    error_rate: float | None,
+    p95_ms: float | None,
+    *,
+    database_down: bool = False,
+    redis_down: bool = False,
+) -> str:
     """healthy / degraded / unhealthy, by the runbook's warning and critical alerts."""
     values = {"error_rate": error_rate or 0.0, "p95_ms": p95_ms or 0.0}
     if database_down or any(values[k] > limit for k, limit in UNHEALTHY.items()):
@@ -185,10 +206,19 @@ class Platform(LoopServer):
 
     thread_name = "pm-platform"
 
-    def __init__(self, *, admin_key: str, api_key: str, backend_version: Callable[[], str],
-                 frontend_version: Callable[[], str] | None = None, dsn: str | None = None,
-                 redis_url: str | None = None, traffic_rps: float = 40.0, seed: int = 0,
-                 window: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        admin_key: str,
+        api_key: str,
+        backend_version: Callable[[], str],
+        frontend_version: Callable[[], str] | None = None,
+        dsn: str | None = None,
+        redis_url: str | None = None,
+        traffic_rps: float = 40.0,
+        seed: int = 0,
+        window: float = 30.0,
+    ) -> None:
         self.admin_key = admin_key
         self.api_key = api_key
         self.backend_version = backend_version
@@ -220,8 +250,7 @@ class Platform(LoopServer):
         self._started = time.monotonic()
         app = web.Application(middlewares=[self._observe])
         self._routes(app.router)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1,
-                                     access_log=None)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1, access_log=None)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
@@ -240,7 +269,6 @@ class Platform(LoopServer):
             await self._runner.cleanup()
             self._runner = None
 
-
     def mark_bad(self, version: str) -> None:
         """A drill: ``version``, once it serves traffic, is slow and failing."""
         self._bad.add(version)
@@ -251,32 +279,51 @@ class Platform(LoopServer):
         signals = []
         for number in range(1, 26):
             at = BASE_TIME + timedelta(minutes=37 * number + self._rng.randrange(30))
-            signals.append({"id": number,
-                            "content": self._rng.choice(VOICES).format(
-                                self._rng.choice(TOPICS)),
-                            "source": self._rng.choice(SOURCES), "created_at": iso(at)})
+            signals.append(
+                {
+                    "id": number,
+                    "content": self._rng.choice(VOICES).format(self._rng.choice(TOPICS)),
+                    "source": self._rng.choice(SOURCES),
+                    "created_at": iso(at),
+                }
+            )
         return signals
 
     def _seed_opportunities(self) -> list[dict]:
         topics = self._rng.sample(TOPICS, 6)
-        return sorted(({"id": number, "title": topic[:1].upper() + topic[1:],
-                        "score": round(self._rng.uniform(40, 98), 1),
-                        "signal_count": self._rng.randrange(3, 40),
-                        "status": self._rng.choice(("new", "triaged", "planned"))}
-                       for number, topic in enumerate(topics, 1)),
-                      key=lambda o: -o["score"])
+        return sorted(
+            (
+                {
+                    "id": number,
+                    "title": topic[:1].upper() + topic[1:],
+                    "score": round(self._rng.uniform(40, 98), 1),
+                    "signal_count": self._rng.randrange(3, 40),
+                    "status": self._rng.choice(("new", "triaged", "planned")),
+                }
+                for number, topic in enumerate(topics, 1)
+            ),
+            key=lambda o: -o["score"],
+        )
 
     def _seed_neo4j(self) -> tuple[list[float], list[dict]]:
         """Ages (days) of the sync backlog's items, and the dead-letter queue."""
         backlog = [self._rng.uniform(0, 14) for _ in range(140)]
-        errors = ("Neo.TransientError.Transaction.DeadlockDetected",
-                  "ServiceUnavailable: connection to neo4j:7687 refused",
-                  "Neo.ClientError.Schema.ConstraintValidationFailed")
-        dead = [{"id": number, "entity_type": self._rng.choice(("signal", "opportunity")),
-                 "entity_id": self._rng.randrange(1, 500), "attempts": 5,
-                 "error": self._rng.choice(errors),
-                 "failed_at": iso(BASE_TIME - timedelta(hours=self._rng.randrange(1, 72)))}
-                for number in range(1, 5)]
+        errors = (
+            "Neo.TransientError.Transaction.DeadlockDetected",
+            "ServiceUnavailable: connection to neo4j:7687 refused",
+            "Neo.ClientError.Schema.ConstraintValidationFailed",
+        )
+        dead = [
+            {
+                "id": number,
+                "entity_type": self._rng.choice(("signal", "opportunity")),
+                "entity_id": self._rng.randrange(1, 500),
+                "attempts": 5,
+                "error": self._rng.choice(errors),
+                "failed_at": iso(BASE_TIME - timedelta(hours=self._rng.randrange(1, 72))),
+            }
+            for number in range(1, 5)
+        ]
         return backlog, dead
 
     # ------------------------------------------------------------- metrics
@@ -285,16 +332,28 @@ class Platform(LoopServer):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
-        self._requests = Counter("pm_requests", "HTTP requests answered",
-                                 ["route", "method", "status"], registry=self.registry)
-        self._latency = Histogram("pm_request_duration_ms", "Request duration (ms)",
-                                  ["route"], buckets=BUCKETS_MS, registry=self.registry)
-        self._errors = Counter("pm_errors", "Requests answered with a 5xx status",
-                               ["route"], registry=self.registry)
-        self._error_rate = Gauge("pm_error_rate", "Share of 5xx answers in the recent window",
-                                 registry=self.registry)
-        self._health = Gauge("pm_system_health",
-                             "1 healthy, 0.5 degraded, 0 unhealthy", registry=self.registry)
+        self._requests = Counter(
+            "pm_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "pm_request_duration_ms",
+            "Request duration (ms)",
+            ["route"],
+            buckets=BUCKETS_MS,
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            "pm_errors", "Requests answered with a 5xx status", ["route"], registry=self.registry
+        )
+        self._error_rate = Gauge(
+            "pm_error_rate", "Share of 5xx answers in the recent window", registry=self.registry
+        )
+        self._health = Gauge(
+            "pm_system_health", "1 healthy, 0.5 degraded, 0 unhealthy", registry=self.registry
+        )
         for route in SYNTHETIC:  # every series is there from the first scrape, at 0
             self._requests.labels(route.path, route.method, str(route.status))
             self._latency.labels(route.path)
@@ -347,23 +406,30 @@ class Platform(LoopServer):
     def _performance(self, seconds: float) -> dict[str, Any]:
         samples = self._recent(seconds)
         ordered = sorted(s.ms for s in samples)
-        return {"p50_ms": _rounded(quantile(ordered, 0.50)),
-                "p95_ms": _rounded(quantile(ordered, 0.95)),
-                "p99_ms": _rounded(quantile(ordered, 0.99)),
-                "requests": len(samples),
-                "requests_per_second": round(len(samples) / self._span(seconds), 2),
-                "window_seconds": round(self._span(seconds), 1)}
+        return {
+            "p50_ms": _rounded(quantile(ordered, 0.50)),
+            "p95_ms": _rounded(quantile(ordered, 0.95)),
+            "p99_ms": _rounded(quantile(ordered, 0.99)),
+            "requests": len(samples),
+            "requests_per_second": round(len(samples) / self._span(seconds), 2),
+            "window_seconds": round(self._span(seconds), 1),
+        }
 
     def _error_stats(self, seconds: float) -> dict[str, Any]:
         samples = self._recent(seconds)
         failed = [s for s in samples if s.status >= 500]
         groups = Counter((s.method, s.route, s.status) for s in failed)
-        return {"error_rate": round(len(failed) / len(samples), 4) if samples else 0.0,
-                "errors": len(failed), "requests": len(samples),
-                "unresolved_groups": len(groups),
-                "groups": [{"method": m, "route": r, "status": st, "count": n}
-                           for (m, r, st), n in groups.most_common()],
-                "window_seconds": round(self._span(seconds), 1)}
+        return {
+            "error_rate": round(len(failed) / len(samples), 4) if samples else 0.0,
+            "errors": len(failed),
+            "requests": len(samples),
+            "unresolved_groups": len(groups),
+            "groups": [
+                {"method": m, "route": r, "status": st, "count": n}
+                for (m, r, st), n in groups.most_common()
+            ],
+            "window_seconds": round(self._span(seconds), 1),
+        }
 
     # ------------------------------------------------------------- dependencies
 
@@ -375,8 +441,9 @@ class Platform(LoopServer):
 
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                connection = await connect(self.dsn, application_name="pm-platform",
-                                           timeout=CHECK_TIMEOUT)
+                connection = await connect(
+                    self.dsn, application_name="pm-platform", timeout=CHECK_TIMEOUT
+                )
                 try:
                     await connection.fetchval("SELECT 1")
                 finally:
@@ -397,8 +464,7 @@ class Platform(LoopServer):
             async with asyncio.timeout(CHECK_TIMEOUT):
                 client = await connect(self.redis_url, CHECK_TIMEOUT)
                 try:
-                    maintenance = bool(await client.execute_command("EXISTS",
-                                                                    "maintenance_mode"))
+                    maintenance = bool(await client.execute_command("EXISTS", "maintenance_mode"))
                 finally:
                     await client.aclose()
         except RedisUnreachable as exc:
@@ -411,16 +477,26 @@ class Platform(LoopServer):
         (database, _), (redis, _, _) = await asyncio.gather(self._database(), self._redis())
         performance = self._performance(self.window)
         error_rate = self._error_stats(self.window)["error_rate"]
-        status = health_status(error_rate, performance["p95_ms"],
-                               database_down=database == "unavailable",
-                               redis_down=redis == "unavailable")
+        status = health_status(
+            error_rate,
+            performance["p95_ms"],
+            database_down=database == "unavailable",
+            redis_down=redis == "unavailable",
+        )
         self._error_rate.set(error_rate)
         self._health.set(HEALTH_VALUE[status])
-        return {"status": status, "version": self.backend_version(),
-                "uptime_seconds": round(time.monotonic() - self._started, 1),
-                "checks": {"database": database, "redis": redis, "error_rate": error_rate,
-                           "p95_ms": performance["p95_ms"]},
-                "window_seconds": performance["window_seconds"]}
+        return {
+            "status": status,
+            "version": self.backend_version(),
+            "uptime_seconds": round(time.monotonic() - self._started, 1),
+            "checks": {
+                "database": database,
+                "redis": redis,
+                "error_rate": error_rate,
+                "p95_ms": performance["p95_ms"],
+            },
+            "window_seconds": performance["window_seconds"],
+        }
 
     # ------------------------------------------------------------- HTTP
 
@@ -450,32 +526,44 @@ class Platform(LoopServer):
         try:
             response = await handler(request)
         except ApiError as exc:
-            response = web.json_response({"error": str(exc)}, status=exc.status,
-                                         headers=exc.headers)
+            response = web.json_response(
+                {"error": str(exc)}, status=exc.status, headers=exc.headers
+            )
         except web.HTTPException as exc:
-            response = web.json_response({"error": exc.reason.lower()}, status=exc.status,
-                                         headers={k: v for k, v in exc.headers.items()
-                                                  if k == "Allow"})
+            response = web.json_response(
+                {"error": exc.reason.lower()},
+                status=exc.status,
+                headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+            )
         except Exception:
             response = web.json_response({"error": "internal server error"}, status=500)
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "other"
-        self._record(request.method, route, response.status,
-                     (time.perf_counter() - began) * 1000)
+        self._record(request.method, route, response.status, (time.perf_counter() - began) * 1000)
         return response
 
     def _authorize(self, request: web.Request, *, admin: bool = False) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         keys = (self.admin_key,) if admin else (self.api_key, self.admin_key)
         if scheme.lower() != "bearer" or not any(
-                hmac.compare_digest(token.strip().encode(), key.encode()) for key in keys):
+            hmac.compare_digest(token.strip().encode(), key.encode()) for key in keys
+        ):
             need = "the admin key" if admin else "an API key"
-            raise ApiError(401, f"unauthorized: send Authorization: Bearer with {need}",
-                           {"WWW-Authenticate": 'Bearer realm="pm-intelligence"'})
+            raise ApiError(
+                401,
+                f"unauthorized: send Authorization: Bearer with {need}",
+                {"WWW-Authenticate": 'Bearer realm="pm-intelligence"'},
+            )
 
     @staticmethod
-    def _number(request: web.Request, name: str, default: float, *, integer: bool = False,
-                most: float = math.inf) -> float:
+    def _number(
+        request: web.Request,
+        name: str,
+        default: float,
+        *,
+        integer: bool = False,
+        most: float = math.inf,
+    ) -> float:
         text = request.query.get(name)
         if text is None:
             return default
@@ -485,9 +573,12 @@ class Platform(LoopServer):
             value = math.nan
         if not 0 < value <= most:
             kind = "a whole number" if integer else "a number"
-            raise ApiError(400, f"{name} must be {kind} above 0"
-                           + (f" and at most {most:g}" if most < math.inf else "")
-                           + f", not {text!r}")
+            raise ApiError(
+                400,
+                f"{name} must be {kind} above 0"
+                + (f" and at most {most:g}" if most < math.inf else "")
+                + f", not {text!r}",
+            )
         return value
 
     def _seconds(self, request: web.Request) -> float:
@@ -495,11 +586,13 @@ class Platform(LoopServer):
 
     async def _home(self, request: web.Request) -> web.Response:
         version = html.escape(self.frontend_version())
-        page = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>PM Intelligence</title><meta name=\"version\" content=\"{version}\">"
-                "</head>\n<body><h1>PM Intelligence</h1>"
-                f"<p>Product signals and opportunities. Frontend version {version}.</p>"
-                "</body></html>\n")
+        page = (
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<title>PM Intelligence</title><meta name="version" content="{version}">'
+            "</head>\n<body><h1>PM Intelligence</h1>"
+            f"<p>Product signals and opportunities. Frontend version {version}.</p>"
+            "</body></html>\n"
+        )
         return web.Response(text=page, content_type="text/html")
 
     async def _health_check(self, request: web.Request) -> web.Response:
@@ -507,11 +600,15 @@ class Platform(LoopServer):
 
     async def _api_health(self, request: web.Request) -> web.Response:
         (database, database_error), (redis, redis_error, maintenance) = await asyncio.gather(
-            self._database(), self._redis())
+            self._database(), self._redis()
+        )
         down = "unavailable" in (database, redis)
-        body: dict[str, Any] = {"status": "degraded" if down else "ok",
-                                "version": self.backend_version(),
-                                "database": database, "redis": redis}
+        body: dict[str, Any] = {
+            "status": "degraded" if down else "ok",
+            "version": self.backend_version(),
+            "database": database,
+            "redis": redis,
+        }
         errors = {k: v for k, v in (("database", database_error), ("redis", redis_error)) if v}
         if errors:
             body["errors"] = errors
@@ -532,8 +629,9 @@ class Platform(LoopServer):
         try:
             body = await request.json(loads=json.loads)
         except ValueError:
-            raise ApiError(400, "the body is not JSON: send {\"content\": ..., "
-                           "\"source\": ...}") from None
+            raise ApiError(
+                400, 'the body is not JSON: send {"content": ..., "source": ...}'
+            ) from None
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object with content and source")
         for name in ("content", "source"):
@@ -542,9 +640,12 @@ class Platform(LoopServer):
                 raise ApiError(400, f"{name} must be a non-empty string")
         if len(body["content"]) > MAX_CONTENT:
             raise ApiError(400, f"content is longer than {MAX_CONTENT} characters")
-        signal = {"id": max(s["id"] for s in self._signals) + 1,
-                  "content": body["content"].strip(), "source": body["source"].strip(),
-                  "created_at": iso(datetime.now(UTC))}
+        signal = {
+            "id": max(s["id"] for s in self._signals) + 1,
+            "content": body["content"].strip(),
+            "source": body["source"].strip(),
+            "created_at": iso(datetime.now(UTC)),
+        }
         self._signals.append(signal)
         return web.json_response(signal, status=201)
 
@@ -561,8 +662,7 @@ class Platform(LoopServer):
         writer = csv.DictWriter(out, fieldnames=("id", "content", "source", "created_at"))
         writer.writeheader()
         writer.writerows(signals)
-        return web.Response(text=out.getvalue(), content_type="text/csv",
-                            headers=disposition)
+        return web.Response(text=out.getvalue(), content_type="text/csv", headers=disposition)
 
     async def _list_opportunities(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -588,9 +688,15 @@ class Platform(LoopServer):
             values.sort()
             p95 = quantile(values, 0.95)
             if p95 is not None and p95 > threshold:
-                slow.append({"method": method, "route": route, "p95_ms": round(p95, 1),
-                             "avg_ms": round(sum(values) / len(values), 1),
-                             "requests": len(values)})
+                slow.append(
+                    {
+                        "method": method,
+                        "route": route,
+                        "p95_ms": round(p95, 1),
+                        "avg_ms": round(sum(values) / len(values), 1),
+                        "requests": len(values),
+                    }
+                )
         return web.json_response(sorted(slow, key=lambda r: -r["p95_ms"]))
 
     async def _errors_stats(self, request: web.Request) -> web.Response:
@@ -602,8 +708,9 @@ class Platform(LoopServer):
 
         self._authorize(request, admin=True)
         await self._system_health()  # sets the gauges
-        return web.Response(body=generate_latest(self.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def _backlog_cleanup(self, request: web.Request) -> web.Response:
         self._authorize(request, admin=True)

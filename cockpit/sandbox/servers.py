@@ -43,8 +43,7 @@ class LoopServer:
 
     def start(self) -> str:
         loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name=self.thread_name,
-                                        daemon=True)
+        self._thread = threading.Thread(target=loop.run_forever, name=self.thread_name, daemon=True)
         self._thread.start()
         return asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(30)
 
@@ -135,4 +134,3 @@ class S3:
         if self._server is not None:
             self._server.stop()
             self._server = None
-

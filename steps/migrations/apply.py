@@ -28,8 +28,9 @@ class ScriptFailed(Exception):
         self.recorded = False  # a success = false row is in the history
 
 
-def problem(script: Script, statement: Statement, exc: Exception, done: int,
-               at_commit: bool = False) -> ScriptFailed:
+def problem(
+    script: Script, statement: Statement, exc: Exception, done: int, at_commit: bool = False
+) -> ScriptFailed:
     position = getattr(exc, "position", None)
     try:
         offset = statement.offset + int(position) - 1 if position else statement.start
@@ -49,7 +50,7 @@ def problem(script: Script, statement: Statement, exc: Exception, done: int,
     first = script.line_of(statement.start)
     lines = LINE_BREAK.split(script.sql)
     detail.append(f"in the statement at line {first}:")
-    shown = lines[first - 1: min(len(lines), max(line, first) + 1)][:12]
+    shown = lines[first - 1 : min(len(lines), max(line, first) + 1)][:12]
     while len(shown) > 1 and not shown[-1].strip():
         shown.pop()
     detail.extend(f"  {number:>4} | {text}" for number, text in enumerate(shown, first))
@@ -60,6 +61,7 @@ def _placeholders(script: Script, values: Mapping[str, str]) -> list[str]:
     """The statements' text with Flyway's placeholders replaced."""
     texts = []
     for statement in script.statements:
+
         def replace(match: re.Match[str], statement: Statement = statement) -> str:
             name = match.group(1)
             if name not in values:
@@ -68,16 +70,21 @@ def _placeholders(script: Script, values: Mapping[str, str]) -> list[str]:
                     f"{script.script}:{line}: no value provided for placeholder ${{{name}}} "
                     "(Flyway replaces ${...} in migrations; cockpit knows only the flyway: "
                     "ones; set placeholderReplacement=false in "
-                    f"{script.path.name}.conf to keep it as text)")
+                    f"{script.path.name}.conf to keep it as text)"
+                )
             return values[name]
 
-        texts.append(PLACEHOLDER.sub(replace, statement.text) if script.placeholders
-                     else statement.text)
+        texts.append(
+            PLACEHOLDER.sub(replace, statement.text) if script.placeholders else statement.text
+        )
     return texts
 
 
-async def _placeholder_values(db: Database, script: Script, env: Mapping[str, str],
-                              ) -> dict[str, str]:
+async def _placeholder_values(
+    db: Database,
+    script: Script,
+    env: Mapping[str, str],
+) -> dict[str, str]:
     row = await db.connection.fetchrow("SELECT current_user AS u, current_database() AS d")
     return {
         "flyway:defaultSchema": db.schema,
@@ -91,8 +98,12 @@ async def _placeholder_values(db: Database, script: Script, env: Mapping[str, st
     }
 
 
-async def _run_statements(db: Database, script: Script, texts: list[str],
-                          before: Callable[[int], Awaitable[None]] | None = None) -> None:
+async def _run_statements(
+    db: Database,
+    script: Script,
+    texts: list[str],
+    before: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
     """Run the statements; ``await before(done)`` first for each (the progress of a file
     run outside a transaction, recorded before the statement can take effect)."""
     import asyncpg
@@ -106,8 +117,9 @@ async def _run_statements(db: Database, script: Script, texts: list[str],
             raise problem(script, statement, exc, done) from None
 
 
-async def apply_script(db: Database, script: Script, env: Mapping[str, str],
-                       say: Callable[[str], None]) -> int:
+async def apply_script(
+    db: Database, script: Script, env: Mapping[str, str], say: Callable[[str], None]
+) -> int:
     """Run one file and record it; its time in ms. ScriptFailed (recorded) when it fails.
 
     Cancelled in a transaction: the connection is closed and the server rolls it back.
@@ -115,8 +127,10 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
     outside = script.no_transaction(db.server_major)
     texts = _placeholders(script, await _placeholder_values(db, script, env))
     if any(_COPY_FROM_STDIN.match(" ".join(s.words)) for s in script.statements):
-        raise MigrateError(f"{script.script}: COPY ... FROM STDIN is not supported by cockpit; "
-                           "load the data with INSERT statements or a shell step")
+        raise MigrateError(
+            f"{script.script}: COPY ... FROM STDIN is not supported by cockpit; "
+            "load the data with INSERT statements or a shell step"
+        )
     await db.restore_search_path()
     started = time.monotonic()
 
@@ -127,14 +141,17 @@ async def apply_script(db: Database, script: Script, env: Mapping[str, str],
         await _in_transaction(db, script, texts, millis)
         return millis()
     if script.mixed(db.server_major):
-        say(f"  note: {script.script} runs outside a transaction ({outside}): each statement "
-            "commits on its own, so a failure leaves the earlier ones applied")
+        say(
+            f"  note: {script.script} runs outside a transaction ({outside}): each statement "
+            "commits on its own, so a failure leaves the earlier ones applied"
+        )
     await _outside_transaction(db, script, texts, millis)
     return millis()
 
 
-async def _in_transaction(db: Database, script: Script, texts: list[str],
-                          millis: Callable[[], int]) -> None:
+async def _in_transaction(
+    db: Database, script: Script, texts: list[str], millis: Callable[[], int]
+) -> None:
     """Run the file and write its history row in one transaction. On a failure it is rolled
     back and a ``success = false`` row is written: ScriptFailed (recorded)."""
     import asyncpg
@@ -146,8 +163,9 @@ async def _in_transaction(db: Database, script: Script, texts: list[str],
         try:
             await db.connection.execute("COMMIT")
         except asyncpg.PostgresError as exc:  # a deferred constraint, say
-            raise problem(script, script.statements[-1], exc, len(script.statements),
-                             at_commit=True) from None
+            raise problem(
+                script, script.statements[-1], exc, len(script.statements), at_commit=True
+            ) from None
     except ScriptFailed as failure:
         if not db.connection.is_closed():
             with contextlib.suppress(Exception):
@@ -160,8 +178,9 @@ async def _in_transaction(db: Database, script: Script, texts: list[str],
         raise failure from None
 
 
-async def _outside_transaction(db: Database, script: Script, texts: list[str],
-                               millis: Callable[[], int]) -> None:
+async def _outside_transaction(
+    db: Database, script: Script, texts: list[str], millis: Callable[[], int]
+) -> None:
     """Run the file statement by statement, each committing on its own.
 
     The history holds a failed row naming the statement about to run before it runs, so a

@@ -94,7 +94,7 @@ def java_string_hash(text: str) -> int:
     units = text.encode("utf-16-be")
     value = 0
     for index in range(0, len(units), 2):
-        value = (31 * value + int.from_bytes(units[index:index + 2], "big")) & 0xFFFFFFFF
+        value = (31 * value + int.from_bytes(units[index : index + 2], "big")) & 0xFFFFFFFF
     return to_int32(value)
 
 
@@ -199,23 +199,29 @@ def scan_folder(folder: Path) -> Folder:
         except ValueError as exc:
             bad.append(f"{relative} ({exc})")
             continue
-        found[prefix].setdefault(version, []).append(_read_script(folder, path, prefix, version,
-                                                                  described.replace("_", " ")))
+        found[prefix].setdefault(version, []).append(
+            _read_script(folder, path, prefix, version, described.replace("_", " "))
+        )
     if bad:
-        raise MigrateError(f"in {folder}: {'; '.join(bad)}: rename the file(s) to "
-                           "V<version>__<description>.sql, or move them out of the folder")
+        raise MigrateError(
+            f"in {folder}: {'; '.join(bad)}: rename the file(s) to "
+            "V<version>__<description>.sql, or move them out of the folder"
+        )
     if repeatable:
-        raise MigrateError(f"in {folder}: repeatable migrations are not supported by cockpit "
-                           f"({', '.join(repeatable)}): apply them with Flyway or a sql step")
+        raise MigrateError(
+            f"in {folder}: repeatable migrations are not supported by cockpit "
+            f"({', '.join(repeatable)}): apply them with Flyway or a sql step"
+        )
     for prefix, kind in (("V", "migration"), ("U", "undo migration")):
         for version, scripts in sorted(found[prefix].items()):
             if len(scripts) > 1:
                 names = ", ".join(s.script for s in scripts)
                 texts = sorted({s.version.text for s in scripts})
-                same = (f"{' and '.join(texts)} are the same version: " if len(texts) > 1
-                        else "")
-                raise MigrateError(f"in {folder}: more than one {kind} with version {version}: "
-                                   f"{names} ({same}versions compare as numbers, part by part)")
+                same = f"{' and '.join(texts)} are the same version: " if len(texts) > 1 else ""
+                raise MigrateError(
+                    f"in {folder}: more than one {kind} with version {version}: "
+                    f"{names} ({same}versions compare as numbers, part by part)"
+                )
     return Folder(
         folder,
         {v: s[0] for v, s in sorted(found["V"].items())},
@@ -223,12 +229,14 @@ def scan_folder(folder: Path) -> Folder:
     )
 
 
-def _read_script(folder: Path, path: Path, prefix: str, version: Version,
-                 description: str) -> Script:
+def _read_script(
+    folder: Path, path: Path, prefix: str, version: Version, description: str
+) -> Script:
     relative = path.relative_to(folder).as_posix()
     if len(version.text) > 50:
-        raise MigrateError(f"{relative}: version '{version}' is longer than the history's "
-                           "50 characters")
+        raise MigrateError(
+            f"{relative}: version '{version}' is longer than the history's 50 characters"
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -237,8 +245,10 @@ def _read_script(folder: Path, path: Path, prefix: str, version: Version,
         checksum = flyway_checksum(data)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise MigrateError(f"{relative}: not UTF-8 text (line {line}, byte {exc.start}): "
-                           "migrations are read as UTF-8, as Flyway does") from None
+        raise MigrateError(
+            f"{relative}: not UTF-8 text (line {line}, byte {exc.start}): "
+            "migrations are read as UTF-8, as Flyway does"
+        ) from None
     sql = data.decode("utf-8").removeprefix("\ufeff")
     config = _script_config(path)
     marked = None
@@ -250,8 +260,14 @@ def _read_script(folder: Path, path: Path, prefix: str, version: Version,
         description = description[:197] + "..."
     script = relative if len(relative) <= 1000 else "..." + relative[3:1000]
     return Script(
-        prefix=prefix, version=version, description=description, script=script, path=path,
-        checksum=checksum, sql=sql, statements=split_statements(sql),
+        prefix=prefix,
+        version=version,
+        description=description,
+        script=script,
+        path=path,
+        checksum=checksum,
+        sql=sql,
+        statements=split_statements(sql),
         marked_no_transaction=marked,
         placeholders=config.get("placeholderReplacement", "").lower() != "false",
     )

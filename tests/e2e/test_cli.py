@@ -46,7 +46,9 @@ def test_version_and_help():
 
 
 def test_headless_run_prefixes_output_and_summarises(tmp_path, jpath):
-    book = write(tmp_path / "ok.yaml", """
+    book = write(
+        tmp_path / "ok.yaml",
+        """
         runbook: Ok
         variables: {WHO: world}
         phases:
@@ -54,7 +56,8 @@ def test_headless_run_prefixes_output_and_summarises(tmp_path, jpath):
             title: The phase
             steps:
               - {id: hello, run: 'echo "hello $WHO"; echo oops >&2'}
-    """)
+    """,
+    )
     done = cockpit("run", book, "--headless", "--journal", jpath)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -66,10 +69,13 @@ def test_headless_run_prefixes_output_and_summarises(tmp_path, jpath):
 
 
 def test_exit_codes(tmp_path, jpath):
-    failing = write(tmp_path / "fail.yaml", """
+    failing = write(
+        tmp_path / "fail.yaml",
+        """
         runbook: Fail
         phases: [{id: p, steps: [{id: bad, run: exit 7}]}]
-    """)
+    """,
+    )
     done = cockpit("run", failing, "--headless", "--journal", jpath)
     assert done.returncode == 1
     assert "bad = FAILED in" in done.stdout and "exit code 7, expected 0" in done.stdout
@@ -83,14 +89,17 @@ def test_exit_codes(tmp_path, jpath):
 
 
 def test_paused_for_confirmation_then_resumed(tmp_path, jpath):
-    book = write(tmp_path / "confirm.yaml", f"""
+    book = write(
+        tmp_path / "confirm.yaml",
+        f"""
         runbook: Confirm
         phases:
           - id: p
             steps:
               - {{id: first, run: echo first}}
               - {{id: drop, run: touch {tmp_path}/dropped, confirm: true}}
-    """)
+    """,
+    )
     done = cockpit("run", book, "--headless", "--journal", jpath, stdin=subprocess.DEVNULL)
     assert done.returncode == 3
     assert "drop  ? waiting: needs confirmation and nobody can answer here" in done.stdout
@@ -104,7 +113,9 @@ def test_paused_for_confirmation_then_resumed(tmp_path, jpath):
 
 def test_sigkill_mid_step_resumes_with_nothing_lost(tmp_path, jpath):
     count, mark = tmp_path / "count", tmp_path / "mark"
-    book = write(tmp_path / "resume.yaml", f"""
+    book = write(
+        tmp_path / "resume.yaml",
+        f"""
         runbook: Resume
         phases:
           - id: p
@@ -116,17 +127,22 @@ def test_sigkill_mid_step_resumes_with_nothing_lost(tmp_path, jpath):
                   if [ ! -e {mark} ]; then touch {mark}; sleep 100; fi
                   echo "middle done"
               - {{id: last, run: echo last}}
-    """)
-    proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """,
+    )
+    proc = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", jpath],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = jpath.parent / "runs"
-    wait_for(lambda: "line 5" in "".join(p.read_text() for p in log.glob("*/middle.log")),
-             what="the middle step's output")
+    wait_for(
+        lambda: "line 5" in "".join(p.read_text() for p in log.glob("*/middle.log")),
+        what="the middle step's output",
+    )
     proc.kill()
     proc.wait()
     rows = step_rows(jpath)
-    assert [rows[s]["status"] for s in ("first", "middle", "last")] == [
-        "ok", "running", "pending"]
+    assert [rows[s]["status"] for s in ("first", "middle", "last")] == ["ok", "running", "pending"]
     pgid = rows["middle"]["pgid"]
     assert live_members(pgid), "the step's own processes outlive a SIGKILLed cockpit"
 
@@ -155,18 +171,27 @@ def test_sigkill_mid_step_resumes_with_nothing_lost(tmp_path, jpath):
 
 
 def test_sighup_lets_the_step_finish_then_pauses(tmp_path, jpath):
-    book = write(tmp_path / "hup.yaml", """
+    book = write(
+        tmp_path / "hup.yaml",
+        """
         runbook: Hup
         phases:
           - id: p
             steps:
               - {id: slow, run: 'echo started; sleep 1; echo finished'}
               - {id: next, run: echo next}
-    """)
-    proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: step_rows(jpath).get("slow", {}).get("status") == "running",
-             what="the slow step to start")
+    """,
+    )
+    proc = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", jpath],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(
+        lambda: step_rows(jpath).get("slow", {}).get("status") == "running",
+        what="the slow step to start",
+    )
     proc.send_signal(signal.SIGHUP)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 3
@@ -178,12 +203,16 @@ def test_sighup_lets_the_step_finish_then_pauses(tmp_path, jpath):
 
 
 def test_sigint_cancels_the_step_and_exits_130(tmp_path, jpath):
-    book = write(tmp_path / "int.yaml", """
+    book = write(
+        tmp_path / "int.yaml",
+        """
         runbook: Int
         phases: [{id: p, steps: [{id: long, run: 'echo go; sleep 100'}]}]
-    """)
-    proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
-                            stdout=subprocess.PIPE, text=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", jpath], stdout=subprocess.PIPE, text=True
+    )
     wait_for(lambda: step_rows(jpath).get("long", {}).get("pgid"), what="the step's process")
     pgid = step_rows(jpath)["long"]["pgid"]
     proc.send_signal(signal.SIGINT)
@@ -194,17 +223,32 @@ def test_sigint_cancels_the_step_and_exits_130(tmp_path, jpath):
 
 
 def test_protected_environment_needs_its_name(tmp_path, jpath):
-    config = write(tmp_path / "cockpit.toml", """
+    config = write(
+        tmp_path / "cockpit.toml",
+        """
         [environments.production]
         confirm = true
         label = "PRODUCTION"
-    """)
-    book = write(tmp_path / "prod.yaml", f"""
+    """,
+    )
+    book = write(
+        tmp_path / "prod.yaml",
+        f"""
         runbook: Prod
         phases: [{{id: p, steps: [{{id: touch, run: touch {tmp_path}/touched}}]}}]
-    """)
-    args = ("run", book, "--headless", "--env", "production", "--journal", jpath,
-            "--config", config)
+    """,
+    )
+    args = (
+        "run",
+        book,
+        "--headless",
+        "--env",
+        "production",
+        "--journal",
+        jpath,
+        "--config",
+        config,
+    )
     refused = cockpit(*args, stdin=subprocess.DEVNULL)
     assert refused.returncode == 2
     assert "--confirm-env production" in refused.stderr
@@ -223,40 +267,50 @@ def test_protected_environment_needs_its_name(tmp_path, jpath):
 
 def test_profile_secrets_and_variables_reach_the_step(tmp_path, jpath):
     (tmp_path / "token").write_text("from-a-file-4242\n")
-    config = write(tmp_path / "cockpit.toml", f"""
+    config = write(
+        tmp_path / "cockpit.toml",
+        f"""
         [environments.staging.variables]
         TARGET = "staging-db"
         [environments.staging.secrets]
         DB_PASSWORD = "file:{tmp_path}/token"
-    """)
-    book = write(tmp_path / "s.yaml", """
+    """,
+    )
+    book = write(
+        tmp_path / "s.yaml",
+        """
         runbook: Secrets
         variables: {TARGET: local-db}
         secrets: [DB_PASSWORD]
         phases: [{id: p, steps: [{id: show, run: 'echo "$TARGET $DB_PASSWORD"'}]}]
-    """)
-    done = cockpit("run", book, "--headless", "--env", "staging", "--config", config,
-                   "--journal", jpath)
+    """,
+    )
+    done = cockpit(
+        "run", book, "--headless", "--env", "staging", "--config", config, "--journal", jpath
+    )
     assert done.returncode == 0, done.stderr
     assert "show | staging-db ***" in done.stdout
     assert "4242" not in done.stdout
 
 
 def test_bad_config_is_one_clear_message(tmp_path):
-    config = write(tmp_path / "cockpit.toml", """
+    config = write(
+        tmp_path / "cockpit.toml",
+        """
         [journal]
         synchronous = "fast"
         [engine]
         kill_grase = "5s"
         [environments.production.secrets]
         TOKEN = "hunter2"
-    """)
+    """,
+    )
     book = write(tmp_path / "b.yaml", MINIMAL)
     done = cockpit("run", book, "--headless", "--config", config)
     assert done.returncode == 2
     assert "synchronous: expected 'normal' or 'full'" in done.stderr
     assert "unknown key 'kill_grase' (did you mean 'kill_grace'?)" in done.stderr
-    assert "secrets.TOKEN: expected \"env:VARIABLE\" or \"file:PATH\"" in done.stderr
+    assert 'secrets.TOKEN: expected "env:VARIABLE" or "file:PATH"' in done.stderr
     assert "Traceback" not in done.stderr
     syntax = write(tmp_path / "bad.toml", "[journal\n")
     done = cockpit("validate", book, "--config", syntax)
@@ -277,7 +331,9 @@ def test_unwritable_journal_is_one_clear_message(tmp_path):
 
 def test_history_and_report(tmp_path, jpath, monkeypatch):
     monkeypatch.setenv("REPORT_TOKEN", "rpt-secret-777")
-    book = write(tmp_path / "r.yaml", """
+    book = write(
+        tmp_path / "r.yaml",
+        """
         runbook: Reported
         version: "2.0"
         secrets: [REPORT_TOKEN]
@@ -286,7 +342,8 @@ def test_history_and_report(tmp_path, jpath, monkeypatch):
             steps:
               - {id: check, kind: manual, items: [Dashboard open]}
               - {id: say, run: 'echo "token $REPORT_TOKEN"'}
-    """)
+    """,
+    )
     assert cockpit("run", book, "--headless", "--yes", "--journal", jpath).returncode == 0
     history = cockpit("history", "--journal", jpath).stdout
     assert "ok" in history and "Reported (tester)" in history
@@ -306,7 +363,9 @@ def test_history_and_report(tmp_path, jpath, monkeypatch):
 
 def test_plan_shows_resolved_steps_with_secrets_masked(tmp_path, monkeypatch):
     monkeypatch.setenv("PLAN_TOKEN", "plan-secret-99")
-    book = write(tmp_path / "p.yaml", """
+    book = write(
+        tmp_path / "p.yaml",
+        """
         runbook: Planned
         variables: {REGION: eu-west-1, URL: "https://${REGION}.example"}
         secrets: [PLAN_TOKEN, ABSENT_TOKEN]
@@ -315,7 +374,8 @@ def test_plan_shows_resolved_steps_with_secrets_masked(tmp_path, monkeypatch):
             title: "Phase 1"
             steps:
               - {id: show, title: "Deploy to ${REGION}", run: echo "$URL", timeout: 90s}
-    """)
+    """,
+    )
     done = cockpit("plan", book)
     assert done.returncode == 0, done.stderr
     assert "${URL} = https://eu-west-1.example" in done.stdout
@@ -343,7 +403,9 @@ print("UI MODULES:", ui)
 def test_headless_paths_never_import_textual(tmp_path, jpath):
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(ROOT / "runbooks" / "hello.yaml"), str(jpath)],
-        capture_output=True, text=True, env={**os.environ, "HELLO_TOKEN": "x-token"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HELLO_TOKEN": "x-token"},
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
@@ -366,14 +428,22 @@ def test_journal_that_can_not_grow_stops_the_run_cleanly(tmp_path, jpath):
     book = write(tmp_path / "many.yaml", text)
     done = subprocess.run(
         [COCKPIT, "run", book, "--headless", "--journal", jpath],
-        capture_output=True, text=True, timeout=60, preexec_fn=_file_size_limit(256 * 1024),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_file_size_limit(256 * 1024),
     )
     assert done.returncode == 2, done.stdout[-500:] + done.stderr
     first, hint = done.stderr.splitlines()
-    assert first in (f"cockpit: journal {jpath}: database or disk is full",
-                     f"cockpit: journal {jpath}: disk I/O error")
-    assert hint.endswith("(disk space, permissions): cockpit resume "
-                         + step_rows(jpath)["s0"]["run_id"] + " --headless")
+    assert first in (
+        f"cockpit: journal {jpath}: database or disk is full",
+        f"cockpit: journal {jpath}: disk I/O error",
+    )
+    assert hint.endswith(
+        "(disk space, permissions): cockpit resume "
+        + step_rows(jpath)["s0"]["run_id"]
+        + " --headless"
+    )
     rows = step_rows(jpath)
     finished = [r for r in rows.values() if r["status"] == "ok"]
     assert 0 < len(finished) < 200
@@ -385,13 +455,19 @@ def test_journal_that_can_not_grow_stops_the_run_cleanly(tmp_path, jpath):
 
 
 def test_output_file_that_can_not_grow_is_said(tmp_path, jpath):
-    book = write(tmp_path / "big.yaml", """
+    book = write(
+        tmp_path / "big.yaml",
+        """
         runbook: Big
         phases: [{id: p, steps: [{id: big, run: "seq 1 200000"}]}]
-    """)
+    """,
+    )
     done = subprocess.run(
         [COCKPIT, "run", book, "--headless", "--journal", jpath],
-        capture_output=True, text=True, timeout=60, preexec_fn=_file_size_limit(400 * 1024),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_file_size_limit(400 * 1024),
     )
     assert done.returncode == 0, done.stderr
     assert "output incomplete:" in done.stdout and "File too large" in done.stdout

@@ -47,23 +47,47 @@ def test_the_runbook_covers_the_seed(seed):
     assert sorted(verify.expect["tables_exist"]) == sorted(tables)
     smoke = re.search(r"#### 1\. Smoke Tests\n```bash\n(.*?)```", seed, re.DOTALL)[1]
     paths = re.findall(r"https://your-domain\.com(/[^\s\"]*)", smoke)
-    urls = {step.fields.get("url", "").replace("${BASE_URL}", "") for step in runbook.steps
-            if step.kind == "http"}
+    urls = {
+        step.fields.get("url", "").replace("${BASE_URL}", "")
+        for step in runbook.steps
+        if step.kind == "http"
+    }
     for path in paths:
         assert any(url.startswith(path.rstrip('"')) for url in urls), path
     post = runbook.step("smoke-create-signal")
     assert post.fields["method"] == "POST" and post.expect["status"] == 201
     kinds = {step.kind for step in runbook.all_steps}
-    assert {"manual", "notify", "backup", "redis", "migrate", "sql", "k8s", "http",
-            "gate", "restore"} <= kinds
+    assert {
+        "manual",
+        "notify",
+        "backup",
+        "redis",
+        "migrate",
+        "sql",
+        "k8s",
+        "http",
+        "gate",
+        "restore",
+    } <= kinds
     assert [c for c in runbook.rollback.criteria] == re.findall(
-        r"^- (.*)$", seed.split("### When to Rollback")[1].split("###")[0], re.MULTILINE)
+        r"^- (.*)$", seed.split("### When to Rollback")[1].split("###")[0], re.MULTILINE
+    )
     assert len(runbook.contacts.escalation) == 4
     assert [title for title, _ in runbook.checklists] == [
-        "post-deployment / day-1", "post-deployment / week-1", "post-deployment / month-1"]
+        "post-deployment / day-1",
+        "post-deployment / week-1",
+        "post-deployment / month-1",
+    ]
     migrations = sorted(p.name for p in (FLAGSHIP.parent / "migrations").glob("V3_0*.sql"))
-    assert [m[:6] for m in migrations] == ["V3_007", "V3_008", "V3_009", "V3_010", "V3_011",
-                                           "V3_012", "V3_013"]
+    assert [m[:6] for m in migrations] == [
+        "V3_007",
+        "V3_008",
+        "V3_009",
+        "V3_010",
+        "V3_011",
+        "V3_012",
+        "V3_013",
+    ]
 
 
 def sandbox_processes() -> list[int]:
@@ -76,8 +100,11 @@ def sandbox_processes() -> list[int]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        ours = "cockpit-sandbox-" in command or "--reap" in command or (
-            "redis-server" in command and "redis.db" in command)
+        ours = (
+            "cockpit-sandbox-" in command
+            or "--reap" in command
+            or ("redis-server" in command and "redis.db" in command)
+        )
         if ours and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
@@ -85,8 +112,15 @@ def sandbox_processes() -> list[int]:
 
 def demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    result = cockpit("demo", "--headless", "--yes", "--journal", tmp_path / "j.sqlite3",
-                     *args, timeout=DEMO_BUDGET + 60)
+    result = cockpit(
+        "demo",
+        "--headless",
+        "--yes",
+        "--journal",
+        tmp_path / "j.sqlite3",
+        *args,
+        timeout=DEMO_BUDGET + 60,
+    )
     return result, time.monotonic() - started
 
 
@@ -94,8 +128,7 @@ def record(tmp_path: Path) -> tuple[dict, dict[str, dict], list[dict]]:
     journal = Journal(tmp_path / "j.sqlite3")
     try:
         run = journal.runs(limit=1)[0]
-        return run, {r["step_id"]: r for r in journal.steps(run["id"])}, \
-            journal.events(run["id"])
+        return run, {r["step_id"]: r for r in journal.steps(run["id"])}, journal.events(run["id"])
     finally:
         journal.close()
 
@@ -117,8 +150,7 @@ def test_demo_flies_every_phase_green_and_leaves_nothing_behind(tmp_path):
     assert steps["notify-start"]["details"]["sent"] is True
     ticks = [e["data"]["note"] for e in events if e["type"] == "ChecklistTicked"]
     assert ticks and set(ticks) == {"demo: acknowledged by cockpit demo --yes"}
-    assert any(e["type"] == "MetricsSampled" and e["data"]["values"].get("p95_ms")
-               for e in events)
+    assert any(e["type"] == "MetricsSampled" and e["data"]["values"].get("p95_ms") for e in events)
     assert "Traceback" not in result.stdout + result.stderr
     wait_for(lambda: set(sandbox_processes()) <= set(before), "the sandbox to stop", 15)
 
@@ -128,20 +160,29 @@ def test_drill_bad_release_rolls_back_to_1_0(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     run, steps, events = record(tmp_path)
     assert run["status"] == "rolled-back"
-    fired = [e["data"] for e in events
-             if e["type"] == "AlertChanged" and e["data"]["state"] == "firing"]
+    fired = [
+        e["data"] for e in events if e["type"] == "AlertChanged" and e["data"]["state"] == "firing"
+    ]
     assert any(a["severity"] == "critical" for a in fired)
     gate = steps["metrics-gate-sandbox"]
     assert gate["status"] == "failed" and gate["message"].startswith("alert ")
     assert [e["data"]["reason"] for e in events if e["type"] == "RollbackStarted"] == [
-        "step 'metrics-gate-sandbox' failed"]
-    for step_id in ("rb-maintenance-on", "rb-backend-undo", "rb-frontend-undo",
-                    "rb-migrations-undo", "rb-verify-version", "rb-maintenance-off"):
+        "step 'metrics-gate-sandbox' failed"
+    ]
+    for step_id in (
+        "rb-maintenance-on",
+        "rb-backend-undo",
+        "rb-frontend-undo",
+        "rb-migrations-undo",
+        "rb-verify-version",
+        "rb-maintenance-off",
+    ):
         assert steps[step_id]["status"] == "ok", (step_id, steps[step_id]["message"])
     assert steps["rb-migrations-undo"]["message"].endswith("now at version 3.007")
     # health reports 1.0 again: the rollback's check of /health expects the previous version
-    assert '"version": "1.0"' in (tmp_path / "runs" / run["id"] / "rb-verify-version.log"
-                                  ).read_text()
+    assert (
+        '"version": "1.0"' in (tmp_path / "runs" / run["id"] / "rb-verify-version.log").read_text()
+    )
     report = cockpit("report", run["id"], "--journal", tmp_path / "j.sqlite3")
     assert report.returncode == 0
     assert "metrics-gate-sandbox" in report.stdout and "rb-backend-undo" in report.stdout
@@ -151,8 +192,11 @@ def test_a_killed_demo_leaves_no_server_behind(tmp_path):
     before = set(sandbox_processes())
     process = subprocess.Popen(
         [COCKPIT, "demo", "--headless", "--yes", "--journal", str(tmp_path / "j.sqlite3")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         for line in process.stdout:
             if line.startswith("== Phase 2"):  # the servers are up and in use
@@ -164,20 +208,28 @@ def test_a_killed_demo_leaves_no_server_behind(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    wait_for(lambda: not set(sandbox_processes()) & started, "the reaper to end the servers",
-             20)
+    wait_for(lambda: not set(sandbox_processes()) & started, "the reaper to end the servers", 20)
 
 
 def test_demo_in_a_terminal(tmp_path):
     terminal = Terminal(tmp_path)
     try:
-        env = " ".join(f"{k}={v}" for k, v in {
-            "TERM": "xterm-256color", "XDG_DATA_HOME": tmp_path / "data",
-            "XDG_CONFIG_HOME": tmp_path / "config"}.items())
-        terminal.start(f"env {env} {COCKPIT} demo --yes --journal {tmp_path / 'j.sqlite3'}",
-                       width=120, height=35)
-        terminal.wait_for("SANDBOX", "Pre-Deployment Checklist", "Phase 1: Preparation",
-                          "Metrics", timeout=60)
+        env = " ".join(
+            f"{k}={v}"
+            for k, v in {
+                "TERM": "xterm-256color",
+                "XDG_DATA_HOME": tmp_path / "data",
+                "XDG_CONFIG_HOME": tmp_path / "config",
+            }.items()
+        )
+        terminal.start(
+            f"env {env} {COCKPIT} demo --yes --journal {tmp_path / 'j.sqlite3'}",
+            width=120,
+            height=35,
+        )
+        terminal.wait_for(
+            "SANDBOX", "Pre-Deployment Checklist", "Phase 1: Preparation", "Metrics", timeout=60
+        )
         first = terminal.wait_for_line("Requests", "ok")
         terminal.keys("a")
         streamed = terminal.wait_for("left · p95_ms", timeout=90)  # the gate's live values

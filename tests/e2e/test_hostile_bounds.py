@@ -53,7 +53,9 @@ def step_rows(jpath: Path) -> dict[str, dict]:
 
 
 def test_catastrophic_regex_on_output_ends_at_once(tmp_path):
-    book = write(tmp_path / "redos.yaml", f"""
+    book = write(
+        tmp_path / "redos.yaml",
+        f"""
         runbook: Redos
         phases:
           - id: p
@@ -62,10 +64,12 @@ def test_catastrophic_regex_on_output_ends_at_once(tmp_path):
                 run: python3 -c "print('a' * 40 + 'b')"
                 timeout: 30s
                 expect: {{output: '{REDOS}'}}
-    """)
+    """,
+    )
     started = time.monotonic()
-    result = cockpit("run", book, "--headless", "--journal", tmp_path / "j" / "j.sqlite3",
-                     timeout=60)
+    result = cockpit(
+        "run", book, "--headless", "--journal", tmp_path / "j" / "j.sqlite3", timeout=60
+    )
     assert time.monotonic() - started < 20
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"output did not match /{REDOS}/" in result.stdout
@@ -74,7 +78,9 @@ def test_catastrophic_regex_on_output_ends_at_once(tmp_path):
 def test_catastrophic_regex_leaves_sigterm_working(tmp_path):
     """Before RE2 the match held the event loop: SIGTERM waited for it forever."""
     jpath = tmp_path / "j" / "j.sqlite3"
-    book = write(tmp_path / "redos.yaml", f"""
+    book = write(
+        tmp_path / "redos.yaml",
+        f"""
         runbook: Redos
         phases:
           - id: p
@@ -84,14 +90,21 @@ def test_catastrophic_regex_leaves_sigterm_working(tmp_path):
                 on_failure: continue
                 expect: {{output: '{REDOS}'}}
               - {{id: wait, run: echo waiting; sleep 100}}
-    """)
+    """,
+    )
     printed = tmp_path / "printed.txt"
     with printed.open("w") as out:  # a file: a full pipe would stall the printer
-        proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [COCKPIT, "run", book, "--headless", "--journal", jpath],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(lambda: step_rows(jpath).get("wait", {}).get("status") == "running",
-                 what="the step after the match", timeout=30)
+        wait_for(
+            lambda: step_rows(jpath).get("wait", {}).get("status") == "running",
+            what="the step after the match",
+            timeout=30,
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 130
     finally:
@@ -132,8 +145,9 @@ UNSUPPORTED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "pattern", "reason"), UNSUPPORTED,
-                         ids=[u[0] for u in UNSUPPORTED])
+@pytest.mark.parametrize(
+    ("name", "pattern", "reason"), UNSUPPORTED, ids=[u[0] for u in UNSUPPORTED]
+)
 @pytest.mark.parametrize("where", ["shell", "http-body", "http-header", "redis"])
 def test_regex_re2_can_not_run_is_refused_at_validate(tmp_path, name, pattern, reason, where):
     step = {
@@ -146,13 +160,16 @@ def test_regex_re2_can_not_run_is_refused_at_validate(tmp_path, name, pattern, r
         "redis": f"""{{id: s, kind: redis, url: "redis://127.0.0.1:9", command: [GET, k],
                     expect: {{reply_matches: "{pattern}"}}}}""",
     }[where]
-    book = write(tmp_path / "book.yaml", f"""
+    book = write(
+        tmp_path / "book.yaml",
+        f"""
         runbook: Regex
         phases:
           - id: p
             steps:
               - {step}
-    """)
+    """,
+    )
     result = cockpit("validate", book)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -165,8 +182,10 @@ def test_regex_re2_can_not_run_is_refused_at_validate(tmp_path, name, pattern, r
 
 # OSC 52 (write the clipboard), clear the screen, set the window title, move the cursor,
 # a C1 CSI, a right-to-left override, and a carriage return forging a status line.
-HOSTILE_PRINTF = (r"printf '\033]52;c;cm0gLXJmIH4=\007 \033[2J \033]0;owned\007 \033[5A"
-                  r" \302\233 31m \342\200\256 x\rdeploy   = ok in 0.01s\n'")
+HOSTILE_PRINTF = (
+    r"printf '\033]52;c;cm0gLXJmIH4=\007 \033[2J \033]0;owned\007 \033[5A"
+    r" \302\233 31m \342\200\256 x\rdeploy   = ok in 0.01s\n'"
+)
 
 
 def assert_inert(text: str) -> None:
@@ -176,7 +195,9 @@ def assert_inert(text: str) -> None:
 
 def test_headless_shows_control_characters_as_text(tmp_path):
     jpath = tmp_path / "j" / "j.sqlite3"
-    book = write(tmp_path / "book.yaml", f"""
+    book = write(
+        tmp_path / "book.yaml",
+        f"""
         runbook: "Escape \\e]0;title\\a"
         phases:
           - id: p
@@ -189,7 +210,8 @@ def test_headless_shows_control_characters_as_text(tmp_path):
                   {HOSTILE_PRINTF} >&2
                   echo "$TITLE"
                 env: {{TITLE: "\\e[31mred"}}
-    """)
+    """,
+    )
     result = cockpit("run", book, "--headless", "--journal", jpath)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_inert(result.stdout)
@@ -213,13 +235,16 @@ def test_headless_shows_control_characters_as_text(tmp_path):
 
 def test_validate_and_history_show_control_characters_as_text(tmp_path):
     jpath = tmp_path / "j" / "j.sqlite3"
-    book = write(tmp_path / "book.yaml", """
+    book = write(
+        tmp_path / "book.yaml",
+        """
         runbook: "Title \\e]0;owned\\a \\e[2J"
         phases:
           - id: p
             steps:
               - {id: s, run: "true"}
-    """)
+    """,
+    )
     checked = cockpit("validate", book)
     assert checked.returncode == 0, checked.stderr
     assert_inert(checked.stdout)
@@ -229,13 +254,16 @@ def test_validate_and_history_show_control_characters_as_text(tmp_path):
     assert history.returncode == 0, history.stderr
     assert_inert(history.stdout)
     assert "^[]0;owned^G" in history.stdout
-    bad = write(tmp_path / "bad.yaml", """
+    bad = write(
+        tmp_path / "bad.yaml",
+        """
         runbook: x
         phases:
           - id: p
             steps:
               - {id: s, run: "true", kind: "\\e[2Jshell"}
-    """)
+    """,
+    )
     refused = cockpit("validate", bad)
     assert refused.returncode == 2
     assert_inert(refused.stderr)
@@ -257,9 +285,13 @@ phases:
 
 async def test_tui_shows_control_characters_as_text(journal):
     operator = TuiOperator("tester")
-    engine = Engine(parse_runbook(textwrap.dedent(TUI_BOOK), "tui.yaml"), journal,
-                    config=Config(kill_grace=0.5, flush_interval=0.01),
-                    profile=Environment(name="local"), operator=operator)
+    engine = Engine(
+        parse_runbook(textwrap.dedent(TUI_BOOK), "tui.yaml"),
+        journal,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
     app = CockpitApp(engine, operator, protected=False)
     async with app.run_test(size=(120, 34)) as pilot:
         await pilot.press("r")
@@ -290,11 +322,16 @@ CAP = 1024 * 1024
 
 def test_endless_output_is_capped_head_and_tail_kept(tmp_path):
     jpath = tmp_path / "j" / "j.sqlite3"
-    config = write(tmp_path / "cockpit.toml", f"""
+    config = write(
+        tmp_path / "cockpit.toml",
+        f"""
         [output]
         max_step_bytes = {CAP}
-    """)
-    book = write(tmp_path / "book.yaml", """
+    """,
+    )
+    book = write(
+        tmp_path / "book.yaml",
+        """
         runbook: Endless
         phases:
           - id: p
@@ -305,7 +342,8 @@ def test_endless_output_is_capped_head_and_tail_kept(tmp_path):
                   echo FIRST-LINE
                   yes 0123456789abcdef
               - {id: big, run: echo never}
-    """)
+    """,
+    )
     result = cockpit("run", book, "--headless", "--journal", jpath, "--config", config)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = step_rows(jpath)
@@ -322,7 +360,8 @@ def test_endless_output_is_capped_head_and_tail_kept(tmp_path):
 
 
 async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal):
-    engine = make_engine("""
+    engine = make_engine(
+        """
         runbook: Big
         phases:
           - id: p
@@ -333,7 +372,9 @@ async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal)
                   seq 1 2000000
                   echo END-OF-IT
                 expect: {output: '^END-OF-IT$'}
-    """, config=Config(kill_grace=0.5, flush_interval=0.01, max_step_bytes=CAP))
+    """,
+        config=Config(kill_grace=0.5, flush_interval=0.01, max_step_bytes=CAP),
+    )
     seen = []
     engine.subscribe(seen.append)
     await engine.run()
@@ -353,8 +394,9 @@ async def test_capped_output_still_finishes_ok_and_says_so(make_engine, journal)
     assert any("truncated" in line for line in shown)
 
 
-async def test_low_disk_is_warned_once_in_the_journal_and_the_printer(make_engine, journal,
-                                                                      monkeypatch):
+async def test_low_disk_is_warned_once_in_the_journal_and_the_printer(
+    make_engine, journal, monkeypatch
+):
     monkeypatch.setattr(output_module, "DISK_LOW_BYTES", 1 << 62)  # every disk is low
     monkeypatch.setattr(output_module, "DISK_CHECK_EVERY", 0.0)  # look at every flush
     engine = make_engine("""
@@ -413,7 +455,9 @@ PRINT_AB = (
 
 def slow_match_book(tmp_path: Path, timeout: str) -> Path:
     run = textwrap.indent(PRINT_AB, " " * 18).strip()
-    return write(tmp_path / "slow.yaml", f"""
+    return write(
+        tmp_path / "slow.yaml",
+        f"""
         runbook: Slow
         phases:
           - id: p
@@ -423,7 +467,8 @@ def slow_match_book(tmp_path: Path, timeout: str) -> Path:
                 run: |
                   {run}
                 expect: {{output: '{SLOW}'}}
-    """)
+    """,
+    )
 
 
 def test_step_timeout_fires_while_a_big_output_is_matched(tmp_path):
@@ -440,12 +485,18 @@ def test_step_timeout_fires_while_a_big_output_is_matched(tmp_path):
 def test_sigterm_ends_the_run_while_a_big_output_is_matched(tmp_path):
     jpath = tmp_path / "j" / "j.sqlite3"
     book = slow_match_book(tmp_path, "on_failure: stop")
-    proc = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", jpath],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", jpath],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         log = jpath.parent / "runs"
-        wait_for(lambda: sum(p.stat().st_size for p in log.glob("*/slow.log"))
-                 >= SLOW_OUTPUT_MB << 20, what="the whole output", timeout=60)
+        wait_for(
+            lambda: sum(p.stat().st_size for p in log.glob("*/slow.log")) >= SLOW_OUTPUT_MB << 20,
+            what="the whole output",
+            timeout=60,
+        )
         time.sleep(0.5)  # matching now
         assert proc.poll() is None
         signalled = time.monotonic()
@@ -547,19 +598,23 @@ async def test_http_body_takes_a_list_of_patterns_all_to_be_found(make_engine, j
 
 
 def test_a_variable_that_breaks_a_pattern_fails_the_step_in_one_line(tmp_path):
-    book = write(tmp_path / "tpl.yaml", """
+    book = write(
+        tmp_path / "tpl.yaml",
+        """
         runbook: Tpl
         variables: {PAT: "(unclosed"}
         phases:
           - id: p
             steps:
               - {id: s, run: echo hi, expect: {output: "${PAT}"}}
-    """)
+    """,
+    )
     jpath = tmp_path / "j" / "j.sqlite3"
     result = cockpit("run", book, "--headless", "--journal", jpath)
     assert result.returncode == 1
     assert step_rows(jpath)["s"]["message"] == (
-        "expect.output: not a valid regular expression: missing ): (unclosed")
+        "expect.output: not a valid regular expression: missing ): (unclosed"
+    )
 
 
 def test_an_http_body_and_plan_show_control_characters_as_text(tmp_path):
@@ -578,7 +633,9 @@ def test_an_http_body_and_plan_show_control_characters_as_text(tmp_path):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    book = write(tmp_path / "http.yaml", f"""
+    book = write(
+        tmp_path / "http.yaml",
+        f"""
         runbook: Http
         phases:
           - id: p
@@ -588,7 +645,8 @@ def test_an_http_body_and_plan_show_control_characters_as_text(tmp_path):
                 url: "http://127.0.0.1:{server.server_port}/"
                 expect: {{status: 200, body: "\\e\\\\[2J"}}
               - {{id: later, run: "printf '\\\\033[2J'"}}
-    """)
+    """,
+    )
     try:
         result = cockpit("run", book, "--headless", "--journal", tmp_path / "j" / "j.sqlite3")
     finally:

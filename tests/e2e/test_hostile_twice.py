@@ -38,8 +38,13 @@ def step_rows(jpath) -> dict[str, dict]:
 
 
 def start(*args, env=None) -> subprocess.Popen:
-    return subprocess.Popen([COCKPIT, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [COCKPIT, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 # ------------------------------------------------------------ no-transaction migrations
@@ -61,20 +66,27 @@ def cut_migration(tmp_path, pg_dsn, monkeypatch):
     folder = tmp_path / "db"
     folder.mkdir()
     (folder / "V1__marks.sql").write_text(NO_TRANSACTION)
-    book = write(tmp_path / "release.yaml", """
+    book = write(
+        tmp_path / "release.yaml",
+        """
         runbook: Release
         secrets: [DATABASE_URL]
         phases:
           - id: database
             steps:
               - {id: migrate, kind: migrate, dsn: "${DATABASE_URL}", folder: db}
-    """)
+    """,
+    )
     jpath = tmp_path / "journal" / "journal.sqlite3"
     proc = start("run", book, "--headless", "--journal", jpath)
-    sleeping = ("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
-                "AND pid <> pg_backend_pid()")
-    wait_for(lambda: proc.poll() is not None or asyncio.run(fetch(pg_dsn, sleeping)),
-             what="the migration's sleep")
+    sleeping = (
+        "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
+        "AND pid <> pg_backend_pid()"
+    )
+    wait_for(
+        lambda: proc.poll() is not None or asyncio.run(fetch(pg_dsn, sleeping)),
+        what="the migration's sleep",
+    )
     assert proc.poll() is None, proc.communicate()
     proc.kill()
     proc.wait()
@@ -95,29 +107,38 @@ def test_a_cut_off_no_transaction_migration_is_not_run_again(cut_migration, pg_d
     again = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
     assert again.returncode == 1, again.stdout + again.stderr
     said = step_rows(jpath)["migrate"]["message"]
-    assert "V1__marks.sql ran outside a transaction and was cut off at statement 2 of 3 " \
-           "(line 3)" in said
+    assert (
+        "V1__marks.sql ran outside a transaction and was cut off at statement 2 of 3 "
+        "(line 3)" in said
+    )
     assert f"cockpit repair {run_id} migrate --mark-applied V1__marks.sql" in said
     assert f"cockpit repair {run_id} migrate --rerun V1__marks.sql" in said
     assert "cut off at statement 2 of 3" in again.stdout
     assert marks(pg_dsn) == ["first"], "the first INSERT ran twice"
-    assert asyncio.run(fetchval(pg_dsn, "SELECT count(*) FROM flyway_schema_history "
-                                        "WHERE success")) == 0
+    assert (
+        asyncio.run(fetchval(pg_dsn, "SELECT count(*) FROM flyway_schema_history WHERE success"))
+        == 0
+    )
 
 
 def test_repair_mark_applied_then_resume_goes_on(cut_migration, pg_dsn):
     _, jpath, run_id = cut_migration
     asyncio.run(fetch(pg_dsn, "INSERT INTO marks VALUES ('second')"))  # finished by hand
-    fixed = cockpit("repair", run_id, "migrate", "--mark-applied", "V1__marks.sql",
-                    "--journal", jpath)
+    fixed = cockpit(
+        "repair", run_id, "migrate", "--mark-applied", "V1__marks.sql", "--journal", jpath
+    )
     assert fixed.returncode == 0, fixed.stderr
     assert "V1__marks.sql: marked as applied" in fixed.stdout
     db = sqlite3.connect(jpath)
     [(data,)] = db.execute("SELECT data FROM events WHERE type = 'StepRepaired'").fetchall()
     db.close()
     assert json.loads(data) | {"outcome": ""} == {
-        "step_id": "migrate", "file": "V1__marks.sql", "how": "mark-applied", "by": "tester",
-        "outcome": ""}
+        "step_id": "migrate",
+        "file": "V1__marks.sql",
+        "how": "mark-applied",
+        "by": "tester",
+        "outcome": "",
+    }
     resumed = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert marks(pg_dsn) == ["first", "second"]
@@ -139,9 +160,11 @@ def test_repair_refuses_what_it_can_not_settle(cut_migration, pg_dsn):
     _, jpath, run_id = cut_migration
     unknown = cockpit("repair", run_id, "migrate", "--rerun", "V9__nope.sql", "--journal", jpath)
     assert unknown.returncode == 2
-    assert unknown.stderr.splitlines()[-1] == ("cockpit: V9__nope.sql has no failed row in "
-                              '"public"."flyway_schema_history" (failed rows: V1__marks.sql): '
-                              "nothing to repair")
+    assert unknown.stderr.splitlines()[-1] == (
+        "cockpit: V9__nope.sql has no failed row in "
+        '"public"."flyway_schema_history" (failed rows: V1__marks.sql): '
+        "nothing to repair"
+    )
     no_step = cockpit("repair", run_id, "nope", "--rerun", "V1__marks.sql", "--journal", jpath)
     assert no_step.returncode == 2
     assert "has no step 'nope'" in no_step.stderr
@@ -154,7 +177,9 @@ def test_repair_refuses_what_it_can_not_settle(cut_migration, pg_dsn):
 def test_deleting_runs_folder_of_a_live_run_neither_kills_it_nor_flies_it_twice(tmp_path):
     count = tmp_path / "count"
     gate = tmp_path / "gate"
-    book = write(tmp_path / "live.yaml", f"""
+    book = write(
+        tmp_path / "live.yaml",
+        f"""
         runbook: Live
         phases:
           - id: p
@@ -166,7 +191,8 @@ def test_deleting_runs_folder_of_a_live_run_neither_kills_it_nor_flies_it_twice(
                   while [ ! -e {gate} ]; do sleep 0.05; done
                   echo after
               - {{id: last, run: echo last >> {count}}}
-    """)
+    """,
+    )
     jpath = tmp_path / "journal" / "journal.sqlite3"
     runs = jpath.parent / "runs"
     proc = start("run", book, "--headless", "--journal", jpath)
@@ -178,29 +204,36 @@ def test_deleting_runs_folder_of_a_live_run_neither_kills_it_nor_flies_it_twice(
     assert [r["status"] for r in json.loads(history.stdout)] == ["running"]
     again = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)
     assert again.returncode == 2
-    assert again.stderr == (f"cockpit: run {run_id} is live in pid {proc.pid} on "
-                            f"{socket.gethostname()}: it is not flown twice; watch it, or "
-                            "wait for it to end\n")
+    assert again.stderr == (
+        f"cockpit: run {run_id} is live in pid {proc.pid} on "
+        f"{socket.gethostname()}: it is not flown twice; watch it, or "
+        "wait for it to end\n"
+    )
     gate.touch()
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, out + err
     assert count.read_text() == "once\nlast\n", "a step ran twice"
     slow = step_rows(jpath)["slow"]
     assert slow["status"] == "ok"
-    assert "slow.log was deleted while the step ran; written again from what cockpit " \
-           "held" in slow["message"]
+    assert (
+        "slow.log was deleted while the step ran; written again from what cockpit "
+        "held" in slow["message"]
+    )
     assert (runs / run_id / "slow.log").read_text() == "before\nafter\n"
     assert "written again" in out  # the operator sees it too
 
 
 def test_a_dead_run_is_interrupted_even_with_its_folder_gone(tmp_path):
-    book = write(tmp_path / "dead.yaml", """
+    book = write(
+        tmp_path / "dead.yaml",
+        """
         runbook: Dead
         phases:
           - id: p
             steps:
               - {id: slow, run: "echo started; sleep 30"}
-    """)
+    """,
+    )
     jpath = tmp_path / "journal" / "journal.sqlite3"
     proc = start("run", book, "--headless", "--journal", jpath)
     wait_for(lambda: list((jpath.parent / "runs").glob("*/slow.log")), what="the step")
@@ -218,7 +251,8 @@ def test_a_dead_run_is_interrupted_even_with_its_folder_gone(tmp_path):
     assert undecided.stderr == (
         f"cockpit: run {run_id}: step slow was interrupted while it ran, so what it did may "
         "have taken effect: check, then choose --retry-interrupted or --skip-interrupted "
-        "(a retry runs it from the top)\n")
+        "(a retry runs it from the top)\n"
+    )
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -234,10 +268,23 @@ def test_liveness_is_the_lock_on_both_journals(kind, tmp_path, request):
 
     flying, looking = open_journal(), open_journal()
     try:
-        flying.create_run({"id": "r1", "runbook": "R", "version": "", "runbook_path": "",
-                           "runbook_sha256": "", "environment": "local", "operator": "t",
-                           "host": socket.gethostname(), "status": "running", "dry_run": 0,
-                           "started_at": 1.0, "output_dir": ""}, [])
+        flying.create_run(
+            {
+                "id": "r1",
+                "runbook": "R",
+                "version": "",
+                "runbook_path": "",
+                "runbook_sha256": "",
+                "environment": "local",
+                "operator": "t",
+                "host": socket.gethostname(),
+                "status": "running",
+                "dry_run": 0,
+                "started_at": 1.0,
+                "output_dir": "",
+            },
+            [],
+        )
         lock = flying.run_lock("r1")
         assert lock.acquire()
         flying.apply(ev.RunStarted("r1", 1.0, "R", "local", "t", pid=os.getpid()))
@@ -271,29 +318,35 @@ def test_an_upload_killed_part_way_is_aborted_when_the_run_resumes(tmp_path, s3)
     with big.open("wb") as file:
         for _ in range(96):
             file.write(os.urandom(1024 * 1024))
-    book = write(tmp_path / "upload.yaml", f"""
+    book = write(
+        tmp_path / "upload.yaml",
+        f"""
         runbook: Upload
         phases:
           - id: p
             steps:
               - {{id: up, kind: s3, action: upload, from: {big}, to: "s3://{bucket}/big.bin",
                   endpoint_url: "{endpoint}"}}
-    """)
+    """,
+    )
     jpath = tmp_path / "journal" / "journal.sqlite3"
     import boto3
 
     client = boto3.client("s3", endpoint_url=endpoint)  # made once: the polls are quick
     proc = start("run", book, "--headless", "--journal", jpath)
-    wait_for(lambda: proc.poll() is not None or incomplete(endpoint, bucket, client),
-             what="the multipart upload to begin")
+    wait_for(
+        lambda: proc.poll() is not None or incomplete(endpoint, bucket, client),
+        what="the multipart upload to begin",
+    )
     proc.kill()
     proc.wait()
     assert incomplete(endpoint, bucket) == ["big.bin"], "the kill came too late to test"
 
     resumed = cockpit("resume", "last", "--headless", "--retry-interrupted", "--journal", jpath)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"aborted an incomplete multipart upload to s3://{bucket}/big.bin (begun " \
-           in resumed.stdout
+    assert (
+        f"aborted an incomplete multipart upload to s3://{bucket}/big.bin (begun " in resumed.stdout
+    )
     assert incomplete(endpoint, bucket) == []
 
 
@@ -319,8 +372,10 @@ async def test_a_backup_aborts_the_incomplete_upload_left_at_its_key(make_engine
     status = await engine.run()
     assert status == ev.RunStatus.OK, engine.output_path("backup").read_text()
     assert incomplete(endpoint, bucket) == ["nightly.dump.other"]
-    assert f"aborted an incomplete multipart upload to s3://{bucket}/nightly.dump (begun" \
+    assert (
+        f"aborted an incomplete multipart upload to s3://{bucket}/nightly.dump (begun"
         in engine.output_path("backup").read_text()
+    )
 
 
 def test_run_locks_keep_no_descriptor_once_their_journals_are_closed(tmp_path):
@@ -345,8 +400,9 @@ def test_run_locks_keep_no_descriptor_once_their_journals_are_closed(tmp_path):
 # ------------------------------------------------------------ a rollout undo tried again
 
 
-async def test_a_rollout_undo_tried_again_does_not_undo_the_undo(make_engine, journal,
-                                                                 tmp_path, monkeypatch):
+async def test_a_rollout_undo_tried_again_does_not_undo_the_undo(
+    make_engine, journal, tmp_path, monkeypatch
+):
     from cockpit import events as ev
     from cockpit.sandbox.k8s import K8sSimulator
 
@@ -372,8 +428,7 @@ async def test_a_rollout_undo_tried_again_does_not_undo_the_undo(make_engine, jo
         assert await engine.run_step(engine.runbook.step("undo")) == ev.StepStatus.OK
         assert simulator.current_image("default", "backend") == old, "the undo was undone"
         shown = engine.output_path("undo").read_text()
-        assert f"an earlier attempt of this step (run {engine.run_id}) already rolled back" \
-            in shown
+        assert f"an earlier attempt of this step (run {engine.run_id}) already rolled back" in shown
         assert "skipped rollback (current template already matches revision 3)" in shown
         assert new not in simulator.current_image("default", "backend")
     finally:
@@ -401,8 +456,9 @@ def test_an_output_folder_deleted_before_or_while_writing_loses_no_line(tmp_path
     during.write("out", b"two\n")
     during.close()
     assert during.error is None
-    assert during.restored == (f"{folder / 'b.log'} was deleted while the step ran; written "
-                               "again from what cockpit held")
+    assert during.restored == (
+        f"{folder / 'b.log'} was deleted while the step ran; written again from what cockpit held"
+    )
     assert (folder / "b.log").read_text() == "one\ntwo\n"
 
     lost = OutputSink(folder / "c.log", Redactor([]), 10)
@@ -410,18 +466,20 @@ def test_an_output_folder_deleted_before_or_while_writing_loses_no_line(tmp_path
     shutil.rmtree(tmp_path / "runs")
     (tmp_path / "runs").write_text("a file where the folder was")
     lost.close()
-    assert lost.error.startswith(f"{folder / 'c.log'} was deleted while the step ran and "
-                                 "can not be written again: ")
+    assert lost.error.startswith(
+        f"{folder / 'c.log'} was deleted while the step ran and can not be written again: "
+    )
     assert lost.excerpt() == ("one",)  # the journal still gets the last lines
 
 
-def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone(
-        tmp_path, pg_dsn):
+def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone(tmp_path, pg_dsn):
     config = tmp_path / "team.toml"
     config.write_text('[team]\njournal_dsn = "env:COCKPIT_JOURNAL_DSN"\n')
     env = {"COCKPIT_CONFIG": str(config), "COCKPIT_JOURNAL_DSN": pg_dsn}
     gate = tmp_path / "gate"
-    book = write(tmp_path / "live.yaml", f"""
+    book = write(
+        tmp_path / "live.yaml",
+        f"""
         runbook: Live
         phases:
           - id: p
@@ -430,7 +488,8 @@ def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone
                 run: |
                   echo started
                   while [ ! -e {gate} ]; do sleep 0.05; done
-    """)
+    """,
+    )
     runs = tmp_path / "data" / "cockpit" / "runs"
     proc = start("run", book, "--headless", env=env)
     try:
@@ -441,9 +500,11 @@ def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone
         assert run["status"] == "running"
         again = cockpit("resume", run["id"], "--headless", "--retry-interrupted", env=env)
         assert again.returncode == 2
-        assert again.stderr == (f"cockpit: run {run['id']} is live in pid {proc.pid} on "
-                                f"{socket.gethostname()}: it is not flown twice; watch it, "
-                                "or wait for it to end\n")
+        assert again.stderr == (
+            f"cockpit: run {run['id']} is live in pid {proc.pid} on "
+            f"{socket.gethostname()}: it is not flown twice; watch it, "
+            "or wait for it to end\n"
+        )
     finally:
         gate.touch()
         out, err = proc.communicate(timeout=30)
@@ -452,9 +513,9 @@ def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone
     assert run["status"] == "ok"
 
 
-async def test_a_timed_out_no_transaction_migration_is_not_run_again(make_engine, journal,
-                                                                     tmp_path, pg_dsn,
-                                                                     monkeypatch):
+async def test_a_timed_out_no_transaction_migration_is_not_run_again(
+    make_engine, journal, tmp_path, pg_dsn, monkeypatch
+):
     from cockpit import events as ev
 
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
@@ -467,14 +528,15 @@ async def test_a_timed_out_no_transaction_migration_is_not_run_again(make_engine
         phases:
           - id: database
             steps:
-              - {{id: migrate, kind: migrate, dsn: "${{DATABASE_URL}}", folder: {tmp_path / 'db'},
+              - {{id: migrate, kind: migrate, dsn: "${{DATABASE_URL}}", folder: {tmp_path / "db"},
                  timeout: 1s}}
     """
     engine = make_engine(text)
     assert await engine.run() == ev.RunStatus.FAILED
     history = await fetch(pg_dsn, "SELECT description, success FROM flyway_schema_history")
     assert [(r["description"], r["success"]) for r in history] == [
-        ("marks [cockpit: cancelled at statement 2 of 3, line 3]", False)]
+        ("marks [cockpit: cancelled at statement 2 of 3, line 3]", False)
+    ]
     status = await engine.run_step(engine.runbook.step("migrate"))
     assert status == ev.StepStatus.FAILED
     said = step_rows_of(journal, engine)["migrate"]["message"]

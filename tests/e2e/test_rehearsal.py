@@ -66,8 +66,11 @@ def fly(make_engine, text: str, **kwargs) -> Engine:
 def rehearsal(make_engine, journal) -> dict[str, float]:
     """A rehearsal flown on staging; the durations the journal recorded, by step id."""
     engine = fly(make_engine, book(), rehearsal=True, profile=Environment(name="staging"))
-    recorded = {step_id: row["duration"] for step_id, row in rows(journal, engine).items()
-                if row["status"] == "ok"}
+    recorded = {
+        step_id: row["duration"]
+        for step_id, row in rows(journal, engine).items()
+        if row["status"] == "ok"
+    }
     assert recorded.keys() == REHEARSED.keys()
     for step_id, seconds in REHEARSED.items():
         assert seconds <= recorded[step_id] < seconds + TOLERANCE
@@ -105,14 +108,16 @@ def test_a_step_left_out_of_the_environment_counts_for_nothing(make_engine, rehe
 def test_remaining_eta_goes_down_as_the_run_flies(make_engine, rehearsal):
     engine = make_engine(book())
     readings: list[tuple[str, EtaReading]] = []
-    engine.subscribe(lambda event: isinstance(event, PhaseStarted)
-                     and readings.append((event.phase_id, engine.eta_now())))
+    engine.subscribe(
+        lambda event: (
+            isinstance(event, PhaseStarted) and readings.append((event.phase_id, engine.eta_now()))
+        )
+    )
     start = engine.eta_now()
     assert start.remaining == engine.eta.total()
     assert asyncio.run(engine.run()) == RunStatus.OK
     assert [phase for phase, _ in readings] == ["prep", "deploy"]
-    assert readings[0][1].remaining.seconds == pytest.approx(sum(rehearsal.values()),
-                                                             abs=0.01)
+    assert readings[0][1].remaining.seconds == pytest.approx(sum(rehearsal.values()), abs=0.01)
     assert readings[1][1].remaining.seconds == pytest.approx(rehearsal["ship"], abs=0.01)
     assert engine.eta_now().remaining == Estimate(0.0, 0)
 
@@ -171,18 +176,33 @@ def test_an_old_journal_gains_the_rehearsal_column_when_opened(tmp_path):
     db = sqlite3.connect(path)
     db.executescript((TEST_DATA / "journal" / "schema-v1.sql").read_text())
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    db.execute("INSERT INTO runs (id, runbook, status, started_at) "
-               "VALUES ('old', 'Rehearsed', 'ok', 1.0)")
+    db.execute(
+        "INSERT INTO runs (id, runbook, status, started_at) VALUES ('old', 'Rehearsed', 'ok', 1.0)"
+    )
     db.commit()
     db.close()
     journal = Journal(path)
     try:
         assert journal.runs()[0]["rehearsal"] == 0  # an old run was never a rehearsal
         assert journal.latest_rehearsal("Rehearsed") is None
-        journal.create_run({"id": "new", "runbook": "Rehearsed", "version": "",
-                            "runbook_path": "", "runbook_sha256": "", "environment": "staging",
-                            "operator": "t", "host": "h", "status": "ok", "dry_run": 0,
-                            "started_at": 2.0, "output_dir": "", "rehearsal": 1}, [])
+        journal.create_run(
+            {
+                "id": "new",
+                "runbook": "Rehearsed",
+                "version": "",
+                "runbook_path": "",
+                "runbook_sha256": "",
+                "environment": "staging",
+                "operator": "t",
+                "host": "h",
+                "status": "ok",
+                "dry_run": 0,
+                "started_at": 2.0,
+                "output_dir": "",
+                "rehearsal": 1,
+            },
+            [],
+        )
         assert journal.latest_rehearsal("Rehearsed")["id"] == "new"
         assert journal.latest_rehearsal("Rehearsed", before=2.0) is None
     finally:
@@ -204,10 +224,18 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_headless_rehearsal_then_runs_with_etas_window_plan_history_and_compare(tmp_path):
     j = ("--journal", tmp_path / "j.sqlite3")
     flag = tmp_path / "ship-fails"
-    roomy = write(tmp_path, "roomy.yaml", book(window="window: 2h").replace(
-        "sleep 0.4", f"sleep 0.4; test ! -e {flag}"))
-    tight = write(tmp_path, "tight.yaml", book(window="window: 500ms", extra=NEW_STEP)
-                  .replace("sleep 0.4", f"sleep 0.4; test ! -e {flag}"))
+    roomy = write(
+        tmp_path,
+        "roomy.yaml",
+        book(window="window: 2h").replace("sleep 0.4", f"sleep 0.4; test ! -e {flag}"),
+    )
+    tight = write(
+        tmp_path,
+        "tight.yaml",
+        book(window="window: 500ms", extra=NEW_STEP).replace(
+            "sleep 0.4", f"sleep 0.4; test ! -e {flag}"
+        ),
+    )
 
     assert cockpit("run", roomy, "--headless", "--rehearsal", "--dry-run", *j).returncode == 2
     first = cockpit("run", roomy, "--headless", "--rehearsal", *j)
@@ -216,8 +244,9 @@ def test_headless_rehearsal_then_runs_with_etas_window_plan_history_and_compare(
     assert "ETA" not in first.stdout.replace("ETAs", "")  # no rehearsal before it
     journal = Journal(tmp_path / "j.sqlite3")
     rehearsal = journal.latest_rehearsal("Rehearsed")
-    took = {r["step_id"]: r["duration"] for r in journal.steps(rehearsal["id"])
-            if r["status"] == "ok"}
+    took = {
+        r["step_id"]: r["duration"] for r in journal.steps(rehearsal["id"]) if r["status"] == "ok"
+    }
     journal.close()
     total = Estimate(sum(took.values()))
 
@@ -285,9 +314,13 @@ def test_headless_rehearsal_then_runs_with_etas_window_plan_history_and_compare(
 
 async def test_the_header_and_phase_tree_show_the_eta(journal, rehearsal):
     operator = TuiOperator("tester")
-    engine = Engine(parse_runbook(textwrap.dedent(book(window="window: 500ms")), "t.yaml"),
-                    journal, config=Config(kill_grace=0.5, flush_interval=0.01),
-                    profile=Environment(name="local"), operator=operator)
+    engine = Engine(
+        parse_runbook(textwrap.dedent(book(window="window: 500ms")), "t.yaml"),
+        journal,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
     app = CockpitApp(engine, operator, protected=False)
     total = Estimate(sum(rehearsal.values()))
     async with app.run_test(size=(120, 34)) as pilot:
@@ -304,4 +337,6 @@ async def test_the_header_and_phase_tree_show_the_eta(journal, rehearsal):
         await pilot.pause()
         assert app.cockpit.query_one(RunHeader).render().plain.count("ETA ~0.00s") == 1
         assert [node.label.plain for node in tree.root.children] == [
-            "3/3 Preparation", "1/1 Deploy"]
+            "3/3 Preparation",
+            "1/1 Deploy",
+        ]

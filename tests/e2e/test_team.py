@@ -30,14 +30,16 @@ LOCK = "cockpit:lock:staging"
 def team(redis_url, tmp_path, monkeypatch):
     """Team mode on for every cockpit started in tmp_path; a client on its Redis."""
     monkeypatch.setenv("TEAM_REDIS", redis_url)
-    (tmp_path / "cockpit.toml").write_text(textwrap.dedent(f"""
+    (tmp_path / "cockpit.toml").write_text(
+        textwrap.dedent(f"""
         [team]
         redis_url = "env:TEAM_REDIS"
         lock_ttl = "{TTL}s"
         heartbeat = "{HEARTBEAT}s"
         [environments.staging]
         label = "STAGING"
-    """))
+    """)
+    )
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
@@ -53,16 +55,23 @@ def record(tmp_path):
 
 def book(tmp_path, name: str, steps: str) -> str:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"runbook: {name}\nphases:\n  - id: p\n    steps:\n"
-                    + textwrap.indent(textwrap.dedent(steps), "      "))
+    path.write_text(
+        f"runbook: {name}\nphases:\n  - id: p\n    steps:\n"
+        + textwrap.indent(textwrap.dedent(steps), "      ")
+    )
     return str(path)
 
 
 def start(*args, operator: str = "alice") -> subprocess.Popen:
     """A ``cockpit`` process in its own process group (killed whole by ``kill``)."""
-    return subprocess.Popen([COCKPIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
-                            env={**os.environ, "COCKPIT_OPERATOR": operator})
+    return subprocess.Popen(
+        [COCKPIT, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "COCKPIT_OPERATOR": operator},
+    )
 
 
 def kill(process: subprocess.Popen) -> None:
@@ -83,8 +92,11 @@ def finished(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, 
 
 def states(text: str) -> list[str]:
     """The step state lines a headless printer wrote: started, waiting, finished."""
-    return [line for line in text.splitlines()
-            if line.split()[1:2] and line.split()[1] in (">", "?", "=")]
+    return [
+        line
+        for line in text.splitlines()
+        if line.split()[1:2] and line.split()[1] in (">", "?", "=")
+    ]
 
 
 # ------------------------------------------------------------------ one run per environment
@@ -97,12 +109,15 @@ def test_a_second_run_refuses_and_a_killed_holders_lock_expires(team, record, tm
     try:
         lock = wait_for(lambda: holder(team), "the first run's lock")
         assert lock["owner"] == "alice" and lock["pid"] == first.pid
-        second = cockpit("run", "--headless", quick, "--env", "staging",
-                         env={"COCKPIT_OPERATOR": "bob"})
+        second = cockpit(
+            "run", "--headless", quick, "--env", "staging", env={"COCKPIT_OPERATOR": "bob"}
+        )
         assert second.returncode == 2
         assert second.stderr.count("\n") == 1, second.stderr
-        assert (f"environment 'staging' is held by alice on {lock['host']} (pid {first.pid}, "
-                f"run {lock['run_id']}) since ") in second.stderr
+        assert (
+            f"environment 'staging' is held by alice on {lock['host']} (pid {first.pid}, "
+            f"run {lock['run_id']}) since "
+        ) in second.stderr
         assert [run["id"] for run in record.runs()] == [lock["run_id"]]  # no run recorded
 
         os.killpg(first.pid, signal.SIGKILL)
@@ -114,31 +129,51 @@ def test_a_second_run_refuses_and_a_killed_holders_lock_expires(team, record, tm
     finally:
         kill(first)
 
-    third = cockpit("run", "--headless", quick, "--env", "staging",
-                    env={"COCKPIT_OPERATOR": "bob"})
+    third = cockpit("run", "--headless", quick, "--env", "staging", env={"COCKPIT_OPERATOR": "bob"})
     assert third.returncode == 0, third.stderr
     assert "hello = ok" in " ".join(third.stdout.split())
     assert holder(team) is None  # released at the end
 
 
 def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record, tmp_path):
-    old = book(tmp_path, "old", """
+    old = book(
+        tmp_path,
+        "old",
+        """
         - {id: first, run: 'sleep 2; echo first done'}
         - {id: second, run: 'echo must not run'}
-    """)
+    """,
+    )
     new = book(tmp_path, "new", "- {id: deploy, run: 'sleep 1.5; echo deployed'}\n")
     alice = start("run", "--headless", old, "--env", "staging", operator="alice")
     try:
         lock = wait_for(lambda: holder(team), "alice's lock")
-        unconfirmed = cockpit("run", "--headless", new, "--env", "staging", "--take-over",
-                              env={"COCKPIT_OPERATOR": "bob"})
+        unconfirmed = cockpit(
+            "run",
+            "--headless",
+            new,
+            "--env",
+            "staging",
+            "--take-over",
+            env={"COCKPIT_OPERATOR": "bob"},
+        )
         assert unconfirmed.returncode == 2
         assert "needs its name typed at a terminal, or --confirm-env staging" in (
-            unconfirmed.stderr)
+            unconfirmed.stderr
+        )
         assert holder(team) == lock
 
-        bob = cockpit("run", "--headless", new, "--env", "staging", "--take-over",
-                      "--confirm-env", "staging", env={"COCKPIT_OPERATOR": "bob"})
+        bob = cockpit(
+            "run",
+            "--headless",
+            new,
+            "--env",
+            "staging",
+            "--take-over",
+            "--confirm-env",
+            "staging",
+            env={"COCKPIT_OPERATOR": "bob"},
+        )
         assert bob.returncode == 0, bob.stderr
         code, out, err = finished(alice)
     finally:
@@ -152,16 +187,18 @@ def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record,
     assert old_run["status"] == "paused"
     assert "taken over by bob" in old_run["message"]
     assert {r["step_id"]: r["status"] for r in record.steps(old_run["id"])} == {
-        "first": "ok", "second": "pending"}
+        "first": "ok",
+        "second": "pending",
+    }
     new_run = next(run for run in record.runs() if run["id"] != lock["run_id"])
     taken = [e["data"] for e in record.events(new_run["id"]) if e["type"] == "LockTakenOver"]
     assert len(taken) == 1 and taken[0]["environment"] == "staging"
-    assert taken[0]["previous"].startswith(f"alice on {lock['host']} (pid {lock['pid']}, run "
-                                           f"{lock['run_id']}) since ")
+    assert taken[0]["previous"].startswith(
+        f"alice on {lock['host']} (pid {lock['pid']}, run {lock['run_id']}) since "
+    )
 
 
-def test_an_unreachable_redis_is_one_line_and_nothing_runs(team, record, tmp_path,
-                                                          monkeypatch):
+def test_an_unreachable_redis_is_one_line_and_nothing_runs(team, record, tmp_path, monkeypatch):
     monkeypatch.setenv("TEAM_REDIS", "redis://:hunter2-secret@127.0.0.1:1/0")
     quick = book(tmp_path, "quick", "- {id: hello, run: 'echo hello'}\n")
     result = cockpit("run", "--headless", quick, "--env", "staging")
@@ -177,8 +214,7 @@ def test_take_over_typed_at_a_terminal(team, record, tmp_path):
 
     # ten one-second steps: long enough for bob's two tries on a loaded machine, and
     # alice pauses within a second of noticing she lost the lock
-    slow = book(tmp_path, "slow", "".join(f"- {{id: s{i}, run: 'sleep 1'}}\n"
-                                          for i in range(10)))
+    slow = book(tmp_path, "slow", "".join(f"- {{id: s{i}, run: 'sleep 1'}}\n" for i in range(10)))
     quick = book(tmp_path, "quick", "- {id: hello, run: 'echo hello'}\n")
     first = start("run", "--headless", slow, "--env", "staging")
     try:
@@ -186,10 +222,14 @@ def test_take_over_typed_at_a_terminal(team, record, tmp_path):
         said = {}
         for typed in ("production", "staging"):
             primary, secondary = pty.openpty()
-            bob = subprocess.Popen([COCKPIT, "run", "--headless", quick, "--env", "staging",
-                                    "--take-over"], stdin=secondary, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "COCKPIT_OPERATOR": "bob"})
+            bob = subprocess.Popen(
+                [COCKPIT, "run", "--headless", quick, "--env", "staging", "--take-over"],
+                stdin=secondary,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "COCKPIT_OPERATOR": "bob"},
+            )
             os.close(secondary)
             os.write(primary, f"{typed}\n".encode())
             out, err = bob.communicate(timeout=30)
@@ -199,8 +239,9 @@ def test_take_over_typed_at_a_terminal(team, record, tmp_path):
             if typed == "production":
                 assert holder(team) == lock
         assert said["production"][0] == 2
-        assert said["production"][2] == ("cockpit: environment name not confirmed: nothing "
-                                         "was run\n")
+        assert said["production"][2] == (
+            "cockpit: environment name not confirmed: nothing was run\n"
+        )
         assert said["staging"][0] == 0, said["staging"][2]
         assert "hello = ok" in " ".join(said["staging"][1].split())
         code, _, err = finished(first)
@@ -227,8 +268,14 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
         run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
         by_env = start("watch", "--headless", "staging", operator="carol")
         # Another host: a journal without the run; the runbook comes from Redis.
-        elsewhere = start("watch", "--headless", run_id, "--journal",
-                          str(tmp_path / "elsewhere.sqlite3"), operator="dave")
+        elsewhere = start(
+            "watch",
+            "--headless",
+            run_id,
+            "--journal",
+            str(tmp_path / "elsewhere.sqlite3"),
+            operator="dave",
+        )
         watchers = [by_env, elsewhere]
         code, out, err = finished(run)
         assert code == 0, err
@@ -239,16 +286,17 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
             kill(process)
     assert watch_code == 0, watch_err
     assert far_code == 0
-    assert watched.splitlines()[0].startswith(f"cockpit: watching run {run_id} from the "
-                                              "journal ")
+    assert watched.splitlines()[0].startswith(f"cockpit: watching run {run_id} from the journal ")
     assert states(watched) == states(out)
     assert states(out)[-1].split()[:3] == ["deploy", "=", "ok"]
     assert "deploy  | line 3" in watched  # output batches come live too
     assert watched.splitlines()[-1] == out.splitlines()[-1]  # the run's summary
-    assert far.splitlines()[0] == (f"cockpit: watching run {run_id} is not in the journal here "
-                                   f"({tmp_path / 'elsewhere.sqlite3'}): showing what happens "
-                                   "from now on")
-    assert states(far) == states(out)[-len(states(far)):]
+    assert far.splitlines()[0] == (
+        f"cockpit: watching run {run_id} is not in the journal here "
+        f"({tmp_path / 'elsewhere.sqlite3'}): showing what happens "
+        "from now on"
+    )
+    assert states(far) == states(out)[-len(states(far)) :]
     assert "deploy  = ok" in far
 
 
@@ -274,20 +322,33 @@ def test_watch_wait_follows_the_next_run(team, record, tmp_path):
 def test_watch_needs_a_run_to_follow(team, tmp_path):
     nobody = cockpit("watch", "--headless", "staging")
     assert nobody.returncode == 2
-    assert nobody.stderr == ("cockpit: nobody flies 'staging' now (its lock is free; --wait "
-                             "waits for the next run)\n")
+    assert nobody.stderr == (
+        "cockpit: nobody flies 'staging' now (its lock is free; --wait waits for the next run)\n"
+    )
     unknown = cockpit("watch", "--headless", "20990101-000000-abcd")
     assert unknown.returncode == 2
     assert "run 20990101-000000-abcd: not in the journal here, and not published" in (
-        unknown.stderr)
+        unknown.stderr
+    )
 
 
 def test_events_cross_the_wire_unchanged():
     sent = [
         ev.RunStarted("r", 1.5, "book", "staging", "alice"),
         ev.OutputReceived("r", 2.0, "s", (("out", "a"), ("err", "b")), 3),
-        ev.StepFinished("r", 3.0, "s", ev.StepStatus.FAILED, 1.25, 2, 3, "boom", 10,
-                        ("x", "y"), {"size": 3, "where": "s3://b"}),
+        ev.StepFinished(
+            "r",
+            3.0,
+            "s",
+            ev.StepStatus.FAILED,
+            1.25,
+            2,
+            3,
+            "boom",
+            10,
+            ("x", "y"),
+            {"size": 3, "where": "s3://b"},
+        ),
         ev.MetricsSampled("r", 4.0, {"p95_ms": 120.0, "error_rate": None}, {"error_rate": "?"}),
         ev.RunFinished("r", 5.0, ev.RunStatus.ROLLED_BACK, 4.0, "1 ok"),
     ]
@@ -301,15 +362,21 @@ def test_events_cross_the_wire_unchanged():
 def start_guarded(team, record, tmp_path, script: str, approvals: int):
     """alice's headless run whose step 'migrate' needs ``approvals``; waits until it
     waits for them. (process, run id)"""
-    path = book(tmp_path, "guarded", f"""
+    path = book(
+        tmp_path,
+        "guarded",
+        f"""
         - {{id: backup, run: 'echo backed up'}}
         - {{id: migrate, run: '{script}', approve: {approvals}}}
-    """)
+    """,
+    )
     run = start("run", "--headless", path, "--env", "staging", operator="alice")
     try:
         run_id = wait_for(lambda: holder(team), "the run's lock")["run_id"]
-        wait_for(lambda: any(r["status"] == "waiting-confirm" for r in record.steps(run_id)),
-                 "the step to wait for approval")
+        wait_for(
+            lambda: any(r["status"] == "waiting-confirm" for r in record.steps(run_id)),
+            "the step to wait for approval",
+        )
     except BaseException:
         kill(run)
         raise
@@ -325,12 +392,16 @@ def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
 
         own = approve("migrate", "alice")
         assert own.returncode == 2
-        assert own.stderr == (f"cockpit: alice flies run {run_id}: the run's own operator can "
-                              "not approve its steps; another person must\n")
+        assert own.stderr == (
+            f"cockpit: alice flies run {run_id}: the run's own operator can "
+            "not approve its steps; another person must\n"
+        )
         wrong = approve("backup", "bob")
         assert wrong.returncode == 2
-        assert wrong.stderr == (f"cockpit: run {run_id} is not waiting for an approval of "
-                                "step 'backup' (it waits for 'migrate')\n")
+        assert wrong.stderr == (
+            f"cockpit: run {run_id} is not waiting for an approval of "
+            "step 'backup' (it waits for 'migrate')\n"
+        )
         first = approve("migrate", "bob")
         assert first.returncode == 0, first.stderr
         assert first.stdout == f"approved step 'migrate' of run {run_id} as bob (1 of 2)\n"
@@ -338,7 +409,9 @@ def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
         assert again.returncode == 2
         assert "bob approved step 'migrate' already; it needs another person" in again.stderr
         assert {r["step_id"]: r["status"] for r in record.steps(run_id)} == {
-            "backup": "ok", "migrate": "waiting-confirm"}
+            "backup": "ok",
+            "migrate": "waiting-confirm",
+        }
         second = approve("migrate", "carol")
         assert second.returncode == 0, second.stderr
         assert second.stdout == f"approved step 'migrate' of run {run_id} as carol (2 of 2)\n"
@@ -350,21 +423,29 @@ def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
     events = record.events(run_id)
     said = [e["data"]["reason"] for e in events if e["type"] == "StepWaiting"]
     assert said == [f"needs approval by 2 other people (cockpit approve {run_id} migrate)"]
-    approved = [(e["data"]["by"], e["data"]["count"], e["data"]["needed"]) for e in events
-                if e["type"] == "StepApproved"]
+    approved = [
+        (e["data"]["by"], e["data"]["count"], e["data"]["needed"])
+        for e in events
+        if e["type"] == "StepApproved"
+    ]
     assert approved == [("bob", 1, 2), ("carol", 2, 2)]
-    started = next(e["id"] for e in events
-                   if e["type"] == "StepStarted" and e["step_id"] == "migrate")
+    started = next(
+        e["id"] for e in events if e["type"] == "StepStarted" and e["step_id"] == "migrate"
+    )
     assert max(e["id"] for e in events if e["type"] == "StepApproved") < started
     assert {r["step_id"]: r["status"] for r in record.steps(run_id)} == {
-        "backup": "ok", "migrate": "ok"}
+        "backup": "ok",
+        "migrate": "ok",
+    }
 
 
 def test_approve_without_a_listening_run(team):
     gone = cockpit("approve", "20990101-000000-abcd", "migrate", env={"COCKPIT_OPERATOR": "bob"})
     assert gone.returncode == 2
-    assert gone.stderr == ("cockpit: no cockpit flies run 20990101-000000-abcd in team mode "
-                           "right now: nothing to approve\n")
+    assert gone.stderr == (
+        "cockpit: no cockpit flies run 20990101-000000-abcd in team mode "
+        "right now: nothing to approve\n"
+    )
 
 
 async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, journal):
@@ -378,10 +459,12 @@ async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, jo
     assert await engine.run() == ev.RunStatus.PAUSED
     row = journal.steps(engine.run_id)[0]
     assert row["status"] == "waiting-confirm"
-    assert [e["data"]["reason"] for e in journal.events(engine.run_id)
-            if e["type"] == "StepWaiting"] == [
+    assert [
+        e["data"]["reason"] for e in journal.events(engine.run_id) if e["type"] == "StepWaiting"
+    ] == [
         "needs approval by 1 other person, and approvals need team mode ([team] redis_url "
-        "in the config): the run pauses"]
+        "in the config): the run pauses"
+    ]
 
 
 # ------------------------------------------------------------------ the watch TUI
@@ -401,8 +484,7 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
     from cockpit.team import find_watched
     from screens.watch import WatchScreen
 
-    run, run_id = start_guarded(team, record, tmp_path, "echo migrated; echo done >&2",
-                                approvals=2)
+    run, run_id = start_guarded(team, record, tmp_path, "echo migrated; echo done >&2", approvals=2)
     try:
         settings = Team("env:TEAM_REDIS", TTL, HEARTBEAT)
         watched = await find_watched(settings, record, "staging", ["staging"])
@@ -415,18 +497,25 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
             # and what it printed before the watcher joined, from its output file
             assert ("out", "backed up") in screen.view.buffers["backup"].lines
             await pilot.press("A")
-            await until(pilot, lambda: screen.view.status["migrate"] == ev.StepStatus.OK,
-                        "the approved step to run")
+            await until(
+                pilot,
+                lambda: screen.view.status["migrate"] == ev.StepStatus.OK,
+                "the approved step to run",
+            )
             assert ("out", "migrated") in screen.view.buffers["migrate"].lines
             assert ("err", "done") in screen.view.buffers["migrate"].lines
             assert screen.view.approvable is None
             await pilot.press("A")  # nothing waits now: said, not sent
-            await until(pilot, lambda: screen.query_one(RunHeader).note.startswith("run ok"),
-                        "the run's end")
+            await until(
+                pilot,
+                lambda: screen.query_one(RunHeader).note.startswith("run ok"),
+                "the run's end",
+            )
         code, _, err = finished(run)
     finally:
         kill(run)
     assert code == 0, err
     assert [b.action for b in WatchScreen.BINDINGS] == ["approve"]  # no run/skip/rollback
-    assert [e["data"]["by"] for e in record.events(run_id)
-            if e["type"] == "StepApproved"] == ["bob"]
+    assert [e["data"]["by"] for e in record.events(run_id) if e["type"] == "StepApproved"] == [
+        "bob"
+    ]

@@ -31,10 +31,21 @@ VERSIONS = [BASELINE, *NEW]
 
 # Phase 2.3 of the seed runbook: "Expected new tables".
 SEED_TABLES = {
-    "neo4j_sync_backlog", "neo4j_sync_dead_letter", "budget_allocations",
-    "performance_metrics", "error_aggregation", "error_occurrences", "tracing_spans",
-    "saved_filters", "notification_preferences", "custom_dashboards", "report_schedules",
-    "report_runs", "user_activity_log", "user_preferences", "feedback_tickets",
+    "neo4j_sync_backlog",
+    "neo4j_sync_dead_letter",
+    "budget_allocations",
+    "performance_metrics",
+    "error_aggregation",
+    "error_occurrences",
+    "tracing_spans",
+    "saved_filters",
+    "notification_preferences",
+    "custom_dashboards",
+    "report_schedules",
+    "report_runs",
+    "user_activity_log",
+    "user_preferences",
+    "feedback_tickets",
 }
 
 # Every object of the public schema but the history table: kind and name.
@@ -66,8 +77,9 @@ async def migrated(fly, **fields) -> None:
 def test_every_migration_has_its_undo_file():
     versioned = sorted(p.name for p in FOLDER.glob("V*.sql"))
     undo = sorted(p.name for p in FOLDER.glob("U*.sql"))
-    assert [re.match(r"V(\d+)_(\d+)__", n).groups() for n in versioned] == \
-        [tuple(v.split(".")) for v in VERSIONS]
+    assert [re.match(r"V(\d+)_(\d+)__", n).groups() for n in versioned] == [
+        tuple(v.split(".")) for v in VERSIONS
+    ]
     assert undo == ["U" + name[1:] for name in versioned]
     folder = scan_folder(FOLDER)
     assert [str(v) for v in folder.versioned] == [str(v) for v in folder.undo] == VERSIONS
@@ -76,41 +88,53 @@ def test_every_migration_has_its_undo_file():
 async def test_migrate_builds_the_seed_schema_and_the_views_refresh(db, fly):
     status, row, output = await fly(FOLDER)
     assert status == ev.RunStatus.OK, output
-    assert row["details"] == {"action": "migrate", "applied": VERSIONS,
-                              "current_version": "3.013"}
+    assert row["details"] == {"action": "migrate", "applied": VERSIONS, "current_version": "3.013"}
     assert await tables(db) >= SEED_TABLES
 
     # Indexes are named after their version, and say it in their comment, so the seed's
     # `\di+ | grep -E "V3_008|...|V3_013"` lists them (PostgreSQL folds names to lower case).
-    indexes = await fetch(db, """
+    indexes = await fetch(
+        db,
+        """
         SELECT c.relname AS name, obj_description(c.oid, 'pg_class') AS comment
           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
           JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relname LIKE 'idx_v3_%'""")
+         WHERE n.nspname = 'public' AND c.relname LIKE 'idx_v3_%'""",
+    )
     for index in indexes:
         version = index["name"][4:10].upper()
         assert (index["comment"] or "").startswith(f"{version}: "), index["name"]
-    assert {index["name"][4:10] for index in indexes} == {
-        "v3_007", *(f"v3_{v[2:]}" for v in NEW)}
-    listed = subprocess.run(["psql", db, "-X", "-c", r"\di+"], capture_output=True,
-                            text=True, timeout=30, check=True).stdout
+    assert {index["name"][4:10] for index in indexes} == {"v3_007", *(f"v3_{v[2:]}" for v in NEW)}
+    listed = subprocess.run(
+        ["psql", db, "-X", "-c", r"\di+"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     for version in NEW:
         assert f"V{version.replace('.', '_')}: " in listed, version
 
     views = await fetch(db, "SELECT matviewname, ispopulated FROM pg_matviews ORDER BY 1")
-    assert [tuple(v) for v in views] == [("error_summary", True),
-                                         ("performance_metrics_hourly", True)]
-    keyed = await fetch(db, """
+    assert [tuple(v) for v in views] == [
+        ("error_summary", True),
+        ("performance_metrics_hourly", True),
+    ]
+    keyed = await fetch(
+        db,
+        """
         SELECT DISTINCT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-         WHERE c.relkind = 'm' AND i.indisunique AND i.indpred IS NULL""")
+         WHERE c.relkind = 'm' AND i.indisunique AND i.indpred IS NULL""",
+    )
     assert {k["relname"] for k in keyed} == {v["matviewname"] for v in views}  # CONCURRENTLY
-    await execute(db, "REFRESH MATERIALIZED VIEW performance_metrics_hourly",
-                  "REFRESH MATERIALIZED VIEW error_summary",
-                  "SELECT refresh_observability_views()")
+    await execute(
+        db,
+        "REFRESH MATERIALIZED VIEW performance_metrics_hourly",
+        "REFRESH MATERIALIZED VIEW error_summary",
+        "SELECT refresh_observability_views()",
+    )
     assert await fetchval(db, "SELECT count(*) FROM performance_metrics_hourly") == 0
 
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    await execute(db, f"""
+    await execute(
+        db,
+        f"""
         INSERT INTO users (id, email, name) VALUES (1, 'ana@example.com', 'Ana');
         INSERT INTO performance_metrics (operation, duration_ms, success, recorded_at)
         SELECT 'GET /api/signals', d, d < 900, '{hour.isoformat()}'
@@ -118,33 +142,51 @@ async def test_migrate_builds_the_seed_schema_and_the_views_refresh(db, fly):
         INSERT INTO error_aggregation (id, fingerprint, error_type, message)
         VALUES (1, 'f00d', 'Neo4jError', 'connection refused');
         INSERT INTO error_occurrences (error_id, user_id) VALUES (1, 1), (1, 1), (1, NULL);
-    """)
+    """,
+    )
     assert await fetchval(db, "SELECT count(*) FROM performance_metrics_hourly") == 0
     await execute(db, "SELECT refresh_observability_views()")
     hourly = await fetch(db, "SELECT * FROM performance_metrics_hourly")
-    assert [(r["hour"], r["operation"], r["requests"], r["errors"], r["p50_ms"], r["max_ms"])
-            for r in hourly] == [(hour, "GET /api/signals", 4, 1, 250.0, 900.0)]
+    assert [
+        (r["hour"], r["operation"], r["requests"], r["errors"], r["p50_ms"], r["max_ms"])
+        for r in hourly
+    ] == [(hour, "GET /api/signals", 4, 1, 250.0, 900.0)]
     summary = await fetch(db, "SELECT * FROM error_summary")
-    assert [(r["error_type"], r["last_hour"], r["last_week"], r["users_affected"], r["total"],
-             r["unresolved"]) for r in summary] == [("Neo4jError", 3, 3, 1, 3, True)]
+    assert [
+        (
+            r["error_type"],
+            r["last_hour"],
+            r["last_week"],
+            r["users_affected"],
+            r["total"],
+            r["unresolved"],
+        )
+        for r in summary
+    ] == [("Neo4jError", 3, 3, 1, 3, True)]
 
 
 async def test_optimistic_locking_refuses_an_update_from_a_stale_read(db, fly):
     await migrated(fly)
-    await execute(db, "INSERT INTO budget_allocations (id, scope, period_start, period_end, "
-                      "budget_usd) VALUES (1, 'global', '2026-03-01', '2026-04-01', 500)")
+    await execute(
+        db,
+        "INSERT INTO budget_allocations (id, scope, period_start, period_end, "
+        "budget_usd) VALUES (1, 'global', '2026-03-01', '2026-04-01', 500)",
+    )
     # Two instances read version 1; the first write wins, the second must re-read.
     await execute(db, "UPDATE budget_allocations SET spent_usd = 10, version = 2 WHERE id = 1")
-    with pytest.raises(asyncpg.SerializationError, match="changed concurrently: it is at "
-                       "version 2, the update set version 2 "):
-        await execute(db, "UPDATE budget_allocations SET spent_usd = 20, version = 2 "
-                          "WHERE id = 1")
+    with pytest.raises(
+        asyncpg.SerializationError,
+        match="changed concurrently: it is at version 2, the update set version 2 ",
+    ):
+        await execute(db, "UPDATE budget_allocations SET spent_usd = 20, version = 2 WHERE id = 1")
     with pytest.raises(asyncpg.SerializationError):  # a writer that ignores the version
         await execute(db, "UPDATE budget_allocations SET spent_usd = 20 WHERE id = 1")
-    await execute(db, "UPDATE budget_allocations SET spent_usd = spent_usd + 5, "
-                      "version = version + 1 WHERE id = 1")
-    assert tuple(await fetch(db, "SELECT spent_usd, version FROM budget_allocations")) == \
-        ((15, 3),)
+    await execute(
+        db,
+        "UPDATE budget_allocations SET spent_usd = spent_usd + 5, "
+        "version = version + 1 WHERE id = 1",
+    )
+    assert tuple(await fetch(db, "SELECT spent_usd, version FROM budget_allocations")) == ((15, 3),)
 
 
 async def test_jira_upsert_keeps_one_row_and_the_newest_copy(db, fly):
@@ -152,20 +194,21 @@ async def test_jira_upsert_keeps_one_row_and_the_newest_copy(db, fly):
     upsert = "SELECT upsert_jira_issue('PM-42', $1, $2, $3)"
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert await fetchval(db, upsert, "Export fails", "To Do", t0) == "inserted"
-    assert await fetchval(db, upsert, "Export fails", "Done", t0 + timedelta(hours=2)) == \
-        "updated"
+    assert await fetchval(db, upsert, "Export fails", "Done", t0 + timedelta(hours=2)) == "updated"
     # A webhook delivered late carries an older copy: it changes nothing.
-    assert await fetchval(db, upsert, "Export fails", "In Progress",
-                          t0 + timedelta(hours=1)) == "stale"
+    assert (
+        await fetchval(db, upsert, "Export fails", "In Progress", t0 + timedelta(hours=1))
+        == "stale"
+    )
     rows = await fetch(db, "SELECT issue_key, status, jira_updated_at FROM jira_issues")
     assert [tuple(r) for r in rows] == [("PM-42", "Done", t0 + timedelta(hours=2))]
 
 
-async def test_breaker_opens_and_failed_backlog_moves_to_the_dead_letter_queue(
-        db, fly):
+async def test_breaker_opens_and_failed_backlog_moves_to_the_dead_letter_queue(db, fly):
     await migrated(fly)
-    await execute(db, "UPDATE neo4j_circuit_breaker SET failure_threshold = 2, "
-                      "reset_after = '0 seconds'")
+    await execute(
+        db, "UPDATE neo4j_circuit_breaker SET failure_threshold = 2, reset_after = '0 seconds'"
+    )
     record = "SELECT neo4j_breaker_record('neo4j', $1, $2)"
     assert await fetchval(db, record, False, "timeout") == "closed"
     assert await fetchval(db, record, False, "timeout") == "open"
@@ -174,20 +217,25 @@ async def test_breaker_opens_and_failed_backlog_moves_to_the_dead_letter_queue(
     assert await fetchval(db, "SELECT neo4j_breaker_state('neo4j')") == "open"
     assert await fetchval(db, record, True, None) == "closed"
 
-    await execute(db, """
+    await execute(
+        db,
+        """
         INSERT INTO neo4j_sync_backlog (operation, entity_type, entity_id, status, attempts,
                                         last_error)
         VALUES ('upsert_node', 'signal', '7', 'failed', 5, 'constraint violated'),
-               ('upsert_node', 'signal', '8', 'pending', 1, NULL)""")
+               ('upsert_node', 'signal', '8', 'pending', 1, NULL)""",
+    )
     assert await fetchval(db, "SELECT neo4j_backlog_dead_letter()") == 1
-    assert [tuple(r) for r in await fetch(
-        db, "SELECT entity_id, attempts, last_error FROM neo4j_sync_dead_letter")] == \
-        [("7", 5, "constraint violated")]
+    assert [
+        tuple(r)
+        for r in await fetch(
+            db, "SELECT entity_id, attempts, last_error FROM neo4j_sync_dead_letter"
+        )
+    ] == [("7", 5, "constraint violated")]
     assert await fetchval(db, "SELECT array_agg(entity_id) FROM neo4j_sync_backlog") == ["8"]
 
 
-async def test_plan_lists_pending_in_order_and_a_second_migrate_applies_nothing(
-        db, fly):
+async def test_plan_lists_pending_in_order_and_a_second_migrate_applies_nothing(db, fly):
     status, row, output = await fly(FOLDER, action="plan")
     assert status == ev.RunStatus.OK, output
     assert row["message"] == f"7 pending: {', '.join(VERSIONS)}"
@@ -202,16 +250,14 @@ async def test_plan_lists_pending_in_order_and_a_second_migrate_applies_nothing(
 
     # Nothing edited: the checksums recorded are the files', and migrate is a no-op.
     recorded = {r["script"]: r["checksum"] for r in await history(db)}
-    assert recorded == {p.name: flyway_checksum(p.read_bytes())
-                        for p in FOLDER.glob("V*.sql")}
+    assert recorded == {p.name: flyway_checksum(p.read_bytes()) for p in FOLDER.glob("V*.sql")}
     status, row, _ = await fly(FOLDER)
     assert row["message"] == "schema is up to date: version 3.013"
     assert row["details"] == {"action": "migrate", "applied": [], "current_version": "3.013"}
     assert len(await history(db)) == len(VERSIONS)
 
 
-async def test_undo_to_the_baseline_removes_all_of_v3_008_on_and_migrate_redoes_it(
-        db, fly):
+async def test_undo_to_the_baseline_removes_all_of_v3_008_on_and_migrate_redoes_it(db, fly):
     await migrated(fly, target=BASELINE)
     baseline = await catalog(db)
     assert {("r", "users"), ("r", "signals"), ("r", "opportunities")} <= baseline
@@ -221,8 +267,7 @@ async def test_undo_to_the_baseline_removes_all_of_v3_008_on_and_migrate_redoes_
 
     status, row, output = await fly(FOLDER, action="undo", target=BASELINE)
     assert status == ev.RunStatus.OK, output
-    assert row["details"] == {"action": "undo", "undone": NEW[::-1],
-                              "current_version": BASELINE}
+    assert row["details"] == {"action": "undo", "undone": NEW[::-1], "current_version": BASELINE}
     assert await catalog(db) == baseline
 
     status, row, output = await fly(FOLDER)
@@ -233,10 +278,14 @@ async def test_undo_to_the_baseline_removes_all_of_v3_008_on_and_migrate_redoes_
 
 async def test_a_database_baselined_at_3_007_gets_only_the_new_versions(db, fly):
     """The README's way for a database that already has the core tables."""
-    await execute(db, (FOLDER / "V3_007__baseline.sql").read_text(), FLYWAY_HISTORY_DDL,
-                  "INSERT INTO flyway_schema_history VALUES (1, '3.007', "
-                  "'<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
-                  "current_user, now(), 0, true)")
+    await execute(
+        db,
+        (FOLDER / "V3_007__baseline.sql").read_text(),
+        FLYWAY_HISTORY_DDL,
+        "INSERT INTO flyway_schema_history VALUES (1, '3.007', "
+        "'<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
+        "current_user, now(), 0, true)",
+    )
     status, row, output = await fly(FOLDER)
     assert status == ev.RunStatus.OK, output
     assert row["details"]["applied"] == NEW
@@ -250,14 +299,16 @@ async def test_a_database_baselined_at_3_007_gets_only_the_new_versions(db, fly)
 
 def test_headless_cli_shows_the_plan_then_applies(db, tmp_path):
     runbook = tmp_path / "phase-2.yaml"
-    runbook.write_text(textwrap.dedent(f"""
+    runbook.write_text(
+        textwrap.dedent(f"""
         runbook: PM Intelligence Platform
         secrets: [DATABASE_URL]
         phases:
           - id: database
             steps:
               - {{id: migrate, kind: migrate, dsn: "${{DATABASE_URL}}", folder: "{FOLDER}"}}
-    """))
+    """)
+    )
     dry = cockpit("run", runbook, "--headless", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert f"7 pending: {', '.join(VERSIONS)}" in dry.stdout

@@ -83,8 +83,9 @@ async def test_an_alert_firing_fails_the_gate_and_the_rollback_runs(
 async def test_the_gate_own_bounds(make_engine, journal, metrics_endpoint):
     metrics_endpoint.latency_ms = 700.0
     metrics_endpoint.traffic()
-    engine = make_engine(runbook(metrics_endpoint.url, window="5s",
-                                 extra=", max: {p95_ms: 500, error_rate: 1%}"))
+    engine = make_engine(
+        runbook(metrics_endpoint.url, window="5s", extra=", max: {p95_ms: 500, error_rate: 1%}")
+    )
     assert await engine.run() == RunStatus.ROLLED_BACK
     message = rows(journal, engine)["watch"]["message"]
     assert message.startswith("bound p95_ms max fired: p95_ms ") and "above 500 ms" in message
@@ -97,12 +98,18 @@ async def test_no_data_fails_the_gate_and_the_error_is_said_once(
     engine = make_engine(runbook(metrics_endpoint.url, window="1s"))
     assert await engine.run() == RunStatus.ROLLED_BACK
     gate = rows(journal, engine)["watch"]
-    assert gate["message"] == (f"no metrics data in 1s: scrape of {metrics_endpoint.url} "
-                               "answered HTTP 503")
+    assert gate["message"] == (
+        f"no metrics data in 1s: scrape of {metrics_endpoint.url} answered HTTP 503"
+    )
     notices = events(journal, engine, "MetricsNotice")
     assert len(events(journal, engine, "MetricsSampled")) >= 5
-    assert notices == [{"message": f"metrics unavailable: scrape of {metrics_endpoint.url} "
-                        "answered HTTP 503 (retrying every 100ms)", "ok": False}]
+    assert notices == [
+        {
+            "message": f"metrics unavailable: scrape of {metrics_endpoint.url} "
+            "answered HTTP 503 (retrying every 100ms)",
+            "ok": False,
+        }
+    ]
 
 
 async def test_recovery_is_said_once_too(make_engine, journal, metrics_endpoint):
@@ -118,20 +125,23 @@ async def test_recovery_is_said_once_too(make_engine, journal, metrics_endpoint)
 
 def test_a_gate_needs_a_metrics_section():
     with pytest.raises(RunbookInvalid) as caught:
-        parse_runbook("runbook: R\nphases:\n  - id: p\n    steps:\n"
-                      "      - {id: g, kind: gate, for: 1m}\n", "r.yaml")
-    assert str(caught.value) == ("r.yaml:5:1: step 'g': a gate step watches the runbook's "
-                                 "metrics; add a 'metrics:' section")
+        parse_runbook(
+            "runbook: R\nphases:\n  - id: p\n    steps:\n      - {id: g, kind: gate, for: 1m}\n",
+            "r.yaml",
+        )
+    assert str(caught.value) == (
+        "r.yaml:5:1: step 'g': a gate step watches the runbook's metrics; add a 'metrics:' section"
+    )
 
 
 def test_headless_gate_failure_names_the_alert(tmp_path, metrics_endpoint):
     metrics_endpoint.error_ratio = 0.5
     metrics_endpoint.traffic()
     path = tmp_path / "gate.yaml"
-    path.write_text(runbook(metrics_endpoint.url, window="10s").replace(
-        ", on_failure: rollback", ""))
-    result = cockpit("run", path, "--headless", "--yes",
-                     env={"ADMIN_KEY": METRICS_TOKEN})
+    path.write_text(
+        runbook(metrics_endpoint.url, window="10s").replace(", on_failure: rollback", "")
+    )
+    result = cockpit("run", path, "--headless", "--yes", env={"ADMIN_KEY": METRICS_TOKEN})
     assert result.returncode == 1, result.stderr
     assert "cockpit: ALERT error-rate (critical) firing: error_rate " in result.stdout
     assert "watch = FAILED in " in result.stdout
@@ -159,9 +169,15 @@ async def stats_server():
             state["in_flight"] -= 1
 
     async def stats(request):
-        return await track(web.json_response(
-            {"performance": {"p95": 812.5, "rps": 41}, "errors": {"rate": "0.004"},
-             "services": [{"p95": None}]}))
+        return await track(
+            web.json_response(
+                {
+                    "performance": {"p95": 812.5, "rps": 41},
+                    "errors": {"rate": "0.004"},
+                    "services": [{"p95": None}],
+                }
+            )
+        )
 
     async def query(request):
         text = request.query["query"]
@@ -174,8 +190,13 @@ async def stats_server():
             series = [{"metric": {"pod": str(i)}, "value": [0, "1"]} for i in range(3)]
             body = {"status": "success", "data": {"resultType": "vector", "result": series}}
         else:
-            body = {"status": "success", "data": {"resultType": "vector", "result": [
-                {"metric": {}, "value": [1764000000.0, "0.0125"]}]}}
+            body = {
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": [{"metric": {}, "value": [1764000000.0, "0.0125"]}],
+                },
+            }
         return await track(web.json_response(body, status=400 if text == "bad(" else 200))
 
     app = web.Application()
@@ -192,26 +213,46 @@ async def stats_server():
 
 async def test_json_source_reads_dotted_paths(stats_server):
     base, _ = stats_server
-    spec = SourceSpec("json", f"{base}/stats", paths={
-        "p95_ms": "performance.p95", "error_rate": "errors.rate", "request_rate": "performance.rps",
-        "missing": "performance.p99", "null": "services.0.p95"})
+    spec = SourceSpec(
+        "json",
+        f"{base}/stats",
+        paths={
+            "p95_ms": "performance.p95",
+            "error_rate": "errors.rate",
+            "request_rate": "performance.rps",
+            "missing": "performance.p99",
+            "null": "services.0.p95",
+        },
+    )
     watch = MetricsWatch(spec)
     import httpx
 
     async with httpx.AsyncClient() as client:
         sample = await watch.poll(client)
     values = {name: r.value for name, r in sample.readings.items()}
-    assert values == {"p95_ms": 812.5, "error_rate": 0.004, "request_rate": 41.0,
-                      "missing": None, "null": None}
+    assert values == {
+        "p95_ms": 812.5,
+        "error_rate": 0.004,
+        "request_rate": 41.0,
+        "missing": None,
+        "null": None,
+    }
     assert sample.readings["missing"].reason == "no performance.p99 in the answer"
     assert sample.readings["null"].reason == "services.0.p95 is null, not a number"
 
 
 async def test_prometheus_source_runs_instant_queries(stats_server):
     base, state = stats_server
-    spec = SourceSpec("prometheus", base, queries={
-        "error_rate": 'sum(rate(pm_errors_total[1m])) / sum(rate(pm_requests_total[1m]))',
-        "none": "empty", "broken": "bad(", "many": "many"})
+    spec = SourceSpec(
+        "prometheus",
+        base,
+        queries={
+            "error_rate": "sum(rate(pm_errors_total[1m])) / sum(rate(pm_requests_total[1m]))",
+            "none": "empty",
+            "broken": "bad(",
+            "many": "many",
+        },
+    )
     watch = MetricsWatch(spec)
     import httpx
 
@@ -229,8 +270,10 @@ async def test_polls_never_overlap_even_when_the_endpoint_is_slow(stats_server):
     base, state = stats_server
     state["delay"] = 0.15
     seen = []
-    watch = MetricsWatch(SourceSpec("json", f"{base}/stats", interval=0.01,
-                                    paths={"p95_ms": "performance.p95"}), listener=seen.append)
+    watch = MetricsWatch(
+        SourceSpec("json", f"{base}/stats", interval=0.01, paths={"p95_ms": "performance.p95"}),
+        listener=seen.append,
+    )
     task = asyncio.create_task(watch.run())
     await asyncio.sleep(1.0)
     task.cancel()
@@ -264,9 +307,14 @@ async def test_scrape_rates_span_the_window(metrics_endpoint):
     import httpx
 
     now = [1000.0]
-    spec = SourceSpec("scrape", metrics_endpoint.url, token=METRICS_TOKEN, interval=2.0,
-                      window=6.0, scrape=MetricSpec("pm_request_duration_ms",
-                                                    "pm_requests_total", "pm_errors_total"))
+    spec = SourceSpec(
+        "scrape",
+        metrics_endpoint.url,
+        token=METRICS_TOKEN,
+        interval=2.0,
+        window=6.0,
+        scrape=MetricSpec("pm_request_duration_ms", "pm_requests_total", "pm_errors_total"),
+    )
     watch = MetricsWatch(spec, clock=lambda: now[0])
     rates = []
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as client:

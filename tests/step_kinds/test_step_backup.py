@@ -91,11 +91,15 @@ def with_password(dsn: str, password: str) -> str:
 # ----------------------------------------------------------------- the round trip
 
 
-async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, journal, pg_dsn,
-                                                             s3, tmp_path):
+async def test_backup_then_restore_brings_back_a_dropped_table(
+    make_engine, journal, pg_dsn, s3, tmp_path
+):
     endpoint, bucket = s3
-    await execute(pg_dsn, "CREATE TABLE widgets (id int PRIMARY KEY, name text NOT NULL)",
-              "INSERT INTO widgets SELECT g, 'widget ' || g FROM generate_series(1, 250) g")
+    await execute(
+        pg_dsn,
+        "CREATE TABLE widgets (id int PRIMARY KEY, name text NOT NULL)",
+        "INSERT INTO widgets SELECT g, 'widget ' || g FROM generate_series(1, 250) g",
+    )
 
     backup = make_engine(backup_book(pg_dsn, endpoint, f"s3://{bucket}/nightly/"))
     assert await backup.run() == ev.RunStatus.OK
@@ -106,8 +110,9 @@ async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, jour
     # The object in S3, downloaded on its own, is a dump pg_restore can list.
     copy = tmp_path / "copy.dump"
     boto3.client("s3", endpoint_url=endpoint).download_file(bucket, key, str(copy))
-    listed = subprocess.run(["pg_restore", "--list", str(copy)], capture_output=True,
-                            text=True, check=True).stdout
+    listed = subprocess.run(
+        ["pg_restore", "--list", str(copy)], capture_output=True, text=True, check=True
+    ).stdout
     assert re.search(r"TABLE public widgets", listed)
     assert re.search(r"TABLE DATA public widgets", listed)
 
@@ -137,14 +142,19 @@ async def test_backup_then_restore_brings_back_a_dropped_table(make_engine, jour
 
 
 async def test_multipart_upload_shows_progress_and_matches_s3s_checksum(
-        make_engine, journal, pg_dsn, s3):
+    make_engine, journal, pg_dsn, s3
+):
     endpoint, bucket = s3
     # ~6.4 MB of random bytes: a dump over 5 MiB, so two parts of s3transfer's minimum.
-    await execute(pg_dsn, "CREATE TABLE blobs (id int, data bytea)",
-              "INSERT INTO blobs SELECT g, decode(md5(random()::text) || "
-              "md5(random()::text), 'hex') FROM generate_series(1, 200000) g")
-    engine = make_engine(backup_book(pg_dsn, endpoint, f"s3://{bucket}/big.dump",
-                                     "multipart_threshold: 64KiB"))
+    await execute(
+        pg_dsn,
+        "CREATE TABLE blobs (id int, data bytea)",
+        "INSERT INTO blobs SELECT g, decode(md5(random()::text) || "
+        "md5(random()::text), 'hex') FROM generate_series(1, 200000) g",
+    )
+    engine = make_engine(
+        backup_book(pg_dsn, endpoint, f"s3://{bucket}/big.dump", "multipart_threshold: 64KiB")
+    )
     assert await engine.run() == ev.RunStatus.OK
     assert keys(endpoint, bucket) == ["big.dump"]  # no trailing slash: the key itself
     details = rows(journal, engine)["backup"]["details"]
@@ -152,10 +162,13 @@ async def test_multipart_upload_shows_progress_and_matches_s3s_checksum(
     assert details["parts"] == 2
     assert details["verified"] == "size and SHA-256 (S3 checksum of 2 parts) match"
     head = boto3.client("s3", endpoint_url=endpoint).head_object(
-        Bucket=bucket, Key="big.dump", ChecksumMode="ENABLED")
+        Bucket=bucket, Key="big.dump", ChecksumMode="ENABLED"
+    )
     assert head["Metadata"]["sha256"] == details["sha256"]
-    progress = re.findall(r"uploaded (\d+\.\d) MiB of (\d+\.\d) MiB \((\d+)%\)",
-                          engine.output_path("backup").read_text())
+    progress = re.findall(
+        r"uploaded (\d+\.\d) MiB of (\d+\.\d) MiB \((\d+)%\)",
+        engine.output_path("backup").read_text(),
+    )
     assert len(progress) >= 3
     percents = [int(p) for _, _, p in progress]
     assert percents == sorted(percents) and percents[-1] == 100
@@ -165,12 +178,12 @@ async def test_multipart_upload_shows_progress_and_matches_s3s_checksum(
 # ----------------------------------------------------------------- dry run
 
 
-async def test_dry_run_shows_the_commands_and_touches_nothing(make_engine, journal, pg_dsn,
-                                                              s3):
+async def test_dry_run_shows_the_commands_and_touches_nothing(make_engine, journal, pg_dsn, s3):
     endpoint, bucket = s3
     await execute(pg_dsn, "CREATE TABLE keep_me (id int)", "INSERT INTO keep_me VALUES (1)")
     dsn = with_password(pg_dsn, PASSWORD)
-    engine = make_engine(f"""
+    engine = make_engine(
+        f"""
         runbook: Dry
         variables: {{DATABASE_URL: {q(dsn)}, S3: {q(endpoint)}}}
         phases:
@@ -180,7 +193,9 @@ async def test_dry_run_shows_the_commands_and_touches_nothing(make_engine, journ
                   to: "s3://{bucket}/nightly/", endpoint_url: "${{S3}}"}}
               - {{id: restore, kind: restore, dsn: "${{DATABASE_URL}}",
                   from: "s3://{bucket}/nightly/x.dump", endpoint_url: "${{S3}}"}}
-    """, dry_run=True)
+    """,
+        dry_run=True,
+    )
     assert await engine.run() == ev.RunStatus.OK
     assert keys(endpoint, bucket) == []
     run_dir = journal.run_dir(engine.run_id)
@@ -219,14 +234,16 @@ phases:
           endpoint_url: "http://127.0.0.1:1"}}
 """)
     jpath = tmp_path / "journal.sqlite3"
-    done = cockpit("run", book, "--headless", "--journal", jpath,
-                   env={"DATABASE_URL": pg_dsn})
+    done = cockpit("run", book, "--headless", "--journal", jpath, env={"DATABASE_URL": pg_dsn})
     assert done.returncode != 0
     assert "Traceback" not in done.stdout + done.stderr
     failed = [line for line in done.stdout.splitlines() if line.startswith("backup = FAILED")]
     assert len(failed) == 1, done.stdout
-    assert re.search(r"cannot reach S3 at http://127\.0\.0\.1:1 \(.*Connection refused\) "
-                     rf"while checking bucket {bucket}$", failed[0]), failed[0]
+    assert re.search(
+        r"cannot reach S3 at http://127\.0\.0\.1:1 \(.*Connection refused\) "
+        rf"while checking bucket {bucket}$",
+        failed[0],
+    ), failed[0]
     journal = Journal(jpath)
     try:
         (run,) = journal.runs()
@@ -239,14 +256,18 @@ phases:
 
 async def test_unreachable_database_is_one_line(make_engine, journal, s3):
     endpoint, bucket = s3
-    engine = make_engine(backup_book("postgresql://postgres@127.0.0.1:1/nowhere", endpoint,
-                                     f"s3://{bucket}/x/"))
+    engine = make_engine(
+        backup_book("postgresql://postgres@127.0.0.1:1/nowhere", endpoint, f"s3://{bucket}/x/")
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     step = rows(journal, engine)["backup"]
     assert step["status"] == "failed"
     assert "\n" not in step["message"]
-    assert re.fullmatch(r'pg_dump failed \(exit code 1\): connection to server at '
-                        r'"127\.0\.0\.1", port 1 failed: Connection refused', step["message"])
+    assert re.fullmatch(
+        r"pg_dump failed \(exit code 1\): connection to server at "
+        r'"127\.0\.0\.1", port 1 failed: Connection refused',
+        step["message"],
+    )
     assert "Traceback" not in engine.output_path("backup").read_text()
     assert keys(endpoint, bucket) == []
     assert not list(journal.run_dir(engine.run_id).glob("*.dump"))  # the partial file went
@@ -256,12 +277,16 @@ async def test_missing_pg_dump_is_one_line(make_engine, journal, tmp_path, monke
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    engine = make_engine(backup_book("postgresql://postgres@127.0.0.1:1/db",
-                                     "http://127.0.0.1:1", "s3://bucket-x/y/"))
+    engine = make_engine(
+        backup_book(
+            "postgresql://postgres@127.0.0.1:1/db", "http://127.0.0.1:1", "s3://bucket-x/y/"
+        )
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     assert rows(journal, engine)["backup"]["message"] == (
         "pg_dump not found on PATH: install the PostgreSQL client tools (as new as the "
-        "server) or put them on PATH")
+        "server) or put them on PATH"
+    )
 
 
 async def test_restoring_a_missing_object_is_one_line(make_engine, journal, pg_dsn, s3):
@@ -269,14 +294,16 @@ async def test_restoring_a_missing_object_is_one_line(make_engine, journal, pg_d
     engine = make_engine(restore_book(pg_dsn, endpoint, f"s3://{bucket}/no/such.dump"))
     assert await engine.run() == ev.RunStatus.FAILED
     assert rows(journal, engine)["restore"]["message"] == (
-        f"no such object: s3://{bucket}/no/such.dump (at {endpoint})")
+        f"no such object: s3://{bucket}/no/such.dump (at {endpoint})"
+    )
 
 
 # ----------------------------------------------------------------- the password
 
 
 async def test_the_password_reaches_pg_dump_through_its_environment_only(
-        make_engine, journal, pg_dsn, s3, tmp_path, monkeypatch):
+    make_engine, journal, pg_dsn, s3, tmp_path, monkeypatch
+):
     """pg_dump is wrapped to record the argv and environment it really got."""
     endpoint, bucket = s3
     await execute(pg_dsn, "CREATE TABLE t (id int)")
@@ -286,13 +313,16 @@ async def test_the_password_reaches_pg_dump_through_its_environment_only(
     for tool in ("pg_dump", "pg_restore"):
         real = shutil.which(tool)
         wrapper = wrappers / tool
-        wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "{tool} $*" '
-                           f'"{tool} PGPASSWORD=$PGPASSWORD" >> {seen}\nexec {real} "$@"\n')
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "{tool} $*" '
+            f'"{tool} PGPASSWORD=$PGPASSWORD" >> {seen}\nexec {real} "$@"\n'
+        )
         wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{wrappers}:{os.environ['PATH']}")
     # A plain variable, not a secret: the engine's masking does not know it, the step must.
-    engine = make_engine(backup_book(with_password(pg_dsn, PASSWORD), endpoint,
-                                     f"s3://{bucket}/pw/"))
+    engine = make_engine(
+        backup_book(with_password(pg_dsn, PASSWORD), endpoint, f"s3://{bucket}/pw/")
+    )
     assert await engine.run() == ev.RunStatus.OK
     calls = seen.read_text().splitlines()
     argv = [line for line in calls if "PGPASSWORD=" not in line]
@@ -306,7 +336,8 @@ async def test_the_password_reaches_pg_dump_through_its_environment_only(
 
 
 def test_a_headless_run_with_a_secret_dsn_backs_up_and_never_prints_the_password(
-        pg_dsn, s3, tmp_path):
+    pg_dsn, s3, tmp_path
+):
     endpoint, bucket = s3
     asyncio.run(execute(pg_dsn, "CREATE TABLE t (id int)"))
     book = tmp_path / "book.yaml"
@@ -319,8 +350,14 @@ phases:
       - {{id: backup, kind: backup, dsn: "${{DATABASE_URL}}", to: "s3://{bucket}/ci/",
           endpoint_url: "{endpoint}"}}
 """)
-    done = cockpit("run", book, "--headless", "--journal", tmp_path / "j.sqlite3",
-                   env={"DATABASE_URL": with_password(pg_dsn, PASSWORD)})
+    done = cockpit(
+        "run",
+        book,
+        "--headless",
+        "--journal",
+        tmp_path / "j.sqlite3",
+        env={"DATABASE_URL": with_password(pg_dsn, PASSWORD)},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert re.search(r"^backup +\* uploaded .* \(100%\)$", done.stdout, re.MULTILINE)
@@ -330,16 +367,25 @@ phases:
 
 def test_commands_and_environment_keep_the_password_apart():
     for dsn, shown in [
-        (f"postgresql://app:{PASSWORD}@db.internal:5432/orders?sslmode=require",
-         "postgresql://app@db.internal:5432/orders?sslmode=require"),
-        (f"postgres://app@db:5432/orders?password={PASSWORD}&sslmode=require",
-         "postgres://app@db:5432/orders?sslmode=require"),
-        (f"host=db port=5432 dbname=orders user=app password='{PASSWORD}' sslmode=require",
-         "host=db port=5432 dbname=orders user=app sslmode=require"),
+        (
+            f"postgresql://app:{PASSWORD}@db.internal:5432/orders?sslmode=require",
+            "postgresql://app@db.internal:5432/orders?sslmode=require",
+        ),
+        (
+            f"postgres://app@db:5432/orders?password={PASSWORD}&sslmode=require",
+            "postgres://app@db:5432/orders?sslmode=require",
+        ),
+        (
+            f"host=db port=5432 dbname=orders user=app password='{PASSWORD}' sslmode=require",
+            "host=db port=5432 dbname=orders user=app sslmode=require",
+        ),
     ]:
         connection = split_dsn(dsn)
         assert (connection.dsn, connection.password, connection.database) == (
-            shown, PASSWORD, "orders")
+            shown,
+            PASSWORD,
+            "orders",
+        )
         for argv in (dump_argv(connection, "/x.dump"), restore_argv(connection, "/x.dump")):
             assert PASSWORD not in " ".join(argv)
             assert show_command(argv, connection).startswith("PGPASSWORD=*** ")
@@ -362,7 +408,11 @@ def test_targets_and_sizes():
     with pytest.raises(StepFailed, match="expected s3://"):
         backup_target("/tmp/x", "orders", "r1")
     assert [parse_size(v) for v in (65536, "64KiB", "8 MiB", "10MB")] == [
-        65536, 65536, 8 * 1024 * 1024, 10_000_000]
+        65536,
+        65536,
+        8 * 1024 * 1024,
+        10_000_000,
+    ]
     with pytest.raises(StepFailed, match="multipart_threshold"):
         parse_size("lots")
 
@@ -381,21 +431,27 @@ def test_the_upload_check_catches_a_changed_object(s3, tmp_path):
     location = S3Location(bucket, "d.dump")
     meta = {"sha256": local.sha256}
 
-    client.put_object(Bucket=bucket, Key="d.dump", Body=good.read_bytes(), Metadata=meta,
-                      ChecksumAlgorithm="SHA256")
+    client.put_object(
+        Bucket=bucket,
+        Key="d.dump",
+        Body=good.read_bytes(),
+        Metadata=meta,
+        ChecksumAlgorithm="SHA256",
+    )
     assert verify_object(client, location, local) == "size and SHA-256 (S3 checksum) match"
     other = os.urandom(200_000)
-    client.put_object(Bucket=bucket, Key="d.dump", Body=other, Metadata=meta,
-                      ChecksumAlgorithm="SHA256")
+    client.put_object(
+        Bucket=bucket, Key="d.dump", Body=other, Metadata=meta, ChecksumAlgorithm="SHA256"
+    )
     with pytest.raises(StepFailed, match=r"S3's SHA-256 checksum .* does not match"):
         verify_object(client, location, local)
 
     # A server that keeps no checksum: the object is read back and hashed.
-    plain = boto3.client("s3", endpoint_url=endpoint,
-                         config=Config(request_checksum_calculation="when_required"))
+    plain = boto3.client(
+        "s3", endpoint_url=endpoint, config=Config(request_checksum_calculation="when_required")
+    )
     plain.put_object(Bucket=bucket, Key="d.dump", Body=good.read_bytes(), Metadata=meta)
-    if "ChecksumSHA256" in client.head_object(Bucket=bucket, Key="d.dump",
-                                              ChecksumMode="ENABLED"):
+    if "ChecksumSHA256" in client.head_object(Bucket=bucket, Key="d.dump", ChecksumMode="ENABLED"):
         pytest.fail("expected an object without a SHA-256 checksum")
     assert "read back" in verify_object(client, location, local)
     plain.put_object(Bucket=bucket, Key="d.dump", Body=other, Metadata=meta)
@@ -412,9 +468,12 @@ async def test_a_cancelled_upload_stops_and_leaves_no_parts_behind(s3, tmp_path)
     client = boto3.client("s3", endpoint_url=endpoint)
     path = tmp_path / "big.dump"
     path.write_bytes(os.urandom(12 * 1024 * 1024))
-    config = TransferConfig(multipart_threshold=5 * 1024 * 1024, max_concurrency=2,
-                            multipart_chunksize=5 * 1024 * 1024,
-                            preferred_transfer_client="classic")
+    config = TransferConfig(
+        multipart_threshold=5 * 1024 * 1024,
+        max_concurrency=2,
+        multipart_chunksize=5 * 1024 * 1024,
+        preferred_transfer_client="classic",
+    )
     seen: list[int] = []
 
     def slow(amount: int) -> None:
@@ -422,8 +481,14 @@ async def test_a_cancelled_upload_stops_and_leaves_no_parts_behind(s3, tmp_path)
         time.sleep(0.02)
 
     def upload(stop):
-        transfer(client, config, lambda manager: manager.upload(
-            str(path), bucket, "big.dump", subscribers=[ProgressCallbackInvoker(slow)]), stop)
+        transfer(
+            client,
+            config,
+            lambda manager: manager.upload(
+                str(path), bucket, "big.dump", subscribers=[ProgressCallbackInvoker(slow)]
+            ),
+            stop,
+        )
 
     task = asyncio.create_task(in_thread(upload))
     while not seen:
@@ -445,7 +510,8 @@ def test_part_digests_follow_the_part_size(tmp_path):
     path.write_bytes(data)
     local = hash_file(path, 1_000_000)
     assert local.part_digests == tuple(
-        hashlib.sha256(data[i:i + 1_000_000]).digest() for i in range(0, len(data), 1_000_000))
+        hashlib.sha256(data[i : i + 1_000_000]).digest() for i in range(0, len(data), 1_000_000)
+    )
     assert local.sha256 == hashlib.sha256(data).hexdigest()
     assert isinstance(local, LocalFile) and local.size == len(data)
 
@@ -460,4 +526,3 @@ def test_the_kinds_describe_without_credentials():
     text = RestoreStep().describe({"dsn": dsn, "from": "s3://b/n/x.dump"})
     assert PASSWORD not in text and "DESTRUCTIVE" in text
     assert "pg_restore --clean --if-exists --no-owner" in text
-

@@ -103,10 +103,20 @@ S = ev.StepStatus
 
 def book(folder: Path | str, **fields) -> str:
     """A one-step runbook (JSON is YAML) migrating ``folder`` with the secret DSN."""
-    step = {"id": "migrate", "kind": "migrate", "dsn": "${DATABASE_URL}",
-            "folder": str(folder), **{k: v for k, v in fields.items() if v is not None}}
-    return json.dumps({"runbook": "Migrate", "secrets": ["DATABASE_URL"],
-                       "phases": [{"id": "db", "steps": [step]}]})
+    step = {
+        "id": "migrate",
+        "kind": "migrate",
+        "dsn": "${DATABASE_URL}",
+        "folder": str(folder),
+        **{k: v for k, v in fields.items() if v is not None},
+    }
+    return json.dumps(
+        {
+            "runbook": "Migrate",
+            "secrets": ["DATABASE_URL"],
+            "phases": [{"id": "db", "steps": [step]}],
+        }
+    )
 
 
 @pytest.fixture
@@ -169,8 +179,7 @@ def test_checksums_match_flyways():
     # "SELECT 8;\n": CRC32 3580921877; Flyway's ChecksumCalculator gave -714045419.
     assert zlib.crc32(b"SELECT 8;") == 3580921877 > 2**31
     assert flyway_checksum(b"SELECT 8;\n") == 3580921877 - 2**32 == -714045419
-    assert (to_int32(0xFFFFFFFF), to_int32(2**31), to_int32(2**31 - 1)) == (-1, -2**31,
-                                                                           2**31 - 1)
+    assert (to_int32(0xFFFFFFFF), to_int32(2**31), to_int32(2**31 - 1)) == (-1, -(2**31), 2**31 - 1)
     with pytest.raises(UnicodeDecodeError):  # Flyway's decoder refuses it too
         flyway_checksum(b"SELECT '\xff';")
 
@@ -180,7 +189,8 @@ def test_checksums_equal_javas_crc32_of_readline(tmp_path):
     """An independent check on the JVM: java.util.zip.CRC32 over BufferedReader.readLine()
     lines' UTF-8 bytes, BOM dropped from the first line, cast to int (Flyway's method)."""
     program = tmp_path / "Checksum.java"
-    program.write_text(textwrap.dedent("""
+    program.write_text(
+        textwrap.dedent("""
         import java.io.*; import java.nio.charset.StandardCharsets; import java.nio.file.*;
         import java.util.zip.CRC32;
         public class Checksum { public static void main(String[] args) throws IOException {
@@ -193,10 +203,16 @@ def test_checksums_equal_javas_crc32_of_readline(tmp_path):
                 first = false;
                 crc.update(line.getBytes(StandardCharsets.UTF_8)); line = r.readLine(); } }
             System.out.println((int) crc.getValue()); } } }
-    """))
+    """)
+    )
     names = list(FLYWAY_CHECKSUMS)
-    done = subprocess.run(["java", str(program), *(str(DATA / n) for n in names)],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        ["java", str(program), *(str(DATA / n) for n in names)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert [int(v) for v in done.stdout.split()] == [FLYWAY_CHECKSUMS[n] for n in names]
 
 
@@ -226,7 +242,8 @@ def test_folder_names_descriptions_and_duplicates():
     assert str(duplicate.value) == (
         f"in {DATA / 'duplicate'}: more than one migration with version 3.8: "
         "V3.8__second.sql, V3_008__first.sql (3.008 and 3.8 are the same version: versions "
-        "compare as numbers, part by part)")
+        "compare as numbers, part by part)"
+    )
 
 
 def test_statements_split_like_postgresqls_lexer():
@@ -244,20 +261,29 @@ def test_statements_split_like_postgresqls_lexer():
     """)
     statements = split_statements(sql)
     assert [s.words[:3] for s in statements] == [
-        ("CREATE", "TABLE", "A"), ("CREATE", "FUNCTION", "F"), ("CREATE", "FUNCTION", "G"),
-        ("SELECT",), ("CREATE", "UNIQUE", "INDEX")]
+        ("CREATE", "TABLE", "A"),
+        ("CREATE", "FUNCTION", "F"),
+        ("CREATE", "FUNCTION", "G"),
+        ("SELECT",),
+        ("CREATE", "UNIQUE", "INDEX"),
+    ]
     assert "".join(s.text for s in statements).strip().endswith("ON a (b)")
     assert [outside_transaction(s) for s in statements][-1] == "CREATE UNIQUE INDEX CONCURRENTLY"
     checks = {
         "DROP INDEX CONCURRENTLY IF EXISTS i": "DROP INDEX CONCURRENTLY",
         "REINDEX INDEX CONCURRENTLY i": "REINDEX INDEX CONCURRENTLY",
         "REINDEX (VERBOSE) SCHEMA s": "REINDEX VERBOSE SCHEMA",
-        "vacuum analyze t": "VACUUM", "ALTER SYSTEM SET work_mem = '8MB'": "ALTER SYSTEM",
-        "CREATE DATABASE x": "CREATE DATABASE", "DROP DATABASE x": "DROP DATABASE",
-        "ALTER TABLE p DETACH PARTITION c CONCURRENTLY":
-            "ALTER TABLE P DETACH PARTITION C CONCURRENTLY",
-        "CREATE INDEX i ON t (concurrently)": None, "REINDEX TABLE t": None,
-        "SELECT 'VACUUM'": None, "ALTER TYPE e ADD VALUE 'x'": None,  # fine since PG 12
+        "vacuum analyze t": "VACUUM",
+        "ALTER SYSTEM SET work_mem = '8MB'": "ALTER SYSTEM",
+        "CREATE DATABASE x": "CREATE DATABASE",
+        "DROP DATABASE x": "DROP DATABASE",
+        "ALTER TABLE p DETACH PARTITION c CONCURRENTLY": (
+            "ALTER TABLE P DETACH PARTITION C CONCURRENTLY"
+        ),
+        "CREATE INDEX i ON t (concurrently)": None,
+        "REINDEX TABLE t": None,
+        "SELECT 'VACUUM'": None,
+        "ALTER TYPE e ADD VALUE 'x'": None,  # fine since PG 12
     }
     for text, expected in checks.items():
         assert outside_transaction(split_statements(text)[0]) == expected, text
@@ -270,30 +296,81 @@ def test_statements_split_like_postgresqls_lexer():
 async def test_migrate_writes_flyways_history_and_twice_is_a_no_op(db, fly):
     status, row, output = await fly(DATA / "basic")
     assert status == ev.RunStatus.OK, output
-    assert row["message"] == "applied 4 migrations (1, 1.1, 2, 3.008) in " + \
-        row["message"].split(" in ")[1]
-    assert row["details"] == {"action": "migrate", "applied": ["1", "1.1", "2", "3.008"],
-                              "current_version": "3.008"}
+    assert (
+        row["message"]
+        == "applied 4 migrations (1, 1.1, 2, 3.008) in " + row["message"].split(" in ")[1]
+    )
+    assert row["details"] == {
+        "action": "migrate",
+        "applied": ["1", "1.1", "2", "3.008"],
+        "current_version": "3.008",
+    }
     assert "applied 3.008 - neo4j sync backlog in " in output
     assert {"users", "orders", "neo4j_sync_backlog"} <= await tables(db)
     rows = await history(db)
-    assert [(r["installed_rank"], r["version"], r["description"], r["type"], r["script"],
-             r["checksum"], r["installed_by"], r["success"]) for r in rows] == [
-        (1, "1", "create users", "SQL", "V1__create_users.sql",
-         FLYWAY_CHECKSUMS["basic/V1__create_users.sql"], "postgres", True),
-        (2, "1.1", "add user email", "SQL", "V1_1__add_user_email.sql",
-         FLYWAY_CHECKSUMS["basic/V1_1__add_user_email.sql"], "postgres", True),
-        (3, "2", "create orders", "SQL", "V2__create_orders.sql",
-         FLYWAY_CHECKSUMS["basic/V2__create_orders.sql"], "postgres", True),
-        (4, "3.008", "neo4j sync backlog", "SQL", "V3_008__neo4j_sync_backlog.sql",
-         FLYWAY_CHECKSUMS["basic/V3_008__neo4j_sync_backlog.sql"], "postgres", True),
+    assert [
+        (
+            r["installed_rank"],
+            r["version"],
+            r["description"],
+            r["type"],
+            r["script"],
+            r["checksum"],
+            r["installed_by"],
+            r["success"],
+        )
+        for r in rows
+    ] == [
+        (
+            1,
+            "1",
+            "create users",
+            "SQL",
+            "V1__create_users.sql",
+            FLYWAY_CHECKSUMS["basic/V1__create_users.sql"],
+            "postgres",
+            True,
+        ),
+        (
+            2,
+            "1.1",
+            "add user email",
+            "SQL",
+            "V1_1__add_user_email.sql",
+            FLYWAY_CHECKSUMS["basic/V1_1__add_user_email.sql"],
+            "postgres",
+            True,
+        ),
+        (
+            3,
+            "2",
+            "create orders",
+            "SQL",
+            "V2__create_orders.sql",
+            FLYWAY_CHECKSUMS["basic/V2__create_orders.sql"],
+            "postgres",
+            True,
+        ),
+        (
+            4,
+            "3.008",
+            "neo4j sync backlog",
+            "SQL",
+            "V3_008__neo4j_sync_backlog.sql",
+            FLYWAY_CHECKSUMS["basic/V3_008__neo4j_sync_backlog.sql"],
+            "postgres",
+            True,
+        ),
     ]
     assert all(r["execution_time"] >= 0 and r["installed_on"] for r in rows)
     # The table is Flyway's: same columns, types, nullability, default, key and index.
-    columns = await fetch(db, """
+    columns = await fetch(
+        db,
+        """
         SELECT column_name, data_type, character_maximum_length, is_nullable, column_default
         FROM information_schema.columns WHERE table_name = 'flyway_schema_history'
-        ORDER BY ordinal_position""")
+        ORDER BY ordinal_position""",
+    )
     assert [tuple(c) for c in columns] == [
         ("installed_rank", "integer", None, "NO", None),
         ("version", "character varying", 50, "YES", None),
@@ -306,10 +383,15 @@ async def test_migrate_writes_flyways_history_and_twice_is_a_no_op(db, fly):
         ("execution_time", "integer", None, "NO", None),
         ("success", "boolean", None, "NO", None),
     ]
-    indexes = await fetch(db, "SELECT indexname, indexdef FROM pg_indexes "
-                              "WHERE tablename = 'flyway_schema_history' ORDER BY 1")
-    assert [i["indexname"] for i in indexes] == ["flyway_schema_history_pk",
-                                                 "flyway_schema_history_s_idx"]
+    indexes = await fetch(
+        db,
+        "SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE tablename = 'flyway_schema_history' ORDER BY 1",
+    )
+    assert [i["indexname"] for i in indexes] == [
+        "flyway_schema_history_pk",
+        "flyway_schema_history_s_idx",
+    ]
     assert indexes[1]["indexdef"].endswith("USING btree (success)")
 
     status, row, output = await fly(DATA / "basic")
@@ -322,23 +404,38 @@ async def test_migrate_writes_flyways_history_and_twice_is_a_no_op(db, fly):
 async def test_a_history_flyway_wrote_is_understood(db, fly):
     """Versions 1 and 1.1 applied by Flyway (its table, its rows): only the rest runs."""
     await execute(db, FLYWAY_HISTORY_DDL)
-    await execute(db, "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, "
-                    "email text UNIQUE)")
+    await execute(
+        db, "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL, email text UNIQUE)"
+    )
     for rank, (version, description, script) in enumerate(
-            [("1", "create users", "V1__create_users.sql"),
-             ("1.1", "add user email", "V1_1__add_user_email.sql")], start=1):
-        await fetch(db, 'INSERT INTO "flyway_schema_history" VALUES '
-                        "($1, $2, $3, 'SQL', $4, $5, 'flyway', now(), 7, true)",
-                    rank, version, description, script, FLYWAY_CHECKSUMS[f"basic/{script}"])
+        [
+            ("1", "create users", "V1__create_users.sql"),
+            ("1.1", "add user email", "V1_1__add_user_email.sql"),
+        ],
+        start=1,
+    ):
+        await fetch(
+            db,
+            'INSERT INTO "flyway_schema_history" VALUES '
+            "($1, $2, $3, 'SQL', $4, $5, 'flyway', now(), 7, true)",
+            rank,
+            version,
+            description,
+            script,
+            FLYWAY_CHECKSUMS[f"basic/{script}"],
+        )
     status, row, output = await fly(DATA / "basic", action="plan")
     assert status == ev.RunStatus.OK
     assert row["details"]["pending"] == ["2", "3.008"] and "applied 20" in output
     status, row, output = await fly(DATA / "basic")
     assert status == ev.RunStatus.OK, output
     assert row["details"]["applied"] == ["2", "3.008"]
-    assert [(r["installed_rank"], r["version"], r["installed_by"]) for r in await history(db)] \
-        == [(1, "1", "flyway"), (2, "1.1", "flyway"), (3, "2", "postgres"),
-            (4, "3.008", "postgres")]
+    assert [(r["installed_rank"], r["version"], r["installed_by"]) for r in await history(db)] == [
+        (1, "1", "flyway"),
+        (2, "1.1", "flyway"),
+        (3, "2", "postgres"),
+        (4, "3.008", "postgres"),
+    ]
 
 
 async def test_versions_apply_in_numeric_order_from_subfolders_too(db, fly):
@@ -347,17 +444,22 @@ async def test_versions_apply_in_numeric_order_from_subfolders_too(db, fly):
     applied = await fetch(db, "SELECT version FROM applied_order ORDER BY n")
     assert [r["version"] for r in applied] == ["1", "1.1", "1.2", "2", "10"]
     assert [(r["version"], r["script"]) for r in await history(db)] == [
-        ("1", "V1__create_log.sql"), ("1.1", "V1.1__dotted.sql"),
-        ("1.2", "V1_2__underscored.sql"), ("2", "V2__two.sql"),
-        ("10", "later/V10__in_a_subfolder.sql")]
+        ("1", "V1__create_log.sql"),
+        ("1.1", "V1.1__dotted.sql"),
+        ("1.2", "V1_2__underscored.sql"),
+        ("2", "V2__two.sql"),
+        ("10", "later/V10__in_a_subfolder.sql"),
+    ]
 
 
 async def test_duplicate_versions_are_refused_before_connecting(fly, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none")
     status, row, _ = await fly(DATA / "duplicate")
     assert status == ev.RunStatus.FAILED
-    assert "more than one migration with version 3.8: V3.8__second.sql, " \
-           "V3_008__first.sql (3.008 and 3.8 are the same version" in row["message"]
+    assert (
+        "more than one migration with version 3.8: V3.8__second.sql, "
+        "V3_008__first.sql (3.008 and 3.8 are the same version" in row["message"]
+    )
 
 
 async def test_an_edited_applied_file_is_refused_before_anything_runs(db, fly, tmp_path):
@@ -378,7 +480,8 @@ async def test_an_edited_applied_file_is_refused_before_anything_runs(db, fly, t
     assert row["message"] == (
         "V1_1__add_user_email.sql was changed after it was applied: checksum applied to the "
         f"database {before}, file now {after}; revert the change and write a new migration "
-        "for it (or `flyway repair` to accept the file); nothing was run")
+        "for it (or `flyway repair` to accept the file); nothing was run"
+    )
     assert "neo4j_sync_backlog" not in await tables(db)  # the pending 3.008 did not run
     assert len(await history(db)) == 3
 
@@ -387,14 +490,20 @@ async def test_a_failing_migration_is_recorded_and_stops_with_its_line(db, fly, 
     folder = copy("failing", tmp_path)
     status, row, output = await fly(folder)
     assert status == ev.RunStatus.FAILED
-    assert row["message"] == ("migration 2 failed at V2__backfill_balances.sql:5: ERROR "
-                              '42703: column "bonus" does not exist')
-    assert row["details"] == {"action": "migrate", "applied": ["1"], "failed": "2", "line": 5,
-                              "current_version": "1"}
+    assert row["message"] == (
+        "migration 2 failed at V2__backfill_balances.sql:5: ERROR "
+        '42703: column "bonus" does not exist'
+    )
+    assert row["details"] == {
+        "action": "migrate",
+        "applied": ["1"],
+        "failed": "2",
+        "line": 5,
+        "current_version": "1",
+    }
     assert "    5 |    SET balance = balance + bonus" in output
     assert "its transaction was rolled back" in output
-    assert [(r["version"], r["success"]) for r in await history(db)] == [("1", True),
-                                                                         ("2", False)]
+    assert [(r["version"], r["success"]) for r in await history(db)] == [("1", True), ("2", False)]
     assert (await fetch(db, "SELECT count(*) FROM accounts"))[0][0] == 0  # rolled back
     assert "never_reached" not in await tables(db)
 
@@ -405,7 +514,8 @@ async def test_a_failing_migration_is_recorded_and_stops_with_its_line(db, fly, 
     assert "migrations are blocked until it is repaired" in row["message"]
     assert 'DELETE FROM "public"."flyway_schema_history" WHERE NOT success' in row["message"]
     (folder / "V2__backfill_balances.sql").write_text(
-        "INSERT INTO accounts (id, balance) VALUES (1, 10), (2, 20);\n")
+        "INSERT INTO accounts (id, balance) VALUES (1, 10), (2, 20);\n"
+    )
     await fetch(db, 'DELETE FROM "public"."flyway_schema_history" WHERE NOT success')
     status, row, _ = await fly(folder)
     assert status == ev.RunStatus.OK and row["details"]["applied"] == ["2", "3"]
@@ -413,15 +523,20 @@ async def test_a_failing_migration_is_recorded_and_stops_with_its_line(db, fly, 
 
 async def test_a_failure_outside_a_transaction_keeps_what_ran(db, fly, tmp_path):
     folder = tmp_path / "m"
-    write(folder, "V1__partial.sql", """
+    write(
+        folder,
+        "V1__partial.sql",
+        """
         -- cockpit:no-transaction
         CREATE TABLE kept (id int);
         SELECT 1 / 0;
-    """)
+    """,
+    )
     status, row, output = await fly(folder)
     assert status == ev.RunStatus.FAILED
-    assert row["message"] == "migration 1 failed at V1__partial.sql:3: ERROR 22012: " \
-                             "division by zero"
+    assert (
+        row["message"] == "migration 1 failed at V1__partial.sql:3: ERROR 22012: division by zero"
+    )
     assert "the 1 statement before line 3 took effect" in output
     assert "kept" in await tables(db)
     assert [(r["version"], r["success"]) for r in await history(db)] == [("1", False)]
@@ -430,11 +545,14 @@ async def test_a_failure_outside_a_transaction_keeps_what_ran(db, fly, tmp_path)
 async def test_create_index_concurrently_runs_outside_a_transaction(db, fly):
     status, _, output = await fly(DATA / "concurrently")
     assert status == ev.RunStatus.OK, output
-    assert ("migrating to 2 - index events concurrently (V2__index_events_concurrently.sql) "
-            "outside a transaction: CREATE INDEX CONCURRENTLY at line 3 ...") in output
+    assert (
+        "migrating to 2 - index events concurrently (V2__index_events_concurrently.sql) "
+        "outside a transaction: CREATE INDEX CONCURRENTLY at line 3 ..."
+    ) in output
     assert "outside a transaction: marked '-- cockpit:no-transaction' ..." in output
-    index = await fetch(db, "SELECT indisvalid FROM pg_index "
-                            "WHERE indexrelid = 'events_kind_idx'::regclass")
+    index = await fetch(
+        db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_kind_idx'::regclass"
+    )
     assert index[0]["indisvalid"] is True
     assert "cluster_marker" in await tables(db)
     assert [r["success"] for r in await history(db)] == [True, True, True]
@@ -444,25 +562,36 @@ async def test_undo_restores_the_previous_schema(db, fly, make_engine, journal):
     assert (await fly(DATA / "basic"))[0] == ev.RunStatus.OK
     dry = make_engine(book(DATA / "basic", action="undo"), dry_run=True)
     assert await dry.run() == ev.RunStatus.OK
-    assert "would undo 3.008 with U3_008__neo4j_sync_backlog.sql; then at version 2" in \
-        (journal.run_dir(dry.run_id) / "migrate.log").read_text()
+    assert (
+        "would undo 3.008 with U3_008__neo4j_sync_backlog.sql; then at version 2"
+        in (journal.run_dir(dry.run_id) / "migrate.log").read_text()
+    )
     status, row, output = await fly(DATA / "basic", action="undo")
     assert status == ev.RunStatus.OK, output
     assert row["details"] == {"action": "undo", "undone": ["3.008"], "current_version": "2"}
     assert "neo4j_sync_backlog" not in await tables(db)
     assert (await history(db))[-1] | {"installed_on": None, "execution_time": 0} == {
-        "installed_rank": 5, "version": "3.008", "description": "neo4j sync backlog",
-        "type": "UNDO_SQL", "script": "U3_008__neo4j_sync_backlog.sql",
+        "installed_rank": 5,
+        "version": "3.008",
+        "description": "neo4j sync backlog",
+        "type": "UNDO_SQL",
+        "script": "U3_008__neo4j_sync_backlog.sql",
         "checksum": FLYWAY_CHECKSUMS["basic/U3_008__neo4j_sync_backlog.sql"],
-        "installed_by": "postgres", "installed_on": None, "execution_time": 0,
-        "success": True}
+        "installed_by": "postgres",
+        "installed_on": None,
+        "execution_time": 0,
+        "success": True,
+    }
 
     status, row, _ = await fly(DATA / "basic", action="undo", target="1")
     assert status == ev.RunStatus.OK
     assert row["details"] == {"action": "undo", "undone": ["2", "1.1"], "current_version": "1"}
     assert await tables(db) == {"users", "flyway_schema_history"}
-    columns = await fetch(db, "SELECT column_name FROM information_schema.columns "
-                              "WHERE table_name = 'users' ORDER BY ordinal_position")
+    columns = await fetch(
+        db,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'users' ORDER BY ordinal_position",
+    )
     assert [c[0] for c in columns] == ["id", "name"]
 
     # Undone versions are pending again, as Flyway sees them.
@@ -481,8 +610,9 @@ async def test_undo_needs_every_undo_file_before_it_starts(db, fly, tmp_path):
     (folder / "U2__create_orders.sql").unlink()
     status, row, _ = await fly(folder, action="undo", target="1")
     assert status == ev.RunStatus.FAILED
-    assert row["message"].startswith("version 2 (V2__create_orders.sql) has no undo file "
-                                     "U2__*.sql in ")
+    assert row["message"].startswith(
+        "version 2 (V2__create_orders.sql) has no undo file U2__*.sql in "
+    )
     assert "neo4j_sync_backlog" in await tables(db)  # nothing was undone
 
 
@@ -490,28 +620,40 @@ async def test_plan_lists_and_changes_nothing(db, fly):
     status, row, output = await fly(DATA / "basic", action="plan", target="2")
     assert status == ev.RunStatus.OK, output
     assert row["message"] == "3 pending: 1, 1.1, 2"
-    assert row["details"] == {"action": "plan", "current_version": None, "applied": [],
-                              "pending": ["1", "1.1", "2"]}
+    assert row["details"] == {
+        "action": "plan",
+        "current_version": None,
+        "applied": [],
+        "pending": ["1", "1.1", "2"],
+    }
     assert "no version applied yet" in output and "above target" in output
     assert await tables(db) == set()  # not even the history table
 
 
 async def test_flyway_placeholders_are_replaced_and_unknown_ones_refused(db, fly, tmp_path):
     folder = tmp_path / "m"
-    write(folder, "V1__placeholders.sql", """
+    write(
+        folder,
+        "V1__placeholders.sql",
+        """
         CREATE TABLE notes (schema_name text, by_user text, file text);
         INSERT INTO notes VALUES ('${flyway:defaultSchema}', '${flyway:user}',
                                   '${flyway:filename}');
-    """)
+    """,
+    )
     status, _, output = await fly(folder)
     assert status == ev.RunStatus.OK, output
     assert tuple((await fetch(db, "SELECT * FROM notes"))[0]) == (
-        "public", "postgres", "V1__placeholders.sql")
+        "public",
+        "postgres",
+        "V1__placeholders.sql",
+    )
     write(folder, "V2__unknown.sql", "SELECT 1;\nSELECT '${release}';\n")
     status, row, _ = await fly(folder)
     assert status == ev.RunStatus.FAILED
-    assert row["message"].startswith("V2__unknown.sql:2: no value provided for placeholder "
-                                     "${release}")
+    assert row["message"].startswith(
+        "V2__unknown.sql:2: no value provided for placeholder ${release}"
+    )
     (folder / "V2__unknown.sql.conf").write_text("placeholderReplacement=false\n")
     assert (await fly(folder))[0] == ev.RunStatus.OK
 
@@ -528,8 +670,12 @@ async def test_waits_for_flyways_lock_on_the_history_table(db, make_engine, jour
         seen: list[ev.Event] = []
         engine.subscribe(seen.append)
         task = asyncio.create_task(engine.run())
-        while not any("waiting for flyway" in line for e in seen
-                      if isinstance(e, ev.OutputReceived) for _, line in e.lines):
+        while not any(
+            "waiting for flyway" in line
+            for e in seen
+            if isinstance(e, ev.OutputReceived)
+            for _, line in e.lines
+        ):
             await asyncio.sleep(0.02)
         assert not task.done()
         await other.execute("SELECT pg_advisory_unlock(77433833903597)")
@@ -545,16 +691,21 @@ async def test_cancel_rolls_back_the_running_migration(db, make_engine, journal,
     seen: list[ev.Event] = []
     engine.subscribe(seen.append)
     task = asyncio.create_task(engine.run())
-    while not any("migrating to 1" in line for e in seen
-                  if isinstance(e, ev.OutputReceived) for _, line in e.lines):
+    while not any(
+        "migrating to 1" in line
+        for e in seen
+        if isinstance(e, ev.OutputReceived)
+        for _, line in e.lines
+    ):
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.2)  # into the pg_sleep
     engine.cancel()
     assert await asyncio.wait_for(task, 10) == ev.RunStatus.CANCELLED
     assert "slow" not in await tables(db)
     assert await history(db) == []
-    running = await fetch(db, "SELECT count(*) FROM pg_stat_activity "
-                              "WHERE query LIKE 'SELECT pg_sleep(60)%'")
+    running = await fetch(
+        db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
+    )
     assert running[0][0] == 0  # the server stopped it too
 
 
@@ -563,25 +714,35 @@ async def test_an_unreachable_database_is_one_clear_line(fly, monkeypatch, db):
     monkeypatch.setenv("DATABASE_URL", f"postgresql://app:hunter2hunter2@127.0.0.1:{port}/app")
     status, row, _ = await fly(DATA / "basic")
     assert status == ev.RunStatus.FAILED
-    assert row["message"] == (f"cannot connect to PostgreSQL at 127.0.0.1:{port}: connection "
-                              "refused (is PostgreSQL running and listening there?)")
+    assert row["message"] == (
+        f"cannot connect to PostgreSQL at 127.0.0.1:{port}: connection "
+        "refused (is PostgreSQL running and listening there?)"
+    )
     monkeypatch.setenv("DATABASE_URL", db.replace(db.split("?")[0].rsplit("/", 1)[1], "nope"))
     status, row, _ = await fly(DATA / "basic")
     assert row["message"].startswith("cannot connect to PostgreSQL at unix socket ")
     assert row["message"].endswith(': database "nope" does not exist')
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@/app?host=/nonexistent/dir")
     status, row, _ = await fly(DATA / "basic")
-    assert row["message"] == ("cannot connect to PostgreSQL at unix socket /nonexistent/dir/"
-                              ".s.PGSQL.5432: no server socket there (is PostgreSQL running?)")
+    assert row["message"] == (
+        "cannot connect to PostgreSQL at unix socket /nonexistent/dir/"
+        ".s.PGSQL.5432: no server socket there (is PostgreSQL running?)"
+    )
     monkeypatch.setenv("DATABASE_URL", "host=db.internal user=app password=hunter2hunter2")
     status, row, _ = await fly(DATA / "basic")
-    assert row["message"] == ("invalid PostgreSQL DSN: expected a URL, "
-                              "postgresql://user:password@host:port/database")
+    assert row["message"] == (
+        "invalid PostgreSQL DSN: expected a URL, postgresql://user:password@host:port/database"
+    )
 
 
 def test_describe_names_the_action_folder_and_files():
-    shown = MigrateStep().describe({"dsn": "postgresql://u:pw@db.internal:6432/app",
-                                    "folder": str(DATA / "basic"), "action": "undo"})
+    shown = MigrateStep().describe(
+        {
+            "dsn": "postgresql://u:pw@db.internal:6432/app",
+            "folder": str(DATA / "basic"),
+            "action": "undo",
+        }
+    )
     assert shown.splitlines()[:4] == [
         "undo: undo the latest applied version",
         "database: app at db.internal:6432, history flyway_schema_history",
@@ -597,14 +758,16 @@ def test_describe_names_the_action_folder_and_files():
 def test_cli_dry_run_shows_pending_then_run_applies(db, tmp_path):
     shutil.copytree(DATA / "basic", tmp_path / "db" / "migrations")
     runbook = tmp_path / "release.yaml"
-    runbook.write_text(textwrap.dedent("""
+    runbook.write_text(
+        textwrap.dedent("""
         runbook: Release
         secrets: [DATABASE_URL]
         phases:
           - id: database
             steps:
               - {id: migrate, kind: migrate, dsn: "${DATABASE_URL}", folder: db/migrations}
-    """))
+    """)
+    )
     dry = cockpit("run", runbook, "--headless", "--dry-run", cwd="/")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "4 pending: 1, 1.1, 2, 3.008" in dry.stdout

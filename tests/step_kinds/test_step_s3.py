@@ -44,8 +44,9 @@ def messages(journal, engine) -> dict[str, str]:
 
 
 def progress_percents(text: str, verb: str) -> list[int]:
-    return [int(p) for p in re.findall(rf"^\[cockpit\] {verb} .* of .* \((\d+)%\)$", text,
-                                       re.MULTILINE)]
+    return [
+        int(p) for p in re.findall(rf"^\[cockpit\] {verb} .* of .* \((\d+)%\)$", text, re.MULTILINE)
+    ]
 
 
 # ----------------------------------------------------------------- round trip
@@ -56,7 +57,10 @@ async def test_upload_list_download_round_trip(make_engine, journal, s3, tmp_pat
     data = os.urandom(300_000)
     source = tmp_path / "app-2.0.tar.gz"
     source.write_bytes(data)
-    engine = make_engine(book(endpoint, f"""
+    engine = make_engine(
+        book(
+            endpoint,
+            f"""
         - {{id: up, kind: s3, action: upload, from: {source}, to: "s3://{bucket}/releases/",
            endpoint_url: "${{S3}}", expect: {{min_bytes: 100000}}}}
         - {{id: notes, kind: s3, action: upload, from: {source}, endpoint_url: "${{S3}}",
@@ -68,26 +72,30 @@ async def test_upload_list_download_round_trip(make_engine, journal, s3, tmp_pat
            expect: {{min_bytes: 300000}}}}
         - {{id: down-default, kind: s3, action: download, endpoint_url: "${{S3}}",
            from: "s3://{bucket}/releases/app-2.0.tar.gz"}}
-    """))
+    """,
+        )
+    )
     assert await engine.run() == ev.RunStatus.OK, messages(journal, engine)
     recorded = rows(journal, engine)
     client = boto3.client("s3", endpoint_url=endpoint)
 
     up = recorded["up"]["details"]
-    assert (up["bucket"], up["key"], up["bytes"]) == (bucket, "releases/app-2.0.tar.gz",
-                                                      len(data))
+    assert (up["bucket"], up["key"], up["bytes"]) == (bucket, "releases/app-2.0.tar.gz", len(data))
     assert up["sha256"] == sha256(data)
     head = client.head_object(Bucket=bucket, Key="releases/app-2.0.tar.gz")
     assert head["Metadata"] == {"sha256": sha256(data)}
     assert head["ContentType"] == "application/x-tar"
     assert up["verified"] == "size and SHA-256 (S3 checksum) match"
     assert recorded["up"]["message"] == (
-        f"uploaded 293.0 KiB to s3://{bucket}/releases/app-2.0.tar.gz; {up['verified']}")
+        f"uploaded 293.0 KiB to s3://{bucket}/releases/app-2.0.tar.gz; {up['verified']}"
+    )
 
     listing = recorded["ls"]["details"]
     assert listing["objects"] == 2 and listing["bytes"] == 2 * len(data)
-    assert listing["keys"] == ["releases/2.0/notes-and-a-longer-name.tar.gz",
-                               "releases/app-2.0.tar.gz"]
+    assert listing["keys"] == [
+        "releases/2.0/notes-and-a-longer-name.tar.gz",
+        "releases/app-2.0.tar.gz",
+    ]
     lines = output(journal, engine, "ls").splitlines()
     assert lines[0].split() == ["KEY", "SIZE", "LAST", "MODIFIED", "(UTC)"]
     assert lines[1].startswith("releases/2.0/notes-and-a-longer-name.tar.gz  293.0 KiB  20")
@@ -101,7 +109,8 @@ async def test_upload_list_download_round_trip(make_engine, journal, s3, tmp_pat
     assert down["file"] == str(copy) and copy.read_bytes() == data
     assert (down["sha256"], down["bytes"]) == (sha256(data), len(data))
     assert down["verified"] == (
-        "size and SHA-256 recorded at upload, S3's SHA-256 checksum, ETag (MD5) match")
+        "size and SHA-256 recorded at upload, S3's SHA-256 checksum, ETag (MD5) match"
+    )
     assert "sha256 " + sha256(data) in output(journal, engine, "down")
     default = journal.run_dir(engine.run_id) / "app-2.0.tar.gz"
     assert default.read_bytes() == data
@@ -113,21 +122,29 @@ async def test_a_corrupted_object_fails_the_download(make_engine, journal, s3, t
     endpoint, bucket = s3
     data = os.urandom(200_000)
     client = boto3.client("s3", endpoint_url=endpoint)
-    client.put_object(Bucket=bucket, Key="db.dump", Body=os.urandom(len(data)),
-                      Metadata={"sha256": sha256(data)})
+    client.put_object(
+        Bucket=bucket, Key="db.dump", Body=os.urandom(len(data)), Metadata={"sha256": sha256(data)}
+    )
     target = tmp_path / "restore" / "db.dump"
     target.parent.mkdir()
     target.write_bytes(b"the previous good copy")
-    engine = make_engine(book(endpoint, f"""
+    engine = make_engine(
+        book(
+            endpoint,
+            f"""
         - {{id: down, kind: s3, action: download, from: "s3://{bucket}/db.dump",
            to: {target}, endpoint_url: "${{S3}}"}}
-    """))
+    """,
+        )
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     row = rows(journal, engine)["down"]
     assert row["status"] == "failed"
-    assert re.fullmatch(rf"checksum mismatch: s3://{bucket}/db\.dump downloaded with SHA-256 "
-                        rf"[0-9a-f]{{64}}, the one recorded at upload is {sha256(data)}",
-                        row["message"]), row["message"]
+    assert re.fullmatch(
+        rf"checksum mismatch: s3://{bucket}/db\.dump downloaded with SHA-256 "
+        rf"[0-9a-f]{{64}}, the one recorded at upload is {sha256(data)}",
+        row["message"],
+    ), row["message"]
     assert target.read_bytes() == b"the previous good copy"  # not replaced
     aside = target.with_name("db.dump.corrupt")
     assert aside.stat().st_size == len(data)
@@ -138,8 +155,9 @@ async def test_a_corrupted_object_fails_the_download(make_engine, journal, s3, t
 # ----------------------------------------------------------------- sync
 
 
-async def test_sync_uploads_only_what_changed_and_deletes_on_request(make_engine, journal, s3,
-                                                                     tmp_path):
+async def test_sync_uploads_only_what_changed_and_deletes_on_request(
+    make_engine, journal, s3, tmp_path
+):
     endpoint, bucket = s3
     site = tmp_path / "site"
     (site / "css").mkdir(parents=True)
@@ -150,10 +168,15 @@ async def test_sync_uploads_only_what_changed_and_deletes_on_request(make_engine
     client.put_object(Bucket=bucket, Key="elsewhere.txt", Body=b"not under the prefix")
 
     def sync(delete: bool = False):
-        return make_engine(book(endpoint, f"""
+        return make_engine(
+            book(
+                endpoint,
+                f"""
             - {{id: sync, kind: s3, action: sync, from: site, to: "s3://{bucket}/web",
                endpoint_url: "${{S3}}", delete: {str(delete).lower()}}}
-        """))
+        """,
+            )
+        )
 
     first = sync()
     assert await first.run() == ev.RunStatus.OK
@@ -188,8 +211,7 @@ async def test_sync_uploads_only_what_changed_and_deletes_on_request(make_engine
     assert (details["uploaded"], details["skipped"], details["deleted"]) == (0, 2, 1)
     assert details["deleted_keys"] == ["web/old.js"]
     assert "delete web/old.js" in output(journal, deleting, "sync")
-    assert sorted(keys(endpoint, bucket)) == ["elsewhere.txt", "web/css/app.css",
-                                              "web/index.html"]
+    assert sorted(keys(endpoint, bucket)) == ["elsewhere.txt", "web/css/app.css", "web/index.html"]
 
 
 # ----------------------------------------------------------------- progress
@@ -199,12 +221,17 @@ async def test_progress_lines_for_a_multi_megabyte_file(make_engine, journal, s3
     endpoint, bucket = s3
     data = os.urandom(20 * MiB)
     (tmp_path / "big.bin").write_bytes(data)
-    engine = make_engine(book(endpoint, f"""
+    engine = make_engine(
+        book(
+            endpoint,
+            f"""
         - {{id: up, kind: s3, action: upload, from: big.bin, to: "s3://{bucket}/big.bin",
            endpoint_url: "${{S3}}"}}
         - {{id: down, kind: s3, action: download, from: "s3://{bucket}/big.bin",
            endpoint_url: "${{S3}}"}}
-    """))
+    """,
+        )
+    )
     assert await engine.run() == ev.RunStatus.OK, messages(journal, engine)
     recorded = rows(journal, engine)
     for step, verb in (("up", "uploaded"), ("down", "downloaded")):
@@ -215,7 +242,8 @@ async def test_progress_lines_for_a_multi_megabyte_file(make_engine, journal, s3
     assert "in 3 parts of 8.0 MiB" in output(journal, engine, "up")
     assert recorded["up"]["details"]["parts"] == 3
     assert recorded["up"]["details"]["verified"] == (
-        "size and SHA-256 (S3 checksum of 3 parts) match")
+        "size and SHA-256 (S3 checksum of 3 parts) match"
+    )
     # a multipart object: its ETag is not an MD5, the sha256 metadata is what counts
     assert recorded["down"]["details"]["verified"] == "size and SHA-256 recorded at upload match"
     assert recorded["down"]["details"]["sha256"] == sha256(data)
@@ -226,7 +254,9 @@ async def test_progress_lines_for_a_multi_megabyte_file(make_engine, journal, s3
 
 
 def fault_book(endpoint: str, bucket: str, missing: Path) -> str:
-    return book(endpoint, f"""
+    return book(
+        endpoint,
+        f"""
         - {{id: no-bucket, kind: s3, action: upload, from: {missing.parent / "here.txt"},
            to: "s3://no-such-bucket-{bucket}/x/", endpoint_url: "${{S3}}",
            on_failure: continue}}
@@ -236,15 +266,18 @@ def fault_book(endpoint: str, bucket: str, missing: Path) -> str:
            endpoint_url: "http://127.0.0.1:1", on_failure: continue}}
         - {{id: no-object, kind: s3, action: download, from: "s3://{bucket}/nothing.bin",
            endpoint_url: "${{S3}}"}}
-    """)
+    """,
+    )
 
 
 def fault_messages(endpoint: str, bucket: str, missing: Path) -> dict[str, str]:
     return {
         "no-bucket": f"bucket 'no-such-bucket-{bucket}' does not exist at {endpoint}",
         "no-file": f"local file not found: {missing}",
-        "unreachable": (r"cannot reach S3 at http://127\.0\.0\.1:1 \(.*Connection refused\) "
-                        rf"while checking bucket {bucket}"),
+        "unreachable": (
+            r"cannot reach S3 at http://127\.0\.0\.1:1 \(.*Connection refused\) "
+            rf"while checking bucket {bucket}"
+        ),
         "no-object": f"no such object: s3://{bucket}/nothing.bin (at {endpoint})",
     }
 
@@ -274,8 +307,7 @@ def test_cli_faults_exit_1_without_traceback(s3, tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     for step, expected in fault_messages(endpoint, bucket, missing).items():
-        failed = [line for line in done.stdout.splitlines()
-                  if re.match(rf"{step} +=", line)]
+        failed = [line for line in done.stdout.splitlines() if re.match(rf"{step} +=", line)]
         assert len(failed) == 1, done.stdout
         pattern = expected if step == "unreachable" else re.escape(expected)
         assert re.fullmatch(rf"{step} += FAILED in [\d.]+s: {pattern}", failed[0]), failed
@@ -300,8 +332,10 @@ async def denying_s3():
     """An S3 endpoint on loopback that answers every request 403 AccessDenied."""
 
     async def deny(request: web.Request) -> web.Response:
-        body = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
-                "<Message>Access Denied</Message></Error>")
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+            "<Message>Access Denied</Message></Error>"
+        )
         if request.method == "HEAD":
             return web.Response(status=403)
         return web.Response(status=403, text=body, content_type="application/xml")
@@ -313,43 +347,68 @@ async def denying_s3():
 async def test_access_denied_is_one_line(make_engine, journal, denying_s3, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-value")
-    engine = make_engine(book(denying_s3, """
+    engine = make_engine(
+        book(
+            denying_s3,
+            """
         - {id: ls, kind: s3, action: list, prefix: "s3://locked/logs/", endpoint_url: "${S3}"}
-    """))
+    """,
+        )
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     assert rows(journal, engine)["ls"]["message"] == (
-        f"S3 at {denying_s3} denied access while listing s3://locked/logs/")
+        f"S3 at {denying_s3} denied access while listing s3://locked/logs/"
+    )
     shown = output(journal, engine, "ls")
     assert "cannot check bucket locked (access denied): trying anyway" in shown
     assert "not-a-real-secret-value" not in shown
 
 
-@pytest.mark.parametrize(("step", "message"), [
-    ("{action: upload, from: a.txt, to: 's3://b/', delete: true}",
-     "delete: not used by action upload (only by sync)"),
-    ("{action: list, prefix: 's3://b/', expect: {min_bytes: 1}}",
-     "min_bytes: not used by action list (only by upload, download)"),
-    ("{action: upload, from: a.txt}",
-     "action upload needs 'to': upload: s3://bucket/key or s3://bucket/prefix/; sync: "
-     "s3://bucket/prefix/; download: a local path (relative to the run's folder; default: "
-     "the object's name there)"),
-    ("{action: download, from: 's3://b/logs/'}",
-     "from: 's3://b/logs/' names no object (s3://bucket/key)"),
-    ("{action: download, from: 's3://b/k', to: 's3://b/other'}",
-     "to: a download goes to a local path, found 's3://b/other'"),
-    ("{action: sync, from: 's3://b/x/', to: 's3://b/y/'}",
-     "from: sync takes a local folder, found 's3://b/x/'"),
-    ("{action: list, prefix: 'b/logs/'}", "prefix: expected s3://bucket/..., found 'b/logs/'"),
-    ("{action: upload, from: sub, to: 's3://b/'}", "is a folder: upload takes a file"),
-    ("{action: sync, from: a.txt, to: 's3://b/'}", "is not a folder: sync takes a folder"),
-])
-async def test_bad_input_fails_before_any_request(make_engine, journal, tmp_path, step,
-                                                  message):
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            "{action: upload, from: a.txt, to: 's3://b/', delete: true}",
+            "delete: not used by action upload (only by sync)",
+        ),
+        (
+            "{action: list, prefix: 's3://b/', expect: {min_bytes: 1}}",
+            "min_bytes: not used by action list (only by upload, download)",
+        ),
+        (
+            "{action: upload, from: a.txt}",
+            "action upload needs 'to': upload: s3://bucket/key or s3://bucket/prefix/; sync: "
+            "s3://bucket/prefix/; download: a local path (relative to the run's folder; default: "
+            "the object's name there)",
+        ),
+        (
+            "{action: download, from: 's3://b/logs/'}",
+            "from: 's3://b/logs/' names no object (s3://bucket/key)",
+        ),
+        (
+            "{action: download, from: 's3://b/k', to: 's3://b/other'}",
+            "to: a download goes to a local path, found 's3://b/other'",
+        ),
+        (
+            "{action: sync, from: 's3://b/x/', to: 's3://b/y/'}",
+            "from: sync takes a local folder, found 's3://b/x/'",
+        ),
+        ("{action: list, prefix: 'b/logs/'}", "prefix: expected s3://bucket/..., found 'b/logs/'"),
+        ("{action: upload, from: sub, to: 's3://b/'}", "is a folder: upload takes a file"),
+        ("{action: sync, from: a.txt, to: 's3://b/'}", "is not a folder: sync takes a folder"),
+    ],
+)
+async def test_bad_input_fails_before_any_request(make_engine, journal, tmp_path, step, message):
     (tmp_path / "a.txt").write_text("a")
     (tmp_path / "sub").mkdir()
-    engine = make_engine(book("http://127.0.0.1:1", f"""
+    engine = make_engine(
+        book(
+            "http://127.0.0.1:1",
+            f"""
         - {{id: s, kind: s3, endpoint_url: "${{S3}}", {step[1:]}
-    """))
+    """,
+        )
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     found = rows(journal, engine)["s"]["message"]
     assert message in found, found
@@ -359,16 +418,22 @@ async def test_bad_input_fails_before_any_request(make_engine, journal, tmp_path
 async def test_expectations_fail_the_step(make_engine, journal, s3, tmp_path):
     endpoint, bucket = s3
     (tmp_path / "small.txt").write_text("tiny")
-    engine = make_engine(book(endpoint, f"""
+    engine = make_engine(
+        book(
+            endpoint,
+            f"""
         - {{id: up, kind: s3, action: upload, from: small.txt, to: "s3://{bucket}/",
            endpoint_url: "${{S3}}", expect: {{min_bytes: 1024}}, on_failure: continue}}
         - {{id: ls, kind: s3, action: list, prefix: "s3://{bucket}/",
            endpoint_url: "${{S3}}", expect: {{objects: 1}}}}
-    """))
+    """,
+        )
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     recorded = rows(journal, engine)
     assert recorded["up"]["message"] == (
-        f"{tmp_path / 'small.txt'} has 4 bytes, expected at least 1024")
+        f"{tmp_path / 'small.txt'} has 4 bytes, expected at least 1024"
+    )
     assert keys(endpoint, bucket) == []  # nothing was sent
     assert recorded["ls"]["message"] == f"expected 1 objects under s3://{bucket}/, found 0"
     assert recorded["ls"]["details"]["objects"] == 0
@@ -376,44 +441,66 @@ async def test_expectations_fail_the_step(make_engine, journal, s3, tmp_path):
 
 def test_describe_says_what_will_happen():
     kind = S3Step()
-    assert kind.describe({"action": "sync", "from": "/srv/site", "to": "s3://b/web",
-                          "delete": True, "endpoint_url": "http://minio:9000"}) == (
+    assert kind.describe(
+        {
+            "action": "sync",
+            "from": "/srv/site",
+            "to": "s3://b/web",
+            "delete": True,
+            "endpoint_url": "http://minio:9000",
+        }
+    ) == (
         "sync folder /srv/site to s3://b/web/ (endpoint http://minio:9000)\n"
         "upload the files that are new or changed (size, SHA-256)\n"
-        "DELETE the objects under s3://b/web/ that are not in the folder")
+        "DELETE the objects under s3://b/web/ that are not in the folder"
+    )
     assert kind.describe({"action": "upload", "from": "dist/app.tgz", "to": "s3://b/r/"}) == (
         "upload <runbook folder>/dist/app.tgz to s3://b/r/app.tgz\n"
-        "with its SHA-256 as x-amz-meta-sha256; then size and checksum compared")
+        "with its SHA-256 as x-amz-meta-sha256; then size and checksum compared"
+    )
     assert kind.describe({"action": "download", "from": "s3://b/r/app.tgz"}).startswith(
-        "download s3://b/r/app.tgz to <run folder>/app.tgz\n")
+        "download s3://b/r/app.tgz to <run folder>/app.tgz\n"
+    )
     assert kind.describe({"action": "list", "prefix": "s3"}) == (
-        "s3: prefix: expected s3://bucket/..., found 's3'")
+        "s3: prefix: expected s3://bucket/..., found 's3'"
+    )
 
 
-async def test_a_dry_run_says_what_a_sync_would_do_and_changes_nothing(make_engine, journal,
-                                                                       s3, tmp_path):
+async def test_a_dry_run_says_what_a_sync_would_do_and_changes_nothing(
+    make_engine, journal, s3, tmp_path
+):
     endpoint, bucket = s3
     site = tmp_path / "site"
     site.mkdir()
     (site / "same.txt").write_text("same")
     (site / "new.txt").write_text("new")
     client = boto3.client("s3", endpoint_url=endpoint)
-    client.put_object(Bucket=bucket, Key="web/same.txt", Body=b"same",
-                      Metadata={"sha256": sha256(b"same")})
+    client.put_object(
+        Bucket=bucket, Key="web/same.txt", Body=b"same", Metadata={"sha256": sha256(b"same")}
+    )
     client.put_object(Bucket=bucket, Key="web/gone.txt", Body=b"old")
-    engine = make_engine(book(endpoint, f"""
+    engine = make_engine(
+        book(
+            endpoint,
+            f"""
         - {{id: sync, kind: s3, action: sync, from: site, to: "s3://{bucket}/web/",
            endpoint_url: "${{S3}}", delete: true}}
         - {{id: down, kind: s3, action: download, from: "s3://{bucket}/web/same.txt",
            endpoint_url: "${{S3}}"}}
-    """), dry_run=True)
+    """,
+        ),
+        dry_run=True,
+    )
     assert await engine.run() == ev.RunStatus.OK
     shown = output(journal, engine, "sync")
     assert "DELETE the objects under" in shown
     assert "would upload 1 (3 B), skip 1, delete 1" in shown
     assert "  upload web/new.txt (3 B, new)" in shown and "  delete web/gone.txt" in shown
-    assert re.search(rf"s3://{bucket}/web/same\.txt: 4 B, last modified \d{{4}}-.* UTC, "
-                     f"sha256 {sha256(b'same')}", output(journal, engine, "down"))
+    assert re.search(
+        rf"s3://{bucket}/web/same\.txt: 4 B, last modified \d{{4}}-.* UTC, "
+        f"sha256 {sha256(b'same')}",
+        output(journal, engine, "down"),
+    )
     assert sorted(keys(endpoint, bucket)) == ["web/gone.txt", "web/same.txt"]
     assert not (journal.run_dir(engine.run_id) / "same.txt").exists()
 
@@ -425,21 +512,23 @@ SLOW_SIZE = 1024 * 1024
 async def slow_s3():
     """An S3 endpoint on loopback holding one object it sends 16 KiB at a time."""
     body = os.urandom(SLOW_SIZE)
-    headers = {"ETag": f'"{hashlib.md5(body).hexdigest()}"',
-               "Last-Modified": "Tue, 24 Feb 2026 10:00:00 GMT",
-               "x-amz-meta-sha256": sha256(body), "Content-Type": "application/octet-stream"}
+    headers = {
+        "ETag": f'"{hashlib.md5(body).hexdigest()}"',
+        "Last-Modified": "Tue, 24 Feb 2026 10:00:00 GMT",
+        "x-amz-meta-sha256": sha256(body),
+        "Content-Type": "application/octet-stream",
+    }
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.path == "/bucket":
             return web.Response(status=200)
         if request.method == "HEAD":
-            return web.Response(status=200, headers={**headers,
-                                                     "Content-Length": str(SLOW_SIZE)})
+            return web.Response(status=200, headers={**headers, "Content-Length": str(SLOW_SIZE)})
         response = web.StreamResponse(status=200, headers=headers)
         response.content_length = SLOW_SIZE
         await response.prepare(request)
         for start in range(0, SLOW_SIZE, 16 * 1024):
-            await response.write(body[start:start + 16 * 1024])
+            await response.write(body[start : start + 16 * 1024])
             await asyncio.sleep(0.05)
         return response
 
@@ -447,20 +536,28 @@ async def slow_s3():
         yield endpoint
 
 
-async def test_a_cancelled_download_stops_and_leaves_no_file(make_engine, journal, slow_s3,
-                                                            monkeypatch):
+async def test_a_cancelled_download_stops_and_leaves_no_file(
+    make_engine, journal, slow_s3, monkeypatch
+):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-value")
-    engine = make_engine(book(slow_s3, """
+    engine = make_engine(
+        book(
+            slow_s3,
+            """
         - {id: down, kind: s3, action: download, from: "s3://bucket/slow.bin",
            endpoint_url: "${S3}"}
-    """))
+    """,
+        )
+    )
     seen: list[ev.Event] = []
     engine.subscribe(seen.append)
     task = asyncio.create_task(engine.run())
     for _ in range(1000):
-        if task.done() or any(isinstance(e, ev.OutputReceived)
-                              and re.search(r"downloaded .* \(\d+%\)", str(e)) for e in seen):
+        if task.done() or any(
+            isinstance(e, ev.OutputReceived) and re.search(r"downloaded .* \(\d+%\)", str(e))
+            for e in seen
+        ):
             break
         await asyncio.sleep(0.01)
     assert not task.done(), messages(journal, engine)

@@ -31,12 +31,14 @@ def book(steps: str, secret: bool = True) -> str:
     """A runbook whose steps reach the database through ${DATABASE_URL}."""
     head = "secrets: [DATABASE_URL]" if secret else ""
     return f"runbook: Data\n{head}\nphases:\n  - id: p\n    steps:\n" + textwrap.indent(
-        textwrap.dedent(steps), "      ")
+        textwrap.dedent(steps), "      "
+    )
 
 
 async def test_a_table_created_filled_and_queried(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: schema
           kind: sql
           dsn: ${DATABASE_URL}
@@ -55,7 +57,8 @@ async def test_a_table_created_filled_and_queried(make_engine, journal, pg_dsn, 
           dsn: ${DATABASE_URL}
           query: SELECT id, name, score FROM signals ORDER BY id
           expect: {rows: 2, value: "1"}
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.OK
     recorded = rows(journal, engine)
     assert recorded["schema"]["message"] == "CREATE INDEX"
@@ -75,31 +78,40 @@ async def test_a_table_created_filled_and_queried(make_engine, journal, pg_dsn, 
     assert recorded["fill"]["details"]["rows"] == 2
 
 
-@pytest.mark.parametrize(("expect", "message"), [
-    ("{rows: 3}", "expected 3 rows, got 2"),
-    ("{value: '2'}", "expected the value '2', got '1'"),
-    ("{tables_exist: [t, nope, other.t]}", "tables missing: nope, other.t"),
-    ("{tables_exist: [t_name_idx, v]}", "not a table: t_name_idx is an index; v is a view"),
-    ("{indexes_exist: [t_name_idx, t_pkey, gone_idx]}", "index missing: gone_idx"),
-    ("{indexes_exist: [t]}", "not an index: t is a table"),
-    ("{rows: 1, value: x}", "expected 1 rows, got 2; expected the value 'x', got '1'"),
-])
-async def test_expectations_that_fail_name_what_differs(make_engine, journal, pg_dsn,
-                                                        monkeypatch, expect, message):
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        ("{rows: 3}", "expected 3 rows, got 2"),
+        ("{value: '2'}", "expected the value '2', got '1'"),
+        ("{tables_exist: [t, nope, other.t]}", "tables missing: nope, other.t"),
+        ("{tables_exist: [t_name_idx, v]}", "not a table: t_name_idx is an index; v is a view"),
+        ("{indexes_exist: [t_name_idx, t_pkey, gone_idx]}", "index missing: gone_idx"),
+        ("{indexes_exist: [t]}", "not an index: t is a table"),
+        ("{rows: 1, value: x}", "expected 1 rows, got 2; expected the value 'x', got '1'"),
+    ],
+)
+async def test_expectations_that_fail_name_what_differs(
+    make_engine, journal, pg_dsn, monkeypatch, expect, message
+):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    await execute(pg_dsn, """
+    await execute(
+        pg_dsn,
+        """
         CREATE TABLE t (id int PRIMARY KEY, name text);
         CREATE INDEX t_name_idx ON t (name);
         CREATE VIEW v AS SELECT * FROM t;
         INSERT INTO t VALUES (1, 'a'), (2, 'b');
-    """)
-    engine = make_engine(book(f"""
+    """,
+    )
+    engine = make_engine(
+        book(f"""
         - id: check
           kind: sql
           dsn: ${{DATABASE_URL}}
           query: SELECT id FROM t ORDER BY id
           expect: {expect}
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     row = rows(journal, engine)["check"]
     assert (row["status"], row["message"]) == ("failed", message)
@@ -107,7 +119,8 @@ async def test_expectations_that_fail_name_what_differs(make_engine, journal, pg
 
 async def test_expect_on_a_statement_without_rows(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: create
           kind: sql
           dsn: ${DATABASE_URL}
@@ -125,11 +138,13 @@ async def test_expect_on_a_statement_without_rows(make_engine, journal, pg_dsn, 
           dsn: ${DATABASE_URL}
           query: SELECT 1 WHERE false
           expect: {value: "1", rows: 0}
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     recorded = rows(journal, engine)
-    assert recorded["create"]["message"] == ("expected 0 rows, but 'CREATE TABLE' gives no "
-                                             "row count")
+    assert recorded["create"]["message"] == (
+        "expected 0 rows, but 'CREATE TABLE' gives no row count"
+    )
     assert recorded["null-value"]["message"] == "expected the value '', got NULL"
     assert recorded["none"]["message"] == "expected the value '1', got no rows"
 
@@ -138,7 +153,8 @@ async def test_params_are_data_never_sql(make_engine, journal, pg_dsn, monkeypat
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
     await execute(pg_dsn, "CREATE TABLE t (id int, name text)")
     evil = "x'); DROP TABLE t; --"
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: insert
           kind: sql
           dsn: ${DATABASE_URL}
@@ -150,7 +166,8 @@ async def test_params_are_data_never_sql(make_engine, journal, pg_dsn, monkeypat
           query: SELECT name FROM t WHERE id = $1 AND name = $2
           params: ["7", "${EVIL}"]
           expect: {rows: 1, value: "${EVIL}"}
-    """).replace("runbook: Data", f"runbook: Data\nvariables: {{EVIL: \"{evil}\"}}"))
+    """).replace("runbook: Data", f'runbook: Data\nvariables: {{EVIL: "{evil}"}}')
+    )
     assert await engine.run() == ev.RunStatus.OK
     assert await fetchval(pg_dsn, "SELECT count(*) FROM t") == 1
     assert await fetchval(pg_dsn, "SELECT name FROM t") == evil
@@ -161,31 +178,42 @@ async def test_params_are_data_never_sql(make_engine, journal, pg_dsn, monkeypat
     assert f"-- $2 = {evil!r}" in shown
 
 
-@pytest.mark.parametrize(("query", "params", "message"), [
-    ("SELECT $1::int", ["seven"], "parameter $1 (int4): 'seven' is not a whole number"),
-    ("SELECT $1::bool", ["perhaps"], "parameter $1 (bool): 'perhaps' is not true or false"),
-    ("SELECT $1::int, $2::text", ["1"], "the query takes 2 parameters ($1..$2), params gives 1"),
-    ("SELECT 1", ["1"], "the query takes 0 parameters, params gives 1"),
-    ("SELECT $1::interval", ["1 day"], "invalid input for query argument $1: '1 day' ("),
-    ("SELECT 1 / $1::int", ["0"], "division by zero (SQLSTATE 22012)"),
-])
-async def test_bad_params_are_one_clear_line(make_engine, journal, pg_dsn, monkeypatch,
-                                             query, params, message):
+@pytest.mark.parametrize(
+    ("query", "params", "message"),
+    [
+        ("SELECT $1::int", ["seven"], "parameter $1 (int4): 'seven' is not a whole number"),
+        ("SELECT $1::bool", ["perhaps"], "parameter $1 (bool): 'perhaps' is not true or false"),
+        (
+            "SELECT $1::int, $2::text",
+            ["1"],
+            "the query takes 2 parameters ($1..$2), params gives 1",
+        ),
+        ("SELECT 1", ["1"], "the query takes 0 parameters, params gives 1"),
+        ("SELECT $1::interval", ["1 day"], "invalid input for query argument $1: '1 day' ("),
+        ("SELECT 1 / $1::int", ["0"], "division by zero (SQLSTATE 22012)"),
+    ],
+)
+async def test_bad_params_are_one_clear_line(
+    make_engine, journal, pg_dsn, monkeypatch, query, params, message
+):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book(f"""
+    engine = make_engine(
+        book(f"""
         - id: q
           kind: sql
           dsn: ${{DATABASE_URL}}
           query: "{query}"
           params: {params}
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     assert rows(journal, engine)["q"]["message"].startswith(message)
 
 
 async def test_typed_params_and_values_as_text(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: typed
           kind: sql
           dsn: ${DATABASE_URL}
@@ -194,24 +222,33 @@ async def test_typed_params_and_values_as_text(make_engine, journal, pg_dsn, mon
                    $5::uuid AS u, ARRAY[1, 2] AS a, '\\x0102'::bytea AS bytes
           params: ["41", "yes", "2024-02-29", "1.25", "6f1c1d6e-0b1a-4c6e-9d2b-5f0a3c9e8d11"]
           expect: {value: "42"}
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.OK
     lines = output(journal, engine, "typed").splitlines()
     assert lines[0].split("|")[0].strip() == "n"
     assert [cell.strip() for cell in lines[2].split("|")] == [
-        "42", "true", "2024-02-29", "2.50", "6f1c1d6e-0b1a-4c6e-9d2b-5f0a3c9e8d11", "{1,2}",
-        "\\x0102"]
+        "42",
+        "true",
+        "2024-02-29",
+        "2.50",
+        "6f1c1d6e-0b1a-4c6e-9d2b-5f0a3c9e8d11",
+        "{1,2}",
+        "\\x0102",
+    ]
 
 
 async def test_statement_timeout_stops_a_long_query(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: slow
           kind: sql
           dsn: ${DATABASE_URL}
           query: SELECT pg_sleep(5)
           statement_timeout: 200ms
-    """))
+    """)
+    )
     started = time.monotonic()
     assert await engine.run() == ev.RunStatus.FAILED
     assert time.monotonic() - started < 3
@@ -221,8 +258,9 @@ async def test_statement_timeout_stops_a_long_query(make_engine, journal, pg_dsn
 
 
 async def running_queries(dsn: str, text: str) -> int:
-    return await fetchval(dsn, "SELECT count(*) FROM pg_stat_activity WHERE query = $1 "
-                          "AND state = 'active'", text)
+    return await fetchval(
+        dsn, "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'", text
+    )
 
 
 async def wait_gone(dsn: str, text: str) -> int:
@@ -235,15 +273,18 @@ async def wait_gone(dsn: str, text: str) -> int:
 
 
 async def test_cancel_and_step_timeout_stop_the_query_on_the_server(
-        make_engine, journal, pg_dsn, monkeypatch):
+    make_engine, journal, pg_dsn, monkeypatch
+):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: long
           kind: sql
           dsn: ${DATABASE_URL}
           query: SELECT pg_sleep(30)
         - {id: after, run: echo never}
-    """))
+    """)
+    )
     seen: list[ev.Event] = []
     engine.subscribe(seen.append)
     task = asyncio.create_task(engine.run())
@@ -258,13 +299,15 @@ async def test_cancel_and_step_timeout_stop_the_query_on_the_server(
     recorded = rows(journal, engine)
     assert (recorded["long"]["status"], recorded["after"]["status"]) == ("cancelled", "pending")
 
-    timed = make_engine(book("""
+    timed = make_engine(
+        book("""
         - id: long
           kind: sql
           dsn: ${DATABASE_URL}
           query: SELECT pg_sleep(31)
           timeout: 300ms
-    """))
+    """)
+    )
     started = time.monotonic()
     assert await timed.run() == ev.RunStatus.FAILED
     assert time.monotonic() - started < 5
@@ -274,7 +317,8 @@ async def test_cancel_and_step_timeout_stop_the_query_on_the_server(
 
 async def test_sql_error_names_line_and_column(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: broken
           kind: sql
           dsn: ${DATABASE_URL}
@@ -282,42 +326,49 @@ async def test_sql_error_names_line_and_column(make_engine, journal, pg_dsn, mon
             SELECT 1,
               nope
             FROM pg_class
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     assert rows(journal, engine)["broken"]["message"] == (
-        'column "nope" does not exist (line 2, column 3; SQLSTATE 42703)')
+        'column "nope" does not exist (line 2, column 3; SQLSTATE 42703)'
+    )
     assert output(journal, engine, "broken") == (
         '[stderr] ERROR:  column "nope" does not exist\n'
         "[stderr] LINE 2:   nope\n"
-        "[stderr]           ^\n")
+        "[stderr]           ^\n"
+    )
 
 
-async def test_a_syntax_error_in_a_script_runs_nothing(make_engine, journal, pg_dsn,
-                                                       monkeypatch):
+async def test_a_syntax_error_in_a_script_runs_nothing(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: script
           kind: sql
           dsn: ${DATABASE_URL}
           query: "CREATE TABLE a (id int); CREATE TABLE b (id int;"
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     message = rows(journal, engine)["script"]["message"]
-    assert message.startswith("syntax error at or near \";\" (line 1, column 48;")
+    assert message.startswith('syntax error at or near ";" (line 1, column 48;')
     assert await fetchval(pg_dsn, "SELECT to_regclass('a') IS NULL")
 
 
-async def test_wide_values_are_cut_in_the_table_and_kept_in_full(make_engine, journal, pg_dsn,
-                                                                  monkeypatch):
+async def test_wide_values_are_cut_in_the_table_and_kept_in_full(
+    make_engine, journal, pg_dsn, monkeypatch
+):
     monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: wide
           kind: sql
           dsn: ${DATABASE_URL}
           query: >-
             SELECT n, CASE WHEN n = 2 THEN repeat('ab', 100) WHEN n = 3 THEN E'two\\nlines'
             ELSE 'short' END AS text FROM generate_series(1, 3) AS n
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.OK
     lines = output(journal, engine, "wide").splitlines()
     assert lines[:6] == [
@@ -329,13 +380,19 @@ async def test_wide_values_are_cut_in_the_table_and_kept_in_full(make_engine, jo
         "(3 rows)",
     ]
     assert lines[6].startswith("full values of the rows cut short above")
-    assert lines[7:] == ['{"row": 2, "n": "2", "text": "' + "ab" * 100 + '"}',
-                         '{"row": 3, "n": "3", "text": "two\\nlines"}']
+    assert lines[7:] == [
+        '{"row": 2, "n": "2", "text": "' + "ab" * 100 + '"}',
+        '{"row": 3, "n": "3", "text": "two\\nlines"}',
+    ]
 
 
 def test_format_result_alone():
     assert format_result(["a", "a"], [(1, None)]) == [
-        " a | a", "---+------", " 1 | NULL", "(1 row)"]
+        " a | a",
+        "---+------",
+        " 1 | NULL",
+        "(1 row)",
+    ]
     assert format_result(["x"], []) == [" x", "---", "(0 rows)"]
 
 
@@ -351,22 +408,24 @@ def test_target_never_holds_more_than_it_shows():
         assert "pw" not in str(Target.parse(dsn))
 
 
-async def test_unreachable_database_fails_the_step_in_one_line(make_engine, journal,
-                                                               monkeypatch):
+async def test_unreachable_database_fails_the_step_in_one_line(make_engine, journal, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: count
           kind: sql
           dsn: ${DATABASE_URL}
           query: SELECT count(*) FROM signals
         - {id: after, run: echo never}
-    """))
+    """)
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     recorded = rows(journal, engine)
     assert recorded["count"]["status"] == "failed"
     assert recorded["count"]["message"] == (
         "cannot connect to PostgreSQL at 127.0.0.1:1: connection refused "
-        "(is PostgreSQL running and listening there?)")
+        "(is PostgreSQL running and listening there?)"
+    )
     assert recorded["after"]["status"] == "pending"
     assert journal.find_run(engine.run_id)["status"] == "failed"
     types = [e["type"] for e in journal.events(engine.run_id)]
@@ -377,7 +436,9 @@ async def test_unreachable_database_fails_the_step_in_one_line(make_engine, jour
 async def test_a_password_is_never_shown_even_if_not_a_secret(make_engine, journal, pg_dsn):
     """The DSN as a plain variable (nothing masks it): the kind itself never shows it."""
     good = with_password(pg_dsn)
-    engine = make_engine(book(f"""
+    engine = make_engine(
+        book(
+            f"""
         - id: ok
           kind: sql
           dsn: ${{URL}}
@@ -396,8 +457,12 @@ async def test_a_password_is_never_shown_even_if_not_a_secret(make_engine, journ
           kind: sql
           dsn: "mysql://root:{PASSWORD}@h/db"
           query: SELECT 1
-    """, secret=False).replace(
-        "runbook: Data", f"runbook: Data\nvariables: {{URL: '{good}', DOWN: '{UNREACHABLE}'}}"))
+    """,
+            secret=False,
+        ).replace(
+            "runbook: Data", f"runbook: Data\nvariables: {{URL: '{good}', DOWN: '{UNREACHABLE}'}}"
+        )
+    )
     seen: list[ev.Event] = []
     engine.subscribe(seen.append)
     assert await engine.run() == ev.RunStatus.FAILED
@@ -414,13 +479,16 @@ async def test_a_password_is_never_shown_even_if_not_a_secret(make_engine, journ
 
 async def test_dry_run_touches_nothing(make_engine, journal, pg_dsn, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", with_password(pg_dsn))
-    engine = make_engine(book("""
+    engine = make_engine(
+        book("""
         - id: create
           kind: sql
           dsn: ${DATABASE_URL}
           query: CREATE TABLE made (id int)
           statement_timeout: 5s
-    """), dry_run=True)
+    """),
+        dry_run=True,
+    )
     seen: list[ev.Event] = []
     engine.subscribe(seen.append)
     assert await engine.run() == ev.RunStatus.OK
@@ -433,14 +501,22 @@ async def test_dry_run_touches_nothing(make_engine, journal, pg_dsn, monkeypatch
 
 def test_cli_unreachable_database_exit_1_without_traceback(tmp_path):
     runbook = tmp_path / "down.yaml"
-    runbook.write_text(book("""
+    runbook.write_text(
+        book("""
         - id: count
           kind: sql
           dsn: ${DATABASE_URL}
           query: SELECT 1
-    """))
-    done = cockpit("run", runbook, "--headless", "--journal", tmp_path / "j.sqlite3",
-                   env={"DATABASE_URL": UNREACHABLE})
+    """)
+    )
+    done = cockpit(
+        "run",
+        runbook,
+        "--headless",
+        "--journal",
+        tmp_path / "j.sqlite3",
+        env={"DATABASE_URL": UNREACHABLE},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "count = FAILED in" in done.stdout
     assert "cannot connect to PostgreSQL at 127.0.0.1:1: connection refused" in done.stdout

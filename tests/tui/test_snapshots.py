@@ -86,9 +86,14 @@ def app_for(monkeypatch):
         journal = Journal(JOURNAL)
         journals.append(journal)
         operator = TuiOperator("alice")
-        engine = Engine(parse_runbook(textwrap.dedent(BOOK), "pm.yaml"), journal,
-                        config=Config(kill_grace=0.5, flush_interval=0.01),
-                        profile=profile, operator=operator, run_id=RUN_ID)
+        engine = Engine(
+            parse_runbook(textwrap.dedent(BOOK), "pm.yaml"),
+            journal,
+            config=Config(kill_grace=0.5, flush_interval=0.01),
+            profile=profile,
+            operator=operator,
+            run_id=RUN_ID,
+        )
         return CockpitApp(engine, operator, protected=protected)
 
     yield make
@@ -135,8 +140,7 @@ def test_rollback_modal(snap_compare, app_for, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_start_modal(snap_compare, app_for, size):
-    app = app_for(Environment(name="production", label="PRODUCTION", confirm=True),
-                  protected=True)
+    app = app_for(Environment(name="production", label="PRODUCTION", confirm=True), protected=True)
 
     async def typed(pilot) -> None:
         await pilot.press(*"produ")
@@ -189,8 +193,9 @@ class PanelApp(App):
         for p95, errors, rate in self.polls:
             panel.sampled({"p95_ms": p95, "error_rate": errors, "request_rate": rate}, {})
         if self.reason:
-            reasons = dict.fromkeys(("p95_ms", "error_rate", "request_rate"),
-                                    "the last poll failed")
+            reasons = dict.fromkeys(
+                ("p95_ms", "error_rate", "request_rate"), "the last poll failed"
+            )
             panel.sampled({}, reasons)
             panel.notice(f"metrics unavailable: {self.reason} (retrying every 5s)", ok=False)
 
@@ -200,8 +205,9 @@ def test_metrics_panel(snap_compare, state):
     app = {
         "ok": lambda: PanelApp(HEALTHY),
         "firing": lambda: PanelApp(FIRING, [("error-rate", "firing"), ("p95", "pending")]),
-        "no-data": lambda: PanelApp(HEALTHY[:5], reason="scrape of http://127.0.0.1:9/metrics "
-                                    "failed: connection refused"),
+        "no-data": lambda: PanelApp(
+            HEALTHY[:5], reason="scrape of http://127.0.0.1:9/metrics failed: connection refused"
+        ),
     }[state]()
     assert snap_compare(app, terminal_size=(32, 24))
 
@@ -210,10 +216,23 @@ def test_chart_screen(snap_compare, tmp_path):
     journal = Journal(tmp_path / "journal.sqlite3")
     runbook = parse_runbook(METRICS, "m.yaml")
     start = 1_795_000_000.0
-    journal.create_run({"id": RUN_ID, "runbook": "Metrics", "version": "", "runbook_path": "",
-                        "runbook_sha256": "", "environment": "staging", "operator": "alice",
-                        "host": "bastion", "status": "running", "dry_run": 0,
-                        "started_at": start, "output_dir": ""}, [])
+    journal.create_run(
+        {
+            "id": RUN_ID,
+            "runbook": "Metrics",
+            "version": "",
+            "runbook_path": "",
+            "runbook_sha256": "",
+            "environment": "staging",
+            "operator": "alice",
+            "host": "bastion",
+            "status": "running",
+            "dry_run": 0,
+            "started_at": start,
+            "output_dir": "",
+        },
+        [],
+    )
 
     def emit(event):
         journal.apply(event)
@@ -223,8 +242,11 @@ def test_chart_screen(snap_compare, tmp_path):
         at = start + 5 + i * 10
         if i == 12:
             emit(ev.PhaseStarted(RUN_ID, at, "deploy", "Deploy"))
-        emit(ev.MetricsSampled(RUN_ID, at, {"p95_ms": p95, "error_rate": errors,
-                                            "request_rate": rate}))
+        emit(
+            ev.MetricsSampled(
+                RUN_ID, at, {"p95_ms": p95, "error_rate": errors, "request_rate": rate}
+            )
+        )
     emit(ev.RollbackStarted(RUN_ID, start + 5 + len(FIRING) * 10, "alert error-rate"))
 
     class ChartApp(App):

@@ -72,12 +72,21 @@ def fly(terminal: Terminal, tmp_path: Path, book: Path, *, width: int, height: i
     # COLUMNS/LINES win over the terminal's real size (shutil.get_terminal_size), and
     # tmux's global environment may hold stale ones (80x24, from its client's ncurses).
     unset = ["TMUX", "NO_COLOR", "COCKPIT_CONFIG", "COLUMNS", "LINES"]
-    command = " ".join([
-        "env", *(f"-u{name}" for name in unset),
-        *(f"{name}={shlex.quote(value)}" for name, value in env.items()),
-        shlex.quote(COCKPIT), "run", shlex.quote(str(book)),
-        "--journal", shlex.quote(str(jpath)),
-    ]) + '; echo "EXIT=$?"'
+    command = (
+        " ".join(
+            [
+                "env",
+                *(f"-u{name}" for name in unset),
+                *(f"{name}={shlex.quote(value)}" for name, value in env.items()),
+                shlex.quote(COCKPIT),
+                "run",
+                shlex.quote(str(book)),
+                "--journal",
+                shlex.quote(str(jpath)),
+            ]
+        )
+        + '; echo "EXIT=$?"'
+    )
     terminal.start(command, width=width, height=height)
     assert terminal.display("#{pane_width}x#{pane_height}") == f"{width}x{height}"
     return jpath
@@ -122,9 +131,14 @@ def test_run_a_step_then_open_and_cancel_the_rollback(terminal, tmp_path, book):
 
     terminal.keys("C-r")
     # the whole modal, not a frame caught mid-paint
-    terminal.wait_for("Roll back?", "echo undo-marker-7", "nothing failed: the operator's call",
-                      "The greeting is wrong", "1. Undo the greeting",
-                      "y / Enter rolls back · Escape cancels")
+    terminal.wait_for(
+        "Roll back?",
+        "echo undo-marker-7",
+        "nothing failed: the operator's call",
+        "The greeting is wrong",
+        "1. Undo the greeting",
+        "y / Enter rolls back · Escape cancels",
+    )
 
     terminal.keys("Escape")
     shown = terminal.wait_gone("Roll back?")
@@ -153,8 +167,12 @@ def test_first_paint_and_a_step_at_80x24(terminal, tmp_path, book):
     lines = shown.splitlines()
     assert lines[0].startswith(" LOCAL  Tmux check 2.1 · run ")
     # Whole titles, each followed by a space (nothing cut at the tree's edge).
-    for parts in (("▼ ", "Phase 1: Preparation ", "0/2"), ("├ · Say hello ",),
-                  ("└ · Second step ",), ("▶ ", "Rollback ", "0/1")):
+    for parts in (
+        ("▼ ", "Phase 1: Preparation ", "0/2"),
+        ("├ · Say hello ",),
+        ("└ · Second step ",),
+        ("▶ ", "Rollback ", "0/1"),
+    ):
         assert line_with(shown, *parts), f"no line with {parts}; the screen:\n{shown}"
     footer = next(line for line in reversed(lines) if line.strip())
     # Below 100 columns the footer is compact: one space between entries too.
@@ -164,7 +182,7 @@ def test_first_paint_and_a_step_at_80x24(terminal, tmp_path, book):
             entries.append(word)
         else:
             entries[-1] += f" {word}"
-    assert entries[:len(FOOTER_FIRST)] == FOOTER_FIRST, f"the footer: {footer!r}"
+    assert entries[: len(FOOTER_FIRST)] == FOOTER_FIRST, f"the footer: {footer!r}"
     # Every entry shown is a whole "key description" of a binding: none cut mid-word.
     described = {b.description for b in (*CockpitScreen.BINDINGS, *CockpitApp.BINDINGS)}
     for entry in entries:

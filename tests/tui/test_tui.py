@@ -53,8 +53,13 @@ rollback:
 
 @pytest.fixture
 def make_app(journal):
-    def make(text: str = BOOK, *, protected: bool = False, window: int = 1000,
-             profile: Environment | None = None) -> CockpitApp:
+    def make(
+        text: str = BOOK,
+        *,
+        protected: bool = False,
+        window: int = 1000,
+        profile: Environment | None = None,
+    ) -> CockpitApp:
         operator = TuiOperator("tester")
         engine = Engine(
             parse_runbook(textwrap.dedent(text), "tui.yaml"),
@@ -122,7 +127,9 @@ async def test_run_all_stops_at_the_checklist_then_ticks_and_confirms(make_app):
         assert rows(app)["check"]["status"] == "ok"
         ticks = app.engine.journal.checklist(app.engine.run_id)
         assert [(t["item"], t["ticked"], t["by"]) for t in ticks] == [
-            ("Notified", 1, "tester"), ("Dashboard open", 1, "tester")]
+            ("Notified", 1, "tester"),
+            ("Dashboard open", 1, "tester"),
+        ]
 
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
@@ -245,10 +252,13 @@ async def test_quitting_while_a_step_runs_asks_and_leaves_nothing_behind(make_ap
 
 
 async def test_the_pane_shows_the_newest_lines_after_the_ring_wraps(make_app):
-    app = make_app("""
+    app = make_app(
+        """
         runbook: Flood
         phases: [{id: p, steps: [{id: flood, run: seq 5000}]}]
-    """, window=100)
+    """,
+        window=100,
+    )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await settle(app, pilot)
@@ -281,8 +291,14 @@ async def test_help_and_palette_come_from_the_bindings(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         names = [c.title for c in app.get_system_commands(app.cockpit)]
-        for expected in ("Step: run", "Run: run all", "Step: skip", "Step: cancel",
-                         "Run: rollback", "Run: report"):
+        for expected in (
+            "Step: run",
+            "Run: run all",
+            "Step: skip",
+            "Step: cancel",
+            "Run: rollback",
+            "Run: report",
+        ):
             assert expected in names
         await pilot.press("question_mark")
         await pilot.pause()
@@ -325,7 +341,9 @@ async def test_a_checklist_note_goes_into_the_record(make_app):
         await settle(app, pilot)
         ticks = app.engine.journal.checklist(app.engine.run_id)
         assert [(t["item"], t["note"]) for t in ticks] == [
-            ("Notified", "green on grafana"), ("Dashboard open", "")]
+            ("Notified", "green on grafana"),
+            ("Dashboard open", ""),
+        ]
 
 
 async def test_history_shows_runs_and_their_steps(make_app):
@@ -339,10 +357,11 @@ async def test_history_shows_runs_and_their_steps(make_app):
         runs = app.screen.query_one("#runs")
         steps = app.screen.query_one("#steps")
         assert runs.row_count == 1
-        assert [str(c) for c in runs.get_row_at(0)[:3]] == [app.engine.run_id, "running",
-                                                             "local"]
+        assert [str(c) for c in runs.get_row_at(0)[:3]] == [app.engine.run_id, "running", "local"]
         assert [[str(c) for c in steps.get_row_at(i)[2:4]] for i in range(2)] == [
-            ["hello", "ok"], ["check", "pending"]]
+            ["hello", "ok"],
+            ["check", "pending"],
+        ]
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.cockpit
@@ -351,7 +370,8 @@ async def test_history_shows_runs_and_their_steps(make_app):
 async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_path):
     mark = tmp_path / "mark"
     book = tmp_path / "resume.yaml"
-    book.write_text(textwrap.dedent(f"""
+    book.write_text(
+        textwrap.dedent(f"""
         runbook: Resume
         phases:
           - id: p
@@ -362,9 +382,11 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
                   echo "middle starts"
                   if [ ! -e {mark} ]; then touch {mark}; exec sleep 100; fi
                   echo "middle done"
-    """))
-    killed = subprocess.Popen([COCKPIT, "run", book, "--headless", "--journal", journal.path],
-                              stdout=subprocess.DEVNULL)
+    """)
+    )
+    killed = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", journal.path], stdout=subprocess.DEVNULL
+    )
 
     def middle_started() -> bool:
         """The step printed, cockpit read and recorded it, and the step is now asleep."""
@@ -382,8 +404,14 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
     os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
 
     operator = TuiOperator("tester")
-    engine = Engine(load_runbook(book), journal, config=Config(flush_interval=0.01),
-                    profile=Environment(name="local"), operator=operator, run_id=run_id)
+    engine = Engine(
+        load_runbook(book),
+        journal,
+        config=Config(flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=operator,
+        run_id=run_id,
+    )
     assert engine.prepare_resume(Interrupted("ask")) == ["middle"]
     app = CockpitApp(engine, operator, protected=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -474,15 +502,19 @@ phases:
 """
 
 
-async def test_the_header_shows_the_maintenance_flag_while_it_is_set(make_app, redis_url,
-                                                                      monkeypatch):
+async def test_the_header_shows_the_maintenance_flag_while_it_is_set(
+    make_app, redis_url, monkeypatch
+):
     import redis
 
     monkeypatch.setenv("REDIS_URL", redis_url)
-    app = make_app(MAINTENANCE + """\
+    app = make_app(
+        MAINTENANCE
+        + """\
       - {id: off, kind: redis, url: "${REDIS_URL}", maintenance: true,
          command: [DEL, maintenance_mode]}
-""")
+"""
+    )
     async with app.run_test(size=SIZE) as pilot:
         header = app.cockpit.query_one("RunHeader")
         await pilot.press("r")
@@ -506,8 +538,11 @@ async def test_quitting_clears_the_maintenance_flag(make_app, redis_url, monkeyp
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running, "the app to exit")
     assert redis.Redis.from_url(redis_url).get("maintenance_mode") is None
-    changes = [e["data"]["active"] for e in app.engine.journal.events(app.engine.run_id)
-               if e["type"] == "GuardChanged"]
+    changes = [
+        e["data"]["active"]
+        for e in app.engine.journal.events(app.engine.run_id)
+        if e["type"] == "GuardChanged"
+    ]
     assert changes == [True, False]
 
 
@@ -528,8 +563,9 @@ rollback:
 
 
 @pytest.mark.parametrize("answer", ["escape", "enter"])
-async def test_a_failed_gate_offers_the_rollback_screen(make_app, metrics_endpoint, monkeypatch,
-                                                        answer):
+async def test_a_failed_gate_offers_the_rollback_screen(
+    make_app, metrics_endpoint, monkeypatch, answer
+):
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
     metrics_endpoint.error_ratio = 0.3
     metrics_endpoint.traffic()
@@ -558,7 +594,9 @@ async def test_a_failed_gate_offers_the_rollback_screen(make_app, metrics_endpoi
 async def test_quick_actions_run_any_time_and_again_and_contacts_show(make_app):
     from screens.contacts import ContactsScreen
 
-    app = make_app(BOOK + """
+    app = make_app(
+        BOOK
+        + """
 troubleshooting:
   - {id: ping, title: "Database: check the connection", run: "echo pong"}
 contacts:
@@ -566,15 +604,19 @@ contacts:
   escalation: ["Engineering lead (30 minutes)"]
 checklists:
   post-deployment: {day-1: [Check backup success]}
-""")
+"""
+    )
     async with app.run_test(size=SIZE) as pilot:
         for _ in range(2):
             await select(app, pilot, "ping")
             await pilot.press("r")
             await settle(app, pilot)
         assert rows(app)["ping"]["status"] == "ok"
-        started = [e for e in app.engine.journal.events(app.engine.run_id)
-                   if e["type"] == "StepStarted" and e["step_id"] == "ping"]
+        started = [
+            e
+            for e in app.engine.journal.events(app.engine.run_id)
+            if e["type"] == "StepStarted" and e["step_id"] == "ping"
+        ]
         assert len(started) == 2
         assert app.engine.output_path("ping").read_text().count("pong") == 2
         assert rows(app)["hello"]["status"] == "pending"  # the flow did not move
@@ -589,8 +631,9 @@ checklists:
         assert app.screen.contacts.on_call[0].name == "Dana Ortiz"
 
 
-async def test_a_narrow_terminal_shows_the_metrics_in_one_line(make_app, metrics_endpoint,
-                                                               monkeypatch):
+async def test_a_narrow_terminal_shows_the_metrics_in_one_line(
+    make_app, metrics_endpoint, monkeypatch
+):
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
     metrics_endpoint.traffic()
     app = make_app(GATED.format(metrics=metrics_section(metrics_endpoint.url)))

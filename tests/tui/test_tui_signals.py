@@ -35,10 +35,26 @@ def tui(tmp_path):
     (tmp_path / "book.yaml").write_text(textwrap.dedent(BOOK))
     socket = str(tmp_path / "tmux.sock")
     journal = tmp_path / "j" / "journal.sqlite3"
-    command = (f"{COCKPIT} run book.yaml --journal {journal}; "
-               "echo EXIT=$? > exit.txt")
-    subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-x", "100", "-y", "30",
-                    "-c", str(tmp_path), "-e", "TERM=xterm-256color", command], check=True)
+    command = f"{COCKPIT} run book.yaml --journal {journal}; echo EXIT=$? > exit.txt"
+    subprocess.run(
+        [
+            "tmux",
+            "-S",
+            socket,
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "-c",
+            str(tmp_path),
+            "-e",
+            "TERM=xterm-256color",
+            command,
+        ],
+        check=True,
+    )
     yield socket, journal
     subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
     # A cockpit that lost its terminal is out of tmux's reach: end it if a test failed.
@@ -59,15 +75,20 @@ def rows(journal: Path) -> tuple[dict, dict]:
 
 
 def screen(socket: str) -> str:
-    done = subprocess.run(["tmux", "-S", socket, "capture-pane", "-p"], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["tmux", "-S", socket, "capture-pane", "-p"], capture_output=True, text=True
+    )
     return done.stdout
 
 
 def cockpit_pid(socket: str) -> int:
     """The cockpit process: the child of the shell tmux runs in the pane."""
-    shell = subprocess.run(["tmux", "-S", socket, "display", "-p", "#{pane_pid}"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    shell = subprocess.run(
+        ["tmux", "-S", socket, "display", "-p", "#{pane_pid}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     found = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True)
     return int(found.stdout.split()[0])
 

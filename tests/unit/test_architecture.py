@@ -67,8 +67,7 @@ def module_graph() -> dict[str, set[str]]:
                 if node.level:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join([*up, *([node.module] if node.module else [])])
-                targets.update(known(f"{base}.{alias.name}") or known(base)
-                               for alias in node.names)
+                targets.update(known(f"{base}.{alias.name}") or known(base) for alias in node.names)
         graph[name] = targets - {"", name}
     return graph
 
@@ -87,8 +86,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             elif target in stack:
                 low[node] = min(low[node], index[target])
         if low[node] == index[node]:
-            component = stack[stack.index(node):]
-            del stack[stack.index(node):]
+            component = stack[stack.index(node) :]
+            del stack[stack.index(node) :]
             if len(component) > 1:
                 found.append(sorted(component))
 
@@ -122,9 +121,20 @@ def test_operator_facing_errors_share_one_base():
     from steps import KindNotFound
     from steps.migrate import MigrateError
 
-    for error in (UsageError, ConfigError, EngineError, ImportFailed, JournalError,
-                  RunNotFound, SignOffRefused, RunbookInvalid, TeamError, LockHeld,
-                  KindNotFound, MigrateError):
+    for error in (
+        UsageError,
+        ConfigError,
+        EngineError,
+        ImportFailed,
+        JournalError,
+        RunNotFound,
+        SignOffRefused,
+        RunbookInvalid,
+        TeamError,
+        LockHeld,
+        KindNotFound,
+        MigrateError,
+    ):
         assert issubclass(error, CockpitError) and error.exit_code == 2, error
     from cockpit.errors import Failed
     from cockpit.metrics import ScrapeError
@@ -136,8 +146,15 @@ def test_operator_facing_errors_share_one_base():
 
     assert issubclass(DsnError, CockpitError) and issubclass(DsnError, ValueError)
     # a server, a connection, a step failed: not the operator's input
-    for error in (SandboxError, ConnectError, RedisUnreachable, ScrapeError, HttpFailed,
-                  K8sFailed, StepFailed):
+    for error in (
+        SandboxError,
+        ConnectError,
+        RedisUnreachable,
+        ScrapeError,
+        HttpFailed,
+        K8sFailed,
+        StepFailed,
+    ):
         assert issubclass(error, Failed) and error.exit_code == 1, error
     assert issubclass(RunNotFound, LookupError) and issubclass(KindNotFound, LookupError)
     assert ConfigError("config.toml:3: bad").report() == "cockpit: config.toml:3: bad"
@@ -145,10 +162,15 @@ def test_operator_facing_errors_share_one_base():
 
 def test_the_cli_catches_the_base_once():
     tree = ast.parse((ROOT / "cockpit" / "cli.py").read_text())
-    main = next(node for node in tree.body
-                if isinstance(node, ast.FunctionDef) and node.name == "main")
-    caught = [ast.unparse(handler.type) for node in ast.walk(main) if isinstance(node, ast.Try)
-              for handler in node.handlers]
+    main = next(
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main"
+    )
+    caught = [
+        ast.unparse(handler.type)
+        for node in ast.walk(main)
+        if isinstance(node, ast.Try)
+        for handler in node.handlers
+    ]
     assert caught == ["BrokenPipeError", "CockpitError", "KeyboardInterrupt"]
 
 
@@ -169,8 +191,13 @@ def test_every_module_imports_first():
         "        print(f'{name}: {exc!r}')\n"
     )
     names = sorted(module_graph())
-    done = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT, text=True,
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *names],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
 
@@ -193,15 +220,21 @@ def engine_insides(path: Path) -> list[str]:
 
 
 def test_the_ui_reads_the_engine_only_through_its_facade():
-    files = [*(ROOT / "screens").rglob("*.py"), *(ROOT / "widgets").rglob("*.py"),
-             ROOT / "cockpit" / "app.py"]
-    offenders = {str(path.relative_to(ROOT)): engine_insides(path) for path in files
-                 if engine_insides(path)}
+    files = [
+        *(ROOT / "screens").rglob("*.py"),
+        *(ROOT / "widgets").rglob("*.py"),
+        ROOT / "cockpit" / "app.py",
+    ]
+    offenders = {
+        str(path.relative_to(ROOT)): engine_insides(path) for path in files if engine_insides(path)
+    }
     assert offenders == {}
 
 
 def test_the_facade_checker_sees_reads_through_the_engine(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("def f(self, engine):\n    self.engine.journal.runs()\n"
-                      "    return engine.metrics, self.engine.config.kill_grace, self.config\n")
+    sample.write_text(
+        "def f(self, engine):\n    self.engine.journal.runs()\n"
+        "    return engine.metrics, self.engine.config.kill_grace, self.config\n"
+    )
     assert engine_insides(sample) == ["2:journal", "3:metrics", "3:config"]

@@ -311,26 +311,35 @@ async def test_a_checklist_records_who_ticked(make_engine, journal):
     assert await engine.run() == ev.RunStatus.OK
     ticks = journal.checklist(engine.run_id)
     assert [(t["item"], t["ticked"], t["by"]) for t in ticks] == [
-        ("Notified", 1, "tester"), ("Dashboard open", 1, "tester")]
+        ("Notified", 1, "tester"),
+        ("Dashboard open", 1, "tester"),
+    ]
 
-    refusing = make_engine("""
+    refusing = make_engine(
+        """
         runbook: Checklist
         phases:
           - id: p
             steps: [{id: go, kind: manual, items: [Notified]}]
-    """, operator=Operator(answer=False))
+    """,
+        operator=Operator(answer=False),
+    )
     assert await refusing.run() == ev.RunStatus.FAILED
     assert rows(journal, refusing)["go"]["message"] == "1 of 1 items not ticked: Notified"
 
 
 async def test_dry_run_runs_nothing(make_engine, journal, tmp_path):
-    engine = make_engine(f"""
+    engine = make_engine(
+        f"""
         runbook: Dry
         variables: {{TARGET: {tmp_path}/made}}
         phases:
           - id: p
             steps: [{{id: make, run: touch "$TARGET", confirm: true}}]
-    """, dry_run=True, operator=Operator(answer=None))
+    """,
+        dry_run=True,
+        operator=Operator(answer=None),
+    )
     seen = collect(engine)
     assert await engine.run() == ev.RunStatus.OK
     assert not (tmp_path / "made").exists()
@@ -349,16 +358,18 @@ async def test_a_crashing_kind_fails_its_step_not_the_engine(make_engine, journa
     assert "no such file or folder" in rows(journal, engine)["nowhere"]["message"]
 
 
-
 async def test_declining_an_optional_step_skips_it_and_the_run_goes_on(make_engine, journal):
-    engine = make_engine("""
+    engine = make_engine(
+        """
         runbook: Alternatives
         phases:
           - id: p
             steps:
               - {id: docker, run: "true", optional: true, confirm: true}
               - {id: after, run: "true"}
-    """, operator=Operator(answer=False))
+    """,
+        operator=Operator(answer=False),
+    )
     assert await engine.run() == ev.RunStatus.OK
     assert rows(journal, engine)["docker"]["status"] == "skipped"
     assert rows(journal, engine)["docker"]["message"] == "declined by tester"
@@ -389,16 +400,22 @@ async def test_a_step_uses_what_an_earlier_step_recorded(make_engine, journal, t
     assert (tmp_path / "got").read_text() == "hello from first/false\n"
     found = rows(journal, engine)
     assert found["uses"]["status"] == "failed"
-    assert found["uses"]["message"] == ("undefined variable ${steps.first.details.nothing}: "
-                                        "step 'first' has not run ok, or recorded no 'nothing'")
+    assert found["uses"]["message"] == (
+        "undefined variable ${steps.first.details.nothing}: "
+        "step 'first' has not run ok, or recorded no 'nothing'"
+    )
     with pytest.raises(RunbookInvalid) as caught:
-        parse_runbook(textwrap.dedent("""
+        parse_runbook(
+            textwrap.dedent("""
             runbook: Facts
             phases:
               - id: p
                 steps:
                   - {id: early, run: echo, env: {A: "${steps.later.details.x}"}}
                   - {id: later, run: echo}
-        """), "f.yaml")
-    assert str(caught.value) == ("f.yaml:6:42: ${steps.later.details.x}: no step 'later' "
-                                 "before this point")
+        """),
+            "f.yaml",
+        )
+    assert str(caught.value) == (
+        "f.yaml:6:42: ${steps.later.details.x}: no step 'later' before this point"
+    )

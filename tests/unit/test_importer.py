@@ -33,8 +33,9 @@ def shown(text) -> str:
 
 
 def source_line(step: dict) -> int:
-    match = re.search(r"\nsource: [^\n:]+\.md:(\d+)$|^source: [^\n:]+\.md:(\d+)$",
-                      step["description"])
+    match = re.search(
+        r"\nsource: [^\n:]+\.md:(\d+)$|^source: [^\n:]+\.md:(\d+)$", step["description"]
+    )
     assert match, f"step {step['id']} has no source line: {step['description']!r}"
     return int(match.group(1) or match.group(2))
 
@@ -46,7 +47,7 @@ def fences(path: Path) -> list[tuple[str, int, list[str]]]:
         if line.startswith("```") and open_at is None:
             open_at, language = number, line[3:].strip()
         elif line.startswith("```"):
-            found.append((language, open_at, lines[open_at:number - 1]))
+            found.append((language, open_at, lines[open_at : number - 1]))
             open_at = None
     return found
 
@@ -78,11 +79,16 @@ def test_seed_validates_with_its_phases_rollback_and_kinds(seed):
     assert titles[0] == "Pre-Deployment Checklist"
     assert titles[-1] == "Sign-Off"
     assert [p.id for p in runbook.phases if p.deploy] == [
-        "phase-3-backend-deployment", "phase-4-frontend-deployment"]
+        "phase-3-backend-deployment",
+        "phase-4-frontend-deployment",
+    ]
     assert runbook.rollback.criteria == (
-        "Critical bug affecting > 50% of users", "Data corruption detected",
-        "Security vulnerability exposed", "Performance degradation > 50%",
-        "Multiple critical errors")
+        "Critical bug affecting > 50% of users",
+        "Data corruption detected",
+        "Security vulnerability exposed",
+        "Performance degradation > 50%",
+        "Multiple critical errors",
+    )
     rollback_kinds = {step.kind for step in runbook.rollback.steps}
     assert {"redis", "k8s", "shell", "http", "manual"} <= rollback_kinds
     kinds = {step.kind for step in runbook.steps}
@@ -107,7 +113,10 @@ def test_seed_typed_steps_carry_what_the_commands_said(seed):
 
     flag = by_title["Enable Maintenance Mode (if needed): Set maintenance mode flag"]
     assert (flag.kind, list(flag.fields["command"]), flag.fields["maintenance"]) == (
-        "redis", ["SET", "maintenance_mode", "true"], True)
+        "redis",
+        ["SET", "maintenance_mode", "true"],
+        True,
+    )
     assert flag.optional and flag.confirm  # "(if needed)": the operator decides
 
     health = by_title["Deploy Backend (Rolling Deployment): Verify deployment"]
@@ -129,12 +138,18 @@ def test_seed_typed_steps_carry_what_the_commands_said(seed):
     assert pool.fields["query"].startswith("SELECT count(*) as active_connections")
 
     image = by_title["Deploy Frontend: If using Kubernetes"]
-    assert dict(image.fields) == {"action": "set_image", "deployment": "frontend",
-                                  "container": "frontend",
-                                  "image": "${REGISTRY}/frontend:v2.0"}
+    assert dict(image.fields) == {
+        "action": "set_image",
+        "deployment": "frontend",
+        "container": "frontend",
+        "image": "${REGISTRY}/frontend:v2.0",
+    }
     undo = by_title["Deploy Previous Version: Or with Kubernetes"]
     assert (undo.kind, undo.fields["action"], undo.fields["deployment"]) == (
-        "k8s", "rollout_undo", "backend")
+        "k8s",
+        "rollout_undo",
+        "backend",
+    )
 
     notice = by_title["Notify Stakeholders"]
     assert notice.fields["template"].startswith("Deployment starting at ${now}\n")
@@ -147,9 +162,15 @@ def test_seed_alternatives_are_optional_choices_never_a_sequence(seed):
     deploy = [s for s in runbook.steps if s.title.startswith("Deploy Backend (Rolling")]
     choices = [s for s in deploy if "One of 3 alternatives" in s.description]
     assert [s.title.split(": ")[1] for s in choices] == [
-        "If using PM2", "If using Docker", "If using Kubernetes", "If using Kubernetes"]
-    assert choices[-1].title == ("Deploy Backend (Rolling Deployment): If using Kubernetes: "
-                                 "kubectl rollout status deployment/backend")
+        "If using PM2",
+        "If using Docker",
+        "If using Kubernetes",
+        "If using Kubernetes",
+    ]
+    assert choices[-1].title == (
+        "Deploy Backend (Rolling Deployment): If using Kubernetes: "
+        "kubectl rollout status deployment/backend"
+    )
     assert all(s.optional and s.confirm for s in choices)
     after = deploy[-1]  # "Verify deployment" follows the alternatives, for all of them
     assert after.kind == "http" and not after.optional
@@ -160,17 +181,38 @@ def test_seed_alternatives_are_optional_choices_never_a_sequence(seed):
 def test_seed_alerts_and_reference_sections(seed):
     imported, runbook = seed
     assert imported.runbook["alerts"] == [
-        {"name": "error-rate-critical", "metric": "error_rate", "above": 0.05, "for": "5m",
-         "severity": "critical"},
-        {"name": "p95-ms-critical", "metric": "p95_ms", "above": 5000, "for": "5m",
-         "severity": "critical"},
-        {"name": "error-rate-warning", "metric": "error_rate", "above": 0.02, "for": "10m",
-         "severity": "warning"},
-        {"name": "p95-ms-warning", "metric": "p95_ms", "above": 2000, "for": "10m",
-         "severity": "warning"},
+        {
+            "name": "error-rate-critical",
+            "metric": "error_rate",
+            "above": 0.05,
+            "for": "5m",
+            "severity": "critical",
+        },
+        {
+            "name": "p95-ms-critical",
+            "metric": "p95_ms",
+            "above": 5000,
+            "for": "5m",
+            "severity": "critical",
+        },
+        {
+            "name": "error-rate-warning",
+            "metric": "error_rate",
+            "above": 0.02,
+            "for": "10m",
+            "severity": "warning",
+        },
+        {
+            "name": "p95-ms-warning",
+            "metric": "p95_ms",
+            "above": 2000,
+            "for": "10m",
+            "severity": "warning",
+        },
     ]
     assert [rule.name for rule in runbook.alerts] == [
-        rule["name"] for rule in imported.runbook["alerts"]]
+        rule["name"] for rule in imported.runbook["alerts"]
+    ]
     # Troubleshooting commands never run in the flow: optional manual steps that keep them.
     trouble = next(p for p in runbook.phases if p.title == "Troubleshooting")
     assert all(s.kind == "manual" and s.optional for s in trouble.steps)
@@ -201,8 +243,7 @@ def test_seed_shell_code_is_kept_exactly_or_accounted_for(seed):
         if language not in SHELL:
             continue
         closed = opened + len(code) + 1
-        mine = sorted((s for s in steps if opened <= source_line(s) <= closed),
-                      key=source_line)
+        mine = sorted((s for s in steps if opened <= source_line(s) <= closed), key=source_line)
         assert mine, f"the block at line {opened} made no step"
         runs = [s["run"] for s in mine if s["kind"] == "shell"]
         if len(mine) == 1 and runs:
@@ -212,19 +253,24 @@ def test_seed_shell_code_is_kept_exactly_or_accounted_for(seed):
                 continue
             if any(text in run.splitlines() for run in runs):
                 continue
-            owner = max((s for s in mine if source_line(s) <= number), key=source_line,
-                        default=mine[0])
+            owner = max(
+                (s for s in mine if source_line(s) <= number), key=source_line, default=mine[0]
+            )
             said = text.strip().lstrip("#").strip().removeprefix("- ")
             if said == "or":  # the marker between alternatives
                 assert "alternatives" in owner["description"]
                 continue
             known = [shown(owner["description"]), *map(shown, owner.get("items", ()))]
             assert owner["kind"] != "shell" or any(said in k for k in known), (
-                f"line {number} {text!r} is in no step")
+                f"line {number} {text!r} is in no step"
+            )
             if text.strip().startswith("#"):
-                described = shown(" ".join(f"{s['title']} {s['description']} "
-                                           f"{s.get('items', '')} {s.get('run', '')}"
-                                           for s in mine))
+                described = shown(
+                    " ".join(
+                        f"{s['title']} {s['description']} {s.get('items', '')} {s.get('run', '')}"
+                        for s in mine
+                    )
+                )
                 assert said.rstrip(":") in described, f"comment at line {number} was dropped"
 
 
@@ -251,21 +297,29 @@ def test_numbered_lists_of_commands():
     assert [p.title for p in runbook.phases] == ["Prepare", "Ship"]
     prepare, ship = runbook.phases
     assert [(s.kind, s.title) for s in prepare.steps] == [
-        ("manual", "Prepare"), ("shell", "Check the working copy is clean"),
-        ("shell", "echo preparing > prepare.log")]
+        ("manual", "Prepare"),
+        ("shell", "Check the working copy is clean"),
+        ("shell", "echo preparing > prepare.log"),
+    ]
     assert prepare.steps[0].fields["items"] == ["Announce the release in the team channel."]
     assert prepare.steps[2].fields["run"] == "echo preparing > prepare.log\n"
     build, show, health, tell = ship.steps
     assert build.fields["run"] == 'mkdir -p dist\necho "worker <version>" > dist/VERSION\n'
     assert show.fields["run"] == "cat dist/VERSION\n"
     assert (health.kind, health.fields["url"], health.fields["token"], health.expect) == (
-        "http", "${BASE_URL}/health", "${DEPLOY_TOKEN}", {"status": 200})
+        "http",
+        "${BASE_URL}/health",
+        "${DEPLOY_TOKEN}",
+        {"status": 200},
+    )
     assert tell.kind == "notify"
     assert tell.fields["template"] == "Billing worker ${VERSION} is live as of ${now}"
     assert runbook.secrets == ("DEPLOY_TOKEN",)
     assert runbook.variables == {"BASE_URL": "", "VERSION": "[VERSION]"}
-    assert runbook.rollback.criteria == ("Error rate > 2% for 5 minutes",
-                                         "The invoice queue keeps growing")
+    assert runbook.rollback.criteria == (
+        "Error rate > 2% for 5 minutes",
+        "The invoice queue keeps growing",
+    )
     assert [s.kind for s in runbook.rollback.steps] == ["shell", "manual"]
     assert runbook.rollback.steps[0].confirm  # rm -rf: the operator says yes first
     assert [a.name for a in runbook.alerts] == ["error-rate-warning"]
@@ -286,7 +340,8 @@ def test_console_page_keeps_commands_without_prompts_or_output():
     assert upgrade.fields["run"] == (
         "export CACHE_VERSION=7.2\nsudo systemctl stop cache\n"
         'sudo apt-get install -y "cache=$CACHE_VERSION" \\\n  --no-install-recommends\n'
-        "sudo systemctl start cache\n")
+        "sudo systemctl start cache\n"
+    )
     assert "Reading package lists... Done" in upgrade.description
     assert (restart.fields["action"], restart.fields["namespace"]) == ("restart", "infra")
     assert status.fields["action"] == "rollout_status"
@@ -299,7 +354,8 @@ def test_nested_headings_without_phases():
     assert [p.title for p in runbook.phases] == ["Build", "Publish"]
     assert [[s.title for s in p.steps] for p in runbook.phases] == [
         ["Prepare the output folder", "Render the pages"],
-        ["Copy into place", "Check the result"]]
+        ["Copy into place", "Check the result"],
+    ]
     render = runbook.phases[0].steps[1]
     assert render.fields["run"].startswith("# Render the index\nprintf '<h1>%s</h1>\\n'")
     assert render.description.startswith("The title comes from `SITE_TITLE` when it is set.")
@@ -321,7 +377,8 @@ def test_nested_headings_md_flies_headless(tmp_path):
 def test_resume_a_md_runbook(tmp_path):
     (tmp_path / "flaky.md").write_text(
         "# Flaky\n\n## Go\n\n### Once\n```bash\ntest -e flag || { touch flag; exit 3; }\n```\n"
-        "\n### Then\n```bash\necho second\n```\n")
+        "\n### Then\n```bash\necho second\n```\n"
+    )
     first = cockpit("run", "flaky.md", "--headless", "--yes")
     assert first.returncode == 1, first.stdout + first.stderr
     resumed = cockpit("resume", "last", "--headless", "--yes")
@@ -349,26 +406,39 @@ def test_mixed_block_stays_one_shell_step_and_is_flagged():
 
 
 def test_independent_lines_split_into_typed_and_shell_steps():
-    book = book_of("# T\n## Go\n```bash\n# Health\ncurl http://127.0.0.1:9/health\n"
-                   "ls -la | wc -l\nredis-cli GET release\n```\n")
+    book = book_of(
+        "# T\n## Go\n```bash\n# Health\ncurl http://127.0.0.1:9/health\n"
+        "ls -la | wc -l\nredis-cli GET release\n```\n"
+    )
     assert [(s["kind"], s["title"]) for s in steps_of(book)] == [
-        ("http", "Go: Health"), ("shell", "Go"), ("redis", "Go: redis-cli GET release")]
+        ("http", "Go: Health"),
+        ("shell", "Go"),
+        ("redis", "Go: redis-cli GET release"),
+    ]
     assert steps_of(book)[1]["run"] == "ls -la | wc -l\n"
 
 
 def test_unsafe_commands_stay_shell():
-    for line in ("curl -k https://x.example", "curl http://h/x | jq .", "psql $DB -f x.sql",
-                 "kubectl delete pod x", "redis-cli -a pw SET a b", "curl $(cat url)"):
+    for line in (
+        "curl -k https://x.example",
+        "curl http://h/x | jq .",
+        "psql $DB -f x.sql",
+        "kubectl delete pod x",
+        "redis-cli -a pw SET a b",
+        "curl $(cat url)",
+    ):
         (step,) = steps_of(book_of(f"# T\n## Go\n```bash\n{line}\n```\n"))
         assert (step["kind"], step["run"]) == ("shell", line + "\n")
 
 
 def test_variables_secrets_and_dollar_signs():
-    book = book_of("# T\n## Go\n```bash\nexport LOCAL=1\necho $LOCAL $HOME $API_TOKEN "
-                   "${BASE_URL} $PG_DATABASE_URL\n```\n```bash\n"
-                   "curl -X POST -H 'Content-Type: text/plain' -d 'five' "
-                   "https://your-shop.example/pay\ncurl -d 'costs $5' http://h/\n```\n"
-                   '```\nTemplate:\n"Costs $5 at [TIME]"\n```\n')
+    book = book_of(
+        "# T\n## Go\n```bash\nexport LOCAL=1\necho $LOCAL $HOME $API_TOKEN "
+        "${BASE_URL} $PG_DATABASE_URL\n```\n```bash\n"
+        "curl -X POST -H 'Content-Type: text/plain' -d 'five' "
+        "https://your-shop.example/pay\ncurl -d 'costs $5' http://h/\n```\n"
+        '```\nTemplate:\n"Costs $5 at [TIME]"\n```\n'
+    )
     assert book["secrets"] == ["API_TOKEN", "PG_DATABASE_URL"]
     assert book["variables"] == {"BASE_URL": "", "SHOP": "your-shop.example"}
     pay, unknown, note = steps_of(book)[1:]
@@ -422,41 +492,86 @@ def test_cockpit_import_bad_input_is_one_line(tmp_path):
     (tmp_path / "bad.md").write_bytes(b"\xff\xfe# T\n")
     bad = cockpit("import", "bad.md")
     assert bad.returncode == 2
-    assert bad.stderr == ("cockpit: bad.md:1: not UTF-8 text: a Markdown runbook must be "
-                          "UTF-8\n")
+    assert bad.stderr == ("cockpit: bad.md:1: not UTF-8 text: a Markdown runbook must be UTF-8\n")
 
 
 # ---------------------------------------------------------------- any Markdown
 
 # Control characters are refused before a Markdown runbook is imported.
-WORDS = st.text(st.characters(blacklist_categories=("Cs",)).filter(lambda c: not find_control(c)),
-                max_size=30)
+WORDS = st.text(
+    st.characters(blacklist_categories=("Cs",)).filter(lambda c: not find_control(c)), max_size=30
+)
 CODE = st.one_of(
-    st.sampled_from([
-        "curl http://127.0.0.1/x", "# Expected: 200 OK", '# Should return: {"a": [1]}',
-        "# Expected new tables:", "# - t1", "redis-cli SET maintenance_mode true",
-        "kubectl set image deployment/a a=your-registry/a:<tag>",
-        "kubectl rollout undo deployment/a --to-revision=2", "kubectl scale deploy/a --replicas=x",
-        'psql $DATABASE_URL -c "SELECT 1"', 'psql $DB -c "\\dt+"', "pg_dump $DATABASE_URL > b",
-        "aws s3 cp b s3://your-backups/$(date +%Y%m%d)/", "pg_restore --list b",
-        "# If using Docker", "# or", "# Or with Kubernetes", "$ echo hi", "$", "> more",
-        "cd app", "export X=1", 'echo "unclosed', "cat <<EOF", "EOF", "- item", "Template:",
-        '"Hello [TIME] from [WHERE]"', "0 * * * * echo", "echo $TOKEN ${BASE_URL} `date`",
-        "curl -d '{\"a\": \"$x\"}' -H 'Content-Type: application/json' http://h/$A", "\\",
-        "- Error rate > 5% for 5 minutes", "# Critical:", "  indented", "tail -f log",
-    ]),
+    st.sampled_from(
+        [
+            "curl http://127.0.0.1/x",
+            "# Expected: 200 OK",
+            '# Should return: {"a": [1]}',
+            "# Expected new tables:",
+            "# - t1",
+            "redis-cli SET maintenance_mode true",
+            "kubectl set image deployment/a a=your-registry/a:<tag>",
+            "kubectl rollout undo deployment/a --to-revision=2",
+            "kubectl scale deploy/a --replicas=x",
+            'psql $DATABASE_URL -c "SELECT 1"',
+            'psql $DB -c "\\dt+"',
+            "pg_dump $DATABASE_URL > b",
+            "aws s3 cp b s3://your-backups/$(date +%Y%m%d)/",
+            "pg_restore --list b",
+            "# If using Docker",
+            "# or",
+            "# Or with Kubernetes",
+            "$ echo hi",
+            "$",
+            "> more",
+            "cd app",
+            "export X=1",
+            'echo "unclosed',
+            "cat <<EOF",
+            "EOF",
+            "- item",
+            "Template:",
+            '"Hello [TIME] from [WHERE]"',
+            "0 * * * * echo",
+            "echo $TOKEN ${BASE_URL} `date`",
+            "curl -d '{\"a\": \"$x\"}' -H 'Content-Type: application/json' http://h/$A",
+            "\\",
+            "- Error rate > 5% for 5 minutes",
+            "# Critical:",
+            "  indented",
+            "tail -f log",
+        ]
+    ),
     WORDS,
 )
 BLOCK = st.one_of(
     st.builds(lambda level, text: "#" * level + " " + text, st.integers(1, 6), WORDS),
-    st.builds(lambda lang, lines, tick: "\n".join([tick + lang, *lines, tick]),
-              st.sampled_from(["bash", "console", "sh", "", "text", "shell"]),
-              st.lists(CODE, max_size=8), st.sampled_from(["```", "~~~", "   ```"])),
-    st.builds(lambda marker, text: f"{marker} {text}",
-              st.sampled_from(["-", "- [ ]", "1.", "*", "  -", "- [x]"]), WORDS),
-    st.sampled_from(["---", "**Sign-Off**", "1. `echo hi`", "2. Run `make it`",
-                     "## Rollback Procedure", "### When to Rollback", "## Troubleshooting",
-                     "### Phase 1: Go (5 minutes)", "#### 1. Step (if needed)", "", "```"]),
+    st.builds(
+        lambda lang, lines, tick: "\n".join([tick + lang, *lines, tick]),
+        st.sampled_from(["bash", "console", "sh", "", "text", "shell"]),
+        st.lists(CODE, max_size=8),
+        st.sampled_from(["```", "~~~", "   ```"]),
+    ),
+    st.builds(
+        lambda marker, text: f"{marker} {text}",
+        st.sampled_from(["-", "- [ ]", "1.", "*", "  -", "- [x]"]),
+        WORDS,
+    ),
+    st.sampled_from(
+        [
+            "---",
+            "**Sign-Off**",
+            "1. `echo hi`",
+            "2. Run `make it`",
+            "## Rollback Procedure",
+            "### When to Rollback",
+            "## Troubleshooting",
+            "### Phase 1: Go (5 minutes)",
+            "#### 1. Step (if needed)",
+            "",
+            "```",
+        ]
+    ),
     WORDS,
 )
 

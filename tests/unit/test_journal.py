@@ -19,10 +19,11 @@ def old_journal(path: Path) -> None:
     db = sqlite3.connect(path)
     db.executescript(SCHEMA_V1)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    db.execute("INSERT INTO runs (id, runbook, status, started_at) "
-               "VALUES ('r1', 'Old', 'ok', 1.0)")
-    db.execute("INSERT INTO steps (run_id, step_id, seq, status, message) "
-               "VALUES ('r1', 'a', 0, 'ok', 'kept')")
+    db.execute("INSERT INTO runs (id, runbook, status, started_at) VALUES ('r1', 'Old', 'ok', 1.0)")
+    db.execute(
+        "INSERT INTO steps (run_id, step_id, seq, status, message) "
+        "VALUES ('r1', 'a', 0, 'ok', 'kept')"
+    )
     db.commit()
     db.close()
 
@@ -33,15 +34,31 @@ def test_an_older_journal_is_upgraded_in_place(tmp_path):
     journal = Journal(path)
     assert journal.steps("r1")[0]["message"] == "kept"
     assert journal.steps("r1")[0]["details"] == {}
-    journal.create_run({"id": "r2", "runbook": "New", "version": "", "runbook_path": "",
-                        "runbook_sha256": "", "environment": "local", "operator": "t",
-                        "host": "h", "status": "running", "dry_run": 0, "started_at": 2.0,
-                        "output_dir": ""}, [])
+    journal.create_run(
+        {
+            "id": "r2",
+            "runbook": "New",
+            "version": "",
+            "runbook_path": "",
+            "runbook_sha256": "",
+            "environment": "local",
+            "operator": "t",
+            "host": "h",
+            "status": "running",
+            "dry_run": 0,
+            "started_at": 2.0,
+            "output_dir": "",
+        },
+        [],
+    )
     journal.apply(ev.RunFinished("r2", 3.0, ev.RunStatus.OK, 1.0))
     assert [r["id"] for r in journal.runs()] == ["r2", "r1"]
     journal.close()
-    version = sqlite3.connect(path).execute(
-        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    version = (
+        sqlite3.connect(path)
+        .execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        .fetchone()[0]
+    )
     assert int(version) == SCHEMA_VERSION
 
 
@@ -54,5 +71,3 @@ def test_a_newer_journal_is_refused_untouched(tmp_path):
     db.close()
     with pytest.raises(JournalError, match="written by a newer cockpit"):
         Journal(path)
-
-

@@ -54,10 +54,21 @@ phases:
 
 
 def run_row(run_id: str, host: str, started_at: float = 1.0, **more) -> dict:
-    return {"id": run_id, "runbook": "R", "version": "", "runbook_path": "",
-            "runbook_sha256": "", "environment": "local", "operator": "t", "host": host,
-            "status": "running", "dry_run": 0, "started_at": started_at, "output_dir": "",
-            **more}
+    return {
+        "id": run_id,
+        "runbook": "R",
+        "version": "",
+        "runbook_path": "",
+        "runbook_sha256": "",
+        "environment": "local",
+        "operator": "t",
+        "host": host,
+        "status": "running",
+        "dry_run": 0,
+        "started_at": started_at,
+        "output_dir": "",
+        **more,
+    }
 
 
 def with_search_path(dsn: str, schema: str) -> str:
@@ -84,15 +95,18 @@ def backend(request, tmp_path):
 
 async def fly(journal, monkeypatch, dsn: str) -> Engine:
     monkeypatch.setenv("DATABASE_URL", dsn)
-    engine = Engine(parse_runbook(BOOK, "team.yaml"), journal,
-                    config=Config(kill_grace=0.5, flush_interval=0.01),
-                    profile=Environment(name="local"), operator=Operator())
+    engine = Engine(
+        parse_runbook(BOOK, "team.yaml"),
+        journal,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=Operator(),
+    )
     assert await engine.run() == ev.RunStatus.FAILED
     return engine
 
 
-VOLATILE = {"id", "run_id", "at", "started_at", "finished_at", "duration", "output_path",
-            "pgid"}
+VOLATILE = {"id", "run_id", "at", "started_at", "finished_at", "duration", "output_path", "pgid"}
 
 
 def steady(value):
@@ -105,15 +119,17 @@ def steady(value):
 
 
 def record(journal, run_id: str) -> dict:
-    return {"steps": steady(journal.steps(run_id)), "events": steady(journal.events(run_id)),
-            "checklist": steady(journal.checklist(run_id))}
+    return {
+        "steps": steady(journal.steps(run_id)),
+        "events": steady(journal.events(run_id)),
+        "checklist": steady(journal.checklist(run_id)),
+    }
 
 
 # ------------------------------------------------------------------ through the engine
 
 
-async def test_a_run_records_the_same_rows_as_in_sqlite(journal, pg_dsn, monkeypatch,
-                                                         tmp_path):
+async def test_a_run_records_the_same_rows_as_in_sqlite(journal, pg_dsn, monkeypatch, tmp_path):
     pg = PgJournal(with_search_path(pg_dsn, "cockpit"), runs_dir=tmp_path / "pg-runs")
     try:
         on_pg = await fly(pg, monkeypatch, pg_dsn)
@@ -122,30 +138,41 @@ async def test_a_run_records_the_same_rows_as_in_sqlite(journal, pg_dsn, monkeyp
         assert shared == record(journal, on_sqlite.run_id)
         steps = {row["step_id"]: row for row in pg.steps(on_pg.run_id)}
         assert {s: row["status"] for s, row in steps.items()} == {
-            "hello": "ok", "count": "ok", "ticks": "ok", "broken": "failed", "after": "ok"}
+            "hello": "ok",
+            "count": "ok",
+            "ticks": "ok",
+            "broken": "failed",
+            "after": "ok",
+        }
         assert steps["hello"]["excerpt"] == ["hello", "careful"]
         assert steps["count"]["details"]["rows"] == 1
         assert steps["broken"]["exit_code"] == 3
         assert [(r["item"], r["ticked"], r["by"]) for r in pg.checklist(on_pg.run_id)] == [
-            ("Backups checked", 1, "tester"), ("Team told", 1, "tester")]
+            ("Backups checked", 1, "tester"),
+            ("Team told", 1, "tester"),
+        ]
         assert len(shared["events"]) > 10
         # the output files stay on this host, where the record says they are
         assert Path(steps["hello"]["output_path"]).parent == tmp_path / "pg-runs" / on_pg.run_id
         assert on_pg.output_path("hello").read_text().startswith("hello\n")
         run = pg.find_run(on_pg.run_id)
-        assert (run["status"], run["host"], run["dry_run"]) == (
-            "failed", socket.gethostname(), 0)
+        assert (run["status"], run["host"], run["dry_run"]) == ("failed", socket.gethostname(), 0)
         built = report.build(pg, on_pg.run_id)
         markdown = report.FORMATS["md"](built)
         assert "broken" in markdown and "Backups checked" in markdown
         assert json.loads(report.FORMATS["json"](built))["run"]["id"] == on_pg.run_id
     finally:
         pg.close()
-    tables = await fetch(pg_dsn, "SELECT table_schema, table_name FROM "
-                                 "information_schema.tables WHERE table_name = ANY($1) "
-                                 "ORDER BY table_name", TABLES)
+    tables = await fetch(
+        pg_dsn,
+        "SELECT table_schema, table_name FROM "
+        "information_schema.tables WHERE table_name = ANY($1) "
+        "ORDER BY table_name",
+        TABLES,
+    )
     assert [(r["table_schema"], r["table_name"]) for r in tables] == [
-        ("cockpit", name) for name in TABLES]
+        ("cockpit", name) for name in TABLES
+    ]
 
 
 # ------------------------------------------------------------------ shared by bastions
@@ -163,11 +190,17 @@ def test_two_bastions_see_the_same_runs(pg_dsn, tmp_path):
         # the run locks are the server's: each bastion sees which runs still fly
         for journal in (here, there):
             assert [(r["id"], r["status"]) for r in journal.runs()] == [
-                ("theirs", "running"), ("ours-dead", "interrupted")]
+                ("theirs", "running"),
+                ("ours-dead", "interrupted"),
+            ]
         with pytest.raises(SignOffRefused, match="still running"):
             here.sign_off("theirs", "deployer", "alice")
         assert here.events("theirs")[0]["data"] == {
-            "step_id": "deploy", "by": "bob", "count": 1, "needed": 2}
+            "step_id": "deploy",
+            "by": "bob",
+            "count": 1,
+            "needed": 2,
+        }
         there.apply(ev.RunFinished("theirs", 3.0, ev.RunStatus.OK, 1.0))
         signed = here.sign_off("theirs", "deployer", "alice", "fine")
         assert there.signoffs("theirs") == [signed]
@@ -186,22 +219,35 @@ def test_made_on_first_use_and_opened_again_as_it_is(pg_dsn, tmp_path):
     again = PgJournal(pg_dsn, runs_dir=tmp_path)
     assert again.find_run("r1")["runbook"] == "R"
     again.close()
-    assert asyncio.run(fetchval(
-        pg_dsn, "SELECT value FROM meta WHERE key = 'schema_version'")) == str(SCHEMA_VERSION)
-    columns = asyncio.run(fetch(pg_dsn, "SELECT column_name, data_type FROM "
-                                        "information_schema.columns WHERE table_name = 'steps'"))
+    assert asyncio.run(
+        fetchval(pg_dsn, "SELECT value FROM meta WHERE key = 'schema_version'")
+    ) == str(SCHEMA_VERSION)
+    columns = asyncio.run(
+        fetch(
+            pg_dsn,
+            "SELECT column_name, data_type FROM "
+            "information_schema.columns WHERE table_name = 'steps'",
+        )
+    )
     types = {row["column_name"]: row["data_type"] for row in columns}
     assert (types["duration"], types["seq"], types["details"]) == (
-        "double precision", "bigint", "text")
+        "double precision",
+        "bigint",
+        "text",
+    )
 
 
 def test_an_older_journal_is_upgraded_and_a_newer_one_refused(pg_dsn, tmp_path):
-    asyncio.run(execute(pg_dsn, pg_types(SCHEMA_V1.replace(" by TEXT", ' "by" TEXT')),
-                        "INSERT INTO meta VALUES ('schema_version', '1')",
-                        "INSERT INTO runs (id, runbook, status, started_at) "
-                        "VALUES ('r1', 'Old', 'ok', 1.0)",
-                        "INSERT INTO steps (run_id, step_id, seq, status, message) "
-                        "VALUES ('r1', 'a', 0, 'ok', 'kept')"))
+    asyncio.run(
+        execute(
+            pg_dsn,
+            pg_types(SCHEMA_V1.replace(" by TEXT", ' "by" TEXT')),
+            "INSERT INTO meta VALUES ('schema_version', '1')",
+            "INSERT INTO runs (id, runbook, status, started_at) VALUES ('r1', 'Old', 'ok', 1.0)",
+            "INSERT INTO steps (run_id, step_id, seq, status, message) "
+            "VALUES ('r1', 'a', 0, 'ok', 'kept')",
+        )
+    )
     journal = PgJournal(pg_dsn, runs_dir=tmp_path)
     assert journal.steps("r1")[0]["message"] == "kept"
     assert journal.steps("r1")[0]["details"] == {}
@@ -212,19 +258,23 @@ def test_an_older_journal_is_upgraded_and_a_newer_one_refused(pg_dsn, tmp_path):
         PgJournal(pg_dsn, runs_dir=tmp_path)
 
 
-def test_a_lost_connection_is_opened_again_and_a_refused_write_is_one_line(pg_journal,
-                                                                          pg_dsn):
+def test_a_lost_connection_is_opened_again_and_a_refused_write_is_one_line(pg_journal, pg_dsn):
     pg_journal.create_run(run_row("r", "h"), [])
     database = urlsplit(pg_dsn).path.lstrip("/")
-    asyncio.run(execute(
-        pg_dsn, f'ALTER DATABASE "{database}" SET default_transaction_read_only = on',
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'cockpit journal'"))
+    asyncio.run(
+        execute(
+            pg_dsn,
+            f'ALTER DATABASE "{database}" SET default_transaction_read_only = on',
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'cockpit journal'",
+        )
+    )
     assert pg_journal.find_run("r")["status"] == "running"  # read on a new connection
     with pytest.raises(JournalError) as refused:
         pg_journal.apply(ev.RunFinished("r", 2.0, ev.RunStatus.OK, 1.0))
-    assert str(refused.value) == (f"journal {pg_journal.path}: cannot execute UPDATE in a "
-                                  "read-only transaction")
+    assert str(refused.value) == (
+        f"journal {pg_journal.path}: cannot execute UPDATE in a read-only transaction"
+    )
     assert pg_journal.events("r") == [], "the refused write left nothing half done"
 
 
@@ -233,8 +283,13 @@ def test_a_connection_that_dies_just_before_a_call_is_replaced(pg_journal, pg_ds
     # The journal's loop is kept busy while the server ends its connection, so the call
     # comes before the loop has seen the connection close: its first exchange fails.
     pg_journal._loop.call_soon_threadsafe(time.sleep, 0.5)
-    asyncio.run(execute(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE application_name = 'cockpit journal'"))
+    asyncio.run(
+        execute(
+            pg_dsn,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'cockpit journal'",
+        )
+    )
     pg_journal.apply(ev.RunFinished("r", 2.0, ev.RunStatus.OK, 1.0))
     assert pg_journal.find_run("r")["status"] == "ok"
     assert [e["type"] for e in pg_journal.events("r")] == ["RunFinished"]
@@ -249,7 +304,9 @@ def test_dead_runs_are_marked_and_their_lock_left_free(backend):
     flying = backend.run_lock("alive")
     assert flying.acquire()
     assert [(r["id"], r["status"]) for r in backend.runs()] == [
-        ("alive", "running"), ("dead", "interrupted")]
+        ("alive", "running"),
+        ("dead", "interrupted"),
+    ]
     resumer = backend.run_lock("dead")
     assert resumer.acquire(), "looking at history must not keep a dead run's lock"
     resumer.release()
@@ -284,7 +341,8 @@ def test_a_ticked_item_ticked_again_keeps_the_last_answer(backend):
     backend.apply(ev.ChecklistTicked("r", 1.0, "ticks", 0, "Backups", False, "ann", ""))
     backend.apply(ev.ChecklistTicked("r", 2.0, "ticks", 0, "Backups", True, "bob", "done"))
     assert [(r["ticked"], r["by"], r["at"], r["note"]) for r in backend.checklist("r")] == [
-        (1, "bob", 2.0, "done")]
+        (1, "bob", 2.0, "done")
+    ]
     assert [e["type"] for e in backend.events("r")] == ["ChecklistTicked"] * 2
 
 
@@ -299,13 +357,15 @@ def team_config(tmp_path: Path) -> Path:
 
 def test_run_and_history_through_the_command(pg_dsn, tmp_path):
     book = tmp_path / "book.yaml"
-    book.write_text(textwrap.dedent("""\
+    book.write_text(
+        textwrap.dedent("""\
         runbook: Shared
         phases:
           - id: p
             steps:
               - {id: hi, kind: shell, run: "echo hi from the bastion"}
-    """))
+    """)
+    )
     env = {"COCKPIT_CONFIG": str(team_config(tmp_path)), "COCKPIT_JOURNAL_DSN": pg_dsn}
     flown = cockpit("run", "--headless", book, env=env)
     assert flown.returncode == 0, flown.stderr
@@ -325,17 +385,22 @@ def test_run_and_history_through_the_command(pg_dsn, tmp_path):
 
 
 def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
-    env = {"COCKPIT_CONFIG": str(team_config(tmp_path)),
-           "COCKPIT_JOURNAL_DSN": f"postgresql://cockpit:{PASSWORD}@127.0.0.1:1/journal"}
+    env = {
+        "COCKPIT_CONFIG": str(team_config(tmp_path)),
+        "COCKPIT_JOURNAL_DSN": f"postgresql://cockpit:{PASSWORD}@127.0.0.1:1/journal",
+    }
     result = cockpit("history", "--json", env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "cockpit: journal: cannot connect to PostgreSQL at 127.0.0.1:1: connection refused "
-        "(is PostgreSQL running and listening there?)"]
+        "(is PostgreSQL running and listening there?)"
+    ]
     unset = cockpit("history", "--json", env={**env, "COCKPIT_JOURNAL_DSN": ""})
     assert (unset.returncode, unset.stderr) == (
-        2, "cockpit: [team] journal_dsn: nothing in $COCKPIT_JOURNAL_DSN\n")
+        2,
+        "cockpit: [team] journal_dsn: nothing in $COCKPIT_JOURNAL_DSN\n",
+    )
 
 
 def test_a_dsn_written_into_the_config_is_refused(tmp_path):
@@ -343,7 +408,7 @@ def test_a_dsn_written_into_the_config_is_refused(tmp_path):
     config.write_text(f'[team]\njournal_dsn = "postgresql://u:{PASSWORD}@db/j"\n')
     result = cockpit("history", "--json", env={"COCKPIT_CONFIG": str(config)})
     assert result.returncode == 2
-    assert "[team] journal_dsn: expected \"env:VARIABLE\" or \"file:PATH\"" in result.stderr
+    assert '[team] journal_dsn: expected "env:VARIABLE" or "file:PATH"' in result.stderr
     assert PASSWORD not in result.stderr
 
 
@@ -358,5 +423,7 @@ def test_a_run_flown_on_another_bastion_is_resumed_there(pg_dsn, tmp_path):
     env = {"COCKPIT_CONFIG": str(team_config(tmp_path)), "COCKPIT_JOURNAL_DSN": pg_dsn}
     resumed = cockpit("resume", "theirs", "--headless", env=env)
     assert resumed.returncode == 2
-    assert resumed.stderr == ("cockpit: run theirs was flown on bastion-b: its run lock and its "
-                              "output files are there; resume it on bastion-b\n")
+    assert resumed.stderr == (
+        "cockpit: run theirs was flown on bastion-b: its run lock and its "
+        "output files are there; resume it on bastion-b\n"
+    )

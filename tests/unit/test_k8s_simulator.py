@@ -24,8 +24,9 @@ async def cluster(tmp_path, **kwargs):
     async with K8sSimulator(tmp_path / "k8s", tick=TICK, **kwargs) as simulator:
         simulator.add_deployment("backend", IMAGE, replicas=3, progress_deadline_seconds=1)
         configuration = client.Configuration()
-        await config.load_kube_config(config_file=str(simulator.kubeconfig),
-                                      client_configuration=configuration)
+        await config.load_kube_config(
+            config_file=str(simulator.kubeconfig), client_configuration=configuration
+        )
         async with client.ApiClient(configuration) as api:
             yield simulator, api
 
@@ -52,25 +53,36 @@ async def test_objects_have_the_shapes_the_client_reads(tmp_path):
         assert deployment.spec.template.spec.containers[0].image == IMAGE
         assert deployment.spec.strategy.rolling_update.max_surge == "25%"
         status = deployment.status
-        assert (status.observed_generation, status.replicas, status.updated_replicas,
-                status.ready_replicas, status.available_replicas) == (1, 3, 3, 3, 3)
+        assert (
+            status.observed_generation,
+            status.replicas,
+            status.updated_replicas,
+            status.ready_replicas,
+            status.available_replicas,
+        ) == (1, 3, 3, 3, 3)
         assert status.unavailable_replicas is None  # omitted when 0, as the API does
         assert {(c.type, c.status, c.reason) for c in status.conditions} == {
             ("Available", "True", "MinimumReplicasAvailable"),
-            ("Progressing", "True", "NewReplicaSetAvailable")}
+            ("Progressing", "True", "NewReplicaSetAvailable"),
+        }
 
         sets = await apps.list_namespaced_replica_set("shop", label_selector="app=backend")
         assert isinstance(sets, client.V1ReplicaSetList) and len(sets.items) == 1
         replicaset = sets.items[0]
         owner = replicaset.metadata.owner_references[0]
         assert (owner.kind, owner.name, owner.uid, owner.controller) == (
-            "Deployment", "backend", deployment.metadata.uid, True)
+            "Deployment",
+            "backend",
+            deployment.metadata.uid,
+            True,
+        )
         assert replicaset.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
         digest = replicaset.metadata.labels["pod-template-hash"]
         assert replicaset.metadata.name == f"backend-{digest}"
 
         pods = await core.list_namespaced_pod(
-            "shop", label_selector=f"app=backend,pod-template-hash={digest}")
+            "shop", label_selector=f"app=backend,pod-template-hash={digest}"
+        )
         assert len(pods.items) == 3
         for pod in pods.items:
             assert pod.metadata.name.startswith(f"backend-{digest}-")
@@ -94,22 +106,39 @@ async def test_a_rollout_as_the_controller_does_it_seen_through_a_watch(tmp_path
         rolled: list[tuple[str, str, str]] = []
         simulator.on_rollout(lambda *args: rolled.append(args))
         before = await apps.read_namespaced_deployment("backend", "default")
-        patched = await apps.patch_namespaced_deployment("backend", "default", {
-            "spec": {"template": {"spec": {"containers": [
-                {"name": "backend", "image": "registry.local/backend:v2.0"}]}}}})
+        patched = await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "backend", "image": "registry.local/backend:v2.0"}
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         assert patched.metadata.generation == 2
         assert simulator.current_image("default", "backend") == IMAGE  # not rolled out yet
 
         seen = []
         stream = watch.Watch()
-        async for event in stream.stream(apps.list_namespaced_deployment, "default",
-                                         field_selector="metadata.name=backend",
-                                         resource_version=before.metadata.resource_version):
+        async for event in stream.stream(
+            apps.list_namespaced_deployment,
+            "default",
+            field_selector="metadata.name=backend",
+            resource_version=before.metadata.resource_version,
+        ):
             assert event["type"] == "MODIFIED"
             seen.append(event["object"])
             progressing = {c.type: c.reason for c in event["object"].status.conditions or []}
-            if (event["object"].status.observed_generation == 2
-                    and progressing.get("Progressing") == "NewReplicaSetAvailable"):
+            if (
+                event["object"].status.observed_generation == 2
+                and progressing.get("Progressing") == "NewReplicaSetAvailable"
+            ):
                 break
         await stream.close()
         versions = [int(d.metadata.resource_version) for d in seen]
@@ -121,14 +150,19 @@ async def test_a_rollout_as_the_controller_does_it_seen_through_a_watch(tmp_path
         assert all((s.available_replicas or 0) >= 3 for s in observed)  # maxUnavailable 0
         final = seen[-1]
         assert final.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
-        assert (final.status.replicas, final.status.updated_replicas,
-                final.status.available_replicas) == (3, 3, 3)
+        assert (
+            final.status.replicas,
+            final.status.updated_replicas,
+            final.status.available_replicas,
+        ) == (3, 3, 3)
         assert simulator.current_image("default", "backend") == "registry.local/backend:v2.0"
         assert rolled == [("default", "backend", "registry.local/backend:v2.0")]
 
         sets = await apps.list_namespaced_replica_set("default", label_selector="app=backend")
-        by_revision = {int(rs.metadata.annotations["deployment.kubernetes.io/revision"]): rs
-                       for rs in sets.items}
+        by_revision = {
+            int(rs.metadata.annotations["deployment.kubernetes.io/revision"]): rs
+            for rs in sets.items
+        }
         assert sorted(by_revision) == [1, 2]
         assert (by_revision[1].spec.replicas, by_revision[2].spec.replicas) == (0, 3)
 
@@ -136,8 +170,12 @@ async def test_a_rollout_as_the_controller_does_it_seen_through_a_watch(tmp_path
 async def test_a_watch_without_a_version_starts_with_what_exists(tmp_path):
     async with cluster(tmp_path) as (_simulator, api):
         stream = watch.Watch()
-        events = [event async for event in stream.stream(
-            client.CoreV1Api(api).list_namespaced_pod, "default", timeout_seconds=1)]
+        events = [
+            event
+            async for event in stream.stream(
+                client.CoreV1Api(api).list_namespaced_pod, "default", timeout_seconds=1
+            )
+        ]
         assert [e["type"] for e in events] == ["ADDED"] * 3
         assert all(isinstance(e["object"], client.V1Pod) for e in events)
 
@@ -146,10 +184,22 @@ async def test_a_stalled_image_passes_the_progress_deadline(tmp_path):
     async with cluster(tmp_path) as (simulator, api):
         apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
         simulator.stall("*:v2.1-bad")
-        await apps.patch_namespaced_deployment("backend", "default", {
-            "spec": {"template": {"spec": {"containers": [
-                {"name": "backend", "image": "registry.local/backend:v2.1-bad"}]}}}},
-            _content_type="application/strategic-merge-patch+json")
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "backend", "image": "registry.local/backend:v2.1-bad"}
+                            ]
+                        }
+                    }
+                }
+            },
+            _content_type="application/strategic-merge-patch+json",
+        )
 
         async def timed_out():
             deployment = await apps.read_namespaced_deployment("backend", "default")
@@ -161,8 +211,11 @@ async def test_a_stalled_image_passes_the_progress_deadline(tmp_path):
         progressing = {c.type: c for c in deployment.status.conditions}["Progressing"]
         assert progressing.status == "False"
         assert progressing.message.endswith("has timed out progressing.")
-        assert (deployment.status.updated_replicas, deployment.status.available_replicas,
-                deployment.status.replicas) == (1, 3, 4)
+        assert (
+            deployment.status.updated_replicas,
+            deployment.status.available_replicas,
+            deployment.status.replicas,
+        ) == (1, 3, 4)
         pods = await core.list_namespaced_pod("default", label_selector="app=backend")
         waiting = [p for p in pods.items if p.status.phase == "Pending"]
         assert len(waiting) == 1
@@ -175,24 +228,36 @@ async def test_patches_merge_as_the_api_server_merges_them(tmp_path):
     async with cluster(tmp_path) as (_simulator, api):
         apps = client.AppsV1Api(api)
         sidecar = {"name": "proxy", "image": "envoy:1.30"}
-        added = await apps.patch_namespaced_deployment("backend", "default", {
-            "spec": {"template": {"spec": {"containers": [sidecar]}}}})
+        added = await apps.patch_namespaced_deployment(
+            "backend", "default", {"spec": {"template": {"spec": {"containers": [sidecar]}}}}
+        )
         assert [c.name for c in added.spec.template.spec.containers] == ["backend", "proxy"]
-        changed = await apps.patch_namespaced_deployment("backend", "default", {
-            "spec": {"template": {"spec": {"containers": [
-                {"name": "proxy", "image": "envoy:1.31"}]}}}})
+        changed = await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "proxy", "image": "envoy:1.31"}]}}
+                }
+            },
+        )
         assert [c.image for c in changed.spec.template.spec.containers] == [IMAGE, "envoy:1.31"]
-        scaled = await apps.patch_namespaced_deployment("backend", "default",
-                                                        {"spec": {"replicas": 1}},
-                                                        _content_type="application/merge-patch+json")
+        scaled = await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {"spec": {"replicas": 1}},
+            _content_type="application/merge-patch+json",
+        )
         assert scaled.spec.replicas == 1 and scaled.metadata.generation == 4
-        labelled = await apps.patch_namespaced_deployment("backend", "default", [
-            {"op": "add", "path": "/metadata/annotations/team", "value": "platform"}])
+        labelled = await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            [{"op": "add", "path": "/metadata/annotations/team", "value": "platform"}],
+        )
         assert labelled.metadata.annotations["team"] == "platform"
         assert labelled.metadata.generation == 4  # metadata only: no new generation
         with pytest.raises(ApiException) as bad:
-            await apps.patch_namespaced_deployment("backend", "default",
-                                                   {"spec": {"replicas": -1}})
+            await apps.patch_namespaced_deployment("backend", "default", {"spec": {"replicas": -1}})
         assert bad.value.status == 422 and "spec.replicas" in bad.value.body
 
 
@@ -205,9 +270,15 @@ async def test_errors_are_status_objects(tmp_path):
         assert '"message": "deployments.apps \\"nope\\" not found"' in missing.value.body
         assert '"reason": "NotFound"' in missing.value.body
         with pytest.raises(ApiException) as invalid:
-            await batch.create_namespaced_job("default", {
-                "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+            await batch.create_namespaced_job(
+                "default",
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {"name": "j"},
+                    "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+                },
+            )
         assert invalid.value.status == 422 and "restartPolicy" in invalid.value.body
 
 
@@ -215,13 +286,15 @@ async def test_the_token_is_required(tmp_path):
     async with cluster(tmp_path) as (simulator, _api):
         async with aiohttp.ClientSession() as session:
             for headers in ({}, {"Authorization": "Bearer wrong"}):
-                async with session.get(f"{simulator.url}/apis/apps/v1/namespaces/default/"
-                                       "deployments", headers=headers) as response:
+                async with session.get(
+                    f"{simulator.url}/apis/apps/v1/namespaces/default/deployments", headers=headers
+                ) as response:
                     assert response.status == 401
                     body = await response.json()
             assert (body["kind"], body["reason"], body["code"]) == ("Status", "Unauthorized", 401)
-            async with session.get(f"{simulator.url}/version", headers={
-                    "Authorization": f"Bearer {simulator.token}"}) as response:
+            async with session.get(
+                f"{simulator.url}/version", headers={"Authorization": f"Bearer {simulator.token}"}
+            ) as response:
                 assert response.status == 200
         kubeconfig = simulator.kubeconfig.read_text()
         assert simulator.url in kubeconfig and simulator.token in kubeconfig
@@ -231,12 +304,26 @@ async def test_the_token_is_required(tmp_path):
 async def test_a_job_logs_its_args_and_exits_with_its_annotation(tmp_path):
     async with cluster(tmp_path) as (_simulator, api):
         batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
-        job = await batch.create_namespaced_job("default", {
-            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "check-"},
-            "spec": {"backoffLimit": 0, "template": {
-                "metadata": {"annotations": {"sandbox.cockpit/exit-code": "2"}},
-                "spec": {"restartPolicy": "Never", "containers": [
-                    {"name": "c", "image": "i", "args": ["one", "two\nthree"]}]}}}})
+        job = await batch.create_namespaced_job(
+            "default",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"generateName": "check-"},
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"annotations": {"sandbox.cockpit/exit-code": "2"}},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {"name": "c", "image": "i", "args": ["one", "two\nthree"]}
+                            ],
+                        },
+                    },
+                },
+            },
+        )
         name = job.metadata.name
         assert name.startswith("check-") and job.spec.backoff_limit == 0
         selector = f"job-name={name}"
@@ -247,7 +334,8 @@ async def test_a_job_logs_its_args_and_exits_with_its_annotation(tmp_path):
 
         pod = await until(running, "the job's pod to run")
         response = await core.read_namespaced_pod_log(
-            pod.metadata.name, "default", follow=True, timestamps=True, _preload_content=False)
+            pod.metadata.name, "default", follow=True, timestamps=True, _preload_content=False
+        )
         lines = []
         async for line in response.content:
             lines.append((time.monotonic(), line.decode()))
@@ -262,7 +350,8 @@ async def test_a_job_logs_its_args_and_exits_with_its_annotation(tmp_path):
 
         job = await until(ended, "the job to end")
         assert [(c.type, c.reason) for c in job.status.conditions] == [
-            ("Failed", "BackoffLimitExceeded")]
+            ("Failed", "BackoffLimitExceeded")
+        ]
         assert job.status.failed == 1 and not job.status.active
         pod = (await core.list_namespaced_pod("default", label_selector=selector)).items[0]
         assert pod.status.phase == "Failed"
@@ -276,15 +365,29 @@ def test_sync_start_and_stop_in_a_thread(tmp_path):
     simulator.add_deployment("frontend", "registry.local/frontend:v1", replicas=1)
     url = simulator.start()
     try:
+
         async def read():
             configuration = client.Configuration()
-            await config.load_kube_config(config_file=str(simulator.kubeconfig),
-                                          client_configuration=configuration)
+            await config.load_kube_config(
+                config_file=str(simulator.kubeconfig), client_configuration=configuration
+            )
             async with client.ApiClient(configuration) as api:
                 apps = client.AppsV1Api(api)
-                await apps.patch_namespaced_deployment("frontend", "default", {
-                    "spec": {"template": {"spec": {"containers": [
-                        {"name": "frontend", "image": "registry.local/frontend:v2"}]}}}})
+                await apps.patch_namespaced_deployment(
+                    "frontend",
+                    "default",
+                    {
+                        "spec": {
+                            "template": {
+                                "spec": {
+                                    "containers": [
+                                        {"name": "frontend", "image": "registry.local/frontend:v2"}
+                                    ]
+                                }
+                            }
+                        }
+                    },
+                )
                 return await apps.read_namespaced_deployment("frontend", "default")
 
         assert url.startswith("http://127.0.0.1:")

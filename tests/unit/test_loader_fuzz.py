@@ -270,8 +270,21 @@ TOKENS = [
     "!!bool ", "!!timestamp ", "!!binary ", "!!set ", "!foo ", "|", ">", "'", '"', "#",
     "${", "}", "$$", "${NOPE}", "---\n", "~", "2024-13-45", ".nan", "\x07", "\r",
 ]  # fmt: skip
-TAGS = ["!!int ", "!!bool ", "!!float ", "!!timestamp ", "!!binary ", "!!set ", "!!omap ",
-        "!!str ", "!!null ", "!foo ", "!!python/name:os.system ", "&x ", "*x "]
+TAGS = [
+    "!!int ",
+    "!!bool ",
+    "!!float ",
+    "!!timestamp ",
+    "!!binary ",
+    "!!set ",
+    "!!omap ",
+    "!!str ",
+    "!!null ",
+    "!foo ",
+    "!!python/name:os.system ",
+    "&x ",
+    "*x ",
+]
 SEEDS = [VALID, (REPO / "runbooks" / "hello.yaml").read_text()]
 
 

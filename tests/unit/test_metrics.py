@@ -385,17 +385,18 @@ def test_relative_rule_against_the_phase_baseline():
 
 
 def test_rules_from_a_runbook_and_their_validation():
-    runbook = parse_runbook(textwrap.dedent("""
+    runbook = parse_runbook(
+        textwrap.dedent("""
         runbook: R
         metrics: {source: scrape, url: "http://127.0.0.1:1/m", latency_histogram: h}
         alerts:
           - {name: error-rate, metric: error_rate, above: 5%, for: 5m, severity: critical}
           - {name: slow, metric: p95_ms, relative_to_baseline: 50%, baseline: deploy}
         phases: [{id: deploy, steps: [{id: a, run: "true"}]}]
-    """))
+    """)
+    )
     assert runbook.alerts == (
-        AlertRule("error-rate", "error_rate", above=0.05, for_seconds=300.0,
-                  severity="critical"),
+        AlertRule("error-rate", "error_rate", above=0.05, for_seconds=300.0, severity="critical"),
         AlertRule("slow", "p95_ms", relative_to_baseline=0.5, baseline="deploy"),
     )
     below = AlertRule("drop", "request_rate", relative_to_baseline=-0.3)
@@ -404,8 +405,10 @@ def test_rules_from_a_runbook_and_their_validation():
         ("{name: x, metric: error_rate}", "give exactly one of above / below"),
         ("{name: x, metric: error_rate, above: 1, below: 0}", "exactly one of above / below"),
         ("{name: x, metric: error_rate, above: 1, no_data: panic}", "'panic' is not one of"),
-        ("{name: x, metric: error_rate, above: 1, relative_to_baseline: 0.5}",
-         "relative_to_baseline replaces above / below"),
+        (
+            "{name: x, metric: error_rate, above: 1, relative_to_baseline: 0.5}",
+            "relative_to_baseline replaces above / below",
+        ),
         ("{name: x, metric: error_rate, above: high}", "expected a number"),
         ("{name: x, metric: error_rate, above: 1, for: soon}", "expected a duration"),
         ("{name: x, metric: error_rate, above: 1, threshold: 2}", "unknown key 'threshold'"),
@@ -435,6 +438,7 @@ def test_evaluator_accepts_rates_directly():
 
 
 # --------------------------------------------------------------------------- live scrape
+
 
 @pytest.fixture
 def app_metrics(metrics_endpoint):
@@ -497,8 +501,10 @@ async def test_scrape_of_a_closed_port_is_no_data():
 # --------------------------------------------------------------------------- the fast parser
 
 label_values = st.text(alphabet=st.sampled_from('ab"\\\n} ={,é'), max_size=6)
-numbers = st.one_of(st.integers(0, 10**9).map(str), st.sampled_from(
-    ["+Inf", "1e3", "0.25", ".5", "-0", "NaN", "1.5e-3"]))
+numbers = st.one_of(
+    st.integers(0, 10**9).map(str),
+    st.sampled_from(["+Inf", "1e3", "0.25", ".5", "-0", "NaN", "1.5e-3"]),
+)
 
 
 @st.composite
@@ -507,37 +513,59 @@ def expositions(draw) -> str:
     timestamps and comments, as prometheus_client writes or a hand-rolled exporter might."""
     lines = ["# HELP pm_requests_total requests", "# TYPE pm_requests_total counter"]
     for _ in range(draw(st.integers(0, 6))):
-        name = draw(st.sampled_from(["pm_requests_total", "pm_errors_total", "pm_requests",
-                                     "pm_request_duration_ms_bucket", "other_total",
-                                     "pm_requests_total_extra"]))
-        pairs = draw(st.lists(st.tuples(st.sampled_from(["route", "le", "job"]), label_values),
-                              max_size=3, unique_by=lambda p: p[0]))
+        name = draw(
+            st.sampled_from(
+                [
+                    "pm_requests_total",
+                    "pm_errors_total",
+                    "pm_requests",
+                    "pm_request_duration_ms_bucket",
+                    "other_total",
+                    "pm_requests_total_extra",
+                ]
+            )
+        )
+        pairs = draw(
+            st.lists(
+                st.tuples(st.sampled_from(["route", "le", "job"]), label_values),
+                max_size=3,
+                unique_by=lambda p: p[0],
+            )
+        )
         if name.endswith("_bucket"):
             pairs = [p for p in pairs if p[0] != "le"] + [("le", draw(numbers))]
         escaped = ",".join(
             '{}="{}"'.format(k, v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
-            for k, v in pairs)
+            for k, v in pairs
+        )
         stamp = draw(st.sampled_from(["", " 1764000000000"]))
-        lines.append(f"{name}{{{escaped}}} {draw(numbers)}{stamp}" if pairs else
-                     f"{name} {draw(numbers)}{stamp}")
+        lines.append(
+            f"{name}{{{escaped}}} {draw(numbers)}{stamp}"
+            if pairs
+            else f"{name} {draw(numbers)}{stamp}"
+        )
     return "\n".join(lines) + "\n"
 
 
 @settings(max_examples=300, deadline=None)
 @given(expositions(), st.sampled_from([{}, {"route": "a"}, {"job": 'x"y'}]))
 def test_the_fast_parser_agrees_with_prometheus_client(text, labels):
-    spec = MetricSpec("pm_request_duration_ms", "pm_requests_total", "pm_errors_total",
-                      labels=labels)
+    spec = MetricSpec(
+        "pm_request_duration_ms", "pm_requests_total", "pm_errors_total", labels=labels
+    )
     fast = parse_exposition(text, spec, 0.0)
     wanted = metrics_module._wanted(spec)
     keys = ("le", *labels)
-    reference = [(name, {k: v for k, v in found.items() if k in keys}, value)
-                 for name, found, value in metrics_module._reference_samples(text)
-                 if name in wanted]
+    reference = [
+        (name, {k: v for k, v in found.items() if k in keys}, value)
+        for name, found, value in metrics_module._reference_samples(text)
+        if name in wanted
+    ]
 
     def comparable(samples):  # NaN equals NaN here
-        return [(name, labels, "NaN" if math.isnan(value) else value)
-                for name, labels, value in samples]
+        return [
+            (name, labels, "NaN" if math.isnan(value) else value) for name, labels, value in samples
+        ]
 
     samples = metrics_module._fast_samples(text, wanted, keys)
     # None: a line looked wanted but was not read (pm_requests_total_extra); the

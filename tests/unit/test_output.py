@@ -68,6 +68,9 @@ def test_redactor_masks_each_line_of_a_multiline_secret():
 def test_read_back_tells_the_streams_apart_and_keeps_the_last_lines(tmp_path):
     path = tmp_path / "step.log"
     path.write_text("one\n[stderr] two\n[cockpit] three\nfour [stderr] not a mark\n")
-    assert read_back(path, 3) == [("err", "two"), ("info", "three"),
-                                  ("out", "four [stderr] not a mark")]
+    assert read_back(path, 3) == [
+        ("err", "two"),
+        ("info", "three"),
+        ("out", "four [stderr] not a mark"),
+    ]
     assert read_back(tmp_path / "none.log", 3) == []

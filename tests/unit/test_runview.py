@@ -10,7 +10,8 @@ from cockpit.output import FILE_PREFIX
 from cockpit.runbook import parse_runbook
 from cockpit.runview import RunView
 
-BOOK = parse_runbook(textwrap.dedent("""
+BOOK = parse_runbook(
+    textwrap.dedent("""
     runbook: View
     phases:
       - id: prep
@@ -23,7 +24,8 @@ BOOK = parse_runbook(textwrap.dedent("""
     rollback:
       steps:
         - {id: undo, run: echo undone}
-"""))
+""")
+)
 RUN = "20261203-000000-abcd"
 
 
@@ -67,8 +69,7 @@ def test_output_says_what_the_pane_must_redraw():
     lines = tuple(("out", str(n)) for n in range(4))
     assert view.apply(ev.OutputReceived(RUN, 1.0, "first", lines)) == (4, 1)
     assert view.apply(ev.OutputReceived(RUN, 1.1, "first", (), dropped=7)) == (1, 1)
-    assert list(view.buffers["first"].lines)[-1] == ("info", "... 7 lines only in the "
-                                                              "output file")
+    assert list(view.buffers["first"].lines)[-1] == ("info", "... 7 lines only in the output file")
     assert view.buffers["first"].total == 5
 
 

@@ -62,19 +62,27 @@ def test_homepage_and_health_as_the_runbook_expects(http):
     assert health.json() == {"status": "ok", "version": "2.0"}
 
     assert http.get("/api/health").json() == {
-        "status": "ok", "version": "2.0", "database": "not configured",
-        "redis": "not configured"}
+        "status": "ok",
+        "version": "2.0",
+        "database": "not configured",
+        "redis": "not configured",
+    }
 
 
-USER_ENDPOINTS = [("GET", "/api/signals"), ("GET", "/api/signals/export?format=csv"),
-                  ("GET", "/api/opportunities")]
-ADMIN_ENDPOINTS = [("GET", f"{OBSERVABILITY}/health"),
-                   ("GET", f"{OBSERVABILITY}/performance/stats?hours=1"),
-                   ("GET", f"{OBSERVABILITY}/performance/slow?hours=1"),
-                   ("GET", f"{OBSERVABILITY}/errors/stats?hours=1"),
-                   ("GET", PROMETHEUS),
-                   ("POST", "/api/admin/neo4j/backlog/cleanup"),
-                   ("GET", "/api/admin/neo4j/dead-letter")]
+USER_ENDPOINTS = [
+    ("GET", "/api/signals"),
+    ("GET", "/api/signals/export?format=csv"),
+    ("GET", "/api/opportunities"),
+]
+ADMIN_ENDPOINTS = [
+    ("GET", f"{OBSERVABILITY}/health"),
+    ("GET", f"{OBSERVABILITY}/performance/stats?hours=1"),
+    ("GET", f"{OBSERVABILITY}/performance/slow?hours=1"),
+    ("GET", f"{OBSERVABILITY}/errors/stats?hours=1"),
+    ("GET", PROMETHEUS),
+    ("POST", "/api/admin/neo4j/backlog/cleanup"),
+    ("GET", "/api/admin/neo4j/dead-letter"),
+]
 
 
 @pytest.mark.parametrize(("method", "path"), USER_ENDPOINTS + ADMIN_ENDPOINTS)
@@ -114,8 +122,9 @@ def test_signals_are_seeded_newest_first_and_limited(http):
 
 def test_a_created_signal_is_listed_and_exported(http):
     content = 'Customer says: "export, please"\nsecond line'
-    created = http.post("/api/signals", headers=bearer(API),
-                        json={"content": content, "source": "test"})
+    created = http.post(
+        "/api/signals", headers=bearer(API), json={"content": content, "source": "test"}
+    )
     assert created.status_code == 201
     signal = created.json()
     assert (signal["content"], signal["source"]) == (content, "test")
@@ -141,18 +150,21 @@ def test_a_created_signal_is_listed_and_exported(http):
     assert unknown.json() == {"error": "format must be csv or json, not 'xml'"}
 
 
-@pytest.mark.parametrize(("body", "error"), [
-    (b"{not json", "the body is not JSON"),
-    (b'["content", "source"]', "the body must be a JSON object"),
-    (b'{"source": "test"}', "content must be a non-empty string"),
-    (b'{"content": 5, "source": "test"}', "content must be a non-empty string"),
-    (b'{"content": "x", "source": "  "}', "source must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"{not json", "the body is not JSON"),
+        (b'["content", "source"]', "the body must be a JSON object"),
+        (b'{"source": "test"}', "content must be a non-empty string"),
+        (b'{"content": 5, "source": "test"}', "content must be a non-empty string"),
+        (b'{"content": "x", "source": "  "}', "source must be a non-empty string"),
+    ],
+)
 def test_a_bad_signal_is_refused_with_400(http, body, error):
     before = len(http.get("/api/signals", headers=bearer(API)).json())
-    answer = http.post("/api/signals", headers={**bearer(API),
-                                               "Content-Type": "application/json"},
-                       content=body)
+    answer = http.post(
+        "/api/signals", headers={**bearer(API), "Content-Type": "application/json"}, content=body
+    )
     assert answer.status_code == 400
     assert answer.json()["error"].startswith(error)
     assert len(http.get("/api/signals", headers=bearer(API)).json()) == before
@@ -169,8 +181,9 @@ def test_opportunities(http):
 
 def test_observability_reports_the_recent_traffic(http):
     def requests() -> int:
-        return http.get(f"{OBSERVABILITY}/performance/stats",
-                        headers=bearer(ADMIN)).json()["requests"]
+        return http.get(f"{OBSERVABILITY}/performance/stats", headers=bearer(ADMIN)).json()[
+            "requests"
+        ]
 
     wait_for(lambda: requests() > 400, "a second or two of traffic", 10)
     health = http.get(f"{OBSERVABILITY}/health", headers=bearer(ADMIN)).json()
@@ -193,17 +206,24 @@ def test_observability_reports_the_recent_traffic(http):
     assert errors["unresolved_groups"] == len(errors["groups"])
 
     # The export route, the slowest the traffic calls, is over a low threshold.
-    slow = http.get(f"{OBSERVABILITY}/performance/slow",
-                    params={"hours": 1, "threshold_ms": 50}, headers=bearer(ADMIN)).json()
+    slow = http.get(
+        f"{OBSERVABILITY}/performance/slow",
+        params={"hours": 1, "threshold_ms": 50},
+        headers=bearer(ADMIN),
+    ).json()
     assert slow and set(slow[0]) == {"method", "route", "p95_ms", "avg_ms", "requests"}
     assert ("GET", "/api/signals/export") in {(r["method"], r["route"]) for r in slow}
     p95s = [r["p95_ms"] for r in slow]
     assert p95s == sorted(p95s, reverse=True) and p95s[-1] > 50
-    assert http.get(f"{OBSERVABILITY}/performance/slow?hours=1",
-                    headers=bearer(ADMIN)).json() == []  # nothing above 1s when healthy
+    assert (
+        http.get(f"{OBSERVABILITY}/performance/slow?hours=1", headers=bearer(ADMIN)).json() == []
+    )  # nothing above 1s when healthy
 
-    for path in ("performance/stats?hours=soon", "errors/stats?hours=0",
-                 "performance/slow?threshold_ms=-1"):
+    for path in (
+        "performance/stats?hours=soon",
+        "errors/stats?hours=0",
+        "performance/slow?threshold_ms=-1",
+    ):
         answer = http.get(f"{OBSERVABILITY}/{path}", headers=bearer(ADMIN))
         assert answer.status_code == 400 and "must be a number above 0" in answer.text
 
@@ -236,8 +256,9 @@ def test_a_fault_is_a_json_500_never_a_traceback():
         assert answer.status_code == 500
         assert answer.json() == {"error": "internal server error"}
         assert "Traceback" not in answer.text and "version file" not in answer.text
-        assert httpx.get(f"{url}/api/opportunities",
-                         headers=bearer(API)).status_code == 200  # the server goes on
+        assert (
+            httpx.get(f"{url}/api/opportunities", headers=bearer(API)).status_code == 200
+        )  # the server goes on
     finally:
         platform.stop()
 
@@ -247,8 +268,10 @@ def test_the_same_seed_gives_the_same_data():
         platform = make(seed=seed, traffic_rps=0)
         url = platform.start()
         try:
-            return tuple(httpx.get(f"{url}{path}", headers=bearer(API)).json()
-                         for path in ("/api/signals", "/api/opportunities"))
+            return tuple(
+                httpx.get(f"{url}{path}", headers=bearer(API)).json()
+                for path in ("/api/signals", "/api/opportunities")
+            )
         finally:
             platform.stop()
 
@@ -266,8 +289,11 @@ def scrape(client: httpx.Client):
 
 
 def requests_by_labels(families: dict) -> dict[tuple[str, str, str], float]:
-    return {(s.labels["route"], s.labels["method"], s.labels["status"]): s.value
-            for s in families["pm_requests"].samples if s.name == "pm_requests_total"}
+    return {
+        (s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+        for s in families["pm_requests"].samples
+        if s.name == "pm_requests_total"
+    }
 
 
 def test_the_exposition_parses_and_counts_real_requests(http):
@@ -288,8 +314,11 @@ def test_the_exposition_parses_and_counts_real_requests(http):
     requests = requests_by_labels(families)
     assert requests[key] - before.get(key, 0) == 3  # only real requests answer 401
     assert requests[("/api/signals", "GET", "200")] > 0  # synthetic traffic
-    bounds = {s.labels["le"] for s in families["pm_request_duration_ms"].samples
-              if s.name == "pm_request_duration_ms_bucket"}
+    bounds = {
+        s.labels["le"]
+        for s in families["pm_request_duration_ms"].samples
+        if s.name == "pm_request_duration_ms_bucket"
+    }
     assert bounds == {f"{float(b)}" for b in BUCKETS_MS} | {"+Inf"}
 
     assert snapshot.error is None
@@ -311,9 +340,9 @@ def test_the_metrics_follow_the_deployed_version():
     platform.start()
     try:
         with httpx.Client(base_url=platform.base_url, timeout=10) as client:
+
             def health() -> str:
-                return client.get(f"{OBSERVABILITY}/health",
-                                  headers=bearer(ADMIN)).json()["status"]
+                return client.get(f"{OBSERVABILITY}/health", headers=bearer(ADMIN)).json()["status"]
 
             healthy = rates_over(client)
             assert 250 < healthy.latency.value < 800
@@ -350,8 +379,12 @@ def test_api_health_checks_postgres_and_redis_for_real(pg_dsn, redis_url):
     try:
         answer = httpx.get(f"{url}/api/health")
         assert answer.status_code == 200
-        assert answer.json() == {"status": "ok", "version": "2.0", "database": "connected",
-                                 "redis": "connected"}
+        assert answer.json() == {
+            "status": "ok",
+            "version": "2.0",
+            "database": "connected",
+            "redis": "connected",
+        }
 
         store.set("maintenance_mode", "true")
         assert httpx.get(f"{url}/api/health").json()["maintenance"] is True
@@ -361,7 +394,9 @@ def test_api_health_checks_postgres_and_redis_for_real(pg_dsn, redis_url):
         checks = httpx.get(f"{url}{OBSERVABILITY}/health", headers=bearer(ADMIN)).json()
         assert checks["status"] == "healthy"
         assert (checks["checks"]["database"], checks["checks"]["redis"]) == (
-            "connected", "connected")
+            "connected",
+            "connected",
+        )
     finally:
         store.close()
         platform.stop()
@@ -369,8 +404,11 @@ def test_api_health_checks_postgres_and_redis_for_real(pg_dsn, redis_url):
 
 def test_a_closed_port_reads_as_unavailable():
     port = free_port()
-    platform = make(dsn=f"postgresql://pm:hunter2-db@127.0.0.1:{port}/pm",
-                    redis_url=f"redis://127.0.0.1:{port}/0", traffic_rps=0)
+    platform = make(
+        dsn=f"postgresql://pm:hunter2-db@127.0.0.1:{port}/pm",
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        traffic_rps=0,
+    )
     url = platform.start()
     try:
         started = time.monotonic()
@@ -379,7 +417,10 @@ def test_a_closed_port_reads_as_unavailable():
         assert answer.status_code == 503
         body = answer.json()
         assert (body["status"], body["database"], body["redis"]) == (
-            "degraded", "unavailable", "unavailable")
+            "degraded",
+            "unavailable",
+            "unavailable",
+        )
         assert "connection refused" in body["errors"]["database"]
         assert "connection refused" in body["errors"]["redis"]
         assert "hunter2-db" not in answer.text
@@ -412,8 +453,7 @@ def listening(port: int) -> bool:
 
 
 def test_instances_run_side_by_side_and_stop_frees_the_port():
-    platforms = [make(backend_version=lambda v=v: v, traffic_rps=20) for v in ("1.0", "2.0",
-                                                                              "3.0")]
+    platforms = [make(backend_version=lambda v=v: v, traffic_rps=20) for v in ("1.0", "2.0", "3.0")]
     urls = [p.start() for p in platforms]
     ports = [int(url.rsplit(":", 1)[1]) for url in urls]
     assert len(set(ports)) == 3 and all(u.startswith("http://127.0.0.1:") for u in urls)
@@ -428,8 +468,10 @@ def test_instances_run_side_by_side_and_stop_frees_the_port():
 
 
 async def test_it_runs_on_the_callers_event_loop():
-    async with make(backend_version=lambda: "2.0", traffic_rps=50) as platform, \
-            httpx.AsyncClient(base_url=platform.base_url) as client:
+    async with (
+        make(backend_version=lambda: "2.0", traffic_rps=50) as platform,
+        httpx.AsyncClient(base_url=platform.base_url) as client,
+    ):
         assert (await client.get("/health")).json()["version"] == "2.0"
         stats = await client.get(f"{OBSERVABILITY}/performance/stats", headers=bearer(ADMIN))
         assert stats.status_code == 200
@@ -437,30 +479,36 @@ async def test_it_runs_on_the_callers_event_loop():
     assert not listening(port)
 
 
-@pytest.mark.parametrize(("image", "version"), [
-    ("your-registry/backend:v2.0", "2.0"),
-    ("registry.local:5000/backend:v1.9.3", "1.9.3"),
-    ("backend:2.0", "2.0"),
-    ("backend:vnext", "vnext"),
-    ("registry.local:5000/backend", "latest"),
-    ("backend:v2.0@sha256:0123abcd", "2.0"),
-    (None, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("your-registry/backend:v2.0", "2.0"),
+        ("registry.local:5000/backend:v1.9.3", "1.9.3"),
+        ("backend:2.0", "2.0"),
+        ("backend:vnext", "vnext"),
+        ("registry.local:5000/backend", "latest"),
+        ("backend:v2.0@sha256:0123abcd", "2.0"),
+        (None, "unknown"),
+    ],
+)
 def test_version_of_image(image, version):
     assert version_of_image(image) == version
 
 
-@pytest.mark.parametrize(("error_rate", "p95_ms", "down", "status"), [
-    (0.0, 450.0, {}, "healthy"),
-    (None, None, {}, "healthy"),  # no traffic yet
-    (0.02, 2000.0, {}, "healthy"),  # at the warning thresholds, not above
-    (0.021, 400.0, {}, "degraded"),
-    (0.0, 2001.0, {}, "degraded"),
-    (0.0, 400.0, {"redis_down": True}, "degraded"),
-    (0.051, 400.0, {}, "unhealthy"),
-    (0.0, 5001.0, {}, "unhealthy"),
-    (0.0, 400.0, {"database_down": True}, "unhealthy"),
-])
+@pytest.mark.parametrize(
+    ("error_rate", "p95_ms", "down", "status"),
+    [
+        (0.0, 450.0, {}, "healthy"),
+        (None, None, {}, "healthy"),  # no traffic yet
+        (0.02, 2000.0, {}, "healthy"),  # at the warning thresholds, not above
+        (0.021, 400.0, {}, "degraded"),
+        (0.0, 2001.0, {}, "degraded"),
+        (0.0, 400.0, {"redis_down": True}, "degraded"),
+        (0.051, 400.0, {}, "unhealthy"),
+        (0.0, 5001.0, {}, "unhealthy"),
+        (0.0, 400.0, {"database_down": True}, "unhealthy"),
+    ],
+)
 def test_health_follows_the_runbooks_alert_thresholds(error_rate, p95_ms, down, status):
     assert health_status(error_rate, p95_ms, **down) == status
 
@@ -473,11 +521,13 @@ def test_the_notification_webhook_keeps_what_it_is_sent():
     platform = Platform(admin_key="a" * 12, api_key="b" * 12, backend_version=lambda: "1.0")
     base = platform.start()
     try:
-        answer = httpx.post(f"{base}/hooks/notify", json={"text": "Deployment starting",
-                                                          "channel": "#deployments"})
+        answer = httpx.post(
+            f"{base}/hooks/notify", json={"text": "Deployment starting", "channel": "#deployments"}
+        )
         assert answer.status_code == 200 and answer.text == "ok"
         assert httpx.post(f"{base}/hooks/notify", json={"txt": 1}).status_code == 400
         assert httpx.get(f"{base}/hooks/notify").json() == [
-            {"text": "Deployment starting", "channel": "#deployments"}]
+            {"text": "Deployment starting", "channel": "#deployments"}
+        ]
     finally:
         platform.stop()

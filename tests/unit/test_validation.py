@@ -822,7 +822,9 @@ def test_the_table_covers_many_distinct_kinds():
 def test_undefined_variable_points_at_each_reference_in_turn(tmp_path):
     # "$$" is a literal dollar, so "$${A}" is no reference; the two real ones are found
     # where they are written, not both at the first "${A}" in the text.
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         runbook: Demo
         phases:
           - id: prepare
@@ -830,7 +832,8 @@ def test_undefined_variable_points_at_each_reference_in_turn(tmp_path):
               - id: greet
                 title: "$${A} ${A} and ${A}"
                 run: echo hi
-    """)
+    """,
+    )
     assert [str(p) for p in problems_of(path)] == [
         f"{path}:6:23: undefined variable ${{A}}; define it under 'variables:' or "
         "'secrets:' (built-ins: env, run_id, date, now, operator, host, runbook, version, "
@@ -860,7 +863,9 @@ def test_positions_follow_yaml_line_breaks(tmp_path, newline):
 
 
 def test_undefined_name_in_a_variable_is_not_also_called_a_cycle(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         runbook: Demo
         variables:
           HOST: db.${DOMAIN}
@@ -870,7 +875,8 @@ def test_undefined_name_in_a_variable_is_not_also_called_a_cycle(tmp_path):
             steps:
               - id: greet
                 run: echo hi
-    """)
+    """,
+    )
     [problem] = problems_of(path)
     assert str(problem).startswith(f"{path}:3:12: undefined variable ${{DOMAIN}}")
 
@@ -878,14 +884,17 @@ def test_undefined_name_in_a_variable_is_not_also_called_a_cycle(tmp_path):
 def test_shell_run_is_not_templated(tmp_path):
     # bash expands ${NAME} in `run` from the environment; the loader must not judge it,
     # and must keep the text exactly as written.
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         runbook: Demo
         phases:
           - id: prepare
             steps:
               - id: greet
                 run: echo "${NOT_A_RUNBOOK_VARIABLE:-fallback} ${HOME}"
-    """)
+    """,
+    )
     runbook = load_runbook(path)
     assert runbook.step("greet").fields["run"] == (
         'echo "${NOT_A_RUNBOOK_VARIABLE:-fallback} ${HOME}"'
@@ -1096,15 +1105,12 @@ def test_format_example_loads(tmp_path):
     [phase] = runbook.phases
     assert (phase.id, phase.title) == ("prepare", "Phase 1: Preparation")
     greet, ok = phase.steps
-    assert (greet.kind, greet.timeout, greet.retries, greet.retry_delay) == (
-        "shell", 30.0, 2, 1.0
-    )
+    assert (greet.kind, greet.timeout, greet.retries, greet.retry_delay) == ("shell", 30.0, 2, 1.0)
     assert (greet.on_failure, greet.confirm, greet.optional) == ("stop", False, False)
     assert greet.when.env == ("staging", "production")
     assert greet.expect == {"exit_code": 0, "output": "hello"}
     assert greet.fields["env"] == {"AUTH": "Bearer ${API_TOKEN}"}
-    assert (ok.kind, ok.fields["items"]) == ("manual", ["Stakeholders notified",
-                                                        "Dashboard open"])
+    assert (ok.kind, ok.fields["items"]) == ("manual", ["Stakeholders notified", "Dashboard open"])
     assert runbook.rollback.criteria == ("Error rate > 5% for 5 minutes",)
     assert [s.id for s in runbook.rollback.steps] == ["undo-greet"]
     assert runbook.rollback.steps[0].phase == "rollback"
@@ -1118,7 +1124,8 @@ def test_hello_runbook_loads():
 
 
 def test_merge_keys_fill_in_and_explicit_keys_win():
-    runbook = parse_runbook(dedent("""
+    runbook = parse_runbook(
+        dedent("""
         runbook: Demo
         phases:
           - id: prepare
@@ -1131,16 +1138,19 @@ def test_merge_keys_fill_in_and_explicit_keys_win():
               - <<: *base
                 id: second
                 retries: 3
-    """), "book.yaml")
+    """),
+        "book.yaml",
+    )
     first, second = runbook.steps
     assert (first.id, first.retries) == ("first", 1)
-    assert (second.id, second.kind, second.timeout, second.retries) == ("second", "shell",
-                                                                          300.0, 3)
+    assert (second.id, second.kind, second.timeout, second.retries) == ("second", "shell", 300.0, 3)
     assert second.fields["run"] == "echo hi"
 
 
 def test_a_bad_value_in_a_merged_step_is_reported_for_each_step(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         runbook: Demo
         phases:
           - id: prepare
@@ -1151,7 +1161,8 @@ def test_a_bad_value_in_a_merged_step_is_reported_for_each_step(tmp_path):
                 retries: !!int many
               - <<: *base
                 id: second
-    """)
+    """,
+    )
     assert [str(p) for p in problems_of(path)] == [
         f"{path}:8:18: step 'first' retries: 'many' is not a valid tag:yaml.org,2002:int",
         f"{path}:8:18: step 'second' retries: 'many' is not a valid tag:yaml.org,2002:int",
@@ -1173,7 +1184,8 @@ def test_a_character_yaml_can_not_read_is_located(tmp_path):
 
 
 def test_variables_may_refer_to_each_other_in_any_order():
-    runbook = parse_runbook(dedent("""
+    runbook = parse_runbook(
+        dedent("""
         runbook: Demo
         variables:
           URL: https://${HOST}/${run_id}
@@ -1186,28 +1198,35 @@ def test_variables_may_refer_to_each_other_in_any_order():
               - id: greet
                 title: Open ${URL} for ${PRICE}
                 run: echo hi
-    """), "book.yaml")
+    """),
+        "book.yaml",
+    )
     assert runbook.step("greet").title == "Open ${URL} for ${PRICE}"
 
 
 def test_a_field_with_choices_names_them(tmp_path):
     path = tmp_path / "choices.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         runbook: Choices
         phases:
           - id: db
             steps:
               - {id: up, kind: migrate, dsn: "x", folder: m, action: migrat}
-    """))
+    """)
+    )
     with pytest.raises(RunbookInvalid) as caught:
         load_runbook(path)
     assert [str(p) for p in caught.value.problems] == [
         f"{path}:5:62: step 'up' action: 'migrat' is not one of: migrate, undo, plan "
-        "(did you mean 'migrate'?)"]
+        "(did you mean 'migrate'?)"
+    ]
 
 
 def test_contacts_checklists_and_quick_actions(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         runbook: Sections
         contacts:
           on_call:
@@ -1223,7 +1242,8 @@ def test_contacts_checklists_and_quick_actions(tmp_path):
           - {id: db-ping, title: "Database: check the connection", run: "true"}
         phases:
           - {id: p, steps: [{id: a, run: "true"}]}
-    """)
+    """,
+    )
     runbook = load_runbook(path)
     assert runbook.contacts.on_call[0].phone == "+1 555 0100"
     assert runbook.contacts.on_call[1].email == ""
@@ -1239,7 +1259,9 @@ def test_contacts_checklists_and_quick_actions(tmp_path):
 
 
 def test_bad_contacts_are_located(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         runbook: Sections
         contacts:
           on_call:
@@ -1249,7 +1271,8 @@ def test_bad_contacts_are_located(tmp_path):
           - {id: a, run: "true"}
         phases:
           - {id: p, steps: [{id: a, run: "true"}]}
-    """)
+    """,
+    )
     messages = [f"{p.line}:{p.col} {p.message}" for p in problems_of(path)]
     assert messages[0] == "4:7 contact: missing required key 'name'"
     assert messages[1].startswith("5:3 'contacts': unknown key 'pager'")

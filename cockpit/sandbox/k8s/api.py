@@ -39,13 +39,13 @@ class Api(Store):
         try:
             return await handler(request)
         except ApiError as exc:
-            return web.json_response(status(exc.code, exc.reason, str(exc), exc.details),
-                                     status=exc.code)
+            return web.json_response(
+                status(exc.code, exc.reason, str(exc), exc.details), status=exc.code
+            )
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = request.path.strip("/").split("/")
-        if request.method == "GET" and request.path.rstrip("/") in ("/version", "/api",
-                                                                       "/apis"):
+        if request.method == "GET" and request.path.rstrip("/") in ("/version", "/api", "/apis"):
             return web.json_response(self._discovery(request.path.rstrip("/")))
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, rest = "", parts[2:]
@@ -55,8 +55,12 @@ class Api(Store):
             rest, group = [], None
         if group is not None and not rest and request.method == "GET":
             return web.json_response(self._resources(group, parts[-1]))
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in KINDS \
-                and KINDS[rest[2]].group == group:
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and rest[2] in KINDS
+            and KINDS[rest[2]].group == group
+        ):
             kind, namespace, tail = KINDS[rest[2]], rest[1], rest[3:]
             if not tail and request.method == "GET":
                 return await self._list(request, kind, namespace)
@@ -71,42 +75,84 @@ class Api(Store):
             if len(tail) == 1 and request.method == "PATCH" and kind.plural == "deployments":
                 return await self._patch(request, kind, namespace, tail[0])
             if tail[1:] == ["log"] and kind.plural == "pods" and request.method == "GET":
-                return await self._streaming(request, self._log(request, namespace, tail[0]),
-                                         "text/plain")
+                return await self._streaming(
+                    request, self._log(request, namespace, tail[0]), "text/plain"
+                )
             if len(tail) <= 2:
-                return web.json_response(status(405, "MethodNotAllowed",
-                                                "the server does not allow this method on "
-                                                "the requested resource"), status=405)
-        return web.json_response(status(404, "NotFound", "the server could not find the "
-                                        "requested resource"), status=404)
+                return web.json_response(
+                    status(
+                        405,
+                        "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource",
+                    ),
+                    status=405,
+                )
+        return web.json_response(
+            status(404, "NotFound", "the server could not find the requested resource"), status=404
+        )
 
     def _discovery(self, path: str) -> dict:
         if path == "/version":
             return VERSION
         if path == "/api":
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": self.url.split("//")[1]}]}
+            return {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": self.url.split("//")[1]}
+                ],
+            }
         groups = sorted({k.group for k in KINDS.values() if k.group})
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-            {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
-             "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"}}
-            for g in groups]}
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
+                }
+                for g in groups
+            ],
+        }
 
     @staticmethod
     def _resources(group: str, version: str) -> dict:
         kinds = [k for k in KINDS.values() if k.group == group and k.version == version]
         if not kinds:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        verbs = {"deployments": ["get", "list", "patch", "watch"],
-                 "replicasets": ["get", "list", "watch"], "pods": ["get", "list", "watch"],
-                 "jobs": ["create", "get", "list", "watch"]}
-        resources = [{"name": k.plural, "singularName": k.kind.lower(), "namespaced": True,
-                      "kind": k.kind, "verbs": verbs[k.plural]} for k in kinds]
+        verbs = {
+            "deployments": ["get", "list", "patch", "watch"],
+            "replicasets": ["get", "list", "watch"],
+            "pods": ["get", "list", "watch"],
+            "jobs": ["create", "get", "list", "watch"],
+        }
+        resources = [
+            {
+                "name": k.plural,
+                "singularName": k.kind.lower(),
+                "namespaced": True,
+                "kind": k.kind,
+                "verbs": verbs[k.plural],
+            }
+            for k in kinds
+        ]
         if group == "":
-            resources.append({"name": "pods/log", "singularName": "", "namespaced": True,
-                              "kind": "Pod", "verbs": ["get"]})
-        return {"kind": "APIResourceList", "apiVersion": "v1",
-                "groupVersion": kinds[0].api_version, "resources": resources}
+            resources.append(
+                {
+                    "name": "pods/log",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "Pod",
+                    "verbs": ["get"],
+                }
+            )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": kinds[0].api_version,
+            "resources": resources,
+        }
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
@@ -115,14 +161,18 @@ class Api(Store):
         except ValueError as exc:
             raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from None
 
-    async def _patch(self, request: web.Request, kind: Kind, namespace: str,
-                     name: str) -> web.Response:
+    async def _patch(
+        self, request: web.Request, kind: Kind, namespace: str, name: str
+    ) -> web.Response:
         content_type = request.content_type
         apply = PATCHES.get(content_type)
         if apply is None:
-            raise ApiError(415, "UnsupportedMediaType",
-                           f"the body of the request was in an unknown format - accepted "
-                           f"media types include: {', '.join(PATCHES)}")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted "
+                f"media types include: {', '.join(PATCHES)}",
+            )
         body = await self._body(request)
         with self._lock:
             current = self._get(kind, namespace, name)
@@ -143,23 +193,31 @@ class Api(Store):
         kind = KINDS["deployments"]
         replicas = deployment.get("spec", {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise invalid(kind, name, f"spec.replicas: Invalid value: {replicas!r}: must be "
-                          "greater than or equal to 0")
+            raise invalid(
+                kind,
+                name,
+                f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0",
+            )
         containers = deployment["spec"].get("template", {}).get("spec", {}).get("containers")
         if not containers:
             raise invalid(kind, name, "spec.template.spec.containers: Required value")
         for i, container in enumerate(containers):
             if not container.get("image"):
-                raise invalid(kind, name, f"spec.template.spec.containers[{i}].image: "
-                              "Required value")
+                raise invalid(
+                    kind, name, f"spec.template.spec.containers[{i}].image: Required value"
+                )
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
-        if any(labels.get(k) != v for k, v in deployment["spec"]["selector"]["matchLabels"]
-               .items()):
-            raise invalid(kind, name, "spec.template.metadata.labels: Invalid value: "
-                          "`selector` does not match template `labels`")
+        if any(
+            labels.get(k) != v for k, v in deployment["spec"]["selector"]["matchLabels"].items()
+        ):
+            raise invalid(
+                kind,
+                name,
+                "spec.template.metadata.labels: Invalid value: "
+                "`selector` does not match template `labels`",
+            )
 
-    async def _list(self, request: web.Request, kind: Kind, namespace: str
-                    ) -> web.StreamResponse:
+    async def _list(self, request: web.Request, kind: Kind, namespace: str) -> web.StreamResponse:
         query = request.query
         labels = label_matcher(query.get("labelSelector", ""))
         fields = field_matcher(query.get("fieldSelector", ""))
@@ -168,18 +226,27 @@ class Api(Store):
             return obj["metadata"]["namespace"] == namespace and labels(obj) and fields(obj)
 
         if flag(query, "watch"):
-            return await self._streaming(request, self._watch(request, kind, matches),
-                                         "application/json")
+            return await self._streaming(
+                request, self._watch(request, kind, matches), "application/json"
+            )
         with self._lock:
-            items = sorted((o for o in self._all(kind.plural, namespace) if matches(o)),
-                           key=lambda o: o["metadata"]["name"])
-            return web.json_response({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
-                                      "metadata": {"resourceVersion": str(self._rv)},
-                                      "items": items})
+            items = sorted(
+                (o for o in self._all(kind.plural, namespace) if matches(o)),
+                key=lambda o: o["metadata"]["name"],
+            )
+            return web.json_response(
+                {
+                    "kind": f"{kind.kind}List",
+                    "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(self._rv)},
+                    "items": items,
+                }
+            )
 
     @staticmethod
-    async def _streaming(request: web.Request, stream: AsyncIterator[bytes],
-                         content_type: str) -> web.StreamResponse:
+    async def _streaming(
+        request: web.Request, stream: AsyncIterator[bytes], content_type: str
+    ) -> web.StreamResponse:
         """Send what ``stream`` yields (a watch, a followed log) until it ends or the
         client goes away. Its first, empty chunk says the request was good."""
         await anext(stream)  # an ApiError comes before the response starts
@@ -197,8 +264,9 @@ class Api(Store):
             await stream.aclose()
         return response
 
-    async def _watch(self, request: web.Request, kind: Kind,
-                     matches: Callable[[dict], bool]) -> AsyncIterator[bytes]:
+    async def _watch(
+        self, request: web.Request, kind: Kind, matches: Callable[[dict], bool]
+    ) -> AsyncIterator[bytes]:
         yield b""
         since = request.query.get("resourceVersion", "")
         timeout = float(request.query.get("timeoutSeconds", 0)) or None
@@ -206,13 +274,21 @@ class Api(Store):
         with self._lock:
             oldest = self._history[0][0] if self._history else self._rv
             if since not in ("", "0") and int(since) < oldest - 1:
-                lines = [{"type": "ERROR", "object": status(
-                    410, "Expired", f"too old resource version: {since} ({oldest - 1})")}]
+                lines = [
+                    {
+                        "type": "ERROR",
+                        "object": status(
+                            410, "Expired", f"too old resource version: {since} ({oldest - 1})"
+                        ),
+                    }
+                ]
                 position = None
             elif since in ("", "0"):
-                lines = [{"type": "ADDED", "object": copy.deepcopy(o)}
-                         for (plural, _, _), o in self._objects.items()
-                         if plural == kind.plural and matches(o)]
+                lines = [
+                    {"type": "ADDED", "object": copy.deepcopy(o)}
+                    for (plural, _, _), o in self._objects.items()
+                    if plural == kind.plural and matches(o)
+                ]
                 position = self._rv
             else:
                 lines, position = [], int(since)
@@ -221,8 +297,11 @@ class Api(Store):
         while position is not None and not self._closing:
             changed = self._changed
             with self._lock:
-                events = [(rv, kind_type, obj) for rv, plural, kind_type, obj in self._history
-                          if rv > position and plural == kind.plural and matches(obj)]
+                events = [
+                    (rv, kind_type, obj)
+                    for rv, plural, kind_type, obj in self._history
+                    if rv > position and plural == kind.plural and matches(obj)
+                ]
                 position = self._rv
             for _, kind_type, obj in events:
                 yield json.dumps({"type": kind_type, "object": obj}).encode() + b"\n"
@@ -240,24 +319,31 @@ class Api(Store):
             await asyncio.wait_for(changed.wait(), left)
         return not self._closing
 
-    async def _log(self, request: web.Request, namespace: str, name: str
-                   ) -> AsyncIterator[bytes]:
+    async def _log(self, request: web.Request, namespace: str, name: str) -> AsyncIterator[bytes]:
         query = request.query
         with self._lock:
             pod = self._get(KINDS["pods"], namespace, name)
             names = [c["name"] for c in pod["spec"]["containers"]]
             container = query.get("container")
             if container is None and len(names) > 1:
-                raise ApiError(400, "BadRequest", f"a container name must be specified for "
-                               f"pod {name}, choose one of: [{' '.join(names)}]")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for "
+                    f"pod {name}, choose one of: [{' '.join(names)}]",
+                )
             container = container or names[0]
             if container not in names:
-                raise ApiError(400, "BadRequest",
-                               f"container {container} is not valid for pod {name}")
+                raise ApiError(
+                    400, "BadRequest", f"container {container} is not valid for pod {name}"
+                )
             if pod["status"]["phase"] == "Pending":
                 waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
-                raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" '
-                               f"is waiting to start: {waiting}")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'container "{container}" in pod "{name}" is waiting to start: {waiting}',
+                )
         stamps, follow = flag(query, "timestamps"), flag(query, "follow")
         yield b""
         sent = 0
@@ -267,11 +353,19 @@ class Api(Store):
                 state = self._pod_state.get(pod["metadata"]["uid"]) or {"log": []}
                 lines = state["log"][sent:]
                 done = pod["status"]["phase"] in ("Succeeded", "Failed") or (
-                    pod["metadata"]["uid"] not in self._pod_state)
+                    pod["metadata"]["uid"] not in self._pod_state
+                )
             sent += len(lines)
             if lines:
                 yield "".join(
-                    (datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ ")
-                     if stamps else "") + line + "\n" for at, line in lines).encode()
+                    (
+                        datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ ")
+                        if stamps
+                        else ""
+                    )
+                    + line
+                    + "\n"
+                    for at, line in lines
+                ).encode()
             if done or not follow or not await self._wait(changed, None):
                 break

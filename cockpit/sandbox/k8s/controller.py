@@ -33,32 +33,46 @@ class Controller(Store):
         """The ReplicaSet of the current template, made or taken back, at the top revision."""
         template = without_hash(deployment["spec"]["template"])
         owned = self._owned("replicasets", deployment)
-        top = max((int(rs["metadata"]["annotations"].get(REVISION, 0)) for rs in owned),
-                  default=0)
-        found = next((rs for rs in owned
-                      if without_hash(rs["spec"]["template"]) == template), None)
-        annotations = {k: v for k, v in (deployment["metadata"].get("annotations") or {}).items()
-                       if not k.startswith("deployment.kubernetes.io/")}
+        top = max((int(rs["metadata"]["annotations"].get(REVISION, 0)) for rs in owned), default=0)
+        found = next((rs for rs in owned if without_hash(rs["spec"]["template"]) == template), None)
+        annotations = {
+            k: v
+            for k, v in (deployment["metadata"].get("annotations") or {}).items()
+            if not k.startswith("deployment.kubernetes.io/")
+        }
         if found is None:
             digest = template_hash(template)
             template["metadata"].setdefault("labels", {})[HASH_LABEL] = digest
             labels = {**deployment["spec"]["selector"]["matchLabels"], HASH_LABEL: digest}
-            found = self._create(KINDS["replicasets"], deployment["metadata"]["namespace"], {
-                "metadata": {"name": f"{deployment['metadata']['name']}-{digest}",
-                             "labels": dict(template["metadata"]["labels"]),
-                             "annotations": {}, "ownerReferences": [
-                                 self._owner_ref(deployment)]},
-                "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                         "template": template},
-                "status": {"replicas": 0, "observedGeneration": 1}})
+            found = self._create(
+                KINDS["replicasets"],
+                deployment["metadata"]["namespace"],
+                {
+                    "metadata": {
+                        "name": f"{deployment['metadata']['name']}-{digest}",
+                        "labels": dict(template["metadata"]["labels"]),
+                        "annotations": {},
+                        "ownerReferences": [self._owner_ref(deployment)],
+                    },
+                    "spec": {
+                        "replicas": 0,
+                        "selector": {"matchLabels": labels},
+                        "template": template,
+                    },
+                    "status": {"replicas": 0, "observedGeneration": 1},
+                },
+            )
         revision = found["metadata"]["annotations"].get(REVISION)
         if revision is None or int(revision) < top:
             revision = str(top + 1)
         found["metadata"]["annotations"] = {
-            **annotations, REVISION: revision,
+            **annotations,
+            REVISION: revision,
             "deployment.kubernetes.io/desired-replicas": str(deployment["spec"]["replicas"]),
             "deployment.kubernetes.io/max-replicas": str(
-                deployment["spec"]["replicas"] + self._bounds(deployment)[0])}
+                deployment["spec"]["replicas"] + self._bounds(deployment)[0]
+            ),
+        }
         deployment["metadata"].setdefault("annotations", {})[REVISION] = revision
         self._modified(KINDS["replicasets"], found)
         return found
@@ -84,8 +98,7 @@ class Controller(Store):
     def _reconcile(self, deployment: dict) -> bool:
         """One controller step for a deployment; True if anything moved."""
         moved = False
-        if deployment["metadata"]["generation"] > deployment["status"].get(
-                "observedGeneration", 0):
+        if deployment["metadata"]["generation"] > deployment["status"].get("observedGeneration", 0):
             self._new_replicaset(deployment)  # observed: the status says so below
             moved = True
         revision = deployment["metadata"]["annotations"][REVISION]
@@ -106,7 +119,7 @@ class Controller(Store):
         moved = self._scale_down(olds, pods, ready - (desired - unavailable)) or moved
         if want != new["spec"]["replicas"]:
             new_pods = pods[new["metadata"]["uid"]]
-            for pod in sorted(new_pods, key=self._ready)[:max(len(new_pods) - want, 0)]:
+            for pod in sorted(new_pods, key=self._ready)[: max(len(new_pods) - want, 0)]:
                 self._delete(KINDS["pods"], pod)
             for _ in range(want - len(new_pods)):
                 self._add_pod(new, new["spec"]["template"])
@@ -125,16 +138,17 @@ class Controller(Store):
                 continue
             image = pod["spec"]["containers"][0]["image"]
             if self._stalls(image):
-                if pod["status"]["containerStatuses"][0]["state"]["waiting"][
-                        "reason"] != "ImagePullBackOff":
+                if (
+                    pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    != "ImagePullBackOff"
+                ):
                     self._set_pod_phase(pod, "Pending", reason="ImagePullBackOff")
             elif self._pod_state[pod["metadata"]["uid"]]["born"] < self._ticks:
                 self._set_pod_phase(pod, "Running")
                 moved = True
         return moved
 
-    def _scale_down(self, olds: list[dict], pods: dict[str, list[dict]], removable: int
-                    ) -> bool:
+    def _scale_down(self, olds: list[dict], pods: dict[str, list[dict]], removable: int) -> bool:
         """The oldest old ReplicaSet with pods to cut loses its unready pods and, if
         ``removable`` allows, one ready pod (one old ReplicaSet a tick); True if it did."""
         for old in sorted(olds, key=lambda rs: int(rs["metadata"]["annotations"][REVISION])):
@@ -152,19 +166,24 @@ class Controller(Store):
     def _replicaset_status(self, rs: dict) -> None:
         pods = self._owned("pods", rs)
         ready = sum(self._ready(p) for p in pods)
-        fresh = {"replicas": len(pods), "fullyLabeledReplicas": len(pods),
-                 "readyReplicas": ready, "availableReplicas": ready,
-                 "observedGeneration": rs["metadata"]["generation"]}
+        fresh = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"]["generation"],
+        }
         if rs["status"] != fresh:
             rs["status"] = fresh
             self._modified(KINDS["replicasets"], rs)
 
     def _cleanup(self, deployment: dict, olds: list[dict]) -> None:
         """Old ReplicaSets at zero beyond revisionHistoryLimit go, oldest first."""
-        idle = sorted((rs for rs in olds if rs["spec"]["replicas"] == 0 and
-                       not self._owned("pods", rs)),
-                      key=lambda rs: int(rs["metadata"]["annotations"][REVISION]))
-        for rs in idle[:max(len(idle) - deployment["spec"].get("revisionHistoryLimit", 10), 0)]:
+        idle = sorted(
+            (rs for rs in olds if rs["spec"]["replicas"] == 0 and not self._owned("pods", rs)),
+            key=lambda rs: int(rs["metadata"]["annotations"][REVISION]),
+        )
+        for rs in idle[: max(len(idle) - deployment["spec"].get("revisionHistoryLimit", 10), 0)]:
             self._delete(KINDS["replicasets"], rs)
 
     def _update_status(self, deployment: dict, *, progressed: bool) -> bool:
@@ -174,39 +193,72 @@ class Controller(Store):
         new = next(rs for rs in sets if rs["metadata"]["annotations"][REVISION] == revision)
         desired = deployment["spec"]["replicas"]
         _, unavailable = self._bounds(deployment)
-        counts = {"replicas": sum(rs["status"].get("replicas", 0) for rs in sets),
-                  "updatedReplicas": new["status"].get("replicas", 0),
-                  "readyReplicas": sum(rs["status"].get("readyReplicas", 0) for rs in sets),
-                  "availableReplicas": sum(rs["status"].get("availableReplicas", 0)
-                                           for rs in sets)}
+        counts = {
+            "replicas": sum(rs["status"].get("replicas", 0) for rs in sets),
+            "updatedReplicas": new["status"].get("replicas", 0),
+            "readyReplicas": sum(rs["status"].get("readyReplicas", 0) for rs in sets),
+            "availableReplicas": sum(rs["status"].get("availableReplicas", 0) for rs in sets),
+        }
         counts["unavailableReplicas"] = max(desired - counts["availableReplicas"], 0)
         counts = {key: value for key, value in counts.items() if value}  # omitempty
         old = deployment["status"]
         conditions = {c["type"]: c for c in old.get("conditions", [])}
         now = timestamp()
         available = counts.get("availableReplicas", 0) >= desired - unavailable
-        self._condition(conditions, "Available", available,
-                        "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                        "Deployment has minimum availability." if available else
-                        "Deployment does not have minimum availability.", now)
+        self._condition(
+            conditions,
+            "Available",
+            available,
+            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+            "Deployment has minimum availability."
+            if available
+            else "Deployment does not have minimum availability.",
+            now,
+        )
         rs_name = new["metadata"]["name"]
         uid = deployment["metadata"]["uid"]
-        complete = (counts.get("updatedReplicas", 0) == counts.get("replicas", 0) == desired
-                    == counts.get("availableReplicas", 0))
+        complete = (
+            counts.get("updatedReplicas", 0)
+            == counts.get("replicas", 0)
+            == desired
+            == counts.get("availableReplicas", 0)
+        )
         if complete:
-            self._condition(conditions, "Progressing", True, "NewReplicaSetAvailable",
-                            f'ReplicaSet "{rs_name}" has successfully progressed.', now)
+            self._condition(
+                conditions,
+                "Progressing",
+                True,
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+                now,
+            )
         elif progressed:
             self._progress[uid] = time.monotonic()
-            self._condition(conditions, "Progressing", True, "ReplicaSetUpdated",
-                            f'ReplicaSet "{rs_name}" is progressing.', now, touch=True)
-        elif (time.monotonic() - self._progress.get(uid, time.monotonic())
-              > deployment["spec"].get("progressDeadlineSeconds", 600)):
-            self._condition(conditions, "Progressing", False, "ProgressDeadlineExceeded",
-                            f'ReplicaSet "{rs_name}" has timed out progressing.', now)
-        fresh = {"observedGeneration": deployment["metadata"]["generation"], **counts,
-                 "conditions": [conditions[k] for k in ("Available", "Progressing")
-                                if k in conditions]}
+            self._condition(
+                conditions,
+                "Progressing",
+                True,
+                "ReplicaSetUpdated",
+                f'ReplicaSet "{rs_name}" is progressing.',
+                now,
+                touch=True,
+            )
+        elif time.monotonic() - self._progress.get(uid, time.monotonic()) > deployment["spec"].get(
+            "progressDeadlineSeconds", 600
+        ):
+            self._condition(
+                conditions,
+                "Progressing",
+                False,
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+                now,
+            )
+        fresh = {
+            "observedGeneration": deployment["metadata"]["generation"],
+            **counts,
+            "conditions": [conditions[k] for k in ("Available", "Progressing") if k in conditions],
+        }
         if fresh == old:
             return False
         deployment["status"] = fresh
@@ -220,23 +272,36 @@ class Controller(Store):
         return True
 
     @staticmethod
-    def _condition(conditions: dict, kind: str, ok: bool, reason: str, message: str,
-                   now: str, touch: bool = False) -> None:
+    def _condition(
+        conditions: dict,
+        kind: str,
+        ok: bool,
+        reason: str,
+        message: str,
+        now: str,
+        touch: bool = False,
+    ) -> None:
         value = "True" if ok else "False"
         old = conditions.get(kind)
         if old and old["status"] == value and old["reason"] == reason and not touch:
             return
         transition = old["lastTransitionTime"] if old and old["status"] == value else now
-        conditions[kind] = {"type": kind, "status": value, "lastUpdateTime": now,
-                            "lastTransitionTime": transition, "reason": reason,
-                            "message": message}
+        conditions[kind] = {
+            "type": kind,
+            "status": value,
+            "lastUpdateTime": now,
+            "lastTransitionTime": transition,
+            "reason": reason,
+            "message": message,
+        }
 
     # ------------------------------------------------------------- jobs
 
     def _create_job(self, namespace: str, job: dict) -> dict:
         kind = KINDS["jobs"]
         name = job.get("metadata", {}).get("name") or job.get("metadata", {}).get(
-            "generateName", "")
+            "generateName", ""
+        )
         spec = job.get("spec") or {}
         template = spec.get("template") or {}
         containers = (template.get("spec") or {}).get("containers") or []
@@ -245,23 +310,33 @@ class Controller(Store):
         for i, container in enumerate(containers):
             for field in ("name", "image"):
                 if not container.get(field):
-                    raise invalid(kind, name, f"spec.template.spec.containers[{i}].{field}: "
-                                  "Required value")
+                    raise invalid(
+                        kind, name, f"spec.template.spec.containers[{i}].{field}: Required value"
+                    )
         if template["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
-            raise invalid(kind, name, "spec.template.spec.restartPolicy: Required value: "
-                          'valid values: "OnFailure", "Never"')
+            raise invalid(
+                kind,
+                name,
+                "spec.template.spec.restartPolicy: Required value: "
+                'valid values: "OnFailure", "Never"',
+            )
         job = self._create(kind, namespace, job)
         meta = job["metadata"]
-        labels = {"batch.kubernetes.io/controller-uid": meta["uid"],
-                  "batch.kubernetes.io/job-name": meta["name"],
-                  "controller-uid": meta["uid"], "job-name": meta["name"]}
+        labels = {
+            "batch.kubernetes.io/controller-uid": meta["uid"],
+            "batch.kubernetes.io/job-name": meta["name"],
+            "controller-uid": meta["uid"],
+            "job-name": meta["name"],
+        }
         meta["labels"] = {**labels, **(meta.get("labels") or {})}
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completions", 1)
         spec.setdefault("parallelism", 1)
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
         template.setdefault("metadata", {})["labels"] = {
-            **labels, **(template["metadata"].get("labels") or {})}
+            **labels,
+            **(template["metadata"].get("labels") or {}),
+        }
         job["status"] = {}
         self._modified(kind, job)
         return job
@@ -275,8 +350,12 @@ class Controller(Store):
         failed = sum(p["status"]["phase"] == "Failed" for p in pods)
         if not running:
             if failed > job["spec"]["backoffLimit"]:
-                self._finish_job(job, "Failed", "BackoffLimitExceeded",
-                                 "Job has reached the specified backoff limit")
+                self._finish_job(
+                    job,
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                )
             elif any(p["status"]["phase"] == "Succeeded" for p in pods):
                 self._finish_job(job, "Complete")
             else:
@@ -297,15 +376,20 @@ class Controller(Store):
         self._set_pod_phase(pod, "Succeeded" if code == 0 else "Failed", exit_code=code)
         status.pop("active", None)
         status.pop("ready", None)
-        status["succeeded" if code == 0 else "failed"] = status.get(
-            "succeeded" if code == 0 else "failed", 0) + 1
+        status["succeeded" if code == 0 else "failed"] = (
+            status.get("succeeded" if code == 0 else "failed", 0) + 1
+        )
         self._modified(KINDS["jobs"], job)
         return True
 
     def _add_job_pod(self, job: dict) -> None:
         template = job["spec"]["template"]
-        lines = [line for container in template["spec"]["containers"]
-                 for arg in container.get("args") or [] for line in str(arg).splitlines()]
+        lines = [
+            line
+            for container in template["spec"]["containers"]
+            for arg in container.get("args") or []
+            for line in str(arg).splitlines()
+        ]
         self._add_pod(job, template, lines=lines)
         job["status"]["active"] = 1
         job["status"].pop("ready", None)
@@ -314,8 +398,12 @@ class Controller(Store):
 
     def _finish_job(self, job: dict, kind: str, reason: str = "", message: str = "") -> None:
         now = timestamp()
-        condition = {"type": kind, "status": "True", "lastProbeTime": now,
-                     "lastTransitionTime": now}
+        condition = {
+            "type": kind,
+            "status": "True",
+            "lastProbeTime": now,
+            "lastTransitionTime": now,
+        }
         if reason:
             condition.update(reason=reason, message=message)
         job["status"].setdefault("conditions", []).append(condition)

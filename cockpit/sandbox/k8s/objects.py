@@ -18,10 +18,17 @@ REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 HISTORY = 4096  # watch events kept for resourceVersion resumes
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes names objects with
-VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-cockpit-simulator",
-           "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
-           "buildDate": "2024-08-13T07:28:49Z", "goVersion": "go1.22.5", "compiler": "gc",
-           "platform": "linux/amd64"}
+VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-cockpit-simulator",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T07:28:49Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,15 @@ class Kind:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-KINDS = {k.plural: k for k in (Kind("deployments", "Deployment", "apps"),
-                               Kind("replicasets", "ReplicaSet", "apps"),
-                               Kind("pods", "Pod", ""),
-                               Kind("jobs", "Job", "batch"))}
+KINDS = {
+    k.plural: k
+    for k in (
+        Kind("deployments", "Deployment", "apps"),
+        Kind("replicasets", "ReplicaSet", "apps"),
+        Kind("pods", "Pod", ""),
+        Kind("jobs", "Job", "batch"),
+    )
+}
 
 
 class ApiError(Exception):
@@ -55,26 +67,42 @@ class ApiError(Exception):
 
 
 def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if details:
         body["details"] = details
     return body
 
 
 def not_found(kind: Kind, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{kind.qualified} "{name}" not found',
-                    {"name": name, "group": kind.group, "kind": kind.plural})
+    return ApiError(
+        404,
+        "NotFound",
+        f'{kind.qualified} "{name}" not found',
+        {"name": name, "group": kind.group, "kind": kind.plural},
+    )
 
 
 def invalid(kind: Kind, name: str, why: str) -> ApiError:
-    return ApiError(422, "Invalid", f'{kind.kind}.{kind.group or "core"} "{name}" is '
-                    f"invalid: {why}", {"name": name, "group": kind.group, "kind": kind.kind})
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind.kind}.{kind.group or "core"} "{name}" is invalid: {why}',
+        {"name": name, "group": kind.group, "kind": kind.kind},
+    )
 
 
 def timestamp(at: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if at is None else at, UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def suffix(n: int = 5) -> str:
@@ -99,9 +127,15 @@ def without_hash(template: dict) -> dict:
 
 # ----------------------------------------------------------------- patches
 
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name",
-              "volumes": "name", "volumeMounts": "mountPath", "ports": "containerPort",
-              "imagePullSecrets": "name"}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+    "imagePullSecrets": "name",
+}
 
 
 def merge_patch(target: Any, patch: Any, strategic: bool) -> Any:
@@ -114,8 +148,12 @@ def merge_patch(target: Any, patch: Any, strategic: bool) -> Any:
             continue  # $setElementOrder/..., $retainKeys: ordering hints
         if value is None:
             out.pop(key, None)
-        elif (strategic and key in MERGE_KEYS and isinstance(value, list)
-              and isinstance(out.get(key), list)):
+        elif (
+            strategic
+            and key in MERGE_KEYS
+            and isinstance(value, list)
+            and isinstance(out.get(key), list)
+        ):
             out[key] = merge_list(out[key], value, MERGE_KEYS[key])
         else:
             out[key] = merge_patch(out.get(key), value, strategic)
@@ -143,8 +181,7 @@ def json_patch(target: dict, operations: list) -> dict:
     doc = copy.deepcopy(target)
     for op in operations:
         try:
-            parts = [p.replace("~1", "/").replace("~0", "~")
-                     for p in op["path"].split("/")[1:]]
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
             parent = doc
             for part in parts[:-1]:
                 parent = parent[int(part)] if isinstance(parent, list) else parent[part]
@@ -169,8 +206,9 @@ def json_patch(target: dict, operations: list) -> dict:
             elif kind == "test" and parent.get(last) != op["value"]:
                 raise ApiError(422, "Invalid", f"test failed at {op['path']}")
         except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise ApiError(422, "Invalid", f"the JSON patch can not be applied: {op!r}: "
-                           f"no {exc}") from None
+            raise ApiError(
+                422, "Invalid", f"the JSON patch can not be applied: {op!r}: no {exc}"
+            ) from None
     return doc
 
 
@@ -206,7 +244,7 @@ def field_matcher(selector: str) -> Callable[[dict], bool]:
     for term in filter(None, (t.strip() for t in selector.split(","))):
         key, _, value = term.replace("==", "=").partition("=")
         if key not in ("metadata.name", "metadata.namespace"):
-            raise ApiError(400, "BadRequest", f'field label not supported: {key}')
+            raise ApiError(400, "BadRequest", f"field label not supported: {key}")
         wanted[key.split(".")[1]] = value
     return lambda obj: all(obj["metadata"].get(k) == v for k, v in wanted.items())
 

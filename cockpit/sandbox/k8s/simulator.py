@@ -29,8 +29,15 @@ class K8sSimulator(Api, Controller, LoopServer):
 
     thread_name = "k8s-simulator"
 
-    def __init__(self, folder: Path, *, tick: float = 0.5, namespace: str = "default",
-                 context: str = "sandbox", token: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        tick: float = 0.5,
+        namespace: str = "default",
+        context: str = "sandbox",
+        token: str | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.tick = tick
         self.namespace = namespace
@@ -85,16 +92,24 @@ class K8sSimulator(Api, Controller, LoopServer):
             await self._runner.cleanup()
             self._runner = None
 
-
     def _write_kubeconfig(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
             "clusters": [{"name": "cockpit-simulator", "cluster": {"server": self.url}}],
             "users": [{"name": "cockpit-operator", "user": {"token": self.token}}],
-            "contexts": [{"name": self.context, "context": {
-                "cluster": "cockpit-simulator", "user": "cockpit-operator",
-                "namespace": self.namespace}}],
+            "contexts": [
+                {
+                    "name": self.context,
+                    "context": {
+                        "cluster": "cockpit-simulator",
+                        "user": "cockpit-operator",
+                        "namespace": self.namespace,
+                    },
+                }
+            ],
             "current-context": self.context,
         }
         self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -102,30 +117,55 @@ class K8sSimulator(Api, Controller, LoopServer):
 
     # ------------------------------------------------------------- for the sandbox and tests
 
-    def add_deployment(self, name: str, image: str, *, namespace: str | None = None,
-                       replicas: int = 3, container: str | None = None,
-                       progress_deadline_seconds: int = 600) -> None:
+    def add_deployment(
+        self,
+        name: str,
+        image: str,
+        *,
+        namespace: str | None = None,
+        replicas: int = 3,
+        container: str | None = None,
+        progress_deadline_seconds: int = 600,
+    ) -> None:
         """A deployment already rolled out at revision 1 (all pods ready)."""
         namespace = namespace or self.namespace
         labels = {"app": name}
         deployment = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels),
-                         "annotations": {}},
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                "annotations": {},
+            },
             "spec": {
-                "replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                "replicas": replicas,
+                "selector": {"matchLabels": dict(labels)},
                 "template": {
                     "metadata": {"labels": dict(labels)},
-                    "spec": {"containers": [{
-                        "name": container or name, "image": image,
-                        "imagePullPolicy": "IfNotPresent", "resources": {},
-                        "terminationMessagePath": "/dev/termination-log",
-                        "terminationMessagePolicy": "File"}],
-                        "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
-                        "dnsPolicy": "ClusterFirst", "securityContext": {},
-                        "schedulerName": "default-scheduler"}},
-                "strategy": {"type": "RollingUpdate",
-                             "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": container or name,
+                                "image": image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "resources": {},
+                                "terminationMessagePath": "/dev/termination-log",
+                                "terminationMessagePolicy": "File",
+                            }
+                        ],
+                        "restartPolicy": "Always",
+                        "terminationGracePeriodSeconds": 30,
+                        "dnsPolicy": "ClusterFirst",
+                        "securityContext": {},
+                        "schedulerName": "default-scheduler",
+                    },
+                },
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+                },
                 "revisionHistoryLimit": 10,
                 "progressDeadlineSeconds": progress_deadline_seconds,
             },
@@ -146,8 +186,7 @@ class K8sSimulator(Api, Controller, LoopServer):
         with self._lock:
             self._stalled.append(pattern)
 
-    def current_image(self, namespace: str, name: str, container: str | None = None
-                      ) -> str | None:
+    def current_image(self, namespace: str, name: str, container: str | None = None) -> str | None:
         """The image the deployment has rolled out (its first container's, by default)."""
         with self._lock:
             images = self._rolled_out.get((namespace, name)) or {}

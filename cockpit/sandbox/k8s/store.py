@@ -44,15 +44,18 @@ class Store:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + suffix()
         if not meta.get("name"):
-            raise invalid(kind, "", "metadata.name: Required value: name or generateName "
-                          "is required")
+            raise invalid(
+                kind, "", "metadata.name: Required value: name or generateName is required"
+            )
         if (kind.plural, namespace, meta["name"]) in self._objects:
-            raise ApiError(409, "AlreadyExists",
-                           f'{kind.qualified} "{meta["name"]}" already exists',
-                           {"name": meta["name"], "group": kind.group, "kind": kind.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{kind.qualified} "{meta["name"]}" already exists',
+                {"name": meta["name"], "group": kind.group, "kind": kind.plural},
+            )
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
-        meta.update(namespace=namespace, uid=str(uuid.uuid4()),
-                    creationTimestamp=timestamp())
+        meta.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=timestamp())
         if kind.plural != "pods":
             meta["generation"] = 1
         self._objects[kind.plural, namespace, meta["name"]] = obj
@@ -75,40 +78,57 @@ class Store:
         return obj
 
     def _all(self, plural: str, namespace: str) -> list[dict]:
-        return [obj for (p, ns, _), obj in self._objects.items()
-                if p == plural and ns == namespace]
+        return [obj for (p, ns, _), obj in self._objects.items() if p == plural and ns == namespace]
 
     def _owned(self, plural: str, owner: dict) -> list[dict]:
         uid = owner["metadata"]["uid"]
-        return [obj for obj in self._all(plural, owner["metadata"]["namespace"])
-                if any(ref["uid"] == uid for ref in obj["metadata"].get("ownerReferences", []))]
+        return [
+            obj
+            for obj in self._all(plural, owner["metadata"]["namespace"])
+            if any(ref["uid"] == uid for ref in obj["metadata"].get("ownerReferences", []))
+        ]
 
     @staticmethod
     def _owner_ref(owner: dict) -> dict:
-        return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-                "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-                "controller": True, "blockOwnerDeletion": True}
+        return {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
     def _stalls(self, image: str) -> bool:
         return any(fnmatch.fnmatchcase(image, pattern) for pattern in self._stalled)
 
-    def _add_pod(self, owner: dict, template: dict, *, ready: bool = False,
-                 lines: list[str] | None = None) -> None:
+    def _add_pod(
+        self, owner: dict, template: dict, *, ready: bool = False, lines: list[str] | None = None
+    ) -> None:
         """A pod of ``owner`` (a ReplicaSet or a Job); ``lines``: its log to come."""
         meta = owner["metadata"]
-        pod = {"metadata": {"name": f"{meta['name']}-{suffix()}",
-                            "labels": dict(template["metadata"]["labels"]),
-                            "annotations": dict(template["metadata"].get("annotations") or {}),
-                            "ownerReferences": [self._owner_ref(owner)]},
-               "spec": {**copy.deepcopy(template["spec"]), "nodeName": "simulated-node"},
-               "status": {}}
+        pod = {
+            "metadata": {
+                "name": f"{meta['name']}-{suffix()}",
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": dict(template["metadata"].get("annotations") or {}),
+                "ownerReferences": [self._owner_ref(owner)],
+            },
+            "spec": {**copy.deepcopy(template["spec"]), "nodeName": "simulated-node"},
+            "status": {},
+        }
         self._create(KINDS["pods"], meta["namespace"], pod)
-        self._pod_state[pod["metadata"]["uid"]] = {"born": self._ticks, "log": [],
-                                                   "pending": lines or [], "started": None}
+        self._pod_state[pod["metadata"]["uid"]] = {
+            "born": self._ticks,
+            "log": [],
+            "pending": lines or [],
+            "started": None,
+        }
         self._set_pod_phase(pod, "Running" if ready else "Pending")
 
-    def _set_pod_phase(self, pod: dict, phase: str, exit_code: int | None = None,
-                       reason: str = "ContainerCreating") -> None:
+    def _set_pod_phase(
+        self, pod: dict, phase: str, exit_code: int | None = None, reason: str = "ContainerCreating"
+    ) -> None:
         now = timestamp()
         ready = phase == "Running"
         state = self._pod_state[pod["metadata"]["uid"]]
@@ -124,20 +144,49 @@ class Store:
             elif phase == "Running":
                 current = {"running": {"startedAt": state["started"]}}
             else:
-                current = {"terminated": {
-                    "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                    "startedAt": state["started"] or now, "finishedAt": now,
-                    "containerID": f"simulated://{pod['metadata']['uid']}"}}
-            statuses.append({"name": container["name"], "image": container["image"],
-                             "imageID": "", "ready": ready, "restartCount": 0,
-                             "started": phase == "Running", "state": current})
-        conditions = [{"type": kind, "status": "True" if ok else "False",
-                       "lastProbeTime": None, "lastTransitionTime": now}
-                      for kind, ok in (("PodScheduled", True), ("Initialized", True),
-                                       ("ContainersReady", ready), ("Ready", ready))]
-        pod["status"] = {"phase": phase, "conditions": conditions, "hostIP": "10.0.0.1",
-                         "podIP": "10.1.0.1", "startTime": pod["metadata"]["creationTimestamp"],
-                         "qosClass": "BestEffort", "containerStatuses": statuses}
+                current = {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": "Completed" if exit_code == 0 else "Error",
+                        "startedAt": state["started"] or now,
+                        "finishedAt": now,
+                        "containerID": f"simulated://{pod['metadata']['uid']}",
+                    }
+                }
+            statuses.append(
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": "",
+                    "ready": ready,
+                    "restartCount": 0,
+                    "started": phase == "Running",
+                    "state": current,
+                }
+            )
+        conditions = [
+            {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            }
+            for kind, ok in (
+                ("PodScheduled", True),
+                ("Initialized", True),
+                ("ContainersReady", ready),
+                ("Ready", ready),
+            )
+        ]
+        pod["status"] = {
+            "phase": phase,
+            "conditions": conditions,
+            "hostIP": "10.0.0.1",
+            "podIP": "10.1.0.1",
+            "startTime": pod["metadata"]["creationTimestamp"],
+            "qosClass": "BestEffort",
+            "containerStatuses": statuses,
+        }
         self._modified(KINDS["pods"], pod)
 
     @staticmethod
