@@ -14,7 +14,6 @@ import os
 import shutil
 import textwrap
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -216,7 +215,7 @@ def test_a_webhook_that_echoes_its_secret_path_in_a_500_does_not_leak_it(tmp_pat
         assert not any(form in done.stdout + done.stderr for form in spellings(secret))
 
 
-def test_the_redactor_masks_every_spelling_in_one_pass_and_stays_fast():
+def test_the_redactor_masks_every_spelling_in_one_pass():
     from cockpit.redact import Redactor
 
     secret = 'p@ss/w0rd+"x" y'
@@ -226,9 +225,7 @@ def test_the_redactor_masks_every_spelling_in_one_pass_and_stays_fast():
     assert redactor.redact("ok on /T1 and sig") == "ok on /T1 and sig"
     assert Redactor(["ab"]).redact("ab cd") == "ab cd"  # too short to mask, as before
     chunk = "2026-12-03 12:00:00 INFO serving GET /api/health 200 in 3 ms\n" * 20_000
-    started = time.perf_counter()
-    assert redactor.redact(chunk) == chunk
-    assert time.perf_counter() - started < 0.5
+    assert redactor.redact(chunk) == chunk  # its speed: python -m bench.hostile
 
 
 # ------------------------------------------------------------- 2. DSN passwords
