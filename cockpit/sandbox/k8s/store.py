@@ -9,7 +9,7 @@ import fnmatch
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cockpit.sandbox.k8s.objects import (
     KINDS,
@@ -51,6 +51,7 @@ class Store:
     _changed: asyncio.Event | None
     _closing: bool
     _loop: asyncio.AbstractEventLoop | None
+    _create_job: Callable[[str, dict], dict]  # Controller's
 
     # ------------------------------------------------------------- the store
 
@@ -166,6 +167,7 @@ class Store:
             state["started"] = now
         statuses = []
         for container in pod["spec"]["containers"]:
+            current: dict[str, dict[str, Any]]
             if phase == "Pending":
                 waiting = {"reason": reason}
                 if reason == "ImagePullBackOff":
