@@ -347,7 +347,8 @@ class Engine:
             if status in (StepStatus.RUNNING, StepStatus.INTERRUPTED) and row["pgid"]:
                 alive = live_members(row["pgid"])
                 if alive:
-                    self._lock and self._lock.release()
+                    if self._lock:
+                        self._lock.release()
                     raise EngineError(
                         f"step '{step_id}' of run {self.run_id} still has processes running "
                         f"(group {row['pgid']}: pids {', '.join(map(str, alive))}): wait for "
@@ -372,7 +373,8 @@ class Engine:
             if status == StepStatus.INTERRUPTED:
                 stopped.append(step_id)
         if stopped and interrupted.action is None:
-            self._lock and self._lock.release()
+            if self._lock:
+                self._lock.release()
             raise EngineError(
                 f"run {self.run_id}: step {', '.join(stopped)} was interrupted while it ran, "
                 "so what it did may have taken effect: check, then choose "

@@ -71,7 +71,7 @@ class EtaReading:
     def warning(self) -> str:
         """``ETA passes the 2h window by 12m00s``, or "" within the window."""
         over = self.overrun
-        if over is None:
+        if over is None or self.window is None:  # overrun is None when window is
             return ""
         return f"ETA passes the {format_setting(self.window)} window by {format_duration(over)}"
 

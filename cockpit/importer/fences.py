@@ -214,7 +214,7 @@ class FenceSteps:
             if draft is None:
                 run.append(item)
                 continue
-            lead = []
+            lead: list = []
             while run and not isinstance(run[-1], Command):  # comments lead the command
                 lead.insert(0, run.pop())
             if any(isinstance(i, Command) for i in run):

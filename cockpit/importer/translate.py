@@ -81,7 +81,7 @@ class Translator:
 
         message = _BRACKETED.sub(bracketed, message)
         notes = []
-        audience = [ITEM.match(t.strip()).group(3) for t in before if ITEM.match(t.strip())]
+        audience = [m.group(3) for t in before if (m := ITEM.match(t.strip()))]
         notes += [
             t.strip().lstrip("#").strip() for t in before if t.strip() and not ITEM.match(t.strip())
         ]
@@ -185,7 +185,7 @@ class Translator:
         return value
 
     def http_expect(self, command: Command) -> dict[str, Any]:
-        texts = [EXPECT.match(text).group(2) for text in command.expect[:1] if EXPECT.match(text)]
+        texts = [m.group(2) for text in command.expect[:1] if (m := EXPECT.match(text))]
         if command.output:
             texts.append("\n".join(command.output))
         for text in texts:
@@ -307,7 +307,7 @@ class Translator:
         if not command.expect:
             return {}
         head = command.expect[0]
-        names = [ITEM.match(t).group(3).strip() for t in command.expect[1:] if ITEM.match(t)]
+        names = [m.group(3).strip() for t in command.expect[1:] if (m := ITEM.match(t))]
         if names and re.search(r"\btables?\b", head, re.I):
             return {"tables_exist": Flow(names) if len(names) < 4 else names}
         if names and re.search(r"\bindex(?:es)?\b", head, re.I):

@@ -207,7 +207,8 @@ def _firing_spans(
     alerts: list[dict[str, Any]], metric: str, run: dict[str, Any]
 ) -> list[tuple[float, float]]:
     """When an alert on ``metric`` was firing: from ``firing`` to its next change."""
-    spans, since = [], {}
+    spans: list[tuple[float, float]] = []
+    since: dict[str, float] = {}
     for alert in alerts:
         if alert["metric"] != metric:
             continue

@@ -8,7 +8,7 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,7 +245,7 @@ class Api(Store):
 
     @staticmethod
     async def _streaming(
-        request: web.Request, stream: AsyncIterator[bytes], content_type: str
+        request: web.Request, stream: AsyncGenerator[bytes], content_type: str
     ) -> web.StreamResponse:
         """Send what ``stream`` yields (a watch, a followed log) until it ends or the
         client goes away. Its first, empty chunk says the request was good."""
@@ -266,7 +266,7 @@ class Api(Store):
 
     async def _watch(
         self, request: web.Request, kind: Kind, matches: Callable[[dict], bool]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         yield b""
         since = request.query.get("resourceVersion", "")
         timeout = float(request.query.get("timeoutSeconds", 0)) or None
@@ -319,7 +319,7 @@ class Api(Store):
             await asyncio.wait_for(changed.wait(), left)
         return not self._closing
 
-    async def _log(self, request: web.Request, namespace: str, name: str) -> AsyncIterator[bytes]:
+    async def _log(self, request: web.Request, namespace: str, name: str) -> AsyncGenerator[bytes]:
         query = request.query
         with self._lock:
             pod = self._get(KINDS["pods"], namespace, name)

@@ -7,6 +7,9 @@ import asyncio
 import copy
 import fnmatch
 import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from cockpit.sandbox.k8s.objects import (
     KINDS,
@@ -18,9 +21,37 @@ from cockpit.sandbox.k8s.objects import (
     timestamp,
 )
 
+if TYPE_CHECKING:
+    import threading
+
+    from aiohttp import web
+
 
 class Store:
     """Objects and their events; the state is set up by :class:`K8sSimulator`."""
+
+    # The state shared by the mixins, declared for the type checker only: the values are
+    # set by ``K8sSimulator.__init__`` and ``start_async`` (``_loop`` by ``LoopServer``).
+    tick: float
+    namespace: str
+    token: str
+    url: str
+    _objects: dict[tuple[str, str, str], dict]
+    _history: deque[tuple[int, str, str, dict]]
+    _rv: int
+    _ticks: int
+    _lock: threading.RLock
+    _stalled: list[str]
+    _rolled_out: dict[tuple[str, str], dict[str, str]]
+    _callbacks: list[Callable[[str, str, str], None]]
+    _pod_state: dict[str, dict]
+    _progress: dict[str, float]
+    _runner: web.AppRunner | None
+    _controller: asyncio.Task | None
+    _changed: asyncio.Event | None
+    _closing: bool
+    _loop: asyncio.AbstractEventLoop | None
+    _create_job: Callable[[str, dict], dict]  # Controller's
 
     # ------------------------------------------------------------- the store
 
@@ -136,6 +167,7 @@ class Store:
             state["started"] = now
         statuses = []
         for container in pod["spec"]["containers"]:
+            current: dict[str, dict[str, Any]]
             if phase == "Pending":
                 waiting = {"reason": reason}
                 if reason == "ImagePullBackOff":
