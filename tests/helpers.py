@@ -11,6 +11,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -82,6 +84,30 @@ def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.Com
 
 METRICS_TOKEN = "s3cret-admin-key"
 BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
+
+
+@contextmanager
+def body_server(body: bytes, status: int = 200) -> Iterator[str]:
+    """Serve ``body`` with ``status`` to every GET on 127.0.0.1; yield its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class MetricsEndpoint:

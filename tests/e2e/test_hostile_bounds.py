@@ -9,13 +9,11 @@ import os
 import signal
 import subprocess
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import COCKPIT, cockpit, wait_for
+from helpers import COCKPIT, body_server, cockpit, wait_for
 
 from cockpit import events as ev
 from cockpit import output as output_module
@@ -514,20 +512,7 @@ async def test_step_timeout_fires_while_a_big_http_body_is_matched(make_engine, 
     # 8 MB: some 6 s of matching, and as long burning a core after the test
     body = os.urandom(8 << 20).translate(bytes(b"ab"[i & 1] for i in range(256)))
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with body_server(body) as url:
         engine = make_engine(f"""
             runbook: Body
             phases:
@@ -535,7 +520,7 @@ async def test_step_timeout_fires_while_a_big_http_body_is_matched(make_engine, 
                 steps:
                   - id: fetch
                     kind: http
-                    url: "http://127.0.0.1:{server.server_port}/"
+                    url: "{url}"
                     timeout: 1s
                     expect: {{body: 'a(a|b){{20}}c'}}
         """)
@@ -552,8 +537,6 @@ async def test_step_timeout_fires_while_a_big_http_body_is_matched(make_engine, 
         await engine.run()
         took = time.monotonic() - started
         ticker.cancel()
-    finally:
-        server.shutdown()
     row = journal.steps(engine.run_id)[0]
     assert row["message"] == "timed out after 1.00s"
     assert took < 3
@@ -563,21 +546,7 @@ async def test_step_timeout_fires_while_a_big_http_body_is_matched(make_engine, 
 async def test_http_body_takes_a_list_of_patterns_all_to_be_found(make_engine, journal):
     """What the flagship wrote as lookaheads ("the body holds each of these")."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"pm_requests_total 3\npm_errors_total 0\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/"
-    try:
+    with body_server(b"pm_requests_total 3\npm_errors_total 0\n") as url:
         engine = make_engine(f"""
             runbook: Body
             phases:
@@ -589,8 +558,6 @@ async def test_http_body_takes_a_list_of_patterns_all_to_be_found(make_engine, j
                      expect: {{body: [pm_requests_total, pm_system_health]}}}}
         """)
         await engine.run()
-    finally:
-        server.shutdown()
     rows = {row["step_id"]: row for row in journal.steps(engine.run_id)}
     assert rows["both"]["status"] == "ok", rows["both"]["message"]
     assert rows["missing"]["status"] == "failed"
@@ -620,37 +587,22 @@ def test_a_variable_that_breaks_a_pattern_fails_the_step_in_one_line(tmp_path):
 def test_an_http_body_and_plan_show_control_characters_as_text(tmp_path):
     body = b"\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\r\nstatus \x9b31m ok\rdeploy = ok\n"
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(500)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    book = write(
-        tmp_path / "http.yaml",
-        f"""
-        runbook: Http
-        phases:
-          - id: p
-            steps:
-              - id: fetch
-                kind: http
-                url: "http://127.0.0.1:{server.server_port}/"
-                expect: {{status: 200, body: "\\e\\\\[2J"}}
-              - {{id: later, run: "printf '\\\\033[2J'"}}
-    """,
-    )
-    try:
+    with body_server(body, status=500) as url:
+        book = write(
+            tmp_path / "http.yaml",
+            f"""
+            runbook: Http
+            phases:
+              - id: p
+                steps:
+                  - id: fetch
+                    kind: http
+                    url: "{url}"
+                    expect: {{status: 200, body: "\\e\\\\[2J"}}
+                  - {{id: later, run: "printf '\\\\033[2J'"}}
+        """,
+        )
         result = cockpit("run", book, "--headless", "--journal", tmp_path / "j" / "j.sqlite3")
-    finally:
-        server.shutdown()
     assert result.returncode == 1, result.stdout + result.stderr
     assert_inert(result.stdout)
     assert "^[]52;c;" in result.stdout and "^[[2J" in result.stdout
