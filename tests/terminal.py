@@ -140,8 +140,12 @@ class Terminal:
             timeout,
         )
 
-    def wait_gone(self, text: str, timeout: float = WAIT) -> str:
-        return self.wait_until(lambda shown: text not in shown, f"{text!r} to go", timeout)
+    def wait_gone(self, *texts: str, timeout: float = WAIT) -> str:
+        return self.wait_until(
+            lambda shown: not any(t in shown for t in texts),
+            " and ".join(repr(t) for t in texts) + " to go",
+            timeout,
+        )
 
     def wait_exit(self, timeout: float = WAIT) -> None:
         deadline = time.monotonic() + timeout

@@ -141,7 +141,8 @@ def test_run_a_step_then_open_and_cancel_the_rollback(terminal, tmp_path, book):
     )
 
     terminal.keys("Escape")
-    shown = terminal.wait_gone("Roll back?")
+    # its first and its last line gone: not a frame caught mid-paint (drawn top down)
+    shown = terminal.wait_gone("Roll back?", "y / Enter rolls back · Escape cancels")
     assert "undo-marker-7" not in shown
     assert ECHOED in shown and "✓ Say hello" in shown
     assert line_with(shown, "Rollback", "0/1"), shown
