@@ -173,10 +173,11 @@ class Holder:
 
 
 class LockHeld(TeamError):
-    def __init__(self, environment: str, holder: Holder) -> None:
+    def __init__(self, environment: str, holder: Holder | None) -> None:
         super().__init__(
-            f"environment '{environment}' is held by {holder}: wait for that run, follow "
-            f"it with 'cockpit watch {environment}', or take it over with --take-over"
+            f"environment '{environment}' is held by {holder or 'another run'}: wait for "
+            f"that run, follow it with 'cockpit watch {environment}', or take it over "
+            "with --take-over"
         )
 
 
