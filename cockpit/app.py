@@ -33,6 +33,7 @@ from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
 from screens.watch import WatchScreen
+from steps.base import NeedsOperator
 
 
 class HangupProofStream:
@@ -90,7 +91,12 @@ class TuiOperator:
             return True
         if self.screen is None:
             return None
-        return await self.screen.ask_confirmation(step, description)
+        answer = await self.screen.ask_confirmation(step, description)
+        if answer is None:
+            raise NeedsOperator(
+                f"{self.name} went back: the step waits for its confirmation (r asks again)"
+            )
+        return answer
 
     async def confirm_rollback(self, reason: str) -> bool:
         if self.screen is None:

@@ -177,40 +177,42 @@ class StepExecution:
                 if stopped is not None:
                     return stopped
             if step.confirm:
-                self.status[step.id] = StepStatus.WAITING_CONFIRM
-                self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
-                try:
-                    description = self.redactor.redact(kind.explain(fields, expect))
-                    answer = await self._call(self.operator.confirm(step, description))
-                except asyncio.CancelledError:
-                    if not self._cancel_requested:
-                        raise
-                    return self._finish(
-                        step,
-                        StepStatus.CANCELLED,
-                        None,
-                        message=f"cancelled by {self.operator.name}",
-                    )
-                if answer is None:
-                    self._emit(
-                        ev.StepWaiting(
-                            self.run_id,
-                            self._now(),
-                            step.id,
-                            "needs confirmation and nobody can answer here: the run pauses",
-                        )
-                    )
-                    return StepStatus.WAITING_CONFIRM
-                if not answer:  # an optional step declined is skipped: the run goes on
-                    declined = StepStatus.SKIPPED if step.optional else StepStatus.CANCELLED
-                    return self._finish(
-                        step, declined, None, message=f"declined by {self.operator.name}"
-                    )
+                stopped = await self._confirm(
+                    step, self.redactor.redact(kind.explain(fields, expect))
+                )
+                if stopped is not None:
+                    return stopped
             return await self._attempts(step, kind, fields, expect, sink)
         finally:
             flusher.cancel()
             sink.close()
             self._publish_batch(step, sink)
+
+    async def _confirm(self, step: Step, description: str) -> StepStatus | None:
+        """Ask the operator to confirm the step; None once confirmed, else the status it
+        stops at: declined, cancelled, or waiting (nobody can answer, or the operator went
+        back: NeedsOperator says why)."""
+        self.status[step.id] = StepStatus.WAITING_CONFIRM
+        self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
+        try:
+            answer = await self._call(self.operator.confirm(step, description))
+        except asyncio.CancelledError:
+            if not self._cancel_requested:
+                raise
+            return self._finish(
+                step, StepStatus.CANCELLED, None, message=f"cancelled by {self.operator.name}"
+            )
+        except NeedsOperator as exc:
+            answer, waiting = None, str(exc)
+        else:
+            waiting = "needs confirmation and nobody can answer here: the run pauses"
+        if answer is None:
+            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, waiting))
+            return StepStatus.WAITING_CONFIRM
+        if not answer:  # an optional step declined is skipped: the run goes on
+            declined = StepStatus.SKIPPED if step.optional else StepStatus.CANCELLED
+            return self._finish(step, declined, None, message=f"declined by {self.operator.name}")
+        return None
 
     async def _await_approvals(self, step: Step) -> StepStatus | None:
         """Four eyes: wait until ``step.approve - 1`` other people approved the step

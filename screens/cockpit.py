@@ -42,12 +42,12 @@ from widgets.step_detail import StepDetail
 NARROW = 100  # below this many columns the metrics slot folds away
 
 
-def _answers(answer: asyncio.Future[bool]) -> Callable[[bool | None], None]:
-    """A modal's callback that answers ``answer`` once (a dismissed modal says no)."""
+def _answers(answer: asyncio.Future[bool | None]) -> Callable[[bool | None], None]:
+    """A modal's callback that answers ``answer`` once, with what it was dismissed with."""
 
-    def said(yes: bool | None) -> None:
+    def said(choice: bool | None) -> None:
         if not answer.done():
-            answer.set_result(bool(yes))
+            answer.set_result(choice)
 
     return said
 
@@ -132,6 +132,38 @@ class CockpitScreen(Screen):
             "Chart",
             id="metrics.chart",
             tooltip="P95 and error rate over the whole run, with phase markers",
+        ),
+        Binding(
+            "slash",
+            "search",
+            "Search",
+            show=False,
+            id="output.search",
+            tooltip="Search the selected step's output (from anywhere: the tree too)",
+        ),
+        Binding(
+            "f,end",
+            "follow",
+            "Follow",
+            show=False,
+            id="output.follow",
+            tooltip="Back to the newest line of the output and keep following it",
+        ),
+        Binding(
+            "n",
+            "next_match",
+            "Next match",
+            show=False,
+            id="output.next",
+            tooltip="The next line holding the searched text",
+        ),
+        Binding(
+            "N",
+            "previous_match",
+            "Previous match",
+            show=False,
+            id="output.previous",
+            tooltip="The previous line holding the searched text",
         ),
         Binding(
             "i",
@@ -269,10 +301,19 @@ class CockpitScreen(Screen):
     def on_output_pane_tail_changed(self) -> None:
         self._show_status()
 
-    def on_output_pane_search_requested(self) -> None:
+    def action_search(self) -> None:
         search = self.query_one("#search", Input)
         search.display = True
         search.focus()
+
+    def action_follow(self) -> None:
+        self.query_one(OutputPane).action_follow()
+
+    def action_next_match(self) -> None:
+        self.query_one(OutputPane).action_next_match()
+
+    def action_previous_match(self) -> None:
+        self.query_one(OutputPane).action_previous_match()
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         if message.input.id == "search":
@@ -527,9 +568,9 @@ class CockpitScreen(Screen):
     async def ask_rollback(self, reason: str) -> bool:
         """The runbook says to roll back on a failure: show why and what, let the
         operator confirm (the engine then rolls back) or decline (ctrl+r later)."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._rollback_modal(_answers(answer), reason)
-        yes = await answer
+        yes = bool(await answer)
         if not yes:
             self.notify(
                 f"Not rolled back ({reason}); ctrl+r rolls back when you decide", severity="warning"
@@ -626,7 +667,8 @@ class CockpitScreen(Screen):
     def action_help(self) -> None:
         self.app.push_screen(HelpModal(self.active_bindings))
 
-    async def ask_confirmation(self, step: Step, description: str) -> bool:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def ask_confirmation(self, step: Step, description: str) -> bool | None:
+        """True runs the step, False declines it, None goes back (the step waits)."""
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self.app.push_screen(ConfirmStepModal(step, description), _answers(answer))
         return await answer

@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 from helpers import COCKPIT, METRICS_TOKEN, metrics_section
+from rich.console import Console
+from textual.widgets import Static
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
@@ -134,10 +136,35 @@ async def test_run_all_stops_at_the_checklist_then_ticks_and_confirms(make_app):
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
         assert "echo dropped" in str(app.screen.description)
-        await pilot.press("n")
+        await pilot.press("c")  # cancelling the step is its own key
         await settle(app, pilot)
         assert rows(app)["drop"]["status"] == "cancelled"
         assert rows(app)["drop"]["message"] == "declined by tester"
+
+
+async def test_a_confirmation_takes_y_only_and_n_goes_back(make_app):
+    """Enter is the tree's key too: it never runs a destructive step. ``n`` goes back
+    without recording anything against the step; asking again and ``y`` runs it."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "drop")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmStepModal)
+        assert app.engine.status["drop"] == S.WAITING_CONFIRM
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmStepModal)
+        row = rows(app)["drop"]
+        assert row["status"] == "waiting-confirm" and row["finished_at"] is None
+        assert "tester went back" in app.cockpit.view.said
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm again")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert rows(app)["drop"]["status"] == "ok"
 
 
 async def test_confirming_a_step_runs_it(make_app):
@@ -303,6 +330,27 @@ async def test_help_and_palette_come_from_the_bindings(make_app):
         await pilot.press("question_mark")
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpModal"
+        console = Console(width=200, record=True)
+        console.print(app.screen.query_one("#keys", Static).content)
+        shown = console.export_text()
+        ours = [shown.index(word) for word in ("Run all", "Search", "Follow", "Next match")]
+        theirs = [shown.index(word) for word in ("Cursor Up", "Page Down")]  # the tree's keys
+        assert max(ours) < shown.index("Moving in the focused panel") < min(theirs)
+
+
+async def test_search_works_from_the_tree(make_app):
+    app = make_app("""
+        runbook: Search
+        phases: [{id: p, steps: [{id: lines, run: 'seq 50; echo needle-here; seq 50'}]}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert app.focused is app.cockpit.query_one("#phases")
+        await pilot.press("slash", *"needle", "enter")
+        await pilot.pause()
+        pane = app.cockpit.query_one(OutputPane)
+        assert pane.buffer.lines[pane.match] == ("out", "needle-here")
 
 
 async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
@@ -562,7 +610,7 @@ rollback:
 """
 
 
-@pytest.mark.parametrize("answer", ["escape", "enter"])
+@pytest.mark.parametrize("answer", ["escape", "y"])
 async def test_a_failed_gate_offers_the_rollback_screen(
     make_app, metrics_endpoint, monkeypatch, answer
 ):
@@ -580,6 +628,9 @@ async def test_a_failed_gate_offers_the_rollback_screen(
         assert header.alarm == "CRITICAL error-rate · ctrl+r rolls back"
         row = app.cockpit.query_one("#metric-error_rate", MetricRow)
         assert row.state == "firing" and row.value > 0.05 and len(row.series) >= 1
+        await pilot.press("enter")  # meant for the tree: never rolls back
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackModal)
         await pilot.press(answer)
         await settle(app, pilot)
         if answer == "escape":
