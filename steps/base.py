@@ -75,7 +75,7 @@ class Operator(Protocol):
 
     @property
     def name(self) -> str:
-        """Who answers, as recorded."""
+        """Who answers: the operator's name, as the record shows it."""
 
     async def confirm(self, step: Step, description: str) -> bool | None:
         """True to run, False to decline, None when nobody can answer (run pauses)."""
