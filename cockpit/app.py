@@ -274,6 +274,8 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
                 binding.tooltip,
                 partial(screen.run_action, binding.action),
             )
+        for title, help_text, jump, listed in self.cockpit.jumps():
+            yield SystemCommand(title, help_text, jump, listed)
 
 
 class HistoryApp(VisibleNotifications, App[None]):

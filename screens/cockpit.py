@@ -5,7 +5,7 @@ with an id, so the footer, the help screen and the command palette say the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,19 @@ from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
+from widgets.plain import literal
 from widgets.run_header import RunHeader
 from widgets.step_detail import StepDetail
 
 NARROW = 100  # below this many columns the metrics slot folds away
 Flight = Callable[[], Awaitable[ev.RunStatus | None]]
 """Engine work that flies steps in order: the rest of the run, or of a phase."""
+JUMPS = (
+    ("the failed step", (StepStatus.FAILED, StepStatus.INTERRUPTED)),
+    ("the running step", (StepStatus.RUNNING,)),
+    ("the step waiting for you", (StepStatus.WAITING_CONFIRM,)),
+)
+"""The palette's jumps to a step by its state, most urgent first."""
 
 
 def _answers(answer: asyncio.Future[bool | None]) -> Callable[[bool | None], None]:
@@ -310,6 +317,30 @@ class CockpitScreen(Screen):
         self.query_one("#output-status", Label).update(  # one fixed row: no relayout
             f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}", layout=False
         )
+
+    def jumps(self) -> Iterator[tuple[str, str, Callable[[], None], bool]]:
+        """The palette's "Go to" entries as (title, help, jump, listed before typing):
+        the failed, running or waiting step first, then every step by its title (a long
+        runbook is faster found by name than by arrows). Titles are the runbook's text,
+        made literal: the palette reads markup."""
+        steps = self.engine.runbook.all_steps
+        for label, states in JUMPS:
+            found = next((s for s in steps if self.view.status[s.id] in states), None)
+            if found is not None:
+                yield f"Go to: {label}", literal(found.title), partial(self.go_to, found.id), True
+        for step in steps:
+            state = self.view.status[step.id].value
+            yield (
+                f"Go to: {literal(step.title)}",
+                literal(f"{step.id} · {state}"),
+                partial(self.go_to, step.id),
+                False,
+            )
+
+    def go_to(self, step_id: str) -> None:
+        tree = self.query_one(PhaseTree)
+        tree.select_step(step_id)
+        tree.focus()
 
     def selected_step(self) -> Step | None:
         node = self.query_one(PhaseTree).cursor_node

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 from helpers import COCKPIT, METRICS_TOKEN, metrics_section
 from rich.console import Console
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
 
 from cockpit.app import CockpitApp, TuiOperator
@@ -381,6 +382,44 @@ async def test_help_and_palette_come_from_the_bindings(make_app):
         ours = [shown.index(word) for word in ("Run all", "Search", "Follow", "Next match")]
         theirs = [shown.index(word) for word in ("Cursor Up", "Page Down")]  # the tree's keys
         assert max(ours) < shown.index("Moving in the focused panel") < min(theirs)
+
+
+async def test_the_palette_jumps_to_a_step_by_name_and_to_the_failed_step(make_app):
+    app = make_app("""
+        runbook: Jump
+        phases:
+          - {id: a, steps: [{id: first, title: Warm the caches, run: 'true'},
+                            {id: broken, title: Flip the flag, run: 'false'}]}
+          - {id: b, steps: [{id: last, title: "Announce the release [b]now[/b", run: 'true'}]}
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        palette = app.screen
+        await pilot.press(*"announce the rel")
+        hits = palette.query_one(CommandList)
+
+        def found() -> bool:  # the title's markup shown as text, not obeyed
+            first = hits.get_option_at_index(0) if hits.option_count else None
+            return first is not None and "release [b]now[/b" in str(first.prompt)
+
+        await until(pilot, found, "the step's hit")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.cockpit.selected == "last"
+        titles = [c.title for c in app.get_system_commands(app.cockpit)]
+        assert "Go to: the failed step" not in titles
+        await select(app, pilot, "first")
+        await pilot.press("a")
+        await settle(app, pilot)
+        await select(app, pilot, "first")
+        jump = next(
+            c for c in app.get_system_commands(app.cockpit) if c.title == "Go to: the failed step"
+        )
+        assert jump.help == "Flip the flag"
+        jump.callback()
+        await pilot.pause()
+        assert app.cockpit.selected == "broken"
 
 
 async def test_search_works_from_the_tree(make_app):
