@@ -25,19 +25,22 @@ APPROVAL = "needs approval by"  # how a step waiting for other people's approval
 
 
 class OutputBuffer:
-    """The newest lines of one step's output, with how many arrived in all."""
+    """The newest lines of one step's output, and how many lines the step printed."""
 
     def __init__(self, maxlen: int) -> None:
         self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
-        self.total = 0
+        self.printed = 0
+        """Lines the step printed in all (the journal's count), whatever the window
+        keeps or a batch left out."""
         self.width = 0
 
-    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> tuple[int, int]:
-        """Add a batch; returns how many lines it added and how many fell off the front."""
+    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> int:
+        """Add lines (``dropped`` more came before them, only in the file); returns how
+        many lines fell off the front."""
         before = len(self.lines)
         added = 0
         if dropped:
-            self.lines.append(("info", f"... {dropped} lines only in the output file"))
+            self.lines.append(("info", f"... {dropped:,} lines only in the output file"))
             added += 1
         for stream, raw in lines:
             text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
@@ -45,8 +48,7 @@ class OutputBuffer:
             added += 1
             if len(text) > self.width:
                 self.width = min(len(text), MAX_WIDTH)
-        self.total += added
-        return added, before + added - len(self.lines)
+        return before + added - len(self.lines)
 
 
 class RunView:
@@ -100,8 +102,8 @@ class RunView:
         }
 
     def apply(self, event: ev.Event) -> Any:
-        """Take one event. An OutputReceived returns (lines added, lines that fell off
-        the front of the buffer), for the pane that shows it; the others None."""
+        """Take one event. An OutputReceived returns (lines the step printed, lines that
+        fell off the front of the buffer), for the pane that shows it; the others None."""
         handler = self._handlers.get(type(event))
         result = handler(event) if handler is not None else None
         if self.approvable is not None and (
@@ -138,11 +140,16 @@ class RunView:
         if event.attempt == 1:
             self.results.pop(event.step_id, None)
         buffer = self.buffers[event.step_id]
-        if self.join_late and not buffer.total:
-            buffer.extend(read_back(Path(event.output_path), self.window_lines))
+        if self.join_late and not buffer.lines:
+            read = read_back(Path(event.output_path), self.window_lines)
+            buffer.extend(read)
+            buffer.printed += len(read)  # at least: the file's start may hold more
 
     def _output(self, event: ev.OutputReceived) -> tuple[int, int]:
-        return self.buffers[event.step_id].extend(event.lines, event.dropped)
+        buffer = self.buffers[event.step_id]
+        shifted = buffer.extend(event.lines, event.dropped)
+        buffer.printed += event.printed
+        return event.printed, shifted
 
     def _step_finished(self, event: ev.StepFinished) -> None:
         self.status[event.step_id] = event.status

@@ -304,11 +304,11 @@ class CockpitScreen(Screen):
         follow = (
             "following"
             if pane.following
-            else (f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
+            else (f"{pane.unseen:,} new lines · End or f to follow" if pane.unseen else "paused")
         )
-        count = pane.buffer.total
+        count = pane.buffer.printed
         self.query_one("#output-status", Label).update(  # one fixed row: no relayout
-            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}", layout=False
+            f"{follow} · {count:,} line{'s' if count != 1 else ''} · {path.name}", layout=False
         )
 
     def selected_step(self) -> Step | None:
