@@ -26,6 +26,7 @@ from cockpit.controls import visible
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
+from cockpit.stopped import hung_up, terminated
 from cockpit.team import Watched
 from screens.cockpit import CockpitScreen
 from screens.history import HistoryScreen
@@ -229,11 +230,12 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         stdin = sys.__stdin__
         assert stdin is not None  # the TUI started on a terminal as its stdin
         os.dup2(self._silence[0], stdin.fileno())
-        self.engine.pause_after_step()
+        self.engine.pause_after_step(hung_up())
         self.run_worker(self._end_when_idle(), exit_on_error=False)
 
     def _terminated(self) -> None:
         """SIGTERM: end the running step's processes, record it, pause the run."""
+        self.engine.pause_after_step(terminated())
         self.run_worker(self._cancel_and_end(), exit_on_error=False)
 
     async def _end_when_idle(self) -> None:

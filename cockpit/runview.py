@@ -21,6 +21,13 @@ from cockpit.output import read_back
 from cockpit.runbook import Runbook
 
 MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
+FINAL = {
+    StepStatus.OK,
+    StepStatus.FAILED,
+    StepStatus.SKIPPED,
+    StepStatus.CANCELLED,
+    StepStatus.INTERRUPTED,
+}  # statuses a step's record ends in
 APPROVAL = "needs approval by"  # how a step waiting for other people's approval says so
 
 
@@ -111,6 +118,36 @@ class RunView:
         ):
             self.approvable = None
         return result
+
+    def load_record(self, rows: Iterable[Mapping[str, Any]]) -> str | None:
+        """Take what the journal recorded of a resumed run's steps (its step rows): the
+        last lines of each step's output file, the count of all it printed, its result.
+        Returns the step that started last (where the run stopped), if one started."""
+        started = {}
+        for row in rows:
+            step_id = row["step_id"]
+            if step_id not in self.buffers:
+                continue
+            if self.status[step_id] in FINAL:
+                self.durations[step_id] = row["duration"]
+                self.results[step_id] = ev.StepFinished(
+                    row["run_id"],
+                    row["finished_at"] or 0.0,
+                    step_id,
+                    self.status[step_id],
+                    row["duration"],
+                    row["attempt"],
+                    row["exit_code"],
+                    row["message"] or "",
+                    row["output_lines"],
+                )
+            if row["output_path"]:
+                buffer = self.buffers[step_id]
+                read = read_back(Path(row["output_path"]), self.window_lines)
+                buffer.extend(read, dropped=max(row["output_lines"] - len(read), 0))
+                buffer.printed = max(row["output_lines"], len(read))
+                started[step_id] = row["started_at"] or 0.0
+        return max(started, key=started.__getitem__, default=None)
 
     def step_of(self, event: ev.Event) -> str | None:
         """The step an event is about, if it is one of this run's."""

@@ -4,12 +4,20 @@ and, on a resumed run, what each step printed before and why the run stopped."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import subprocess
 import textwrap
+import time
+
+from helpers import COCKPIT, wait_for
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
-from cockpit.engine import Engine
-from cockpit.runbook import parse_runbook
+from cockpit.engine import Engine, Interrupted
+from cockpit.runbook import load_runbook, parse_runbook
+from cockpit.stopped import clock
 from widgets.output_pane import OutputPane
 
 SIZE = (120, 34)
@@ -26,6 +34,11 @@ async def until(pilot, predicate, what: str, timeout: float = 20.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def select(app, pilot, step_id: str) -> None:
+    app.cockpit.query_one("#phases").select_step(step_id)
+    await pilot.pause()
 
 
 async def test_the_pane_counts_every_line_the_step_printed(journal):
@@ -54,3 +67,82 @@ async def test_the_pane_counts_every_line_the_step_printed(journal):
         assert row["status"] == "ok" and row["output_lines"] == 40_000_400
         assert app.cockpit.query_one(OutputPane).buffer.printed == 40_000_400
         assert "following · 40,000,400 lines · flood.log" in status_line(app)
+
+
+async def test_a_resume_after_sigkill_shows_what_each_step_printed_and_why_it_stopped(
+    journal, tmp_path
+):
+    mark = tmp_path / "mark"
+    book = tmp_path / "resume.yaml"
+    book.write_text(
+        textwrap.dedent(f"""
+        runbook: Resume
+        phases:
+          - id: p
+            steps:
+              - {{id: first, run: 'seq -f "first %g" 20'}}
+              - id: middle
+                run: |
+                  seq -f "middle %g" 7
+                  if [ ! -e {mark} ]; then touch {mark}; exec sleep 100; fi
+              - {{id: last, run: echo last}}
+    """)
+    )
+    killed = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", journal.path], stdout=subprocess.DEVNULL
+    )
+    logs = journal.path.parent / "runs"
+    await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            mark.exists() and any("middle 7" in p.read_text() for p in logs.glob("*/middle.log"))
+        ),
+        "the middle step to print and sleep",
+    )
+    run_id = journal.runs()[0]["id"]
+    killed.kill()
+    killed.wait()
+    died = time.time()
+    pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == "middle")
+    os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
+
+    operator = TuiOperator("tester")
+    engine = Engine(
+        load_runbook(book),
+        journal,
+        config=Config(flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=operator,
+        run_id=run_id,
+    )
+    assert engine.prepare_resume(Interrupted("ask")) == ["middle"]
+    app = CockpitApp(engine, operator, protected=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.cockpit
+        stopped = str(screen.query_one("#stopped").render())
+        assert stopped.startswith("resumed run · the cockpit process died while step 'middle' ran")
+        heard = re.search(r"last heard from at (\d\d:\d\d:\d\d)", stopped)
+        assert heard and heard[1] in {clock(died - 1), clock(died)}, stopped
+        assert screen.selected == "middle"  # where the run stopped
+        pane = screen.query_one(OutputPane)
+        assert [text for _, text in pane.buffer.lines][-7:] == [f"middle {n}" for n in range(1, 8)]
+        assert "following · 7 lines · middle.log" in status_line(app)
+        assert journal.steps(run_id)[1]["output_lines"] == 7  # the record counts them too
+        await select(app, pilot, "first")
+        assert [text for _, text in pane.buffer.lines] == [f"first {n}" for n in range(1, 21)]
+        assert "20 lines · first.log" in status_line(app)
+        shown = "\n".join(str(pane.render_line(y)) for y in range(pane.size.height))
+        assert "first 20" in shown
+        assert screen.view.results["first"].duration is not None  # its record, in the detail
+        await pilot.press("a")  # run all stops at the interrupted step: the operator decides
+        await pilot.pause()
+        assert screen.query_one("#stopped").display  # no step started yet
+        await select(app, pilot, "middle")
+        await pilot.press("r")
+        await until(pilot, lambda: "middle" in screen.view.results, "the retry to end")
+        await pilot.pause()
+        assert not screen.query_one("#stopped").display  # the resumed run flies on
+        row = journal.steps(run_id)[1]
+        assert row["status"] == "ok" and row["output_lines"] > 14  # both runs of it
+        assert f"{row['output_lines']} lines · middle.log" in status_line(app)
