@@ -11,11 +11,14 @@ import subprocess
 import textwrap
 import time
 
+import pytest
 from helpers import COCKPIT, wait_for
+from terminal import TMUX, Terminal, cockpit_command, line_with
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine, Interrupted
+from cockpit.journal import Journal
 from cockpit.runbook import load_runbook, parse_runbook
 from cockpit.stopped import clock
 from widgets.output_pane import OutputPane
@@ -146,3 +149,64 @@ async def test_a_resume_after_sigkill_shows_what_each_step_printed_and_why_it_st
         row = journal.steps(run_id)[1]
         assert row["status"] == "ok" and row["output_lines"] > 14  # both runs of it
         assert f"{row['output_lines']} lines · middle.log" in status_line(app)
+
+
+TICKING = """
+runbook: Hangup
+phases:
+  - id: p
+    steps:
+      - id: ticking
+        run: |
+          for i in $(seq 1 20); do echo "tick $i"; sleep 0.05; done
+      - {id: next, run: echo next}
+"""
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_a_resume_after_the_terminal_hung_up_shows_the_output_and_when_it_hung_up(tmp_path):
+    """The SSH drop: the step finishes without a terminal and the run pauses; ``cockpit
+    resume`` in a new terminal shows what the step printed and that the terminal hung
+    up, and when."""
+    book = tmp_path / "book.yaml"
+    book.write_text(textwrap.dedent(TICKING))
+    jpath = tmp_path / "j.sqlite3"
+    first = Terminal(tmp_path)
+    try:
+        first.start(
+            cockpit_command(tmp_path, "run", book, "--journal", jpath), width=100, height=30
+        )
+        first.wait_for("· ticking", "r Run ")
+        first.keys("r")
+        first.wait_for("tick 2")
+        first.processes()  # remembered: close() ends what outlives the test
+        hung = time.time()
+        first.tmux("kill-server")  # the SSH connection drops
+        when = {clock(hung), clock(time.time())}  # the second may turn meanwhile
+        run = wait_for(lambda: paused(jpath), "the run to pause")
+    finally:
+        first.close()
+    said = re.match(r"the terminal hung up at (\S+); 1 ok, 1 pending$", run["message"])
+    assert said and said[1] in when, run["message"]
+
+    second = Terminal(tmp_path)
+    try:
+        second.start(  # wide enough for the whole note on one line
+            cockpit_command(tmp_path, "resume", run["id"], "--journal", jpath), width=200, height=30
+        )
+        shown = second.wait_for("tick 20", "following · 20 lines · ticking.log")
+        note = line_with(shown, "resumed run · paused at", "after step 'ticking'")
+        assert note and f"the terminal hung up at {said[1]}; 1 ok, 1 pending" in note, shown
+        second.keys("C-q")
+        second.wait_exit()
+    finally:
+        second.close()
+
+
+def paused(jpath):
+    journal = Journal(jpath)
+    try:
+        runs = journal.runs(limit=1)
+        return runs[0] if runs and runs[0]["status"] == "paused" else None
+    finally:
+        journal.close()
