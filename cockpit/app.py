@@ -278,8 +278,9 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
             )
 
 
-class HistoryApp(VisibleNotifications, App[None]):
-    """``cockpit history`` at a terminal: browse the journal's runs."""
+class HistoryApp(VisibleNotifications, App[str | None]):
+    """``cockpit history`` at a terminal: browse the journal's runs; ends with the id of
+    the run to resume, if the operator chose one (Enter)."""
 
     TITLE = "cockpit history"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
@@ -289,7 +290,7 @@ class HistoryApp(VisibleNotifications, App[None]):
         self.journal = journal
 
     def on_mount(self) -> None:
-        self.push_screen(HistoryScreen(self.journal))
+        self.push_screen(HistoryScreen(self.journal, resumes=True))
 
 
 class WatchApp(VisibleNotifications, App[None]):

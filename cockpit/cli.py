@@ -520,8 +520,15 @@ def cmd_history(args) -> int:
     if not (args.json or args.plain) and sys.stdin.isatty() and sys.stdout.isatty():
         from cockpit.app import HistoryApp
 
-        HistoryApp(journal).run()
-        return EXIT_OK
+        chosen = HistoryApp(journal).run()
+        journal.close()
+        if chosen is None:
+            return EXIT_OK
+        again = ["resume", chosen]  # as `cockpit resume RUN` would, with this journal
+        for name in ("config", "journal"):
+            if getattr(args, name):
+                again += [f"--{name}", str(getattr(args, name))]
+        return cmd_resume(build_parser().parse_args(again))
     runs = journal.runs(limit=args.limit)
     if args.json:
         print(json.dumps(runs, indent=2, default=str))

@@ -12,10 +12,10 @@ import textwrap
 import time
 
 import pytest
-from helpers import COCKPIT, wait_for
+from helpers import COCKPIT, cockpit, wait_for
 from terminal import TMUX, Terminal, cockpit_command, line_with
 
-from cockpit.app import CockpitApp, TuiOperator
+from cockpit.app import CockpitApp, HistoryApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine, Interrupted
 from cockpit.journal import Journal
@@ -210,3 +210,87 @@ def paused(jpath):
         return runs[0] if runs and runs[0]["status"] == "paused" else None
     finally:
         journal.close()
+
+
+ASKING = """
+runbook: Asking
+phases:
+  - id: p
+    steps:
+      - {id: hello, run: 'seq -f "hello %g" 3'}
+      - {id: drop, run: echo dropped, confirm: true}
+"""
+
+
+def paused_run(tmp_path, jpath) -> str:
+    """A run paused at a confirmation nobody at a terminal answered; its id."""
+    book = tmp_path / "asking.yaml"
+    book.write_text(textwrap.dedent(ASKING))
+    done = cockpit("run", book, "--headless", "--journal", jpath, stdin=subprocess.DEVNULL)
+    assert done.returncode == 3, done.stdout + done.stderr
+    return re.search(r"cockpit: run (\S+) paused", done.stdout)[1]
+
+
+async def test_history_enter_resumes_a_paused_run_only(tmp_path):
+    jpath = tmp_path / "j.sqlite3"
+    paused = paused_run(tmp_path, jpath)
+    book = tmp_path / "ok.yaml"
+    book.write_text("runbook: Fine\nphases: [{id: p, steps: [{id: s, run: echo fine}]}]\n")
+    assert cockpit("run", book, "--headless", "--journal", jpath).returncode == 0
+    journal = Journal(jpath)
+    try:
+        app = HistoryApp(journal)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert app.screen.query_one("#runs").cursor_row == 0  # the newest: ok
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.is_running and "is ok: nothing to resume" in notes(app)
+            await pilot.press("down", "enter")
+            await pilot.pause()
+        assert app.return_value == paused
+    finally:
+        journal.close()
+
+
+async def test_history_inside_a_flying_cockpit_says_how_to_resume(journal, tmp_path):
+    paused = paused_run(tmp_path, journal.path)
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook("runbook: Now\nphases: [{id: p, steps: [{id: s, run: echo}]}]\n", "now.yaml"),
+        journal,
+        config=Config(),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h")
+        await pilot.pause()
+        await pilot.press("down", "enter")  # the paused run, under this one
+        await pilot.pause()
+        assert app.is_running
+        assert f"end this one (ctrl+q), then: cockpit resume {paused}" in notes(app)
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_cockpit_history_enter_resumes_the_run_in_the_tui(tmp_path):
+    jpath = tmp_path / "j.sqlite3"
+    run_id = paused_run(tmp_path, jpath)
+    terminal = Terminal(tmp_path)
+    try:
+        terminal.start(
+            cockpit_command(tmp_path, "history", "--journal", jpath), width=200, height=30
+        )
+        terminal.wait_for(run_id, "paused", "Resume")
+        terminal.keys("Enter")
+        shown = terminal.wait_for("resumed run · paused at", "hello 3", "Asking")
+        assert "3 lines · hello.log" in shown
+        terminal.keys("C-q")
+        terminal.wait_for(f"cockpit: run {run_id} paused", "EXIT=3")
+    finally:
+        terminal.close()
+
+
+def notes(app) -> str:
+    return " | ".join(str(n.message) for n in app._notifications)
