@@ -287,7 +287,9 @@ def test_cockpit_history_enter_resumes_the_run_in_the_tui(tmp_path):
         shown = terminal.wait_for("resumed run · paused at", "hello 3", "Asking")
         assert "3 lines · hello.log" in shown
         terminal.keys("C-q")
-        terminal.wait_for(f"cockpit: run {run_id} paused", "EXIT=3")
+        terminal.wait_exit()
+        assert f"cockpit: run {run_id} paused" in terminal.screen(everything=True)
+        assert "EXIT=3" in terminal.screen(everything=True)
     finally:
         terminal.close()
 
