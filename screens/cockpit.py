@@ -192,7 +192,7 @@ class CockpitScreen(Screen):
         self.engine = engine
         self.protected = protected
         self.view = RunView(engine.runbook, engine.window_lines, engine.status)
-        stopped_at = self.view.load_record(engine.history.steps(engine.run_id))  # a resumed run's
+        stopped_at = self.view.load_record(engine.history.steps(engine.run_id))  # if resumed
         self.ticks: dict[str, set[int]] = {}
         self.notes: dict[str, dict[int, str]] = {}
         self.explicit: set[str] = set()
