@@ -135,10 +135,10 @@ async def fly_in_app(script: str) -> tuple[float, int, tuple[str, str]]:
             pane = screen.query_one(OutputPane)
             started = time.perf_counter()
             press(app, "r")
-            await until(app, lambda: "s0" in screen.results)
+            await until(app, lambda: "s0" in screen.view.results)
             await pane.wait_for_refresh()
             elapsed = time.perf_counter() - started
-            printed = screen.results["s0"].output_lines
+            printed = screen.view.results["s0"].output_lines
             shown = last_rows(pane)
         app.engine.journal.close()
     return elapsed, printed, shown
@@ -226,11 +226,11 @@ async def key_latency() -> None:
             app.watch(screen.query_one(PhaseTree), "cursor_line", on_cursor, init=False)
             started = time.perf_counter()
             press(app, "r")
-            await until(app, lambda: screen.buffers["s0"].total > 0)
+            await until(app, lambda: screen.view.buffers["s0"].printed > 0)
             samples = await asyncio.to_thread(typist, app, stamps, painted)
             press(app, "c")
-            await until(app, lambda: "s0" in screen.results)
-            flood = time.perf_counter() - started, screen.results["s0"]
+            await until(app, lambda: "s0" in screen.view.results)
+            flood = time.perf_counter() - started, screen.view.results["s0"]
         app.engine.journal.close()
     handled = sorted(h for h, _ in samples)
     shown = sorted(p for _, p in samples)

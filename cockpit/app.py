@@ -26,6 +26,7 @@ from cockpit.controls import visible
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
+from cockpit.stopped import hung_up, terminated
 from cockpit.team import Watched
 from screens.cockpit import CockpitScreen
 from screens.history import HistoryScreen
@@ -229,11 +230,12 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         stdin = sys.__stdin__
         assert stdin is not None  # the TUI started on a terminal as its stdin
         os.dup2(self._silence[0], stdin.fileno())
-        self.engine.pause_after_step()
+        self.engine.pause_after_step(hung_up())
         self.run_worker(self._end_when_idle(), exit_on_error=False)
 
     def _terminated(self) -> None:
         """SIGTERM: end the running step's processes, record it, pause the run."""
+        self.engine.pause_after_step(terminated())
         self.run_worker(self._cancel_and_end(), exit_on_error=False)
 
     async def _end_when_idle(self) -> None:
@@ -278,8 +280,9 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
             yield SystemCommand(title, help_text, jump, listed)
 
 
-class HistoryApp(VisibleNotifications, App[None]):
-    """``cockpit history`` at a terminal: browse the journal's runs."""
+class HistoryApp(VisibleNotifications, App[str | None]):
+    """``cockpit history`` at a terminal: browse the journal's runs; ends with the id of
+    the run to resume, if the operator chose one (Enter)."""
 
     TITLE = "cockpit history"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
@@ -289,7 +292,7 @@ class HistoryApp(VisibleNotifications, App[None]):
         self.journal = journal
 
     def on_mount(self) -> None:
-        self.push_screen(HistoryScreen(self.journal))
+        self.push_screen(HistoryScreen(self.journal, resumes=True))
 
 
 class WatchApp(VisibleNotifications, App[None]):

@@ -413,6 +413,7 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
     from cockpit.events import RunStatus
     from cockpit.headless import EtaPrinter, HeadlessPrinter, confirm_environment
     from cockpit.journal import JournalError
+    from cockpit.stopped import hung_up
 
     profile, journal, runbook = engine.profile, engine.journal, engine.runbook
     dry_run, interactive = engine.dry_run, operator.interactive
@@ -429,8 +430,10 @@ def _fly_headless(args, engine, operator, protected: bool) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, engine.cancel)
         loop.add_signal_handler(signal.SIGTERM, engine.cancel)
-        loop.add_signal_handler(signal.SIGHUP, engine.pause_after_step)
+        loop.add_signal_handler(signal.SIGHUP, lambda: engine.pause_after_step(hung_up()))
         printer = HeadlessPrinter(runbook)
+        if engine.stopped:
+            printer.say(f"cockpit: resuming run {engine.run_id}: {engine.stopped}")
         engine.subscribe(printer)
         engine.subscribe(EtaPrinter(engine, printer.say))
         return await engine.run()
@@ -517,8 +520,15 @@ def cmd_history(args) -> int:
     if not (args.json or args.plain) and sys.stdin.isatty() and sys.stdout.isatty():
         from cockpit.app import HistoryApp
 
-        HistoryApp(journal).run()
-        return EXIT_OK
+        chosen = HistoryApp(journal).run()
+        journal.close()
+        if chosen is None:
+            return EXIT_OK
+        again = ["resume", chosen]  # as `cockpit resume RUN` would, with this journal
+        for name in ("config", "journal"):
+            if getattr(args, name):
+                again += [f"--{name}", str(getattr(args, name))]
+        return cmd_resume(build_parser().parse_args(again))
     runs = journal.runs(limit=args.limit)
     if args.json:
         print(json.dumps(runs, indent=2, default=str))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from cockpit import events as ev
 from cockpit.config import Config, Environment
@@ -26,7 +27,7 @@ from cockpit.events import StepStatus
 from cockpit.execution import StepExecution, Subscriber, TeamLink
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertStatus, MetricsWatch, Poll
-from cockpit.output import DiskWatch
+from cockpit.output import DiskWatch, count_lines
 from cockpit.process import live_members
 from cockpit.runbook import (
     TROUBLESHOOTING,
@@ -37,9 +38,18 @@ from cockpit.runbook import (
     resolve_fields,
     substitute,
 )
+from cockpit.stopped import how_it_stopped
 from cockpit.values import new_run_id, resolve_values
 from steps import get_kind
 from steps.base import Operator
+
+
+def _unrecorded_lines(row) -> int:
+    """The lines a step's file holds past those its record counts: what it printed
+    while the cockpit process that died ran it."""
+    if not row["output_path"]:
+        return 0
+    return max(count_lines(Path(row["output_path"])) - row["output_lines"], 0)
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,8 @@ class Engine(StepExecution):
         self.eta = from_rehearsal(journal, runbook, profile.name)
         """ETAs from the latest ok rehearsal of this runbook; None without one."""
         self._running_since: dict[str, float] = {}
+        self.stopped = ""
+        """A resumed run: how, when and where it stopped (``cockpit.stopped``)."""
 
     # --------------------------------------------------------------- set-up
 
@@ -298,6 +310,12 @@ class Engine(StepExecution):
         if self._lock is not None and not self._lock.acquire():
             raise EngineError(self._live_elsewhere())
         rows = {row["step_id"]: row for row in self.journal.steps(self.run_id)}
+        events = self.journal.events(self.run_id)
+        self.stopped = how_it_stopped(
+            self.journal.find_run(self.run_id),
+            rows.values(),
+            events[-1]["at"] if events else None,
+        )
         unknown = set(rows) - set(self.status)
         if unknown:
             raise EngineError(
@@ -327,6 +345,7 @@ class Engine(StepExecution):
                         None,
                         row["attempt"],
                         message="the cockpit process died while it ran",
+                        output_lines=_unrecorded_lines(row),
                     )
                 )
                 status = StepStatus.INTERRUPTED
@@ -353,7 +372,6 @@ class Engine(StepExecution):
                 )
             elif interrupted.action == "retry":
                 self.status[step_id] = StepStatus.PENDING
-        events = self.journal.events(self.run_id)
         self._in_rollback = any(e["type"] == "RollbackStarted" for e in events)
         self._rearm(events)
         return stopped

@@ -83,12 +83,15 @@ class ProcessStarted(Event):
 class OutputReceived(Event):
     """A batch of output lines: ``(stream, text)`` pairs, stream ``out``, ``err`` or ``info``.
 
-    ``dropped`` lines arrived since the last batch but are only in the output file.
+    ``dropped`` lines arrived since the last batch but are only in the output file;
+    ``printed``: how many lines the step printed since the last batch (what the journal
+    counts), whatever the batch holds.
     """
 
     step_id: str
     lines: tuple[tuple[str, str], ...]
     dropped: int = 0
+    printed: int = 0
 
 
 @dataclass(frozen=True)

@@ -407,8 +407,8 @@ class StepExecution:
 
     def _publish_batch(self, step: Step, sink: OutputSink) -> None:
         if sink.has_batch:
-            lines, dropped = sink.take_batch()
-            event = ev.OutputReceived(self.run_id, self._now(), step.id, lines, dropped)
+            lines, dropped, printed = sink.take_batch()
+            event = ev.OutputReceived(self.run_id, self._now(), step.id, lines, dropped, printed)
             for subscriber in self._subscribers:
                 subscriber(event)
 

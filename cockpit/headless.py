@@ -95,7 +95,9 @@ class HeadlessPrinter:
     def _output(self, e: ev.OutputReceived) -> None:
         if e.dropped:
             self._line(
-                e.step_id, "*", f"... {e.dropped} lines not shown here (all are in the output file)"
+                e.step_id,
+                "*",
+                f"... {e.dropped:,} lines not shown here (all are in the output file)",
             )
         if not self.alive:
             return

@@ -4,7 +4,8 @@ Data arrives as raw chunks from pipes. Each stream is cut into whole lines (a pa
 line waits for the rest, so a secret written in two reads is masked once joined),
 masked, and written straight to the output file with no user-space buffer, so a
 SIGKILL loses nothing already read. Subscribers get batches from ``take_batch``: at
-most ``window`` lines, with a count of the lines that only the file holds. Work is done
+most ``window`` lines, with a count of the lines that only the file holds and of the
+lines the step printed since the last batch (so a screen counts them all). Work is done
 per chunk with str methods implemented in C, never per line in Python.
 
 The file is capped at ``max_bytes`` (``[output] max_step_bytes``), so a step printing
@@ -44,6 +45,7 @@ MIN_STEP_BYTES = 64 * 1024
 DISK_LOW_BYTES = 1024**3
 DISK_LOW_SHARE = 0.05
 DISK_CHECK_EVERY = 10.0
+READ_BACK_BLOCK = 64 * 1024  # read_back reads a file's end in blocks of this many bytes
 
 
 def format_bytes(count: int) -> str:
@@ -91,6 +93,11 @@ class DiskWatch:
         )
 
 
+def tail_segments(path: Path) -> tuple[Path, Path]:
+    """Where the output past the head of a capped file goes (see the module's doc)."""
+    return path.with_name(path.name + ".tail1"), path.with_name(path.name + ".tail2")
+
+
 class OutputSink:
     def __init__(
         self, path: Path, redactor: Redactor, window: int, max_bytes: int = MAX_STEP_BYTES
@@ -101,10 +108,7 @@ class OutputSink:
         self.max_bytes = max_bytes
         self.lines = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._segments = (
-            path.with_name(path.name + ".tail1"),
-            path.with_name(path.name + ".tail2"),
-        )
+        self._segments = tail_segments(path)
         self.truncated = 0
         """Bytes of output dropped from the middle (past the head, before the tail)."""
         self._tail_file: BinaryIO | None = None  # the newer segment, once the head is full
@@ -129,6 +133,7 @@ class OutputSink:
         self._pending_lines = 0
         self._pending_chars = 0
         self._dropped = 0
+        self._batched = 0  # self.lines at the last batch
         self._tail: deque[str] = deque(maxlen=20)
 
     def write(self, stream: str, data: bytes) -> None:
@@ -230,8 +235,10 @@ class OutputSink:
         order = (self._segments[1 - self._tail_index], self._segments[self._tail_index])
         return await search_files(pattern, (self.path, *order))
 
-    def take_batch(self) -> tuple[tuple[tuple[str, str], ...], int]:
-        """The lines since the last batch (at most ``window``) and how many were left out."""
+    def take_batch(self) -> tuple[tuple[tuple[str, str], ...], int, int]:
+        """The lines since the last batch (at most ``window``), how many were left out,
+        and how many lines the step printed since the last batch (the notes meant for the
+        pane only are not counted: the count is the file's, the journal's)."""
         lines: list[tuple[str, str]] = []
         need = self.window
         while self._pending and need > 0:
@@ -244,7 +251,8 @@ class OutputSink:
         dropped = self._dropped + self._pending_lines - len(lines)
         self._pending.clear()
         self._pending_lines = self._pending_chars = self._dropped = 0
-        return tuple(lines), max(dropped, 0)
+        printed, self._batched = self.lines - self._batched, self.lines
+        return tuple(lines), max(dropped, 0), printed
 
     @property
     def has_batch(self) -> bool:
@@ -312,16 +320,44 @@ class OutputSink:
 
 def read_back(path: Path, limit: int) -> list[tuple[str, str]]:
     """The last ``limit`` lines of an output file as ``(stream, text)`` pairs, the
-    streams told apart by their marks; [] when there is no file (yet)."""
+    streams told apart by their marks; [] when there is no file (yet). Read from the end,
+    so a long file costs what its last lines cost."""
+    chunks: list[bytes] = []
     try:
         with path.open("rb") as file:
-            lines = deque(file, maxlen=limit)
+            start = file.seek(0, os.SEEK_END)
+            newlines = 0
+            while start > 0 and newlines <= limit:
+                size = min(READ_BACK_BLOCK, start)
+                start -= size
+                file.seek(start)
+                chunks.append(file.read(size))
+                newlines += chunks[-1].count(b"\n")
     except OSError:
         return []
+    raw = b"".join(reversed(chunks)).split(b"\n")
+    if raw[-1] == b"":
+        raw.pop()  # the file ends with a whole line
+    if start > 0:
+        raw.pop(0)  # the part of a line the last block began in
     marks = [(stream, prefix) for stream, prefix in FILE_PREFIX.items() if prefix]
     read = []
-    for raw in lines:
-        line = raw.decode(errors="replace").rstrip("\n")
+    for data in raw[-limit:] if limit > 0 else ():
+        line = data.decode(errors="replace")
         stream = next((s for s, prefix in marks if line.startswith(prefix)), "out")
         read.append((stream, line.removeprefix(FILE_PREFIX[stream])))
     return read
+
+
+def count_lines(path: Path) -> int:
+    """The lines in an output file and the tail segments a killed cockpit left beside
+    it; 0 when there is none."""
+    count = 0
+    for part in (path, *tail_segments(path)):
+        try:
+            with part.open("rb") as file:
+                while block := file.read(1024 * 1024):
+                    count += block.count(b"\n")
+        except OSError:
+            continue
+    return count

@@ -21,23 +21,33 @@ from cockpit.output import read_back
 from cockpit.runbook import Runbook
 
 MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
+FINAL = {
+    StepStatus.OK,
+    StepStatus.FAILED,
+    StepStatus.SKIPPED,
+    StepStatus.CANCELLED,
+    StepStatus.INTERRUPTED,
+}  # statuses a step's record ends in
 APPROVAL = "needs approval by"  # how a step waiting for other people's approval says so
 
 
 class OutputBuffer:
-    """The newest lines of one step's output, with how many arrived in all."""
+    """The newest lines of one step's output, and how many lines the step printed."""
 
     def __init__(self, maxlen: int) -> None:
         self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
-        self.total = 0
+        self.printed = 0
+        """Lines the step printed in all (the journal's count), whatever the window
+        keeps or a batch left out."""
         self.width = 0
 
-    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> tuple[int, int]:
-        """Add a batch; returns how many lines it added and how many fell off the front."""
+    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> int:
+        """Add lines (``dropped`` more came before them, only in the file); returns how
+        many lines fell off the front."""
         before = len(self.lines)
         added = 0
         if dropped:
-            self.lines.append(("info", f"... {dropped} lines only in the output file"))
+            self.lines.append(("info", f"... {dropped:,} lines only in the output file"))
             added += 1
         for stream, raw in lines:
             text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
@@ -45,8 +55,7 @@ class OutputBuffer:
             added += 1
             if len(text) > self.width:
                 self.width = min(len(text), MAX_WIDTH)
-        self.total += added
-        return added, before + added - len(self.lines)
+        return before + added - len(self.lines)
 
 
 class RunView:
@@ -100,8 +109,8 @@ class RunView:
         }
 
     def apply(self, event: ev.Event) -> Any:
-        """Take one event. An OutputReceived returns (lines added, lines that fell off
-        the front of the buffer), for the pane that shows it; the others None."""
+        """Take one event. An OutputReceived returns (lines the step printed, lines that
+        fell off the front of the buffer), for the pane that shows it; the others None."""
         handler = self._handlers.get(type(event))
         result = handler(event) if handler is not None else None
         if self.approvable is not None and (
@@ -109,6 +118,36 @@ class RunView:
         ):
             self.approvable = None
         return result
+
+    def load_record(self, rows: Iterable[Mapping[str, Any]]) -> str | None:
+        """Take what the journal recorded of a resumed run's steps (its step rows): the
+        last lines of each step's output file, the count of all it printed, its result.
+        Returns the step that started last (where the run stopped), if one started."""
+        started = {}
+        for row in rows:
+            step_id = row["step_id"]
+            if step_id not in self.buffers:
+                continue
+            if self.status[step_id] in FINAL:
+                self.durations[step_id] = row["duration"]
+                self.results[step_id] = ev.StepFinished(
+                    row["run_id"],
+                    row["finished_at"] or 0.0,
+                    step_id,
+                    self.status[step_id],
+                    row["duration"],
+                    row["attempt"],
+                    row["exit_code"],
+                    row["message"] or "",
+                    row["output_lines"],
+                )
+            if row["output_path"]:
+                buffer = self.buffers[step_id]
+                read = read_back(Path(row["output_path"]), self.window_lines)
+                buffer.extend(read, dropped=max(row["output_lines"] - len(read), 0))
+                buffer.printed = max(row["output_lines"], len(read))
+                started[step_id] = row["started_at"] or 0.0
+        return max(started, key=started.__getitem__, default=None)
 
     def step_of(self, event: ev.Event) -> str | None:
         """The step an event is about, if it is one of this run's."""
@@ -138,11 +177,16 @@ class RunView:
         if event.attempt == 1:
             self.results.pop(event.step_id, None)
         buffer = self.buffers[event.step_id]
-        if self.join_late and not buffer.total:
-            buffer.extend(read_back(Path(event.output_path), self.window_lines))
+        if self.join_late and not buffer.lines:
+            read = read_back(Path(event.output_path), self.window_lines)
+            buffer.extend(read)
+            buffer.printed += len(read)  # at least: the file's start may hold more
 
     def _output(self, event: ev.OutputReceived) -> tuple[int, int]:
-        return self.buffers[event.step_id].extend(event.lines, event.dropped)
+        buffer = self.buffers[event.step_id]
+        shifted = buffer.extend(event.lines, event.dropped)
+        buffer.printed += event.printed
+        return event.printed, shifted
 
     def _step_finished(self, event: ev.StepFinished) -> None:
         self.status[event.step_id] = event.status

@@ -37,7 +37,7 @@ from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
-from widgets.plain import literal
+from widgets.plain import literal, plain
 from widgets.run_header import RunHeader
 from widgets.step_detail import StepDetail
 
@@ -198,12 +198,13 @@ class CockpitScreen(Screen):
         self.engine = engine
         self.protected = protected
         self.view = RunView(engine.runbook, engine.window_lines, engine.status)
+        stopped_at = self.view.load_record(engine.history.steps(engine.run_id))  # if resumed
         self.ticks: dict[str, set[int]] = {}
         self.notes: dict[str, dict[int, str]] = {}
         self.explicit: set[str] = set()
         self._flies_on: dict[str, Flight] = {}
         """Checklists a flight stopped at: recording one flies on (no second ``a``)."""
-        self.selected: str = engine.runbook.steps[0].id
+        self.selected: str = stopped_at or engine.runbook.steps[0].id
         self.flying = False
         self._shows = self._show_table()
 
@@ -227,6 +228,7 @@ class CockpitScreen(Screen):
         with Horizontal(id="body"):
             yield PhaseTree(engine.runbook, eta=engine.eta, id="phases")
             with Vertical(id="centre"):
+                yield Static(plain(f"resumed run · {engine.stopped}"), id="stopped")
                 yield OutputPane(id="output")
                 yield Label("", id="output-status")
                 yield Input(
@@ -244,6 +246,7 @@ class CockpitScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        self.query_one("#stopped").display = bool(self.engine.stopped)
         tree = self.query_one(PhaseTree)
         tree.build(self.view.status, self.view.durations)
         tree.focus()
@@ -311,11 +314,11 @@ class CockpitScreen(Screen):
         follow = (
             "following"
             if pane.following
-            else (f"{pane.unseen} new lines · End or f to follow" if pane.unseen else "paused")
+            else (f"{pane.unseen:,} new lines · End or f to follow" if pane.unseen else "paused")
         )
-        count = pane.buffer.total
+        count = pane.buffer.printed
         self.query_one("#output-status", Label).update(  # one fixed row: no relayout
-            f"{follow} · {count} line{'s' if count != 1 else ''} · {path.name}", layout=False
+            f"{follow} · {count:,} line{'s' if count != 1 else ''} · {path.name}", layout=False
         )
 
     def jumps(self) -> Iterator[tuple[str, str, Callable[[], None], bool]]:
@@ -436,6 +439,7 @@ class CockpitScreen(Screen):
         }
 
     def _started(self, event: ev.StepStarted) -> None:
+        self.query_one("#stopped").display = False  # the resumed run flies on
         if event.attempt == 1:
             self.query_one(PhaseTree).select_step(event.step_id)
 

@@ -1,4 +1,9 @@
-"""HistoryScreen: the runs in the journal, and the steps of the highlighted one."""
+"""HistoryScreen: the runs in the journal, and the steps of the highlighted one.
+
+Enter on a paused, interrupted, failed or cancelled run resumes it (``cockpit history``
+then starts it as ``cockpit resume RUN`` does); inside a flying cockpit it says how,
+since one cockpit flies one run.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from cockpit.durations import format_duration
 from cockpit.journal import BaseJournal
 from widgets.plain import plain
 
+RESUMABLE = ("paused", "interrupted", "failed", "cancelled")
+
 
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
@@ -21,11 +28,25 @@ def _when(ts: float | None) -> str:
 
 class HistoryScreen(Screen):
     CSS_PATH = "history.tcss"
-    BINDINGS = [Binding("escape,q", "close", "Close", id="history.close")]
+    BINDINGS = [
+        Binding(
+            "enter",
+            "resume",
+            "Resume",
+            id="history.resume",
+            priority=True,  # before the tables' own (hidden) Enter
+            tooltip="Resume the highlighted run (paused, interrupted, failed or cancelled)",
+        ),
+        Binding("escape,q", "close", "Close", id="history.close"),
+    ]
 
-    def __init__(self, journal: BaseJournal) -> None:
+    def __init__(self, journal: BaseJournal, *, resumes: bool = False) -> None:
+        """``resumes``: Enter ends the app with the id of the run to resume."""
         super().__init__()
         self.journal = journal
+        self.resumes = resumes
+        self.status: dict[str, str] = {}
+        """Each run's status as the table shows it (a dead 'running' run is interrupted)."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -38,6 +59,7 @@ class HistoryScreen(Screen):
         runs = self.query_one("#runs", DataTable)
         runs.add_columns("run", "status", "env", "started", "took", "runbook", "operator")
         for run in self.journal.runs(limit=200):
+            self.status[run["id"]] = run["status"]
             took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
             cells = [
                 run["id"],
@@ -78,6 +100,23 @@ class HistoryScreen(Screen):
                 row["message"] or "",
             ]
             steps.add_row(row["seq"] + 1, *map(plain, cells))
+
+    def action_resume(self) -> None:
+        runs = self.query_one("#runs", DataTable)
+        if not runs.row_count:
+            return
+        run_id = runs.coordinate_to_cell_key(runs.cursor_coordinate).row_key.value
+        status = self.status.get(run_id, "")
+        if status not in RESUMABLE:
+            why = "it is still flying" if status == "running" else "nothing to resume"
+            self.notify(f"Run {run_id} is {status}: {why}", severity="warning")
+        elif not self.resumes:
+            self.notify(
+                f"One run at a time: end this one (ctrl+q), then: cockpit resume {run_id}",
+                title="Resume",
+            )
+        else:
+            self.app.exit(run_id)
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 2:

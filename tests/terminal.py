@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from helpers import COCKPIT
 
 TMUX = shutil.which("tmux")
 WAIT = 15.0  # seconds any one thing may take to show on screen
@@ -22,6 +25,32 @@ set -g remain-on-exit on
 set -g default-shell /bin/sh
 set -g history-limit 1000
 """
+
+
+def cockpit_command(tmp_path: Path, *args: str | Path) -> str:
+    """The shell command line of ``cockpit ARGS`` in a terminal of its own: a private
+    config and data folder under ``tmp_path``, no stale sizes; ``EXIT=<code>`` follows."""
+    env = {
+        "TERM": "xterm-256color",
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "COCKPIT_OPERATOR": "tester",
+    }
+    # COLUMNS/LINES win over the terminal's real size (shutil.get_terminal_size), and
+    # tmux's global environment may hold stale ones (80x24, from its client's ncurses).
+    unset = ["TMUX", "NO_COLOR", "COCKPIT_CONFIG", "COLUMNS", "LINES"]
+    return (
+        " ".join(
+            [
+                "env",
+                *(f"-u{name}" for name in unset),
+                *(f"{name}={shlex.quote(value)}" for name, value in env.items()),
+                shlex.quote(COCKPIT),
+                *(shlex.quote(str(arg)) for arg in args),
+            ]
+        )
+        + '; echo "EXIT=$?"'
+    )
 
 
 def _children() -> dict[int, list[int]]:

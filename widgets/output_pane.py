@@ -63,10 +63,11 @@ class OutputPane(ScrollView, can_focus=True):
         """Scroll to the newest line once the new size is laid out."""
         self.scroll_end(animate=False, x_axis=False)
 
-    def appended(self, added: int, shifted: int) -> None:
-        """The shown buffer got ``added`` lines, ``shifted`` fell off its front."""
+    def appended(self, printed: int, shifted: int) -> None:
+        """The step of the shown buffer printed ``printed`` lines; ``shifted`` lines fell
+        off the buffer's front."""
         if not self.following:
-            self.unseen += added
+            self.unseen += printed
             if self.match is not None:
                 self.match = self.match - shifted if self.match >= shifted else None
             self._resize()

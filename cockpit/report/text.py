@@ -63,7 +63,7 @@ def gate_facts(gate: dict[str, Any]) -> str:
 
 
 def line_count(count: int) -> str:
-    return f"{count} line{'' if count == 1 else 's'}"
+    return f"{count:,} line{'' if count == 1 else 's'}"
 
 
 def esc(value: Any) -> str:

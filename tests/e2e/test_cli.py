@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from helpers import COCKPIT, ROOT, cockpit, wait_for
 
 from cockpit.journal import Journal
 from cockpit.process import live_members
+from cockpit.stopped import clock
 
 MINIMAL = "runbook: B\nphases: [{id: p, steps: [{id: s, run: 'true'}]}]\n"
 
@@ -199,7 +201,16 @@ def test_sighup_lets_the_step_finish_then_pauses(tmp_path, jpath):
     rows = step_rows(jpath)
     assert (rows["slow"]["status"], rows["next"]["status"]) == ("ok", "pending")
     assert "finished" in Path(rows["slow"]["output_path"]).read_text()
-    assert cockpit("resume", "last", "--headless", "--journal", jpath).returncode == 0
+    journal = Journal(jpath)
+    run = journal.runs()[0]
+    journal.close()
+    assert re.fullmatch(r"the terminal hung up at \d\d:\d\d:\d\d; 1 ok, 1 pending", run["message"])
+    resumed = cockpit("resume", "last", "--headless", "--journal", jpath)
+    assert resumed.returncode == 0
+    assert (
+        f"cockpit: resuming run {run['id']}: paused at {clock(run['finished_at'])} after "
+        f"step 'slow': {run['message']}\n" in resumed.stdout
+    )
 
 
 def test_sigint_cancels_the_step_and_exits_130(tmp_path, jpath):

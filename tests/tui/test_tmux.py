@@ -9,14 +9,12 @@ the pane started.
 from __future__ import annotations
 
 import re
-import shlex
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from helpers import COCKPIT
-from terminal import TMUX, Terminal, alive, line_with
+from terminal import TMUX, Terminal, alive, cockpit_command, line_with
 
 from cockpit.app import CockpitApp
 from cockpit.journal import Journal
@@ -63,31 +61,9 @@ def book(tmp_path) -> Path:
 def fly(terminal: Terminal, tmp_path: Path, book: Path, *, width: int, height: int) -> Path:
     """Start ``cockpit run BOOK`` (the TUI) in the pane; ``EXIT=<code>`` follows it."""
     jpath = tmp_path / "j.sqlite3"
-    env = {
-        "TERM": "xterm-256color",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "COCKPIT_OPERATOR": "tester",
-    }
-    # COLUMNS/LINES win over the terminal's real size (shutil.get_terminal_size), and
-    # tmux's global environment may hold stale ones (80x24, from its client's ncurses).
-    unset = ["TMUX", "NO_COLOR", "COCKPIT_CONFIG", "COLUMNS", "LINES"]
-    command = (
-        " ".join(
-            [
-                "env",
-                *(f"-u{name}" for name in unset),
-                *(f"{name}={shlex.quote(value)}" for name, value in env.items()),
-                shlex.quote(COCKPIT),
-                "run",
-                shlex.quote(str(book)),
-                "--journal",
-                shlex.quote(str(jpath)),
-            ]
-        )
-        + '; echo "EXIT=$?"'
+    terminal.start(
+        cockpit_command(tmp_path, "run", book, "--journal", jpath), width=width, height=height
     )
-    terminal.start(command, width=width, height=height)
     assert terminal.display("#{pane_width}x#{pane_height}") == f"{width}x{height}"
     return jpath
 

@@ -450,8 +450,8 @@ async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
         await pilot.press("pageup")
         assert not pane.following
         top = pane.scroll_y
-        added, shifted = pane.buffer.extend([("out", f"late {n}") for n in range(7)])
-        pane.appended(added, shifted)
+        shifted = pane.buffer.extend([("out", f"late {n}") for n in range(7)])
+        pane.appended(7, shifted)
         await pilot.pause()
         assert pane.unseen == 7 and pane.scroll_y == top
         status = app.cockpit.query_one("#output-status").render()

@@ -115,6 +115,7 @@ def test_a_dropped_connection_lets_the_step_finish_then_pauses(tui):
     time.sleep(1.0)
     assert cpu_ticks(pid) - before < 30, "waiting without a terminal must not spin"
     wait_for(lambda: rows(journal)[0].get("status") == "paused", "the run to pause")
+    assert rows(journal)[0]["message"].startswith("the terminal hung up at ")
     steps = rows(journal)[1]
     assert steps["ticking"]["status"] == "ok"
     assert steps["next"]["status"] == "pending"
@@ -128,6 +129,7 @@ def test_sigterm_ends_the_step_and_pauses_the_run(tui):
     pgid = start_ticking(socket, journal)
     os.kill(cockpit_pid(socket), signal.SIGTERM)
     wait_for(lambda: rows(journal)[0].get("status") == "paused", "the run to pause")
+    assert rows(journal)[0]["message"].startswith("told to stop (SIGTERM) at ")
     assert rows(journal)[1]["ticking"]["status"] == "cancelled"
     assert live_members(pgid) == []
     exit_file = Path(socket).parent / "exit.txt"

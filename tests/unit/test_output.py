@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cockpit.output import MAX_LINE, OutputSink, read_back
+from cockpit import output
+from cockpit.output import MAX_LINE, OutputSink, count_lines, read_back
 from cockpit.redact import Redactor
 
 
@@ -17,7 +18,7 @@ def test_a_character_split_across_reads_is_kept_whole(tmp_path):
         out.write("out", bytes([byte]))
     out.close()
     assert (tmp_path / "step.log").read_text() == "naïve café ✓\n"
-    assert out.take_batch() == ((("out", "naïve café ✓"),), 0)
+    assert out.take_batch() == ((("out", "naïve café ✓"),), 0, 1)
 
 
 def test_a_secret_split_byte_by_byte_is_masked(tmp_path):
@@ -53,10 +54,23 @@ def test_batches_hold_at_most_the_window(tmp_path):
     out = sink(tmp_path, window=10)
     out.write("out", "".join(f"{n}\n" for n in range(1000)).encode())
     out.write("err", b"last\n")
-    lines, dropped = out.take_batch()
-    assert len(lines) == 10 and dropped == 991
+    lines, dropped, printed = out.take_batch()
+    assert len(lines) == 10 and dropped == 991 and printed == 1001
     assert lines[-1] == ("err", "last") and lines[0] == ("out", "991")
-    assert out.take_batch() == ((), 0)
+    assert out.take_batch() == ((), 0, 0)
+
+
+def test_a_batch_counts_every_line_printed_even_those_dropped_between_batches(tmp_path):
+    out = sink(tmp_path, window=10)
+    line = "x" * 99 + "\n"  # 100 characters: the pending text overflows in 42,000 lines
+    for _ in range(42):
+        out.write("out", (line * 1000).encode())
+    lines, dropped, printed = out.take_batch()
+    assert printed == 42_000 == out.lines  # what the journal records
+    assert len(lines) == 10 and dropped == 41_990
+    out.write("err", b"one more\n")
+    out.close()
+    assert out.take_batch() == ((("err", "one more"),), 0, 1)
 
 
 def test_redactor_masks_each_line_of_a_multiline_secret():
@@ -74,3 +88,26 @@ def test_read_back_tells_the_streams_apart_and_keeps_the_last_lines(tmp_path):
         ("out", "four [stderr] not a mark"),
     ]
     assert read_back(tmp_path / "none.log", 3) == []
+
+
+def test_read_back_reads_only_the_end_of_a_long_file(tmp_path, monkeypatch):
+    path = tmp_path / "step.log"
+    path.write_text("".join(f"line {n}\n" for n in range(100_000)) + "[stderr] no newline")
+    monkeypatch.setattr(output, "READ_BACK_BLOCK", 64)  # lines cut across blocks
+    assert read_back(path, 3) == [
+        ("out", "line 99998"),
+        ("out", "line 99999"),
+        ("err", "no newline"),
+    ]
+    assert read_back(path, 0) == []
+    short = tmp_path / "short.log"
+    short.write_text("a\nb\n")
+    assert read_back(short, 10) == [("out", "a"), ("out", "b")]
+
+
+def test_count_lines_counts_the_file_and_the_tail_segments_left_beside_it(tmp_path):
+    path = tmp_path / "step.log"
+    assert count_lines(path) == 0
+    path.write_text("a\nb\n")
+    path.with_name("step.log.tail2").write_text("c\n")
+    assert count_lines(path) == 3

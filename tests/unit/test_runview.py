@@ -59,7 +59,7 @@ def test_a_run_s_events_become_what_the_screen_shows():
     assert view.said == "migrate: approved by bo (1 of 1)"
     view.apply(ev.StepStarted(RUN, 2.3, "migrate", 1, 2, "/nowhere/migrate.log"))
     assert view.status["migrate"] == StepStatus.RUNNING and view.approvable is None
-    assert view.buffers["migrate"].total == 0  # the operator's view does not read back
+    assert view.buffers["migrate"].printed == 0  # the operator's view does not read back
     view.apply(ev.RunFinished(RUN, 3.0, RunStatus.OK, 2.0, "done"))
     assert view.finished is not None and view.finished.status == RunStatus.OK
 
@@ -67,10 +67,14 @@ def test_a_run_s_events_become_what_the_screen_shows():
 def test_output_says_what_the_pane_must_redraw():
     view = RunView(BOOK, 3)
     lines = tuple(("out", str(n)) for n in range(4))
-    assert view.apply(ev.OutputReceived(RUN, 1.0, "first", lines)) == (4, 1)
-    assert view.apply(ev.OutputReceived(RUN, 1.1, "first", (), dropped=7)) == (1, 1)
-    assert list(view.buffers["first"].lines)[-1] == ("info", "... 7 lines only in the output file")
-    assert view.buffers["first"].total == 5
+    assert view.apply(ev.OutputReceived(RUN, 1.0, "first", lines, 0, 4)) == (4, 1)
+    big = ev.OutputReceived(RUN, 1.1, "first", lines[:1], dropped=40_000_399, printed=40_000_400)
+    assert view.apply(big) == (40_000_400, 2)
+    assert list(view.buffers["first"].lines)[-2] == (
+        "info",
+        "... 40,000,399 lines only in the output file",
+    )
+    assert view.buffers["first"].printed == 40_000_404  # every line printed, whatever was shown
 
 
 def test_a_retry_keeps_the_result_until_it_starts_over():
@@ -96,9 +100,9 @@ def test_a_late_watcher_reads_back_what_a_step_printed(tmp_path):
     log = tmp_path / "first.log"
     view = RunView(BOOK, 10, join_late=True)
     view.apply(ev.StepStarted(RUN, 1.0, "first", 1, 1, str(log)))  # no file here: nothing
-    assert view.buffers["first"].total == 0
+    assert view.buffers["first"].printed == 0
     log.write_text("one\n" + FILE_PREFIX["err"] + "two\n")
     view.apply(ev.StepStarted(RUN, 2.0, "first", 1, 1, str(log)))
     assert list(view.buffers["first"].lines) == [("out", "one"), ("err", "two")]
     view.apply(ev.StepStarted(RUN, 3.0, "first", 2, 2, str(log)))  # already has lines
-    assert view.buffers["first"].total == 2
+    assert view.buffers["first"].printed == 2
