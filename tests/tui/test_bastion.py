@@ -3,7 +3,10 @@ NO_COLOR every state still reads by its glyph (tmux runs the real ``cockpit run`
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -102,3 +105,36 @@ def test_no_color_keeps_every_state_apart(tmp_path):
 )
 def test_the_locale_decides(environ, coerced, utf8):
     assert utf8_terminal(environ, coerced=coerced) is utf8
+
+
+SPARKLINE = """
+import asyncio
+from textual.app import App
+from widgets.glyphs import Bars
+
+class One(App):
+    def compose(self):
+        yield Bars([1, 2, 3, 4, 5, 6, 7, 8], summary_function=max)
+
+async def main():
+    async with One().run_test(size=(8, 1)) as pilot:
+        await pilot.pause()
+        print("".join(s.text for s in pilot.app.query_one(Bars).render_line(0)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("lang", "bars"), [("C", "_.-~=+*#"), ("C.UTF-8", "▁▂▃▄▅▆▇█")])
+def test_sparkline_bars_follow_the_locale(lang, bars):
+    """The metrics panel's sparklines: Textual's block characters only on UTF-8."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_CTYPE")}
+    done = subprocess.run(
+        [sys.executable, "-c", SPARKLINE],
+        env={**environ, "LANG": lang},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert done.stdout.strip() == bars, done.stderr
