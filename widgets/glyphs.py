@@ -23,10 +23,11 @@ COERCED = {"C.UTF-8", "C.utf8", "UTF-8"}
 
 def utf8_terminal(environ: Mapping[str, str] = os.environ, *, coerced: bool | None = None) -> bool:
     """Whether the locale's encoding, as POSIX picks it (LC_ALL, else LC_CTYPE, else
-    LANG, else C), is UTF-8. ``coerced``: whether Python put LC_CTYPE there itself (it
-    does, in UTF-8 mode, when it starts in the C locale); by default read from sys.flags."""
+    LANG, else C), is UTF-8. ``coerced``: whether an LC_CTYPE of C.UTF-8 may be Python's
+    own (started in the C locale, it sets that and turns UTF-8 mode on, PEP 538 and 540);
+    by default, whether UTF-8 mode is on."""
     if coerced is None:
-        coerced = bool(sys.flags.utf8_mode) and "PYTHONUTF8" not in environ
+        coerced = bool(sys.flags.utf8_mode)
     for name in ("LC_ALL", "LC_CTYPE", "LANG"):
         value = environ.get(name, "")
         if name == "LC_CTYPE" and coerced and value in COERCED:
