@@ -7,13 +7,13 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual.widgets import SelectionList
 
-from widgets.glyphs import BOX
+from widgets.glyphs import BORDER, BOX
 from widgets.plain import plain
 
 
 class Checklist(SelectionList[int]):
-    DEFAULT_CSS = """
-    Checklist { height: auto; max-height: 10; border: round $secondary; }
+    DEFAULT_CSS = f"""
+    Checklist {{ height: auto; max-height: 10; border: {BORDER} $secondary; }}
     """
 
     def load(self, items: list[str], ticked: set[int]) -> None:

@@ -65,6 +65,8 @@ BOX = {True: "▐X▌", False: "▐ ▌"} if UTF8 else {True: "[x]", False: "[ ]
 # Tree.LINES: blank, through, last, branch).
 FOLDED, OPEN = ("▶ ", "▼ ") if UTF8 else ("+ ", "- ")
 ASCII_TREE_LINES = ("  ", "| ", "`-", "|-")
+# A widget's own border (Textual's border types).
+BORDER = "round" if UTF8 else "ascii"
 # Sparkline bars, lowest to highest.
 BARS = "▁▂▃▄▅▆▇█" if UTF8 else "_.-~=+*#"
 
