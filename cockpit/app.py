@@ -33,6 +33,7 @@ from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
 from screens.watch import WatchScreen
+from steps.base import NeedsOperator
 
 
 class HangupProofStream:
@@ -66,11 +67,12 @@ class HangupProofStream:
 def hangup_proof_terminal():
     """Give Textual the hang-up-proof stream for as long as the app runs."""
     original = sys.__stderr__
-    sys.__stderr__ = HangupProofStream(original)
+    # Final in typeshed, but Textual writes to sys.__stderr__: it is what must be replaced
+    sys.__stderr__ = HangupProofStream(original)  # type: ignore[misc]
     try:
         yield
     finally:
-        sys.__stderr__ = original
+        sys.__stderr__ = original  # type: ignore[misc]
 
 
 class TuiOperator:
@@ -90,7 +92,12 @@ class TuiOperator:
             return True
         if self.screen is None:
             return None
-        return await self.screen.ask_confirmation(step, description)
+        answer = await self.screen.ask_confirmation(step, description)
+        if answer is None:
+            raise NeedsOperator(
+                f"{self.name} went back: the step waits for its confirmation (r asks again)"
+            )
+        return answer
 
     async def confirm_rollback(self, reason: str) -> bool:
         if self.screen is None:
@@ -115,9 +122,9 @@ class VisibleNotifications:
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         kwargs["markup"] = False  # whatever the caller said (Widget.notify says True)
-        super().notify(
+        super().notify(  # type: ignore[misc]  # a mixin: App, next in each app's bases, has it
             visible(message),
-            title=visible(title, newlines=False),  # type: ignore[misc]
+            title=visible(title, newlines=False),
             **kwargs,
         )
 
@@ -219,7 +226,9 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         step ends; standard input becomes a pipe nobody writes to, so it waits quietly.
         """
         self._silence = os.pipe()
-        os.dup2(self._silence[0], sys.__stdin__.fileno())
+        stdin = sys.__stdin__
+        assert stdin is not None  # the TUI started on a terminal as its stdin
+        os.dup2(self._silence[0], stdin.fileno())
         self.engine.pause_after_step()
         self.run_worker(self._end_when_idle(), exit_on_error=False)
 
@@ -258,6 +267,7 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         if screen is not self.cockpit:
             return
         for binding in CockpitScreen.BINDINGS:
+            assert isinstance(binding, Binding) and binding.id  # the screen's are named
             category = binding.id.split(".")[0].capitalize()
             yield SystemCommand(
                 f"{category}: {binding.description.lower()}",

@@ -8,7 +8,6 @@ config, arguments, journal); 3 the run paused (waiting for an operator, or SIGHU
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -19,6 +18,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from cockpit.cli_parser import build_parser
 from cockpit.errors import CockpitError
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 3, 130  # bad input: CockpitError, 2
@@ -29,218 +29,8 @@ class UsageError(CockpitError):
     """Bad input: printed as one clear message, exit code 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    from cockpit import __version__
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
-    journal = argparse.ArgumentParser(add_help=False)
-    journal.add_argument("--journal", metavar="PATH", help="journal database (SQLite) to use")
-    env = argparse.ArgumentParser(add_help=False)
-    env.add_argument("--env", metavar="NAME", help="environment profile from the config")
-    fly = argparse.ArgumentParser(add_help=False)
-    fly.add_argument(
-        "--headless",
-        action="store_true",
-        help="no TUI: prefixed output lines, a status line per step, a summary",
-    )
-    fly.add_argument(
-        "--yes", action="store_true", help="confirm steps and tick checklists without asking"
-    )
-    fly.add_argument(
-        "--confirm-env",
-        metavar="NAME",
-        help="confirm a protected environment without typing its name",
-    )
-    take = argparse.ArgumentParser(add_help=False)
-    take.add_argument(
-        "--take-over",
-        action="store_true",
-        help="team mode: take the environment's lock from the run holding it, "
-        "after typing the environment's name (or --confirm-env NAME)",
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="cockpit",
-        description="Fly a deployment runbook: validate, plan, run, resume.",
-        epilog="exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled",
-    )
-    parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("validate", parents=[common], help="check runbooks; list every problem")
-    p.add_argument("files", nargs="+", metavar="FILE")
-
-    p = sub.add_parser(
-        "plan",
-        parents=[common, journal, env],
-        help="show what a run would do, with ETAs from its last rehearsal",
-    )
-    p.add_argument("file", metavar="FILE")
-
-    p = sub.add_parser("run", parents=[common, journal, env, fly, take], help="fly a runbook")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="resolve and show every step; run nothing, record nothing",
-    )
-    p.add_argument(
-        "--rehearsal",
-        action="store_true",
-        help="record the run as a rehearsal: once it ends ok, its step timings "
-        "are the ETAs of later runs of the runbook",
-    )
-
-    p = sub.add_parser(
-        "resume",
-        parents=[common, journal, fly, take],
-        help="continue a paused, failed or interrupted run",
-    )
-    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--retry-interrupted",
-        action="store_true",
-        help="run again the step the dead process left running",
-    )
-    group.add_argument(
-        "--skip-interrupted",
-        action="store_true",
-        help="skip the step the dead process left running",
-    )
-
-    p = sub.add_parser(
-        "repair",
-        parents=[common, journal],
-        help="settle a migration a dead process cut off outside a "
-        "transaction, before resuming its run",
-    )
-    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    p.add_argument("step", metavar="STEP", help="the migrate step's id")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--mark-applied", metavar="FILE", help="FILE was finished by hand: record it as applied"
-    )
-    group.add_argument(
-        "--rerun",
-        metavar="FILE",
-        help="FILE was undone by hand: remove its failed row, so it runs again from the top",
-    )
-
-    p = sub.add_parser(
-        "history",
-        parents=[common, journal],
-        help="browse recorded runs (a table when not at a terminal)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--plain", action="store_true", help="print a table, even at a terminal")
-    p.add_argument("--limit", type=int, default=50, help="at most this many runs (50)")
-
-    p = sub.add_parser("report", parents=[common, journal], help="the record of a run")
-    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    p.add_argument(
-        "--format",
-        choices=("md", "json", "html"),
-        default="md",
-        help="md (default), json, or html: one self-contained page with the metrics chart",
-    )
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument(
-        "--compare",
-        metavar="REF",
-        help="set the run beside REF instead: a run id, or 'rehearsal' (the "
-        "latest ok rehearsal of its runbook before it); duration per step "
-        "and the outcomes that differ",
-    )
-
-    p = sub.add_parser(
-        "signoff",
-        parents=[common, journal],
-        help="sign a finished run off as its deployer or verifier",
-    )
-    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    p.add_argument("--role", choices=("deployer", "verifier"), required=True)
-    p.add_argument("--name", help="who signs (default: the configured operator)")
-    p.add_argument("--note", default="", help="a note kept with the sign-off")
-    p.add_argument(
-        "--replace",
-        action="store_true",
-        help="sign a role signed already; the earlier sign-off stays recorded",
-    )
-
-    p = sub.add_parser(
-        "import",
-        help="turn a Markdown runbook into runbook YAML",
-        description="Write the runbook YAML a Markdown runbook describes (to "
-        "stdout or -o FILE); a summary of what became what, and what to "
-        "review, goes to stderr. run, validate, plan and resume also take "
-        "the .md file directly.",
-    )
-    p.add_argument("file", metavar="FILE.md")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-
-    p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
-    p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
-
-    p = sub.add_parser(
-        "demo",
-        parents=[common, journal, fly],
-        help="fly the PM Intelligence runbook against a local sandbox",
-    )
-    p.add_argument(
-        "--drill",
-        choices=("bad-release",),
-        help="bad-release: version 2.0 is slow and failing once it serves, so "
-        "the gate fails and the rollback runs",
-    )
-    p.add_argument(
-        "--rehearsal",
-        action="store_true",
-        help="accepted for symmetry with run: demo runs are always recorded as rehearsals",
-    )
-
-    p = sub.add_parser(
-        "watch",
-        parents=[common, journal],
-        help="team mode: follow a live run, read-only, from anywhere",
-    )
-    p.add_argument(
-        "target",
-        metavar="RUN|ENV",
-        help="a run id (a unique prefix of it, or 'last'), or an environment: "
-        "the run flying it now",
-    )
-    p.add_argument(
-        "--headless",
-        action="store_true",
-        help="print the run as text, as run --headless does, instead of the TUI",
-    )
-    p.add_argument(
-        "--wait",
-        action="store_true",
-        help="ENV: when nobody flies it now, wait for the next run to start",
-    )
-
-    p = sub.add_parser(
-        "approve",
-        parents=[common, journal],
-        help="team mode: approve a step waiting for another person (approve:)",
-    )
-    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
-    p.add_argument("step", metavar="STEP", help="the step id")
-
-    sub.add_parser(
-        "locate",
-        parents=[common, journal],
-        help="print where the config, journal and output files are",
-    )
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     from cockpit.controls import visible_stream
 
     # Runbook titles, journal rows, step output and server answers are printed: none
@@ -519,8 +309,10 @@ def _fly(
     from cockpit.engine import Engine
     from cockpit.headless import TerminalOperator
     from cockpit.values import new_run_id
+    from steps.base import Operator
 
     protected = profile.confirm and not dry_run and args.confirm_env != profile.name
+    operator: Operator
     if args.headless:
         operator = TerminalOperator(
             config.operator_name,

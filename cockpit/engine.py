@@ -13,24 +13,22 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Protocol
 
 from cockpit import events as ev
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
-from cockpit.errors import CockpitError
+from cockpit.errors import EngineError
 from cockpit.eta import EtaReading, from_rehearsal
 from cockpit.events import StepStatus
+from cockpit.execution import StepExecution, Subscriber, TeamLink
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertStatus, MetricsWatch, Poll
-from cockpit.output import DiskWatch, OutputSink
+from cockpit.output import DiskWatch
 from cockpit.process import live_members
 from cockpit.runbook import (
-    STEP_DETAIL,
     TROUBLESHOOTING,
     Phase,
     Runbook,
@@ -39,29 +37,9 @@ from cockpit.runbook import (
     resolve_fields,
     substitute,
 )
-from cockpit.values import MaskedOperator, new_run_id, resolve_values
-from steps import StepContext, StepResult, get_kind
-from steps.base import NeedsOperator, Operator
-
-Subscriber = Callable[[ev.Event], None]
-
-
-class EngineError(CockpitError):
-    """The run can't start or go on (missing secrets, run busy, a decision needed)."""
-
-
-class TeamLink(Protocol):
-    """Team mode as the engine sees it (``cockpit.team.TeamRun``)."""
-
-    took_over: object | None
-    """Whose live lock of the environment this run took over, if it did."""
-
-    def publish(self, event: ev.Event) -> None:
-        """Send an event to the watchers (subscribed to every event)."""
-
-    def approvals(self, step_id: str, others: int) -> AsyncIterator[str]:
-        """Each approval of ``step_id`` by another person, as a line for the record,
-        until ``others`` came in; NeedsOperator when the run can not wait for them."""
+from cockpit.values import new_run_id, resolve_values
+from steps import get_kind
+from steps.base import Operator
 
 
 @dataclass(frozen=True)
@@ -71,7 +49,7 @@ class Interrupted:
     action: str | None = None
 
 
-class Engine:
+class Engine(StepExecution):
     def __init__(
         self,
         runbook: Runbook,
@@ -148,7 +126,7 @@ class Engine:
             self._emit(ev.BaselineTaken(self.run_id, now, key, values))
         readings = poll.sample.readings
         reasons = {name: r.reason for name, r in readings.items() if r.reason}
-        if poll.sample.error:  # said once by the notice; each metric just points at it
+        if poll.sample.error and self.metrics is not None:  # said once by the notice
             reasons = dict.fromkeys(self.metrics.spec.metrics, "the last poll failed")
         self._emit(
             ev.MetricsSampled(
@@ -185,21 +163,6 @@ class Engine:
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
-
-    def _emit(self, event: ev.Event) -> None:
-        """Record ``event``, then publish it: every string in it masked first, so no
-        secret reaches the journal, the reports or a watcher whatever field holds it."""
-        event = self.redactor.mask(event)
-        self.journal.apply(event)
-        for subscriber in self._subscribers:
-            subscriber(event)
-
-    def _now(self) -> float:
-        return time.time()
-
-    def output_path(self, step_id: str) -> Path:
-        """Where a step's full output is kept."""
-        return self.journal.run_dir(self.run_id) / f"{step_id}.log"
 
     def describe(self, step: Step) -> str:
         """What exactly the step will run: resolved, secrets masked."""
@@ -485,7 +448,7 @@ class Engine:
         """
         self._cancel_requested = False
         if self._in_rollback:
-            return await self._steps(self.runbook.rollback.steps, rollback=True)
+            return await self._rollback_steps()
         return await self._fly()
 
     async def run_step(self, step: Step) -> StepStatus:
@@ -613,347 +576,8 @@ class Engine:
     async def _rollback(self, reason: str) -> ev.RunStatus:
         self._in_rollback = True
         self._emit(ev.RollbackStarted(self.run_id, self._now(), reason))
+        return await self._rollback_steps()
+
+    async def _rollback_steps(self) -> ev.RunStatus:
         status = await self._steps(self.runbook.rollback.steps, rollback=True)
         return status or ev.RunStatus.ROLLED_BACK
-
-    # --------------------------------------------------------------- one step
-
-    def _finish(
-        self,
-        step: Step,
-        status: StepStatus,
-        duration: float | None,
-        attempt: int = 0,
-        result: StepResult | None = None,
-        message: str = "",
-        sink: OutputSink | None = None,
-    ) -> StepStatus:
-        self.status[step.id] = status
-        if sink is not None:
-            sink.close()
-            self._publish_batch(step, sink)
-            if sink.error or sink.restored or sink.truncated:
-                said = message or (result.message if result else "")
-                message = "; ".join(
-                    filter(
-                        None,
-                        [
-                            said,
-                            sink.error and f"output incomplete: {sink.error}",
-                            sink.restored,
-                            sink.truncation_note(),
-                        ],
-                    )
-                )
-        self._emit(
-            ev.StepFinished(
-                self.run_id,
-                self._now(),
-                step.id,
-                status,
-                duration,
-                attempt,
-                exit_code=result.exit_code if result else None,
-                message=message or (result.message if result else ""),
-                output_lines=sink.lines if sink else 0,
-                excerpt=sink.excerpt() if sink else (),
-                details=dict(result.details) if result else {},
-            )
-        )
-        return status
-
-    async def execute(self, step: Step) -> StepStatus:
-        """Run one step with its confirmation, retries, timeout; return its final status."""
-        if not step.when.applies(self.profile.name):
-            return self._finish(
-                step, StepStatus.SKIPPED, None, message=f"only for {', '.join(step.when.env or ())}"
-            )
-        kind = get_kind(step.kind)
-        try:
-            fields, expect = resolve_fields(step, self.live_values())
-        except KeyError as exc:  # ${steps.ID.details.KEY} of a step that has not given it
-            detail = STEP_DETAIL.search(str(exc))
-            return self._finish(
-                step,
-                StepStatus.FAILED,
-                None,
-                message=(
-                    f"{exc.args[0]}: step '{detail[1]}' has not run ok, or recorded no "
-                    f"'{detail[2]}'"
-                    if detail
-                    else exc.args[0]
-                ),
-            )
-        try:
-            sink = OutputSink(
-                self.output_path(step.id),
-                self.redactor,
-                self.config.window_lines,
-                self.config.max_step_bytes,
-            )
-        except OSError as exc:
-            raise EngineError(
-                f"cannot write the output of step '{step.id}' to "
-                f"{self.output_path(step.id)}: {exc.strerror}"
-            ) from None
-        flusher = asyncio.create_task(self._flush_output(step, sink))
-        try:
-            if self.dry_run:
-                return await self._dry(
-                    step,
-                    kind,
-                    self._context(step, fields, expect, sink),
-                    sink,
-                    self.redactor.redact(kind.explain(fields, expect)),
-                )
-            if step.approve > 1:
-                stopped = await self._await_approvals(step)
-                if stopped is not None:
-                    return stopped
-            if step.confirm:
-                self.status[step.id] = StepStatus.WAITING_CONFIRM
-                self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, "confirm"))
-                try:
-                    description = self.redactor.redact(kind.explain(fields, expect))
-                    answer = await self._call(self.operator.confirm(step, description))
-                except asyncio.CancelledError:
-                    if not self._cancel_requested:
-                        raise
-                    return self._finish(
-                        step,
-                        StepStatus.CANCELLED,
-                        None,
-                        message=f"cancelled by {self.operator.name}",
-                    )
-                if answer is None:
-                    self._emit(
-                        ev.StepWaiting(
-                            self.run_id,
-                            self._now(),
-                            step.id,
-                            "needs confirmation and nobody can answer here: the run pauses",
-                        )
-                    )
-                    return StepStatus.WAITING_CONFIRM
-                if not answer:  # an optional step declined is skipped: the run goes on
-                    declined = StepStatus.SKIPPED if step.optional else StepStatus.CANCELLED
-                    return self._finish(
-                        step, declined, None, message=f"declined by {self.operator.name}"
-                    )
-            return await self._attempts(step, kind, fields, expect, sink)
-        finally:
-            flusher.cancel()
-            sink.close()
-            self._publish_batch(step, sink)
-
-    async def _await_approvals(self, step: Step) -> StepStatus | None:
-        """Four eyes: wait until ``step.approve - 1`` other people approved the step
-        (team mode); None once they have, else the status the step stops at."""
-        others = step.approve - 1
-        self.status[step.id] = StepStatus.WAITING_CONFIRM
-        reason = f"needs approval by {others} other {'person' if others == 1 else 'people'}"
-        if self.team is None:
-            self._emit(
-                ev.StepWaiting(
-                    self.run_id,
-                    self._now(),
-                    step.id,
-                    f"{reason}, and approvals need team mode ([team] "
-                    "redis_url in the config): the run pauses",
-                )
-            )
-            return StepStatus.WAITING_CONFIRM
-        self._emit(
-            ev.StepWaiting(
-                self.run_id,
-                self._now(),
-                step.id,
-                f"{reason} (cockpit approve {self.run_id} {step.id})",
-            )
-        )
-        try:
-            await self._call(self._approvals(step, others))
-        except asyncio.CancelledError:
-            if not self._cancel_requested:
-                raise
-            return self._finish(
-                step, StepStatus.CANCELLED, None, message=f"cancelled by {self.operator.name}"
-            )
-        except NeedsOperator as exc:
-            self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
-            return StepStatus.WAITING_CONFIRM
-        return None
-
-    async def _approvals(self, step: Step, others: int) -> None:
-        async for by, count in self.team.approvals(step.id, others):
-            self._emit(ev.StepApproved(self.run_id, self._now(), step.id, by, count, others))
-
-    async def _dry(
-        self, step: Step, kind, ctx: StepContext, sink: OutputSink, description: str
-    ) -> StepStatus:
-        self._emit(ev.StepStarted(self.run_id, self._now(), step.id, 1, 1, str(sink.path)))
-        policy = [
-            f"timeout {format_duration(step.timeout)}" if step.timeout else "",
-            f"retries {step.retries}" if step.retries else "",
-            f"on_failure {step.on_failure}",
-            "confirm first" if step.confirm else "",
-        ]
-        sink.info(f"dry run, would run ({step.kind}; {', '.join(filter(None, policy))}):")
-        for line in description.splitlines():
-            sink.info(f"  {line}")
-        try:
-            preview = await kind.preview(ctx)
-        except Exception as exc:  # a preview that can't look is said, not fatal
-            preview = f"could not look ahead: {type(exc).__name__}: {exc}"
-        for line in (preview or "").splitlines():
-            sink.info(f"  {line}")
-        return self._finish(
-            step, StepStatus.OK, 0.0, 1, message="dry run: nothing was run", sink=sink
-        )
-
-    def _context(self, step: Step, fields, expect, sink: OutputSink) -> StepContext:
-        return StepContext(
-            step=step,
-            fields=fields,
-            expect=expect,
-            env={**self.env, "COCKPIT_STEP_ID": step.id},
-            operator=MaskedOperator(self.operator, self.redactor),
-            kill_grace=self.config.kill_grace,
-            write=sink.write,
-            tick=self._ticker(step, sink),
-            output_matches=sink.matches,
-            process_started=lambda pgid: self._emit(
-                ev.ProcessStarted(self.run_id, self._now(), step.id, pgid)
-            ),
-            guard=lambda key, what, undo: self._guard(step.id, key, what, undo),
-            base_dir=self.runbook.path.resolve().parent,
-            run_dir=self.journal.run_dir(self.run_id),
-            metrics=self.metrics,
-            holds_secret=self.redactor.holds,
-        )
-
-    async def _attempts(self, step, kind, fields, expect, sink: OutputSink) -> StepStatus:
-        started = time.monotonic()
-        self._running_since[step.id] = self._now()
-        result = StepResult(False, "not run")
-        for attempt in range(1, step.attempts + 1):
-            self.status[step.id] = StepStatus.RUNNING
-            self._emit(
-                ev.StepStarted(
-                    self.run_id, self._now(), step.id, attempt, step.attempts, str(sink.path)
-                )
-            )
-            if step.attempts > 1 or sink.resumed:
-                sink.info(
-                    f"--- {step.id}: attempt {attempt}/{step.attempts}, "
-                    f"{datetime.now().astimezone().isoformat(timespec='seconds')} ---"
-                )
-            ctx = self._context(step, fields, expect, sink)
-            try:
-                result = await self._call(self._guarded(kind, ctx, step))
-            except asyncio.CancelledError:
-                if not self._cancel_requested:
-                    raise
-                sink.info(f"cancelled by {self.operator.name}")
-                return self._finish(
-                    step,
-                    StepStatus.CANCELLED,
-                    time.monotonic() - started,
-                    attempt,
-                    message=f"cancelled by {self.operator.name}",
-                    sink=sink,
-                )
-            except NeedsOperator as exc:
-                sink.info(f"paused: {exc}")
-                self.status[step.id] = StepStatus.WAITING_CONFIRM
-                self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
-                return StepStatus.WAITING_CONFIRM
-            if result.ok:
-                return self._finish(
-                    step, StepStatus.OK, time.monotonic() - started, attempt, result, sink=sink
-                )
-            if attempt < step.attempts:
-                sink.info(
-                    f"attempt {attempt} failed: {result.message}; retrying in "
-                    f"{format_duration(step.retry_delay)}"
-                )
-                self._publish_batch(step, sink)
-                self._emit(
-                    ev.StepRetrying(
-                        self.run_id, self._now(), step.id, attempt, step.retry_delay, result.message
-                    )
-                )
-                try:
-                    await self._call(asyncio.sleep(step.retry_delay))
-                except asyncio.CancelledError:
-                    if not self._cancel_requested:
-                        raise
-                    return self._finish(
-                        step,
-                        StepStatus.CANCELLED,
-                        time.monotonic() - started,
-                        attempt,
-                        message=f"cancelled by {self.operator.name}",
-                        sink=sink,
-                    )
-        return self._finish(
-            step, StepStatus.FAILED, time.monotonic() - started, step.attempts, result, sink=sink
-        )
-
-    async def _call(self, coro):
-        """Await ``coro`` as the cancellable current task (see ``cancel``).
-
-        Cancelling it, or the caller, waits for its clean-up (a process group ended).
-        """
-        self._current = asyncio.create_task(coro)
-        try:
-            return await self._current
-        finally:
-            self._current = None
-
-    async def _guarded(self, kind, ctx: StepContext, step: Step) -> StepResult:
-        """The kind's run under the step's timeout; a kind's crash is a step failure."""
-        try:
-            async with asyncio.timeout(step.timeout) as deadline:
-                return await kind.run(ctx)
-        except TimeoutError:
-            if deadline.expired():
-                return StepResult(False, f"timed out after {format_duration(step.timeout)}")
-            return StepResult(False, "timed out")
-        except (NeedsOperator, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            return StepResult(False, f"{type(exc).__name__}: {exc}")
-
-    def _ticker(self, step: Step, sink: OutputSink):
-        async def tick(index: int, item: str, ticked: bool, note: str) -> None:
-            by = self.operator.name
-            sink.info(f"[{'x' if ticked else ' '}] {item} ({by}){f': {note}' if note else ''}")
-            self._emit(
-                ev.ChecklistTicked(self.run_id, self._now(), step.id, index, item, ticked, by, note)
-            )
-
-        return tick
-
-    # --------------------------------------------------------------- output
-
-    def _publish_batch(self, step: Step, sink: OutputSink) -> None:
-        if sink.has_batch:
-            lines, dropped = sink.take_batch()
-            event = ev.OutputReceived(self.run_id, self._now(), step.id, lines, dropped)
-            for subscriber in self._subscribers:
-                subscriber(event)
-
-    async def _flush_output(self, step: Step, sink: OutputSink) -> None:
-        while True:
-            await asyncio.sleep(self.config.flush_interval)
-            self._publish_batch(step, sink)
-            if self._disk.due():
-                self._check_disk()
-
-    def _check_disk(self) -> None:
-        """Warn once (an event: pane, printer, journal) when the disk of the output files
-        runs low, and again if it runs low after having had room."""
-        low = self._disk.check(self.journal.run_dir(self.run_id))
-        if low:
-            self._emit(ev.DiskLow(self.run_id, self._now(), *low))

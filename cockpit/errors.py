@@ -22,3 +22,7 @@ class Failed(CockpitError):
     """Something the run needs failed (a server, a connection, a step): not bad input."""
 
     exit_code = 1
+
+
+class EngineError(CockpitError):
+    """The run can't start or go on (missing secrets, run busy, a decision needed)."""

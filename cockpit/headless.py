@@ -131,7 +131,12 @@ def _ask(prompt: str) -> asyncio.Future[str | None]:
             line: str | None = input(visible(prompt, newlines=False))  # readline: raw tty
         except (EOFError, OSError):
             line = None
-        loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(line))
+
+        def give() -> None:
+            if not answer.done():
+                answer.set_result(line)
+
+        loop.call_soon_threadsafe(give)
 
     threading.Thread(target=read, daemon=True).start()
     return answer
@@ -209,9 +214,9 @@ class EtaPrinter:
         if reading is None:
             return
         if isinstance(event, ev.RunStarted):
-            self.say(
-                f"cockpit: {reading.summary()} (timings of rehearsal {self.engine.eta.source})"
-            )
+            eta = self.engine.eta
+            assert eta is not None  # the reading is its
+            self.say(f"cockpit: {reading.summary()} (timings of rehearsal {eta.source})")
             return
         self.say(f"cockpit: {reading.summary().replace('ETA', 'ETA now', 1)}")
         if reading.overrun is not None:

@@ -28,7 +28,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -390,6 +390,7 @@ class Journal(BaseJournal):
 
     def __init__(self, path: str | Path, synchronous: str = "normal") -> None:
         self.path = Path(path)
+        self.runs_dir = self.path.parent / "runs"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
@@ -406,10 +407,6 @@ class Journal(BaseJournal):
         except OSError as exc:
             raise JournalError(f"journal {path}: {exc}") from None
 
-    @property
-    def runs_dir(self) -> Path:
-        return self.path.parent / "runs"
-
     def run_lock(self, run_id: str) -> RunLock:
         if self._lock_key is None:
             raise JournalError(f"journal {self.path} is closed")
@@ -423,13 +420,13 @@ class Journal(BaseJournal):
     def _transaction(self, program: Program) -> Any:
         try:
             with _Transaction(self._db):
-                rows = None
-                while True:
-                    try:
+                try:
+                    sql, args = next(program)
+                    while True:
+                        rows = [dict(row) for row in self._db.execute(sql, args)]
                         sql, args = program.send(rows)
-                    except StopIteration as done:
-                        return done.value
-                    rows = [dict(row) for row in self._db.execute(sql, args)]
+                except StopIteration as done:
+                    return done.value
         except sqlite3.Error as exc:
             raise JournalError(f"journal {self.path}: {exc}") from None
 
@@ -465,7 +462,9 @@ class RunLock:
     ends, even by SIGKILL: a run whose lock is held is live, whatever its files say.
     Taken by ``acquire`` (False when another holds it) and let go by ``release``."""
 
-    held = False
+    @property
+    def held(self) -> bool:
+        raise NotImplementedError
 
     def acquire(self) -> bool:
         raise NotImplementedError
@@ -672,7 +671,8 @@ def _event_only(e: ev.Event) -> list[Statement]:
     return []
 
 
-_APPLY = {
+# Each handler takes the event of its key's type.
+_APPLY: dict[type[ev.Event], Callable[[Any], list[Statement]]] = {
     ev.RunStarted: _run_started,
     ev.PhaseStarted: _event_only,
     ev.StepWaiting: _step_waiting,

@@ -67,6 +67,10 @@ class _Lost(Exception):
     """The connection was found dead by a call's first exchange: nothing of the call
     reached the server, so it can run again on a new connection."""
 
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
 
 async def _alive(db, first) -> Any:
     """``await first``, a call's first exchange with the server, or ``_Lost``."""
@@ -81,7 +85,7 @@ async def _alive(db, first) -> Any:
         OSError,
     ) as exc:
         if db.is_closed():
-            raise _Lost from exc
+            raise _Lost(exc) from exc
         raise
 
 
@@ -143,7 +147,7 @@ class PgJournal(BaseJournal):
             except ConnectError as exc:
                 raise JournalError(f"journal: {exc}") from None
             except _Lost as exc:
-                raise JournalError(f"journal {self.path}: {problem(exc.__cause__)}") from None
+                raise JournalError(f"journal {self.path}: {problem(exc.cause)}") from None
             except (
                 asyncpg.PostgresError,
                 asyncpg.InterfaceError,
@@ -192,13 +196,13 @@ class PgJournal(BaseJournal):
 
     @staticmethod
     async def _drive(db, program: Program) -> Any:
-        rows = None
-        while True:
-            try:
+        try:
+            sql, args = next(program)
+            while True:
+                rows = [dict(row) for row in await db.fetch(numbered(sql), *args)]
                 sql, args = program.send(rows)
-            except StopIteration as done:
-                return done.value
-            rows = [dict(row) for row in await db.fetch(numbered(sql), *args)]
+        except StopIteration as done:
+            return done.value
 
     # ------------------------------------------------------------ the backend
 

@@ -265,7 +265,7 @@ class OutputSink:
             if tail:
                 self._emit(stream, tail + "\n")
         if self._file is not None:
-            self._restore()
+            self._restore(self._file)
             self._file.close()
         if self._tail_file is not None:
             self._tail_file.close()
@@ -276,19 +276,19 @@ class OutputSink:
             if self.truncated:
                 self._pane_note(f"... {self.truncation_note()}")
 
-    def _restore(self) -> None:
+    def _restore(self, file: BinaryIO) -> None:
         """The file (or its folder) was deleted while the step wrote to it: write it
         again from the open file, which still holds every line."""
         try:
-            if os.fstat(self._file.fileno()).st_nlink:
+            if os.fstat(file.fileno()).st_nlink:
                 return
         except OSError:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file.seek(0)
+            file.seek(0)
             with open(self.path, "xb") as again:
-                shutil.copyfileobj(self._file, again)
+                shutil.copyfileobj(file, again)
         except OSError as exc:
             self.error = self.error or (
                 f"{self.path} was deleted while the step ran and "

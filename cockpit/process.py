@@ -120,7 +120,9 @@ async def run_process(
         await end_group(pgid, kill_grace)
         if not pipes.closed.done():
             await asyncio.wait([pipes.closed], timeout=LINGER)
-        return transport.get_returncode()
+        code = transport.get_returncode()
+        assert code is not None  # the process has exited
+        return code
     except BaseException:  # cancelled, timed out, or the journal failed to record it
         await asyncio.shield(end_group(pgid, kill_grace))
         raise

@@ -84,6 +84,8 @@ class RunView:
         self.started: float | None = None
         self.operator: str | None = None
         self.finished: ev.RunFinished | None = None
+        self.recorded: dict[str, dict[int, ev.ChecklistTicked]] = {}
+        """Each manual step's recorded ticks, by item index (the record, not the screen)."""
         self._handlers: dict[type[ev.Event], Callable[[Any], Any]] = {
             ev.RunStarted: self._run_started,
             ev.PhaseStarted: self._phase_started,
@@ -93,6 +95,7 @@ class RunView:
             ev.OutputReceived: self._output,
             ev.StepFinished: self._step_finished,
             ev.AlertChanged: self._alert_changed,
+            ev.ChecklistTicked: self._checklist_ticked,
             ev.RunFinished: self._run_finished,
         }
 
@@ -151,6 +154,9 @@ class RunView:
             self.firing[event.name] = event
         else:
             self.firing.pop(event.name, None)
+
+    def _checklist_ticked(self, event: ev.ChecklistTicked) -> None:
+        self.recorded.setdefault(event.step_id, {})[event.index] = event
 
     def _run_finished(self, event: ev.RunFinished) -> None:
         self.finished = event

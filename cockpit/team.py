@@ -38,13 +38,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
 from steps.base import NeedsOperator
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    import redis.client
 
 REPLY_TIMEOUT = 10.0
 STARTING_GRACE = 10.0
@@ -105,7 +109,7 @@ def decode(data: dict[str, Any]) -> ev.Event | None:
     cls = getattr(ev, str(data.get("type")), None)
     if not (isinstance(cls, type) and issubclass(cls, ev.Event)):
         return None
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]  # a class is hashable; mypy checks Event.__hash__ unbound
     values = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
@@ -145,6 +149,12 @@ class Holder:
     run_id: str
     since: float
 
+    @overload
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Holder: ...
+    @overload
+    @classmethod
+    def parse(cls, raw: None) -> None: ...
     @classmethod
     def parse(cls, raw: bytes | str | None) -> Holder | None:
         if raw is None:
@@ -173,10 +183,11 @@ class Holder:
 
 
 class LockHeld(TeamError):
-    def __init__(self, environment: str, holder: Holder) -> None:
+    def __init__(self, environment: str, holder: Holder | None) -> None:
         super().__init__(
-            f"environment '{environment}' is held by {holder}: wait for that run, follow "
-            f"it with 'cockpit watch {environment}', or take it over with --take-over"
+            f"environment '{environment}' is held by {holder or 'another run'}: wait for "
+            f"that run, follow it with 'cockpit watch {environment}', or take it over "
+            "with --take-over"
         )
 
 
@@ -248,7 +259,7 @@ class TeamRun:
         self._threads: list[threading.Thread] = []
         self._mutex = threading.Lock()
         self._waiting: _Waiting | None = None
-        self._pubsub = None
+        self._pubsub: redis.client.PubSub | None = None
 
     # ---------------------------------------------------------------- the lock
 
@@ -400,9 +411,11 @@ class TeamRun:
     def _listener(self) -> None:
         import redis
 
+        pubsub = self._pubsub
+        assert pubsub is not None  # start() subscribes before this thread starts
         while not self._stop.is_set():
             try:
-                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             except redis.RedisError:
                 self._stop.wait(1.0)
                 continue
@@ -437,8 +450,8 @@ class TeamRun:
                 "text": runbook_path.read_text(encoding="utf-8"),
             }
         )
-        self._pubsub = self.client.pubsub()
-        self._call(lambda: self._pubsub.subscribe(self.keys["approve"]))
+        pubsub = self._pubsub = self.client.pubsub()
+        self._call(lambda: pubsub.subscribe(self.keys["approve"]))
         for target in (self._heartbeat, self._publisher, self._listener):
             thread = threading.Thread(
                 target=target, name=f"cockpit-team-{target.__name__}", daemon=True
@@ -466,7 +479,7 @@ class TeamRun:
 # ------------------------------------------------------------------ watching and approving
 
 
-async def _read(team: Team, key: str) -> bytes | None:
+async def _read(team: Team, key: str) -> bytes | str | None:
     """One key of team mode's Redis (``PREFIX:key``); one line if Redis can't be had."""
     import redis.asyncio as aioredis
 
@@ -504,16 +517,16 @@ class Follower:
         self.team = team
         p = team.channel_prefix
         self.channel = f"{p}:run:{run_id}" if run_id else f"{p}:env:{environment}"
-        self._client = None
-        self._pubsub = None
+        self._client: aioredis.Redis | None = None
+        self._pubsub: aioredis.client.PubSub | None = None
 
     async def __aenter__(self) -> Follower:
         import redis.asyncio as aioredis
 
-        self._client = aioredis.Redis.from_url(self.team.url(), socket_connect_timeout=5)
-        self._pubsub = self._client.pubsub()
+        client = self._client = aioredis.Redis.from_url(self.team.url(), socket_connect_timeout=5)
+        pubsub = self._pubsub = client.pubsub()
         try:
-            await self._pubsub.subscribe(self.channel)
+            await pubsub.subscribe(self.channel)
         except aioredis.RedisError as exc:
             await self.__aexit__()
             raise unreachable(exc) from None
@@ -528,11 +541,11 @@ class Follower:
     async def events(self) -> AsyncIterator[ev.Event]:
         import redis.asyncio as aioredis
 
+        pubsub = self._pubsub
+        assert pubsub is not None, "events() is for inside 'async with Follower(...)'"
         while True:
             try:
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
-                )
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except aioredis.RedisError as exc:
                 raise unreachable(exc) from None
             if message is None:
@@ -642,6 +655,7 @@ async def find_watched(
             journal,
             f"run {run_id} from the journal {journal.path}, then live",
         )
+    assert info is not None  # else _watched_runbook raised TeamError
     return Watched(
         run_id,
         info["environment"],

@@ -85,8 +85,8 @@ class ChartScreen(Screen):
         top = max((v for _, v in points), default=1.0)
         limits = []
         for rule in self.alerts:
-            if rule.metric == metric and rule.relative_to_baseline is None:
-                limit = rule.threshold(None)
+            limit = rule.threshold(None)  # None: relative to a baseline, not a fixed line
+            if rule.metric == metric and limit is not None:
                 top = max(top, limit * scale)
                 plt.hline(limit * scale, "red" if rule.severity == "critical" else "orange")
                 limits.append(f"{rule.severity} {rule.direction} {format_metric(metric, limit)}")

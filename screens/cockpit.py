@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,16 @@ from widgets.run_header import RunHeader
 from widgets.step_detail import StepDetail
 
 NARROW = 100  # below this many columns the metrics slot folds away
+Flight = Callable[[], Awaitable[ev.RunStatus | None]]
+"""Engine work that flies steps in order: the rest of the run, or of a phase."""
 
 
-def _answers(answer: asyncio.Future[bool]) -> Callable[[bool | None], None]:
-    """A modal's callback that answers ``answer`` once (a dismissed modal says no)."""
+def _answers(answer: asyncio.Future[bool | None]) -> Callable[[bool | None], None]:
+    """A modal's callback that answers ``answer`` once, with what it was dismissed with."""
 
-    def said(yes: bool | None) -> None:
+    def said(choice: bool | None) -> None:
         if not answer.done():
-            answer.set_result(bool(yes))
+            answer.set_result(choice)
 
     return said
 
@@ -95,6 +98,14 @@ class CockpitScreen(Screen):
             tooltip="Tick or untick the highlighted checklist item",
         ),
         Binding(
+            "u",
+            "untick",
+            "Untick",
+            id="checklist.untick",
+            show=False,
+            tooltip="Untick the highlighted checklist item (space only ticks)",
+        ),
+        Binding(
             "o",
             "note",
             "Note",
@@ -134,6 +145,38 @@ class CockpitScreen(Screen):
             tooltip="P95 and error rate over the whole run, with phase markers",
         ),
         Binding(
+            "slash",
+            "search",
+            "Search",
+            show=False,
+            id="output.search",
+            tooltip="Search the selected step's output (from anywhere: the tree too)",
+        ),
+        Binding(
+            "f,end",
+            "follow",
+            "Follow",
+            show=False,
+            id="output.follow",
+            tooltip="Back to the newest line of the output and keep following it",
+        ),
+        Binding(
+            "n",
+            "next_match",
+            "Next match",
+            show=False,
+            id="output.next",
+            tooltip="The next line holding the searched text",
+        ),
+        Binding(
+            "N",
+            "previous_match",
+            "Previous match",
+            show=False,
+            id="output.previous",
+            tooltip="The previous line holding the searched text",
+        ),
+        Binding(
             "i",
             "contacts",
             "Contacts",
@@ -151,6 +194,8 @@ class CockpitScreen(Screen):
         self.ticks: dict[str, set[int]] = {}
         self.notes: dict[str, dict[int, str]] = {}
         self.explicit: set[str] = set()
+        self._flies_on: dict[str, Flight] = {}
+        """Checklists a flight stopped at: recording one flies on (no second ``a``)."""
         self.selected: str = engine.runbook.steps[0].id
         self.flying = False
         self._shows = self._show_table()
@@ -229,7 +274,29 @@ class CockpitScreen(Screen):
         checklist = self.query_one(Checklist)
         checklist.display = "items" in step.fields
         if checklist.display:
-            checklist.load(list(step.fields["items"]), self.ticks.get(step_id, set()))
+            recorded = self._recorded_ticks(step_id)
+            if recorded is None:
+                checklist.load(list(step.fields["items"]), self.ticks.get(step_id, set()))
+            else:
+                ticked, by = recorded
+                checklist.load(list(step.fields["items"]), ticked, recorded=by)
+
+    def _recorded_ticks(self, step_id: str) -> tuple[set[int], str] | None:
+        """The ticks the record holds for a checklist that ran (None: not recorded yet):
+        what the screen shows once recorded is the record, not what was pressed."""
+        if self.view.status[step_id] not in (StepStatus.OK, StepStatus.SKIPPED):
+            return None
+        ticks = self.view.recorded.get(step_id)
+        if ticks is not None:
+            rows = [(index, t.ticked, t.by) for index, t in ticks.items()]
+        else:  # a resumed run: its ticks are in the journal
+            rows = [
+                (row["idx"], bool(row["ticked"]), row["by"])
+                for row in self.engine.history.checklist(self.engine.run_id)
+                if row["step_id"] == step_id
+            ]
+        who = sorted({by for _, _, by in rows}) or ["nobody (skipped)"]
+        return {index for index, ticked, _ in rows if ticked}, ", ".join(who)
 
     def _show_status(self) -> None:
         pane = self.query_one(OutputPane)
@@ -269,10 +336,19 @@ class CockpitScreen(Screen):
     def on_output_pane_tail_changed(self) -> None:
         self._show_status()
 
-    def on_output_pane_search_requested(self) -> None:
+    def action_search(self) -> None:
         search = self.query_one("#search", Input)
         search.display = True
         search.focus()
+
+    def action_follow(self) -> None:
+        self.query_one(OutputPane).action_follow()
+
+    def action_next_match(self) -> None:
+        self.query_one(OutputPane).action_next_match()
+
+    def action_previous_match(self) -> None:
+        self.query_one(OutputPane).action_previous_match()
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         if message.input.id == "search":
@@ -422,20 +498,34 @@ class CockpitScreen(Screen):
             )
             return
         self.explicit.add(step.id)
-        self._fly(self.engine.run_step(step))
+        go_on = self._flies_on.pop(step.id, None)
+        if go_on is None:
+            self._fly(self.engine.run_step(step))
+        else:  # the flight stopped at this checklist: recording it flies on
+            self._fly(self._record_then(step, go_on), partial(self._stopped, go_on))
+
+    async def _record_then(self, step: Step, go_on: Flight) -> ev.RunStatus | None:
+        if await self.engine.run_step(step) != StepStatus.OK:
+            return self.engine.outcome()
+        return await go_on()
 
     def action_run_phase(self) -> None:
         phase = self.selected_phase()
         if phase is None:
             self.notify("Select a step of a phase (rollback runs with ctrl+r)")
             return
-        self._fly(self.engine.run_phase(phase), self._stopped)
+        self._flight(partial(self.engine.run_phase, phase))
 
     def action_run_all(self) -> None:
-        self._fly(self.engine.run_remaining(), self._stopped)
+        self._flight(self.engine.run_remaining)
 
-    def _stopped(self, status: ev.RunStatus | None) -> None:
-        """Say why an automatic run stopped, and show the step that stopped it."""
+    def _flight(self, go: Flight) -> None:
+        """Fly steps in order until something stops the flight (``_stopped`` says what)."""
+        self._fly(go(), partial(self._stopped, go))
+
+    def _stopped(self, go: Flight, status: ev.RunStatus | None) -> None:
+        """Say why an automatic run stopped, and show the step that stopped it; a
+        checklist it stopped at flies on from where it was once recorded (``r``)."""
         waiting = next((s for s in self.engine.runbook.steps if not self.engine.accepted(s)), None)
         if status in (None, ev.RunStatus.OK) or waiting is None:
             self.notify("All steps done" if waiting is None else "Phase done")
@@ -443,6 +533,7 @@ class CockpitScreen(Screen):
         self.query_one(PhaseTree).select_step(waiting.id)
         state = self.engine.status[waiting.id]
         if "items" in waiting.fields and state == StepStatus.WAITING_CONFIRM:
+            self._flies_on[waiting.id] = go
             self.notify(
                 f"'{waiting.title}': tick its items (space), then run it (r)", title="Checklist"
             )
@@ -487,8 +578,13 @@ class CockpitScreen(Screen):
 
     def action_tick(self) -> None:
         checklist = self.query_one(Checklist)
-        if checklist.display:
-            checklist.tick_next()
+        if checklist.display and not checklist.disabled:
+            checklist.action_tick_next()
+
+    def action_untick(self) -> None:
+        checklist = self.query_one(Checklist)
+        if checklist.display and not checklist.disabled:
+            checklist.untick()
 
     def action_note(self) -> None:
         checklist = self.query_one(Checklist)
@@ -527,9 +623,9 @@ class CockpitScreen(Screen):
     async def ask_rollback(self, reason: str) -> bool:
         """The runbook says to roll back on a failure: show why and what, let the
         operator confirm (the engine then rolls back) or decline (ctrl+r later)."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._rollback_modal(_answers(answer), reason)
-        yes = await answer
+        yes = bool(await answer)
         if not yes:
             self.notify(
                 f"Not rolled back ({reason}); ctrl+r rolls back when you decide", severity="warning"
@@ -626,7 +722,8 @@ class CockpitScreen(Screen):
     def action_help(self) -> None:
         self.app.push_screen(HelpModal(self.active_bindings))
 
-    async def ask_confirmation(self, step: Step, description: str) -> bool:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def ask_confirmation(self, step: Step, description: str) -> bool | None:
+        """True runs the step, False declines it, None goes back (the step waits)."""
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self.app.push_screen(ConfirmStepModal(step, description), _answers(answer))
         return await answer

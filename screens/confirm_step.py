@@ -1,4 +1,9 @@
-"""ConfirmStepModal: a step with ``confirm: true`` shows exactly what it will run."""
+"""ConfirmStepModal: a step with ``confirm: true`` shows exactly what it will run.
+
+Only ``y`` runs it (Enter is also the tree's key: a destructive step is never run by a
+key pressed for something else). ``n`` or Escape goes back: nothing is recorded, the step
+waits and the run pauses. Cancelling the step is its own key, ``c``.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,24 @@ from widgets.plain import plain
 from widgets.step_detail import policy_text
 
 
-class ConfirmStepModal(ModalScreen[bool]):
+class ConfirmStepModal(ModalScreen[bool | None]):
     CSS_PATH = "modals.tcss"
     BINDINGS = [
-        Binding("y,enter", "dismiss(True)", "Run it", id="confirm.yes"),
-        Binding("n,escape", "dismiss(False)", "Go back", id="confirm.no"),
+        Binding("y", "dismiss(True)", "Run it", id="confirm.yes", tooltip="Run the step"),
+        Binding(
+            "n,escape",
+            "dismiss(None)",
+            "Go back",
+            id="confirm.back",
+            tooltip="Back to the cockpit: the step waits, the run pauses, nothing is recorded",
+        ),
+        Binding(
+            "c",
+            "dismiss(False)",
+            "Cancel the step",
+            id="confirm.cancel",
+            tooltip="Record the step as declined (an optional step is skipped)",
+        ),
     ]
 
     def __init__(self, step: Step, description: str) -> None:
@@ -31,4 +49,4 @@ class ConfirmStepModal(ModalScreen[bool]):
             yield Label(plain(f"{self.step.kind} step {self.step.id} · {policy_text(self.step)}"))
             with VerticalScroll():
                 yield Static(plain(self.description, "bold", newlines=True))
-            yield Label("y / Enter runs it · n / Escape goes back", classes="hint")
+            yield Label("y runs it · n / Escape goes back · c cancels the step", classes="hint")

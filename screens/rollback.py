@@ -1,4 +1,7 @@
-"""RollbackModal: why roll back, what will run, the run's state; one key confirms."""
+"""RollbackModal: why roll back, what will run, the run's state; one key confirms.
+
+That key is ``y`` only: the modal can open by itself (a critical alert), and an Enter
+meant for the tree must not roll back production."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from screens.contacts import contacts_text
 class RollbackModal(ModalScreen[bool]):
     CSS_PATH = "modals.tcss"
     BINDINGS = [
-        Binding("y,enter", "dismiss(True)", "Roll back", id="rollback.yes"),
+        Binding("y", "dismiss(True)", "Roll back", id="rollback.yes"),
         Binding("escape,n", "dismiss(False)", "Cancel", id="rollback.no"),
     ]
 
@@ -61,4 +64,4 @@ class RollbackModal(ModalScreen[bool]):
             yield Label("Roll back?", classes="title")
             with VerticalScroll():
                 yield Static(text)
-            yield Label("y / Enter rolls back · Escape cancels", classes="hint")
+            yield Label("y rolls back · n / Escape cancels", classes="hint")

@@ -73,7 +73,9 @@ class StepResult:
 class Operator(Protocol):
     """Whoever answers confirmations and ticks checklists (TUI, terminal, ``--yes``)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Who answers: the operator's name, as the record shows it."""
 
     async def confirm(self, step: Step, description: str) -> bool | None:
         """True to run, False to decline, None when nobody can answer (run pauses)."""

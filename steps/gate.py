@@ -218,7 +218,8 @@ def _bounds(fields: Mapping[str, Any], watch: MetricsWatch) -> list[AlertRule]:
                     severity="gate",
                     no_data="pause",
                     for_seconds=fields.get("tolerate") or 0.0,
-                    **({"above": limit} if key == "max" else {"below": limit}),
+                    above=limit if key == "max" else None,
+                    below=None if key == "max" else limit,
                 )
             )
     return rules

@@ -144,7 +144,7 @@ def api_message(exc: Any) -> str:
     return str(message or exc.reason or exc.status)
 
 
-def problem(exc: BaseException, host: str, missing: str | None) -> str:
+def problem(exc: BaseException, host: str | None, missing: str | None) -> str:
     """One line for a failed call to the API at ``host``; ``missing``: what a 404 means."""
     import aiohttp
     from kubernetes_asyncio.client.exceptions import ApiException
@@ -310,7 +310,7 @@ class Session:
         self.action: str = ctx.fields["action"]
         self.name: str = ctx.fields.get("deployment", "")
         self.namespace = "default"
-        self.host = ""
+        self.host: str | None = ""  # the API's address, once the kubeconfig is read
         self.details: dict[str, Any] = {}
         self.api: Any = None  # the ApiClient, while the step runs
         self.apps: Any = None
@@ -521,10 +521,10 @@ class Session:
             self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
         )
         owned = {
-            revision(rs): rs
+            number: rs
             for rs in found.items
             if any(ref.uid == deployment.metadata.uid for ref in rs.metadata.owner_references or [])
-            and revision(rs) is not None
+            and (number := revision(rs)) is not None
         }
         history = sorted(owned)
         wanted = self.fields.get("to_revision") or 0
@@ -623,7 +623,9 @@ class Session:
         batch = client.BatchV1Api(self.api)
         core = client.CoreV1Api(self.api)
         job = await batch.create_namespaced_job(
-            self.namespace, body, _request_timeout=REQUEST_TIMEOUT
+            self.namespace,
+            body,  # type: ignore[arg-type]  # the client sends a dict as is; the stub names V1Job only
+            _request_timeout=REQUEST_TIMEOUT,
         )
         name = job.metadata.name
         self.details["job"] = name

@@ -451,16 +451,17 @@ class MigrateStep(StepKind):
 
     def _planned(self, plan: Plan) -> StepResult:
         current = plan.history.current
+        pending = [str(s.version) for s in plan.todo]
         details = {
             "action": "plan",
             "current_version": str(current) if current else None,
             "applied": [str(v) for v in sorted(plan.history.applied)],
-            "pending": [str(s.version) for s in plan.todo],
+            "pending": pending,
         }
         if plan.problems:
             return StepResult(False, plan.problems[0], details=details)
         if plan.todo:
-            message = f"{len(plan.todo)} pending: {', '.join(details['pending'])}"
+            message = f"{len(plan.todo)} pending: {', '.join(pending)}"
         else:
             message = f"schema is up to date: version {current or 'none'}"
         return StepResult(True, message, details=details)

@@ -201,7 +201,7 @@ class RedisStep(StepKind):
             if len(said) > MAX_MESSAGE:
                 said = said[: MAX_MESSAGE - 1] + "…"
             details: dict[str, Any] = {"duration": round(duration, 3)}
-            if maintenance and writes:
+            if maintenance and writes and key is not None:
                 details["maintenance"] = await self._track(ctx, client, url, key, name, reply)
                 said += "; " + details["maintenance"]
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
@@ -215,7 +215,7 @@ class RedisStep(StepKind):
             return StepResult(False, "; ".join(problems), details=details)
         return StepResult(True, said, details=details)
 
-    async def _flag_key(self, client, name: str, command: Sequence[str]):
+    async def _flag_key(self, client, name: str, command: Sequence[str]) -> tuple[str | None, bool]:
         """(the key, whether the command writes) per the server's COMMAND INFO; the key
         is None for a command without one."""
         from redis import exceptions as rx

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from cockpit.errors import CockpitError
 from steps.base import StepKind
@@ -16,7 +16,7 @@ class KindNotFound(CockpitError, LookupError):
 
 
 @cache
-def _kind_entry_points() -> dict[str, object]:
+def _kind_entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 

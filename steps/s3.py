@@ -116,6 +116,13 @@ class Plan:
     local: Path | None = None
     delete: bool = False
 
+    @property
+    def path(self) -> Path:
+        """The local side, for the actions that have one (all but list)."""
+        if self.local is None:
+            raise ValueError(f"action {self.action} has no local side")
+        return self.local
+
 
 def transfer_config():
     from boto3.s3.transfer import TransferConfig
@@ -361,6 +368,8 @@ class S3Step(StepKind):
     def _check_local(plan: Plan) -> None:
         """The local side is there: found out before talking to S3."""
         path = plan.local
+        if path is None:  # list: no local side
+            return
         if plan.action == "upload":
             if not path.exists():
                 raise StepFailed(f"local file not found: {path}")
@@ -390,7 +399,7 @@ class S3Step(StepKind):
     async def _upload(
         self, ctx: StepContext, client, plan: Plan, endpoint: str | None
     ) -> StepResult:
-        source, target = plan.local, plan.remote
+        source, target = plan.path, plan.remote
         config = transfer_config()
         local = await in_thread(lambda stop: read_local(source, config, stop))
         size, part_size = local.size, local.part_size
@@ -446,7 +455,7 @@ class S3Step(StepKind):
     async def _download(
         self, ctx: StepContext, client, plan: Plan, endpoint: str | None
     ) -> StepResult:
-        source, dest = plan.remote, plan.local
+        source, dest = plan.remote, plan.path
         head = await call_s3(
             lambda stop: find_object(client, source, endpoint), endpoint, f"looking up {source.url}"
         )
@@ -531,7 +540,7 @@ class S3Step(StepKind):
         return StepResult(True, said, details=details)
 
     async def _sync(self, ctx: StepContext, client, plan: Plan, endpoint: str | None) -> StepResult:
-        folder, target = plan.local, plan.remote
+        folder, target = plan.path, plan.remote
         config = transfer_config()
         info(ctx, f"comparing {folder} with {target.url} (size, SHA-256)")
         changes = await call_s3(
@@ -590,7 +599,7 @@ class S3Step(StepKind):
     def _compare(client, plan: Plan, config, stop: threading.Event) -> Changes:
         """The sync's folder against the objects under its prefix: same key, size and
         ``sha256`` metadata is the same file."""
-        folder, target = plan.local, plan.remote
+        folder, target = plan.path, plan.remote
         files = {
             target.key + path.relative_to(folder).as_posix(): path
             for path in sorted(folder.rglob("*"))

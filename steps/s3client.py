@@ -486,7 +486,11 @@ def info(ctx: StepContext, text: str) -> None:
 def thread_writer(ctx: StepContext) -> Callable[[str], None]:
     """A line writer a worker thread may call: the line is written on the event loop."""
     loop = asyncio.get_running_loop()
-    return lambda text: loop.call_soon_threadsafe(ctx.write, "info", (text + "\n").encode())
+
+    def write(text: str) -> None:
+        loop.call_soon_threadsafe(ctx.write, "info", (text + "\n").encode())
+
+    return write
 
 
 def endpoint_text(fields: Mapping[str, Any]) -> str:

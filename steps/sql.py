@@ -22,7 +22,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as clock
@@ -121,7 +121,7 @@ def format_result(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list
     if cut:
         lines.append("full values of the rows cut short above (JSON, one row a line):")
         for number in cut:
-            record = {"row": number}
+            record: dict[str, int | str | None] = {"row": number}
             record.update(zip(_unique(columns), texts[number - 1], strict=True))
             lines.append(json.dumps(record, ensure_ascii=False))
     return lines
@@ -157,7 +157,7 @@ def _boolean(text: str) -> bool:
     raise ValueError
 
 
-_CONVERT = {
+_CONVERT: dict[str, Callable[[str], Any]] = {
     "int2": int,
     "int4": int,
     "int8": int,

@@ -3,15 +3,14 @@
 Each step's lines live in an ``OutputBuffer`` (``cockpit.runview``: a bounded deque;
 the whole output is in the step's file), their control characters shown as text. The
 pane shows one buffer; it follows the tail until the operator scrolls up, then counts
-the lines that arrive ("N new lines") until End or ``f``. ``/`` searches the buffer,
-``n`` / ``N`` move between matches.
+the lines that arrive ("N new lines") until End or ``f``. The cockpit screen's keys
+drive it from anywhere: ``/`` searches the buffer, ``n`` / ``N`` move between matches.
 """
 
 from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -30,26 +29,8 @@ class OutputPane(ScrollView, can_focus=True):
     OutputPane:focus { background-tint: $foreground 3%; }
     """
 
-    BINDINGS = [
-        Binding(
-            "end,f",
-            "follow",
-            "Follow",
-            id="output.follow",
-            tooltip="Back to the newest line and keep following it",
-        ),
-        Binding(
-            "slash", "search", "Search", id="output.search", tooltip="Search this step's output"
-        ),
-        Binding("n", "next_match", "Next match", show=False, id="output.next"),
-        Binding("N", "previous_match", "Previous match", show=False, id="output.previous"),
-    ]
-
     following: reactive[bool] = reactive(True)
     unseen: reactive[int] = reactive(0)
-
-    class SearchRequested(Message):
-        """The operator asked to search (the screen owns the input)."""
 
     class TailChanged(Message):
         """Following the tail started or stopped, or unseen lines arrived."""
@@ -147,9 +128,6 @@ class OutputPane(ScrollView, can_focus=True):
     def action_follow(self) -> None:
         self.following, self.unseen = True, 0
         self._to_end()
-
-    def action_search(self) -> None:
-        self.post_message(self.SearchRequested())
 
     def search(self, pattern: str, backwards: bool = True) -> bool:
         """Select the next line holding ``pattern`` (case-insensitive); False if none."""

@@ -54,11 +54,11 @@ class PhaseTree(Tree[str]):
         if self.runbook.troubleshooting:
             groups.append((TROUBLESHOOTING, "Quick actions", self.runbook.troubleshooting))
         for phase_id, title, steps in groups:
-            title = plain(title, "bold")
+            label = plain(title, "bold")
             node = self.root.add(
-                title, data=f"phase:{phase_id}", expand=phase_id not in (ROLLBACK, TROUBLESHOOTING)
+                label, data=f"phase:{phase_id}", expand=phase_id not in (ROLLBACK, TROUBLESHOOTING)
             )
-            self._phases[phase_id] = (node, steps, title)
+            self._phases[phase_id] = (node, steps, label)
             for step in steps:
                 self._steps[step.id] = node.add_leaf(plain(step.title), data=step.id)
         self.refresh_all(status, durations)

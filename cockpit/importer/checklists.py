@@ -62,10 +62,10 @@ class AlertRules:
 def notes_checklist(texts: list[str], title: str, line: int, alerts: AlertRules) -> Draft:
     """Comment lines as a checklist: the first titles it, list lines are its items."""
     head = clean_label(texts[0])
-    listed = [text for text in texts[1:] if ITEM.match(text)]
+    listed = [item for item in map(ITEM.match, texts[1:]) if item]
     if listed:
-        entries = [ITEM.match(text).group(3) for text in listed]
-        notes = [text for text in texts[1:] if text not in listed]
+        entries = [item.group(3) for item in listed]
+        notes = [text for text in texts[1:] if not ITEM.match(text)]
     else:
         entries = [clean_label(text) for text in texts[1:]] or [head or title]
         notes = []
@@ -82,7 +82,9 @@ def fence_checklist(items: list, title: str, line: int, alerts: AlertRules) -> D
             else:
                 notes.append(item.text)
         elif isinstance(item, Command):
-            text = ITEM.match(item.text).group(3)
+            listed = ITEM.match(item.text)
+            assert listed is not None  # a checklist fence's commands are list lines (prose)
+            text = listed.group(3)
             alerts.add(label, [text])
             entries.append(f"{label}: {text}" if label else text)
     return Draft(title, "manual", {"items": entries}, line, notes)

@@ -156,10 +156,11 @@ def _unterminated(fence: Token, lines: list[str], source: str, container: str) -
     indentation. A fence left open over code only is kept, its container noted in
     ``fence.meta["open"]`` with its column: it renders as code to the end of it."""
     marker, code = fence.markup, _fence(fence).lines
-    closed = fence.map[1] - fence.map[0] == len(code) + 2
+    first, end = _map(fence)
+    closed = end - first == len(code) + 2
     left_open = "" if closed else (f"no closing {marker} line before the end of the {container}; ")
-    column = lines[fence.map[0]].find(marker) + 1
-    for number, text in enumerate(code, fence.map[0] + 2):
+    column = lines[first].find(marker) + 1
+    for number, text in enumerate(code, first + 2):
         other = _FENCE_LINE.match(text)
         if (
             other
@@ -184,7 +185,7 @@ def _unterminated(fence: Token, lines: list[str], source: str, container: str) -
         return None
     return Problem(
         source,
-        fence.map[0] + 1,
+        first + 1,
         column,
         f"unterminated code fence (opened here): {why}, headings and commands "
         "included, would be one block of code",
@@ -225,7 +226,7 @@ def scan(text: str, source: str) -> list:
     index = 0
     while index < len(tokens):
         token = tokens[index]
-        line = token.map[0] + 1
+        line = _map(token)[0] + 1
         end = _close_of(tokens, index) if token.nesting == 1 else index
         if id(token) in hidden:
             blocks.append(Note(_source_text(token, lines), line))
@@ -258,8 +259,15 @@ def scan(text: str, source: str) -> list:
     return blocks
 
 
+def _map(token: Token) -> list[int]:
+    """The token's lines, [first, end) 0-based: markdown-it maps each block it opens."""
+    assert token.map is not None, token.type
+    return token.map
+
+
 def _source_text(token: Token, lines: list[str]) -> str:
-    return "\n".join(line.strip() for line in lines[token.map[0] : token.map[1]]).strip()
+    first, end = _map(token)
+    return "\n".join(line.strip() for line in lines[first:end]).strip()
 
 
 def _joined(content: str, separator: str) -> str:
@@ -271,7 +279,10 @@ def _fence(token: Token) -> Fence:
     if code[-1] == "":
         code.pop()
     return Fence(
-        (token.info.split() or [""])[0].lower(), code, token.map[0] + 1, *token.meta.get("open", ())
+        (token.info.split() or [""])[0].lower(),
+        code,
+        _map(token)[0] + 1,
+        *token.meta.get("open", ()),
     )
 
 
@@ -299,7 +310,7 @@ def _add_items(tokens: list[Token], lines: list[str], hidden: set[int], items: l
         token = tokens[index]
         end = _close_of(tokens, index) if token.nesting == 1 else index
         if token.type == "list_item_open":
-            items.append(Item("", token.map[0] + 1))
+            items.append(Item("", _map(token)[0] + 1))
             _add_items(tokens[index + 1 : end], lines, hidden, items)
         elif id(token) in hidden:
             items[-1].notes.append(_source_text(token, lines))
@@ -333,8 +344,12 @@ def section_tree(blocks: list) -> Section:
         elif isinstance(block, tuple):
             after_rule = True
             continue
-        elif after_rule and isinstance(block, Paragraph) and _BOLD_ONLY.fullmatch(block.text):
-            heading = (top, _BOLD_ONLY.fullmatch(block.text).group(1).strip(), block.line)
+        elif (
+            after_rule
+            and isinstance(block, Paragraph)
+            and (bold := _BOLD_ONLY.fullmatch(block.text))
+        ):
+            heading = (top, bold.group(1).strip(), block.line)
         after_rule = False
         if heading is None:
             stack[-1].blocks.append(block)

@@ -66,9 +66,10 @@ def parse_code(code: list[tuple[int, str]]) -> list:
         if stripped.startswith("#") and not stripped.startswith("#!"):
             comment = Comment(number, stripped.lstrip("#").strip())
             last = next((item for item in reversed(items) if item is not None), None)
-            continues = last.expect and not blank if isinstance(last, Command) else False
-            starts = isinstance(last, Command) and not last.expect and EXPECT.match(comment.text)
-            if continues or starts:
+            # a comment continues the expectation above it, or starts one under a command
+            if isinstance(last, Command) and (
+                (last.expect and not blank) or (not last.expect and EXPECT.match(comment.text))
+            ):
                 last.expect.append(comment.text)
                 last.end = number
                 blank = False

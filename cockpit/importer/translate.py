@@ -66,7 +66,9 @@ class Translator:
 
     def notify(self, fence: Fence, at: int, title: str) -> Draft:
         before = fence.lines[:at]
-        first = TEMPLATE_LINE.match(fence.lines[at].strip()).group(1)
+        template = TEMPLATE_LINE.match(fence.lines[at].strip())
+        assert template is not None  # the caller found the template line at ``at``
+        first = template.group(1)
         message = "\n".join([first, *fence.lines[at + 1 :]] if first else fence.lines[at + 1 :])
         message = message.strip()
         if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":

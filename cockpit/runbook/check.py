@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -13,7 +14,14 @@ from cockpit.controls import control_name
 from cockpit.runbook.check_metrics import MetricsChecker
 from cockpit.runbook.check_steps import StepChecker
 from cockpit.runbook.check_templates import TemplateChecker
-from cockpit.runbook.compose import MAX_ALIASED, MAX_NODES, TooManyNodes, compose_any, expanded_size
+from cockpit.runbook.compose import (
+    MAX_ALIASED,
+    MAX_NODES,
+    Alias,
+    TooManyNodes,
+    compose_any,
+    expanded_size,
+)
 from cockpit.runbook.model import (
     TROUBLESHOOTING,
     Contact,
@@ -157,7 +165,7 @@ class Checker(TemplateChecker):
             warnings=tuple(self.warnings),
         )
 
-    def _aliases_bounded(self, aliases: list[tuple[yaml.Mark, str, Node | None]]) -> bool:
+    def _aliases_bounded(self, aliases: list[Alias]) -> bool:
         """Whether the aliases repeat at most MAX_ALIASED characters in all, and none is
         recursive; otherwise one problem at the alias that goes too far. (Composing shares
         an alias's node, so a billion laughs costs nothing until something walks it.)"""
@@ -332,18 +340,18 @@ class Checker(TemplateChecker):
                         key: self.string(value, f"contact {key}")
                         for key, (_, value) in person.items()
                     }
-                    if None not in values.values():
-                        people.append(Contact(**values))
+                    if None not in values.values():  # so each value is a str
+                        people.append(Contact(**cast(dict[str, str], values)))
                         for key, (_, value) in person.items():
-                            self.placeholder(value, values[key], f"contact {key}")
-        escalation = ()
+                            self.placeholder(value, cast(str, values[key]), f"contact {key}")
+        escalation: tuple[str, ...] = ()
         if "escalation" in found:
-            node = found["escalation"][1]
-            escalation = tuple(self.string_list(node, "contacts escalation") or ())
-            items = node.value if isinstance(node, SequenceNode) else [node]
+            levels = found["escalation"][1]
+            escalation = tuple(self.string_list(levels, "contacts escalation") or ())
+            nodes: list[Node] = levels.value if isinstance(levels, SequenceNode) else [levels]
             if escalation:
-                for item, text in zip(items, escalation, strict=True):
-                    self.placeholder(item, text, "escalation level")
+                for level, text in zip(nodes, escalation, strict=True):
+                    self.placeholder(level, text, "escalation level")
         return Contacts(on_call=tuple(people), escalation=escalation)
 
     def placeholder(self, node: Node, text: str, what: str) -> None:
@@ -384,10 +392,10 @@ class Checker(TemplateChecker):
         found = self.mapping(node, "'rollback'", ROLLBACK_KEYS)
         if found is None:
             return Rollback()
-        criteria = ()
+        criteria: tuple[str, ...] = ()
         if "criteria" in found:
             criteria = tuple(self.string_list(found["criteria"][1], "rollback criteria") or ())
-        steps = ()
+        steps: tuple[Step, ...] = ()
         if "steps" in found:
             steps = self.steps.step_list(found["steps"][1], "rollback", "'rollback'")
         return Rollback(criteria=criteria, steps=steps)

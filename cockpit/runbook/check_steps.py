@@ -170,6 +170,7 @@ class StepChecker:
         return policy if ok else None
 
     def typed(self, node: Node, spec: Field, what: str) -> Any:
+        value: Any
         match spec.type:
             case "str":
                 value = self.read.string(node, what)

@@ -3,7 +3,8 @@ the aliases repeat. libyaml reads when it can; PyYAML when an error needs its me
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import yaml
 from yaml.composer import Composer
@@ -23,8 +24,19 @@ MAX_NODES = 250_000
 check, so 16 MiB of ``[x,x,x,...]`` (8 million) would take 3 GB and minutes."""
 
 
+class Mark(Protocol):
+    """A place in the text: PyYAML's ``Mark`` or libyaml's (the same fields)."""
+
+    line: int
+    column: int
+
+
+Alias = tuple[Mark, str, Node | None]
+"""An alias used: where, its anchor, and its node (None for a recursive alias)."""
+
+
 class TooManyNodes(Exception):
-    def __init__(self, mark: yaml.Mark) -> None:
+    def __init__(self, mark: Mark) -> None:
         super().__init__(mark)
         self.mark = mark
 
@@ -33,19 +45,26 @@ class _NotingAliases(Composer):
     """PyYAML's composer, noting each alias used: where, its anchor, and its node (None
     for a recursive alias, used inside the node it names)."""
 
-    aliases: list[tuple[yaml.Mark, str, Node | None]]
+    aliases: list[Alias]
     nodes = 0  # composed so far, aliases not counted (MAX_ALIASED bounds those)
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    if TYPE_CHECKING:  # the parser's, beside this class in a loader
+
+        def peek_event(self) -> yaml.Event: ...
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
+        mark = cast(Mark, event.start_mark)  # a parser's events have their marks
         if not isinstance(event, yaml.AliasEvent):
             self.nodes += 1
             if self.nodes > MAX_NODES:
-                raise TooManyNodes(event.start_mark)
+                raise TooManyNodes(mark)
             return super().compose_node(parent, index)
-        node = super().compose_node(parent, index)
-        complete = node.end_mark is not None  # else the alias is inside the node it names
-        self.aliases.append((event.start_mark, event.anchor, node if complete else None))
+        node = super().compose_node(parent, index)  # an alias's node: never None
+        # end_mark is None while the node is composed: the alias is inside the node it names
+        complete = node is not None and node.end_mark is not None
+        anchor = cast(str, event.anchor)  # an alias always names its anchor
+        self.aliases.append((mark, anchor, node if complete else None))
         return node
 
 
@@ -59,7 +78,7 @@ class _Loader(_NotingAliases, yaml.SafeLoader):
 
 
 try:
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser
 except ImportError:  # PyYAML built without libyaml: the pure-Python reader only
     _FAST_LOADER = None
 else:
@@ -90,7 +109,15 @@ def compose_any(text: str):
     return _compose(text, _Loader)
 
 
-def _compose(text: str, loader_class: type[_NotingAliases]):
+class _Reader(Protocol):
+    aliases: list[Alias]
+
+    def check_node(self) -> bool: ...
+    def get_node(self) -> Node | None: ...
+    def dispose(self) -> None: ...
+
+
+def _compose(text: str, loader_class: Callable[[str], _Reader]):
     """The documents in ``text`` and the aliases they use."""
     loader = loader_class(text)  # reading starts here: a bad character stops it
     documents = []

@@ -270,7 +270,7 @@ class NodeReader:
 
     def number(self, node: Node, what: str) -> float | None:
         """A number; ``5%`` is 0.05."""
-        value = self.construct(node, what) if isinstance(node, ScalarNode) else None
+        value: Any = self.construct(node, what) if isinstance(node, ScalarNode) else None
         if value is UNREADABLE:
             return None
         percent = PERCENT.fullmatch(value) if isinstance(value, str) else None

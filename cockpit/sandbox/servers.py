@@ -129,7 +129,7 @@ class Redis:
 
     def stop(self) -> None:
         if self._client is not None:
-            scratch = self.scratch
+            scratch = self._client.redis_dir
             self._client.shutdown()
             self._client = None
             shutil.rmtree(scratch, ignore_errors=True)

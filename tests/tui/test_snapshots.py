@@ -17,6 +17,7 @@ import pytest
 from textual.app import App
 
 import cockpit.engine
+import cockpit.execution
 import widgets.run_header
 from cockpit import events as ev
 from cockpit.app import CockpitApp, TuiOperator
@@ -78,6 +79,7 @@ class FrozenClock:
 @pytest.fixture
 def app_for(monkeypatch):
     monkeypatch.setattr(cockpit.engine, "time", FrozenClock)
+    monkeypatch.setattr(cockpit.execution, "time", FrozenClock)
     monkeypatch.setattr(widgets.run_header, "time", FrozenClock)
     shutil.rmtree(JOURNAL.parent, ignore_errors=True)
     journals = []

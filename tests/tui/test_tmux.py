@@ -137,12 +137,12 @@ def test_run_a_step_then_open_and_cancel_the_rollback(terminal, tmp_path, book):
         "nothing failed: the operator's call",
         "The greeting is wrong",
         "1. Undo the greeting",
-        "y / Enter rolls back · Escape cancels",
+        "y rolls back · n / Escape cancels",
     )
 
     terminal.keys("Escape")
     # its first and its last line gone: not a frame caught mid-paint (drawn top down)
-    shown = terminal.wait_gone("Roll back?", "y / Enter rolls back · Escape cancels")
+    shown = terminal.wait_gone("Roll back?", "y rolls back · n / Escape cancels")
     assert "undo-marker-7" not in shown
     assert ECHOED in shown and "✓ Say hello" in shown
     assert line_with(shown, "Rollback", "0/1"), shown

@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 from helpers import COCKPIT, METRICS_TOKEN, metrics_section
+from rich.console import Console
+from textual.widgets import Static
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
@@ -24,6 +26,7 @@ from screens.prompt import PromptModal
 from screens.quit import QuitModal
 from screens.rollback import RollbackModal
 from screens.start import StartModal
+from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricRow
 from widgets.output_pane import OutputPane
 from widgets.run_header import RunHeader
@@ -123,21 +126,90 @@ async def test_run_all_stops_at_the_checklist_then_ticks_and_confirms(make_app):
         assert rows(app)["check"]["status"] == "waiting-confirm"
 
         await pilot.press("space", "space", "r")
-        await settle(app, pilot)
+        # recording the checklist the flight stopped at flies on: no second `a`
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
         assert rows(app)["check"]["status"] == "ok"
         ticks = app.engine.journal.checklist(app.engine.run_id)
         assert [(t["item"], t["ticked"], t["by"]) for t in ticks] == [
             ("Notified", 1, "tester"),
             ("Dashboard open", 1, "tester"),
         ]
-
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
         assert "echo dropped" in str(app.screen.description)
-        await pilot.press("n")
+        await pilot.press("c")  # cancelling the step is its own key
         await settle(app, pilot)
         assert rows(app)["drop"]["status"] == "cancelled"
         assert rows(app)["drop"]["message"] == "declined by tester"
+
+
+async def test_space_never_unticks_and_a_recorded_checklist_is_the_record(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "check")
+        checklist = app.cockpit.query_one(Checklist)
+        assert "space ticks" in str(checklist.border_title)
+        await pilot.press("space", "space", "space")  # one too many: still both ticked
+        assert checklist.selected == [0, 1]
+        assert checklist.border_subtitle == "2 of 2 ticked"
+        checklist.highlighted = 0
+        await pilot.press("u")  # unticking is its own key
+        assert checklist.selected == [1]
+        await pilot.press("space", "r")
+        await settle(app, pilot)
+        assert rows(app)["check"]["status"] == "ok"
+        assert checklist.disabled and checklist.border_title == "recorded by tester"
+        await pilot.press("u", "space")  # a recorded checklist no longer changes
+        assert sorted(checklist.selected) == [0, 1]
+
+
+async def test_a_checklist_ticked_by_yes_shows_what_was_recorded(journal):
+    operator = TuiOperator("tester", "ticked by --yes")
+    book = """
+        runbook: Yes
+        phases: [{id: p, steps: [{id: check, kind: manual, items: [Notified, Dashboard open]},
+                                 {id: hello, run: echo hello}]}]
+    """
+    engine = Engine(
+        parse_runbook(textwrap.dedent(book), "tui.yaml"),
+        journal,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert rows(app)["check"]["status"] == "ok"
+        await select(app, pilot, "hello")
+        await select(app, pilot, "check")
+        checklist = app.cockpit.query_one(Checklist)
+        assert sorted(checklist.selected) == [0, 1] and checklist.disabled
+        assert checklist.border_subtitle == "2 of 2 ticked"
+
+
+async def test_a_confirmation_takes_y_only_and_n_goes_back(make_app):
+    """Enter is the tree's key too: it never runs a destructive step. ``n`` goes back
+    without recording anything against the step; asking again and ``y`` runs it."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await select(app, pilot, "drop")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmStepModal)
+        assert app.engine.status["drop"] == S.WAITING_CONFIRM
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmStepModal)
+        row = rows(app)["drop"]
+        assert row["status"] == "waiting-confirm" and row["finished_at"] is None
+        assert "tester went back" in app.cockpit.view.said
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmStepModal), "the confirm again")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert rows(app)["drop"]["status"] == "ok"
 
 
 async def test_confirming_a_step_runs_it(make_app):
@@ -303,6 +375,27 @@ async def test_help_and_palette_come_from_the_bindings(make_app):
         await pilot.press("question_mark")
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpModal"
+        console = Console(width=200, record=True)
+        console.print(app.screen.query_one("#keys", Static).content)
+        shown = console.export_text()
+        ours = [shown.index(word) for word in ("Run all", "Search", "Follow", "Next match")]
+        theirs = [shown.index(word) for word in ("Cursor Up", "Page Down")]  # the tree's keys
+        assert max(ours) < shown.index("Moving in the focused panel") < min(theirs)
+
+
+async def test_search_works_from_the_tree(make_app):
+    app = make_app("""
+        runbook: Search
+        phases: [{id: p, steps: [{id: lines, run: 'seq 50; echo needle-here; seq 50'}]}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert app.focused is app.cockpit.query_one("#phases")
+        await pilot.press("slash", *"needle", "enter")
+        await pilot.pause()
+        pane = app.cockpit.query_one(OutputPane)
+        assert pane.buffer.lines[pane.match] == ("out", "needle-here")
 
 
 async def test_scrolling_up_pauses_the_tail_and_counts_new_lines(make_app):
@@ -460,15 +553,17 @@ async def test_a_failed_step_is_retried_with_r(make_app, tmp_path):
         assert rows(app)["flaky"]["status"] == "ok"
 
 
-async def test_space_unticks_too(make_app):
+async def test_u_unticks_what_space_ticked(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await select(app, pilot, "check")
         await pilot.press("space")
         assert app.cockpit.ticks["check"] == {0}
         app.cockpit.query_one("#checklist").highlighted = 0
-        await pilot.press("space")
-        assert app.cockpit.ticks["check"] == set()
+        await pilot.press("space")  # space never unticks: it ticks the next item
+        assert app.cockpit.ticks["check"] == {0, 1}
+        await pilot.press("u")
+        assert app.cockpit.ticks["check"] == {0}
 
 
 async def test_export_writes_the_record_and_theme_toggles(make_app):
@@ -562,7 +657,7 @@ rollback:
 """
 
 
-@pytest.mark.parametrize("answer", ["escape", "enter"])
+@pytest.mark.parametrize("answer", ["escape", "y"])
 async def test_a_failed_gate_offers_the_rollback_screen(
     make_app, metrics_endpoint, monkeypatch, answer
 ):
@@ -580,6 +675,9 @@ async def test_a_failed_gate_offers_the_rollback_screen(
         assert header.alarm == "CRITICAL error-rate · ctrl+r rolls back"
         row = app.cockpit.query_one("#metric-error_rate", MetricRow)
         assert row.state == "firing" and row.value > 0.05 and len(row.series) >= 1
+        await pilot.press("enter")  # meant for the tree: never rolls back
+        await pilot.pause()
+        assert isinstance(app.screen, RollbackModal)
         await pilot.press(answer)
         await settle(app, pilot)
         if answer == "escape":

@@ -223,20 +223,22 @@ PATCHES = {
 
 
 def label_matcher(selector: str) -> Callable[[dict], bool]:
-    tests: list[Callable[[dict], bool]] = []
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = (s.strip() for s in term.split("!=", 1))
-            tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
-        elif "=" in term:
-            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
-            tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
-        elif term.startswith("!"):
-            key = term[1:].strip()
-            tests.append(lambda labels, k=key: k not in labels)
-        else:
-            tests.append(lambda labels, k=term: k in labels)
+    tests = [_label_test(term) for term in filter(None, (t.strip() for t in selector.split(",")))]
     return lambda obj: all(test(obj["metadata"].get("labels") or {}) for test in tests)
+
+
+def _label_test(term: str) -> Callable[[dict], bool]:
+    """One term of a selector: ``key!=value``, ``key=value`` (or ``==``), ``!key``, ``key``."""
+    if "!=" in term:
+        key, value = (s.strip() for s in term.split("!=", 1))
+        return lambda labels: labels.get(key) != value
+    if "=" in term:
+        key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
+        return lambda labels: labels.get(key) == value
+    if term.startswith("!"):
+        key = term[1:].strip()
+        return lambda labels: key not in labels
+    return lambda labels: term in labels
 
 
 def field_matcher(selector: str) -> Callable[[dict], bool]:
