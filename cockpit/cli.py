@@ -100,6 +100,8 @@ def cmd_validate(args) -> int:
             f"ok: {file}: {runbook.name}, {len(runbook.phases)} phases, "
             f"{len(runbook.steps)} steps, {len(runbook.rollback.steps)} rollback steps"
         )
+        for warning in runbook.warnings:
+            print(warning, file=sys.stderr)
     if problems:
         raise RunbookInvalid(problems)
     return EXIT_OK

@@ -1,5 +1,6 @@
 """ContactsScreen: who to call (on-call, escalation path) and the checklists for
-after the run, from the runbook's ``contacts:`` and ``checklists:``."""
+after the run, from the runbook's ``contacts:`` and ``checklists:``. A contact still
+holding a template's placeholder (``[Phone]``, ``TBD``) is marked as such, in words."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.widgets import Footer, Static
 
 from cockpit.controls import visible
 from cockpit.runbook import Contacts, Runbook
+from cockpit.runbook.placeholders import placeholder
 
 
 def _shown(text: str) -> str:
@@ -19,15 +21,27 @@ def _shown(text: str) -> str:
     return visible(text, newlines=False)
 
 
+PLACEHOLDER = "  PLACEHOLDER: not a real contact "
+
+
+def _mark(text: Text, *values: str) -> None:
+    """End the line, marked when one of ``values`` is a placeholder."""
+    if any(placeholder(value) for value in values):
+        text.append(PLACEHOLDER, style="bold reverse")
+    text.append("\n")
+
+
 def contacts_text(contacts: Contacts) -> Text:
     """The on-call people, one per line, then the escalation path, numbered."""
     text = Text()
     for person in contacts.on_call:
         text.append(f"  {_shown(person.role)}: ", style="bold")
-        said = " · ".join(filter(None, [person.name, person.phone, person.email]))
-        text.append(_shown(said) + "\n")
+        fields = [person.name, person.phone, person.email]
+        text.append(_shown(" · ".join(filter(None, fields))))
+        _mark(text, person.role, *fields)
     for number, level in enumerate(contacts.escalation, 1):
-        text.append(f"  {number}. {_shown(level)}\n")
+        text.append(f"  {number}. {_shown(level)}")
+        _mark(text, level)
     return text
 
 

@@ -1,20 +1,24 @@
 """A manual step's items. ``space`` ticks the next unticked item and never unticks one
 (a key pressed once too often must not undo a tick); ``u`` unticks the highlighted item.
 The border says what to do and how many are ticked; once the step is recorded the list
-shows what was recorded and can no longer be changed."""
+shows what was recorded and can no longer be changed. A ticked box shows an X, an
+unticked one none: the two differ without colour (NO_COLOR)."""
 
 from __future__ import annotations
 
+from rich.segment import Segment
 from textual.binding import Binding
+from textual.strip import Strip
 from textual.widgets import SelectionList
 
+from widgets.glyphs import BORDER, BOX
 from widgets.plain import plain
 
 
 class Checklist(SelectionList[int]):
-    DEFAULT_CSS = """
-    Checklist { height: auto; max-height: 10; border: round $secondary; }
-    Checklist:disabled { border: round $success; }
+    DEFAULT_CSS = f"""
+    Checklist {{ height: auto; max-height: 10; border: {BORDER} $secondary; }}
+    Checklist:disabled {{ border: {BORDER} $success; }}
     """
     BINDINGS = [
         Binding("space", "tick_next", "Tick", show=False, id="checklist.tick_item"),
@@ -58,3 +62,17 @@ class Checklist(SelectionList[int]):
         """Untick the highlighted item (the one way to take a tick back by key)."""
         if self.highlighted is not None:
             self.deselect(self.highlighted)
+
+    def render_line(self, y: int) -> Strip:
+        """SelectionList's line, its box (the first three cells) drawn from :data:`BOX`."""
+        strip = super().render_line(y)
+        index = self.scroll_offset.y + y
+        segments = list(strip)
+        if index >= self.option_count or len(segments) < 4:
+            return strip
+        ticked = self.get_option_at_index(index).value in self.selected
+        box = [
+            Segment(char, segment.style, segment.control)
+            for char, segment in zip(BOX[ticked], segments, strict=False)
+        ]
+        return Strip([*box, *segments[3:]], strip.cell_length)

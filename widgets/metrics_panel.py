@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from cockpit.metrics import AlertRule, format_metric
+from widgets.glyphs import Bars
 from widgets.plain import plain
 
 POINTS = 60
@@ -74,7 +75,7 @@ class MetricRow(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._text(), classes="reading")
-        yield Sparkline([], summary_function=max)
+        yield Bars([], summary_function=max)
 
     def _text(self) -> Text:
         word, style = STATE_STYLE[self.state]

@@ -15,7 +15,7 @@ from cockpit.controls import visible
 from cockpit.eta import Eta
 from cockpit.events import StepStatus
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
-from widgets.glyphs import GLYPH, STYLE, took
+from widgets.glyphs import ASCII_TREE_LINES, FOLDED, GLYPH, OPEN, STYLE, UTF8, took
 from widgets.plain import plain
 
 ROLLBACK = "rollback"
@@ -27,6 +27,8 @@ class PhaseTree(Tree[str]):
     DEFAULT_CSS = """
     PhaseTree { padding: 0 1 0 0; overflow-x: hidden; }
     """
+    ICON_NODE, ICON_NODE_EXPANDED = FOLDED, OPEN
+    LINES = Tree.LINES if UTF8 else dict.fromkeys(Tree.LINES, ASCII_TREE_LINES)
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
         Binding("k", "cursor_up", "Up", show=False, id="tree.up"),

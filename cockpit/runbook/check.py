@@ -33,6 +33,7 @@ from cockpit.runbook.model import (
     Step,
 )
 from cockpit.runbook.nodes import NULL_TAG, kind_of, shown
+from cockpit.runbook.placeholders import placeholder
 from cockpit.runbook.source import control_problem
 from cockpit.runbook.templates import BUILTINS, VAR_NAME, references, variable_order
 from steps import get_kind
@@ -55,6 +56,8 @@ class Checker(TemplateChecker):
 
     def __init__(self, path: str, text: str) -> None:
         super().__init__(path, text)
+        self.warnings: list[Problem] = []
+        """What does not stop the runbook from loading but needs a look (placeholders)."""
         self.steps = StepChecker(self)
         self.sources = MetricsChecker(self)
 
@@ -159,6 +162,7 @@ class Checker(TemplateChecker):
             contacts=contacts,
             checklists=checklists,
             window=window,
+            warnings=tuple(self.warnings),
         )
 
     def _aliases_bounded(self, aliases: list[Alias]) -> bool:
@@ -338,12 +342,33 @@ class Checker(TemplateChecker):
                     }
                     if None not in values.values():  # so each value is a str
                         people.append(Contact(**cast(dict[str, str], values)))
+                        for key, (_, value) in person.items():
+                            self.placeholder(value, cast(str, values[key]), f"contact {key}")
         escalation: tuple[str, ...] = ()
         if "escalation" in found:
-            escalation = tuple(
-                self.string_list(found["escalation"][1], "contacts escalation") or ()
-            )
+            levels = found["escalation"][1]
+            escalation = tuple(self.string_list(levels, "contacts escalation") or ())
+            nodes: list[Node] = levels.value if isinstance(levels, SequenceNode) else [levels]
+            if escalation:
+                for level, text in zip(nodes, escalation, strict=True):
+                    self.placeholder(level, text, "escalation level")
         return Contacts(on_call=tuple(people), escalation=escalation)
+
+    def placeholder(self, node: Node, text: str, what: str) -> None:
+        """A warning at ``node`` when ``text`` holds a placeholder."""
+        found = placeholder(text)
+        if found is not None:
+            mark = node.start_mark
+            self.warnings.append(
+                Problem(
+                    self.path,
+                    mark.line + 1,
+                    mark.column + 1,
+                    f"warning: {what} {shown(text)} "
+                    + ("is a placeholder" if found == text else f"holds a placeholder ({found})")
+                    + ": fill it in before the deployment window",
+                )
+            )
 
     def checklists(self, node: Node, prefix: str = "") -> tuple[tuple[str, tuple[str, ...]], ...]:
         """``name: [items]``, or ``name: {part: [items]}`` (named ``name / part``)."""

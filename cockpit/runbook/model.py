@@ -139,6 +139,8 @@ class Runbook:
     """Checklists for after the run (``post-deployment / day-1``), in order."""
     window: float | None = None
     """The planned deployment window in seconds (``window: 2h``): the ETA warns past it."""
+    warnings: tuple[Problem, ...] = ()
+    """What loads but needs a look before the window (placeholders in the contacts)."""
 
     @property
     def steps(self) -> tuple[Step, ...]:

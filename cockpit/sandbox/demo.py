@@ -5,11 +5,15 @@
 the PM Intelligence Platform stand-in, and returns the environment profile that points
 the runbook at them, with generated secrets. ``stop()`` ends them all.
 
-Crash included: the embedded PostgreSQL and Redis run as processes of their own, which
-would outlive a cockpit killed with SIGKILL. A reaper process started with the sandbox
-(``python -m cockpit.sandbox.demo --reap PID FOLDER``) waits for the cockpit to die and
-then ends the server processes recorded in ``FOLDER/pids.json``; a normal stop ends the
-reaper first. The simulator, the stand-in and moto are threads of the cockpit process.
+However the cockpit ends, nothing stays behind. The embedded PostgreSQL and Redis run
+as processes of their own (daemons: their parent is 1), which would outlive a cockpit
+killed with SIGKILL, or by the SIGHUP of a closed terminal while it stops them. So
+``stop()`` holds SIGHUP, SIGTERM and SIGINT until every server is stopped (then lets them
+act), and a reaper process started with the sandbox, in a session of its own (``python
+-m cockpit.sandbox.demo --reap PID FOLDER``), waits for the cockpit to die and then ends
+the server processes and removes the folders recorded in ``FOLDER/servers.json``. The
+reaper is ended last, once the servers are stopped: until then it is the safety net.
+The simulator, the stand-in and moto are threads of the cockpit process.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +42,8 @@ REGISTRY = "registry.sandbox.local/pm"
 BUCKET = "pm-backups"
 DRILLS = ("bad-release",)
 SANDBOX_SECRETS = ("ADMIN_KEY", "TEST_API_KEY", "DATABASE_URL", "REDIS_URL", "SLACK_WEBHOOK")
+HELD_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+RECORD = "servers.json"
 
 
 class SandboxError(Failed):
@@ -56,6 +63,7 @@ class Sandbox:
     pg_dump refuses a newer server)."""
     _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _pids: dict[str, int] = field(default_factory=dict, repr=False)
+    _scratch: list[str] = field(default_factory=list, repr=False)
     _reaper: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> tuple[Environment, dict[str, str]]:
@@ -130,18 +138,23 @@ class Sandbox:
         return profile, environ
 
     def stop(self) -> None:
-        """End every server (in reverse order), the reaper first: a stop is not a crash."""
-        if self._reaper is not None:
-            self._reaper.terminate()
-            self._reaper.wait(5)
-            self._reaper = None
-        while self._stops:
-            stop = self._stops.pop()
-            try:
-                stop()
-            except Exception as exc:  # one failing must not keep the others running
-                self.say(f"sandbox: stopping a server failed: {exc}")
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """End every server (in reverse order), remove the folders, then end the reaper.
+        A hangup, TERM or INT arriving meanwhile waits for the end of the stop."""
+        with _signals_held():
+            while self._stops:
+                stop = self._stops.pop()
+                try:
+                    stop()
+                except Exception as exc:  # one failing must not keep the others running
+                    with contextlib.suppress(OSError):  # the terminal may be gone
+                        self.say(f"sandbox: stopping a server failed: {exc}")
+            for scratch in self._scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(self.folder, ignore_errors=True)
+            if self._reaper is not None:
+                self._reaper.terminate()
+                self._reaper.wait(5)
+                self._reaper = None
 
     # ------------------------------------------------------------ parts
 
@@ -157,10 +170,12 @@ class Sandbox:
 
     def _embedded(self, what: str, server) -> str:
         address = self._serve(f"embedded {what}", server)
-        pid = _server_pid(server)
-        if pid:
-            self._pids[what] = pid
-            (self.folder / "pids.json").write_text(json.dumps(self._pids))
+        if server.pid:
+            self._pids[what] = server.pid
+        if getattr(server, "scratch", None):
+            self._scratch.append(str(server.scratch))
+        record = {"pids": self._pids, "folders": self._scratch}
+        (self.folder / RECORD).write_text(json.dumps(record))
         return address
 
     def _baseline(self, dsn: str) -> None:
@@ -228,25 +243,39 @@ class Sandbox:
         )
 
 
-def _server_pid(server) -> int | None:
-    """The process id of an embedded server: PostgreSQL's postmaster, redis-server."""
-    postmaster = getattr(server, "folder", Path()) / "postmaster.pid"
-    if postmaster.exists():
-        return int(postmaster.read_text().split()[0])
-    client = getattr(server, "_client", None)
-    return getattr(client, "pid", None)
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGHUP, SIGTERM and SIGINT during the block, then deliver the first that
+    came to the handler it had before: the block runs to its end, the signal still acts.
+    Outside the main thread (where Python can not set handlers), the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    before = {
+        sig: signal.signal(sig, lambda number, _: caught.append(number)) for sig in HELD_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def reap(parent: int, folder: Path) -> None:
-    """Wait until ``parent`` is gone, then end the servers recorded in the folder."""
+    """Wait until ``parent`` is gone, then end the servers recorded in the folder and
+    remove the folders."""
     while True:
         try:
             os.kill(parent, 0)
         except ProcessLookupError:
             break
         time.sleep(0.5)
-    pids_file = folder / "pids.json"
-    pids = json.loads(pids_file.read_text()) if pids_file.exists() else {}
+    path = folder / RECORD
+    record = json.loads(path.read_text()) if path.exists() else {}
+    pids = record.get("pids", {})
     for what, pid in pids.items():
         # PostgreSQL: SIGQUIT is its immediate shutdown; redis-server ends on SIGTERM
         with contextlib.suppress(ProcessLookupError):
@@ -262,6 +291,8 @@ def reap(parent: int, folder: Path) -> None:
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    for scratch in record.get("folders", []):
+        shutil.rmtree(scratch, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 

