@@ -36,7 +36,9 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	@# The suite expects a UTF-8 terminal, whatever the machine's locale; the bastion
+	@# tests set LANG=C for the cockpits they start.
+	env -u LC_ALL -u LC_CTYPE LANG=C.UTF-8 $(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
