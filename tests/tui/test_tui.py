@@ -672,7 +672,7 @@ async def test_a_failed_gate_offers_the_rollback_screen(
         assert any(w.startswith("alert error-rate (critical) firing: error_rate ") for w in why)
         assert "step 'watch' failed" in why
         header = app.cockpit.query_one(RunHeader)
-        assert header.alarm == "CRITICAL error-rate · ctrl+r rolls back"
+        assert (header.alarm, header.action) == ("CRITICAL error-rate", "ctrl+r rolls back")
         row = app.cockpit.query_one("#metric-error_rate", MetricRow)
         assert row.state == "firing" and row.value > 0.05 and len(row.series) >= 1
         await pilot.press("enter")  # meant for the tree: never rolls back
