@@ -165,4 +165,4 @@ class RunHeader(Static):
         status, seconds = self.outcome
         took = format_duration(seconds)
         word, style = OUTCOME.get(status, (f"{status.value} after", "bold reverse"))
-        return Part(f" {word} {took} ", style, rank=2, lead=" · ")
+        return Part(f" {word} {took} ", style, rank=2, lead=" ")
