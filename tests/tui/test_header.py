@@ -221,3 +221,33 @@ def test_fit_drops_the_least_important_parts_and_keeps_the_order():
     assert fit(parts, 5).plain == "Acc"  # bbb does not fit: dddd neither; order kept
     assert fit([Part("long words", crop=True), Part("!")], 6).plain == "long…!"
     assert fit([Part("x", lead=" · ")], 4).plain == " · x"
+
+
+# ------------------------------------------------------------------ the tree, narrow
+
+ALIKE = """
+runbook: Alike
+phases:
+  - id: verify
+    title: Verify
+    steps:
+      - {id: early, title: "Monitor key metrics: P95 < 2000ms for the first 10 minutes",
+         run: "false", on_failure: continue}
+      - {id: later, title: "Monitor key metrics: P95 < 2000ms for the next hour", run: "true"}
+"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_failed_and_a_skipped_step_read_apart_at_any_width(journal, size):
+    app = cockpit_app(journal, ALIKE)
+    async with app.run_test(size=size) as pilot:
+        app.engine.skip(app.engine.runbook.step("later"), "not needed")
+        await pilot.press("r")
+        await until(pilot, lambda: app.engine.status["early"] == ev.StepStatus.FAILED, "a fail")
+        await pilot.pause()
+        tree = app.cockpit.query_one("#phases")
+        width = tree.scrollable_content_region.width
+        lines = [tree.render_line(y).text.rstrip() for y in range(3)]
+        assert lines[1].endswith(" failed") and lines[2].endswith(" skipped"), lines
+        assert all(len(line) <= width for line in lines)
+        assert "…" in lines[1] or size[0] > 100
