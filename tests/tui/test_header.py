@@ -251,3 +251,34 @@ async def test_a_failed_and_a_skipped_step_read_apart_at_any_width(journal, size
         assert lines[1].endswith(" failed") and lines[2].endswith(" skipped"), lines
         assert all(len(line) <= width for line in lines)
         assert "…" in lines[1] or size[0] > 100
+
+
+LONG_IDS = """
+runbook: Long ids
+phases:
+  - id: after-deployment-verification
+    steps:
+      - {id: verify-maintenance-mode-is-off-everywhere, run: "false"}
+      - {id: monitor-key-metrics-for-the-first-hour, run: "true"}
+"""
+
+
+async def test_history_keeps_the_status_column_readable_at_80_columns(journal):
+    app = cockpit_app(journal, LONG_IDS)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: (
+                app.engine.status["verify-maintenance-mode-is-off-everywhere"]
+                == ev.StepStatus.FAILED
+            ),
+            "a fail",
+        )
+        app.cockpit.action_history()
+        await until(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", "history")
+        await pilot.pause()
+        table = app.screen.query_one("#steps")
+        shown = [table.render_line(y).text for y in range(3)]
+        assert " status " in shown[0]
+        assert " failed " in shown[1] and " pending " in shown[2], shown
