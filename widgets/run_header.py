@@ -101,7 +101,7 @@ class RunHeader(Static):
         self.refresh()
 
     def set_eta(self, eta: Callable[[], EtaReading | None] | None) -> None:
-        """Where the ETA is read from; None hides it (the run has ended)."""
+        """Where the ETA is read from; None hides it (a rollback started)."""
         self.eta = eta
         self.refresh()
 
