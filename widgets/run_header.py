@@ -142,7 +142,7 @@ class RunHeader(Static):
             Part(f" {self.runbook} {self.version}".rstrip(), rank=7 if alarm else 5),
         ]
         if self.outcome is not None:
-            parts.append(self._outcome())
+            parts.append(self._outcome(*self.outcome))
         else:
             reading = self.eta() if self.eta is not None else None
             if reading is not None:
@@ -161,8 +161,7 @@ class RunHeader(Static):
             parts.append(Part(f"  ⚠ {self.banner} ", "bold reverse", rank=2))
         return parts
 
-    def _outcome(self) -> Part:
-        status, seconds = self.outcome
+    def _outcome(self, status: RunStatus, seconds: float) -> Part:
         took = format_duration(seconds)
         word, style = OUTCOME.get(status, (f"{status.value} after", "bold reverse"))
         return Part(f" {word} {took} ", style, rank=2, lead=" ")

@@ -41,11 +41,11 @@ class Limits:
 
     @classmethod
     def of(cls, metric: str, rules: Iterable[AlertRule]) -> Limits:
-        fixed = [
-            (rule.direction, rule.threshold(None), rule.severity)
-            for rule in rules
-            if rule.metric == metric and rule.threshold(None) is not None
-        ]
+        fixed: list[tuple[str, float, str]] = []
+        for rule in rules:
+            threshold = rule.threshold(None)
+            if rule.metric == metric and threshold is not None:
+                fixed.append((rule.direction, threshold, rule.severity))
         if not fixed:
             return cls()
         direction = fixed[0][0]  # a metric watched both ways: the first rule's side
