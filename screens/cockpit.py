@@ -206,6 +206,8 @@ class CockpitScreen(Screen):
         """Checklists a flight stopped at: recording one flies on (no second ``a``)."""
         self.selected: str = stopped_at or engine.runbook.steps[0].id
         self.flying = False
+        self.told: set[str] = set()
+        """The critical alerts said in a toast: once each; the header keeps showing them."""
         self._shows = self._show_table()
 
     # ------------------------------------------------------------ layout
@@ -445,12 +447,12 @@ class CockpitScreen(Screen):
 
     def _rolling_back(self, event: ev.RollbackStarted) -> None:
         self.notify(f"Rolling back: {event.reason}", severity="warning")
-        self.query_one(RunHeader).set_alarm("")
+        header = self.query_one(RunHeader)
+        header.set_alarm("")
+        header.set_eta(None)  # the ETA is the main steps': a rolled-back run has none
 
     def _run_finished(self, event: ev.RunFinished) -> None:
-        header = self.query_one(RunHeader)
-        header.set_note(f"run {event.status.value}")
-        header.set_eta(None)
+        self.query_one(RunHeader).finish(event.status, event.duration)
 
     def _sampled(self, event: ev.MetricsSampled) -> None:
         self.query_one(MetricsPanel).sampled(event.values, event.reasons)
@@ -478,8 +480,14 @@ class CockpitScreen(Screen):
             self.query_one(RunHeader).set_alarm("")
             return
         names = ", ".join(a.name for a in critical)
-        self.query_one(RunHeader).set_alarm(f"CRITICAL {names} · ctrl+r rolls back")
-        if event.state == "firing" and event.severity == "critical":
+        self.query_one(RunHeader).set_alarm(f"CRITICAL {names}", "ctrl+r rolls back")
+        if (
+            event.state == "firing"
+            and event.severity == "critical"
+            and event.name not in self.told
+            and not isinstance(self.app.screen, RollbackModal)  # it shows the alerts
+        ):
+            self.told.add(event.name)
             summary = alert_summary(event.metric, event.value, event.threshold, event.reason)
             self.notify(
                 f"{event.name}: {summary}. Press ctrl+r to roll back.",
@@ -694,6 +702,7 @@ class CockpitScreen(Screen):
         state = ("finished: " if engine.finished else "in progress: ") + engine.summary()
         if running:
             state += f"; '{running}' is running and will be cancelled first"
+        self.app.clear_notifications()  # the modal says why; no toast covers its keys
         self.app.push_screen(
             RollbackModal(
                 why=why,

@@ -72,7 +72,7 @@ class HistoryScreen(Screen):
             ]
             runs.add_row(*map(plain, cells), key=run["id"])
         steps = self.query_one("#steps", DataTable)
-        steps.add_columns("#", "phase", "step", "status", "took", "result")
+        steps.add_columns("#", "status", "phase", "step", "took", "result")  # status: seen at 80
         runs.focus()
         if not runs.row_count:
             self.query_one("#run-summary", Label).update(
@@ -93,9 +93,9 @@ class HistoryScreen(Screen):
         steps.clear()
         for row in self.journal.steps(run["id"]):
             cells = [
+                row["status"],
                 row["phase"],
                 row["step_id"],
-                row["status"],
                 format_duration(row["duration"]),
                 row["message"] or "",
             ]

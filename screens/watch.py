@@ -144,15 +144,18 @@ class WatchScreen(Screen):
             ev.RollbackStarted: lambda e: self.notify(
                 f"Rolling back: {e.reason}", severity="warning"
             ),
-            ev.RunFinished: lambda e: self.query_one(RunHeader).set_note(
-                f"run {e.status.value} · {e.message}"
-            ),
+            ev.RunFinished: self._run_finished,
         }
 
     def _run_started(self, event: ev.RunStarted) -> None:
         header = self.query_one(RunHeader)
         header.started = event.at
         header.set_note(f"flown by {event.operator} · watching, read-only")
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        header = self.query_one(RunHeader)
+        header.finish(event.status, event.duration)
+        header.set_note(event.message)
 
     def _said(self, _event: ev.Event) -> None:
         self.query_one("#watch-status", Label).update(plain(self.view.said))

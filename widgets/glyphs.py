@@ -11,8 +11,6 @@ import os
 import sys
 from collections.abc import Mapping
 
-from textual.widgets import Sparkline
-
 from cockpit.durations import format_duration
 from cockpit.events import StepStatus
 
@@ -69,15 +67,8 @@ ASCII_TREE_LINES = ("  ", "| ", "`-", "|-")
 BORDER = "round" if UTF8 else "ascii"
 # Sparkline bars, lowest to highest.
 BARS = "▁▂▃▄▅▆▇█" if UTF8 else "_.-~=+*#"
-
-
-class Bars(Sparkline):
-    """Textual's Sparkline, drawn with :data:`BARS`."""
-
-    def render(self):
-        sparkline = super().render()
-        sparkline.BARS = BARS
-        return sparkline
+ELLIPSIS = "…" if UTF8 else "..."
+WARNING = "⚠" if UTF8 else "!"
 
 
 def took(seconds: float | None) -> str:

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from cockpit.metrics import AlertRule, format_metric
-from widgets.glyphs import Bars
 from widgets.plain import plain
+from widgets.sparkline import Limits, ThresholdSparkline
 
 POINTS = 60
 """Samples kept per sparkline (the chart screen shows the whole run)."""
@@ -58,16 +58,14 @@ class MetricRow(Vertical):
 
     DEFAULT_CSS = """
     MetricRow { height: auto; margin-bottom: 1; }
-    MetricRow Sparkline { height: 2; }
-    MetricRow.-firing Sparkline > .sparkline--max-color { color: $error; }
-    MetricRow.-firing Sparkline > .sparkline--min-color { color: $error 50%; }
-    MetricRow.-nodata Sparkline { display: none; }
+    MetricRow.-nodata ThresholdSparkline { display: none; }
     """
 
     def __init__(self, metric: str, rules: tuple[AlertRule, ...]) -> None:
         super().__init__(id=f"metric-{metric.replace('.', '_')}")
         self.metric = metric
         self.limits = thresholds(metric, rules)
+        self.scale = Limits.of(metric, rules)
         self.series: deque[float] = deque(maxlen=POINTS)
         self.value: float | None = None
         self.reason = "waiting for the first poll"
@@ -75,7 +73,7 @@ class MetricRow(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._text(), classes="reading")
-        yield Bars([], summary_function=max)
+        yield ThresholdSparkline(self.scale)
 
     def _text(self) -> Text:
         word, style = STATE_STYLE[self.state]
@@ -92,7 +90,7 @@ class MetricRow(Vertical):
         self.value, self.reason = value, reason
         if value is not None:
             self.series.append(value)
-            self.query_one(Sparkline).data = list(self.series)
+            self.query_one(ThresholdSparkline).show(self.series)
         self.set_class(value is None, "-nodata")
         self.show_state(alert_state)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Tree
@@ -15,10 +16,19 @@ from cockpit.controls import visible
 from cockpit.eta import Eta
 from cockpit.events import StepStatus
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
+from widgets.fit import Part, fit
 from widgets.glyphs import ASCII_TREE_LINES, FOLDED, GLYPH, OPEN, STYLE, UTF8, took
 from widgets.plain import plain
 
 ROLLBACK = "rollback"
+SAID = {
+    StepStatus.FAILED,
+    StepStatus.SKIPPED,
+    StepStatus.CANCELLED,
+    StepStatus.INTERRUPTED,
+    StepStatus.WAITING_CONFIRM,
+}
+"""Statuses said in a word after the title too, kept when the title is cut."""
 
 
 class PhaseTree(Tree[str]):
@@ -37,6 +47,7 @@ class PhaseTree(Tree[str]):
     ]
 
     def __init__(self, runbook: Runbook, *, eta: Eta | None = None, id: str | None = None) -> None:
+        self._parts: dict[str, list[Part]] = {}  # a step's label, fitted when drawn
         super().__init__(plain(runbook.name), id=id)
         self.runbook = runbook
         self.eta = eta
@@ -70,14 +81,16 @@ class PhaseTree(Tree[str]):
     def update_step(self, step_id: str, status: Mapping[str, StepStatus], durations) -> None:
         node = self._steps[step_id]
         state = status[step_id]
-        label = Text.assemble(
-            (GLYPH[state] + " ", STYLE[state]),
-            visible(self.runbook.step(step_id).title, newlines=False),
-            (f" {took(durations.get(step_id))}", "dim"),
-        )
-        if state == StepStatus.RUNNING:
-            label.stylize("bold")
-        node.set_label(label)
+        bold = " bold" if state == StepStatus.RUNNING else ""
+        parts = [
+            Part(GLYPH[state] + " ", STYLE[state]),
+            Part(visible(self.runbook.step(step_id).title, newlines=False), bold, crop=True),
+        ]
+        if state in SAID:
+            parts.append(Part(f" {state.value}", STYLE[state]))
+        parts.append(Part(f" {took(durations.get(step_id))}", "dim" + bold, rank=1))
+        self._parts[step_id] = parts
+        node.set_label(fit(parts, 10_000))
         phase_id = self._phase_of(step_id)
         phase_node, steps, title = self._phases[phase_id]
         done = sum(status[s.id] in (StepStatus.OK, StepStatus.SKIPPED) for s in steps)
@@ -91,6 +104,19 @@ class PhaseTree(Tree[str]):
         ):
             label.append(f" {self.eta.estimate(steps).short()}", style="dim")
         phase_node.set_label(label)
+
+    def render_label(self, node: TreeNode[str], base_style: Style, style: Style) -> Text:
+        """A step's label fitted to the tree's width: the title is cut (with an
+        ellipsis) before its status word, so a failed and a skipped step never read
+        alike; the duration goes first."""
+        parts = self._parts.get(node.data or "")
+        if parts is None:
+            return super().render_label(node, base_style, style)
+        width = self.scrollable_content_region.width
+        indent = self.guide_depth  # a step's guide (the hidden root has none)
+        label = fit(parts, width - indent if width else 10_000)
+        label.stylize(style)
+        return label
 
     def _phase_of(self, step_id: str) -> str:
         return self.runbook.step(step_id).phase

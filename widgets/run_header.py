@@ -8,11 +8,24 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Static
 
 from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading
+from cockpit.events import RunStatus
+from widgets.fit import Part, fit
+from widgets.glyphs import WARNING
+
+OUTCOME = {
+    RunStatus.OK: ("ok in", "bold black on green"),
+    RunStatus.FAILED: ("failed after", "bold white on red"),
+    RunStatus.ROLLED_BACK: ("rolled back in", "bold black on yellow"),
+    RunStatus.CANCELLED: ("cancelled after", "bold black on yellow"),
+}
+"""How the header says a run's end: words before the final time, and a style."""
+ALARM = "bold white on red"
 
 
 def _one_line(text: str) -> str:
@@ -25,6 +38,7 @@ class RunHeader(Static):
     RunHeader.-production { background: $error; color: $text; text-style: bold; }
     RunHeader.-staging { background: $warning; color: $background; }
     RunHeader.-dry-run { background: $accent; color: $text; }
+    RunHeader.-alarm { background: $error; color: $text; text-style: bold; }
     """
     elapsed: reactive[float] = reactive(0.0)
 
@@ -52,6 +66,10 @@ class RunHeader(Static):
         self.note = ""
         self.banner = ""
         self.alarm = ""
+        self.action = ""
+        self.outcome: tuple[RunStatus, float] | None = None
+        """How the run ended and its final time; the clock and the ETA stop then."""
+        self._clock: Timer | None = None
         if dry_run:
             self.add_class("-dry-run")
         elif protected or "prod" in environment.lower():
@@ -60,10 +78,12 @@ class RunHeader(Static):
             self.add_class("-staging")
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self._tick)
+        self._clock = self.set_interval(1.0, self._tick)
         self._tick()
 
     def _tick(self) -> None:
+        if self.outcome is not None:
+            return
         self.elapsed = time.time() - self.started
         reading = self.eta() if self.eta is not None else None
         self.tooltip = (
@@ -82,29 +102,67 @@ class RunHeader(Static):
         self.refresh()
 
     def set_eta(self, eta: Callable[[], EtaReading | None] | None) -> None:
-        """Where the ETA is read from; None hides it (the run has ended)."""
+        """Where the ETA is read from; None hides it (a rollback started)."""
         self.eta = eta
         self.refresh()
 
-    def set_alarm(self, alarm: str) -> None:
-        """A critical alert that calls for a decision (roll back?); "" clears it."""
-        self.alarm = _one_line(alarm)
+    def set_alarm(self, alarm: str, action: str = "") -> None:
+        """A critical alert that calls for a decision, and the key that takes it
+        (``ctrl+r rolls back``); "" clears it. It leads the line at any width."""
+        self.alarm, self.action = _one_line(alarm), _one_line(action)
+        self.set_class(bool(alarm), "-alarm")
         self.refresh()
 
+    def finish(self, status: RunStatus, seconds: float) -> None:
+        """The run ended: the clock stops at its final time, the outcome replaces the
+        ETA, and an alert no longer calls for a decision here."""
+        self.outcome = (status, seconds)
+        self.elapsed = seconds
+        self.eta = None
+        self.tooltip = None
+        if self._clock is not None:
+            self._clock.stop()
+        self.set_alarm("")
+
     def render(self) -> Text:
+        return fit(self.parts(), self.size.width or 10_000)
+
+    def parts(self) -> list[Part]:
+        """The line in reading order, each part ranked: a critical alert first and
+        kept at any width (its names cut before the key and the band are); then the
+        band, the run's outcome or its ETA and clock, the runbook, the run id. With an
+        alert firing, the ETA is dropped first, then the run id, then the runbook."""
+        alarm = bool(self.alarm) and self.outcome is None
         mode = "DRY RUN · " if self.dry_run else "REHEARSAL · " if self.rehearsal else ""
-        band = f" {mode}{self.label} "
-        text = Text.assemble((band, "reverse"), f" {self.runbook} {self.version}".rstrip())
-        reading = self.eta() if self.eta is not None else None
-        if reading is not None:  # before the run id: what an 80-column terminal keeps
-            text.append(f" · {reading.summary(compact=True)}", style="bold")
-            if reading.overrun is not None:
-                text.append(f"  ⚠ {reading.warning()} ", style="bold black on yellow")
-        text.append(f" · run {self.run_id} · {format_duration(self.elapsed)}")
+        parts = []
+        if alarm:  # the alert's words, cut if they must, then the key that acts on it
+            parts.append(Part(f" {self.alarm}", ALARM, crop=True))
+            parts.append(Part(f" · {self.action} " if self.action else " ", ALARM))
+        parts += [
+            Part(f" {mode}{self.label} ", "reverse"),
+            Part(f" {self.runbook} {self.version}".rstrip(), rank=7 if alarm else 5),
+        ]
+        if self.outcome is not None:
+            parts.append(self._outcome(*self.outcome))
+        else:
+            reading = self.eta() if self.eta is not None else None
+            if reading is not None:
+                parts.append(
+                    Part(f" · {reading.summary(compact=True)}", "bold", rank=9 if alarm else 4)
+                )
+                if reading.overrun is not None:
+                    warning = f"  {WARNING} {reading.warning()} "
+                    parts.append(Part(warning, "bold black on yellow", rank=9 if alarm else 3))
+        parts.append(Part(f" · run {self.run_id}", rank=8 if alarm else 7))
+        if self.outcome is None:
+            parts.append(Part(f" · {format_duration(self.elapsed)}", rank=4))
         if self.note:
-            text.append(f" · {self.note}")
+            parts.append(Part(f" · {self.note}", rank=6))
         if self.banner:
-            text.append(f"  ⚠ {self.banner} ", style="bold reverse")
-        if self.alarm:
-            text.append(f"  {self.alarm} ", style="bold white on red")
-        return text
+            parts.append(Part(f"  {WARNING} {self.banner} ", "bold reverse", rank=2))
+        return parts
+
+    def _outcome(self, status: RunStatus, seconds: float) -> Part:
+        took = format_duration(seconds)
+        word, style = OUTCOME.get(status, (f"{status.value} after", "bold reverse"))
+        return Part(f" {word} {took} ", style, rank=2, lead=" ")

@@ -508,9 +508,10 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
             await pilot.press("A")  # nothing waits now: said, not sent
             await until(
                 pilot,
-                lambda: screen.query_one(RunHeader).note.startswith("run ok"),
+                lambda: screen.query_one(RunHeader).outcome is not None,
                 "the run's end",
             )
+            assert screen.query_one(RunHeader).outcome[0] == ev.RunStatus.OK
         code, _, err = finished(run)
     finally:
         kill(run)

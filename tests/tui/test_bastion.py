@@ -113,26 +113,16 @@ def test_the_locale_decides(environ, coerced, utf8):
 
 
 SPARKLINE = """
-import asyncio
-from textual.app import App
-from widgets.glyphs import Bars
+from widgets.sparkline import Limits, rows
 
-class One(App):
-    def compose(self):
-        yield Bars([1, 2, 3, 4, 5, 6, 7, 8], summary_function=max)
-
-async def main():
-    async with One().run_test(size=(8, 1)) as pilot:
-        await pilot.pause()
-        print("".join(s.text for s in pilot.app.query_one(Bars).render_line(0)))
-
-asyncio.run(main())
+for row in rows([float(v) for v in range(1, 17)], 8, Limits()):
+    print(row.text)
 """
 
 
 @pytest.mark.parametrize(("lang", "bars"), [("C", "_.-~=+*#"), ("C.UTF-8", "▁▂▃▄▅▆▇█")])
 def test_sparkline_bars_follow_the_locale(lang, bars):
-    """The metrics panel's sparklines: Textual's block characters only on UTF-8."""
+    """The metrics panel's sparklines: block characters only on UTF-8."""
     environ = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_CTYPE")}
     done = subprocess.run(
         [sys.executable, "-c", SPARKLINE],
@@ -142,4 +132,6 @@ def test_sparkline_bars_follow_the_locale(lang, bars):
         encoding="utf-8",
         timeout=60,
     )
-    assert done.stdout.strip() == bars, done.stderr
+    drawn = set(done.stdout.replace("\n", "").replace(" ", ""))
+    assert drawn and drawn <= set(bars), (done.stdout, done.stderr)
+    assert bars[-1] in drawn  # the largest value fills its column

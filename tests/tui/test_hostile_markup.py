@@ -115,7 +115,7 @@ async def test_runbook_and_output_brackets_are_shown_as_text(tmp_path, journal):
         for label in labels:
             assert_plain(label)
         shown = painted(tree)
-        assert f"Say {PAYLOAD}"[:30] in shown  # the tree is narrow: the start of a title
+        assert f"Say {PAYLOAD}"[:28] in shown  # the tree is narrow: the start of a title
 
         await pilot.press("r")
         await app.workers.wait_for_complete()

@@ -27,7 +27,9 @@ from cockpit.journal import Journal
 from cockpit.process import live_members
 from cockpit.runbook import parse_runbook
 from screens.chart import ChartScreen
+from screens.messages import EngineEvent
 from widgets.metrics_panel import MetricsPanel
+from widgets.run_header import RunHeader
 
 SIZES = [(120, 34), (80, 24)]
 RUN_ID = "20261128-120000-snap"
@@ -84,17 +86,20 @@ def app_for(monkeypatch):
     shutil.rmtree(JOURNAL.parent, ignore_errors=True)
     journals = []
 
-    def make(profile: Environment, *, protected: bool = False) -> CockpitApp:
+    def make(
+        profile: Environment, *, protected: bool = False, book: str = BOOK, rehearsal=False
+    ) -> CockpitApp:
         journal = Journal(JOURNAL)
         journals.append(journal)
         operator = TuiOperator("alice")
         engine = Engine(
-            parse_runbook(textwrap.dedent(BOOK), "pm.yaml"),
+            parse_runbook(textwrap.dedent(book), "pm.yaml"),
             journal,
             config=Config(kill_grace=0.5, flush_interval=0.01),
             profile=profile,
             operator=operator,
             run_id=RUN_ID,
+            rehearsal=rehearsal,
         )
         return CockpitApp(engine, operator, protected=protected)
 
@@ -149,6 +154,77 @@ def test_start_modal(snap_compare, app_for, size):
         await asyncio.sleep(0)
 
     assert snap_compare(app, terminal_size=size, run_before=typed)
+
+
+SANDBOX = Environment(name="sandbox", label="SANDBOX")
+DRILL_SIZES = [(120, 35), (80, 24)]
+
+
+def critical(name: str, metric: str, value: float, threshold: float) -> ev.AlertChanged:
+    return ev.AlertChanged(
+        RUN_ID, FrozenClock.time(), name, "critical", "firing", metric, value, threshold
+    )
+
+
+@pytest.mark.parametrize("size", DRILL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_cockpit_critical_alert(snap_compare, app_for, size):
+    """The drill: a bad release, both critical alerts firing. They lead the header,
+    band red, at 80 columns too."""
+    app = app_for(SANDBOX, rehearsal=True)
+
+    async def alarmed(pilot) -> None:
+        await pilot.press("r")
+        await until(pilot, lambda: status(app, "notify") == "ok")
+        app.cockpit.query_one("#phases").select_step("rollout")
+        await pilot.pause()
+        await pilot.press("r")
+        await until(pilot, lambda: len(app.cockpit.view.buffers["rollout"].lines) == 2)
+        for alert in (
+            critical("p95-degradation", "p95_ms", 2600.0, 2000.0),
+            critical("error-rate", "error_rate", 0.098, 0.05),
+        ):
+            app.cockpit.post_message(EngineEvent(alert))
+        await until(pilot, lambda: "error-rate" in app.cockpit.query_one(RunHeader).alarm)
+        await until(pilot, lambda: len(app.screen.query("Toast")) == 2)  # both said, once
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=alarmed)
+
+
+FINISHED = """
+runbook: PM Intelligence Platform
+version: "2.0"
+phases:
+  - id: preparation
+    title: "Phase 1: Preparation"
+    steps:
+      - {id: notify, title: Notify stakeholders, run: 'echo "posted to #deploys"'}
+  - id: backend
+    title: "Phase 3: Backend Deployment"
+    steps:
+      - {id: rollout, title: Roll out backend v2.0, run: echo "rolled out"}
+      - {id: health, title: Health check, run: echo healthy}
+rollback:
+  steps:
+    - {id: undo-backend, title: Roll back the backend, run: echo undone}
+"""
+
+
+@pytest.mark.parametrize("size", DRILL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_cockpit_finished_run(snap_compare, app_for, size):
+    """A run that ended: the header says how and in how long; the clock has stopped."""
+    app = app_for(SANDBOX, book=FINISHED, rehearsal=True)
+
+    async def finished(pilot) -> None:
+        await pilot.press("a")
+        await until(pilot, lambda: status(app, "health") == "ok")
+        app.cockpit.post_message(
+            EngineEvent(ev.RunFinished(RUN_ID, FrozenClock.time(), ev.RunStatus.OK, 252.0))
+        )
+        await until(pilot, lambda: app.cockpit.query_one(RunHeader).outcome is not None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=finished)
 
 
 # ------------------------------------------------------------------ metrics

@@ -490,9 +490,9 @@ async def test_history_shows_runs_and_their_steps(make_app):
         steps = app.screen.query_one("#steps")
         assert runs.row_count == 1
         assert [str(c) for c in runs.get_row_at(0)[:3]] == [app.engine.run_id, "running", "local"]
-        assert [[str(c) for c in steps.get_row_at(i)[2:4]] for i in range(2)] == [
-            ["hello", "ok"],
-            ["check", "pending"],
+        assert [[str(c) for c in steps.get_row_at(i)[1:4:2]] for i in range(2)] == [
+            ["ok", "hello"],
+            ["pending", "check"],
         ]
         await pilot.press("escape")
         await pilot.pause()
@@ -711,7 +711,7 @@ async def test_a_failed_gate_offers_the_rollback_screen(
         assert any(w.startswith("alert error-rate (critical) firing: error_rate ") for w in why)
         assert "step 'watch' failed" in why
         header = app.cockpit.query_one(RunHeader)
-        assert header.alarm == "CRITICAL error-rate · ctrl+r rolls back"
+        assert (header.alarm, header.action) == ("CRITICAL error-rate", "ctrl+r rolls back")
         row = app.cockpit.query_one("#metric-error_rate", MetricRow)
         assert row.state == "firing" and row.value > 0.05 and len(row.series) >= 1
         await pilot.press("enter")  # meant for the tree: never rolls back
