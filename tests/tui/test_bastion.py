@@ -61,7 +61,7 @@ def fly(tmp_path, locale: dict[str, str], ticked: str) -> str:
         terminal.keys("r")
         terminal.wait_for("hello 0.")
         terminal.keys("Down", "r")
-        terminal.wait_for("Fails 0.")
+        terminal.wait_for("Fails failed 0.")
         terminal.keys("Down")
         terminal.wait_until(  # the checklist, in its border
             lambda shown: any(
