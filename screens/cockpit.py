@@ -401,11 +401,12 @@ class CockpitScreen(Screen):
             ev.DiskLow: lambda e: self.notify(
                 e.message, title="Disk", severity="warning", timeout=60
             ),
+            ev.RunReopened: self._run_reopened,
             ev.RunFinished: self._run_finished,
         }
 
     def _started(self, event: ev.StepStarted) -> None:
-        if event.attempt == 1:
+        if event.attempt == event.first_attempt:
             self.query_one(PhaseTree).select_step(event.step_id)
 
     def _rolling_back(self, event: ev.RollbackStarted) -> None:
@@ -413,9 +414,22 @@ class CockpitScreen(Screen):
         self.query_one(RunHeader).set_alarm("")
 
     def _run_finished(self, event: ev.RunFinished) -> None:
+        """The run ended (the last step, a rollback's last step, a failure with nothing
+        left to do): the header keeps saying so, with the final time."""
         header = self.query_one(RunHeader)
-        header.set_note(f"run {event.status.value}")
+        header.set_note(f"run {self.view.ending}")
         header.set_eta(None)
+        self.notify(
+            f"Run {self.view.ending}: {event.message}",
+            title="Run ended",
+            severity="information" if event.status == ev.RunStatus.OK else "error",
+        )
+
+    def _run_reopened(self, event: ev.RunReopened) -> None:
+        header = self.query_one(RunHeader)
+        header.set_note(f"reopened by {event.by}")
+        header.set_eta(self.engine.eta_now if self.engine.eta is not None else None)
+        self.notify(f"Run reopened by {event.by}: {event.reason}", severity="warning")
 
     def _sampled(self, event: ev.MetricsSampled) -> None:
         self.query_one(MetricsPanel).sampled(event.values, event.reasons)
@@ -528,7 +542,8 @@ class CockpitScreen(Screen):
         checklist it stopped at flies on from where it was once recorded (``r``)."""
         waiting = next((s for s in self.engine.runbook.steps if not self.engine.accepted(s)), None)
         if status in (None, ev.RunStatus.OK) or waiting is None:
-            self.notify("All steps done" if waiting is None else "Phase done")
+            if self.engine.ended is None:  # else the run's end says it
+                self.notify("All steps done" if waiting is None else "Phase done")
             return
         self.query_one(PhaseTree).select_step(waiting.id)
         state = self.engine.status[waiting.id]

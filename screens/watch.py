@@ -93,7 +93,7 @@ class WatchScreen(Screen):
 
     async def _follow(self) -> None:
         try:
-            async for event in watch_events(self.team, self.watched):
+            async for event in watch_events(self.team, self.watched, stop_at_end=False):
                 self.apply(event)
         except TeamError as exc:
             self.notify(str(exc), title="Watch stopped", severity="error", timeout=30)
@@ -144,8 +144,11 @@ class WatchScreen(Screen):
             ev.RollbackStarted: lambda e: self.notify(
                 f"Rolling back: {e.reason}", severity="warning"
             ),
+            ev.RunReopened: lambda e: self.query_one(RunHeader).set_note(
+                f"reopened by {e.by}: {e.reason}"
+            ),
             ev.RunFinished: lambda e: self.query_one(RunHeader).set_note(
-                f"run {e.status.value} · {e.message}"
+                f"run {self.view.ending} · {e.message}"
             ),
         }
 
