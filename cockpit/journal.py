@@ -654,9 +654,16 @@ def _step_started(e: ev.StepStarted) -> list[Statement]:
     return [
         (
             "UPDATE steps SET status = 'running', attempt = ?, output_path = ?, "
-            "started_at = COALESCE(CASE WHEN ? = ? THEN NULL ELSE started_at END, ?), "
+            "started_at = COALESCE(CASE WHEN ? THEN NULL ELSE started_at END, ?), "
             "finished_at = NULL WHERE run_id = ? AND step_id = ?",
-            (e.attempt, e.output_path, e.attempt, e.first_attempt, e.at, e.run_id, e.step_id),
+            (
+                e.attempt,
+                e.output_path,
+                e.attempt == e.first_attempt,  # the step (re)starts here: its start is now
+                e.at,
+                e.run_id,
+                e.step_id,
+            ),
         )
     ]
 
