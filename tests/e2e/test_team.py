@@ -508,7 +508,7 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
             await pilot.press("A")  # nothing waits now: said, not sent
             await until(
                 pilot,
-                lambda: screen.query_one(RunHeader).note.startswith("run ok"),
+                lambda: screen.query_one(RunHeader).note.startswith("run ended ok in "),
                 "the run's end",
             )
         code, _, err = finished(run)
