@@ -117,6 +117,8 @@ class Engine(StepExecution):
         self._running_since: dict[str, float] = {}
         self.stopped = ""
         """A resumed run: how, when and where it stopped (``cockpit.stopped``)."""
+        self._tries: dict[str, int] = {}
+        self._ended: ev.RunStatus | None = None
 
     # --------------------------------------------------------------- set-up
 
@@ -324,6 +326,7 @@ class Engine(StepExecution):
             )
         stopped = []
         for step_id, row in rows.items():
+            self._tries[step_id] = row["attempt"]
             status = StepStatus(row["status"])
             if status in (StepStatus.RUNNING, StepStatus.INTERRUPTED) and row["pgid"]:
                 alive = live_members(row["pgid"])
@@ -398,7 +401,8 @@ class Engine(StepExecution):
     async def run(self) -> ev.RunStatus:
         """Fly every remaining step (headless); return how the run ended."""
         self.start()
-        status = await self.run_remaining()
+        self._cancel_requested = False
+        status = await self._remaining()
         await self.settle()
         return self.finish(status)
 
@@ -458,6 +462,9 @@ class Engine(StepExecution):
                 continue
             self._guard(step_id, key, what, None)
 
+    # The operator's actions (the TUI): each records the run ended once nothing is left
+    # to do, and one that runs a step of a run that had ended records it reopened first.
+
     async def run_remaining(self) -> ev.RunStatus:
         """Run the steps not yet done, in order, until the end or a stop.
 
@@ -465,31 +472,70 @@ class Engine(StepExecution):
         a requested pause; applies each step's ``on_failure``.
         """
         self._cancel_requested = False
-        if self._in_rollback:
-            return await self._rollback_steps()
-        return await self._fly()
+        status = await self._remaining()
+        self._conclude()
+        return status
 
     async def run_step(self, step: Step) -> StepStatus:
         """Run one step the operator chose, whatever its place (the TUI)."""
         self._cancel_requested = False
-        return await self.execute(step)
+        if step.phase != TROUBLESHOOTING:  # a quick action is no step of the run's
+            self._reopen(f"step '{step.id}' run again")
+        status = await self.execute(step)
+        self._conclude()
+        return status
 
     async def run_phase(self, phase: Phase) -> ev.RunStatus | None:
         """Run the phase's steps not yet done; a RunStatus if the phase stopped early."""
         self._cancel_requested = False
         self._phase_started(phase)
-        return await self._steps(phase.steps)
+        status = await self._steps(phase.steps)
+        self._conclude()
+        return status
 
     def skip(self, step: Step, reason: str) -> None:
         """The operator skips a step; the reason is recorded."""
+        if step.phase != TROUBLESHOOTING:
+            self._reopen(f"step '{step.id}' skipped")
         self._finish(
             step, StepStatus.SKIPPED, None, message=f"skipped by {self.operator.name}: {reason}"
         )
+        self._conclude()
 
     async def rollback(self, reason: str) -> ev.RunStatus:
         """Run the rollback steps now (the operator confirmed it)."""
         self._cancel_requested = False
-        return await self._rollback(reason)
+        self._reopen(f"rollback: {reason}")
+        status = await self._rollback(reason)
+        self._conclude()
+        return status
+
+    @property
+    def ended(self) -> ev.RunStatus | None:
+        """How the run ended, once it has (and until a step runs again)."""
+        return self._ended
+
+    def _conclude(self) -> None:
+        """Record the run ended, with its status and duration, when nothing is left to do:
+        every step of the main run (or, once rolling back, of the rollback) is ok,
+        skipped or failed. A step stopped on (cancelled, interrupted, waiting) or still
+        pending leaves the run open for the operator's decision."""
+        steps = self.runbook.rollback.steps if self._in_rollback else self.runbook.steps
+        settled = (StepStatus.OK, StepStatus.SKIPPED, StepStatus.FAILED)
+        if self._ended is None and all(self.status[s.id] in settled for s in steps):
+            self._end(self.outcome())
+
+    def _reopen(self, reason: str) -> None:
+        """A run that had ended runs a step again: say so, by whom and why, before it does."""
+        if self._ended is None:
+            return
+        self._ended = None
+        self._emit(ev.RunReopened(self.run_id, self._now(), self.operator.name, reason))
+
+    async def _remaining(self) -> ev.RunStatus:
+        if self._in_rollback:
+            return await self._rollback_steps()
+        return await self._fly()
 
     @property
     def finished(self) -> bool:
@@ -508,10 +554,21 @@ class Engine(StepExecution):
         return ev.RunStatus.OK if self.finished else ev.RunStatus.PAUSED
 
     def finish(self, status: ev.RunStatus) -> ev.RunStatus:
-        """Record how the run ended and let go of it."""
+        """Let go of the run (the process is done with it), recording it ended with
+        ``status`` unless it already ended: then that ending stands, and its time."""
         if self._metrics_task is not None:
             self._metrics_task.cancel()
             self._metrics_task = None
+        if self._ended is not None:
+            status = self._ended
+        else:
+            self._end(status)
+        if self._lock is not None:
+            self._lock.release()
+        return status
+
+    def _end(self, status: ev.RunStatus) -> None:
+        self._ended = status
         why = self._pause_reason if status == ev.RunStatus.PAUSED else ""
         self._emit(
             ev.RunFinished(
@@ -522,9 +579,6 @@ class Engine(StepExecution):
                 "; ".join(filter(None, [why, self.summary()])),
             )
         )
-        if self._lock is not None:
-            self._lock.release()
-        return status
 
     def summary(self) -> str:
         """Steps by status, e.g. ``3 ok, 1 failed, 2 pending``."""
@@ -575,6 +629,7 @@ class Engine(StepExecution):
                 return ev.RunStatus.CANCELLED
             if self._pause_requested or self.status[step.id] == StepStatus.INTERRUPTED:
                 return ev.RunStatus.PAUSED
+            self._reopen(f"step '{step.id}' run again")
             outcome = await self.execute(step)
             if outcome == StepStatus.WAITING_CONFIRM:
                 return ev.RunStatus.PAUSED

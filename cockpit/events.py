@@ -65,10 +65,16 @@ class StepWaiting(Event):
 
 @dataclass(frozen=True)
 class StepStarted(Event):
+    """An attempt of a step starts. Attempts are numbered over the whole run: a step run
+    again (after a failure, once the run ended, after a rollback) goes on counting, so
+    each attempt keeps its own number in the record. ``attempts`` is the last number this
+    time may reach (with the step's retries), ``first_attempt`` the first of this time."""
+
     step_id: str
     attempt: int
     attempts: int
     output_path: str
+    first_attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,15 @@ class LockTakenOver(Event):
 
 @dataclass(frozen=True)
 class RollbackStarted(Event):
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunReopened(Event):
+    """A run that had ended runs steps again (a retry, a rollback): ``by`` whom, and
+    why. Its earlier ending stays in the record; it ends again with a new RunFinished."""
+
+    by: str
     reason: str
 
 

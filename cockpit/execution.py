@@ -66,6 +66,8 @@ class StepExecution:
     _current: asyncio.Task | None
     _cancel_requested: bool
     _running_since: dict[str, float]
+    _tries: dict[str, int]
+    """How many attempts each step has had in this run (the journal's, on a resume)."""
     _guard: Callable[[str, str, str, Callable[[], Awaitable[None]] | None], None]
     live_values: Callable[[], dict[str, str]]
 
@@ -139,10 +141,12 @@ class StepExecution:
             fields, expect = resolve_fields(step, self.live_values())
         except KeyError as exc:  # ${steps.ID.details.KEY} of a step that has not given it
             detail = STEP_DETAIL.search(str(exc))
+            self._tries[step.id] = self._tries.get(step.id, 0) + 1  # an attempt, if a short one
             return self._finish(
                 step,
                 StepStatus.FAILED,
                 None,
+                self._tries[step.id],
                 message=(
                     f"{exc.args[0]}: step '{detail[1]}' has not run ok, or recorded no "
                     f"'{detail[2]}'"
@@ -304,16 +308,30 @@ class StepExecution:
         started = time.monotonic()
         self._running_since[step.id] = self._now()
         result = StepResult(False, "not run")
-        for attempt in range(1, step.attempts + 1):
+        before = self._tries.get(step.id, 0)  # a step run again goes on counting
+        last = before + step.attempts
+        for attempt in range(before + 1, last + 1):
             self.status[step.id] = StepStatus.RUNNING
+            self._tries[step.id] = attempt
             self._emit(
                 ev.StepStarted(
-                    self.run_id, self._now(), step.id, attempt, step.attempts, str(sink.path)
+                    self.run_id,
+                    self._now(),
+                    step.id,
+                    attempt,
+                    last,
+                    str(sink.path),
+                    first_attempt=before + 1,
                 )
             )
-            if step.attempts > 1 or sink.resumed:
+            if last > 1 or sink.resumed:
+                again = (
+                    f" (run again: {before} earlier attempt{'s' if before > 1 else ''})"
+                    if before and attempt == before + 1
+                    else ""
+                )
                 sink.info(
-                    f"--- {step.id}: attempt {attempt}/{step.attempts}, "
+                    f"--- {step.id}: attempt {attempt}/{last}{again}, "
                     f"{datetime.now().astimezone().isoformat(timespec='seconds')} ---"
                 )
             ctx = self._context(step, fields, expect, sink)
@@ -340,7 +358,7 @@ class StepExecution:
                 return self._finish(
                     step, StepStatus.OK, time.monotonic() - started, attempt, result, sink=sink
                 )
-            if attempt < step.attempts:
+            if attempt < last:
                 sink.info(
                     f"attempt {attempt} failed: {result.message}; retrying in "
                     f"{format_duration(step.retry_delay)}"
@@ -365,7 +383,7 @@ class StepExecution:
                         sink=sink,
                     )
         return self._finish(
-            step, StepStatus.FAILED, time.monotonic() - started, step.attempts, result, sink=sink
+            step, StepStatus.FAILED, time.monotonic() - started, last, result, sink=sink
         )
 
     async def _call(self, coro):

@@ -64,6 +64,9 @@ class HeadlessPrinter:
             ev.LockTakenOver: lambda e: self.say(
                 f"cockpit: took the lock of '{e.environment}' over from {e.previous}"
             ),
+            ev.RunReopened: lambda e: self.say(
+                f"cockpit: run {e.run_id} reopened by {e.by}: {e.reason}"
+            ),
             ev.RunFinished: self._run_finished,
         }
 
@@ -89,8 +92,9 @@ class HeadlessPrinter:
         )
 
     def _step_started(self, e: ev.StepStarted) -> None:
-        if e.attempt == 1:
-            self._line(e.step_id, ">", "started")
+        if e.attempt == e.first_attempt:
+            again = f" again (attempt {e.attempt})" if e.attempt > 1 else ""
+            self._line(e.step_id, ">", f"started{again}")
 
     def _output(self, e: ev.OutputReceived) -> None:
         if e.dropped:

@@ -369,6 +369,53 @@ class BaseJournal:
             row["details"] = json.loads(row["details"]) if row["details"] else {}
         return rows
 
+    def attempts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every attempt of every step, oldest first, as its events recorded it: a step's
+        row holds its latest outcome, this keeps each failure a later attempt replaced.
+        An attempt is ``step_id``, ``attempt`` (numbered per step over the whole run),
+        ``started_at``, ``finished_at``, ``duration``, ``status``, ``exit_code`` and
+        ``message``; one still running has no finish."""
+        rows = self._query(
+            "SELECT type, at, step_id, data FROM events WHERE run_id = ? AND type IN "
+            "('StepStarted', 'StepRetrying', 'StepFinished') ORDER BY id",
+            (run_id,),
+        )
+        attempts: list[dict[str, Any]] = []
+        open_: dict[str, dict[str, Any]] = {}  # the running attempt of each step
+        count: dict[str, int] = {}
+        for row in rows:
+            step_id, data = row["step_id"], json.loads(row["data"])
+            attempt = open_.pop(step_id, None)
+            never_ran = row["type"] == "StepFinished" and attempt is None
+            if row["type"] == "StepStarted" or (never_ran and data["status"] == "failed"):
+                count[step_id] = count.get(step_id, 0) + 1  # older records restart at 1
+                attempt = {
+                    "step_id": step_id,
+                    "attempt": count[step_id],
+                    "started_at": row["at"] if not never_ran else None,
+                    "finished_at": None,
+                    "duration": None,
+                    "status": ev.StepStatus.RUNNING.value,
+                    "exit_code": None,
+                    "message": "",
+                }
+                attempts.append(attempt)
+                if not never_ran:
+                    open_[step_id] = attempt
+                    continue
+            if attempt is None:  # skipped or declined: no attempt
+                continue
+            failed = row["type"] == "StepRetrying"
+            started = attempt["started_at"]
+            attempt.update(
+                finished_at=row["at"],
+                duration=row["at"] - started if started is not None else None,
+                status=ev.StepStatus.FAILED.value if failed else data["status"],
+                exit_code=None if failed else data.get("exit_code"),
+                message=data["reason"] if failed else data.get("message", ""),
+            )
+        return attempts
+
     def checklist(self, run_id: str) -> list[dict[str, Any]]:
         return self._query(
             "SELECT * FROM checklist WHERE run_id = ? ORDER BY step_id, idx", (run_id,)
@@ -607,9 +654,16 @@ def _step_started(e: ev.StepStarted) -> list[Statement]:
     return [
         (
             "UPDATE steps SET status = 'running', attempt = ?, output_path = ?, "
-            "started_at = COALESCE(CASE WHEN ? = 1 THEN NULL ELSE started_at END, ?), "
+            "started_at = COALESCE(CASE WHEN ? THEN NULL ELSE started_at END, ?), "
             "finished_at = NULL WHERE run_id = ? AND step_id = ?",
-            (e.attempt, e.output_path, e.attempt, e.at, e.run_id, e.step_id),
+            (
+                e.attempt,
+                e.output_path,
+                e.attempt == e.first_attempt,  # the step (re)starts here: its start is now
+                e.at,
+                e.run_id,
+                e.step_id,
+            ),
         )
     ]
 
@@ -666,6 +720,16 @@ def _run_finished(e: ev.RunFinished) -> list[Statement]:
     ]
 
 
+def _run_reopened(e: ev.RunReopened) -> list[Statement]:
+    """Running again: its earlier ending stays in the events, the run's row is live."""
+    return [
+        (
+            "UPDATE runs SET status = 'running', finished_at = NULL, message = ? WHERE id = ?",
+            (f"reopened by {e.by}: {e.reason}", e.run_id),
+        )
+    ]
+
+
 def _event_only(e: ev.Event) -> list[Statement]:
     """Kept in the event log; changes no state."""
     return []
@@ -691,5 +755,6 @@ _APPLY: dict[type[ev.Event], Callable[[Any], list[Statement]]] = {
     ev.StepApproved: _event_only,
     ev.StepRepaired: _event_only,
     ev.LockTakenOver: _event_only,
+    ev.RunReopened: _run_reopened,
     ev.RunFinished: _run_finished,
 }

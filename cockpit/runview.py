@@ -16,6 +16,7 @@ from typing import Any
 
 from cockpit import events as ev
 from cockpit.controls import visible
+from cockpit.durations import format_duration
 from cockpit.events import StepStatus
 from cockpit.output import read_back
 from cockpit.runbook import Runbook
@@ -29,6 +30,15 @@ FINAL = {
     StepStatus.INTERRUPTED,
 }  # statuses a step's record ends in
 APPROVAL = "needs approval by"  # how a step waiting for other people's approval says so
+ENDED = {
+    ev.RunStatus.OK: "ended ok in {}",
+    ev.RunStatus.FAILED: "failed after {}",
+    ev.RunStatus.ROLLED_BACK: "rolled back after {}",
+    ev.RunStatus.CANCELLED: "cancelled after {}",
+    ev.RunStatus.PAUSED: "paused after {}",
+    ev.RunStatus.INTERRUPTED: "interrupted after {}",
+}
+"""How the end of a run reads, with its duration."""
 
 
 class OutputBuffer:
@@ -93,8 +103,11 @@ class RunView:
         self.started: float | None = None
         self.operator: str | None = None
         self.finished: ev.RunFinished | None = None
+        """How the run ended (status, duration); None while it runs, or runs again."""
         self.recorded: dict[str, dict[int, ev.ChecklistTicked]] = {}
         """Each manual step's recorded ticks, by item index (the record, not the screen)."""
+        self.reopened: ev.RunReopened | None = None
+        """The latest time the run, having ended, ran steps again."""
         self._handlers: dict[type[ev.Event], Callable[[Any], Any]] = {
             ev.RunStarted: self._run_started,
             ev.PhaseStarted: self._phase_started,
@@ -105,6 +118,7 @@ class RunView:
             ev.StepFinished: self._step_finished,
             ev.AlertChanged: self._alert_changed,
             ev.ChecklistTicked: self._checklist_ticked,
+            ev.RunReopened: self._run_reopened,
             ev.RunFinished: self._run_finished,
         }
 
@@ -174,7 +188,7 @@ class RunView:
 
     def _step_started(self, event: ev.StepStarted) -> None:
         self.status[event.step_id] = StepStatus.RUNNING
-        if event.attempt == 1:
+        if event.attempt == event.first_attempt:
             self.results.pop(event.step_id, None)
         buffer = self.buffers[event.step_id]
         if self.join_late and not buffer.lines:
@@ -202,5 +216,18 @@ class RunView:
     def _checklist_ticked(self, event: ev.ChecklistTicked) -> None:
         self.recorded.setdefault(event.step_id, {})[event.index] = event
 
+    def _run_reopened(self, event: ev.RunReopened) -> None:
+        self.finished = None
+        self.reopened = event
+
     def _run_finished(self, event: ev.RunFinished) -> None:
         self.finished = event
+
+    @property
+    def ending(self) -> str | None:
+        """The run's end in words, with its final time (``rolled back after 3m12s``);
+        None while it runs."""
+        if self.finished is None:
+            return None
+        took = format_duration(self.finished.duration)
+        return ENDED[self.finished.status].format(took)

@@ -696,19 +696,26 @@ def _key(event: ev.Event) -> tuple[str, float]:
     return type(event).__name__, event.at
 
 
-async def watch_events(team: Team, watched: Watched) -> AsyncIterator[ev.Event]:
-    """The run's recorded past, then its live events, each once, until it finishes."""
+async def watch_events(
+    team: Team, watched: Watched, stop_at_end: bool = True
+) -> AsyncIterator[ev.Event]:
+    """The run's recorded past, then its live events, each once, until it finishes
+    (with ``stop_at_end``; else on, for a screen that stays open: a run that ended may
+    be reopened while its cockpit is open)."""
     async with Follower(team, **watched.channel) as follower:  # before the journal: no gap
         seen = set()
         past = journal_events(watched.journal, watched.run_id) if watched.journal else []
+        ended = False  # an ending the run was reopened after is not its end
         for event in past:
             seen.add(_key(event))
             yield event
-            if isinstance(event, ev.RunFinished):
-                return
+            if isinstance(event, ev.RunFinished | ev.RunReopened):
+                ended = isinstance(event, ev.RunFinished)
+        if ended and stop_at_end:
+            return
         async for event in follower.events():
             if event.run_id != watched.run_id or _key(event) in seen:
                 continue
             yield event
-            if isinstance(event, ev.RunFinished):
+            if isinstance(event, ev.RunFinished) and stop_at_end:
                 return

@@ -437,12 +437,13 @@ class CockpitScreen(Screen):
             ev.DiskLow: lambda e: self.notify(
                 e.message, title="Disk", severity="warning", timeout=60
             ),
+            ev.RunReopened: self._run_reopened,
             ev.RunFinished: self._run_finished,
         }
 
     def _started(self, event: ev.StepStarted) -> None:
         self.query_one("#stopped").display = False  # the resumed run flies on
-        if event.attempt == 1:
+        if event.attempt == event.first_attempt:
             self.query_one(PhaseTree).select_step(event.step_id)
 
     def _rolling_back(self, event: ev.RollbackStarted) -> None:
@@ -452,7 +453,20 @@ class CockpitScreen(Screen):
         header.set_eta(None)  # the ETA is the main steps': a rolled-back run has none
 
     def _run_finished(self, event: ev.RunFinished) -> None:
+        """The run ended (the last step, a rollback's last step, a failure with nothing
+        left to do): the header keeps saying so, with the final time."""
         self.query_one(RunHeader).finish(event.status, event.duration)
+        self.notify(
+            f"Run {self.view.ending}: {event.message}",
+            title="Run ended",
+            severity="information" if event.status == ev.RunStatus.OK else "error",
+        )
+
+    def _run_reopened(self, event: ev.RunReopened) -> None:
+        header = self.query_one(RunHeader)
+        header.reopen(self.engine.eta_now if self.engine.eta is not None else None)
+        header.set_note(f"reopened by {event.by}")
+        self.notify(f"Run reopened by {event.by}: {event.reason}", severity="warning")
 
     def _sampled(self, event: ev.MetricsSampled) -> None:
         self.query_one(MetricsPanel).sampled(event.values, event.reasons)
@@ -571,7 +585,8 @@ class CockpitScreen(Screen):
         checklist it stopped at flies on from where it was once recorded (``r``)."""
         waiting = next((s for s in self.engine.runbook.steps if not self.engine.accepted(s)), None)
         if status in (None, ev.RunStatus.OK) or waiting is None:
-            self.notify("All steps done" if waiting is None else "Phase done")
+            if self.engine.ended is None:  # else the run's end says it
+                self.notify("All steps done" if waiting is None else "Phase done")
             return
         self.query_one(PhaseTree).select_step(waiting.id)
         state = self.engine.status[waiting.id]

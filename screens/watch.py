@@ -93,7 +93,7 @@ class WatchScreen(Screen):
 
     async def _follow(self) -> None:
         try:
-            async for event in watch_events(self.team, self.watched):
+            async for event in watch_events(self.team, self.watched, stop_at_end=False):
                 self.apply(event)
         except TeamError as exc:
             self.notify(str(exc), title="Watch stopped", severity="error", timeout=30)
@@ -145,6 +145,7 @@ class WatchScreen(Screen):
                 f"Rolling back: {e.reason}", severity="warning"
             ),
             ev.RunFinished: self._run_finished,
+            ev.RunReopened: self._run_reopened,
         }
 
     def _run_started(self, event: ev.RunStarted) -> None:
@@ -156,6 +157,11 @@ class WatchScreen(Screen):
         header = self.query_one(RunHeader)
         header.finish(event.status, event.duration)
         header.set_note(event.message)
+
+    def _run_reopened(self, event: ev.RunReopened) -> None:
+        header = self.query_one(RunHeader)
+        header.reopen(None)
+        header.set_note(f"reopened by {event.by}: {event.reason}")
 
     def _said(self, _event: ev.Event) -> None:
         self.query_one("#watch-status", Label).update(plain(self.view.said))

@@ -124,6 +124,16 @@ class RunHeader(Static):
             self._clock.stop()
         self.set_alarm("")
 
+    def reopen(self, eta: Callable[[], EtaReading | None] | None) -> None:
+        """The run was reopened (a step run again after its end): its clock runs again,
+        with ``eta`` (None: no ETA to show)."""
+        self.outcome = None
+        self.eta = eta
+        if self._clock is not None:
+            self._clock.resume()
+        self._tick()
+        self.refresh()
+
     def render(self) -> Text:
         return fit(self.parts(), self.size.width or 10_000)
 

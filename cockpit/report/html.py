@@ -8,8 +8,18 @@ from typing import Any
 from cockpit.durations import format_duration
 from cockpit.metrics import format_metric
 from cockpit.report.chart import chart
-from cockpit.report.record import REHEARSAL, ROLES, replaced
-from cockpit.report.text import esc, gate_facts, line_count, shown, since, when
+from cockpit.report.record import REHEARSAL, ROLES, reopened, replaced
+from cockpit.report.text import (
+    attempts_cell,
+    ending,
+    esc,
+    gate_facts,
+    line_count,
+    retried,
+    shown,
+    since,
+    when,
+)
 
 BANNER = {
     "ok": "Deployment succeeded",
@@ -90,6 +100,7 @@ def to_html(record: dict[str, Any]) -> str:
         "<h2>Steps</h2>",
         _steps(record),
     ]
+    parts += _attempts(record) + _endings(record)
     parts += _gates(record) + _alerts(record) + _baselines(record) + _rollback_html(record)
     parts += _checklist(record) + _signoff(record) + _excerpts(record)
     return (
@@ -128,6 +139,8 @@ def _summary(record: dict[str, Any]) -> str:
         ("Duration", format_duration(run["duration"])),
         ("Runbook file", f"{run['runbook_path']} (sha256 {run['runbook_sha256'][:12]})"),
     ]
+    if reopened(record):
+        rows.append(("Reopened", f"{reopened(record)} after it had ended (see below)"))
     if run["rehearsal"]:
         rows.append(("Rehearsal", REHEARSAL))
     for image in record["versions"]["images"]:
@@ -152,7 +165,7 @@ def _steps(record: dict[str, Any]) -> str:
                 td(row["step_id"]),
                 td(row["kind"]),
                 td(row["status"], "status"),
-                td(row["attempt"], "num"),
+                td(attempts_cell(row), "num"),
                 td(format_duration(row["duration"]), "num"),
                 td(row["message"]),
             ],
@@ -160,6 +173,43 @@ def _steps(record: dict[str, Any]) -> str:
         for row in record["steps"]
     ]
     return table(("#", "Phase", "Step", "Kind", "Status", "Attempts", "Duration", "Result"), rows)
+
+
+def _attempts(record: dict[str, Any]) -> list[str]:
+    attempts = retried(record)
+    if not attempts:
+        return []
+    rows = [
+        (
+            a["status"],
+            [
+                td(a["step_id"]),
+                td(a["attempt"], "num"),
+                td(when(a["started_at"])),
+                td(a["status"], "status"),
+                td(format_duration(a["duration"]), "num"),
+                td(a["message"]),
+            ],
+        )
+        for a in attempts
+    ]
+    return [
+        "<h2>Attempts</h2>",
+        "<p>Every attempt of the steps that ran more than once: a later one never replaces "
+        "an earlier one.</p>",
+        table(("Step", "Attempt", "Started", "Status", "Duration", "Result"), rows),
+    ]
+
+
+def _endings(record: dict[str, Any]) -> list[str]:
+    if not reopened(record):
+        return []
+    start = record["run"]["started_at"]
+    items = "".join(
+        f"<li>{esc(when(e['at']))} ({esc(since(e['at'], start))}): {esc(ending(e))}</li>"
+        for e in record["endings"]
+    )
+    return ["<h2>Ended and reopened</h2>", f"<ul>{items}</ul>"]
 
 
 def _gates(record: dict[str, Any]) -> list[str]:

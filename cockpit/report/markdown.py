@@ -7,8 +7,18 @@ from typing import Any
 
 from cockpit.durations import format_duration
 from cockpit.metrics import format_metric
-from cockpit.report.record import REHEARSAL, ROLES, replaced
-from cockpit.report.text import gate_facts, line_count, readings, shown, since, when
+from cockpit.report.record import REHEARSAL, ROLES, reopened, replaced
+from cockpit.report.text import (
+    attempts_cell,
+    ending,
+    gate_facts,
+    line_count,
+    readings,
+    retried,
+    shown,
+    since,
+    when,
+)
 
 
 def cell(text: Any) -> str:
@@ -36,6 +46,8 @@ def _summary(record: dict[str, Any]) -> list[str]:
     ]
     if run["message"]:
         lines.append(f"- **Summary**: {run['message']}")
+    if reopened(record):
+        lines.append(f"- **Reopened**: {reopened(record)} after it had ended (see below)")
     if run["rehearsal"]:
         lines.append(f"- **Rehearsal**: {REHEARSAL}")
     for image in record["versions"]["images"]:
@@ -60,9 +72,42 @@ def _steps(record: dict[str, Any]) -> list[str]:
     for row in record["steps"]:
         lines.append(
             f"| {row['seq'] + 1} | {row['phase']} | {row['step_id']} | {row['kind']} | "
-            f"{row['status']} | {row['attempt']} | {format_duration(row['duration'])} | "
+            f"{row['status']} | {attempts_cell(row)} | {format_duration(row['duration'])} | "
             f"{cell(row['message'])} |"
         )
+    return lines
+
+
+def _attempts(record: dict[str, Any]) -> list[str]:
+    attempts = retried(record)
+    if not attempts:
+        return []
+    lines = [
+        "",
+        "## Attempts",
+        "",
+        "Every attempt of the steps that ran more than once: a later one never replaces an "
+        "earlier one.",
+        "",
+        "| Step | Attempt | Started | Status | Duration | Result |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a['step_id']} | {a['attempt']} | {when(a['started_at'])} | {a['status']} | "
+        f"{format_duration(a['duration'])} | {cell(a['message'])} |"
+        for a in attempts
+    ]
+    return lines
+
+
+def _endings(record: dict[str, Any]) -> list[str]:
+    if not reopened(record):
+        return []
+    start = record["run"]["started_at"]
+    lines = ["", "## Ended and reopened", ""]
+    lines += [
+        f"- {when(e['at'])} ({since(e['at'], start)}): {cell(ending(e))}" for e in record["endings"]
+    ]
     return lines
 
 
@@ -236,6 +281,8 @@ def _excerpts(record: dict[str, Any]) -> list[str]:
 SECTIONS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
     _summary,
     _steps,
+    _attempts,
+    _endings,
     _recorded,
     _gates,
     _alerts,

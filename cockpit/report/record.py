@@ -4,7 +4,9 @@ Everything here comes from the journal, where secrets were masked before they we
 written; nothing is read from the live environment. The record holds who flew the run,
 when and where, the versions, every step with its result and output excerpt, checklist
 ticks, gates with the metrics of their window, alerts, baselines, the rollback and the
-sign-off.
+sign-off. Each step's row carries every attempt of it (``attempts``), so a failure a later
+attempt made good stays on record; ``endings`` lists each time the run ended and each time
+it was reopened after.
 """
 
 from __future__ import annotations
@@ -18,14 +20,24 @@ from steps import KindNotFound, RecordSection, get_kind
 
 ROLES = ("deployer", "verifier")
 REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"
+ENDINGS = {"RunFinished": "ended", "RunReopened": "reopened"}
+"""The events of a run's ends, and of its running again after one: all kept in order."""
 
 
 def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
     run = journal.find_run(run_id)
     steps = journal.steps(run["id"])
+    attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for attempt in journal.attempts(run["id"]):
+        attempts[attempt["step_id"]].append(attempt)
+    for row in steps:
+        row["attempts"] = attempts[row["step_id"]]
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    endings = []
     for event in journal.events(run["id"]):
         events[event["type"]].append({**event["data"], "at": event["at"]})
+        if event["type"] in ENDINGS:
+            endings.append({**event["data"], "event": ENDINGS[event["type"]], "at": event["at"]})
     duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
     samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
     signoffs = journal.signoffs(run["id"])
@@ -45,6 +57,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "notices": events["MetricsNotice"],
         "approvals": events["StepApproved"],
         "take_overs": events["LockTakenOver"],
+        "endings": endings,
         "rollback": _rollback(events["RollbackStarted"], steps),
         "retries": events["StepRetrying"],
         "signoff": {role: _current(signoffs, role) for role in ROLES},
@@ -93,6 +106,11 @@ def _current(signoffs: list[dict[str, Any]], role: str) -> dict[str, Any] | None
 
 def to_json(record: dict[str, Any]) -> str:
     return json.dumps(record, indent=2, default=str)
+
+
+def reopened(record: dict[str, Any]) -> int:
+    """How many times the run ran again after it had ended (its endings tell the story)."""
+    return sum(entry["event"] == "reopened" for entry in record["endings"])
 
 
 def replaced(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ escaping, and control characters shown as text."""
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from html import escape
@@ -68,3 +69,26 @@ def line_count(count: int) -> str:
 
 def esc(value: Any) -> str:
     return escape("" if value is None else str(value))
+
+
+def attempts_cell(row: dict[str, Any]) -> str:
+    """A step's attempts in its row: ``2 (1 failed)`` when earlier ones did not pass."""
+    attempts = row["attempts"]
+    if not attempts:
+        return str(row["attempt"])
+    earlier = Counter(a["status"] for a in attempts[:-1] if a["status"] != "ok")
+    words = ", ".join(f"{n} {status}" for status, n in earlier.items())
+    return f"{len(attempts)} ({words})" if words else str(len(attempts))
+
+
+def retried(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every attempt of the steps that had more than one, by step in the steps' order."""
+    return [a for row in record["steps"] if len(row["attempts"]) > 1 for a in row["attempts"]]
+
+
+def ending(entry: dict[str, Any]) -> str:
+    """One of the run's endings or reopenings, in words."""
+    if entry["event"] == "reopened":
+        return f"reopened by {entry['by']}: {entry['reason']}"
+    said = f": {entry['message']}" if entry["message"] else ""
+    return f"ended {entry['status']} after {format_duration(entry['duration'])}{said}"

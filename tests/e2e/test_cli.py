@@ -164,7 +164,9 @@ def test_sigkill_mid_step_resumes_with_nothing_lost(tmp_path, jpath):
     assert [rows[s]["status"] for s in ("first", "middle", "last")] == ["ok", "ok", "ok"]
     assert count.read_text() == "ran\n", "a finished step ran again"
     output = Path(rows["middle"]["output_path"]).read_text()
-    assert output.count("line 5") == 2 and output.index("line 5") < output.index("attempt 1/1")
+    assert output.count("line 5") == 2 and output.index("line 5") < output.index(
+        "attempt 2/2 (run again: 1 earlier"
+    )
     assert "middle done" in output
     journal = Journal(jpath)
     events = [(e["type"], e["data"].get("status")) for e in journal.events(rows["last"]["run_id"])]

@@ -6,6 +6,7 @@ URL in $TEAM_REDIS) and one journal, as two operators on one bastion would.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -300,6 +301,53 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
     assert "deploy  = ok" in far
 
 
+async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journal):
+    from cockpit.config import Team
+    from cockpit.headless import HeadlessPrinter
+    from cockpit.runbook import parse_runbook
+    from cockpit.team import Watched, watch_events
+
+    journal.create_run(
+        {
+            "id": "r",
+            "runbook": "R",
+            "version": "",
+            "runbook_path": "",
+            "runbook_sha256": "",
+            "environment": "staging",
+            "operator": "alice",
+            "host": "h",
+            "status": "running",
+            "dry_run": 0,
+            "started_at": 1.0,
+            "output_dir": "",
+        },
+        [],
+    )
+    recorded = [
+        ev.RunStarted("r", 1.0, "R", "staging", "alice"),
+        ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed"),
+        ev.RunReopened("r", 3.0, "alice", "step 's' run again"),
+        ev.RunFinished("r", 4.0, ev.RunStatus.OK, 3.0, "1 ok"),
+    ]
+    for event in recorded:
+        journal.apply(event)
+    watched = Watched("r", "staging", None, {"run_id": "r"}, journal, "from the journal")
+    seen = [event async for event in watch_events(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched)]
+    assert seen == recorded  # not cut at the first ending; over at the last one
+    printed = io.StringIO()  # as `cockpit watch --headless` prints them
+    printer = HeadlessPrinter(
+        parse_runbook("runbook: R\nphases: [{id: p, steps: [{id: s, run: x}]}]\n"), printed
+    )
+    for event in seen:
+        printer(event)
+    assert printed.getvalue().splitlines()[1:] == [
+        "cockpit: run r failed in 1.00s (1 failed)",
+        "cockpit: run r reopened by alice: step 's' run again",
+        "cockpit: run r ok in 3.00s (1 ok)",
+    ]
+
+
 def test_watch_wait_follows_the_next_run(team, record, tmp_path):
     waiting = start("watch", "--headless", "--wait", "staging", operator="carol")
     run = None
@@ -351,6 +399,8 @@ def test_events_cross_the_wire_unchanged():
         ),
         ev.MetricsSampled("r", 4.0, {"p95_ms": 120.0, "error_rate": None}, {"error_rate": "?"}),
         ev.RunFinished("r", 5.0, ev.RunStatus.ROLLED_BACK, 4.0, "1 ok"),
+        ev.RunReopened("r", 6.0, "alice", "step 's' run again"),
+        ev.StepStarted("r", 6.5, "s", 3, 3, "/runs/r/s.log", first_attempt=3),
     ]
     assert [decode(json.loads(encode(event))) for event in sent] == sent
     assert decode({"type": "SomethingNewer", "run_id": "r", "at": 1.0}) is None

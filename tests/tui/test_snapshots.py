@@ -127,7 +127,7 @@ def test_cockpit_mid_run(snap_compare, app_for, size):
 
     async def mid_run(pilot) -> None:
         await pilot.press("r")
-        await until(pilot, lambda: status(app, "notify") == "ok")
+        await until(pilot, lambda: status(app, "notify") == "ok" and not app.cockpit.flying)
         app.cockpit.query_one("#phases").select_step("rollout")
         await pilot.pause()
         await pilot.press("r")

@@ -780,3 +780,81 @@ async def test_a_narrow_terminal_shows_the_metrics_in_one_line(
         shown = str(strip.render())
         assert shown.startswith("P95 latency ") and "Error rate 0.00%" in shown
         assert strip.display and not app.cockpit.query_one("#metrics").display
+
+
+async def exported(app, pilot) -> str:
+    """Press ``e`` and read the deployment record it writes."""
+    await pilot.press("e")  # rendered in a worker, off the UI loop
+    report = app.engine.journal.run_dir(app.engine.run_id) / "report.md"
+    await until(pilot, report.with_suffix(".html").exists, "the record")
+    return report.read_text()
+
+
+def endings(app) -> list[tuple[str, str]]:
+    return [
+        (e["type"], e["data"].get("status") or e["data"]["reason"])
+        for e in app.engine.journal.events(app.engine.run_id)
+        if e["type"] in ("RunFinished", "RunReopened")
+    ]
+
+
+async def test_a_run_flown_to_the_end_is_recorded_ended_then_and_says_so(make_app):
+    app = make_app("""
+        runbook: Short
+        phases: [{id: p, steps: [{id: one, run: echo one}, {id: two, run: echo two}]}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        finished = app.cockpit.view.finished
+        assert finished is not None and finished.status == RunStatus.OK
+        assert app.cockpit.view.ending.startswith("ended ok in ")
+        assert f"run {app.cockpit.view.ending}" in app.cockpit.query_one(RunHeader).render().plain
+        run = app.engine.journal.find_run(app.engine.run_id)
+        assert run["status"] == "ok" and run["finished_at"] - run["started_at"] < 10
+        assert "- **Status**: ok" in await exported(app, pilot)
+        await pilot.pause(1.0)  # the operator reads the screen, then quits
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.return_value == RunStatus.OK
+    assert endings(app) == [("RunFinished", "ok")]  # no second, later ending at quit
+    assert app.engine.journal.find_run(app.engine.run_id)["finished_at"] == run["finished_at"]
+
+
+async def test_a_gate_retried_after_the_rollback_is_a_new_attempt_in_the_record(make_app, tmp_path):
+    fixed = tmp_path / "fixed"
+    app = make_app(f"""
+        runbook: Drill
+        phases:
+          - id: p
+            steps:
+              - {{id: deploy, run: echo deployed}}
+              - {{id: gate, title: Gate, run: 'test -e {fixed}', on_failure: rollback}}
+        rollback:
+          steps: [{{id: undo, run: echo undone}}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, RollbackModal), "the rollback")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert app.cockpit.view.ending.startswith("rolled back after ")
+        assert "run rolled back after" in app.cockpit.query_one(RunHeader).render().plain
+
+        fixed.touch()  # the gate would pass now: retrying it is a new attempt
+        await select(app, pilot, "gate")
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert app.cockpit.view.results["gate"].attempt == 2
+        assert app.cockpit.view.ending.startswith("rolled back after ")
+        record = await exported(app, pilot)
+    assert endings(app) == [
+        ("RunFinished", "rolled-back"),
+        ("RunReopened", "step 'gate' run again"),
+        ("RunFinished", "rolled-back"),
+    ]
+    assert "- **Status**: rolled-back" in record
+    assert "| 2 | p | gate | shell | ok | 2 (1 failed) |" in record
+    attempts = [line for line in record.splitlines() if line.startswith("| gate |")]
+    assert [line.split(" | ")[1:4:2] for line in attempts] == [["1", "failed"], ["2", "ok"]]
+    assert "reopened by tester: step 'gate' run again" in record

@@ -6,7 +6,7 @@ import asyncio
 import textwrap
 
 import pytest
-from helpers import Operator, rows
+from helpers import Operator, output, rows
 
 from cockpit import events as ev
 from cockpit.config import Environment
@@ -419,3 +419,103 @@ async def test_a_step_uses_what_an_earlier_step_recorded(make_engine, journal, t
     assert str(caught.value) == (
         "f.yaml:6:42: ${steps.later.details.x}: no step 'later' before this point"
     )
+
+
+def endings(seen) -> list[tuple[str, str]]:
+    """The run's ends and reopenings, in order: (event type, status or reason)."""
+    return [
+        (type(e).__name__, e.status.value if isinstance(e, ev.RunFinished) else e.reason)
+        for e in seen
+        if isinstance(e, ev.RunFinished | ev.RunReopened)
+    ]
+
+
+async def test_the_last_step_ends_the_run_then_and_quitting_adds_no_later_end(make_engine, journal):
+    engine = make_engine("""
+        runbook: Ends
+        phases:
+          - id: p
+            steps:
+              - {id: one, run: echo one}
+              - {id: two, run: echo two}
+    """)
+    seen = collect(engine)
+    engine.start()
+    assert await engine.run_remaining() == ev.RunStatus.OK
+    assert engine.ended == ev.RunStatus.OK
+    run = journal.find_run(engine.run_id)
+    assert run["status"] == "ok" and run["finished_at"] is not None
+    ended_at = run["finished_at"]
+    (finished,) = of_type(seen, ev.RunFinished)
+    assert finished.duration < 10 and "2 ok" in finished.message
+
+    await asyncio.sleep(0.3)  # the operator looks at the screen, then quits
+    await engine.settle()
+    assert engine.finish(engine.outcome()) == ev.RunStatus.OK
+    assert len(of_type(seen, ev.RunFinished)) == 1
+    assert journal.find_run(engine.run_id)["finished_at"] == ended_at
+    assert journal.run_lock(engine.run_id).is_free()
+
+
+async def test_a_failure_ends_the_run_only_once_nothing_is_left_to_do(make_engine, journal):
+    engine = make_engine("""
+        runbook: Stops
+        phases:
+          - id: p
+            steps:
+              - {id: broken, run: exit 3}
+              - {id: after, run: echo after}
+    """)
+    seen = collect(engine)
+    engine.start()
+    assert await engine.run_remaining() == ev.RunStatus.FAILED
+    assert engine.ended is None  # 'after' is left: retry, skip or roll back
+    assert journal.find_run(engine.run_id)["status"] == "running"
+    engine.skip(engine.runbook.step("after"), "not today")
+    assert engine.ended == ev.RunStatus.FAILED
+    assert endings(seen) == [("RunFinished", "failed")]
+    assert journal.find_run(engine.run_id)["status"] == "failed"
+
+
+async def test_a_rollback_ends_the_run_and_a_step_run_again_reopens_it(
+    make_engine, journal, tmp_path
+):
+    fixed = tmp_path / "fixed"
+    engine = make_engine(f"""
+        runbook: Drill
+        phases:
+          - id: p
+            steps:
+              - {{id: deploy, run: echo deployed}}
+              - {{id: gate, run: 'test -e {fixed}', retries: 1, retry_delay: 10ms,
+                 on_failure: rollback}}
+        rollback:
+          steps:
+            - {{id: undo, run: echo undone}}
+    """)
+    seen = collect(engine)
+    engine.start()
+    assert await engine.run_remaining() == ev.RunStatus.ROLLED_BACK
+    assert engine.ended == ev.RunStatus.ROLLED_BACK
+    assert journal.find_run(engine.run_id)["status"] == "rolled-back"
+
+    fixed.touch()
+    assert await engine.run_step(engine.runbook.step("gate")) == S.OK
+    assert endings(seen) == [
+        ("RunFinished", "rolled-back"),
+        ("RunReopened", "step 'gate' run again"),
+        ("RunFinished", "rolled-back"),  # the gate passing now does not undo the rollback
+    ]
+    (reopened,) = of_type(seen, ev.RunReopened)
+    assert reopened.by == "tester"
+    again = [e for e in of_type(seen, ev.StepStarted) if e.step_id == "gate"]
+    assert [(e.attempt, e.first_attempt, e.attempts) for e in again] == [
+        (1, 1, 2),
+        (2, 1, 2),
+        (3, 3, 4),  # run again: attempt 3, not 1 again
+    ]
+    assert "attempt 3/4 (run again: 2 earlier attempts)" in output(journal, engine, "gate")
+    gate = [a for a in journal.attempts(engine.run_id) if a["step_id"] == "gate"]
+    assert [(a["attempt"], a["status"]) for a in gate] == [(1, "failed"), (2, "failed"), (3, "ok")]
+    assert gate[0]["message"] == "exit code 1, expected 0" == gate[1]["message"]
+    assert rows(journal, engine)["gate"]["attempt"] == 3

@@ -346,6 +346,75 @@ def test_a_ticked_item_ticked_again_keeps_the_last_answer(backend):
     assert [e["type"] for e in backend.events("r")] == ["ChecklistTicked"] * 2
 
 
+async def test_every_attempt_and_every_ending_stay_in_the_record(backend, tmp_path):
+    """A run ends failed at its last step, is reopened to retry it, ends ok: the journal
+    keeps the failed attempt and the first ending, and so does each format of the record."""
+    fixed = tmp_path / "fixed"
+    engine = Engine(
+        parse_runbook(
+            textwrap.dedent(f"""
+                runbook: Ends
+                phases:
+                  - id: p
+                    steps:
+                      - {{id: one, run: echo one}}
+                      - {{id: gate, run: 'echo checking; test -e {fixed}'}}
+            """),
+            "ends.yaml",
+        ),
+        backend,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=Operator(name="ann"),
+    )
+    engine.start()
+    assert await engine.run_remaining() == ev.RunStatus.FAILED
+    first = backend.find_run(engine.run_id)
+    assert first["status"] == "failed" and first["finished_at"] is not None
+    fixed.touch()
+    assert await engine.run_step(engine.runbook.step("gate")) == ev.StepStatus.OK
+    engine.finish(engine.outcome())  # the operator quits: no later ending
+
+    run = backend.find_run(engine.run_id)
+    assert run["status"] == "ok" and run["finished_at"] > first["finished_at"]
+    ends = [
+        (e["type"], e["data"].get("status") or e["data"]["by"])
+        for e in backend.events(engine.run_id)
+        if e["type"] in ("RunFinished", "RunReopened")
+    ]
+    assert ends == [("RunFinished", "failed"), ("RunReopened", "ann"), ("RunFinished", "ok")]
+    attempts = backend.attempts(engine.run_id)
+    assert [(a["step_id"], a["attempt"], a["status"]) for a in attempts] == [
+        ("one", 1, "ok"),
+        ("gate", 1, "failed"),
+        ("gate", 2, "ok"),
+    ]
+    assert attempts[1]["message"] == "exit code 1, expected 0"
+    assert attempts[1]["duration"] == attempts[1]["finished_at"] - attempts[1]["started_at"]
+
+    record = report.build(backend, engine.run_id)
+    markdown = report.to_markdown(record)
+    assert "| 2 | p | gate | shell | ok | 2 (1 failed) |" in markdown
+    assert re.search(
+        r"\| gate \| 1 \| \S+ \| failed \| [^|]+ \| exit code 1, expected 0 \|", markdown
+    )
+    assert re.search(r"\| gate \| 2 \| \S+ \| ok \|", markdown)
+    assert "- **Reopened**: 1 after it had ended" in markdown
+    reopened = re.findall(r"^- .*: (ended \w+ after .*|reopened by .*)$", markdown, re.M)
+    assert [line.split(" after ")[0] for line in reopened] == [
+        "ended failed",
+        "reopened by ann: step 'gate' run again",
+        "ended ok",
+    ]
+    data = json.loads(report.to_json(record))
+    gate = next(row for row in data["steps"] if row["step_id"] == "gate")
+    assert [(a["attempt"], a["status"]) for a in gate["attempts"]] == [(1, "failed"), (2, "ok")]
+    assert [e["event"] for e in data["endings"]] == ["ended", "reopened", "ended"]
+    page = report.to_html(record)
+    assert "<h2>Attempts</h2>" in page and "<h2>Ended and reopened</h2>" in page
+    assert page.count('<tr class="failed">') == 1  # the failed attempt: its own row
+
+
 # ------------------------------------------------------------------ the cockpit command
 
 

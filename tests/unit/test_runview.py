@@ -85,6 +85,21 @@ def test_a_retry_keeps_the_result_until_it_starts_over():
     assert view.results["first"].message == "no"  # a second attempt of the same start
     view.apply(ev.StepStarted(RUN, 1.2, "first", 1, 2, "/nowhere/first.log"))
     assert "first" not in view.results
+    view.apply(ev.StepFinished(RUN, 1.3, "first", StepStatus.FAILED, 1.0, 2, message="no"))
+    view.apply(ev.StepStarted(RUN, 1.4, "first", 3, 3, "/nowhere/first.log", first_attempt=3))
+    assert "first" not in view.results  # run again later: attempt 3 starts over
+
+
+def test_the_run_s_end_reads_in_words_until_it_is_reopened():
+    view = RunView(BOOK, 10)
+    assert view.ending is None
+    view.apply(ev.RunFinished(RUN, 64.0, RunStatus.ROLLED_BACK, 64.0, "1 failed, 1 ok"))
+    assert view.ending == "rolled back after 1m04s"
+    view.apply(ev.RunReopened(RUN, 90.0, "ana", "step 'first' run again"))
+    assert view.finished is None and view.ending is None
+    assert view.reopened is not None and view.reopened.by == "ana"
+    view.apply(ev.RunFinished(RUN, 95.0, RunStatus.OK, 95.0, "2 ok"))
+    assert view.ending == "ended ok in 1m35s"
 
 
 def test_firing_alerts_come_and_go():
