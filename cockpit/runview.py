@@ -31,14 +31,14 @@ FINAL = {
 }  # statuses a step's record ends in
 APPROVAL = "needs approval by"  # how a step waiting for other people's approval says so
 ENDED = {
-    ev.RunStatus.OK: "ended ok in {}",
+    ev.RunStatus.OK: "ok in {}",
     ev.RunStatus.FAILED: "failed after {}",
-    ev.RunStatus.ROLLED_BACK: "rolled back after {}",
+    ev.RunStatus.ROLLED_BACK: "rolled back in {}",
     ev.RunStatus.CANCELLED: "cancelled after {}",
     ev.RunStatus.PAUSED: "paused after {}",
     ev.RunStatus.INTERRUPTED: "interrupted after {}",
 }
-"""How the end of a run reads, with its duration."""
+"""How the end of a run reads, with its duration (the header, toasts and notes)."""
 
 
 class OutputBuffer:
@@ -225,7 +225,7 @@ class RunView:
 
     @property
     def ending(self) -> str | None:
-        """The run's end in words, with its final time (``rolled back after 3m12s``);
+        """The run's end in words, with its final time (``rolled back in 3m12s``);
         None while it runs."""
         if self.finished is None:
             return None

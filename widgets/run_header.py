@@ -15,16 +15,17 @@ from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.eta import EtaReading
 from cockpit.events import RunStatus
+from cockpit.runview import ENDED
 from widgets.fit import Part, fit
 from widgets.glyphs import WARNING
 
 OUTCOME = {
-    RunStatus.OK: ("ok in", "bold black on green"),
-    RunStatus.FAILED: ("failed after", "bold white on red"),
-    RunStatus.ROLLED_BACK: ("rolled back in", "bold black on yellow"),
-    RunStatus.CANCELLED: ("cancelled after", "bold black on yellow"),
+    RunStatus.OK: "bold black on green",
+    RunStatus.FAILED: "bold white on red",
+    RunStatus.ROLLED_BACK: "bold black on yellow",
+    RunStatus.CANCELLED: "bold black on yellow",
 }
-"""How the header says a run's end: words before the final time, and a style."""
+"""How the header colours a run's end (its words are ``runview.ENDED``'s)."""
 ALARM = "bold white on red"
 
 
@@ -173,6 +174,5 @@ class RunHeader(Static):
         return parts
 
     def _outcome(self, status: RunStatus, seconds: float) -> Part:
-        took = format_duration(seconds)
-        word, style = OUTCOME.get(status, (f"{status.value} after", "bold reverse"))
-        return Part(f" {word} {took} ", style, rank=2, lead=" ")
+        ended = ENDED[status].format(format_duration(seconds))
+        return Part(f" {ended} ", OUTCOME.get(status, "bold reverse"), rank=2, lead=" ")

@@ -808,8 +808,8 @@ async def test_a_run_flown_to_the_end_is_recorded_ended_then_and_says_so(make_ap
         await settle(app, pilot)
         finished = app.cockpit.view.finished
         assert finished is not None and finished.status == RunStatus.OK
-        assert app.cockpit.view.ending.startswith("ended ok in ")
-        assert f"run {app.cockpit.view.ending}" in app.cockpit.query_one(RunHeader).render().plain
+        assert app.cockpit.view.ending.startswith("ok in ")
+        assert f" {app.cockpit.view.ending} " in app.cockpit.query_one(RunHeader).render().plain
         run = app.engine.journal.find_run(app.engine.run_id)
         assert run["status"] == "ok" and run["finished_at"] - run["started_at"] < 10
         assert "- **Status**: ok" in await exported(app, pilot)
@@ -838,15 +838,15 @@ async def test_a_gate_retried_after_the_rollback_is_a_new_attempt_in_the_record(
         await until(pilot, lambda: isinstance(app.screen, RollbackModal), "the rollback")
         await pilot.press("y")
         await settle(app, pilot)
-        assert app.cockpit.view.ending.startswith("rolled back after ")
-        assert "run rolled back after" in app.cockpit.query_one(RunHeader).render().plain
+        assert app.cockpit.view.ending.startswith("rolled back in ")
+        assert " rolled back in " in app.cockpit.query_one(RunHeader).render().plain
 
         fixed.touch()  # the gate would pass now: retrying it is a new attempt
         await select(app, pilot, "gate")
         await pilot.press("r")
         await settle(app, pilot)
         assert app.cockpit.view.results["gate"].attempt == 2
-        assert app.cockpit.view.ending.startswith("rolled back after ")
+        assert app.cockpit.view.ending.startswith("rolled back in ")
         record = await exported(app, pilot)
     assert endings(app) == [
         ("RunFinished", "rolled-back"),

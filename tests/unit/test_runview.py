@@ -94,12 +94,12 @@ def test_the_run_s_end_reads_in_words_until_it_is_reopened():
     view = RunView(BOOK, 10)
     assert view.ending is None
     view.apply(ev.RunFinished(RUN, 64.0, RunStatus.ROLLED_BACK, 64.0, "1 failed, 1 ok"))
-    assert view.ending == "rolled back after 1m04s"
+    assert view.ending == "rolled back in 1m04s"
     view.apply(ev.RunReopened(RUN, 90.0, "ana", "step 'first' run again"))
     assert view.finished is None and view.ending is None
     assert view.reopened is not None and view.reopened.by == "ana"
     view.apply(ev.RunFinished(RUN, 95.0, RunStatus.OK, 95.0, "2 ok"))
-    assert view.ending == "ended ok in 1m35s"
+    assert view.ending == "ok in 1m35s"
 
 
 def test_firing_alerts_come_and_go():
