@@ -105,7 +105,7 @@ class HistoryScreen(Screen):
         runs = self.query_one("#runs", DataTable)
         if not runs.row_count:
             return
-        run_id = runs.coordinate_to_cell_key(runs.cursor_coordinate).row_key.value
+        run_id = runs.coordinate_to_cell_key(runs.cursor_coordinate).row_key.value or ""
         status = self.status.get(run_id, "")
         if status not in RESUMABLE:
             why = "it is still flying" if status == "running" else "nothing to resume"
