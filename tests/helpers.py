@@ -1,9 +1,13 @@
 """What the tests share besides fixtures: the real ``cockpit`` command, a scripted operator,
-journal readers, a metrics endpoint on loopback and one-shot PostgreSQL queries. Fixtures live
-in conftest.py; test modules import these names from here."""
+journal readers, a metrics endpoint and a served aiohttp app on loopback, one-shot PostgreSQL
+queries and the migrate kind's runbook and history readers. Fixtures live in conftest.py
+(and tests/step_kinds/conftest.py); test modules import these names from here, never from
+another test module."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -11,10 +15,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from aiohttp import web
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent  # the repository
@@ -241,3 +248,94 @@ async def fetch(dsn: str, query: str, *args) -> list:
 
 async def fetchval(dsn: str, query: str, *args):
     return await on_database(dsn, lambda connection: connection.fetchval(query, *args))
+
+
+# ------------------------------------------------ step kinds' servers and data
+
+
+@dataclass
+class Site:
+    """An aiohttp app served from its own thread; what it received is recorded."""
+
+    base: str = ""
+    received: list[dict] = field(default_factory=list)
+    healthy_after: int = 3
+    polls: int = 0
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def serve(make: Callable[[Site], web.Application]):
+    """Serve ``make(site)`` on 127.0.0.1 from a thread; yield the site; stop it."""
+    site = Site()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    runner = web.AppRunner(make(site), shutdown_timeout=0.1)
+
+    async def start() -> None:
+        await runner.setup()
+        tcp = web.TCPSite(runner, "127.0.0.1", 0)
+        await tcp.start()
+        port = tcp._server.sockets[0].getsockname()[1]
+        site.base = f"http://127.0.0.1:{port}"
+        ready.set()
+
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
+    )
+    thread.start()
+    assert ready.wait(10)
+    yield site
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+# PostgreSQLDatabase.getRawCreateScript: the history table Flyway creates.
+FLYWAY_HISTORY_DDL = """
+CREATE TABLE "public"."flyway_schema_history" (
+    "installed_rank" INT NOT NULL,
+    "version" VARCHAR(50),
+    "description" VARCHAR(200) NOT NULL,
+    "type" VARCHAR(20) NOT NULL,
+    "script" VARCHAR(1000) NOT NULL,
+    "checksum" INTEGER,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),
+    "execution_time" INTEGER NOT NULL,
+    "success" BOOLEAN NOT NULL
+);
+ALTER TABLE "public"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk"
+    PRIMARY KEY ("installed_rank");
+CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" ("success");
+"""
+
+
+def migrate_book(folder: Path | str, **fields) -> str:
+    """A one-step runbook (JSON is YAML) migrating ``folder`` with the secret DSN."""
+    step = {
+        "id": "migrate",
+        "kind": "migrate",
+        "dsn": "${DATABASE_URL}",
+        "folder": str(folder),
+        **{k: v for k, v in fields.items() if v is not None},
+    }
+    return json.dumps(
+        {
+            "runbook": "Migrate",
+            "secrets": ["DATABASE_URL"],
+            "phases": [{"id": "db", "steps": [step]}],
+        }
+    )
+
+
+async def history(dsn: str) -> list[dict]:
+    rows = await fetch(dsn, 'SELECT * FROM "flyway_schema_history" ORDER BY installed_rank')
+    return [dict(row) for row in rows]
+
+
+async def tables(dsn: str) -> set[str]:
+    rows = await fetch(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {row["tablename"] for row in rows}

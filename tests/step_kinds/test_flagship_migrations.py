@@ -5,8 +5,6 @@ Phase 2 flies them: every file applies, the seed's 15 tables, per-version indexe
 and refresh function exist and work, ``plan`` and a second ``migrate`` agree, and undo
 down to the baseline leaves exactly the baseline's schema.
 """
-# The db and fly fixtures are test_step_migrate's, imported: their arguments redefine them.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -18,8 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from helpers import ROOT, cockpit, execute, fetch, fetchval
-from test_step_migrate import FLYWAY_HISTORY_DDL, db, fly, history, tables  # noqa: F401
+from helpers import FLYWAY_HISTORY_DDL, ROOT, cockpit, execute, fetch, fetchval, history, tables
 
 from cockpit import events as ev
 from steps.migrate import flyway_checksum, scan_folder

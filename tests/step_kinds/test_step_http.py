@@ -6,15 +6,11 @@ import asyncio
 import hashlib
 import json
 import re
-import socket
 import textwrap
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from helpers import cockpit, output, rows
+from helpers import Site, cockpit, output, rows, serve
 from multidict import CIMultiDict
 
 from cockpit import events as ev
@@ -30,19 +26,6 @@ HEALTH = {
     "checks": {"database": "down", "redis": "ok"},
     "nodes": [{"name": "a", "up": True}, {"name": "b", "up": True}],
 }
-
-
-@dataclass
-class Site:
-    """An aiohttp app served from its own thread; what it received is recorded."""
-
-    base: str = ""
-    received: list[dict] = field(default_factory=list)
-    healthy_after: int = 3
-    polls: int = 0
-
-    def url(self, path: str) -> str:
-        return self.base + path
 
 
 def app(site: Site) -> web.Application:
@@ -113,44 +96,9 @@ def app(site: Site) -> web.Application:
     return application
 
 
-def serve(make: Callable[[Site], web.Application]):
-    """Serve ``make(site)`` on 127.0.0.1 from a thread; yield the site; stop it."""
-    site = Site()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    runner = web.AppRunner(make(site), shutdown_timeout=0.1)
-
-    async def start() -> None:
-        await runner.setup()
-        tcp = web.TCPSite(runner, "127.0.0.1", 0)
-        await tcp.start()
-        port = tcp._server.sockets[0].getsockname()[1]
-        site.base = f"http://127.0.0.1:{port}"
-        ready.set()
-
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
-    )
-    thread.start()
-    assert ready.wait(10)
-    yield site
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
 @pytest.fixture
 def site():
     yield from serve(app)
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: bound, then closed."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def book(steps: str, secrets: str = "[]") -> str:

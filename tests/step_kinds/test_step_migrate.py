@@ -7,7 +7,6 @@ Sample folders are in tests/data/migrations/. Each database test gets a fresh da
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import textwrap
@@ -16,7 +15,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import TEST_DATA, cockpit, execute, fetch
+from helpers import (
+    FLYWAY_HISTORY_DDL,
+    TEST_DATA,
+    cockpit,
+    execute,
+    fetch,
+    history,
+    migrate_book,
+    tables,
+)
 
 from cockpit import events as ev
 from cockpit.sandbox.servers import free_port
@@ -76,77 +84,10 @@ FLYWAY_CHECKSUMS = {
     "ordering/later/V10__in_a_subfolder.sql": -429224908,
 }
 
-# PostgreSQLDatabase.getRawCreateScript: the history table Flyway creates.
-FLYWAY_HISTORY_DDL = """
-CREATE TABLE "public"."flyway_schema_history" (
-    "installed_rank" INT NOT NULL,
-    "version" VARCHAR(50),
-    "description" VARCHAR(200) NOT NULL,
-    "type" VARCHAR(20) NOT NULL,
-    "script" VARCHAR(1000) NOT NULL,
-    "checksum" INTEGER,
-    "installed_by" VARCHAR(100) NOT NULL,
-    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),
-    "execution_time" INTEGER NOT NULL,
-    "success" BOOLEAN NOT NULL
-);
-ALTER TABLE "public"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk"
-    PRIMARY KEY ("installed_rank");
-CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" ("success");
-"""
-
 S = ev.StepStatus
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def book(folder: Path | str, **fields) -> str:
-    """A one-step runbook (JSON is YAML) migrating ``folder`` with the secret DSN."""
-    step = {
-        "id": "migrate",
-        "kind": "migrate",
-        "dsn": "${DATABASE_URL}",
-        "folder": str(folder),
-        **{k: v for k, v in fields.items() if v is not None},
-    }
-    return json.dumps(
-        {
-            "runbook": "Migrate",
-            "secrets": ["DATABASE_URL"],
-            "phases": [{"id": "db", "steps": [step]}],
-        }
-    )
-
-
-@pytest.fixture
-def db(pg_dsn, monkeypatch) -> str:
-    monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    return pg_dsn
-
-
-@pytest.fixture
-def fly(make_engine, journal):
-    """Run the migrate step once; (run status, journal row, full output)."""
-
-    async def run(folder, **fields):
-        engine = make_engine(book(folder, **fields))
-        status = await engine.run()
-        row = {r["step_id"]: r for r in journal.steps(engine.run_id)}["migrate"]
-        output = (journal.run_dir(engine.run_id) / "migrate.log").read_text()
-        return status, row, output
-
-    return run
-
-
-async def history(dsn: str) -> list[dict]:
-    rows = await fetch(dsn, 'SELECT * FROM "flyway_schema_history" ORDER BY installed_rank')
-    return [dict(row) for row in rows]
-
-
-async def tables(dsn: str) -> set[str]:
-    rows = await fetch(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    return {row["tablename"] for row in rows}
 
 
 def copy(name: str, tmp_path: Path) -> Path:
@@ -560,7 +501,7 @@ async def test_create_index_concurrently_runs_outside_a_transaction(db, fly):
 
 async def test_undo_restores_the_previous_schema(db, fly, make_engine, journal):
     assert (await fly(DATA / "basic"))[0] == ev.RunStatus.OK
-    dry = make_engine(book(DATA / "basic", action="undo"), dry_run=True)
+    dry = make_engine(migrate_book(DATA / "basic", action="undo"), dry_run=True)
     assert await dry.run() == ev.RunStatus.OK
     assert (
         "would undo 3.008 with U3_008__neo4j_sync_backlog.sql; then at version 2"
@@ -666,7 +607,7 @@ async def test_waits_for_flyways_lock_on_the_history_table(db, make_engine, jour
     other = await asyncpg.connect(db, server_settings={"application_name": "flyway"})
     try:
         await other.execute("SELECT pg_advisory_lock(77433833903597)")
-        engine = make_engine(book(DATA / "ordering"))
+        engine = make_engine(migrate_book(DATA / "ordering"))
         seen: list[ev.Event] = []
         engine.subscribe(seen.append)
         task = asyncio.create_task(engine.run())
@@ -687,7 +628,7 @@ async def test_waits_for_flyways_lock_on_the_history_table(db, make_engine, jour
 async def test_cancel_rolls_back_the_running_migration(db, make_engine, journal, tmp_path):
     folder = tmp_path / "m"
     write(folder, "V1__slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);\n")
-    engine = make_engine(book(folder))
+    engine = make_engine(migrate_book(folder))
     seen: list[ev.Event] = []
     engine.subscribe(seen.append)
     task = asyncio.create_task(engine.run())

@@ -9,8 +9,7 @@ from datetime import datetime
 
 import pytest
 from aiohttp import web
-from helpers import output, rows
-from test_step_http import closed_port, serve  # noqa: F401 - closed_port is a fixture
+from helpers import output, rows, serve
 
 from cockpit import events as ev
 from steps.registry import get_kind
@@ -102,7 +101,7 @@ async def test_a_failing_webhook_warns_and_the_run_goes_on(
     journal,
     site,
     monkeypatch,
-    closed_port,  # noqa: F811
+    closed_port,
 ):
     monkeypatch.setenv("SLACK_WEBHOOK", site.url("/broken"))
     engine = make_engine(
