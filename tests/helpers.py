@@ -339,3 +339,21 @@ async def history(dsn: str) -> list[dict]:
 async def tables(dsn: str) -> set[str]:
     rows = await fetch(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {row["tablename"] for row in rows}
+
+
+# ------------------------------------------------------------ driving a Textual app
+
+
+async def until(pilot, predicate, what: str = "the screen's state", timeout: float = 20.0) -> None:
+    """Let the app run until ``predicate()`` holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def select(app, pilot, step_id: str) -> None:
+    """Select a step in the cockpit's phase tree, as the arrows would."""
+    app.cockpit.query_one("#phases").select_step(step_id)
+    await pilot.pause()

@@ -16,7 +16,7 @@ import time
 
 import pytest
 import redis
-from helpers import COCKPIT, cockpit, wait_for
+from helpers import COCKPIT, cockpit, until, wait_for
 
 from cockpit import events as ev
 from cockpit.journal import Journal
@@ -520,14 +520,6 @@ async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, jo
 
 
 # ------------------------------------------------------------------ the watch TUI
-
-
-async def until(pilot, condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, record, tmp_path):

@@ -4,11 +4,10 @@ how long, its clock stopped; the rollback screen is not covered by alert toasts.
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 
 import pytest
-from helpers import METRICS_TOKEN, metrics_section
+from helpers import METRICS_TOKEN, metrics_section, until
 from textual.app import App
 from textual.color import Color
 
@@ -66,15 +65,6 @@ def cockpit_app(journal, text: str) -> CockpitApp:
 def line(header: RunHeader) -> str:
     """The header as the terminal shows it."""
     return header.render_line(0).text
-
-
-async def until(pilot, predicate, what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
 
 
 def toasts(app) -> list[str]:

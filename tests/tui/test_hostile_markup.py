@@ -5,9 +5,7 @@ TUI with a MarkupError: every widget shows the brackets as they are."""
 
 from __future__ import annotations
 
-import asyncio
-
-from helpers import Operator
+from helpers import Operator, until
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.geometry import Region
@@ -93,14 +91,6 @@ def make_engine(tmp_path, journal, operator=None) -> Engine:
 def make_app(tmp_path, journal) -> CockpitApp:
     operator = TuiOperator("tester")
     return CockpitApp(make_engine(tmp_path, journal, operator), operator, protected=False)
-
-
-async def until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.02)
 
 
 async def test_runbook_and_output_brackets_are_shown_as_text(tmp_path, journal):

@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from helpers import COCKPIT, cockpit, wait_for
+from helpers import COCKPIT, cockpit, select, until, wait_for
 from terminal import TMUX, Terminal, cockpit_command, line_with
 
 from cockpit.app import CockpitApp, HistoryApp, TuiOperator
@@ -28,20 +28,6 @@ SIZE = (120, 34)
 
 def status_line(app: CockpitApp) -> str:
     return str(app.cockpit.query_one("#output-status").render())
-
-
-async def until(pilot, predicate, what: str, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-async def select(app, pilot, step_id: str) -> None:
-    app.cockpit.query_one("#phases").select_step(step_id)
-    await pilot.pause()
 
 
 async def test_the_pane_counts_every_line_the_step_printed(journal):

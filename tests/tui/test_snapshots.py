@@ -14,6 +14,7 @@ import time as real_time
 from pathlib import Path
 
 import pytest
+from helpers import until
 from textual.app import App
 
 import cockpit.engine
@@ -107,14 +108,6 @@ def app_for(monkeypatch):
     for journal in journals:
         journal.close()
     shutil.rmtree(JOURNAL.parent, ignore_errors=True)
-
-
-async def until(pilot, predicate) -> None:
-    for _ in range(500):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the screen never reached the state to snapshot")
 
 
 def status(app, step_id: str) -> str:

@@ -10,7 +10,7 @@ import subprocess
 import textwrap
 
 import pytest
-from helpers import COCKPIT, METRICS_TOKEN, metrics_section
+from helpers import COCKPIT, METRICS_TOKEN, metrics_section, select, until
 from rich.console import Console
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
@@ -84,20 +84,6 @@ def rows(app) -> dict[str, dict]:
 async def settle(app, pilot) -> None:
     """Let engine work finish and its events reach the screen."""
     await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-async def select(app, pilot, step_id: str) -> None:
-    app.cockpit.query_one("#phases").select_step(step_id)
     await pilot.pause()
 
 
