@@ -208,10 +208,13 @@ ENGINE_INSIDES = {"journal", "config", "metrics"}
 
 
 def engine_insides(path: Path) -> list[str]:
-    """Each ``<...>engine.journal`` / ``.config`` / ``.metrics`` a file reads, as line:name."""
+    """Each ``<...>engine.journal`` / ``.config`` / ``.metrics`` or private name a file
+    reads, as line:name."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Attribute) and node.attr in ENGINE_INSIDES:
+        if isinstance(node, ast.Attribute) and (
+            node.attr in ENGINE_INSIDES or node.attr.startswith("_")
+        ):
             owner = node.value
             name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", None)
             if name == "engine":
@@ -236,8 +239,9 @@ def test_the_facade_checker_sees_reads_through_the_engine(tmp_path):
     sample.write_text(
         "def f(self, engine):\n    self.engine.journal.runs()\n"
         "    return engine.metrics, self.engine.config.kill_grace, self.config\n"
+        "    engine._current.cancel()\n"
     )
-    assert engine_insides(sample) == ["2:journal", "3:metrics", "3:config"]
+    assert engine_insides(sample) == ["2:journal", "3:metrics", "3:config", "4:_current"]
 
 
 MAX_MODULE_LINES = 800
