@@ -265,7 +265,9 @@ class CockpitScreen(Screen):
     def show_step(self, step_id: str) -> None:
         self.selected = step_id
         step = self.engine.runbook.step(step_id)
-        self.query_one(OutputPane).show(self.view.buffers[step_id])
+        self.query_one(OutputPane).show(
+            self.view.buffers[step_id], self.engine.output_path(step_id)
+        )
         self._show_status()
         result = self.view.results.get(step_id)
         row = None
@@ -318,7 +320,8 @@ class CockpitScreen(Screen):
             if pane.following
             else (f"{pane.unseen:,} new lines · End or f to follow" if pane.unseen else "paused")
         )
-        count = pane.buffer.printed
+        follow = pane.excerpt_note() or follow
+        count = pane.live.printed
         self.query_one("#output-status", Label).update(  # one fixed row: no relayout
             f"{follow} · {count:,} line{'s' if count != 1 else ''} · {path.name}", layout=False
         )
@@ -388,10 +391,9 @@ class CockpitScreen(Screen):
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         if message.input.id == "search":
-            if not self.query_one(OutputPane).search(message.value):
-                self.notify(f"'{message.value}' is not in this step's output window")
             message.input.display = False
             self.query_one(OutputPane).focus()
+            self.query_one(OutputPane).find(message.value)
 
     def on_selection_list_selected_changed(self, message: SelectionList.SelectedChanged):
         self.ticks[self.selected] = set(message.selection_list.selected)
