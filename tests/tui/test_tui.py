@@ -360,6 +360,39 @@ async def test_search_scrolls_to_the_match_and_pauses_the_tail(make_app):
         assert pane.following
 
 
+async def test_search_covers_the_whole_file_with_a_count(make_app):
+    app = make_app(
+        """
+        runbook: Search
+        phases: [{id: p, steps: [{id: lines, run: 'seq 49; echo MARK batch 50; seq 200000;
+          echo mark batch again'}]}]
+    """,
+        window=1000,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        pane = app.cockpit.query_one(OutputPane)
+        assert ("out", "MARK batch 50") not in pane.buffer.lines  # far out of the window
+        await pilot.press("slash", *"mark BATCH", "enter")
+        await settle(app, pilot)
+        status = app.cockpit.query_one("#output-status")
+        assert pane.buffer.lines[pane.match] == ("out", "mark batch again")
+        assert "match 2 of 2 · lines 199,951–200,051 of the file" in str(status.render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert pane.buffer.lines[pane.match] == ("out", "MARK batch 50")
+        assert pane.excerpt == (1, 150)
+        shown = [pane.render_line(y).text.strip() for y in range(pane.size.height)]
+        assert "MARK batch 50" in shown
+        assert "match 1 of 2 · lines 1–150 of the file, not the live tail" in str(status.render())
+        await pilot.press("f")
+        await pilot.pause()
+        assert pane.following and pane.excerpt is None and pane.buffer is pane.live
+        assert pane.buffer.lines[-1] == ("out", "mark batch again")
+        assert str(status.render()).startswith("following · 200,051 lines")
+
+
 async def test_help_and_palette_come_from_the_bindings(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

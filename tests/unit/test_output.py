@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cockpit import output
-from cockpit.output import MAX_LINE, OutputSink, count_lines, read_back
+from cockpit.output import MAX_LINE, OutputSink, count_lines, find_lines, read_ahead, read_back
 from cockpit.redact import Redactor
 
 
@@ -111,3 +111,15 @@ def test_count_lines_counts_the_file_and_the_tail_segments_left_beside_it(tmp_pa
     path.write_text("a\nb\n")
     path.with_name("step.log.tail2").write_text("c\n")
     assert count_lines(path) == 3
+
+
+def test_find_lines_counts_every_matching_line_once_and_where_it_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(output, "SEARCH_BLOCK", 16)  # lines cut across blocks
+    path = tmp_path / "s.log"
+    path.write_bytes(b"alpha\nNeedle one needle\n[stderr] x\nbeta\nlast NEEDLE")
+    found = find_lines(path, "needle")
+    assert list(found.lines) == [1, 4] and list(found.offsets) == [6, 40]
+    assert read_back(path, 1, end=found.offsets[1]) == [("out", "beta")]
+    assert read_ahead(path, found.offsets[0], 2) == [("out", "Needle one needle"), ("err", "x")]
+    assert len(find_lines(path, "absent")) == 0
+    assert len(find_lines(tmp_path / "none.log", "needle")) == 0
