@@ -96,6 +96,13 @@ class DiskWatch:
         )
 
 
+def times_path(path: Path) -> Path:
+    """The sidecar of an output file: a line ``LINE EPOCH`` for each write, LINE the
+    number (from 0) of the first line written then; the .log itself stays the step's
+    bytes, as an operator greps them."""
+    return path.with_name(path.name + ".times")
+
+
 def tail_segments(path: Path) -> tuple[Path, Path]:
     """Where the output past the head of a capped file goes (see the module's doc)."""
     return path.with_name(path.name + ".tail1"), path.with_name(path.name + ".tail2")
@@ -130,6 +137,8 @@ class OutputSink:
         self.restored: str | None = None
         """The file was deleted while the step ran and is written again in full."""
         self._file: BinaryIO | None = None  # opened at the first line: silent steps make none
+        self._times: BinaryIO | None = None  # the sidecar (``times_path``), opened with it
+        self._first_line = count_lines(path) if self.resumed else 0  # the next line's number
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
         self._pending: deque[tuple[str, str]] = deque()
@@ -165,6 +174,7 @@ class OutputSink:
         if self.error is None:
             try:
                 self._store(on_disk.encode())
+                self._stamp(count)
             except OSError as exc:  # disk full, file too large: keep showing, say so
                 self.error = f"{self.path}: {exc.strerror}"
         self.lines += count
@@ -180,6 +190,14 @@ class OutputSink:
             self._dropped += dropped
         keep = self._tail.maxlen or 0
         self._tail.extend(text[:-1].rsplit("\n", keep)[-keep:])
+
+    def _stamp(self, count: int) -> None:
+        """Say in the sidecar when the next ``count`` lines were read."""
+        if self._times is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._times = open(times_path(self.path), "ab", buffering=0)  # noqa: SIM115 - see close
+        self._times.write(f"{self._first_line} {time.time():.3f}\n".encode())
+        self._first_line += count
 
     def _store(self, data: bytes) -> None:
         """Write to the file while the head has room, then to the tail segments."""
@@ -278,6 +296,8 @@ class OutputSink:
         if self._file is not None:
             self._restore(self._file)
             self._file.close()
+        if self._times is not None:
+            self._times.close()
         if self._tail_file is not None:
             self._tail_file.close()
             try:
@@ -375,6 +395,28 @@ def _parse(raw: Iterable[bytes]) -> list[tuple[str, str]]:
         stream = next((s for s, prefix in marks if line.startswith(prefix)), "out")
         read.append((stream, line.removeprefix(FILE_PREFIX[stream])))
     return read
+
+
+def line_times(path: Path, first: int, count: int) -> list[float | None]:
+    """When lines ``first`` to ``first + count - 1`` (from 0) of an output file were
+    read, from its sidecar; None for a line it has no time for. The sidecar is read only
+    as far as those lines."""
+    times: list[float | None] = [None] * count
+    latest: float | None = None
+    at = first
+    try:
+        with times_path(path).open("rb") as file:
+            for entry in file:
+                line, _, epoch = entry.partition(b" ")
+                begins = int(line)
+                if begins >= first + count:
+                    break
+                times[at - first : begins - first] = [latest] * max(begins - at, 0)
+                at, latest = max(at, begins), float(epoch)
+    except (OSError, ValueError):
+        pass
+    times[at - first :] = [latest] * (first + count - at)
+    return times
 
 
 class Matches:

@@ -46,22 +46,28 @@ class OutputBuffer:
 
     def __init__(self, maxlen: int) -> None:
         self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
+        self.times: deque[float | None] = deque(maxlen=maxlen)
+        """When each line was read (epoch seconds; None: not known)."""
         self.printed = 0
         """Lines the step printed in all (the journal's count), whatever the window
         keeps or a batch left out."""
         self.width = 0
 
-    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> int:
-        """Add lines (``dropped`` more came before them, only in the file); returns how
-        many lines fell off the front."""
+    def extend(
+        self, lines: Iterable[tuple[str, str]], dropped: int = 0, at: float | None = None
+    ) -> int:
+        """Add lines (``dropped`` more came before them, only in the file), read at ``at``
+        (epoch seconds); returns how many lines fell off the front."""
         before = len(self.lines)
         added = 0
         if dropped:
             self.lines.append(("info", f"... {dropped:,} lines only in the output file"))
+            self.times.append(at)
             added += 1
         for stream, raw in lines:
             text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
             self.lines.append((stream, text))
+            self.times.append(at)
             added += 1
             if len(text) > self.width:
                 self.width = min(len(text), MAX_WIDTH)
@@ -198,7 +204,7 @@ class RunView:
 
     def _output(self, event: ev.OutputReceived) -> tuple[int, int]:
         buffer = self.buffers[event.step_id]
-        shifted = buffer.extend(event.lines, event.dropped)
+        shifted = buffer.extend(event.lines, event.dropped, event.at)
         buffer.printed += event.printed
         return event.printed, shifted
 

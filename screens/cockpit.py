@@ -184,6 +184,14 @@ class CockpitScreen(Screen):
             tooltip="The previous line holding the searched text",
         ),
         Binding(
+            "t",
+            "times",
+            "Times",
+            show=False,
+            id="output.times",
+            tooltip="Show or hide the time (HH:MM:SS) each output line was read",
+        ),
+        Binding(
             "i",
             "contacts",
             "Contacts",
@@ -383,6 +391,9 @@ class CockpitScreen(Screen):
     def action_follow(self) -> None:
         self.query_one(OutputPane).action_follow()
 
+    def action_times(self) -> None:
+        self.query_one(OutputPane).action_times()
+
     def action_next_match(self) -> None:
         self.query_one(OutputPane).action_next_match()
 
@@ -392,7 +403,6 @@ class CockpitScreen(Screen):
     def on_input_submitted(self, message: Input.Submitted) -> None:
         if message.input.id == "search":
             message.input.display = False
-            self.query_one(OutputPane).focus()
             self.query_one(OutputPane).find(message.value)
 
     def on_selection_list_selected_changed(self, message: SelectionList.SelectedChanged):

@@ -12,6 +12,7 @@ of the file around the match (``excerpt``), not the live tail, until End or ``f`
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from rich.segment import Segment
@@ -22,7 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from cockpit.output import Matches, find_lines, read_ahead, read_back
+from cockpit.output import Matches, find_lines, line_times, read_ahead, read_back
 from cockpit.runview import OutputBuffer
 
 AROUND = 100  # lines of the file shown before and after a match
@@ -60,6 +61,7 @@ class OutputPane(ScrollView, can_focus=True):
         self.excerpt: tuple[int, int] | None = None
         """The first and last line (from 1) of the file shown instead of the live tail."""
         self.match: int | None = None  # the row of the shown match
+        self.times = False  # each line starts with the time it was read
         self._base: Style | None = None  # the widget's own style, computed once
 
     def show(self, buffer: OutputBuffer, path: Path | None = None) -> None:
@@ -100,7 +102,8 @@ class OutputPane(ScrollView, can_focus=True):
         self._base = None  # the theme or the CSS changed
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.buffer.width, len(self.buffer.lines))
+        width = self.buffer.width + (len("HH:MM:SS ") if self.times else 0)
+        self.virtual_size = Size(width, len(self.buffer.lines))
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -111,6 +114,11 @@ class OutputPane(ScrollView, can_focus=True):
         if index >= len(self.buffer.lines):
             return Strip.blank(width, self._base)
         stream, text = self.buffer.lines[index]
+        if self.times:
+            at = self.buffer.times[index]
+            text = (
+                (time.strftime("%H:%M:%S", time.localtime(at)) if at else "--:--:--") + " " + text
+            )
         style = self._base + self.STYLES[stream]
         if index == self.match:
             style += self.MATCH
@@ -153,9 +161,15 @@ class OutputPane(ScrollView, can_focus=True):
         self._to_end()
         self.refresh()
 
+    def action_times(self) -> None:
+        self.times = not self.times
+        self._resize()
+        self.refresh()
+
     def find(self, text: str) -> None:
         """Search the whole output file for ``text``, in a thread (a big file keeps the
         screen live; a newer search replaces this one), then show the newest match."""
+        self.focus()
         if text and self.path is not None:
             self.run_worker(self._find(self.path, text), group="search", exclusive=True)
 
@@ -188,6 +202,8 @@ class OutputPane(ScrollView, can_focus=True):
         self.buffer = OutputBuffer(len(before) + len(after) + 1)
         self.buffer.printed = self.live.printed
         self.buffer.extend([*before, *after])
+        self.buffer.times.clear()  # the file's times, not the time read back
+        self.buffer.times.extend(line_times(self.path, line - len(before), len(self.buffer.lines)))
         self.excerpt = (line - len(before) + 1, line + len(after))
         self.match = len(before)
         self.following = False

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from cockpit import output
-from cockpit.output import MAX_LINE, OutputSink, count_lines, find_lines, read_ahead, read_back
+from cockpit.output import (
+    MAX_LINE,
+    OutputSink,
+    count_lines,
+    find_lines,
+    line_times,
+    read_ahead,
+    read_back,
+    times_path,
+)
 from cockpit.redact import Redactor
 
 
@@ -123,3 +132,21 @@ def test_find_lines_counts_every_matching_line_once_and_where_it_starts(tmp_path
     assert read_ahead(path, found.offsets[0], 2) == [("out", "Needle one needle"), ("err", "x")]
     assert len(find_lines(path, "absent")) == 0
     assert len(find_lines(tmp_path / "none.log", "needle")) == 0
+
+
+def test_the_sidecar_says_when_each_write_was_read_and_the_log_stays_the_bytes(tmp_path):
+    path = tmp_path / "s.log"
+    sink = OutputSink(path, Redactor([]), window=10)
+    sink.write("out", b"a\nb\n")
+    sink.write("err", b"c\n")
+    sink.close()
+    assert path.read_bytes() == b"a\nb\n[stderr] c\n"
+    entries = [line.split() for line in times_path(path).read_text().splitlines()]
+    assert [first for first, _ in entries] == ["0", "2"]
+    one, two = (float(at) for _, at in entries)
+    assert line_times(path, 1, 2) == [one, two]
+    resumed = OutputSink(path, Redactor([]), window=10)  # resume numbers on from the file
+    resumed.write("out", b"d\n")
+    resumed.close()
+    assert times_path(path).read_text().splitlines()[-1].startswith("3 ")
+    assert line_times(tmp_path / "none.log", 0, 2) == [None, None]
