@@ -419,6 +419,11 @@ def line_times(path: Path, first: int, count: int) -> list[float | None]:
     return times
 
 
+def last_times(path: Path, count: int) -> list[float | None]:
+    """When the last ``count`` lines of an output file were read (see ``line_times``)."""
+    return line_times(path, max(count_lines(path) - count, 0), count)
+
+
 class Matches:
     """The lines of an output file holding a text: their numbers (from 0) and where
     each starts in the file, kept as two arrays of machine integers (16 bytes a match)."""
