@@ -184,13 +184,14 @@ class OutputPane(ScrollView, can_focus=True):
         self._show_match()
 
     def excerpt_note(self) -> str:
-        """What the pane shows when it is not the live tail; "" when it is."""
+        """What the pane shows when it is not the live tail, the words that matter
+        first (the status row is narrow); "" when it is the tail."""
         if self.excerpt is None:
             return ""
         first, last = self.excerpt
         return (
-            f"match {self.current + 1:,} of {len(self.matches):,} · lines {first:,}–{last:,}"
-            " of the file, not the live tail · End or f to follow"
+            f"match {self.current + 1:,} of {len(self.matches):,} · file lines "
+            f"{first:,}–{last:,}, not the tail · End/f: the tail"
         )
 
     def _show_match(self) -> None:

@@ -380,14 +380,14 @@ async def test_search_covers_the_whole_file_with_a_count(make_app):
         await settle(app, pilot)
         status = app.cockpit.query_one("#output-status")
         assert pane.buffer.lines[pane.match] == ("out", "mark batch again")
-        assert "match 2 of 2 · lines 199,951–200,051 of the file" in str(status.render())
+        assert "match 2 of 2 · file lines 199,951–200,051, not the tail" in str(status.render())
         await pilot.press("n")
         await pilot.pause()
         assert pane.buffer.lines[pane.match] == ("out", "MARK batch 50")
         assert pane.excerpt == (1, 150)
         shown = [pane.render_line(y).text.strip() for y in range(pane.size.height)]
         assert "MARK batch 50" in shown
-        assert "match 1 of 2 · lines 1–150 of the file, not the live tail" in str(status.render())
+        assert "match 1 of 2 · file lines 1–150, not the tail · End/f" in str(status.render())
         await pilot.press("f")
         await pilot.pause()
         assert pane.following and pane.excerpt is None and pane.buffer is pane.live
