@@ -108,6 +108,13 @@ def tail_segments(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".tail1"), path.with_name(path.name + ".tail2")
 
 
+def present_segments(path: Path) -> list[Path]:
+    """The tail segments beside a capped file, older first."""
+    return sorted(
+        (p for p in tail_segments(path) if p.exists()), key=lambda p: p.stat().st_mtime_ns
+    )
+
+
 class OutputSink:
     def __init__(
         self, path: Path, redactor: Redactor, window: int, max_bytes: int = MAX_STEP_BYTES
@@ -235,9 +242,7 @@ class OutputSink:
 
     def _fold_segments(self, note: str) -> None:
         """Append the tail segments (older first) to the file, after ``note`` (if any)."""
-        present = sorted(
-            (p for p in self._segments if p.exists()), key=lambda p: p.stat().st_mtime_ns
-        )
+        present = present_segments(self.path)
         if not present:
             return
         with open(self.path, "ab") as file:
@@ -425,57 +430,76 @@ def last_times(path: Path, count: int) -> list[float | None]:
 
 
 class Matches:
-    """The lines of an output file holding a text: their numbers (from 0) and where
-    each starts in the file, kept as two arrays of machine integers (16 bytes a match)."""
+    """The lines of an output file holding a text: their numbers (from 0, counted on
+    through the tail segments of a capped step still running), the part of the output
+    each is in (the file or a segment, ``files``) and where it starts in that part, kept
+    as arrays of machine integers (17 bytes a match)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.files: list[Path] = []
+        self.parts = array("b")
         self.lines = array("q")
         self.offsets = array("q")
 
     def __len__(self) -> int:
         return len(self.lines)
 
+    def where(self, index: int) -> tuple[Path, int, int]:
+        """The part of the output, the line and the byte offset of match ``index``."""
+        return self.files[self.parts[index]], self.lines[index], self.offsets[index]
+
 
 def find_lines(path: Path, text: str) -> Matches:
-    """Every line of an output file holding ``text``, case-insensitive (ASCII letters;
-    other letters match as typed): a plain substring, never a pattern. The file is
-    streamed in blocks, searched and counted by bytes methods written in C, so a
-    million-line file is searched in well under a second and memory holds one block
-    and the matches. No file: no match."""
+    """Every line of an output file (and of the tail segments beside it, oldest first)
+    holding ``text``, case-insensitive (ASCII letters; other letters match as typed): a
+    plain substring, never a pattern. Each part is streamed in blocks, searched and
+    counted by bytes methods written in C, so a million-line file is searched in well
+    under a second and memory holds one block and the matches. No file: no match."""
     found = Matches(text)
     needle = text.lower().encode()
     if not needle or b"\n" in needle:
         return found
-    line = offset = 0  # the line and the byte the block begins at
-    rest = b""
-    try:
-        with path.open("rb") as file:
-            while True:
-                data = file.read(SEARCH_BLOCK)
-                block = rest + data
-                cut = len(block) if not data else block.rfind(b"\n") + 1
-                block, rest = block[:cut], block[cut:]
-                lowered = block.lower()
-                counted = 0  # newlines counted up to here in this block
-                at = lowered.find(needle)
-                while at >= 0:
-                    begins = lowered.rfind(b"\n", 0, at) + 1
-                    line += lowered.count(b"\n", counted, begins)
-                    counted = begins
-                    found.lines.append(line)
-                    found.offsets.append(offset + begins)
-                    ends = lowered.find(b"\n", at)
-                    if ends < 0:
-                        break
-                    at = lowered.find(needle, ends + 1)
-                line += lowered.count(b"\n", counted)
-                offset += len(block)
-                if not data:
-                    break
-    except OSError:
-        pass
+    line = 0
+    for part in (path, *present_segments(path)):
+        try:
+            with part.open("rb") as file:
+                found.files.append(part)
+                line = _find_in(file, needle, found, line)
+        except OSError:
+            continue
     return found
+
+
+def _find_in(file: BinaryIO, needle: bytes, found: Matches, line: int) -> int:
+    """Add the matches of one part of the output (its lines counted from ``line``);
+    returns the line after its last."""
+    part = len(found.files) - 1
+    offset = 0  # the byte the block begins at
+    rest = b""
+    while True:
+        data = file.read(SEARCH_BLOCK)
+        block = rest + data
+        cut = len(block) if not data else block.rfind(b"\n") + 1
+        block, rest = block[:cut], block[cut:]
+        lowered = block.lower()
+        counted = 0  # newlines counted up to here in this block
+        at = lowered.find(needle)
+        while at >= 0:
+            begins = lowered.rfind(b"\n", 0, at) + 1
+            line += lowered.count(b"\n", counted, begins)
+            counted = begins
+            found.parts.append(part)
+            found.lines.append(line)
+            found.offsets.append(offset + begins)
+            ends = lowered.find(b"\n", at)
+            if ends < 0:
+                break
+            at = lowered.find(needle, ends + 1)
+        line += lowered.count(b"\n", counted)
+        offset += len(block)
+        if not data:
+            return line
 
 
 def count_lines(path: Path) -> int:

@@ -197,9 +197,9 @@ class OutputPane(ScrollView, can_focus=True):
     def _show_match(self) -> None:
         """The lines of the file around the current match, the match selected."""
         assert self.path is not None
-        line, offset = self.matches.lines[self.current], self.matches.offsets[self.current]
-        before = read_back(self.path, AROUND, end=offset)
-        after = read_ahead(self.path, offset, AROUND + 1)
+        part, line, offset = self.matches.where(self.current)
+        before = read_back(part, AROUND, end=offset)
+        after = read_ahead(part, offset, AROUND + 1)
         self.buffer = OutputBuffer(len(before) + len(after) + 1)
         self.buffer.printed = self.live.printed
         self.buffer.extend([*before, *after])

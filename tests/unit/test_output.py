@@ -150,3 +150,17 @@ def test_the_sidecar_says_when_each_write_was_read_and_the_log_stays_the_bytes(t
     resumed.close()
     assert times_path(path).read_text().splitlines()[-1].startswith("3 ")
     assert line_times(tmp_path / "none.log", 0, 2) == [None, None]
+
+
+def test_find_lines_searches_the_tail_segments_of_a_capped_step_still_running(tmp_path):
+    path = tmp_path / "capped.log"
+    sink = OutputSink(path, Redactor([]), window=10, max_bytes=4096)
+    for n in range(300):
+        sink.write("out", f"line {n:04}\n".encode())
+    found = find_lines(path, "LINE 0299")  # past the head: only in a segment for now
+    part, line, offset = found.where(0)
+    assert len(found) == 1 and part != path and part.exists()
+    assert read_ahead(part, offset, 1) == [("out", "line 0299")]
+    assert line == count_lines(path) - 1
+    sink.close()
+    assert len(find_lines(path, "line 0299")) == 1  # folded into the file at the end
