@@ -23,7 +23,9 @@ import codecs
 import os
 import shutil
 import time
+from array import array
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +48,7 @@ DISK_LOW_BYTES = 1024**3
 DISK_LOW_SHARE = 0.05
 DISK_CHECK_EVERY = 10.0
 READ_BACK_BLOCK = 64 * 1024  # read_back reads a file's end in blocks of this many bytes
+SEARCH_BLOCK = 1024 * 1024  # find_lines streams a file in blocks of this many bytes
 
 
 def format_bytes(count: int) -> str:
@@ -93,9 +96,23 @@ class DiskWatch:
         )
 
 
+def times_path(path: Path) -> Path:
+    """The sidecar of an output file: a line ``LINE EPOCH`` for each write, LINE the
+    number (from 0) of the first line written then; the .log itself stays the step's
+    bytes, as an operator greps them."""
+    return path.with_name(path.name + ".times")
+
+
 def tail_segments(path: Path) -> tuple[Path, Path]:
     """Where the output past the head of a capped file goes (see the module's doc)."""
     return path.with_name(path.name + ".tail1"), path.with_name(path.name + ".tail2")
+
+
+def present_segments(path: Path) -> list[Path]:
+    """The tail segments beside a capped file, older first."""
+    return sorted(
+        (p for p in tail_segments(path) if p.exists()), key=lambda p: p.stat().st_mtime_ns
+    )
 
 
 class OutputSink:
@@ -127,6 +144,8 @@ class OutputSink:
         self.restored: str | None = None
         """The file was deleted while the step ran and is written again in full."""
         self._file: BinaryIO | None = None  # opened at the first line: silent steps make none
+        self._times: BinaryIO | None = None  # the sidecar (``times_path``), opened with it
+        self._first_line = count_lines(path) if self.resumed else 0  # the next line's number
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
         self._pending: deque[tuple[str, str]] = deque()
@@ -162,6 +181,7 @@ class OutputSink:
         if self.error is None:
             try:
                 self._store(on_disk.encode())
+                self._stamp(count)
             except OSError as exc:  # disk full, file too large: keep showing, say so
                 self.error = f"{self.path}: {exc.strerror}"
         self.lines += count
@@ -177,6 +197,14 @@ class OutputSink:
             self._dropped += dropped
         keep = self._tail.maxlen or 0
         self._tail.extend(text[:-1].rsplit("\n", keep)[-keep:])
+
+    def _stamp(self, count: int) -> None:
+        """Say in the sidecar when the next ``count`` lines were read."""
+        if self._times is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._times = open(times_path(self.path), "ab", buffering=0)  # noqa: SIM115 - see close
+        self._times.write(f"{self._first_line} {time.time():.3f}\n".encode())
+        self._first_line += count
 
     def _store(self, data: bytes) -> None:
         """Write to the file while the head has room, then to the tail segments."""
@@ -214,9 +242,7 @@ class OutputSink:
 
     def _fold_segments(self, note: str) -> None:
         """Append the tail segments (older first) to the file, after ``note`` (if any)."""
-        present = sorted(
-            (p for p in self._segments if p.exists()), key=lambda p: p.stat().st_mtime_ns
-        )
+        present = present_segments(self.path)
         if not present:
             return
         with open(self.path, "ab") as file:
@@ -275,6 +301,8 @@ class OutputSink:
         if self._file is not None:
             self._restore(self._file)
             self._file.close()
+        if self._times is not None:
+            self._times.close()
         if self._tail_file is not None:
             self._tail_file.close()
             try:
@@ -318,14 +346,15 @@ class OutputSink:
         )
 
 
-def read_back(path: Path, limit: int) -> list[tuple[str, str]]:
-    """The last ``limit`` lines of an output file as ``(stream, text)`` pairs, the
-    streams told apart by their marks; [] when there is no file (yet). Read from the end,
-    so a long file costs what its last lines cost."""
+def read_back(path: Path, limit: int, end: int | None = None) -> list[tuple[str, str]]:
+    """The last ``limit`` lines of an output file (of its first ``end`` bytes, when
+    given: ``end`` starts a line) as ``(stream, text)`` pairs, the streams told apart by
+    their marks; [] when there is no file (yet). Read from the end, so a long file costs
+    what its last lines cost."""
     chunks: list[bytes] = []
     try:
         with path.open("rb") as file:
-            start = file.seek(0, os.SEEK_END)
+            start = file.seek(0, os.SEEK_END) if end is None else end
             newlines = 0
             while start > 0 and newlines <= limit:
                 size = min(READ_BACK_BLOCK, start)
@@ -340,13 +369,137 @@ def read_back(path: Path, limit: int) -> list[tuple[str, str]]:
         raw.pop()  # the file ends with a whole line
     if start > 0:
         raw.pop(0)  # the part of a line the last block began in
+    return _parse(raw[-limit:] if limit > 0 else ())
+
+
+def read_ahead(path: Path, start: int, limit: int) -> list[tuple[str, str]]:
+    """At most ``limit`` lines of an output file from byte ``start`` (a line's start),
+    as ``read_back`` gives them; the file is read only as far as they go."""
+    chunks: list[bytes] = []
+    try:
+        with path.open("rb") as file:
+            file.seek(start)
+            newlines = 0
+            while newlines < limit and (block := file.read(READ_BACK_BLOCK)):
+                chunks.append(block)
+                newlines += block.count(b"\n")
+    except OSError:
+        return []
+    raw = b"".join(chunks).split(b"\n")
+    if raw[-1] == b"":
+        raw.pop()
+    return _parse(raw[:limit])
+
+
+def _parse(raw: Iterable[bytes]) -> list[tuple[str, str]]:
+    """Lines of an output file as ``(stream, text)``, the streams told by their marks."""
     marks = [(stream, prefix) for stream, prefix in FILE_PREFIX.items() if prefix]
     read = []
-    for data in raw[-limit:] if limit > 0 else ():
+    for data in raw:
         line = data.decode(errors="replace")
         stream = next((s for s, prefix in marks if line.startswith(prefix)), "out")
         read.append((stream, line.removeprefix(FILE_PREFIX[stream])))
     return read
+
+
+def line_times(path: Path, first: int, count: int) -> list[float | None]:
+    """When lines ``first`` to ``first + count - 1`` (from 0) of an output file were
+    read, from its sidecar; None for a line it has no time for. The sidecar is read only
+    as far as those lines."""
+    times: list[float | None] = [None] * count
+    latest: float | None = None
+    at = first
+    try:
+        with times_path(path).open("rb") as file:
+            for entry in file:
+                line, _, epoch = entry.partition(b" ")
+                begins = int(line)
+                if begins >= first + count:
+                    break
+                times[at - first : begins - first] = [latest] * max(begins - at, 0)
+                at, latest = max(at, begins), float(epoch)
+    except (OSError, ValueError):
+        pass
+    times[at - first :] = [latest] * (first + count - at)
+    return times
+
+
+def last_times(path: Path, count: int) -> list[float | None]:
+    """When the last ``count`` lines of an output file were read (see ``line_times``)."""
+    return line_times(path, max(count_lines(path) - count, 0), count)
+
+
+class Matches:
+    """The lines of an output file holding a text: their numbers (from 0, counted on
+    through the tail segments of a capped step still running), the part of the output
+    each is in (the file or a segment, ``files``) and where it starts in that part, kept
+    as arrays of machine integers (17 bytes a match)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.files: list[Path] = []
+        self.parts = array("b")
+        self.lines = array("q")
+        self.offsets = array("q")
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def where(self, index: int) -> tuple[Path, int, int]:
+        """The part of the output, the line and the byte offset of match ``index``."""
+        return self.files[self.parts[index]], self.lines[index], self.offsets[index]
+
+
+def find_lines(path: Path, text: str) -> Matches:
+    """Every line of an output file (and of the tail segments beside it, oldest first)
+    holding ``text``, case-insensitive (ASCII letters; other letters match as typed): a
+    plain substring, never a pattern. Each part is streamed in blocks, searched and
+    counted by bytes methods written in C, so a million-line file is searched in well
+    under a second and memory holds one block and the matches. No file: no match."""
+    found = Matches(text)
+    needle = text.lower().encode()
+    if not needle or b"\n" in needle:
+        return found
+    line = 0
+    for part in (path, *present_segments(path)):
+        try:
+            with part.open("rb") as file:
+                found.files.append(part)
+                line = _find_in(file, needle, found, line)
+        except OSError:
+            continue
+    return found
+
+
+def _find_in(file: BinaryIO, needle: bytes, found: Matches, line: int) -> int:
+    """Add the matches of one part of the output (its lines counted from ``line``);
+    returns the line after its last."""
+    part = len(found.files) - 1
+    offset = 0  # the byte the block begins at
+    rest = b""
+    while True:
+        data = file.read(SEARCH_BLOCK)
+        block = rest + data
+        cut = len(block) if not data else block.rfind(b"\n") + 1
+        block, rest = block[:cut], block[cut:]
+        lowered = block.lower()
+        counted = 0  # newlines counted up to here in this block
+        at = lowered.find(needle)
+        while at >= 0:
+            begins = lowered.rfind(b"\n", 0, at) + 1
+            line += lowered.count(b"\n", counted, begins)
+            counted = begins
+            found.parts.append(part)
+            found.lines.append(line)
+            found.offsets.append(offset + begins)
+            ends = lowered.find(b"\n", at)
+            if ends < 0:
+                break
+            at = lowered.find(needle, ends + 1)
+        line += lowered.count(b"\n", counted)
+        offset += len(block)
+        if not data:
+            return line
 
 
 def count_lines(path: Path) -> int:

@@ -18,7 +18,7 @@ from cockpit import events as ev
 from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.events import StepStatus
-from cockpit.output import read_back
+from cockpit.output import last_times, read_back
 from cockpit.runbook import Runbook
 
 MAX_WIDTH = 1000  # cells scrolled horizontally at most; longer lines are in the file
@@ -46,26 +46,42 @@ class OutputBuffer:
 
     def __init__(self, maxlen: int) -> None:
         self.lines: deque[tuple[str, str]] = deque(maxlen=maxlen)
+        self.times: deque[float | None] = deque(maxlen=maxlen)
+        """When each line was read (epoch seconds; None: not known)."""
         self.printed = 0
         """Lines the step printed in all (the journal's count), whatever the window
         keeps or a batch left out."""
         self.width = 0
 
-    def extend(self, lines: Iterable[tuple[str, str]], dropped: int = 0) -> int:
-        """Add lines (``dropped`` more came before them, only in the file); returns how
-        many lines fell off the front."""
+    def extend(
+        self, lines: Iterable[tuple[str, str]], dropped: int = 0, at: float | None = None
+    ) -> int:
+        """Add lines (``dropped`` more came before them, only in the file), read at ``at``
+        (epoch seconds); returns how many lines fell off the front."""
         before = len(self.lines)
         added = 0
         if dropped:
             self.lines.append(("info", f"... {dropped:,} lines only in the output file"))
+            self.times.append(at)
             added += 1
         for stream, raw in lines:
             text = visible(raw, newlines=False)  # the step's bytes never drive the terminal
             self.lines.append((stream, text))
+            self.times.append(at)
             added += 1
             if len(text) > self.width:
                 self.width = min(len(text), MAX_WIDTH)
         return before + added - len(self.lines)
+
+    def read_back(self, path: Path, limit: int, printed: int | None = None) -> int:
+        """Add the last ``limit`` lines of the step's output file with the times its
+        sidecar holds (``printed``: the lines the step printed in all, when known);
+        returns how many were read."""
+        read = read_back(path, limit)
+        self.extend(read, dropped=max((printed or 0) - len(read), 0))
+        for index, at in enumerate(last_times(path, len(read)), len(self.lines) - len(read)):
+            self.times[index] = at
+        return len(read)
 
 
 class RunView:
@@ -157,9 +173,10 @@ class RunView:
                 )
             if row["output_path"]:
                 buffer = self.buffers[step_id]
-                read = read_back(Path(row["output_path"]), self.window_lines)
-                buffer.extend(read, dropped=max(row["output_lines"] - len(read), 0))
-                buffer.printed = max(row["output_lines"], len(read))
+                read = buffer.read_back(
+                    Path(row["output_path"]), self.window_lines, row["output_lines"]
+                )
+                buffer.printed = max(row["output_lines"], read)
                 started[step_id] = row["started_at"] or 0.0
         return max(started, key=started.__getitem__, default=None)
 
@@ -192,13 +209,12 @@ class RunView:
             self.results.pop(event.step_id, None)
         buffer = self.buffers[event.step_id]
         if self.join_late and not buffer.lines:
-            read = read_back(Path(event.output_path), self.window_lines)
-            buffer.extend(read)
-            buffer.printed += len(read)  # at least: the file's start may hold more
+            # at least: the file's start may hold more
+            buffer.printed += buffer.read_back(Path(event.output_path), self.window_lines)
 
     def _output(self, event: ev.OutputReceived) -> tuple[int, int]:
         buffer = self.buffers[event.step_id]
-        shifted = buffer.extend(event.lines, event.dropped)
+        shifted = buffer.extend(event.lines, event.dropped, event.at)
         buffer.printed += event.printed
         return event.printed, shifted
 

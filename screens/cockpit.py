@@ -184,6 +184,14 @@ class CockpitScreen(Screen):
             tooltip="The previous line holding the searched text",
         ),
         Binding(
+            "t",
+            "times",
+            "Times",
+            show=False,
+            id="output.times",
+            tooltip="Show or hide the time (HH:MM:SS) each output line was read",
+        ),
+        Binding(
             "i",
             "contacts",
             "Contacts",
@@ -265,7 +273,9 @@ class CockpitScreen(Screen):
     def show_step(self, step_id: str) -> None:
         self.selected = step_id
         step = self.engine.runbook.step(step_id)
-        self.query_one(OutputPane).show(self.view.buffers[step_id])
+        self.query_one(OutputPane).show(
+            self.view.buffers[step_id], self.engine.output_path(step_id)
+        )
         self._show_status()
         result = self.view.results.get(step_id)
         row = None
@@ -318,7 +328,8 @@ class CockpitScreen(Screen):
             if pane.following
             else (f"{pane.unseen:,} new lines · End or f to follow" if pane.unseen else "paused")
         )
-        count = pane.buffer.printed
+        follow = pane.excerpt_note() or follow
+        count = pane.live.printed
         self.query_one("#output-status", Label).update(  # one fixed row: no relayout
             f"{follow} · {count:,} line{'s' if count != 1 else ''} · {path.name}", layout=False
         )
@@ -380,6 +391,9 @@ class CockpitScreen(Screen):
     def action_follow(self) -> None:
         self.query_one(OutputPane).action_follow()
 
+    def action_times(self) -> None:
+        self.query_one(OutputPane).action_times()
+
     def action_next_match(self) -> None:
         self.query_one(OutputPane).action_next_match()
 
@@ -388,10 +402,8 @@ class CockpitScreen(Screen):
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         if message.input.id == "search":
-            if not self.query_one(OutputPane).search(message.value):
-                self.notify(f"'{message.value}' is not in this step's output window")
             message.input.display = False
-            self.query_one(OutputPane).focus()
+            self.query_one(OutputPane).find(message.value)
 
     def on_selection_list_selected_changed(self, message: SelectionList.SelectedChanged):
         self.ticks[self.selected] = set(message.selection_list.selected)

@@ -4,10 +4,16 @@ Each step's lines live in an ``OutputBuffer`` (``cockpit.runview``: a bounded de
 the whole output is in the step's file), their control characters shown as text. The
 pane shows one buffer; it follows the tail until the operator scrolls up, then counts
 the lines that arrive ("N new lines") until End or ``f``. The cockpit screen's keys
-drive it from anywhere: ``/`` searches the buffer, ``n`` / ``N`` move between matches.
+drive it from anywhere: ``/`` searches the step's whole output file (the screen finds
+the matches off the loop), ``n`` / ``N`` move between them; the pane then shows the lines
+of the file around the match (``excerpt``), not the live tail, until End or ``f``.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
 
 from rich.segment import Segment
 from rich.style import Style
@@ -17,7 +23,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from cockpit.output import Matches, find_lines, line_times, read_ahead, read_back
 from cockpit.runview import OutputBuffer
+
+AROUND = 100  # lines of the file shown before and after a match
 
 
 class OutputPane(ScrollView, can_focus=True):
@@ -45,14 +54,23 @@ class OutputPane(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.buffer = OutputBuffer(1)
-        self.pattern = ""
-        self.match: int | None = None
+        self.live = self.buffer  # the step's buffer, shown again by End or f
+        self.path: Path | None = None  # the step's output file
+        self.matches = Matches("")
+        self.current = 0  # which of the matches is shown
+        self.excerpt: tuple[int, int] | None = None
+        """The first and last line (from 1) of the file shown instead of the live tail."""
+        self.match: int | None = None  # the row of the shown match
+        self.times = False  # each line starts with the time it was read
         self._base: Style | None = None  # the widget's own style, computed once
 
-    def show(self, buffer: OutputBuffer) -> None:
-        """Show another step's buffer, following its tail."""
-        self.buffer = buffer
-        self.match = None
+    def show(self, buffer: OutputBuffer, path: Path | None = None) -> None:
+        """Show another step's buffer (its output file: ``path``), following its tail."""
+        if path != self.path:
+            self.matches = Matches("")
+        self.buffer = self.live = buffer
+        self.path = path
+        self.excerpt = self.match = None
         self.unseen = 0
         self.following = True
         self._resize()
@@ -66,7 +84,9 @@ class OutputPane(ScrollView, can_focus=True):
     def appended(self, printed: int, shifted: int) -> None:
         """The step of the shown buffer printed ``printed`` lines; ``shifted`` lines fell
         off the buffer's front."""
-        if not self.following:
+        if self.excerpt is not None:
+            self.unseen += printed  # the lines shown are the file's, not the buffer's
+        elif not self.following:
             self.unseen += printed
             if self.match is not None:
                 self.match = self.match - shifted if self.match >= shifted else None
@@ -82,7 +102,8 @@ class OutputPane(ScrollView, can_focus=True):
         self._base = None  # the theme or the CSS changed
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.buffer.width, len(self.buffer.lines))
+        width = self.buffer.width + (len("HH:MM:SS ") if self.times else 0)
+        self.virtual_size = Size(width, len(self.buffer.lines))
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -93,6 +114,11 @@ class OutputPane(ScrollView, can_focus=True):
         if index >= len(self.buffer.lines):
             return Strip.blank(width, self._base)
         stream, text = self.buffer.lines[index]
+        if self.times:
+            at = self.buffer.times[index]
+            text = (
+                (time.strftime("%H:%M:%S", time.localtime(at)) if at else "--:--:--") + " " + text
+            )
         style = self._base + self.STYLES[stream]
         if index == self.match:
             style += self.MATCH
@@ -107,7 +133,8 @@ class OutputPane(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if not self.following and new >= self.max_scroll_y and self.max_scroll_y:
+        at_end = new >= self.max_scroll_y and self.max_scroll_y
+        if not self.following and self.excerpt is None and at_end:
             self.following, self.unseen = True, 0  # the operator scrolled back down
 
     # The operator moving up pauses the tail; nothing else does.
@@ -127,31 +154,73 @@ class OutputPane(ScrollView, can_focus=True):
         super().action_scroll_home()
 
     def action_follow(self) -> None:
+        if self.excerpt is not None:
+            self.buffer, self.excerpt, self.match = self.live, None, None
+            self._resize()
         self.following, self.unseen = True, 0
         self._to_end()
+        self.refresh()
 
-    def search(self, pattern: str, backwards: bool = True) -> bool:
-        """Select the next line holding ``pattern`` (case-insensitive); False if none."""
-        self.pattern = pattern.lower()
-        lines = self.buffer.lines
-        if not self.pattern or not lines:
-            return False
-        count = len(lines)
-        start = self.match if self.match is not None else count
-        for step in range(1, count + 1):
-            index = (start - step if backwards else start + step) % count
-            if self.pattern in lines[index][1].lower():
-                self.match = index
-                self.following = False
-                self.scroll_to(
-                    y=max(0, index - self.size.height // 2), animate=False, immediate=True
-                )
-                self.refresh()
-                return True
-        return False
+    def action_times(self) -> None:
+        self.times = not self.times
+        self._resize()
+        self.refresh()
+
+    def find(self, text: str) -> None:
+        """Search the whole output file for ``text``, in a thread (a big file keeps the
+        screen live; a newer search replaces this one), then show the newest match."""
+        self.focus()
+        if text and self.path is not None:
+            self.run_worker(self._find(self.path, text), group="search", exclusive=True)
+
+    async def _find(self, path: Path, text: str) -> None:
+        found = await asyncio.to_thread(find_lines, path, text)
+        if path != self.path:
+            return  # another step is shown by now
+        self.matches, self.current = found, len(found) - 1
+        if not found:
+            self.notify(f"'{text}' is not in this step's output ({path.name})")
+            return
+        self._show_match()
+
+    def excerpt_note(self) -> str:
+        """What the pane shows when it is not the live tail, the words that matter
+        first (the status row is narrow); "" when it is the tail."""
+        if self.excerpt is None:
+            return ""
+        first, last = self.excerpt
+        return (
+            f"match {self.current + 1:,} of {len(self.matches):,} · file lines "
+            f"{first:,}–{last:,}, not the tail · End/f: the tail"
+        )
+
+    def _show_match(self) -> None:
+        """The lines of the file around the current match, the match selected."""
+        assert self.path is not None
+        part, line, offset = self.matches.where(self.current)
+        before = read_back(part, AROUND, end=offset)
+        after = read_ahead(part, offset, AROUND + 1)
+        self.buffer = OutputBuffer(len(before) + len(after) + 1)
+        self.buffer.printed = self.live.printed
+        self.buffer.extend([*before, *after])
+        self.buffer.times.clear()  # the file's times, not the time read back
+        self.buffer.times.extend(line_times(self.path, line - len(before), len(self.buffer.lines)))
+        self.excerpt = (line - len(before) + 1, line + len(after))
+        self.match = len(before)
+        self.following = False
+        self.post_message(self.TailChanged())
+        self._resize()
+        self.scroll_to(y=max(0, self.match - self.size.height // 2), animate=False, immediate=True)
+        self.refresh()
+
+    def step_match(self, older: bool) -> None:
+        """The match before (``older``) or after the shown one, round the file."""
+        if self.matches:
+            self.current = (self.current + (-1 if older else 1)) % len(self.matches)
+            self._show_match()
 
     def action_next_match(self) -> None:
-        self.search(self.pattern, backwards=True)
+        self.step_match(older=True)
 
     def action_previous_match(self) -> None:
-        self.search(self.pattern, backwards=False)
+        self.step_match(older=False)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 
 import pytest
 from helpers import COCKPIT, METRICS_TOKEN, metrics_section, select, until
@@ -20,6 +21,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine, Interrupted
 from cockpit.events import RunStatus
 from cockpit.events import StepStatus as S
+from cockpit.output import times_path
 from cockpit.process import live_members
 from cockpit.runbook import load_runbook, parse_runbook
 from screens.confirm_step import ConfirmStepModal
@@ -344,6 +346,69 @@ async def test_search_scrolls_to_the_match_and_pauses_the_tail(make_app):
         assert not pane.following
         await pilot.press("f")
         assert pane.following
+
+
+async def test_search_covers_the_whole_file_with_a_count(make_app):
+    app = make_app(
+        """
+        runbook: Search
+        phases: [{id: p, steps: [{id: lines, run: 'seq 49; echo MARK batch 50; seq 200000;
+          echo mark batch again'}]}]
+    """,
+        window=1000,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        pane = app.cockpit.query_one(OutputPane)
+        assert ("out", "MARK batch 50") not in pane.buffer.lines  # far out of the window
+        await pilot.press("slash", *"mark BATCH", "enter")
+        await settle(app, pilot)
+        status = app.cockpit.query_one("#output-status")
+        assert pane.buffer.lines[pane.match] == ("out", "mark batch again")
+        assert "match 2 of 2 · file lines 199,951–200,051, not the tail" in str(status.render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert pane.buffer.lines[pane.match] == ("out", "MARK batch 50")
+        assert pane.excerpt == (1, 150)
+        shown = [pane.render_line(y).text.strip() for y in range(pane.size.height)]
+        assert "MARK batch 50" in shown
+        assert "match 1 of 2 · file lines 1–150, not the tail · End/f" in str(status.render())
+        await pilot.press("f")
+        await pilot.pause()
+        assert pane.following and pane.excerpt is None and pane.buffer is pane.live
+        assert pane.buffer.lines[-1] == ("out", "mark batch again")
+        assert str(status.render()).startswith("following · 200,051 lines")
+
+
+async def test_t_shows_when_each_line_was_read_live_and_from_the_file(make_app):
+    app = make_app("""
+        runbook: Times
+        phases: [{id: p, steps: [{id: lines, run: 'echo first-line; sleep 1.2; seq 3000'}]}]
+    """)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        pane = app.cockpit.query_one(OutputPane)
+        path = app.engine.output_path("lines")
+        stamps = times_path(path).read_text().split()
+        assert stamps[0] == "0" and float(stamps[1]) > 0  # the sidecar has the times
+        assert path.read_text().startswith("first-line\n")  # the .log stays the bytes
+        last = pane.render_line(pane.size.height - 1).text.strip()
+        assert last == "3000"
+        await pilot.press("t")
+        await pilot.pause()
+        stamp = time.strftime("%H:%M:%S", time.localtime(pane.buffer.times[-1]))
+        assert pane.render_line(pane.size.height - 1).text.strip() == f"{stamp} 3000"
+        await pilot.press("slash", *"first", "enter")
+        await settle(app, pilot)
+        first = time.strftime("%H:%M:%S", time.localtime(float(stamps[1])))
+        assert pane.excerpt == (1, 101)
+        assert pane.render_line(0).text.strip() == f"{first} first-line"
+        assert pane.buffer.times[0] < pane.buffer.times[1]  # the later write's time
+        await pilot.press("t")
+        await pilot.pause()
+        assert pane.render_line(0).text.strip() == "first-line"
 
 
 async def test_help_and_palette_come_from_the_bindings(make_app):

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from cockpit import output
-from cockpit.output import MAX_LINE, OutputSink, count_lines, read_back
+from cockpit.output import (
+    MAX_LINE,
+    OutputSink,
+    count_lines,
+    find_lines,
+    line_times,
+    read_ahead,
+    read_back,
+    times_path,
+)
 from cockpit.redact import Redactor
 
 
@@ -111,3 +120,47 @@ def test_count_lines_counts_the_file_and_the_tail_segments_left_beside_it(tmp_pa
     path.write_text("a\nb\n")
     path.with_name("step.log.tail2").write_text("c\n")
     assert count_lines(path) == 3
+
+
+def test_find_lines_counts_every_matching_line_once_and_where_it_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(output, "SEARCH_BLOCK", 16)  # lines cut across blocks
+    path = tmp_path / "s.log"
+    path.write_bytes(b"alpha\nNeedle one needle\n[stderr] x\nbeta\nlast NEEDLE")
+    found = find_lines(path, "needle")
+    assert list(found.lines) == [1, 4] and list(found.offsets) == [6, 40]
+    assert read_back(path, 1, end=found.offsets[1]) == [("out", "beta")]
+    assert read_ahead(path, found.offsets[0], 2) == [("out", "Needle one needle"), ("err", "x")]
+    assert len(find_lines(path, "absent")) == 0
+    assert len(find_lines(tmp_path / "none.log", "needle")) == 0
+
+
+def test_the_sidecar_says_when_each_write_was_read_and_the_log_stays_the_bytes(tmp_path):
+    path = tmp_path / "s.log"
+    sink = OutputSink(path, Redactor([]), window=10)
+    sink.write("out", b"a\nb\n")
+    sink.write("err", b"c\n")
+    sink.close()
+    assert path.read_bytes() == b"a\nb\n[stderr] c\n"
+    entries = [line.split() for line in times_path(path).read_text().splitlines()]
+    assert [first for first, _ in entries] == ["0", "2"]
+    one, two = (float(at) for _, at in entries)
+    assert line_times(path, 1, 2) == [one, two]
+    resumed = OutputSink(path, Redactor([]), window=10)  # resume numbers on from the file
+    resumed.write("out", b"d\n")
+    resumed.close()
+    assert times_path(path).read_text().splitlines()[-1].startswith("3 ")
+    assert line_times(tmp_path / "none.log", 0, 2) == [None, None]
+
+
+def test_find_lines_searches_the_tail_segments_of_a_capped_step_still_running(tmp_path):
+    path = tmp_path / "capped.log"
+    sink = OutputSink(path, Redactor([]), window=10, max_bytes=4096)
+    for n in range(300):
+        sink.write("out", f"line {n:04}\n".encode())
+    found = find_lines(path, "LINE 0299")  # past the head: only in a segment for now
+    part, line, offset = found.where(0)
+    assert len(found) == 1 and part != path and part.exists()
+    assert read_ahead(part, offset, 1) == [("out", "line 0299")]
+    assert line == count_lines(path) - 1
+    sink.close()
+    assert len(find_lines(path, "line 0299")) == 1  # folded into the file at the end

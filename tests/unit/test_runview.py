@@ -6,7 +6,7 @@ import textwrap
 
 from cockpit import events as ev
 from cockpit.events import RunStatus, StepStatus
-from cockpit.output import FILE_PREFIX
+from cockpit.output import FILE_PREFIX, times_path
 from cockpit.runbook import parse_runbook
 from cockpit.runview import RunView
 
@@ -121,3 +121,16 @@ def test_a_late_watcher_reads_back_what_a_step_printed(tmp_path):
     assert list(view.buffers["first"].lines) == [("out", "one"), ("err", "two")]
     view.apply(ev.StepStarted(RUN, 3.0, "first", 2, 2, str(log)))  # already has lines
     assert view.buffers["first"].printed == 2
+
+
+def test_lines_read_back_carry_the_times_of_their_sidecar(tmp_path):
+    log = tmp_path / "first.log"
+    log.write_text("zero\none\ntwo\n")
+    times_path(log).write_text("0 100.0\n2 200.5\n")
+    view = RunView(BOOK, 2, join_late=True)
+    view.apply(ev.StepStarted(RUN, 2.0, "first", 1, 1, str(log)))
+    buffer = view.buffers["first"]
+    assert list(buffer.lines) == [("out", "one"), ("out", "two")]
+    assert list(buffer.times) == [100.0, 200.5]
+    view.apply(ev.OutputReceived(RUN, 300.0, "first", (("out", "three"),), 0, 1))
+    assert list(buffer.times) == [200.5, 300.0]  # a live line: its batch's time
