@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from functools import partial
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -27,14 +27,15 @@ from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
 from cockpit.stopped import hung_up, terminated
-from cockpit.team import Watched
 from screens.cockpit import CockpitScreen
 from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
-from screens.watch import WatchScreen
 from steps.base import NeedsOperator
+
+if TYPE_CHECKING:
+    from cockpit.team import Watched
 
 
 class HangupProofStream:
@@ -308,4 +309,6 @@ class WatchApp(VisibleNotifications, App[None]):
         self.operator = operator
 
     def on_mount(self) -> None:
+        from screens.watch import WatchScreen  # cockpit.team: not on `cockpit run`'s path
+
         self.push_screen(WatchScreen(self.team, self.watched, self.operator))
