@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -188,6 +189,13 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         self.cockpit = CockpitScreen(self.engine, protected=self.protected)
         self.operator.screen = self.cockpit
         self.push_screen(self.cockpit)
+        # What stands once the screen is up (modules, the DOM, styles) lives as long as
+        # the app: kept out of the collector's full passes, which otherwise walk it all
+        # and stall keys for up to ~80 ms while a step floods the pane.
+        self.call_after_refresh(gc.freeze)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # the app's objects can be collected again once it is gone
 
     def _fail(self, message: str) -> None:
         self.error = message
