@@ -16,7 +16,7 @@ waits for the process to be idle, which never happens during a flood.)
 1. Ingest: one step ``seq 2000000``, started with the key ``r``, timed until the
    screen has handled the step's end and the output pane has refreshed after it;
    against reading the same producer's pipe with ``read(65536)`` + decode + split into
-   lines. Best of 5 each. Target: the app keeps at least 0.6x the baseline's lines/s.
+   lines. Best of 5 each. Target: the app keeps at least 0.8x the baseline's lines/s.
    The pane is checked to show the newest line, both as ``render_line`` draws it and
    through the cached ``render_lines`` path the compositor paints from. For
    information, the same for a step printing nothing: the app's fixed cost per step
@@ -25,14 +25,16 @@ waits for the process to be idle, which never happens during a flood.)
    presses, so this part floods with an endless ``seq`` at full speed, cancelled
    (key ``c``) once the presses are done. A typing thread presses k / j (tree cursor
    up / down; the pane keeps showing the flooding step) every 10-30 ms, waiting for
-   each to be shown. Measured from the send to the tree's ``cursor_line`` watcher
-   running, i.e. the binding's action done (target p99 < 35 ms), and, for
-   information, to the screen's next refresh. Headless: no terminal write in it.
+   each to be shown. Measured from the send to the first frame that shows it: the
+   compositor drew the tree again (its new cursor row) and the frame was turned into
+   the terminal's bytes as the real driver does (target p99 < 33 ms, two frames at
+   60 Hz); for information, to the tree's ``cursor_line`` watcher running (the
+   binding's action done). Headless: the bytes are made, not written.
 3. Peak RSS: a fresh interpreter (``--child-rss N``) flies a step printing N lines in
    the app and prints its ``VmHWM``; N = 10,000,000, and N = 0 as the idle baseline
    (same app, same step path, no output). Target: under 100 MB over idle.
 4. Launch to first paint: the real ``cockpit run BOOK`` of a 60-step runbook, and of the
-   flagship (runbooks/pm-intelligence: 72 steps, metrics panel; target < 1 s), in a
+   flagship (runbooks/pm-intelligence: 72 steps, metrics panel; target < 0.5 s), in a
    pseudo-terminal of 120x34, timed by this process from just before the spawn to the
    moment the whole first frame (header, first step, footer) has been read from the
    terminal. Interpreter start, imports, config, journal and first layout are all in
@@ -66,6 +68,7 @@ from pathlib import Path
 
 import yaml
 from textual import events
+from textual._compositor import CompositorUpdate
 from textual.geometry import Region
 
 from bench.engine import BenchOperator, own_peak_kib, row, runbook_yaml, scratch, verdict
@@ -87,8 +90,8 @@ PRESSES = 150
 RSS_LINES = 10_000_000
 LAUNCH_STEPS = 60
 LAUNCHES = 5
-INGEST_TARGET = 0.6  # app/baseline lines/s, at least
-KEY_TARGET = 35.0  # p99 ms, under
+INGEST_TARGET = 0.8  # app/baseline lines/s, at least
+KEY_TARGET = 33.0  # p99 ms from the key to the frame showing it (two 60 Hz frames), under
 RSS_TARGET = 100.0  # MB over idle, under
 LAUNCH_TARGET = 0.6  # seconds, under
 
@@ -214,16 +217,14 @@ async def key_latency() -> None:
             screen = app.cockpit
             stamps: dict[str, float] = {}
             painted = threading.Event()
-
-            def on_paint() -> None:
-                stamps["painted"] = time.perf_counter()
-                painted.set()
+            tree = screen.query_one(PhaseTree)
+            watch_frames(app, tree, stamps, painted)
 
             def on_cursor() -> None:
                 stamps["handled"] = time.perf_counter()
-                screen.call_after_refresh(on_paint)
+                stamps.pop("drawn", None)
 
-            app.watch(screen.query_one(PhaseTree), "cursor_line", on_cursor, init=False)
+            app.watch(tree, "cursor_line", on_cursor, init=False)
             started = time.perf_counter()
             press(app, "r")
             await until(app, lambda: screen.view.buffers["s0"].printed > 0)
@@ -234,7 +235,7 @@ async def key_latency() -> None:
         app.engine.journal.close()
     handled = sorted(h for h, _ in samples)
     shown = sorted(p for _, p in samples)
-    p99 = quantile(handled, 0.99)
+    p99 = quantile(shown, 0.99)
     seconds, end = flood
     row(
         "the flood, until cancelled",
@@ -243,14 +244,41 @@ async def key_latency() -> None:
     )
     row(
         "send .. handled p50 / p99",
-        f"{quantile(handled, 0.5):.1f} / {p99:.1f} ms",
-        f"target p99 < {KEY_TARGET:g} ms  {'met' if p99 < KEY_TARGET else 'MISSED'}",
-    )
-    row(
-        "send .. next refresh p50 / p99",
-        f"{quantile(shown, 0.5):.1f} / {quantile(shown, 0.99):.1f} ms",
+        f"{quantile(handled, 0.5):.1f} / {quantile(handled, 0.99):.1f} ms",
         "(information)",
     )
+    row(
+        "send .. frame showing it p50 / p99",
+        f"{quantile(shown, 0.5):.1f} / {p99:.1f} ms",
+        f"target p99 < {KEY_TARGET:g} ms  {'met' if p99 < KEY_TARGET else 'MISSED'}",
+    )
+
+
+def watch_frames(app: CockpitApp, tree: PhaseTree, stamps, painted: threading.Event) -> None:
+    """Stamp ``painted`` when the first frame that draws the tree after a key was handled
+    is displayed: the compositor asked the tree for its lines (its new cursor row) and
+    the frame holding them was turned into the terminal's bytes, as the real driver
+    does (headless, nothing is written: that cost is added here). ``render_lines`` and
+    ``_display`` are what the compositor calls for each frame; Textual has no public
+    hook on a frame."""
+    draw, display = tree.render_lines, app._display
+
+    def render_lines(crop):
+        if "handled" in stamps:
+            stamps["drawn"] = 1.0
+        return draw(crop)
+
+    def shown(screen, update) -> None:
+        display(screen, update)
+        if isinstance(update, CompositorUpdate):
+            update.render_segments(app.console)
+        if stamps.pop("drawn", None) is not None and "handled" in stamps:
+            stamps["painted"] = time.perf_counter()
+            stamps["shown"] = stamps.pop("handled")
+            painted.set()
+
+    tree.render_lines = render_lines
+    app._display = shown
 
 
 def typist(app, stamps, painted: threading.Event) -> list[tuple[float, float]]:
@@ -266,7 +294,7 @@ def typist(app, stamps, painted: threading.Event) -> list[tuple[float, float]]:
         if not painted.wait(5):
             samples.append((5000.0, 5000.0))  # lost: counts as very late
             continue
-        samples.append(((stamps["handled"] - sent) * 1000, (stamps["painted"] - sent) * 1000))
+        samples.append(((stamps["shown"] - sent) * 1000, (stamps["painted"] - sent) * 1000))
     return samples
 
 
@@ -317,7 +345,7 @@ def launch_book(steps: int, per_phase: int = 10) -> str:
 
 
 LAUNCH_MARKERS = [b"launch 60", b"Step 01 of the launch", b"Quit"]  # header, tree, footer
-FLAGSHIP_TARGET = 1.0  # DESIGN.md: the flagship's first paint "well under a second"
+FLAGSHIP_TARGET = 0.5  # issue 15: the flagship paints its first frame in under half a second
 FLAGSHIP_MARKERS = [b"PM Intelligence Platform 2.0", b"Code & Build", b"Metrics", b"Quit"]
 FLAGSHIP_SECRETS = dict.fromkeys(
     ("ADMIN_KEY", "TEST_API_KEY", "DATABASE_URL", "REDIS_URL", "SLACK_WEBHOOK"),

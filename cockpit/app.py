@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
 from collections.abc import Iterable
 from functools import partial
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -27,14 +28,15 @@ from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
 from cockpit.stopped import hung_up, terminated
-from cockpit.team import Watched
 from screens.cockpit import CockpitScreen
 from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
-from screens.watch import WatchScreen
 from steps.base import NeedsOperator
+
+if TYPE_CHECKING:
+    from cockpit.team import Watched
 
 
 class HangupProofStream:
@@ -187,6 +189,13 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         self.cockpit = CockpitScreen(self.engine, protected=self.protected)
         self.operator.screen = self.cockpit
         self.push_screen(self.cockpit)
+        # What stands once the screen is up (modules, the DOM, styles) lives as long as
+        # the app: kept out of the collector's full passes, which otherwise walk it all
+        # and stall keys for up to ~80 ms while a step floods the pane.
+        self.call_after_refresh(gc.freeze)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # the app's objects can be collected again once it is gone
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -308,4 +317,6 @@ class WatchApp(VisibleNotifications, App[None]):
         self.operator = operator
 
     def on_mount(self) -> None:
+        from screens.watch import WatchScreen  # cockpit.team: not on `cockpit run`'s path
+
         self.push_screen(WatchScreen(self.team, self.watched, self.operator))

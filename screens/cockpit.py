@@ -17,14 +17,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
 
 from cockpit import events as ev
-from cockpit import report
 from cockpit.engine import Engine, EngineError
 from cockpit.events import StepStatus
 from cockpit.journal import JournalError
 from cockpit.metrics import alert_summary
 from cockpit.runbook import TROUBLESHOOTING, Phase, Step
 from cockpit.runview import RunView
-from screens.chart import ChartScreen
 from screens.cockpit_keys import COCKPIT_KEYS
 from screens.confirm_step import ConfirmStepModal
 from screens.contacts import ContactsScreen
@@ -615,6 +613,8 @@ class CockpitScreen(Screen):
         self._fly(self.engine.rollback(f"operator: {reason}"))
 
     def action_export(self) -> None:
+        from cockpit import report  # imported when asked: it costs the first paint ~20 ms
+
         history, run_id = self.engine.history, self.engine.run_id
         try:  # the journal is read here: its connection belongs to this thread
             record = report.build(history, run_id)
@@ -626,6 +626,8 @@ class CockpitScreen(Screen):
     @work(thread=True, group="export", exit_on_error=False)
     def _write_record(self, record: dict[str, Any], path: Path) -> None:
         """Render and write the record off the UI loop; say when it is written."""
+        from cockpit import report
+
         try:
             path.write_text(report.to_markdown(record))
             path.with_suffix(".html").write_text(report.to_html(record))
@@ -646,6 +648,8 @@ class CockpitScreen(Screen):
         if self.engine.runbook.metrics is None:
             self.notify("This runbook has no metrics: section to chart")
             return
+        from screens.chart import ChartScreen  # plotext costs the first paint ~40 ms
+
         self.app.push_screen(
             ChartScreen(
                 self.engine.history, self.engine.run_id, self.engine.runbook, self.engine.alerts

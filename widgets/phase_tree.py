@@ -76,9 +76,16 @@ class PhaseTree(Tree[str]):
 
     def refresh_all(self, status: Mapping[str, StepStatus], durations) -> None:
         for step_id in self._steps:
-            self.update_step(step_id, status, durations)
+            self._step_label(step_id, status, durations)
+        for phase_id, (_, steps, _) in self._phases.items():  # once each, not per step
+            if steps:
+                self._phase_label(phase_id, status)
 
     def update_step(self, step_id: str, status: Mapping[str, StepStatus], durations) -> None:
+        self._step_label(step_id, status, durations)
+        self._phase_label(self._phase_of(step_id), status)
+
+    def _step_label(self, step_id: str, status: Mapping[str, StepStatus], durations) -> None:
         node = self._steps[step_id]
         state = status[step_id]
         bold = " bold" if state == StepStatus.RUNNING else ""
@@ -91,7 +98,8 @@ class PhaseTree(Tree[str]):
         parts.append(Part(f" {took(durations.get(step_id))}", "dim" + bold, rank=1))
         self._parts[step_id] = parts
         node.set_label(fit(parts, 10_000))
-        phase_id = self._phase_of(step_id)
+
+    def _phase_label(self, phase_id: str, status: Mapping[str, StepStatus]) -> None:
         phase_node, steps, title = self._phases[phase_id]
         done = sum(status[s.id] in (StepStatus.OK, StepStatus.SKIPPED) for s in steps)
         failed = any(status[s.id] == StepStatus.FAILED for s in steps)
