@@ -199,7 +199,12 @@ async def test_dry_run_shows_the_commands_and_touches_nothing(make_engine, journ
     assert await engine.run() == ev.RunStatus.OK
     assert keys(endpoint, bucket) == []
     run_dir = journal.run_dir(engine.run_id)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["backup.log", "restore.log"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [  # the output, no dump file
+        "backup.log",
+        "backup.log.times",
+        "restore.log",
+        "restore.log.times",
+    ]
     assert (await fetch(pg_dsn, "SELECT count(*) AS n FROM keep_me"))[0]["n"] == 1
 
     database = urlsplit(pg_dsn).path.lstrip("/")

@@ -11,7 +11,7 @@ import textwrap
 import time
 
 import pytest
-from helpers import COCKPIT, METRICS_TOKEN, metrics_section, select, until
+from helpers import COCKPIT, METRICS_TOKEN, metrics_section, select, until, wait_for
 from rich.console import Console
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
@@ -586,6 +586,7 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
     killed.wait()
     pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == "middle")
     os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
+    wait_for(lambda: not live_members(pgid), "the killed group to be gone")  # kill is async
 
     operator = TuiOperator("tester")
     engine = Engine(
