@@ -192,6 +192,23 @@ class StepExecution:
             sink.close()
             self._publish_batch(step, sink)
 
+    def _cancelled(
+        self,
+        step: Step,
+        duration: float | None = None,
+        attempt: int = 0,
+        sink: OutputSink | None = None,
+    ) -> StepStatus:
+        """The operator cancelled the step (``cancel``): recorded as such."""
+        return self._finish(
+            step,
+            StepStatus.CANCELLED,
+            duration,
+            attempt,
+            message=f"cancelled by {self.operator.name}",
+            sink=sink,
+        )
+
     async def _confirm(self, step: Step, description: str) -> StepStatus | None:
         """Ask the operator to confirm the step; None once confirmed, else the status it
         stops at: declined, cancelled, or waiting (nobody can answer, or the operator went
@@ -203,9 +220,7 @@ class StepExecution:
         except asyncio.CancelledError:
             if not self._cancel_requested:
                 raise
-            return self._finish(
-                step, StepStatus.CANCELLED, None, message=f"cancelled by {self.operator.name}"
-            )
+            return self._cancelled(step)
         except NeedsOperator as exc:
             answer, waiting = None, str(exc)
         else:
@@ -248,9 +263,7 @@ class StepExecution:
         except asyncio.CancelledError:
             if not self._cancel_requested:
                 raise
-            return self._finish(
-                step, StepStatus.CANCELLED, None, message=f"cancelled by {self.operator.name}"
-            )
+            return self._cancelled(step)
         except NeedsOperator as exc:
             self._emit(ev.StepWaiting(self.run_id, self._now(), step.id, str(exc)))
             return StepStatus.WAITING_CONFIRM
@@ -341,14 +354,7 @@ class StepExecution:
                 if not self._cancel_requested:
                     raise
                 sink.info(f"cancelled by {self.operator.name}")
-                return self._finish(
-                    step,
-                    StepStatus.CANCELLED,
-                    time.monotonic() - started,
-                    attempt,
-                    message=f"cancelled by {self.operator.name}",
-                    sink=sink,
-                )
+                return self._cancelled(step, time.monotonic() - started, attempt, sink)
             except NeedsOperator as exc:
                 sink.info(f"paused: {exc}")
                 self.status[step.id] = StepStatus.WAITING_CONFIRM
@@ -374,14 +380,7 @@ class StepExecution:
                 except asyncio.CancelledError:
                     if not self._cancel_requested:
                         raise
-                    return self._finish(
-                        step,
-                        StepStatus.CANCELLED,
-                        time.monotonic() - started,
-                        attempt,
-                        message=f"cancelled by {self.operator.name}",
-                        sink=sink,
-                    )
+                    return self._cancelled(step, time.monotonic() - started, attempt, sink)
         return self._finish(
             step, StepStatus.FAILED, time.monotonic() - started, last, result, sink=sink
         )

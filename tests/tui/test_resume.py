@@ -19,6 +19,7 @@ from cockpit.app import CockpitApp, HistoryApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine, Interrupted
 from cockpit.journal import Journal
+from cockpit.process import live_members
 from cockpit.runbook import load_runbook, parse_runbook
 from cockpit.stopped import clock
 from widgets.output_pane import OutputPane
@@ -94,6 +95,7 @@ async def test_a_resume_after_sigkill_shows_what_each_step_printed_and_why_it_st
     died = time.time()
     pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == "middle")
     os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
+    wait_for(lambda: not live_members(pgid), "the killed group to be gone")  # kill is async
 
     operator = TuiOperator("tester")
     engine = Engine(
