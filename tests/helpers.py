@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from aiohttp import web
+
+from cockpit.process import live_members
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent  # the repository
@@ -357,3 +360,24 @@ async def select(app, pilot, step_id: str) -> None:
     """Select a step in the cockpit's phase tree, as the arrows would."""
     app.cockpit.query_one("#phases").select_step(step_id)
     await pilot.pause()
+
+
+async def sigkill_mid_step(book: Path, journal, step_id: str, started) -> str:
+    """Fly ``book`` headless, SIGKILL the cockpit once ``started()`` says ``step_id`` is
+    under way, then end the step's orphaned group as the operator would; the run's id."""
+    killed = subprocess.Popen(
+        [COCKPIT, "run", book, "--headless", "--journal", journal.path], stdout=subprocess.DEVNULL
+    )
+
+    def under_way() -> bool:
+        assert killed.poll() is None, f"the run ended before step '{step_id}' started"
+        return bool(started())
+
+    await asyncio.to_thread(wait_for, under_way, f"step '{step_id}' to start", 60)
+    run_id = journal.runs()[0]["id"]
+    killed.kill()
+    killed.wait()
+    pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == step_id)
+    os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
+    wait_for(lambda: not live_members(pgid), "the killed group to be gone")  # kill is async
+    return run_id

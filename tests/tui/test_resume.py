@@ -3,23 +3,19 @@ and, on a resumed run, what each step printed before and why the run stopped."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
 import subprocess
 import textwrap
 import time
 
 import pytest
-from helpers import COCKPIT, cockpit, select, until, wait_for
+from helpers import cockpit, select, sigkill_mid_step, until, wait_for
 from terminal import TMUX, Terminal, cockpit_command, line_with
 
 from cockpit.app import CockpitApp, HistoryApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine, Interrupted
 from cockpit.journal import Journal
-from cockpit.process import live_members
 from cockpit.runbook import load_runbook, parse_runbook
 from cockpit.stopped import clock
 from widgets.output_pane import OutputPane
@@ -78,24 +74,16 @@ async def test_a_resume_after_sigkill_shows_what_each_step_printed_and_why_it_st
               - {{id: last, run: echo last}}
     """)
     )
-    killed = subprocess.Popen(
-        [COCKPIT, "run", book, "--headless", "--journal", journal.path], stdout=subprocess.DEVNULL
-    )
     logs = journal.path.parent / "runs"
-    await asyncio.to_thread(
-        wait_for,
+    run_id = await sigkill_mid_step(
+        book,
+        journal,
+        "middle",
         lambda: (
             mark.exists() and any("middle 7" in p.read_text() for p in logs.glob("*/middle.log"))
         ),
-        "the middle step to print and sleep",
     )
-    run_id = journal.runs()[0]["id"]
-    killed.kill()
-    killed.wait()
     died = time.time()
-    pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == "middle")
-    os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
-    wait_for(lambda: not live_members(pgid), "the killed group to be gone")  # kill is async
 
     operator = TuiOperator("tester")
     engine = Engine(

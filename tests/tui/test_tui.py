@@ -3,15 +3,11 @@ state and the journal's rows, with real processes behind the steps."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
 import textwrap
 import time
 
 import pytest
-from helpers import COCKPIT, METRICS_TOKEN, metrics_section, select, until, wait_for
+from helpers import METRICS_TOKEN, metrics_section, select, sigkill_mid_step, until
 from rich.console import Console
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
@@ -567,26 +563,13 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
                   echo "middle done"
     """)
     )
-    killed = subprocess.Popen(
-        [COCKPIT, "run", book, "--headless", "--journal", journal.path], stdout=subprocess.DEVNULL
-    )
 
     def middle_started() -> bool:
         """The step printed, cockpit read and recorded it, and the step is now asleep."""
         logs = list((journal.path.parent / "runs").glob("*/middle.log"))
         return bool(logs) and "middle starts" in logs[0].read_text() and mark.exists()
 
-    deadline = asyncio.get_running_loop().time() + 60  # a cold start on a busy machine
-    while not middle_started():
-        assert killed.poll() is None, "the first run ended before its middle step started"
-        assert asyncio.get_running_loop().time() < deadline, "the middle step never started"
-        await asyncio.sleep(0.05)
-    run_id = journal.runs()[0]["id"]
-    killed.kill()
-    killed.wait()
-    pgid = next(r["pgid"] for r in journal.steps(run_id) if r["step_id"] == "middle")
-    os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
-    wait_for(lambda: not live_members(pgid), "the killed group to be gone")  # kill is async
+    run_id = await sigkill_mid_step(book, journal, "middle", middle_started)
 
     operator = TuiOperator("tester")
     engine = Engine(
