@@ -381,3 +381,24 @@ async def sigkill_mid_step(book: Path, journal, step_id: str, started) -> str:
     os.killpg(pgid, signal.SIGKILL)  # what the operator does after reading resume's message
     wait_for(lambda: not live_members(pgid), "the killed group to be gone")  # kill is async
     return run_id
+
+
+def resumed_app(book: Path, journal, run_id: str, interrupted: list[str]):
+    """The cockpit on ``run_id`` taken up again, as ``cockpit resume`` does; the steps
+    the dead process left running must be ``interrupted``."""
+    from cockpit.app import CockpitApp, TuiOperator
+    from cockpit.config import Config, Environment
+    from cockpit.engine import Engine, Interrupted
+    from cockpit.runbook import load_runbook
+
+    operator = TuiOperator("tester")
+    engine = Engine(
+        load_runbook(book),
+        journal,
+        config=Config(flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=operator,
+        run_id=run_id,
+    )
+    assert engine.prepare_resume(Interrupted("ask")) == interrupted
+    return CockpitApp(engine, operator, protected=False)

@@ -9,14 +9,14 @@ import textwrap
 import time
 
 import pytest
-from helpers import cockpit, select, sigkill_mid_step, until, wait_for
+from helpers import cockpit, resumed_app, select, sigkill_mid_step, until, wait_for
 from terminal import TMUX, Terminal, cockpit_command, line_with
 
 from cockpit.app import CockpitApp, HistoryApp, TuiOperator
 from cockpit.config import Config, Environment
-from cockpit.engine import Engine, Interrupted
+from cockpit.engine import Engine
 from cockpit.journal import Journal
-from cockpit.runbook import load_runbook, parse_runbook
+from cockpit.runbook import parse_runbook
 from cockpit.stopped import clock
 from widgets.output_pane import OutputPane
 
@@ -84,18 +84,7 @@ async def test_a_resume_after_sigkill_shows_what_each_step_printed_and_why_it_st
         ),
     )
     died = time.time()
-
-    operator = TuiOperator("tester")
-    engine = Engine(
-        load_runbook(book),
-        journal,
-        config=Config(flush_interval=0.01),
-        profile=Environment(name="local"),
-        operator=operator,
-        run_id=run_id,
-    )
-    assert engine.prepare_resume(Interrupted("ask")) == ["middle"]
-    app = CockpitApp(engine, operator, protected=False)
+    app = resumed_app(book, journal, run_id, interrupted=["middle"])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.cockpit

@@ -7,19 +7,19 @@ import textwrap
 import time
 
 import pytest
-from helpers import METRICS_TOKEN, metrics_section, select, sigkill_mid_step, until
+from helpers import METRICS_TOKEN, metrics_section, resumed_app, select, sigkill_mid_step, until
 from rich.console import Console
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
-from cockpit.engine import Engine, Interrupted
+from cockpit.engine import Engine
 from cockpit.events import RunStatus
 from cockpit.events import StepStatus as S
 from cockpit.output import times_path
 from cockpit.process import live_members
-from cockpit.runbook import load_runbook, parse_runbook
+from cockpit.runbook import parse_runbook
 from screens.confirm_step import ConfirmStepModal
 from screens.prompt import PromptModal
 from screens.quit import QuitModal
@@ -570,18 +570,8 @@ async def test_resume_shows_the_interrupted_step_and_retries_it(journal, tmp_pat
         return bool(logs) and "middle starts" in logs[0].read_text() and mark.exists()
 
     run_id = await sigkill_mid_step(book, journal, "middle", middle_started)
-
-    operator = TuiOperator("tester")
-    engine = Engine(
-        load_runbook(book),
-        journal,
-        config=Config(flush_interval=0.01),
-        profile=Environment(name="local"),
-        operator=operator,
-        run_id=run_id,
-    )
-    assert engine.prepare_resume(Interrupted("ask")) == ["middle"]
-    app = CockpitApp(engine, operator, protected=False)
+    app = resumed_app(book, journal, run_id, interrupted=["middle"])
+    engine = app.engine
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")  # run all stops at the interrupted step: the operator decides
         await settle(app, pilot)
