@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gc
 
+from helpers import until
+from textual import messages
+
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
+from cockpit.events import StepStatus
 from cockpit.runbook import parse_runbook
+from widgets.step_detail import StepDetail
 
 BOOK = """
 runbook: speed
@@ -38,3 +43,58 @@ async def test_what_stands_at_first_paint_is_kept_out_of_full_collections(journa
         await pilot.pause()
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+DETAIL_BOOK = """
+runbook: speed
+version: "1"
+phases:
+  - id: p
+    title: P
+    steps:
+      - {id: say, title: Say, run: echo hi}
+      - {id: long, title: Long, run: "echo one\\necho two\\necho three\\necho four"}
+"""
+
+
+def layouts_of(seen: list, widget) -> int:
+    """How many times ``widget`` asked the screen for a relayout (a whole-screen redraw);
+    the hook sees a message at each node it reaches."""
+    return len({id(m) for m in seen if isinstance(m, messages.Layout) and m.widget is widget})
+
+
+async def test_a_step_detail_relays_the_screen_out_only_when_its_height_changes(journal):
+    """The detail is shown again at every event of its step and every move of the tree's
+    cursor; it asked for a relayout each time, so a key pressed during a flood waited
+    for a frame redrawing the whole screen. Same height: repainted in place; another
+    height: laid out, every line shown."""
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook(DETAIL_BOOK, "speed.yaml"),
+        journal,
+        config=Config(),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    seen: list = []
+    async with app.run_test(size=(120, 34), message_hook=seen.append) as pilot:
+        await pilot.pause()
+        detail = app.cockpit.query_one(StepDetail)
+        height = detail.outer_size.height
+        seen.clear()
+        await pilot.press("r")  # started, its output, finished: the same rows
+        await until(pilot, lambda: engine.status["say"] == StepStatus.OK, "the step ran")
+        await pilot.pause()
+        assert "ok in" in plain_text(detail)
+        assert layouts_of(seen, detail) == 0
+        assert detail.outer_size.height == height
+        await pilot.press("j")  # a step whose command takes four rows
+        await pilot.pause()
+        assert layouts_of(seen, detail) > 0
+        assert detail.outer_size.height == height + 3
+        assert "echo four" in plain_text(detail)
+
+
+def plain_text(widget) -> str:
+    return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
