@@ -66,6 +66,8 @@ class OutputPane(ScrollView, can_focus=True):
 
     def show(self, buffer: OutputBuffer, path: Path | None = None) -> None:
         """Show another step's buffer (its output file: ``path``), following its tail."""
+        if buffer is self.live is self.buffer and path == self.path and self.following:
+            return  # its tail is shown already
         if path != self.path:
             self.matches = Matches("")
         self.buffer = self.live = buffer

@@ -39,6 +39,10 @@ class StepDetail(Static):
     StepDetail { padding: 0 1; height: auto; max-height: 12; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple | None = None  # what ``show`` was last given
+
     def show(
         self,
         step: Step,
@@ -47,6 +51,12 @@ class StepDetail(Static):
         row: Mapping[str, Any] | None,
         output: str,
     ) -> None:
+        """Show a step; the same again (the tree's cursor back on it, an event that
+        changed nothing shown here) is not rendered again."""
+        shown = (step, status, description, dict(row or {}), output)
+        if shown == self._shown:
+            return
+        self._shown = shown
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")

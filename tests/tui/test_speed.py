@@ -12,6 +12,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import StepStatus
 from cockpit.runbook import parse_runbook
+from widgets.output_pane import OutputPane
 from widgets.step_detail import StepDetail
 
 BOOK = """
@@ -98,3 +99,38 @@ async def test_a_step_detail_relays_the_screen_out_only_when_its_height_changes(
 
 def plain_text(widget) -> str:
     return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+
+def repaints_of(seen: list, widget) -> int:
+    return len({id(m) for m in seen if isinstance(m, messages.Update) and m.widget is widget})
+
+
+async def test_the_cursor_back_on_the_shown_step_draws_neither_its_detail_nor_its_output(
+    journal,
+):
+    """Up and down the tree during a flood: the phase row shows nothing new, and back on
+    the step, its detail (a table, the dearest thing on screen to render) and its
+    output's tail are what is already shown: nothing is rendered again for them."""
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook(DETAIL_BOOK, "speed.yaml"),
+        journal,
+        config=Config(),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    seen: list = []
+    async with app.run_test(size=(120, 34), message_hook=seen.append) as pilot:
+        await pilot.pause()
+        screen = app.cockpit
+        detail, pane = screen.query_one(StepDetail), screen.query_one(OutputPane)
+        seen.clear()
+        await pilot.press("k", "j", "k", "j")  # the phase's row, the step's, ...
+        await pilot.pause()
+        assert screen.selected == "say"
+        assert repaints_of(seen, detail) == repaints_of(seen, pane) == 0
+        await pilot.press("j")  # another step: both drawn
+        await pilot.pause()
+        assert repaints_of(seen, detail) > 0 and repaints_of(seen, pane) > 0
+        assert "echo four" in plain_text(detail)
