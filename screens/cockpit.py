@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
+from textual.widgets import Input, Label, SelectionList, Static, Tree
 
 from cockpit import events as ev
 from cockpit.engine import Engine, EngineError
@@ -32,6 +32,7 @@ from screens.messages import EngineEvent
 from screens.prompt import PromptModal
 from screens.rollback import RollbackModal
 from widgets.checklist import Checklist
+from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
@@ -116,7 +117,7 @@ class CockpitScreen(Screen):
                 spec.interval if spec else None,
                 id="metrics",
             )
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#stopped").display = bool(self.engine.stopped)
@@ -129,7 +130,7 @@ class CockpitScreen(Screen):
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
         self.set_class(self.engine.runbook.metrics is not None, "-metrics")
-        self.query_one(Footer).compact = self.size.width < NARROW  # every key, whole
+        self.query_one(KeysFooter).compact = self.size.width < NARROW  # every key, whole
 
     # ------------------------------------------------------------ what is shown
 

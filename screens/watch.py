@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Tree
+from textual.widgets import Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.runview import RunView
 from cockpit.team import TeamError, Watched, approve, watch_events
+from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
@@ -82,7 +83,7 @@ class WatchScreen(Screen):
                 spec.interval if spec else None,
                 id="metrics",
             )
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         tree = self.query_one(PhaseTree)

@@ -6,6 +6,7 @@ import gc
 
 from helpers import until
 from textual import messages
+from textual.widgets import Footer
 
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
@@ -134,3 +135,37 @@ async def test_the_cursor_back_on_the_shown_step_draws_neither_its_detail_nor_it
         await pilot.pause()
         assert repaints_of(seen, detail) > 0 and repaints_of(seen, pane) > 0
         assert "echo four" in plain_text(detail)
+
+
+async def test_the_footer_is_composed_once_at_start_and_again_only_when_its_keys_change(
+    journal, monkeypatch
+):
+    """Textual recomposed the footer (every key removed and mounted again) three times
+    as the cockpit opened, each time with the same keys, the last two after the first
+    paint. Once now; a change of keys (here the keymap) is still shown."""
+    composed = []
+    compose = Footer.compose
+
+    def counted(footer):
+        keys = list(compose(footer))
+        composed.extend([keys] if keys else [])  # the first is empty: no bindings yet
+        return keys
+
+    monkeypatch.setattr(Footer, "compose", counted)
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook(BOOK, "speed.yaml"),
+        journal,
+        config=Config(),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.pause(0.5)
+        assert len(composed) == 1
+        app.set_keymap({"app.quit": "ctrl+x"})
+        await pilot.pause(0.3)
+        assert len(composed) == 2
+        shown = [key.key for key in app.cockpit.query_one(Footer).query("FooterKey")]
+        assert "ctrl+x" in shown and "ctrl+q" not in shown
