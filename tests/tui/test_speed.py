@@ -13,6 +13,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import StepStatus
 from cockpit.runbook import parse_runbook
+from screens.messages import EngineEvent
 from widgets.output_pane import OutputPane
 from widgets.step_detail import StepDetail
 
@@ -169,3 +170,52 @@ async def test_the_footer_is_composed_once_at_start_and_again_only_when_its_keys
         assert len(composed) == 2
         shown = [key.key for key in app.cockpit.query_one(Footer).query("FooterKey")]
         assert "ctrl+x" in shown and "ctrl+q" not in shown
+
+
+GROWING = """
+runbook: speed
+version: "1"
+phases:
+  - id: p
+    title: P
+    steps:
+      - id: grow
+        title: Grow
+        run: 'for i in $(seq 1 150); do printf "%03d %0*d\\n" $i $i 0; sleep 0.005; done'
+"""
+
+
+async def test_output_growing_batch_by_batch_relays_the_screen_out_only_when_a_scrollbar_comes(
+    journal,
+):
+    """Each batch made the pane's scrollable size taller or wider, and each change asked
+    for a relayout of the whole screen. Now only a scrollbar coming asks; the tail is
+    still followed and the scrollbar sized to the lines."""
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook(GROWING, "speed.yaml"),
+        journal,
+        config=Config(flush_interval=0.02),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    seen: list = []
+    async with app.run_test(size=(120, 34), message_hook=seen.append) as pilot:
+        await pilot.pause()
+        pane = app.cockpit.query_one(OutputPane)
+        seen.clear()
+        await pilot.press("r")
+        await until(pilot, lambda: engine.status["grow"] == StepStatus.OK, "the step ran")
+        await pilot.pause()
+        batches = sum(
+            isinstance(m, EngineEvent) and type(m.event).__name__ == "OutputReceived" for m in seen
+        )
+        assert batches > 20
+        # each bar's threshold is crossed once, a row or column at a time at most
+        assert layouts_of(seen, pane) < 10
+        rows = [pane.render_line(y).text.strip() for y in range(pane.size.height)]
+        assert pane.scroll_y == pane.max_scroll_y
+        assert [row for row in rows if row][-1].startswith("150 000")
+        assert pane.vertical_scrollbar.window_virtual_size == 150
+        assert pane.horizontal_scrollbar.window_virtual_size == len("150 ") + 150
