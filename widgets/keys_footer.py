@@ -15,8 +15,8 @@ class KeysFooter(Footer):
     the last two after its first paint and during the first step's output.
     """
 
-    def __init__(self, *, show_command_palette: bool = True) -> None:
-        super().__init__(show_command_palette=show_command_palette)
+    def __init__(self, *, show_command_palette: bool = True, compact: bool = False) -> None:
+        super().__init__(show_command_palette=show_command_palette, compact=compact)
         self._keys: tuple | None = None  # what the last composition showed
 
     def shown_keys(self) -> tuple:

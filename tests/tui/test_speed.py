@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 from helpers import until
-from textual import messages
+from textual import events, messages
 from textual.widgets import Footer
 
 from cockpit.app import CockpitApp, TuiOperator
@@ -219,3 +219,28 @@ async def test_output_growing_batch_by_batch_relays_the_screen_out_only_when_a_s
         assert [row for row in rows if row][-1].startswith("150 000")
         assert pane.vertical_scrollbar.window_virtual_size == 150
         assert pane.horizontal_scrollbar.window_virtual_size == len("150 ") + 150
+
+
+async def test_the_screen_is_styled_for_its_width_before_its_first_resize(journal):
+    """Narrow (no metrics slot, a compact footer) was decided at the first resize, after
+    the first styling: each class set then restyled the whole screen (~20 ms of the
+    first paint). It is decided when the screen is made."""
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook(BOOK, "speed.yaml"),
+        journal,
+        config=Config(),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    app = CockpitApp(engine, operator, protected=False)
+    at_first_resize: list[tuple[bool, bool]] = []
+
+    def hook(message) -> None:
+        screen = app.cockpit
+        if isinstance(message, events.Resize) and screen is not None and not at_first_resize:
+            at_first_resize.append((screen.has_class("-narrow"), screen.query_one(Footer).compact))
+
+    async with app.run_test(size=(80, 24), message_hook=hook) as pilot:
+        await pilot.pause()
+    assert at_first_resize == [(True, True)]
