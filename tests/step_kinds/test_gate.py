@@ -172,7 +172,7 @@ async def stats_server():
         return await track(
             web.json_response(
                 {
-                    "performance": {"p95": 812.5, "rps": 41},
+                    "performance": {"p95": state.get("p95", 812.5), "rps": 41},
                     "errors": {"rate": "0.004"},
                     "services": [{"p95": None}],
                 }
@@ -280,6 +280,35 @@ async def test_polls_never_overlap_even_when_the_endpoint_is_slow(stats_server):
     assert 3 <= len(seen) <= 7  # one poll per ~0.16 s, however short the interval
     assert state["most"] == 1
     assert json.dumps([p.sample.readings["p95_ms"].value for p in seen][:1]) == "[812.5]"
+
+
+async def test_a_baseline_is_the_median_of_the_values_before_it_was_asked(stats_server):
+    import httpx
+
+    base, state = stats_server
+    now = [1000.0]
+    polls: list = []
+    spec = SourceSpec("json", f"{base}/stats", interval=2.0, paths={"p95_ms": "performance.p95"})
+    watch = MetricsWatch(spec, listener=polls.append, clock=lambda: now[0])
+    watch.take_baseline("run")  # nothing seen yet: it waits for three polls
+    async with httpx.AsyncClient() as client:
+
+        async def poll(p95):
+            state["p95"] = p95
+            now[0] += 2.0
+            await watch.poll(client)
+            return polls[-1].baselines
+
+        assert await poll(400.0) == [] and await poll(410.0) == []
+        assert await poll(250.0) == [("run", {"p95_ms": 400.0})]
+        await poll(405.0)
+        watch.take_baseline("deploy")  # a noisy dip and the release's first value: not it
+        assert await poll(900.0) == [("deploy", {"p95_ms": 402.5})]
+        now[0] += 60.0  # a minute later only what was seen in the last 30 s counts
+        assert await poll(900.0) == []
+        watch.take_baseline("late")
+        assert await poll(950.0) == [] and await poll(990.0) == [("late", {"p95_ms": 950.0})]
+    assert set(watch.evaluator.baselines) == {"run", "deploy", "late"}
 
 
 async def test_alert_rules_can_differ_per_environment(make_engine):
