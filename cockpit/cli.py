@@ -70,6 +70,30 @@ def _config(args):
     return load_config(args.config)
 
 
+def _profile(config, name: str | None):
+    """The environment profile ``name``; ``sandbox``, when the config does not define
+    it, is the running `cockpit sandbox` (its secrets and clients join this process's
+    environment, for the steps)."""
+    from cockpit.sandbox import session
+
+    if (name or config.environment) != "sandbox" or "sandbox" in config.environments:
+        return config.profile(name)
+    profile, environ = session.running()
+    os.environ.update(environ)
+    return profile
+
+
+def _sandbox_servers(config) -> tuple[str | None, str | None]:
+    """A configured ``sandbox`` environment's own PostgreSQL and Redis (its secrets
+    DATABASE_URL, REDIS_URL), used instead of the embedded ones."""
+    configured = config.environments.get("sandbox")
+    database_url, redis_url = (
+        configured.secret(name)[0] if configured and name in configured.secrets else None
+        for name in ("DATABASE_URL", "REDIS_URL")
+    )
+    return database_url, redis_url
+
+
 def _shared_journal(args, config) -> bool:
     """Whether the journal is PostgreSQL ([team] journal_dsn; --journal PATH is SQLite)."""
     return bool(config.journal_dsn) and not getattr(args, "journal", None)
@@ -116,7 +140,7 @@ def cmd_plan(args) -> int:
 
     config = _config(args)
     runbook = load_runbook(args.file)
-    profile = config.profile(args.env)
+    profile = _profile(config, args.env)
     values, _, redactor, missing = resolve_values(
         runbook, profile, config.operator_name, new_run_id()
     )
@@ -184,7 +208,7 @@ def cmd_run(args) -> int:
         )
     config = _config(args)
     runbook = load_runbook(args.file)
-    profile = config.profile(args.env)
+    profile = _profile(config, args.env)
     if args.dry_run:
         with tempfile.TemporaryDirectory(prefix="cockpit-dry-") as scratch:
             journal = Journal(Path(scratch) / "journal.sqlite3")
@@ -222,7 +246,7 @@ def cmd_resume(args) -> int:
             f"{run['runbook_path']} changed since run {run['id']} started "
             "(its sha256 differs): resume needs the runbook it started with"
         )
-    profile = config.profile(run["environment"])
+    profile = _profile(config, run["environment"])
     action = "retry" if args.retry_interrupted else "skip" if args.skip_interrupted else None
     if action is None and not args.headless:
         action = "ask"  # the TUI shows the interrupted step; the operator decides
@@ -252,7 +276,7 @@ def cmd_repair(args) -> int:
         raise UsageError(
             f"step '{step.id}' is a {step.kind} step: repair settles the history of a migrate step"
         )
-    profile = config.profile(run["environment"])
+    profile = _profile(config, run["environment"])
     values, _, redactor, missing = resolve_values(runbook, profile, config.operator_name, run["id"])
     if missing:
         raise UsageError("secrets not usable: " + "; ".join(missing))
@@ -649,24 +673,19 @@ def cmd_demo(args) -> int:
     runbook = load_runbook(FLAGSHIP)
     if not args.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UsageError("the TUI needs a terminal: use cockpit demo --headless in scripts")
-    configured = config.environments.get("sandbox")
-    given = {
-        name: configured.secret(name)[0] if configured and name in configured.secrets else None
-        for name in ("DATABASE_URL", "REDIS_URL")
-    }
     folder = Path(tempfile.mkdtemp(prefix="cockpit-sandbox-"))
+    database_url, redis_url = _sandbox_servers(config)
     sandbox = Sandbox(
         folder,
         drill=args.drill,
-        database_url=given["DATABASE_URL"],
-        redis_url=given["REDIS_URL"],
+        database_url=database_url,
+        redis_url=redis_url,
         say=lambda text: print(text, file=sys.stderr, flush=True),
     )
     print(f"cockpit demo: starting the sandbox in {folder}", file=sys.stderr, flush=True)
     try:
         profile, environ = sandbox.start()
-        os.environ.update(environ)  # the runbook's secrets, generated for this sandbox
-        os.environ["PATH"] = f"{sandbox.tools}{os.pathsep}{os.environ['PATH']}"
+        os.environ.update(environ)  # its secrets, clients and their settings
         args.confirm_env = None
         return _fly(
             args,
@@ -681,8 +700,25 @@ def cmd_demo(args) -> int:
         sandbox.stop()
 
 
+def cmd_sandbox(args) -> int:
+    """Start the sandbox and a shell in it, or print the running one's exports."""
+    from cockpit.sandbox import session
+
+    if args.action == "env":
+        _, environ = session.running()
+        print(session.export_lines(environ), end="")
+        return EXIT_OK
+    return session.serve(
+        args.drill,
+        not args.no_shell,
+        lambda text: print(text, file=sys.stderr, flush=True),
+        *_sandbox_servers(_config(args)),
+    )
+
+
 COMMANDS = {
     "demo": cmd_demo,
+    "sandbox": cmd_sandbox,
     "validate": cmd_validate,
     "plan": cmd_plan,
     "run": cmd_run,

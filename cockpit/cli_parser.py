@@ -180,6 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "sandbox",
+        parents=[common],
+        help="the demo's servers without flying anything: a shell where kubectl, psql, "
+        "redis-cli and curl reach them; `sandbox env` prints its exports",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("shell", "env"),
+        default="shell",
+        help="shell (default): start the sandbox and open a shell in it; "
+        "env: print `export` lines for the running sandbox",
+    )
+    p.add_argument("--drill", choices=("bad-release",), help="as for demo")
+    p.add_argument(
+        "--no-shell",
+        action="store_true",
+        help="start the sandbox and wait (ctrl+c or SIGTERM stops it) instead of a shell",
+    )
+
+    p = sub.add_parser(
         "watch",
         parents=[common, journal],
         help="team mode: follow a live run, read-only, from anywhere",
