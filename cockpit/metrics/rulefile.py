@@ -140,9 +140,9 @@ def prometheus_rules(
             )
     if left_out:
         envs = sorted({e for rule in left_out for e in rule.environments or ()})
+        rules_of = f"{len(left_out)} rule{'s' if len(left_out) > 1 else ''}"
         notes.append(
-            f"left out {len(left_out)} rules of other environments "
-            f"({', '.join(envs)}): choose one with --env"
+            f"left out {rules_of} of other environments ({', '.join(envs)}): choose one with --env"
         )
     group: dict = {"name": f"cockpit: {title}" + (f" ({env})" if env else "")}
     group["interval"] = prom_duration(spec.interval)
