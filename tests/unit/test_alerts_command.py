@@ -62,9 +62,16 @@ def test_the_flagship_rules_pass_promtool_check_rules(tmp_path):
     (tmp_path / "rules.yml").write_text(written.stdout)
     checked = promtool("check", "rules", "rules.yml", cwd=tmp_path)
     assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, checked
-    rules = yaml.safe_load(written.stdout)["groups"][0]["rules"]
-    degradation = next(rule for rule in rules if rule["alert"] == "p95-degradation")
-    assert degradation["expr"].endswith(") > 630")  # 420 ms + 50%
+    group = yaml.safe_load(written.stdout)["groups"][0]
+    assert group["interval"] == "2s"  # as often as the cockpit polls
+    degradation = next(rule for rule in group["rules"] if rule["alert"] == "p95-degradation")
+    assert degradation["expr"] == (
+        "(histogram_quantile(0.95, sum by (le) (rate(pm_request_duration_ms_bucket[10s])))) > 630"
+    )  # the runbook's window: 10s; 420 ms + 50%
+    wider = cockpit(
+        "alerts", FLAGSHIP, "--prometheus-rules", "--env", "sandbox", "--rate-window", "1m"
+    )
+    assert "[10s]" not in wider.stdout and wider.stdout.count("[1m]") == 6, wider.stdout
     # without a baseline, the relative rule is left out, and the header says why
     unmeasured = cockpit("alerts", FLAGSHIP, "--prometheus-rules", "--env", "production")
     assert (
