@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from cockpit.controls import visible
 from cockpit.errors import CockpitError
 from cockpit.metrics.alerts import AlertRule, _lookup_value, format_metric
 from cockpit.metrics.sources import SourceSpec
@@ -28,13 +29,13 @@ class NoPromQL(CockpitError):
 
 @dataclass
 class RuleFile:
-    """The rule file's text, and what the header says about the rules."""
+    """The rule file: its groups, and the notes its header says about the rules."""
 
     groups: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        header = "".join(f"# {note}\n" for note in self.notes)
+        header = "".join(f"# {visible(note, newlines=False)}\n" for note in self.notes)
         body = yaml.safe_dump(
             {"groups": self.groups}, sort_keys=False, width=1000, allow_unicode=True
         )

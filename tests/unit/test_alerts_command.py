@@ -205,3 +205,17 @@ def test_a_json_source_has_no_promql(tmp_path):
     assert (
         cockpit("alerts", book).stdout == "slow (warning): p95_ms above 400 ms; no data: resolve\n"
     )
+
+
+def test_the_header_stays_comments_whatever_the_names_hold():
+    from cockpit.metrics import AlertRule, SourceSpec
+    from cockpit.metrics.rulefile import prometheus_rules
+
+    metric = "load\ngroups: []"
+    spec = SourceSpec("prometheus", "http://127.0.0.1:1", queries={metric: "up"})
+    rule = AlertRule("a", metric, relative_to_baseline=0.5, no_data="fail")
+    text = prometheus_rules("T\n- evil", [rule], spec).text()
+    header, body = text.split("\ngroups:\n")
+    assert all(line.startswith("# ") for line in header.splitlines()), header
+    assert "left out a: relative_to_baseline compares with load^Jgroups: []" in header
+    assert yaml.safe_load("groups:\n" + body)["groups"][0]["rules"] == []
