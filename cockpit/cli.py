@@ -630,6 +630,57 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
+def cmd_alerts(args) -> int:
+    from cockpit.metrics import format_metric
+    from cockpit.metrics.rulefile import prom_duration, prometheus_rules
+    from cockpit.runbook import load_runbook
+
+    runbook = load_runbook(args.file)
+    if runbook.metrics is None:
+        raise UsageError(f"{args.file}: no metrics: section, so no alert rules")
+    baselines = dict(args.baseline)
+    for metric in baselines:
+        if metric not in runbook.metrics.metrics:
+            raise UsageError(
+                f"--baseline {metric}: not measured; the metrics source gives: "
+                f"{', '.join(runbook.metrics.metrics)}"
+            )
+    if args.prometheus_rules:
+        written = prometheus_rules(
+            runbook.name,
+            runbook.alerts,
+            runbook.metrics,
+            env=args.env,
+            window=args.rate_window,
+            baselines=baselines,
+        )
+        print(written.text(), end="")
+        return EXIT_OK
+    for rule in runbook.alerts:
+        envs = rule.environments
+        if args.env is not None and envs is not None and args.env not in envs:
+            continue
+        limit = (
+            f"{rule.relative_to_baseline:+.0%} of its {rule.baseline} baseline"
+            if rule.relative_to_baseline is not None
+            else format_metric(rule.metric, rule.threshold(None))
+        )
+        held = "".join(
+            f" {word} {prom_duration(seconds)}"
+            for word, seconds in (
+                ("for", rule.for_seconds),
+                ("keep firing", rule.keep_firing_for_seconds),
+            )
+            if seconds
+        )
+        where = f" [{', '.join(rule.environments)}]" if rule.environments is not None else ""
+        print(
+            f"{rule.name} ({rule.severity}): {rule.metric} {rule.direction} {limit}"
+            f"{held}; no data: {rule.no_data}{where}"
+        )
+    return EXIT_OK
+
+
 def cmd_kinds(args) -> int:
     from steps import KindNotFound, get_kind, known_kinds
 
@@ -729,6 +780,7 @@ COMMANDS = {
     "signoff": cmd_signoff,
     "import": cmd_import,
     "kinds": cmd_kinds,
+    "alerts": cmd_alerts,
     "locate": cmd_locate,
     "watch": cmd_watch,
     "approve": cmd_approve,

@@ -4,6 +4,7 @@ runs them)."""
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +160,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
+    p = sub.add_parser(
+        "alerts",
+        help="list a runbook's alert rules, or write them as a Prometheus rule file",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--prometheus-rules",
+        action="store_true",
+        help="print the rules as a Prometheus rule file (for promtool, or your Prometheus)",
+    )
+    p.add_argument(
+        "--env",
+        metavar="NAME",
+        help="only this environment's rules (when: {env: [...]}); without it, a rule "
+        "file holds only the rules for every environment",
+    )
+    p.add_argument(
+        "--rate-window",
+        metavar="DURATION",
+        type=_duration,
+        help="scrape source: rate()'s range in the PromQL (default: the metrics window, "
+        "else 1m); at least twice your Prometheus's scrape interval",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="METRIC=VALUE",
+        action="append",
+        default=[],
+        type=_baseline,
+        help="a relative_to_baseline rule's baseline, as a constant (repeatable); "
+        "without one such a rule is left out",
+    )
+
     p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
     p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
 
@@ -236,3 +270,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="print where the config, journal and output files are",
     )
     return parser
+
+
+def _duration(text: str) -> float:
+    from cockpit.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("expected a duration longer than 0")
+    return seconds
+
+
+def _baseline(text: str) -> tuple[str, float]:
+    metric, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not metric or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected METRIC=NUMBER such as p95_ms=420, got {text!r}")
+    return metric, number

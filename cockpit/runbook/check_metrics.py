@@ -22,9 +22,11 @@ METRICS_KEYS = {
 METRICS_COMMON_KEYS = ("source", "url", "token", "interval", "timeout", "quantile")
 ALERT_KEYS = (
     "name", "metric", "above", "below", "relative_to_baseline", "baseline", "for",
-    "severity", "no_data", "when",
+    "keep_firing_for", "severity", "no_data", "when",
 )  # fmt: skip
 SEVERITIES = ("critical", "warning", "info")
+OLD_RESOLVE = "ignore"
+"""What ``no_data: resolve`` was called before it became the default; still read."""
 
 
 def _overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
@@ -169,19 +171,14 @@ class MetricsChecker:
         for key in ("above", "below", "relative_to_baseline"):
             if key in found:
                 values[key] = self.read.number(found[key][1], f"{what} {key}")
-        if "for" in found:
-            values["for_seconds"] = self.read.duration(found["for"][1], f"{what} for", zero=True)
+        for key in ("for", "keep_firing_for"):
+            if key in found:
+                values[f"{key}_seconds"] = self.read.duration(
+                    found[key][1], f"{what} {key}", zero=True
+                )
         for key, choices in (("severity", SEVERITIES), ("no_data", NO_DATA_POLICIES)):
             if key in found:
-                value = self.read.string(found[key][1], f"{what} {key}")
-                if value is not None and value not in choices:
-                    self.read.problem(
-                        found[key][1],
-                        f"{what} {key}: {shown(value)} is not one of: "
-                        f"{', '.join(choices)}{did_you_mean(value, choices)}",
-                    )
-                    value = None
-                values[key] = value
+                values[key] = self.choice(found[key][1], f"{what} {key}", choices)
         if "baseline" in found:
             baseline = self.read.string(found["baseline"][1], f"{what} baseline")
             known = ("run", *(phase.id for phase in phases))
@@ -208,3 +205,21 @@ class MetricsChecker:
         except ValueError as exc:
             self.read.problem(node, str(exc))
             return None
+
+    def choice(self, node: Node, what: str, choices: tuple[str, ...]) -> str | None:
+        """One of ``choices`` (``no_data``'s old name for ``resolve`` too, with a warning)."""
+        value = self.read.string(node, what)
+        if value == OLD_RESOLVE and "resolve" in choices:
+            self.read.warn(
+                node,
+                f"{what}: '{OLD_RESOLVE}' is now called 'resolve' (the default, as Prometheus)",
+            )
+            return "resolve"
+        if value is not None and value not in choices:
+            self.read.problem(
+                node,
+                f"{what}: {shown(value)} is not one of: "
+                f"{', '.join(choices)}{did_you_mean(value, choices)}",
+            )
+            return None
+        return value

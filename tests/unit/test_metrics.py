@@ -347,7 +347,7 @@ def test_zero_for_fires_at_once_and_below_rules():
         # two minutes breached, then three without data, then breached again
         ("pause", ["pending", "pending", "pending", "pending", "pending", "firing"]),
         ("fail", ["pending", "pending", "pending", "firing", "firing", "firing"]),
-        ("ignore", ["pending", "pending", "inactive", "inactive", "inactive", "pending"]),
+        ("resolve", ["pending", "pending", "inactive", "inactive", "inactive", "pending"]),
     ],
 )
 def test_no_data_policies(policy, expected):
