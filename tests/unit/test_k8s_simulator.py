@@ -284,7 +284,8 @@ async def test_errors_are_status_objects(tmp_path):
 
 async def test_the_token_is_required(tmp_path):
     async with cluster(tmp_path) as (simulator, _api):
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(ssl=simulator.ssl_context())
+        async with aiohttp.ClientSession(connector=connector) as session:
             for headers in ({}, {"Authorization": "Bearer wrong"}):
                 async with session.get(
                     f"{simulator.url}/apis/apps/v1/namespaces/default/deployments", headers=headers
@@ -390,7 +391,7 @@ def test_sync_start_and_stop_in_a_thread(tmp_path):
                 )
                 return await apps.read_namespaced_deployment("frontend", "default")
 
-        assert url.startswith("http://127.0.0.1:")
+        assert url.startswith("https://127.0.0.1:")
         assert asyncio.run(read()).spec.template.spec.containers[0].image.endswith(":v2")
         deadline = time.monotonic() + 10
         while simulator.current_image("default", "frontend") != "registry.local/frontend:v2":

@@ -13,7 +13,9 @@ unmodified kubernetes_asyncio client (and kubectl, for these calls) works agains
 Lists take ``labelSelector`` (``k=v``, ``k!=v``, ``k``, ``!k``) and ``fieldSelector``
 (``metadata.name``); ``?watch=1`` streams ``{"type": ..., "object": ...}`` lines from
 ``resourceVersion`` on (or ``ADDED`` for what exists when none is given).
-Every request needs the bearer token of the kubeconfig it writes: 401 otherwise.
+It serves HTTPS with a certificate authority made at start, which the kubeconfig it
+writes carries (``certificate-authority-data``): kubectl sends a bearer token only over
+TLS. Every request needs that kubeconfig's token: 401 otherwise.
 
 A controller ticks every ``tick`` seconds (the speed knob). A change of a deployment's
 pod template makes a new ReplicaSet (named by a hash of the template, revision one

@@ -4,9 +4,11 @@ tests ask of it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import secrets
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from cockpit.sandbox.k8s.objects import (
     HISTORY,
     KINDS,
 )
+from cockpit.sandbox.k8s.tls import Certificates
 from cockpit.sandbox.servers import LoopServer
 
 
@@ -44,6 +47,7 @@ class K8sSimulator(Api, Controller, LoopServer):
         self.context = context
         self.token = token or secrets.token_urlsafe(24)
         self.url = ""
+        self.certificates: Certificates | None = None
         self._objects: dict[tuple[str, str, str], dict] = {}
         self._history: deque[tuple[int, str, str, dict]] = deque(maxlen=HISTORY)
         self._rv = 1
@@ -65,8 +69,15 @@ class K8sSimulator(Api, Controller, LoopServer):
     def kubeconfig(self) -> Path:
         return self.folder / "kubeconfig"
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts the simulator's CA (once started)."""
+        if self.certificates is None:
+            raise RuntimeError("the simulator has not started: it has no certificate yet")
+        return self.certificates.client_context()
+
     async def start_async(self) -> str:
-        """Serve on the running event loop; return the server's URL."""
+        """Serve HTTPS on the running event loop; return the server's URL."""
+        self.certificates = certificates = Certificates.make()
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         app = web.Application(middlewares=[self._auth])
@@ -75,9 +86,11 @@ class K8sSimulator(Api, Controller, LoopServer):
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._write_kubeconfig()
+        await web.SockSite(
+            self._runner, sock, ssl_context=certificates.server_context(self.folder)
+        ).start()
+        self.url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+        self._write_kubeconfig(certificates.ca_pem)
         self._controller = asyncio.create_task(self._control())
         return self.url
 
@@ -92,13 +105,15 @@ class K8sSimulator(Api, Controller, LoopServer):
             await self._runner.cleanup()
             self._runner = None
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, ca_pem: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        authority = base64.b64encode(ca_pem).decode()
+        cluster = {"server": self.url, "certificate-authority-data": authority}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
-            "clusters": [{"name": "cockpit-simulator", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "cockpit-simulator", "cluster": cluster}],
             "users": [{"name": "cockpit-operator", "user": {"token": self.token}}],
             "contexts": [
                 {
