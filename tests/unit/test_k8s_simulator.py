@@ -97,7 +97,14 @@ async def test_objects_have_the_shapes_the_client_reads(tmp_path):
         groups = await client.ApisApi(api).get_api_versions()
         assert {g.name for g in groups.groups} == {"apps", "batch"}
         resources = await client.AppsV1Api(api).get_api_resources()
-        assert {r.name for r in resources.resources} == {"deployments", "replicasets"}
+        assert {(r.name, tuple(r.short_names or ())) for r in resources.resources} == {
+            ("deployments", ("deploy",)),
+            ("deployments/scale", ()),
+            ("deployments/status", ()),
+            ("replicasets", ("rs",)),
+            ("replicasets/scale", ()),
+            ("replicasets/status", ()),
+        }
 
 
 async def test_a_rollout_as_the_controller_does_it_seen_through_a_watch(tmp_path):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from typing import Any
 
+from cockpit.sandbox.k8s.defaults import canonical, default_pod_template
 from cockpit.sandbox.k8s.objects import (
     EXIT_CODE_ANNOTATION,
     HASH_LABEL,
@@ -18,6 +20,9 @@ from cockpit.sandbox.k8s.objects import (
     without_hash,
 )
 from cockpit.sandbox.k8s.store import Store
+from cockpit.sandbox.k8s.writes import check_containers
+
+log = logging.getLogger(__name__)
 
 
 class Controller(Store):
@@ -34,7 +39,14 @@ class Controller(Store):
         template = without_hash(deployment["spec"]["template"])
         owned = self._owned("replicasets", deployment)
         top = max((int(rs["metadata"]["annotations"].get(REVISION, 0)) for rs in owned), default=0)
-        found = next((rs for rs in owned if without_hash(rs["spec"]["template"]) == template), None)
+        found = next(
+            (
+                rs
+                for rs in owned
+                if canonical(without_hash(rs["spec"]["template"])) == canonical(template)
+            ),
+            None,
+        )
         annotations = {
             k: v
             for k, v in (deployment["metadata"].get("annotations") or {}).items()
@@ -111,24 +123,53 @@ class Controller(Store):
         surge, unavailable = self._bounds(deployment)
         total = sum(rs["spec"]["replicas"] for rs in sets)
         want = new["spec"]["replicas"]
-        if want > desired:
-            want = desired
+        if want > desired or not any(rs["spec"]["replicas"] for rs in olds):
+            want = desired  # scaled, or nothing to replace: at once, as the controller does
         elif want < desired and total < desired + surge:
             want += 1
         ready = sum(self._ready(p) for rs_pods in pods.values() for p in rs_pods)
-        moved = self._scale_down(olds, pods, ready - (desired - unavailable)) or moved
+        moved = self._scale_down(deployment, olds, pods, ready - (desired - unavailable)) or moved
         if want != new["spec"]["replicas"]:
-            new_pods = pods[new["metadata"]["uid"]]
-            for pod in sorted(new_pods, key=self._ready)[: max(len(new_pods) - want, 0)]:
-                self._delete(KINDS["pods"], pod)
-            for _ in range(want - len(new_pods)):
-                self._add_pod(new, new["spec"]["template"])
-            new["spec"]["replicas"] = want
+            self._scale_replicaset(deployment, new, want)
             moved = True
         for rs in sets:
+            moved = self._replicate(rs) or moved
             self._replicaset_status(rs)
         self._cleanup(deployment, olds)
         return self._update_status(deployment, progressed=moved) or moved
+
+    def _scale_replicaset(self, deployment: dict, rs: dict, replicas: int) -> None:
+        """Set a ReplicaSet's replicas, with the Deployment controller's event."""
+        before = rs["spec"]["replicas"]
+        rs["spec"]["replicas"] = replicas
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = str(
+            deployment["spec"]["replicas"]
+        )
+        self._modified(KINDS["replicasets"], rs)
+        self._event(
+            deployment,
+            "ScalingReplicaSet",
+            f"Scaled {'up' if replicas > before else 'down'} replica set "
+            f"{rs['metadata']['name']} to {replicas} from {before}",
+            "deployment-controller",
+        )
+
+    def _replicate(self, rs: dict) -> bool:
+        """The ReplicaSet controller: pods made or deleted (unready first) to match the
+        ReplicaSet's replicas; True if any was."""
+        pods = self._owned("pods", rs)
+        replicas = rs["spec"]["replicas"]
+        for pod in sorted(pods, key=self._ready)[: max(len(pods) - replicas, 0)]:
+            self._delete(KINDS["pods"], pod)
+            self._event(
+                rs,
+                "SuccessfulDelete",
+                f"Deleted pod: {pod['metadata']['name']}",
+                "replicaset-controller",
+            )
+        for _ in range(replicas - len(pods)):
+            self._add_pod(rs, rs["spec"]["template"])
+        return len(pods) != replicas
 
     def _get_ready(self, pods: dict[str, list[dict]]) -> bool:
         """Pods made in an earlier tick get ready, unless their image stalls; True if one did."""
@@ -148,7 +189,9 @@ class Controller(Store):
                 moved = True
         return moved
 
-    def _scale_down(self, olds: list[dict], pods: dict[str, list[dict]], removable: int) -> bool:
+    def _scale_down(
+        self, deployment: dict, olds: list[dict], pods: dict[str, list[dict]], removable: int
+    ) -> bool:
         """The oldest old ReplicaSet with pods to cut loses its unready pods and, if
         ``removable`` allows, one ready pod (one old ReplicaSet a tick); True if it did."""
         for old in sorted(olds, key=lambda rs: int(rs["metadata"]["annotations"][REVISION])):
@@ -156,9 +199,10 @@ class Controller(Store):
             unready = [p for p in old_pods if not self._ready(p)]
             cut = len(unready) + (1 if removable > 0 and len(old_pods) > len(unready) else 0)
             if cut:
-                old["spec"]["replicas"] -= cut
-                for pod in (unready + [p for p in old_pods if self._ready(p)])[:cut]:
-                    self._delete(KINDS["pods"], pod)
+                target = max(len(old_pods) - cut, 0)
+                if target != old["spec"]["replicas"]:
+                    self._scale_replicaset(deployment, old, target)
+                self._replicate(old)
                 self._replicaset_status(old)
                 return True
         return False
@@ -298,28 +342,37 @@ class Controller(Store):
     # ------------------------------------------------------------- jobs
 
     def _create_job(self, namespace: str, job: dict) -> dict:
+        """A Job checked whole, then defaulted, then stored: a refused one leaves nothing."""
         kind = KINDS["jobs"]
-        name = job.get("metadata", {}).get("name") or job.get("metadata", {}).get(
-            "generateName", ""
-        )
-        spec = job.get("spec") or {}
-        template = spec.get("template") or {}
-        containers = (template.get("spec") or {}).get("containers") or []
-        if not containers:
+        metadata = job.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        name = metadata.get("name") or metadata.get("generateName") or ""
+        spec = job.get("spec")
+        if not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("template"), dict)
+            and isinstance(spec["template"].get("spec"), dict)
+        ):
             raise invalid(kind, name, "spec.template.spec.containers: Required value")
-        for i, container in enumerate(containers):
-            for field in ("name", "image"):
-                if not container.get(field):
-                    raise invalid(
-                        kind, name, f"spec.template.spec.containers[{i}].{field}: Required value"
-                    )
-        if template["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
+        template, pod_spec = spec["template"], spec["template"]["spec"]
+        containers = pod_spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise invalid(kind, name, "spec.template.spec.containers: Required value")
+        check_containers(kind, name, containers)
+        if pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
             raise invalid(
                 kind,
                 name,
                 "spec.template.spec.restartPolicy: Required value: "
                 'valid values: "OnFailure", "Never"',
             )
+        for field in ("backoffLimit", "completions", "parallelism"):
+            if not isinstance(spec.setdefault(field, 6 if field == "backoffLimit" else 1), int):
+                raise invalid(kind, name, f"spec.{field}: Invalid value: must be an integer")
+        default_pod_template(template, "Never")
+        if not isinstance(template["metadata"].get("labels") or {}, dict):
+            raise invalid(kind, name, "spec.template.metadata.labels: Invalid value")
+        job["status"] = {}
         job = self._create(kind, namespace, job)
         meta = job["metadata"]
         labels = {
@@ -329,15 +382,8 @@ class Controller(Store):
             "job-name": meta["name"],
         }
         meta["labels"] = {**labels, **(meta.get("labels") or {})}
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completions", 1)
-        spec.setdefault("parallelism", 1)
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
-        template.setdefault("metadata", {})["labels"] = {
-            **labels,
-            **(template["metadata"].get("labels") or {}),
-        }
-        job["status"] = {}
+        template["metadata"]["labels"] = {**labels, **(template["metadata"].get("labels") or {})}
         self._modified(kind, job)
         return job
 
@@ -410,6 +456,13 @@ class Controller(Store):
         if kind == "Complete":
             job["status"]["completionTime"] = now
         self._modified(KINDS["jobs"], job)
+        self._event(
+            job,
+            reason or "Completed",
+            message or "Job completed",
+            "job-controller",
+            "Warning" if kind == "Failed" else "Normal",
+        )
 
     # ------------------------------------------------------------- the controller
 
@@ -418,11 +471,13 @@ class Controller(Store):
             await asyncio.sleep(self.tick)
             with self._lock:
                 self._ticks += 1
-                for (plural, _, _), obj in list(self._objects.items()):
-                    if plural == "deployments":
-                        self._reconcile(obj)
-                    elif plural == "jobs":
-                        self._run_job(obj)
+                for (plural, _, name), obj in list(self._objects.items()):
+                    step = {"deployments": self._reconcile, "jobs": self._run_job}.get(plural)
+                    try:
+                        if step is not None:
+                            step(obj)
+                    except Exception:  # one broken object must not stop the others
+                        log.exception("k8s simulator: %s %s: the controller failed", plural, name)
             self._wake()  # log followers wait on this too
 
     # ------------------------------------------------------------- HTTP

@@ -4,7 +4,6 @@ names and template hashes, the three patch flavours, label and field selectors."
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import secrets
 import time
@@ -12,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from cockpit.sandbox.k8s.defaults import canonical
 
 EXIT_CODE_ANNOTATION = "sandbox.cockpit/exit-code"
 REVISION = "deployment.kubernetes.io/revision"
@@ -37,6 +38,9 @@ class Kind:
     kind: str
     group: str  # "" for the core group
     version: str = "v1"
+    verbs: tuple[str, ...] = ("get", "list", "watch")
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # scale, status, log
 
     @property
     def api_version(self) -> str:
@@ -50,10 +54,38 @@ class Kind:
 KINDS = {
     k.plural: k
     for k in (
-        Kind("deployments", "Deployment", "apps"),
-        Kind("replicasets", "ReplicaSet", "apps"),
-        Kind("pods", "Pod", ""),
-        Kind("jobs", "Job", "batch"),
+        Kind(
+            "deployments",
+            "Deployment",
+            "apps",
+            verbs=("create", "delete", "get", "list", "patch", "watch"),
+            short_names=("deploy",),
+            subresources=("scale", "status"),
+        ),
+        Kind(
+            "replicasets",
+            "ReplicaSet",
+            "apps",
+            verbs=("delete", "get", "list", "watch"),
+            short_names=("rs",),
+            subresources=("scale", "status"),
+        ),
+        Kind(
+            "pods",
+            "Pod",
+            "",
+            verbs=("delete", "get", "list", "watch"),
+            short_names=("po",),
+            subresources=("log", "status"),
+        ),
+        Kind(
+            "jobs",
+            "Job",
+            "batch",
+            verbs=("create", "delete", "get", "list", "watch"),
+            subresources=("status",),
+        ),
+        Kind("events", "Event", "", short_names=("ev",)),
     )
 }
 
@@ -110,13 +142,13 @@ def suffix(n: int = 5) -> str:
 
 
 def template_hash(template: dict) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
-    number = int.from_bytes(digest[:8], "big")
-    out = ""
-    for _ in range(10):
-        number, index = divmod(number, len(SAFE))
-        out += SAFE[index]
-    return out
+    """The pod-template-hash: FNV-32a of the template, its decimal digits written in
+    ``SAFE`` as the controller does (so it reads like a cluster's: ``7c5ddbdf54``).
+    Templates equal but for nulls and empty fields hash alike."""
+    number = 0x811C9DC5
+    for byte in json.dumps(canonical(template), sort_keys=True).encode():
+        number = ((number ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return "".join(SAFE[ord(digit) % len(SAFE)] for digit in str(number))
 
 
 def without_hash(template: dict) -> dict:
@@ -241,14 +273,45 @@ def _label_test(term: str) -> Callable[[dict], bool]:
     return lambda labels: term in labels
 
 
-def field_matcher(selector: str) -> Callable[[dict], bool]:
-    wanted = {}
+FIELDS = {
+    "events": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    "pods": ("spec.nodeName", "spec.restartPolicy", "status.phase", "status.podIP"),
+    "jobs": ("status.successful",),
+}
+
+
+def _field(obj: dict, path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if path == "source" and isinstance(value, dict):
+        value = value.get("component")
+    return "" if value is None else str(value)
+
+
+def field_matcher(selector: str, kind: Kind | None = None) -> Callable[[dict], bool]:
+    """A ``fieldSelector`` (``f=v``, ``f==v``, ``f!=v``, joined by commas) on the fields
+    the API server indexes for ``kind``; 400 for another field, as it answers."""
+    allowed = ("metadata.name", "metadata.namespace", *FIELDS.get(kind.plural if kind else "", ()))
+    terms: list[tuple[str, str, bool]] = []  # field, value, negated
     for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.replace("==", "=").partition("=")
-        if key not in ("metadata.name", "metadata.namespace"):
-            raise ApiError(400, "BadRequest", f"field label not supported: {key}")
-        wanted[key.split(".")[1]] = value
-    return lambda obj: all(obj["metadata"].get(k) == v for k, v in wanted.items())
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        if key.strip() not in allowed:
+            raise ApiError(400, "BadRequest", f"field label not supported: {key.strip()}")
+        terms.append((key.strip(), value.strip(), "!=" in term))
+    return lambda obj: all((_field(obj, key) == value) != negate for key, value, negate in terms)
 
 
 def flag(query: Mapping[str, str], name: str) -> bool:

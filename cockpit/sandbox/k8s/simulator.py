@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import secrets
 import socket
 import ssl
@@ -99,8 +98,7 @@ class K8sSimulator(Api, Controller, LoopServer):
         self._wake()
         if self._controller is not None:
             self._controller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._controller
+            await asyncio.gather(self._controller, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -189,7 +187,7 @@ class K8sSimulator(Api, Controller, LoopServer):
         with self._lock:
             self._create(KINDS["deployments"], namespace, deployment)
             new = self._new_replicaset(deployment)
-            new["spec"]["replicas"] = replicas
+            self._scale_replicaset(deployment, new, replicas)
             for _ in range(replicas):
                 self._add_pod(new, new["spec"]["template"], ready=True)
             self._replicaset_status(new)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import fnmatch
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from cockpit.sandbox.k8s.objects import (
     suffix,
     timestamp,
 )
+
+EVENTS = 1000  # events kept, all namespaces
 
 if TYPE_CHECKING:
     import threading
@@ -87,7 +90,7 @@ class Store:
             )
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
         meta.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=timestamp())
-        if kind.plural != "pods":
+        if kind.plural not in ("pods", "events"):
             meta["generation"] = 1
         self._objects[kind.plural, namespace, meta["name"]] = obj
         self._record(kind, "ADDED", obj)
@@ -96,11 +99,62 @@ class Store:
     def _modified(self, kind: Kind, obj: dict) -> None:
         self._record(kind, "MODIFIED", obj)
 
-    def _delete(self, kind: Kind, obj: dict) -> None:
+    def _delete(self, kind: Kind, obj: dict, propagation: str = "Background") -> None:
+        """Delete ``obj``; its dependents (owner references) go too, as the garbage
+        collector removes them, or lose the reference (``Orphan``)."""
         meta = obj["metadata"]
         self._objects.pop((kind.plural, meta["namespace"], meta["name"]), None)
         self._pod_state.pop(meta["uid"], None)
         self._record(kind, "DELETED", obj)
+        for plural in ("replicasets", "pods"):
+            for dependent in self._owned(plural, obj):
+                if propagation == "Orphan":
+                    dependent["metadata"]["ownerReferences"] = [
+                        ref
+                        for ref in dependent["metadata"]["ownerReferences"]
+                        if ref["uid"] != meta["uid"]
+                    ]
+                    self._modified(KINDS[plural], dependent)
+                else:
+                    self._delete(KINDS[plural], dependent)
+
+    def _event(
+        self,
+        obj: dict,
+        reason: str,
+        message: str,
+        component: str,
+        kind: str = "Normal",
+    ) -> None:
+        """Record an Event about ``obj`` as ``component`` (a controller) reports it; the
+        oldest go beyond ``EVENTS`` (a cluster keeps them an hour)."""
+        meta, now = obj["metadata"], timestamp()
+        event = {
+            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}"},
+            "involvedObject": {
+                "kind": obj["kind"],
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "apiVersion": obj["apiVersion"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": kind,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": "",
+        }
+        events = KINDS["events"]
+        self._create(events, meta["namespace"], event)
+        kept = [key for key in self._objects if key[0] == "events"]
+        for key in kept[: max(len(kept) - EVENTS, 0)]:
+            self._delete(events, self._objects[key])
 
     def _get(self, kind: Kind, namespace: str, name: str) -> dict:
         obj = self._objects.get((kind.plural, namespace, name))
@@ -156,6 +210,17 @@ class Store:
             "started": None,
         }
         self._set_pod_phase(pod, "Running" if ready else "Pending")
+        controller = "job-controller" if owner["kind"] == "Job" else "replicaset-controller"
+        self._event(
+            owner, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}", controller
+        )
+        self._event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{pod['metadata']['name']} "
+            "to simulated-node",
+            "default-scheduler",
+        )
 
     def _set_pod_phase(
         self, pod: dict, phase: str, exit_code: int | None = None, reason: str = "ContainerCreating"

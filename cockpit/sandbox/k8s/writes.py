@@ -1,0 +1,201 @@
+"""The writes: create (Deployments, Jobs), patch (Deployments), delete (any kind, its
+dependents with it) and the ``/scale`` subresource, checked and defaulted as the API
+server does, so that a bad object is refused with 422 and never reaches a controller."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from aiohttp import web
+
+from cockpit.sandbox.k8s.defaults import default_deployment
+from cockpit.sandbox.k8s.objects import KINDS, PATCHES, ApiError, Kind, invalid
+from cockpit.sandbox.k8s.store import Store
+
+IMMUTABLE = ("name", "namespace", "uid", "generation", "creationTimestamp")
+
+
+def _replicas(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_deployment(deployment: Any, name: str) -> None:
+    """Refuse a Deployment the API server would refuse (422), whatever its shape."""
+    kind = KINDS["deployments"]
+    spec = deployment.get("spec") if isinstance(deployment, dict) else None
+    if not isinstance(spec, dict):
+        raise invalid(kind, name, "spec: Required value")
+    if not _replicas(spec.get("replicas")):
+        raise invalid(
+            kind,
+            name,
+            f"spec.replicas: Invalid value: {spec.get('replicas')!r}: "
+            "must be greater than or equal to 0",
+        )
+    selector = spec.get("selector")
+    match = selector.get("matchLabels") if isinstance(selector, dict) else None
+    if not isinstance(match, dict) or not match:
+        raise invalid(kind, name, "spec.selector: Required value")
+    template = spec.get("template")
+    template_spec = template.get("spec") if isinstance(template, dict) else None
+    containers = template_spec.get("containers") if isinstance(template_spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        raise invalid(kind, name, "spec.template.spec.containers: Required value")
+    check_containers(kind, name, containers)
+    metadata = template.get("metadata") if isinstance(template, dict) else None
+    labels = (metadata.get("labels") if isinstance(metadata, dict) else None) or {}
+    if not isinstance(labels, dict) or any(labels.get(k) != v for k, v in match.items()):
+        raise invalid(
+            kind,
+            name,
+            "spec.template.metadata.labels: Invalid value: "
+            "`selector` does not match template `labels`",
+        )
+
+
+def check_containers(kind: Kind, name: str, containers: list) -> None:
+    for i, container in enumerate(containers):
+        if not isinstance(container, dict):
+            raise invalid(kind, name, f"spec.template.spec.containers[{i}]: Invalid value")
+        for field in ("name", "image"):
+            if not isinstance(container.get(field), str) or not container[field]:
+                raise invalid(
+                    kind, name, f"spec.template.spec.containers[{i}].{field}: Required value"
+                )
+
+
+class Writes(Store):
+    """Create, patch, delete and scale; the state is set up by :class:`K8sSimulator`."""
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        try:
+            return await request.json(loads=json.loads)
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from None
+
+    async def _create_object(self, request: web.Request, kind: Kind, namespace: str) -> dict:
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", f"the body of a {kind.kind} is not an object")
+        if body.get("kind", kind.kind) != kind.kind:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the API version in the data ({body.get('apiVersion')}) does not match the "
+                f"expected API version ({kind.api_version})",
+            )
+        metadata = body.get("metadata")
+        if not isinstance(metadata, dict):
+            body["metadata"] = {}
+        elif metadata.get("namespace") not in (None, namespace):
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request",
+            )
+        with self._lock:
+            if kind.plural == "jobs":
+                return self._create_job(namespace, body)
+            default_deployment(body)
+            check_deployment(body, body["metadata"].get("name") or "")
+            body["status"] = {}
+            return self._create(kind, namespace, body)
+
+    async def _patch(self, request: web.Request, kind: Kind, namespace: str, name: str) -> dict:
+        apply = PATCHES.get(request.content_type)
+        if apply is None:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted "
+                f"media types include: {', '.join(PATCHES)}",
+            )
+        body = await self._body(request)
+        with self._lock:
+            current = self._get(kind, namespace, name)
+            patched = apply(copy.deepcopy(current), body)
+            if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+                raise invalid(kind, name, "metadata: Required value")
+            default_deployment(patched)
+            check_deployment(patched, name)
+            for key in IMMUTABLE:
+                patched["metadata"][key] = current["metadata"][key]
+            patched["status"] = current["status"]
+            if patched["spec"] != current["spec"]:
+                patched["metadata"]["generation"] += 1
+            current.clear()
+            current.update(patched)
+            self._modified(kind, current)
+            return current
+
+    async def _delete_object(
+        self, request: web.Request, kind: Kind, namespace: str, name: str
+    ) -> dict:
+        options = await self._body(request) if request.can_read_body else {}
+        # batch/v1 Jobs orphan their pods unless told otherwise (kubectl tells Background)
+        policy = request.query.get("propagationPolicy") or (
+            options.get("propagationPolicy") if isinstance(options, dict) else None
+        )
+        policy = policy or ("Orphan" if kind.plural == "jobs" else "Background")
+        if policy not in ("Orphan", "Background", "Foreground"):
+            raise ApiError(
+                422, "Invalid", f"propagationPolicy: Unsupported value: {json.dumps(policy)}"
+            )
+        with self._lock:
+            obj = self._get(kind, namespace, name)
+            self._delete(kind, obj, policy)
+            return obj
+
+    def _scale_of(self, kind: Kind, obj: dict) -> dict:
+        meta = obj["metadata"]
+        selector = obj["spec"]["selector"]["matchLabels"]
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                key: meta[key]
+                for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            },
+            "spec": {"replicas": obj["spec"]["replicas"]},
+            "status": {
+                "replicas": obj["status"].get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+            },
+        }
+
+    async def _scale(self, request: web.Request, kind: Kind, namespace: str, name: str) -> dict:
+        """GET, PATCH or PUT ``…/<name>/scale``: the replicas change at once, with a new
+        generation for a Deployment (its controller scales without a rollout)."""
+        if request.method == "GET":
+            with self._lock:
+                return self._scale_of(kind, self._get(kind, namespace, name))
+        body = await self._body(request)
+        with self._lock:
+            obj = self._get(kind, namespace, name)
+            scale = self._scale_of(kind, obj)
+            if request.method == "PUT":
+                wanted = body
+            else:
+                apply = PATCHES.get(request.content_type)
+                if apply is None:
+                    raise ApiError(415, "UnsupportedMediaType", "unsupported patch type")
+                wanted = apply(copy.deepcopy(scale), body)
+            replicas = (
+                (wanted.get("spec") or {}).get("replicas") if isinstance(wanted, dict) else None
+            )
+            if not _replicas(replicas):
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
+                    f"{replicas!r}: must be greater than or equal to 0",
+                )
+            if replicas != obj["spec"]["replicas"]:
+                obj["spec"]["replicas"] = replicas
+                obj["metadata"]["generation"] += 1
+                self._modified(kind, obj)
+            return self._scale_of(kind, obj)
