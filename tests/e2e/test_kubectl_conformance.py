@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +145,216 @@ def test_events_and_describe_show_the_controllers_at_work(kubectl, simulator):
     assert re.search(
         r"Normal\s+SuccessfulCreate\s+\S+\s+replicaset-controller\s+Created pod: cart-", pod_events
     )
+
+
+def manifest(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def revisions(kubectl, name: str) -> list[str]:
+    history = kubectl("rollout", "history", f"deployment/{name}")
+    return [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
+
+
+def test_set_image_rollout_status_history_undo_and_restart(kubectl, simulator):
+    simulator.add_deployment("api", "registry.local/api:v1", replicas=3)
+    assert kubectl("set", "image", "deploy/api", "api=registry.local/api:v2") == (
+        "deployment.apps/api image updated\n"
+    )
+    status = kubectl("rollout", "status", "deploy/api", "--timeout=20s")
+    assert status.endswith('deployment "api" successfully rolled out\n')
+    assert 'Waiting for deployment "api" rollout to finish' in status
+    kubectl("set", "image", "deploy/api", "api=registry.local/api:v3")
+    kubectl("rollout", "status", "deploy/api", "--timeout=20s")
+    assert revisions(kubectl, "api") == ["1", "2", "3"]
+    assert kubectl("rollout", "undo", "deploy/api") == "deployment.apps/api rolled back\n"
+    kubectl("rollout", "status", "deploy/api", "--timeout=20s")
+    # the ReplicaSet of revision 2 is taken back as revision 4, as a cluster does
+    assert revisions(kubectl, "api") == ["1", "3", "4"]
+    assert len(kubectl("get", "rs", "-l", "app=api", "-o", "name").split()) == 3
+    image = kubectl(
+        "get", "deploy", "api", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+    )
+    assert image == "registry.local/api:v2"
+    kubectl("rollout", "undo", "deploy/api", "--to-revision=1")
+    kubectl("rollout", "status", "deploy/api", "--timeout=20s")
+    assert revisions(kubectl, "api") == ["3", "4", "5"]
+    assert simulator.current_image("default", "api") == "registry.local/api:v1"
+    assert kubectl("rollout", "restart", "deploy/api") == "deployment.apps/api restarted\n"
+    kubectl("rollout", "status", "deploy/api", "--timeout=20s")
+    assert revisions(kubectl, "api") == ["3", "4", "5", "6"]
+    assert len(kubectl("get", "rs", "-l", "app=api", "-o", "name").split()) == 4
+
+
+def test_a_stalled_rollout_counts_its_unavailable_replicas(kubectl, simulator):
+    simulator.add_deployment("stuck", "registry.local/stuck:v1", replicas=3)
+    simulator.stall("registry.local/stuck:v2")
+    kubectl("set", "image", "deploy/stuck", "stuck=registry.local/stuck:v2")
+    kubectl("wait", "--for=jsonpath={.status.replicas}=4", "deploy/stuck", "--timeout=10s")
+    unavailable = kubectl("get", "deploy", "stuck", "-o", "jsonpath={.status.unavailableReplicas}")
+    assert unavailable == "1"
+    described = kubectl("describe", "deploy", "stuck")
+    assert "3 desired | 1 updated | 4 total | 3 available | 1 unavailable" in described
+    pods = rows(kubectl("get", "pods", "-l", "app=stuck"), "READY", "STATUS")
+    assert sorted(pods) == [["0/1", "ImagePullBackOff"]] + [["1/1", "Running"]] * 3
+    failed = kubectl("rollout", "status", "deploy/stuck", "--timeout=1s", ok=False)
+    assert "1 out of 3 new replicas have been updated" in failed
+
+
+def test_create_and_apply_a_deployment_from_a_file(kubectl, tmp_path):
+    path = manifest(
+        tmp_path,
+        "deployment.yaml",
+        """\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: worker
+        spec:
+          replicas: 2
+          selector:
+            matchLabels: {app: worker}
+          template:
+            metadata:
+              labels: {app: worker}
+            spec:
+              containers:
+              - name: worker
+                image: registry.local/worker:v1
+        """,
+    )
+    assert kubectl("create", "-f", path) == "deployment.apps/worker created\n"
+    already = kubectl("create", "-f", path, ok=False)
+    assert 'Error from server (AlreadyExists): error when creating "' in already
+    assert 'deployments.apps "worker" already exists' in already
+    kubectl("rollout", "status", "deploy/worker", "--timeout=20s")
+    assert rows(kubectl("get", "deploy", "worker"), "READY") == [["2/2"]]
+    defaulted = kubectl("get", "deploy", "worker", "-o", "jsonpath={.spec.strategy.type}")
+    assert defaulted == "RollingUpdate"
+    kubectl("apply", "-f", path)  # adopts it (kubectl warns of the missing annotation)
+    assert kubectl("apply", "-f", path) == "deployment.apps/worker unchanged\n"
+    Path(path).write_text(Path(path).read_text().replace("replicas: 2", "replicas: 4"))
+    assert kubectl("apply", "-f", path) == "deployment.apps/worker configured\n"
+    kubectl(
+        "wait", "--for=jsonpath={.status.availableReplicas}=4", "deploy/worker", "--timeout=10s"
+    )
+    assert revisions(kubectl, "worker") == ["1"]  # scaled, not rolled out
+    fresh = manifest(tmp_path, "fresh.yaml", Path(path).read_text().replace("worker", "fresh"))
+    assert kubectl("apply", "-f", fresh) == "deployment.apps/fresh created\n"
+    kubectl("wait", "--for=condition=available", "deploy/fresh", "--timeout=10s")
+
+
+def test_jobs_from_files_their_logs_and_wait(kubectl, simulator, tmp_path):
+    path = manifest(
+        tmp_path,
+        "job.yaml",
+        """\
+        apiVersion: batch/v1
+        kind: Job
+        metadata:
+          name: migrate
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: migrate
+                image: registry.local/migrate:v1
+                args: ["applying 001", "applying 002", "done"]
+        """,
+    )
+    assert kubectl("create", "-f", path) == "job.batch/migrate created\n"
+    assert kubectl("wait", "--for=condition=complete", "job/migrate", "--timeout=20s") == (
+        "job.batch/migrate condition met\n"
+    )
+    jobs = kubectl("get", "jobs", "migrate")
+    assert jobs.split("\n")[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert rows(jobs, "NAME", "STATUS", "COMPLETIONS") == [["migrate", "Complete", "1/1"]]
+    assert kubectl("logs", "job/migrate") == "applying 001\napplying 002\ndone\n"
+    assert rows(kubectl("get", "pods", "-l", "job-name=migrate"), "READY", "STATUS") == [
+        ["0/1", "Completed"]
+    ]
+    described = kubectl("describe", "job", "migrate")
+    assert "Pods Statuses:  0 Active / 1 Succeeded / 0 Failed" in described
+    assert re.search(r"Normal\s+Completed\s+\S+\s+job-controller\s+Job completed", described)
+    kubectl("apply", "-f", path)  # a Job's template can not change, its metadata can
+    failing = manifest(
+        tmp_path,
+        "failing.yaml",
+        Path(path).read_text().replace("name: migrate\n", "name: failing\n", 1) + "  # exits 3\n",
+    )
+    text = (
+        Path(failing)
+        .read_text()
+        .replace(
+            "    spec:\n      restartPolicy",
+            "    metadata:\n      annotations: {sandbox.cockpit/exit-code: '3'}\n"
+            "    spec:\n      restartPolicy",
+        )
+    )
+    Path(failing).write_text(text)
+    kubectl("create", "-f", failing)
+    kubectl("wait", "--for=condition=failed", "job/failing", "--timeout=20s")
+    assert rows(kubectl("get", "job", "failing"), "STATUS") == [["Failed"]]
+    assert "BackoffLimitExceeded" in kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=failing"
+    )
+
+
+def test_a_job_without_template_metadata_runs_and_a_bad_one_harms_nothing(
+    kubectl, simulator, tmp_path
+):
+    bare = manifest(
+        tmp_path,
+        "bare.yaml",
+        """\
+        apiVersion: batch/v1
+        kind: Job
+        metadata: {name: bare}
+        spec:
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: bare, image: registry.local/bare:v1}]
+        """,
+    )
+    kubectl("create", "-f", bare, "--validate=false")
+    kubectl("wait", "--for=condition=complete", "job/bare", "--timeout=20s")
+    broken = manifest(
+        tmp_path,
+        "broken.yaml",
+        """\
+        apiVersion: batch/v1
+        kind: Job
+        metadata: {name: broken}
+        spec:
+          template: {spec: {restartPolicy: Never, containers: [{name: x}]}}
+        """,
+    )
+    refused = kubectl("create", "-f", broken, "--validate=false", ok=False)
+    assert (
+        'The Job "broken" is invalid: spec.template.spec.containers[0].image: Required value'
+        in refused
+    )
+    assert "broken" not in kubectl("get", "jobs", "-o", "name")
+    # the controller still runs
+    simulator.add_deployment("after", "registry.local/after:v1", replicas=1)
+    kubectl("set", "image", "deploy/after", "after=registry.local/after:v2")
+    kubectl("rollout", "status", "deploy/after", "--timeout=20s")
+
+
+def test_delete_takes_the_dependents_and_a_deleted_pod_is_replaced(kubectl, simulator):
+    simulator.add_deployment("gone", "registry.local/gone:v1", replicas=2)
+    [pod, _] = kubectl("get", "pods", "-l", "app=gone", "-o", "name").split()
+    assert kubectl("delete", pod) == f'pod "{pod.split("/")[1]}" deleted\n'
+    kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "deploy/gone", "--timeout=10s")
+    assert pod not in kubectl("get", "pods", "-l", "app=gone", "-o", "name").split()
+    assert kubectl("delete", "deploy", "gone") == 'deployment.apps "gone" deleted\n'
+    assert (
+        kubectl("get", "rs,pods", "-l", "app=gone") == "No resources found in default namespace.\n"
+    )
+    missing = kubectl("delete", "deploy", "gone", ok=False)
+    assert missing == 'Error from server (NotFound): deployments.apps "gone" not found\n'

@@ -243,7 +243,9 @@ class Controller(Store):
             "readyReplicas": sum(rs["status"].get("readyReplicas", 0) for rs in sets),
             "availableReplicas": sum(rs["status"].get("availableReplicas", 0) for rs in sets),
         }
-        counts["unavailableReplicas"] = max(desired - counts["availableReplicas"], 0)
+        # as the controller counts it: the ReplicaSets' replicas less the available pods
+        total = sum(rs["spec"]["replicas"] for rs in sets)
+        counts["unavailableReplicas"] = max(total - counts["availableReplicas"], 0)
         counts = {key: value for key, value in counts.items() if value}  # omitempty
         old = deployment["status"]
         conditions = {c["type"]: c for c in old.get("conditions", [])}

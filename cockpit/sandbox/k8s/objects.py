@@ -82,7 +82,7 @@ KINDS = {
             "jobs",
             "Job",
             "batch",
-            verbs=("create", "delete", "get", "list", "watch"),
+            verbs=("create", "delete", "get", "list", "patch", "watch"),
             subresources=("status",),
         ),
         Kind("events", "Event", "", short_names=("ev",)),
@@ -123,11 +123,23 @@ def not_found(kind: Kind, name: str) -> ApiError:
 
 
 def invalid(kind: Kind, name: str, why: str) -> ApiError:
+    """422 for ``why`` ("<field>: <what is wrong>"), with the cause kubectl prints."""
+    field, _, message = why.partition(": ")
+    reasons = {
+        "Required value": "FieldValueRequired",
+        "Unsupported value": "FieldValueNotSupported",
+    }
+    reason = next((r for m, r in reasons.items() if message.startswith(m)), "FieldValueInvalid")
     return ApiError(
         422,
         "Invalid",
         f'{kind.kind}.{kind.group or "core"} "{name}" is invalid: {why}',
-        {"name": name, "group": kind.group, "kind": kind.kind},
+        {
+            "name": name,
+            "group": kind.group,
+            "kind": kind.kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cockpit.sandbox.k8s.defaults import default_deployment
+from cockpit.sandbox.k8s.defaults import canonical, default_deployment, default_pod_template
 from cockpit.sandbox.k8s.objects import KINDS, PATCHES, ApiError, Kind, invalid
 from cockpit.sandbox.k8s.store import Store
 
@@ -64,6 +64,20 @@ def check_containers(kind: Kind, name: str, containers: list) -> None:
                 raise invalid(
                     kind, name, f"spec.template.spec.containers[{i}].{field}: Required value"
                 )
+
+
+def check_job_change(current: dict, patched: dict, name: str) -> None:
+    """A Job's spec is fixed once made (but for what the simulator does not model)."""
+    spec = patched.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
+        raise invalid(KINDS["jobs"], name, "spec.template: Required value")
+    template = spec["template"]
+    default_pod_template(template, "Never")
+    if canonical(template) != canonical(current["spec"]["template"]):
+        raise invalid(KINDS["jobs"], name, "spec.template: Invalid value: field is immutable")
+    for field in ("backoffLimit", "completions", "parallelism", "selector"):
+        if spec.get(field) != current["spec"].get(field):
+            raise invalid(KINDS["jobs"], name, f"spec.{field}: Invalid value: field is immutable")
 
 
 class Writes(Store):
@@ -120,8 +134,11 @@ class Writes(Store):
             patched = apply(copy.deepcopy(current), body)
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise invalid(kind, name, "metadata: Required value")
-            default_deployment(patched)
-            check_deployment(patched, name)
+            if kind.plural == "jobs":
+                check_job_change(current, patched, name)
+            else:
+                default_deployment(patched)
+                check_deployment(patched, name)
             for key in IMMUTABLE:
                 patched["metadata"][key] = current["metadata"][key]
             patched["status"] = current["status"]
