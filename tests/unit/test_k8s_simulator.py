@@ -408,3 +408,96 @@ def test_sync_start_and_stop_in_a_thread(tmp_path):
         simulator.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=1)
+
+
+async def test_one_broken_object_does_not_stop_the_controller(tmp_path, caplog):
+    async with cluster(tmp_path) as (simulator, api):
+        apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+        with simulator._lock:  # what no request can make any more: a Job without a status
+            simulator._objects["jobs", "default", "half"] = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "half", "namespace": "default", "uid": "u"},
+                "spec": {},
+            }
+        job = await batch.create_namespaced_job(
+            "default",
+            {
+                "metadata": {"name": "bare"},  # a pod template without metadata
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "i"}],
+                        }
+                    }
+                },
+            },
+        )
+        assert job.spec.template.metadata.labels["job-name"] == "bare"
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "backend", "image": "b:v2"}]}}
+                }
+            },
+        )
+
+        async def done():
+            found = await batch.read_namespaced_job("bare", "default")
+            return (
+                found.status.succeeded and simulator.current_image("default", "backend") == "b:v2"
+            )
+
+        await until(done, "the job and the rollout, past the broken Job")
+        assert "jobs half: the controller failed" in caplog.text
+
+
+async def test_stop_does_not_raise_when_the_controller_task_failed(tmp_path):
+    simulator = K8sSimulator(tmp_path / "k8s", tick=TICK)
+    await simulator.start_async()
+    assert simulator._controller is not None
+    simulator._controller.cancel()
+    broken = asyncio.get_running_loop().create_future()
+    broken.set_exception(RuntimeError("boom"))
+    simulator._controller = asyncio.ensure_future(broken)
+    await simulator.stop_async()  # no RuntimeError
+
+
+async def test_an_equal_template_sent_back_finds_its_replicaset(tmp_path):
+    """``rollout undo`` sends the old template with ``creationTimestamp: null`` and the
+    defaults written out: the same template, the same ReplicaSet and hash."""
+    async with cluster(tmp_path) as (simulator, api):
+        apps = client.AppsV1Api(api)
+        first = (await apps.list_namespaced_replica_set("default")).items[0]
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "backend", "image": "b:v2"}]}}
+                }
+            },
+        )
+        await until(
+            lambda: asyncio.sleep(0, simulator.current_image("default", "backend") == "b:v2"),
+            "the rollout to v2",
+        )
+        template = api.sanitize_for_serialization(first.spec.template)
+        del template["metadata"]["labels"]["pod-template-hash"]
+        template["metadata"]["creationTimestamp"] = None
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            [{"op": "replace", "path": "/spec/template", "value": template}],
+        )
+        await until(
+            lambda: asyncio.sleep(0, simulator.current_image("default", "backend") == IMAGE),
+            "the rollback",
+        )
+        sets = (await apps.list_namespaced_replica_set("default")).items
+        assert len(sets) == 2
+        back = next(rs for rs in sets if rs.metadata.uid == first.metadata.uid)
+        assert back.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
