@@ -70,7 +70,7 @@ def test_kubectl_talks_tls_and_sends_the_token(kubectl, simulator):
 def rows(output: str, *columns: str) -> list[list[str]]:
     """The cells of ``columns`` (header names as kubectl prints them) in each row."""
     header, *body = output.splitlines()
-    starts = [header.index(name) for name in header.split()]
+    starts = [match.start() for match in re.finditer(r"\S+", header)]
     names = header.split()
 
     def cell(line: str, name: str) -> str:
@@ -358,3 +358,44 @@ def test_delete_takes_the_dependents_and_a_deleted_pod_is_replaced(kubectl, simu
     )
     missing = kubectl("delete", "deploy", "gone", ok=False)
     assert missing == 'Error from server (NotFound): deployments.apps "gone" not found\n'
+
+
+def test_server_side_apply_all_namespaces_and_pause(kubectl, simulator, tmp_path):
+    path = manifest(
+        tmp_path,
+        "ssa.yaml",
+        """\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: ssa, namespace: other}
+        spec:
+          replicas: 1
+          selector: {matchLabels: {app: ssa}}
+          template:
+            metadata: {labels: {app: ssa}}
+            spec: {containers: [{name: ssa, image: registry.local/ssa:v1}]}
+        """,
+    )
+    assert (
+        kubectl("apply", "--server-side", "-f", path) == "deployment.apps/ssa serverside-applied\n"
+    )
+    kubectl("-n", "other", "rollout", "status", "deploy/ssa", "--timeout=20s")
+    listed = kubectl("get", "deploy", "-A")
+    assert listed.split("\n")[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert ["other", "ssa", "1/1"] in rows(listed, "NAMESPACE", "NAME", "READY")
+    assert "ssa" not in kubectl("get", "deploy", "-o", "name")  # not in default
+    kubectl("-n", "other", "rollout", "pause", "deploy/ssa")
+    kubectl("-n", "other", "set", "image", "deploy/ssa", "ssa=registry.local/ssa:v2")
+    paused = kubectl("-n", "other", "rollout", "status", "deploy/ssa", "--timeout=1s", ok=False)
+    assert "0 out of 1 new replicas have been updated" in paused
+    assert len(kubectl("-n", "other", "get", "rs", "-o", "name").split()) == 1
+    kubectl("-n", "other", "rollout", "resume", "deploy/ssa")
+    kubectl("-n", "other", "rollout", "status", "deploy/ssa", "--timeout=20s")
+    described = kubectl("-n", "other", "describe", "pod", "-l", "app=ssa")
+    assert "Image:          registry.local/ssa:v2" in described
+    for line in (
+        r"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned other/ssa-",
+        r'Normal\s+Pulled\s+\S+\s+kubelet\s+Container image "registry.local/ssa:v2" already',
+        r"Normal\s+Started\s+\S+\s+kubelet\s+Started container ssa",
+    ):
+        assert re.search(line, described), line

@@ -65,6 +65,14 @@ class Api(Writes):
             and KINDS[rest[2]].group == group
         ):
             return await self._resource(request, KINDS[rest[2]], rest[1], rest[3:])
+        if len(rest) == 1 and rest[0] in KINDS and KINDS[rest[0]].group == group:
+            if request.method != "GET":
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                )
+            return await self._list(request, KINDS[rest[0]], None)  # all namespaces
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     async def _resource(
@@ -97,7 +105,8 @@ class Api(Writes):
                 await self._create_object(request, kind, namespace), status=201
             )
         if verb == "patch":
-            return web.json_response(await self._patch(request, kind, namespace, tail[0]))
+            obj, code = await self._patch(request, kind, namespace, tail[0])
+            return web.json_response(obj, status=code)
         if verb == "delete":
             return web.json_response(await self._delete_object(request, kind, namespace, tail[0]))
         with self._lock:
@@ -108,7 +117,10 @@ class Api(Writes):
                 )
             return web.json_response(obj)
 
-    async def _list(self, request: web.Request, kind: Kind, namespace: str) -> web.StreamResponse:
+    async def _list(
+        self, request: web.Request, kind: Kind, namespace: str | None
+    ) -> web.StreamResponse:
+        """The objects of a namespace, or of all (``namespace`` None)."""
         query = request.query
         labels = label_matcher(query.get("labelSelector", ""))
         fields = field_matcher(query.get("fieldSelector", ""), kind)
@@ -116,7 +128,7 @@ class Api(Writes):
         include = query.get("includeObject", "")
 
         def matches(obj: dict) -> bool:
-            return obj["metadata"]["namespace"] == namespace and labels(obj) and fields(obj)
+            return namespace in (None, obj["metadata"]["namespace"]) and labels(obj) and fields(obj)
 
         if flag(query, "watch"):
             headers = [True]
@@ -134,9 +146,10 @@ class Api(Writes):
             )
         with self._lock:
             items = sorted(
-                (o for o in self._all(kind.plural, namespace) if matches(o)),
-                key=lambda o: o["metadata"]["name"],
+                (o for (plural, _, _), o in self._objects.items() if plural == kind.plural),
+                key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]),
             )
+            items = [o for o in items if matches(o)]
             if tabled:
                 return web.json_response(table(kind, items, str(self._rv), include))
             return web.json_response(

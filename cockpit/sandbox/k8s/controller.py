@@ -34,19 +34,19 @@ class Controller(Store):
     def _images(deployment: dict) -> dict[str, str]:
         return {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
 
+    @staticmethod
+    def _same_template(rs: dict, deployment: dict) -> bool:
+        """Whether ``rs`` runs the deployment's template (the controller's EqualIgnoreHash)."""
+        return canonical(without_hash(rs["spec"]["template"])) == canonical(
+            without_hash(deployment["spec"]["template"])
+        )
+
     def _new_replicaset(self, deployment: dict) -> dict:
         """The ReplicaSet of the current template, made or taken back, at the top revision."""
         template = without_hash(deployment["spec"]["template"])
         owned = self._owned("replicasets", deployment)
         top = max((int(rs["metadata"]["annotations"].get(REVISION, 0)) for rs in owned), default=0)
-        found = next(
-            (
-                rs
-                for rs in owned
-                if canonical(without_hash(rs["spec"]["template"])) == canonical(template)
-            ),
-            None,
-        )
+        found = next((rs for rs in owned if self._same_template(rs, deployment)), None)
         annotations = {
             k: v
             for k, v in (deployment["metadata"].get("annotations") or {}).items()
@@ -111,7 +111,8 @@ class Controller(Store):
         """One controller step for a deployment; True if anything moved."""
         moved = False
         if deployment["metadata"]["generation"] > deployment["status"].get("observedGeneration", 0):
-            self._new_replicaset(deployment)  # observed: the status says so below
+            if not deployment["spec"].get("paused"):  # paused: scaled, never rolled out
+                self._new_replicaset(deployment)  # observed: the status says so below
             moved = True
         revision = deployment["metadata"]["annotations"][REVISION]
         sets = self._owned("replicasets", deployment)
@@ -239,7 +240,10 @@ class Controller(Store):
         _, unavailable = self._bounds(deployment)
         counts = {
             "replicas": sum(rs["status"].get("replicas", 0) for rs in sets),
-            "updatedReplicas": new["status"].get("replicas", 0),
+            # a paused deployment's changed template has no ReplicaSet yet: none updated
+            "updatedReplicas": new["status"].get("replicas", 0)
+            if self._same_template(new, deployment)
+            else 0,
             "readyReplicas": sum(rs["status"].get("readyReplicas", 0) for rs in sets),
             "availableReplicas": sum(rs["status"].get("availableReplicas", 0) for rs in sets),
         }
@@ -262,14 +266,52 @@ class Controller(Store):
             now,
         )
         rs_name = new["metadata"]["name"]
-        uid = deployment["metadata"]["uid"]
         complete = (
             counts.get("updatedReplicas", 0)
             == counts.get("replicas", 0)
             == desired
             == counts.get("availableReplicas", 0)
         )
-        if complete:
+        self._progressing(deployment, conditions, rs_name, complete, progressed, now)
+        fresh = {
+            "observedGeneration": deployment["metadata"]["generation"],
+            **counts,
+            "conditions": [conditions[k] for k in ("Available", "Progressing") if k in conditions],
+        }
+        if fresh == old:
+            return False
+        deployment["status"] = fresh
+        self._modified(KINDS["deployments"], deployment)
+        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        if complete and self._rolled_out.get(key) != self._images(deployment):
+            self._rolled_out[key] = self._images(deployment)
+            image = next(iter(self._rolled_out[key].values()))
+            for callback in self._callbacks:
+                callback(*key, image)
+        return True
+
+    def _progressing(
+        self,
+        deployment: dict,
+        conditions: dict,
+        rs_name: str,
+        complete: bool,
+        progressed: bool,
+        now: str,
+    ) -> None:
+        """The ``Progressing`` condition, as the controller sets it."""
+        uid = deployment["metadata"]["uid"]
+        paused = conditions.get("Progressing", {}).get("reason") == "DeploymentPaused"
+        if deployment["spec"].get("paused"):
+            self._condition(
+                conditions, "Progressing", None, "DeploymentPaused", "Deployment is paused", now
+            )
+        elif paused:
+            self._progress[uid] = time.monotonic()
+            self._condition(
+                conditions, "Progressing", None, "DeploymentResumed", "Deployment is resumed", now
+            )
+        elif complete:
             self._condition(
                 conditions,
                 "Progressing",
@@ -300,34 +342,20 @@ class Controller(Store):
                 f'ReplicaSet "{rs_name}" has timed out progressing.',
                 now,
             )
-        fresh = {
-            "observedGeneration": deployment["metadata"]["generation"],
-            **counts,
-            "conditions": [conditions[k] for k in ("Available", "Progressing") if k in conditions],
-        }
-        if fresh == old:
-            return False
-        deployment["status"] = fresh
-        self._modified(KINDS["deployments"], deployment)
-        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
-        if complete and self._rolled_out.get(key) != self._images(deployment):
-            self._rolled_out[key] = self._images(deployment)
-            image = next(iter(self._rolled_out[key].values()))
-            for callback in self._callbacks:
-                callback(*key, image)
-        return True
 
     @staticmethod
     def _condition(
         conditions: dict,
         kind: str,
-        ok: bool,
+        ok: bool | None,
         reason: str,
         message: str,
         now: str,
         touch: bool = False,
     ) -> None:
-        value = "True" if ok else "False"
+        """Set a condition (``ok`` None: status Unknown); its transition time moves only
+        when its status does."""
+        value = "Unknown" if ok is None else "True" if ok else "False"
         old = conditions.get(kind)
         if old and old["status"] == value and old["reason"] == reason and not touch:
             return

@@ -17,6 +17,7 @@ from cockpit.sandbox.k8s.defaults import canonical
 EXIT_CODE_ANNOTATION = "sandbox.cockpit/exit-code"
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
+APPLY_PATCH = "application/apply-patch+yaml"
 HISTORY = 4096  # watch events kept for resourceVersion resumes
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes names objects with
 VERSION = {
@@ -260,6 +261,8 @@ PATCHES = {
     "application/strategic-merge-patch+json": lambda obj, body: merge_patch(obj, body, True),
     "application/merge-patch+json": lambda obj, body: merge_patch(obj, body, False),
     "application/json-patch+json": json_patch,
+    # server-side apply, approximated: the manifest merged in (no field managers)
+    APPLY_PATCH: lambda obj, body: merge_patch(obj, body, True),
 }
 
 

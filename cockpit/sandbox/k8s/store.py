@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import fnmatch
+import hashlib
 import time
 import uuid
 from collections import deque
@@ -23,6 +24,18 @@ from cockpit.sandbox.k8s.objects import (
 )
 
 EVENTS = 1000  # events kept, all namespaces
+
+
+def _digest(prefix: str, *parts: str) -> str:
+    """A container or image ID as the runtime writes one (a sha256, made up)."""
+    return prefix + hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _pod_ip(uid: str) -> str:
+    """A pod's address in 10.244.0.0/16, from its uid."""
+    number = int(uid.replace("-", "")[:8], 16)
+    return f"10.244.{number >> 8 & 255}.{number & 255 or 1}"
+
 
 if TYPE_CHECKING:
     import threading
@@ -227,9 +240,13 @@ class Store:
     ) -> None:
         now = timestamp()
         ready = phase == "Running"
-        state = self._pod_state[pod["metadata"]["uid"]]
+        uid = pod["metadata"]["uid"]
+        state = self._pod_state[uid]
         if phase == "Running" and state["started"] is None:
             state["started"] = now
+            self._kubelet_events(pod, "started")
+        elif reason == "ImagePullBackOff" and phase == "Pending":
+            self._kubelet_events(pod, "backoff")
         statuses = []
         for container in pod["spec"]["containers"]:
             current: dict[str, dict[str, Any]]
@@ -247,20 +264,22 @@ class Store:
                         "reason": "Completed" if exit_code == 0 else "Error",
                         "startedAt": state["started"] or now,
                         "finishedAt": now,
-                        "containerID": f"simulated://{pod['metadata']['uid']}",
+                        "containerID": _digest("containerd://", uid, container["name"]),
                     }
                 }
-            statuses.append(
-                {
-                    "name": container["name"],
-                    "image": container["image"],
-                    "imageID": "",
-                    "ready": ready,
-                    "restartCount": 0,
-                    "started": phase == "Running",
-                    "state": current,
-                }
-            )
+            status = {
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": ready,
+                "restartCount": 0,
+                "started": phase == "Running",
+                "state": current,
+            }
+            if phase != "Pending":
+                status["imageID"] = _digest(f"{container['image']}@sha256:", container["image"])
+                status["containerID"] = _digest("containerd://", uid, container["name"])
+            statuses.append(status)
         conditions = [
             {
                 "type": kind,
@@ -279,12 +298,32 @@ class Store:
             "phase": phase,
             "conditions": conditions,
             "hostIP": "10.0.0.1",
-            "podIP": "10.1.0.1",
+            "hostIPs": [{"ip": "10.0.0.1"}],
+            "podIP": _pod_ip(uid),
+            "podIPs": [{"ip": _pod_ip(uid)}],
             "startTime": pod["metadata"]["creationTimestamp"],
             "qosClass": "BestEffort",
             "containerStatuses": statuses,
         }
         self._modified(KINDS["pods"], pod)
+
+    def _kubelet_events(self, pod: dict, what: str) -> None:
+        """What the kubelet reports of a pod's containers: started, or an image that
+        does not come (``stall()``)."""
+        for container in pod["spec"]["containers"]:
+            image, name = container["image"], container["name"]
+            if what == "started":
+                self._event(
+                    pod,
+                    "Pulled",
+                    f'Container image "{image}" already present on machine',
+                    "kubelet",
+                )
+                self._event(pod, "Created", f"Created container {name}", "kubelet")
+                self._event(pod, "Started", f"Started container {name}", "kubelet")
+            else:
+                self._event(pod, "Failed", "Error: ImagePullBackOff", "kubelet", "Warning")
+                self._event(pod, "BackOff", f'Back-off pulling image "{image}"', "kubelet")
 
     @staticmethod
     def _ready(pod: dict) -> bool:

@@ -8,10 +8,11 @@ import copy
 import json
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from cockpit.sandbox.k8s.defaults import canonical, default_deployment, default_pod_template
-from cockpit.sandbox.k8s.objects import KINDS, PATCHES, ApiError, Kind, invalid
+from cockpit.sandbox.k8s.objects import APPLY_PATCH, KINDS, PATCHES, ApiError, Kind, invalid
 from cockpit.sandbox.k8s.store import Store
 
 IMMUTABLE = ("name", "namespace", "uid", "generation", "creationTimestamp")
@@ -85,13 +86,18 @@ class Writes(Store):
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
+        """The request's JSON (YAML for a server-side apply)."""
         try:
+            if request.content_type == APPLY_PATCH:
+                return yaml.safe_load(await request.text())
             return await request.json(loads=json.loads)
-        except ValueError as exc:
-            raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from None
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ApiError(400, "BadRequest", f"the request body can not be read: {exc}") from None
 
     async def _create_object(self, request: web.Request, kind: Kind, namespace: str) -> dict:
-        body = await self._body(request)
+        return self._create_from(kind, namespace, await self._body(request))
+
+    def _create_from(self, kind: Kind, namespace: str, body: Any) -> dict:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", f"the body of a {kind.kind} is not an object")
         if body.get("kind", kind.kind) != kind.kind:
@@ -119,7 +125,10 @@ class Writes(Store):
             body["status"] = {}
             return self._create(kind, namespace, body)
 
-    async def _patch(self, request: web.Request, kind: Kind, namespace: str, name: str) -> dict:
+    async def _patch(
+        self, request: web.Request, kind: Kind, namespace: str, name: str
+    ) -> tuple[dict, int]:
+        """The patched object and the status: 201 when a server-side apply made it."""
         apply = PATCHES.get(request.content_type)
         if apply is None:
             raise ApiError(
@@ -130,6 +139,12 @@ class Writes(Store):
             )
         body = await self._body(request)
         with self._lock:
+            if request.content_type == APPLY_PATCH and (kind.plural, namespace, name) not in (
+                self._objects
+            ):
+                if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+                    body["metadata"].setdefault("name", name)
+                return self._create_from(kind, namespace, body), 201
             current = self._get(kind, namespace, name)
             patched = apply(copy.deepcopy(current), body)
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
@@ -147,7 +162,7 @@ class Writes(Store):
             current.clear()
             current.update(patched)
             self._modified(kind, current)
-            return current
+            return current, 200
 
     async def _delete_object(
         self, request: web.Request, kind: Kind, namespace: str, name: str
