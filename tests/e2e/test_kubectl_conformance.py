@@ -399,3 +399,35 @@ def test_server_side_apply_all_namespaces_and_pause(kubectl, simulator, tmp_path
         r"Normal\s+Started\s+\S+\s+kubelet\s+Started container ssa",
     ):
         assert re.search(line, described), line
+
+
+def test_server_dry_runs_and_diff_change_nothing_and_replace_does(kubectl, simulator, tmp_path):
+    simulator.add_deployment("dry", "registry.local/dry:v1", replicas=2)
+    spec = kubectl("get", "deploy", "dry", "-o", "yaml")
+    path = manifest(
+        tmp_path, "dry.yaml", spec.replace("registry.local/dry:v1", "registry.local/dry:v2")
+    )
+    diff = kubectl("diff", "-f", path, ok=False)  # exit 1: there are differences
+    assert "-      - image: registry.local/dry:v1" in diff
+    assert "+      - image: registry.local/dry:v2" in diff
+    assert kubectl("apply", "--dry-run=server", "-f", path).startswith(
+        "deployment.apps/dry configured (server dry run)\n"
+    )
+    assert kubectl("scale", "--dry-run=server", "deploy/dry", "--replicas=5") == (
+        "deployment.apps/dry scaled (server dry run)\n"
+    )
+    assert kubectl("delete", "--dry-run=server", "deploy/dry") == (
+        'deployment.apps "dry" deleted (server dry run)\n'
+    )
+    image = "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"
+    assert kubectl("get", "deploy", "dry", "-o", image) == "2 registry.local/dry:v1"
+    assert revisions(kubectl, "dry") == ["1"]
+    kubectl("annotate", "deploy/dry", "note=changed since the manifest was read")
+    stale = kubectl("replace", "-f", path, ok=False)  # the resourceVersion of the manifest
+    assert "the object has been modified; please apply your changes" in stale
+    fresh = Path(path).read_text().replace("  resourceVersion:", "  oldResourceVersion:")
+    Path(path).write_text(fresh)
+    assert kubectl("replace", "-f", path) == "deployment.apps/dry replaced\n"
+    kubectl("rollout", "status", "deploy/dry", "--timeout=20s")
+    assert kubectl("get", "deploy", "dry", "-o", image) == "2 registry.local/dry:v2"
+    assert revisions(kubectl, "dry") == ["1", "2"]

@@ -104,7 +104,7 @@ class Api(Writes):
             return web.json_response(
                 await self._create_object(request, kind, namespace), status=201
             )
-        if verb == "patch":
+        if verb in ("patch", "update"):
             obj, code = await self._patch(request, kind, namespace, tail[0])
             return web.json_response(obj, status=code)
         if verb == "delete":

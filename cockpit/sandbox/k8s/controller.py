@@ -114,6 +114,8 @@ class Controller(Store):
             if not deployment["spec"].get("paused"):  # paused: scaled, never rolled out
                 self._new_replicaset(deployment)  # observed: the status says so below
             moved = True
+        if REVISION not in deployment["metadata"].get("annotations", {}):  # replaced: put back
+            self._new_replicaset(deployment)
         revision = deployment["metadata"]["annotations"][REVISION]
         sets = self._owned("replicasets", deployment)
         new = next(rs for rs in sets if rs["metadata"]["annotations"][REVISION] == revision)
@@ -371,7 +373,7 @@ class Controller(Store):
 
     # ------------------------------------------------------------- jobs
 
-    def _create_job(self, namespace: str, job: dict) -> dict:
+    def _create_job(self, namespace: str, job: dict, dry: bool = False) -> dict:
         """A Job checked whole, then defaulted, then stored: a refused one leaves nothing."""
         kind = KINDS["jobs"]
         metadata = job.get("metadata")
@@ -403,7 +405,7 @@ class Controller(Store):
         if not isinstance(template["metadata"].get("labels") or {}, dict):
             raise invalid(kind, name, "spec.template.metadata.labels: Invalid value")
         job["status"] = {}
-        job = self._create(kind, namespace, job)
+        job = self._create(kind, namespace, job, dry)
         meta = job["metadata"]
         labels = {
             "batch.kubernetes.io/controller-uid": meta["uid"],
@@ -414,7 +416,8 @@ class Controller(Store):
         meta["labels"] = {**labels, **(meta.get("labels") or {})}
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
         template["metadata"]["labels"] = {**labels, **(template["metadata"].get("labels") or {})}
-        self._modified(kind, job)
+        if not dry:
+            self._modified(kind, job)
         return job
 
     def _run_job(self, job: dict) -> bool:

@@ -128,6 +128,8 @@ def _document(group: str, version: str) -> dict:
         item = {"get": operation("get")}
         if "patch" in kind.verbs:
             item["patch"] = operation("patch")
+        if "update" in kind.verbs:
+            item["put"] = operation("put")
         if "delete" in kind.verbs:
             item["delete"] = operation("delete")
         paths[base] = collection

@@ -67,7 +67,7 @@ class Store:
     _changed: asyncio.Event | None
     _closing: bool
     _loop: asyncio.AbstractEventLoop | None
-    _create_job: Callable[[str, dict], dict]  # Controller's
+    _create_job: Callable[[str, dict, bool], dict]  # Controller's
 
     # ------------------------------------------------------------- the store
 
@@ -86,7 +86,8 @@ class Store:
             self._changed.set()
             self._changed = asyncio.Event()
 
-    def _create(self, kind: Kind, namespace: str, obj: dict) -> dict:
+    def _create(self, kind: Kind, namespace: str, obj: dict, dry: bool = False) -> dict:
+        """Name, uid and timestamp ``obj`` and store it (``dry``: do not)."""
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + suffix()
@@ -105,6 +106,8 @@ class Store:
         meta.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=timestamp())
         if kind.plural not in ("pods", "events"):
             meta["generation"] = 1
+        if dry:
+            return obj
         self._objects[kind.plural, namespace, meta["name"]] = obj
         self._record(kind, "ADDED", obj)
         return obj

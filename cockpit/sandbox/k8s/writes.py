@@ -81,6 +81,34 @@ def check_job_change(current: dict, patched: dict, name: str) -> None:
             raise invalid(KINDS["jobs"], name, f"spec.{field}: Invalid value: field is immutable")
 
 
+def dry_run(request: web.Request, options: Any = None) -> bool:
+    """``dryRun=All`` (a query parameter, or in a delete's options): the request is checked
+    and answered, nothing is kept (kubectl diff, ``--dry-run=server``)."""
+    values = request.query.getall("dryRun", [])
+    if isinstance(options, dict) and isinstance(options.get("dryRun"), list):
+        values = [*values, *options["dryRun"]]
+    if any(value != "All" for value in values):
+        raise ApiError(400, "BadRequest", f"Invalid dry run value: {values}")
+    return bool(values)
+
+
+def check_version(kind: Kind, current: dict, body: Any) -> None:
+    """A replacement names the resourceVersion it replaces, if any: 409 when it is old."""
+    sent = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+    if sent and sent != current["metadata"]["resourceVersion"]:
+        raise ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {kind.qualified} "{current["metadata"]["name"]}": '
+            "the object has been modified; please apply your changes to the latest version "
+            "and try again",
+        )
+
+
+def _replace(current: dict, body: Any) -> Any:
+    return copy.deepcopy(body)
+
+
 class Writes(Store):
     """Create, patch, delete and scale; the state is set up by :class:`K8sSimulator`."""
 
@@ -95,9 +123,11 @@ class Writes(Store):
             raise ApiError(400, "BadRequest", f"the request body can not be read: {exc}") from None
 
     async def _create_object(self, request: web.Request, kind: Kind, namespace: str) -> dict:
-        return self._create_from(kind, namespace, await self._body(request))
+        dry = dry_run(request)
+        return self._create_from(kind, namespace, await self._body(request), dry)
 
-    def _create_from(self, kind: Kind, namespace: str, body: Any) -> dict:
+    def _create_from(self, kind: Kind, namespace: str, body: Any, dry: bool) -> dict:
+        """Check, default and (unless ``dry``) store a new object."""
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", f"the body of a {kind.kind} is not an object")
         if body.get("kind", kind.kind) != kind.kind:
@@ -119,17 +149,19 @@ class Writes(Store):
             )
         with self._lock:
             if kind.plural == "jobs":
-                return self._create_job(namespace, body)
+                return self._create_job(namespace, body, dry)
             default_deployment(body)
             check_deployment(body, body["metadata"].get("name") or "")
             body["status"] = {}
-            return self._create(kind, namespace, body)
+            return self._create(kind, namespace, body, dry)
 
     async def _patch(
         self, request: web.Request, kind: Kind, namespace: str, name: str
     ) -> tuple[dict, int]:
-        """The patched object and the status: 201 when a server-side apply made it."""
-        apply = PATCHES.get(request.content_type)
+        """The patched (PUT: replaced) object and the status: 201 when a server-side apply
+        made it. ``dryRun=All``: checked and answered, not kept."""
+        dry = dry_run(request)
+        apply = _replace if request.method == "PUT" else PATCHES.get(request.content_type)
         if apply is None:
             raise ApiError(
                 415,
@@ -144,8 +176,10 @@ class Writes(Store):
             ):
                 if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
                     body["metadata"].setdefault("name", name)
-                return self._create_from(kind, namespace, body), 201
+                return self._create_from(kind, namespace, body, dry), 201
             current = self._get(kind, namespace, name)
+            if request.method == "PUT":
+                check_version(kind, current, body)
             patched = apply(copy.deepcopy(current), body)
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise invalid(kind, name, "metadata: Required value")
@@ -156,9 +190,16 @@ class Writes(Store):
                 check_deployment(patched, name)
             for key in IMMUTABLE:
                 patched["metadata"][key] = current["metadata"][key]
+            for key in ("labels", "annotations"):  # a null map is no map
+                if patched["metadata"].get(key, {}) is None:
+                    del patched["metadata"][key]
+                if not isinstance(patched["metadata"].get(key, {}), dict):
+                    raise invalid(kind, name, f"metadata.{key}: Invalid value")
             patched["status"] = current["status"]
             if patched["spec"] != current["spec"]:
                 patched["metadata"]["generation"] += 1
+            if dry:
+                return patched, 200
             current.clear()
             current.update(patched)
             self._modified(kind, current)
@@ -179,7 +220,8 @@ class Writes(Store):
             )
         with self._lock:
             obj = self._get(kind, namespace, name)
-            self._delete(kind, obj, policy)
+            if not dry_run(request, options):
+                self._delete(kind, obj, policy)
             return obj
 
     def _scale_of(self, kind: Kind, obj: dict) -> dict:
@@ -226,6 +268,8 @@ class Writes(Store):
                     f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
                     f"{replicas!r}: must be greater than or equal to 0",
                 )
+            if dry_run(request):
+                return {**scale, "spec": {"replicas": replicas}}
             if replicas != obj["spec"]["replicas"]:
                 obj["spec"]["replicas"] = replicas
                 obj["metadata"]["generation"] += 1
