@@ -431,3 +431,28 @@ def test_server_dry_runs_and_diff_change_nothing_and_replace_does(kubectl, simul
     kubectl("rollout", "status", "deploy/dry", "--timeout=20s")
     assert kubectl("get", "deploy", "dry", "-o", image) == "2 registry.local/dry:v2"
     assert revisions(kubectl, "dry") == ["1", "2"]
+
+
+def test_a_rollout_moves_in_the_steps_maxsurge_and_maxunavailable_allow(kubectl, simulator):
+    simulator.add_deployment("wide", "registry.local/wide:v1", replicas=10)  # 25%: 3 up, 2 down
+    [old] = kubectl("get", "rs", "-l", "app=wide", "-o", "name").split()
+    kubectl("set", "image", "deploy/wide", "wide=registry.local/wide:v2")
+    kubectl("rollout", "status", "deploy/wide", "--timeout=20s")
+    [new] = set(kubectl("get", "rs", "-l", "app=wide", "-o", "name").split()) - {old}
+    old, new = old.split("/")[1], new.split("/")[1]
+    events = kubectl(
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=wide,reason=ScalingReplicaSet",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+    )
+    assert events.splitlines()[:5] == [
+        f"Scaled up replica set {old} to 10 from 0",
+        f"Scaled up replica set {new} to 3 from 0",
+        f"Scaled down replica set {old} to 8 from 10",
+        f"Scaled up replica set {new} to 5 from 3",
+        f"Scaled down replica set {old} to 5 from 8",
+    ]
+    assert events.splitlines()[-1] == f"Scaled down replica set {old} to 0 from 3"

@@ -122,19 +122,8 @@ class Controller(Store):
         olds = [rs for rs in sets if rs is not new]
         pods = {rs["metadata"]["uid"]: self._owned("pods", rs) for rs in sets}
         moved = self._get_ready(pods) or moved
-        desired = deployment["spec"]["replicas"]
-        surge, unavailable = self._bounds(deployment)
-        total = sum(rs["spec"]["replicas"] for rs in sets)
-        want = new["spec"]["replicas"]
-        if want > desired or not any(rs["spec"]["replicas"] for rs in olds):
-            want = desired  # scaled, or nothing to replace: at once, as the controller does
-        elif want < desired and total < desired + surge:
-            want += 1
-        ready = sum(self._ready(p) for rs_pods in pods.values() for p in rs_pods)
-        moved = self._scale_down(deployment, olds, pods, ready - (desired - unavailable)) or moved
-        if want != new["spec"]["replicas"]:
-            self._scale_replicaset(deployment, new, want)
-            moved = True
+        moved = self._scale_up(deployment, new, olds) or moved
+        moved = self._scale_down(deployment, new, olds) or moved
         for rs in sets:
             moved = self._replicate(rs) or moved
             self._replicaset_status(rs)
@@ -192,23 +181,64 @@ class Controller(Store):
                 moved = True
         return moved
 
-    def _scale_down(
-        self, deployment: dict, olds: list[dict], pods: dict[str, list[dict]], removable: int
-    ) -> bool:
-        """The oldest old ReplicaSet with pods to cut loses its unready pods and, if
-        ``removable`` allows, one ready pod (one old ReplicaSet a tick); True if it did."""
-        for old in sorted(olds, key=lambda rs: int(rs["metadata"]["annotations"][REVISION])):
-            old_pods = pods[old["metadata"]["uid"]]
-            unready = [p for p in old_pods if not self._ready(p)]
-            cut = len(unready) + (1 if removable > 0 and len(old_pods) > len(unready) else 0)
-            if cut:
-                target = max(len(old_pods) - cut, 0)
-                if target != old["spec"]["replicas"]:
-                    self._scale_replicaset(deployment, old, target)
-                self._replicate(old)
-                self._replicaset_status(old)
-                return True
-        return False
+    def _scale_up(self, deployment: dict, new: dict, olds: list[dict]) -> bool:
+        """The new ReplicaSet grows as far as maxSurge lets it (to the desired count at
+        once when nothing is being replaced: a scale); True if it changed."""
+        desired, current = deployment["spec"]["replicas"], new["spec"]["replicas"]
+        surge, _ = self._bounds(deployment)
+        if current > desired or not any(rs["spec"]["replicas"] for rs in olds):
+            target = desired
+        else:
+            total = current + sum(rs["spec"]["replicas"] for rs in olds)
+            target = current + max(min(desired + surge - total, desired - current), 0)
+        if target == current:
+            return False
+        self._scale_replicaset(deployment, new, target)
+        self._replicate(new)
+        return True
+
+    def _available(self, rs: dict) -> int:
+        return sum(self._ready(pod) for pod in self._owned("pods", rs))
+
+    def _scale_down(self, deployment: dict, new: dict, olds: list[dict]) -> bool:
+        """The old ReplicaSets shrink, oldest first, as far as maxUnavailable lets them:
+        their unready pods first, then ready ones while enough stay available (the
+        controller's reconcileOldReplicaSets); True if one did."""
+        live = sorted(
+            (rs for rs in olds if rs["spec"]["replicas"]),
+            key=lambda rs: int(rs["metadata"]["annotations"][REVISION]),
+        )
+        if not live:
+            return False
+        desired = deployment["spec"]["replicas"]
+        _, unavailable = self._bounds(deployment)
+        floor = desired - min(unavailable, desired)  # minAvailable
+        every = [new, *live]
+        room = (
+            sum(rs["spec"]["replicas"] for rs in every)
+            - floor
+            - (new["spec"]["replicas"] - self._available(new))
+        )
+        if room <= 0:
+            return False
+        moved = False
+        for old in live:  # the unhealthy first
+            cut = min(room, old["spec"]["replicas"] - self._available(old))
+            if cut > 0:
+                self._shrink(deployment, old, cut)
+                room, moved = room - cut, True
+        spare = sum(self._available(rs) for rs in every) - floor
+        for old in live:
+            cut = min(old["spec"]["replicas"], spare)
+            if cut > 0:
+                self._shrink(deployment, old, cut)
+                spare, moved = spare - cut, True
+        return moved
+
+    def _shrink(self, deployment: dict, rs: dict, cut: int) -> None:
+        self._scale_replicaset(deployment, rs, rs["spec"]["replicas"] - cut)
+        self._replicate(rs)
+        self._replicaset_status(rs)
 
     def _replicaset_status(self, rs: dict) -> None:
         pods = self._owned("pods", rs)
