@@ -51,6 +51,7 @@ class Controller(Store):
             k: v
             for k, v in (deployment["metadata"].get("annotations") or {}).items()
             if not k.startswith("deployment.kubernetes.io/")
+            and k != "kubectl.kubernetes.io/last-applied-configuration"  # as the controller skips
         }
         if found is None:
             digest = template_hash(template)
