@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -501,3 +502,113 @@ async def test_an_equal_template_sent_back_finds_its_replicaset(tmp_path):
         assert len(sets) == 2
         back = next(rs for rs in sets if rs.metadata.uid == first.metadata.uid)
         assert back.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "d", "labels": {"app": "d"}, "annotations": {}},
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "d"}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+        "revisionHistoryLimit": 3,
+        "progressDeadlineSeconds": 60,
+        "paused": False,
+        "template": {
+            "metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "i:v1"}]},
+        },
+    },
+}
+JOB = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "metadata": {"name": "j"},
+    "spec": {
+        "backoffLimit": 0,
+        "completions": 1,
+        "template": {
+            "metadata": {"annotations": {"sandbox.cockpit/exit-code": "0"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]},
+        },
+    },
+}
+ODD = [None, "x", "50%", -1, 1.5, True, [], {}, [1], {"a": 1}]
+
+
+def paths(value, prefix=()):
+    """Every path into ``value`` (keys, list indexes)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, inner in items:
+        yield (*prefix, key)
+        yield from paths(inner, (*prefix, key))
+
+
+def replaced(document, path, odd):
+    out = copy.deepcopy(document)
+    place = out
+    for key in path[:-1]:
+        place = place[key]
+    place[path[-1]] = odd
+    return out
+
+
+async def test_no_body_of_any_shape_makes_a_500_or_harms_the_controller(tmp_path, caplog):
+    async with cluster(tmp_path) as (simulator, api):
+        base = f"{simulator.url}/apis"
+        headers = {"Authorization": f"Bearer {simulator.token}"}
+        merge = {**headers, "Content-Type": "application/merge-patch+json"}
+        connector = aiohttp.TCPConnector(ssl=simulator.ssl_context())
+        codes = set()
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for plural, group, document in (
+                ("deployments", "apps/v1", DEPLOYMENT),
+                ("jobs", "batch/v1", JOB),
+            ):
+                url = f"{base}/{group}/namespaces/default/{plural}"
+                for n, (path, odd) in enumerate(
+                    (path, odd) for path in paths(document) for odd in ODD
+                ):
+                    named = replaced(document, ("metadata", "name"), f"{plural[0]}{n}")
+                    body = replaced(named, path, odd)
+                    async with session.post(url, json=body, headers=headers) as response:
+                        codes.add(response.status)
+                        assert response.status < 500, (path, odd, await response.text())
+                        made = await response.json()
+                    if response.status == 201:
+                        async with session.delete(
+                            f"{url}/{made['metadata']['name']}", headers=headers
+                        ) as response:
+                            assert response.status == 200
+                    if plural == "deployments":
+                        patch = (
+                            replaced({"spec": DEPLOYMENT["spec"]}, path, odd)
+                            if (path[0] == "spec")
+                            else {"metadata": replaced(DEPLOYMENT, path, odd)["metadata"]}
+                        )
+                        async with session.patch(
+                            f"{url}/backend", json=patch, headers=merge
+                        ) as response:
+                            assert response.status < 500, (path, odd, await response.text())
+        assert {201, 422} <= codes
+        apps = client.AppsV1Api(api)
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "backend", "image": "b:v9"}]}}
+                }
+            },
+        )
+        await until(
+            lambda: asyncio.sleep(0, simulator.current_image("default", "backend") == "b:v9"),
+            "a rollout after the odd bodies",
+        )
+        assert "the controller failed" not in caplog.text

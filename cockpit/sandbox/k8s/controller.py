@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -20,7 +21,7 @@ from cockpit.sandbox.k8s.objects import (
     without_hash,
 )
 from cockpit.sandbox.k8s.store import Store
-from cockpit.sandbox.k8s.writes import check_containers
+from cockpit.sandbox.k8s.writes import check_containers, check_metadata, is_count
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,13 @@ class Controller(Store):
 
     @staticmethod
     def _bounds(deployment: dict) -> tuple[int, int]:
-        """(maxSurge, maxUnavailable) in pods, resolved as the controller does."""
+        """(maxSurge, maxUnavailable) in pods, resolved as the controller does (0, 0 for
+        the Recreate strategy)."""
         replicas = deployment["spec"]["replicas"]
-        rolling = (deployment["spec"].get("strategy") or {}).get("rollingUpdate") or {}
+        strategy = deployment["spec"].get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return 0, 0
+        rolling = strategy.get("rollingUpdate") or {}
 
         def resolve(value: Any, round_up: bool) -> int:
             if isinstance(value, str) and value.endswith("%"):
@@ -123,8 +128,11 @@ class Controller(Store):
         olds = [rs for rs in sets if rs is not new]
         pods = {rs["metadata"]["uid"]: self._owned("pods", rs) for rs in sets}
         moved = self._get_ready(pods) or moved
-        moved = self._scale_up(deployment, new, olds) or moved
-        moved = self._scale_down(deployment, new, olds) or moved
+        if (deployment["spec"].get("strategy") or {}).get("type") == "Recreate":
+            moved = self._recreate(deployment, new, olds) or moved
+        else:
+            moved = self._scale_up(deployment, new, olds) or moved
+            moved = self._scale_down(deployment, new, olds) or moved
         for rs in sets:
             moved = self._replicate(rs) or moved
             self._replicaset_status(rs)
@@ -195,6 +203,23 @@ class Controller(Store):
         if target == current:
             return False
         self._scale_replicaset(deployment, new, target)
+        self._replicate(new)
+        return True
+
+    def _recreate(self, deployment: dict, new: dict, olds: list[dict]) -> bool:
+        """The Recreate strategy: every old pod goes, then the new ReplicaSet comes up
+        whole; True if a ReplicaSet changed."""
+        live = [rs for rs in olds if rs["spec"]["replicas"]]
+        for old in live:
+            self._shrink(deployment, old, old["spec"]["replicas"])
+        desired = deployment["spec"]["replicas"]
+        if (
+            live
+            or any(self._owned("pods", rs) for rs in olds)
+            or new["spec"]["replicas"] == desired
+        ):
+            return bool(live)
+        self._scale_replicaset(deployment, new, desired)
         self._replicate(new)
         return True
 
@@ -430,11 +455,20 @@ class Controller(Store):
                 'valid values: "OnFailure", "Never"',
             )
         for field in ("backoffLimit", "completions", "parallelism"):
-            if not isinstance(spec.setdefault(field, 6 if field == "backoffLimit" else 1), int):
-                raise invalid(kind, name, f"spec.{field}: Invalid value: must be an integer")
+            if not is_count(spec.setdefault(field, 6 if field == "backoffLimit" else 1)):
+                raise invalid(
+                    kind, name, f"spec.{field}: Invalid value: must be greater than or equal to 0"
+                )
         default_pod_template(template, "Never")
-        if not isinstance(template["metadata"].get("labels") or {}, dict):
-            raise invalid(kind, name, "spec.template.metadata.labels: Invalid value")
+        check_metadata(kind, name, template["metadata"], "spec.template.metadata")
+        code = (template["metadata"].get("annotations") or {}).get(EXIT_CODE_ANNOTATION, "0")
+        if not code.lstrip("-").isdigit():
+            raise invalid(
+                kind,
+                name,
+                f"spec.template.metadata.annotations[{EXIT_CODE_ANNOTATION}]: Invalid value: "
+                f"{json.dumps(code)}: the simulated exit code is an integer",
+            )
         job["status"] = {}
         job = self._create(kind, namespace, job, dry)
         meta = job["metadata"]

@@ -14,7 +14,10 @@ def default_pod_template(template: dict, restart_policy: str) -> dict:
         metadata = template["metadata"] = {}
     metadata.setdefault("creationTimestamp", None)
     spec = template.setdefault("spec", {})
-    for container in spec.get("containers") or []:
+    if not isinstance(spec, dict):
+        return template  # refused by the checks
+    containers = spec.get("containers")
+    for container in containers if isinstance(containers, list) else []:
         if not isinstance(container, dict):
             continue
         image = str(container.get("image") or "")
@@ -35,11 +38,16 @@ def default_pod_template(template: dict, restart_policy: str) -> dict:
 def default_deployment(deployment: dict) -> dict:
     """Fill a Deployment's defaults in place (and return it)."""
     spec = deployment.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return deployment  # refused by the checks
     spec.setdefault("replicas", 1)
     strategy = spec.setdefault("strategy", {})
+    if not isinstance(strategy, dict):
+        return deployment  # refused by the checks
     strategy.setdefault("type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.setdefault("rollingUpdate", {})
+    rolling = strategy.get("rollingUpdate", {}) if strategy["type"] == "RollingUpdate" else None
+    if isinstance(rolling, dict):
+        strategy["rollingUpdate"] = rolling
         rolling.setdefault("maxUnavailable", "25%")
         rolling.setdefault("maxSurge", "25%")
     spec.setdefault("revisionHistoryLimit", 10)

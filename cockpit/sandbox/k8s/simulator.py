@@ -48,6 +48,8 @@ class K8sSimulator(Api, Controller, LoopServer):
         self.url = ""
         self.certificates: Certificates | None = None
         self._objects: dict[tuple[str, str, str], dict] = {}
+        self._dependents: dict[str, dict[tuple[str, str, str], None]] = {}
+        self._event_keys: deque[tuple[str, str, str]] = deque()
         self._history: deque[tuple[int, str, str, dict]] = deque(maxlen=HISTORY)
         self._rv = 1
         self._ticks = 0

@@ -53,6 +53,8 @@ class Store:
     token: str
     url: str
     _objects: dict[tuple[str, str, str], dict]
+    _dependents: dict[str, dict[tuple[str, str, str], None]]  # owner uid -> its dependents
+    _event_keys: deque[tuple[str, str, str]]  # the events, oldest first
     _history: deque[tuple[int, str, str, dict]]
     _rv: int
     _ticks: int
@@ -108,7 +110,12 @@ class Store:
             meta["generation"] = 1
         if dry:
             return obj
-        self._objects[kind.plural, namespace, meta["name"]] = obj
+        key = (kind.plural, namespace, meta["name"])
+        self._objects[key] = obj
+        for ref in meta.get("ownerReferences") or []:
+            self._dependents.setdefault(ref["uid"], {})[key] = None
+        if kind.plural == "events":
+            self._event_keys.append(key)
         self._record(kind, "ADDED", obj)
         return obj
 
@@ -119,8 +126,11 @@ class Store:
         """Delete ``obj``; its dependents (owner references) go too, as the garbage
         collector removes them, or lose the reference (``Orphan``)."""
         meta = obj["metadata"]
-        self._objects.pop((kind.plural, meta["namespace"], meta["name"]), None)
+        key = (kind.plural, meta["namespace"], meta["name"])
+        self._objects.pop(key, None)
         self._pod_state.pop(meta["uid"], None)
+        for ref in meta.get("ownerReferences") or []:
+            self._dependents.get(ref["uid"], {}).pop(key, None)
         self._record(kind, "DELETED", obj)
         for plural in ("replicasets", "pods"):
             for dependent in self._owned(plural, obj):
@@ -133,6 +143,7 @@ class Store:
                     self._modified(KINDS[plural], dependent)
                 else:
                     self._delete(KINDS[plural], dependent)
+        self._dependents.pop(meta["uid"], None)
 
     def _event(
         self,
@@ -168,9 +179,10 @@ class Store:
         }
         events = KINDS["events"]
         self._create(events, meta["namespace"], event)
-        kept = [key for key in self._objects if key[0] == "events"]
-        for key in kept[: max(len(kept) - EVENTS, 0)]:
-            self._delete(events, self._objects[key])
+        while len(self._event_keys) > EVENTS:
+            gone = self._objects.get(self._event_keys.popleft())
+            if gone is not None:
+                self._delete(events, gone)
 
     def _get(self, kind: Kind, namespace: str, name: str) -> dict:
         obj = self._objects.get((kind.plural, namespace, name))
@@ -178,16 +190,10 @@ class Store:
             raise not_found(kind, name)
         return obj
 
-    def _all(self, plural: str, namespace: str) -> list[dict]:
-        return [obj for (p, ns, _), obj in self._objects.items() if p == plural and ns == namespace]
-
     def _owned(self, plural: str, owner: dict) -> list[dict]:
-        uid = owner["metadata"]["uid"]
-        return [
-            obj
-            for obj in self._all(plural, owner["metadata"]["namespace"])
-            if any(ref["uid"] == uid for ref in obj["metadata"].get("ownerReferences", []))
-        ]
+        """The objects of ``plural`` that ``owner`` owns (by the dependents index)."""
+        keys = self._dependents.get(owner["metadata"]["uid"], {})
+        return [self._objects[key] for key in keys if key[0] == plural and key in self._objects]
 
     @staticmethod
     def _owner_ref(owner: dict) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import yaml
@@ -18,7 +19,8 @@ from cockpit.sandbox.k8s.store import Store
 IMMUTABLE = ("name", "namespace", "uid", "generation", "creationTimestamp")
 
 
-def _replicas(value: Any) -> bool:
+def is_count(value: Any) -> bool:
+    """A non-negative integer (not a boolean), as replicas and limits are."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -28,13 +30,18 @@ def check_deployment(deployment: Any, name: str) -> None:
     spec = deployment.get("spec") if isinstance(deployment, dict) else None
     if not isinstance(spec, dict):
         raise invalid(kind, name, "spec: Required value")
-    if not _replicas(spec.get("replicas")):
+    if not is_count(spec.get("replicas")):
         raise invalid(
             kind,
             name,
             f"spec.replicas: Invalid value: {spec.get('replicas')!r}: "
             "must be greater than or equal to 0",
         )
+    check_strategy(kind, name, spec.get("strategy"))
+    _check_counts(kind, name, spec, "revisionHistoryLimit", "progressDeadlineSeconds")
+    _check_counts(kind, name, spec, "minReadySeconds")
+    if not isinstance(spec.get("paused", False), bool):
+        raise invalid(kind, name, "spec.paused: Invalid value: must be a boolean")
     selector = spec.get("selector")
     match = selector.get("matchLabels") if isinstance(selector, dict) else None
     if not isinstance(match, dict) or not match:
@@ -46,14 +53,80 @@ def check_deployment(deployment: Any, name: str) -> None:
         raise invalid(kind, name, "spec.template.spec.containers: Required value")
     check_containers(kind, name, containers)
     metadata = template.get("metadata") if isinstance(template, dict) else None
-    labels = (metadata.get("labels") if isinstance(metadata, dict) else None) or {}
-    if not isinstance(labels, dict) or any(labels.get(k) != v for k, v in match.items()):
+    check_metadata(kind, name, metadata or {}, "spec.template.metadata")
+    labels = (metadata or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in match.items()):
         raise invalid(
             kind,
             name,
             "spec.template.metadata.labels: Invalid value: "
             "`selector` does not match template `labels`",
         )
+
+
+def check_metadata(kind: Kind, name: str, metadata: Any, where: str = "metadata") -> None:
+    """Names are strings, labels and annotations maps of strings (a null map is dropped,
+    as the API server decodes it)."""
+    if not isinstance(metadata, dict):
+        raise invalid(kind, name, f"{where}: Invalid value: must be an object")
+    for field in ("name", "generateName", "namespace"):
+        if metadata.get(field) is not None and not isinstance(metadata[field], str):
+            raise invalid(kind, name, f"{where}.{field}: Invalid value: must be a string")
+    for field in ("labels", "annotations"):
+        if field in metadata and metadata[field] is None:
+            del metadata[field]
+        value = metadata.get(field, {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise invalid(kind, name, f"{where}.{field}: Invalid value: must be a map of strings")
+
+
+def _check_counts(kind: Kind, name: str, spec: dict, *fields: str) -> None:
+    for field in fields:
+        if field in spec and not is_count(spec[field]):
+            raise invalid(
+                kind,
+                name,
+                f"spec.{field}: Invalid value: {json.dumps(spec[field])}: "
+                "must be greater than or equal to 0",
+            )
+
+
+def check_strategy(kind: Kind, name: str, strategy: Any) -> None:
+    """RollingUpdate (with maxSurge / maxUnavailable: counts or percentages) or Recreate."""
+    if not isinstance(strategy, dict) or strategy.get("type") not in ("RollingUpdate", "Recreate"):
+        kept = strategy.get("type") if isinstance(strategy, dict) else strategy
+        raise invalid(
+            kind,
+            name,
+            f"spec.strategy.type: Unsupported value: {json.dumps(kept)}: supported values: "
+            '"Recreate", "RollingUpdate"',
+        )
+    rolling = strategy.get("rollingUpdate")
+    if rolling is not None and not isinstance(rolling, dict):
+        raise invalid(kind, name, "spec.strategy.rollingUpdate: Invalid value: must be an object")
+    if strategy["type"] == "Recreate":
+        if rolling is not None:
+            raise invalid(
+                kind,
+                name,
+                "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy "
+                "`type` is 'Recreate'",
+            )
+        return
+    for field in ("maxSurge", "maxUnavailable"):
+        value = (rolling or {}).get(field, "25%")
+        if isinstance(value, bool) or not (
+            (isinstance(value, int) and value >= 0)
+            or (isinstance(value, str) and re.fullmatch(r"[0-9]+%", value))
+        ):
+            raise invalid(
+                kind,
+                name,
+                f"spec.strategy.rollingUpdate.{field}: Invalid value: {json.dumps(value)}: "
+                "must be a non-negative integer or a percentage (e.g. '25%')",
+            )
 
 
 def check_containers(kind: Kind, name: str, containers: list) -> None:
@@ -137,10 +210,9 @@ class Writes(Store):
                 f"the API version in the data ({body.get('apiVersion')}) does not match the "
                 f"expected API version ({kind.api_version})",
             )
-        metadata = body.get("metadata")
-        if not isinstance(metadata, dict):
-            body["metadata"] = {}
-        elif metadata.get("namespace") not in (None, namespace):
+        metadata = body.setdefault("metadata", {})
+        check_metadata(kind, "", metadata)
+        if metadata.get("namespace") not in (None, namespace):
             raise ApiError(
                 400,
                 "BadRequest",
@@ -188,13 +260,11 @@ class Writes(Store):
             else:
                 default_deployment(patched)
                 check_deployment(patched, name)
+                if patched["spec"]["selector"] != current["spec"]["selector"]:
+                    raise invalid(kind, name, "spec.selector: Invalid value: field is immutable")
             for key in IMMUTABLE:
                 patched["metadata"][key] = current["metadata"][key]
-            for key in ("labels", "annotations"):  # a null map is no map
-                if patched["metadata"].get(key, {}) is None:
-                    del patched["metadata"][key]
-                if not isinstance(patched["metadata"].get(key, {}), dict):
-                    raise invalid(kind, name, f"metadata.{key}: Invalid value")
+            check_metadata(kind, name, patched["metadata"])
             patched["status"] = current["status"]
             if patched["spec"] != current["spec"]:
                 patched["metadata"]["generation"] += 1
@@ -261,7 +331,7 @@ class Writes(Store):
             replicas = (
                 (wanted.get("spec") or {}).get("replicas") if isinstance(wanted, dict) else None
             )
-            if not _replicas(replicas):
+            if not is_count(replicas):
                 raise ApiError(
                     422,
                     "Invalid",
