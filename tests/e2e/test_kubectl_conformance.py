@@ -456,3 +456,47 @@ def test_a_rollout_moves_in_the_steps_maxsurge_and_maxunavailable_allow(kubectl,
         f"Scaled down replica set {old} to 5 from 8",
     ]
     assert events.splitlines()[-1] == f"Scaled down replica set {old} to 0 from 3"
+
+
+def test_the_recreate_strategy_stops_every_old_pod_first(kubectl, tmp_path):
+    path = manifest(
+        tmp_path,
+        "recreate.yaml",
+        """\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: single}
+        spec:
+          replicas: 2
+          strategy: {type: Recreate}
+          selector: {matchLabels: {app: single}}
+          template:
+            metadata: {labels: {app: single}}
+            spec: {containers: [{name: single, image: registry.local/single:v1}]}
+        """,
+    )
+    kubectl("apply", "-f", path)
+    kubectl("rollout", "status", "deploy/single", "--timeout=20s")
+    [old] = kubectl("get", "rs", "-l", "app=single", "-o", "name").split()
+    kubectl("set", "image", "deploy/single", "single=registry.local/single:v2")
+    kubectl("rollout", "status", "deploy/single", "--timeout=20s")
+    [new] = set(kubectl("get", "rs", "-l", "app=single", "-o", "name").split()) - {old}
+    events = kubectl(
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=single,reason=ScalingReplicaSet",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+    )
+    assert events.splitlines() == [
+        f"Scaled up replica set {old.split('/')[1]} to 2 from 0",
+        f"Scaled down replica set {old.split('/')[1]} to 0 from 2",
+        f"Scaled up replica set {new.split('/')[1]} to 2 from 0",
+    ]
+    assert re.search(r"StrategyType:\s+Recreate\n", kubectl("describe", "deploy", "single"))
+    mixed = (
+        Path(path).read_text().replace("{type: Recreate}", "{type: Recreate, rollingUpdate: {}}")
+    )
+    refused = kubectl("apply", "-f", manifest(tmp_path, "mixed.yaml", mixed), ok=False)
+    assert "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy" in refused
