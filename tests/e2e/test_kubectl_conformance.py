@@ -274,6 +274,14 @@ def test_jobs_from_files_their_logs_and_wait(kubectl, simulator, tmp_path):
     assert jobs.split("\n")[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     assert rows(jobs, "NAME", "STATUS", "COMPLETIONS") == [["migrate", "Complete", "1/1"]]
     assert kubectl("logs", "job/migrate") == "applying 001\napplying 002\ndone\n"
+    assert kubectl("logs", "job/migrate", "--tail=2") == "applying 002\ndone\n"
+    assert kubectl("logs", "job/migrate", "--since=1h").count("\n") == 3
+    previous = kubectl("logs", "job/migrate", "--previous", ok=False)
+    assert re.fullmatch(
+        r'Error from server \(BadRequest\): previous terminated container "migrate" in pod '
+        r'"migrate-\w{5}" not found\n',
+        previous,
+    )
     assert rows(kubectl("get", "pods", "-l", "job-name=migrate"), "READY", "STATUS") == [
         ["0/1", "Completed"]
     ]

@@ -26,6 +26,20 @@ from cockpit.sandbox.k8s.objects import (
 from cockpit.sandbox.k8s.tables import table, wants_table
 from cockpit.sandbox.k8s.writes import Writes
 
+
+def _number(query, name: str) -> int | None:
+    """A non-negative integer query parameter (``tailLines``...), None when absent."""
+    if name not in query:
+        return None
+    try:
+        value = int(query[name])
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(400, "BadRequest", f"{name}: Invalid value: {query[name]!r}")
+    return value
+
+
 VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
@@ -266,9 +280,22 @@ class Api(Writes):
                     "BadRequest",
                     f'container "{container}" in pod "{name}" is waiting to start: {waiting}',
                 )
+            if flag(query, "previous"):  # containers are never restarted here
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{name}" not found',
+                )
         stamps, follow = flag(query, "timestamps"), flag(query, "follow")
+        tail, since = _number(query, "tailLines"), _number(query, "sinceSeconds")
         yield b""
         sent = 0
+        with self._lock:  # where the log starts: --tail and --since drop the lines before
+            kept = (self._pod_state.get(pod["metadata"]["uid"]) or {"log": []})["log"]
+            if since is not None:
+                sent = sum(at < time.time() - since for at, _ in kept)
+            if tail is not None:
+                sent = max(sent, len(kept) - tail)
         while True:
             changed = self._changed
             with self._lock:

@@ -231,7 +231,6 @@ class Store:
             "pending": lines or [],
             "started": None,
         }
-        self._set_pod_phase(pod, "Running" if ready else "Pending")
         controller = "job-controller" if owner["kind"] == "Job" else "replicaset-controller"
         self._event(
             owner, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}", controller
@@ -243,6 +242,7 @@ class Store:
             "to simulated-node",
             "default-scheduler",
         )
+        self._set_pod_phase(pod, "Running" if ready else "Pending")
 
     def _set_pod_phase(
         self, pod: dict, phase: str, exit_code: int | None = None, reason: str = "ContainerCreating"
