@@ -383,6 +383,7 @@ def test_server_side_apply_all_namespaces_and_pause(kubectl, simulator, tmp_path
             spec: {containers: [{name: ssa, image: registry.local/ssa:v1}]}
         """,
     )
+    kubectl("create", "namespace", "other")
     assert (
         kubectl("apply", "--server-side", "-f", path) == "deployment.apps/ssa serverside-applied\n"
     )
@@ -507,3 +508,37 @@ def test_the_recreate_strategy_stops_every_old_pod_first(kubectl, tmp_path):
     )
     refused = kubectl("apply", "-f", manifest(tmp_path, "mixed.yaml", mixed), ok=False)
     assert "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy" in refused
+
+
+def test_namespaces_and_the_node(kubectl, tmp_path):
+    assert rows(kubectl("get", "ns", "default", "kube-system"), "NAME", "STATUS") == [
+        ["default", "Active"],
+        ["kube-system", "Active"],
+    ]
+    assert rows(kubectl("get", "nodes"), "NAME", "STATUS", "ROLES", "VERSION") == [
+        ["simulated-node", "Ready", "control-plane", "v1.31.0"]
+    ]
+    path = manifest(
+        tmp_path,
+        "team.yaml",
+        """\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: team}
+        spec:
+          replicas: 1
+          selector: {matchLabels: {app: team}}
+          template:
+            metadata: {labels: {app: team}}
+            spec: {containers: [{name: team, image: registry.local/team:v1}]}
+        """,
+    )
+    missing = kubectl("-n", "payments", "apply", "-f", path, ok=False)
+    assert 'namespaces "payments" not found' in missing
+    assert kubectl("create", "namespace", "payments") == "namespace/payments created\n"
+    kubectl("-n", "payments", "apply", "-f", path)
+    kubectl("-n", "payments", "rollout", "status", "deploy/team", "--timeout=20s")
+    on_node = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=simulated-node")
+    assert ["payments", "1/1", "Running"] in rows(on_node, "NAMESPACE", "READY", "STATUS")
+    assert kubectl("delete", "ns", "payments") == 'namespace "payments" deleted\n'
+    assert "payments" not in kubectl("get", "deploy,rs,pods", "-A")

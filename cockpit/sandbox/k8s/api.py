@@ -72,6 +72,9 @@ class Api(Writes):
             rest, group = [], None
         if group is not None and not rest and request.method == "GET":
             return web.json_response(resources(group, parts[-1]))
+        cluster = KINDS.get(rest[0]) if rest else None
+        if cluster and not cluster.namespaced and cluster.group == group and len(rest) <= 2:
+            return await self._resource(request, cluster, "", rest[1:])
         if (
             len(rest) >= 3
             and rest[0] == "namespaces"
@@ -142,7 +145,11 @@ class Api(Writes):
         include = query.get("includeObject", "")
 
         def matches(obj: dict) -> bool:
-            return namespace in (None, obj["metadata"]["namespace"]) and labels(obj) and fields(obj)
+            return (
+                namespace in (None, obj["metadata"].get("namespace", ""))
+                and labels(obj)
+                and fields(obj)
+            )
 
         if flag(query, "watch"):
             headers = [True]
@@ -161,7 +168,7 @@ class Api(Writes):
         with self._lock:
             items = sorted(
                 (o for (plural, _, _), o in self._objects.items() if plural == kind.plural),
-                key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]),
+                key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
             )
             items = [o for o in items if matches(o)]
             if tabled:

@@ -55,13 +55,13 @@ def _resource(kind: Kind) -> dict:
     resource = {
         "name": kind.plural,
         "singularName": kind.kind.lower(),
-        "namespaced": True,
+        "namespaced": kind.namespaced,
         "kind": kind.kind,
         "verbs": list(kind.verbs),
     }
     if kind.short_names:
         resource["shortNames"] = list(kind.short_names)
-    if kind.plural != "events":
+    if kind.plural in ("deployments", "replicasets", "pods", "jobs"):
         resource["categories"] = ["all"]
     return resource
 
@@ -112,7 +112,8 @@ def _document(group: str, version: str) -> dict:
         if (kind.group, kind.version) != (group, version):
             continue
         gvk = {"group": group, "version": version, "kind": kind.kind}
-        base = f"/{_path(group, version)}/namespaces/{{namespace}}/{kind.plural}"
+        scope = "/namespaces/{namespace}" if kind.namespaced else ""
+        base = f"/{_path(group, version)}{scope}/{kind.plural}"
 
         def operation(action: str, gvk: dict = gvk) -> dict:
             return {

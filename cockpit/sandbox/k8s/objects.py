@@ -42,6 +42,7 @@ class Kind:
     verbs: tuple[str, ...] = ("get", "list", "watch")
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()  # scale, status, log
+    namespaced: bool = True
 
     @property
     def api_version(self) -> str:
@@ -87,6 +88,15 @@ KINDS = {
             subresources=("status",),
         ),
         Kind("events", "Event", "", short_names=("ev",)),
+        Kind(
+            "namespaces",
+            "Namespace",
+            "",
+            verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+            short_names=("ns",),
+            namespaced=False,
+        ),
+        Kind("nodes", "Node", "", short_names=("no",), namespaced=False),
     )
 }
 

@@ -22,6 +22,7 @@ from cockpit.sandbox.k8s.objects import (
     HISTORY,
     KINDS,
 )
+from cockpit.sandbox.k8s.store import node_object
 from cockpit.sandbox.k8s.tls import Certificates
 from cockpit.sandbox.servers import LoopServer
 
@@ -63,6 +64,9 @@ class K8sSimulator(Api, Controller, LoopServer):
         self._controller: asyncio.Task | None = None
         self._changed: asyncio.Event | None = None
         self._closing = False
+        for name in ("default", "kube-node-lease", "kube-public", "kube-system", namespace):
+            self._namespace(name)
+        self._create(KINDS["nodes"], "", node_object())
 
     # ------------------------------------------------------------- life cycle
 
@@ -187,6 +191,7 @@ class K8sSimulator(Api, Controller, LoopServer):
             "status": {},
         }
         with self._lock:
+            self._namespace(namespace)
             self._create(KINDS["deployments"], namespace, deployment)
             new = self._new_replicaset(deployment)
             self._scale_replicaset(deployment, new, replicas)

@@ -26,6 +26,60 @@ from cockpit.sandbox.k8s.objects import (
 EVENTS = 1000  # events kept, all namespaces
 
 
+NODE = "simulated-node"
+
+
+def namespace_object(name: str) -> dict:
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def node_object() -> dict:
+    """The one node every pod runs on."""
+    return {
+        "metadata": {
+            "name": NODE,
+            "labels": {
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": NODE,
+                "kubernetes.io/os": "linux",
+                "node-role.kubernetes.io/control-plane": "",
+            },
+        },
+        "spec": {"podCIDR": "10.244.0.0/16"},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": timestamp(),
+                    "lastTransitionTime": timestamp(),
+                }
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "10.0.0.1"},
+                {"type": "Hostname", "address": NODE},
+            ],
+            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "osImage": "cockpit simulator",
+                "kernelVersion": "simulated",
+                "containerRuntimeVersion": "containerd://simulated",
+                "kubeletVersion": "v1.31.0",
+                "kubeProxyVersion": "v1.31.0",
+            },
+        },
+    }
+
+
 def _digest(prefix: str, *parts: str) -> str:
     """A container or image ID as the runtime writes one (a sha256, made up)."""
     return prefix + hashlib.sha256("/".join(parts).encode()).hexdigest()
@@ -105,12 +159,16 @@ class Store:
                 {"name": meta["name"], "group": kind.group, "kind": kind.plural},
             )
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
-        meta.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=timestamp())
-        if kind.plural not in ("pods", "events"):
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=timestamp())
+        if kind.namespaced:
+            meta["namespace"] = namespace
+        elif "namespace" in meta:
+            del meta["namespace"]
+        if kind.plural not in ("pods", "events", "namespaces", "nodes"):
             meta["generation"] = 1
         if dry:
             return obj
-        key = (kind.plural, namespace, meta["name"])
+        key = (kind.plural, meta.get("namespace", ""), meta["name"])
         self._objects[key] = obj
         for ref in meta.get("ownerReferences") or []:
             self._dependents.setdefault(ref["uid"], {})[key] = None
@@ -126,7 +184,7 @@ class Store:
         """Delete ``obj``; its dependents (owner references) go too, as the garbage
         collector removes them, or lose the reference (``Orphan``)."""
         meta = obj["metadata"]
-        key = (kind.plural, meta["namespace"], meta["name"])
+        key = (kind.plural, meta.get("namespace", ""), meta["name"])
         self._objects.pop(key, None)
         self._pod_state.pop(meta["uid"], None)
         for ref in meta.get("ownerReferences") or []:
@@ -144,6 +202,11 @@ class Store:
                 else:
                     self._delete(KINDS[plural], dependent)
         self._dependents.pop(meta["uid"], None)
+        if kind.plural == "namespaces":  # what is in it goes with it
+            for inner_key in [k for k in self._objects if k[1] == meta["name"]]:
+                inner = self._objects.get(inner_key)  # a cascade may have taken it
+                if inner is not None:
+                    self._delete(KINDS[inner_key[0]], inner)
 
     def _event(
         self,
@@ -184,6 +247,13 @@ class Store:
             if gone is not None:
                 self._delete(events, gone)
 
+    def _namespace(self, name: str) -> dict:
+        """The Namespace ``name``, made Active if it is not there yet (the simulator's own)."""
+        found = self._objects.get(("namespaces", "", name))
+        if found is None:
+            found = self._create(KINDS["namespaces"], "", namespace_object(name))
+        return found
+
     def _get(self, kind: Kind, namespace: str, name: str) -> dict:
         obj = self._objects.get((kind.plural, namespace, name))
         if obj is None:
@@ -221,7 +291,7 @@ class Store:
                 "annotations": dict(template["metadata"].get("annotations") or {}),
                 "ownerReferences": [self._owner_ref(owner)],
             },
-            "spec": {**copy.deepcopy(template["spec"]), "nodeName": "simulated-node"},
+            "spec": {**copy.deepcopy(template["spec"]), "nodeName": NODE},
             "status": {},
         }
         self._create(KINDS["pods"], meta["namespace"], pod)
@@ -238,8 +308,7 @@ class Store:
         self._event(
             pod,
             "Scheduled",
-            f"Successfully assigned {meta['namespace']}/{pod['metadata']['name']} "
-            "to simulated-node",
+            f"Successfully assigned {meta['namespace']}/{pod['metadata']['name']} to {NODE}",
             "default-scheduler",
         )
         self._set_pod_phase(pod, "Running" if ready else "Pending")

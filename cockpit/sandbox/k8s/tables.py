@@ -207,6 +207,34 @@ def _event(obj: dict) -> list:
     ]
 
 
+def _namespace(obj: dict) -> list:
+    return [_meta(obj), (obj.get("status") or {}).get("phase", ""), _age(obj)]
+
+
+def _node(obj: dict) -> list:
+    status = obj.get("status") or {}
+    ready = {c["type"]: c["status"] for c in status.get("conditions") or []}.get("Ready")
+    roles = sorted(
+        label.split("/", 1)[1]
+        for label in obj["metadata"].get("labels") or {}
+        if label.startswith("node-role.kubernetes.io/")
+    )
+    addresses = {a["type"]: a["address"] for a in status.get("addresses") or []}
+    info = status.get("nodeInfo") or {}
+    return [
+        _meta(obj),
+        "Ready" if ready == "True" else "NotReady",
+        ",".join(roles) or "<none>",
+        _age(obj),
+        info.get("kubeletVersion", ""),
+        addresses.get("InternalIP", "<none>"),
+        addresses.get("ExternalIP", "<none>"),
+        info.get("osImage", "<unknown>"),
+        info.get("kernelVersion", "<unknown>"),
+        info.get("containerRuntimeVersion", "<unknown>"),
+    ]
+
+
 _TEMPLATE: list[Column] = [
     ("Containers", "string", 1),
     ("Images", "string", 1),
@@ -274,6 +302,25 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[dict], list]]] = {
             ("Name", "string", 1),
         ],
         _event,
+    ),
+    "namespaces": (
+        [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        _namespace,
+    ),
+    "nodes": (
+        [
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
+        ],
+        _node,
     ),
 }
 

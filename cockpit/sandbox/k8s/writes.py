@@ -13,8 +13,16 @@ import yaml
 from aiohttp import web
 
 from cockpit.sandbox.k8s.defaults import canonical, default_deployment, default_pod_template
-from cockpit.sandbox.k8s.objects import APPLY_PATCH, KINDS, PATCHES, ApiError, Kind, invalid
-from cockpit.sandbox.k8s.store import Store
+from cockpit.sandbox.k8s.objects import (
+    APPLY_PATCH,
+    KINDS,
+    PATCHES,
+    ApiError,
+    Kind,
+    invalid,
+    not_found,
+)
+from cockpit.sandbox.k8s.store import Store, namespace_object
 
 IMMUTABLE = ("name", "namespace", "uid", "generation", "creationTimestamp")
 
@@ -220,6 +228,15 @@ class Writes(Store):
                 "the request",
             )
         with self._lock:
+            if kind.namespaced and ("namespaces", "", namespace) not in self._objects:
+                raise not_found(KINDS["namespaces"], namespace)
+            if kind.plural == "namespaces":
+                name = body["metadata"].get("name") or ""
+                fresh = namespace_object(name)
+                fresh["metadata"]["labels"].update(body["metadata"].get("labels") or {})
+                body.update(spec=fresh["spec"], status=fresh["status"])
+                body["metadata"]["labels"] = fresh["metadata"]["labels"]
+                return self._create(kind, namespace, body, dry)
             if kind.plural == "jobs":
                 return self._create_job(namespace, body, dry)
             default_deployment(body)
@@ -257,16 +274,19 @@ class Writes(Store):
                 raise invalid(kind, name, "metadata: Required value")
             if kind.plural == "jobs":
                 check_job_change(current, patched, name)
+            elif kind.plural == "namespaces":
+                patched["spec"] = current["spec"]  # only its metadata changes here
             else:
                 default_deployment(patched)
                 check_deployment(patched, name)
                 if patched["spec"]["selector"] != current["spec"]["selector"]:
                     raise invalid(kind, name, "spec.selector: Invalid value: field is immutable")
             for key in IMMUTABLE:
-                patched["metadata"][key] = current["metadata"][key]
+                if key in current["metadata"]:
+                    patched["metadata"][key] = current["metadata"][key]
             check_metadata(kind, name, patched["metadata"])
             patched["status"] = current["status"]
-            if patched["spec"] != current["spec"]:
+            if patched["spec"] != current["spec"] and "generation" in current["metadata"]:
                 patched["metadata"]["generation"] += 1
             if dry:
                 return patched, 200
