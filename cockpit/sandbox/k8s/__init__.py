@@ -17,7 +17,10 @@ work against it (tests/e2e/test_kubectl_conformance.py holds kubectl to that).
   list, watch, delete, ``/scale``; ``v1`` pods: get, list, watch, delete, ``/log``
   (``follow``, ``container``, ``timestamps``); ``batch/v1`` jobs: create (``generateName``
   too), get, list, watch, patch (metadata: the template is immutable), update, delete;
-  ``v1`` events: get, list, watch. Lists in one namespace or all (``-A``). Writes are
+  ``v1`` events: get, list, watch; ``v1`` namespaces (``default``, ``kube-system``...):
+  create, get, list, watch, patch, delete (with what is in them), and a write into a
+  namespace that does not exist is refused; ``v1`` nodes: the one every pod runs on.
+  Lists in one namespace or all (``-A``). Writes are
   checked and defaulted as the API server does them (422 with the cause kubectl
   prints), and ``dryRun=All`` keeps nothing (``kubectl diff``, ``--dry-run=server``).
   A delete takes the object's dependents (``propagationPolicy``; Jobs orphan by default).
@@ -52,11 +55,12 @@ pod runs; then the container exits with the code in the pod template's annotatio
 ``sandbox.cockpit/exit-code`` (default 0). A failed pod is replaced until
 ``backoffLimit`` is reached; the Job ends ``Complete`` or ``Failed`` (BackoffLimitExceeded).
 
-Not simulated: namespaces as objects (any name works), services, config maps, secrets
-and the other kinds; ``exec``, ``port-forward``, ``attach``, ``cp``, metrics (``top``);
-the ``Recreate`` strategy, ``minReadySeconds``, probes, restarts, graceful termination
-(a deleted pod goes at once); field ownership in server-side apply (the manifest is
-merged in); unknown fields are not refused; RBAC (one token can do everything).
+Not simulated: services, config maps, secrets and the other kinds (so neither
+``cluster-info`` nor ``explain``); ``exec``, ``port-forward``, ``attach``, ``cp``,
+metrics (``top``); ``minReadySeconds`` (accepted, not waited for), probes, container
+restarts, graceful termination (a deleted pod goes at once); field ownership in
+server-side apply (the manifest is merged in); unknown fields are not refused; RBAC
+(the one token can do everything).
 
 ``current_image(namespace, name)`` says which image a deployment has rolled out (the
 template of its last completed rollout); ``on_rollout(callback)`` is told each time a
