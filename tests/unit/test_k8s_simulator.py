@@ -14,6 +14,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from cockpit.sandbox.k8s import K8sSimulator
+from cockpit.sandbox.k8s.tables import human_duration
 
 TICK = 0.05
 IMAGE = "registry.local/backend:v1.9"
@@ -612,3 +613,30 @@ async def test_no_body_of_any_shape_makes_a_500_or_harms_the_controller(tmp_path
             "a rollout after the odd bodies",
         )
         assert "the controller failed" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-2, "<invalid>"),
+        (-1, "0s"),
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2m"),
+        (125, "2m5s"),
+        (600, "10m"),
+        (3 * 3600 - 1, "179m"),
+        (3 * 3600, "3h"),
+        (3 * 3600 + 60, "3h1m"),
+        (8 * 3600, "8h"),
+        (47 * 3600, "47h"),
+        (48 * 3600, "2d"),
+        (49 * 3600, "2d1h"),
+        (8 * 86400, "8d"),
+        (730 * 86400, "2y"),
+        (731 * 86400, "2y1d"),
+        (8 * 365 * 86400, "8y"),
+    ],
+)
+def test_ages_read_as_kubectl_writes_them(seconds, shown):
+    assert human_duration(seconds) == shown
