@@ -359,6 +359,10 @@ def test_delete_takes_the_dependents_and_a_deleted_pod_is_replaced(kubectl, simu
     assert kubectl("delete", pod) == f'pod "{pod.split("/")[1]}" deleted\n'
     kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "deploy/gone", "--timeout=10s")
     assert pod not in kubectl("get", "pods", "-l", "app=gone", "-o", "name").split()
+    [rs] = kubectl("get", "rs", "-l", "app=gone", "-o", "name").split()
+    kubectl("delete", rs)  # the controller makes it again: the same template, the same name
+    kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", rs, "--timeout=10s")
+    kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "deploy/gone", "--timeout=10s")
     assert kubectl("delete", "deploy", "gone") == 'deployment.apps "gone" deleted\n'
     assert (
         kubectl("get", "rs,pods", "-l", "app=gone") == "No resources found in default namespace.\n"

@@ -120,10 +120,12 @@ class Controller(Store):
             if not deployment["spec"].get("paused"):  # paused: scaled, never rolled out
                 self._new_replicaset(deployment)  # observed: the status says so below
             moved = True
-        if REVISION not in deployment["metadata"].get("annotations", {}):  # replaced: put back
-            self._new_replicaset(deployment)
-        revision = deployment["metadata"]["annotations"][REVISION]
+        revision = deployment["metadata"].get("annotations", {}).get(REVISION)
         sets = self._owned("replicasets", deployment)
+        if not any(rs["metadata"]["annotations"][REVISION] == revision for rs in sets):
+            # its revision replaced away, or its ReplicaSet deleted: made again
+            revision = self._new_replicaset(deployment)["metadata"]["annotations"][REVISION]
+            sets = self._owned("replicasets", deployment)
         new = next(rs for rs in sets if rs["metadata"]["annotations"][REVISION] == revision)
         olds = [rs for rs in sets if rs is not new]
         pods = {rs["metadata"]["uid"]: self._owned("pods", rs) for rs in sets}
