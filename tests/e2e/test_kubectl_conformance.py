@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 from cockpit.sandbox.k8s import K8sSimulator
 
@@ -361,6 +362,7 @@ def test_delete_takes_the_dependents_and_a_deleted_pod_is_replaced(kubectl, simu
     assert pod not in kubectl("get", "pods", "-l", "app=gone", "-o", "name").split()
     [rs] = kubectl("get", "rs", "-l", "app=gone", "-o", "name").split()
     kubectl("delete", rs)  # the controller makes it again: the same template, the same name
+    wait_for(lambda: kubectl("get", "rs", "-l", "app=gone", "-o", "name") == f"{rs}\n", rs)
     kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", rs, "--timeout=10s")
     kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "deploy/gone", "--timeout=10s")
     assert kubectl("delete", "deploy", "gone") == 'deployment.apps "gone" deleted\n'
