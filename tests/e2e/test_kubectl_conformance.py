@@ -400,6 +400,8 @@ def test_server_side_apply_all_namespaces_and_pause(kubectl, simulator, tmp_path
     assert "ssa" not in kubectl("get", "deploy", "-o", "name")  # not in default
     kubectl("-n", "other", "rollout", "pause", "deploy/ssa")
     kubectl("-n", "other", "set", "image", "deploy/ssa", "ssa=registry.local/ssa:v2")
+    observed = "--for=jsonpath={.status.observedGeneration}=3"  # made, paused, set image
+    kubectl("-n", "other", "wait", observed, "deploy/ssa", "--timeout=10s")
     paused = kubectl("-n", "other", "rollout", "status", "deploy/ssa", "--timeout=1s", ok=False)
     assert "0 out of 1 new replicas have been updated" in paused
     assert len(kubectl("-n", "other", "get", "rs", "-o", "name").split()) == 1
