@@ -201,6 +201,11 @@ def test_a_stalled_rollout_counts_its_unavailable_replicas(kubectl, simulator):
     assert sorted(pods) == [["0/1", "ImagePullBackOff"]] + [["1/1", "Running"]] * 3
     failed = kubectl("rollout", "status", "deploy/stuck", "--timeout=1s", ok=False)
     assert "1 out of 3 new replicas have been updated" in failed
+    warnings = kubectl("get", "events", "--field-selector", "type=Warning,reason=Failed")
+    [[target, message]] = [
+        row[1:] for row in rows(warnings, "TYPE", "OBJECT", "MESSAGE") if "stuck" in row[1]
+    ]
+    assert target.startswith("pod/stuck-") and message == "Error: ImagePullBackOff"
 
 
 def test_create_and_apply_a_deployment_from_a_file(kubectl, tmp_path):
