@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -85,6 +86,58 @@ def test_the_real_clients_reach_every_server(sandbox):
     assert lines[4:7] == ["3.007", "OK", "42"]
     assert json.loads(lines[7])["version"] == "1.0"
     assert lines[8] == "pm-backups"
+
+
+def test_a_markdown_runbook_of_raw_client_lines_rehearses_on_it(sandbox, tmp_path):
+    env, _, _ = sandbox
+    book = Path(__file__).parents[1] / "data" / "sandbox-raw-tools.md"
+    journal = tmp_path / "j.sqlite3"
+    flown = subprocess.run(
+        [COCKPIT, "run", book, "--env", "sandbox", "--headless", "--yes", "--journal", journal],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert flown.returncode == 0, flown.stdout[-3000:] + flown.stderr[-2000:]
+    statuses = [
+        line.split(" = ")[1].split(" in ")[0]
+        for line in flown.stdout.splitlines()
+        if " = " in line and " in " in line.split(" = ")[1]
+    ]
+    assert statuses and set(statuses) == {"ok"}, flown.stdout
+    # what the runbook did, read back with the real clients
+    head = "import boto3, os, sys; print(boto3.client('s3').head_object(Bucket=os.environ["
+    head += "'BACKUP_BUCKET'], Key=sys.argv[1])['ContentLength'] > 1000)"
+    effects = shell(
+        {**env, "S3_HEAD": head},
+        """
+        psql "$DATABASE_URL" -Atc "select version from release_marks"
+        redis-cli -u "$REDIS_URL" --no-auth-warning exists maintenance_mode
+        redis-cli -u "$REDIS_URL" --no-auth-warning get release
+        kubectl get deploy backend -o jsonpath='{.spec.template.spec.containers[0].image}'; echo
+        kubectl rollout history deploy/backend | tail -n +3 | awk 'NF {print $1}' | paste -sd,
+        python3 -c "$S3_HEAD" raw-tools/schema.sql
+        """,
+    )
+    assert effects.returncode == 0, effects.stderr
+    assert effects.stdout.splitlines() == [
+        "2.0",
+        "0",
+        "2.0",
+        "registry.sandbox.local/pm/backend:v2.0",
+        "1,2",
+        "True",
+    ]
+    for secret in ("DATABASE_URL", "REDIS_URL", "ADMIN_KEY"):
+        assert env_value(env, secret) not in flown.stdout + flown.stderr
+
+
+def env_value(env: dict, name: str) -> str:
+    exports = cockpit("sandbox", "env", env=env).stdout
+    line = next(line for line in exports.splitlines() if line.startswith(f"export {name}="))
+    return shlex.split(line.removeprefix("export "))[0].split("=", 1)[1]
 
 
 def test_a_second_sandbox_is_refused_while_one_runs(sandbox):
