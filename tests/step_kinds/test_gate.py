@@ -304,6 +304,8 @@ async def test_alert_rules_can_differ_per_environment(make_engine):
 
 
 async def test_scrape_rates_span_the_window(metrics_endpoint):
+    """``window: 6s`` at 2 s polls: a poll at t reads the scrapes in (t - 6, t], as
+    PromQL's rate(x[6s]) does, extrapolated to the window's edges."""
     import httpx
 
     now = [1000.0]
@@ -316,16 +318,22 @@ async def test_scrape_rates_span_the_window(metrics_endpoint):
         scrape=MetricSpec("pm_request_duration_ms", "pm_requests_total", "pm_errors_total"),
     )
     watch = MetricsWatch(spec, clock=lambda: now[0])
-    rates = []
+    metrics_endpoint.serve(10_000, 80.0, error_every=10)  # long-lived counters
+    ratios, rates = [], []
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as client:
         for errors_every in (None, 10, None, None, None, None):
             metrics_endpoint.serve(100, 80.0, error_every=errors_every)
             now[0] += 2.0
             sample = await watch.poll(client)
-            rates.append(sample.readings["error_rate"].value)
-    # one burst of 10 errors in 100 requests, seen for as long as it is in the last 6 s
-    assert rates[0] is None  # the first scrape: nothing to compare with yet
-    assert rates[1] == pytest.approx(10 / 100)
-    assert rates[2] == pytest.approx(10 / 200)
-    assert rates[3] == pytest.approx(10 / 300)
-    assert rates[4] == pytest.approx(0.0) and rates[5] == pytest.approx(0.0)
+            ratios.append(sample.readings["error_rate"].value)
+            rates.append(sample.readings["request_rate"].value)
+    # one burst of 10 errors in 100 requests, between the scrapes at 1002 and 1004 s
+    assert ratios[0] is None and rates[0] is None  # one scrape: nothing to compare with
+    # at 1004 s: scrapes 1002 and 1004, 2 s of 6; 100 requests, stretched by half an
+    # interval (1 s) towards the window's start, 4 s further away
+    assert ratios[1] == pytest.approx(10 / 100) and rates[1] == pytest.approx(150 / 6)
+    # at 1006 s: scrapes 1002..1006, stretched by the 2 s to the window's start
+    assert ratios[2] == pytest.approx(10 / 200) and rates[2] == pytest.approx(300 / 6)
+    # at 1008 s the scrape at 1002 s is on the window's start: out, and the burst with it
+    assert ratios[3:] == [0.0, 0.0, 0.0]
+    assert rates[3:] == pytest.approx([50.0, 50.0, 50.0])
