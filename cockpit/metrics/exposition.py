@@ -339,8 +339,8 @@ def window_rates(
     """Rates over every snapshot of a window (oldest first); each value says why when it
     cannot be computed.
 
-    ``window=(start, end)``: as PromQL's ``rate(x[end - start])`` at ``end`` over these
-    samples (they must lie in ``(start, end]``): each counter (requests, errors, each
+    ``window=(end, seconds)``: as PromQL's ``rate(x[seconds])`` at ``end`` over these
+    samples (they must lie in ``(end - seconds, end]``): each counter (requests, errors, each
     latency bucket) is increased over every sample with resets handled, extrapolated as
     :func:`extrapolated_increase`, and the request rate is per second of the window.
     ``window=None``: the increase from the first snapshot to the last, per second of
@@ -354,7 +354,7 @@ def window_rates(
     requests = _increase(snapshots, lambda s: s.requests, window)
     request_rate = requests
     if requests.value is not None:
-        span = snapshots[-1].at - snapshots[0].at if window is None else window[1] - window[0]
+        span = snapshots[-1].at - snapshots[0].at if window is None else window[1]
         request_rate = Reading(requests.value / span) if span > 0 else no_data("no time span")
     return Rates(
         request_rate=_named(request_rate, "requests counter"),
@@ -381,7 +381,8 @@ def _increase(
         return no_data("not apart")
     if window is None:
         return Reading(counter_increase(values))
-    return Reading(extrapolated_increase(times, values, *window))
+    end, seconds = window
+    return Reading(extrapolated_increase(times, values, end - seconds, end))
 
 
 _REASONS = {

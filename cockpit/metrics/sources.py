@@ -44,8 +44,8 @@ class SourceSpec:
     """A runbook's ``metrics:`` section: where readings come from and how often.
 
     ``scrape``: a text exposition (``latency_histogram``, ``requests``, ``errors``,
-    ``labels``), P95 and rates computed over the scrapes of a ``window``. ``prometheus``: a server's
-    ``/api/v1/query``, one PromQL expression per metric (``queries``). ``json``: a stats
+    ``labels``), P95 and rates computed over the scrapes of a ``window``. ``prometheus``:
+    a server's ``/api/v1/query``, one PromQL expression per metric (``queries``). ``json``: a stats
     endpoint, one dotted path per metric (``paths``: ``performance.p95``).
     """
 
@@ -129,9 +129,7 @@ class _Scrape:
         if len(self.history) < 2:
             waiting = no_data(snapshot.error or "waiting for a second scrape")
             return Sample(at, dict.fromkeys(self.spec.metrics, waiting), snapshot.error)
-        rates = window_rates(
-            self.history, self.spec.quantile, (at - window, at) if window else None
-        )
+        rates = window_rates(self.history, self.spec.quantile, (at, window) if window else None)
         latency = rates.latency
         if latency.value is not None:
             latency = Reading(latency.value * self.scale)

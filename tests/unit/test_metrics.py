@@ -241,13 +241,13 @@ def test_a_window_counts_every_scrape_across_a_counter_reset():
         )
         for at, (requests, errors, fast) in enumerate(counts, start=100)
     ]
-    rates = window_rates(snapshots, window=(99.0, 104.0))
+    rates = window_rates(snapshots, window=(104.0, 5.0))
     # 100 + 100 + 50 + 100 = 350 requests in 4 s of scrapes, stretched by the 1 s to the
     # window's start: 350 * 5/4 over 5 s
     assert rates.request_rate.value == pytest.approx(87.5)
     assert rates.error_rate.value == pytest.approx(35 / 350)
     assert rates.latency.value == pytest.approx(histogram_quantile(0.95, [(100, 0.9), (INF, 1)]))
-    assert window_rates(snapshots[-1:], window=(99.0, 104.0)).request_rate.reason == (
+    assert window_rates(snapshots[-1:], window=(104.0, 5.0)).request_rate.reason == (
         "waiting for a second scrape"
     )
 
