@@ -123,6 +123,63 @@ async def test_recovery_is_said_once_too(make_engine, journal, metrics_endpoint)
     assert [n["ok"] for n in events(journal, engine, "MetricsNotice")] == [False, True]
 
 
+async def test_a_bound_without_data_fails_the_gate_naming_it(
+    make_engine, journal, metrics_endpoint, prometheus
+):
+    """A mistyped P95 query against a real Prometheus: P95 is never checked. With the
+    default max_no_data (50%) the gate fails naming it; with 100% it passes, saying so."""
+    import httpx
+
+    metrics_endpoint.traffic()
+    url = prometheus(metrics_endpoint.url, METRICS_TOKEN)
+    ratio = "sum(rate(pm_errors_total[5s])) / sum(rate(pm_requests_total[5s]))"
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):  # its first samples (~5 s)
+            answer = (await client.get(f"{url}/api/v1/query", params={"query": ratio})).json()
+            if answer["data"]["result"]:
+                break
+            await asyncio.sleep(0.1)
+    queries = {
+        "error_rate": ratio,
+        "p95_ms": "histogram_quantile(0.95, sum by (le) "
+        "(rate(pm_request_duraton_ms_bucket[5s])))",  # "duraton"
+    }
+    gate = "{{id: {}, kind: gate, for: 2s, max: {{p95_ms: 2000, error_rate: 5%}}{}}}"
+    text = f"""
+runbook: Blind
+metrics: {json.dumps({"source": "prometheus", "url": url, "interval": "200ms", "queries": queries})}
+phases:
+  - id: deploy
+    steps:
+      - {gate.format("lenient", ", max_no_data: 100%, on_failure: continue")}
+      - {gate.format("strict", "")}
+"""
+    engine = make_engine(text)
+    assert await engine.run() == RunStatus.FAILED
+    lenient, strict = rows(journal, engine)["lenient"], rows(journal, engine)["strict"]
+    assert lenient["status"] == "ok", lenient["message"]
+    assert lenient["message"].endswith("; data for p95_ms 0 of 2 s, error_rate 2 of 2 s")
+    assert strict["status"] == "failed"
+    assert strict["message"] == (
+        "could not check p95_ms for more than 50% of the window: p95_ms no data for 2 of "
+        "2 s (empty query result); data for error_rate 2 of 2 s"
+    )
+    assert strict["details"]["no_data"] == {"p95_ms": 2.0, "error_rate": 0.0}
+
+
+def test_max_no_data_is_a_share():
+    text = (
+        "runbook: R\nmetrics: {source: scrape, url: 'http://127.0.0.1:9/m', errors: e}\n"
+        "phases:\n  - id: p\n    steps:\n"
+        "      - {id: g, kind: gate, for: 1m, max_no_data: lots}\n"
+    )
+    with pytest.raises(RunbookInvalid) as caught:
+        parse_runbook(text, "r.yaml")
+    assert str(caught.value) == (
+        "r.yaml:6:51: step 'g' max_no_data: expected a share of the window such as 50% or 0.5"
+    )
+
+
 def test_a_gate_needs_a_metrics_section():
     with pytest.raises(RunbookInvalid) as caught:
         parse_runbook(
