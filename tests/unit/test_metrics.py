@@ -252,6 +252,22 @@ def test_a_window_counts_every_scrape_across_a_counter_reset():
     )
 
 
+def test_a_window_must_hold_two_polls():
+    """window: 10s is the last 10 s: at 10 s polls it would hold one scrape, never a rate."""
+    text = """runbook: R
+metrics: {source: scrape, url: "http://127.0.0.1:1/m", requests: r, interval: 10s, window: 10s}
+phases: [{id: p, steps: [{id: a, run: "true"}]}]
+"""
+    with pytest.raises(RunbookInvalid) as caught:
+        parse_runbook(text, "r.yaml")
+    assert str(caught.value) == (
+        "r.yaml:2:92: metrics window: 10s holds fewer than two polls every 10s (rates need "
+        "two); make it at least twice the interval"
+    )
+    spec = parse_runbook(text.replace("window: 10s", "window: 20s"), "r.yaml").metrics
+    assert spec is not None and spec.window == 20.0
+
+
 @pytest.mark.parametrize(
     ("before", "after", "field", "reason"),
     [
