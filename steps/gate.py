@@ -86,7 +86,7 @@ class GateStep(StepKind):
         window = ctx.fields["for"]
         started = time.monotonic()
         deadline = started + window
-        coverage = Coverage([bound.metric for bound in bounds], started)
+        coverage = _Coverage([bound.metric for bound in bounds], started)
         worst: dict[str, float] = {}
         samples = with_data = 0
         last_reason = "no poll finished"
@@ -219,7 +219,7 @@ class GateStep(StepKind):
         )
 
 
-class Coverage:
+class _Coverage:
     """How long each bounded metric went without data while the gate watched: each poll
     stands for the time since the one before (the first: since the gate started)."""
 
@@ -271,7 +271,8 @@ class Coverage:
 
 
 def _seconds(value: float) -> str:
-    return f"{round(min(max(value, 0.0), 1e12), 1):g}"
+    """``9.5``, ``10``, ``3,600``: seconds to a tenth."""
+    return f"{round(max(value, 0.0), 1):,}".removesuffix(".0")
 
 
 _SHARE_HELP = "expected a share of the window such as 50% or 0.5"

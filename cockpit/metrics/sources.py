@@ -45,8 +45,8 @@ class SourceSpec:
 
     ``scrape``: a text exposition (``latency_histogram``, ``requests``, ``errors``,
     ``labels``), P95 and rates computed over the scrapes of a ``window``. ``prometheus``:
-    a server's ``/api/v1/query``, one PromQL expression per metric (``queries``). ``json``: a stats
-    endpoint, one dotted path per metric (``paths``: ``performance.p95``).
+    a server's ``/api/v1/query``, one PromQL expression per metric (``queries``).
+    ``json``: a stats endpoint, one dotted path per metric (``paths``: ``performance.p95``).
     """
 
     source: str
