@@ -247,23 +247,31 @@ class ScheduledExporter:
         return self.started
 
     def _drive(self) -> None:
+        """Every tick, the requests due since the last one; a phase that ended is
+        completed first, so each phase serves exactly ``seconds * per_second``."""
         assert self.started is not None
-        current, done = -1, 0
+        index, done = 0, 0
         while not self._stop.wait(self.tick):
-            phase, index, begins = self._locate(time.time() - self.started)
-            if index != current:
-                current, done = index, 0
-                if phase.reset:
+            elapsed = time.time() - self.started
+            while True:
+                phase = self.phases[index]
+                begins = sum(p.seconds for p in self.phases[:index])
+                last = index == len(self.phases) - 1
+                until = elapsed - begins if last else min(elapsed - begins, phase.seconds)
+                due = math.floor(until * phase.per_second)
+                with self._lock:
+                    for i in range(done, due):
+                        self.latency.labels("api").observe(phase.latency(i))
+                        self.requests.labels("api").inc()
+                        if phase.failed(i):
+                            self.errors.inc()
+                done = max(done, due)
+                if last or elapsed < begins + phase.seconds:
+                    break
+                index, done = index + 1, 0
+                if self.phases[index].reset:
                     with self._lock:
                         self._new_registry()
-            due = math.floor((time.time() - self.started - begins) * phase.per_second)
-            with self._lock:
-                for i in range(done, due):
-                    self.latency.labels("api").observe(phase.latency(i))
-                    self.requests.labels("api").inc()
-                    if phase.failed(i):
-                        self.errors.inc()
-            done = max(done, due)
 
     def close(self) -> None:
         self._stop.set()
