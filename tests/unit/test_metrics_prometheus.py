@@ -17,8 +17,9 @@ window is 0.2 point), P95 2% (measured: 0.5%, 0.1 point, 0.25%). Across
 the restart the requests between the last scrape before it and the restart are lost to
 both, and cockpit's last scrape came 0.5 s before it, Prometheus's ~0.05 s: the request
 rate is within one scrape interval's requests (interval / window = 20%; measured 10%),
-error ratio 0.3 point, P95 3%. The prometheus source: 0.5% (a Prometheus scrape may land
-between its query and PromQL's asked afterwards; measured 0.02%, 29 of 36 identical).
+error ratio 0.3 point, P95 3%. The prometheus source: half the instants identical at
+least (measured 27-32 of 36), 0.5% in steady windows (a Prometheus scrape may land
+between its query and PromQL's asked afterwards; measured 0.24% at most).
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def steady(recording: Recording) -> list[Instant]:
 
 
 def test_the_prometheus_server_starts_fast(recording):
-    assert recording.started_in < 2.0  # measured: 0.06 s to /-/ready
-    # its first sample of the exporter: Prometheus applies its targets on a 5 s tick
-    assert recording.first_scrape_in < 8.0
+    assert recording.started_in < 2.0  # measured: 0.03-0.12 s to /-/ready
+    # its first sample of the exporter (measured 5.2-6.1 s): Prometheus applies the
+    # targets of its configuration on a 5 s tick
+    assert recording.first_scrape_in < 15.0
     assert len(recording.instants) >= 30
 
 
@@ -107,7 +109,14 @@ def test_a_scrape_outage_keeps_the_scrapes_still_in_the_window(recording):
 
 
 def test_the_prometheus_source_is_promql_at_its_instant(recording):
-    tolerances = dict.fromkeys(METRICS, (0.005, 1e-6))
+    """The same PromQL a few milliseconds apart: identical but where a scrape landed
+    between the two (one sample more moves a 5 s window's rate by up to a fifth)."""
     instants = recording.instants
-    assert differences(instants, lambda i: (i.source, i.source_promql), tolerances) == []
     assert sum(i.source == i.source_promql for i in instants) >= len(instants) / 2
+    assert differences(steady(recording), source, dict.fromkeys(METRICS, (0.005, 1e-6))) == []
+    assert differences(instants, source, dict.fromkeys(METRICS, (0.25, 0.01))) == []
+
+
+def source(instant: Instant):
+    """The prometheus source's reading and PromQL's at its instant."""
+    return instant.source, instant.source_promql
