@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,7 @@ from helpers import METRICS_TOKEN, cockpit, metrics_section, rows
 from cockpit.events import RunStatus
 from cockpit.metrics import MetricSpec, MetricsWatch, SourceSpec
 from cockpit.runbook import RunbookInvalid, parse_runbook
+from cockpit.sandbox.prometheus import Phase, ScheduledExporter
 
 RUNBOOK = """
 runbook: Gate
@@ -178,6 +180,48 @@ def test_max_no_data_is_a_share():
     assert str(caught.value) == (
         "r.yaml:6:51: step 'g' max_no_data: expected a share of the window such as 50% or 0.5"
     )
+
+
+async def test_a_healthy_restart_passes_a_gate_on_the_scrape_source(make_engine, journal):
+    """Issue 16 D2: the app restarts (every counter back at 0) while a gate watches. Its
+    window still holds the scrapes before the restart, as rate() would: the request rate
+    stays ~100/s and the error ratio ~1%. From the oldest and newest scrapes alone both
+    came from the requests since the restart only: 'bound error_rate max fired:
+    error_rate 10.00% above 5.00%' (the first request after the restart failed)."""
+    healthy = Phase("healthy", 4, 100, 1, ((95, 80.0), (5, 400.0)))
+    exporter = ScheduledExporter([healthy, replace(healthy, name="restart", reset=True)])
+    metrics = {
+        "source": "scrape",
+        "url": exporter.url,
+        "interval": "500ms",
+        "window": "3s",
+        "latency_histogram": "pm_request_duration_ms",
+        "requests": "pm_requests_total",
+        "errors": "pm_errors_total",
+    }
+    text = f"""
+runbook: Restart
+metrics: {json.dumps(metrics)}
+phases:
+  - id: deploy
+    steps:
+      - {{id: settle, run: "sleep 3"}}
+      - {{id: watch, kind: gate, for: 4s, min: {{request_rate: 50}}, max: {{error_rate: 5%}}}}
+"""
+    engine = make_engine(text)
+    restart = exporter.start() + healthy.seconds
+    try:
+        assert await engine.run() == RunStatus.OK, rows(journal, engine)["watch"]["message"]
+    finally:
+        exporter.close()
+    gate = rows(journal, engine)["watch"]
+    assert gate["started_at"] < restart < gate["finished_at"]
+    after = [
+        e["data"]["values"]["request_rate"]
+        for e in journal.events(engine.run_id)
+        if e["type"] == "MetricsSampled" and restart < e["at"] < gate["finished_at"]
+    ]
+    assert len(after) >= 4 and min(after) > 80  # at most 0.5 s of requests unseen
 
 
 def test_a_gate_needs_a_metrics_section():
