@@ -104,21 +104,29 @@ class _Scrape:
 
     With a ``window`` of w seconds, a poll at t reads every scrape taken in (t - w, t] as
     PromQL's ``rate(x[w])`` at t does (:func:`window_rates`): ``window: 10s`` is 10 s,
-    whatever the interval. A failed scrape adds no sample and drops none: the scrapes
-    still in the window give the readings, as a Prometheus server keeps answering from
-    the samples it has while a target is down, until they leave the window. Without a
-    window, the last two scrapes (``irate()``), and a failed scrape gives no data.
+    whatever the interval. Until the scrapes span a whole window (the source just
+    started, or came back after an outage longer than the window), the rates are over
+    the time they span: PromQL would stretch them over a window the source has not
+    watched and read a steady 100/s as 15/s a second after the start. A failed scrape
+    adds no sample and drops none: the scrapes still in the window give the readings,
+    as a Prometheus server keeps answering from the samples it has while a target is
+    down, until they leave the window. Without a window, the last two scrapes
+    (``irate()``), and a failed scrape gives no data.
     """
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
         self.history: deque[Snapshot] = deque()
+        self.since = 0.0
+        """When the unbroken run of scrapes in the history began."""
         self.scale = 1000.0 if spec.latency_unit == "s" else 1.0
 
     async def poll(self, client, at: float) -> Sample:
         snapshot = await take_snapshot(client, self.spec.url, self.spec.scrape, at)
         window = self.spec.window
         if snapshot.error is None:
+            if not self.history:
+                self.since = snapshot.at
             self.history.append(snapshot)
         elif not window:
             self.history.clear()  # no window: rates never span a failed scrape
@@ -129,7 +137,8 @@ class _Scrape:
         if len(self.history) < 2:
             waiting = no_data(snapshot.error or "waiting for a second scrape")
             return Sample(at, dict.fromkeys(self.spec.metrics, waiting), snapshot.error)
-        rates = window_rates(self.history, self.spec.quantile, (at, window) if window else None)
+        full = window and at - self.since >= window
+        rates = window_rates(self.history, self.spec.quantile, (at, window) if full else None)
         latency = rates.latency
         if latency.value is not None:
             latency = Reading(latency.value * self.scale)

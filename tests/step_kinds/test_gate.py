@@ -406,7 +406,7 @@ async def test_alert_rules_can_differ_per_environment(make_engine):
 
 async def test_scrape_rates_span_the_window(metrics_endpoint):
     """``window: 6s`` at 2 s polls: a poll at t reads the scrapes in (t - 6, t], as
-    PromQL's rate(x[6s]) does, extrapolated to the window's edges."""
+    PromQL's rate(x[6s]) does, extrapolated to the window's edges once they span it."""
     import httpx
 
     now = [1000.0]
@@ -430,11 +430,10 @@ async def test_scrape_rates_span_the_window(metrics_endpoint):
             rates.append(sample.readings["request_rate"].value)
     # one burst of 10 errors in 100 requests, between the scrapes at 1002 and 1004 s
     assert ratios[0] is None and rates[0] is None  # one scrape: nothing to compare with
-    # at 1004 s: scrapes 1002 and 1004, 2 s of 6; 100 requests, stretched by half an
-    # interval (1 s) towards the window's start, 4 s further away
-    assert ratios[1] == pytest.approx(10 / 100) and rates[1] == pytest.approx(150 / 6)
-    # at 1006 s: scrapes 1002..1006, stretched by the 2 s to the window's start
-    assert ratios[2] == pytest.approx(10 / 200) and rates[2] == pytest.approx(300 / 6)
-    # at 1008 s the scrape at 1002 s is on the window's start: out, and the burst with it
+    # at 1004 and 1006 s the scrapes span 2 and 4 s of the 6: rates over what they span
+    assert ratios[1] == pytest.approx(10 / 100) and rates[1] == pytest.approx(50.0)
+    assert ratios[2] == pytest.approx(10 / 200) and rates[2] == pytest.approx(50.0)
+    # at 1008 s the scrape at 1002 s is on the window's start: out, and the burst with
+    # it; 200 requests in the 4 s from 1004 s, stretched by the 2 s to the window's start
     assert ratios[3:] == [0.0, 0.0, 0.0]
-    assert rates[3:] == pytest.approx([50.0, 50.0, 50.0])
+    assert rates[3:] == pytest.approx([200 * 6 / 4 / 6] * 3)
