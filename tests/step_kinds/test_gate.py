@@ -128,8 +128,8 @@ async def test_recovery_is_said_once_too(make_engine, journal, metrics_endpoint)
 async def test_a_bound_without_data_fails_the_gate_naming_it(
     make_engine, journal, metrics_endpoint, prometheus
 ):
-    """A mistyped P95 query against a real Prometheus: P95 is never checked. With the
-    default max_no_data (50%) the gate fails naming it; with 100% it passes, saying so."""
+    """A mistyped P95 query against a real Prometheus: P95 is never checked, and the
+    gate fails naming it (it said "ok", P95 left out of its message)."""
     import httpx
 
     metrics_endpoint.traffic()
@@ -146,27 +146,49 @@ async def test_a_bound_without_data_fails_the_gate_naming_it(
         "p95_ms": "histogram_quantile(0.95, sum by (le) "
         "(rate(pm_request_duraton_ms_bucket[5s])))",  # "duraton"
     }
-    gate = "{{id: {}, kind: gate, for: 2s, max: {{p95_ms: 2000, error_rate: 5%}}{}}}"
+    metrics = {"source": "prometheus", "url": url, "interval": "200ms", "queries": queries}
     text = f"""
 runbook: Blind
-metrics: {json.dumps({"source": "prometheus", "url": url, "interval": "200ms", "queries": queries})}
+metrics: {json.dumps(metrics)}
 phases:
   - id: deploy
     steps:
-      - {gate.format("lenient", ", max_no_data: 100%, on_failure: continue")}
-      - {gate.format("strict", "")}
+      - {{id: watch, kind: gate, for: 2s, max: {{p95_ms: 2000, error_rate: 5%}}}}
 """
     engine = make_engine(text)
     assert await engine.run() == RunStatus.FAILED
-    lenient, strict = rows(journal, engine)["lenient"], rows(journal, engine)["strict"]
-    assert lenient["status"] == "ok", lenient["message"]
-    assert lenient["message"].endswith("; data for p95_ms 0 of 2 s, error_rate 2 of 2 s")
-    assert strict["status"] == "failed"
-    assert strict["message"] == (
+    gate = rows(journal, engine)["watch"]
+    assert gate["message"] == (
         "could not check p95_ms for more than 50% of the window: p95_ms no data for 2 of "
         "2 s (empty query result); data for error_rate 2 of 2 s"
     )
-    assert strict["details"]["no_data"] == {"p95_ms": 2.0, "error_rate": 0.0}
+    assert gate["details"]["no_data"] == {"p95_ms": 2.0, "error_rate": 0.0}
+
+
+async def test_max_no_data_lets_a_bound_go_unchecked_and_says_so(
+    make_engine, journal, stats_server
+):
+    base, _ = stats_server
+    metrics = {
+        "source": "json",
+        "url": f"{base}/stats",
+        "interval": "100ms",
+        "paths": {"p95_ms": "performance.p99", "error_rate": "errors.rate"},
+    }
+    text = f"""
+runbook: Lenient
+metrics: {json.dumps(metrics)}
+phases:
+  - id: deploy
+    steps:
+      - {{id: watch, kind: gate, for: 1s, max: {{p95_ms: 2000, error_rate: 1%}},
+          max_no_data: 100%}}
+"""
+    engine = make_engine(text)
+    assert await engine.run() == RunStatus.OK
+    assert rows(journal, engine)["watch"]["message"] == (
+        "no alert in 1s; worst: error_rate 0.40%; data for p95_ms 0 of 1 s, error_rate 1 of 1 s"
+    )
 
 
 def test_max_no_data_is_a_share():
