@@ -71,6 +71,9 @@ class GateStep(StepKind):
         for key, word in (("max", "above"), ("min", "below")):
             for metric, limit in (fields.get(key) or {}).items():
                 parts.append(f"fail if {metric} goes {word} {limit}")
+        if fields.get("max") or fields.get("min"):
+            share = fields.get("max_no_data", "50%")
+            parts.append(f"fail if a bound has no data for more than {share} of the window")
         return "\n".join(parts)
 
     async def run(self, ctx: StepContext) -> StepResult:
