@@ -129,7 +129,10 @@ class MetricsWatch:
         readings = (
             sample.readings
             if not sample.error
-            else {name: no_data(sample.error) for name in self.spec.metrics}
+            else {
+                name: sample.readings.get(name) or no_data(sample.error)
+                for name in self.spec.metrics
+            }
         )
         statuses = self.evaluator.evaluate(readings)
         self.latest = sample

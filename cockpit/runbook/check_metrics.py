@@ -7,6 +7,7 @@ from typing import Any
 
 from yaml.nodes import Node, SequenceNode
 
+from cockpit.durations import format_setting
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.runbook.addresses import fixed_address
 from cockpit.runbook.check_steps import WHEN_KEYS
@@ -69,9 +70,7 @@ class MetricsChecker:
                 self.read.templates(found[key][1], values[key])
                 if key == "url" and values[key] and (wrong := fixed_address(values[key])):
                     self.read.problem(found[key][1], f"metrics url: {wrong}")
-        for key in ("interval", "timeout", "window"):
-            if key in found:
-                values[key] = self.read.duration(found[key][1], f"metrics {key}")
+        values.update(self.timings(found))
         if "quantile" in found:
             values["quantile"] = self.read.fraction(found["quantile"][1], "metrics quantile")
         if source == "scrape":
@@ -84,6 +83,23 @@ class MetricsChecker:
         if None in values.values():
             return None
         return SourceSpec(**values)
+
+    def timings(self, found: Mapping[str, tuple[Node, Node]]) -> dict[str, float | None]:
+        """``interval``, ``timeout``, ``window``: a window must hold two polls."""
+        values = {
+            key: self.read.duration(found[key][1], f"metrics {key}")
+            for key in ("interval", "timeout", "window")
+            if key in found
+        }
+        window, interval = values.get("window"), values.get("interval", SourceSpec.interval)
+        if window and interval and window < 2 * interval:
+            self.read.problem(
+                found["window"][1],
+                f"metrics window: {format_setting(window)} holds fewer than two polls every "
+                f"{format_setting(interval)} (rates need two); make it at least twice the interval",
+            )
+            values["window"] = None
+        return values
 
     def scrape_metrics(self, node: Node, found: Mapping[str, tuple[Node, Node]]) -> dict:
         """A scrape source's metric names, labels and latency unit."""
