@@ -394,14 +394,14 @@ def _lost(engine, headless: bool, why: str) -> None:
 
 
 def _fly_tui(engine, operator, protected: bool) -> int:
-    from cockpit.app import CockpitApp, hangup_proof_terminal
+    from cockpit.app import CockpitApp, terminal_stream
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
     app = CockpitApp(engine, operator, protected=protected)
     for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
         os.environ.pop(stale, None)
-    with hangup_proof_terminal():
+    with terminal_stream():
         status = app.run()
     if app.error:
         raise UsageError(app.error)
@@ -482,9 +482,10 @@ def cmd_watch(args) -> int:
     if not args.headless:
         if not sys.stdin.isatty() or not sys.stderr.isatty():
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
-        from cockpit.app import WatchApp
+        from cockpit.app import WatchApp, terminal_stream
 
-        WatchApp(team, watched, config.operator_name).run()
+        with terminal_stream():
+            WatchApp(team, watched, config.operator_name).run()
         return EXIT_OK
     return asyncio.run(_watch_headless(team, watched))
 
@@ -520,9 +521,10 @@ def cmd_history(args) -> int:
     config = _config(args)
     journal = _journal(args, config)
     if not (args.json or args.plain) and sys.stdin.isatty() and sys.stdout.isatty():
-        from cockpit.app import HistoryApp
+        from cockpit.app import HistoryApp, terminal_stream
 
-        chosen = HistoryApp(journal).run()
+        with terminal_stream():
+            chosen = HistoryApp(journal).run()
         journal.close()
         if chosen is None:
             return EXIT_OK

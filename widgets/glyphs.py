@@ -8,8 +8,13 @@ checklist box."""
 from __future__ import annotations
 
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import Mapping
+from functools import cache
+
+from rich.cells import cell_len
 
 from cockpit.durations import format_duration
 from cockpit.events import StepStatus
@@ -65,6 +70,13 @@ FOLDED, OPEN = ("▶ ", "▼ ") if UTF8 else ("+ ", "- ")
 ASCII_TREE_LINES = ("  ", "| ", "`-", "|-")
 # A widget's own border (Textual's border types).
 BORDER = "round" if UTF8 else "ascii"
+# The rules between panes and a modal's frame, as CSS variables every app defines
+# (``border-right: $rule-v $panel-lighten-2``).
+CSS_VARIABLES = (
+    {"rule-v": "vkey", "rule-h": "hkey", "frame": "thick"}
+    if UTF8
+    else {"rule-v": "ascii", "rule-h": "ascii", "frame": "ascii"}
+)
 # Sparkline bars, lowest to highest.
 BARS = "▁▂▃▄▅▆▇█" if UTF8 else "_.-~=+*#"
 ELLIPSIS = "…" if UTF8 else "..."
@@ -73,3 +85,41 @@ WARNING = "⚠" if UTF8 else "!"
 
 def took(seconds: float | None) -> str:
     return "" if seconds is None else format_duration(seconds)
+
+
+# ---------------------------------------------------------- the last line of defence
+
+# What a terminal whose locale is not UTF-8 is sent for a character beyond ASCII that
+# no glyph above covers (a "·" between words, Textual's "…" where it cuts a line, the
+# text of a step's output): an ASCII twin exactly as wide, so the layout stays put.
+_TWINS = {
+    "·": "-", "•": "*", "…": ".", "–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"',
+    "→": ">", "←": "<", "↑": "^", "↓": "v", "▶": ">", "◀": "<", "▲": "^", "▼": "v",
+    "✓": "+", "✔": "+", "✗": "x", "✘": "x", "×": "x", "↷": "~", "⊘": "/", "⚠": "!",
+    "≤": "<", "≥": ">", "≠": "#", "°": "o", "\u00a0": " ",
+}  # fmt: skip
+_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@cache
+def _twin(char: str) -> str:
+    if char in _TWINS:
+        return _TWINS[char]
+    name = unicodedata.name(char, "")
+    if name.startswith("BOX DRAWINGS"):  # a frame's lines and corners
+        horizontal, vertical = "HORIZONTAL" in name, "VERTICAL" in name
+        return "-" if horizontal and not vertical else "|" if vertical and not horizontal else "+"
+    if name.endswith(("BLOCK", "SHADE")) or "QUADRANT" in name:  # Textual's borders
+        if "QUADRANT" not in name and ("LEFT" in name or "RIGHT" in name):
+            return "|"
+        return "-" if "UPPER" in name or "LOWER" in name else "#"
+    width = cell_len(char)
+    folded = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+    return folded if len(folded) == width else "?" * width  # "é" is "e", "日" is "??"
+
+
+def ascii_only(text: str) -> str:
+    """``text`` with every character beyond ASCII replaced by its twin, cell for cell."""
+    if text.isascii():
+        return text
+    return _BEYOND_ASCII.sub(lambda found: _twin(found[0]), text)
