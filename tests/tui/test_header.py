@@ -204,6 +204,19 @@ async def test_the_header_never_runs_past_its_width_and_keeps_the_key(width):
         assert not widget.has_class("-alarm")
 
 
+async def test_a_reopened_runs_clock_goes_on_from_its_final_time():
+    """The time a run stood ended is not time flown: reopened, its clock goes on from
+    the final time it showed, not from when it first started."""
+    widget = header()  # started at 0.0: the clock would say decades
+    async with HeaderApp(widget).run_test(size=(120, 5)) as pilot:
+        widget.finish(ev.RunStatus.FAILED, 64.0)
+        await pilot.pause()
+        assert "failed after 1m04s" in line(widget)
+        widget.reopen(None)
+        await pilot.pause()
+        assert 64.0 <= widget.elapsed < 70.0 and "1m04s" in line(widget)
+
+
 def test_fit_drops_the_least_important_parts_and_keeps_the_order():
     parts = [Part("A", rank=0), Part("bbb", rank=2), Part("cc", rank=1), Part("dddd", rank=3)]
     assert fit(parts, 10).plain == "Abbbccdddd"
