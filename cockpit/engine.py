@@ -590,6 +590,12 @@ class Engine(StepExecution):
         now = time.time()
         return self._flown + (now - self._since if self._since is not None else 0.0)
 
+    @property
+    def flown_since(self) -> float:
+        """When the run would have started, flown without its stops: a clock counting
+        from then says the time flown (the header's)."""
+        return time.time() - self.flown()
+
     def _end(self, status: ev.RunStatus) -> None:
         self._ended = status
         self._flown, self._since = self.flown(), None

@@ -5,7 +5,6 @@ with an id, so the footer, the help screen and the command palette say the same.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -94,7 +93,7 @@ class CockpitScreen(Screen):
             run_id=engine.run_id,
             dry_run=engine.dry_run,
             protected=self.protected,
-            started=time.time() - engine.flown(),  # a resumed run: flown before too
+            started=engine.flown_since,
             rehearsal=engine.rehearsal,
             eta=engine.eta_now if engine.eta is not None else None,
         )
