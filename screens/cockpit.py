@@ -79,6 +79,7 @@ class CockpitScreen(Screen):
         self.flying = False
         self.told: set[str] = set()
         """The critical alerts said in a toast: once each; the header keeps showing them."""
+        self._telling = False  # a toast of the critical alerts just fired is on its way
         self._shows = self._show_table()
 
     # ------------------------------------------------------------ layout
@@ -370,20 +371,33 @@ class CockpitScreen(Screen):
             return
         names = ", ".join(a.name for a in critical)
         self.query_one(RunHeader).set_alarm(f"CRITICAL {names}", "ctrl+r rolls back")
-        if (
-            event.state == "firing"
-            and event.severity == "critical"
-            and event.name not in self.told
-            and not isinstance(self.app.screen, RollbackModal)  # it shows the alerts
-        ):
-            self.told.add(event.name)
-            summary = alert_summary(event.metric, event.value, event.threshold, event.reason)
-            self.notify(
-                f"{event.name}: {summary}. Press ctrl+r to roll back.",
-                title="Critical alert",
-                severity="error",
-                timeout=30,
-            )
+        if event.state == "firing" and event.severity == "critical" and not self._telling:
+            self._telling = True  # alerts firing together, in one sample: one toast
+            self.call_after_refresh(self._tell_critical)
+
+    def _tell_critical(self) -> None:
+        """One toast for the critical alerts that fired since the last one (each is
+        said once; the header keeps naming them all)."""
+        self._telling = False
+        if isinstance(self.app.screen, RollbackModal):  # it shows the alerts
+            return
+        new = [
+            alert
+            for alert in self.view.firing.values()
+            if alert.severity == "critical" and alert.name not in self.told
+        ]
+        if not new or not self.view.deploying or self.engine.in_rollback:
+            return
+        self.told.update(alert.name for alert in new)
+        said = "; ".join(
+            f"{a.name}: {alert_summary(a.metric, a.value, a.threshold, a.reason)}" for a in new
+        )
+        self.notify(
+            f"{said}. Press ctrl+r to roll back.",
+            title="Critical alert" if len(new) == 1 else f"{len(new)} critical alerts",
+            severity="error",
+            timeout=30,
+        )
 
     # ------------------------------------------------------------ actions
 
