@@ -538,7 +538,9 @@ class Follower:
         if self._client is not None:
             await self._client.aclose()
 
-    async def events(self) -> AsyncIterator[ev.Event]:
+    async def events(self, idle: bool = False) -> AsyncIterator[ev.Event | None]:
+        """The events published; with ``idle``, None too after each quiet second (a
+        chance to look at something else)."""
         import redis.asyncio as aioredis
 
         pubsub = self._pubsub
@@ -549,6 +551,8 @@ class Follower:
             except aioredis.RedisError as exc:
                 raise unreachable(exc) from None
             if message is None:
+                if idle:
+                    yield None
                 continue
             try:
                 event = decode(json.loads(message["data"]))
@@ -699,9 +703,10 @@ def _key(event: ev.Event) -> tuple[str, float]:
 async def watch_events(
     team: Team, watched: Watched, stop_at_end: bool = True
 ) -> AsyncIterator[ev.Event]:
-    """The run's recorded past, then its live events, each once, until it finishes
-    (with ``stop_at_end``; else on, for a screen that stays open: a run that ended may
-    be reopened while its cockpit is open)."""
+    """The run's recorded past, then its live events, each once. With ``stop_at_end``,
+    until it is over: ended, and let go by its cockpit (the environment's lock no longer
+    held for it), which could otherwise reopen it (a step retried after the ending); on
+    otherwise, for a screen that stays open."""
     async with Follower(team, **watched.channel) as follower:  # before the journal: no gap
         seen = set()
         past = journal_events(watched.journal, watched.run_id) if watched.journal else []
@@ -711,11 +716,20 @@ async def watch_events(
             yield event
             if isinstance(event, ev.RunFinished | ev.RunReopened):
                 ended = isinstance(event, ev.RunFinished)
-        if ended and stop_at_end:
+        if ended and stop_at_end and await _let_go(team, watched):
             return
-        async for event in follower.events():
-            if event.run_id != watched.run_id or _key(event) in seen:
-                continue
-            yield event
-            if isinstance(event, ev.RunFinished) and stop_at_end:
+        async for event in follower.events(idle=True):
+            if event is not None:
+                if event.run_id != watched.run_id or _key(event) in seen:
+                    continue
+                yield event
+                if isinstance(event, ev.RunFinished | ev.RunReopened):
+                    ended = isinstance(event, ev.RunFinished)
+            if ended and stop_at_end and await _let_go(team, watched):
                 return
+
+
+async def _let_go(team: Team, watched: Watched) -> bool:
+    """Whether the cockpit that flew the run let go of it: no process holds the
+    environment for it (it quit, or another run took the environment)."""
+    return await current_run(team, watched.environment) != watched.run_id

@@ -6,6 +6,7 @@ URL in $TEAM_REDIS) and one journal, as two operators on one bastion would.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -303,38 +304,31 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
     assert "deploy  = ok" in far
 
 
+def watched_run(journal, *recorded: ev.Event):
+    """Run ``r`` on staging in ``journal``, with ``recorded`` as its past."""
+    from cockpit.team import Watched
+
+    row = {"id": "r", "runbook": "R", "version": "", "runbook_path": "", "runbook_sha256": ""}
+    row |= {"environment": "staging", "operator": "alice", "host": "h", "status": "running"}
+    journal.create_run(row | {"dry_run": 0, "started_at": 1.0, "output_dir": ""}, [])
+    for event in recorded:
+        journal.apply(event)
+    return Watched("r", "staging", None, {"run_id": "r"}, journal, "from the journal")
+
+
 async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journal):
     from cockpit.config import Team
     from cockpit.headless import HeadlessPrinter
     from cockpit.runbook import parse_runbook
-    from cockpit.team import Watched, watch_events
+    from cockpit.team import watch_events
 
-    journal.create_run(
-        {
-            "id": "r",
-            "runbook": "R",
-            "version": "",
-            "runbook_path": "",
-            "runbook_sha256": "",
-            "environment": "staging",
-            "operator": "alice",
-            "host": "h",
-            "status": "running",
-            "dry_run": 0,
-            "started_at": 1.0,
-            "output_dir": "",
-        },
-        [],
-    )
     recorded = [
         ev.RunStarted("r", 1.0, "R", "staging", "alice"),
         ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed"),
         ev.RunReopened("r", 3.0, "alice", "step 's' run again"),
         ev.RunFinished("r", 4.0, ev.RunStatus.OK, 3.0, "1 ok"),
     ]
-    for event in recorded:
-        journal.apply(event)
-    watched = Watched("r", "staging", None, {"run_id": "r"}, journal, "from the journal")
+    watched = watched_run(journal, *recorded)  # its cockpit is gone: the lock is free
     seen = [event async for event in watch_events(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched)]
     assert seen == recorded  # not cut at the first ending; over at the last one
     printed = io.StringIO()  # as `cockpit watch --headless` prints them
@@ -348,6 +342,44 @@ async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journa
         "cockpit: run r reopened by alice: step 's' run again",
         "cockpit: run r ok in 3.00s (1 ok)",
     ]
+
+
+async def test_a_watcher_follows_an_ended_run_while_its_cockpit_holds_it(team, journal):
+    """The run ended, but its cockpit is still open (it holds the environment) and may
+    reopen it: the watcher follows on, and stops once the cockpit lets go."""
+    from cockpit.config import Team
+    from cockpit.team import Holder, watch_events
+
+    team.set(LOCK, Holder("alice", "h", os.getpid(), "r", time.time()).dump())
+    ended = ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed")
+    watched = watched_run(journal, ev.RunStarted("r", 1.0, "R", "staging", "alice"), ended)
+    seen: list[ev.Event] = []
+
+    async def follow() -> None:
+        async for event in watch_events(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched):
+            seen.append(event)
+
+    watcher = asyncio.create_task(follow())
+    await until_true(lambda: ended in seen, "the recorded ending")
+    await asyncio.sleep(1.5)  # an idle tick or more: the cockpit still holds the run
+    assert not watcher.done()
+    again = [
+        ev.RunReopened("r", 3.0, "alice", "step 's' run again"),
+        ev.RunFinished("r", 4.0, ev.RunStatus.OK, 3.0, "1 ok"),
+    ]
+    for event in again:
+        team.publish("cockpit:run:r", encode(event))
+    await until_true(lambda: seen[-1] == again[-1], "the reopening, live")
+    team.delete(LOCK)  # the cockpit quit
+    await asyncio.wait_for(watcher, 5)
+    assert seen[2:] == again
+
+
+async def until_true(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 def test_watch_wait_follows_the_next_run(team, record, tmp_path):
