@@ -33,6 +33,7 @@ from screens.prompt import PromptModal
 from screens.rollback import RollbackModal
 from widgets.checklist import Checklist
 from widgets.metrics_panel import MetricsPanel
+from widgets.output_keys import SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
 from widgets.plain import literal, plain
@@ -60,7 +61,7 @@ def _answers(answer: asyncio.Future[bool | None]) -> Callable[[bool | None], Non
     return said
 
 
-class CockpitScreen(Screen):
+class CockpitScreen(OutputKeys, Screen):
     CSS_PATH = "cockpit.tcss"
     BINDINGS = COCKPIT_KEYS
 
@@ -105,9 +106,7 @@ class CockpitScreen(Screen):
                 yield Static(plain(f"resumed run · {engine.stopped}"), id="stopped")
                 yield OutputPane(id="output")
                 yield Label("", id="output-status")
-                yield Input(
-                    placeholder="search the output (Enter: find, Escape: close)", id="search"
-                )
+                yield Input(placeholder=SEARCH_HINT, id="search")
                 yield Checklist(id="checklist")
                 yield StepDetail(id="detail")
             spec = engine.runbook.metrics
@@ -246,28 +245,6 @@ class CockpitScreen(Screen):
 
     def on_output_pane_tail_changed(self) -> None:
         self._show_status()
-
-    def action_search(self) -> None:
-        search = self.query_one("#search", Input)
-        search.display = True
-        search.focus()
-
-    def action_follow(self) -> None:
-        self.query_one(OutputPane).action_follow()
-
-    def action_times(self) -> None:
-        self.query_one(OutputPane).action_times()
-
-    def action_next_match(self) -> None:
-        self.query_one(OutputPane).action_next_match()
-
-    def action_previous_match(self) -> None:
-        self.query_one(OutputPane).action_previous_match()
-
-    def on_input_submitted(self, message: Input.Submitted) -> None:
-        if message.input.id == "search":
-            message.input.display = False
-            self.query_one(OutputPane).find(message.value)
 
     def on_selection_list_selected_changed(self, message: SelectionList.SelectedChanged):
         self.ticks[self.selected] = set(message.selection_list.selected)

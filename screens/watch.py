@@ -3,26 +3,29 @@
 The same phases, output and metrics the operator sees, from the same events (the
 journal's record first, when this host has it, then Redis pub/sub). Nothing here can
 run, skip or roll back a step; the one action is approving a step that waits for
-another person (``A``).
+another person (``A``). The output pane reads as the cockpit's, with the same keys
+(``widgets.output_keys``: search, times, follow).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Tree
+from textual.widgets import Footer, Input, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.runview import RunView
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
+from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
 from widgets.plain import plain
@@ -31,7 +34,7 @@ from widgets.run_header import RunHeader
 WINDOW_LINES = 1000
 
 
-class WatchScreen(Screen):
+class WatchScreen(OutputKeys, Screen):
     CSS_PATH = "watch.tcss"
     BINDINGS = [
         Binding(
@@ -41,6 +44,7 @@ class WatchScreen(Screen):
             id="watch.approve",
             tooltip="Approve the step waiting for another person's approval, as you",
         ),
+        *OUTPUT_KEYS,
     ]
 
     def __init__(self, team: Team, watched: Watched, operator: str) -> None:
@@ -75,6 +79,7 @@ class WatchScreen(Screen):
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
                 yield Label(plain(self.watched.note), id="watch-status")
+                yield Input(placeholder=SEARCH_HINT, id="search")
             spec = runbook.metrics
             yield MetricsPanel(
                 spec.metrics if spec else (),
@@ -88,7 +93,7 @@ class WatchScreen(Screen):
         tree = self.query_one(PhaseTree)
         tree.build(self.view.status, self.view.durations)
         tree.focus()
-        self.query_one(OutputPane).show(self.view.buffers[self.selected])
+        self._show(self.selected)
         self.run_worker(self._follow(), group="watch", exit_on_error=False)
 
     async def _follow(self) -> None:
@@ -101,8 +106,17 @@ class WatchScreen(Screen):
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
         data = message.node.data
         if data and not data.startswith("phase:"):
-            self.selected = data
-            self.query_one(OutputPane).show(self.view.buffers[data])
+            self._show(data)
+
+    def _show(self, step_id: str) -> None:
+        self.selected = step_id
+        self.query_one(OutputPane).show(self.view.buffers[step_id], self._output_path(step_id))
+
+    def _output_path(self, step_id: str) -> Path | None:
+        """The step's output file, when the run is flown on this host (its journal is
+        here): search then reads all of it, and times come from its sidecar."""
+        journal = self.watched.journal
+        return journal.run_dir(self.watched.run_id) / f"{step_id}.log" if journal else None
 
     # ------------------------------------------------------------ the run's events
 

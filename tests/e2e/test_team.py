@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -22,6 +23,8 @@ from helpers import COCKPIT, cockpit, until, wait_for
 from cockpit import events as ev
 from cockpit.journal import Journal
 from cockpit.team import decode, encode
+from widgets.output_keys import OUTPUT_KEYS
+from widgets.output_pane import OutputPane
 from widgets.run_header import RunHeader
 
 TTL, HEARTBEAT = 2.0, 0.5
@@ -581,6 +584,19 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
             assert ("out", "migrated") in screen.view.buffers["migrate"].lines
             assert ("err", "done") in screen.view.buffers["migrate"].lines
             assert screen.view.approvable is None
+            # the output pane reads as the cockpit's: search (the whole file), times
+            await until(pilot, lambda: screen.selected == "migrate", "the step it follows")
+            pane = screen.query_one(OutputPane)
+            await pilot.press("slash", *"MIGRATED", "enter")
+            await until(pilot, lambda: pane.match is not None, "the match")
+            assert pane.buffer.lines[pane.match] == ("out", "migrated") and not pane.following
+            assert len(pane.matches) == 1 and pane.excerpt == (1, 2)  # found in the file
+            await pilot.press("t")
+            await pilot.pause()
+            shown = pane.render_line(pane.match).text
+            assert re.match(r"\d\d:\d\d:\d\d migrated", shown), shown
+            await pilot.press("f")
+            assert pane.following
             await pilot.press("A")  # nothing waits now: said, not sent
             await until(
                 pilot,
@@ -592,7 +608,10 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
     finally:
         kill(run)
     assert code == 0, err
-    assert [b.action for b in WatchScreen.BINDINGS] == ["approve"]  # no run/skip/rollback
+    assert [b.action for b in WatchScreen.BINDINGS] == [  # no run/skip/rollback
+        "approve",
+        *(b.action for b in OUTPUT_KEYS),
+    ]
     assert [e["data"]["by"] for e in record.events(run_id) if e["type"] == "StepApproved"] == [
         "bob"
     ]
