@@ -23,6 +23,7 @@ from textual.widgets import Footer, Input, Label, Tree
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.runview import RunView
+from cockpit.stopped import time_flown
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
@@ -56,6 +57,8 @@ class WatchScreen(OutputKeys, Screen):
         self.view = RunView(runbook, WINDOW_LINES, join_late=True)
         self.selected = runbook.steps[0].id
         self._shows = self._show_table()
+        self._flights: list[dict[str, Any]] = []  # see _keep_flights
+        self._heard: float | None = None  # the time of the newest event
         self.alerts = tuple(
             rule
             for rule in runbook.alerts
@@ -124,6 +127,7 @@ class WatchScreen(OutputKeys, Screen):
         """Show one of the run's events, as the operator's screen does: the RunView
         keeps the state, a handler per event type shows what changed."""
         shown = self.view.apply(event)
+        self._keep_flights(event)
         if isinstance(event, ev.OutputReceived):
             if event.step_id == self.selected:
                 self.query_one(OutputPane).appended(*shown)
@@ -137,6 +141,16 @@ class WatchScreen(OutputKeys, Screen):
                 self.query_one(PhaseTree).update_step(
                     step_id, self.view.status, self.view.durations
                 )
+
+    def _keep_flights(self, event: ev.Event) -> None:
+        """Keep what the time the run was flown is told from (``time_flown``): its starts,
+        reopenings and endings, and the last sign of life before each start (a process
+        that died leaves no ending)."""
+        if isinstance(event, ev.RunStarted) and self._heard is not None:
+            self._flights.append({"type": "heard", "at": self._heard})
+        if isinstance(event, ev.RunStarted | ev.RunReopened | ev.RunFinished):
+            self._flights.append({"type": type(event).__name__, "at": event.at})
+        self._heard = event.at
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the phase tree."""
@@ -164,7 +178,10 @@ class WatchScreen(OutputKeys, Screen):
 
     def _run_started(self, event: ev.RunStarted) -> None:
         header = self.query_one(RunHeader)
-        header.started = event.at
+        if header.outcome is not None:  # it had paused: it flies again
+            header.reopen(None)
+        before = time_flown(self._flights[:-1]) if event.resumed else 0.0
+        header.started = event.at - before  # the clock says the time flown, as the run's
         header.set_note(f"flown by {event.operator} · watching, read-only")
 
     def _run_finished(self, event: ev.RunFinished) -> None:

@@ -7,6 +7,7 @@ URL in $TEAM_REDIS) and one journal, as two operators on one bastion would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import os
@@ -555,6 +556,30 @@ async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, jo
 
 
 # ------------------------------------------------------------------ the watch TUI
+
+
+async def test_the_watch_screens_clock_says_the_time_a_resumed_run_was_flown(team, journal):
+    """Flown 10 s, paused, resumed 5 s ago: the watcher's header says 15 s, as the
+    run's own does, not the 5 s since the resume."""
+    from cockpit.app import WatchApp
+    from cockpit.config import Team
+    from cockpit.runbook import parse_runbook
+
+    now = time.time()
+    watched = watched_run(
+        journal,
+        ev.RunStarted("r", now - 100, "R", "staging", "alice"),
+        ev.RunFinished("r", now - 90, ev.RunStatus.PAUSED, 10.0, "the terminal hung up"),
+        ev.RunStarted("r", now - 5, "R", "staging", "alice", resumed=True),
+    )
+    runbook = parse_runbook("runbook: R\nphases: [{id: p, steps: [{id: s, run: x}]}]\n")
+    watched = dataclasses.replace(watched, runbook=runbook)
+    app = WatchApp(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched, "bob")
+    async with app.run_test(size=(120, 34)) as pilot:
+        header = app.screen.query_one(RunHeader)
+        await until(pilot, lambda: "flown by alice" in header.note, "the run's start")
+        await until(pilot, lambda: header.elapsed >= 15.0, "the clock's next tick")
+        assert header.elapsed < 20.0 and header.outcome is None  # not "paused", flying
 
 
 async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, record, tmp_path):
