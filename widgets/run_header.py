@@ -122,7 +122,7 @@ class RunHeader(Static):
         self.eta = None
         self.tooltip = None
         if self._clock is not None:
-            self._clock.stop()
+            self._clock.pause()  # resumed if the run is reopened
         self.set_alarm("")
 
     def reopen(self, eta: Callable[[], EtaReading | None] | None) -> None:
