@@ -70,17 +70,4 @@ class StepDetail(Static):
         )
         if step.description:
             title.append(visible(f"  {step.description}", newlines=False), style="dim")
-        self._replace(Group(title, grid))
-
-    def _replace(self, content: Group) -> None:
-        """Show ``content``, relaying the screen out only when its height changes.
-
-        The detail is shown again at each event of its step and each move of the tree's
-        cursor, its height seldom changes, and a relayout redraws the whole screen: a
-        key pressed during an output flood waited for it (a frame of 15-25 ms)."""
-        width = self.size.width
-        before = self.get_content_height(self.container_size, self.screen.size, width)
-        self.update(content, layout=False)
-        after = self.get_content_height(self.container_size, self.screen.size, width)
-        if not width or after != before:
-            self.refresh(layout=True)
+        self.update(Group(title, grid))
