@@ -545,11 +545,10 @@ def cmd_history(args) -> int:
     header = f"{'RUN':<22} {'STATUS':<12} {'ENV':<12} {'STARTED':<17} {'TOOK':>8}  RUNBOOK"
     print(header)
     for run in runs:
-        took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
         started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M")
         print(
             f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
-            f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})"
+            f"{format_duration(run['duration']):>8}  {run['runbook']} ({run['operator']})"
             f"{' · rehearsal' if run['rehearsal'] else ''}"
         )
     return EXIT_OK

@@ -12,6 +12,7 @@ from cockpit import events as ev
 from cockpit.config import Environment
 from cockpit.engine import EngineError, Interrupted
 from cockpit.process import live_members
+from cockpit.report.record import build
 from cockpit.stopped import time_flown
 
 S = ev.StepStatus
@@ -554,6 +555,10 @@ async def test_resuming_a_failed_run_reopens_it_and_its_time_is_the_time_flown(
     assert finished.message.endswith("since it started"), finished.message
     recorded = [e["type"] for e in journal.events(first.run_id)]
     assert recorded.count("RunReopened") == 1 and recorded.count("RunFinished") == 2
+    # history and the deployment record say the same time
+    (listed,) = journal.runs()
+    assert listed["duration"] == journal.find_run(first.run_id)["duration"] == finished.duration
+    assert build(journal, first.run_id)["run"]["duration"] == finished.duration
 
 
 @pytest.mark.parametrize(
