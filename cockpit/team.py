@@ -718,13 +718,13 @@ async def watch_events(
                 ended = isinstance(event, ev.RunFinished)
         if ended and stop_at_end and await _let_go(team, watched):
             return
-        async for event in follower.events(idle=True):
-            if event is not None:
-                if event.run_id != watched.run_id or _key(event) in seen:
+        async for live in follower.events(idle=True):
+            if live is not None:
+                if live.run_id != watched.run_id or _key(live) in seen:
                     continue
-                yield event
-                if isinstance(event, ev.RunFinished | ev.RunReopened):
-                    ended = isinstance(event, ev.RunFinished)
+                yield live
+                if isinstance(live, ev.RunFinished | ev.RunReopened):
+                    ended = isinstance(live, ev.RunFinished)
             if ended and stop_at_end and await _let_go(team, watched):
                 return
 
