@@ -496,7 +496,8 @@ async def _watch_headless(team, watched) -> int:
 
     print(f"cockpit: watching {watched.note}", flush=True)
     printer = HeadlessPrinter(watched.runbook)
-    async for event in watch_events(team, watched):
+    said = partial(print, "cockpit:", file=sys.stderr, flush=True)
+    async for event in watch_events(team, watched, held=said):
         printer(event)
     return EXIT_OK
 

@@ -701,12 +701,15 @@ def _key(event: ev.Event) -> tuple[str, float]:
 
 
 async def watch_events(
-    team: Team, watched: Watched, stop_at_end: bool = True
+    team: Team,
+    watched: Watched,
+    stop_at_end: bool = True,
+    held: Callable[[str], None] | None = None,
 ) -> AsyncIterator[ev.Event]:
     """The run's recorded past, then its live events, each once. With ``stop_at_end``,
     until it is over: ended, and let go by its cockpit (the environment's lock no longer
-    held for it), which could otherwise reopen it (a step retried after the ending); on
-    otherwise, for a screen that stays open."""
+    held for it), which could otherwise reopen it (a step retried after the ending), as
+    ``held`` is told once per ending; on otherwise, for a screen that stays open."""
     async with Follower(team, **watched.channel) as follower:  # before the journal: no gap
         seen = set()
         past = journal_events(watched.journal, watched.run_id) if watched.journal else []
@@ -716,6 +719,7 @@ async def watch_events(
             yield event
             if isinstance(event, ev.RunFinished | ev.RunReopened):
                 ended = isinstance(event, ev.RunFinished)
+        told = False  # held was told of this ending
         if ended and stop_at_end and await _let_go(team, watched):
             return
         async for live in follower.events(idle=True):
@@ -724,9 +728,17 @@ async def watch_events(
                     continue
                 yield live
                 if isinstance(live, ev.RunFinished | ev.RunReopened):
-                    ended = isinstance(live, ev.RunFinished)
-            if ended and stop_at_end and await _let_go(team, watched):
-                return
+                    ended, told = isinstance(live, ev.RunFinished), False
+            if ended and stop_at_end:
+                if await _let_go(team, watched):
+                    return
+                if held is not None and not told:
+                    told = True
+                    held(
+                        f"run {watched.run_id} ended, but its cockpit still holds it and may "
+                        "reopen it (a step run again): following on until it lets go "
+                        "(ctrl+c stops)"
+                    )
 
 
 async def _let_go(team: Team, watched: Watched) -> bool:

@@ -358,15 +358,21 @@ async def test_a_watcher_follows_an_ended_run_while_its_cockpit_holds_it(team, j
     ended = ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed")
     watched = watched_run(journal, ev.RunStarted("r", 1.0, "R", "staging", "alice"), ended)
     seen: list[ev.Event] = []
+    said: list[str] = []
 
     async def follow() -> None:
-        async for event in watch_events(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched):
+        settings = Team("env:TEAM_REDIS", TTL, HEARTBEAT)
+        async for event in watch_events(settings, watched, held=said.append):
             seen.append(event)
 
     watcher = asyncio.create_task(follow())
     await until_true(lambda: ended in seen, "the recorded ending")
     await asyncio.sleep(1.5)  # an idle tick or more: the cockpit still holds the run
     assert not watcher.done()
+    assert said == [  # once, however long it waits
+        "run r ended, but its cockpit still holds it and may reopen it (a step run again): "
+        "following on until it lets go (ctrl+c stops)"
+    ]
     again = [
         ev.RunReopened("r", 3.0, "alice", "step 's' run again"),
         ev.RunFinished("r", 4.0, ev.RunStatus.OK, 3.0, "1 ok"),
