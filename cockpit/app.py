@@ -24,7 +24,7 @@ from textual.scrollbar import ScrollBar, ScrollBarRender
 
 from cockpit import events as ev
 from cockpit.config import Team
-from cockpit.controls import visible
+from cockpit.controls import ascii_only, visible
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
@@ -35,7 +35,7 @@ from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
 from steps.base import NeedsOperator
-from widgets.glyphs import CSS_VARIABLES, UTF8, ascii_only
+from widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
     from cockpit.team import Watched

@@ -14,7 +14,7 @@ from helpers import COCKPIT
 from rich.cells import cell_len
 from terminal import TMUX, Terminal
 
-from widgets.glyphs import ascii_only, utf8_terminal
+from cockpit.controls import ascii_only, utf8_terminal
 
 BOOK = """
 runbook: Bastion check
@@ -184,3 +184,39 @@ def test_sparkline_bars_follow_the_locale(lang, bars):
 def test_ascii_only_keeps_each_cell(text, shown):
     assert ascii_only(text) == shown
     assert cell_len(ascii_only(text)) == cell_len(text)
+
+
+HEADLESS_BOOK = r"""
+runbook: Bastion headless
+phases:
+  - id: p
+    title: Phase · one
+    steps:
+      - {id: utf8, title: Print UTF-8 ✓, run: "printf 'café ✓ 日本 ─\\n'"}
+"""
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_headless_on_a_bastion_terminal_prints_ascii_and_a_pipe_keeps_the_bytes(tmp_path):
+    """`cockpit run --headless` at a LANG=C terminal: ASCII; into a pipe (a CI log, a
+    file), the step's bytes as it printed them."""
+    terminal = Terminal(tmp_path)
+    try:
+        terminal.start(
+            bastion(tmp_path, {"LANG": "C"}, HEADLESS_BOOK) + " --headless", width=100, height=30
+        )
+        terminal.wait_exit()
+        shown = terminal.screen(everything=True)
+    finally:
+        terminal.close()
+    assert "utf8 | cafe + ???? -" in shown and "== Phase - one" in shown, shown
+    assert shown.isascii(), sorted({c for c in shown if not c.isascii()})
+    piped = subprocess.run(
+        [COCKPIT, "run", tmp_path / "book.yaml", "--headless", "--journal", tmp_path / "p.sqlite3"],
+        env={**os.environ, "LANG": "C", "LC_ALL": "C"},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert "utf8 | café ✓ 日本 ─" in piped.stdout, piped.stdout + piped.stderr
