@@ -400,14 +400,14 @@ def _lost(engine, headless: bool, why: str) -> None:
 
 
 def _fly_tui(engine, operator, protected: bool) -> int:
-    from cockpit.app import CockpitApp, hangup_proof_terminal
+    from cockpit.app import CockpitApp, terminal_stream
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
     app = CockpitApp(engine, operator, protected=protected)
     for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
         os.environ.pop(stale, None)
-    with hangup_proof_terminal():
+    with terminal_stream():
         status = app.run()
     if app.error:
         raise UsageError(app.error)
@@ -488,9 +488,10 @@ def cmd_watch(args) -> int:
     if not args.headless:
         if not sys.stdin.isatty() or not sys.stderr.isatty():
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
-        from cockpit.app import WatchApp
+        from cockpit.app import WatchApp, terminal_stream
 
-        WatchApp(team, watched, config.operator_name).run()
+        with terminal_stream():
+            WatchApp(team, watched, config.operator_name).run()
         return EXIT_OK
     return asyncio.run(_watch_headless(team, watched))
 
@@ -501,7 +502,8 @@ async def _watch_headless(team, watched) -> int:
 
     print(f"cockpit: watching {watched.note}", flush=True)
     printer = HeadlessPrinter(watched.runbook)
-    async for event in watch_events(team, watched):
+    said = partial(print, "cockpit:", file=sys.stderr, flush=True)
+    async for event in watch_events(team, watched, held=said):
         printer(event)
     return EXIT_OK
 
@@ -526,9 +528,10 @@ def cmd_history(args) -> int:
     config = _config(args)
     journal = _journal(args, config)
     if not (args.json or args.plain) and sys.stdin.isatty() and sys.stdout.isatty():
-        from cockpit.app import HistoryApp
+        from cockpit.app import HistoryApp, terminal_stream
 
-        chosen = HistoryApp(journal).run()
+        with terminal_stream():
+            chosen = HistoryApp(journal).run()
         journal.close()
         if chosen is None:
             return EXIT_OK
@@ -549,11 +552,10 @@ def cmd_history(args) -> int:
     header = f"{'RUN':<22} {'STATUS':<12} {'ENV':<12} {'STARTED':<17} {'TOOK':>8}  RUNBOOK"
     print(header)
     for run in runs:
-        took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
         started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M")
         print(
             f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
-            f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})"
+            f"{format_duration(run['duration']):>8}  {run['runbook']} ({run['operator']})"
             f"{' · rehearsal' if run['rehearsal'] else ''}"
         )
     return EXIT_OK

@@ -77,6 +77,14 @@ class GateStep(StepKind):
         return "\n".join(parts)
 
     async def run(self, ctx: StepContext) -> StepResult:
+        result = await self._watch(ctx)
+        # The last countdown line would read as live once the gate is over: its result
+        # ends the output instead.
+        said = f"gate {'passed' if result.ok else 'failed'}: {result.message}\n"
+        ctx.write("info", said.encode())
+        return result
+
+    async def _watch(self, ctx: StepContext) -> StepResult:
         watch = ctx.metrics
         if watch is None:
             return StepResult(False, "the runbook has no metrics to watch")

@@ -38,12 +38,11 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         events[event["type"]].append({**event["data"], "at": event["at"]})
         if event["type"] in ENDINGS:
             endings.append({**event["data"], "event": ENDINGS[event["type"]], "at": event["at"]})
-    duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
     samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
     signoffs = journal.signoffs(run["id"])
     sections = _kind_sections(steps, samples)
     return {
-        "run": {**run, "duration": duration},
+        "run": run,
         "versions": {"runbook": run["version"], "images": sections["images"]},
         "steps": steps,
         "phases": [

@@ -61,7 +61,9 @@ async def test_a_healthy_window_passes_and_the_journal_keeps_samples_and_baselin
     assert all(s["values"]["error_rate"] == 0 for s in samples)
     assert {b["key"] for b in events(journal, engine, "BaselineTaken")} == {"run", "deploy"}
     assert events(journal, engine, "AlertChanged") == []
-    assert "left · p95_ms" in engine.output_path("watch").read_text()
+    said = engine.output_path("watch").read_text().splitlines()
+    assert any("left · p95_ms" in line for line in said)
+    assert said[-1] == f"[cockpit] gate passed: {gate['message']}"  # not a countdown line
 
 
 async def test_an_alert_firing_fails_the_gate_and_the_rollback_runs(
@@ -105,6 +107,8 @@ async def test_no_data_fails_the_gate_and_the_error_is_said_once(
     )
     notices = events(journal, engine, "MetricsNotice")
     assert len(events(journal, engine, "MetricsSampled")) >= 5
+    said = engine.output_path("watch").read_text().splitlines()
+    assert said[-1] == f"[cockpit] gate failed: {gate['message']}"
     assert notices == [
         {
             "message": f"metrics unavailable: scrape of {metrics_endpoint.url} "
