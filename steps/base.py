@@ -170,3 +170,16 @@ class StepKind:
         """For a dry run: what would happen, found without changing anything (e.g. the
         pending migrations). None: ``describe`` says it all."""
         return None
+
+    def destructive(self, fields: Mapping[str, Any]) -> bool:
+        """Whether the step, with these resolved fields, changes data that only a backup
+        brings back (a migration applied, a restore): rollback readiness wants a backup
+        taken before the first such step. A step with ``confirm: true`` counts too."""
+        return False
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        """Rollback readiness: does the step's server answer a read-only question (a
+        database ``SELECT 1``, a Redis ``PING``, a deployment read)? What answered, in a
+        few words; a ``cockpit.errors.Failed`` (one line) when it does not. None: the
+        kind has no server to ask."""
+        return None

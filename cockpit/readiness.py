@@ -1,0 +1,515 @@
+"""Rollback readiness: the rollback path checked against the runbook and the live
+systems before a run's first step (``cockpit plan``, the start of ``cockpit run``).
+
+An operator should not learn at the worst moment that the rollback can not work. Each
+check gives items, each ✓ (ok), ✗ (failed, with the reason), ? (cannot check, with why)
+or ! (a warning):
+
+- migrations: every migration the run will apply (pending against the live database)
+  has an undo file, and the undo files parse; the rollback's ``migrate action: undo``
+  goes down below the first one applied, every version above its target having an undo
+  file;
+- backup: a backup step runs before the first destructive step (``confirm: true``, or
+  what its kind calls destructive: a migration, a restore), a restore step (rollback or
+  troubleshooting) names that backup, and the backup's bucket takes writes;
+- deployments: each deployment the run changes exists, its current template is in its
+  history (so ``rollout undo`` can go back to it), and the rollback undoes it;
+- rollback steps: each resolves and its server answers a read-only probe
+  (``StepKind.probe``: nothing is changed);
+- criteria: each of the runbook's rollback criteria is watched by an alert rule, or it
+  is said that a person judges it.
+
+Nothing here changes the systems, but for one probe object put in and deleted from the
+backup's bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cockpit.durations import format_duration
+from cockpit.errors import CockpitError
+from cockpit.metrics import AlertRule
+from cockpit.runbook import Runbook, Step, resolve_fields
+from steps import get_kind
+from steps.backup import BackupStep
+from steps.base import StepContext
+from steps.k8s import K8sStep
+from steps.migrate import (
+    DEFAULT_TABLE,
+    Database,
+    MigrateError,
+    Script,
+    Version,
+    plan_migrate,
+    resolve_folder,
+    scan_folder,
+)
+
+PROBE_TIMEOUT = 15.0
+"""Seconds a server has to answer one probe."""
+CHANGES_TEMPLATE = ("set_image", "restart")
+"""The ``k8s`` actions that roll out a new pod template (``rollout undo`` goes back)."""
+CRITERION_METRICS = (
+    (re.compile(r"latenc|p9\d|percentile|performance|response time|slow", re.I), "p95_ms"),
+    (re.compile(r"error|5xx|failure rate", re.I), "error_rate"),
+    (re.compile(r"traffic|throughput|request rate", re.I), "request_rate"),
+)
+"""Words of a rollback criterion, and the metric an alert must watch for it."""
+PARSE = (
+    "read as UTF-8 and split into statements by the migrate kind's own splitter, "
+    "PostgreSQL having no parse-only mode for scripts"
+)
+
+
+class State(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    UNKNOWN = "cannot check"
+    WARNING = "warning"
+
+
+MARKS = {State.OK: "✓", State.FAILED: "✗", State.UNKNOWN: "?", State.WARNING: "!"}
+
+
+@dataclass(frozen=True)
+class Item:
+    check: str
+    state: State
+    text: str
+
+    @property
+    def line(self) -> str:
+        text = f"cannot check: {self.text}" if self.state is State.UNKNOWN else self.text
+        return f"{MARKS[self.state]} {self.check}: {text}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"check": self.check, "state": self.state.value, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Readiness:
+    items: tuple[Item, ...]
+
+    @property
+    def failed(self) -> list[Item]:
+        return [item for item in self.items if item.state is State.FAILED]
+
+    @property
+    def summary(self) -> str:
+        counts = {state: sum(i.state is state for i in self.items) for state in State}
+        if not self.items:
+            return "rollback readiness: nothing to check"
+        parts = [f"{counts[State.OK]} ✓"]
+        parts += [f"{counts[s]} {MARKS[s]}" for s in (State.FAILED, State.UNKNOWN, State.WARNING)]
+        return f"rollback readiness: {', '.join(p for p in parts if not p.startswith('0 '))}"
+
+    def lines(self) -> list[str]:
+        return [self.summary, *(f"  {item.line}" for item in self.items)]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the checks look at: the runbook in an environment, with its values
+    (secrets unmasked) and the step environment."""
+
+    runbook: Runbook
+    environment: str
+    values: Mapping[str, str]
+    env: Mapping[str, str]
+
+    @property
+    def alerts(self) -> list[AlertRule]:
+        """The alert rules that apply in the environment."""
+        return [
+            rule
+            for rule in self.runbook.alerts
+            if rule.environments is None or self.environment in rule.environments
+        ]
+
+    @property
+    def flow(self) -> list[Step]:
+        return [s for s in self.runbook.steps if s.when.applies(self.environment)]
+
+    @property
+    def rollback(self) -> list[Step]:
+        return [s for s in self.runbook.rollback.steps if s.when.applies(self.environment)]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.runbook.path.resolve().parent
+
+
+class _Unresolved(Exception):
+    """A step's fields can not be known before the run: why."""
+
+
+class _Nobody:
+    """The operator of a readiness probe: nobody is asked anything."""
+
+    name = "readiness"
+
+    async def confirm(self, step: Step, description: str) -> bool | None:
+        return None
+
+    async def checklist(self, step: Step, items: list[str]) -> list[tuple[bool, str]] | None:
+        return None
+
+    async def confirm_rollback(self, reason: str) -> bool:
+        return False
+
+
+async def _nothing(*_: Any) -> Any:
+    return False
+
+
+def _context(subject: Subject, step: Step) -> StepContext:
+    """The step's context for a probe: fields resolved (``_Unresolved`` if they can not
+    be yet), output dropped, nobody to ask."""
+    try:
+        fields, expect = resolve_fields(step, subject.values)
+    except KeyError as exc:
+        why = str(exc.args[0])
+        later = " (known once the run is under way)" if "${steps." in why else ""
+        raise _Unresolved(f"step {step.id}: {why}{later}") from None
+    return StepContext(
+        step=step,
+        fields=fields,
+        expect=expect,
+        env={**subject.env, "COCKPIT_STEP_ID": step.id},
+        operator=_Nobody(),
+        kill_grace=1.0,
+        write=lambda stream, data: None,
+        tick=_nothing,
+        output_matches=_nothing,
+        process_started=lambda pgid: None,
+        guard=lambda key, what, undo: None,
+        base_dir=subject.base_dir,
+        run_dir=Path(tempfile.gettempdir()),
+    )
+
+
+async def _asked(question: Awaitable[str | None]) -> tuple[State, str | None]:
+    """A probe's answer: (OK, what answered), (FAILED, why), (OK, None) when the kind
+    has nobody to ask."""
+    try:
+        return State.OK, await asyncio.wait_for(question, PROBE_TIMEOUT)
+    except TimeoutError:
+        return State.FAILED, f"no answer within {format_duration(PROBE_TIMEOUT)}"
+    except CockpitError as exc:
+        return State.FAILED, str(exc)
+    except Exception as exc:  # a probe that breaks is a failed check, said in one line
+        return State.FAILED, f"{type(exc).__name__}: {exc}"
+
+
+# ----------------------------------------------------------------- 1. migrations
+
+
+def _action(step: Step) -> str:
+    return step.fields.get("action") or "migrate"
+
+
+async def _pending(fields: Mapping[str, Any], folder, target) -> tuple[list[Script], set, str]:
+    """The scripts the step will apply, the versions applied now, and "" ; or, when the
+    database can not be read, every script up to the target, nothing known applied, and
+    why."""
+    try:
+        db = await asyncio.wait_for(
+            Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE, read_only=True),
+            PROBE_TIMEOUT,
+        )
+    except (MigrateError, TimeoutError) as exc:
+        every = [s for v, s in folder.versioned.items() if target is None or v <= target]
+        return every, set(), str(exc) or f"no answer within {format_duration(PROBE_TIMEOUT)}"
+    try:
+        history = await db.history()
+        plan = plan_migrate(folder, history, db.table, target)
+    finally:
+        await db.close()
+    return plan.todo, set(history.applied), ""
+
+
+def _undo_files(todo: list[Script], folder) -> Item:
+    missing = [s for s in todo if s.version not in folder.undo]
+    if missing:
+        return Item(
+            "migrations",
+            State.FAILED,
+            "no undo file for "
+            + ", ".join(f"{s.version} ({s.script}: U{s.version.text}__*.sql)" for s in missing)
+            + f" in {folder.path}",
+        )
+    empty = [folder.undo[s.version].script for s in todo if not folder.undo[s.version].statements]
+    if empty:
+        return Item("migrations", State.FAILED, f"undo file {', '.join(empty)} holds no statement")
+    versions = ", ".join(str(s.version) for s in todo)
+    return Item(
+        "migrations",
+        State.OK,
+        f"{len(todo)} to apply ({versions}): each has its undo file, and the undo files "
+        f"parse: {PARSE}",
+    )
+
+
+def _undo_target(subject: Subject, step: Step, folder, todo: list[Script], applied: set) -> Item:
+    """The rollback's undo of ``folder`` goes below the first version applied, and every
+    version above its target has an undo file."""
+    undo = [
+        s
+        for s in subject.rollback
+        if s.kind == "migrate"
+        and _action(s) == "undo"
+        and resolve_folder(str(s.fields.get("folder", "")), subject.base_dir) == folder.path
+    ]
+    if not undo:
+        return Item(
+            "migrations",
+            State.FAILED,
+            f"the rollback has no 'migrate action: undo' step for {folder.path}: the "
+            f"migrations of step {step.id} would stay applied",
+        )
+    raw = str(undo[0].fields.get("target") or "").strip()
+    first = min(s.version for s in todo)
+    if not raw:
+        if len(todo) > 1:
+            return Item(
+                "migrations",
+                State.FAILED,
+                f"rollback step {undo[0].id} has no target: it undoes only the latest "
+                f"version, and the run applies {len(todo)}",
+            )
+        return Item("migrations", State.OK, f"rollback step {undo[0].id} undoes {first}")
+    try:
+        target = Version.parse(raw)
+    except ValueError as exc:
+        return Item("migrations", State.FAILED, f"rollback step {undo[0].id}: target: {exc}")
+    if not target < first:
+        return Item(
+            "migrations",
+            State.FAILED,
+            f"rollback step {undo[0].id} undoes down to {target}, not below {first}, the "
+            f"first migration step {step.id} applies",
+        )
+    after = applied | {s.version for s in todo}
+    if target.parts != (0,) and target not in after:
+        return Item(
+            "migrations",
+            State.FAILED,
+            f"rollback step {undo[0].id}'s target {target} is not a version applied now "
+            "or by the run: undo would refuse it",
+        )
+    bare = sorted(v for v in after if v > target and v not in folder.undo)
+    if bare:
+        return Item(
+            "migrations",
+            State.FAILED,
+            f"rollback step {undo[0].id} undoes down to {target}, but "
+            f"{', '.join(map(str, bare))} above it {'has' if len(bare) == 1 else 'have'} "
+            "no undo file",
+        )
+    return Item(
+        "migrations",
+        State.OK,
+        f"rollback step {undo[0].id} undoes down to {target} (kept), below {first}: every "
+        "version above it has its undo file",
+    )
+
+
+async def _migrate_step(subject: Subject, step: Step) -> list[Item]:
+    try:
+        fields = _context(subject, step).fields
+        folder = scan_folder(resolve_folder(fields["folder"], subject.base_dir))
+        raw = (fields.get("target") or "").strip()
+        target = Version.parse(raw) if raw and raw.lower() != "latest" else None
+    except _Unresolved as exc:
+        return [Item("migrations", State.UNKNOWN, str(exc))]
+    except (MigrateError, ValueError) as exc:
+        return [Item("migrations", State.FAILED, f"step {step.id}: {exc}")]
+    todo, applied, unread = await _pending(fields, folder, target)
+    items = []
+    if unread:
+        items.append(
+            Item(
+                "migrations",
+                State.UNKNOWN,
+                f"which migrations step {step.id} applies ({unread}): the undo files of "
+                f"all {len(todo)} checked instead",
+            )
+        )
+    if not todo:
+        return [*items, Item("migrations", State.OK, f"step {step.id}: nothing pending")]
+    return [*items, _undo_files(todo, folder), _undo_target(subject, step, folder, todo, applied)]
+
+
+async def check_migrations(subject: Subject) -> list[Item]:
+    forward = [s for s in subject.flow if s.kind == "migrate" and _action(s) == "migrate"]
+    found = await asyncio.gather(*(_migrate_step(subject, step) for step in forward))
+    return [item for items in found for item in items]
+
+
+# ----------------------------------------------------------------- 2. backup
+
+
+def _destructive(step: Step) -> bool:
+    return step.confirm or get_kind(step.kind).destructive(step.fields)
+
+
+async def check_backup(subject: Subject) -> list[Item]:
+    flow = subject.flow
+    first = next((i for i, step in enumerate(flow) if _destructive(step)), None)
+    if first is None:
+        return [Item("backup", State.OK, "no destructive step in the run: no backup needed")]
+    danger = flow[first]
+    backups = [s for s in flow[:first] if s.kind == "backup"]
+    if not backups:
+        return [
+            Item(
+                "backup",
+                State.FAILED,
+                f"no backup step runs before the first destructive step, {danger.id} "
+                f"({danger.kind})",
+            )
+        ]
+    backup = backups[-1]
+    items = [
+        Item("backup", State.OK, f"step {backup.id} backs up before {danger.id} ({danger.kind})")
+    ]
+    reference = f"${{steps.{backup.id}.details.location}}"
+    restores = [
+        s
+        for s in (*subject.rollback, *subject.runbook.troubleshooting)
+        if s.kind == "restore" and reference in str(s.fields.get("from", ""))
+    ]
+    if restores:
+        items.append(Item("backup", State.OK, f"step {restores[0].id} restores it ({reference})"))
+    else:
+        items.append(
+            Item(
+                "backup",
+                State.FAILED,
+                f"no restore step (rollback or troubleshooting) names the backup: "
+                f"from: {reference}",
+            )
+        )
+    try:
+        ctx = _context(subject, backup)
+    except _Unresolved as exc:
+        return [*items, Item("backup", State.UNKNOWN, str(exc))]
+    kind = get_kind(backup.kind)
+    assert isinstance(kind, BackupStep)
+    state, said = await _asked(kind.writable(ctx))
+    return [*items, Item("backup", state, said or "")]
+
+
+# ----------------------------------------------------------------- 3. deployments
+
+
+def _deployment(step: Step) -> tuple[str, ...]:
+    return tuple(str(step.fields.get(key, "")) for key in ("deployment", "namespace", "context"))
+
+
+async def check_deployments(subject: Subject) -> list[Item]:
+    changed: dict[tuple[str, ...], Step] = {}
+    for step in subject.flow:
+        if step.kind == "k8s" and step.fields.get("action") in CHANGES_TEMPLATE:
+            changed.setdefault(_deployment(step), step)
+    undone = {
+        _deployment(s)
+        for s in subject.rollback
+        if s.kind == "k8s" and s.fields.get("action") == "rollout_undo"
+    }
+    kind = get_kind("k8s")
+    assert isinstance(kind, K8sStep)
+
+    async def one(key: tuple[str, ...], step: Step) -> list[Item]:
+        items = []
+        if key not in undone:
+            items.append(
+                Item(
+                    "deployments",
+                    State.FAILED,
+                    f"step {step.id} changes deployment {key[0]}, and no rollback step "
+                    "undoes it (k8s action: rollout_undo)",
+                )
+            )
+        try:
+            ctx = _context(subject, step)
+        except _Unresolved as exc:
+            return [*items, Item("deployments", State.UNKNOWN, str(exc))]
+        state, said = await _asked(kind.undoable(ctx))
+        return [*items, Item("deployments", state, said or "")]
+
+    found = await asyncio.gather(*(one(key, step) for key, step in changed.items()))
+    return [item for items in found for item in items]
+
+
+# ----------------------------------------------------------------- 4. rollback steps
+
+
+async def check_rollback_steps(subject: Subject) -> list[Item]:
+    async def one(step: Step) -> Item | None:
+        try:
+            ctx = _context(subject, step)
+        except _Unresolved as exc:
+            return Item("rollback steps", State.UNKNOWN, str(exc))
+        state, said = await _asked(get_kind(step.kind).probe(ctx))
+        if state is State.OK and said is None:
+            return None  # a kind with no server: loading the runbook validated it
+        return Item("rollback steps", state, f"{step.id}: {said}")
+
+    found = await asyncio.gather(*(one(step) for step in subject.rollback))
+    return [item for item in found if item is not None]
+
+
+# ----------------------------------------------------------------- 5. criteria
+
+
+def check_criteria(subject: Subject) -> list[Item]:
+    items = []
+    for criterion in subject.runbook.rollback.criteria:
+        metrics = [metric for words, metric in CRITERION_METRICS if words.search(criterion)]
+        if not metrics:
+            items.append(
+                Item(
+                    "criteria",
+                    State.WARNING,
+                    f"'{criterion}': watched by no alert: judged by a person",
+                )
+            )
+            continue
+        watching = [rule.name for rule in subject.alerts if rule.metric in metrics]
+        if watching:
+            names = ", ".join(dict.fromkeys(watching))
+            items.append(Item("criteria", State.OK, f"'{criterion}': watched by {names}"))
+        else:
+            items.append(
+                Item(
+                    "criteria",
+                    State.WARNING,
+                    f"'{criterion}': no alert rule watches {' or '.join(metrics)} "
+                    f"in {subject.environment}: judged by a person",
+                )
+            )
+    return items
+
+
+# ----------------------------------------------------------------- all of them
+
+
+async def check(subject: Subject) -> Readiness:
+    """Every check, the servers asked at once."""
+    found = await asyncio.gather(
+        check_migrations(subject),
+        check_backup(subject),
+        check_deployments(subject),
+        check_rollback_steps(subject),
+    )
+    items = [item for items in found for item in items]
+    return Readiness((*items, *check_criteria(subject)))
