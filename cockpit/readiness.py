@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import tempfile
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cockpit.durations import format_duration
-from cockpit.errors import CockpitError
+from cockpit.errors import CockpitError, UsageError
+from cockpit.events import ReadinessChecked
 from cockpit.metrics import AlertRule
 from cockpit.runbook import Runbook, Step, resolve_fields
 from steps import get_kind
@@ -52,6 +54,9 @@ from steps.migrate import (
     resolve_folder,
     scan_folder,
 )
+
+if TYPE_CHECKING:
+    from cockpit.engine import Engine
 
 PROBE_TIMEOUT = 15.0
 """Seconds a server has to answer one probe."""
@@ -358,14 +363,14 @@ async def check_migrations(subject: Subject) -> list[Item]:
 
 
 def _destructive(step: Step) -> bool:
-    return step.confirm or get_kind(step.kind).destructive(step.fields)
+    return get_kind(step.kind).destructive(step.fields)
 
 
 async def check_backup(subject: Subject) -> list[Item]:
     flow = subject.flow
     first = next((i for i, step in enumerate(flow) if _destructive(step)), None)
     if first is None:
-        return [Item("backup", State.OK, "no destructive step in the run: no backup needed")]
+        return []  # nothing only a backup brings back
     danger = flow[first]
     backups = [s for s in flow[:first] if s.kind == "backup"]
     if not backups:
@@ -513,3 +518,42 @@ async def check(subject: Subject) -> Readiness:
     )
     items = [item for items in found for item in items]
     return Readiness((*items, *check_criteria(subject)))
+
+
+def record(found: Readiness, by: str = "", reason: str = "") -> ReadinessChecked:
+    """The event that records ``found`` (the engine fills in its run and time)."""
+    return ReadinessChecked("", 0.0, tuple(i.as_dict() for i in found.items), by, reason)
+
+
+def refusal(found: Readiness, environment: str) -> str:
+    """Why a protected environment does not start with these failed items."""
+    failed = found.failed
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return (
+        f"environment '{environment}' is protected and rollback readiness failed: "
+        f"{failed[0].check}: {failed[0].text}{more}; nothing was run. Fix it, or start "
+        "with --override-readiness REASON (recorded with your name)"
+    )
+
+
+def before_start(engine: Engine, *, headless: bool, override: str | None) -> Readiness:
+    """Check readiness for a new run and hand the engine its record. Headless, the
+    items are printed, and a protected environment (``confirm = true``) with a failed
+    item refuses to start (UsageError) unless ``override`` says why; at the cockpit the
+    start screen shows them and asks (``CockpitApp``)."""
+    if not headless:
+        print("cockpit: checking rollback readiness ...", file=sys.stderr, flush=True)
+    subject = Subject(engine.runbook, engine.profile.name, engine.values, engine.env)
+    found = asyncio.run(check(subject))
+    if headless and found.items:
+        print("\n".join(engine.redactor.redact(line) for line in found.lines()), flush=True)
+    protected = engine.profile.confirm and found.failed
+    if protected and not (override or "").strip():
+        if headless:
+            raise UsageError(engine.redactor.redact(refusal(found, engine.profile.name)))
+    elif found.items:
+        by, reason = (
+            (engine.operator.name, override.strip()) if protected and override else ("", "")
+        )
+        engine.readiness = record(found, by, reason)
+    return found
