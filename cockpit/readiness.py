@@ -30,7 +30,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -545,8 +545,10 @@ def before_start(engine: Engine, *, headless: bool, override: str | None) -> Rea
         print("cockpit: checking rollback readiness ...", file=sys.stderr, flush=True)
     subject = Subject(engine.runbook, engine.profile.name, engine.values, engine.env)
     found = asyncio.run(check(subject))
+    masked = (replace(item, text=engine.redactor.redact(item.text)) for item in found.items)
+    found = Readiness(tuple(masked))
     if headless and found.items:
-        print("\n".join(engine.redactor.redact(line) for line in found.lines()), flush=True)
+        print("\n".join(found.lines()), flush=True)
     protected = engine.profile.confirm and found.failed
     if protected and not (override or "").strip():
         if headless:
