@@ -247,8 +247,9 @@ def _undo_files(todo: list[Script], folder) -> Item:
         return Item(
             "migrations",
             State.FAILED,
-            "no undo file for "
-            + ", ".join(f"{s.version} ({s.script}: U{s.version.text}__*.sql)" for s in missing)
+            "; ".join(
+                f"{s.version} ({s.script}) has no undo file U{s.path.name[1:]}" for s in missing
+            )
             + f" in {folder.path}",
         )
     empty = [folder.undo[s.version].script for s in todo if not folder.undo[s.version].statements]
