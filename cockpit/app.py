@@ -35,7 +35,6 @@ from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
 from steps.base import NeedsOperator
-from widgets.plain import literal
 
 if TYPE_CHECKING:
     from cockpit.team import Watched
@@ -192,7 +191,7 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
                     profile.name,
                     profile.label,
                     name_typed=self.protected,
-                    readiness=ready.lines() if ready and ready.items else (),
+                    readiness=ready.lines(worst_first=True) if ready and ready.items else (),
                     override=override,
                 ),
                 self._start,
@@ -216,7 +215,9 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         self.push_screen(self.cockpit)
         if self.readiness is not None and self.readiness.failed:
             failed = "; ".join(item.line for item in self.readiness.failed)
-            self.notify(literal(failed), title="Rollback readiness", severity="warning")
+            self.notify(
+                visible(failed), title="Rollback readiness", severity="warning", markup=False
+            )
         # What stands once the screen is up (modules, the DOM, styles) lives as long as
         # the app: kept out of the collector's full passes, which otherwise walk it all
         # and stall keys for up to ~80 ms while a step floods the pane.

@@ -82,6 +82,7 @@ class State(StrEnum):
 
 
 MARKS = {State.OK: "✓", State.FAILED: "✗", State.UNKNOWN: "?", State.WARNING: "!"}
+WORST = (State.FAILED, State.UNKNOWN, State.WARNING, State.OK)
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,12 @@ class Readiness:
         parts += [f"{counts[s]} {MARKS[s]}" for s in (State.FAILED, State.UNKNOWN, State.WARNING)]
         return f"rollback readiness: {', '.join(p for p in parts if not p.startswith('0 '))}"
 
-    def lines(self) -> list[str]:
-        return [self.summary, *(f"  {item.line}" for item in self.items)]
+    def lines(self, worst_first: bool = False) -> list[str]:
+        """The summary, then each item (``worst_first``: ✗, ?, ! then ✓)."""
+        items = (
+            sorted(self.items, key=lambda i: WORST.index(i.state)) if worst_first else self.items
+        )
+        return [self.summary, *(f"  {item.line}" for item in items)]
 
 
 @dataclass(frozen=True)

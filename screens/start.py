@@ -43,7 +43,7 @@ class StartModal(ModalScreen[str | None]):
                 plain(f"{self.label}: this run changes '{self.environment}'."), classes="title"
             )
             if self.readiness:
-                with VerticalScroll(id="readiness"):
+                with VerticalScroll(id="readiness", classes="readiness"):
                     for line in self.readiness:
                         yield Label(plain(line))
             if self.name_typed:
@@ -53,14 +53,19 @@ class StartModal(ModalScreen[str | None]):
                         "else cancels; nothing will have run."
                     )
                 )
-                yield Input(placeholder=self.environment, id="environment")
+                yield Input(
+                    placeholder=self.environment, id="environment", compact=self.readiness != ()
+                )
             if self.override:
                 yield Label(
-                    "Rollback readiness failed (✗). To start anyway, type why and press "
-                    "Enter: it is recorded with your name. Empty cancels."
+                    "Readiness failed (✗): to start anyway, type why (recorded with "
+                    "your name) and Enter; empty cancels."
                 )
-                yield Input(placeholder="reason", id="override")
+                yield Input(placeholder="reason", id="override", compact=self.readiness != ())
             yield Label("Escape cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query(Input).first().focus()  # not the readiness list: typing goes here
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "environment":
