@@ -47,6 +47,7 @@ from steps.k8s import K8sStep
 from steps.migrate import (
     DEFAULT_TABLE,
     Database,
+    Folder,
     MigrateError,
     Script,
     Version,
@@ -226,10 +227,20 @@ def _action(step: Step) -> str:
     return step.fields.get("action") or "migrate"
 
 
-async def _pending(fields: Mapping[str, Any], folder, target) -> tuple[list[Script], set, str]:
-    """The scripts the step will apply, the versions applied now, and "" ; or, when the
-    database can not be read, every script up to the target, nothing known applied, and
-    why."""
+@dataclass(frozen=True)
+class _Pending:
+    todo: list[Script]
+    """The scripts a migrate step will apply, in order."""
+    applied: set[Version]
+    """The versions applied now."""
+    unread: str = ""
+    """Why the database could not be read: ``todo`` is then every script up to the
+    target, and nothing is known applied."""
+    refused: tuple[str, ...] = ()
+    """What the step would refuse to run (an edited applied file, a failed row)."""
+
+
+async def _pending(fields: Mapping[str, Any], folder: Folder, target: Version | None) -> _Pending:
     try:
         db = await asyncio.wait_for(
             Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE, read_only=True),
@@ -237,16 +248,17 @@ async def _pending(fields: Mapping[str, Any], folder, target) -> tuple[list[Scri
         )
     except (MigrateError, TimeoutError) as exc:
         every = [s for v, s in folder.versioned.items() if target is None or v <= target]
-        return every, set(), str(exc) or f"no answer within {format_duration(PROBE_TIMEOUT)}"
+        why = str(exc) or f"no answer within {format_duration(PROBE_TIMEOUT)}"
+        return _Pending(every, set(), unread=why)
     try:
         history = await db.history()
         plan = plan_migrate(folder, history, db.table, target)
     finally:
         await db.close()
-    return plan.todo, set(history.applied), ""
+    return _Pending(plan.todo, set(history.applied), refused=tuple(plan.problems))
 
 
-def _undo_files(todo: list[Script], folder) -> Item:
+def _undo_files(todo: list[Script], folder: Folder) -> Item:
     missing = [s for s in todo if s.version not in folder.undo]
     if missing:
         return Item(
@@ -269,7 +281,9 @@ def _undo_files(todo: list[Script], folder) -> Item:
     )
 
 
-def _undo_target(subject: Subject, step: Step, folder, todo: list[Script], applied: set) -> Item:
+def _undo_target(
+    subject: Subject, step: Step, folder: Folder, todo: list[Script], applied: set[Version]
+) -> Item:
     """The rollback's undo of ``folder`` goes below the first version applied, and every
     version above its target has an undo file."""
     undo = [
@@ -343,20 +357,28 @@ async def _migrate_step(subject: Subject, step: Step) -> list[Item]:
         return [Item("migrations", State.UNKNOWN, str(exc))]
     except (MigrateError, ValueError) as exc:
         return [Item("migrations", State.FAILED, f"step {step.id}: {exc}")]
-    todo, applied, unread = await _pending(fields, folder, target)
-    items = []
-    if unread:
+    pending = await _pending(fields, folder, target)
+    todo = pending.todo
+    items = [
+        Item("migrations", State.FAILED, f"step {step.id} would refuse to run: {problem}")
+        for problem in pending.refused
+    ]
+    if pending.unread:
         items.append(
             Item(
                 "migrations",
                 State.UNKNOWN,
-                f"which migrations step {step.id} applies ({unread}): the undo files of "
-                f"all {len(todo)} checked instead",
+                f"which migrations step {step.id} applies ({pending.unread}): the undo "
+                f"files of all {len(todo)} checked instead",
             )
         )
     if not todo:
         return [*items, Item("migrations", State.OK, f"step {step.id}: nothing pending")]
-    return [*items, _undo_files(todo, folder), _undo_target(subject, step, folder, todo, applied)]
+    return [
+        *items,
+        _undo_files(todo, folder),
+        _undo_target(subject, step, folder, todo, pending.applied),
+    ]
 
 
 async def check_migrations(subject: Subject) -> list[Item]:

@@ -319,3 +319,16 @@ def test_a_protected_environment_refuses_a_failed_readiness_unless_overridden(tm
     assert f"**Started in spite of a failed item** by {ready['override_by']}" in markdown
     html = cockpit("report", "last", "--format", "html", "--journal", str(journal)).stdout
     assert '<tr class="failed"><td class="status">✗</td><td>backup</td>' in html
+
+
+def test_what_the_migrate_step_would_refuse_fails_readiness(tmp_path, db, fly):
+    import asyncio
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(BASIC, folder)
+    status, _, _ = asyncio.run(fly(folder, target="1"))
+    assert status.value == "ok"
+    (folder / "V1__create_users.sql").write_text("CREATE TABLE users (id int);\n")
+    failed = of(found(book(migrate_book(folder))), "migrations", State.FAILED)
+    assert failed[0].startswith("step migrate would refuse to run: ")
+    assert "V1__create_users.sql" in failed[0] and "checksum" in failed[0]
