@@ -178,7 +178,8 @@ def cmd_plan(args) -> int:
             show(step, f"R.{s_index}")
     if missing:
         print(f"\nsecrets not set: {'; '.join(missing)}")
-    found = asyncio.run(readiness.check(readiness.Subject(runbook, profile.name, values, env)))
+    subject = readiness.Subject(runbook, profile.name, values, env, missing)
+    found = asyncio.run(readiness.check(subject))
     print("", *(redactor.redact(line) for line in found.lines()), sep="\n")
     return EXIT_OK
 

@@ -29,7 +29,7 @@ import asyncio
 import re
 import sys
 import tempfile
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -135,6 +135,8 @@ class Subject:
     environment: str
     values: Mapping[str, str]
     env: Mapping[str, str]
+    missing: Sequence[str] = ()
+    """Secrets not set, as ``resolve_values`` names them (``NAME (looked in ...)``)."""
 
     @property
     def alerts(self) -> list[AlertRule]:
@@ -184,6 +186,10 @@ async def _nothing(*_: Any) -> Any:
 def _context(subject: Subject, step: Step) -> StepContext:
     """The step's context for a probe: fields resolved (``_Unresolved`` if they can not
     be yet), output dropped, nobody to ask."""
+    written = repr((step.fields, step.expect))
+    for missing in subject.missing:
+        if f"${{{missing.split()[0]}}}" in written:
+            raise _Unresolved(f"step {step.id}: secret not set: {missing}")
     try:
         fields, expect = resolve_fields(step, subject.values)
     except KeyError as exc:
@@ -240,14 +246,19 @@ class _Pending:
     """What the step would refuse to run (an edited applied file, a failed row)."""
 
 
-async def _pending(fields: Mapping[str, Any], folder: Folder, target: Version | None) -> _Pending:
+async def _pending(
+    fields: Mapping[str, Any], folder: Folder, target: Version | None, unresolved: str
+) -> _Pending:
+    """What the step will apply; ``unresolved``: why its DSN is not known."""
+    every = [s for v, s in folder.versioned.items() if target is None or v <= target]
+    if unresolved:
+        return _Pending(every, set(), unread=unresolved)
     try:
         db = await asyncio.wait_for(
             Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE, read_only=True),
             PROBE_TIMEOUT,
         )
     except (MigrateError, TimeoutError) as exc:
-        every = [s for v, s in folder.versioned.items() if target is None or v <= target]
         why = str(exc) or f"no answer within {format_duration(PROBE_TIMEOUT)}"
         return _Pending(every, set(), unread=why)
     try:
@@ -281,11 +292,11 @@ def _undo_files(todo: list[Script], folder: Folder) -> Item:
     )
 
 
-def _undo_target(
-    subject: Subject, step: Step, folder: Folder, todo: list[Script], applied: set[Version]
-) -> Item:
+def _undo_target(subject: Subject, step: Step, folder: Folder, pending: _Pending) -> Item:
     """The rollback's undo of ``folder`` goes below the first version applied, and every
-    version above its target has an undo file."""
+    version above its target has an undo file (when the database could not be read, only
+    the latter, for every version up to the migrate step's target)."""
+    todo, applied = pending.todo, pending.applied
     undo = [
         s
         for s in subject.rollback
@@ -315,7 +326,7 @@ def _undo_target(
         target = Version.parse(raw)
     except ValueError as exc:
         return Item("migrations", State.FAILED, f"rollback step {undo[0].id}: target: {exc}")
-    if not target < first:
+    if not target < first and not pending.unread:
         return Item(
             "migrations",
             State.FAILED,
@@ -323,7 +334,7 @@ def _undo_target(
             f"first migration step {step.id} applies",
         )
     after = applied | {s.version for s in todo}
-    if target.parts != (0,) and target not in after:
+    if target.parts != (0,) and target not in after and not pending.unread:
         return Item(
             "migrations",
             State.FAILED,
@@ -342,22 +353,27 @@ def _undo_target(
     return Item(
         "migrations",
         State.OK,
-        f"rollback step {undo[0].id} undoes down to {target} (kept), below {first}: every "
-        "version above it has its undo file",
+        f"rollback step {undo[0].id} undoes down to {target} (kept)"
+        + ("" if pending.unread else f", below {first}")
+        + ": every version above it has its undo file",
     )
 
 
 async def _migrate_step(subject: Subject, step: Step) -> list[Item]:
+    unresolved = ""
     try:
-        fields = _context(subject, step).fields
+        fields: Mapping[str, Any] = _context(subject, step).fields
+    except _Unresolved as exc:  # a secret DSN not set (plan in a pipeline): files still read
+        fields, unresolved = step.fields, str(exc)
+    if "${" in str(fields.get("folder", "")) + str(fields.get("target", "")):
+        return [Item("migrations", State.UNKNOWN, unresolved)]
+    try:
         folder = scan_folder(resolve_folder(fields["folder"], subject.base_dir))
         raw = (fields.get("target") or "").strip()
         target = Version.parse(raw) if raw and raw.lower() != "latest" else None
-    except _Unresolved as exc:
-        return [Item("migrations", State.UNKNOWN, str(exc))]
     except (MigrateError, ValueError) as exc:
         return [Item("migrations", State.FAILED, f"step {step.id}: {exc}")]
-    pending = await _pending(fields, folder, target)
+    pending = await _pending(fields, folder, target, unresolved)
     todo = pending.todo
     items = [
         Item("migrations", State.FAILED, f"step {step.id} would refuse to run: {problem}")
@@ -377,7 +393,7 @@ async def _migrate_step(subject: Subject, step: Step) -> list[Item]:
     return [
         *items,
         _undo_files(todo, folder),
-        _undo_target(subject, step, folder, todo, pending.applied),
+        _undo_target(subject, step, folder, pending),
     ]
 
 
@@ -571,7 +587,9 @@ def before_start(engine: Engine, *, headless: bool, override: str | None) -> Rea
     start screen shows them and asks (``CockpitApp``)."""
     if not headless:
         print("cockpit: checking rollback readiness ...", file=sys.stderr, flush=True)
-    subject = Subject(engine.runbook, engine.profile.name, engine.values, engine.env)
+    subject = Subject(
+        engine.runbook, engine.profile.name, engine.values, engine.env, engine.missing_secrets
+    )
     found = asyncio.run(check(subject))
     masked = (replace(item, text=engine.redactor.redact(item.text)) for item in found.items)
     found = Readiness(tuple(masked))

@@ -332,3 +332,23 @@ def test_what_the_migrate_step_would_refuse_fails_readiness(tmp_path, db, fly):
     failed = of(found(book(migrate_book(folder))), "migrations", State.FAILED)
     assert failed[0].startswith("step migrate would refuse to run: ")
     assert "V1__create_users.sql" in failed[0] and "checksum" in failed[0]
+
+
+def test_plan_shows_readiness_even_without_the_secrets(tmp_path, monkeypatch):
+    copy = tmp_path / "pm"
+    shutil.copytree(FLAGSHIP, copy)
+    (copy / "migrations" / "U3_010__jira_issue_tracking.sql").unlink()
+    for name in ("DATABASE_URL", "REDIS_URL", "ADMIN_KEY", "TEST_API_KEY", "SLACK_WEBHOOK"):
+        monkeypatch.delenv(name, raising=False)
+    planned = cockpit("plan", str(copy / "runbook.yaml"))
+    assert planned.returncode == 0, planned.stderr
+    readiness_part = planned.stdout[planned.stdout.index("rollback readiness: ") :]
+    assert (
+        "  ? migrations: cannot check: which migrations step migrate applies (step migrate: "
+        "secret not set: DATABASE_URL (looked in $DATABASE_URL)): the undo files of all 7 "
+        "checked instead\n"
+        "  ✗ migrations: 3.010 (V3_010__jira_issue_tracking.sql) has no undo file "
+        f"U3_010__jira_issue_tracking.sql in {copy / 'migrations'}\n"
+        "  ✗ migrations: rollback step rb-migrations-undo undoes down to 3.007, but 3.010 "
+        "above it has no undo file\n"
+    ) in readiness_part
