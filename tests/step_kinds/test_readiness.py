@@ -352,3 +352,27 @@ def test_plan_shows_readiness_even_without_the_secrets(tmp_path, monkeypatch):
         "  ✗ migrations: rollback step rb-migrations-undo undoes down to 3.007, but 3.010 "
         "above it has no undo file\n"
     ) in readiness_part
+
+
+def test_s3_and_restore_rollback_steps_probe_their_bucket(db, s3):
+    endpoint, bucket = s3
+    items = found(
+        book(
+            f"""
+            runbook: S
+            secrets: [DATABASE_URL]
+            phases: [{{id: p, steps: [{{id: a, run: "true"}}]}}]
+            rollback:
+              steps:
+                - {{id: ls, kind: s3, action: list, prefix: "s3://{bucket}/db/",
+                    endpoint_url: "{endpoint}"}}
+                - {{id: back, kind: restore, dsn: "${{DATABASE_URL}}", confirm: true,
+                    from: "s3://gone-{bucket}/db/x.dump", endpoint_url: "{endpoint}"}}
+            """
+        )
+    )
+    assert of(items, "rollback steps") == [
+        f"ls: bucket {bucket} at {endpoint} answers",
+        f"back: bucket 'gone-{bucket}' does not exist at {endpoint}",
+    ]
+    assert [i.state for i in items] == [State.OK, State.FAILED]
