@@ -4,6 +4,7 @@ asks for a reason to start anyway, recorded with the operator's name."""
 from __future__ import annotations
 
 import pytest
+from textual.notifications import Notify
 from textual.widgets import Input, Label
 
 from cockpit.app import CockpitApp, TuiOperator
@@ -25,13 +26,13 @@ FAILED = Readiness(
 
 @pytest.fixture
 def make_app(journal):
-    def make(*, protected: bool) -> CockpitApp:
+    def make(*, protected: bool, confirm: bool = True) -> CockpitApp:
         operator = TuiOperator("alice")
         engine = Engine(
             parse_runbook(BOOK, "r.yaml"),
             journal,
             config=Config(kill_grace=0.5, flush_interval=0.01),
-            profile=Environment(name="production", confirm=True),
+            profile=Environment(name="production", confirm=confirm),
             operator=operator,
         )
         return CockpitApp(engine, operator, protected=protected, readiness=FAILED)
@@ -80,3 +81,14 @@ async def test_no_reason_means_no_run_even_with_the_name_given(make_app):
         await pilot.pause()
     assert app.error == "environment name not confirmed: nothing was run"
     assert app.engine.journal.runs() == []
+
+
+async def test_an_unprotected_environment_starts_and_says_what_failed(make_app):
+    app = make_app(protected=False, confirm=False)
+    seen: list = []
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await pilot.pause()
+        assert app.screen is app.cockpit
+    [said] = [m.notification for m in seen if isinstance(m, Notify)]
+    assert said.title == "Rollback readiness" and said.severity == "warning"
+    assert said.message == "✗ backup: no backup step runs before the first destructive step"
