@@ -39,6 +39,7 @@ from cockpit.durations import format_duration
 from cockpit.errors import CockpitError, UsageError
 from cockpit.events import ReadinessChecked
 from cockpit.metrics import AlertRule
+from cockpit.postgres import problem
 from cockpit.runbook import Runbook, Step, resolve_fields
 from steps import get_kind
 from steps.backup import BackupStep
@@ -262,8 +263,12 @@ async def _pending(
         why = str(exc) or f"no answer within {format_duration(PROBE_TIMEOUT)}"
         return _Pending(every, set(), unread=why)
     try:
-        history = await db.history()
+        history = await asyncio.wait_for(db.history(), PROBE_TIMEOUT)
         plan = plan_migrate(folder, history, db.table, target)
+    except MigrateError as exc:
+        return _Pending(every, set(), unread=str(exc))
+    except Exception as exc:  # the history can't be read (a permission, a timeout)
+        return _Pending(every, set(), unread=f"reading {db.table}: {problem(exc)}")
     finally:
         await db.close()
     return _Pending(plan.todo, set(history.applied), refused=tuple(plan.problems))

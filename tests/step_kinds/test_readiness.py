@@ -376,3 +376,14 @@ def test_s3_and_restore_rollback_steps_probe_their_bucket(db, s3):
         f"back: bucket 'gone-{bucket}' does not exist at {endpoint}",
     ]
     assert [i.state for i in items] == [State.OK, State.FAILED]
+
+
+def test_a_history_that_cannot_be_read_is_cannot_check(db):
+    import asyncio
+
+    from helpers import execute
+
+    asyncio.run(execute(db, "CREATE TABLE flyway_schema_history (x int)"))
+    unknown = of(found(book(migrate_book(BASIC))), "migrations", State.UNKNOWN)
+    assert "is not a Flyway schema history table" in unknown[0]
+    assert unknown[0].endswith("the undo files of all 4 checked instead")
