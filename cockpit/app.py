@@ -27,6 +27,7 @@ from cockpit.config import Team
 from cockpit.controls import ascii_only, visible
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
+from cockpit.readiness import Readiness, record
 from cockpit.runbook import Step
 from cockpit.stopped import hung_up, terminated
 from screens.cockpit import CockpitScreen
@@ -179,11 +180,21 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         ),
     ]
 
-    def __init__(self, engine: Engine, operator: TuiOperator, *, protected: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        operator: TuiOperator,
+        *,
+        protected: bool,
+        readiness: Readiness | None = None,
+    ) -> None:
         super().__init__()
         self.engine = engine
         self.operator = operator
         self.protected = protected
+        self.readiness = readiness
+        """Rollback readiness found before the start (``cockpit.readiness``): the start
+        screen shows it; a failed item in a protected environment asks for a reason."""
         self.cockpit: CockpitScreen | None = None
         self.error: str | None = None
         self._silence: tuple[int, int] | None = None  # stdin after a hang-up
@@ -193,17 +204,30 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         loop.add_signal_handler(signal.SIGHUP, self._hung_up)
         loop.add_signal_handler(signal.SIGTERM, self._terminated)
         self.engine.subscribe(self._forward)
-        if self.protected:
+        ready, profile = self.readiness, self.engine.profile
+        override = bool(
+            ready and ready.failed and profile.confirm and self.engine.readiness is None
+        )
+        if self.protected or override:
             self.push_screen(
-                StartModal(self.engine.profile.name, self.engine.profile.label), self._start
+                StartModal(
+                    profile.name,
+                    profile.label,
+                    name_typed=self.protected,
+                    readiness=ready.lines(worst_first=True) if ready and ready.items else (),
+                    override=override,
+                ),
+                self._start,
             )
         else:
-            self._start(True)
+            self._start("")
 
-    def _start(self, confirmed: bool | None) -> None:
-        if not confirmed:
+    def _start(self, answer: str | None) -> None:
+        if answer is None:
             self._fail("environment name not confirmed: nothing was run")
             return
+        if answer and self.readiness is not None:
+            self.engine.readiness = record(self.readiness, self.operator.name, answer)
         try:
             self.engine.start()
         except (EngineError, JournalError) as exc:
@@ -212,6 +236,11 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         self.cockpit = CockpitScreen(self.engine, protected=self.protected)
         self.operator.screen = self.cockpit
         self.push_screen(self.cockpit)
+        if self.readiness is not None and self.readiness.failed:
+            failed = "; ".join(item.line for item in self.readiness.failed)
+            self.notify(
+                visible(failed), title="Rollback readiness", severity="warning", markup=False
+            )
         # What stands once the screen is up (modules, the DOM, styles) lives as long as
         # the app: kept out of the collector's full passes, which otherwise walk it all
         # and stall keys for up to ~80 ms while a step floods the pane.

@@ -114,6 +114,7 @@ def _journal(args, config):
 
 
 def cmd_plan(args) -> int:
+    from cockpit import readiness
     from cockpit.durations import format_duration, format_setting
     from cockpit.eta import EtaReading, from_rehearsal
     from cockpit.runbook import WithPending, load_runbook, resolve_fields
@@ -123,7 +124,7 @@ def cmd_plan(args) -> int:
     config = _config(args)
     runbook = load_runbook(args.file)
     profile = _profile(config, args.env)
-    values, _, redactor, missing = resolve_values(
+    values, env, redactor, missing = resolve_values(
         runbook, profile, config.operator_name, new_run_id()
     )
     journal_path = Path(args.journal) if args.journal else config.journal_path
@@ -177,6 +178,9 @@ def cmd_plan(args) -> int:
             show(step, f"R.{s_index}")
     if missing:
         print(f"\nsecrets not set: {'; '.join(missing)}")
+    subject = readiness.Subject(runbook, profile.name, values, env, missing)
+    found = asyncio.run(readiness.check(subject))
+    print("", *(redactor.redact(line) for line in found.lines()), sep="\n")
     return EXIT_OK
 
 
@@ -350,8 +354,13 @@ def _fly(
             team.start(runbook.path)
         if resume:
             engine.prepare_resume(resume[1])
+        ready = None
+        if not (resume or dry_run):
+            from cockpit.readiness import before_start
+
+            ready = before_start(engine, headless=args.headless, override=args.override_readiness)
         if not args.headless:
-            return _fly_tui(engine, operator, protected)
+            return _fly_tui(engine, operator, protected, ready)
         return _fly_headless(args, engine, operator, protected)
     finally:
         if team is not None:
@@ -399,12 +408,12 @@ def _lost(engine, headless: bool, why: str) -> None:
         print(f"cockpit: {why}: pausing after the current step", file=sys.stderr, flush=True)
 
 
-def _fly_tui(engine, operator, protected: bool) -> int:
+def _fly_tui(engine, operator, protected: bool, readiness) -> int:
     from cockpit.app import CockpitApp, terminal_stream
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
-    app = CockpitApp(engine, operator, protected=protected)
+    app = CockpitApp(engine, operator, protected=protected, readiness=readiness)
     for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
         os.environ.pop(stale, None)
     with terminal_stream():

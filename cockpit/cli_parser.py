@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="confirm a protected environment without typing its name",
     )
+    fly.add_argument(
+        "--override-readiness",
+        metavar="REASON",
+        help="start a protected environment although rollback readiness failed; "
+        "REASON is recorded with the operator's name",
+    )
     take = argparse.ArgumentParser(add_help=False)
     take.add_argument(
         "--take-over",

@@ -124,6 +124,9 @@ class Engine(StepExecution):
         """A resumed run: how, when and where it stopped (``cockpit.stopped``)."""
         self._tries: dict[str, int] = {}
         self._ended: ev.RunStatus | None = None
+        self.readiness: ev.ReadinessChecked | None = None
+        """Rollback readiness found before the start (``cockpit.readiness``): recorded
+        right after the run starts."""
 
     # --------------------------------------------------------------- set-up
 
@@ -295,6 +298,8 @@ class Engine(StepExecution):
                     f"cockpit resume: it had ended {self._reopens}",
                 )
             )
+        if self.readiness is not None and not self._resumed:
+            self._emit(dataclasses.replace(self.readiness, run_id=self.run_id, at=self._now()))
         if self.team is not None and self.team.took_over is not None:
             self._emit(
                 ev.LockTakenOver(

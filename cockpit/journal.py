@@ -757,6 +757,7 @@ def _event_only(e: ev.Event) -> list[Statement]:
 # Each handler takes the event of its key's type.
 _APPLY: dict[type[ev.Event], Callable[[Any], list[Statement]]] = {
     ev.RunStarted: _run_started,
+    ev.ReadinessChecked: _event_only,
     ev.PhaseStarted: _event_only,
     ev.StepWaiting: _step_waiting,
     ev.StepStarted: _step_started,
