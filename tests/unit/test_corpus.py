@@ -1,0 +1,56 @@
+"""The real-world corpus (issue 18): public runbooks nobody here wrote, read where they
+are (``../shared/corpus/markdown``; a missing corpus fails, never skips), imported into
+something you would fly. The figures are measured by ``tests/corpus.py`` (the bench
+prints them: ``python -m bench.corpus -v``)."""
+
+from __future__ import annotations
+
+import pytest
+from corpus import corpus_files, measure
+
+FILES = corpus_files()
+ROLLBACK = {"06-gitlab-pg-credential-rotation.md", "17-etcd-upgrade-3-5.md"}
+"""The documents with a rollback section (``### Roll-back``, ``#### Downgrade``)."""
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return [measure(path) for path in FILES]
+
+
+def test_every_document_imports_validates_and_dry_runs(figures):
+    failed = [
+        f"{f.name}: {what}: {getattr(f, what)}"
+        for f in figures
+        for what in ("imported", "validated", "dry_run")
+        if getattr(f, what)
+    ]
+    assert not failed, "\n".join(failed)
+
+
+def test_shell_steps_hold_no_prompt_and_no_pasted_output(figures):
+    prompted = [f"{f.name}: {step}" for f in figures for step in f.prompted]
+    pasted = [f"{f.name}: {step}" for f in figures for step in f.output]
+    assert len(prompted) <= 80, "\n".join(prompted)
+    assert len(pasted) <= 3, "\n".join(pasted)
+
+
+def test_every_shell_step_passes_bash_n(figures):
+    refused = [f"{f.name}: {entry}" for f in figures for entry in f.bash_n]
+    assert len(refused) <= 32, "\n".join(refused)
+
+
+def test_rollback_found_wherever_the_document_has_one(figures):
+    found = {f.name for f in figures if f.rollback}
+    assert len(found & ROLLBACK) >= 0
+    assert not found - ROLLBACK, f"a rollback where the document has none: {found - ROLLBACK}"
+
+
+def test_titles_are_short_plain_and_not_the_heading(figures):
+    steps = sum(f.steps for f in figures)
+    heading = [f"{f.name}: {title}" for f in figures for title in f.heading_titles]
+    long = [f"{f.name}: {title}" for f in figures for title in f.long_titles]
+    markup = [f"{f.name}: {title}" for f in figures for title in f.markup_titles]
+    assert len(heading) <= 0.80 * steps, "\n".join(heading)
+    assert len(long) <= 10, "\n".join(long)
+    assert len(markup) <= 49, "\n".join(markup)
