@@ -19,10 +19,17 @@ What becomes what:
   top-level section is a phase. Deeper headings title the steps. A single ``#`` title
   names the runbook; its text before the first section is the runbook's description.
   A bold-only line after a ``---`` rule (``**Sign-Off**``) counts as a section.
-- **Shell fences** (``bash``, ``sh``, ``shell``, ``zsh``, ``console``) become steps;
-  their comments become descriptions. ``console`` blocks keep only the ``$`` lines,
-  prompt removed; output lines go to the description (after a ``curl``: its expected
-  JSON). Alternatives (``# If using Docker``, ``# Or with Kubernetes``, a lone
+- **Shell fences** (``bash``, ``sh``, ``shell``, ``zsh``, ``console``, ``ShellSession``,
+  and untagged ones that start with a well-known program or a prompt) become steps;
+  their comments become descriptions. A block with prompts is a terminal session:
+  prompted lines (``$ ``, ``user@host:~$ ``, root's ``# `` in a console block) are the
+  commands, every other line their output, shown in the description (after a ``curl``:
+  its expected JSON); lines typed into a program (``postgres=# ``, ``>>> ``) make a
+  manual step. Without prompts, output pasted under a command (a line no command starts
+  with, a table, ``<<COMMENT`` ... ``COMMENT``) is taken out the same way. A
+  placeholder bash would read as a redirection (``<vm-name>``) becomes its variable,
+  quoted (``"${VM_NAME}"``), so every script is bash.
+  Alternatives (``# If using Docker``, ``# Or with Kubernetes``, a lone
   ``# or``) become separate steps marked ``optional`` and ``confirm``: the operator
   runs the one that applies and declines the others.
 - **Typed steps, where it is safe.** Within a block (or one alternative of it),

@@ -1,0 +1,60 @@
+"""What real runbooks write (issue 18), each rule on a small document of our own in
+tests/data/markdown: terminal sessions, rollback sections at any level, code under task
+items, titles, environment variables, front matter and setext headings, alternatives
+and warnings. The real corpus itself is measured in test_corpus.py."""
+
+from __future__ import annotations
+
+import subprocess
+
+from helpers import TEST_DATA
+
+from cockpit.importer import import_file
+from cockpit.runbook import parse_runbook
+
+DATA = TEST_DATA / "markdown"
+
+
+def load(name: str):
+    imported = import_file(DATA / name)
+    return imported, parse_runbook(imported.yaml, name)
+
+
+def all_steps(runbook) -> list:
+    return [step for phase in runbook.phases for step in phase.steps]
+
+
+def test_session_prompts_are_commands_and_the_rest_their_output():
+    imported, runbook = load("sessions.md")
+    steps = all_steps(runbook)
+    shell = [step for step in steps if step.kind == "shell"]
+    runs = [step.fields["run"] for step in shell]
+    assert runs == [
+        "grep 'host:' /etc/app/database.yml\ndig +short pooler.internal\n",
+        "sudo pool-console\n",
+        "kubectl -n store get deployment -o name | sort\n",
+        "kubectl get nodes\n",
+        "etcdctl endpoint health\n",
+        "kubectl get pods -n store --field-selector=status.phase=Pending\n",
+        'oc describe vm "${VM_NAME}" -n "<namespace>"\n',
+    ]
+    for step in shell:  # every script is bash, and its output a hint
+        assert subprocess.run(["bash", "-n"], input=step.fields["run"], text=True).returncode == 0
+    where, console, root, nodes, health = shell[:5]
+    assert "expected output of: dig +short pooler.internal\n10.0.0.5" in where.description
+    assert "deployment.apps/store-worker" in root.description
+    assert "NAME     STATUS   ROLES    AGE" in nodes.description
+    assert "localhost:2379 is healthy" in health.description
+    # typed into the pooler, not into bash: a manual step, its output shown
+    typed = next(step for step in steps if step.kind == "manual")
+    assert typed.title == "In pooler: SHOW POOLS;"
+    assert typed.fields["items"] == ["pooler: SHOW POOLS;"]
+    assert "(1 row)" in typed.description
+    reasons = {(u.step, u.reason) for u in imported.summary.uncertain}
+    assert (
+        console.id,
+        "opens the pooler session the next step types into: a person runs both",
+    ) in reasons
+    # a console block of log lines only is no step: it is shown above the next one
+    assert "1 drain.go:173] node n-1: initiating drain" in nodes.description
+    assert runbook.variables == {"VM_NAME": "<vm-name>"}
