@@ -53,8 +53,10 @@ What becomes what:
   not script: a checklist.
 - **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
   ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
-- **Rollback.** A section named like "Rollback Procedure" becomes ``rollback:``; its
-  "When to Rollback" list the criteria, the rest its steps.
+- **Rollback.** A section named like "Rollback Procedure", "Roll-back", "Undo",
+  "Recovery", "Downgrade" or "If it goes wrong", at any heading level, becomes
+  ``rollback:``; its "When to Rollback" list the criteria, the rest its steps (text
+  only: a manual step to read).
 - **Alerts.** List items such as ``Error rate > 5% for 5 minutes`` or ``Response
   time P95 > 2000ms for 10 minutes`` become ``alerts:`` rules (severity from the
   nearest "Critical" / "Warning" label); the list itself stays a checklist.

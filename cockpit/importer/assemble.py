@@ -16,7 +16,13 @@ from cockpit.importer.sections import SectionSteps
 from cockpit.importer.summary import Review
 
 _PHASE = re.compile(r"(?:phase|stage)\s+\d+", re.IGNORECASE)
-_ROLLBACK = re.compile(r"roll\s*-?\s*back", re.IGNORECASE)
+_ROLLBACK = re.compile(
+    r"roll\s*-?\s*back|\brevert|\bundo\b|\brecover(?:y|ing)?\b|\bdowngrad|\bback(?:ing)?\s*out\b|"
+    r"\b(?:goes|go|went|going)\s+wrong\b",
+    re.IGNORECASE,
+)
+"""A rollback section's title, at any level: "### Roll-back", "Undo", "Recovery",
+"Downgrade", "If it goes wrong"."""
 _CRITERIA = re.compile(r"\bwhen\b|criteria|trigger", re.IGNORECASE)
 _REFERENCE = re.compile(
     r"troubleshoot|common issues|support|contacts?\b|escalation|on-?call|appendix|faq|"
@@ -25,6 +31,21 @@ _REFERENCE = re.compile(
 )
 _DEPLOY_PHASE = re.compile(r"(?<!pre-)(?<!post-)\bdeploy", re.IGNORECASE)
 _DURATION_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
+
+
+def _rollback_sections(section: Section) -> list[Section]:
+    """The rollback sections under a section, at any level, taken out of the tree (in
+    document order): their steps run only to roll back."""
+    found: list[Section] = []
+    kept = []
+    for child in section.children:
+        if _ROLLBACK.search(child.title) and not _PHASE.match(child.title):
+            found.append(child)
+        else:
+            kept.append(child)
+            found += _rollback_sections(child)
+    section.children = kept
+    return found
 
 
 class Assembler:
@@ -91,9 +112,7 @@ class Assembler:
             self.sections.carry = []
 
         def visit(section: Section) -> None:
-            if _ROLLBACK.search(section.title) and not _PHASE.match(section.title):
-                self.rollback(section, rollback)
-            elif (
+            if (
                 level is not None
                 and section.level < level
                 and any(s.level == level and _PHASE.match(s.title) for s in section.walk())
@@ -112,12 +131,18 @@ class Assembler:
                     self.sections.section_drafts(section, section.title, reference=reference),
                 )
 
+        for section in _rollback_sections(document):
+            self.rollback(section, rollback)
         for child in document.children:
             visit(child)
         return rollback
 
     def rollback(self, section: Section, rollback: dict[str, Any]) -> None:
-        drafts = self.sections.section_drafts(section, section.title, deep=False, fallback=False)
+        """A rollback section's steps, and its "when to roll back" criteria; one of text
+        only is a manual step: the operator reads it to roll back."""
+        drafts = self.sections.section_drafts(
+            section, section.title, deep=False, fallback=not section.children
+        )
         for child in section.children:
             if not _CRITERIA.search(child.title):
                 drafts += self.sections.section_drafts(

@@ -83,9 +83,14 @@ class FenceSteps:
             return []
         code = list(enumerate(fence.lines, start))
         console = fence.language in _CONSOLE
-        session = prompted(code, console)
-        # root's "# " prompt: in a console block, or among other prompts
-        items = session_commands(code, console or session) if session else parse_code(code)
+        items = parse_code(code)
+        # root's "# " prompt: in a console block, among other prompts, or where the
+        # block has no command but "# " lines that read as commands
+        session = prompted(code, console) or (
+            not any(isinstance(item, Command) for item in items) and prompted(code, True)
+        )
+        if session:
+            items = session_commands(code, True)
         if prose(items):
             return [fence_checklist(items, title, fence.line, self.alerts)]
         items = pasted_output(items, console)

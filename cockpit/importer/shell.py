@@ -98,6 +98,18 @@ SHELL_PROMPT = re.compile(
 ROOT_PROMPT = re.compile(r"[ \t]*# (?=[a-z./][\w./+-]*\s.*(?:\s--?\w|/|\||=|\$))")
 """``# `` then a command line (options, a path, a pipe): root's prompt in a console
 block (``# kubectl -n x get pods``), not a comment in words."""
+_ROOT_PROGRAM = re.compile(r"[ \t]*# (?=/[\w.-]+/[\w./+-]*(?:\s|$)|([\w.-]+)\s)")
+"""``# /opt/gitlab/bin/consul members``, ``# gitlab-ctl restart consul``: root running a
+program by its path or a well-known one."""
+
+
+def _root_prompt(text: str) -> re.Match[str] | None:
+    if match := ROOT_PROMPT.match(text):
+        return match
+    match = _ROOT_PROGRAM.match(text)
+    return match if match and (match.group(1) is None or match.group(1) in _PROGRAMS) else None
+
+
 REPL_PROMPT = re.compile(r"[ \t]*(?:([\w-]+)=?[#>]|(>>>))(?: |$)")
 """An interactive program's prompt: ``postgres=# ``, ``template1# ``, ``>>> ``,
 ``mysql> ``: what follows is typed into that program, not into a shell."""
@@ -122,7 +134,7 @@ def prompted(code: list[tuple[int, str]], console: bool) -> bool:
 
 def _prompt(text: str, console: bool) -> tuple[str, str] | None:
     """(program, command) of a prompted line: program "" for a shell."""
-    shell = SHELL_PROMPT.match(text) or (ROOT_PROMPT.match(text) if console else None)
+    shell = SHELL_PROMPT.match(text) or (_root_prompt(text) if console else None)
     if shell:
         return "", text[shell.end() :]
     repl = REPL_PROMPT.match(text)

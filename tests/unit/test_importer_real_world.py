@@ -37,6 +37,7 @@ def test_session_prompts_are_commands_and_the_rest_their_output():
         "etcdctl endpoint health\n",
         "kubectl get pods -n store --field-selector=status.phase=Pending\n",
         'oc describe vm "${VM_NAME}" -n "<namespace>"\n',
+        "/opt/agent/bin/agent members\n",
     ]
     for step in shell:  # every script is bash, and its output a hint
         assert subprocess.run(["bash", "-n"], input=step.fields["run"], text=True).returncode == 0
@@ -58,3 +59,16 @@ def test_session_prompts_are_commands_and_the_rest_their_output():
     # a console block of log lines only is no step: it is shown above the next one
     assert "1 drain.go:173] node n-1: initiating drain" in nodes.description
     assert runbook.variables == {"VM_NAME": "<vm-name>"}
+
+
+def test_rollback_sections_at_any_level_become_the_rollback():
+    _, runbook = load("rollback-anywhere.md")
+    assert [(p.title, [s.title for s in p.steps]) for p in runbook.phases] == [
+        ("Procedure", ["Issue the new key"])
+    ]
+    repeat, restore = runbook.rollback.steps
+    assert repeat.kind == "manual"  # text only: read to roll back
+    assert repeat.fields["items"] == [
+        "Repeat the procedure with the old key in place of the new one."
+    ]
+    assert restore.fields["run"] == "keyctl restore --name signing --from backup\n"
