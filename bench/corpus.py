@@ -75,6 +75,7 @@ def totals(all_figures: list[corpus.Figures]) -> None:
     steps = sum(f.steps for f in all_figures)
     shell = sum(f.shell for f in all_figures)
     heading = sum(len(f.heading_titles) for f in all_figures)
+    manual = sum(f.manual for f in all_figures)
 
     def line(label: str, value: str, target: str) -> None:
         print(f"   {label:<46}{value:>12}  {target}")
@@ -112,6 +113,16 @@ def totals(all_figures: list[corpus.Figures]) -> None:
         "titles equal to a heading",
         f"{heading}/{steps} ({heading / max(steps, 1):.0%})",
         "target <= 10%",
+    )
+    line(
+        "  of steps that run code",
+        f"{sum(len(f.heading_run_titles) for f in all_figures)}/{steps - manual}",
+        "",
+    )
+    line(
+        "titles repeating another's in a phase",
+        str(sum(len(f.duplicate_titles) for f in all_figures)),
+        "",
     )
     line("titles over 100 characters", str(sum(len(f.long_titles) for f in all_figures)), "0")
     line("titles with Markdown markup", str(sum(len(f.markup_titles) for f in all_figures)), "0")

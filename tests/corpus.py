@@ -39,7 +39,10 @@ OUTPUT = re.compile(
 )
 """A line of pasted output: an ASCII table's rule or row, a log line starting with a
 timestamp, an upper-case column header (``NAME   READY   STATUS``), ``(3 rows)``."""
-MARKUP = re.compile(r"\*\*|__|`|\{#|\]\(|<[a-z]+[ >/]")
+MARKUP = re.compile(
+    r"\*\*|__|`|\{#|\]\(|</?(?:a|b|i|em|strong|code|br|span|div|p|img|sup|sub)\b[^>]*>"
+)
+"""Markdown or HTML markup in a title (a ``<placeholder>`` is text)."""
 TITLE_LIMIT = 100
 
 
@@ -73,9 +76,12 @@ class Figures:
     rollback: int = 0  # rollback steps
     titles: list[str] = field(default_factory=list)
     heading_titles: list[str] = field(default_factory=list)
+    heading_run_titles: list[str] = field(default_factory=list)  # of steps that run code
+    duplicate_titles: list[str] = field(default_factory=list)  # another step's, same phase
     long_titles: list[str] = field(default_factory=list)
     markup_titles: list[str] = field(default_factory=list)
     typed: int = 0
+    manual: int = 0
     steps: int = 0
 
 
@@ -123,12 +129,15 @@ def measure(path: Path, dry_run: bool = True) -> Figures:
         figures.titles.append(title)
         if _plain(title) in named:
             figures.heading_titles.append(title)
+            if step["kind"] != "manual":
+                figures.heading_run_titles.append(title)
         if len(title) > TITLE_LIMIT:
             figures.long_titles.append(title)
         if MARKUP.search(title):
             figures.markup_titles.append(title)
         if step["kind"] not in ("shell", "manual"):
             figures.typed += 1
+        figures.manual += step["kind"] == "manual"
         if step["kind"] != "shell":
             continue
         figures.shell += 1
@@ -139,6 +148,9 @@ def measure(path: Path, dry_run: bool = True) -> Figures:
         if OUTPUT.search(run):
             figures.output.append(step["id"])
     figures.rollback = len(book.get("rollback", {}).get("steps", ()))
+    for phase in [*book["phases"], book.get("rollback", {})]:
+        titles = [str(step["title"]) for step in phase.get("steps", ())]
+        figures.duplicate_titles += [t for i, t in enumerate(titles) if t in titles[:i]]
     figures.bash_n = bash_n(scripts)
     figures.shellcheck = shellcheck(scripts)
     if dry_run and not figures.validated:

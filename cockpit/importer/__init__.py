@@ -13,6 +13,10 @@ What becomes what:
   ``##`` heading. Left open over code only, it renders as code to the end of its list
   item or of the document: it is imported so, its step saying it was never closed and
   listed as uncertain where it opens.
+- **Titles** are plain text (no ``**``, backticks or ``{#anchor}``; a link's text), at
+  most 100 characters (the first sentence, else cut at a word): the sentence introducing
+  a step (``Run the migrations first:``), the list item right above its fence, else the
+  heading.
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
   exist, their level holds the phases; sections around them (a pre-deployment checklist
   before, sign-off after) become phases too, in document order. Otherwise every

@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.importer.checklists import AlertRules
-from cockpit.importer.drafts import Draft, Flow, Ids, clean_label, fenced, plain, slug, text_of
+from cockpit.importer.drafts import (
+    Draft,
+    Flow,
+    Ids,
+    clean_label,
+    fenced,
+    plain,
+    slug,
+    text_of,
+    title_text,
+)
 from cockpit.importer.names import Names
 from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph, Section, scan, section_tree
 from cockpit.importer.sections import SectionSteps
@@ -169,12 +179,13 @@ class Assembler:
         rollback["drafts"] += drafts
 
     def step_id(self, title: str) -> str:
+        title = title_text(title)
         return self.step_ids.unique(slug(_DURATION_NOTE.sub("", title)) or slug(title) or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
         step: dict[str, Any] = {
             "id": self.step_id(draft.title),
-            "title": plain(draft.title),
+            "title": plain(title_text(draft.title)),
             "kind": draft.kind,
             **draft.fields,
         }
@@ -205,7 +216,10 @@ class Assembler:
                     )
                 ]
             phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", section.title)) or "phase")
-            phase: dict[str, Any] = {"id": phase_id, "title": plain(section.title) or phase_id}
+            phase: dict[str, Any] = {
+                "id": phase_id,
+                "title": plain(title_text(section.title)) or phase_id,
+            }
             if description:
                 phase["description"] = plain(description)
             if _DEPLOY_PHASE.search(section.title) or any(

@@ -49,16 +49,18 @@ class SectionSteps:
         drafts: list[Draft] = []
         pending: list[str] = []
         lead = ""  # the text right above the next step, unless a Note: it may name it
-        leads: dict[int, str] = {}  # id(draft) -> the sentence above it
+        leads: dict[int, tuple[str, bool]] = {}  # id(draft) -> the sentence above it,
+        # and whether its paragraph introduces the step ("... run the following:")
 
         def add(made: list[Draft]) -> None:
             nonlocal pending, lead
             if made and pending:
                 made[0].notes = [*pending, *made[0].notes]
-                leads[id(made[0])] = first_sentence(lead)
+                leads[id(made[0])] = (first_sentence(lead), lead.rstrip().endswith(":"))
                 pending, lead = [], ""
             drafts.extend(made)
 
+        listed: list[Draft] = []  # the steps of the list right above, if one is
         for block in section.blocks:
             if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
@@ -66,15 +68,20 @@ class SectionSteps:
             elif isinstance(block, Fence):
                 made = self.fences.fence_drafts(block, title, reference)
                 if not made:
-                    lead = fenced(block)
-                    pending.append(lead)
+                    pending.append(fenced(block))
+                    lead = ""  # code names nothing
+                elif listed and not pending:
+                    _take_last_item(listed, made[0], drafts)
                 add(made)
             else:
-                add(self.list_drafts(block, title, reference))
-        if len(drafts) > 1:  # several steps under one heading: the text above names each
-            for draft in drafts:
-                if draft.title == title and leads.get(id(draft)):
-                    draft.title = leads[id(draft)]
+                listed = self.list_drafts(block, title, reference)
+                add(listed)
+                continue
+            listed = []
+        for draft in drafts:  # the sentence above a step names it better than the heading
+            sentence, introduces = leads.get(id(draft), ("", False))
+            if draft.title == title and sentence and (introduces or len(drafts) > 1):
+                draft.title = sentence
         children = [
             draft
             for child in (section.children if deep else ())
@@ -176,3 +183,18 @@ class SectionSteps:
         drafts[-1].notes += waiting
         drafts[0].notes += item.notes
         return drafts
+
+
+def _take_last_item(listed: list[Draft], step: Draft, drafts: list[Draft]) -> None:
+    """A fence right under a list is what its last item says to do (``- Cordon the
+    old pool`` then the loop that does it): that item titles the fence's step and leaves
+    the checklist (a checklist of that item only is dropped)."""
+    checklist = listed[-1]
+    if checklist.kind != "manual" or not checklist.fields["items"]:
+        return
+    step.title = clean_label(checklist.fields["items"][-1]) or step.title
+    if len(checklist.fields["items"]) > 1:
+        checklist.fields["items"] = checklist.fields["items"][:-1]
+    else:
+        step.notes = [*checklist.notes, *step.notes]
+        drafts.remove(checklist)

@@ -72,3 +72,17 @@ def test_rollback_sections_at_any_level_become_the_rollback():
         "Repeat the procedure with the old key in place of the new one."
     ]
     assert restore.fields["run"] == "keyctl restore --name signing --from backup\n"
+
+
+def test_titles_are_the_sentence_or_item_of_the_block_in_plain_text():
+    _, runbook = load("titles.md")
+    assert [p.title for p in runbook.phases] == ["Deploy", "Release"]
+    assert [(s.kind, s.title) for p in runbook.phases for s in p.steps] == [
+        ("shell", "Run the migrations first"),  # the sentence introducing it
+        ("manual", "Deploy"),
+        ("shell", "Cordon the old pool"),  # the list item right above it
+        ("shell", "A code heading with a link"),  # a remark does not name it
+        ("shell", "Create a release branch named release-v1.x from that commit and push it"),
+    ]
+    announce = runbook.phases[0].steps[1]
+    assert announce.fields["items"] == ["Announce the release"]
