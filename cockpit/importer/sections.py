@@ -123,23 +123,24 @@ class SectionSteps:
     def list_drafts(self, block: ListBlock, title: str, reference: bool) -> list[Draft]:
         drafts: list[Draft] = []
         checklist: list[Item] = []
-        fences: list[str] = []  # code under checklist items: kept in its description
+        notes: list[str] = []  # what checklist items show besides text
         tasks = any(item.task for item in block.items)
 
         def flush() -> None:
             if checklist:
                 entries = [item.text for item in checklist]
                 self.alerts.add(title, entries)
+                named = clean_label(entries[0]).rstrip(".") if len(entries) == 1 else title
                 drafts.append(
-                    Draft(title, "manual", {"items": entries}, checklist[0].line, list(fences))
+                    Draft(named, "manual", {"items": entries}, checklist[0].line, list(notes))
                 )
                 checklist.clear()
-                fences.clear()
+                notes.clear()
 
         for item in block.items:
             inline = _INLINE_COMMAND.fullmatch(item.text.strip())
             item_title = clean_label(item.text.replace("`", "")) or title
-            if item.fences and not tasks:
+            if item.fences:  # a task item too: its code is steps, titled by the item
                 flush()
                 drafts += self.item_drafts(item, item_title, reference)
             elif inline and not tasks and not reference:
@@ -152,7 +153,7 @@ class SectionSteps:
                 drafts.append(draft)
             else:
                 checklist.append(item)
-                fences += [*map(fenced, item.fences), *item.notes]
+                notes += item.notes
         flush()
         return drafts
 

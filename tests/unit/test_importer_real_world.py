@@ -86,3 +86,16 @@ def test_titles_are_the_sentence_or_item_of_the_block_in_plain_text():
     ]
     announce = runbook.phases[0].steps[1]
     assert announce.fields["items"] == ["Announce the release"]
+
+
+def test_code_under_task_items_is_steps_titled_by_the_item():
+    _, runbook = load("task-items.md")
+    steps = runbook.phases[0].steps
+    assert [(s.kind, s.title) for s in steps] == [
+        ("manual", "Announce the rotation in the channel"),
+        ("shell", "Say which user to rotate"),
+        ("shell", "Restart the pooler"),
+        ("manual", "Procedure"),
+    ]
+    assert steps[2].fields["run"] == "systemctl restart pooler\n"
+    assert steps[3].fields["items"] == ["Confirm clients reconnect.", "Check the pool sizes."]
