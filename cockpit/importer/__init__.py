@@ -67,12 +67,19 @@ What becomes what:
 - **Reference sections** (troubleshooting, support, contacts, post-deployment tasks by
   day or week) become optional manual steps: their commands are kept verbatim in the
   description, to be run when needed, never in the flow of the run.
-- **Variables.** ``$NAME`` / ``${NAME}`` used by commands become ``secrets:`` when
-  they look secret (KEY, TOKEN, PASSWORD, SECRET, DSN, a database or Redis URL) and
-  ``variables:`` otherwise (empty: fill them in, a profile overrides them). Names a
-  block sets itself (``export X=...``) are not. Placeholders (``your-domain.com``,
-  ``<version>``) become variables whose value is the placeholder in typed steps; in
-  shell scripts, which are kept exactly, they are listed in the summary.
+- **Variables.** ``$NAME`` / ``${NAME}`` a script reads and does not set become
+  ``secrets:`` when they look secret (KEY, TOKEN, PASSWORD, SECRET, DSN, a database or
+  Redis URL) and upper-case ones ``variables:`` (empty: fill them in, a profile
+  overrides them); the operator's own environment (``$HOME``, ``$EDITOR``,
+  ``$KUBECONFIG``...) never does. Placeholders (``your-domain.com``, ``<version>``)
+  become variables whose value is the placeholder in typed steps; in shell scripts,
+  where bash would read them as redirections (above).
+- **Shell state across blocks** (``state``): each shell step runs in a shell of its own.
+  A name one block sets and a later one reads becomes a variable, its value the one
+  written (``export APP_ENV=staging``); set by a command (``$(...)``), every step reading
+  it is listed for review, naming the step that computes it. A ``cd`` to a written path
+  is the ``cwd`` of the phase's later steps; after ``su -``, ``sudo -i`` or a bare
+  ``ssh host``, every later step of the phase is listed: it does not run in that shell.
 - Nothing is dropped: what is not classified stays a shell or manual step, or text in
   a description. Every step's description ends with ``source: FILE.md:LINE``.
 
@@ -81,7 +88,7 @@ lines as commands, comments and alternatives), ``names`` (variables, secrets,
 placeholders), ``translate`` (commands to typed steps), ``scripts`` (shell steps),
 ``checklists`` (manual steps and alert rules), ``fences`` (a fence's steps),
 ``sections`` (a section's steps), ``assemble`` (phases, rollback, ids) and ``summary``
-(what to review, the YAML).
+(what to review, the YAML); ``state`` (shell state across steps).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from cockpit.importer.drafts import (
 from cockpit.importer.names import Names
 from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph, Section, scan, section_tree
 from cockpit.importer.sections import SectionSteps
+from cockpit.importer.state import ShellState
 from cockpit.importer.summary import Review
 
 _PHASE = re.compile(r"(?:phase|stage)\s+\d+", re.IGNORECASE)
@@ -184,7 +185,7 @@ class Assembler:
 
     def step(self, draft: Draft) -> dict[str, Any]:
         step: dict[str, Any] = {
-            "id": self.step_id(draft.title),
+            "id": draft.id,
             "title": plain(title_text(draft.title)),
             "kind": draft.kind,
             **draft.fields,
@@ -202,19 +203,31 @@ class Assembler:
             step["optional"] = True
         if draft.confirm:
             step["confirm"] = True
-        draft.id = step["id"]
         return step
 
     def assemble(self, book: dict[str, Any], phases: list, rollback: dict) -> dict[str, Any]:
-        out_phases = []
-        phase_ids = Ids()
-        for section, drafts, description in phases:
-            if not drafts:
-                drafts = [
+        phases = [
+            (
+                section,
+                drafts
+                or [
                     Draft(
                         section.title, "manual", {"items": [section.title or "done"]}, section.line
                     )
-                ]
+                ],
+                description,
+            )
+            for section, drafts, description in phases
+        ]
+        for _, drafts, _ in [*phases, (None, rollback["drafts"], "")]:
+            for draft in drafts:
+                draft.id = self.step_id(draft.title)
+        ShellState(self.names, self.review).document(
+            [drafts for _, drafts, _ in phases] + [rollback["drafts"]]
+        )
+        out_phases = []
+        phase_ids = Ids()
+        for section, drafts, description in phases:
             phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", section.title)) or "phase")
             phase: dict[str, Any] = {
                 "id": phase_id,
@@ -238,6 +251,7 @@ class Assembler:
                     1,
                 )
             ]
+            drafts[0].id = self.step_id(drafts[0].title)
             out_phases.append(
                 {"id": "steps", "title": "Steps", "steps": [self.step(draft) for draft in drafts]}
             )

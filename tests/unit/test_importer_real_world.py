@@ -99,3 +99,28 @@ def test_code_under_task_items_is_steps_titled_by_the_item():
     ]
     assert steps[2].fields["run"] == "systemctl restart pooler\n"
     assert steps[3].fields["items"] == ["Confirm clients reconnect.", "Check the pool sizes."]
+
+
+def test_shell_state_is_carried_across_blocks_or_flagged():
+    imported, runbook = load("shell-state.md")
+    # a literal carried as the variable's value; a computed one to set; the operator's
+    # own $EDITOR and $HOME never hidden behind an empty variable
+    assert runbook.variables == {"APP_ENV": "staging", "leader": ""}
+    steps = {step.title: step for step in all_steps(runbook)}
+    assert steps["List what is there"].fields["cwd"] == "/srv/app/releases"
+    assert "cwd" not in steps["Check out the release"].fields  # another phase
+    reasons = {(u.step, u.reason) for u in imported.summary.uncertain}
+    assert (
+        steps["Restart it on the leader"].id,
+        "uses $leader, which step find-the-leader computes in a shell of its own: "
+        "set the variable to its value, or join the steps",
+    ) in reasons
+    assert (
+        steps["Check out the release"].id,
+        "runs in a shell of its own, not in the one step become-the-app-user opens "
+        "(su - app): join them, or run both by hand",
+    ) in reasons
+    assert (
+        steps["Become the app user"].id,
+        "'su - app' opens a shell that waits for a person",
+    ) in reasons
