@@ -21,7 +21,16 @@ from cockpit.importer.drafts import (
     title_text,
 )
 from cockpit.importer.names import Names
-from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph, Section, scan, section_tree
+from cockpit.importer.scan import (
+    Fence,
+    FrontMatter,
+    ListBlock,
+    Note,
+    Paragraph,
+    Section,
+    scan,
+    section_tree,
+)
 from cockpit.importer.sections import SectionSteps
 from cockpit.importer.state import ShellState
 from cockpit.importer.summary import Review
@@ -84,18 +93,22 @@ class Assembler:
             for fence in item.fences
         ]
         self.review.watch(fences)
+        front = blocks.pop(0) if blocks and isinstance(blocks[0], FrontMatter) else None
         root = section_tree(blocks)
-        document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
+        name = (front.title if front else "") or Path(self.source).stem or "runbook"
+        document, preamble = root, root.blocks
         if (
             len(root.children) == 1
             and root.children[0].level == 1
             and not any(isinstance(b, Fence | ListBlock) for b in root.blocks)
         ):
             document = root.children[0]
-            name = document.title or name
+            name = title_text(document.title) or name
             preamble = [*root.blocks, *document.blocks]
         book: dict[str, Any] = {"runbook": name}
         description = [block.text for block in preamble if isinstance(block, Paragraph | Note)]
+        if front and front.description:
+            description.insert(0, front.description)
         version = re.search(r"\*\*Version\*\*:?\s*\**\s*([\w.-]+)", "\n".join(description))
         if version:
             book["version"] = version.group(1)
@@ -228,10 +241,11 @@ class Assembler:
         out_phases = []
         phase_ids = Ids()
         for section, drafts, description in phases:
-            phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", section.title)) or "phase")
+            phase_title = title_text(section.title)
+            phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", phase_title)) or "phase")
             phase: dict[str, Any] = {
                 "id": phase_id,
-                "title": plain(title_text(section.title)) or phase_id,
+                "title": plain(phase_title) or phase_id,
             }
             if description:
                 phase["description"] = plain(description)

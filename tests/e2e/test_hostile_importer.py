@@ -114,7 +114,7 @@ def test_front_matter_is_not_a_setext_heading():
     )
     book = import_markdown(markdown, "x.md").runbook
     assert [p["title"] for p in book["phases"]] == ["Go"]
-    assert book["description"] == "title: Upgrade\nweight: 5"
+    assert "description" not in book  # metadata, not text (issue 18)
 
 
 # ---------------------------------------------------------------- unterminated fences

@@ -124,3 +124,15 @@ def test_shell_state_is_carried_across_blocks_or_flagged():
         steps["Become the app user"].id,
         "'su - app' opens a shell that waits for a person",
     ) in reasons
+
+
+def test_front_matter_setext_headings_and_anchors():
+    _, runbook = load("front-matter.md")
+    assert runbook.name == "Upgrade the cache"  # the front matter's title
+    assert runbook.description == "How to move the cache to v7.\n\nWrites pause for about a minute."
+    assert "weight" not in runbook.description  # metadata, not text
+    assert [(p.id, p.title) for p in runbook.phases] == [
+        ("prepare", "Prepare"),  # a setext heading, its {#anchor} left out
+        ("switch", "Switch"),
+    ]
+    assert [s.title for p in runbook.phases for s in p.steps] == ["Stop writes", "Switch"]
