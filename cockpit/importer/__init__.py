@@ -55,6 +55,12 @@ What becomes what:
   item titles that fence's steps) or one that is only an inline command (``1. Run
   `make smoke` ``: a shell step). Bullet lists written inside a shell fence are prose,
   not script: a checklist.
+- **Warnings and alternatives across blocks.** A warning right above a block
+  (``**Warning:**``, ``> **Warning**``, ``> [!CAUTION]``, ``!!! danger``, ``:::warning``)
+  makes its steps ask first, the warning shown in the confirmation (a shell step's first
+  line, as a comment). A block offered instead of the one before ("Alternatively, ...",
+  "Or ...", "Option B") and sibling "Option A" / "Option B" sections become optional
+  steps that ask first, marked "(choose one)" and naming the others.
 - **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
   ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
 - **Rollback.** A section named like "Rollback Procedure", "Roll-back", "Undo",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from cockpit.importer.checklists import AlertRules
-from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence
+from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence, shorten
 from cockpit.importer.fences import FenceSteps
 from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section
 from cockpit.importer.scripts import ShellSteps
@@ -15,6 +15,21 @@ from cockpit.importer.shell import Command
 from cockpit.importer.translate import Translator
 
 _INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
+_WARNING = re.compile(
+    r"\s*(?:>\s*)?(?:\[!|!!!\s*|:::\s*|\*\s+)?[*_:\s]*(warning|caution|danger)\b[*_:\]]*\s*(.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+"""A warning, as written in Markdown and its dialects: ``**Warning:** ...``, ``> **Warning**``,
+``> [!CAUTION]``, ``!!! danger``, ``:::warning``, ``:warning:``."""
+_ALTERNATIVE = re.compile(
+    r"\s*(?:alternatively|or\b|otherwise\b|option\s+[a-z0-9]\b|another (?:way|option))",
+    re.IGNORECASE,
+)
+"""A paragraph offering its block instead of the one before: "Alternatively, ...", "Or
+use the consul CLI", "Option B: ..."."""
+_OPTION_TITLE = re.compile(
+    r"\W*(?:option|alternative|method|approach)\s*[a-z0-9]{0,2}\b", re.IGNORECASE
+)
 _OPTIONAL_TITLE = re.compile(
     r"\((?:if needed|optional|if implemented|if applicable|if required)\)|^optional\b",
     re.IGNORECASE,
@@ -52,9 +67,19 @@ class SectionSteps:
         leads: dict[int, tuple[str, bool]] = {}  # id(draft) -> the sentence above it,
         # and whether its paragraph introduces the step ("... run the following:")
 
+        choices: list[list[list[Draft]]] = []  # blocks offered as alternatives
+        previous: list[Draft] = []  # the last block's steps
+
         def add(made: list[Draft]) -> None:
-            nonlocal pending, lead
+            nonlocal pending, lead, previous
+            if made and previous and _ALTERNATIVE.match(lead):
+                if choices and choices[-1][-1] is previous:
+                    choices[-1].append(made)
+                else:
+                    choices.append([previous, made])
+            previous = made or previous
             if made and pending:
+                warn(made, pending)
                 made[0].notes = [*pending, *made[0].notes]
                 leads[id(made[0])] = (first_sentence(lead), lead.rstrip().endswith(":"))
                 pending, lead = [], ""
@@ -78,17 +103,10 @@ class SectionSteps:
                 add(listed)
                 continue
             listed = []
-        for draft in drafts:  # the sentence above a step names it better than the heading
-            sentence, introduces = leads.get(id(draft), ("", False))
-            if draft.title == title and sentence and (introduces or len(drafts) > 1):
-                draft.title = sentence
-        children = [
-            draft
-            for child in (section.children if deep else ())
-            for draft in self.section_drafts(
-                child, clean_label(child.title) or title, reference=reference
-            )
-        ]
+        _name_by_leads(drafts, leads, title)
+        for group in choices:
+            choose_one(group)
+        children = self.children_drafts(section, title, reference) if deep else []
         if pending:
             self.place(pending, drafts, children, section, title, fallback)
         drafts += children
@@ -97,6 +115,22 @@ class SectionSteps:
                 draft.optional = True
                 draft.confirm = draft.confirm or not reference
         return drafts
+
+    def children_drafts(self, section: Section, title: str, reference: bool) -> list[Draft]:
+        """The subsections' steps; sibling "Option A" / "Option B" sections (or
+        "Alternative 1", "Method 2"...) are alternatives: choose one."""
+        made = [
+            self.section_drafts(child, clean_label(child.title) or title, reference=reference)
+            for child in section.children
+        ]
+        options = [
+            drafts
+            for child, drafts in zip(section.children, made, strict=True)
+            if _OPTION_TITLE.match(child.title) and drafts
+        ]
+        if len(options) > 1:
+            choose_one(options)
+        return [draft for drafts in made for draft in drafts]
 
     def place(
         self,
@@ -199,3 +233,45 @@ def _take_last_item(listed: list[Draft], step: Draft, drafts: list[Draft]) -> No
     else:
         step.notes = [*checklist.notes, *step.notes]
         drafts.remove(checklist)
+
+
+def warn(made: list[Draft], texts: list[str]) -> None:
+    """A warning written right above a block: each of its steps asks first, and the
+    confirmation shows the warning (a shell step's first line, as a comment; other
+    kinds' title)."""
+    found = next((m for text in texts if (m := _WARNING.match(text))), None)
+    if found is None:
+        return
+    text = re.sub(r"(?m)^\s*(?:>|:::)\s?|[*`]", "", found.group(2))
+    words = " ".join(text.split()) or found.group(1)
+    said = shorten(f"{found.group(1).upper()}: {words}", 160)
+    for draft in made:
+        draft.confirm = True
+        if draft.kind == "shell":
+            draft.fields["run"] = f"# {said}\n{draft.fields['run']}"
+        else:
+            draft.title = shorten(f"{found.group(1).capitalize()}: {draft.title}", 100)
+
+
+def choose_one(groups: list[list[Draft]]) -> None:
+    """Blocks offered as alternatives: each step optional, asking first, marked "choose
+    one" and naming the others, never run one after another."""
+    names = [group[0].title for group in groups]
+    for group in groups:
+        for draft in group:
+            draft.optional = draft.confirm = True
+            draft.title = shorten(f"{draft.title} (choose one)", 100)
+            draft.notes.insert(
+                0,
+                f"Choose one of {len(groups)} alternatives ({'; '.join(names)}): "
+                "run the one that applies, decline the others.",
+            )
+
+
+def _name_by_leads(drafts: list[Draft], leads: dict[int, tuple[str, bool]], title: str) -> None:
+    """The sentence above a step names it better than the heading: when it introduces
+    the step ("... run the following:"), or several steps share the heading."""
+    for draft in drafts:
+        sentence, introduces = leads.get(id(draft), ("", False))
+        if draft.title == title and sentence and (introduces or len(drafts) > 1):
+            draft.title = sentence

@@ -136,3 +136,32 @@ def test_front_matter_setext_headings_and_anchors():
         ("switch", "Switch"),
     ]
     assert [s.title for p in runbook.phases for s in p.steps] == ["Stop writes", "Switch"]
+
+
+def test_a_warning_above_a_block_makes_its_step_ask_showing_the_warning():
+    _, runbook = load("warnings.md")
+    deploy, check, drop = runbook.phases[0].steps
+    assert deploy.confirm and drop.confirm and not check.confirm
+    # the confirmation shows what the step runs: the warning is its first line
+    assert deploy.fields["run"] == (
+        "# WARNING: Never deploy the whole runner fleet at once.\n./deploy-runners.sh --batch 10\n"
+    )
+    assert drop.fields["run"].startswith("# DANGER: This drops the old queue.\n")
+
+
+def test_alternatives_are_optional_steps_marked_choose_one():
+    _, runbook = load("alternatives.md")
+    restore, reconnect = runbook.phases
+    dump, wal, count = restore.steps
+    assert (dump.title, wal.title) == (
+        "Restore from last night's dump (choose one)",
+        "Alternatively, replay the WAL archive to a point in time (choose one)",
+    )
+    for step in (dump, wal, *reconnect.steps):
+        assert step.optional and step.confirm
+        assert "Choose one of 2 alternatives" in step.description
+    assert not count.optional  # after the choice: the flow again
+    assert [s.title for s in reconnect.steps] == [
+        "Option A: through the pooler (choose one)",
+        "Option B: directly (choose one)",
+    ]
