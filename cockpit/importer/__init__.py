@@ -53,8 +53,10 @@ What becomes what:
 - **Lists.** ``- [ ]`` lists become ``manual`` checklists; plain lists too, except an
   item holding a fence (below its text, or right after its marker: ``- ```bash``; the
   item titles that fence's steps) or one that is only an inline command (``1. Run
-  `make smoke` ``: a shell step). Bullet lists written inside a shell fence are prose,
-  not script: a checklist.
+  `make smoke` ``: a shell step; a lone word in backticks only when it is a well-known
+  program: ``- `shared_buffers` `` names a setting). Bullet lists written inside a shell
+  fence are prose, not script: a checklist; a fence no line of which can start a
+  command (``KEY: value`` settings) is text.
 - **Warnings and alternatives across blocks.** A warning right above a block
   (``**Warning:**``, ``> **Warning**``, ``> [!CAUTION]``, ``!!! danger``, ``:::warning``)
   makes its steps ask first, the warning shown in the confirmation (a shell step's first

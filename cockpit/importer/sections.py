@@ -11,7 +11,7 @@ from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence, 
 from cockpit.importer.fences import FenceSteps
 from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section
 from cockpit.importer.scripts import ShellSteps
-from cockpit.importer.shell import Command
+from cockpit.importer.shell import Command, looks_like_program
 from cockpit.importer.translate import Translator
 
 _INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
@@ -172,7 +172,7 @@ class SectionSteps:
                 notes.clear()
 
         for item in block.items:
-            inline = _INLINE_COMMAND.fullmatch(item.text.strip())
+            inline = _inline_command(item.text)
             item_title = clean_label(item.text.replace("`", "")) or title
             if item.fences:  # a task item too: its code is steps, titled by the item
                 flush()
@@ -275,3 +275,15 @@ def _name_by_leads(drafts: list[Draft], leads: dict[int, tuple[str, bool]], titl
         sentence, introduces = leads.get(id(draft), ("", False))
         if draft.title == title and sentence and (introduces or len(drafts) > 1):
             draft.title = sentence
+
+
+def _inline_command(text: str) -> re.Match[str] | None:
+    """An item that is only a command (``Run `make smoke` ``); not one that only names
+    something (``- `shared_buffers` ``): a lone word is a command only after "run" or
+    when it is a well-known program."""
+    match = _INLINE_COMMAND.fullmatch(text.strip())
+    if match is None:
+        return None
+    words = match.group(1).split()
+    verb = not text.lstrip().startswith("`")
+    return match if verb or len(words) > 1 or looks_like_program(words[0]) else None

@@ -183,10 +183,11 @@ def _output_above(items: list):
 
 
 _COMMAND_START = re.compile(
-    r"[ \t]*(?:[A-Za-z_]\w*(?:\[[^]]*\])?\+?=|(?:[a-z_][\w.+-]*|\.{0,2}/[\w./-]+|\(|!|\[\[?)"
-    r"(?:[ \t;|&)]|$))"
+    r"[ \t]*(?:[A-Za-z_]\w*(?:\[[^]]*\])?\+?=|\"?\$\{?[A-Za-z_]|(?:[\d*/,-]+[ \t]+){5}\S|"
+    r"(?:[a-z_][\w.+-]*|\.{0,2}/[\w./-]+|\(|!|\[\[?)(?:[ \t;|&)]|$))"
 )
-"""How a shell command line starts: an assignment, a program or path, a subshell."""
+"""How a shell command line starts: an assignment, a program or path (``$EDITOR``
+too), a subshell; a crontab entry is kept as a step too (and listed for review)."""
 _OUTPUT_LINE = re.compile(
     r"[ \t]*(?:[+|][-=+]{3}|[A-Z][A-Z_-]+(?: {2,}[A-Z][A-Z_ -]*){2,}$|\(\d+ rows?\)$|"
     r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d)"
@@ -202,7 +203,10 @@ def pasted_output(items: list, console: bool) -> list:
     command (or opening a console block), a table
     under its command until the next blank line, a here-document fed to no command
     (``<<COMMENT ... COMMENT``). Each is the output of the command above it (a note when
-    none is)."""
+    none is). A block no line of which can start a command (``KEY: value`` settings) is
+    text, whatever its tag."""
+    commands = [item for item in items if isinstance(item, Command)]
+    console = console or not any(_COMMAND_START.match(c.text) for c in commands)
     kept: list = []
     owner: Command | None = None  # the command whose output the next lines may be
     in_output = False
@@ -337,6 +341,11 @@ _PROGRAMS = frozenset(
     }
 )
 """Programs an untagged fence may start with to be read as shell."""
+
+
+def looks_like_program(word: str) -> bool:
+    """A well-known program, or one named by its path (``./deploy.sh``)."""
+    return word in _PROGRAMS or bool(re.fullmatch(r"\.{0,2}/[\w./-]+", word))
 
 
 def shell_looking(lines: list[str]) -> bool:

@@ -165,3 +165,16 @@ def test_alternatives_are_optional_steps_marked_choose_one():
         "Option A: through the pooler (choose one)",
         "Option B: directly (choose one)",
     ]
+
+
+def test_list_items_and_blocks_that_only_name_things_are_not_commands():
+    _, runbook = load("names-only.md")
+    settings, apply = runbook.phases
+    (listed,) = settings.steps
+    assert listed.kind == "manual"
+    assert listed.fields["items"] == ["`shared_buffers`", "`max_connections`"]
+    assert "BACKUP_NUM_TO_RETAIN: 5" in listed.description  # settings shown, not run
+    assert [(s.kind, s.fields.get("run")) for s in apply.steps] == [
+        ("shell", "./apply-settings.sh --restart\n"),  # a program by its path
+        ("shell", "reload\n"),  # "Run" says it is a command
+    ]
