@@ -5,8 +5,12 @@ prints them: ``python -m bench.corpus -v``)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from corpus import corpus_files, measure
+
+from cockpit.importer import import_markdown
 
 FILES = corpus_files()
 ROLLBACK = {"06-gitlab-pg-credential-rotation.md", "17-etcd-upgrade-3-5.md"}
@@ -57,6 +61,24 @@ def test_titles_are_short_plain_and_not_the_heading(figures):
     assert len(heading_run) <= 0.10 * running, "\n".join(heading_run)
     # what is left: text-only sections (read them), one-alert headings: the heading is
     # their only name
-    assert len(heading) <= 0.45 * steps, "\n".join(heading)
+    assert len(heading) <= 0.40 * steps, "\n".join(heading)
     assert not long, "\n".join(long)
     assert not markup, "\n".join(markup)
+
+
+def test_import_time_is_linear_in_size():
+    longest = max(FILES, key=lambda path: path.stat().st_size)
+    text = longest.read_text()
+    many = "\n".join([text] * 10)
+
+    def best(document: str) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            import_markdown(document, longest.name)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    once, tenfold = best(text), best(many)
+    # linear: about 10x (the bench's target is 12x); quadratic would be 100x
+    assert tenfold <= 20 * once, f"{longest.name}: once {once:.3f} s, 10x {tenfold:.3f} s"
