@@ -147,13 +147,19 @@ def _prompt(text: str, console: bool) -> tuple[str, str] | None:
 def session_commands(code: list[tuple[int, str]], console: bool) -> list:
     """A terminal session's commands (prompts removed): shell ones as Command, those
     typed into an interactive program as Interactive; every other line is the output
-    of the command above it, never code. A comment before any output stays a Comment."""
+    of the command above it, never code, but a well-known program starting a line after
+    a blank line or a comment (its prompt left out). A comment before any output stays
+    a Comment."""
     items: list = []
     index = 0
     while index < len(code):
         number, text = code[index]
         index += 1
         found = _prompt(text, console)
+        if found is None and (not items or items[-1] is None or isinstance(items[-1], Comment)):
+            first = text.split(maxsplit=1)[0] if text.strip() else ""
+            if first in _PROGRAMS:  # a prompt left out after a break: still a command
+                found = ("", text.strip())
         if found is not None and found[0]:
             items.append(Interactive(number, found[0], found[1].strip()))
         elif found is not None:

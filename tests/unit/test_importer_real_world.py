@@ -38,6 +38,7 @@ def test_session_prompts_are_commands_and_the_rest_their_output():
         "kubectl get pods -n store --field-selector=status.phase=Pending\n",
         'oc describe vm "${VM_NAME}" -n "<namespace>"\n',
         "/opt/agent/bin/agent members\n",
+        "git checkout v2\nansible-playbook upgrade.yml\n",  # its prompt left out
     ]
     for step in shell:  # every script is bash, and its output a hint
         assert subprocess.run(["bash", "-n"], input=step.fields["run"], text=True).returncode == 0
