@@ -17,12 +17,18 @@ from cockpit.importer.summary import Review
 
 _CD = re.compile(r"^\s*(?:cd|pushd)\s+(\S+)\s*(?:&&|;|$)", re.MULTILINE)
 _SESSION = re.compile(
-    r"^\s*(?:sudo\s+)?(?:su(?:\s+-l?)?(?:\s+[\w.-]+)?|sudo\s+(?:-\w*i\w*|su\b[^\n]*)|"
-    r"ssh\s+(?:-\S+\s+)*[\w.@-]+|(?:sudo\s+)?(?:bash|sh|zsh)(?:\s+-l)?)\s*$",
+    r"^[ \t]*(?:sudo[ \t]+)?(?:su(?:[ \t]+-l?)?(?:[ \t]+[\w.-]+)?|sudo[ \t]+(?:-\w*i\w*|su\b.*)|"
+    r"ssh[ \t]+(?:-\S+[ \t]+)*[\w.@-]+|(?:bash|sh|zsh)(?:[ \t]+-l)?|chroot[ \t]+\S+|toolbox|"
+    r"(?:kubectl|oc)[ \t]+(?:exec|rsh|debug|attach)\b(?:(?![ \t]--[ \t]).)*|"
+    r"(?:kubectl|oc|docker|podman|crictl)[ \t]+(?:exec|run)\b.*[ \t]--?[ \t]*(?:/bin/)?(?:ba)?sh|"
+    r"(?:docker|podman)[ \t]+(?:exec|run)\b.*[ \t](?:/bin/)?(?:ba)?sh|"
+    r"gcloud[ \t]+compute[ \t]+ssh\b(?:(?!--command).)*)[ \t]*$",
     re.MULTILINE,
 )
 """A line opening another shell the lines after it are typed into: ``su - mastodon``,
-``sudo -i``, ``ssh host`` (no command), ``bash``."""
+``sudo -i``, ``ssh host`` or ``gcloud compute ssh`` with no command, ``bash``, a
+container's shell (``kubectl exec`` with no command, ``oc rsh``, ``docker exec -it x
+bash``), ``chroot /host``."""
 
 
 class ShellState:

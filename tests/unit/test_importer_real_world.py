@@ -125,6 +125,11 @@ def test_shell_state_is_carried_across_blocks_or_flagged():
         steps["Become the app user"].id,
         "'su - app' opens a shell that waits for a person",
     ) in reasons
+    assert (  # a container's shell too
+        steps["Count the sessions"].id,
+        "runs in a shell of its own, not in the one step get-into-the-database-container "
+        "opens (kubectl exec -it -n db db-0 -- bash): join them, or run both by hand",
+    ) in reasons
 
 
 def test_front_matter_setext_headings_and_anchors():
