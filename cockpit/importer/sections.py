@@ -89,7 +89,8 @@ class SectionSteps:
         for block in section.blocks:
             if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
-                lead = "" if isinstance(block, Note) else block.text
+                nameless = isinstance(block, Note) or _WARNING.match(block.text)
+                lead = "" if nameless else block.text  # a warning names nothing
             elif isinstance(block, Fence):
                 made = self.fences.fence_drafts(block, title, reference)
                 if not made:

@@ -153,6 +153,7 @@ def test_a_warning_above_a_block_makes_its_step_ask_showing_the_warning():
         "# WARNING: Never deploy the whole runner fleet at once.\n./deploy-runners.sh --batch 10\n"
     )
     assert drop.fields["run"].startswith("# DANGER: This drops the old queue.\n")
+    assert drop.title == "Deploy"  # a warning is not the step's name
 
 
 def test_alternatives_are_optional_steps_marked_choose_one():
