@@ -118,13 +118,13 @@ class FenceSteps:
         (``pgbouncer=# SHOW POOLS;``) as a manual step: no shell runs them."""
         groups: list[list] = [[]]
         for item in items:
-            typed = isinstance(item, Interactive)
             kinds = {
                 isinstance(i, Interactive)
                 for i in groups[-1]
                 if isinstance(i, Interactive | Command)
             }
-            if (isinstance(item, Interactive | Command)) and kinds and typed not in kinds:
+            runs = isinstance(item, Interactive | Command)
+            if runs and kinds and isinstance(item, Interactive) not in kinds:
                 groups.append([])
             groups[-1].append(item)
         drafts: list[Draft] = []

@@ -84,9 +84,9 @@ def assignments(script: str) -> dict[str, str | None]:
             if equals and re.fullmatch(r"[A-Za-z_]\w*\+?", name):
                 found[name.rstrip("+")] = value if literal else None
         if not words:  # an array or an unclosed quote: set, value unknown
-            name = re.match(r"\s*(?:export\s+|declare\s+(?:-\w+\s+)*|readonly\s+)?(\w+)", line)
-            if name:
-                found[name.group(1)] = None
+            named = re.match(r"\s*(?:export\s+|declare\s+(?:-\w+\s+)*|readonly\s+)?(\w+)", line)
+            if named:
+                found[named.group(1)] = None
     return found
 
 
