@@ -61,8 +61,10 @@ What becomes what:
   (``**Warning:**``, ``> **Warning**``, ``> [!CAUTION]``, ``!!! danger``, ``:::warning``)
   makes its steps ask first, the warning shown in the confirmation (a shell step's first
   line, as a comment). A block offered instead of the one before ("Alternatively, ...",
-  "Or ...", "Option B") and sibling "Option A" / "Option B" sections become optional
-  steps that ask first, marked "(choose one)" and naming the others.
+  "Or ...", "Option B") and sibling sections offering ways to do one thing ("Option A" /
+  "Option B", "Using Docker" / "Using Toolbox", "Restore from S3" / "Restore from a
+  snapshot") become optional steps that ask first, marked "(choose one)" and naming the
+  others.
 - **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
   ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
 - **Rollback.** A section named like "Rollback Procedure", "Roll-back", "Undo",

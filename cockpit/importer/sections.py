@@ -28,8 +28,13 @@ _ALTERNATIVE = re.compile(
 """A paragraph offering its block instead of the one before: "Alternatively, ...", "Or
 use the consul CLI", "Option B: ..."."""
 _OPTION_TITLE = re.compile(
-    r"\W*(?:option|alternative|method|approach)\s*[a-z0-9]{0,2}\b", re.IGNORECASE
+    r"\W*(?:(option|alternative|method|approach)\s*[a-z0-9]{0,2}\b|(using|via|with)\s|"
+    r"(restor|recover|install|deploy|upgrad|connect|migrat|authenticat|run|start)[a-z]*"
+    r"(?:\s+\w+)?\s+(from|using|via|with)\s)",
+    re.IGNORECASE,
 )
+"""A section offering one way to do a thing: "Option A", "Using Docker", "Restore from
+S3" (its verb: restore, recover, install, deploy, upgrade, connect, migrate, run...)."""
 _OPTIONAL_TITLE = re.compile(
     r"\((?:if needed|optional|if implemented|if applicable|if required)\)|^optional\b",
     re.IGNORECASE,
@@ -118,19 +123,23 @@ class SectionSteps:
         return drafts
 
     def children_drafts(self, section: Section, title: str, reference: bool) -> list[Draft]:
-        """The subsections' steps; sibling "Option A" / "Option B" sections (or
-        "Alternative 1", "Method 2"...) are alternatives: choose one."""
+        """The subsections' steps; sibling sections offering ways to do one thing ("Option
+        A" / "Option B", "Using Docker" / "Using Toolbox", "Restore from S3" / "Restore
+        from a snapshot") are alternatives: choose one."""
         made = [
             self.section_drafts(child, clean_label(child.title) or title, reference=reference)
             for child in section.children
         ]
-        options = [
-            drafts
-            for child, drafts in zip(section.children, made, strict=True)
-            if _OPTION_TITLE.match(child.title) and drafts
-        ]
-        if len(options) > 1:
-            choose_one(options)
+        options: dict[str, list[list[Draft]]] = {}
+        for child, drafts in zip(section.children, made, strict=True):
+            option = _OPTION_TITLE.match(clean_label(child.title))
+            if option and drafts:
+                offered, way, verb, preposition = option.groups()
+                key = "option" if offered else "using" if way else f"{verb} {preposition}"
+                options.setdefault(key.lower(), []).append(drafts)
+        for groups in options.values():
+            if len(groups) > 1:
+                choose_one(groups)
         return [draft for drafts in made for draft in drafts]
 
     def place(

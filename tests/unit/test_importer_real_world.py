@@ -158,7 +158,7 @@ def test_a_warning_above_a_block_makes_its_step_ask_showing_the_warning():
 
 def test_alternatives_are_optional_steps_marked_choose_one():
     _, runbook = load("alternatives.md")
-    restore, reconnect = runbook.phases
+    restore, reconnect, reload = runbook.phases
     dump, wal, count = restore.steps
     assert (dump.title, wal.title) == (
         "Restore from last night's dump (choose one)",
@@ -171,6 +171,11 @@ def test_alternatives_are_optional_steps_marked_choose_one():
     assert [s.title for s in reconnect.steps] == [
         "Option A: through the pooler (choose one)",
         "Option B: directly (choose one)",
+    ]
+    assert [(s.title, s.optional) for s in reload.steps] == [
+        ("Restore from the nightly snapshot (choose one)", True),  # several restores
+        ("Restore from the S3 archive (choose one)", True),
+        ("Path from the app to the database", False),
     ]
 
 
