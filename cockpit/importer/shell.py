@@ -110,9 +110,10 @@ def _root_prompt(text: str) -> re.Match[str] | None:
     return match if match and (match.group(1) is None or match.group(1) in _PROGRAMS) else None
 
 
-REPL_PROMPT = re.compile(r"[ \t]*(?:([\w-]+)=?[#>]|(>>>))(?: |$)")
+REPL_PROMPT = re.compile(r"[ \t]*(?:([\w.:-]+)=?[#>]|(>>>))(?: |$)")
 """An interactive program's prompt: ``postgres=# ``, ``template1# ``, ``>>> ``,
-``mysql> ``: what follows is typed into that program, not into a shell."""
+``mysql> ``, ``127.0.0.1:6379> ``: what follows is typed into that program, not into a
+shell."""
 _CONTINUATION = re.compile(r"[ \t]*(?:>|\.\.\.)(?: |$)")
 
 

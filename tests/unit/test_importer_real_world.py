@@ -39,6 +39,7 @@ def test_session_prompts_are_commands_and_the_rest_their_output():
         'oc describe vm "${VM_NAME}" -n "<namespace>"\n',
         "/opt/agent/bin/agent members\n",
         "git checkout v2\nansible-playbook upgrade.yml\n",  # its prompt left out
+        "redis-cli -h cache\n",
     ]
     for step in shell:  # every script is bash, and its output a hint
         assert subprocess.run(["bash", "-n"], input=step.fields["run"], text=True).returncode == 0
@@ -48,7 +49,8 @@ def test_session_prompts_are_commands_and_the_rest_their_output():
     assert "NAME     STATUS   ROLES    AGE" in nodes.description
     assert "localhost:2379 is healthy" in health.description
     # typed into the pooler, not into bash: a manual step, its output shown
-    typed = next(step for step in steps if step.kind == "manual")
+    typed, cache = [step for step in steps if step.kind == "manual"]
+    assert cache.fields["items"] == ["cache:6379: GET maintenance_mode"]
     assert typed.title == "In pooler: SHOW POOLS;"
     assert typed.fields["items"] == ["pooler: SHOW POOLS;"]
     assert "(1 row)" in typed.description
