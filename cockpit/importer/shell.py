@@ -357,12 +357,12 @@ def looks_like_program(word: str) -> bool:
 
 def shell_looking(lines: list[str]) -> bool:
     """Whether an untagged fence is shell: a line starts with a shell prompt, or its first
-    command line starts with a well-known program or an assignment."""
+    command line starts with a well-known program (``NAME=value`` lines alone may be an
+    env file: text)."""
     if any(SHELL_PROMPT.match(text) for text in lines):
         return True
     first = next((t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#")), "")
-    word = first.split(maxsplit=1)[0] if first else ""
-    return word in _PROGRAMS or bool(re.match(r"[A-Za-z_]\w*=\S", word))
+    return bool(first) and first.split(maxsplit=1)[0] in _PROGRAMS
 
 
 def prose(items: list) -> bool:

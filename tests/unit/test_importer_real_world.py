@@ -188,6 +188,7 @@ def test_list_items_and_blocks_that_only_name_things_are_not_commands():
     assert listed.kind == "manual"
     assert listed.fields["items"] == ["`shared_buffers`", "`max_connections`"]
     assert "BACKUP_NUM_TO_RETAIN: 5" in listed.description  # settings shown, not run
+    assert "DATABASE_POOL=20" in listed.description  # an env file's lines, untagged
     assert [(s.kind, s.fields.get("run")) for s in apply.steps] == [
         ("shell", "./apply-settings.sh --restart\n"),  # a program by its path
         ("shell", "reload\n"),  # "Run" says it is a command
