@@ -37,12 +37,12 @@ from cockpit.importer.summary import Review
 
 _PHASE = re.compile(r"(?:phase|stage)\s+\d+", re.IGNORECASE)
 _ROLLBACK = re.compile(
-    r"roll\s*-?\s*back|\brevert|\bundo\b|\brecover(?:y|ing)?\b|\bdowngrad|\bback(?:ing)?\s*out\b|"
-    r"\b(?:goes|go|went|going)\s+wrong\b",
+    r"roll(?:ing)?\s*-?\s*back|\brevert|\bundo(?:ing)?\b|\brecover(?:y|ing)?\b|\bdowngrad|"
+    r"\bback(?:ing)?\s*-?\s*out\b|\babort(?:ing)?\b|\b(?:goes|go|went|going)\s+wrong\b",
     re.IGNORECASE,
 )
-"""A rollback section's title, at any level: "### Roll-back", "Undo", "Recovery",
-"Downgrade", "If it goes wrong"."""
+"""A rollback section's title, at any level: "### Roll-back", "Rolling back", "Undo",
+"Recovery", "Downgrade", "Back-out plan", "Aborting", "If it goes wrong"."""
 _CRITERIA = re.compile(r"\bwhen\b|criteria|trigger", re.IGNORECASE)
 _REFERENCE = re.compile(
     r"troubleshoot|common issues|support|contacts?\b|escalation|on-?call|appendix|faq|"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 from helpers import TEST_DATA
 
-from cockpit.importer import import_file
+from cockpit.importer import import_file, import_markdown
 from cockpit.runbook import parse_runbook
 
 DATA = TEST_DATA / "markdown"
@@ -193,3 +194,23 @@ def test_list_items_and_blocks_that_only_name_things_are_not_commands():
         ("shell", "./apply-settings.sh --restart\n"),  # a program by its path
         ("shell", "reload\n"),  # "Run" says it is a command
     ]
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "## Rolling back",
+        "### Undoing the change",
+        "#### Back-out plan",
+        "## Aborting the upgrade",
+        "### Recovery",
+        "### Downgrade",
+        "## If something goes wrong",
+        "### Revert",
+    ],
+)
+def test_rollback_headings_as_written(heading):
+    markdown = f"# T\n\n## Go\n\n```bash\necho go\n```\n\n{heading}\n\n```bash\necho back\n```\n"
+    book = import_markdown(markdown, "x.md").runbook
+    assert [s["run"] for s in book["rollback"]["steps"]] == ["echo back\n"]
+    assert [s["run"] for p in book["phases"] for s in p["steps"]] == ["echo go\n"]
