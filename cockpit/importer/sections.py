@@ -249,10 +249,14 @@ def warn(made: list[Draft], texts: list[str]) -> None:
     """A warning written right above a block: each of its steps asks first, and the
     confirmation shows the warning (a shell step's first line, as a comment; other
     kinds' title)."""
-    found = next((m for text in texts if (m := _WARNING.match(text))), None)
-    if found is None:
+    at = next((i for i, text in enumerate(texts) if _WARNING.match(text)), None)
+    if at is None:
         return
-    text = re.sub(r"(?m)^\s*(?:>|:::)\s?|[*`]", "", found.group(2))
+    found = _WARNING.match(texts[at])
+    assert found is not None
+    said_below = texts[at + 1 : at + 2]  # "!!! warning" then its indented text
+    text = found.group(2).strip() or " ".join(said_below)
+    text = re.sub(r"(?m)^\s*(?:>|:::)\s?|[*`]|^\W+$", "", text)
     words = " ".join(text.split()) or found.group(1)
     said = shorten(f"{found.group(1).upper()}: {words}", 160)
     for draft in made:

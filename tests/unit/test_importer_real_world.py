@@ -149,7 +149,7 @@ def test_front_matter_setext_headings_and_anchors():
 
 def test_a_warning_above_a_block_makes_its_step_ask_showing_the_warning():
     _, runbook = load("warnings.md")
-    deploy, check, drop = runbook.phases[0].steps
+    deploy, check, drop, flush = runbook.phases[0].steps
     assert deploy.confirm and drop.confirm and not check.confirm
     # the confirmation shows what the step runs: the warning is its first line
     assert deploy.fields["run"] == (
@@ -157,6 +157,9 @@ def test_a_warning_above_a_block_makes_its_step_ask_showing_the_warning():
     )
     assert drop.fields["run"].startswith("# DANGER: This drops the old queue.\n")
     assert drop.title == "Deploy"  # a warning is not the step's name
+    assert flush.fields["run"] == (  # an admonition's text is indented under it
+        "# CAUTION: The cache is cold for ten minutes afterwards.\ncachectl flush\n"
+    )
 
 
 def test_alternatives_are_optional_steps_marked_choose_one():
