@@ -49,6 +49,7 @@ _REFERENCE = re.compile(
     r"post-?deployment tasks|\b(?:day|week|month) \d",
     re.IGNORECASE,
 )
+_CONTENTS = re.compile(r"(?:table of )?contents|toc|in this (?:page|document)", re.IGNORECASE)
 _DEPLOY_PHASE = re.compile(r"(?<!pre-)(?<!post-)\bdeploy", re.IGNORECASE)
 _DURATION_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
 
@@ -136,7 +137,12 @@ class Assembler:
             self.sections.carry = []
 
         def visit(section: Section) -> None:
-            if (
+            if _CONTENTS.fullmatch(title_text(section.title)) and not section.children:
+                # links to the sections below: the next phase's description, no step
+                self.sections.carry += [
+                    text_of(b) for b in section.blocks if not isinstance(b, Fence)
+                ]
+            elif (
                 level is not None
                 and section.level < level
                 and any(s.level == level and _PHASE.match(s.title) for s in section.walk())

@@ -80,7 +80,8 @@ def test_rollback_sections_at_any_level_become_the_rollback():
 
 def test_titles_are_the_sentence_or_item_of_the_block_in_plain_text():
     _, runbook = load("titles.md")
-    assert [p.title for p in runbook.phases] == ["Deploy", "Release"]
+    assert [p.title for p in runbook.phases] == ["Deploy", "Release"]  # contents: no phase
+    assert "[Release](#release)" in runbook.phases[0].description
     assert [(s.kind, s.title) for p in runbook.phases for s in p.steps] == [
         ("shell", "Run the migrations first"),  # the sentence introducing it
         ("manual", "Deploy"),
