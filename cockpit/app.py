@@ -15,17 +15,19 @@ import signal
 import sys
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.scrollbar import ScrollBar, ScrollBarRender
 
 from cockpit import events as ev
 from cockpit.config import Team
-from cockpit.controls import visible
+from cockpit.controls import ascii_only, visible
 from cockpit.engine import Engine, EngineError
 from cockpit.journal import BaseJournal, JournalError
+from cockpit.readiness import Readiness, record
 from cockpit.runbook import Step
 from cockpit.stopped import hung_up, terminated
 from screens.cockpit import CockpitScreen
@@ -34,25 +36,32 @@ from screens.messages import EngineEvent
 from screens.quit import QuitModal
 from screens.start import StartModal
 from steps.base import NeedsOperator
+from widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
     from cockpit.team import Watched
 
 
-class HangupProofStream:
-    """The terminal stream, made to survive a hang-up.
+class TerminalStream:
+    """The terminal stream, made to survive a hang-up and to suit the locale.
 
     Textual draws on ``sys.__stderr__`` from a writer thread. When the SSH connection
     drops, a write raises EIO and kills that thread; the next frames then fill its
     queue and block the event loop, and with it the running step. Through this stream
     a write to a terminal that is gone is dropped instead, so the step runs on, is
     recorded, and the run pauses (see ``CockpitApp._hung_up``).
+
+    On a terminal whose locale is not UTF-8 (``ascii``), what no ASCII glyph of ours
+    covers (Textual's "…", a step's own output) goes out as ASCII too, cell for cell.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, ascii: bool = not UTF8) -> None:
         self._stream = stream
+        self._ascii = ascii
 
     def write(self, text: str) -> int:
+        if self._ascii:
+            text = ascii_only(text)
         try:
             return self._stream.write(text)
         except OSError:
@@ -67,15 +76,26 @@ class HangupProofStream:
 
 
 @contextlib.contextmanager
-def hangup_proof_terminal():
-    """Give Textual the hang-up-proof stream for as long as the app runs."""
+def terminal_stream():
+    """Give Textual the terminal stream (see ``TerminalStream``) while an app runs."""
     original = sys.__stderr__
     # Final in typeshed, but Textual writes to sys.__stderr__: it is what must be replaced
-    sys.__stderr__ = HangupProofStream(original)  # type: ignore[misc]
+    sys.__stderr__ = TerminalStream(original)  # type: ignore[misc,arg-type]
     try:
         yield
     finally:
         sys.__stderr__ = original  # type: ignore[misc]
+
+
+class AsciiScrollBarRender(ScrollBarRender):
+    """A scrollbar without block glyphs: its thumb is whole cells in reverse video."""
+
+    VERTICAL_BARS: ClassVar[list[str]] = [" "] * 8
+    HORIZONTAL_BARS: ClassVar[list[str]] = [" "] * 8
+
+
+if not UTF8:  # Textual's documented way to draw every scrollbar otherwise
+    ScrollBar.renderer = AsciiScrollBarRender
 
 
 class TuiOperator:
@@ -119,7 +139,8 @@ class TuiOperator:
 
 
 class VisibleNotifications:
-    """Mixed into each app: a notification quotes step titles, server answers and
+    """Mixed into each app: its panes' rules and frames suit the locale (glyphs'
+    ``CSS_VARIABLES``); a notification quotes step titles, server answers and
     errors, so their control characters are shown as text (``controls.visible``) and
     their brackets are never read as markup (no ``[@click=...]``, no MarkupError)."""
 
@@ -130,6 +151,9 @@ class VisibleNotifications:
             title=visible(title, newlines=False),
             **kwargs,
         )
+
+    def get_css_variables(self) -> dict[str, str]:
+        return {**super().get_css_variables(), **CSS_VARIABLES}  # type: ignore[misc]
 
 
 class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
@@ -156,11 +180,21 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         ),
     ]
 
-    def __init__(self, engine: Engine, operator: TuiOperator, *, protected: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        operator: TuiOperator,
+        *,
+        protected: bool,
+        readiness: Readiness | None = None,
+    ) -> None:
         super().__init__()
         self.engine = engine
         self.operator = operator
         self.protected = protected
+        self.readiness = readiness
+        """Rollback readiness found before the start (``cockpit.readiness``): the start
+        screen shows it; a failed item in a protected environment asks for a reason."""
         self.cockpit: CockpitScreen | None = None
         self.error: str | None = None
         self._silence: tuple[int, int] | None = None  # stdin after a hang-up
@@ -170,17 +204,30 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         loop.add_signal_handler(signal.SIGHUP, self._hung_up)
         loop.add_signal_handler(signal.SIGTERM, self._terminated)
         self.engine.subscribe(self._forward)
-        if self.protected:
+        ready, profile = self.readiness, self.engine.profile
+        override = bool(
+            ready and ready.failed and profile.confirm and self.engine.readiness is None
+        )
+        if self.protected or override:
             self.push_screen(
-                StartModal(self.engine.profile.name, self.engine.profile.label), self._start
+                StartModal(
+                    profile.name,
+                    profile.label,
+                    name_typed=self.protected,
+                    readiness=ready.lines(worst_first=True) if ready and ready.items else (),
+                    override=override,
+                ),
+                self._start,
             )
         else:
-            self._start(True)
+            self._start("")
 
-    def _start(self, confirmed: bool | None) -> None:
-        if not confirmed:
+    def _start(self, answer: str | None) -> None:
+        if answer is None:
             self._fail("environment name not confirmed: nothing was run")
             return
+        if answer and self.readiness is not None:
+            self.engine.readiness = record(self.readiness, self.operator.name, answer)
         try:
             self.engine.start()
         except (EngineError, JournalError) as exc:
@@ -189,6 +236,11 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         self.cockpit = CockpitScreen(self.engine, protected=self.protected)
         self.operator.screen = self.cockpit
         self.push_screen(self.cockpit)
+        if self.readiness is not None and self.readiness.failed:
+            failed = "; ".join(item.line for item in self.readiness.failed)
+            self.notify(
+                visible(failed), title="Rollback readiness", severity="warning", markup=False
+            )
         # What stands once the screen is up (modules, the DOM, styles) lives as long as
         # the app: kept out of the collector's full passes, which otherwise walk it all
         # and stall keys for up to ~80 ms while a step floods the pane.

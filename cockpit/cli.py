@@ -19,14 +19,17 @@ from functools import partial
 from pathlib import Path
 
 from cockpit.cli_parser import build_parser
-from cockpit.errors import CockpitError
+from cockpit.cli_runbook import cmd_alerts, cmd_import, cmd_kinds, cmd_validate
+from cockpit.errors import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PAUSED,
+    CockpitError,
+    UsageError,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 3, 130  # bad input: CockpitError, 2
 EXIT_PIPE_CLOSED = 141  # stdout closed by its reader, as a shell reports SIGPIPE
-
-
-class UsageError(CockpitError):
-    """Bad input: printed as one clear message, exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +73,30 @@ def _config(args):
     return load_config(args.config)
 
 
+def _profile(config, name: str | None):
+    """The environment profile ``name``; ``sandbox``, when the config does not define
+    it, is the running `cockpit sandbox` (its secrets and clients join this process's
+    environment, for the steps)."""
+    from cockpit.sandbox import session
+
+    if (name or config.environment) != "sandbox" or "sandbox" in config.environments:
+        return config.profile(name)
+    profile, environ = session.running()
+    os.environ.update(environ)
+    return profile
+
+
+def _sandbox_servers(config) -> tuple[str | None, str | None]:
+    """A configured ``sandbox`` environment's own PostgreSQL and Redis (its secrets
+    DATABASE_URL, REDIS_URL), used instead of the embedded ones."""
+    configured = config.environments.get("sandbox")
+    database_url, redis_url = (
+        configured.secret(name)[0] if configured and name in configured.secrets else None
+        for name in ("DATABASE_URL", "REDIS_URL")
+    )
+    return database_url, redis_url
+
+
 def _shared_journal(args, config) -> bool:
     """Whether the journal is PostgreSQL ([team] journal_dsn; --journal PATH is SQLite)."""
     return bool(config.journal_dsn) and not getattr(args, "journal", None)
@@ -86,28 +113,8 @@ def _journal(args, config):
     return Journal(path, synchronous=config.synchronous)
 
 
-def cmd_validate(args) -> int:
-    from cockpit.runbook import RunbookInvalid, load_runbook
-
-    problems = []
-    for file in args.files:
-        try:
-            runbook = load_runbook(file)
-        except RunbookInvalid as exc:
-            problems.extend(exc.problems)
-            continue
-        print(
-            f"ok: {file}: {runbook.name}, {len(runbook.phases)} phases, "
-            f"{len(runbook.steps)} steps, {len(runbook.rollback.steps)} rollback steps"
-        )
-        for warning in runbook.warnings:
-            print(warning, file=sys.stderr)
-    if problems:
-        raise RunbookInvalid(problems)
-    return EXIT_OK
-
-
 def cmd_plan(args) -> int:
+    from cockpit import readiness
     from cockpit.durations import format_duration, format_setting
     from cockpit.eta import EtaReading, from_rehearsal
     from cockpit.runbook import WithPending, load_runbook, resolve_fields
@@ -116,8 +123,8 @@ def cmd_plan(args) -> int:
 
     config = _config(args)
     runbook = load_runbook(args.file)
-    profile = config.profile(args.env)
-    values, _, redactor, missing = resolve_values(
+    profile = _profile(config, args.env)
+    values, env, redactor, missing = resolve_values(
         runbook, profile, config.operator_name, new_run_id()
     )
     journal_path = Path(args.journal) if args.journal else config.journal_path
@@ -171,6 +178,9 @@ def cmd_plan(args) -> int:
             show(step, f"R.{s_index}")
     if missing:
         print(f"\nsecrets not set: {'; '.join(missing)}")
+    subject = readiness.Subject(runbook, profile.name, values, env, missing)
+    found = asyncio.run(readiness.check(subject))
+    print("", *(redactor.redact(line) for line in found.lines()), sep="\n")
     return EXIT_OK
 
 
@@ -184,7 +194,7 @@ def cmd_run(args) -> int:
         )
     config = _config(args)
     runbook = load_runbook(args.file)
-    profile = config.profile(args.env)
+    profile = _profile(config, args.env)
     if args.dry_run:
         with tempfile.TemporaryDirectory(prefix="cockpit-dry-") as scratch:
             journal = Journal(Path(scratch) / "journal.sqlite3")
@@ -222,7 +232,7 @@ def cmd_resume(args) -> int:
             f"{run['runbook_path']} changed since run {run['id']} started "
             "(its sha256 differs): resume needs the runbook it started with"
         )
-    profile = config.profile(run["environment"])
+    profile = _profile(config, run["environment"])
     action = "retry" if args.retry_interrupted else "skip" if args.skip_interrupted else None
     if action is None and not args.headless:
         action = "ask"  # the TUI shows the interrupted step; the operator decides
@@ -252,7 +262,7 @@ def cmd_repair(args) -> int:
         raise UsageError(
             f"step '{step.id}' is a {step.kind} step: repair settles the history of a migrate step"
         )
-    profile = config.profile(run["environment"])
+    profile = _profile(config, run["environment"])
     values, _, redactor, missing = resolve_values(runbook, profile, config.operator_name, run["id"])
     if missing:
         raise UsageError("secrets not usable: " + "; ".join(missing))
@@ -344,8 +354,13 @@ def _fly(
             team.start(runbook.path)
         if resume:
             engine.prepare_resume(resume[1])
+        ready = None
+        if not (resume or dry_run):
+            from cockpit.readiness import before_start
+
+            ready = before_start(engine, headless=args.headless, override=args.override_readiness)
         if not args.headless:
-            return _fly_tui(engine, operator, protected)
+            return _fly_tui(engine, operator, protected, ready)
         return _fly_headless(args, engine, operator, protected)
     finally:
         if team is not None:
@@ -393,15 +408,15 @@ def _lost(engine, headless: bool, why: str) -> None:
         print(f"cockpit: {why}: pausing after the current step", file=sys.stderr, flush=True)
 
 
-def _fly_tui(engine, operator, protected: bool) -> int:
-    from cockpit.app import CockpitApp, hangup_proof_terminal
+def _fly_tui(engine, operator, protected: bool, readiness) -> int:
+    from cockpit.app import CockpitApp, terminal_stream
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
-    app = CockpitApp(engine, operator, protected=protected)
+    app = CockpitApp(engine, operator, protected=protected, readiness=readiness)
     for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
         os.environ.pop(stale, None)
-    with hangup_proof_terminal():
+    with terminal_stream():
         status = app.run()
     if app.error:
         raise UsageError(app.error)
@@ -482,9 +497,10 @@ def cmd_watch(args) -> int:
     if not args.headless:
         if not sys.stdin.isatty() or not sys.stderr.isatty():
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
-        from cockpit.app import WatchApp
+        from cockpit.app import WatchApp, terminal_stream
 
-        WatchApp(team, watched, config.operator_name).run()
+        with terminal_stream():
+            WatchApp(team, watched, config.operator_name).run()
         return EXIT_OK
     return asyncio.run(_watch_headless(team, watched))
 
@@ -495,7 +511,8 @@ async def _watch_headless(team, watched) -> int:
 
     print(f"cockpit: watching {watched.note}", flush=True)
     printer = HeadlessPrinter(watched.runbook)
-    async for event in watch_events(team, watched):
+    said = partial(print, "cockpit:", file=sys.stderr, flush=True)
+    async for event in watch_events(team, watched, held=said):
         printer(event)
     return EXIT_OK
 
@@ -520,9 +537,10 @@ def cmd_history(args) -> int:
     config = _config(args)
     journal = _journal(args, config)
     if not (args.json or args.plain) and sys.stdin.isatty() and sys.stdout.isatty():
-        from cockpit.app import HistoryApp
+        from cockpit.app import HistoryApp, terminal_stream
 
-        chosen = HistoryApp(journal).run()
+        with terminal_stream():
+            chosen = HistoryApp(journal).run()
         journal.close()
         if chosen is None:
             return EXIT_OK
@@ -543,11 +561,10 @@ def cmd_history(args) -> int:
     header = f"{'RUN':<22} {'STATUS':<12} {'ENV':<12} {'STARTED':<17} {'TOOK':>8}  RUNBOOK"
     print(header)
     for run in runs:
-        took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
         started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M")
         print(
             f"{run['id']:<22} {run['status']:<12} {run['environment']:<12} {started:<17} "
-            f"{format_duration(took):>8}  {run['runbook']} ({run['operator']})"
+            f"{format_duration(run['duration']):>8}  {run['runbook']} ({run['operator']})"
             f"{' · rehearsal' if run['rehearsal'] else ''}"
         )
     return EXIT_OK
@@ -587,45 +604,6 @@ def cmd_signoff(args) -> int:
     return EXIT_OK
 
 
-def cmd_import(args) -> int:
-    from cockpit.importer import import_file
-
-    output = Path(args.output) if args.output else None
-    if output is not None and output.exists() and not args.force:
-        raise UsageError(f"{output} exists: pass --force to overwrite it")
-    imported = import_file(args.file)  # ImportFailed: one line, exit code 2
-    if output is None:
-        sys.stdout.write(imported.yaml)
-    else:
-        try:
-            output.write_text(imported.yaml)
-        except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    for line in imported.summary.lines():
-        print(line, file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_kinds(args) -> int:
-    from steps import KindNotFound, get_kind, known_kinds
-
-    for name in args.names or known_kinds():
-        try:
-            kind = get_kind(name)
-        except KindNotFound:
-            raise UsageError(
-                f"no step kind '{name}'; known kinds: {', '.join(known_kinds())}"
-            ) from None
-        print(f"{name}: {kind.summary}")
-        for label, fields in (("", kind.fields), ("expect.", kind.expect)):
-            for field_name, spec in fields.items():
-                need = ", required" if spec.required else ""
-                choices = f" [{' | '.join(spec.choices)}]" if spec.choices else ""
-                print(f"  {label}{field_name} ({spec.type}{need}){choices}: {spec.help}")
-        print()
-    return EXIT_OK
-
-
 def cmd_locate(args) -> int:
     from cockpit.config import find_config
 
@@ -649,24 +627,19 @@ def cmd_demo(args) -> int:
     runbook = load_runbook(FLAGSHIP)
     if not args.headless and not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UsageError("the TUI needs a terminal: use cockpit demo --headless in scripts")
-    configured = config.environments.get("sandbox")
-    given = {
-        name: configured.secret(name)[0] if configured and name in configured.secrets else None
-        for name in ("DATABASE_URL", "REDIS_URL")
-    }
     folder = Path(tempfile.mkdtemp(prefix="cockpit-sandbox-"))
+    database_url, redis_url = _sandbox_servers(config)
     sandbox = Sandbox(
         folder,
         drill=args.drill,
-        database_url=given["DATABASE_URL"],
-        redis_url=given["REDIS_URL"],
+        database_url=database_url,
+        redis_url=redis_url,
         say=lambda text: print(text, file=sys.stderr, flush=True),
     )
     print(f"cockpit demo: starting the sandbox in {folder}", file=sys.stderr, flush=True)
     try:
         profile, environ = sandbox.start()
-        os.environ.update(environ)  # the runbook's secrets, generated for this sandbox
-        os.environ["PATH"] = f"{sandbox.tools}{os.pathsep}{os.environ['PATH']}"
+        os.environ.update(environ)  # its secrets, clients and their settings
         args.confirm_env = None
         return _fly(
             args,
@@ -681,8 +654,25 @@ def cmd_demo(args) -> int:
         sandbox.stop()
 
 
+def cmd_sandbox(args) -> int:
+    """Start the sandbox and a shell in it, or print the running one's exports."""
+    from cockpit.sandbox import session
+
+    if args.action == "env":
+        _, environ = session.running()
+        print(session.export_lines(environ), end="")
+        return EXIT_OK
+    return session.serve(
+        args.drill,
+        not args.no_shell,
+        lambda text: print(text, file=sys.stderr, flush=True),
+        *_sandbox_servers(_config(args)),
+    )
+
+
 COMMANDS = {
     "demo": cmd_demo,
+    "sandbox": cmd_sandbox,
     "validate": cmd_validate,
     "plan": cmd_plan,
     "run": cmd_run,
@@ -693,6 +683,7 @@ COMMANDS = {
     "signoff": cmd_signoff,
     "import": cmd_import,
     "kinds": cmd_kinds,
+    "alerts": cmd_alerts,
     "locate": cmd_locate,
     "watch": cmd_watch,
     "approve": cmd_approve,

@@ -4,6 +4,7 @@ runs them)."""
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--confirm-env",
         metavar="NAME",
         help="confirm a protected environment without typing its name",
+    )
+    fly.add_argument(
+        "--override-readiness",
+        metavar="REASON",
+        help="start a protected environment although rollback readiness failed; "
+        "REASON is recorded with the operator's name",
     )
     take = argparse.ArgumentParser(add_help=False)
     take.add_argument(
@@ -159,6 +166,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
+    p = sub.add_parser(
+        "alerts",
+        help="list a runbook's alert rules, or write them as a Prometheus rule file",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--prometheus-rules",
+        action="store_true",
+        help="print the rules as a Prometheus rule file (for promtool, or your Prometheus)",
+    )
+    p.add_argument(
+        "--env",
+        metavar="NAME",
+        help="only this environment's rules (when: {env: [...]}); without it, a rule "
+        "file holds only the rules for every environment",
+    )
+    p.add_argument(
+        "--rate-window",
+        metavar="DURATION",
+        type=_duration,
+        help="scrape source: rate()'s range in the PromQL (default: the metrics window, "
+        "else 1m); at least twice your Prometheus's scrape interval",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="METRIC=VALUE",
+        action="append",
+        default=[],
+        type=_baseline,
+        help="a relative_to_baseline rule's baseline, as a constant (repeatable); "
+        "without one such a rule is left out",
+    )
+
     p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
     p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
 
@@ -177,6 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--rehearsal",
         action="store_true",
         help="accepted for symmetry with run: demo runs are always recorded as rehearsals",
+    )
+
+    p = sub.add_parser(
+        "sandbox",
+        parents=[common],
+        help="the demo's servers without flying anything: a shell where kubectl, psql, "
+        "redis-cli and curl reach them; `sandbox env` prints its exports",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("shell", "env"),
+        default="shell",
+        help="shell (default): start the sandbox and open a shell in it; "
+        "env: print `export` lines for the running sandbox",
+    )
+    p.add_argument("--drill", choices=("bad-release",), help="as for demo")
+    p.add_argument(
+        "--no-shell",
+        action="store_true",
+        help="start the sandbox and wait (ctrl+c or SIGTERM stops it) instead of a shell",
     )
 
     p = sub.add_parser(
@@ -215,3 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="print where the config, journal and output files are",
     )
     return parser
+
+
+def _duration(text: str) -> float:
+    from cockpit.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("expected a duration longer than 0")
+    return seconds
+
+
+def _baseline(text: str) -> tuple[str, float]:
+    metric, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not metric or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected METRIC=NUMBER such as p95_ms=420, got {text!r}")
+    return metric, number

@@ -1,5 +1,6 @@
 """Control characters made visible, so text from a step, a server or a runbook can not
-drive the operator's terminal.
+drive the operator's terminal; and, on a terminal whose locale is not UTF-8, nothing
+beyond ASCII sent to it (``ascii_only``).
 
 A step's output, an HTTP body, a SQL cell or a runbook title may hold ESC sequences
 (clear the screen, move the cursor, set the window title, write the clipboard with OSC
@@ -14,9 +15,15 @@ ends) is dropped, as a terminal would show it.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import unicodedata
+from collections.abc import Mapping
+from functools import cache
 from typing import Any, TextIO
+
+from rich.cells import cell_len
 
 _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
 
@@ -45,15 +52,76 @@ def visible(text: str, *, newlines: bool = True) -> str:
     return text.translate(_LINES if newlines else _TABLE)
 
 
+# What Python writes into LC_CTYPE when it coerces a C locale (PEP 538): not the
+# terminal's setting, which is then in LANG.
+COERCED = {"C.UTF-8", "C.utf8", "UTF-8"}
+
+
+def utf8_terminal(environ: Mapping[str, str] = os.environ, *, coerced: bool | None = None) -> bool:
+    """Whether the locale's encoding, as POSIX picks it (LC_ALL, else LC_CTYPE, else
+    LANG, else C), is UTF-8. ``coerced``: whether an LC_CTYPE of C.UTF-8 may be Python's
+    own (started in the C locale, it sets that and turns UTF-8 mode on, PEP 538 and 540);
+    by default, whether UTF-8 mode is on."""
+    if coerced is None:
+        coerced = bool(sys.flags.utf8_mode)
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = environ.get(name, "")
+        if name == "LC_CTYPE" and coerced and value in COERCED:
+            continue
+        if value:  # en_US.UTF-8, C.utf8, de_DE.UTF-8@euro, UTF-8
+            return "utf8" in value.lower().replace("-", "")
+    return False
+
+
+# What a terminal whose locale is not UTF-8 is sent for a character beyond ASCII that
+# the screens' own ASCII glyphs (``widgets.glyphs``) do not cover (a "·" between words,
+# Textual's "…" where it cuts a line, the text of a step's output): an ASCII twin
+# exactly as wide, so the layout stays put.
+_TWINS = {
+    "·": "-", "•": "*", "…": ".", "–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"',
+    "→": ">", "←": "<", "↑": "^", "↓": "v", "▶": ">", "◀": "<", "▲": "^", "▼": "v",
+    "✓": "+", "✔": "+", "✗": "x", "✘": "x", "×": "x", "↷": "~", "⊘": "/", "⚠": "!",
+    "≤": "<", "≥": ">", "≠": "#", "°": "o", "\u00a0": " ",
+}  # fmt: skip
+_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@cache
+def _twin(char: str) -> str:
+    if char in _TWINS:
+        return _TWINS[char]
+    name = unicodedata.name(char, "")
+    if name.startswith("BOX DRAWINGS"):  # a frame's lines and corners
+        horizontal, vertical = "HORIZONTAL" in name, "VERTICAL" in name
+        return "-" if horizontal and not vertical else "|" if vertical and not horizontal else "+"
+    if name.endswith(("BLOCK", "SHADE")) or "QUADRANT" in name:  # Textual's borders
+        if "QUADRANT" not in name and ("LEFT" in name or "RIGHT" in name):
+            return "|"
+        return "-" if "UPPER" in name or "LOWER" in name else "#"
+    width = cell_len(char)
+    folded = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+    return folded if len(folded) == width else "?" * width  # "é" is "e", "日" is "??"
+
+
+def ascii_only(text: str) -> str:
+    """``text`` with every character beyond ASCII replaced by its twin, cell for cell."""
+    if text.isascii():
+        return text
+    return _BEYOND_ASCII.sub(lambda found: _twin(found[0]), text)
+
+
 class VisibleStream:
     """A text stream (stdout, stderr) whose every write goes through ``visible``: put
-    where a command's text leaves for the terminal, it covers every line printed."""
+    where a command's text leaves for the terminal, it covers every line printed. On a
+    terminal whose locale is not UTF-8 (``ascii``), what it prints is ASCII too."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, ascii: bool = False) -> None:
         self.stream = stream
+        self.ascii = ascii
 
     def write(self, text: str) -> int:
-        self.stream.write(visible(text))
+        shown = visible(text)
+        self.stream.write(ascii_only(shown) if self.ascii else shown)
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
@@ -61,10 +129,15 @@ class VisibleStream:
 
 
 def visible_stream(stream: TextIO) -> TextIO:
-    """``stream`` behind a ``VisibleStream`` (once: a wrapped stream is returned as is)."""
+    """``stream`` behind a ``VisibleStream`` (once: a wrapped stream is returned as is),
+    ASCII only when it is a terminal whose locale is not UTF-8."""
     if isinstance(stream, VisibleStream):
         return stream
-    return VisibleStream(stream)  # type: ignore[return-value]  # a TextIO by delegation
+    try:  # a file or a pipe keeps the bytes as printed
+        ascii = stream.isatty() and not utf8_terminal()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        ascii = False
+    return VisibleStream(stream, ascii)  # type: ignore[return-value]  # a TextIO by delegation
 
 
 def find_control(text: str) -> tuple[int, str] | None:

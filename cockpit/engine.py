@@ -38,7 +38,7 @@ from cockpit.runbook import (
     resolve_fields,
     substitute,
 )
-from cockpit.stopped import how_it_stopped
+from cockpit.stopped import how_it_stopped, time_flown
 from cockpit.values import new_run_id, resolve_values
 from steps import get_kind
 from steps.base import Operator
@@ -101,6 +101,11 @@ class Engine(StepExecution):
             runbook, profile, operator.name, self.run_id
         )
         self.started = time.time()
+        """When this process took the run up (a resumed run started before)."""
+        self._flown = 0.0  # seconds flown in stretches that ended (see ``flown``)
+        self._since: float | None = self.started  # the stretch flown now began then
+        self._first_started = self.started  # when the run itself started
+        self._reopens = ""  # a resumed run that had ended: how
         self.alerts = tuple(
             rule
             for rule in runbook.alerts
@@ -119,6 +124,9 @@ class Engine(StepExecution):
         """A resumed run: how, when and where it stopped (``cockpit.stopped``)."""
         self._tries: dict[str, int] = {}
         self._ended: ev.RunStatus | None = None
+        self.readiness: ev.ReadinessChecked | None = None
+        """Rollback readiness found before the start (``cockpit.readiness``): recorded
+        right after the run starts."""
 
     # --------------------------------------------------------------- set-up
 
@@ -194,7 +202,7 @@ class Engine(StepExecution):
             status = "failed"
         live = {
             "now": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "duration": format_duration(time.time() - self.started),
+            "duration": format_duration(self.flown()),
             "status": status,
         }
         overridden = {**self.runbook.variables, **self.profile.variables}
@@ -281,6 +289,17 @@ class Engine(StepExecution):
                 os.getpid(),
             )
         )
+        if self._reopens:  # its ending stays in the record; it will end again
+            self._emit(
+                ev.RunReopened(
+                    self.run_id,
+                    self._now(),
+                    self.operator.name,
+                    f"cockpit resume: it had ended {self._reopens}",
+                )
+            )
+        if self.readiness is not None and not self._resumed:
+            self._emit(dataclasses.replace(self.readiness, run_id=self.run_id, at=self._now()))
         if self.team is not None and self.team.took_over is not None:
             self._emit(
                 ev.LockTakenOver(
@@ -313,11 +332,12 @@ class Engine(StepExecution):
             raise EngineError(self._live_elsewhere())
         rows = {row["step_id"]: row for row in self.journal.steps(self.run_id)}
         events = self.journal.events(self.run_id)
-        self.stopped = how_it_stopped(
-            self.journal.find_run(self.run_id),
-            rows.values(),
-            events[-1]["at"] if events else None,
-        )
+        run = self.journal.find_run(self.run_id)
+        self.stopped = how_it_stopped(run, rows.values(), events[-1]["at"] if events else None)
+        self._flown = time_flown(events)
+        self._first_started = run["started_at"] or self.started
+        ended = (ev.RunStatus.FAILED.value, ev.RunStatus.CANCELLED.value)
+        self._reopens = run["status"] if run["status"] in ended else ""
         unknown = set(rows) - set(self.status)
         if unknown:
             raise EngineError(
@@ -530,6 +550,7 @@ class Engine(StepExecution):
         if self._ended is None:
             return
         self._ended = None
+        self._since = time.time()
         self._emit(ev.RunReopened(self.run_id, self._now(), self.operator.name, reason))
 
     async def _remaining(self) -> ev.RunStatus:
@@ -567,16 +588,36 @@ class Engine(StepExecution):
             self._lock.release()
         return status
 
+    def flown(self) -> float:
+        """The seconds the run was flown: its duration. A resumed or reopened run counts
+        each stretch it was open (this process's and those before), not the time it
+        stood paused, ended or dead in between: what the operator spent on it."""
+        now = time.time()
+        return self._flown + (now - self._since if self._since is not None else 0.0)
+
+    @property
+    def flown_since(self) -> float:
+        """When the run would have started, flown without its stops: a clock counting
+        from then says the time flown (the header's)."""
+        return time.time() - self.flown()
+
     def _end(self, status: ev.RunStatus) -> None:
         self._ended = status
+        self._flown, self._since = self.flown(), None
         why = self._pause_reason if status == ev.RunStatus.PAUSED else ""
+        since = time.time() - self._first_started
+        span = (  # said too when stops in between make it longer than the time flown
+            f"{format_duration(since)} since it started"
+            if format_duration(since) != format_duration(self._flown)
+            else ""
+        )
         self._emit(
             ev.RunFinished(
                 self.run_id,
                 self._now(),
                 status,
-                time.time() - self.started,
-                "; ".join(filter(None, [why, self.summary()])),
+                self._flown,
+                "; ".join(filter(None, [why, self.summary(), span])),
             )
         )
 

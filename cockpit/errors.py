@@ -7,6 +7,8 @@ runbook every problem then a count), and carries the exit code the command ends 
 
 from __future__ import annotations
 
+EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_CANCELLED = 0, 1, 3, 130  # bad input: CockpitError, 2
+
 
 class CockpitError(Exception):
     """An error shown to the operator as is, without a traceback."""
@@ -16,6 +18,10 @@ class CockpitError(Exception):
     def report(self) -> str:
         """What the CLI prints on stderr."""
         return f"cockpit: {self}"
+
+
+class UsageError(CockpitError):
+    """Bad input to a command: printed as one clear message, exit code 2."""
 
 
 class Failed(CockpitError):

@@ -52,6 +52,17 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
+class ReadinessChecked(Event):
+    """Rollback readiness, found before the run's first step (``cockpit.readiness``):
+    each item ``{check, state, text}``. ``override_by`` started a protected environment
+    in spite of a failed item, for ``override_reason``."""
+
+    items: tuple[Mapping[str, str], ...]
+    override_by: str = ""
+    override_reason: str = ""
+
+
+@dataclass(frozen=True)
 class PhaseStarted(Event):
     phase_id: str
     title: str

@@ -61,6 +61,7 @@ class HeadlessPrinter:
             ev.StepApproved: lambda e: self._line(
                 e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"
             ),
+            ev.ReadinessChecked: self._readiness,
             ev.LockTakenOver: lambda e: self.say(
                 f"cockpit: took the lock of '{e.environment}' over from {e.previous}"
             ),
@@ -90,6 +91,14 @@ class HeadlessPrinter:
         self.say(
             f"cockpit: run {e.run_id}{how}: {e.runbook} on {e.environment}, operator {e.operator}"
         )
+
+    def _readiness(self, e: ev.ReadinessChecked) -> None:
+        """The items were printed before the run; an override is said again here."""
+        if e.override_by:
+            self.say(
+                f"cockpit: started in spite of failed rollback readiness, by "
+                f"{e.override_by}: {e.override_reason}"
+            )
 
     def _step_started(self, e: ev.StepStarted) -> None:
         if e.attempt == e.first_attempt:

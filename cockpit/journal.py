@@ -341,7 +341,7 @@ class BaseJournal:
         if len(rows) > 1:
             ids = ", ".join(row["id"] for row in rows[:5])
             raise RunNotFound(f"'{ref}' matches several runs ({ids}): give more of the id")
-        return rows[0]
+        return self._timed(rows)[0]
 
     def latest_rehearsal(self, runbook: str, before: float | None = None) -> dict[str, Any] | None:
         """The newest rehearsal of the runbook named ``runbook`` that ended ok (started
@@ -352,7 +352,7 @@ class BaseJournal:
             "ORDER BY started_at DESC LIMIT 1",
             (runbook, before if before is not None else float("inf")),
         )
-        return rows[0] if rows else None
+        return self._timed(rows)[0] if rows else None
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest runs; one recorded as running whose process is gone says so."""
@@ -360,6 +360,25 @@ class BaseJournal:
         for row in rows:
             if row["status"] == "running" and not self._flying(row):
                 row["status"] = "interrupted"
+        return self._timed(rows)
+
+    def _timed(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` of runs, each with its ``duration``: the time it was flown, as its
+        last ending says (``Engine.flown``: not the time it stood paused or ended in
+        between, as ``finished_at - started_at`` would count); None while it runs."""
+        ids = [row["id"] for row in rows]
+        ended = (
+            self._query(
+                f"SELECT run_id, data FROM events WHERE type = 'RunFinished' AND run_id IN "
+                f"({', '.join('?' * len(ids))}) ORDER BY id",
+                ids,
+            )
+            if ids
+            else []
+        )
+        flown = {row["run_id"]: json.loads(row["data"]).get("duration") for row in ended}
+        for row in rows:
+            row["duration"] = flown.get(row["id"]) if row["finished_at"] else None
         return rows
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
@@ -738,6 +757,7 @@ def _event_only(e: ev.Event) -> list[Statement]:
 # Each handler takes the event of its key's type.
 _APPLY: dict[type[ev.Event], Callable[[Any], list[Statement]]] = {
     ev.RunStarted: _run_started,
+    ev.ReadinessChecked: _event_only,
     ev.PhaseStarted: _event_only,
     ev.StepWaiting: _step_waiting,
     ev.StepStarted: _step_started,

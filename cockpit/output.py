@@ -25,7 +25,7 @@ import shutil
 import time
 from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -98,8 +98,9 @@ class DiskWatch:
 
 def times_path(path: Path) -> Path:
     """The sidecar of an output file: a line ``LINE EPOCH`` for each write, LINE the
-    number (from 0) of the first line written then; the .log itself stays the step's
-    bytes, as an operator greps them."""
+    number (from 0) of the first line written then, in that file; the .log itself stays
+    the step's bytes, as an operator greps them. A tail segment has its own, folded in
+    with it, so the times stay with the lines kept when the middle is dropped."""
     return path.with_name(path.name + ".times")
 
 
@@ -129,6 +130,8 @@ class OutputSink:
         self.truncated = 0
         """Bytes of output dropped from the middle (past the head, before the tail)."""
         self._tail_file: BinaryIO | None = None  # the newer segment, once the head is full
+        self._tail_times: BinaryIO | None = None  # its sidecar
+        self._tail_lines = 0  # the lines in it
         self._tail_index = 0
         self._tail_size = 0
         # A cockpit killed while the head was full left its tail beside the file.
@@ -145,7 +148,7 @@ class OutputSink:
         """The file was deleted while the step ran and is written again in full."""
         self._file: BinaryIO | None = None  # opened at the first line: silent steps make none
         self._times: BinaryIO | None = None  # the sidecar (``times_path``), opened with it
-        self._first_line = count_lines(path) if self.resumed else 0  # the next line's number
+        self._first_line = count_lines(path) if self.resumed else 0  # the head's next line
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
         self._partial = dict.fromkeys(STREAMS, "")
         self._pending: deque[tuple[str, str]] = deque()
@@ -180,8 +183,7 @@ class OutputSink:
         on_disk = text if not prefix else prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"
         if self.error is None:
             try:
-                self._store(on_disk.encode())
-                self._stamp(count)
+                self._store(on_disk.encode(), count)
             except OSError as exc:  # disk full, file too large: keep showing, say so
                 self.error = f"{self.path}: {exc.strerror}"
         self.lines += count
@@ -198,22 +200,19 @@ class OutputSink:
         keep = self._tail.maxlen or 0
         self._tail.extend(text[:-1].rsplit("\n", keep)[-keep:])
 
-    def _stamp(self, count: int) -> None:
-        """Say in the sidecar when the next ``count`` lines were read."""
-        if self._times is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._times = open(times_path(self.path), "ab", buffering=0)  # noqa: SIM115 - see close
-        self._times.write(f"{self._first_line} {time.time():.3f}\n".encode())
-        self._first_line += count
-
-    def _store(self, data: bytes) -> None:
-        """Write to the file while the head has room, then to the tail segments."""
+    def _store(self, data: bytes, count: int) -> None:
+        """Write ``count`` lines to the file while the head has room, then to the tail
+        segments; each sidecar says when its file's lines were read."""
         if self._tail_file is None and self._size + len(data) <= self.max_bytes // 2:
             if self._file is None:  # its folder may have been deleted since
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - see close
+                self._times = open(times_path(self.path), "ab", buffering=0)  # noqa: SIM115
             self._file.write(data)
             self._size += len(data)
+            assert self._times is not None  # opened with the file
+            self._times.write(f"{self._first_line} {time.time():.3f}\n".encode())
+            self._first_line += count
             return
         if self._tail_file is None:
             self._pane_note(
@@ -222,17 +221,26 @@ class OutputSink:
                 "; the middle is dropped"
             )
         elif self._tail_size + len(data) > self.max_bytes // 4:
-            self._tail_file.close()
+            self._close_tail()
             self._tail_index = 1 - self._tail_index
             older = self._segments[self._tail_index]
             self.truncated += older.stat().st_size if older.exists() else 0
-            self._tail_file = None
-        if self._tail_file is None:
+        if self._tail_file is None or self._tail_times is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._tail_file = open(self._segments[self._tail_index], "wb", buffering=0)  # noqa: SIM115
-            self._tail_size = 0
+            segment = self._segments[self._tail_index]
+            self._tail_file = open(segment, "wb", buffering=0)  # noqa: SIM115 - see close
+            self._tail_times = open(times_path(segment), "wb", buffering=0)  # noqa: SIM115
+            self._tail_size = self._tail_lines = 0
         self._tail_file.write(data)
         self._tail_size += len(data)
+        self._tail_times.write(f"{self._tail_lines} {time.time():.3f}\n".encode())
+        self._tail_lines += count
+
+    def _close_tail(self) -> None:
+        for file in (self._tail_file, self._tail_times):
+            if file is not None:
+                file.close()
+        self._tail_file = self._tail_times = None
 
     def _pane_note(self, text: str) -> None:
         """A line for the pane only: the file says it its own way."""
@@ -240,19 +248,28 @@ class OutputSink:
         self._pending_lines += 1
         self._pending_chars += len(text) + 1
 
-    def _fold_segments(self, note: str) -> None:
-        """Append the tail segments (older first) to the file, after ``note`` (if any)."""
+    def _fold_segments(self, note: str, lines: int | None = None) -> None:
+        """Append the tail segments (older first) to the file, after ``note`` (if any),
+        and their sidecars to its sidecar, numbered on from the file's ``lines`` (counted
+        when not given)."""
         present = present_segments(self.path)
         if not present:
             return
-        with open(self.path, "ab") as file:
+        line = _lines_in(self.path) if lines is None else lines
+        with open(self.path, "ab") as file, open(times_path(self.path), "ab") as times:
             if note:
                 file.write(f"{FILE_PREFIX['info']}... {note} ...\n".encode())
+                line += 1
             for segment in present:
+                for begins, epoch in _stamps_of(segment):
+                    times.write(f"{line + begins} {epoch:.3f}\n".encode())
                 with segment.open("rb") as part:
-                    shutil.copyfileobj(part, file, 1024 * 1024)
+                    while block := part.read(1024 * 1024):
+                        file.write(block)
+                        line += block.count(b"\n")
         for segment in present:
             segment.unlink()
+            times_path(segment).unlink(missing_ok=True)
 
     async def matches(self, pattern: str) -> bool:
         """Whether the output written so far (masked) holds a match of ``pattern``, ``^``
@@ -304,9 +321,9 @@ class OutputSink:
         if self._times is not None:
             self._times.close()
         if self._tail_file is not None:
-            self._tail_file.close()
+            self._close_tail()
             try:
-                self._fold_segments(self.truncation_note())
+                self._fold_segments(self.truncation_note(), self._first_line)
             except OSError as exc:
                 self.error = f"{self.path}: {exc.strerror}"
             if self.truncated:
@@ -402,25 +419,43 @@ def _parse(raw: Iterable[bytes]) -> list[tuple[str, str]]:
     return read
 
 
-def line_times(path: Path, first: int, count: int) -> list[float | None]:
-    """When lines ``first`` to ``first + count - 1`` (from 0) of an output file were
-    read, from its sidecar; None for a line it has no time for. The sidecar is read only
-    as far as those lines."""
-    times: list[float | None] = [None] * count
-    latest: float | None = None
-    at = first
+def _stamps_of(path: Path) -> Iterator[tuple[int, float]]:
+    """The entries of one file's sidecar (see ``times_path``); none if it has none."""
     try:
         with times_path(path).open("rb") as file:
             for entry in file:
                 line, _, epoch = entry.partition(b" ")
-                begins = int(line)
-                if begins >= first + count:
-                    break
-                times[at - first : begins - first] = [latest] * max(begins - at, 0)
-                at, latest = max(at, begins), float(epoch)
-    except (OSError, ValueError):
-        pass
-    times[at - first :] = [latest] * (first + count - at)
+                try:
+                    yield int(line), float(epoch)
+                except ValueError:  # half an entry: the cockpit was killed writing it
+                    continue
+    except OSError:
+        return
+
+
+def _stamps(path: Path) -> Iterator[tuple[int, float]]:
+    """The sidecar entries of an output file, then (a capped step still running) those
+    of its tail segments, numbered on through them as ``count_lines`` counts."""
+    yield from _stamps_of(path)
+    segments = present_segments(path)
+    base = _lines_in(path) if segments else 0
+    for segment in segments:
+        yield from ((base + line, epoch) for line, epoch in _stamps_of(segment))
+        base += _lines_in(segment)
+
+
+def line_times(path: Path, first: int, count: int) -> list[float | None]:
+    """When lines ``first`` to ``first + count - 1`` (from 0) of an output file were
+    read, from its sidecar; None for a line it has no time for. The sidecar is read only
+    as far as those lines."""
+    times: list[float | None] = []
+    latest: float | None = None
+    for begins, epoch in _stamps(path):
+        if begins >= first + count:
+            break
+        times.extend([latest] * (begins - first - len(times)))  # the lines before it
+        latest = epoch
+    times.extend([latest] * (count - len(times)))
     return times
 
 
@@ -505,12 +540,16 @@ def _find_in(file: BinaryIO, needle: bytes, found: Matches, line: int) -> int:
 def count_lines(path: Path) -> int:
     """The lines in an output file and the tail segments a killed cockpit left beside
     it; 0 when there is none."""
+    return sum(_lines_in(part) for part in (path, *tail_segments(path)))
+
+
+def _lines_in(path: Path) -> int:
+    """The lines in one file; 0 when there is none."""
     count = 0
-    for part in (path, *tail_segments(path)):
-        try:
-            with part.open("rb") as file:
-                while block := file.read(1024 * 1024):
-                    count += block.count(b"\n")
-        except OSError:
-            continue
+    try:
+        with path.open("rb") as file:
+            while block := file.read(1024 * 1024):
+                count += block.count(b"\n")
+    except OSError:
+        pass
     return count

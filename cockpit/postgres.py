@@ -314,3 +314,17 @@ async def close(connection: Any, timeout: float = CLOSE_TIMEOUT) -> None:
         await connection.close(timeout=timeout)
     except Exception:
         connection.terminate()
+
+
+async def answers(dsn: str, timeout: float = CONNECT_TIMEOUT) -> str:
+    """A read-only probe: connect and ``SELECT 1``. What answered, or ``ConnectError``."""
+    target = Target.parse(dsn, strict=False)
+    connection = await connect(dsn, read_only=True, timeout=timeout)
+    try:
+        await connection.fetchval("SELECT 1", timeout=timeout)
+        major = connection.get_server_version().major
+    except Exception as exc:
+        raise ConnectError(target.scrub(f"PostgreSQL at {target.where}: {problem(exc)}")) from None
+    finally:
+        await close(connection)
+    return f"PostgreSQL {major} at {target.where} answers SELECT 1"

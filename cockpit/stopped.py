@@ -64,3 +64,24 @@ def how_it_stopped(
     when = f" at {clock(run['finished_at'])}" if run["finished_at"] else ""
     why = f": {run['message']}" if run["message"] else ""
     return f"{run['status']}{when}{after}{why}"
+
+
+def time_flown(events: Iterable[Mapping[str, Any]]) -> float:
+    """The seconds a run was flown, from its recorded events (``type`` and ``at``): each
+    stretch from a start (or a reopening) to its end, the last sign of life of a process
+    that died, the time it stood paused, ended or dead not counted."""
+    total, since, last = 0.0, None, None
+    for event in events:
+        kind, at = event["type"], event["at"]
+        if kind in ("RunStarted", "RunReopened"):
+            if since is not None and kind == "RunStarted":  # the process before died
+                total += last - since
+                since = None
+            since = at if since is None else since
+        elif kind == "RunFinished" and since is not None:
+            total += at - since
+            since = None
+        last = at
+    if since is not None and last is not None:  # the process flying it died
+        total += last - since
+    return total

@@ -538,7 +538,9 @@ class Follower:
         if self._client is not None:
             await self._client.aclose()
 
-    async def events(self) -> AsyncIterator[ev.Event]:
+    async def events(self, idle: bool = False) -> AsyncIterator[ev.Event | None]:
+        """The events published; with ``idle``, None too after each quiet second (a
+        chance to look at something else)."""
         import redis.asyncio as aioredis
 
         pubsub = self._pubsub
@@ -549,6 +551,8 @@ class Follower:
             except aioredis.RedisError as exc:
                 raise unreachable(exc) from None
             if message is None:
+                if idle:
+                    yield None
                 continue
             try:
                 event = decode(json.loads(message["data"]))
@@ -697,11 +701,15 @@ def _key(event: ev.Event) -> tuple[str, float]:
 
 
 async def watch_events(
-    team: Team, watched: Watched, stop_at_end: bool = True
+    team: Team,
+    watched: Watched,
+    stop_at_end: bool = True,
+    held: Callable[[str], None] | None = None,
 ) -> AsyncIterator[ev.Event]:
-    """The run's recorded past, then its live events, each once, until it finishes
-    (with ``stop_at_end``; else on, for a screen that stays open: a run that ended may
-    be reopened while its cockpit is open)."""
+    """The run's recorded past, then its live events, each once. With ``stop_at_end``,
+    until it is over: ended, and let go by its cockpit (the environment's lock no longer
+    held for it), which could otherwise reopen it (a step retried after the ending), as
+    ``held`` is told once per ending; on otherwise, for a screen that stays open."""
     async with Follower(team, **watched.channel) as follower:  # before the journal: no gap
         seen = set()
         past = journal_events(watched.journal, watched.run_id) if watched.journal else []
@@ -711,11 +719,29 @@ async def watch_events(
             yield event
             if isinstance(event, ev.RunFinished | ev.RunReopened):
                 ended = isinstance(event, ev.RunFinished)
-        if ended and stop_at_end:
+        told = False  # held was told of this ending
+        if ended and stop_at_end and await _let_go(team, watched):
             return
-        async for event in follower.events():
-            if event.run_id != watched.run_id or _key(event) in seen:
-                continue
-            yield event
-            if isinstance(event, ev.RunFinished) and stop_at_end:
-                return
+        async for live in follower.events(idle=True):
+            if live is not None:
+                if live.run_id != watched.run_id or _key(live) in seen:
+                    continue
+                yield live
+                if isinstance(live, ev.RunFinished | ev.RunReopened):
+                    ended, told = isinstance(live, ev.RunFinished), False
+            if ended and stop_at_end:
+                if await _let_go(team, watched):
+                    return
+                if held is not None and not told:
+                    told = True
+                    held(
+                        f"run {watched.run_id} ended, but its cockpit still holds it and may "
+                        "reopen it (a step run again): following on until it lets go "
+                        "(ctrl+c stops)"
+                    )
+
+
+async def _let_go(team: Team, watched: Watched) -> bool:
+    """Whether the cockpit that flew the run let go of it: no process holds the
+    environment for it (it quit, or another run took the environment)."""
+    return await current_run(team, watched.environment) != watched.run_id

@@ -34,6 +34,7 @@ from screens.rollback import RollbackModal
 from widgets.checklist import Checklist
 from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
+from widgets.output_keys import SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
 from widgets.plain import literal, plain
@@ -61,7 +62,7 @@ def _answers(answer: asyncio.Future[bool | None]) -> Callable[[bool | None], Non
     return said
 
 
-class CockpitScreen(Screen):
+class CockpitScreen(OutputKeys, Screen):
     CSS_PATH = "cockpit.tcss"
     BINDINGS = COCKPIT_KEYS
 
@@ -83,6 +84,7 @@ class CockpitScreen(Screen):
         self.flying = False
         self.told: set[str] = set()
         """The critical alerts said in a toast: once each; the header keeps showing them."""
+        self._telling = False  # a toast of the critical alerts just fired is on its way
         self._shows = self._show_table()
 
     # ------------------------------------------------------------ layout
@@ -97,7 +99,7 @@ class CockpitScreen(Screen):
             run_id=engine.run_id,
             dry_run=engine.dry_run,
             protected=self.protected,
-            started=engine.started,
+            started=engine.flown_since,
             rehearsal=engine.rehearsal,
             eta=engine.eta_now if engine.eta is not None else None,
         )
@@ -108,9 +110,7 @@ class CockpitScreen(Screen):
                 yield Static(plain(f"resumed run · {engine.stopped}"), id="stopped")
                 yield OutputPane(id="output")
                 yield Label("", id="output-status")
-                yield Input(
-                    placeholder="search the output (Enter: find, Escape: close)", id="search"
-                )
+                yield Input(placeholder=SEARCH_HINT, id="search")
                 yield Checklist(id="checklist")
                 yield StepDetail(id="detail")
             spec = engine.runbook.metrics
@@ -255,28 +255,6 @@ class CockpitScreen(Screen):
     def on_output_pane_tail_changed(self) -> None:
         self._show_status()
 
-    def action_search(self) -> None:
-        search = self.query_one("#search", Input)
-        search.display = True
-        search.focus()
-
-    def action_follow(self) -> None:
-        self.query_one(OutputPane).action_follow()
-
-    def action_times(self) -> None:
-        self.query_one(OutputPane).action_times()
-
-    def action_next_match(self) -> None:
-        self.query_one(OutputPane).action_next_match()
-
-    def action_previous_match(self) -> None:
-        self.query_one(OutputPane).action_previous_match()
-
-    def on_input_submitted(self, message: Input.Submitted) -> None:
-        if message.input.id == "search":
-            message.input.display = False
-            self.query_one(OutputPane).find(message.value)
-
     def on_selection_list_selected_changed(self, message: SelectionList.SelectedChanged):
         self.ticks[self.selected] = set(message.selection_list.selected)
 
@@ -379,20 +357,33 @@ class CockpitScreen(Screen):
             return
         names = ", ".join(a.name for a in critical)
         self.query_one(RunHeader).set_alarm(f"CRITICAL {names}", "ctrl+r rolls back")
-        if (
-            event.state == "firing"
-            and event.severity == "critical"
-            and event.name not in self.told
-            and not isinstance(self.app.screen, RollbackModal)  # it shows the alerts
-        ):
-            self.told.add(event.name)
-            summary = alert_summary(event.metric, event.value, event.threshold, event.reason)
-            self.notify(
-                f"{event.name}: {summary}. Press ctrl+r to roll back.",
-                title="Critical alert",
-                severity="error",
-                timeout=30,
-            )
+        if event.state == "firing" and event.severity == "critical" and not self._telling:
+            self._telling = True  # alerts firing together, in one sample: one toast
+            self.call_after_refresh(self._tell_critical)
+
+    def _tell_critical(self) -> None:
+        """One toast for the critical alerts that fired since the last one (each is
+        said once; the header keeps naming them all)."""
+        self._telling = False
+        if isinstance(self.app.screen, RollbackModal):  # it shows the alerts
+            return
+        new = [
+            alert
+            for alert in self.view.firing.values()
+            if alert.severity == "critical" and alert.name not in self.told
+        ]
+        if not new or not self.view.deploying or self.engine.in_rollback:
+            return
+        self.told.update(alert.name for alert in new)
+        said = "; ".join(
+            f"{a.name}: {alert_summary(a.metric, a.value, a.threshold, a.reason)}" for a in new
+        )
+        self.notify(
+            f"{said}. Press ctrl+r to roll back.",
+            title="Critical alert" if len(new) == 1 else f"{len(new)} critical alerts",
+            severity="error",
+            timeout=30,
+        )
 
     # ------------------------------------------------------------ actions
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
+from widgets.output_keys import OUTPUT_KEYS
+
 COCKPIT_KEYS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding(
         "r",
@@ -91,46 +93,7 @@ COCKPIT_KEYS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
         id="metrics.chart",
         tooltip="P95 and error rate over the whole run, with phase markers",
     ),
-    Binding(
-        "slash",
-        "search",
-        "Search",
-        show=False,
-        id="output.search",
-        tooltip="Search the selected step's output (from anywhere: the tree too)",
-    ),
-    Binding(
-        "f,end",
-        "follow",
-        "Follow",
-        show=False,
-        id="output.follow",
-        tooltip="Back to the newest line of the output and keep following it",
-    ),
-    Binding(
-        "n",
-        "next_match",
-        "Next match",
-        show=False,
-        id="output.next",
-        tooltip="The next line holding the searched text",
-    ),
-    Binding(
-        "N",
-        "previous_match",
-        "Previous match",
-        show=False,
-        id="output.previous",
-        tooltip="The previous line holding the searched text",
-    ),
-    Binding(
-        "t",
-        "times",
-        "Times",
-        show=False,
-        id="output.times",
-        tooltip="Show or hide the time (HH:MM:SS) each output line was read",
-    ),
+    *OUTPUT_KEYS,
     Binding(
         "i",
         "contacts",

@@ -61,13 +61,12 @@ class HistoryScreen(Screen):
         runs.add_columns("run", "status", "env", "started", "took", "runbook", "operator")
         for run in self.journal.runs(limit=200):
             self.status[run["id"]] = run["status"]
-            took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
             cells = [
                 run["id"],
                 run["status"],
                 run["environment"],
                 _when(run["started_at"]),
-                format_duration(took),
+                format_duration(run["duration"]),
                 f"{run['runbook']} {run['version'] or ''}",
                 run["operator"],
             ]

@@ -3,27 +3,31 @@
 The same phases, output and metrics the operator sees, from the same events (the
 journal's record first, when this host has it, then Redis pub/sub). Nothing here can
 run, skip or roll back a step; the one action is approving a step that waits for
-another person (``A``).
+another person (``A``). The output pane reads as the cockpit's, with the same keys
+(``widgets.output_keys``: search, times, follow).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Label, Tree
+from textual.widgets import Input, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.runview import RunView
+from cockpit.stopped import time_flown
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
+from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
 from widgets.phase_tree import PhaseTree
 from widgets.plain import plain
@@ -32,7 +36,7 @@ from widgets.run_header import RunHeader
 WINDOW_LINES = 1000
 
 
-class WatchScreen(Screen):
+class WatchScreen(OutputKeys, Screen):
     CSS_PATH = "watch.tcss"
     BINDINGS = [
         Binding(
@@ -42,6 +46,7 @@ class WatchScreen(Screen):
             id="watch.approve",
             tooltip="Approve the step waiting for another person's approval, as you",
         ),
+        *OUTPUT_KEYS,
     ]
 
     def __init__(self, team: Team, watched: Watched, operator: str) -> None:
@@ -53,6 +58,8 @@ class WatchScreen(Screen):
         self.view = RunView(runbook, WINDOW_LINES, join_late=True)
         self.selected = runbook.steps[0].id
         self._shows = self._show_table()
+        self._flights: list[dict[str, Any]] = []  # see _keep_flights
+        self._heard: float | None = None  # the time of the newest event
         self.alerts = tuple(
             rule
             for rule in runbook.alerts
@@ -76,6 +83,7 @@ class WatchScreen(Screen):
             with Vertical(id="centre"):
                 yield OutputPane(id="output")
                 yield Label(plain(self.watched.note), id="watch-status")
+                yield Input(placeholder=SEARCH_HINT, id="search")
             spec = runbook.metrics
             yield MetricsPanel(
                 spec.metrics if spec else (),
@@ -89,7 +97,7 @@ class WatchScreen(Screen):
         tree = self.query_one(PhaseTree)
         tree.build(self.view.status, self.view.durations)
         tree.focus()
-        self.query_one(OutputPane).show(self.view.buffers[self.selected])
+        self._show(self.selected)
         self.run_worker(self._follow(), group="watch", exit_on_error=False)
 
     async def _follow(self) -> None:
@@ -102,8 +110,17 @@ class WatchScreen(Screen):
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
         data = message.node.data
         if data and not data.startswith("phase:"):
-            self.selected = data
-            self.query_one(OutputPane).show(self.view.buffers[data])
+            self._show(data)
+
+    def _show(self, step_id: str) -> None:
+        self.selected = step_id
+        self.query_one(OutputPane).show(self.view.buffers[step_id], self._output_path(step_id))
+
+    def _output_path(self, step_id: str) -> Path | None:
+        """The step's output file, when the run is flown on this host (its journal is
+        here): search then reads all of it, and times come from its sidecar."""
+        journal = self.watched.journal
+        return journal.run_dir(self.watched.run_id) / f"{step_id}.log" if journal else None
 
     # ------------------------------------------------------------ the run's events
 
@@ -111,6 +128,7 @@ class WatchScreen(Screen):
         """Show one of the run's events, as the operator's screen does: the RunView
         keeps the state, a handler per event type shows what changed."""
         shown = self.view.apply(event)
+        self._keep_flights(event)
         if isinstance(event, ev.OutputReceived):
             if event.step_id == self.selected:
                 self.query_one(OutputPane).appended(*shown)
@@ -124,6 +142,16 @@ class WatchScreen(Screen):
                 self.query_one(PhaseTree).update_step(
                     step_id, self.view.status, self.view.durations
                 )
+
+    def _keep_flights(self, event: ev.Event) -> None:
+        """Keep what the time the run was flown is told from (``time_flown``): its starts,
+        reopenings and endings, and the last sign of life before each start (a process
+        that died leaves no ending)."""
+        if isinstance(event, ev.RunStarted) and self._heard is not None:
+            self._flights.append({"type": "heard", "at": self._heard})
+        if isinstance(event, ev.RunStarted | ev.RunReopened | ev.RunFinished):
+            self._flights.append({"type": type(event).__name__, "at": event.at})
+        self._heard = event.at
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the phase tree."""
@@ -151,7 +179,10 @@ class WatchScreen(Screen):
 
     def _run_started(self, event: ev.RunStarted) -> None:
         header = self.query_one(RunHeader)
-        header.started = event.at
+        if header.outcome is not None:  # it had paused: it flies again
+            header.reopen(None)
+        before = time_flown(self._flights[:-1]) if event.resumed else 0.0
+        header.started = event.at - before  # the clock says the time flown, as the run's
         header.set_note(f"flown by {event.operator} · watching, read-only")
 
     def _run_finished(self, event: ev.RunFinished) -> None:

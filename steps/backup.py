@@ -52,6 +52,8 @@ from steps.s3client import (
     S3Location,
     StepFailed,
     abort_stale_uploads,
+    bucket_answers,
+    bucket_writable,
     call_s3,
     check_bucket,
     endpoint_text,
@@ -384,6 +386,13 @@ class BackupStep(StepKind):
             lines.append(f"{tool}: {found or 'NOT FOUND on PATH (the step would fail)'}")
         return "\n".join(lines)
 
+    async def probe(self, ctx: StepContext) -> str | None:
+        return await bucket_answers(ctx, self._plan(ctx)[1].bucket)
+
+    async def writable(self, ctx: StepContext) -> str:
+        """Rollback readiness: the backup's bucket takes writes (StepFailed if not)."""
+        return await bucket_writable(ctx, self._plan(ctx)[1])
+
     async def run(self, ctx: StepContext) -> StepResult:
         dump: Path | None = None
         verified: list[Path] = []  # the dump, once pg_restore --list accepted it
@@ -578,6 +587,12 @@ class RestoreStep(StepKind):
         found = shutil.which("pg_restore", path=ctx.env.get("PATH"))
         lines.append(f"pg_restore: {found or 'NOT FOUND on PATH (the step would fail)'}")
         return "\n".join(lines)
+
+    def destructive(self, fields: Mapping[str, Any]) -> bool:
+        return True
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        return await bucket_answers(ctx, self._plan(ctx)[1].bucket)
 
     async def run(self, ctx: StepContext) -> StepResult:
         local: Path | None = None

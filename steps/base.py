@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,14 @@ FieldType = Literal[
 """``json``: any YAML value of mappings, lists and scalars (a request body). ``regex``:
 RE2 syntax (``cockpit.patterns``); ``regex_list``: one or a list of such, all to be
 found; ``regex_map``: a mapping of names to such."""
+
+DESTRUCTIVE = re.compile(
+    r"pg_restore|\bdrop\b|\btruncate\b|\bdelete\b|\brm\s+-\w*[rf]|"
+    r"rollout undo|--clean|flushall|flushdb",
+    re.IGNORECASE,
+)
+"""Words of a command or statement that destroys (the importer asks first for them; a
+shell or sql step holding one wants a backup before it: ``StepKind.destructive``)."""
 
 RecordSection = Literal["gates", "images"]
 """A section of a run's record (``cockpit.report``) that step kinds fill: ``gates``, a
@@ -169,4 +178,17 @@ class StepKind:
     async def preview(self, ctx: StepContext) -> str | None:
         """For a dry run: what would happen, found without changing anything (e.g. the
         pending migrations). None: ``describe`` says it all."""
+        return None
+
+    def destructive(self, fields: Mapping[str, Any]) -> bool:
+        """Whether the step, with these resolved fields, changes data that only a backup
+        brings back (a migration applied, a restore, a ``DROP``): rollback readiness wants
+        a backup taken before the first such step."""
+        return False
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        """Rollback readiness: does the step's server answer a read-only question (a
+        database ``SELECT 1``, a Redis ``PING``, a deployment read)? What answered, in a
+        few words; a ``cockpit.errors.Failed`` (one line) when it does not. None: the
+        kind has no server to ask."""
         return None

@@ -291,6 +291,18 @@ class K8sStep(StepKind):
             ]
         }
 
+    async def probe(self, ctx: StepContext) -> str | None:
+        """The deployment, read (a job step: None, its Job does not exist yet)."""
+        if ctx.fields["action"] == "job":
+            return None
+        return await Session(ctx).run("answers")
+
+    async def undoable(self, ctx: StepContext) -> str:
+        """Rollback readiness, for a step that changes the deployment: its current pod
+        template is held by a ReplicaSet of its history (the revision ``rollout undo``
+        goes back to once this step rolled out a new one). K8sFailed if not."""
+        return await Session(ctx).run("current_in_history")
+
     async def preview(self, ctx: StepContext) -> str | None:
         """For a dry run: the deployment as it is now, read (never changed)."""
         if ctx.fields["action"] == "job":
@@ -451,6 +463,43 @@ class Session:
             f"{revision(deployment)}; {deployment.spec.replicas} replicas; {message}"
         )
 
+    async def answers(self) -> str:
+        deployment = await self.read()
+        return (
+            f"deployment {self.name} in {self.namespace} at {self.host}: revision "
+            f"{revision(deployment)}, {', '.join(images(deployment).values())}"
+        )
+
+    async def owned_revisions(self, deployment: Any) -> dict[int, Any]:
+        """The deployment's ReplicaSets by revision: its rollout history."""
+        selector = ",".join(
+            f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items()
+        )
+        found = await self.apps.list_namespaced_replica_set(
+            self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+        )
+        return {
+            number: rs
+            for rs in found.items
+            if any(ref.uid == deployment.metadata.uid for ref in rs.metadata.owner_references or [])
+            and (number := revision(rs)) is not None
+        }
+
+    async def current_in_history(self) -> str:
+        deployment = await self.read()
+        owned = await self.owned_revisions(deployment)
+        now = revision(deployment)
+        if now is None or now not in owned:
+            raise K8sFailed(
+                f"deployment {quoted(self.name)}: its current template (revision {now}) is "
+                f"held by no ReplicaSet (history: {', '.join(map(str, sorted(owned))) or 'none'}): "
+                "rollout undo could not go back to it"
+            )
+        return (
+            f"deployment {self.name}: revision {now} ({', '.join(images(deployment).values())}) "
+            "is in its history: rollout undo can go back to it"
+        )
+
     async def rollout_status(self) -> StepResult:
         deployment, said = await self.follow_rollout()
         self.details.update(
@@ -514,18 +563,7 @@ class Session:
                 "you cannot rollback a paused deployment; resume it first with "
                 f"'kubectl rollout resume deployment/{self.name}' and try again"
             )
-        selector = ",".join(
-            f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items()
-        )
-        found = await self.apps.list_namespaced_replica_set(
-            self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
-        )
-        owned = {
-            number: rs
-            for rs in found.items
-            if any(ref.uid == deployment.metadata.uid for ref in rs.metadata.owner_references or [])
-            and (number := revision(rs)) is not None
-        }
+        owned = await self.owned_revisions(deployment)
         history = sorted(owned)
         wanted = self.fields.get("to_revision") or 0
         run_id = self.ctx.env.get("COCKPIT_RUN_ID", "")

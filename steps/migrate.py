@@ -144,7 +144,7 @@ async def repair(
     ``mark-applied`` (it was finished by hand: the row becomes a success) or ``rerun``
     (it was undone by hand: the row goes, as ``flyway repair`` does, and the file runs
     again from the top). What was done, in one line."""
-    scanned = scan_folder(_resolve_folder(fields["folder"], base_dir))
+    scanned = scan_folder(resolve_folder(fields["folder"], base_dir))
     db = await Database.open(fields["dsn"], fields.get("table") or DEFAULT_TABLE, read_only=False)
     try:
         await db.lock(say)
@@ -187,7 +187,7 @@ async def repair(
 # ----------------------------------------------------------------------- the kind
 
 
-def _resolve_folder(folder: str, base_dir: Path) -> Path:
+def resolve_folder(folder: str, base_dir: Path) -> Path:
     path = Path(folder).expanduser()
     return path if path.is_absolute() else base_dir / path
 
@@ -356,10 +356,16 @@ class MigrateStep(StepKind):
             lines.append("  (no migrations)")
         return "\n".join(lines)
 
+    def destructive(self, fields: Mapping[str, Any]) -> bool:
+        return (fields.get("action") or "migrate") != "plan"
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        return await postgres.answers(ctx.fields["dsn"])
+
     async def preview(self, ctx: StepContext) -> str | None:
         try:
             action = _action(ctx.fields)
-            folder = scan_folder(_resolve_folder(ctx.fields["folder"], ctx.base_dir))
+            folder = scan_folder(resolve_folder(ctx.fields["folder"], ctx.base_dir))
             target = _target(ctx.fields)
             db = await Database.open(
                 ctx.fields["dsn"], ctx.fields.get("table") or DEFAULT_TABLE, read_only=True
@@ -413,7 +419,7 @@ class MigrateStep(StepKind):
         fields = ctx.fields
         action = _action(fields)
         target = _target(fields)
-        folder = scan_folder(_resolve_folder(fields["folder"], ctx.base_dir))
+        folder = scan_folder(resolve_folder(fields["folder"], ctx.base_dir))
         if not folder.versioned:
             raise MigrateError(f"no migrations (V<version>__<description>.sql) in {folder.path}")
         db = await Database.open(

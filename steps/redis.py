@@ -162,6 +162,11 @@ class RedisStep(StepKind):
             lines.append(f"-- maintenance flag: {what}")
         return "\n".join(lines)
 
+    async def probe(self, ctx: StepContext) -> str | None:
+        client = await connect(ctx.fields["url"])  # it PINGs: RedisUnreachable if no PONG
+        await client.aclose()
+        return f"Redis at {address(ctx.fields['url'])[0]} answers PING"
+
     async def run(self, ctx: StepContext) -> StepResult:
         from redis import exceptions as rx
 

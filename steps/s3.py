@@ -55,6 +55,7 @@ from steps.s3client import (
     S3Location,
     StepFailed,
     abort_stale_uploads,
+    bucket_answers,
     call_s3,
     check_bucket,
     endpoint_text,
@@ -295,6 +296,10 @@ class S3Step(StepKind):
         if plan.delete:
             lines.append(f"DELETE the objects under {url} that are not in the folder")
         return "\n".join(lines)
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        plan = self._plan(ctx.fields, ctx.expect, ctx.base_dir, ctx.run_dir)
+        return await bucket_answers(ctx, plan.remote.bucket)
 
     async def preview(self, ctx: StepContext) -> str | None:
         """A sync: what it would upload and delete; a download: the object. Only reads."""

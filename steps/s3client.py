@@ -25,6 +25,7 @@ import hashlib
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -499,3 +500,29 @@ def endpoint_text(fields: Mapping[str, Any]) -> str:
         f"region {fields['region']}" if fields.get("region") else "",
     ]
     return f" ({', '.join(filter(None, parts))})" if any(parts) else ""
+
+
+async def bucket_answers(ctx: StepContext, bucket: str) -> str:
+    """A read-only probe: ``head_bucket``. What answered, or StepFailed (one line)."""
+    endpoint = ctx.fields.get("endpoint_url")
+    client = await call_s3(lambda stop: make_client(ctx, ctx.env), endpoint, "setting up")
+    said = await call_s3(
+        lambda stop: check_bucket(client, bucket, endpoint), endpoint, f"checking bucket {bucket}"
+    )
+    return said or f"bucket {bucket} at {endpoint or 'AWS S3'} answers"
+
+
+async def bucket_writable(ctx: StepContext, location: S3Location) -> str:
+    """Puts a small probe object beside ``location`` and deletes it: the bucket takes
+    writes (what a backup needs). What was done, or StepFailed (one line)."""
+    endpoint = ctx.fields.get("endpoint_url")
+    key = f"{location.key.rpartition('/')[0]}/cockpit-probe-{uuid.uuid4().hex}".lstrip("/")
+
+    def work(stop: threading.Event) -> None:
+        client = make_client(ctx, ctx.env)
+        client.put_object(Bucket=location.bucket, Key=key, Body=b"cockpit readiness probe\n")
+        client.delete_object(Bucket=location.bucket, Key=key)
+
+    await call_s3(work, endpoint, f"writing a probe object s3://{location.bucket}/{key}")
+    where = endpoint or "AWS S3"
+    return f"s3://{location.bucket} at {where} takes writes (a probe object put and deleted)"

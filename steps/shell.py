@@ -13,7 +13,7 @@ from typing import Any
 
 from cockpit.patterns import PatternError
 from cockpit.process import describe_exit, run_process
-from steps.base import Field, StepContext, StepKind, StepResult
+from steps.base import DESTRUCTIVE, Field, StepContext, StepKind, StepResult
 
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
 
@@ -36,6 +36,9 @@ class ShellStep(StepKind):
         if fields.get("cwd"):
             lines.insert(0, f"# in {fields['cwd']}")
         return "\n".join(lines)
+
+    def destructive(self, fields: Mapping[str, Any]) -> bool:
+        return bool(DESTRUCTIVE.search(str(fields.get("run", ""))))
 
     async def run(self, ctx: StepContext) -> StepResult:
         env = {**ctx.env, **ctx.fields.get("env", {})}

@@ -30,8 +30,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cockpit.durations import format_duration
-from cockpit.postgres import ConnectError, Target, close, connect, problem
-from steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.postgres import ConnectError, Target, answers, close, connect, problem
+from steps.base import DESTRUCTIVE, Field, StepContext, StepKind, StepResult
 
 MAX_CELL = 60
 """Characters of a cell shown in the table; longer values are cut with ``…``."""
@@ -291,6 +291,12 @@ class SqlStep(StepKind):
         for number, value in enumerate(fields.get("params") or (), 1):
             lines.append(f"-- ${number} = {value!r}")
         return "\n".join(lines)
+
+    def destructive(self, fields: Mapping[str, Any]) -> bool:
+        return bool(DESTRUCTIVE.search(str(fields.get("query", ""))))
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        return await answers(ctx.fields["dsn"])
 
     async def run(self, ctx: StepContext) -> StepResult:
         query: str = ctx.fields["query"]

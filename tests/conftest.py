@@ -24,6 +24,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
+from cockpit.sandbox.prometheus import Prometheus
 from cockpit.sandbox.servers import S3, Postgres, Redis
 
 
@@ -154,3 +155,19 @@ def s3(s3_server, monkeypatch):
     bucket = f"b-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
     return s3_server, bucket
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """Start a real Prometheus scraping ``target`` every second: ``prometheus(target,
+    token)`` returns its URL (ready in ~0.1 s; its first sample comes ~5 s later)."""
+    servers: list[Prometheus] = []
+
+    def start(target: str, token: str = "") -> str:
+        server = Prometheus(tmp_path / f"prometheus-{len(servers)}", target, token=token)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

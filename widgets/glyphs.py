@@ -7,33 +7,9 @@ checklist box."""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Mapping
-
+from cockpit.controls import utf8_terminal
 from cockpit.durations import format_duration
 from cockpit.events import StepStatus
-
-# What Python writes into LC_CTYPE when it coerces a C locale (PEP 538): not the
-# terminal's setting, which is then in LANG.
-COERCED = {"C.UTF-8", "C.utf8", "UTF-8"}
-
-
-def utf8_terminal(environ: Mapping[str, str] = os.environ, *, coerced: bool | None = None) -> bool:
-    """Whether the locale's encoding, as POSIX picks it (LC_ALL, else LC_CTYPE, else
-    LANG, else C), is UTF-8. ``coerced``: whether an LC_CTYPE of C.UTF-8 may be Python's
-    own (started in the C locale, it sets that and turns UTF-8 mode on, PEP 538 and 540);
-    by default, whether UTF-8 mode is on."""
-    if coerced is None:
-        coerced = bool(sys.flags.utf8_mode)
-    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
-        value = environ.get(name, "")
-        if name == "LC_CTYPE" and coerced and value in COERCED:
-            continue
-        if value:  # en_US.UTF-8, C.utf8, de_DE.UTF-8@euro, UTF-8
-            return "utf8" in value.lower().replace("-", "")
-    return False
-
 
 UTF8 = utf8_terminal()
 
@@ -65,6 +41,13 @@ FOLDED, OPEN = ("▶ ", "▼ ") if UTF8 else ("+ ", "- ")
 ASCII_TREE_LINES = ("  ", "| ", "`-", "|-")
 # A widget's own border (Textual's border types).
 BORDER = "round" if UTF8 else "ascii"
+# The rules between panes and a modal's frame, as CSS variables every app defines
+# (``border-right: $rule-v $panel-lighten-2``).
+CSS_VARIABLES = (
+    {"rule-v": "vkey", "rule-h": "hkey", "frame": "thick"}
+    if UTF8
+    else {"rule-v": "ascii", "rule-h": "ascii", "frame": "ascii"}
+)
 # Sparkline bars, lowest to highest.
 BARS = "▁▂▃▄▅▆▇█" if UTF8 else "_.-~=+*#"
 ELLIPSIS = "…" if UTF8 else "..."

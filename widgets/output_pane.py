@@ -203,7 +203,9 @@ class OutputPane(ScrollView, can_focus=True):
         """Search the whole output file for ``text``, in a thread (a big file keeps the
         screen live; a newer search replaces this one), then show the newest match."""
         self.focus()
-        if text and self.path is not None:
+        if text and self.path is None:  # a run watched from another host
+            self.notify(f"'{text}': this step's output file is not on this host to search")
+        elif text and self.path is not None:
             self.run_worker(self._find(self.path, text), group="search", exclusive=True)
 
     async def _find(self, path: Path, text: str) -> None:

@@ -122,12 +122,15 @@ class RunHeader(Static):
         self.eta = None
         self.tooltip = None
         if self._clock is not None:
-            self._clock.stop()
+            self._clock.pause()  # resumed if the run is reopened
         self.set_alarm("")
 
     def reopen(self, eta: Callable[[], EtaReading | None] | None) -> None:
         """The run was reopened (a step run again after its end): its clock runs again,
-        with ``eta`` (None: no ETA to show)."""
+        with ``eta`` (None: no ETA to show), on from its final time: the time it stood
+        ended is not time flown (``Engine.flown``)."""
+        if self.outcome is not None:
+            self.started = time.time() - self.outcome[1]
         self.outcome = None
         self.eta = eta
         if self._clock is not None:

@@ -13,16 +13,27 @@ What becomes what:
   ``##`` heading. Left open over code only, it renders as code to the end of its list
   item or of the document: it is imported so, its step saying it was never closed and
   listed as uncertain where it opens.
+- **Titles** are plain text (no ``**``, backticks or ``{#anchor}``; a link's text), at
+  most 100 characters (the first sentence, else cut at a word): the sentence introducing
+  a step (``Run the migrations first:``), the list item right above its fence, else the
+  heading.
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
   exist, their level holds the phases; sections around them (a pre-deployment checklist
   before, sign-off after) become phases too, in document order. Otherwise every
   top-level section is a phase. Deeper headings title the steps. A single ``#`` title
   names the runbook; its text before the first section is the runbook's description.
   A bold-only line after a ``---`` rule (``**Sign-Off**``) counts as a section.
-- **Shell fences** (``bash``, ``sh``, ``shell``, ``zsh``, ``console``) become steps;
-  their comments become descriptions. ``console`` blocks keep only the ``$`` lines,
-  prompt removed; output lines go to the description (after a ``curl``: its expected
-  JSON). Alternatives (``# If using Docker``, ``# Or with Kubernetes``, a lone
+- **Shell fences** (``bash``, ``sh``, ``shell``, ``zsh``, ``console``, ``ShellSession``,
+  and untagged ones that start with a well-known program or a prompt) become steps;
+  their comments become descriptions. A block with prompts is a terminal session:
+  prompted lines (``$ ``, ``user@host:~$ ``, root's ``# `` in a console block) are the
+  commands, every other line their output, shown in the description (after a ``curl``:
+  its expected JSON); lines typed into a program (``postgres=# ``, ``>>> ``) make a
+  manual step. Without prompts, output pasted under a command (a line no command starts
+  with, a table, ``<<COMMENT`` ... ``COMMENT``) is taken out the same way. A
+  placeholder bash would read as a redirection (``<vm-name>``) becomes its variable,
+  quoted (``"${VM_NAME}"``), so every script is bash.
+  Alternatives (``# If using Docker``, ``# Or with Kubernetes``, a lone
   ``# or``) become separate steps marked ``optional`` and ``confirm``: the operator
   runs the one that applies and declines the others.
 - **Typed steps, where it is safe.** Within a block (or one alternative of it),
@@ -42,24 +53,43 @@ What becomes what:
 - **Lists.** ``- [ ]`` lists become ``manual`` checklists; plain lists too, except an
   item holding a fence (below its text, or right after its marker: ``- ```bash``; the
   item titles that fence's steps) or one that is only an inline command (``1. Run
-  `make smoke` ``: a shell step). Bullet lists written inside a shell fence are prose,
-  not script: a checklist.
+  `make smoke` ``: a shell step; a lone word in backticks only when it is a well-known
+  program: ``- `shared_buffers` `` names a setting). Bullet lists written inside a shell
+  fence are prose, not script: a checklist; a fence no line of which can start a
+  command (``KEY: value`` settings) is text.
+- **Warnings and alternatives across blocks.** A warning right above a block
+  (``**Warning:**``, ``> **Warning**``, ``> [!CAUTION]``, ``!!! danger``, ``:::warning``)
+  makes its steps ask first, the warning shown in the confirmation (a shell step's first
+  line, as a comment). A block offered instead of the one before ("Alternatively, ...",
+  "Or ...", "Option B") and sibling sections offering ways to do one thing ("Option A" /
+  "Option B", "Using Docker" / "Using Toolbox", "Restore from S3" / "Restore from a
+  snapshot") become optional steps that ask first, marked "(choose one)" and naming the
+  others.
 - **Templates.** ``Template:`` followed by a message becomes a ``notify`` step;
   ``[TIME]`` becomes ``${now}``, other ``[PLACEHOLDERS]`` variables.
-- **Rollback.** A section named like "Rollback Procedure" becomes ``rollback:``; its
-  "When to Rollback" list the criteria, the rest its steps.
+- **Rollback.** A section named like "Rollback Procedure", "Roll-back", "Undo",
+  "Recovery", "Downgrade" or "If it goes wrong", at any heading level, becomes
+  ``rollback:``; its "When to Rollback" list the criteria, the rest its steps (text
+  only: a manual step to read).
 - **Alerts.** List items such as ``Error rate > 5% for 5 minutes`` or ``Response
   time P95 > 2000ms for 10 minutes`` become ``alerts:`` rules (severity from the
   nearest "Critical" / "Warning" label); the list itself stays a checklist.
 - **Reference sections** (troubleshooting, support, contacts, post-deployment tasks by
   day or week) become optional manual steps: their commands are kept verbatim in the
   description, to be run when needed, never in the flow of the run.
-- **Variables.** ``$NAME`` / ``${NAME}`` used by commands become ``secrets:`` when
-  they look secret (KEY, TOKEN, PASSWORD, SECRET, DSN, a database or Redis URL) and
-  ``variables:`` otherwise (empty: fill them in, a profile overrides them). Names a
-  block sets itself (``export X=...``) are not. Placeholders (``your-domain.com``,
-  ``<version>``) become variables whose value is the placeholder in typed steps; in
-  shell scripts, which are kept exactly, they are listed in the summary.
+- **Variables.** ``$NAME`` / ``${NAME}`` a script reads and does not set become
+  ``secrets:`` when they look secret (KEY, TOKEN, PASSWORD, SECRET, DSN, a database or
+  Redis URL) and upper-case ones ``variables:`` (empty: fill them in, a profile
+  overrides them); the operator's own environment (``$HOME``, ``$EDITOR``,
+  ``$KUBECONFIG``...) never does. Placeholders (``your-domain.com``, ``<version>``)
+  become variables whose value is the placeholder in typed steps; in shell scripts,
+  where bash would read them as redirections (above).
+- **Shell state across blocks** (``state``): each shell step runs in a shell of its own.
+  A name one block sets and a later one reads becomes a variable, its value the one
+  written (``export APP_ENV=staging``); set by a command (``$(...)``), every step reading
+  it is listed for review, naming the step that computes it. A ``cd`` to a written path
+  is the ``cwd`` of the phase's later steps; after ``su -``, ``sudo -i`` or a bare
+  ``ssh host``, every later step of the phase is listed: it does not run in that shell.
 - Nothing is dropped: what is not classified stays a shell or manual step, or text in
   a description. Every step's description ends with ``source: FILE.md:LINE``.
 
@@ -68,7 +98,7 @@ lines as commands, comments and alternatives), ``names`` (variables, secrets,
 placeholders), ``translate`` (commands to typed steps), ``scripts`` (shell steps),
 ``checklists`` (manual steps and alert rules), ``fences`` (a fence's steps),
 ``sections`` (a section's steps), ``assemble`` (phases, rollback, ids) and ``summary``
-(what to review, the YAML).
+(what to review, the YAML); ``state`` (shell state across steps).
 """
 
 from __future__ import annotations

@@ -9,22 +9,64 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.importer.checklists import AlertRules
-from cockpit.importer.drafts import Draft, Flow, Ids, clean_label, fenced, plain, slug, text_of
+from cockpit.importer.drafts import (
+    Draft,
+    Flow,
+    Ids,
+    clean_label,
+    fenced,
+    plain,
+    slug,
+    text_of,
+    title_text,
+)
 from cockpit.importer.names import Names
-from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph, Section, scan, section_tree
+from cockpit.importer.scan import (
+    Fence,
+    FrontMatter,
+    ListBlock,
+    Note,
+    Paragraph,
+    Section,
+    scan,
+    section_tree,
+)
 from cockpit.importer.sections import SectionSteps
+from cockpit.importer.state import ShellState
 from cockpit.importer.summary import Review
 
 _PHASE = re.compile(r"(?:phase|stage)\s+\d+", re.IGNORECASE)
-_ROLLBACK = re.compile(r"roll\s*-?\s*back", re.IGNORECASE)
+_ROLLBACK = re.compile(
+    r"roll(?:ing)?\s*-?\s*back|\brevert|\bundo(?:ing)?\b|\brecover(?:y|ing)?\b|\bdowngrad|"
+    r"\bback(?:ing)?\s*-?\s*out\b|\babort(?:ing)?\b|\b(?:goes|go|went|going)\s+wrong\b",
+    re.IGNORECASE,
+)
+"""A rollback section's title, at any level: "### Roll-back", "Rolling back", "Undo",
+"Recovery", "Downgrade", "Back-out plan", "Aborting", "If it goes wrong"."""
 _CRITERIA = re.compile(r"\bwhen\b|criteria|trigger", re.IGNORECASE)
 _REFERENCE = re.compile(
     r"troubleshoot|common issues|support|contacts?\b|escalation|on-?call|appendix|faq|"
     r"post-?deployment tasks|\b(?:day|week|month) \d",
     re.IGNORECASE,
 )
+_CONTENTS = re.compile(r"(?:table of )?contents|toc|in this (?:page|document)", re.IGNORECASE)
 _DEPLOY_PHASE = re.compile(r"(?<!pre-)(?<!post-)\bdeploy", re.IGNORECASE)
 _DURATION_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
+
+
+def _rollback_sections(section: Section) -> list[Section]:
+    """The rollback sections under a section, at any level, taken out of the tree (in
+    document order): their steps run only to roll back."""
+    found: list[Section] = []
+    kept = []
+    for child in section.children:
+        if _ROLLBACK.search(child.title) and not _PHASE.match(child.title):
+            found.append(child)
+        else:
+            kept.append(child)
+            found += _rollback_sections(child)
+    section.children = kept
+    return found
 
 
 class Assembler:
@@ -52,18 +94,22 @@ class Assembler:
             for fence in item.fences
         ]
         self.review.watch(fences)
+        front = blocks.pop(0) if blocks and isinstance(blocks[0], FrontMatter) else None
         root = section_tree(blocks)
-        document, name, preamble = root, Path(self.source).stem or "runbook", root.blocks
+        name = (front.title if front else "") or Path(self.source).stem or "runbook"
+        document, preamble = root, root.blocks
         if (
             len(root.children) == 1
             and root.children[0].level == 1
             and not any(isinstance(b, Fence | ListBlock) for b in root.blocks)
         ):
             document = root.children[0]
-            name = document.title or name
+            name = title_text(document.title) or name
             preamble = [*root.blocks, *document.blocks]
         book: dict[str, Any] = {"runbook": name}
         description = [block.text for block in preamble if isinstance(block, Paragraph | Note)]
+        if front and front.description:
+            description.insert(0, front.description)
         version = re.search(r"\*\*Version\*\*:?\s*\**\s*([\w.-]+)", "\n".join(description))
         if version:
             book["version"] = version.group(1)
@@ -91,8 +137,11 @@ class Assembler:
             self.sections.carry = []
 
         def visit(section: Section) -> None:
-            if _ROLLBACK.search(section.title) and not _PHASE.match(section.title):
-                self.rollback(section, rollback)
+            if _CONTENTS.fullmatch(title_text(section.title)) and not section.children:
+                # links to the sections below: the next phase's description, no step
+                self.sections.carry += [
+                    text_of(b) for b in section.blocks if not isinstance(b, Fence)
+                ]
             elif (
                 level is not None
                 and section.level < level
@@ -112,12 +161,18 @@ class Assembler:
                     self.sections.section_drafts(section, section.title, reference=reference),
                 )
 
+        for section in _rollback_sections(document):
+            self.rollback(section, rollback)
         for child in document.children:
             visit(child)
         return rollback
 
     def rollback(self, section: Section, rollback: dict[str, Any]) -> None:
-        drafts = self.sections.section_drafts(section, section.title, deep=False, fallback=False)
+        """A rollback section's steps, and its "when to roll back" criteria; one of text
+        only is a manual step: the operator reads it to roll back."""
+        drafts = self.sections.section_drafts(
+            section, section.title, deep=False, fallback=not section.children
+        )
         for child in section.children:
             if not _CRITERIA.search(child.title):
                 drafts += self.sections.section_drafts(
@@ -144,12 +199,13 @@ class Assembler:
         rollback["drafts"] += drafts
 
     def step_id(self, title: str) -> str:
+        title = title_text(title)
         return self.step_ids.unique(slug(_DURATION_NOTE.sub("", title)) or slug(title) or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
         step: dict[str, Any] = {
-            "id": self.step_id(draft.title),
-            "title": plain(draft.title),
+            "id": draft.id,
+            "title": plain(title_text(draft.title)),
             "kind": draft.kind,
             **draft.fields,
         }
@@ -166,21 +222,37 @@ class Assembler:
             step["optional"] = True
         if draft.confirm:
             step["confirm"] = True
-        draft.id = step["id"]
         return step
 
     def assemble(self, book: dict[str, Any], phases: list, rollback: dict) -> dict[str, Any]:
-        out_phases = []
-        phase_ids = Ids()
-        for section, drafts, description in phases:
-            if not drafts:
-                drafts = [
+        phases = [
+            (
+                section,
+                drafts
+                or [
                     Draft(
                         section.title, "manual", {"items": [section.title or "done"]}, section.line
                     )
-                ]
-            phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", section.title)) or "phase")
-            phase: dict[str, Any] = {"id": phase_id, "title": plain(section.title) or phase_id}
+                ],
+                description,
+            )
+            for section, drafts, description in phases
+        ]
+        for _, drafts, _ in [*phases, (None, rollback["drafts"], "")]:
+            for draft in drafts:
+                draft.id = self.step_id(draft.title)
+        ShellState(self.names, self.review).document(
+            [drafts for _, drafts, _ in phases] + [rollback["drafts"]]
+        )
+        out_phases = []
+        phase_ids = Ids()
+        for section, drafts, description in phases:
+            phase_title = title_text(section.title)
+            phase_id = phase_ids.unique(slug(_DURATION_NOTE.sub("", phase_title)) or "phase")
+            phase: dict[str, Any] = {
+                "id": phase_id,
+                "title": plain(phase_title) or phase_id,
+            }
             if description:
                 phase["description"] = plain(description)
             if _DEPLOY_PHASE.search(section.title) or any(
@@ -199,6 +271,7 @@ class Assembler:
                     1,
                 )
             ]
+            drafts[0].id = self.step_id(drafts[0].title)
             out_phases.append(
                 {"id": "steps", "title": "Steps", "steps": [self.step(draft) for draft in drafts]}
             )

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from markdown_it import MarkdownIt
+
 from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph
 
 MAX_ID = 48
@@ -67,14 +69,38 @@ def plain(text: str) -> str:
     return text.replace("$", "$$")
 
 
+TITLE_LIMIT = 100
+_ANCHOR = re.compile(r"\s*\{#[^}]*\}\s*$")
+_INLINE = MarkdownIt("commonmark")
+
+
+def title_text(text: str) -> str:
+    """A title as the rendered page shows it, in plain text: no ``**``, no backticks
+    (their text kept), a link's text, no ``{#anchor}``; at most TITLE_LIMIT characters,
+    cut after its first sentence or at a word."""
+    text = _ANCHOR.sub("", " ".join(text.split()))
+    if any(mark in text for mark in "*_`[<\\&"):
+        tokens = _INLINE.parseInline(text)[0].children or []
+        text = "".join(
+            token.content
+            if token.type in ("text", "code_inline")
+            else " " * (token.type == "softbreak")
+            for token in tokens
+        )
+    if len(text) <= TITLE_LIMIT:
+        return text
+    sentence = re.split(r"(?<=[.;:!?])\s", text, maxsplit=1)[0].rstrip(".;:")
+    return sentence if len(sentence) <= TITLE_LIMIT else shorten(sentence, TITLE_LIMIT)
+
+
 def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def first_sentence(text: str) -> str:
     """The start of a paragraph, up to its first stop, if short enough for a title."""
-    sentence = re.split(r"[.;:!?](?:\s|$)", text.strip(), maxsplit=1)[0].strip()
-    return sentence if 0 < len(sentence) <= 60 and "\n" not in sentence else ""
+    sentence = re.split(r"[.;:!?](?:\s|$)", " ".join(text.split()), maxsplit=1)[0].strip()
+    return sentence if 0 < len(title_text(sentence)) <= TITLE_LIMIT else ""
 
 
 def clean_label(text: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from cockpit.importer.checklists import AlertRules, fence_checklist, notes_checklist
-from cockpit.importer.drafts import Draft, clean_label, fenced
+from cockpit.importer.drafts import Draft, clean_label, fenced, shorten
 from cockpit.importer.names import Names
 from cockpit.importer.scan import Fence
 from cockpit.importer.scripts import ShellSteps
@@ -17,16 +17,23 @@ from cockpit.importer.shell import (
     OR_MARKER,
     Command,
     Comment,
-    console_commands,
+    Interactive,
     flagged_paragraphs,
     parse_code,
+    pasted_output,
+    prompted,
     prose,
+    session_commands,
+    shell_looking,
     split_alternatives,
 )
 from cockpit.importer.summary import Review
 from cockpit.importer.translate import TEMPLATE_LINE, Translator
 
-SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session"}
+SHELL_LANGUAGES = {"bash", "sh", "shell", "zsh", "console", "shell-session", "shellsession"}
+_CONSOLE = {"console", "shell-session", "shellsession"}
+"""Terminal sessions by name: root's ``# `` prompt counts, lines that can't start a
+command are output."""
 _STATEFUL = re.compile(
     r"^\s*(?:cd|pushd|popd|export|source|\.|set|unset|alias|shopt|trap|ulimit|umask)\b"
     r"|^\s*[A-Za-z_][A-Za-z0-9_]*=|^\s*(?:function\s+)?[A-Za-z_][\w-]*\s*\(\)|(?<![&>])&\s*$",
@@ -70,19 +77,25 @@ class FenceSteps:
         )
         if template_at is not None:
             return [self.translator.notify(fence, template_at, title)]
-        if fence.language not in SHELL_LANGUAGES:
+        if fence.language not in SHELL_LANGUAGES and not (
+            fence.language == "" and shell_looking(fence.lines)
+        ):
             return []
         code = list(enumerate(fence.lines, start))
-        console = fence.language in ("console", "shell-session")
-        doubt = ""
-        if console and any(text.startswith("$ ") or text == "$" for _, text in code):
-            items = console_commands(code)
-        else:
-            items = parse_code(code)
-            if console:
-                doubt = "console block without $ prompts: every line taken as a command"
+        console = fence.language in _CONSOLE
+        items = parse_code(code)
+        # root's "# " prompt: in a console block, among other prompts, or where the
+        # block has no command but "# " lines that read as commands
+        session = prompted(code, console) or (
+            not any(isinstance(item, Command) for item in items) and prompted(code, True)
+        )
+        if session:
+            items = session_commands(code, True)
         if prose(items):
             return [fence_checklist(items, title, fence.line, self.alerts)]
+        items = pasted_output(items, console)
+        if not any(isinstance(item, Command | Interactive) for item in items):
+            return []  # output only: shown in a description
         if reference:
             draft = Draft(
                 title,
@@ -93,14 +106,58 @@ class FenceSteps:
             )
             self.names.shell_references("\n".join(fence.lines))
             return [draft]
-        drafts = self.block_drafts(items, title, console)
-        if doubt and drafts:
-            self.review.doubt(drafts[0], doubt)
+        drafts = self.session_drafts(items, title, session)
         if len(drafts) > 1:
             for draft in drafts:
                 if draft.title == title and clean_label(draft.label):
                     draft.title = f"{title}: {clean_label(draft.label)}"
         return drafts
+
+    def session_drafts(self, items: list, title: str, session: bool) -> list[Draft]:
+        """Shell stretches as a block's steps; lines typed into an interactive program
+        (``pgbouncer=# SHOW POOLS;``) as a manual step: no shell runs them."""
+        groups: list[list] = [[]]
+        for item in items:
+            kinds = {
+                isinstance(i, Interactive)
+                for i in groups[-1]
+                if isinstance(i, Interactive | Command)
+            }
+            runs = isinstance(item, Interactive | Command)
+            if runs and kinds and isinstance(item, Interactive) not in kinds:
+                groups.append([])
+            groups[-1].append(item)
+        drafts: list[Draft] = []
+        for group in groups:
+            typed = [item for item in group if isinstance(item, Interactive)]
+            if typed:
+                if drafts and drafts[-1].kind == "shell":
+                    self.review.doubt(
+                        drafts[-1],
+                        f"opens the {typed[0].program} session the next step types into: "
+                        "a person runs both",
+                    )
+                drafts.append(self.interactive(typed, group))
+            elif any(isinstance(item, Command) for item in group):
+                drafts += self.block_drafts(group, title, session)
+            elif drafts:
+                drafts[-1].notes += [item.text for item in group if isinstance(item, Comment)]
+        return drafts
+
+    @staticmethod
+    def interactive(typed: list[Interactive], group: list) -> Draft:
+        program = typed[0].program
+        notes = [item.text for item in group if isinstance(item, Comment)]
+        for item in typed:
+            if item.output:
+                notes += [f"expected output of: {item.text}", *item.output]
+        return Draft(
+            shorten(f"In {program}: {typed[0].text}", 80),
+            "manual",
+            {"items": [f"{program}: {item.text}" for item in typed]},
+            typed[0].line,
+            notes,
+        )
 
     def block_drafts(self, items: list, title: str, console: bool) -> list[Draft]:
         """A shell block's steps, stretch by stretch; each alternative's steps are optional

@@ -5,6 +5,7 @@ become variables whose value is the placeholder."""
 from __future__ import annotations
 
 import re
+import shlex
 
 DATE = "$(date +%Y%m%d)"  # the built-in ${date}
 _ASSIGNED = re.compile(
@@ -23,6 +24,7 @@ _ENVIRONMENT = {
     "PATH",
     "HOME",
     "USER",
+    "LOGNAME",
     "PWD",
     "SHELL",
     "TERM",
@@ -38,7 +40,70 @@ _ENVIRONMENT = {
     "IFS",
     "BASH_SOURCE",
     "TMPDIR",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "KUBECONFIG",
+    "GOPATH",
+    "GOROOT",
+    "JAVA_HOME",
+    "DISPLAY",
+    "PS1",
+    "HISTFILE",
+    "REPLY",
+    "BASHPID",
+    "PIPESTATUS",
 }
+"""The operator's own environment: never a runbook variable (an empty one would hide
+their value)."""
+_ENVIRONMENT_PREFIX = ("XDG_", "LC_", "SSH_", "BASH_")
+_SCRIPT_REF = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?=[}\[])|([A-Za-z_]\w*))")
+_SINGLE_QUOTED = re.compile(r"'[^'\n]*'")
+_LOCAL = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\b|\bread\s+(?:-\w+\s+)*([A-Za-z_]\w*)")
+
+
+_ASSIGNMENT_LINE = re.compile(
+    r"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*|readonly\s+)?[A-Za-z_]\w*(?:\+?=|=\()"
+)
+
+
+def assignments(script: str) -> dict[str, str | None]:
+    """Names a script sets for the lines after it: name -> its literal value, or None
+    when computed (``$(...)``, another name, an array)."""
+    found: dict[str, str | None] = {}
+    for line in script.splitlines():
+        if not _ASSIGNMENT_LINE.match(line):
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            words = []
+        literal = bool(words) and not re.search(r"[$`]|=\(", line)
+        for word in words:
+            name, equals, value = word.partition("=")
+            if equals and re.fullmatch(r"[A-Za-z_]\w*\+?", name):
+                found[name.rstrip("+")] = value if literal else None
+        if not words:  # an array or an unclosed quote: set, value unknown
+            named = re.match(r"\s*(?:export\s+|declare\s+(?:-\w+\s+)*|readonly\s+)?(\w+)", line)
+            if named:
+                found[named.group(1)] = None
+    return found
+
+
+def script_uses(script: str) -> list[str]:
+    """Names a script reads and does not set itself, in order, the operator's
+    environment left out (``$HOME``, ``$EDITOR``) and single-quoted text too."""
+    assigned = set(_ASSIGNED.findall(script)) | set(assignments(script))
+    assigned.update(a or b for a, b in _LOCAL.findall(script))
+    found: dict[str, None] = {}
+    for match in _SCRIPT_REF.finditer(_SINGLE_QUOTED.sub("", script)):
+        name = match.group(1) or match.group(2)
+        environment = name in _ENVIRONMENT or name.startswith(_ENVIRONMENT_PREFIX)
+        if name not in assigned and not environment:
+            found[name] = None
+    return list(found)
+
+
 _HTML = (
     "a|abbr|b|body|br|code|div|em|h[1-6]|head|hr|html|i|img|li|ol|p|pre|script|span|"
     "strong|style|table|td|th|title|tr|ul"
@@ -56,6 +121,7 @@ class Names:
         self.variables: dict[str, str] = {}
         self.secrets: list[str] = []
         self.placeholders: dict[str, str] = {}  # placeholder -> variable name
+        self.read_unset: dict[str, None] = {}  # names a script reads and does not set
 
     def reference(self, name: str) -> str:
         if name in self.variables or name in self.secrets:
@@ -114,11 +180,23 @@ class Names:
         return "".join(out)
 
     def shell_references(self, script: str) -> None:
-        assigned = set(_ASSIGNED.findall(script))
-        for match in _SHELL_REF.finditer(script):
-            name = match.group(1) or match.group(2)
-            if name not in assigned and name not in _ENVIRONMENT:
+        """Names a script reads and does not set: secrets when they look secret,
+        upper-case ones variables to fill in; any of them set by another block gets
+        that block's value (``set_elsewhere``)."""
+        for name in script_uses(script):
+            self.read_unset[name] = None
+            if _SECRET_NAME.search(name.upper()) or _CONNECTION_URL.search(name.upper()):
+                if name not in self.secrets:
+                    self.secrets.append(name)
+            elif re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
                 self.reference(name)
+
+    def set_elsewhere(self, name: str, value: str) -> None:
+        """A block sets ``name`` (to ``value``, "" when computed): a variable when
+        another block reads it, its value carried when written out."""
+        known = name in self.read_unset and name not in self.secrets
+        if known and not self.variables.get(name):
+            self.variables[name] = value
 
     def templated(self, word: str) -> str:
         value = self.template(word)

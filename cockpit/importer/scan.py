@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -68,6 +69,30 @@ class Note:
 
     text: str
     line: int
+
+
+@dataclass
+class FrontMatter:
+    """A page's YAML front matter (Hugo, Jekyll, MkDocs): metadata, never text. Its
+    ``title`` names the runbook when no ``#`` title does, its ``description`` describes
+    it."""
+
+    title: str
+    description: str
+
+
+def front_matter(text: str) -> FrontMatter | Note:
+    """The front matter's title and description; a Note (kept as text) when it is not
+    a YAML mapping."""
+    try:
+        fields = yaml.safe_load(text)
+    except yaml.YAMLError:
+        fields = None
+    if not isinstance(fields, dict):
+        return Note(text, 2)
+    return FrontMatter(
+        str(fields.get("title") or "").strip(), str(fields.get("description") or "").strip()
+    )
 
 
 @dataclass
@@ -216,7 +241,7 @@ def scan(text: str, source: str) -> list:
     blocks: list = []
     front = _front_matter(lines)
     if front:
-        blocks.append(Note("\n".join(lines[1 : front - 1]), 2))
+        blocks.append(front_matter("\n".join(lines[1 : front - 1])))
     tokens = _MARKDOWN.parse("\n".join([""] * front + lines[front:]))
     problems = _open_fences(tokens, lines, source)
     if problems:

@@ -9,7 +9,7 @@ from cockpit.importer.drafts import Draft
 from cockpit.importer.names import PLACEHOLDER, Names
 from cockpit.importer.shell import Command, Comment
 from cockpit.importer.summary import Review
-from cockpit.importer.translate import DESTRUCTIVE
+from steps.base import DESTRUCTIVE
 
 _SQL_LINE = re.compile(
     r"(?:SELECT|BEGIN|COMMIT|ROLLBACK|INSERT|UPDATE|DELETE|CREATE|ALTER|"
@@ -34,19 +34,16 @@ class ShellSteps:
         """Lines kept exactly: from the first item to the last (comments included); a
         console block's commands without prompts or output."""
         commands = [item for item in items if isinstance(item, Command)]
+        notes = [item.text for item in items if isinstance(item, Comment)]
         if console:
             run = "\n".join(c.text for c in commands)
-            notes = [item.text for item in items if isinstance(item, Comment)]
-            for command in commands:
-                if command.output:
-                    notes += [
-                        f"expected output of: {command.text.splitlines()[0]}",
-                        *command.output,
-                    ]
         else:
             run = "\n".join(lines_of(items, code))
-            notes = [item.text for item in items if isinstance(item, Comment)]
             notes += [text for c in commands for text in c.expect]
+        for command in commands:
+            if command.output:
+                notes += [f"expected output of: {command.text.splitlines()[0]}", *command.output]
+        run = self.placeholders(run)
         draft = Draft(
             title,
             "shell",
@@ -60,10 +57,25 @@ class ShellSteps:
         return draft
 
     def inline_shell(self, command: Command, title: str) -> Draft:
-        draft = Draft(title, "shell", {"run": command.text + "\n"}, command.line)
-        self.names.shell_references(command.text)
-        self.shell_checks(draft, command.text)
+        run = self.placeholders(command.text)
+        draft = Draft(title, "shell", {"run": run + "\n"}, command.line)
+        self.names.shell_references(run)
+        self.shell_checks(draft, run)
         return draft
+
+    def placeholders(self, run: str) -> str:
+        """A placeholder bash would read as a redirection (``oc get vm <vm-name>``)
+        becomes the variable standing for it, quoted: ``"${VM_NAME}"``, its value the
+        placeholder until the operator sets it. Within quotes it is text: kept, and
+        listed for review."""
+        if "<" not in run:
+            return run
+        out, position = [], 0
+        for start, match in _unquoted(run, _SHELL_PLACEHOLDER):
+            name = self.names.placeholder(match.group(0), match.group(1))
+            out += [run[position:start], '"${' + name + '}"']
+            position = match.end()
+        return "".join([*out, run[position:]])
 
     def shell_checks(self, draft: Draft, run: str) -> None:
         """Destructive scripts ask first; what may not run as written is listed."""
@@ -92,9 +104,37 @@ class ShellSteps:
             )
 
 
+_SHELL_PLACEHOLDER = re.compile(r"(?<![<\w])<([A-Za-z][\w.-]*(?: [\w.-]+)*)>")
+
+
+def _unquoted(text: str, pattern: re.Pattern[str]):
+    """(offset, match) of each match of ``pattern`` that starts outside shell quotes and
+    comments."""
+    quote, index = "", 0
+    while index < len(text):
+        char = text[index]
+        if quote == "\\" or (quote == char and char in "'\""):
+            quote = "" if quote in ("\\", char) else quote
+        elif quote == "#":
+            quote = "" if char == "\n" else quote
+        elif quote:
+            if char == "\\" and quote == '"':
+                index += 1
+        elif char in "'\"\\":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1] in " \t\n"):
+            quote = "#"
+        elif char == "<" and (match := pattern.match(text, index)):
+            yield index, match
+            index = match.end()
+            continue
+        index += 1
+
+
 def lines_of(items: list, code: dict[int, str]) -> list[str]:
     """The block's lines from the first item to the last, as written."""
     first = next(i for i in items if i is not None)
     last = next(i for i in reversed(items) if i is not None)
     end = max(last.line + last.text.count("\n"), getattr(last, "end", 0))
-    return [code[number] for number in range(first.line, end + 1)]
+    pasted = {number for item in items if isinstance(item, Command) for number in item.pasted}
+    return [code[number] for number in range(first.line, end + 1) if number not in pasted]

@@ -7,14 +7,34 @@ from __future__ import annotations
 import re
 
 from cockpit.importer.checklists import AlertRules
-from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence
+from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence, shorten
 from cockpit.importer.fences import FenceSteps
 from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section
 from cockpit.importer.scripts import ShellSteps
-from cockpit.importer.shell import Command
+from cockpit.importer.shell import Command, looks_like_program
 from cockpit.importer.translate import Translator
 
 _INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
+_WARNING = re.compile(
+    r"\s*(?:>\s*)?(?:\[!|!!!\s*|:::\s*|\*\s+)?[*_:\s]*(warning|caution|danger)\b[*_:\]]*\s*(.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+"""A warning, as written in Markdown and its dialects: ``**Warning:** ...``, ``> **Warning**``,
+``> [!CAUTION]``, ``!!! danger``, ``:::warning``, ``:warning:``."""
+_ALTERNATIVE = re.compile(
+    r"\s*(?:alternatively|or\b|otherwise\b|option\s+[a-z0-9]\b|another (?:way|option))",
+    re.IGNORECASE,
+)
+"""A paragraph offering its block instead of the one before: "Alternatively, ...", "Or
+use the consul CLI", "Option B: ..."."""
+_OPTION_TITLE = re.compile(
+    r"\W*(?:(option|alternative|method|approach)\s*[a-z0-9]{0,2}\b|(using|via|with)\s|"
+    r"(restor|recover|install|deploy|upgrad|connect|migrat|authenticat|run|start)[a-z]*"
+    r"(?:\s+\w+)?\s+(from|using|via|with)\s)",
+    re.IGNORECASE,
+)
+"""A section offering one way to do a thing: "Option A", "Using Docker", "Restore from
+S3" (its verb: restore, recover, install, deploy, upgrade, connect, migrate, run...)."""
 _OPTIONAL_TITLE = re.compile(
     r"\((?:if needed|optional|if implemented|if applicable|if required)\)|^optional\b",
     re.IGNORECASE,
@@ -49,39 +69,50 @@ class SectionSteps:
         drafts: list[Draft] = []
         pending: list[str] = []
         lead = ""  # the text right above the next step, unless a Note: it may name it
-        leads: dict[int, str] = {}  # id(draft) -> the sentence above it
+        leads: dict[int, tuple[str, bool]] = {}  # id(draft) -> the sentence above it,
+        # and whether its paragraph introduces the step ("... run the following:")
+
+        choices: list[list[list[Draft]]] = []  # blocks offered as alternatives
+        previous: list[Draft] = []  # the last block's steps
 
         def add(made: list[Draft]) -> None:
-            nonlocal pending, lead
+            nonlocal pending, lead, previous
+            if made and previous and _ALTERNATIVE.match(lead):
+                if choices and choices[-1][-1] is previous:
+                    choices[-1].append(made)
+                else:
+                    choices.append([previous, made])
+            previous = made or previous
             if made and pending:
+                warn(made, pending)
                 made[0].notes = [*pending, *made[0].notes]
-                leads[id(made[0])] = first_sentence(lead)
+                leads[id(made[0])] = (first_sentence(lead), lead.rstrip().endswith(":"))
                 pending, lead = [], ""
             drafts.extend(made)
 
+        listed: list[Draft] = []  # the steps of the list right above, if one is
         for block in section.blocks:
             if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
-                lead = "" if isinstance(block, Note) else block.text
+                nameless = isinstance(block, Note) or _WARNING.match(block.text)
+                lead = "" if nameless else block.text  # a warning names nothing
             elif isinstance(block, Fence):
                 made = self.fences.fence_drafts(block, title, reference)
                 if not made:
-                    lead = fenced(block)
-                    pending.append(lead)
+                    pending.append(fenced(block))
+                    lead = ""  # code names nothing
+                elif listed and not pending:
+                    _take_last_item(listed, made[0], drafts)
                 add(made)
             else:
-                add(self.list_drafts(block, title, reference))
-        if len(drafts) > 1:  # several steps under one heading: the text above names each
-            for draft in drafts:
-                if draft.title == title and leads.get(id(draft)):
-                    draft.title = leads[id(draft)]
-        children = [
-            draft
-            for child in (section.children if deep else ())
-            for draft in self.section_drafts(
-                child, clean_label(child.title) or title, reference=reference
-            )
-        ]
+                listed = self.list_drafts(block, title, reference)
+                add(listed)
+                continue
+            listed = []
+        _name_by_leads(drafts, leads, title)
+        for group in choices:
+            choose_one(group)
+        children = self.children_drafts(section, title, reference) if deep else []
         if pending:
             self.place(pending, drafts, children, section, title, fallback)
         drafts += children
@@ -90,6 +121,26 @@ class SectionSteps:
                 draft.optional = True
                 draft.confirm = draft.confirm or not reference
         return drafts
+
+    def children_drafts(self, section: Section, title: str, reference: bool) -> list[Draft]:
+        """The subsections' steps; sibling sections offering ways to do one thing ("Option
+        A" / "Option B", "Using Docker" / "Using Toolbox", "Restore from S3" / "Restore
+        from a snapshot") are alternatives: choose one."""
+        made = [
+            self.section_drafts(child, clean_label(child.title) or title, reference=reference)
+            for child in section.children
+        ]
+        options: dict[str, list[list[Draft]]] = {}
+        for child, drafts in zip(section.children, made, strict=True):
+            option = _OPTION_TITLE.match(clean_label(child.title))
+            if option and drafts:
+                offered, way, verb, preposition = option.groups()
+                key = "option" if offered else "using" if way else f"{verb} {preposition}"
+                options.setdefault(key.lower(), []).append(drafts)
+        for groups in options.values():
+            if len(groups) > 1:
+                choose_one(groups)
+        return [draft for drafts in made for draft in drafts]
 
     def place(
         self,
@@ -116,23 +167,24 @@ class SectionSteps:
     def list_drafts(self, block: ListBlock, title: str, reference: bool) -> list[Draft]:
         drafts: list[Draft] = []
         checklist: list[Item] = []
-        fences: list[str] = []  # code under checklist items: kept in its description
+        notes: list[str] = []  # what checklist items show besides text
         tasks = any(item.task for item in block.items)
 
         def flush() -> None:
             if checklist:
                 entries = [item.text for item in checklist]
                 self.alerts.add(title, entries)
+                named = clean_label(entries[0]).rstrip(".") if len(entries) == 1 else title
                 drafts.append(
-                    Draft(title, "manual", {"items": entries}, checklist[0].line, list(fences))
+                    Draft(named, "manual", {"items": entries}, checklist[0].line, list(notes))
                 )
                 checklist.clear()
-                fences.clear()
+                notes.clear()
 
         for item in block.items:
-            inline = _INLINE_COMMAND.fullmatch(item.text.strip())
+            inline = _inline_command(item.text)
             item_title = clean_label(item.text.replace("`", "")) or title
-            if item.fences and not tasks:
+            if item.fences:  # a task item too: its code is steps, titled by the item
                 flush()
                 drafts += self.item_drafts(item, item_title, reference)
             elif inline and not tasks and not reference:
@@ -145,7 +197,7 @@ class SectionSteps:
                 drafts.append(draft)
             else:
                 checklist.append(item)
-                fences += [*map(fenced, item.fences), *item.notes]
+                notes += item.notes
         flush()
         return drafts
 
@@ -176,3 +228,76 @@ class SectionSteps:
         drafts[-1].notes += waiting
         drafts[0].notes += item.notes
         return drafts
+
+
+def _take_last_item(listed: list[Draft], step: Draft, drafts: list[Draft]) -> None:
+    """A fence right under a list is what its last item says to do (``- Cordon the
+    old pool`` then the loop that does it): that item titles the fence's step and leaves
+    the checklist (a checklist of that item only is dropped)."""
+    checklist = listed[-1]
+    if checklist.kind != "manual" or not checklist.fields["items"]:
+        return
+    step.title = clean_label(checklist.fields["items"][-1]) or step.title
+    if len(checklist.fields["items"]) > 1:
+        checklist.fields["items"] = checklist.fields["items"][:-1]
+    else:
+        step.notes = [*checklist.notes, *step.notes]
+        drafts.remove(checklist)
+
+
+def warn(made: list[Draft], texts: list[str]) -> None:
+    """A warning written right above a block: each of its steps asks first, and the
+    confirmation shows the warning (a shell step's first line, as a comment; other
+    kinds' title)."""
+    at = next((i for i, text in enumerate(texts) if _WARNING.match(text)), None)
+    if at is None:
+        return
+    found = _WARNING.match(texts[at])
+    assert found is not None
+    said_below = texts[at + 1 : at + 2]  # "!!! warning" then its indented text
+    text = found.group(2).strip() or " ".join(said_below)
+    text = re.sub(r"(?m)^\s*(?:>|:::)\s?|[*`]|^\W+$", "", text)
+    words = " ".join(text.split()) or found.group(1)
+    said = shorten(f"{found.group(1).upper()}: {words}", 160)
+    for draft in made:
+        draft.confirm = True
+        if draft.kind == "shell":
+            draft.fields["run"] = f"# {said}\n{draft.fields['run']}"
+        else:
+            draft.title = shorten(f"{found.group(1).capitalize()}: {draft.title}", 100)
+
+
+def choose_one(groups: list[list[Draft]]) -> None:
+    """Blocks offered as alternatives: each step optional, asking first, marked "choose
+    one" and naming the others, never run one after another."""
+    names = [group[0].title for group in groups]
+    for group in groups:
+        for draft in group:
+            draft.optional = draft.confirm = True
+            draft.title = shorten(f"{draft.title} (choose one)", 100)
+            draft.notes.insert(
+                0,
+                f"Choose one of {len(groups)} alternatives ({'; '.join(names)}): "
+                "run the one that applies, decline the others.",
+            )
+
+
+def _name_by_leads(drafts: list[Draft], leads: dict[int, tuple[str, bool]], title: str) -> None:
+    """The sentence above a step names it better than the heading: when it introduces
+    the step ("... run the following:"), or several steps share the heading."""
+    for draft in drafts:
+        sentence, introduces = leads.get(id(draft), ("", False))
+        if draft.title == title and sentence and (introduces or len(drafts) > 1):
+            draft.title = sentence
+
+
+def _inline_command(text: str) -> re.Match[str] | None:
+    """An item that is only a command (``Run `make smoke` ``); not one that only names
+    something (``- `shared_buffers` ``): a lone word is a command only after "run" or
+    when it is a well-known program."""
+    match = _INLINE_COMMAND.fullmatch(text.strip())
+    if match is None:
+        return None
+    words = match.group(1).split()
+    verb = not text.lstrip().startswith("`")
+    return match if verb or len(words) > 1 or looks_like_program(words[0]) else None

@@ -14,12 +14,8 @@ from cockpit.importer.names import DATE, Names
 from cockpit.importer.scan import Fence
 from cockpit.importer.shell import EXPECT, ITEM, Command
 from cockpit.importer.summary import Review
+from steps.base import DESTRUCTIVE
 
-DESTRUCTIVE = re.compile(
-    r"pg_restore|\bdrop\b|\btruncate\b|\bdelete\b|\brm\s+-\w*[rf]|"
-    r"rollout undo|--clean|flushall|flushdb",
-    re.IGNORECASE,
-)
 TEMPLATE_LINE = re.compile(r"template:\s*(.*)$", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([A-Z][A-Z0-9_]*)\]")
 _BUILTIN_PLACEHOLDERS = {

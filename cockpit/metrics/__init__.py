@@ -28,9 +28,12 @@ from cockpit.metrics.exposition import (
     Snapshot,
     compute_rates,
     counter_delta,
+    counter_increase,
+    extrapolated_increase,
     histogram_quantile,
     no_data,
     parse_exposition,
+    window_rates,
 )
 from cockpit.metrics.sources import (
     SCRAPED,
@@ -67,10 +70,13 @@ __all__ = [
     "alert_summary",
     "compute_rates",
     "counter_delta",
+    "counter_increase",
+    "extrapolated_increase",
     "format_metric",
     "histogram_quantile",
     "json_path",
     "no_data",
     "parse_exposition",
     "take_snapshot",
+    "window_rates",
 ]

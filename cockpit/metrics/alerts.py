@@ -1,5 +1,6 @@
 """Alert rules and their states (inactive → pending → firing → resolved), as Prometheus
-walks alerting rules; each :class:`AlertRule` says what "no data" means for it."""
+walks alerting rules; each :class:`AlertRule` says what "no data" means for it (by
+default what it means to Prometheus: the condition is false)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
-NO_DATA_POLICIES = ("pause", "fail", "ignore")
+NO_DATA_POLICIES = ("resolve", "pause", "fail")
+"""``resolve`` (the default) is Prometheus's: a comparison with NaN or with an absent series
+gives no result, so the condition is false. ``pause`` and ``fail`` are cockpit's own."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,12 @@ class AlertRule:
     Exactly one of ``above`` / ``below`` for an absolute threshold. With
     ``relative_to_baseline`` instead, the threshold is ``baseline * (1 + relative)``: 0.5
     fires when the value is more than 50% above its baseline, -0.3 when more than 30% below.
-    ``no_data``: ``pause`` holds the current state, ``fail`` counts no data as the condition
-    being true, ``ignore`` counts it as false.
+    ``no_data`` (no value, a NaN, or no baseline yet): ``resolve``, as Prometheus, counts it
+    as the condition being false (a pending alert resets, a firing one resolves unless
+    ``keep_firing_for`` holds it); not Prometheus: ``pause`` holds the current state,
+    ``fail`` counts no data as the condition being true.
+    ``keep_firing_for_seconds``: once firing, the alert stays firing this long after the
+    condition stopped being true (Prometheus 2.42's ``keep_firing_for``).
     """
 
     name: str
@@ -39,7 +46,8 @@ class AlertRule:
     below: float | None = None
     for_seconds: float = 0.0
     severity: str = "warning"
-    no_data: str = "pause"
+    no_data: str = "resolve"
+    keep_firing_for_seconds: float = 0.0
     relative_to_baseline: float | None = None
     baseline: str = "run"
     """Which baseline a relative rule uses: ``run`` (its start) or a phase id."""
@@ -63,6 +71,8 @@ class AlertRule:
             )
         if self.for_seconds < 0:
             raise ValueError(f"alert {self.name!r}: for must not be negative")
+        if self.keep_firing_for_seconds < 0:
+            raise ValueError(f"alert {self.name!r}: keep_firing_for must not be negative")
 
     @property
     def direction(self) -> str:
@@ -94,6 +104,8 @@ class AlertStatus:
     active_since: float | None = None
     fired_at: float | None = None
     resolved_at: float | None = None
+    keep_firing_since: float | None = None
+    """When the condition of a firing alert stopped being true (keep_firing_for counts)."""
     changed: bool = False  # the state moved during the last evaluation
 
 
@@ -149,34 +161,59 @@ class AlertEvaluator:
         status.threshold = threshold
         status.value = reading.value
         status.no_data_reason = None
-        if reading.value is None or threshold is None:
-            status.no_data_reason = reading.reason if reading.value is None else "no baseline"
+        value = reading.value
+        if value is None or threshold is None or math.isnan(value) or math.isnan(threshold):
+            status.no_data_reason = _why_no_data(reading, threshold)
             if rule.no_data == "pause":
                 status.changed = False
                 return
             active = rule.no_data == "fail"
         else:
-            active = rule.breached(reading.value, threshold)
+            active = rule.breached(value, threshold)
         if active:
-            if status.state not in (AlertState.PENDING, AlertState.FIRING):
-                status.state = AlertState.PENDING
-                status.active_since = now
-                status.fired_at = status.resolved_at = None
-            if (
-                status.state is AlertState.PENDING
-                and status.active_since is not None
-                and now - status.active_since >= rule.for_seconds
-            ):
-                status.state = AlertState.FIRING
-                status.fired_at = now
-        elif status.state is AlertState.FIRING:
+            self._active(status, now)
+        elif status.state is AlertState.FIRING and not self._keeps_firing(status, now):
             status.state = AlertState.RESOLVED
             status.resolved_at = now
-            status.active_since = None
+            status.active_since = status.keep_firing_since = None
         elif status.state is AlertState.PENDING:
             status.state = AlertState.INACTIVE
             status.active_since = None
         status.changed = status.state is not before
+
+    @staticmethod
+    def _active(status: AlertStatus, now: float) -> None:
+        """The condition holds: pending from now, firing once it held for ``for``."""
+        status.keep_firing_since = None
+        if status.state not in (AlertState.PENDING, AlertState.FIRING):
+            status.state = AlertState.PENDING
+            status.active_since = now
+            status.fired_at = status.resolved_at = None
+        if (
+            status.state is AlertState.PENDING
+            and status.active_since is not None
+            and now - status.active_since >= status.rule.for_seconds
+        ):
+            status.state = AlertState.FIRING
+            status.fired_at = now
+
+    @staticmethod
+    def _keeps_firing(status: AlertStatus, now: float) -> bool:
+        """A firing alert whose condition stopped holding: kept while ``keep_firing_for``
+        has not passed since it stopped (Prometheus's ``keepFiringSince``)."""
+        if not status.rule.keep_firing_for_seconds:
+            return False
+        if status.keep_firing_since is None:
+            status.keep_firing_since = now
+        return now - status.keep_firing_since < status.rule.keep_firing_for_seconds
+
+
+def _why_no_data(reading: Reading, threshold: float | None) -> str:
+    if reading.value is None:
+        return reading.reason or "no data"
+    if math.isnan(reading.value):
+        return "value is NaN"
+    return "no baseline" if threshold is None else "baseline is NaN"
 
 
 def _lookup_value(values: Mapping[str, float | None], metric: str) -> float | None:

@@ -1,8 +1,9 @@
 """Reading a text exposition: P95 from histogram buckets, error rate, request rate.
 
 The maths follows Prometheus: :func:`histogram_quantile` is its classic-histogram
-``histogram_quantile`` (``bucketQuantile`` in ``promql/quantile.go``), and rates come from
-two scrapes with counter resets handled the way ``rate()`` does.
+``histogram_quantile`` (``bucketQuantile`` in ``promql/quantile.go``), and rates over a
+window are its ``rate()``: every sample in the window counted, counter resets handled,
+the increase extrapolated to the window's edges (:func:`window_rates`).
 
 "No data" is a value of its own (:class:`Reading` with ``value=None`` and a reason), never
 an exception and never mistaken for "healthy".
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 INF = math.inf
@@ -264,9 +266,38 @@ def counter_delta(before: float, after: float) -> float:
     return after - before if after >= before else after
 
 
+def counter_increase(values: Sequence[float]) -> float:
+    """A counter's increase over consecutive samples, each drop a restart from 0 whose new
+    value is all increase (Prometheus's ``increase()`` before it extrapolates)."""
+    return sum(counter_delta(a, b) for a, b in itertools.pairwise(values))
+
+
+def extrapolated_increase(
+    times: Sequence[float], values: Sequence[float], start: float, end: float
+) -> float:
+    """``increase(counter[end - start])`` at ``end`` from the samples in the window (two
+    or more, oldest first), as Prometheus computes it (``extrapolatedRate`` in
+    ``promql/functions.go``): the increase over every sample, stretched towards each edge
+    of the window by the distance to it when that is under 1.1 average sample intervals,
+    else by half an interval, and never back past the counter's extrapolated zero."""
+    increase = counter_increase(values)
+    sampled = times[-1] - times[0]
+    if sampled <= 0:
+        return NAN
+    average = sampled / (len(times) - 1)
+    to_start, to_end = times[0] - start, end - times[-1]
+    if increase > 0 and values[0] >= 0:
+        to_start = min(to_start, sampled * values[0] / increase)
+    threshold = average * 1.1
+    stretched = sampled
+    stretched += to_start if to_start < threshold else average / 2
+    stretched += to_end if to_end < threshold else average / 2
+    return increase * stretched / sampled
+
+
 @dataclass(frozen=True)
 class Rates:
-    """What two scrapes say: request rate (/s), error ratio, and a latency quantile."""
+    """What the scrapes of a window say: request rate (/s), error ratio, a latency quantile."""
 
     request_rate: Reading
     error_rate: Reading
@@ -297,53 +328,119 @@ _QUANTILE_NAME = re.compile(r"p(\d+(?:\.\d+)?)(?:_(?:ms|s|seconds|us))?")
 
 def compute_rates(before: Snapshot, after: Snapshot, quantile: float = 0.95) -> Rates:
     """Rates between two snapshots; each value says why when it cannot be computed."""
-    failed = after.error or before.error
+    return window_rates([before, after], quantile)
+
+
+def window_rates(
+    snapshots: Sequence[Snapshot],
+    quantile: float = 0.95,
+    window: tuple[float, float] | None = None,
+) -> Rates:
+    """Rates over every snapshot of a window (oldest first); each value says why when it
+    cannot be computed.
+
+    ``window=(end, seconds)``: as PromQL's ``rate(x[seconds])`` at ``end`` over these
+    samples (they must lie in ``(end - seconds, end]``): each counter (requests, errors, each
+    latency bucket) is increased over every sample with resets handled, extrapolated as
+    :func:`extrapolated_increase`, and the request rate is per second of the window.
+    ``window=None``: the increase from the first snapshot to the last, per second of
+    their distance (two snapshots: ``irate()``).
+    """
+    failed = next((s.error for s in snapshots if s.error), None)
     if failed:
         reading = no_data(failed)
         return Rates(reading, reading, reading, quantile)
-    elapsed = after.at - before.at
+    within = "between scrapes" if window is None else "in the window"
+    requests = _increase(snapshots, lambda s: s.requests, window)
+    request_rate = requests
+    if requests.value is not None:
+        span = snapshots[-1].at - snapshots[0].at if window is None else window[1]
+        request_rate = Reading(requests.value / span) if span > 0 else no_data("no time span")
     return Rates(
-        request_rate=_request_rate(before, after, elapsed),
-        error_rate=_error_rate(before, after),
-        latency=_latency(before, after, quantile),
+        request_rate=_named(request_rate, "requests counter"),
+        error_rate=_error_ratio(snapshots, requests, window, within),
+        latency=_latency(snapshots, quantile, window, within),
         quantile=quantile,
     )
 
 
-def _request_rate(before: Snapshot, after: Snapshot, elapsed: float) -> Reading:
-    if before.requests is None or after.requests is None:
-        return no_data("requests counter not found")
-    if elapsed <= 0:
-        return no_data("scrapes are not apart in time")
-    return Reading(counter_delta(before.requests, after.requests) / elapsed)
+def _increase(
+    snapshots: Sequence[Snapshot],
+    value: Callable[[Snapshot], float | None],
+    window: tuple[float, float] | None,
+) -> Reading:
+    """One counter's increase over the snapshots that have it (reason: ``not found``,
+    ``one scrape``, ``not apart``)."""
+    points = [(s.at, v) for s in snapshots if (v := value(s)) is not None]
+    if not points:
+        return no_data("not found")
+    if len(points) < 2:
+        return no_data("one scrape")
+    times, values = zip(*points, strict=True)
+    if times[-1] <= times[0]:
+        return no_data("not apart")
+    if window is None:
+        return Reading(counter_increase(values))
+    end, seconds = window
+    return Reading(extrapolated_increase(times, values, end - seconds, end))
 
 
-def _error_rate(before: Snapshot, after: Snapshot) -> Reading:
-    if before.requests is None or after.requests is None:
-        return no_data("requests counter not found")
-    if before.errors is None or after.errors is None:
-        return no_data("errors counter not found")
-    requests = counter_delta(before.requests, after.requests)
-    if requests <= 0:
-        return no_data("no requests between scrapes")
-    return Reading(counter_delta(before.errors, after.errors) / requests)
+_REASONS = {
+    "not found": "{} not found",
+    "one scrape": "waiting for a second scrape",
+    "not apart": "scrapes are not apart in time",
+}
 
 
-def _latency(before: Snapshot, after: Snapshot, quantile: float) -> Reading:
-    if not before.buckets or not after.buckets:
+def _named(reading: Reading, what: str) -> Reading:
+    if reading.reason in _REASONS:
+        return no_data(_REASONS[reading.reason].format(what))
+    return reading
+
+
+def _error_ratio(
+    snapshots: Sequence[Snapshot],
+    requests: Reading,
+    window: tuple[float, float] | None,
+    within: str,
+) -> Reading:
+    if requests.value is None:
+        return _named(requests, "requests counter")
+    errors = _increase(snapshots, lambda s: s.errors, window)
+    if errors.value is None:
+        return _named(errors, "errors counter")
+    if requests.value <= 0:
+        return no_data(f"no requests {within}")
+    return Reading(errors.value / requests.value)
+
+
+def _bucket(bound: float, snapshot: Snapshot) -> float | None:
+    return (snapshot.buckets or {}).get(bound)
+
+
+def _latency(
+    snapshots: Sequence[Snapshot],
+    quantile: float,
+    window: tuple[float, float] | None,
+    within: str,
+) -> Reading:
+    histograms = [s for s in snapshots if s.buckets]
+    if not histograms or not snapshots[-1].buckets:
         return no_data("latency histogram not found")
-    if set(before.buckets) != set(after.buckets):
+    bounds = set(snapshots[-1].buckets)
+    if any(set(s.buckets or ()) != bounds for s in histograms):
         return no_data("latency histogram buckets changed between scrapes")
-    reset = any(after.buckets[b] < before.buckets[b] for b in after.buckets)
-    deltas = [
-        (bound, count if reset else count - before.buckets[bound])
-        for bound, count in after.buckets.items()
-    ]
-    value = histogram_quantile(quantile, deltas)
+    increases = []
+    for bound in bounds:
+        increase = _increase(histograms, functools.partial(_bucket, bound), window)
+        if increase.value is None:
+            return _named(increase, "latency histogram")
+        increases.append((bound, increase.value))
+    value = histogram_quantile(quantile, increases)
     if math.isnan(value):
-        if INF not in after.buckets:
+        if INF not in bounds:
             return no_data("latency histogram has no +Inf bucket")
-        return no_data("no requests between scrapes")
+        return no_data(f"no requests {within}")
     return Reading(value)
 
 

@@ -14,9 +14,9 @@ from cockpit.metrics.exposition import (
     MetricSpec,
     Reading,
     Snapshot,
-    compute_rates,
     no_data,
     parse_exposition,
+    window_rates,
 )
 
 
@@ -44,9 +44,9 @@ class SourceSpec:
     """A runbook's ``metrics:`` section: where readings come from and how often.
 
     ``scrape``: a text exposition (``latency_histogram``, ``requests``, ``errors``,
-    ``labels``), P95 and rates computed between two scrapes. ``prometheus``: a server's
-    ``/api/v1/query``, one PromQL expression per metric (``queries``). ``json``: a stats
-    endpoint, one dotted path per metric (``paths``: ``performance.p95``).
+    ``labels``), P95 and rates computed over the scrapes of a ``window``. ``prometheus``:
+    a server's ``/api/v1/query``, one PromQL expression per metric (``queries``).
+    ``json``: a stats endpoint, one dotted path per metric (``paths``: ``performance.p95``).
     """
 
     source: str
@@ -54,7 +54,8 @@ class SourceSpec:
     token: str = ""
     interval: float = 5.0
     window: float = 0.0
-    """Scrape: rates over at least this long (default: since the previous scrape)."""
+    """Scrape: rates over the scrapes of the last ``window`` seconds, as PromQL's
+    ``rate(x[window])`` (default 0: between the last two scrapes, as ``irate(x)``)."""
     timeout: float = 10.0
     quantile: float = 0.95
     scrape: MetricSpec = MetricSpec()  # noqa: RUF009 (frozen: shared safely)
@@ -99,39 +100,54 @@ async def _get(client, url: str, also: tuple[int, ...] = (), **params) -> Any:
 
 
 class _Scrape:
-    """Readings from two scrapes of a text exposition: the latest, and the newest one at
-    least ``window`` older (as ``rate(...[window])`` looks back); none from the first."""
+    """Readings from the scrapes of a text exposition.
+
+    With a ``window`` of w seconds, a poll at t reads every scrape taken in (t - w, t] as
+    PromQL's ``rate(x[w])`` at t does (:func:`window_rates`): ``window: 10s`` is 10 s,
+    whatever the interval. Until the scrapes span a whole window (the source just
+    started, or came back after an outage longer than the window), the rates are over
+    the time they span: PromQL would stretch them over a window the source has not
+    watched and read a steady 100/s as 15/s a second after the start. A failed scrape
+    adds no sample and drops none: the scrapes still in the window give the readings,
+    as a Prometheus server keeps answering from the samples it has while a target is
+    down, until they leave the window. Without a window, the last two scrapes
+    (``irate()``), and a failed scrape gives no data.
+    """
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
         self.history: deque[Snapshot] = deque()
+        self.since = 0.0
+        """When the unbroken run of scrapes in the history began."""
         self.scale = 1000.0 if spec.latency_unit == "s" else 1.0
 
     async def poll(self, client, at: float) -> Sample:
         snapshot = await take_snapshot(client, self.spec.url, self.spec.scrape, at)
-        if snapshot.error:
-            self.history.clear()  # rates never span a gap in the scrapes
-            return Sample(at, {}, snapshot.error)
-        window = max(self.spec.window, self.spec.interval) * 0.9  # scrapes drift a little
-        while len(self.history) > 1 and at - self.history[1].at >= window:
+        window = self.spec.window
+        if snapshot.error is None:
+            if not self.history:
+                self.since = snapshot.at
+            self.history.append(snapshot)
+        elif not window:
+            self.history.clear()  # no window: rates never span a failed scrape
+        while self.history and (
+            self.history[0].at <= at - window if window else len(self.history) > 2
+        ):
             self.history.popleft()
-        previous = self.history[0] if self.history else None
-        self.history.append(snapshot)
-        if previous is None:
-            waiting = no_data("waiting for a second scrape")
-            return Sample(at, {name: waiting for name in self.spec.metrics})
-        rates = compute_rates(previous, snapshot, self.spec.quantile)
+        if len(self.history) < 2:
+            waiting = no_data(snapshot.error or "waiting for a second scrape")
+            return Sample(at, dict.fromkeys(self.spec.metrics, waiting), snapshot.error)
+        full = window and at - self.since >= window
+        rates = window_rates(self.history, self.spec.quantile, (at, window) if full else None)
         latency = rates.latency
         if latency.value is not None:
             latency = Reading(latency.value * self.scale)
-        return Sample(
-            at,
-            {
-                self.spec.latency_metric: latency,
-                "error_rate": rates.error_rate,
-                "request_rate": rates.request_rate,
-            },
-        )
+        readings = {
+            self.spec.latency_metric: latency,
+            "error_rate": rates.error_rate,
+            "request_rate": rates.request_rate,
+        }
+        return Sample(at, readings, snapshot.error)
 
 
 class _Prometheus:

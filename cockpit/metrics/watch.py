@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cockpit.durations import format_setting
 from cockpit.metrics.alerts import AlertEvaluator, AlertRule, AlertStatus
 from cockpit.metrics.exposition import Reading, no_data
 from cockpit.metrics.sources import Sample, ScrapeError, SourceSpec, _sampler
+
+BASELINE_SPAN = 30.0
+"""A baseline is the median of each metric over this many seconds before it was asked
+for (the system as it was before the run or phase changed it)..."""
+BASELINE_POLLS = 3
+"""... from at least this many values: fewer there (the watch just started), it waits
+for the next polls. One value alone made a noisy P95 the baseline, and a +50% alert
+fired on a healthy release."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class MetricsWatch:
     slow endpoint is never hit by overlapping requests. ``listener`` gets a :class:`Poll`
     each time: the sample, the alerts whose state moved, a notice when polls start
     failing or recover (an error is said once, not at every retry), and baselines asked
-    for with :meth:`take_baseline`, filled from the next values there are.
+    for with :meth:`take_baseline` (see BASELINE_SPAN) as soon as they are complete.
     """
 
     def __init__(
@@ -55,15 +65,20 @@ class MetricsWatch:
         self._clock = clock
         self._sampler = _sampler(spec)
         self._failing: str | None = None
-        self._pending_baselines: dict[str, dict[str, float | None]] = {}
+        self._pending_baselines: dict[str, dict[str, list[float]]] = {}
+        self._recent: deque[tuple[float, Mapping[str, Reading]]] = deque()
         self.latest: Sample | None = None
         self.stopped: str | None = None
         """Why the watch stopped (its listener failed: the journal can't be written)."""
         self._new_sample = asyncio.Condition()
 
     def take_baseline(self, key: str) -> None:
-        """Remember each metric's next value as baseline ``key`` (``run``, a phase id)."""
-        self._pending_baselines[key] = {}
+        """Set baseline ``key`` (``run``, a phase id): each metric's median over the
+        BASELINE_SPAN before now, completed by the next polls if it has too few values."""
+        seen: dict[str, list[float]] = {name: [] for name in self.spec.metrics}
+        for _, readings in self._recent:
+            self._add(seen, readings)
+        self._pending_baselines[key] = seen
 
     async def next_sample(self) -> Sample:
         """Wait for the next poll to finish; ScrapeError if the watch has stopped."""
@@ -114,7 +129,10 @@ class MetricsWatch:
         readings = (
             sample.readings
             if not sample.error
-            else {name: no_data(sample.error) for name in self.spec.metrics}
+            else {
+                name: sample.readings.get(name) or no_data(sample.error)
+                for name in self.spec.metrics
+            }
         )
         statuses = self.evaluator.evaluate(readings)
         self.latest = sample
@@ -125,13 +143,27 @@ class MetricsWatch:
         return sample
 
     def _fill_baselines(self, sample: Sample) -> list[tuple[str, dict[str, float | None]]]:
+        if not sample.error:
+            self._recent.append((sample.at, sample.readings))
+        while self._recent and self._recent[0][0] < sample.at - BASELINE_SPAN:
+            self._recent.popleft()
         taken = []
-        for key, values in list(self._pending_baselines.items()):
-            for name, reading in sample.readings.items():
-                if reading.value is not None:
-                    values.setdefault(name, reading.value)
-            if set(values) >= set(self.spec.metrics):
+        for key, seen in list(self._pending_baselines.items()):
+            self._add(seen, sample.readings, upto=BASELINE_POLLS)
+            if all(len(values) >= BASELINE_POLLS for values in seen.values()):
                 del self._pending_baselines[key]
-                self.evaluator.set_baseline({n: Reading(v) for n, v in values.items()}, key)
-                taken.append((key, values))
+                medians = {name: statistics.median(values) for name, values in seen.items()}
+                self.evaluator.set_baseline({n: Reading(v) for n, v in medians.items()}, key)
+                taken.append((key, dict[str, float | None](medians)))
         return taken
+
+    @staticmethod
+    def _add(
+        seen: dict[str, list[float]], readings: Mapping[str, Reading], upto: int | None = None
+    ) -> None:
+        for name, reading in readings.items():
+            values = seen.get(name)
+            if values is None or reading.value is None:
+                continue
+            if upto is None or len(values) < upto:
+                values.append(reading.value)

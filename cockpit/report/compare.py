@@ -64,7 +64,6 @@ def _side(row: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _run_side(run: dict[str, Any]) -> dict[str, Any]:
-    duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
     return {
         key: run[key]
         for key in (
@@ -77,7 +76,7 @@ def _run_side(run: dict[str, Any]) -> dict[str, Any]:
             "started_at",
             "finished_at",
         )
-    } | {"duration": duration, "rehearsal": bool(run["rehearsal"])}
+    } | {"duration": run["duration"], "rehearsal": bool(run["rehearsal"])}
 
 
 def _difference(ours: float | None, theirs: float | None) -> float | None:

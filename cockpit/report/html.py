@@ -101,7 +101,8 @@ def to_html(record: dict[str, Any]) -> str:
         _steps(record),
     ]
     parts += _attempts(record) + _endings(record)
-    parts += _gates(record) + _alerts(record) + _baselines(record) + _rollback_html(record)
+    parts += _gates(record) + _alerts(record) + _baselines(record) + _readiness(record)
+    parts += _rollback_html(record)
     parts += _checklist(record) + _signoff(record) + _excerpts(record)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -291,6 +292,29 @@ def _baselines(record: dict[str, Any]) -> list[str]:
         for b in record["baselines"]
     ]
     return ["<h2>Baselines</h2>", table(("Baseline", "Taken", *map(esc, names)), rows)]
+
+
+def _readiness(record: dict[str, Any]) -> list[str]:
+    readiness = record["readiness"]
+    if not readiness:
+        return []
+    rows = [
+        (
+            item["state"].replace(" ", "-"),
+            [td(item["mark"], "status"), td(item["check"]), td(item["text"])],
+        )
+        for item in readiness["items"]
+    ]
+    parts = [
+        "<h2>Rollback readiness (before the first step)</h2>",
+        table(("", "Check", "Found"), rows),
+    ]
+    if readiness["override_by"]:
+        parts.append(
+            f"<p><strong>Started in spite of a failed item</strong> by "
+            f"{esc(readiness['override_by'])}: {esc(readiness['override_reason'])}</p>"
+        )
+    return parts
 
 
 def _rollback_html(record: dict[str, Any]) -> list[str]:

@@ -214,6 +214,21 @@ def _team(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _readiness(record: dict[str, Any]) -> list[str]:
+    readiness = record["readiness"]
+    if not readiness:
+        return []
+    lines = ["", "## Rollback readiness (before the first step)", ""]
+    lines += [f"- {i['mark']} {i['check']}: {i['text']}" for i in readiness["items"]]
+    if readiness["override_by"]:
+        lines += [
+            "",
+            f"**Started in spite of a failed item** by {readiness['override_by']}: "
+            f"{readiness['override_reason']}",
+        ]
+    return lines
+
+
 def _rollback(record: dict[str, Any]) -> list[str]:
     rollback = record["rollback"]
     if not rollback:
@@ -289,6 +304,7 @@ SECTIONS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
     _baselines,
     _notices,
     _team,
+    _readiness,
     _rollback,
     _checklist,
     _signoff,

@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any, get_args
 
 from cockpit.journal import BaseJournal
+from cockpit.readiness import MARKS, State
 from steps import KindNotFound, RecordSection, get_kind
 
 ROLES = ("deployer", "verifier")
@@ -38,12 +39,11 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         events[event["type"]].append({**event["data"], "at": event["at"]})
         if event["type"] in ENDINGS:
             endings.append({**event["data"], "event": ENDINGS[event["type"]], "at": event["at"]})
-    duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
     samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
     signoffs = journal.signoffs(run["id"])
     sections = _kind_sections(steps, samples)
     return {
-        "run": {**run, "duration": duration},
+        "run": run,
         "versions": {"runbook": run["version"], "images": sections["images"]},
         "steps": steps,
         "phases": [
@@ -57,6 +57,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "notices": events["MetricsNotice"],
         "approvals": events["StepApproved"],
         "take_overs": events["LockTakenOver"],
+        "readiness": _readiness(events["ReadinessChecked"]),
         "endings": endings,
         "rollback": _rollback(events["RollbackStarted"], steps),
         "retries": events["StepRetrying"],
@@ -83,6 +84,17 @@ def _kind_sections(
         for section, entries in kind.record_section(row, samples).items():
             sections[section] += entries
     return sections
+
+
+def _readiness(checked: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Rollback readiness as found before the first step, each item with its mark."""
+    if not checked:
+        return None
+    found = checked[-1]
+    return {
+        **found,
+        "items": [{**item, "mark": MARKS[State(item["state"])]} for item in found["items"]],
+    }
 
 
 def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict | None:

@@ -56,8 +56,6 @@ class Checker(TemplateChecker):
 
     def __init__(self, path: str, text: str) -> None:
         super().__init__(path, text)
-        self.warnings: list[Problem] = []
-        """What does not stop the runbook from loading but needs a look (placeholders)."""
         self.steps = StepChecker(self)
         self.sources = MetricsChecker(self)
 
@@ -358,16 +356,11 @@ class Checker(TemplateChecker):
         """A warning at ``node`` when ``text`` holds a placeholder."""
         found = placeholder(text)
         if found is not None:
-            mark = node.start_mark
-            self.warnings.append(
-                Problem(
-                    self.path,
-                    mark.line + 1,
-                    mark.column + 1,
-                    f"warning: {what} {shown(text)} "
-                    + ("is a placeholder" if found == text else f"holds a placeholder ({found})")
-                    + ": fill it in before the deployment window",
-                )
+            self.warn(
+                node,
+                f"{what} {shown(text)} "
+                + ("is a placeholder" if found == text else f"holds a placeholder ({found})")
+                + ": fill it in before the deployment window",
             )
 
     def checklists(self, node: Node, prefix: str = "") -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from yaml.nodes import Node, SequenceNode
 
+from cockpit.durations import format_setting
 from cockpit.metrics import NO_DATA_POLICIES, SOURCES, AlertRule, MetricSpec, SourceSpec
 from cockpit.runbook.addresses import fixed_address
 from cockpit.runbook.check_steps import WHEN_KEYS
@@ -22,9 +23,11 @@ METRICS_KEYS = {
 METRICS_COMMON_KEYS = ("source", "url", "token", "interval", "timeout", "quantile")
 ALERT_KEYS = (
     "name", "metric", "above", "below", "relative_to_baseline", "baseline", "for",
-    "severity", "no_data", "when",
+    "keep_firing_for", "severity", "no_data", "when",
 )  # fmt: skip
 SEVERITIES = ("critical", "warning", "info")
+OLD_RESOLVE = "ignore"
+"""What ``no_data: resolve`` was called before it became the default; still read."""
 
 
 def _overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
@@ -67,9 +70,7 @@ class MetricsChecker:
                 self.read.templates(found[key][1], values[key])
                 if key == "url" and values[key] and (wrong := fixed_address(values[key])):
                     self.read.problem(found[key][1], f"metrics url: {wrong}")
-        for key in ("interval", "timeout", "window"):
-            if key in found:
-                values[key] = self.read.duration(found[key][1], f"metrics {key}")
+        values.update(self.timings(found))
         if "quantile" in found:
             values["quantile"] = self.read.fraction(found["quantile"][1], "metrics quantile")
         if source == "scrape":
@@ -82,6 +83,23 @@ class MetricsChecker:
         if None in values.values():
             return None
         return SourceSpec(**values)
+
+    def timings(self, found: Mapping[str, tuple[Node, Node]]) -> dict[str, float | None]:
+        """``interval``, ``timeout``, ``window``: a window must hold two polls."""
+        values = {
+            key: self.read.duration(found[key][1], f"metrics {key}")
+            for key in ("interval", "timeout", "window")
+            if key in found
+        }
+        window, interval = values.get("window"), values.get("interval", SourceSpec.interval)
+        if window and interval and window < 2 * interval:
+            self.read.problem(
+                found["window"][1],
+                f"metrics window: {format_setting(window)} holds fewer than two polls every "
+                f"{format_setting(interval)} (rates need two); make it at least twice the interval",
+            )
+            values["window"] = None
+        return values
 
     def scrape_metrics(self, node: Node, found: Mapping[str, tuple[Node, Node]]) -> dict:
         """A scrape source's metric names, labels and latency unit."""
@@ -169,19 +187,14 @@ class MetricsChecker:
         for key in ("above", "below", "relative_to_baseline"):
             if key in found:
                 values[key] = self.read.number(found[key][1], f"{what} {key}")
-        if "for" in found:
-            values["for_seconds"] = self.read.duration(found["for"][1], f"{what} for", zero=True)
+        for key in ("for", "keep_firing_for"):
+            if key in found:
+                values[f"{key}_seconds"] = self.read.duration(
+                    found[key][1], f"{what} {key}", zero=True
+                )
         for key, choices in (("severity", SEVERITIES), ("no_data", NO_DATA_POLICIES)):
             if key in found:
-                value = self.read.string(found[key][1], f"{what} {key}")
-                if value is not None and value not in choices:
-                    self.read.problem(
-                        found[key][1],
-                        f"{what} {key}: {shown(value)} is not one of: "
-                        f"{', '.join(choices)}{did_you_mean(value, choices)}",
-                    )
-                    value = None
-                values[key] = value
+                values[key] = self.choice(found[key][1], f"{what} {key}", choices)
         if "baseline" in found:
             baseline = self.read.string(found["baseline"][1], f"{what} baseline")
             known = ("run", *(phase.id for phase in phases))
@@ -208,3 +221,21 @@ class MetricsChecker:
         except ValueError as exc:
             self.read.problem(node, str(exc))
             return None
+
+    def choice(self, node: Node, what: str, choices: tuple[str, ...]) -> str | None:
+        """One of ``choices`` (``no_data``'s old name for ``resolve`` too, with a warning)."""
+        value = self.read.string(node, what)
+        if value == OLD_RESOLVE and "resolve" in choices:
+            self.read.warn(
+                node,
+                f"{what}: '{OLD_RESOLVE}' is now called 'resolve' (the default, as Prometheus)",
+            )
+            return "resolve"
+        if value is not None and value not in choices:
+            self.read.problem(
+                node,
+                f"{what}: {shown(value)} is not one of: "
+                f"{', '.join(choices)}{did_you_mean(value, choices)}",
+            )
+            return None
+        return value

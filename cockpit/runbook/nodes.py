@@ -54,6 +54,8 @@ class NodeReader:
         self.path = path
         self.text = text
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        """What does not stop the runbook from loading but needs a look (placeholders)."""
         self._constructor = yaml.SafeLoader("")
 
     # -- reporting
@@ -61,6 +63,13 @@ class NodeReader:
     def problem(self, node: Node, message: str) -> None:
         mark = node.start_mark
         self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
+
+    def warn(self, node: Node, message: str) -> None:
+        """A warning at ``node``: the runbook loads, the message is shown (``warning: ...``)."""
+        mark = node.start_mark
+        self.warnings.append(
+            Problem(self.path, mark.line + 1, mark.column + 1, f"warning: {message}")
+        )
 
     @functools.cached_property
     def _line_starts(self) -> list[int]:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cockpit.config import Environment
 from cockpit.errors import Failed
@@ -58,17 +59,19 @@ class Sandbox:
     """A configured PostgreSQL to use instead of the embedded one."""
     redis_url: str | None = None
     say: Callable[[str], None] = lambda text: None
-    tools: str = ""
-    """Folder of the embedded PostgreSQL's pg_dump / pg_restore: first on PATH (an older
-    pg_dump refuses a newer server)."""
+    tools: list[str] = field(default_factory=list)
+    """Folders of the embedded servers' clients (psql, pg_dump, pg_restore, redis-cli):
+    first on PATH (an older pg_dump refuses a newer server)."""
     _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _pids: dict[str, int] = field(default_factory=dict, repr=False)
     _scratch: list[str] = field(default_factory=list, repr=False)
     _reaper: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> tuple[Environment, dict[str, str]]:
-        """Start everything; the ``sandbox`` profile and the secrets (as environment
-        variables the cockpit process must carry)."""
+        """Start everything; the ``sandbox`` profile, and the environment the cockpit,
+        its shell steps and a shell of the operator's carry: the secrets, the profile's
+        variables, ``AWS_ENDPOINT_URL``, and ``PATH`` with the servers' clients first
+        (psql, pg_dump, pg_restore, redis-cli; kubectl reads ``KUBECONFIG``)."""
         from cockpit.sandbox.k8s import K8sSimulator
         from cockpit.sandbox.platform import Platform, version_of_image
         from cockpit.sandbox.servers import S3, Postgres, Redis
@@ -78,9 +81,10 @@ class Sandbox:
         try:
             postgres = Postgres(self.folder / "pg")
             dsn = self.database_url or self._embedded("PostgreSQL", postgres)
-            self.tools = str(postgres.bin_dir)
             self._baseline(dsn)
-            redis_url = self.redis_url or self._embedded("Redis", Redis(self.folder / "redis"))
+            redis = Redis(self.folder / "redis", password=secrets.token_urlsafe(18))
+            redis_url = self.redis_url or self._embedded("Redis", redis)
+            self.tools = [str(postgres.bin_dir), str(redis.bin_dir)]
             s3_url = self._serve("S3 (moto)", S3())
             self._bucket(s3_url)
             simulator = K8sSimulator(self.folder / "k8s", tick=0.4)
@@ -124,10 +128,13 @@ class Sandbox:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         environ = {
+            **variables,
             **keys,
             "DATABASE_URL": dsn,
             "REDIS_URL": redis_url,
             "SLACK_WEBHOOK": f"{base_url}/hooks/notify",
+            "AWS_ENDPOINT_URL": s3_url,
+            "PATH": os.pathsep.join([*self.tools, os.environ.get("PATH", os.defpath)]),
         }
         profile = Environment(
             name="sandbox",
@@ -165,7 +172,8 @@ class Sandbox:
         except Exception as exc:
             raise SandboxError(f"sandbox: {what} did not start: {exc}") from None
         self._stops.append(server.stop)
-        self.say(f"sandbox: {what} on {address} ({time.monotonic() - started:.1f}s)")
+        shown = _without_password(address)
+        self.say(f"sandbox: {what} on {shown} ({time.monotonic() - started:.1f}s)")
         return address
 
     def _embedded(self, what: str, server) -> str:
@@ -241,6 +249,12 @@ class Sandbox:
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+def _without_password(address: str) -> str:
+    """The address to print: a URL's password is a secret (the sandbox's Redis has one)."""
+    password = urlsplit(address).password
+    return address.replace(f":{password}@", ":***@", 1) if password else address
 
 
 @contextlib.contextmanager

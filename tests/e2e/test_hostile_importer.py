@@ -114,7 +114,7 @@ def test_front_matter_is_not_a_setext_heading():
     )
     book = import_markdown(markdown, "x.md").runbook
     assert [p["title"] for p in book["phases"]] == ["Go"]
-    assert book["description"] == "title: Upgrade\nweight: 5"
+    assert "description" not in book  # metadata, not text (issue 18)
 
 
 # ---------------------------------------------------------------- unterminated fences
@@ -218,7 +218,7 @@ LEFT_OPEN = {
     ),
     "under-a-checklist-item": (
         "# T\n\n## Phase 1\n\n- [ ] Check the position:\n\n  ```\n  AD/5C000060\n",
-        "7:3 phase-1",
+        "7:3 check-the-position",  # a task item's code is its own (issue 18)
         "list item",
     ),
     "in-no-step": (  # rollback criteria's text: the runbook's description shows it
@@ -310,4 +310,4 @@ def test_many_fences_under_one_heading_import_in_linear_time():
 def test_every_fence_left_open_is_listed_even_with_the_same_code():
     markdown = "# T\n\n## P\n\n- [ ] a\n\n  ```\n  out\n- [ ] b\n\n  ```\n  out\n"
     summary = import_markdown(markdown, "x.md").summary
-    assert [(u.line, u.column, u.step) for u in summary.uncertain] == [(7, 3, "p"), (11, 3, "p")]
+    assert [(u.line, u.column, u.step) for u in summary.uncertain] == [(7, 3, "a"), (11, 3, "b")]

@@ -6,9 +6,12 @@ URL in $TEAM_REDIS) and one journal, as two operators on one bastion would.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -21,6 +24,8 @@ from helpers import COCKPIT, cockpit, until, wait_for
 from cockpit import events as ev
 from cockpit.journal import Journal
 from cockpit.team import decode, encode
+from widgets.output_keys import OUTPUT_KEYS
+from widgets.output_pane import OutputPane
 from widgets.run_header import RunHeader
 
 TTL, HEARTBEAT = 2.0, 0.5
@@ -303,38 +308,31 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
     assert "deploy  = ok" in far
 
 
+def watched_run(journal, *recorded: ev.Event):
+    """Run ``r`` on staging in ``journal``, with ``recorded`` as its past."""
+    from cockpit.team import Watched
+
+    row = {"id": "r", "runbook": "R", "version": "", "runbook_path": "", "runbook_sha256": ""}
+    row |= {"environment": "staging", "operator": "alice", "host": "h", "status": "running"}
+    journal.create_run(row | {"dry_run": 0, "started_at": 1.0, "output_dir": ""}, [])
+    for event in recorded:
+        journal.apply(event)
+    return Watched("r", "staging", None, {"run_id": "r"}, journal, "from the journal")
+
+
 async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journal):
     from cockpit.config import Team
     from cockpit.headless import HeadlessPrinter
     from cockpit.runbook import parse_runbook
-    from cockpit.team import Watched, watch_events
+    from cockpit.team import watch_events
 
-    journal.create_run(
-        {
-            "id": "r",
-            "runbook": "R",
-            "version": "",
-            "runbook_path": "",
-            "runbook_sha256": "",
-            "environment": "staging",
-            "operator": "alice",
-            "host": "h",
-            "status": "running",
-            "dry_run": 0,
-            "started_at": 1.0,
-            "output_dir": "",
-        },
-        [],
-    )
     recorded = [
         ev.RunStarted("r", 1.0, "R", "staging", "alice"),
         ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed"),
         ev.RunReopened("r", 3.0, "alice", "step 's' run again"),
         ev.RunFinished("r", 4.0, ev.RunStatus.OK, 3.0, "1 ok"),
     ]
-    for event in recorded:
-        journal.apply(event)
-    watched = Watched("r", "staging", None, {"run_id": "r"}, journal, "from the journal")
+    watched = watched_run(journal, *recorded)  # its cockpit is gone: the lock is free
     seen = [event async for event in watch_events(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched)]
     assert seen == recorded  # not cut at the first ending; over at the last one
     printed = io.StringIO()  # as `cockpit watch --headless` prints them
@@ -348,6 +346,50 @@ async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journa
         "cockpit: run r reopened by alice: step 's' run again",
         "cockpit: run r ok in 3.00s (1 ok)",
     ]
+
+
+async def test_a_watcher_follows_an_ended_run_while_its_cockpit_holds_it(team, journal):
+    """The run ended, but its cockpit is still open (it holds the environment) and may
+    reopen it: the watcher follows on, and stops once the cockpit lets go."""
+    from cockpit.config import Team
+    from cockpit.team import Holder, watch_events
+
+    team.set(LOCK, Holder("alice", "h", os.getpid(), "r", time.time()).dump())
+    ended = ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed")
+    watched = watched_run(journal, ev.RunStarted("r", 1.0, "R", "staging", "alice"), ended)
+    seen: list[ev.Event] = []
+    said: list[str] = []
+
+    async def follow() -> None:
+        settings = Team("env:TEAM_REDIS", TTL, HEARTBEAT)
+        async for event in watch_events(settings, watched, held=said.append):
+            seen.append(event)
+
+    watcher = asyncio.create_task(follow())
+    await until_true(lambda: ended in seen, "the recorded ending")
+    await asyncio.sleep(1.5)  # an idle tick or more: the cockpit still holds the run
+    assert not watcher.done()
+    assert said == [  # once, however long it waits
+        "run r ended, but its cockpit still holds it and may reopen it (a step run again): "
+        "following on until it lets go (ctrl+c stops)"
+    ]
+    again = [
+        ev.RunReopened("r", 3.0, "alice", "step 's' run again"),
+        ev.RunFinished("r", 4.0, ev.RunStatus.OK, 3.0, "1 ok"),
+    ]
+    for event in again:
+        team.publish("cockpit:run:r", encode(event))
+    await until_true(lambda: seen[-1] == again[-1], "the reopening, live")
+    team.delete(LOCK)  # the cockpit quit
+    await asyncio.wait_for(watcher, 5)
+    assert seen[2:] == again
+
+
+async def until_true(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 def test_watch_wait_follows_the_next_run(team, record, tmp_path):
@@ -522,6 +564,30 @@ async def test_without_team_mode_an_approval_step_pauses_the_run(make_engine, jo
 # ------------------------------------------------------------------ the watch TUI
 
 
+async def test_the_watch_screens_clock_says_the_time_a_resumed_run_was_flown(team, journal):
+    """Flown 10 s, paused, resumed 5 s ago: the watcher's header says 15 s, as the
+    run's own does, not the 5 s since the resume."""
+    from cockpit.app import WatchApp
+    from cockpit.config import Team
+    from cockpit.runbook import parse_runbook
+
+    now = time.time()
+    watched = watched_run(
+        journal,
+        ev.RunStarted("r", now - 100, "R", "staging", "alice"),
+        ev.RunFinished("r", now - 90, ev.RunStatus.PAUSED, 10.0, "the terminal hung up"),
+        ev.RunStarted("r", now - 5, "R", "staging", "alice", resumed=True),
+    )
+    runbook = parse_runbook("runbook: R\nphases: [{id: p, steps: [{id: s, run: x}]}]\n")
+    watched = dataclasses.replace(watched, runbook=runbook)
+    app = WatchApp(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched, "bob")
+    async with app.run_test(size=(120, 34)) as pilot:
+        header = app.screen.query_one(RunHeader)
+        await until(pilot, lambda: "flown by alice" in header.note, "the run's start")
+        await until(pilot, lambda: header.elapsed >= 15.0, "the clock's next tick")
+        assert header.elapsed < 20.0 and header.outcome is None  # not "paused", flying
+
+
 async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, record, tmp_path):
     from cockpit.app import WatchApp
     from cockpit.config import Team
@@ -549,6 +615,19 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
             assert ("out", "migrated") in screen.view.buffers["migrate"].lines
             assert ("err", "done") in screen.view.buffers["migrate"].lines
             assert screen.view.approvable is None
+            # the output pane reads as the cockpit's: search (the whole file), times
+            await until(pilot, lambda: screen.selected == "migrate", "the step it follows")
+            pane = screen.query_one(OutputPane)
+            await pilot.press("slash", *"MIGRATED", "enter")
+            await until(pilot, lambda: pane.match is not None, "the match")
+            assert pane.buffer.lines[pane.match] == ("out", "migrated") and not pane.following
+            assert len(pane.matches) == 1 and pane.excerpt == (1, 2)  # found in the file
+            await pilot.press("t")
+            await pilot.pause()
+            shown = pane.render_line(pane.match).text
+            assert re.match(r"\d\d:\d\d:\d\d migrated", shown), shown
+            await pilot.press("f")
+            assert pane.following
             await pilot.press("A")  # nothing waits now: said, not sent
             await until(
                 pilot,
@@ -560,7 +639,10 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
     finally:
         kill(run)
     assert code == 0, err
-    assert [b.action for b in WatchScreen.BINDINGS] == ["approve"]  # no run/skip/rollback
+    assert [b.action for b in WatchScreen.BINDINGS] == [  # no run/skip/rollback
+        "approve",
+        *(b.action for b in OUTPUT_KEYS),
+    ]
     assert [e["data"]["by"] for e in record.events(run_id) if e["type"] == "StepApproved"] == [
         "bob"
     ]

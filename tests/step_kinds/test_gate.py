@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,7 @@ from helpers import METRICS_TOKEN, cockpit, metrics_section, rows
 from cockpit.events import RunStatus
 from cockpit.metrics import MetricSpec, MetricsWatch, SourceSpec
 from cockpit.runbook import RunbookInvalid, parse_runbook
+from cockpit.sandbox.prometheus import Phase, ScheduledExporter
 
 RUNBOOK = """
 runbook: Gate
@@ -59,7 +61,9 @@ async def test_a_healthy_window_passes_and_the_journal_keeps_samples_and_baselin
     assert all(s["values"]["error_rate"] == 0 for s in samples)
     assert {b["key"] for b in events(journal, engine, "BaselineTaken")} == {"run", "deploy"}
     assert events(journal, engine, "AlertChanged") == []
-    assert "left · p95_ms" in engine.output_path("watch").read_text()
+    said = engine.output_path("watch").read_text().splitlines()
+    assert any("left · p95_ms" in line for line in said)
+    assert said[-1] == f"[cockpit] gate passed: {gate['message']}"  # not a countdown line
 
 
 async def test_an_alert_firing_fails_the_gate_and_the_rollback_runs(
@@ -103,6 +107,8 @@ async def test_no_data_fails_the_gate_and_the_error_is_said_once(
     )
     notices = events(journal, engine, "MetricsNotice")
     assert len(events(journal, engine, "MetricsSampled")) >= 5
+    said = engine.output_path("watch").read_text().splitlines()
+    assert said[-1] == f"[cockpit] gate failed: {gate['message']}"
     assert notices == [
         {
             "message": f"metrics unavailable: scrape of {metrics_endpoint.url} "
@@ -121,6 +127,127 @@ async def test_recovery_is_said_once_too(make_engine, journal, metrics_endpoint)
     metrics_endpoint.up = True
     assert await task == RunStatus.OK
     assert [n["ok"] for n in events(journal, engine, "MetricsNotice")] == [False, True]
+
+
+async def test_a_bound_without_data_fails_the_gate_naming_it(
+    make_engine, journal, metrics_endpoint, prometheus
+):
+    """A mistyped P95 query against a real Prometheus: P95 is never checked, and the
+    gate fails naming it (it said "ok", P95 left out of its message)."""
+    import httpx
+
+    metrics_endpoint.traffic()
+    url = prometheus(metrics_endpoint.url, METRICS_TOKEN)
+    ratio = "sum(rate(pm_errors_total[5s])) / sum(rate(pm_requests_total[5s]))"
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):  # its first samples (~5 s)
+            answer = (await client.get(f"{url}/api/v1/query", params={"query": ratio})).json()
+            if answer["data"]["result"]:
+                break
+            await asyncio.sleep(0.1)
+    queries = {
+        "error_rate": ratio,
+        "p95_ms": "histogram_quantile(0.95, sum by (le) "
+        "(rate(pm_request_duraton_ms_bucket[5s])))",  # "duraton"
+    }
+    metrics = {"source": "prometheus", "url": url, "interval": "200ms", "queries": queries}
+    text = f"""
+runbook: Blind
+metrics: {json.dumps(metrics)}
+phases:
+  - id: deploy
+    steps:
+      - {{id: watch, kind: gate, for: 2s, max: {{p95_ms: 2000, error_rate: 5%}}}}
+"""
+    engine = make_engine(text)
+    assert await engine.run() == RunStatus.FAILED
+    gate = rows(journal, engine)["watch"]
+    assert gate["message"] == (
+        "could not check p95_ms for more than 50% of the window: p95_ms no data for 2 of "
+        "2 s (empty query result); data for error_rate 2 of 2 s"
+    )
+    assert gate["details"]["no_data"] == {"p95_ms": 2.0, "error_rate": 0.0}
+
+
+async def test_max_no_data_lets_a_bound_go_unchecked_and_says_so(
+    make_engine, journal, stats_server
+):
+    base, _ = stats_server
+    metrics = {
+        "source": "json",
+        "url": f"{base}/stats",
+        "interval": "100ms",
+        "paths": {"p95_ms": "performance.p99", "error_rate": "errors.rate"},
+    }
+    text = f"""
+runbook: Lenient
+metrics: {json.dumps(metrics)}
+phases:
+  - id: deploy
+    steps:
+      - {{id: watch, kind: gate, for: 1s, max: {{p95_ms: 2000, error_rate: 1%}},
+          max_no_data: 100%}}
+"""
+    engine = make_engine(text)
+    assert await engine.run() == RunStatus.OK
+    assert rows(journal, engine)["watch"]["message"] == (
+        "no alert in 1s; worst: error_rate 0.40%; data for p95_ms 0 of 1 s, error_rate 1 of 1 s"
+    )
+
+
+def test_max_no_data_is_a_share():
+    text = (
+        "runbook: R\nmetrics: {source: scrape, url: 'http://127.0.0.1:9/m', errors: e}\n"
+        "phases:\n  - id: p\n    steps:\n"
+        "      - {id: g, kind: gate, for: 1m, max_no_data: lots}\n"
+    )
+    with pytest.raises(RunbookInvalid) as caught:
+        parse_runbook(text, "r.yaml")
+    assert str(caught.value) == (
+        "r.yaml:6:51: step 'g' max_no_data: expected a share of the window such as 50% or 0.5"
+    )
+
+
+async def test_a_healthy_restart_passes_a_gate_on_the_scrape_source(make_engine, journal):
+    """Issue 16 D2: the app restarts (every counter back at 0) while a gate watches. Its
+    window still holds the scrapes before the restart, as rate() would: the request rate
+    stays ~100/s and the error ratio ~1%. From the oldest and newest scrapes alone both
+    came from the requests since the restart only: 'bound error_rate max fired:
+    error_rate 10.00% above 5.00%' (the first request after the restart failed)."""
+    healthy = Phase("healthy", 4, 100, 1, ((95, 80.0), (5, 400.0)))
+    exporter = ScheduledExporter([healthy, replace(healthy, name="restart", reset=True)])
+    metrics = {
+        "source": "scrape",
+        "url": exporter.url,
+        "interval": "500ms",
+        "window": "3s",
+        "latency_histogram": "pm_request_duration_ms",
+        "requests": "pm_requests_total",
+        "errors": "pm_errors_total",
+    }
+    text = f"""
+runbook: Restart
+metrics: {json.dumps(metrics)}
+phases:
+  - id: deploy
+    steps:
+      - {{id: settle, run: "sleep 3"}}
+      - {{id: watch, kind: gate, for: 4s, min: {{request_rate: 50}}, max: {{error_rate: 5%}}}}
+"""
+    engine = make_engine(text)
+    restart = exporter.start() + healthy.seconds
+    try:
+        assert await engine.run() == RunStatus.OK, rows(journal, engine)["watch"]["message"]
+    finally:
+        exporter.close()
+    gate = rows(journal, engine)["watch"]
+    assert gate["started_at"] < restart < gate["finished_at"]
+    after = [
+        e["data"]["values"]["request_rate"]
+        for e in journal.events(engine.run_id)
+        if e["type"] == "MetricsSampled" and restart < e["at"] < gate["finished_at"]
+    ]
+    assert len(after) >= 4 and min(after) > 80  # at most 0.5 s of requests unseen
 
 
 def test_a_gate_needs_a_metrics_section():
@@ -172,7 +299,7 @@ async def stats_server():
         return await track(
             web.json_response(
                 {
-                    "performance": {"p95": 812.5, "rps": 41},
+                    "performance": {"p95": state.get("p95", 812.5), "rps": 41},
                     "errors": {"rate": "0.004"},
                     "services": [{"p95": None}],
                 }
@@ -282,6 +409,35 @@ async def test_polls_never_overlap_even_when_the_endpoint_is_slow(stats_server):
     assert json.dumps([p.sample.readings["p95_ms"].value for p in seen][:1]) == "[812.5]"
 
 
+async def test_a_baseline_is_the_median_of_the_values_before_it_was_asked(stats_server):
+    import httpx
+
+    base, state = stats_server
+    now = [1000.0]
+    polls: list = []
+    spec = SourceSpec("json", f"{base}/stats", interval=2.0, paths={"p95_ms": "performance.p95"})
+    watch = MetricsWatch(spec, listener=polls.append, clock=lambda: now[0])
+    watch.take_baseline("run")  # nothing seen yet: it waits for three polls
+    async with httpx.AsyncClient() as client:
+
+        async def poll(p95):
+            state["p95"] = p95
+            now[0] += 2.0
+            await watch.poll(client)
+            return polls[-1].baselines
+
+        assert await poll(400.0) == [] and await poll(410.0) == []
+        assert await poll(250.0) == [("run", {"p95_ms": 400.0})]
+        await poll(405.0)
+        watch.take_baseline("deploy")  # a noisy dip and the release's first value: not it
+        assert await poll(900.0) == [("deploy", {"p95_ms": 402.5})]
+        now[0] += 60.0  # a minute later only what was seen in the last 30 s counts
+        assert await poll(900.0) == []
+        watch.take_baseline("late")
+        assert await poll(950.0) == [] and await poll(990.0) == [("late", {"p95_ms": 950.0})]
+    assert set(watch.evaluator.baselines) == {"run", "deploy", "late"}
+
+
 async def test_alert_rules_can_differ_per_environment(make_engine):
     from cockpit.config import Environment
 
@@ -304,6 +460,8 @@ async def test_alert_rules_can_differ_per_environment(make_engine):
 
 
 async def test_scrape_rates_span_the_window(metrics_endpoint):
+    """``window: 6s`` at 2 s polls: a poll at t reads the scrapes in (t - 6, t], as
+    PromQL's rate(x[6s]) does, extrapolated to the window's edges once they span it."""
     import httpx
 
     now = [1000.0]
@@ -316,16 +474,21 @@ async def test_scrape_rates_span_the_window(metrics_endpoint):
         scrape=MetricSpec("pm_request_duration_ms", "pm_requests_total", "pm_errors_total"),
     )
     watch = MetricsWatch(spec, clock=lambda: now[0])
-    rates = []
+    metrics_endpoint.serve(10_000, 80.0, error_every=10)  # long-lived counters
+    ratios, rates = [], []
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as client:
         for errors_every in (None, 10, None, None, None, None):
             metrics_endpoint.serve(100, 80.0, error_every=errors_every)
             now[0] += 2.0
             sample = await watch.poll(client)
-            rates.append(sample.readings["error_rate"].value)
-    # one burst of 10 errors in 100 requests, seen for as long as it is in the last 6 s
-    assert rates[0] is None  # the first scrape: nothing to compare with yet
-    assert rates[1] == pytest.approx(10 / 100)
-    assert rates[2] == pytest.approx(10 / 200)
-    assert rates[3] == pytest.approx(10 / 300)
-    assert rates[4] == pytest.approx(0.0) and rates[5] == pytest.approx(0.0)
+            ratios.append(sample.readings["error_rate"].value)
+            rates.append(sample.readings["request_rate"].value)
+    # one burst of 10 errors in 100 requests, between the scrapes at 1002 and 1004 s
+    assert ratios[0] is None and rates[0] is None  # one scrape: nothing to compare with
+    # at 1004 and 1006 s the scrapes span 2 and 4 s of the 6: rates over what they span
+    assert ratios[1] == pytest.approx(10 / 100) and rates[1] == pytest.approx(50.0)
+    assert ratios[2] == pytest.approx(10 / 200) and rates[2] == pytest.approx(50.0)
+    # at 1008 s the scrape at 1002 s is on the window's start: out, and the burst with
+    # it; 200 requests in the 4 s from 1004 s, stretched by the 2 s to the window's start
+    assert ratios[3:] == [0.0, 0.0, 0.0]
+    assert rates[3:] == pytest.approx([200 * 6 / 4 / 6] * 3)

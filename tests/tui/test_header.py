@@ -117,6 +117,25 @@ async def test_the_rollback_screen_is_not_covered_by_alert_toasts(
         assert not [t for t in toasts(app) if "error-rate" in t]  # the header says it
 
 
+async def test_critical_alerts_firing_together_make_one_toast(
+    journal, metrics_endpoint, monkeypatch
+):
+    """Both alerts fire in the same sample: one toast names both, as the header does."""
+    monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
+    metrics_endpoint.error_ratio = 0.3
+    metrics_endpoint.traffic()
+    app = cockpit_app(journal, BOOK.format(metrics=metrics_section(metrics_endpoint.url)))
+    async with app.run_test(size=(120, 35), notifications=True) as pilot:
+        header = app.cockpit.query_one(RunHeader)
+        await pilot.press("a")
+        await until(pilot, lambda: header.alarm == ALARM, "both alerts in the header")
+        await until(pilot, lambda: any("critical" in t.lower() for t in toasts(app)), "a toast")
+        await pilot.pause(0.3)  # a second toast would be up by now
+        (said,) = [t for t in toasts(app) if "critical" in t.lower()]
+        assert "2 critical alerts" in said, said
+        assert "p95-degradation: p95_ms" in said and "error-rate: error_rate" in said, said
+
+
 QUICK = """
 runbook: PM Intelligence Platform
 version: "2.0"
@@ -202,6 +221,20 @@ async def test_the_header_never_runs_past_its_width_and_keeps_the_key(width):
         await pilot.pause()
         assert line(widget).startswith(" REHEARSAL · SANDBOX  PM Intelligence Platform 2.0")
         assert not widget.has_class("-alarm")
+
+
+async def test_a_reopened_runs_clock_goes_on_from_its_final_time():
+    """The time a run stood ended is not time flown: reopened, its clock goes on from
+    the final time it showed, not from when it first started."""
+    widget = header()  # started at 0.0: the clock would say decades
+    async with HeaderApp(widget).run_test(size=(120, 5)) as pilot:
+        widget.finish(ev.RunStatus.FAILED, 64.0)
+        await pilot.pause()
+        assert "failed after 1m04s" in line(widget)
+        widget.reopen(None)
+        await pilot.pause()
+        assert 64.0 <= widget.elapsed < 65.0 and "1m04s" in line(widget)
+        await until(pilot, lambda: widget.elapsed >= 65.0, "the clock ticking again")
 
 
 def test_fit_drops_the_least_important_parts_and_keeps_the_order():

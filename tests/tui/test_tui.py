@@ -9,6 +9,7 @@ import time
 import pytest
 from helpers import METRICS_TOKEN, metrics_section, resumed_app, select, sigkill_mid_step, until
 from rich.console import Console
+from textual.app import App
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
 
@@ -467,6 +468,21 @@ async def test_the_palette_jumps_to_a_step_by_name_and_to_the_failed_step(make_a
         jump.callback()
         await pilot.pause()
         assert app.cockpit.selected == "broken"
+
+
+async def test_search_without_the_output_file_says_so():
+    """A run watched from another host: its files are not here, and search says so."""
+
+    class PaneApp(App):
+        def compose(self):
+            yield OutputPane()
+
+    app = PaneApp()
+    async with app.run_test(size=(80, 10), notifications=True) as pilot:
+        app.query_one(OutputPane).find("needle")
+        await pilot.pause()
+        (said,) = [str(toast.render()) for toast in app.screen.query("Toast")]
+        assert "'needle': this step's output file is not on this host to search" in said
 
 
 async def test_search_works_from_the_tree(make_app):

@@ -109,10 +109,9 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_operator_facing_errors_share_one_base():
-    from cockpit.cli import UsageError
     from cockpit.config import ConfigError
     from cockpit.engine import EngineError
-    from cockpit.errors import CockpitError
+    from cockpit.errors import CockpitError, UsageError
     from cockpit.importer import ImportFailed
     from cockpit.journal import JournalError, RunNotFound, SignOffRefused
     from cockpit.runbook import RunbookInvalid

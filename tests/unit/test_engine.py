@@ -10,8 +10,10 @@ from helpers import Operator, output, rows
 
 from cockpit import events as ev
 from cockpit.config import Environment
-from cockpit.engine import EngineError
+from cockpit.engine import EngineError, Interrupted
 from cockpit.process import live_members
+from cockpit.report.record import build
+from cockpit.stopped import time_flown
 
 S = ev.StepStatus
 
@@ -519,3 +521,66 @@ async def test_a_rollback_ends_the_run_and_a_step_run_again_reopens_it(
     assert [(a["attempt"], a["status"]) for a in gate] == [(1, "failed"), (2, "failed"), (3, "ok")]
     assert gate[0]["message"] == "exit code 1, expected 0" == gate[1]["message"]
     assert rows(journal, engine)["gate"]["attempt"] == 3
+
+
+async def test_resuming_a_failed_run_reopens_it_and_its_time_is_the_time_flown(
+    make_engine, journal, tmp_path
+):
+    """`cockpit resume` on a run that ended failed: the record says it was reopened, by
+    whom and why; its final time is each stretch flown, not the time it stood ended in
+    between, nor only the time since the resume."""
+    fixed = tmp_path / "fixed"
+    book = f"""
+        runbook: Resumed
+        phases:
+          - id: p
+            steps:
+              - {{id: slow, run: sleep 0.6}}
+              - {{id: check, run: 'test -e {fixed}'}}
+    """
+    first = make_engine(book)
+    assert await first.run() == ev.RunStatus.FAILED
+    await asyncio.sleep(1.2)  # the run stands failed a while: time not flown
+    fixed.touch()
+    again = make_engine(book, operator=Operator(name="night-shift"), run_id=first.run_id)
+    again.prepare_resume(Interrupted(None))
+    seen = collect(again)
+    assert await again.run() == ev.RunStatus.OK
+    started, reopened = seen[0], seen[1]
+    assert isinstance(started, ev.RunStarted) and started.resumed
+    assert isinstance(reopened, ev.RunReopened) and reopened.by == "night-shift"
+    assert reopened.reason == "cockpit resume: it had ended failed"
+    (finished,) = of_type(seen, ev.RunFinished)
+    assert 0.6 <= finished.duration < 1.2, finished.duration
+    assert finished.message.endswith("since it started"), finished.message
+    recorded = [e["type"] for e in journal.events(first.run_id)]
+    assert recorded.count("RunReopened") == 1 and recorded.count("RunFinished") == 2
+    # history and the deployment record say the same time
+    (listed,) = journal.runs()
+    assert listed["duration"] == journal.find_run(first.run_id)["duration"] == finished.duration
+    assert build(journal, first.run_id)["run"]["duration"] == finished.duration
+
+
+@pytest.mark.parametrize(
+    ("events", "seconds"),
+    [
+        ([("RunStarted", 0), ("StepFinished", 5), ("RunFinished", 6)], 6),
+        # paused at 6, resumed at 100, reopened by a retry after ending at 110
+        (
+            [
+                ("RunStarted", 0),
+                ("RunFinished", 6),
+                ("RunStarted", 100),
+                ("RunFinished", 110),
+                ("RunReopened", 200),
+                ("RunFinished", 203),
+            ],
+            19,
+        ),
+        # the process died after its last event at 8; resumed at 50
+        ([("RunStarted", 0), ("StepStarted", 8), ("RunStarted", 50), ("RunFinished", 52)], 10),
+        ([("RunStarted", 0), ("StepStarted", 8)], 8),  # died, not resumed yet
+    ],
+)
+def test_the_time_flown_leaves_out_the_stops(events, seconds):
+    assert time_flown([{"type": kind, "at": at} for kind, at in events]) == seconds

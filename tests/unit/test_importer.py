@@ -297,7 +297,7 @@ def test_numbered_lists_of_commands():
     assert [p.title for p in runbook.phases] == ["Prepare", "Ship"]
     prepare, ship = runbook.phases
     assert [(s.kind, s.title) for s in prepare.steps] == [
-        ("manual", "Prepare"),
+        ("manual", "Announce the release in the team channel"),  # its one item
         ("shell", "Check the working copy is clean"),
         ("shell", "echo preparing > prepare.log"),
     ]

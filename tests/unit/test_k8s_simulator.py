@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from cockpit.sandbox.k8s import K8sSimulator
+from cockpit.sandbox.k8s.tables import human_duration
 
 TICK = 0.05
 IMAGE = "registry.local/backend:v1.9"
@@ -97,7 +99,14 @@ async def test_objects_have_the_shapes_the_client_reads(tmp_path):
         groups = await client.ApisApi(api).get_api_versions()
         assert {g.name for g in groups.groups} == {"apps", "batch"}
         resources = await client.AppsV1Api(api).get_api_resources()
-        assert {r.name for r in resources.resources} == {"deployments", "replicasets"}
+        assert {(r.name, tuple(r.short_names or ())) for r in resources.resources} == {
+            ("deployments", ("deploy",)),
+            ("deployments/scale", ()),
+            ("deployments/status", ()),
+            ("replicasets", ("rs",)),
+            ("replicasets/scale", ()),
+            ("replicasets/status", ()),
+        }
 
 
 async def test_a_rollout_as_the_controller_does_it_seen_through_a_watch(tmp_path):
@@ -284,7 +293,8 @@ async def test_errors_are_status_objects(tmp_path):
 
 async def test_the_token_is_required(tmp_path):
     async with cluster(tmp_path) as (simulator, _api):
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(ssl=simulator.ssl_context())
+        async with aiohttp.ClientSession(connector=connector) as session:
             for headers in ({}, {"Authorization": "Bearer wrong"}):
                 async with session.get(
                     f"{simulator.url}/apis/apps/v1/namespaces/default/deployments", headers=headers
@@ -390,7 +400,7 @@ def test_sync_start_and_stop_in_a_thread(tmp_path):
                 )
                 return await apps.read_namespaced_deployment("frontend", "default")
 
-        assert url.startswith("http://127.0.0.1:")
+        assert url.startswith("https://127.0.0.1:")
         assert asyncio.run(read()).spec.template.spec.containers[0].image.endswith(":v2")
         deadline = time.monotonic() + 10
         while simulator.current_image("default", "frontend") != "registry.local/frontend:v2":
@@ -400,3 +410,233 @@ def test_sync_start_and_stop_in_a_thread(tmp_path):
         simulator.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=1)
+
+
+async def test_one_broken_object_does_not_stop_the_controller(tmp_path, caplog):
+    async with cluster(tmp_path) as (simulator, api):
+        apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+        with simulator._lock:  # what no request can make any more: a Job without a status
+            simulator._objects["jobs", "default", "half"] = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "half", "namespace": "default", "uid": "u"},
+                "spec": {},
+            }
+        job = await batch.create_namespaced_job(
+            "default",
+            {
+                "metadata": {"name": "bare"},  # a pod template without metadata
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "i"}],
+                        }
+                    }
+                },
+            },
+        )
+        assert job.spec.template.metadata.labels["job-name"] == "bare"
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "backend", "image": "b:v2"}]}}
+                }
+            },
+        )
+
+        async def done():
+            found = await batch.read_namespaced_job("bare", "default")
+            return (
+                found.status.succeeded and simulator.current_image("default", "backend") == "b:v2"
+            )
+
+        await until(done, "the job and the rollout, past the broken Job")
+        assert "jobs half: the controller failed" in caplog.text
+
+
+async def test_stop_does_not_raise_when_the_controller_task_failed(tmp_path):
+    simulator = K8sSimulator(tmp_path / "k8s", tick=TICK)
+    await simulator.start_async()
+    assert simulator._controller is not None
+    simulator._controller.cancel()
+    broken = asyncio.get_running_loop().create_future()
+    broken.set_exception(RuntimeError("boom"))
+    simulator._controller = asyncio.ensure_future(broken)
+    await simulator.stop_async()  # no RuntimeError
+
+
+async def test_an_equal_template_sent_back_finds_its_replicaset(tmp_path):
+    """``rollout undo`` sends the old template with ``creationTimestamp: null`` and the
+    defaults written out: the same template, the same ReplicaSet and hash."""
+    async with cluster(tmp_path) as (simulator, api):
+        apps = client.AppsV1Api(api)
+        first = (await apps.list_namespaced_replica_set("default")).items[0]
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "backend", "image": "b:v2"}]}}
+                }
+            },
+        )
+        await until(
+            lambda: asyncio.sleep(0, simulator.current_image("default", "backend") == "b:v2"),
+            "the rollout to v2",
+        )
+        template = api.sanitize_for_serialization(first.spec.template)
+        del template["metadata"]["labels"]["pod-template-hash"]
+        template["metadata"]["creationTimestamp"] = None
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            [{"op": "replace", "path": "/spec/template", "value": template}],
+        )
+        await until(
+            lambda: asyncio.sleep(0, simulator.current_image("default", "backend") == IMAGE),
+            "the rollback",
+        )
+        sets = (await apps.list_namespaced_replica_set("default")).items
+        assert len(sets) == 2
+        back = next(rs for rs in sets if rs.metadata.uid == first.metadata.uid)
+        assert back.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "d", "labels": {"app": "d"}, "annotations": {}},
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "d"}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+        "revisionHistoryLimit": 3,
+        "progressDeadlineSeconds": 60,
+        "paused": False,
+        "template": {
+            "metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "i:v1"}]},
+        },
+    },
+}
+JOB = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "metadata": {"name": "j"},
+    "spec": {
+        "backoffLimit": 0,
+        "completions": 1,
+        "template": {
+            "metadata": {"annotations": {"sandbox.cockpit/exit-code": "0"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]},
+        },
+    },
+}
+ODD = [None, "x", "50%", -1, 1.5, True, [], {}, [1], {"a": 1}]
+
+
+def paths(value, prefix=()):
+    """Every path into ``value`` (keys, list indexes)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, inner in items:
+        yield (*prefix, key)
+        yield from paths(inner, (*prefix, key))
+
+
+def replaced(document, path, odd):
+    out = copy.deepcopy(document)
+    place = out
+    for key in path[:-1]:
+        place = place[key]
+    place[path[-1]] = odd
+    return out
+
+
+async def test_no_body_of_any_shape_makes_a_500_or_harms_the_controller(tmp_path, caplog):
+    async with cluster(tmp_path) as (simulator, api):
+        base = f"{simulator.url}/apis"
+        headers = {"Authorization": f"Bearer {simulator.token}"}
+        merge = {**headers, "Content-Type": "application/merge-patch+json"}
+        connector = aiohttp.TCPConnector(ssl=simulator.ssl_context())
+        codes = set()
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for plural, group, document in (
+                ("deployments", "apps/v1", DEPLOYMENT),
+                ("jobs", "batch/v1", JOB),
+            ):
+                url = f"{base}/{group}/namespaces/default/{plural}"
+                for n, (path, odd) in enumerate(
+                    (path, odd) for path in paths(document) for odd in ODD
+                ):
+                    named = replaced(document, ("metadata", "name"), f"{plural[0]}{n}")
+                    body = replaced(named, path, odd)
+                    async with session.post(url, json=body, headers=headers) as response:
+                        codes.add(response.status)
+                        assert response.status < 500, (path, odd, await response.text())
+                        made = await response.json()
+                    if response.status == 201:
+                        async with session.delete(
+                            f"{url}/{made['metadata']['name']}", headers=headers
+                        ) as response:
+                            assert response.status == 200
+                    if plural == "deployments":
+                        patch = (
+                            replaced({"spec": DEPLOYMENT["spec"]}, path, odd)
+                            if (path[0] == "spec")
+                            else {"metadata": replaced(DEPLOYMENT, path, odd)["metadata"]}
+                        )
+                        async with session.patch(
+                            f"{url}/backend", json=patch, headers=merge
+                        ) as response:
+                            assert response.status < 500, (path, odd, await response.text())
+        assert {201, 422} <= codes
+        apps = client.AppsV1Api(api)
+        await apps.patch_namespaced_deployment(
+            "backend",
+            "default",
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "backend", "image": "b:v9"}]}}
+                }
+            },
+        )
+        await until(
+            lambda: asyncio.sleep(0, simulator.current_image("default", "backend") == "b:v9"),
+            "a rollout after the odd bodies",
+        )
+        assert "the controller failed" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-2, "<invalid>"),
+        (-1, "0s"),
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2m"),
+        (125, "2m5s"),
+        (600, "10m"),
+        (3 * 3600 - 1, "179m"),
+        (3 * 3600, "3h"),
+        (3 * 3600 + 60, "3h1m"),
+        (8 * 3600, "8h"),
+        (47 * 3600, "47h"),
+        (48 * 3600, "2d"),
+        (49 * 3600, "2d1h"),
+        (8 * 86400, "8d"),
+        (730 * 86400, "2y"),
+        (731 * 86400, "2y1d"),
+        (8 * 365 * 86400, "8y"),
+    ],
+)
+def test_ages_read_as_kubectl_writes_them(seconds, shown):
+    assert human_duration(seconds) == shown

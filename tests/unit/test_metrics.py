@@ -25,6 +25,7 @@ from cockpit.metrics import (
     no_data,
     parse_exposition,
     take_snapshot,
+    window_rates,
 )
 from cockpit.metrics import exposition as metrics_module
 from cockpit.runbook import RunbookInvalid, parse_runbook
@@ -229,6 +230,44 @@ def test_counter_resets_count_the_new_value_as_the_increase():
     assert rates.latency.value == pytest.approx(histogram_quantile(0.95, [(100, 10), (INF, 40)]))
 
 
+def test_a_window_counts_every_scrape_across_a_counter_reset():
+    """A restart inside the window (1200 -> 50): each counter's increase is summed over
+    every pair of scrapes, a drop adding the new value, then extrapolated as rate() does;
+    the oldest and newest scrapes alone would see 150 requests, 20 errors, 100 fast."""
+    counts = [(1000, 100, 900), (1100, 110, 990), (1200, 120, 1080), (50, 5, 45), (150, 15, 135)]
+    snapshots = [
+        parse_exposition(
+            exposition({"a": requests}, errors, {"100": fast, "+Inf": requests}), SPEC, at
+        )
+        for at, (requests, errors, fast) in enumerate(counts, start=100)
+    ]
+    rates = window_rates(snapshots, window=(104.0, 5.0))
+    # 100 + 100 + 50 + 100 = 350 requests in 4 s of scrapes, stretched by the 1 s to the
+    # window's start: 350 * 5/4 over 5 s
+    assert rates.request_rate.value == pytest.approx(87.5)
+    assert rates.error_rate.value == pytest.approx(35 / 350)
+    assert rates.latency.value == pytest.approx(histogram_quantile(0.95, [(100, 0.9), (INF, 1)]))
+    assert window_rates(snapshots[-1:], window=(104.0, 5.0)).request_rate.reason == (
+        "waiting for a second scrape"
+    )
+
+
+def test_a_window_must_hold_two_polls():
+    """window: 10s is the last 10 s: at 10 s polls it would hold one scrape, never a rate."""
+    text = """runbook: R
+metrics: {source: scrape, url: "http://127.0.0.1:1/m", requests: r, interval: 10s, window: 10s}
+phases: [{id: p, steps: [{id: a, run: "true"}]}]
+"""
+    with pytest.raises(RunbookInvalid) as caught:
+        parse_runbook(text, "r.yaml")
+    assert str(caught.value) == (
+        "r.yaml:2:92: metrics window: 10s holds fewer than two polls every 10s (rates need "
+        "two); make it at least twice the interval"
+    )
+    spec = parse_runbook(text.replace("window: 10s", "window: 20s"), "r.yaml").metrics
+    assert spec is not None and spec.window == 20.0
+
+
 @pytest.mark.parametrize(
     ("before", "after", "field", "reason"),
     [
@@ -347,7 +386,7 @@ def test_zero_for_fires_at_once_and_below_rules():
         # two minutes breached, then three without data, then breached again
         ("pause", ["pending", "pending", "pending", "pending", "pending", "firing"]),
         ("fail", ["pending", "pending", "pending", "firing", "firing", "firing"]),
-        ("ignore", ["pending", "pending", "inactive", "inactive", "inactive", "pending"]),
+        ("resolve", ["pending", "pending", "inactive", "inactive", "inactive", "pending"]),
     ],
 )
 def test_no_data_policies(policy, expected):

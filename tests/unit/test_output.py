@@ -152,6 +152,46 @@ def test_the_sidecar_says_when_each_write_was_read_and_the_log_stays_the_bytes(t
     assert line_times(tmp_path / "none.log", 0, 2) == [None, None]
 
 
+def capped_flood(tmp_path, monkeypatch) -> OutputSink:
+    """A step printing 600 lines past a 4 KiB cap, line N read at time N."""
+    clock = 0.0
+    monkeypatch.setattr(output.time, "time", lambda: clock)
+    out = OutputSink(tmp_path / "capped.log", Redactor([]), window=10, max_bytes=4096)
+    for n in range(600):
+        clock = float(n)
+        out.write("out", f"line {n:04}\n".encode())
+    return out
+
+
+def times_by_line(path) -> dict[str, float | None]:
+    """Each line of a step's output (its file, then any segment) and the time it has."""
+    parts = [path, *output.present_segments(path)]
+    shown = [line for part in parts for line in part.read_text().splitlines()]
+    return dict(zip(shown, line_times(path, 0, len(shown)), strict=True))
+
+
+def test_the_times_stay_with_the_lines_kept_when_the_middle_is_dropped(tmp_path, monkeypatch):
+    out = capped_flood(tmp_path, monkeypatch)
+    while_running = times_by_line(out.path)  # the head, then the tail segments
+    out.close()
+    assert out.truncated and not output.present_segments(out.path)
+    kept = times_by_line(out.path)
+    assert len(kept) < 600 and "line 0599" in kept  # the middle is gone, the end is kept
+    for times in (while_running, kept):
+        wrong = {line: at for line, at in times.items() if line.startswith("line ")
+                 and at != float(line.split()[1])}  # fmt: skip
+        assert not wrong, wrong
+    assert not list(tmp_path.glob("*.tail*"))  # the segments' sidecars are folded in too
+
+
+def test_a_killed_capped_steps_times_are_folded_in_on_resume(tmp_path, monkeypatch):
+    out = capped_flood(tmp_path, monkeypatch)  # never closed: the cockpit was killed
+    OutputSink(out.path, Redactor([]), window=10)  # resume folds the segments in
+    kept = times_by_line(out.path)
+    assert "line 0599" in kept and kept["line 0599"] == 599.0
+    assert all(at == float(line.split()[1]) for line, at in kept.items() if line[:5] == "line ")
+
+
 def test_find_lines_searches_the_tail_segments_of_a_capped_step_still_running(tmp_path):
     path = tmp_path / "capped.log"
     sink = OutputSink(path, Redactor([]), window=10, max_bytes=4096)

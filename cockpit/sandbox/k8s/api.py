@@ -1,5 +1,5 @@
-"""The HTTP side: bearer-token check, discovery, and the get / list / watch / patch /
-create / log routes, answering as the API server does."""
+"""The HTTP side: bearer-token check, the routes, and get / list / watch / log answered
+as the API server does (a Table when kubectl asks for one); the writes are in writes.py."""
 
 from __future__ import annotations
 
@@ -10,26 +10,40 @@ import json
 import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
+from cockpit.sandbox.k8s.discovery import SUBRESOURCE_VERBS, discovery, openapi, resources
 from cockpit.sandbox.k8s.objects import (
     KINDS,
-    PATCHES,
-    VERSION,
     ApiError,
     Kind,
     field_matcher,
     flag,
-    invalid,
     label_matcher,
     status,
 )
-from cockpit.sandbox.k8s.store import Store
+from cockpit.sandbox.k8s.tables import table, wants_table
+from cockpit.sandbox.k8s.writes import Writes
 
 
-class Api(Store):
+def _number(query, name: str) -> int | None:
+    """A non-negative integer query parameter (``tailLines``...), None when absent."""
+    if name not in query:
+        return None
+    try:
+        value = int(query[name])
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(400, "BadRequest", f"{name}: Invalid value: {query[name]!r}")
+    return value
+
+
+VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+
+
+class Api(Writes):
     """The routes; the state is set up by :class:`K8sSimulator`."""
 
     @web.middleware
@@ -44,9 +58,12 @@ class Api(Store):
             )
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
-        parts = request.path.strip("/").split("/")
-        if request.method == "GET" and request.path.rstrip("/") in ("/version", "/api", "/apis"):
-            return web.json_response(self._discovery(request.path.rstrip("/")))
+        path = request.path.rstrip("/")
+        if request.method == "GET" and path in ("/version", "/api", "/apis"):
+            return web.json_response(discovery(path, self.url.split("//")[1]))
+        if request.method == "GET" and path.startswith("/openapi/v3"):
+            return web.json_response(openapi(path))
+        parts = path.strip("/").split("/")
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, rest = "", parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
@@ -54,186 +71,108 @@ class Api(Store):
         else:
             rest, group = [], None
         if group is not None and not rest and request.method == "GET":
-            return web.json_response(self._resources(group, parts[-1]))
+            return web.json_response(resources(group, parts[-1]))
+        cluster = KINDS.get(rest[0]) if rest else None
+        if cluster and not cluster.namespaced and cluster.group == group and len(rest) <= 2:
+            return await self._resource(request, cluster, "", rest[1:])
         if (
             len(rest) >= 3
             and rest[0] == "namespaces"
             and rest[2] in KINDS
             and KINDS[rest[2]].group == group
         ):
-            kind, namespace, tail = KINDS[rest[2]], rest[1], rest[3:]
-            if not tail and request.method == "GET":
-                return await self._list(request, kind, namespace)
-            if not tail and request.method == "POST" and kind.plural == "jobs":
-                body = await self._body(request)
-                with self._lock:
-                    job = self._create_job(namespace, body)
-                    return web.json_response(job, status=201)
-            if len(tail) == 1 and request.method == "GET":
-                with self._lock:
-                    return web.json_response(self._get(kind, namespace, tail[0]))
-            if len(tail) == 1 and request.method == "PATCH" and kind.plural == "deployments":
-                return await self._patch(request, kind, namespace, tail[0])
-            if tail[1:] == ["log"] and kind.plural == "pods" and request.method == "GET":
-                return await self._streaming(
-                    request, self._log(request, namespace, tail[0]), "text/plain"
+            return await self._resource(request, KINDS[rest[2]], rest[1], rest[3:])
+        if len(rest) == 1 and rest[0] in KINDS and KINDS[rest[0]].group == group:
+            if request.method != "GET":
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
                 )
-            if len(tail) <= 2:
-                return web.json_response(
-                    status(
-                        405,
-                        "MethodNotAllowed",
-                        "the server does not allow this method on the requested resource",
-                    ),
-                    status=405,
-                )
-        return web.json_response(
-            status(404, "NotFound", "the server could not find the requested resource"), status=404
-        )
+            return await self._list(request, KINDS[rest[0]], None)  # all namespaces
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
-    def _discovery(self, path: str) -> dict:
-        if path == "/version":
-            return VERSION
-        if path == "/api":
-            return {
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": self.url.split("//")[1]}
-                ],
-            }
-        groups = sorted({k.group for k in KINDS.values() if k.group})
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": g,
-                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
-                }
-                for g in groups
-            ],
-        }
-
-    @staticmethod
-    def _resources(group: str, version: str) -> dict:
-        kinds = [k for k in KINDS.values() if k.group == group and k.version == version]
-        if not kinds:
+    async def _resource(
+        self, request: web.Request, kind: Kind, namespace: str, tail: list[str]
+    ) -> web.StreamResponse:
+        """A collection (``tail`` empty), an object (its name) or a subresource."""
+        method, sub = request.method, tail[1] if len(tail) == 2 else None
+        verb = VERBS.get(method, "")
+        if verb == "get" and not tail:
+            verb = "list"
+        if len(tail) > 2 or (sub is not None and sub not in kind.subresources):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        verbs = {
-            "deployments": ["get", "list", "patch", "watch"],
-            "replicasets": ["get", "list", "watch"],
-            "pods": ["get", "list", "watch"],
-            "jobs": ["create", "get", "list", "watch"],
-        }
-        resources = [
-            {
-                "name": k.plural,
-                "singularName": k.kind.lower(),
-                "namespaced": True,
-                "kind": k.kind,
-                "verbs": verbs[k.plural],
-            }
-            for k in kinds
-        ]
-        if group == "":
-            resources.append(
-                {
-                    "name": "pods/log",
-                    "singularName": "",
-                    "namespaced": True,
-                    "kind": "Pod",
-                    "verbs": ["get"],
-                }
-            )
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": kinds[0].api_version,
-            "resources": resources,
-        }
-
-    @staticmethod
-    async def _body(request: web.Request) -> Any:
-        try:
-            return await request.json(loads=json.loads)
-        except ValueError as exc:
-            raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from None
-
-    async def _patch(
-        self, request: web.Request, kind: Kind, namespace: str, name: str
-    ) -> web.Response:
-        content_type = request.content_type
-        apply = PATCHES.get(content_type)
-        if apply is None:
+        allowed = SUBRESOURCE_VERBS[sub] if sub else kind.verbs
+        if verb not in allowed:
             raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted "
-                f"media types include: {', '.join(PATCHES)}",
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
             )
-        body = await self._body(request)
+        if sub == "log":
+            return await self._streaming(
+                request, self._log(request, namespace, tail[0]), "text/plain"
+            )
+        if sub == "scale":
+            return web.json_response(await self._scale(request, kind, namespace, tail[0]))
+        if verb == "list":
+            return await self._list(request, kind, namespace)
+        if verb == "create":
+            return web.json_response(
+                await self._create_object(request, kind, namespace), status=201
+            )
+        if verb in ("patch", "update"):
+            obj, code = await self._patch(request, kind, namespace, tail[0])
+            return web.json_response(obj, status=code)
+        if verb == "delete":
+            return web.json_response(await self._delete_object(request, kind, namespace, tail[0]))
         with self._lock:
-            current = self._get(kind, namespace, name)
-            patched = apply(copy.deepcopy(current), body)
-            self._validate_deployment(patched, name)
-            for key in ("name", "namespace", "uid", "generation", "creationTimestamp"):
-                patched["metadata"][key] = current["metadata"][key]
-            patched["status"] = current["status"]
-            if patched["spec"] != current["spec"]:
-                patched["metadata"]["generation"] += 1
-            current.clear()
-            current.update(patched)
-            self._modified(kind, current)
-            return web.json_response(current)
-
-    @staticmethod
-    def _validate_deployment(deployment: dict, name: str) -> None:
-        kind = KINDS["deployments"]
-        replicas = deployment.get("spec", {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise invalid(
-                kind,
-                name,
-                f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0",
-            )
-        containers = deployment["spec"].get("template", {}).get("spec", {}).get("containers")
-        if not containers:
-            raise invalid(kind, name, "spec.template.spec.containers: Required value")
-        for i, container in enumerate(containers):
-            if not container.get("image"):
-                raise invalid(
-                    kind, name, f"spec.template.spec.containers[{i}].image: Required value"
+            obj = self._get(kind, namespace, tail[0])
+            if wants_table(request.headers.get("Accept", "")):
+                return web.json_response(
+                    table(kind, [obj], str(self._rv), request.query.get("includeObject", ""))
                 )
-        labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
-        if any(
-            labels.get(k) != v for k, v in deployment["spec"]["selector"]["matchLabels"].items()
-        ):
-            raise invalid(
-                kind,
-                name,
-                "spec.template.metadata.labels: Invalid value: "
-                "`selector` does not match template `labels`",
-            )
+            return web.json_response(obj)
 
-    async def _list(self, request: web.Request, kind: Kind, namespace: str) -> web.StreamResponse:
+    async def _list(
+        self, request: web.Request, kind: Kind, namespace: str | None
+    ) -> web.StreamResponse:
+        """The objects of a namespace, or of all (``namespace`` None)."""
         query = request.query
         labels = label_matcher(query.get("labelSelector", ""))
-        fields = field_matcher(query.get("fieldSelector", ""))
+        fields = field_matcher(query.get("fieldSelector", ""), kind)
+        tabled = wants_table(request.headers.get("Accept", ""))
+        include = query.get("includeObject", "")
 
         def matches(obj: dict) -> bool:
-            return obj["metadata"]["namespace"] == namespace and labels(obj) and fields(obj)
+            return (
+                namespace in (None, obj["metadata"].get("namespace", ""))
+                and labels(obj)
+                and fields(obj)
+            )
 
         if flag(query, "watch"):
+            headers = [True]
+
+            def render(obj: dict) -> dict:
+                """A watched object, or its Table row (the columns in the first only)."""
+                if not tabled or obj.get("kind") == "Status":
+                    return obj
+                rows = table(kind, [obj], obj["metadata"]["resourceVersion"], include, headers[0])
+                headers[0] = False
+                return rows
+
             return await self._streaming(
-                request, self._watch(request, kind, matches), "application/json"
+                request, self._watch(request, kind, matches, render), "application/json"
             )
         with self._lock:
             items = sorted(
-                (o for o in self._all(kind.plural, namespace) if matches(o)),
-                key=lambda o: o["metadata"]["name"],
+                (o for (plural, _, _), o in self._objects.items() if plural == kind.plural),
+                key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
             )
+            items = [o for o in items if matches(o)]
+            if tabled:
+                return web.json_response(table(kind, items, str(self._rv), include))
             return web.json_response(
                 {
                     "kind": f"{kind.kind}List",
@@ -265,7 +204,11 @@ class Api(Store):
         return response
 
     async def _watch(
-        self, request: web.Request, kind: Kind, matches: Callable[[dict], bool]
+        self,
+        request: web.Request,
+        kind: Kind,
+        matches: Callable[[dict], bool],
+        render: Callable[[dict], dict],
     ) -> AsyncGenerator[bytes]:
         yield b""
         since = request.query.get("resourceVersion", "")
@@ -285,7 +228,7 @@ class Api(Store):
                 position = None
             elif since in ("", "0"):
                 lines = [
-                    {"type": "ADDED", "object": copy.deepcopy(o)}
+                    {"type": "ADDED", "object": render(copy.deepcopy(o))}
                     for (plural, _, _), o in self._objects.items()
                     if plural == kind.plural and matches(o)
                 ]
@@ -304,7 +247,7 @@ class Api(Store):
                 ]
                 position = self._rv
             for _, kind_type, obj in events:
-                yield json.dumps({"type": kind_type, "object": obj}).encode() + b"\n"
+                yield json.dumps({"type": kind_type, "object": render(obj)}).encode() + b"\n"
             if not await self._wait(changed, deadline):
                 break
 
@@ -344,9 +287,22 @@ class Api(Store):
                     "BadRequest",
                     f'container "{container}" in pod "{name}" is waiting to start: {waiting}',
                 )
+            if flag(query, "previous"):  # containers are never restarted here
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{name}" not found',
+                )
         stamps, follow = flag(query, "timestamps"), flag(query, "follow")
+        tail, since = _number(query, "tailLines"), _number(query, "sinceSeconds")
         yield b""
         sent = 0
+        with self._lock:  # where the log starts: --tail and --since drop the lines before
+            kept = (self._pod_state.get(pod["metadata"]["uid"]) or {"log": []})["log"]
+            if since is not None:
+                sent = sum(at < time.time() - since for at, _ in kept)
+            if tail is not None:
+                sent = max(sent, len(kept) - tail)
         while True:
             changed = self._changed
             with self._lock:

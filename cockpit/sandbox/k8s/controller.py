@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import math
 import time
 from typing import Any
 
+from cockpit.sandbox.k8s.defaults import canonical, default_pod_template
 from cockpit.sandbox.k8s.objects import (
     EXIT_CODE_ANNOTATION,
     HASH_LABEL,
@@ -18,6 +21,9 @@ from cockpit.sandbox.k8s.objects import (
     without_hash,
 )
 from cockpit.sandbox.k8s.store import Store
+from cockpit.sandbox.k8s.writes import check_containers, check_metadata, is_count
+
+log = logging.getLogger(__name__)
 
 
 class Controller(Store):
@@ -29,16 +35,24 @@ class Controller(Store):
     def _images(deployment: dict) -> dict[str, str]:
         return {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
 
+    @staticmethod
+    def _same_template(rs: dict, deployment: dict) -> bool:
+        """Whether ``rs`` runs the deployment's template (the controller's EqualIgnoreHash)."""
+        return canonical(without_hash(rs["spec"]["template"])) == canonical(
+            without_hash(deployment["spec"]["template"])
+        )
+
     def _new_replicaset(self, deployment: dict) -> dict:
         """The ReplicaSet of the current template, made or taken back, at the top revision."""
         template = without_hash(deployment["spec"]["template"])
         owned = self._owned("replicasets", deployment)
         top = max((int(rs["metadata"]["annotations"].get(REVISION, 0)) for rs in owned), default=0)
-        found = next((rs for rs in owned if without_hash(rs["spec"]["template"]) == template), None)
+        found = next((rs for rs in owned if self._same_template(rs, deployment)), None)
         annotations = {
             k: v
             for k, v in (deployment["metadata"].get("annotations") or {}).items()
             if not k.startswith("deployment.kubernetes.io/")
+            and k != "kubectl.kubernetes.io/last-applied-configuration"  # as the controller skips
         }
         if found is None:
             digest = template_hash(template)
@@ -79,9 +93,13 @@ class Controller(Store):
 
     @staticmethod
     def _bounds(deployment: dict) -> tuple[int, int]:
-        """(maxSurge, maxUnavailable) in pods, resolved as the controller does."""
+        """(maxSurge, maxUnavailable) in pods, resolved as the controller does (0, 0 for
+        the Recreate strategy)."""
         replicas = deployment["spec"]["replicas"]
-        rolling = (deployment["spec"].get("strategy") or {}).get("rollingUpdate") or {}
+        strategy = deployment["spec"].get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return 0, 0
+        rolling = strategy.get("rollingUpdate") or {}
 
         def resolve(value: Any, round_up: bool) -> int:
             if isinstance(value, str) and value.endswith("%"):
@@ -99,36 +117,62 @@ class Controller(Store):
         """One controller step for a deployment; True if anything moved."""
         moved = False
         if deployment["metadata"]["generation"] > deployment["status"].get("observedGeneration", 0):
-            self._new_replicaset(deployment)  # observed: the status says so below
+            if not deployment["spec"].get("paused"):  # paused: scaled, never rolled out
+                self._new_replicaset(deployment)  # observed: the status says so below
             moved = True
-        revision = deployment["metadata"]["annotations"][REVISION]
+        revision = deployment["metadata"].get("annotations", {}).get(REVISION)
         sets = self._owned("replicasets", deployment)
+        if not any(rs["metadata"]["annotations"][REVISION] == revision for rs in sets):
+            # its revision replaced away, or its ReplicaSet deleted: made again
+            revision = self._new_replicaset(deployment)["metadata"]["annotations"][REVISION]
+            sets = self._owned("replicasets", deployment)
         new = next(rs for rs in sets if rs["metadata"]["annotations"][REVISION] == revision)
         olds = [rs for rs in sets if rs is not new]
         pods = {rs["metadata"]["uid"]: self._owned("pods", rs) for rs in sets}
         moved = self._get_ready(pods) or moved
-        desired = deployment["spec"]["replicas"]
-        surge, unavailable = self._bounds(deployment)
-        total = sum(rs["spec"]["replicas"] for rs in sets)
-        want = new["spec"]["replicas"]
-        if want > desired:
-            want = desired
-        elif want < desired and total < desired + surge:
-            want += 1
-        ready = sum(self._ready(p) for rs_pods in pods.values() for p in rs_pods)
-        moved = self._scale_down(olds, pods, ready - (desired - unavailable)) or moved
-        if want != new["spec"]["replicas"]:
-            new_pods = pods[new["metadata"]["uid"]]
-            for pod in sorted(new_pods, key=self._ready)[: max(len(new_pods) - want, 0)]:
-                self._delete(KINDS["pods"], pod)
-            for _ in range(want - len(new_pods)):
-                self._add_pod(new, new["spec"]["template"])
-            new["spec"]["replicas"] = want
-            moved = True
+        if (deployment["spec"].get("strategy") or {}).get("type") == "Recreate":
+            moved = self._recreate(deployment, new, olds) or moved
+        else:
+            moved = self._scale_up(deployment, new, olds) or moved
+            moved = self._scale_down(deployment, new, olds) or moved
         for rs in sets:
+            moved = self._replicate(rs) or moved
             self._replicaset_status(rs)
         self._cleanup(deployment, olds)
         return self._update_status(deployment, progressed=moved) or moved
+
+    def _scale_replicaset(self, deployment: dict, rs: dict, replicas: int) -> None:
+        """Set a ReplicaSet's replicas, with the Deployment controller's event."""
+        before = rs["spec"]["replicas"]
+        rs["spec"]["replicas"] = replicas
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = str(
+            deployment["spec"]["replicas"]
+        )
+        self._modified(KINDS["replicasets"], rs)
+        self._event(
+            deployment,
+            "ScalingReplicaSet",
+            f"Scaled {'up' if replicas > before else 'down'} replica set "
+            f"{rs['metadata']['name']} to {replicas} from {before}",
+            "deployment-controller",
+        )
+
+    def _replicate(self, rs: dict) -> bool:
+        """The ReplicaSet controller: pods made or deleted (unready first) to match the
+        ReplicaSet's replicas; True if any was."""
+        pods = self._owned("pods", rs)
+        replicas = rs["spec"]["replicas"]
+        for pod in sorted(pods, key=self._ready)[: max(len(pods) - replicas, 0)]:
+            self._delete(KINDS["pods"], pod)
+            self._event(
+                rs,
+                "SuccessfulDelete",
+                f"Deleted pod: {pod['metadata']['name']}",
+                "replicaset-controller",
+            )
+        for _ in range(replicas - len(pods)):
+            self._add_pod(rs, rs["spec"]["template"])
+        return len(pods) != replicas
 
     def _get_ready(self, pods: dict[str, list[dict]]) -> bool:
         """Pods made in an earlier tick get ready, unless their image stalls; True if one did."""
@@ -148,20 +192,81 @@ class Controller(Store):
                 moved = True
         return moved
 
-    def _scale_down(self, olds: list[dict], pods: dict[str, list[dict]], removable: int) -> bool:
-        """The oldest old ReplicaSet with pods to cut loses its unready pods and, if
-        ``removable`` allows, one ready pod (one old ReplicaSet a tick); True if it did."""
-        for old in sorted(olds, key=lambda rs: int(rs["metadata"]["annotations"][REVISION])):
-            old_pods = pods[old["metadata"]["uid"]]
-            unready = [p for p in old_pods if not self._ready(p)]
-            cut = len(unready) + (1 if removable > 0 and len(old_pods) > len(unready) else 0)
-            if cut:
-                old["spec"]["replicas"] -= cut
-                for pod in (unready + [p for p in old_pods if self._ready(p)])[:cut]:
-                    self._delete(KINDS["pods"], pod)
-                self._replicaset_status(old)
-                return True
-        return False
+    def _scale_up(self, deployment: dict, new: dict, olds: list[dict]) -> bool:
+        """The new ReplicaSet grows as far as maxSurge lets it (to the desired count at
+        once when nothing is being replaced: a scale); True if it changed."""
+        desired, current = deployment["spec"]["replicas"], new["spec"]["replicas"]
+        surge, _ = self._bounds(deployment)
+        if current > desired or not any(rs["spec"]["replicas"] for rs in olds):
+            target = desired
+        else:
+            total = current + sum(rs["spec"]["replicas"] for rs in olds)
+            target = current + max(min(desired + surge - total, desired - current), 0)
+        if target == current:
+            return False
+        self._scale_replicaset(deployment, new, target)
+        self._replicate(new)
+        return True
+
+    def _recreate(self, deployment: dict, new: dict, olds: list[dict]) -> bool:
+        """The Recreate strategy: every old pod goes, then the new ReplicaSet comes up
+        whole; True if a ReplicaSet changed."""
+        live = [rs for rs in olds if rs["spec"]["replicas"]]
+        for old in live:
+            self._shrink(deployment, old, old["spec"]["replicas"])
+        desired = deployment["spec"]["replicas"]
+        if (
+            live
+            or any(self._owned("pods", rs) for rs in olds)
+            or new["spec"]["replicas"] == desired
+        ):
+            return bool(live)
+        self._scale_replicaset(deployment, new, desired)
+        self._replicate(new)
+        return True
+
+    def _available(self, rs: dict) -> int:
+        return sum(self._ready(pod) for pod in self._owned("pods", rs))
+
+    def _scale_down(self, deployment: dict, new: dict, olds: list[dict]) -> bool:
+        """The old ReplicaSets shrink, oldest first, as far as maxUnavailable lets them:
+        their unready pods first, then ready ones while enough stay available (the
+        controller's reconcileOldReplicaSets); True if one did."""
+        live = sorted(
+            (rs for rs in olds if rs["spec"]["replicas"]),
+            key=lambda rs: int(rs["metadata"]["annotations"][REVISION]),
+        )
+        if not live:
+            return False
+        desired = deployment["spec"]["replicas"]
+        _, unavailable = self._bounds(deployment)
+        floor = desired - min(unavailable, desired)  # minAvailable
+        every = [new, *live]
+        room = (
+            sum(rs["spec"]["replicas"] for rs in every)
+            - floor
+            - (new["spec"]["replicas"] - self._available(new))
+        )
+        if room <= 0:
+            return False
+        moved = False
+        for old in live:  # the unhealthy first
+            cut = min(room, old["spec"]["replicas"] - self._available(old))
+            if cut > 0:
+                self._shrink(deployment, old, cut)
+                room, moved = room - cut, True
+        spare = sum(self._available(rs) for rs in every) - floor
+        for old in live:
+            cut = min(old["spec"]["replicas"], spare)
+            if cut > 0:
+                self._shrink(deployment, old, cut)
+                spare, moved = spare - cut, True
+        return moved
+
+    def _shrink(self, deployment: dict, rs: dict, cut: int) -> None:
+        self._scale_replicaset(deployment, rs, rs["spec"]["replicas"] - cut)
+        self._replicate(rs)
+        self._replicaset_status(rs)
 
     def _replicaset_status(self, rs: dict) -> None:
         pods = self._owned("pods", rs)
@@ -195,11 +300,16 @@ class Controller(Store):
         _, unavailable = self._bounds(deployment)
         counts = {
             "replicas": sum(rs["status"].get("replicas", 0) for rs in sets),
-            "updatedReplicas": new["status"].get("replicas", 0),
+            # a paused deployment's changed template has no ReplicaSet yet: none updated
+            "updatedReplicas": new["status"].get("replicas", 0)
+            if self._same_template(new, deployment)
+            else 0,
             "readyReplicas": sum(rs["status"].get("readyReplicas", 0) for rs in sets),
             "availableReplicas": sum(rs["status"].get("availableReplicas", 0) for rs in sets),
         }
-        counts["unavailableReplicas"] = max(desired - counts["availableReplicas"], 0)
+        # as the controller counts it: the ReplicaSets' replicas less the available pods
+        total = sum(rs["spec"]["replicas"] for rs in sets)
+        counts["unavailableReplicas"] = max(total - counts["availableReplicas"], 0)
         counts = {key: value for key, value in counts.items() if value}  # omitempty
         old = deployment["status"]
         conditions = {c["type"]: c for c in old.get("conditions", [])}
@@ -216,14 +326,52 @@ class Controller(Store):
             now,
         )
         rs_name = new["metadata"]["name"]
-        uid = deployment["metadata"]["uid"]
         complete = (
             counts.get("updatedReplicas", 0)
             == counts.get("replicas", 0)
             == desired
             == counts.get("availableReplicas", 0)
         )
-        if complete:
+        self._progressing(deployment, conditions, rs_name, complete, progressed, now)
+        fresh = {
+            "observedGeneration": deployment["metadata"]["generation"],
+            **counts,
+            "conditions": [conditions[k] for k in ("Available", "Progressing") if k in conditions],
+        }
+        if fresh == old:
+            return False
+        deployment["status"] = fresh
+        self._modified(KINDS["deployments"], deployment)
+        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        if complete and self._rolled_out.get(key) != self._images(deployment):
+            self._rolled_out[key] = self._images(deployment)
+            image = next(iter(self._rolled_out[key].values()))
+            for callback in self._callbacks:
+                callback(*key, image)
+        return True
+
+    def _progressing(
+        self,
+        deployment: dict,
+        conditions: dict,
+        rs_name: str,
+        complete: bool,
+        progressed: bool,
+        now: str,
+    ) -> None:
+        """The ``Progressing`` condition, as the controller sets it."""
+        uid = deployment["metadata"]["uid"]
+        paused = conditions.get("Progressing", {}).get("reason") == "DeploymentPaused"
+        if deployment["spec"].get("paused"):
+            self._condition(
+                conditions, "Progressing", None, "DeploymentPaused", "Deployment is paused", now
+            )
+        elif paused:
+            self._progress[uid] = time.monotonic()
+            self._condition(
+                conditions, "Progressing", None, "DeploymentResumed", "Deployment is resumed", now
+            )
+        elif complete:
             self._condition(
                 conditions,
                 "Progressing",
@@ -254,34 +402,20 @@ class Controller(Store):
                 f'ReplicaSet "{rs_name}" has timed out progressing.',
                 now,
             )
-        fresh = {
-            "observedGeneration": deployment["metadata"]["generation"],
-            **counts,
-            "conditions": [conditions[k] for k in ("Available", "Progressing") if k in conditions],
-        }
-        if fresh == old:
-            return False
-        deployment["status"] = fresh
-        self._modified(KINDS["deployments"], deployment)
-        key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
-        if complete and self._rolled_out.get(key) != self._images(deployment):
-            self._rolled_out[key] = self._images(deployment)
-            image = next(iter(self._rolled_out[key].values()))
-            for callback in self._callbacks:
-                callback(*key, image)
-        return True
 
     @staticmethod
     def _condition(
         conditions: dict,
         kind: str,
-        ok: bool,
+        ok: bool | None,
         reason: str,
         message: str,
         now: str,
         touch: bool = False,
     ) -> None:
-        value = "True" if ok else "False"
+        """Set a condition (``ok`` None: status Unknown); its transition time moves only
+        when its status does."""
+        value = "Unknown" if ok is None else "True" if ok else "False"
         old = conditions.get(kind)
         if old and old["status"] == value and old["reason"] == reason and not touch:
             return
@@ -297,30 +431,48 @@ class Controller(Store):
 
     # ------------------------------------------------------------- jobs
 
-    def _create_job(self, namespace: str, job: dict) -> dict:
+    def _create_job(self, namespace: str, job: dict, dry: bool = False) -> dict:
+        """A Job checked whole, then defaulted, then stored: a refused one leaves nothing."""
         kind = KINDS["jobs"]
-        name = job.get("metadata", {}).get("name") or job.get("metadata", {}).get(
-            "generateName", ""
-        )
-        spec = job.get("spec") or {}
-        template = spec.get("template") or {}
-        containers = (template.get("spec") or {}).get("containers") or []
-        if not containers:
+        metadata = job.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        name = metadata.get("name") or metadata.get("generateName") or ""
+        spec = job.get("spec")
+        if not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("template"), dict)
+            and isinstance(spec["template"].get("spec"), dict)
+        ):
             raise invalid(kind, name, "spec.template.spec.containers: Required value")
-        for i, container in enumerate(containers):
-            for field in ("name", "image"):
-                if not container.get(field):
-                    raise invalid(
-                        kind, name, f"spec.template.spec.containers[{i}].{field}: Required value"
-                    )
-        if template["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
+        template, pod_spec = spec["template"], spec["template"]["spec"]
+        containers = pod_spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise invalid(kind, name, "spec.template.spec.containers: Required value")
+        check_containers(kind, name, containers)
+        if pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
             raise invalid(
                 kind,
                 name,
                 "spec.template.spec.restartPolicy: Required value: "
                 'valid values: "OnFailure", "Never"',
             )
-        job = self._create(kind, namespace, job)
+        for field in ("backoffLimit", "completions", "parallelism"):
+            if not is_count(spec.setdefault(field, 6 if field == "backoffLimit" else 1)):
+                raise invalid(
+                    kind, name, f"spec.{field}: Invalid value: must be greater than or equal to 0"
+                )
+        default_pod_template(template, "Never")
+        check_metadata(kind, name, template["metadata"], "spec.template.metadata")
+        code = (template["metadata"].get("annotations") or {}).get(EXIT_CODE_ANNOTATION, "0")
+        if not code.lstrip("-").isdigit():
+            raise invalid(
+                kind,
+                name,
+                f"spec.template.metadata.annotations[{EXIT_CODE_ANNOTATION}]: Invalid value: "
+                f"{json.dumps(code)}: the simulated exit code is an integer",
+            )
+        job["status"] = {}
+        job = self._create(kind, namespace, job, dry)
         meta = job["metadata"]
         labels = {
             "batch.kubernetes.io/controller-uid": meta["uid"],
@@ -329,16 +481,10 @@ class Controller(Store):
             "job-name": meta["name"],
         }
         meta["labels"] = {**labels, **(meta.get("labels") or {})}
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completions", 1)
-        spec.setdefault("parallelism", 1)
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
-        template.setdefault("metadata", {})["labels"] = {
-            **labels,
-            **(template["metadata"].get("labels") or {}),
-        }
-        job["status"] = {}
-        self._modified(kind, job)
+        template["metadata"]["labels"] = {**labels, **(template["metadata"].get("labels") or {})}
+        if not dry:
+            self._modified(kind, job)
         return job
 
     def _run_job(self, job: dict) -> bool:
@@ -410,6 +556,13 @@ class Controller(Store):
         if kind == "Complete":
             job["status"]["completionTime"] = now
         self._modified(KINDS["jobs"], job)
+        self._event(
+            job,
+            reason or "Completed",
+            message or "Job completed",
+            "job-controller",
+            "Warning" if kind == "Failed" else "Normal",
+        )
 
     # ------------------------------------------------------------- the controller
 
@@ -418,11 +571,13 @@ class Controller(Store):
             await asyncio.sleep(self.tick)
             with self._lock:
                 self._ticks += 1
-                for (plural, _, _), obj in list(self._objects.items()):
-                    if plural == "deployments":
-                        self._reconcile(obj)
-                    elif plural == "jobs":
-                        self._run_job(obj)
+                for (plural, _, name), obj in list(self._objects.items()):
+                    step = {"deployments": self._reconcile, "jobs": self._run_job}.get(plural)
+                    try:
+                        if step is not None:
+                            step(obj)
+                    except Exception:  # one broken object must not stop the others
+                        log.exception("k8s simulator: %s %s: the controller failed", plural, name)
             self._wake()  # log followers wait on this too
 
     # ------------------------------------------------------------- HTTP

@@ -4,7 +4,6 @@ names and template hashes, the three patch flavours, label and field selectors."
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import secrets
 import time
@@ -13,9 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cockpit.sandbox.k8s.defaults import canonical
+
 EXIT_CODE_ANNOTATION = "sandbox.cockpit/exit-code"
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
+APPLY_PATCH = "application/apply-patch+yaml"
 HISTORY = 4096  # watch events kept for resourceVersion resumes
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes names objects with
 VERSION = {
@@ -37,6 +39,10 @@ class Kind:
     kind: str
     group: str  # "" for the core group
     version: str = "v1"
+    verbs: tuple[str, ...] = ("get", "list", "watch")
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # scale, status, log
+    namespaced: bool = True
 
     @property
     def api_version(self) -> str:
@@ -50,10 +56,47 @@ class Kind:
 KINDS = {
     k.plural: k
     for k in (
-        Kind("deployments", "Deployment", "apps"),
-        Kind("replicasets", "ReplicaSet", "apps"),
-        Kind("pods", "Pod", ""),
-        Kind("jobs", "Job", "batch"),
+        Kind(
+            "deployments",
+            "Deployment",
+            "apps",
+            verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+            short_names=("deploy",),
+            subresources=("scale", "status"),
+        ),
+        Kind(
+            "replicasets",
+            "ReplicaSet",
+            "apps",
+            verbs=("delete", "get", "list", "watch"),
+            short_names=("rs",),
+            subresources=("scale", "status"),
+        ),
+        Kind(
+            "pods",
+            "Pod",
+            "",
+            verbs=("delete", "get", "list", "watch"),
+            short_names=("po",),
+            subresources=("log", "status"),
+        ),
+        Kind(
+            "jobs",
+            "Job",
+            "batch",
+            verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+            subresources=("status",),
+        ),
+        Kind("events", "Event", "", short_names=("ev",)),
+        Kind(
+            "namespaces",
+            "Namespace",
+            "",
+            verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+            short_names=("ns",),
+            namespaced=False,
+        ),
+        Kind("nodes", "Node", "", short_names=("no",), namespaced=False),
     )
 }
 
@@ -91,11 +134,23 @@ def not_found(kind: Kind, name: str) -> ApiError:
 
 
 def invalid(kind: Kind, name: str, why: str) -> ApiError:
+    """422 for ``why`` ("<field>: <what is wrong>"), with the cause kubectl prints."""
+    field, _, message = why.partition(": ")
+    reasons = {
+        "Required value": "FieldValueRequired",
+        "Unsupported value": "FieldValueNotSupported",
+    }
+    reason = next((r for m, r in reasons.items() if message.startswith(m)), "FieldValueInvalid")
     return ApiError(
         422,
         "Invalid",
         f'{kind.kind}.{kind.group or "core"} "{name}" is invalid: {why}',
-        {"name": name, "group": kind.group, "kind": kind.kind},
+        {
+            "name": name,
+            "group": kind.group,
+            "kind": kind.kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
     )
 
 
@@ -110,13 +165,13 @@ def suffix(n: int = 5) -> str:
 
 
 def template_hash(template: dict) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
-    number = int.from_bytes(digest[:8], "big")
-    out = ""
-    for _ in range(10):
-        number, index = divmod(number, len(SAFE))
-        out += SAFE[index]
-    return out
+    """The pod-template-hash: FNV-32a of the template, its decimal digits written in
+    ``SAFE`` as the controller does (so it reads like a cluster's: ``7c5ddbdf54``).
+    Templates equal but for nulls and empty fields hash alike."""
+    number = 0x811C9DC5
+    for byte in json.dumps(canonical(template), sort_keys=True).encode():
+        number = ((number ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return "".join(SAFE[ord(digit) % len(SAFE)] for digit in str(number))
 
 
 def without_hash(template: dict) -> dict:
@@ -216,6 +271,8 @@ PATCHES = {
     "application/strategic-merge-patch+json": lambda obj, body: merge_patch(obj, body, True),
     "application/merge-patch+json": lambda obj, body: merge_patch(obj, body, False),
     "application/json-patch+json": json_patch,
+    # server-side apply, approximated: the manifest merged in (no field managers)
+    APPLY_PATCH: lambda obj, body: merge_patch(obj, body, True),
 }
 
 
@@ -241,14 +298,45 @@ def _label_test(term: str) -> Callable[[dict], bool]:
     return lambda labels: term in labels
 
 
-def field_matcher(selector: str) -> Callable[[dict], bool]:
-    wanted = {}
+FIELDS = {
+    "events": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    "pods": ("spec.nodeName", "spec.restartPolicy", "status.phase", "status.podIP"),
+    "jobs": ("status.successful",),
+}
+
+
+def _field(obj: dict, path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if path == "source" and isinstance(value, dict):
+        value = value.get("component")
+    return "" if value is None else str(value)
+
+
+def field_matcher(selector: str, kind: Kind | None = None) -> Callable[[dict], bool]:
+    """A ``fieldSelector`` (``f=v``, ``f==v``, ``f!=v``, joined by commas) on the fields
+    the API server indexes for ``kind``; 400 for another field, as it answers."""
+    allowed = ("metadata.name", "metadata.namespace", *FIELDS.get(kind.plural if kind else "", ()))
+    terms: list[tuple[str, str, bool]] = []  # field, value, negated
     for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.replace("==", "=").partition("=")
-        if key not in ("metadata.name", "metadata.namespace"):
-            raise ApiError(400, "BadRequest", f"field label not supported: {key}")
-        wanted[key.split(".")[1]] = value
-    return lambda obj: all(obj["metadata"].get(k) == v for k, v in wanted.items())
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        if key.strip() not in allowed:
+            raise ApiError(400, "BadRequest", f"field label not supported: {key.strip()}")
+        terms.append((key.strip(), value.strip(), "!=" in term))
+    return lambda obj: all((_field(obj, key) == value) != negate for key, value, negate in terms)
 
 
 def flag(query: Mapping[str, str], name: str) -> bool:

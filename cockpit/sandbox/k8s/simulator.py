@@ -4,9 +4,10 @@ tests ask of it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
 import secrets
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from cockpit.sandbox.k8s.objects import (
     HISTORY,
     KINDS,
 )
+from cockpit.sandbox.k8s.store import node_object
+from cockpit.sandbox.k8s.tls import Certificates
 from cockpit.sandbox.servers import LoopServer
 
 
@@ -44,7 +47,10 @@ class K8sSimulator(Api, Controller, LoopServer):
         self.context = context
         self.token = token or secrets.token_urlsafe(24)
         self.url = ""
+        self.certificates: Certificates | None = None
         self._objects: dict[tuple[str, str, str], dict] = {}
+        self._dependents: dict[str, dict[tuple[str, str, str], None]] = {}
+        self._event_keys: deque[tuple[str, str, str]] = deque()
         self._history: deque[tuple[int, str, str, dict]] = deque(maxlen=HISTORY)
         self._rv = 1
         self._ticks = 0
@@ -58,6 +64,9 @@ class K8sSimulator(Api, Controller, LoopServer):
         self._controller: asyncio.Task | None = None
         self._changed: asyncio.Event | None = None
         self._closing = False
+        for name in ("default", "kube-node-lease", "kube-public", "kube-system", namespace):
+            self._namespace(name)
+        self._create(KINDS["nodes"], "", node_object())
 
     # ------------------------------------------------------------- life cycle
 
@@ -65,8 +74,15 @@ class K8sSimulator(Api, Controller, LoopServer):
     def kubeconfig(self) -> Path:
         return self.folder / "kubeconfig"
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts the simulator's CA (once started)."""
+        if self.certificates is None:
+            raise RuntimeError("the simulator has not started: it has no certificate yet")
+        return self.certificates.client_context()
+
     async def start_async(self) -> str:
-        """Serve on the running event loop; return the server's URL."""
+        """Serve HTTPS on the running event loop; return the server's URL."""
+        self.certificates = certificates = Certificates.make()
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         app = web.Application(middlewares=[self._auth])
@@ -75,9 +91,11 @@ class K8sSimulator(Api, Controller, LoopServer):
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._write_kubeconfig()
+        await web.SockSite(
+            self._runner, sock, ssl_context=certificates.server_context(self.folder)
+        ).start()
+        self.url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+        self._write_kubeconfig(certificates.ca_pem)
         self._controller = asyncio.create_task(self._control())
         return self.url
 
@@ -86,19 +104,20 @@ class K8sSimulator(Api, Controller, LoopServer):
         self._wake()
         if self._controller is not None:
             self._controller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._controller
+            await asyncio.gather(self._controller, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, ca_pem: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        authority = base64.b64encode(ca_pem).decode()
+        cluster = {"server": self.url, "certificate-authority-data": authority}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
-            "clusters": [{"name": "cockpit-simulator", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "cockpit-simulator", "cluster": cluster}],
             "users": [{"name": "cockpit-operator", "user": {"token": self.token}}],
             "contexts": [
                 {
@@ -172,9 +191,10 @@ class K8sSimulator(Api, Controller, LoopServer):
             "status": {},
         }
         with self._lock:
+            self._namespace(namespace)
             self._create(KINDS["deployments"], namespace, deployment)
             new = self._new_replicaset(deployment)
-            new["spec"]["replicas"] = replicas
+            self._scale_replicaset(deployment, new, replicas)
             for _ in range(replicas):
                 self._add_pod(new, new["spec"]["template"], ready=True)
             self._replicaset_status(new)

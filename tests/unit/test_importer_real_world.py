@@ -1,0 +1,220 @@
+"""What real runbooks write (issue 18), each rule on a small document of our own in
+tests/data/markdown: terminal sessions, rollback sections at any level, code under task
+items, titles, environment variables, front matter and setext headings, alternatives
+and warnings. The real corpus itself is measured in test_corpus.py."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from helpers import TEST_DATA
+
+from cockpit.importer import import_file, import_markdown
+from cockpit.runbook import parse_runbook
+
+DATA = TEST_DATA / "markdown"
+
+
+def load(name: str):
+    imported = import_file(DATA / name)
+    return imported, parse_runbook(imported.yaml, name)
+
+
+def all_steps(runbook) -> list:
+    return [step for phase in runbook.phases for step in phase.steps]
+
+
+def test_session_prompts_are_commands_and_the_rest_their_output():
+    imported, runbook = load("sessions.md")
+    steps = all_steps(runbook)
+    shell = [step for step in steps if step.kind == "shell"]
+    runs = [step.fields["run"] for step in shell]
+    assert runs == [
+        "grep 'host:' /etc/app/database.yml\ndig +short pooler.internal\n",
+        "sudo pool-console\n",
+        "kubectl -n store get deployment -o name | sort\n",
+        "kubectl get nodes\n",
+        "etcdctl endpoint health\n",
+        "kubectl get pods -n store --field-selector=status.phase=Pending\n",
+        'oc describe vm "${VM_NAME}" -n "<namespace>"\n',
+        "/opt/agent/bin/agent members\n",
+        "git checkout v2\nansible-playbook upgrade.yml\n",  # its prompt left out
+        "redis-cli -h cache\n",
+    ]
+    for step in shell:  # every script is bash, and its output a hint
+        assert subprocess.run(["bash", "-n"], input=step.fields["run"], text=True).returncode == 0
+    where, console, root, nodes, health = shell[:5]
+    assert "expected output of: dig +short pooler.internal\n10.0.0.5" in where.description
+    assert "deployment.apps/store-worker" in root.description
+    assert "NAME     STATUS   ROLES    AGE" in nodes.description
+    assert "localhost:2379 is healthy" in health.description
+    # typed into the pooler, not into bash: a manual step, its output shown
+    typed, cache = [step for step in steps if step.kind == "manual"]
+    assert cache.fields["items"] == ["cache:6379: GET maintenance_mode"]
+    assert typed.title == "In pooler: SHOW POOLS;"
+    assert typed.fields["items"] == ["pooler: SHOW POOLS;"]
+    assert "(1 row)" in typed.description
+    reasons = {(u.step, u.reason) for u in imported.summary.uncertain}
+    assert (
+        console.id,
+        "opens the pooler session the next step types into: a person runs both",
+    ) in reasons
+    # a console block of log lines only is no step: it is shown above the next one
+    assert "1 drain.go:173] node n-1: initiating drain" in nodes.description
+    assert runbook.variables == {"VM_NAME": "<vm-name>"}
+
+
+def test_rollback_sections_at_any_level_become_the_rollback():
+    _, runbook = load("rollback-anywhere.md")
+    assert [(p.title, [s.title for s in p.steps]) for p in runbook.phases] == [
+        ("Procedure", ["Issue the new key"])
+    ]
+    repeat, restore = runbook.rollback.steps
+    assert repeat.kind == "manual"  # text only: read to roll back
+    assert repeat.fields["items"] == [
+        "Repeat the procedure with the old key in place of the new one."
+    ]
+    assert restore.fields["run"] == "keyctl restore --name signing --from backup\n"
+
+
+def test_titles_are_the_sentence_or_item_of_the_block_in_plain_text():
+    _, runbook = load("titles.md")
+    assert [p.title for p in runbook.phases] == ["Deploy", "Release"]  # contents: no phase
+    assert "[Release](#release)" in runbook.phases[0].description
+    assert [(s.kind, s.title) for p in runbook.phases for s in p.steps] == [
+        ("shell", "Run the migrations first"),  # the sentence introducing it
+        ("manual", "Deploy"),
+        ("shell", "Cordon the old pool"),  # the list item right above it
+        ("shell", "A code heading with a link"),  # a remark does not name it
+        ("shell", "Create a release branch named release-v1.x from that commit and push it"),
+    ]
+    announce = runbook.phases[0].steps[1]
+    assert announce.fields["items"] == ["Announce the release"]
+
+
+def test_code_under_task_items_is_steps_titled_by_the_item():
+    _, runbook = load("task-items.md")
+    steps = runbook.phases[0].steps
+    assert [(s.kind, s.title) for s in steps] == [
+        ("manual", "Announce the rotation in the channel"),
+        ("shell", "Say which user to rotate"),
+        ("shell", "Restart the pooler"),
+        ("manual", "Procedure"),
+    ]
+    assert steps[2].fields["run"] == "systemctl restart pooler\n"
+    assert steps[3].fields["items"] == ["Confirm clients reconnect.", "Check the pool sizes."]
+
+
+def test_shell_state_is_carried_across_blocks_or_flagged():
+    imported, runbook = load("shell-state.md")
+    # a literal carried as the variable's value; a computed one to set; the operator's
+    # own $EDITOR and $HOME never hidden behind an empty variable
+    assert runbook.variables == {"APP_ENV": "staging", "leader": ""}
+    steps = {step.title: step for step in all_steps(runbook)}
+    assert steps["List what is there"].fields["cwd"] == "/srv/app/releases"
+    assert "cwd" not in steps["Check out the release"].fields  # another phase
+    reasons = {(u.step, u.reason) for u in imported.summary.uncertain}
+    assert (
+        steps["Restart it on the leader"].id,
+        "uses $leader, which step find-the-leader computes in a shell of its own: "
+        "set the variable to its value, or join the steps",
+    ) in reasons
+    assert (
+        steps["Check out the release"].id,
+        "runs in a shell of its own, not in the one step become-the-app-user opens "
+        "(su - app): join them, or run both by hand",
+    ) in reasons
+    assert (
+        steps["Become the app user"].id,
+        "'su - app' opens a shell that waits for a person",
+    ) in reasons
+    assert (  # a container's shell too
+        steps["Count the sessions"].id,
+        "runs in a shell of its own, not in the one step get-into-the-database-container "
+        "opens (kubectl exec -it -n db db-0 -- bash): join them, or run both by hand",
+    ) in reasons
+
+
+def test_front_matter_setext_headings_and_anchors():
+    _, runbook = load("front-matter.md")
+    assert runbook.name == "Upgrade the cache"  # the front matter's title
+    assert runbook.description == "How to move the cache to v7.\n\nWrites pause for about a minute."
+    assert "weight" not in runbook.description  # metadata, not text
+    assert [(p.id, p.title) for p in runbook.phases] == [
+        ("prepare", "Prepare"),  # a setext heading, its {#anchor} left out
+        ("switch", "Switch"),
+    ]
+    assert [s.title for p in runbook.phases for s in p.steps] == ["Stop writes", "Switch"]
+
+
+def test_a_warning_above_a_block_makes_its_step_ask_showing_the_warning():
+    _, runbook = load("warnings.md")
+    deploy, check, drop, flush = runbook.phases[0].steps
+    assert deploy.confirm and drop.confirm and not check.confirm
+    # the confirmation shows what the step runs: the warning is its first line
+    assert deploy.fields["run"] == (
+        "# WARNING: Never deploy the whole runner fleet at once.\n./deploy-runners.sh --batch 10\n"
+    )
+    assert drop.fields["run"].startswith("# DANGER: This drops the old queue.\n")
+    assert drop.title == "Deploy"  # a warning is not the step's name
+    assert flush.fields["run"] == (  # an admonition's text is indented under it
+        "# CAUTION: The cache is cold for ten minutes afterwards.\ncachectl flush\n"
+    )
+
+
+def test_alternatives_are_optional_steps_marked_choose_one():
+    _, runbook = load("alternatives.md")
+    restore, reconnect, reload = runbook.phases
+    dump, wal, count = restore.steps
+    assert (dump.title, wal.title) == (
+        "Restore from last night's dump (choose one)",
+        "Alternatively, replay the WAL archive to a point in time (choose one)",
+    )
+    for step in (dump, wal, *reconnect.steps):
+        assert step.optional and step.confirm
+        assert "Choose one of 2 alternatives" in step.description
+    assert not count.optional  # after the choice: the flow again
+    assert [s.title for s in reconnect.steps] == [
+        "Option A: through the pooler (choose one)",
+        "Option B: directly (choose one)",
+    ]
+    assert [(s.title, s.optional) for s in reload.steps] == [
+        ("Restore from the nightly snapshot (choose one)", True),  # several restores
+        ("Restore from the S3 archive (choose one)", True),
+        ("Path from the app to the database", False),
+    ]
+
+
+def test_list_items_and_blocks_that_only_name_things_are_not_commands():
+    _, runbook = load("names-only.md")
+    settings, apply = runbook.phases
+    (listed,) = settings.steps
+    assert listed.kind == "manual"
+    assert listed.fields["items"] == ["`shared_buffers`", "`max_connections`"]
+    assert "BACKUP_NUM_TO_RETAIN: 5" in listed.description  # settings shown, not run
+    assert "DATABASE_POOL=20" in listed.description  # an env file's lines, untagged
+    assert [(s.kind, s.fields.get("run")) for s in apply.steps] == [
+        ("shell", "./apply-settings.sh --restart\n"),  # a program by its path
+        ("shell", "reload\n"),  # "Run" says it is a command
+    ]
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "## Rolling back",
+        "### Undoing the change",
+        "#### Back-out plan",
+        "## Aborting the upgrade",
+        "### Recovery",
+        "### Downgrade",
+        "## If something goes wrong",
+        "### Revert",
+    ],
+)
+def test_rollback_headings_as_written(heading):
+    markdown = f"# T\n\n## Go\n\n```bash\necho go\n```\n\n{heading}\n\n```bash\necho back\n```\n"
+    book = import_markdown(markdown, "x.md").runbook
+    assert [s["run"] for s in book["rollback"]["steps"]] == ["echo back\n"]
+    assert [s["run"] for p in book["phases"] for s in p["steps"]] == ["echo go\n"]
