@@ -96,6 +96,8 @@ class Assembler:
         self.review.watch(fences)
         front = blocks.pop(0) if blocks and isinstance(blocks[0], FrontMatter) else None
         root = section_tree(blocks)
+        written = [title_text(s.title).lower() for s in root.walk()]
+        self.sections.repeated = {title for title in written if written.count(title) > 1}
         name = (front.title if front else "") or Path(self.source).stem or "runbook"
         document, preamble = root, root.blocks
         if (
@@ -107,6 +109,7 @@ class Assembler:
             name = title_text(document.title) or name
             preamble = [*root.blocks, *document.blocks]
         book: dict[str, Any] = {"runbook": name}
+        self.sections.subject = name
         description = [block.text for block in preamble if isinstance(block, Paragraph | Note)]
         if front and front.description:
             description.insert(0, front.description)

@@ -74,10 +74,9 @@ _ANCHOR = re.compile(r"\s*\{#[^}]*\}\s*$")
 _INLINE = MarkdownIt("commonmark")
 
 
-def title_text(text: str) -> str:
-    """A title as the rendered page shows it, in plain text: no ``**``, no backticks
-    (their text kept), a link's text, no ``{#anchor}``; at most TITLE_LIMIT characters,
-    cut after its first sentence or at a word."""
+def inline_text(text: str) -> str:
+    """Inline Markdown as the rendered page shows it, in plain text on one line: no
+    ``**``, no backticks (their text kept), a link's text, no ``{#anchor}``."""
     text = _ANCHOR.sub("", " ".join(text.split()))
     if any(mark in text for mark in "*_`[<\\&"):
         tokens = _INLINE.parseInline(text)[0].children or []
@@ -87,6 +86,13 @@ def title_text(text: str) -> str:
             else " " * (token.type == "softbreak")
             for token in tokens
         )
+    return text
+
+
+def title_text(text: str) -> str:
+    """A title as the rendered page shows it, in plain text (``inline_text``); at most
+    TITLE_LIMIT characters, cut after its first sentence or at a word."""
+    text = inline_text(text)
     if len(text) <= TITLE_LIMIT:
         return text
     sentence = re.split(r"(?<=[.;:!?])\s", text, maxsplit=1)[0].rstrip(".;:")
@@ -94,7 +100,9 @@ def title_text(text: str) -> str:
 
 
 def shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip("…") + "…"
 
 
 def first_sentence(text: str) -> str:

@@ -102,6 +102,7 @@ class Section:
     line: int
     blocks: list = field(default_factory=list)
     children: list[Section] = field(default_factory=list)
+    parent: Section | None = field(default=None, repr=False, compare=False)
 
     def walk(self):
         yield self
@@ -382,7 +383,7 @@ def section_tree(blocks: list) -> Section:
         level, title, line = heading
         while stack[-1].level >= level:
             stack.pop()
-        section = Section(title, level, line)
+        section = Section(title, level, line, parent=stack[-1])
         stack[-1].children.append(section)
         stack.append(section)
     return root

@@ -84,7 +84,7 @@ def test_titles_are_the_sentence_or_item_of_the_block_in_plain_text():
     assert "[Release](#release)" in runbook.phases[0].description
     assert [(s.kind, s.title) for p in runbook.phases for s in p.steps] == [
         ("shell", "Run the migrations first"),  # the sentence introducing it
-        ("manual", "Deploy"),
+        ("manual", "Announce the release"),  # the one item the fence below leaves
         ("shell", "Cordon the old pool"),  # the list item right above it
         ("shell", "A code heading with a link"),  # a remark does not name it
         ("shell", "Create a release branch named release-v1.x from that commit and push it"),
@@ -100,7 +100,7 @@ def test_code_under_task_items_is_steps_titled_by_the_item():
         ("manual", "Announce the rotation in the channel"),
         ("shell", "Say which user to rotate"),
         ("shell", "Restart the pooler"),
-        ("manual", "Procedure"),
+        ("manual", "Procedure: Confirm clients reconnect and Check the pool sizes"),
     ]
     assert steps[2].fields["run"] == "systemctl restart pooler\n"
     assert steps[3].fields["items"] == ["Confirm clients reconnect.", "Check the pool sizes."]
@@ -218,3 +218,36 @@ def test_rollback_headings_as_written(heading):
     book = import_markdown(markdown, "x.md").runbook
     assert [s["run"] for s in book["rollback"]["steps"]] == ["echo back\n"]
     assert [s["run"] for p in book["phases"] for s in p["steps"]] == ["echo go\n"]
+
+
+def test_steps_only_a_heading_names_get_a_title_that_says_what_they_do():
+    _, runbook = load("heading-only.md")
+    titles = [(s.kind, s.title) for p in runbook.phases for s in p.steps]
+    assert titles == [
+        # text only: its first sentence, the label before it left out
+        ("manual", "The queue grows faster than the workers drain it"),
+        # a checklist: its items (their bold or code lead, a field's key)
+        ("manual", "Impact: Severity, User impact and Business impact"),
+        ("manual", "Possible causes: Worker crash loops, A slow database and poison"),
+        # a part of an alert's runbook, or a heading written twice: with what it is under
+        ("shell", "QueueBacklogGrowing: diagnosis"),
+        ("shell", "KubeWorkerDown: diagnosis"),
+        ("shell", "KubeWorkerSlow: diagnosis"),
+        # an alert's fields: the alert and its message, templates by name
+        ("manual", "KubeWorkerRestarting: <namespace>/<pod> restarts <value> times a minute"),
+        # a long heading: "Check:" and the items
+        (
+            "manual",
+            "Check: Quotas in the second zone, The database's connection limit and The "
+            "queue's partition count",
+        ),
+        ("shell", "Either stop the producers (choose one)"),
+        # a long title keeps its "(choose one)" mark
+        (
+            "shell",
+            "Alternatively, divert the producers to the overflow queue that the batch cluster… "
+            "(choose one)",
+        ),
+    ]
+    manual = runbook.phases[0].steps[0]
+    assert manual.fields["items"] == ["Meaning"]
