@@ -159,8 +159,9 @@ def _import(text: str, source: str) -> Imported:
     scripts = ShellSteps(names, review)
     fences = FenceSteps(translator, scripts, alerts, names, review)
     sections = SectionSteps(fences, translator, scripts, alerts)
-    book = Assembler(source, sections, names, alerts, review).build(text)
-    return imported(book, source, names, review)
+    assembler = Assembler(source, sections, names, alerts, review)
+    book = assembler.build(text)
+    return imported(book, source, names, review, assembler.lines)
 
 
 def import_file(path: str | Path) -> Imported:

@@ -82,6 +82,7 @@ class Assembler:
         self.alerts = alerts
         self.review = review
         self.step_ids = Ids()
+        self.lines: dict[str, int] = {}  # step id -> its line in the Markdown
 
     def build(self, text: str) -> dict[str, Any]:
         blocks = scan(text, self.source)
@@ -206,6 +207,7 @@ class Assembler:
         return self.step_ids.unique(slug(_DURATION_NOTE.sub("", title)) or slug(title) or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
+        self.lines[draft.id] = draft.line
         step: dict[str, Any] = {
             "id": draft.id,
             "title": plain(title_text(draft.title)),

