@@ -193,7 +193,7 @@ class Assembler:
                     rollback["criteria"].append(block.text)
                 else:
                     self.sections.carry.append(
-                        text_of(block) if isinstance(block, Paragraph | Note) else fenced(block)
+                        fenced(block) if isinstance(block, Fence) else text_of(block)
                     )
             for grandchild in child.children:
                 drafts += self.sections.section_drafts(grandchild, clean_label(grandchild.title))

