@@ -289,7 +289,10 @@ def warn(made: list[Draft], texts: list[str]) -> None:
     found = _WARNING.match(texts[at])
     assert found is not None
     said_below = texts[at + 1 : at + 2]  # "!!! warning" then its indented text
-    text = found.group(2).strip() or " ".join(said_below)
+    text = found.group(2).strip()
+    if titled := re.fullmatch(r'"([^"]*)"', text):  # !!! caution "Title": and its text
+        text = " ".join([f"{titled.group(1)}:" if titled.group(1) else "", *said_below])
+    text = text or " ".join(said_below)
     text = re.sub(r"(?m)^\s*(?:>|:::)\s?|[*`]|^\W+$", "", text)
     words = " ".join(text.split()) or found.group(1)
     said = shorten(f"{found.group(1).upper()}: {words}", 160)

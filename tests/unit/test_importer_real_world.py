@@ -287,7 +287,7 @@ def test_code_in_admonitions_and_content_tabs_is_steps_as_the_page_shows_it():
         (  # under "!!! caution": code, its warning asked first
             "shell",
             "Save the settings before you start",
-            '# CAUTION: "Read first"\n'
+            "# CAUTION: Read first: The operator restarts every pod it manages.\n"
             "kubectl -n rook get configmap operator-config -o yaml > saved.yaml\n",
         ),
         # content tabs: ways to do one thing, named by their tab or their sentence
