@@ -153,11 +153,12 @@ def checklist_title(items: list[str], heading: str) -> str:
 
 def sentence_title(paragraphs: list[str]) -> str:
     """The first sentence of the first paragraph that has one (a label such as
-    ``Note:`` left out; a link alone or a word is no sentence), "" when none does."""
+    ``Note:`` left out; a link alone, a word or a table's row is no sentence), "" when
+    none does."""
     for paragraph in paragraphs:
         text = plain_line(paragraph)
         text = text[label.end() :] if (label := _LABEL.match(text)) else text
         sentence = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip(".")
-        if len(sentence.split()) >= 3 and not sentence.startswith(("http://", "https://")):
+        if len(sentence.split()) >= 3 and not sentence.startswith(("http://", "https://", "|")):
             return _markdown(shorten(sentence, TITLE_LIMIT))
     return ""

@@ -230,6 +230,8 @@ def test_steps_only_a_heading_names_get_a_title_that_says_what_they_do():
         # a checklist: its items (their bold or code lead, a field's key)
         ("manual", "Impact: Severity, User impact and Business impact"),
         ("manual", "Possible causes: Worker crash loops, A slow database and poison"),
+        # text only: a link alone and a table's rows are not its sentence
+        ("manual", "The broker listens on 5672 and the console on 15672"),
         # a part of an alert's runbook, or a heading written twice: with what it is under
         ("shell", "QueueBacklogGrowing: diagnosis"),
         ("shell", "KubeWorkerDown: diagnosis"),
