@@ -7,7 +7,15 @@ from __future__ import annotations
 import re
 
 from cockpit.importer.checklists import AlertRules
-from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence, shorten
+from cockpit.importer.drafts import (
+    TITLE_LIMIT,
+    Draft,
+    clean_label,
+    fenced,
+    first_sentence,
+    shorten,
+    title_text,
+)
 from cockpit.importer.fences import FenceSteps
 from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section, Tab, TabsEnd
 from cockpit.importer.scripts import ShellSteps
@@ -159,6 +167,7 @@ class SectionSteps:
             self.section_drafts(child, clean_label(child.title) or title, reference=reference)
             for child in section.children
         ]
+        _name_by_sections(section.children, made)
         options: dict[str, list[list[Draft]]] = {}
         for child, drafts in zip(section.children, made, strict=True):
             option = _OPTION_TITLE.match(clean_label(child.title))
@@ -362,6 +371,21 @@ class _Tabs:
             options = [drafts for _, drafts in group if drafts]
             if len(options) > 1:
                 choose_one(options)
+
+
+def _name_by_sections(children: list[Section], made: list[list[Draft]]) -> None:
+    """The same step written under sibling sections ("Phase one" / "Phase two": "Check
+    the replicas are in sync") is named with its section, so one phase never shows two
+    steps by one name."""
+    headings = [title_text(child.title) for child in children]
+    under: dict[str, set[str]] = {}
+    for heading, drafts in zip(headings, made, strict=True):
+        for draft in drafts:
+            under.setdefault(draft.title, set()).add(heading)
+    for heading, drafts in zip(headings, made, strict=True):
+        for draft in drafts:
+            if len(under[draft.title]) > 1 and heading:  # under different headings
+                draft.title = shorten(f"{heading}: {draft.title}", TITLE_LIMIT)
 
 
 def _name_by_items(drafts: list[Draft], title: str) -> None:

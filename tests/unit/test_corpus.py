@@ -67,6 +67,10 @@ def test_titles_are_short_plain_and_not_the_heading(figures):
     assert len(heading) <= 0.05 * steps, "\n".join(heading)
     assert not long, "\n".join(long)
     assert not markup, "\n".join(markup)
+    # one step written under sibling sections ("Phase one" / "Phase two") is named with
+    # its section: a phase rarely shows two steps by one name
+    duplicate = [f"{f.name}: {title}" for f in figures for title in f.duplicate_titles]
+    assert len(duplicate) <= 0.01 * steps, "\n".join(duplicate)
 
 
 def test_import_time_is_linear_in_size():

@@ -305,3 +305,18 @@ def test_code_in_admonitions_and_content_tabs_is_steps_as_the_page_shows_it():
     assert "Choose one of 2 alternatives" in helm.description
     assert "Helm users can skip the next step." in helm.description  # a note stays text
     assert '??? tip "If they crash"' in logs.description
+
+
+def test_one_step_written_under_sibling_sections_is_named_with_its_section():
+    markdown = (
+        "# Rotate\n\n## Rotate the password\n\n"
+        "### Phase one\n\n1. Check the replicas are in sync:\n\n"
+        "    ```bash\n    replctl status\n    ```\n\n"
+        "### Phase two\n\n1. Check the replicas are in sync:\n\n"
+        "    ```bash\n    replctl status --all\n    ```\n"
+    )
+    book = import_markdown(markdown, "rotate.md").runbook
+    assert [s["title"] for p in book["phases"] for s in p["steps"]] == [
+        "Phase one: Check the replicas are in sync",
+        "Phase two: Check the replicas are in sync",
+    ]
