@@ -78,6 +78,8 @@ class Fence:
     open_to: str = ""
     """A fence never closed: what it runs to the end of ("document", "list item")."""
     column: int = 0  # of its opening fence, when never closed
+    tab: tuple[int, str] | None = None
+    """In a list item's content tab: (the line its group of tabs starts on, its title)."""
 
     @property
     def warning(self) -> str:
@@ -428,7 +430,7 @@ def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item
 
 
 def _add_items(tokens: list[Token], lines: list[str], hidden: set[int], items: list[Item]) -> None:
-    index = 0
+    index, group, tab_end = 0, 0, -2  # the tabs' group: the line of its first tab
     while index < len(tokens):
         token = tokens[index]
         end = _close_of(tokens, index) if token.nesting == 1 else index
@@ -447,8 +449,14 @@ def _add_items(tokens: list[Token], lines: list[str], hidden: set[int], items: l
         elif token.type in ("admonition_open", "tab_open") and any(
             t.type == "fence" for t in tokens[index + 1 : end]
         ):  # its code is the item's, as the page shows it
+            item, known = items[-1], len(items[-1].fences)
             items[-1].notes.append(f"{token.markup} {token.info.strip()}")
             _add_items(_admonition_body(tokens[index + 1 : end]), lines, hidden, items)
+            if token.type == "tab_open":  # its fences are one way: the tabs are choices
+                group = group if index == tab_end + 1 else _map(token)[0] + 1
+                tab_end = end
+                for fence in item.fences[known:]:
+                    fence.tab = (group, token.info)
         elif token.type in ("html_block", "code_block"):
             items[-1].notes.append(token.content.rstrip())
         elif token.map:  # a quote

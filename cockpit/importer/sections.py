@@ -247,14 +247,23 @@ class SectionSteps:
         manual step showing it."""
         drafts: list[Draft] = []
         waiting: list[str] = []
+        tabs, tab = _Tabs(), None
         for fence in item.fences:
+            if fence.tab != tab:  # content tabs in the item: ways to do it
+                if tab is not None and (fence.tab is None or fence.tab[0] != tab[0]):
+                    tabs.mark(TabsEnd())
+                if fence.tab is not None:
+                    tabs.mark(Tab(fence.tab[1], fence.line))
+                tab = fence.tab
             made = self.fences.fence_drafts(fence, title, reference)
+            tabs.add(made)
             if not made:
                 waiting.append(fenced(fence))
                 continue
             made[0].notes = [*waiting, *made[0].notes]
             waiting = []
             drafts += made
+        tabs.finish(title)
         if not drafts:
             return [
                 Draft(

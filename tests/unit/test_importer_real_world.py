@@ -320,3 +320,18 @@ def test_one_step_written_under_sibling_sections_is_named_with_its_section():
         "Phase one: Check the replicas are in sync",
         "Phase two: Check the replicas are in sync",
     ]
+
+
+def test_content_tabs_in_a_list_item_are_alternatives_too():
+    _, runbook = load("tabs-in-items.md")
+    helm, manifests, check = all_steps(runbook)
+    assert (helm.title, helm.fields["run"]) == (
+        "Helm: Install the operator (choose one)",
+        "helm install rook rook/rook-ceph\n",
+    )
+    assert (manifests.title, manifests.fields["run"]) == (
+        "Manifests: Install the operator (choose one)",
+        "kubectl apply -f operator.yaml\n",
+    )
+    assert helm.optional and manifests.optional and helm.confirm and manifests.confirm
+    assert (check.title, check.optional) == ("Check it runs", False)
