@@ -61,7 +61,7 @@ def _field(text: str) -> tuple[str, str] | None:
     return found.group(1), found.group(2).strip().rstrip(".")
 
 
-def item_name(text: str, keyed: bool = True) -> str:
+def item_name(text: str, keyed: bool = True, limit: int = ITEM_NAME) -> str:
     """What an item is about, short: its bold or code lead (``**Node resource
     exhaustion** (CPU...)``), its field's key (``keyed``; else its value), else its
     first clause."""
@@ -73,7 +73,7 @@ def item_name(text: str, keyed: bool = True) -> str:
         name = plain_line(lead.group(lead.lastindex or 1)).rstrip(":")
     else:
         name = _CLAUSE.split(plain_line(text), maxsplit=1)[0]
-    return shorten(name.strip().rstrip(":"), ITEM_NAME)
+    return shorten(name.strip().rstrip(":"), limit)
 
 
 def _subject(heading: str) -> str:
@@ -139,6 +139,11 @@ def checklist_title(items: list[str], heading: str) -> str:
     lead = subject if 0 < len(subject) <= _LABELLED else "Check"
     keys = [field[0].lower() for field in fields if field]
     keyed = len(set(keys)) == len(keys)  # "Critical: ..., Critical: ...": the values
+    for limit in (TITLE_LIMIT, 60):  # every item, as long as they fit
+        whole = [name for name in (item_name(item, keyed, limit) for item in items) if name]
+        listed = f"{', '.join(whole[:-1])} and {whole[-1]}" if len(whole) > 1 else "".join(whole)
+        if whole and len(f"{lead}: {listed}") <= TITLE_LIMIT:
+            return _markdown(f"{lead}: {listed}")
     names = [name for name in (item_name(item, keyed) for item in items) if name]
     for count in range(len(names), 0, -1):
         shown = names[:count]

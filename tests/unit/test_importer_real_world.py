@@ -335,3 +335,15 @@ def test_content_tabs_in_a_list_item_are_alternatives_too():
     )
     assert helm.optional and manifests.optional and helm.confirm and manifests.confirm
     assert (check.title, check.optional) == ("Check it runs", False)
+
+
+def test_a_checklist_title_shows_its_items_whole_when_they_fit():
+    markdown = (
+        "# Cache\n\n## Symptoms\n\n- Latency above 500 ms on the cache dashboard\n"
+        "- Errors in the logs\n"
+    )
+    book = import_markdown(markdown, "cache.md").runbook
+    (step,) = book["phases"][0]["steps"]
+    assert step["title"] == (
+        "Symptoms: Latency above 500 ms on the cache dashboard and Errors in the logs"
+    )
