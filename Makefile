@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bundle bundle-demo man clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "cockpit needs Python 3.11 or newer on PATH" >&2; exit 2; }
@@ -46,7 +46,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test bundle
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.tui
 	$(BIN)/python -m bench.data
@@ -55,6 +55,34 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.watch
 	$(BIN)/python -m bench.platform
 	$(BIN)/python -m bench.hostile
+	$(BIN)/python -m bench.bundle $(BUNDLE)
+
+# One executable file to copy to a bastion: cockpit and every runtime dependency, built
+# offline from this venv (pex --venv-repository). It runs on any CPython of this minor
+# version (3.11.0 and up for a 3.11 build: async-timeout, which redis needs below 3.11.3,
+# is put in by name; the compiled wheels are this Python's). Its first run unpacks it into
+# a venv under ~/.cache/pex (PEX_ROOT) in a few seconds; later runs start from /bin/sh
+# straight into that venv's Python (--sh-boot), as fast as an installed cockpit.
+BUNDLE ?= dist/cockpit.pex
+BUNDLE_DEMO ?= dist/cockpit-demo.pex
+BUNDLE_WHEELS := build/bundle-wheels
+bundle: $(VENV)/.installed-test
+	$(call pex,$(BUNDLE),)
+
+# The same with the demo's embedded servers (cockpit demo, cockpit sandbox).
+bundle-demo: $(VENV)/.installed-test
+	$(call pex,$(BUNDLE_DEMO),$(shell $(BIN)/python -c 'import tomllib; \
+		print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["demo"])'))
+
+define pex
+	rm -rf $(BUNDLE_WHEELS)
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(BUNDLE_WHEELS) .
+	@mkdir -p $(dir $(1))
+	$(BIN)/pex --venv-repository $(VENV) --project $(BUNDLE_WHEELS)/cockpit-*.whl \
+		async-timeout $(2) --entry-point cockpit.cli:main --venv --sh-boot \
+		--output-file $(1)
+	@ls -l $(1)
+endef
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist

@@ -1,0 +1,83 @@
+"""``make bundle``: one file that flies runbooks on a bastion with no network (issue 21).
+
+The bundle is built from this venv (offline: pex resolves from the venv itself), then
+run as on a bastion: cut off from every network (``unshare -n`` where it can be made),
+a clean HOME, pip told there is no index, no venv on PATH. Its Python is the first
+``python3.11`` on that PATH: on Debian 12 that is 3.11.2, below the 3.11.3 from which
+redis no longer needs async-timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, TEST_DATA
+
+from bench.bundle import HELLO, TARGETS, figures, isolated, report, run_offline
+
+pytestmark = pytest.mark.bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    if shutil.which("make") is None or not (Path(sys.prefix) / "bin" / "pex").exists():
+        pytest.skip("make bundle needs make and pex (the test extras)")
+    out = tmp_path_factory.mktemp("dist") / "cockpit.pex"
+    venv = Path(sys.prefix)
+    # -o: the venv is this one, installed already; make must not reinstall it.
+    built = subprocess.run(
+        ["make", "-s", "-o", f"{venv}/.installed-test", "bundle", f"VENV={venv}", f"BUNDLE={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """The bastion user's clean HOME, where the bundle unpacks on its first run."""
+    return tmp_path_factory.mktemp("home")
+
+
+def test_the_bundle_flies_hello_offline(bundle, home, tmp_path):
+    figures_ = figures(bundle, home)  # its first run unpacks it into the clean HOME
+    print(f"\nbundle figures (network {'cut off' if isolated() else 'reachable'}):")
+    print(report(figures_))
+    assert figures_["size_mb"] < TARGETS["size_mb"]
+    assert figures_["help_s"] < TARGETS["help_s"]
+    assert figures_["validate_s"] < TARGETS["validate_s"]
+
+    plan = run_offline(bundle, "plan", HELLO, home=home)
+    assert plan.returncode == 0, plan.stderr
+    assert "Phase 1: Preparation" in plan.stdout
+
+    env = {"HELLO_TOKEN": "x-token", "TMPDIR": str(tmp_path)}
+    run = run_offline(bundle, "run", "--headless", "--yes", HELLO, home=home, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    history = run_offline(bundle, "history", "--json", home=home)
+    assert [r["status"] for r in json.loads(history.stdout)] == ["ok"]
+    assert str(home) in run_offline(bundle, "locate", home=home).stdout  # the clean HOME's
+
+    imported = tmp_path / "imported.yaml"
+    markdown = TEST_DATA / "markdown" / "console-page.md"
+    result = run_offline(bundle, "import", markdown, "-o", imported, home=home)
+    assert result.returncode == 0, result.stderr
+    assert run_offline(bundle, "validate", imported, home=home).returncode == 0
+
+
+def test_the_bundle_carries_what_older_pythons_need(bundle, home):
+    """Built on any 3.11, it holds async-timeout, which redis imports below 3.11.3."""
+    script = (
+        "import sys, async_timeout, redis.asyncio.connection as c; "
+        "print(sys.version_info[:3] >= (3, 11, 3) or c.async_timeout is async_timeout.timeout)"
+    )
+    result = run_offline(bundle, "-c", script, home=home, env={"PEX_INTERPRETER": "1"})
+    assert result.stdout.strip() == "True", result.stderr
