@@ -84,5 +84,9 @@ define pex
 	@ls -l $(1)
 endef
 
+# cockpit(1) from the parser that makes --help: man -l cockpit.1
+man: $(VENV)/.installed-base
+	$(BIN)/python -m cockpit.manpage > cockpit.1
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist cockpit.1
