@@ -82,6 +82,18 @@ def test_the_bundle_flies_hello_offline(bundle, home, tmp_path):
     assert run_offline(bundle, "validate", imported, home=home).returncode == 0
 
 
+def test_the_bundle_carries_the_flagship_runbook(bundle, home):
+    """Installed from a wheel, with no source tree beside it, cockpit still finds the
+    flagship runbook the demo and the sandbox fly (and its migrations)."""
+    script = "from cockpit.sandbox.demo import FLAGSHIP; print(FLAGSHIP)"
+    found = run_offline(bundle, "-c", script, home=home, env={"PEX_INTERPRETER": "1"})
+    flagship = Path(found.stdout.strip())
+    assert flagship.is_relative_to(home), found.stderr  # the bundle's copy, not this tree's
+    assert (flagship.parent / "migrations" / "V3_007__baseline.sql").is_file()
+    result = run_offline(bundle, "validate", flagship, home=home)
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_bundle_carries_what_older_pythons_need(bundle, home):
     """Built on any 3.11, it holds async-timeout, which redis imports below 3.11.3."""
     script = (
