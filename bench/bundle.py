@@ -1,7 +1,7 @@
 """Bundle benchmark: the size and start-up times of ``make bundle``'s one-file cockpit.
 
 The bundle runs as on a bastion cut off from the network: in a network namespace of its
-own with no interface up (``unshare -n``, where this user may make one), with a clean
+own with only a loopback (``unshare -n``, where this user may make one), with a clean
 ``HOME`` (so its first run unpacks it, as on a new machine), pip told there is no index
 (``PIP_NO_INDEX=1``, an empty ``PIP_INDEX_URL``) and no venv on ``PATH``. Nothing is
 asserted here (tests/e2e/test_bundle.py asserts the targets); each figure is printed with
@@ -35,11 +35,12 @@ TARGETS = {"size_mb": 60.0, "help_s": 0.3, "validate_s": 0.5}
 
 
 def isolated() -> list[str]:
-    """The command prefix that cuts a process off from every network (``unshare -n``:
-    a namespace with only a loopback, and that down), or none where it can not be made."""
+    """The command prefix that cuts a process off from every network but its own loopback
+    (``unshare -n``: a namespace of its own, where ``ip`` brings ``lo`` up for the demo's
+    servers), or none where this user can not make one."""
     unshare = shutil.which("unshare")
     if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
-        return [unshare, "-n"]
+        return [unshare, "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"]
     return []
 
 
