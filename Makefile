@@ -71,8 +71,8 @@ bundle: $(VENV)/.installed-test
 
 # The same with the demo's embedded servers (cockpit demo, cockpit sandbox).
 bundle-demo: $(VENV)/.installed-test
-	$(call pex,$(BUNDLE_DEMO),$(shell $(BIN)/python -c 'import tomllib; \
-		print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["demo"])'))
+	$(call pex,$(BUNDLE_DEMO),$(shell $(BIN)/python -c 'import shlex, tomllib; \
+		print(*map(shlex.quote, tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["demo"]))'))
 
 define pex
 	rm -rf $(BUNDLE_WHEELS)
