@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bundle bundle-demo man clean
+.PHONY: demo test lint bench bundle bundle-demo wheels man clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "cockpit needs Python 3.11 or newer on PATH" >&2; exit 2; }
@@ -68,6 +68,13 @@ BUNDLE_DEMO ?= dist/cockpit-demo.pex
 BUNDLE_WHEELS := build/bundle-wheels
 bundle: $(VENV)/.installed-test
 	$(call pex,$(BUNDLE),)
+
+# The bundle's wheels, for pip or pipx on a machine with no index (see README, On a bastion):
+# pipx install --pip-args="--no-index --find-links=wheels" wheels/cockpit-*.whl
+WHEELS ?= dist/wheels
+wheels: bundle
+	rm -rf $(WHEELS)
+	PEX_TOOLS=1 $(BIN)/python $(BUNDLE) repository extract --find-links $(WHEELS)
 
 # The same with the demo's embedded servers (cockpit demo, cockpit sandbox).
 bundle-demo: $(VENV)/.installed-test

@@ -89,12 +89,14 @@ def _candidates(kind: str, words: list[str]) -> list[str]:
 
 
 def _option(words: list[str], name: str) -> str | None:
-    """The value of ``--name VALUE`` or ``--name=VALUE`` among ``words``, if given."""
+    """The value of ``--name VALUE`` or ``--name=VALUE`` among ``words``, if given (bash
+    hands ``--name=VALUE`` over as three words, ``=`` the middle one)."""
     for i, word in enumerate(words):
-        if word == name and i + 1 < len(words):
-            return words[i + 1]
         if word.startswith(name + "="):
             return word.partition("=")[2]
+        if word == name:
+            following = words[i + 1 : i + 3]
+            return following[-1] if following[:1] == ["="] else next(iter(following), None)
     return None
 
 

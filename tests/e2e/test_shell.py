@@ -76,6 +76,8 @@ def test_bash_completes_commands_run_ids_envs_and_runbook_files(flown, tmp_path)
     assert bash_complete("watch", "--config", str(config), "--journal", str(journal), "s") == [
         "staging"
     ]
+    # --config=PATH: bash's COMP_WORDS hold "--config", "=", "PATH"
+    assert bash_complete("plan", "--config", "=", str(config), "--env", "p") == ["production"]
     assert "--rehearsal" in bash_complete("run", "--re")
     for name in ("a.yaml", "b.yml", "c.md", "notes.txt"):
         (tmp_path / name).write_text("")
