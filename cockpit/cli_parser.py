@@ -306,9 +306,17 @@ def build_parser() -> CockpitParser:
 
     p = add_parser(
         "completion",
-        help='print the shell\'s completion script: eval "$(cockpit completion bash)" in ~/.bashrc',
+        help="print the completion script for bash, zsh or fish",
+        description="Print the completion script for SHELL: commands, options, runbook "
+        "files, and (asking cockpit at each TAB) run ids from the journal and environments "
+        "from the config. Save it where the shell looks: bash: cockpit completion bash > "
+        "~/.local/share/bash-completion/completions/cockpit; zsh: cockpit completion zsh > "
+        "~/.zfunc/_cockpit (with fpath+=~/.zfunc before compinit); fish: cockpit "
+        "completion fish > ~/.config/fish/completions/cockpit.fish",
     )
-    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.add_argument(
+        "shell", metavar="SHELL", choices=("bash", "zsh", "fish"), help="bash, zsh or fish"
+    )
     parser.epilog = _grouped(parser.commands) + "\n\n" + EXIT_CODES
     return parser
 
