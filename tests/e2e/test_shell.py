@@ -119,6 +119,35 @@ def test_zsh_and_fish_scripts_ask_cockpit_for_runs_and_envs(shell):
         assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_run_ids_and_envs(flown, tmp_path):
+    """fish, where installed, is driven for real: `complete -C` completes a line."""
+    config, journal, run_id = flown
+    script = tmp_path / "cockpit.fish"
+    script.write_text(cockpit("completion", "fish").stdout)
+    lines = {
+        "runs": f"cockpit resume --journal {journal} ",
+        "envs": f"cockpit run --config {config} --env ",
+        "commands": "cockpit re",
+    }
+    path = f"{Path(COCKPIT).parent}{os.pathsep}{os.environ['PATH']}"
+    found = {}
+    for name, line in lines.items():
+        done = subprocess.run(
+            ["fish", "--no-config", "-c", f"source {script}; complete -C '{line}'"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PATH": path},
+            timeout=30,
+        )
+        found[name] = [row.split("\t")[0] for row in done.stdout.splitlines()]
+    assert found == {
+        "runs": ["last", run_id],
+        "envs": ["staging", "production"],
+        "commands": ["repair", "report", "resume"],
+    }
+
+
 def test_help_lists_every_command_once_under_its_group():
     parser = build_parser()
     grouped = [name for names in GROUPS.values() for name in names]
