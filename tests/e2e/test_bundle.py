@@ -72,6 +72,9 @@ def test_the_bundle_flies_hello_offline(bundle, home, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     history = run_offline(bundle, "history", "--json", home=home)
     assert [r["status"] for r in json.loads(history.stdout)] == ["ok"]
+    run_id = json.loads(history.stdout)[0]["id"]
+    assert run_offline(bundle, "__complete", "runs", home=home).stdout.split() == ["last", run_id]
+    assert "_shtab_cockpit" in run_offline(bundle, "completion", "bash", home=home).stdout
     assert str(home) in run_offline(bundle, "locate", home=home).stdout  # the clean HOME's
 
     imported = tmp_path / "imported.yaml"
