@@ -8,8 +8,11 @@ asserted here (tests/e2e/test_bundle.py asserts the targets); each figure is pri
 its target.
 
 1. Size of the file. Target: under 60 MB.
-2. First run (``--help``): unpacks the bundle into ``$HOME/.cache/pex``. For information.
-3. ``--help``, best of ``REPEATS`` later runs (``unshare`` included). Target: under 0.3 s.
+2. First run (``--help``), cut off from the network: unpacks the bundle into
+   ``$HOME/.cache/pex``. For information.
+3. ``--help``, best of ``REPEATS`` later runs. Target: under 0.3 s. These and 4 are timed
+   without ``unshare`` (whose own processes are no part of the bundle's start), in the same
+   environment otherwise; the first run showed nothing is fetched.
 4. ``validate runbooks/hello.yaml``, best of ``REPEATS``. Target: under 0.5 s.
 5. Baselines: the venv's own ``cockpit --help`` and ``validate``, best of ``REPEATS``, timed
    in the same run (the test accepts 1.5x these where the machine is too loaded for the
@@ -86,11 +89,11 @@ def best(command: list[str], env: dict[str, str], repeats: int = REPEATS) -> flo
 
 def figures(bundle: Path, home: Path) -> dict[str, float]:
     """Size, first run, ``--help`` and ``validate`` of the bundle, run as on a bastion."""
-    env, command = offline_env(home), [*isolated(), str(bundle)]
+    env, command = offline_env(home), [str(bundle)]
     venv = [str(Path(sys.prefix) / "bin" / "cockpit")]
     return {
         "size_mb": bundle.stat().st_size / 1e6,
-        "first_run_s": best([*command, "--help"], env, repeats=1),
+        "first_run_s": best([*isolated(), *command, "--help"], env, repeats=1),
         "help_s": best([*command, "--help"], env),
         "validate_s": best([*command, "validate", str(HELLO)], env),
         "venv_help_s": best([*venv, "--help"], dict(os.environ)),
