@@ -71,10 +71,13 @@ bundle: $(VENV)/.installed-test
 
 # The bundle's wheels, for pip or pipx on a machine with no index (see README, On a bastion):
 # pipx install --pip-args="--no-index --find-links=wheels" wheels/cockpit-*.whl
+# (pipx first upgrades pip in its shared venv: this venv's pip goes in too.)
 WHEELS ?= dist/wheels
 wheels: bundle
 	rm -rf $(WHEELS)
 	PEX_TOOLS=1 $(BIN)/python $(BUNDLE) repository extract --find-links $(WHEELS)
+	$(BIN)/pex --venv-repository $(VENV) pip --include-tools --output-file build/pip.pex
+	PEX_TOOLS=1 $(BIN)/python build/pip.pex repository extract --find-links $(WHEELS)
 
 # The same with the demo's embedded servers (cockpit demo, cockpit sandbox).
 bundle-demo: $(VENV)/.installed-test

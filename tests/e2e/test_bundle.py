@@ -146,3 +146,34 @@ def test_the_bundle_names_its_python_and_refuses_a_newer_journal(bundle, home, t
         refused.stderr
     )
     assert "Traceback" not in refused.stderr
+
+
+def test_make_wheels_holds_all_pipx_needs(bundle, tmp_path):
+    """``make wheels``: the bundle's wheels and pip's, for ``pipx install --pip-args=
+    "--no-index --find-links=wheels"``: pip resolves cockpit and pip (pipx upgrades it
+    first) from them alone, and async-timeout is there for Pythons below 3.11.3."""
+    wheels = tmp_path / "wheels"
+    resolved_json = tmp_path / "resolved.json"
+    settings = [f"VENV={sys.prefix}", f"BUNDLE={bundle}", f"WHEELS={wheels}"]
+    made = subprocess.run(
+        ["make", "-s", "-o", f"{sys.prefix}/.installed-test", "-o", "bundle", "wheels", *settings],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    (cockpit_wheel,) = wheels.glob("cockpit-*.whl")
+    assert list(wheels.glob("async_timeout-*.whl"))
+    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
+    offline = ["--no-index", "--find-links", wheels, "--report", resolved_json]
+    resolved = subprocess.run(
+        [*pip, *offline, cockpit_wheel, "pip"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
+        timeout=120,
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    names = {item["metadata"]["name"] for item in json.loads(resolved_json.read_text())["install"]}
+    assert {"cockpit", "redis", "textual", "shtab", "pip"} <= names
