@@ -79,7 +79,9 @@ bundle-demo: $(VENV)/.installed-test
 		print(*map(shlex.quote, tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["demo"]))'))
 
 # 1. the wheels of cockpit and its dependencies as this venv holds them (pex resolves from
-# the venv: no index); 2. the bundle from exactly those wheels.
+# the venv: no index); 2. the bundle from exactly those wheels. Its venv gets copies (hard
+# links) of them: with symlinks, share/ was one wheel's alone (sympy's in bundle-demo), and
+# cockpit's flagship runbook (share/cockpit) went missing.
 define pex
 	rm -rf $(BUILD)
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(BUILD)/project .
@@ -89,7 +91,7 @@ define pex
 	@mkdir -p $(dir $(1))
 	$(BIN)/pex --no-pypi --find-links $(BUILD)/wheels $(BUILD)/wheels/*.whl \
 		--interpreter-constraint "CPython==$(MINOR).*" --entry-point cockpit.cli:main \
-		--venv --sh-boot --output-file $(1)
+		--venv --sh-boot --venv-site-packages-copies --output-file $(1)
 	@ls -l $(1)
 endef
 
