@@ -1,10 +1,10 @@
 """``make bundle``: one file that flies runbooks on a bastion with no network (issue 21).
 
-The bundle is built from this venv (offline: pex resolves from the venv itself), then
-run as on a bastion: cut off from every network (``unshare -n`` where it can be made),
-a clean HOME, pip told there is no index, no venv on PATH; then on every Python 3.11 the
-machine has (Debian 12's is 3.11.2, below the 3.11.3 from which redis no longer needs
-async-timeout).
+The bundle is built from this venv cut off from the network (pex resolves from the venv
+itself), then run as on a bastion: cut off from every network (``unshare -n`` where it
+can be made), a clean HOME, pip told there is no index, no venv on PATH; then on every
+Python 3.11 the machine has (Debian 12's is 3.11.2, below the 3.11.3 from which redis no
+longer needs async-timeout).
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ pytestmark = pytest.mark.bundle
 def bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist") / "cockpit.pex"
     venv = Path(sys.prefix)
-    # -o: the venv is this one, installed already; make must not reinstall it.
+    # -o: the venv is this one, installed already; make must not reinstall it. Built cut
+    # off from the network too: everything comes from the venv.
+    make = ["make", "-s", "-o", f"{venv}/.installed-test", "bundle"]
     built = subprocess.run(
-        ["make", "-s", "-o", f"{venv}/.installed-test", "bundle", f"VENV={venv}", f"BUNDLE={out}"],
+        [*isolated(), *make, f"VENV={venv}", f"BUNDLE={out}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
