@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cockpit.cli_parser import build_parser
 from cockpit.cli_runbook import cmd_alerts, cmd_import, cmd_kinds, cmd_validate
+from cockpit.cli_shell import cmd_completion, complete
 from cockpit.errors import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -33,7 +34,12 @@ EXIT_PIPE_CLOSED = 141  # stdout closed by its reader, as a shell reports SIGPIP
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__complete"]:  # the completion scripts' helper: no parser, no help
+        command = partial(complete, argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command = partial(COMMANDS[args.command], args)
     from cockpit.controls import visible_stream
 
     # Runbook titles, journal rows, step output and server answers are printed: none
@@ -41,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = map(visible_stream, streams)
     try:
-        code = COMMANDS[args.command](args)
+        code = command()
         sys.stdout.flush()  # here, where a closed pipe can still be told apart
         return code
     except BrokenPipeError:
@@ -687,4 +693,5 @@ COMMANDS = {
     "locate": cmd_locate,
     "watch": cmd_watch,
     "approve": cmd_approve,
+    "completion": cmd_completion,
 }

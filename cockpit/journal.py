@@ -208,24 +208,37 @@ class BaseJournal:
         raise NotImplementedError
 
     def _upgrade(self) -> Program:
-        """Bring a journal written by an older cockpit up to this schema."""
-        rows = yield ("SELECT value FROM meta WHERE key = 'schema_version'", ())
-        version = int(rows[0]["value"]) if rows else SCHEMA_VERSION
+        """Bring a journal written by an older cockpit up to this schema, recording which
+        cockpit did (``schema_by``); refuse one a newer cockpit wrote, naming it."""
+        rows = yield (
+            "SELECT key, value FROM meta WHERE key IN ('schema_version', 'schema_by')",
+            (),
+        )
+        meta = {row["key"]: row["value"] for row in rows}
+        version = int(meta.get("schema_version", SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
+            from cockpit import __version__  # read only when needed: it costs ~30 ms
+
+            by = meta.get("schema_by")
             raise JournalError(
                 f"journal {self.path} was written by a newer cockpit "
-                f"(schema {version}; this one knows {SCHEMA_VERSION})"
+                f"({f'{by}, ' if by else ''}journal schema {version}); this is cockpit "
+                f"{__version__}, which knows schema {SCHEMA_VERSION}: open it with "
+                f"{f'cockpit {by}' if by else 'that cockpit'} or a later one"
             )
-        if rows and version == SCHEMA_VERSION:
+        if "schema_version" in meta and version == SCHEMA_VERSION:
             return  # nothing to write: a read-only connection can still read the record
+        from cockpit import __version__
+
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, kind in ADDED_COLUMNS[step]:
                 yield from self._add_column(table, column, kind)
-        yield (
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+        for key, value in (("schema_version", str(SCHEMA_VERSION)), ("schema_by", __version__)):
+            yield (
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # ---------------------------------------------------------------- writing
 
