@@ -25,6 +25,7 @@ from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.controls import visible
 from cockpit.engine import Engine, EngineError
+from cockpit.identity import Identity
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.runbook import Step
 from cockpit.stopped import hung_up, terminated
@@ -310,7 +311,7 @@ class WatchApp(VisibleNotifications, App[None]):
     TITLE = "cockpit watch"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
 
-    def __init__(self, team: Team, watched: Watched, operator: str) -> None:
+    def __init__(self, team: Team, watched: Watched, operator: Identity) -> None:
         super().__init__()
         self.team = team
         self.watched = watched

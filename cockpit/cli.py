@@ -363,7 +363,7 @@ def _team(args, config, profile, run_id: str):
     the environment's name typed), or TeamError naming who holds it."""
     from cockpit.team import Holder, LockHeld, TeamRun
 
-    team = TeamRun(config.team, profile.name, run_id, config.operator_name)
+    team = TeamRun(config.team, profile.name, run_id, config.identity)
     raw = team.lock()
     if raw is None:
         return team
@@ -490,7 +490,7 @@ def cmd_watch(args) -> int:
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
         from cockpit.app import WatchApp
 
-        WatchApp(team, watched, config.operator_name).run()
+        WatchApp(team, watched, config.identity).run()
         return EXIT_OK
     return asyncio.run(_watch_headless(team, watched))
 
@@ -516,7 +516,7 @@ def cmd_approve(args) -> int:
         run_id = _journal(args, config).find_run(args.run_id)["id"]
     except RunNotFound:
         run_id = args.run_id  # flown from another host: its journal is not here
-    print(asyncio.run(approve(team, run_id, args.step, config.operator_name)))
+    print(asyncio.run(approve(team, run_id, args.step, config.identity)))
     return EXIT_OK
 
 
@@ -579,18 +579,30 @@ def cmd_report(args) -> int:
 
 
 def cmd_signoff(args) -> int:
+    from cockpit.identity import current
     from cockpit.report import when
 
     config = _config(args)
-    name = (args.name if args.name is not None else config.operator_name).strip()
-    if not name:
-        raise UsageError("--name: give the name of who signs")
+    who = current(args.name) if args.name is not None else config.identity
     journal = _journal(args, config)
     run = journal.find_run(args.run_id)
-    signed = journal.sign_off(run["id"], args.role, name, args.note, replace=args.replace)
+    signed = journal.sign_off(run["id"], args.role, who, args.note, replace=args.replace)
     again = " (replacing the earlier sign-off)" if signed["replaces"] else ""
-    print(f"run {run['id']} signed off as {args.role} by {name} at {when(signed['at'])}{again}")
+    print(
+        f"run {run['id']} signed off as {args.role} by {who.label} on {who.host} "
+        f"at {when(signed['at'])}{again}"
+    )
     return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from cockpit.chain import verify
+
+    journal = _journal(args, _config(args))
+    run = journal.find_run(args.run_id)
+    verdict = verify(journal, run["id"])
+    print(f"run {run['id']}: {verdict}")
+    return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
 def cmd_locate(args) -> int:
@@ -670,6 +682,7 @@ COMMANDS = {
     "history": cmd_history,
     "report": cmd_report,
     "signoff": cmd_signoff,
+    "verify": cmd_verify,
     "import": cmd_import,
     "kinds": cmd_kinds,
     "alerts": cmd_alerts,

@@ -8,7 +8,6 @@ Every setting is shown, commented, in ``config.example.toml``.
 from __future__ import annotations
 
 import difflib
-import getpass
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,9 +17,11 @@ from typing import Any
 
 import platformdirs
 
+from cockpit import identity
 from cockpit.durations import parse_duration
 from cockpit.errors import CockpitError
 from cockpit.files import Unreadable, read_regular_file
+from cockpit.identity import Identity
 from cockpit.output import MAX_STEP_BYTES, MIN_STEP_BYTES
 
 APP = "cockpit"
@@ -149,8 +150,15 @@ class Config:
         )
 
     @property
+    def identity(self) -> Identity:
+        """Who runs this command: the OS account and host, with the display name from
+        ``[cockpit] operator`` or ``$COCKPIT_OPERATOR`` beside it."""
+        return identity.current(self.operator or os.environ.get("COCKPIT_OPERATOR", ""))
+
+    @property
     def operator_name(self) -> str:
-        return self.operator or os.environ.get("COCKPIT_OPERATOR") or getpass.getuser()
+        """The operator as recorded and shown: the account, and the display name beside."""
+        return self.identity.label
 
 
 def find_config(explicit: str | Path | None = None) -> Path | None:

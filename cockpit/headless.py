@@ -61,6 +61,9 @@ class HeadlessPrinter:
             ev.StepApproved: lambda e: self._line(
                 e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"
             ),
+            ev.ApprovalRefused: lambda e: self._line(
+                e.step_id, "?", f"approval by {e.by} on {e.host} refused: {e.reason}"
+            ),
             ev.LockTakenOver: lambda e: self.say(
                 f"cockpit: took the lock of '{e.environment}' over from {e.previous}"
             ),

@@ -12,9 +12,10 @@ Keys and channels (``P`` is ``[team] channel_prefix``):
   output batches included), published from a thread so the engine never waits on Redis.
 - ``P:info:RUN``: the run's runbook (name and text), environment and operator, so a
   watcher on another host can draw it.
-- ``P:approve:RUN``: approvals ``{step, by, nonce}``; the run checks each one (another
-  person than its operator, the step it waits on, not twice) and answers on
-  ``P:approve:RUN:reply`` ``{nonce, ok, message}``.
+- ``P:approve:RUN``: approvals ``{step, by, account, host, nonce}``; the run checks
+  each one (another account than its operator's, the step it waits on, not twice) and
+  answers on ``P:approve:RUN:reply`` ``{nonce, ok, message}``. Each one judged while
+  the step waits is recorded, approved or refused.
 
 Nothing here imports Textual: the run side is threads with the synchronous client, the
 watch and approve side is ``redis.asyncio``.
@@ -29,7 +30,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -44,6 +44,7 @@ from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
+from cockpit.identity import Identity
 from steps.base import NeedsOperator
 
 if TYPE_CHECKING:
@@ -207,6 +208,43 @@ def channels(team: Team, environment: str, run_id: str) -> dict[str, str]:
 # ------------------------------------------------------------------ the run's side
 
 
+@dataclass(frozen=True)
+class Request:
+    """An approval as published on ``P:approve:RUN``."""
+
+    step_id: str
+    by: str
+    account: str
+    host: str
+    nonce: str
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "step": self.step_id,
+                "by": self.by,
+                "account": self.account,
+                "host": self.host,
+                "nonce": self.nonce,
+            }
+        )
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Request | None:
+        """The request ``raw`` holds, or None if it is not one."""
+        try:
+            data = json.loads(raw)
+            return cls(
+                str(data["step"]),
+                str(data["by"]).strip(),
+                str(data.get("account", "")).strip(),
+                str(data.get("host", "")),
+                str(data["nonce"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
 @dataclass
 class _Waiting:
     """The step the run waits on for approvals, and who approved it so far."""
@@ -216,6 +254,7 @@ class _Waiting:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue
     approved: list[str] = dataclasses.field(default_factory=list)
+    """The accounts that approved it."""
 
 
 _LOST = object()
@@ -234,7 +273,7 @@ class TeamRun:
         team: Team,
         environment: str,
         run_id: str,
-        operator: str,
+        operator: Identity,
         *,
         on_lost: Callable[[str], None] = lambda reason: None,
     ) -> None:
@@ -243,12 +282,13 @@ class TeamRun:
         self.team = team
         self.environment = environment
         self.run_id = run_id
-        self.operator = operator
+        self.operator = operator.label
+        self.account = operator.account
         self.on_lost = on_lost
         """Called (from the heartbeat thread) with why, when another run took the lock."""
         self.keys = channels(team, environment, run_id)
         self.client = redis.Redis.from_url(team.url(), socket_timeout=5, socket_connect_timeout=5)
-        self.me = Holder(operator, socket.gethostname(), os.getpid(), run_id, time.time())
+        self.me = Holder(operator.label, operator.host, os.getpid(), run_id, time.time())
         self.value = self.me.dump()
         self.took_over: Holder | None = None
         """Whose live lock this run took over (``--take-over``)."""
@@ -362,8 +402,11 @@ class TeamRun:
 
     # ---------------------------------------------------------------- approvals
 
-    async def approvals(self, step_id: str, others: int) -> AsyncIterator[tuple[str, int]]:
-        """Wait for ``others`` approvals of ``step_id``; each one as (who, how many so far).
+    async def approvals(
+        self, step_id: str, others: int
+    ) -> AsyncIterator[ev.StepApproved | ev.ApprovalRefused]:
+        """Wait for ``others`` approvals of ``step_id``; each one judged meanwhile as its
+        event (approved, or refused and why), to be recorded.
 
         NeedsOperator when the run lost its lock meanwhile.
         """
@@ -371,42 +414,76 @@ class TeamRun:
         with self._mutex:
             self._waiting = waiting
         try:
-            for count in range(1, others + 1):
+            count = 0
+            while count < others:
                 if self.lost:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
                 item = await waiting.queue.get()
                 if item is _LOST:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
-                by, _ = item
-                yield by, count
+                count += isinstance(item, ev.StepApproved)
+                yield item
         finally:
             with self._mutex:
                 self._waiting = None
 
-    def _judge(self, step_id: str, by: str) -> tuple[bool, str]:
-        """Take or refuse an approval (the listener thread)."""
+    def _judge(self, request: Request) -> tuple[bool, str]:
+        """Take or refuse an approval (the listener thread); one judged while the step
+        waits for it goes to ``approvals`` as its event."""
         with self._mutex:
             waiting = self._waiting
-            if waiting is None or waiting.step_id != step_id:
+            if waiting is None or waiting.step_id != request.step_id:
                 now = f" (it waits for '{waiting.step_id}')" if waiting else ""
                 return False, (
-                    f"run {self.run_id} is not waiting for an approval of step '{step_id}'{now}"
+                    f"run {self.run_id} is not waiting for an approval of step "
+                    f"'{request.step_id}'{now}"
                 )
-            if not by:
-                return False, "an approval needs the approver's name (config operator)"
-            if by == self.operator:
-                return False, (
-                    f"{by} flies run {self.run_id}: the run's own operator can "
-                    "not approve its steps; another person must"
+            refused = self._refusal(request, waiting)
+            if refused:
+                event: ev.Event = ev.ApprovalRefused(
+                    self.run_id,
+                    time.time(),
+                    request.step_id,
+                    request.by,
+                    request.account,
+                    request.host,
+                    refused,
                 )
-            if by in waiting.approved:
-                return False, f"{by} approved step '{step_id}' already; it needs another person"
-            waiting.approved.append(by)
-            count = len(waiting.approved)
-        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, (by, time.time()))
+            else:
+                waiting.approved.append(request.account)
+                event = ev.StepApproved(
+                    self.run_id,
+                    time.time(),
+                    request.step_id,
+                    request.by,
+                    len(waiting.approved),
+                    waiting.others,
+                    request.account,
+                    request.host,
+                )
+        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, event)
+        if refused:
+            return False, refused
         return True, (
-            f"approved step '{step_id}' of run {self.run_id} as {by} ({count} of {waiting.others})"
+            f"approved step '{request.step_id}' of run {self.run_id} as {request.by} "
+            f"({len(waiting.approved)} of {waiting.others})"
         )
+
+    def _refusal(self, request: Request, waiting: _Waiting) -> str:
+        """Why an approval of the step the run waits on is refused, or ''."""
+        if not request.account:
+            return "an approval names the approver's account (a cockpit before issue 20 sent it)"
+        if request.account == self.account:
+            return (
+                f"{request.account} flies run {self.run_id}: the run's own account can "
+                "not approve its steps; another person's account must"
+            )
+        if request.account in waiting.approved:
+            return (
+                f"{request.account} approved step '{request.step_id}' already; it needs "
+                "another person's account"
+            )
+        return ""
 
     def _listener(self) -> None:
         import redis
@@ -421,15 +498,14 @@ class TeamRun:
                 continue
             if message is None:
                 continue
-            try:
-                request = json.loads(message["data"])
-                step_id, by, nonce = str(request["step"]), str(request["by"]), request["nonce"]
-            except (ValueError, KeyError, TypeError):
+            request = Request.parse(message["data"])
+            if request is None:
                 continue
-            ok, text = self._judge(step_id, by.strip())
+            ok, text = self._judge(request)
             try:
                 self.client.publish(
-                    self.keys["reply"], json.dumps({"nonce": nonce, "ok": ok, "message": text})
+                    self.keys["reply"],
+                    json.dumps({"nonce": request.nonce, "ok": ok, "message": text}),
                 )
             except redis.RedisError:
                 continue
@@ -558,8 +634,8 @@ class Follower:
                 yield event
 
 
-async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
-    """Approve ``step_id`` of the run as ``by``; the run's answer, or TeamError."""
+async def approve(team: Team, run_id: str, step_id: str, who: Identity) -> str:
+    """Approve ``step_id`` of the run as ``who``; the run's answer, or TeamError."""
     import redis.asyncio as aioredis
 
     p = team.channel_prefix
@@ -568,7 +644,7 @@ async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
     pubsub = client.pubsub()
     try:
         await pubsub.subscribe(f"{p}:approve:{run_id}:reply")
-        request = json.dumps({"step": step_id, "by": by, "nonce": nonce})
+        request = Request(step_id, who.label, who.account, who.host, nonce).dump()
         if not await client.publish(f"{p}:approve:{run_id}", request):
             raise TeamError(
                 f"no cockpit flies run {run_id} in team mode right now: nothing to approve"

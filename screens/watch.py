@@ -20,6 +20,7 @@ from textual.widgets import Footer, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
+from cockpit.identity import Identity
 from cockpit.runview import RunView
 from cockpit.team import TeamError, Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
@@ -43,7 +44,7 @@ class WatchScreen(Screen):
         ),
     ]
 
-    def __init__(self, team: Team, watched: Watched, operator: str) -> None:
+    def __init__(self, team: Team, watched: Watched, operator: Identity) -> None:
         super().__init__()
         self.team = team
         self.watched = watched

@@ -200,7 +200,7 @@ def _notices(record: dict[str, Any]) -> list[str]:
 
 
 def _team(record: dict[str, Any]) -> list[str]:
-    if not (record["approvals"] or record["take_overs"]):
+    if not (record["approvals"] or record["take_overs"] or record["refused"]):
         return []
     lines = ["", "## Team", ""]
     lines += [
@@ -208,10 +208,24 @@ def _team(record: dict[str, Any]) -> list[str]:
         for t in record["take_overs"]
     ]
     lines += [
-        f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} ({a['count']} of {a['needed']})"
+        f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} on {a.get('host') or '?'} "
+        f"({a['count']} of {a['needed']}); {_key(a)}"
         for a in record["approvals"]
     ]
+    lines += [
+        f"- {when(r['at'])}: {r['step_id']}: approval by {r['by']} on {r['host']} REFUSED: "
+        f"{r['reason']}"
+        for r in record["refused"]
+    ]
     return lines
+
+
+def _key(approval: dict[str, Any]) -> str:
+    """How an approval was proven: its key, verified or not."""
+    if not approval.get("fingerprint"):
+        return "unsigned"
+    verified = "verified" if approval.get("verified") else "NOT verified"
+    return f"key {approval['fingerprint']}, {verified}"
 
 
 def _rollback(record: dict[str, Any]) -> list[str]:

@@ -56,6 +56,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "baselines": events["BaselineTaken"],
         "notices": events["MetricsNotice"],
         "approvals": events["StepApproved"],
+        "refused": events["ApprovalRefused"],
         "take_overs": events["LockTakenOver"],
         "endings": endings,
         "rollback": _rollback(events["RollbackStarted"], steps),

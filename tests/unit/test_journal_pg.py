@@ -20,6 +20,7 @@ from cockpit import events as ev
 from cockpit import report
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
+from cockpit.identity import Identity, account
 from cockpit.journal import (
     SCHEMA_VERSION,
     Journal,
@@ -31,6 +32,8 @@ from cockpit.journal_pg import PgJournal, pg_types
 from cockpit.runbook import parse_runbook
 
 PASSWORD = "s3cret-journal-pw"
+ALICE = Identity("alice", "bastion-a")
+BOB = Identity("bob", "bastion-b")
 SCHEMA_V1 = (TEST_DATA / "journal" / "schema-v1.sql").read_text()
 TABLES = ["checklist", "events", "meta", "runs", "signoffs", "steps"]
 
@@ -106,7 +109,17 @@ async def fly(journal, monkeypatch, dsn: str) -> Engine:
     return engine
 
 
-VOLATILE = {"id", "run_id", "at", "started_at", "finished_at", "duration", "output_path", "pgid"}
+VOLATILE = {
+    "id",
+    "run_id",
+    "at",
+    "started_at",
+    "finished_at",
+    "duration",
+    "output_path",
+    "pgid",
+    "hash",  # chained over the times, which differ
+}
 
 
 def steady(value):
@@ -194,15 +207,19 @@ def test_two_bastions_see_the_same_runs(pg_dsn, tmp_path):
                 ("ours-dead", "interrupted"),
             ]
         with pytest.raises(SignOffRefused, match="still running"):
-            here.sign_off("theirs", "deployer", "alice")
+            here.sign_off("theirs", "deployer", ALICE)
         assert here.events("theirs")[0]["data"] == {
             "step_id": "deploy",
             "by": "bob",
             "count": 1,
             "needed": 2,
+            "account": "",
+            "host": "",
+            "fingerprint": "",
+            "verified": False,
         }
         there.apply(ev.RunFinished("theirs", 3.0, ev.RunStatus.OK, 1.0))
-        signed = here.sign_off("theirs", "deployer", "alice", "fine")
+        signed = here.sign_off("theirs", "deployer", ALICE, "fine")
         assert there.signoffs("theirs") == [signed]
         assert signed["replaces"] is None and signed["note"] == "fine"
         assert here.find_run("last")["id"] == there.find_run("the")["id"] == "theirs"
@@ -328,10 +345,10 @@ def test_runs_are_found_by_prefix_and_rehearsals_by_runbook(backend):
 
 def test_a_sign_off_is_taken_once_unless_replaced(backend):
     backend.create_run(run_row("r", "h", status="ok"), [])
-    first = backend.sign_off("r", "deployer", "alice")
+    first = backend.sign_off("r", "deployer", ALICE)
     with pytest.raises(SignOffRefused, match="already signed off as deployer by alice"):
-        backend.sign_off("r", "deployer", "bob")
-    second = backend.sign_off("r", "deployer", "bob", replace=True)
+        backend.sign_off("r", "deployer", BOB)
+    second = backend.sign_off("r", "deployer", BOB, replace=True)
     assert second["replaces"] == first["id"]
     assert [s["name"] for s in backend.signoffs("r")] == ["alice", "bob"]
 
@@ -442,7 +459,12 @@ def test_run_and_history_through_the_command(pg_dsn, tmp_path):
     history = cockpit("history", "--json", env=env)
     assert history.returncode == 0, history.stderr
     [run] = json.loads(history.stdout)
-    assert (run["runbook"], run["status"], run["operator"]) == ("Shared", "ok", "tester")
+    assert (run["runbook"], run["status"], run["operator"]) == (
+        "Shared",
+        "ok",
+        f"{account()} (tester)",
+    )
+    assert (run["account"], run["host"]) == (account(), socket.gethostname())
     journal = PgJournal(pg_dsn, runs_dir=tmp_path / "elsewhere")
     try:
         assert [row["status"] for row in journal.steps(run["id"])] == ["ok"]
