@@ -78,6 +78,18 @@ def _name(row: dict[str, Any], seq: int | None = None) -> str:
     return f"event {number} ({row['type']}, {_clock(row['at'])})"
 
 
+def _out_of_place(row: dict[str, Any], expected: int, seqs: set[int]) -> str:
+    """Why ``row`` stands where event ``expected`` should: that one was deleted, or the
+    rows were moved (or one copied)."""
+    if row["seq"] > expected and expected not in seqs:
+        last = next(seq for seq in range(expected, row["seq"]) if seq + 1 in seqs)
+        missing = f"events {expected} to {last} are" if last > expected else f"event {expected} is"
+        return f"{missing} missing before {_name(row)}: deleted after it was written"
+    return (
+        f"{_name(row)} stands where event {expected} should: moved or copied after it was written"
+    )
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What ``verify`` found: ``problem`` is empty when the record verifies."""
@@ -99,6 +111,7 @@ class Verdict:
 def verify_events(rows: list[dict[str, Any]]) -> Verdict:
     """Check a run's event rows (``id`` order, data as stored) link up."""
     previous = GENESIS
+    seqs = {row["seq"] for row in rows}
     for expected, row in enumerate(rows, 1):
         if row["hash"] is None or row["seq"] is None:
             return Verdict(
@@ -107,24 +120,8 @@ def verify_events(rows: list[dict[str, Any]]) -> Verdict:
                 f"{_name(row, expected)}: it has no hash: written before the record "
                 "was chained (journal schema 5), or its hash removed",
             )
-        if row["seq"] > expected:
-            missing = (
-                f"events {expected} to {row['seq'] - 1} are"
-                if row["seq"] > expected + 1
-                else f"event {expected} is"
-            )
-            return Verdict(
-                expected - 1,
-                previous,
-                f"{missing} missing before {_name(row)}: deleted after it was written",
-            )
-        if row["seq"] < expected:
-            return Verdict(
-                expected - 1,
-                previous,
-                f"{_name(row)} stands where event {expected} should: moved or copied "
-                "after it was written",
-            )
+        if row["seq"] != expected:
+            return Verdict(expected - 1, previous, _out_of_place(row, expected, seqs))
         again = digest(
             row["run_id"], row["seq"], row["type"], row["at"], row["step_id"], row["data"], previous
         )
@@ -155,7 +152,8 @@ def verify_signoffs(events: list[dict[str, Any]], signoffs: list[dict[str, Any]]
             data.get("at", 0)
         ) != float(signoff["at"]):
             return f"{who} does not match its {_name(row)}: edited after it was written"
-    for row, data in chained.values():
+    if chained:
+        row, data = next(iter(chained.values()))
         return (
             f"the sign-off of {_name(row)} ({data.get('role')}, {data.get('name')}) is "
             "missing from the sign-offs table: deleted"

@@ -138,6 +138,7 @@ def _summary(record: dict[str, Any]) -> str:
         ("Finished", when(run["finished_at"])),
         ("Duration", format_duration(run["duration"])),
         ("Runbook file", f"{run['runbook_path']} (sha256 {run['runbook_sha256'][:12]})"),
+        ("Record", record["verified"]["text"]),
     ]
     if reopened(record):
         rows.append(("Reopened", f"{reopened(record)} after it had ended (see below)"))

@@ -43,6 +43,7 @@ def _summary(record: dict[str, Any]) -> list[str]:
         f"- **Started**: {when(run['started_at'])}",
         f"- **Finished**: {when(run['finished_at'])} ({format_duration(run['duration'])})",
         f"- **Runbook**: `{run['runbook_path']}` (sha256 `{run['runbook_sha256'][:12]}`)",
+        f"- **Record**: {record['verified']['text']}",
     ]
     if run["message"]:
         lines.append(f"- **Summary**: {run['message']}")

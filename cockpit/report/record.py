@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from typing import Any, get_args
 
+from cockpit import chain
 from cockpit.journal import BaseJournal
 from steps import KindNotFound, RecordSection, get_kind
 
@@ -63,6 +64,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "retries": events["StepRetrying"],
         "signoff": {role: _current(signoffs, role) for role in ROLES},
         "signoffs": signoffs,
+        "verified": _verified(journal, run["id"]),
         "samples": samples,
     }
 
@@ -98,6 +100,12 @@ def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dic
             if row["phase"] == "rollback"
         ],
     }
+
+
+def _verified(journal: BaseJournal, run_id: str) -> dict[str, Any]:
+    """Whether the run's record is as it was written (``cockpit verify``)."""
+    verdict = chain.verify(journal, run_id)
+    return {"ok": verdict.ok, "text": str(verdict)}
 
 
 def _current(signoffs: list[dict[str, Any]], role: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import socket
+import sqlite3
 import textwrap
 import time
 from pathlib import Path
@@ -16,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import TEST_DATA, Operator, cockpit, execute, fetch, fetchval
 
+from cockpit import chain, report
 from cockpit import events as ev
-from cockpit import report
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.identity import Identity, account
@@ -517,4 +518,50 @@ def test_a_run_flown_on_another_bastion_is_resumed_there(pg_dsn, tmp_path):
     assert resumed.stderr == (
         "cockpit: run theirs was flown on bastion-b: its run lock and its "
         "output files are there; resume it on bastion-b\n"
+    )
+
+
+def test_an_edited_deleted_or_moved_event_is_found_on_both_backends(backend, request, tmp_path):
+    """Each journal event is chained to the one before it: `cockpit verify` names the
+    first row someone with write access to the database changed (issue 20)."""
+    backend.create_run(run_row("r", "h", status="ok"), [])
+    for seq in range(1, 6):
+        backend.apply(ev.StepWaiting("r", 1000.0 + seq, f"s{seq}", "needs approval"))
+    backend.sign_off("r", "deployer", ALICE)
+    assert chain.verify(backend, "r").ok
+
+    def edit(sql: str) -> None:
+        if isinstance(backend, PgJournal):
+            asyncio.run(execute(request.getfixturevalue("pg_dsn"), sql))
+        else:
+            db = sqlite3.connect(backend.path)
+            db.execute(sql)
+            db.commit()
+            db.close()
+
+    def name(seq: int) -> str:
+        return f"event {seq} (StepWaiting, {time.strftime('%H:%M:%S', time.localtime(1000 + seq))})"
+
+    edit("UPDATE events SET data = replace(data, 'needs', 'had') WHERE seq = 4")
+    assert chain.verify(backend, "r").problem == (
+        f"{name(4)}: its hash does not match: edited after it was written"
+    )
+    edit("DELETE FROM events WHERE seq = 4")
+    assert chain.verify(backend, "r").problem == (
+        f"event 4 is missing before {name(5)}: deleted after it was written"
+    )
+    edit("UPDATE events SET id = id + 1000 WHERE seq = 2")
+    assert chain.verify(backend, "r").problem == (
+        f"{name(3)} stands where event 2 should: moved or copied after it was written"
+    )
+    if isinstance(backend, PgJournal):
+        where = {"COCKPIT_CONFIG": str(team_config(tmp_path))}
+        where["COCKPIT_JOURNAL_DSN"] = request.getfixturevalue("pg_dsn")
+        done = cockpit("verify", "r", env=where)
+    else:
+        done = cockpit("verify", "r", "--journal", backend.path)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == (
+        f"run r: record NOT verified: {name(3)} stands where event 2 should: moved or "
+        "copied after it was written\n"
     )
