@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from cockpit import events as ev
+from cockpit import signing
+from cockpit.identity import Identity
+from cockpit.signing import Signer
 
 GENESIS = ""
 """The hash before a run's first event."""
 SIGNED_OFF = "SignedOff"
 """The chained event of a sign-off (not an engine event)."""
+RECORD_SIGNED = "RecordSigned"
+"""The chained event of a run's start or end signed (not an engine event)."""
 SIGNOFF_FIELDS = ("role", "name", "account", "host", "note", "replaces")
 """A sign-off's columns its chained event repeats (with its id and time)."""
 
@@ -49,16 +57,28 @@ def digest(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+Seal = Callable[[str], dict[str, Any]]
+"""Given the chain's head, the fields that sign it (``seal``)."""
+
+
 def append(
-    run_id: str, at: float, type_: str, step_id: str | None, data: dict[str, Any]
+    run_id: str,
+    at: float,
+    type_: str,
+    step_id: str | None,
+    data: dict[str, Any],
+    seal: Seal | None = None,
 ) -> Program:
-    """The statements that add an event to its run's chain; returns the row's hash."""
+    """The statements that add an event to its run's chain, signing the chain's head
+    before it with ``seal`` if given; returns the row's hash."""
     last = yield (
         "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY id DESC LIMIT 1",
         (run_id,),
     )
     seq = (last[0]["seq"] or 0) + 1 if last else 1
     previous = last[0]["hash"] or GENESIS if last else GENESIS
+    if seal is not None:
+        data = {**data, **seal(previous)}
     text = data_text(data)
     row_hash = digest(run_id, seq, type_, at, step_id, text, previous)
     yield (
@@ -67,6 +87,79 @@ def append(
         (run_id, seq, at, type_, step_id, text, row_hash),
     )
     return row_hash
+
+
+def sealer(
+    signer: Signer, purpose: str, run_id: str, who: Identity, at: float, **bound: Any
+) -> Seal:
+    """A seal by ``who`` with ``signer``: the signed message (``purpose``, the run, the
+    account and host, the time, the chain's head and ``bound``), its signature and the
+    key's fingerprint, kept in the row it seals."""
+
+    def seal(head: str) -> dict[str, Any]:
+        signed = {
+            "purpose": purpose,
+            "run": run_id,
+            "account": who.account,
+            "host": who.host,
+            "at": at,
+            "head": head,
+            **bound,
+        }
+        signature = signer.sign(signing.message(**signed))
+        return {
+            "signed": signed,
+            "signature": signature,
+            "fingerprint": signing.fingerprint(signature),
+        }
+
+    return seal
+
+
+class Sealer:
+    """An engine subscriber, when signing is on: signs the run's chain head at its start
+    (in a protected environment) and at each of its ends, as ``who``. A signature that
+    can not be made leaves an unsigned row saying why (the run goes on)."""
+
+    def __init__(self, journal, signer: Signer, who: Identity, *, start: bool) -> None:
+        self.journal = journal
+        self.signer = signer
+        self.who = who
+        self.start = start
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunFinished):
+            purpose = "end"
+        elif isinstance(event, ev.RunStarted) and self.start and not event.dry_run:
+            purpose = "start"
+        else:
+            return
+        try:
+            self.journal.seal(event.run_id, purpose, self.who, self.signer)
+        except signing.SigningError as exc:
+            self.journal.seal(event.run_id, purpose, self.who, None, str(exc))
+
+
+def _check_seal(
+    row: dict[str, Any], previous: str, allowed_signers: Path | None
+) -> tuple[str, str]:
+    """A problem with the seal ``row`` carries (if any), and what was done with it:
+    '' (none there), "checked" or "unchecked"."""
+    data = json.loads(row["data"])
+    if "signature" not in data:
+        return "", ""
+    signed = data.get("signed") or {}
+    if signed.get("head") != previous or signed.get("run") != row["run_id"]:
+        return f"{_name(row)}: its signature is over another record: moved or copied", ""
+    if allowed_signers is None:
+        return "", "unchecked"
+    checked = signing.check(
+        allowed_signers, str(signed.get("account")), signing.message(**signed), data["signature"]
+    )
+    if not checked.ok:
+        by = signed.get("account")
+        return f"{_name(row)}: its signature by {by} does not verify: {checked.problem}", ""
+    return "", "checked"
 
 
 def _clock(at: float) -> str:
@@ -97,6 +190,10 @@ class Verdict:
     events: int
     head: str
     problem: str = ""
+    signatures: int = 0
+    """How many signatures were checked and verified."""
+    unchecked: int = 0
+    """How many signatures could not be checked (no allowed_signers here)."""
 
     @property
     def ok(self) -> bool:
@@ -105,13 +202,23 @@ class Verdict:
     def __str__(self) -> str:
         if self.problem:
             return f"record NOT verified: {self.problem}"
-        return f"record verified: {self.events} events chained, head {self.head[:16]}"
+        said = f"record verified: {self.events} events chained, head {self.head[:16]}"
+        if self.signatures:
+            said += f"; {self.signatures} signature{'s' * (self.signatures > 1)} verified"
+        if self.unchecked:
+            said += (
+                f"; {self.unchecked} signature{'s' * (self.unchecked > 1)} not checked "
+                "(no [team] allowed_signers here)"
+            )
+        return said
 
 
-def verify_events(rows: list[dict[str, Any]]) -> Verdict:
-    """Check a run's event rows (``id`` order, data as stored) link up."""
+def verify_events(rows: list[dict[str, Any]], allowed_signers: Path | None = None) -> Verdict:
+    """Check a run's event rows (``id`` order, data as stored) link up, and the
+    signatures they carry against ``allowed_signers``."""
     previous = GENESIS
     seqs = {row["seq"] for row in rows}
+    checked = unchecked = 0
     for expected, row in enumerate(rows, 1):
         if row["hash"] is None or row["seq"] is None:
             return Verdict(
@@ -131,8 +238,13 @@ def verify_events(rows: list[dict[str, Any]]) -> Verdict:
                 previous,
                 f"{_name(row)}: its hash does not match: edited after it was written",
             )
+        problem, seal = _check_seal(row, previous, allowed_signers)
+        if problem:
+            return Verdict(expected - 1, previous, problem)
+        checked += seal == "checked"
+        unchecked += seal == "unchecked"
         previous = row["hash"]
-    return Verdict(len(rows), previous)
+    return Verdict(len(rows), previous, signatures=checked, unchecked=unchecked)
 
 
 def verify_signoffs(events: list[dict[str, Any]], signoffs: list[dict[str, Any]]) -> str:
@@ -161,10 +273,11 @@ def verify_signoffs(events: list[dict[str, Any]], signoffs: list[dict[str, Any]]
     return ""
 
 
-def verify(journal, run_id: str) -> Verdict:
-    """Check run ``run_id``'s chain in ``journal`` and its sign-offs against it."""
+def verify(journal, run_id: str, allowed_signers: Path | None = None) -> Verdict:
+    """Check run ``run_id``'s chain in ``journal``, its sign-offs against it, and its
+    signatures against ``allowed_signers`` (when given)."""
     rows = journal.chained_events(run_id)
-    verdict = verify_events(rows)
+    verdict = verify_events(rows, allowed_signers)
     if verdict.ok:
         problem = verify_signoffs(rows, journal.signoffs(run_id))
         if problem:

@@ -330,6 +330,9 @@ def _fly(
         from cockpit.app import TuiOperator
 
         operator = TuiOperator(config.operator_name, yes_note if args.yes else None)
+    signer = config.signer() if not dry_run else None
+    if signer is not None and profile.confirm:
+        signer.ready()  # a protected environment's run starts signed, or not at all
     run_id = resume[0] if resume else new_run_id()
     team = _team(args, config, profile, run_id) if config.team and not dry_run else None
     engine = Engine(
@@ -345,6 +348,10 @@ def _fly(
     )
     if team is not None:
         team.on_lost = partial(_lost, engine, args.headless)
+    if signer is not None:
+        from cockpit.chain import Sealer
+
+        engine.subscribe(Sealer(journal, signer, config.identity, start=profile.confirm))
     try:
         if team is not None:
             team.start(runbook.path)
@@ -363,7 +370,9 @@ def _team(args, config, profile, run_id: str):
     the environment's name typed), or TeamError naming who holds it."""
     from cockpit.team import Holder, LockHeld, TeamRun
 
-    team = TeamRun(config.team, profile.name, run_id, config.identity)
+    team = TeamRun(
+        config.team, profile.name, run_id, config.identity, allowed_signers=config.allowed_signers
+    )
     raw = team.lock()
     if raw is None:
         return team
@@ -516,7 +525,7 @@ def cmd_approve(args) -> int:
         run_id = _journal(args, config).find_run(args.run_id)["id"]
     except RunNotFound:
         run_id = args.run_id  # flown from another host: its journal is not here
-    print(asyncio.run(approve(team, run_id, args.step, config.identity)))
+    print(asyncio.run(approve(team, run_id, args.step, config.identity, config.signer())))
     return EXIT_OK
 
 
@@ -569,7 +578,8 @@ def cmd_report(args) -> int:
             report.compare(journal, args.run_id, args.compare)
         )
     else:
-        text = report.FORMATS[args.format](report.build(journal, args.run_id))
+        record = report.build(journal, args.run_id, config.allowed_signers)
+        text = report.FORMATS[args.format](record)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}")
@@ -586,7 +596,9 @@ def cmd_signoff(args) -> int:
     who = current(args.name) if args.name is not None else config.identity
     journal = _journal(args, config)
     run = journal.find_run(args.run_id)
-    signed = journal.sign_off(run["id"], args.role, who, args.note, replace=args.replace)
+    signed = journal.sign_off(
+        run["id"], args.role, who, args.note, replace=args.replace, signer=config.signer()
+    )
     again = " (replacing the earlier sign-off)" if signed["replaces"] else ""
     print(
         f"run {run['id']} signed off as {args.role} by {who.label} on {who.host} "
@@ -598,9 +610,10 @@ def cmd_signoff(args) -> int:
 def cmd_verify(args) -> int:
     from cockpit.chain import verify
 
-    journal = _journal(args, _config(args))
+    config = _config(args)
+    journal = _journal(args, config)
     run = journal.find_run(args.run_id)
-    verdict = verify(journal, run["id"])
+    verdict = verify(journal, run["id"], config.allowed_signers)
     print(f"run {run['id']}: {verdict}")
     return EXIT_OK if verdict.ok else EXIT_FAILED
 

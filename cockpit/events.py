@@ -220,6 +220,8 @@ class ApprovalRefused(Event):
     account: str
     host: str
     reason: str
+    fingerprint: str = ""
+    """The key that signed it, if it was signed."""
 
 
 @dataclass(frozen=True)

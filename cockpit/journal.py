@@ -27,6 +27,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
@@ -37,6 +38,7 @@ from cockpit import events as ev
 from cockpit.chain import Program, Statement
 from cockpit.errors import CockpitError
 from cockpit.identity import Identity
+from cockpit.signing import Signer
 from cockpit.signoffs import SignOffRefused
 
 SCHEMA_VERSION = 5
@@ -289,6 +291,7 @@ class BaseJournal:
         who: Identity,
         note: str = "",
         replace: bool = False,
+        signer: Signer | None = None,
     ) -> dict[str, Any]:
         """Record that ``who`` signs run ``run_id`` off as ``role`` (deployer, verifier),
         in the sign-offs table and in the run's chain (a ``SignedOff`` event).
@@ -296,6 +299,7 @@ class BaseJournal:
         A role is signed once; ``replace`` signs it again and the new row names the one
         it replaces, which stays in the record. A run still flying can not be signed.
         The verifier is another account than the run's operator and its deployer.
+        With ``signer`` (signing on), the sign-off signs the chain's head.
         """
         run = self.find_run(run_id)
         if run["status"] == "running" and self._flying(run):
@@ -303,7 +307,25 @@ class BaseJournal:
                 f"run {run['id']} is still running: sign it off once it has finished"
             )
 
-        return self._transaction(signoffs.record(run, role, who, note, replace))
+        return self._transaction(signoffs.record(run, role, who, note, replace, signer))
+
+    def seal(
+        self,
+        run_id: str,
+        purpose: str,
+        who: Identity,
+        signer: Signer | None,
+        problem: str = "",
+    ) -> None:
+        """Sign the run's chain head as ``who`` (the run's ``purpose``: start, end), in a
+        ``RecordSigned`` row of the chain; without a ``signer`` (signing failed), the row
+        says why: ``problem``."""
+        at = time.time()
+        data = {"purpose": purpose, "account": who.account, "host": who.host}
+        if problem:
+            data["problem"] = problem
+        seal = chain.sealer(signer, purpose, run_id, who, at) if signer else None
+        self._transaction(chain.append(run_id, at, chain.RECORD_SIGNED, None, data, seal))
 
     # ---------------------------------------------------------------- reading
 

@@ -15,6 +15,7 @@ from cockpit import chain
 from cockpit.chain import Program
 from cockpit.errors import CockpitError
 from cockpit.identity import Identity
+from cockpit.signing import Signer
 
 
 class SignOffRefused(CockpitError):
@@ -22,8 +23,16 @@ class SignOffRefused(CockpitError):
     same account would sign twice)."""
 
 
-def record(run: dict[str, Any], role: str, who: Identity, note: str, replace: bool) -> Program:
-    """The statements that sign ``run`` off as ``role`` by ``who``; the new row."""
+def record(
+    run: dict[str, Any],
+    role: str,
+    who: Identity,
+    note: str,
+    replace: bool,
+    signer: Signer | None = None,
+) -> Program:
+    """The statements that sign ``run`` off as ``role`` by ``who`` (with ``signer``'s
+    key over the chain's head, when signing is on); the new row."""
     before = yield (
         "SELECT id, name FROM signoffs WHERE run_id = ? AND role = ? ORDER BY id DESC LIMIT 1",
         (run["id"], role),
@@ -51,7 +60,8 @@ def record(run: dict[str, Any], role: str, who: Identity, note: str, replace: bo
     )
     row = signed[0]
     data = {"signoff": row["id"], "at": at} | {key: row[key] for key in chain.SIGNOFF_FIELDS}
-    yield from chain.append(run["id"], at, chain.SIGNED_OFF, None, data)
+    seal = chain.sealer(signer, "signoff", run["id"], who, at, role=role) if signer else None
+    yield from chain.append(run["id"], at, chain.SIGNED_OFF, None, data, seal)
     return row
 
 

@@ -12,10 +12,11 @@ Keys and channels (``P`` is ``[team] channel_prefix``):
   output batches included), published from a thread so the engine never waits on Redis.
 - ``P:info:RUN``: the run's runbook (name and text), environment and operator, so a
   watcher on another host can draw it.
-- ``P:approve:RUN``: approvals ``{step, by, account, host, nonce}``; the run checks
-  each one (another account than its operator's, the step it waits on, not twice) and
-  answers on ``P:approve:RUN:reply`` ``{nonce, ok, message}``. Each one judged while
-  the step waits is recorded, approved or refused.
+- ``P:approve:RUN``: approvals (``cockpit.approvals.Request``: step, account, host,
+  nonce, signed with signing on); the run checks each one (its signature, another
+  account than its operator's, the step it waits on, not twice) and answers on
+  ``P:approve:RUN:reply`` ``{nonce, ok, message}``. Each one judged while the step
+  waits is recorded, approved or refused.
 
 Nothing here imports Textual: the run side is threads with the synchronous client, the
 watch and approve side is ``redis.asyncio``.
@@ -41,10 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cockpit import events as ev
+from cockpit.approvals import Request, signature_problem
 from cockpit.config import Team
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
 from cockpit.identity import Identity
+from cockpit.signing import Signer
 from steps.base import NeedsOperator
 
 if TYPE_CHECKING:
@@ -208,43 +211,6 @@ def channels(team: Team, environment: str, run_id: str) -> dict[str, str]:
 # ------------------------------------------------------------------ the run's side
 
 
-@dataclass(frozen=True)
-class Request:
-    """An approval as published on ``P:approve:RUN``."""
-
-    step_id: str
-    by: str
-    account: str
-    host: str
-    nonce: str
-
-    def dump(self) -> str:
-        return json.dumps(
-            {
-                "step": self.step_id,
-                "by": self.by,
-                "account": self.account,
-                "host": self.host,
-                "nonce": self.nonce,
-            }
-        )
-
-    @classmethod
-    def parse(cls, raw: bytes | str) -> Request | None:
-        """The request ``raw`` holds, or None if it is not one."""
-        try:
-            data = json.loads(raw)
-            return cls(
-                str(data["step"]),
-                str(data["by"]).strip(),
-                str(data.get("account", "")).strip(),
-                str(data.get("host", "")),
-                str(data["nonce"]),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-
-
 @dataclass
 class _Waiting:
     """The step the run waits on for approvals, and who approved it so far."""
@@ -275,6 +241,7 @@ class TeamRun:
         run_id: str,
         operator: Identity,
         *,
+        allowed_signers: Path | None = None,
         on_lost: Callable[[str], None] = lambda reason: None,
     ) -> None:
         import redis
@@ -284,6 +251,9 @@ class TeamRun:
         self.run_id = run_id
         self.operator = operator.label
         self.account = operator.account
+        self.allowed_signers = allowed_signers
+        """Signing on: approvals are taken only signed by a key this file allows."""
+        self._nonces: set[str] = set()  # of the signed approvals judged so far
         self.on_lost = on_lost
         """Called (from the heartbeat thread) with why, when another run took the lock."""
         self.keys = channels(team, environment, run_id)
@@ -429,7 +399,13 @@ class TeamRun:
 
     def _judge(self, request: Request) -> tuple[bool, str]:
         """Take or refuse an approval (the listener thread); one judged while the step
-        waits for it goes to ``approvals`` as its event."""
+        waits for it goes to ``approvals`` as its event. Its signature (signing on) is
+        checked first, out of the lock: ssh-keygen takes a moment."""
+        key, signed = "", ""
+        if self.allowed_signers is not None:
+            with self._mutex:
+                seen = set(self._nonces)
+            signed, key = signature_problem(request, self.run_id, self.allowed_signers, seen)
         with self._mutex:
             waiting = self._waiting
             if waiting is None or waiting.step_id != request.step_id:
@@ -438,7 +414,9 @@ class TeamRun:
                     f"run {self.run_id} is not waiting for an approval of step "
                     f"'{request.step_id}'{now}"
                 )
-            refused = self._refusal(request, waiting)
+            refused = signed or self._refusal(request, waiting)
+            if key:
+                self._nonces.add(request.nonce)
             if refused:
                 event: ev.Event = ev.ApprovalRefused(
                     self.run_id,
@@ -448,6 +426,7 @@ class TeamRun:
                     request.account,
                     request.host,
                     refused,
+                    key,
                 )
             else:
                 waiting.approved.append(request.account)
@@ -460,6 +439,8 @@ class TeamRun:
                     waiting.others,
                     request.account,
                     request.host,
+                    key,
+                    bool(key),
                 )
         waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, event)
         if refused:
@@ -498,7 +479,7 @@ class TeamRun:
                 continue
             if message is None:
                 continue
-            request = Request.parse(message["data"])
+            request = Request.parse(message["data"], self.run_id)
             if request is None:
                 continue
             ok, text = self._judge(request)
@@ -634,8 +615,11 @@ class Follower:
                 yield event
 
 
-async def approve(team: Team, run_id: str, step_id: str, who: Identity) -> str:
-    """Approve ``step_id`` of the run as ``who``; the run's answer, or TeamError."""
+async def approve(
+    team: Team, run_id: str, step_id: str, who: Identity, signer: Signer | None = None
+) -> str:
+    """Approve ``step_id`` of the run as ``who`` (signed with ``signer``'s key, with
+    signing on); the run's answer, or TeamError."""
     import redis.asyncio as aioredis
 
     p = team.channel_prefix
@@ -644,7 +628,7 @@ async def approve(team: Team, run_id: str, step_id: str, who: Identity) -> str:
     pubsub = client.pubsub()
     try:
         await pubsub.subscribe(f"{p}:approve:{run_id}:reply")
-        request = Request(step_id, who.label, who.account, who.host, nonce).dump()
+        request = Request.make(run_id, step_id, who, nonce, signer).dump()
         if not await client.publish(f"{p}:approve:{run_id}", request):
             raise TeamError(
                 f"no cockpit flies run {run_id} in team mode right now: nothing to approve"

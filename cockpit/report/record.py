@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, get_args
 
 from cockpit import chain
@@ -25,7 +26,9 @@ ENDINGS = {"RunFinished": "ended", "RunReopened": "reopened"}
 """The events of a run's ends, and of its running again after one: all kept in order."""
 
 
-def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
+def build(journal: BaseJournal, run_id: str, allowed_signers: Path | None = None) -> dict[str, Any]:
+    """The record of run ``run_id``; its signatures are checked against
+    ``allowed_signers`` when given."""
     run = journal.find_run(run_id)
     steps = journal.steps(run["id"])
     attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -64,7 +67,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "retries": events["StepRetrying"],
         "signoff": {role: _current(signoffs, role) for role in ROLES},
         "signoffs": signoffs,
-        "verified": _verified(journal, run["id"]),
+        "verified": _verified(journal, run["id"], allowed_signers),
         "samples": samples,
     }
 
@@ -102,9 +105,9 @@ def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dic
     }
 
 
-def _verified(journal: BaseJournal, run_id: str) -> dict[str, Any]:
+def _verified(journal: BaseJournal, run_id: str, allowed_signers: Path | None) -> dict[str, Any]:
     """Whether the run's record is as it was written (``cockpit verify``)."""
-    verdict = chain.verify(journal, run_id)
+    verdict = chain.verify(journal, run_id, allowed_signers)
     return {"ok": verdict.ok, "text": str(verdict)}
 
 

@@ -1,0 +1,246 @@
+"""Four eyes that can not be faked (issue 20): approvals, sign-offs and a protected
+run's start and end signed with OpenSSH keys (the machine's real ssh-keygen and
+ssh-agent), checked against an allowed_signers file; two Unix accounts made for the
+test, a key each, the run's own account with its key, and a key nobody allows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import textwrap
+import threading
+
+import pytest
+import redis
+from helpers import COCKPIT, cockpit, wait_for
+
+from cockpit import chain, signing
+from cockpit.identity import account
+from cockpit.journal import Journal
+
+ME = account()  # who runs the tests: flies the runs here
+
+
+def keygen(folder, name: str) -> tuple[str, str]:
+    """A new ed25519 key pair in ``folder``: (private key path, public key line)."""
+    path = folder / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True
+    )
+    return str(path), (folder / f"{name}.pub").read_text().strip()
+
+
+def fingerprint_of(public: str, folder) -> str:
+    path = folder / "one.pub"
+    path.write_text(public + "\n")
+    done = subprocess.run(["ssh-keygen", "-l", "-f", path], capture_output=True, text=True)
+    return done.stdout.split()[1]
+
+
+@pytest.fixture
+def keys(accounts, tmp_path):
+    """A key for the run's account, for alice and bob, and mallory's (not allowed); the
+    allowed_signers file listing the first three for their accounts."""
+    alice, bob = accounts
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    made = {who: keygen(folder, who) for who in ("me", "alice", "bob", "mallory")}
+    allowed = folder / "allowed_signers"
+    allowed.write_text(
+        "".join(
+            f'{name} namespaces="cockpit" {" ".join(made[who][1].split()[:2])}\n'
+            for who, name in (("me", ME), ("alice", alice.name), ("bob", bob.name))
+        )
+    )
+    return made, allowed
+
+
+def config(tmp_path, allowed, key: str, name: str, redis_url: str | None = None) -> str:
+    """A config whose signing key is ``key``; team mode with ``redis_url``."""
+    path = tmp_path / f"{name}.toml"
+    team = (
+        'redis_url = "env:TEAM_REDIS"\nlock_ttl = "2s"\nheartbeat = "0.5s"\n' if redis_url else ""
+    )
+    path.write_text(
+        textwrap.dedent(f"""\
+        [team]
+        allowed_signers = "{allowed}"
+        signing_key = "{key}"
+        """)
+        + team
+        + '[environments.production]\nconfirm = true\nlabel = "PRODUCTION"\n'
+    )
+    return str(path)
+
+
+def test_a_signature_verifies_for_its_account_only(keys, accounts, tmp_path):
+    made, allowed = keys
+    alice, bob = accounts
+    data = signing.message("approve", run="r", step="s")
+    signature = signing.Signer(made["alice"][0]).sign(data)
+    assert signing.fingerprint(signature) == fingerprint_of(made["alice"][1], tmp_path)
+    assert signing.check(allowed, alice.name, data, signature).ok
+    other = signing.check(allowed, bob.name, data, signature)
+    assert not other.ok and f"is not one {allowed} allows for {bob.name}" in other.problem
+    changed = signing.message("approve", run="r", step="t")
+    assert not signing.check(allowed, alice.name, changed, signature).ok
+    unknown = signing.Signer(made["mallory"][0]).sign(data)
+    assert not signing.check(allowed, alice.name, data, unknown).ok
+
+
+def test_signing_through_the_agent(keys, tmp_path, monkeypatch):
+    made, allowed = keys
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", socket_path], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(socket_path.exists, "the agent's socket")
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        subprocess.run(["ssh-add", "-q", made["me"][0]], check=True, capture_output=True)
+        data = signing.message("end", run="r", head="abc")
+        signature = signing.Signer().sign(data)  # no key file: the agent's key
+        assert signing.check(allowed, ME, data, signature).ok
+        subprocess.run(["ssh-add", "-D"], check=True, capture_output=True)
+        with pytest.raises(signing.SigningError, match="holds no key"):
+            signing.Signer().sign(data)
+    finally:
+        agent.terminate()
+        agent.wait()
+    monkeypatch.delenv("SSH_AUTH_SOCK")
+    with pytest.raises(signing.SigningError, match="SSH_AUTH_SOCK is not set"):
+        signing.Signer().ready()
+
+
+def test_signed_approvals_sign_offs_and_a_protected_run(
+    keys, accounts, tmp_path, redis_url, monkeypatch
+):
+    made, allowed = keys
+    alice, bob = accounts
+    monkeypatch.setenv("TEAM_REDIS", redis_url)
+    mine = config(tmp_path, allowed, made["me"][0], "me", redis_url)
+    hers = config(tmp_path, allowed, made["alice"][0], "alice", redis_url)
+    his = config(tmp_path, allowed, made["bob"][0], "bob", redis_url)
+    forger = config(tmp_path, allowed, made["mallory"][0], "mallory", redis_url)
+    book = tmp_path / "guarded.yaml"
+    book.write_text(
+        "runbook: Guarded\nphases:\n  - id: p\n    steps:\n"
+        "      - {id: migrate, run: 'echo migrated', approve: 3}\n"
+    )
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    seen: list[str] = []
+    listening = client.pubsub()
+    listening.psubscribe("cockpit:approve:*")
+
+    def capture() -> None:  # what anyone with the Redis password can read
+        try:
+            for message in listening.listen():
+                if message["type"] == "pmessage" and not message["channel"].endswith(":reply"):
+                    seen.append(message["data"])
+        except (redis.ConnectionError, ValueError):
+            return  # closed at the test's end
+
+    threading.Thread(target=capture, daemon=True).start()
+    run = subprocess.Popen(
+        [COCKPIT, "run", "--headless", book, "--env", "production", "--confirm-env", "production"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "COCKPIT_CONFIG": mine},
+    )
+    journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
+    try:
+        run_id = wait_for(
+            lambda: json.loads(client.get("cockpit:lock:production") or "null"), "the lock"
+        )["run_id"]
+        wait_for(
+            lambda: any(r["status"] == "waiting-confirm" for r in journal.steps(run_id)),
+            "the step to wait for approval",
+        )
+
+        def approve(cfg: str, who=None):
+            env = {"COCKPIT_CONFIG": cfg, **(who.via_sudo if who else {})}
+            return cockpit("approve", run_id, "migrate", env=env)
+
+        own = approve(mine)
+        assert own.returncode == 2 and f"{ME} flies run {run_id}" in own.stderr
+        forged = approve(forger, alice)  # mallory's key, claiming alice's account
+        assert forged.returncode == 2
+        assert f"allows for {alice.name}, or the signature does not match" in forged.stderr
+        unsigned = json.dumps(
+            {"step": "migrate", "by": "alice", "account": alice.name, "host": "x", "nonce": "n1"}
+        )
+        client.publish(f"cockpit:approve:{run_id}", unsigned)  # straight on Redis
+        first = approve(hers, alice)
+        assert first.returncode == 0, first.stderr
+        assert f"as {alice.name} (tester) (1 of 2)" in first.stdout
+        wait_for(lambda: len(seen) >= 4, "the approvals published")
+        client.publish(f"cockpit:approve:{run_id}", seen[-1])  # alice's, replayed
+        wait_for(
+            lambda: sum(e["type"] == "ApprovalRefused" for e in journal.events(run_id)) == 4,
+            "the replay refused",
+        )
+        second = approve(his, bob)
+        assert second.returncode == 0, second.stderr
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()
+        listening.close()
+        client.close()
+    assert run.returncode == 0, err
+    assert "migrate | migrated" in out
+    events = journal.events(run_id)
+    refused = [e["data"]["reason"] for e in events if e["type"] == "ApprovalRefused"]
+    assert refused[0].startswith(f"{ME} flies run {run_id}")
+    assert "allows for" in refused[1]
+    assert refused[2] == "unsigned: this run takes only approvals signed with an SSH key"
+    assert refused[3] == "its nonce was used already: a replay"
+    approved = [
+        (e["data"]["account"], e["data"]["fingerprint"], e["data"]["verified"])
+        for e in events
+        if e["type"] == "StepApproved"
+    ]
+    assert approved == [
+        (alice.name, fingerprint_of(made["alice"][1], tmp_path), True),
+        (bob.name, fingerprint_of(made["bob"][1], tmp_path), True),
+    ]
+    sealed = [e["data"]["purpose"] for e in events if e["type"] == "RecordSigned"]
+    assert sealed == ["start", "end"]
+
+    signed = cockpit(
+        "signoff", run_id, "--role", "verifier", env={"COCKPIT_CONFIG": his, **bob.via_sudo}
+    )
+    assert signed.returncode == 0, signed.stderr
+    verified = cockpit("verify", run_id, env={"COCKPIT_CONFIG": mine})
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.endswith("; 3 signatures verified\n"), verified.stdout
+    report = cockpit("report", run_id, env={"COCKPIT_CONFIG": mine}).stdout
+    host = socket.gethostname()
+    key = fingerprint_of(made["alice"][1], tmp_path)
+    assert f"approved by {alice.name} (tester) on {host} (1 of 2); key {key}, verified" in report
+    assert "3 signatures verified" in report
+
+    # the record rewritten with its hashes made again: the signature shows it
+    journal.close()
+    db = sqlite3.connect(tmp_path / "data" / "cockpit" / "journal.sqlite3")
+    last, before = db.execute(
+        "SELECT id, seq, at, type, data FROM events WHERE run_id = ? ORDER BY id DESC LIMIT 2",
+        (run_id,),
+    ).fetchall()
+    previous = db.execute("SELECT hash FROM events WHERE id = ?", (before[0],)).fetchone()[0]
+    data = json.loads(last[4])
+    data["signed"]["account"] = alice.name  # the verifier's signature, claimed for alice
+    text = chain.data_text(data)
+    forged = chain.digest(run_id, last[1], last[3], last[2], None, text, previous)
+    db.execute("UPDATE events SET data = ?, hash = ? WHERE id = ?", (text, forged, last[0]))
+    db.commit()
+    db.close()
+    broken = cockpit("verify", run_id, env={"COCKPIT_CONFIG": mine})
+    assert broken.returncode == 1
+    assert "(SignedOff, " in broken.stdout
+    assert f"its signature by {alice.name} does not verify: key " in broken.stdout
