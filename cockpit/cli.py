@@ -499,7 +499,7 @@ def cmd_watch(args) -> int:
             raise UsageError("the TUI needs a terminal: use cockpit watch --headless")
         from cockpit.app import WatchApp
 
-        WatchApp(team, watched, config.identity).run()
+        WatchApp(team, watched, config.identity, config.signer()).run()
         return EXIT_OK
     return asyncio.run(_watch_headless(team, watched))
 

@@ -339,6 +339,13 @@ def _checklist(record: dict[str, Any]) -> list[str]:
     return ["<h2>Checklists</h2>", table(("Step", "Item", "Ticked", "By", "When", "Note"), rows)]
 
 
+def _who(row: dict[str, Any]) -> str:
+    """Who signed: the account (display name beside), the host, the key if signed."""
+    host = f" on {row['host']}" if row.get("host") else ""
+    key = f", key {row['fingerprint']}" if row.get("fingerprint") else ""
+    return f"{row['name']}{host}{key}"
+
+
 def _signoff(record: dict[str, Any]) -> list[str]:
     rows = []
     for role in ROLES:
@@ -349,14 +356,14 @@ def _signoff(record: dict[str, Any]) -> list[str]:
             )
         else:
             rows.append(
-                ("", [td(role.capitalize()), td(row["name"]), td(when(row["at"])), td(row["note"])])
+                ("", [td(role.capitalize()), td(_who(row)), td(when(row["at"])), td(row["note"])])
             )
     rows += [
         (
             "muted",
             [
                 td(f"{row['role'].capitalize()} (replaced)"),
-                td(row["name"]),
+                td(_who(row)),
                 td(when(row["at"])),
                 td(row["note"]),
             ],

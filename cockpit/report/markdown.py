@@ -272,7 +272,9 @@ def _signed(row: dict[str, Any] | None) -> str:
     if row is None:
         return "not signed"
     note = f" — {row['note']}" if row["note"] else ""
-    return f"{row['name']}, {when(row['at'])}{note}"
+    host = f" on {row['host']}" if row.get("host") else ""
+    key = f", key {row['fingerprint']}" if row.get("fingerprint") else ""
+    return f"{row['name']}, {when(row['at'])}{host}{key}{note}"
 
 
 def _excerpts(record: dict[str, Any]) -> list[str]:

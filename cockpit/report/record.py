@@ -45,6 +45,9 @@ def build(journal: BaseJournal, run_id: str, allowed_signers: Path | None = None
     duration = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
     samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
     signoffs = journal.signoffs(run["id"])
+    keys = {e.get("signoff"): e.get("fingerprint", "") for e in events[chain.SIGNED_OFF]}
+    for row in signoffs:  # the key that signed it, from its chained event
+        row["fingerprint"] = keys.get(row["id"], "")
     sections = _kind_sections(steps, samples)
     return {
         "run": {**run, "duration": duration},

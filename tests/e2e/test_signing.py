@@ -224,6 +224,9 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
     key = fingerprint_of(made["alice"][1], tmp_path)
     assert f"approved by {alice.name} (tester) on {host} (1 of 2); key {key}, verified" in report
     assert "3 signatures verified" in report
+    bobs = fingerprint_of(made["bob"][1], tmp_path)
+    assert f"- **Verifier**: {bob.name} (tester), " in report
+    assert f" on {host}, key {bobs}\n" in report
 
     # the record rewritten with its hashes made again: the signature shows it
     journal.close()

@@ -367,7 +367,7 @@ def test_signoff_refusals_and_replacement(make_engine, journal):
     assert record["signoff"]["deployer"]["name"] == f"{ME} (Dana)"
     markdown = report.to_markdown(record)
     assert f"- **Deployer**: {ME} (Dana), " in markdown
-    assert re.search(rf"- replaced: deployer {ME} \(tester\), \S+ — first\n", markdown)
+    assert re.search(rf"- replaced: deployer {ME} \(tester\), \S+ on \S+ — first\n", markdown)
     assert "Deployer (replaced)" in report.to_html(record)
     assert "Traceback" not in missing.stderr + again.stderr
 
