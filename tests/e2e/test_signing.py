@@ -247,3 +247,37 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
     assert broken.returncode == 1
     assert "(SignedOff, " in broken.stdout
     assert f"its signature by {alice.name} does not verify: key " in broken.stdout
+
+
+def test_team_mode_works_as_a_redis_acl_user_kept_to_its_keys_and_channels(
+    redis_url, tmp_path, monkeypatch
+):
+    """A bastion's Redis user may reach only cockpit's keys and channels: team mode
+    needs nothing else (issue 20: ACL users)."""
+    admin = redis.Redis.from_url(redis_url)
+    admin.execute_command(
+        *("ACL", "SETUSER", "cockpit-team", "reset", "resetchannels", "on", ">team-s3cret"),
+        *("~cockpit:*", "&cockpit:*", "+@all", "-@admin", "-@dangerous"),
+    )
+    admin.acl_log_reset()
+    assert redis_url.startswith("unix://")
+    monkeypatch.setenv("TEAM_REDIS", f"unix://cockpit-team:team-s3cret@{redis_url[7:]}")
+    (tmp_path / "cockpit.toml").write_text('[team]\nredis_url = "env:TEAM_REDIS"\n')
+    book = tmp_path / "quick.yaml"
+    book.write_text(
+        "runbook: Quick\nphases:\n  - id: p\n    steps:\n      - {id: s, run: 'echo hi'}\n"
+    )
+    done = cockpit("run", "--headless", book)
+    assert done.returncode == 0, done.stderr
+    assert "live events not published" not in done.stderr
+    # nothing the user was refused (but the client library's CLIENT SETINFO on connect,
+    # an admin command it does without)
+    assert [entry for entry in admin.acl_log() if entry["object"] != "client"] == []
+    assert admin.keys("cockpit:info:*")  # the run's description was published
+    monkeypatch.setenv("TEAM_REDIS", f"unix://cockpit-team:wrong@{redis_url[7:]}")
+    refused = cockpit("run", "--headless", book)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("cockpit: team mode: Redis unreachable: ")
+    assert "wrong" not in refused.stderr
+    admin.acl_deluser("cockpit-team")
+    admin.close()
