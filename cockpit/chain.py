@@ -144,10 +144,10 @@ def _check_seal(
     row: dict[str, Any], previous: str, allowed_signers: Path | None
 ) -> tuple[str, str]:
     """A problem with the seal ``row`` carries (if any), and what was done with it:
-    '' (none there), "checked" or "unchecked"."""
+    '' (none there), "checked", "unchecked", or "unsigned" (signing failed)."""
     data = json.loads(row["data"])
     if "signature" not in data:
-        return "", ""
+        return "", "unsigned" if "problem" in data else ""
     signed = data.get("signed") or {}
     if signed.get("head") != previous or signed.get("run") != row["run_id"]:
         return f"{_name(row)}: its signature is over another record: moved or copied", ""
@@ -194,6 +194,8 @@ class Verdict:
     """How many signatures were checked and verified."""
     unchecked: int = 0
     """How many signatures could not be checked (no allowed_signers here)."""
+    unsigned: tuple[str, ...] = ()
+    """Why each signature that should have been made was not (the run went on)."""
 
     @property
     def ok(self) -> bool:
@@ -210,6 +212,8 @@ class Verdict:
                 f"; {self.unchecked} signature{'s' * (self.unchecked > 1)} not checked "
                 "(no [team] allowed_signers here)"
             )
+        for why in self.unsigned:
+            said += f"; NOT signed: {why}"
         return said
 
 
@@ -219,6 +223,7 @@ def verify_events(rows: list[dict[str, Any]], allowed_signers: Path | None = Non
     previous = GENESIS
     seqs = {row["seq"] for row in rows}
     checked = unchecked = 0
+    unsigned = []
     for expected, row in enumerate(rows, 1):
         if row["hash"] is None or row["seq"] is None:
             return Verdict(
@@ -243,8 +248,13 @@ def verify_events(rows: list[dict[str, Any]], allowed_signers: Path | None = Non
             return Verdict(expected - 1, previous, problem)
         checked += seal == "checked"
         unchecked += seal == "unchecked"
+        if seal == "unsigned":
+            data = json.loads(row["data"])
+            unsigned.append(f"the run's {data.get('purpose')} ({data['problem']})")
         previous = row["hash"]
-    return Verdict(len(rows), previous, signatures=checked, unchecked=unchecked)
+    return Verdict(
+        len(rows), previous, signatures=checked, unchecked=unchecked, unsigned=tuple(unsigned)
+    )
 
 
 def verify_signoffs(events: list[dict[str, Any]], signoffs: list[dict[str, Any]]) -> str:

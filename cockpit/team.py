@@ -407,6 +407,8 @@ class TeamRun:
                 seen = set(self._nonces)
             signed, key = signature_problem(request, self.run_id, self.allowed_signers, seen)
         with self._mutex:
+            if key:
+                self._nonces.add(request.nonce)  # used, whatever becomes of it
             waiting = self._waiting
             if waiting is None or waiting.step_id != request.step_id:
                 now = f" (it waits for '{waiting.step_id}')" if waiting else ""
@@ -415,8 +417,6 @@ class TeamRun:
                     f"'{request.step_id}'{now}"
                 )
             refused = signed or self._refusal(request, waiting)
-            if key:
-                self._nonces.add(request.nonce)
             if refused:
                 event: ev.Event = ev.ApprovalRefused(
                     self.run_id,

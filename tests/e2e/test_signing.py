@@ -5,6 +5,7 @@ test, a key each, the run's own account with its key, and a key nobody allows.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -281,3 +282,67 @@ def test_team_mode_works_as_a_redis_acl_user_kept_to_its_keys_and_channels(
     assert "wrong" not in refused.stderr
     admin.acl_deluser("cockpit-team")
     admin.close()
+
+
+def test_with_signing_on_a_sign_off_without_a_key_is_refused_in_one_line(
+    make_engine, journal, keys, accounts, tmp_path
+):
+    _, allowed = keys
+    _, bob = accounts
+    engine = make_engine(
+        "runbook: R\nphases:\n  - id: p\n    steps:\n      - {id: s, run: 'true'}\n"
+    )
+    asyncio.run(engine.run())
+    nokey = config(tmp_path, allowed, str(tmp_path / "no-such-key"), "nokey")
+    done = cockpit(
+        "signoff",
+        engine.run_id,
+        "--role",
+        "verifier",
+        "--journal",
+        journal.path,
+        env={"COCKPIT_CONFIG": nokey, **bob.via_sudo},
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"cockpit: signing with {tmp_path / 'no-such-key'}: ")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert journal.signoffs(engine.run_id) == []  # nothing recorded unsigned
+    assert chain.verify(journal, engine.run_id).ok
+
+
+def test_a_run_whose_end_could_not_be_signed_says_so(keys, tmp_path, monkeypatch):
+    """The agent went away during the run: it ends anyway, and its record says the end
+    is not signed, and why."""
+    _, allowed = keys
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    agentless = config(tmp_path, allowed, "", "agentless")  # the agent's key: none here
+    book = tmp_path / "quick.yaml"
+    book.write_text("runbook: Q\nphases:\n  - id: p\n    steps:\n      - {id: s, run: 'true'}\n")
+    journal = tmp_path / "j.sqlite3"
+    env = {"COCKPIT_CONFIG": agentless}
+    done = cockpit("run", "--headless", book, "--journal", journal, env=env)
+    assert done.returncode == 0, done.stderr
+    protected = cockpit(
+        "run",
+        "--headless",
+        book,
+        "--env",
+        "production",
+        "--confirm-env",
+        "production",
+        "--journal",
+        journal,
+        env=env,
+    )
+    assert protected.returncode == 2
+    assert protected.stderr == (
+        "cockpit: signing: no key: set [team] signing_key, or start ssh-agent and add your "
+        "key (SSH_AUTH_SOCK is not set)\n"
+    )
+    [run] = Journal(journal).runs()  # the protected run did not start
+    verified = cockpit("verify", run["id"], "--journal", journal, env=env)
+    assert verified.returncode == 0
+    assert verified.stdout.endswith(
+        "; NOT signed: the run's end (signing: no key: set [team] signing_key, or start "
+        "ssh-agent and add your key (SSH_AUTH_SOCK is not set))\n"
+    )
