@@ -289,7 +289,28 @@ def verify(journal, run_id: str, allowed_signers: Path | None = None) -> Verdict
     rows = journal.chained_events(run_id)
     verdict = verify_events(rows, allowed_signers)
     if verdict.ok:
-        problem = verify_signoffs(rows, journal.signoffs(run_id))
+        problem = verify_signoffs(rows, journal.signoffs(run_id)) or _status_problem(
+            journal.find_run(run_id)["status"], rows
+        )
         if problem:
             return Verdict(verdict.events, verdict.head, problem)
     return verdict
+
+
+_RUN_STATES = {"RunStarted": "running", "RunReopened": "running", "RunFinished": None}
+
+
+def _status_problem(status: str, rows: list[dict[str, Any]]) -> str:
+    """The run's row against its chain: its status is what its last start or end says
+    (rows deleted from a chain's end leave it whole, but not this)."""
+    said = None
+    for row in rows:
+        if row["type"] in _RUN_STATES:
+            said = _RUN_STATES[row["type"]] or json.loads(row["data"]).get("status")
+    if said is None or said != status:
+        ends = f"says {said}" if said else "has no start"
+        return (
+            f"the run is recorded as {status}, but its chain {ends}: its row edited, or "
+            "events deleted from the chain's end"
+        )
+    return ""

@@ -166,3 +166,19 @@ def test_events_written_before_the_chain_are_not_verified(tmp_path):
         verdict.problem,
     )
     journal.close()
+
+
+def test_events_deleted_from_the_end_of_a_chain_are_found(make_engine, journal):
+    """Cutting a chain's tail leaves it whole: the run's row says how it ended."""
+    run_id = flown(make_engine, journal)
+    last = journal.chained_events(run_id)[-1]
+    assert last["type"] == "RunFinished"
+    edit(journal, "DELETE FROM events WHERE id = ?", last["id"])
+    assert chain.verify(journal, run_id).problem == (
+        "the run is recorded as ok, but its chain says running: its row edited, or events "
+        "deleted from the chain's end"
+    )
+    edit(journal, "DELETE FROM events WHERE run_id = ?", run_id)
+    assert chain.verify(journal, run_id).problem.startswith(
+        "the run is recorded as ok, but its chain has no start: "
+    )

@@ -527,6 +527,7 @@ def test_an_edited_deleted_or_moved_event_is_found_on_both_backends(backend, req
     backend.create_run(run_row("r", "h", status="ok"), [])
     for seq in range(1, 6):
         backend.apply(ev.StepWaiting("r", 1000.0 + seq, f"s{seq}", "needs approval"))
+    backend.apply(ev.RunFinished("r", 1010.0, ev.RunStatus.OK, 10.0))
     backend.sign_off("r", "deployer", ALICE)
     assert chain.verify(backend, "r").ok
 
