@@ -168,6 +168,9 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
 
         own = approve(mine)
         assert own.returncode == 2 and f"{ME} flies run {run_id}" in own.stderr
+        borrowed = approve(mine, alice)  # the run's own key, claiming alice's account
+        assert borrowed.returncode == 2
+        assert f"allows for {alice.name}, or the signature does not match" in borrowed.stderr
         forged = approve(forger, alice)  # mallory's key, claiming alice's account
         assert forged.returncode == 2
         assert f"allows for {alice.name}, or the signature does not match" in forged.stderr
@@ -178,10 +181,10 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
         first = approve(hers, alice)
         assert first.returncode == 0, first.stderr
         assert f"as {alice.name} (tester) (1 of 2)" in first.stdout
-        wait_for(lambda: len(seen) >= 4, "the approvals published")
+        wait_for(lambda: len(seen) >= 5, "the approvals published")
         client.publish(f"cockpit:approve:{run_id}", seen[-1])  # alice's, replayed
         wait_for(
-            lambda: sum(e["type"] == "ApprovalRefused" for e in journal.events(run_id)) == 4,
+            lambda: sum(e["type"] == "ApprovalRefused" for e in journal.events(run_id)) == 5,
             "the replay refused",
         )
         second = approve(his, bob)
@@ -198,9 +201,14 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
     events = journal.events(run_id)
     refused = [e["data"]["reason"] for e in events if e["type"] == "ApprovalRefused"]
     assert refused[0].startswith(f"{ME} flies run {run_id}")
-    assert "allows for" in refused[1]
-    assert refused[2] == "unsigned: this run takes only approvals signed with an SSH key"
-    assert refused[3] == "its nonce was used already: a replay"
+    assert "allows for" in refused[1] and "allows for" in refused[2]
+    assert refused[3] == "unsigned: this run takes only approvals signed with an SSH key"
+    assert refused[4] == "its nonce was used already: a replay"
+    keys_refused = [e["data"]["fingerprint"] for e in events if e["type"] == "ApprovalRefused"]
+    assert keys_refused[1:3] == [
+        fingerprint_of(made["me"][1], tmp_path),
+        fingerprint_of(made["mallory"][1], tmp_path),
+    ]
     approved = [
         (e["data"]["account"], e["data"]["fingerprint"], e["data"]["verified"])
         for e in events
