@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from cockpit import signing
 from cockpit.identity import Identity
@@ -48,17 +49,20 @@ class Request:
             return request
         return replace(request, signature=signer.sign(request.message()))
 
+    def signed(self) -> dict[str, Any]:
+        """What the approver signs (``signing.message``'s fields)."""
+        return {
+            "purpose": "approve",
+            "run": self.run_id,
+            "step": self.step_id,
+            "account": self.account,
+            "host": self.host,
+            "nonce": self.nonce,
+            "at": self.at,
+        }
+
     def message(self) -> bytes:
-        """What the approver signs."""
-        return signing.message(
-            "approve",
-            run=self.run_id,
-            step=self.step_id,
-            account=self.account,
-            host=self.host,
-            nonce=self.nonce,
-            at=self.at,
-        )
+        return signing.message(**self.signed())
 
     def dump(self) -> str:
         return json.dumps(

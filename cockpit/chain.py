@@ -143,13 +143,18 @@ class Sealer:
 def _check_seal(
     row: dict[str, Any], previous: str, allowed_signers: Path | None
 ) -> tuple[str, str]:
-    """A problem with the seal ``row`` carries (if any), and what was done with it:
+    """A problem with the signature ``row`` carries (a seal, or an approval's), if any,
+    and what was done with it:
     '' (none there), "checked", "unchecked", or "unsigned" (signing failed)."""
     data = json.loads(row["data"])
     if "signature" not in data:
         return "", "unsigned" if "problem" in data else ""
     signed = data.get("signed") or {}
-    if signed.get("head") != previous or signed.get("run") != row["run_id"]:
+    if (
+        signed.get("run") != row["run_id"]
+        or signed.get("head", previous) != previous
+        or signed.get("step", row["step_id"]) != row["step_id"]
+    ):
         return f"{_name(row)}: its signature is over another record: moved or copied", ""
     if allowed_signers is None:
         return "", "unchecked"

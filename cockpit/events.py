@@ -197,7 +197,8 @@ class StepApproved(Event):
     """Four eyes: another person approved a step that needs ``needed`` approvals:
     ``account`` on ``host`` (``by`` is the account with its display name beside), with
     the key ``fingerprint`` when approvals are signed (``verified`` against the
-    allowed signers)."""
+    allowed signers), and what was ``signed`` with its ``signature``, for an auditor
+    to check again (``cockpit verify``)."""
 
     step_id: str
     by: str
@@ -207,6 +208,8 @@ class StepApproved(Event):
     host: str = ""
     fingerprint: str = ""
     verified: bool = False
+    signed: Mapping[str, Any] = field(default_factory=dict)
+    signature: str = ""
 
 
 @dataclass(frozen=True)

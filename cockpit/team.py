@@ -441,6 +441,8 @@ class TeamRun:
                     request.host,
                     key,
                     bool(key),
+                    request.signed() if key else {},
+                    request.signature if key else "",
                 )
         waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, event)
         if refused:

@@ -227,12 +227,13 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
     assert signed.returncode == 0, signed.stderr
     verified = cockpit("verify", run_id, env={"COCKPIT_CONFIG": mine})
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.endswith("; 3 signatures verified\n"), verified.stdout
+    # the two approvals, the run's start and end, the verifier's sign-off
+    assert verified.stdout.endswith("; 5 signatures verified\n"), verified.stdout
     report = cockpit("report", run_id, env={"COCKPIT_CONFIG": mine}).stdout
     host = socket.gethostname()
     key = fingerprint_of(made["alice"][1], tmp_path)
     assert f"approved by {alice.name} (tester) on {host} (1 of 2); key {key}, verified" in report
-    assert "3 signatures verified" in report
+    assert "5 signatures verified" in report
     bobs = fingerprint_of(made["bob"][1], tmp_path)
     assert f"- **Verifier**: {bob.name} (tester), " in report
     assert f" on {host}, key {bobs}\n" in report

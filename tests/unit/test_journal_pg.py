@@ -218,6 +218,8 @@ def test_two_bastions_see_the_same_runs(pg_dsn, tmp_path):
             "host": "",
             "fingerprint": "",
             "verified": False,
+            "signed": {},
+            "signature": "",
         }
         there.apply(ev.RunFinished("theirs", 3.0, ev.RunStatus.OK, 1.0))
         signed = here.sign_off("theirs", "deployer", ALICE, "fine")
