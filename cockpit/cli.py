@@ -348,6 +348,12 @@ def _fly(
     )
     if team is not None:
         team.on_lost = partial(_lost, engine, args.headless)
+        if resume:  # an approval taken before the run was resumed is not taken twice
+            team.used(
+                e["data"].get("signed", {}).get("nonce")
+                for e in journal.events(run_id)
+                if e["type"] == "StepApproved"
+            )
     if signer is not None:
         from cockpit.chain import Sealer
 

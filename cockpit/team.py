@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -371,6 +371,11 @@ class TeamRun:
                     said = True
 
     # ---------------------------------------------------------------- approvals
+
+    def used(self, nonces: Iterable[str | None]) -> None:
+        """The nonces of signed approvals this run took before (it is resumed)."""
+        with self._mutex:
+            self._nonces.update(nonce for nonce in nonces if nonce)
 
     async def approvals(
         self, step_id: str, others: int

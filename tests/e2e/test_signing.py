@@ -355,3 +355,79 @@ def test_a_run_whose_end_could_not_be_signed_says_so(keys, tmp_path, monkeypatch
         "; NOT signed: the run's end (signing: no key: set [team] signing_key, or start "
         "ssh-agent and add your key (SSH_AUTH_SOCK is not set))\n"
     )
+
+
+def test_a_resumed_run_refuses_an_approval_it_took_before(
+    keys, accounts, tmp_path, redis_url, monkeypatch
+):
+    made, allowed = keys
+    alice, _ = accounts
+    monkeypatch.setenv("TEAM_REDIS", redis_url)
+    mine = config(tmp_path, allowed, made["me"][0], "me", redis_url)
+    hers = config(tmp_path, allowed, made["alice"][0], "alice", redis_url)
+    book = tmp_path / "guarded.yaml"
+    book.write_text(
+        "runbook: Guarded\nphases:\n  - id: p\n    steps:\n"
+        "      - {id: migrate, run: 'echo migrated', approve: 3}\n"
+    )
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    listening = client.pubsub()
+    listening.psubscribe("cockpit:approve:*")
+    journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
+
+    def fly(*args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [COCKPIT, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "COCKPIT_CONFIG": mine},
+        )
+
+    def waits(times: int) -> bool:
+        return sum(e["type"] == "StepWaiting" for e in journal.events(run_id)) == times
+
+    first = fly("run", "--headless", str(book))
+    second = None
+    try:
+        run_id = wait_for(
+            lambda: json.loads(client.get("cockpit:lock:local") or "null"), "the lock"
+        )["run_id"]
+        wait_for(lambda: waits(1), "the step to wait for approval")
+        approved = cockpit(
+            "approve", run_id, "migrate", env={"COCKPIT_CONFIG": hers, **alice.via_sudo}
+        )
+        assert approved.returncode == 0, approved.stderr
+        taken = None
+        while taken is None:
+            message = listening.get_message(timeout=5)
+            assert message is not None, "alice's approval was not seen on Redis"
+            if message["type"] == "pmessage" and not message["channel"].endswith(":reply"):
+                taken = message["data"]
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+        wait_for(lambda: client.get("cockpit:lock:local") is None, "the dead run's lock to expire")
+        second = fly("resume", run_id, "--headless")
+        wait_for(lambda: waits(2), "the resumed step to wait for approval again")
+        wait_for(
+            lambda: client.pubsub_numsub(f"cockpit:approve:{run_id}")[0][1] == 1, "the listener"
+        )
+        client.publish(f"cockpit:approve:{run_id}", taken)  # alice's approval, replayed
+        wait_for(
+            lambda: any(e["type"] == "ApprovalRefused" for e in journal.events(run_id)),
+            "the replay judged",
+        )
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        listening.close()
+        client.close()
+    [refused] = [e["data"] for e in journal.events(run_id) if e["type"] == "ApprovalRefused"]
+    assert (refused["account"], refused["reason"]) == (
+        alice.name,
+        "its nonce was used already: a replay",
+    )
+    journal.close()
