@@ -40,6 +40,8 @@ SIGNOFF_FIELDS = ("role", "name", "account", "host", "note", "replaces")
 
 Statement = tuple[str, tuple[Any, ...]]
 Program = Generator[Statement, list[dict[str, Any]], Any]
+"""A journal write: yields statements, is sent the rows of each; what it returns, the
+write does (``cockpit.journal.BaseJournal``)."""
 
 
 def data_text(data: dict[str, Any]) -> str:

@@ -14,6 +14,8 @@ with ``?`` placeholders, and a write is a *program*, a generator that yields
 ``(sql, args)`` and is sent each statement's rows, run by the backend in one
 transaction. ``Journal`` runs them on SQLite; ``cockpit.journal_pg.PgJournal`` on
 PostgreSQL (team mode), with the same tables, schema upgrades and row shapes.
+Each event row carries the hash of the one before it in its run, and each sign-off is
+chained beside them (``cockpit.chain``): ``cockpit verify`` finds a row changed since.
 """
 
 from __future__ import annotations
