@@ -17,10 +17,10 @@ import threading
 
 import pytest
 import redis
-from helpers import COCKPIT, cockpit, wait_for
+from helpers import COCKPIT, cockpit, until, wait_for
 
 from cockpit import chain, signing
-from cockpit.identity import account
+from cockpit.identity import Identity, account
 from cockpit.journal import Journal
 
 ME = account()  # who runs the tests: flies the runs here
@@ -430,4 +430,59 @@ def test_a_resumed_run_refuses_an_approval_it_took_before(
         alice.name,
         "its nonce was used already: a replay",
     )
+    journal.close()
+
+
+async def test_the_watch_screen_signs_its_approval(
+    keys, accounts, tmp_path, redis_url, monkeypatch
+):
+
+    from cockpit.app import WatchApp
+    from cockpit.config import Team
+    from cockpit.team import find_watched
+
+    made, allowed = keys
+    alice, _ = accounts
+    monkeypatch.setenv("TEAM_REDIS", redis_url)
+    mine = config(tmp_path, allowed, made["me"][0], "me", redis_url)
+    book = tmp_path / "guarded.yaml"
+    book.write_text(
+        "runbook: Guarded\nphases:\n  - id: p\n    steps:\n"
+        "      - {id: migrate, run: 'echo migrated', approve: 2}\n"
+    )
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
+    run = subprocess.Popen(
+        [COCKPIT, "run", "--headless", str(book)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "COCKPIT_CONFIG": mine},
+    )
+    try:
+        run_id = wait_for(
+            lambda: json.loads(client.get("cockpit:lock:local") or "null"), "the lock"
+        )["run_id"]
+        wait_for(
+            lambda: any(r["status"] == "waiting-confirm" for r in journal.steps(run_id)),
+            "the step to wait for approval",
+        )
+        settings = Team("env:TEAM_REDIS", 2.0, 0.5)
+        watched = await find_watched(settings, journal, run_id, ["local"])
+        her = Identity(alice.name, socket.gethostname(), "Alice")
+        app = WatchApp(settings, watched, her, signing.Signer(made["alice"][0]))
+        async with app.run_test(size=(120, 34)) as pilot:
+            await until(pilot, lambda: app.screen.view.approvable == "migrate", "the prompt")
+            await pilot.press("A")
+            await until(pilot, lambda: run.poll() is not None, "the approved run to end")
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+        client.close()
+    assert run.returncode == 0
+    [approved] = [e["data"] for e in journal.events(run_id) if e["type"] == "StepApproved"]
+    assert approved["account"] == alice.name and approved["verified"] is True
+    assert approved["fingerprint"] == fingerprint_of(made["alice"][1], tmp_path)
     journal.close()
