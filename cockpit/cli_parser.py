@@ -15,7 +15,7 @@ SUPPRESS = argparse.SUPPRESS
 GROUPS = {
     "fly": ("run", "resume", "plan", "demo", "sandbox", "repair"),
     "inspect": ("validate", "import", "alerts", "kinds", "locate", "completion"),
-    "record": ("history", "report", "signoff"),
+    "record": ("history", "report", "signoff", "verify"),
     "team": ("watch", "approve"),
 }
 EXIT_CODES = "exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled"
@@ -180,13 +180,24 @@ def build_parser() -> CockpitParser:
     )
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("--role", choices=("deployer", "verifier"), required=True)
-    p.add_argument("--name", help="who signs (default: the configured operator)")
+    p.add_argument(
+        "--name",
+        help="a display name shown beside your account, which is who signs "
+        "(default: the configured operator)",
+    )
     p.add_argument("--note", default="", help="a note kept with the sign-off")
     p.add_argument(
         "--replace",
         action="store_true",
         help="sign a role signed already; the earlier sign-off stays recorded",
     )
+
+    p = add_parser(
+        "verify",
+        parents=[common, journal],
+        help="check that a run's record is as written: its hash chain and sign-offs",
+    )
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
 
     p = add_parser(
         "import",

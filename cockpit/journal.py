@@ -14,6 +14,8 @@ with ``?`` placeholders, and a write is a *program*, a generator that yields
 ``(sql, args)`` and is sent each statement's rows, run by the backend in one
 transaction. ``Journal`` runs them on SQLite; ``cockpit.journal_pg.PgJournal`` on
 PostgreSQL (team mode), with the same tables, schema upgrades and row shapes.
+Each event row carries the hash of the one before it in its run, and each sign-off is
+chained beside them (``cockpit.chain``): ``cockpit verify`` finds a row changed since.
 """
 
 from __future__ import annotations
@@ -28,21 +30,33 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from cockpit import chain, signoffs
 from cockpit import events as ev
+from cockpit.chain import Program, Statement
 from cockpit.errors import CockpitError
+from cockpit.identity import Identity
+from cockpit.signing import Signer
+from cockpit.signoffs import SignOffRefused
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Columns added since the first schema: a journal written by an older cockpit gets them
 # when it is opened (SQLite's ADD COLUMN keeps every row).
 ADDED_COLUMNS = {
     2: [("steps", "pgid", "INTEGER")],
     3: [("steps", "details", "TEXT")],
     4: [("runs", "rehearsal", "INTEGER NOT NULL DEFAULT 0")],
+    5: [
+        ("runs", "account", "TEXT"),
+        ("events", "seq", "INTEGER"),
+        ("events", "hash", "TEXT"),
+        ("signoffs", "account", "TEXT"),
+        ("signoffs", "host", "TEXT"),
+    ],
 }
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -61,7 +75,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     message TEXT,
     output_dir TEXT,
-    rehearsal INTEGER NOT NULL DEFAULT 0
+    rehearsal INTEGER NOT NULL DEFAULT 0,
+    account TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -101,7 +116,9 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     type TEXT NOT NULL,
     step_id TEXT,
-    data TEXT
+    data TEXT,
+    seq INTEGER,
+    hash TEXT
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
 CREATE TABLE IF NOT EXISTS signoffs (
@@ -111,7 +128,9 @@ CREATE TABLE IF NOT EXISTS signoffs (
     name TEXT NOT NULL,
     at REAL NOT NULL,
     note TEXT,
-    replaces INTEGER REFERENCES signoffs(id)
+    replaces INTEGER REFERENCES signoffs(id),
+    account TEXT,
+    host TEXT
 );
 """
 
@@ -124,10 +143,6 @@ class RunNotFound(CockpitError, LookupError):
     pass
 
 
-class SignOffRefused(JournalError):
-    """A sign-off the record can not take (the run still flies, the role is signed)."""
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
@@ -137,10 +152,6 @@ def _plain(value: Any) -> Any:
         return {key: _plain(item) for key, item in value.items()}
     return value
 
-
-Statement = tuple[str, tuple[Any, ...]]
-Program = Generator[Statement, list[dict[str, Any]], Any]
-"""A write: yields statements, is sent the rows of each; what it returns, the write does."""
 
 RUN_COLUMNS = (
     "id",
@@ -156,6 +167,7 @@ RUN_COLUMNS = (
     "started_at",
     "output_dir",
     "rehearsal",
+    "account",
 )
 
 
@@ -247,7 +259,7 @@ class BaseJournal:
 
     def create_run(self, run: dict[str, Any], steps: Iterable[tuple[int, Any]]) -> None:
         """Record a new run and all its steps as pending."""
-        values = {"rehearsal": 0, **run}
+        values = {"rehearsal": 0, "account": None, **run}
         self._transaction(
             _each(
                 [
@@ -278,32 +290,31 @@ class BaseJournal:
             for f in dataclasses.fields(event)
             if f.name not in ("run_id", "at")
         }
-        self._transaction(
-            _each(
-                [
-                    *handler(event),
-                    (
-                        "INSERT INTO events (run_id, at, type, step_id, data)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (
-                            event.run_id,
-                            event.at,
-                            type(event).__name__,
-                            data.get("step_id"),
-                            json.dumps(data),
-                        ),
-                    ),
-                ]
+
+        def program() -> Program:
+            yield from _each(handler(event))
+            yield from chain.append(
+                event.run_id, event.at, type(event).__name__, data.get("step_id"), data
             )
-        )
+
+        self._transaction(program())
 
     def sign_off(
-        self, run_id: str, role: str, name: str, note: str = "", replace: bool = False
+        self,
+        run_id: str,
+        role: str,
+        who: Identity,
+        note: str = "",
+        replace: bool = False,
+        signer: Signer | None = None,
     ) -> dict[str, Any]:
-        """Record that ``name`` signs run ``run_id`` off as ``role`` (deployer, verifier).
+        """Record that ``who`` signs run ``run_id`` off as ``role`` (deployer, verifier),
+        in the sign-offs table and in the run's chain (a ``SignedOff`` event).
 
         A role is signed once; ``replace`` signs it again and the new row names the one
         it replaces, which stays in the record. A run still flying can not be signed.
+        The verifier is another account than the run's operator and its deployer.
+        With ``signer`` (signing on), the sign-off signs the chain's head.
         """
         run = self.find_run(run_id)
         if run["status"] == "running" and self._flying(run):
@@ -311,27 +322,35 @@ class BaseJournal:
                 f"run {run['id']} is still running: sign it off once it has finished"
             )
 
-        def program() -> Program:
-            before = yield (
-                "SELECT id, name FROM signoffs WHERE run_id = ? AND role = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (run["id"], role),
-            )
-            if before and not replace:
-                raise SignOffRefused(
-                    f"run {run['id']} is already signed off as {role} by {before[0]['name']}: "
-                    "pass --replace to sign it again (both are kept)"
-                )
-            signed = yield (
-                "INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-                (run["id"], role, name, time.time(), note, before[0]["id"] if before else None),
-            )
-            return signed[0]
+        return self._transaction(signoffs.record(run, role, who, note, replace, signer))
 
-        return self._transaction(program())
+    def seal(
+        self,
+        run_id: str,
+        purpose: str,
+        who: Identity,
+        signer: Signer | None,
+        problem: str = "",
+    ) -> None:
+        """Sign the run's chain head as ``who`` (the run's ``purpose``: start, end), in a
+        ``RecordSigned`` row of the chain; without a ``signer`` (signing failed), the row
+        says why: ``problem``."""
+        at = time.time()
+        data = {"purpose": purpose, "account": who.account, "host": who.host}
+        if problem:
+            data["problem"] = problem
+        seal = chain.sealer(signer, purpose, run_id, who, at) if signer else None
+        self._transaction(chain.append(run_id, at, chain.RECORD_SIGNED, None, data, seal))
 
     # ---------------------------------------------------------------- reading
+
+    def chained_events(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's event rows as stored (data as text), in the order they were written."""
+        return self._query(
+            "SELECT id, run_id, seq, at, type, step_id, data, hash FROM events "
+            "WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
 
     def _flying(self, run: dict[str, Any]) -> bool:
         """Whether a run recorded as running still flies: its process holds the run's
@@ -786,6 +805,7 @@ _APPLY: dict[type[ev.Event], Callable[[Any], list[Statement]]] = {
     ev.BaselineTaken: _event_only,
     ev.AlertChanged: _event_only,
     ev.StepApproved: _event_only,
+    ev.ApprovalRefused: _event_only,
     ev.StepRepaired: _event_only,
     ev.LockTakenOver: _event_only,
     ev.RunReopened: _run_reopened,

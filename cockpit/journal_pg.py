@@ -37,6 +37,8 @@ FIRST_USE_LOCK = "cockpit.journal"
 RUN_LOCKS = "cockpit.run"
 """The first key of the runs' advisory locks; the second is the run id's hash."""
 
+TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+
 # SQLite's words for the types, as PostgreSQL spells them (longest first).
 _TYPES = (
     ("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
@@ -190,8 +192,10 @@ class PgJournal(BaseJournal):
             if not await db.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
                 await db.execute(f"CREATE SCHEMA {_identifier(schema)}")
             await db.execute(f"SET search_path TO {_identifier(schema)}")
-            if await db.fetchval("SELECT to_regclass('meta')") is None:
-                await db.execute(pg_types(SCHEMA))
+            for table in TABLES:  # a table a newer schema added is made here too
+                if await db.fetchval("SELECT to_regclass($1)", table) is None:
+                    await db.execute(pg_types(SCHEMA))
+                    break
             await self._drive(db, self._upgrade())
 
     @staticmethod

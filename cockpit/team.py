@@ -12,9 +12,11 @@ Keys and channels (``P`` is ``[team] channel_prefix``):
   output batches included), published from a thread so the engine never waits on Redis.
 - ``P:info:RUN``: the run's runbook (name and text), environment and operator, so a
   watcher on another host can draw it.
-- ``P:approve:RUN``: approvals ``{step, by, nonce}``; the run checks each one (another
-  person than its operator, the step it waits on, not twice) and answers on
-  ``P:approve:RUN:reply`` ``{nonce, ok, message}``.
+- ``P:approve:RUN``: approvals (``cockpit.approvals.Request``: step, account, host,
+  nonce, signed with signing on); the run checks each one (its signature, another
+  account than its operator's, the step it waits on, not twice) and answers on
+  ``P:approve:RUN:reply`` ``{nonce, ok, message}``. Each one judged while the step
+  waits is recorded, approved or refused.
 
 Nothing here imports Textual: the run side is threads with the synchronous client, the
 watch and approve side is ``redis.asyncio``.
@@ -29,21 +31,23 @@ import json
 import os
 import queue
 import secrets
-import socket
 import sys
 import threading
 import time
 import typing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cockpit import events as ev
+from cockpit.approvals import Request, signature_problem
 from cockpit.config import Team
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
+from cockpit.identity import Identity
+from cockpit.signing import Signer
 from steps.base import NeedsOperator
 
 if TYPE_CHECKING:
@@ -216,6 +220,7 @@ class _Waiting:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue
     approved: list[str] = dataclasses.field(default_factory=list)
+    """The accounts that approved it."""
 
 
 _LOST = object()
@@ -234,8 +239,9 @@ class TeamRun:
         team: Team,
         environment: str,
         run_id: str,
-        operator: str,
+        operator: Identity,
         *,
+        allowed_signers: Path | None = None,
         on_lost: Callable[[str], None] = lambda reason: None,
     ) -> None:
         import redis
@@ -243,12 +249,16 @@ class TeamRun:
         self.team = team
         self.environment = environment
         self.run_id = run_id
-        self.operator = operator
+        self.operator = operator.label
+        self.account = operator.account
+        self.allowed_signers = allowed_signers
+        """Signing on: approvals are taken only signed by a key this file allows."""
+        self._nonces: set[str] = set()  # of the signed approvals judged so far
         self.on_lost = on_lost
         """Called (from the heartbeat thread) with why, when another run took the lock."""
         self.keys = channels(team, environment, run_id)
         self.client = redis.Redis.from_url(team.url(), socket_timeout=5, socket_connect_timeout=5)
-        self.me = Holder(operator, socket.gethostname(), os.getpid(), run_id, time.time())
+        self.me = Holder(operator.label, operator.host, os.getpid(), run_id, time.time())
         self.value = self.me.dump()
         self.took_over: Holder | None = None
         """Whose live lock this run took over (``--take-over``)."""
@@ -362,8 +372,16 @@ class TeamRun:
 
     # ---------------------------------------------------------------- approvals
 
-    async def approvals(self, step_id: str, others: int) -> AsyncIterator[tuple[str, int]]:
-        """Wait for ``others`` approvals of ``step_id``; each one as (who, how many so far).
+    def used(self, nonces: Iterable[str | None]) -> None:
+        """The nonces of signed approvals this run took before (it is resumed)."""
+        with self._mutex:
+            self._nonces.update(nonce for nonce in nonces if nonce)
+
+    async def approvals(
+        self, step_id: str, others: int
+    ) -> AsyncIterator[ev.StepApproved | ev.ApprovalRefused]:
+        """Wait for ``others`` approvals of ``step_id``; each one judged meanwhile as its
+        event (approved, or refused and why), to be recorded.
 
         NeedsOperator when the run lost its lock meanwhile.
         """
@@ -371,42 +389,89 @@ class TeamRun:
         with self._mutex:
             self._waiting = waiting
         try:
-            for count in range(1, others + 1):
+            count = 0
+            while count < others:
                 if self.lost:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
                 item = await waiting.queue.get()
                 if item is _LOST:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
-                by, _ = item
-                yield by, count
+                count += isinstance(item, ev.StepApproved)
+                yield item
         finally:
             with self._mutex:
                 self._waiting = None
 
-    def _judge(self, step_id: str, by: str) -> tuple[bool, str]:
-        """Take or refuse an approval (the listener thread)."""
+    def _judge(self, request: Request) -> tuple[bool, str]:
+        """Take or refuse an approval (the listener thread); one judged while the step
+        waits for it goes to ``approvals`` as its event. Its signature (signing on) is
+        checked first, out of the lock: ssh-keygen takes a moment."""
+        key, signed = "", ""
+        if self.allowed_signers is not None:
+            with self._mutex:
+                seen = set(self._nonces)
+            signed, key = signature_problem(request, self.run_id, self.allowed_signers, seen)
         with self._mutex:
+            if key:
+                self._nonces.add(request.nonce)  # used, whatever becomes of it
             waiting = self._waiting
-            if waiting is None or waiting.step_id != step_id:
+            if waiting is None or waiting.step_id != request.step_id:
                 now = f" (it waits for '{waiting.step_id}')" if waiting else ""
                 return False, (
-                    f"run {self.run_id} is not waiting for an approval of step '{step_id}'{now}"
+                    f"run {self.run_id} is not waiting for an approval of step "
+                    f"'{request.step_id}'{now}"
                 )
-            if not by:
-                return False, "an approval needs the approver's name (config operator)"
-            if by == self.operator:
-                return False, (
-                    f"{by} flies run {self.run_id}: the run's own operator can "
-                    "not approve its steps; another person must"
+            refused = signed or self._refusal(request, waiting)
+            if refused:
+                event: ev.Event = ev.ApprovalRefused(
+                    self.run_id,
+                    time.time(),
+                    request.step_id,
+                    request.by,
+                    request.account,
+                    request.host,
+                    refused,
+                    key,
                 )
-            if by in waiting.approved:
-                return False, f"{by} approved step '{step_id}' already; it needs another person"
-            waiting.approved.append(by)
-            count = len(waiting.approved)
-        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, (by, time.time()))
+            else:
+                waiting.approved.append(request.account)
+                event = ev.StepApproved(
+                    self.run_id,
+                    time.time(),
+                    request.step_id,
+                    request.by,
+                    len(waiting.approved),
+                    waiting.others,
+                    request.account,
+                    request.host,
+                    key,
+                    bool(key),
+                    request.signed() if key else {},
+                    request.signature if key else "",
+                )
+        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, event)
+        if refused:
+            return False, refused
         return True, (
-            f"approved step '{step_id}' of run {self.run_id} as {by} ({count} of {waiting.others})"
+            f"approved step '{request.step_id}' of run {self.run_id} as {request.by} "
+            f"({len(waiting.approved)} of {waiting.others})"
         )
+
+    def _refusal(self, request: Request, waiting: _Waiting) -> str:
+        """Why an approval of the step the run waits on is refused, or ''."""
+        if not request.account:
+            return "an approval names the approver's account (a cockpit before issue 20 sent it)"
+        if request.account == self.account:
+            return (
+                f"{request.account} flies run {self.run_id}: the run's own account can "
+                "not approve its steps; another person's account must"
+            )
+        if request.account in waiting.approved:
+            return (
+                f"{request.account} approved step '{request.step_id}' already; it needs "
+                "another person's account"
+            )
+        return ""
 
     def _listener(self) -> None:
         import redis
@@ -421,15 +486,14 @@ class TeamRun:
                 continue
             if message is None:
                 continue
-            try:
-                request = json.loads(message["data"])
-                step_id, by, nonce = str(request["step"]), str(request["by"]), request["nonce"]
-            except (ValueError, KeyError, TypeError):
+            request = Request.parse(message["data"], self.run_id)
+            if request is None:
                 continue
-            ok, text = self._judge(step_id, by.strip())
+            ok, text = self._judge(request)
             try:
                 self.client.publish(
-                    self.keys["reply"], json.dumps({"nonce": nonce, "ok": ok, "message": text})
+                    self.keys["reply"],
+                    json.dumps({"nonce": request.nonce, "ok": ok, "message": text}),
                 )
             except redis.RedisError:
                 continue
@@ -562,8 +626,11 @@ class Follower:
                 yield event
 
 
-async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
-    """Approve ``step_id`` of the run as ``by``; the run's answer, or TeamError."""
+async def approve(
+    team: Team, run_id: str, step_id: str, who: Identity, signer: Signer | None = None
+) -> str:
+    """Approve ``step_id`` of the run as ``who`` (signed with ``signer``'s key, with
+    signing on); the run's answer, or TeamError."""
     import redis.asyncio as aioredis
 
     p = team.channel_prefix
@@ -572,7 +639,7 @@ async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
     pubsub = client.pubsub()
     try:
         await pubsub.subscribe(f"{p}:approve:{run_id}:reply")
-        request = json.dumps({"step": step_id, "by": by, "nonce": nonce})
+        request = Request.make(run_id, step_id, who, nonce, signer).dump()
         if not await client.publish(f"{p}:approve:{run_id}", request):
             raise TeamError(
                 f"no cockpit flies run {run_id} in team mode right now: nothing to approve"
