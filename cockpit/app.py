@@ -41,7 +41,7 @@ from steps.base import NeedsOperator
 from widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
-    from cockpit.team import Watched
+    from cockpit.watching import Watched
 
 
 class TerminalStream:
@@ -374,6 +374,6 @@ class WatchApp(VisibleNotifications, App[None]):
         self.signer = signer
 
     def on_mount(self) -> None:
-        from screens.watch import WatchScreen  # cockpit.team: not on `cockpit run`'s path
+        from screens.watch import WatchScreen  # cockpit.watching: not on `cockpit run`'s path
 
         self.push_screen(WatchScreen(self.team, self.watched, self.operator, self.signer))

@@ -499,7 +499,7 @@ def _team_config(config):
 
 
 def cmd_watch(args) -> int:
-    from cockpit.team import find_watched
+    from cockpit.watching import find_watched
 
     config = _config(args)
     team = _team_config(config)
@@ -528,7 +528,7 @@ def cmd_watch(args) -> int:
 
 async def _watch_headless(team, watched) -> int:
     from cockpit.headless import HeadlessPrinter
-    from cockpit.team import watch_events
+    from cockpit.watching import watch_events
 
     print(f"cockpit: watching {watched.note}", flush=True)
     printer = HeadlessPrinter(watched.runbook)
@@ -540,7 +540,7 @@ async def _watch_headless(team, watched) -> int:
 
 def cmd_approve(args) -> int:
     from cockpit.journal import RunNotFound
-    from cockpit.team import approve
+    from cockpit.watching import approve
 
     config = _config(args)
     team = _team_config(config)

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cockpit.journal import SCHEMA, BaseJournal, JournalError, Program, RunLock
+from cockpit.journal import SCHEMA, BaseJournal, JournalError, Program
+from cockpit.runlock import RunLock
 
 CALL_TIMEOUT = 30.0
 """Seconds a call waits for the server before the journal gives up on it."""

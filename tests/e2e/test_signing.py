@@ -439,7 +439,7 @@ async def test_the_watch_screen_signs_its_approval(
 
     from cockpit.app import WatchApp
     from cockpit.config import Team
-    from cockpit.team import find_watched
+    from cockpit.watching import find_watched
 
     made, allowed = keys
     alice, _ = accounts

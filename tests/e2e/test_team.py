@@ -313,7 +313,7 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
 
 def watched_run(journal, *recorded: ev.Event):
     """Run ``r`` on staging in ``journal``, with ``recorded`` as its past."""
-    from cockpit.team import Watched
+    from cockpit.watching import Watched
 
     row = {"id": "r", "runbook": "R", "version": "", "runbook_path": "", "runbook_sha256": ""}
     row |= {"environment": "staging", "operator": "alice", "host": "h", "status": "running"}
@@ -327,7 +327,7 @@ async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journa
     from cockpit.config import Team
     from cockpit.headless import HeadlessPrinter
     from cockpit.runbook import parse_runbook
-    from cockpit.team import watch_events
+    from cockpit.watching import watch_events
 
     recorded = [
         ev.RunStarted("r", 1.0, "R", "staging", "alice"),
@@ -355,7 +355,8 @@ async def test_a_watcher_follows_an_ended_run_while_its_cockpit_holds_it(team, j
     """The run ended, but its cockpit is still open (it holds the environment) and may
     reopen it: the watcher follows on, and stops once the cockpit lets go."""
     from cockpit.config import Team
-    from cockpit.team import Holder, watch_events
+    from cockpit.team import Holder
+    from cockpit.watching import watch_events
 
     team.set(LOCK, Holder("alice", "h", os.getpid(), "r", time.time()).dump())
     ended = ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed")
@@ -618,7 +619,7 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(
 ):
     from cockpit.app import WatchApp
     from cockpit.config import Team
-    from cockpit.team import find_watched
+    from cockpit.watching import find_watched
     from screens.watch import WatchScreen
 
     run, run_id = start_guarded(team, record, tmp_path, "echo migrated; echo done >&2", approvals=2)

@@ -18,7 +18,7 @@ from cockpit.engine import Engine
 from cockpit.events import StepStatus as S
 from cockpit.identity import Identity
 from cockpit.runbook import load_runbook
-from cockpit.team import Watched
+from cockpit.watching import Watched
 from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.prompt import PromptModal
