@@ -55,6 +55,9 @@ bench: $(VENV)/.installed-test bundle
 	$(BIN)/python -m bench.watch
 	$(BIN)/python -m bench.platform
 	$(BIN)/python -m bench.hostile
+	$(BIN)/python -m bench.alerts
+	$(BIN)/python -m bench.prometheus
+	$(BIN)/python -m bench.corpus
 	$(BIN)/python -m bench.bundle $(BUNDLE)
 
 # One executable file to copy to a bastion: cockpit and every runtime dependency, built
