@@ -26,7 +26,8 @@ from cockpit.identity import Identity
 from cockpit.runview import RunView
 from cockpit.signing import Signer
 from cockpit.stopped import time_flown
-from cockpit.team import TeamError, Watched, approve, watch_events
+from cockpit.team import TeamError
+from cockpit.watching import Watched, approve, watch_events
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
