@@ -22,9 +22,12 @@ from textual.widgets import Input, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
+from cockpit.identity import Identity
 from cockpit.runview import RunView
+from cockpit.signing import Signer
 from cockpit.stopped import time_flown
-from cockpit.team import TeamError, Watched, approve, watch_events
+from cockpit.team import TeamError
+from cockpit.watching import Watched, approve, watch_events
 from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
@@ -49,11 +52,15 @@ class WatchScreen(OutputKeys, Screen):
         *OUTPUT_KEYS,
     ]
 
-    def __init__(self, team: Team, watched: Watched, operator: str) -> None:
+    def __init__(
+        self, team: Team, watched: Watched, operator: Identity, signer: Signer | None = None
+    ) -> None:
         super().__init__()
         self.team = team
         self.watched = watched
         self.operator = operator
+        self.signer = signer
+        """Signs approvals with the person's key, with signing on."""
         runbook = watched.runbook
         self.view = RunView(runbook, WINDOW_LINES, join_late=True)
         self.selected = runbook.steps[0].id
@@ -213,7 +220,9 @@ class WatchScreen(OutputKeys, Screen):
 
     async def _approve(self, step_id: str) -> None:
         try:
-            said = await approve(self.team, self.watched.run_id, step_id, self.operator)
+            said = await approve(
+                self.team, self.watched.run_id, step_id, self.operator, self.signer
+            )
         except TeamError as exc:
             self.notify(str(exc), title="Not approved", severity="error", timeout=15)
             return
