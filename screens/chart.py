@@ -10,12 +10,13 @@ import re
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertRule, format_metric
 from cockpit.runbook import Runbook
+from widgets.keys_footer import KeysFooter
 from widgets.plain import plain
 
 REFRESH = 2.0
@@ -47,7 +48,7 @@ class ChartScreen(Screen):
         )
         for metric in self.charted:
             yield PlotextPlot(id=f"chart-{metric.replace('.', '_')}")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.draw)  # once laid out: labels are placed by width

@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, SelectionList, Static, Tree
+from textual.widgets import Input, Label, SelectionList, Static, Tree
 
 from cockpit import events as ev
 from cockpit.engine import Engine, EngineError
@@ -32,6 +32,7 @@ from screens.messages import EngineEvent
 from screens.prompt import PromptModal
 from screens.rollback import RollbackModal
 from widgets.checklist import Checklist
+from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_keys import SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
@@ -66,7 +67,10 @@ class CockpitScreen(OutputKeys, Screen):
     BINDINGS = COCKPIT_KEYS
 
     def __init__(self, engine: Engine, *, protected: bool) -> None:
-        super().__init__()
+        # The classes the layout depends on are set before the first styling: set on
+        # the first resize, each restyled the whole screen again (~20 ms of first paint).
+        super().__init__(classes="-metrics" if engine.runbook.metrics is not None else "")
+        self.set_class(self.narrow, "-narrow")
         self.engine = engine
         self.protected = protected
         self.view = RunView(engine.runbook, engine.window_lines, engine.status)
@@ -116,7 +120,7 @@ class CockpitScreen(OutputKeys, Screen):
                 spec.interval if spec else None,
                 id="metrics",
             )
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False, compact=self.narrow)
 
     def on_mount(self) -> None:
         self.query_one("#stopped").display = bool(self.engine.stopped)
@@ -126,10 +130,15 @@ class CockpitScreen(OutputKeys, Screen):
         self.call_after_refresh(tree.select_step, self.selected)
         self.show_step(self.selected)
 
+    @property
+    def narrow(self) -> bool:
+        """Too narrow for the metrics slot (the terminal's width: the screen's own is
+        known once laid out)."""
+        return self.app.size.width < NARROW
+
     def on_resize(self) -> None:
-        self.set_class(self.size.width < NARROW, "-narrow")
-        self.set_class(self.engine.runbook.metrics is not None, "-metrics")
-        self.query_one(Footer).compact = self.size.width < NARROW  # every key, whole
+        self.set_class(self.narrow, "-narrow")
+        self.query_one(KeysFooter).compact = self.narrow  # every key, whole
 
     # ------------------------------------------------------------ what is shown
 

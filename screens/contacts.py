@@ -9,11 +9,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from cockpit.controls import visible
 from cockpit.runbook import Contacts, Runbook
 from cockpit.runbook.placeholders import placeholder
+from widgets.keys_footer import KeysFooter
 
 
 def _shown(text: str) -> str:
@@ -78,4 +79,4 @@ class ContactsScreen(Screen):
                 text.append(f"  [ ] {_shown(item)}\n")
         with VerticalScroll():
             yield Static(text)
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)

@@ -13,10 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from cockpit.durations import format_duration
 from cockpit.journal import BaseJournal
+from widgets.keys_footer import KeysFooter
 from widgets.plain import plain
 
 RESUMABLE = ("paused", "interrupted", "failed", "cancelled")
@@ -53,7 +54,7 @@ class HistoryScreen(Screen):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Label("", id="run-summary")
             yield DataTable(id="steps", cursor_type="row")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         runs = self.query_one("#runs", DataTable)

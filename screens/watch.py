@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Tree
+from textual.widgets import Input, Label, Tree
 
 from cockpit import events as ev
 from cockpit.config import Team
@@ -28,6 +28,7 @@ from cockpit.signing import Signer
 from cockpit.stopped import time_flown
 from cockpit.team import TeamError
 from cockpit.watching import Watched, approve, watch_events
+from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
 from widgets.output_pane import OutputPane
@@ -97,7 +98,7 @@ class WatchScreen(OutputKeys, Screen):
                 spec.interval if spec else None,
                 id="metrics",
             )
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         tree = self.query_one(PhaseTree)

@@ -66,6 +66,8 @@ class OutputPane(ScrollView, can_focus=True):
 
     def show(self, buffer: OutputBuffer, path: Path | None = None) -> None:
         """Show another step's buffer (its output file: ``path``), following its tail."""
+        if buffer is self.live is self.buffer and path == self.path and self.following:
+            return  # its tail is shown already
         if path != self.path:
             self.matches = Matches("")
         self.buffer = self.live = buffer
@@ -73,13 +75,13 @@ class OutputPane(ScrollView, can_focus=True):
         self.excerpt = self.match = None
         self.unseen = 0
         self.following = True
-        self._resize()
-        self._to_end()
+        self._to_end(self._resize())
         self.refresh()
 
-    def _to_end(self) -> None:
-        """Scroll to the newest line once the new size is laid out."""
-        self.scroll_end(animate=False, x_axis=False)
+    def _to_end(self, relaid: bool) -> None:
+        """Scroll to the newest line: now, or once laid out if a scrollbar came or went
+        (``relaid``: the room for lines may change)."""
+        self.scroll_end(animate=False, x_axis=False, immediate=not relaid)
 
     def appended(self, printed: int, shifted: int) -> None:
         """The step of the shown buffer printed ``printed`` lines; ``shifted`` lines fell
@@ -93,17 +95,47 @@ class OutputPane(ScrollView, can_focus=True):
             self._resize()
             self.scroll_to(y=max(0, self.scroll_y - shifted), animate=False, immediate=True)
         else:
-            self._resize()
-            self._to_end()
+            self._to_end(self._resize())
         self.refresh()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._base = None  # the theme or the CSS changed
 
-    def _resize(self) -> None:
+    def _resize(self) -> bool:
+        """Make the scrollable size the buffer's; True if the pane is laid out again.
+
+        ``virtual_size`` asks for a relayout, a whole-screen redraw, which a flood did
+        at each batch while the window filled or its lines grew longer. Only this pane's
+        scrollbars depend on it, so it is set in place unless a scrollbar may come or go.
+        """
         width = self.buffer.width + (len("HH:MM:SS ") if self.times else 0)
-        self.virtual_size = Size(width, len(self.buffer.lines))
+        size, old = Size(width, len(self.buffer.lines)), self.virtual_size
+        if size == old:
+            return False
+        if self._bars_may_change(old, size):
+            self.virtual_size = size
+            return True
+        self.set_reactive(OutputPane.virtual_size, size)
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.window_virtual_size = size.height
+        if self.show_horizontal_scrollbar:
+            self.horizontal_scrollbar.window_virtual_size = size.width
+        return False
+
+    def _bars_may_change(self, old: Size, new: Size) -> bool:
+        """Whether a scrollbar may come or go between two scrollable sizes: one of them
+        crossed the room for lines, with or without the other bar's share of it."""
+        room = self.container_size
+        bar = max(self.styles.scrollbar_size_vertical, self.styles.scrollbar_size_horizontal)
+        return any(
+            (before > limit) != (after > limit)
+            for before, after, whole in (
+                (old.width, new.width, room.width),
+                (old.height, new.height, room.height),
+            )
+            for limit in range(whole - bar, whole + 1)
+        )
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -154,11 +186,12 @@ class OutputPane(ScrollView, can_focus=True):
         super().action_scroll_home()
 
     def action_follow(self) -> None:
+        relaid = False
         if self.excerpt is not None:
             self.buffer, self.excerpt, self.match = self.live, None, None
-            self._resize()
+            relaid = self._resize()
         self.following, self.unseen = True, 0
-        self._to_end()
+        self._to_end(relaid)
         self.refresh()
 
     def action_times(self) -> None:

@@ -39,6 +39,10 @@ class StepDetail(Static):
     StepDetail { padding: 0 1; height: auto; max-height: 12; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple | None = None  # what ``show`` was last given
+
     def show(
         self,
         step: Step,
@@ -47,6 +51,12 @@ class StepDetail(Static):
         row: Mapping[str, Any] | None,
         output: str,
     ) -> None:
+        """Show a step; the same again (the tree's cursor back on it, an event that
+        changed nothing shown here) is not rendered again."""
+        shown = (step, status, description, dict(row or {}), output)
+        if shown == self._shown:
+            return
+        self._shown = shown
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
@@ -70,4 +80,17 @@ class StepDetail(Static):
         )
         if step.description:
             title.append(visible(f"  {step.description}", newlines=False), style="dim")
-        self.update(Group(title, grid))
+        self._replace(Group(title, grid))
+
+    def _replace(self, content: Group) -> None:
+        """Show ``content``, relaying the screen out only when its height changes.
+
+        The detail is shown again at each event of its step and each move of the tree's
+        cursor, its height seldom changes, and a relayout redraws the whole screen: a
+        key pressed during an output flood waited for it (a frame of 15-25 ms)."""
+        width = self.size.width
+        before = self.get_content_height(self.container_size, self.screen.size, width)
+        self.update(content, layout=False)
+        after = self.get_content_height(self.container_size, self.screen.size, width)
+        if not width or after != before:
+            self.refresh(layout=True)

@@ -3,6 +3,7 @@ chart, the deployment record, team mode, the metrics client) is imported when us
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -35,3 +36,21 @@ def test_the_cockpit_app_loads_nothing_its_first_paint_does_not_show():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def frame_rate(env: dict[str, str]) -> str:
+    """Textual's frame rate in a fresh interpreter that imports the cockpit command."""
+    script = "import cockpit.cli, cockpit.app, textual.constants as c\nprint(c.MAX_FPS)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, text=True, capture_output=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_cockpit_draws_up_to_120_frames_a_second_unless_the_operator_says_otherwise():
+    """At Textual's 60, a key pressed just after a frame was drawn up to ~33 ms later
+    (the frame timer skips a tick after a pause); the operator's TEXTUAL_FPS wins."""
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_FPS"}
+    assert frame_rate(env) == "120"
+    assert frame_rate({**env, "TEXTUAL_FPS": "30"}) == "30"
