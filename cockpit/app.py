@@ -39,6 +39,7 @@ from steps.base import NeedsOperator
 from widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
+    from cockpit.replay import Recording
     from cockpit.team import Watched
 
 
@@ -372,3 +373,22 @@ class WatchApp(VisibleNotifications, App[None]):
         from screens.watch import WatchScreen  # cockpit.team: not on `cockpit run`'s path
 
         self.push_screen(WatchScreen(self.team, self.watched, self.operator))
+
+
+class ReplayApp(VisibleNotifications, App[None]):
+    """``cockpit replay`` at a terminal: a recorded run played back, read-only."""
+
+    TITLE = "cockpit replay"
+    BINDINGS = [Binding("ctrl+q,q", "quit", "Quit", id="app.quit", priority=True)]
+
+    def __init__(
+        self, recording: Recording, speed: float, at: float | None = None, play: bool = True
+    ) -> None:
+        super().__init__()
+        self.recording = recording
+        self.speed, self.at, self.play = speed, at, play
+
+    def on_mount(self) -> None:
+        from screens.replay import ReplayScreen  # not on `cockpit run`'s path
+
+        self.push_screen(ReplayScreen(self.recording, self.speed, self.at, self.play))

@@ -517,6 +517,12 @@ async def _watch_headless(team, watched) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args) -> int:
+    from cockpit.cli_replay import replay
+
+    return replay(args, _journal(args, _config(args)))
+
+
 def cmd_approve(args) -> int:
     from cockpit.journal import RunNotFound
     from cockpit.team import approve
@@ -687,4 +693,5 @@ COMMANDS = {
     "locate": cmd_locate,
     "watch": cmd_watch,
     "approve": cmd_approve,
+    "replay": cmd_replay,
 }

@@ -444,6 +444,12 @@ def _stamps(path: Path) -> Iterator[tuple[int, float]]:
         base += _lines_in(segment)
 
 
+def sidecar(path: Path) -> Iterator[tuple[int, float]]:
+    """When an output file's lines were read: ``(first line, epoch)`` for each write, in
+    order, over its tail segments too (see ``times_path``); none without a sidecar."""
+    return _stamps(path)
+
+
 def line_times(path: Path, first: int, count: int) -> list[float | None]:
     """When lines ``first`` to ``first + count - 1`` (from 0) of an output file were
     read, from its sidecar; None for a line it has no time for. The sidecar is read only

@@ -1,0 +1,220 @@
+"""``cockpit replay``: a recorded drill played back from the journal, read-only; the
+frame at the moment its critical alert fired, ``--at``, the keys that move in time, and
+what the command says of a run it can not replay."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from datetime import datetime
+
+import pytest
+from helpers import METRICS_TOKEN, Operator, cockpit, metrics_section, until
+
+from cockpit import events as ev
+from cockpit.app import ReplayApp
+from cockpit.config import Config, Environment
+from cockpit.engine import Engine
+from cockpit.events import RunStatus, StepStatus
+from cockpit.replay import Playhead, load, parse_at, parse_speed
+from cockpit.runbook import load_runbook
+from widgets.metrics_panel import MetricRow
+from widgets.output_pane import OutputPane
+from widgets.run_header import RunHeader
+
+SIZE = (120, 35)
+DRILL = """
+runbook: Drill
+version: "1.0"
+secrets: [ADMIN_KEY]
+{metrics}alerts:
+  - {{name: error-rate, metric: error_rate, above: 5%, for: 300ms, severity: critical}}
+phases:
+  - id: prep
+    title: Preparation
+    steps:
+      - {{id: count, run: "for i in $(seq 1 20); do echo line $i; sleep 0.05; done"}}
+  - id: deploy
+    title: Deploy
+    deploy: true
+    steps:
+      - {{id: watch, kind: gate, for: 10s, severity: critical, on_failure: rollback}}
+rollback:
+  steps:
+    - {{id: undo, run: "echo undoing"}}
+"""
+
+
+@pytest.fixture
+def drill(tmp_path, journal, metrics_endpoint, monkeypatch):
+    """A drill flown for real: healthy metrics through the preparation, errors once the
+    deploy phase starts, its gate failing on the critical alert, the rollback run."""
+    monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
+    metrics_endpoint.traffic()
+    path = tmp_path / "drill.yaml"
+    path.write_text(DRILL.format(metrics=metrics_section(metrics_endpoint.url)))
+    engine = Engine(
+        load_runbook(path),
+        journal,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="staging"),
+        operator=Operator(),
+    )
+
+    def bad_release(event):
+        if isinstance(event, ev.PhaseStarted) and event.phase_id == "deploy":
+            metrics_endpoint.error_ratio = 0.2
+
+    engine.subscribe(bad_release)
+    assert asyncio.run(engine.run()) == RunStatus.ROLLED_BACK
+    return engine.run_id
+
+
+def fired(journal, run_id) -> float:
+    return next(
+        e["at"]
+        for e in journal.events(run_id)
+        if e["type"] == "AlertChanged" and e["data"]["state"] == "firing"
+    )
+
+
+def header_text(app) -> str:
+    return str(app.screen.query_one(RunHeader).render())
+
+
+def row_state(app, metric: str) -> str:
+    return next(r for r in app.screen.query(MetricRow) if r.metric == metric).state
+
+
+async def test_the_frame_at_the_moment_the_critical_alert_fired(drill, journal):
+    recording = load(journal, drill)
+    at = fired(journal, drill)
+    app = ReplayApp(recording, speed=10, at=at, play=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        header = screen.query_one(RunHeader)
+        assert header.has_class("-alarm")
+        assert header_text(app).startswith(" CRITICAL error-rate ")
+        assert screen.view.status == {
+            "count": StepStatus.OK,
+            "watch": StepStatus.RUNNING,
+            "undo": StepStatus.PENDING,
+        }
+        assert row_state(app, "error_rate") == "firing"
+        assert screen.selected == "watch"
+        # the header's clock is the replay's: the time flown up to that moment
+        assert abs(header.elapsed - (at - recording.start)) < 1.5
+        status = str(screen.query_one("#watch-status").render())
+        assert status.startswith("replay paused · 10x · ")
+        assert time.strftime("%H:%M:%S", time.localtime(at)) in status
+
+        await pilot.press("F")  # the first failure: the gate
+        await pilot.pause()
+        assert screen.view.status["watch"] == StepStatus.FAILED
+        assert screen.view.status["undo"] == StepStatus.PENDING
+
+        await pilot.press("right_square_bracket")  # the next phase: the rollback
+        await pilot.pause()
+        rollback = next(e for e in recording.events if isinstance(e, ev.RollbackStarted))
+        assert screen.playhead.now() == rollback.at
+        assert not screen.query_one(RunHeader).has_class("-alarm")  # the decision is taken
+        assert header_text(app).startswith(" REHEARSAL") or " STAGING " in header_text(app)
+
+
+async def test_moving_back_rebuilds_the_frame_and_the_output_is_as_printed(drill, journal):
+    recording = load(journal, drill)
+    rows = {r["step_id"]: r for r in journal.steps(drill)}
+    count = rows["count"]
+    middle = count["started_at"] + (count["finished_at"] - count["started_at"]) / 2
+    app = ReplayApp(recording, speed=10, at=fired(journal, drill), play=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await screen._seek(middle)  # back, to the middle of the first step
+        screen.query_one("#phases").select_step("count")
+        await pilot.pause()
+        pane = screen.query_one(OutputPane)
+        printed = pane.buffer.printed
+        assert 0 < printed < 20  # printed by then, not the whole file
+        assert [text for _, text in pane.buffer.lines][-1] == f"line {printed}"
+        assert all(t is not None and t <= middle for t in pane.buffer.times)
+        assert screen.view.status["count"] == StepStatus.RUNNING
+        assert not screen.query_one(RunHeader).has_class("-alarm")
+        assert row_state(app, "error_rate") == "ok"
+
+        await pilot.press("space")  # play on at 10x to the end: the whole output
+        await until(pilot, lambda: screen.view.finished is not None, "the run's end", 30)
+        shown = screen.view.buffers["count"]  # followed to its end, then the gate's shown
+        assert shown.printed == 20 and shown.lines[-1] == ("out", "line 20")
+        assert screen.view.finished.status == RunStatus.ROLLED_BACK
+        assert screen.query_one(RunHeader).outcome[0] == RunStatus.ROLLED_BACK
+
+
+async def test_step_and_back_move_one_event(drill, journal):
+    recording = load(journal, drill)
+    app = ReplayApp(recording, speed=10, play=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        times = [e.at for e in recording.events]
+        assert screen.playhead.now() == times[0]
+        await pilot.press("full_stop", "full_stop")
+        assert screen.playhead.now() == sorted(set(times))[2]
+        await pilot.press("comma")
+        assert screen.playhead.now() == sorted(set(times))[1]
+        await pilot.press("plus", "plus")
+        assert screen.playhead.speed == 50
+
+
+def test_at_and_speed_are_read_as_the_operator_writes_them():
+    start = datetime(2026, 12, 3, 14, 31, 50).timestamp()
+    end = start + 3600
+    assert parse_at("14:32:07", start, end) == start + 17
+    assert parse_at("14:31", start, end) == start  # the minute the run started in
+    assert parse_at("15:00", start, end) == start + 28 * 60 + 10
+    assert parse_at("2026-12-03T14:40:00", start, end) == start + 8 * 60 + 10
+    with pytest.raises(ValueError, match=r"^--at 16:00: the run was flown 14:31:50-15:31:50"):
+        parse_at("16:00", start, end)
+    with pytest.raises(ValueError, match="expected HH:MM, HH:MM:SS or an ISO date"):
+        parse_at("noon", start, end)
+    assert parse_speed("10x") == parse_speed("10") == 10
+    with pytest.raises(ValueError, match="expected a speed"):
+        parse_speed("fast")
+
+
+def test_the_playhead_moves_at_its_speed_and_stops_at_the_end():
+    now = [0.0]
+    head = Playhead(100.0, 200.0, 10, real=lambda: now[0])
+    head.play()
+    now[0] = 2.0
+    assert head.now() == 120.0
+    head.pause()
+    now[0] = 5.0
+    assert head.now() == 120.0
+    assert head.faster(1) == 20
+    head.play()
+    now[0] = 100.0
+    assert head.now() == 200.0
+
+
+def test_replay_says_in_one_line_when_it_can_not(drill, journal):
+    path = journal.path
+    done = cockpit("replay", "nosuchrun", "--journal", path)
+    assert done.returncode == 2
+    assert done.stderr == f"cockpit: no run 'nosuchrun' in the journal {path}\n"
+
+    done = cockpit("replay", drill, "--journal", path, "--at", "noon")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"cockpit: run {drill}: --at 'noon': expected HH:MM")
+
+    folder = journal.run_dir(drill)
+    shutil.rmtree(folder)
+    done = cockpit("replay", drill, "--journal", path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"cockpit: run {drill}: its output files are not on this host (none of 3 in "
+        f"{folder}): replay it on the host that flew it\n"
+    )
+    assert "Traceback" not in done.stderr
