@@ -17,6 +17,7 @@ from cockpit.app import ReplayApp
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import RunStatus, StepStatus
+from cockpit.journal_pg import PgJournal
 from cockpit.replay import Playhead, load, parse_at, parse_speed
 from cockpit.runbook import load_runbook
 from widgets.metrics_panel import MetricRow
@@ -47,11 +48,32 @@ rollback:
 
 
 @pytest.fixture
-def drill(tmp_path, journal, metrics_endpoint, monkeypatch):
-    """A drill flown for real: healthy metrics through the preparation, errors once the
-    deploy phase starts, its gate failing on the critical alert, the rollback run."""
+def fly_drill(tmp_path, metrics_endpoint, monkeypatch):
+    """Fly a drill for real into a journal: healthy metrics through the preparation,
+    errors once the deploy phase starts, its gate failing on the critical alert, the
+    rollback run. Returns the run's id."""
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
     metrics_endpoint.traffic()
+    return lambda journal: _fly_drill(tmp_path, journal, metrics_endpoint)
+
+
+@pytest.fixture
+def drill(fly_drill, journal) -> str:
+    return asyncio.run(fly_drill(journal))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """The journal on each backend: a run is replayed from either alike."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("journal")
+        return
+    journal = PgJournal(request.getfixturevalue("pg_dsn"), runs_dir=tmp_path / "pg-runs")
+    yield journal
+    journal.close()
+
+
+async def _fly_drill(tmp_path, journal, metrics_endpoint) -> str:
     path = tmp_path / "drill.yaml"
     path.write_text(DRILL.format(metrics=metrics_section(metrics_endpoint.url)))
     engine = Engine(
@@ -67,7 +89,7 @@ def drill(tmp_path, journal, metrics_endpoint, monkeypatch):
             metrics_endpoint.error_ratio = 0.2
 
     engine.subscribe(bad_release)
-    assert asyncio.run(engine.run()) == RunStatus.ROLLED_BACK
+    assert await engine.run() == RunStatus.ROLLED_BACK
     return engine.run_id
 
 
@@ -87,7 +109,9 @@ def row_state(app, metric: str) -> str:
     return next(r for r in app.screen.query(MetricRow) if r.metric == metric).state
 
 
-async def test_the_frame_at_the_moment_the_critical_alert_fired(drill, journal):
+async def test_the_frame_at_the_moment_the_critical_alert_fired(fly_drill, backend):
+    journal = backend
+    drill = await fly_drill(journal)
     recording = load(journal, drill)
     at = fired(journal, drill)
     app = ReplayApp(recording, speed=10, at=at, play=False)
