@@ -52,7 +52,9 @@ def clock(at: float) -> str:
 
 def parse_at(text: str, start: float, end: float) -> float:
     """``--at``: HH:MM[:SS] (local time, on a day the run was flown) or an ISO date and
-    time, as epoch seconds within the run (``start`` to ``end``)."""
+    time, as epoch seconds within the run (``start`` to ``end``). A time to the second
+    means the end of that second (what the operator saw by then, as a log line stamped
+    with it); HH:MM, the minute's start."""
     span = f"{clock(start)}-{clock(end)} ({datetime.fromtimestamp(start):%Y-%m-%d})"
     text = text.strip()
     try:
@@ -64,11 +66,12 @@ def parse_at(text: str, start: float, end: float) -> float:
                 datetime.combine(first + timedelta(days=d), moment.time()).timestamp()
                 for d in range(days + 1)
             ]
-            # HH:MM means the whole minute: its start may be before the run's start
-            slack = 59.999 if text.count(":") == 1 else 0.999
+            seconds = text.count(":") == 2
+            # the minute (the second) named may have begun before the run started
+            slack = 0.999 if seconds else 59.999
             found = [c for c in candidates if start - slack <= c <= end]
             if found:
-                return max(found[0], start)
+                return min(max(found[0] + (0.999 if seconds else 0), start), end)
             raise ValueError(f"--at {text}: the run was flown {span}")
         at = datetime.fromisoformat(text).timestamp()
     except ValueError as exc:

@@ -61,6 +61,7 @@ class FollowScreen(OutputKeys, Screen):
         self._flights: list[dict[str, Any]] = []  # see _keep_flights
         self._heard: float | None = None  # the time of the newest event
         self._rolling_back = False
+        self._guards: dict[str, str] = {}  # what a step set for the run, by key
         self.alerts = tuple(
             rule
             for rule in runbook.alerts
@@ -170,6 +171,7 @@ class FollowScreen(OutputKeys, Screen):
             ev.DiskLow: lambda e: self.notify(
                 e.message, title="Disk", severity="warning", timeout=60
             ),
+            ev.GuardChanged: self._guard_changed,
             ev.RollbackStarted: self._rolled_back,
             ev.RunFinished: self._run_finished,
             ev.RunReopened: self._run_reopened,
@@ -192,6 +194,14 @@ class FollowScreen(OutputKeys, Screen):
         header = self.query_one(RunHeader)
         header.reopen(None)
         header.set_note(f"reopened by {event.by}: {event.reason}")
+
+    def _guard_changed(self, event: ev.GuardChanged) -> None:
+        """The header's banner while something a step set is up (a maintenance flag)."""
+        if event.active:
+            self._guards[event.key] = event.description
+        else:
+            self._guards.pop(event.key, None)
+        self.query_one(RunHeader).set_banner(" · ".join(self._guards.values()))
 
     def _rolled_back(self, event: ev.RollbackStarted) -> None:
         self._rolling_back = True

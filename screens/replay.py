@@ -119,6 +119,7 @@ class ReplayScreen(FollowScreen):
             self._flights.clear()
             self._heard = None
             self._rolling_back = False
+            self._guards.clear()
             await self.recompose()
             self._build_tree()
         self._advance(at, quiet=True)
@@ -129,9 +130,9 @@ class ReplayScreen(FollowScreen):
         head = self.playhead
         at = head.now()
         self.query_one(RunHeader).tick()
-        state = "playing" if head.playing else "paused"
+        state = "playing" if head.playing else "paused (space plays)"
         if at >= self.recording.end and not head.playing:
-            state = "end of the recording"
+            state = "at the end (space plays it again)"
         parts = [
             f"replay {state} · {head.speed:g}x · {clock(at)}",
             f"{format_duration(at - self.recording.start)} of "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import textwrap
 import time
 from datetime import datetime
 
@@ -131,7 +132,7 @@ async def test_the_frame_at_the_moment_the_critical_alert_fired(fly_drill, backe
         # the header's clock is the replay's: the time flown up to that moment
         assert abs(header.elapsed - (at - recording.start)) < 1.5
         status = str(screen.query_one("#watch-status").render())
-        assert status.startswith("replay paused · 10x · ")
+        assert status.startswith("replay paused (space plays) · 10x · ")
         assert time.strftime("%H:%M:%S", time.localtime(at)) in status
 
         await pilot.press("F")  # the first failure: the gate
@@ -195,7 +196,8 @@ async def test_step_and_back_move_one_event(drill, journal):
 def test_at_and_speed_are_read_as_the_operator_writes_them():
     start = datetime(2026, 12, 3, 14, 31, 50).timestamp()
     end = start + 3600
-    assert parse_at("14:32:07", start, end) == start + 17
+    assert parse_at("14:32:07", start, end) == start + 17.999  # by the end of that second
+    assert parse_at("14:31:50", start, end) == start + 0.999
     assert parse_at("14:31", start, end) == start  # the minute the run started in
     assert parse_at("15:00", start, end) == start + 28 * 60 + 10
     assert parse_at("2026-12-03T14:40:00", start, end) == start + 8 * 60 + 10
@@ -242,3 +244,39 @@ def test_replay_says_in_one_line_when_it_can_not(drill, journal):
         f"{folder}): replay it on the host that flew it\n"
     )
     assert "Traceback" not in done.stderr
+
+
+async def test_the_header_shows_the_maintenance_flag_while_it_was_set(
+    tmp_path, journal, redis_url, monkeypatch
+):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    path = tmp_path / "flag.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        runbook: Flag
+        secrets: [REDIS_URL]
+        phases:
+          - id: p
+            steps:
+              - {id: flag, kind: redis, url: "${REDIS_URL}", maintenance: true,
+                 command: [SET, maintenance_mode, "true"]}
+              - {id: work, run: "sleep 0.3"}
+        """)
+    )
+    engine = Engine(
+        load_runbook(path),
+        journal,
+        config=Config(kill_grace=0.5, flush_interval=0.01),
+        profile=Environment(name="local"),
+        operator=Operator(),
+    )
+    assert await engine.run() == RunStatus.OK
+    recording = load(journal, engine.run_id)
+    work = journal.steps(engine.run_id)[1]
+    app = ReplayApp(recording, speed=10, at=work["started_at"], play=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "maintenance flag maintenance_mode is set" in header_text(app)
+        await app.screen._seek(recording.end)  # the run's end cleared it
+        await pilot.pause()
+        assert "maintenance flag" not in header_text(app)
