@@ -20,7 +20,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Tree
+from textual.widgets import Footer, Input, Label, Static, Tree
 
 from cockpit import events as ev
 from cockpit.runbook import Runbook
@@ -34,6 +34,7 @@ from widgets.plain import plain
 from widgets.run_header import RunHeader
 
 WINDOW_LINES = 1000
+NARROW = 100  # below this many columns the metrics panel folds into a line (the cockpit's)
 
 
 class FollowScreen(OutputKeys, Screen):
@@ -85,6 +86,7 @@ class FollowScreen(OutputKeys, Screen):
             started=self.clock(),
             clock=self.clock,
         )
+        yield Static("", id="metrics-strip")
         with Horizontal(id="body"):
             yield PhaseTree(runbook, id="phases")
             with Vertical(id="centre"):
@@ -102,12 +104,22 @@ class FollowScreen(OutputKeys, Screen):
 
     def on_mount(self) -> None:
         self._build_tree()
+        self._mounted()
+
+    def _mounted(self) -> None:
+        """What a screen does once its widgets are up (Textual calls each class's
+        ``on_mount``: a subclass overrides this instead)."""
 
     def _build_tree(self) -> None:
         tree = self.query_one(PhaseTree)
         tree.build(self.view.status, self.view.durations)
         tree.focus()
         self._show(self.selected)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < NARROW, "-narrow")
+        self.set_class(self.runbook.metrics is not None, "-metrics")
+        self.query_one(Footer).compact = self.size.width < NARROW
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
         data = message.node.data
@@ -157,16 +169,13 @@ class FollowScreen(OutputKeys, Screen):
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the phase tree."""
 
-        def panel() -> MetricsPanel:
-            return self.query_one(MetricsPanel)
-
         return {
             ev.RunStarted: self._run_started,
             ev.StepApproved: self._said,
             ev.StepWaiting: self._waiting,
             ev.StepStarted: lambda e: self.query_one(PhaseTree).select_step(e.step_id),
-            ev.MetricsSampled: lambda e: panel().sampled(e.values, e.reasons),
-            ev.MetricsNotice: lambda e: panel().notice(e.message, e.ok),
+            ev.MetricsSampled: self._sampled,
+            ev.MetricsNotice: self._metrics_notice,
             ev.AlertChanged: self._alert_changed,
             ev.DiskLow: lambda e: self.notify(
                 e.message, title="Disk", severity="warning", timeout=60
@@ -212,9 +221,22 @@ class FollowScreen(OutputKeys, Screen):
         """The panel's state, and the header's alarm as the operator's read: a critical
         alert during or after a deploy phase, until the rollback starts."""
         self.query_one(MetricsPanel).alert_changed(event.name, event.state)
+        self.call_after_refresh(self._strip)
         critical = [a.name for a in self.view.firing.values() if a.severity == "critical"]
         alarm = critical and self.view.deploying and not self._rolling_back
         self.query_one(RunHeader).set_alarm(f"CRITICAL {', '.join(critical)}" if alarm else "")
+
+    def _sampled(self, event: ev.MetricsSampled) -> None:
+        self.query_one(MetricsPanel).sampled(event.values, event.reasons)
+        self.call_after_refresh(self._strip)
+
+    def _metrics_notice(self, event: ev.MetricsNotice) -> None:
+        self.query_one(MetricsPanel).notice(event.message, event.ok)
+        self.call_after_refresh(self._strip)
+
+    def _strip(self) -> None:
+        """The metrics in one line under the header, shown where the panel can't be."""
+        self.query_one("#metrics-strip", Static).update(self.query_one(MetricsPanel).summary())
 
     def _said(self, _event: ev.Event) -> None:
         self.query_one("#watch-status", Label).update(plain(self.view.said))

@@ -72,8 +72,7 @@ class ReplayScreen(FollowScreen):
     def clock(self) -> float:
         return self.playhead.now()
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def _mounted(self) -> None:
         at, play = self._first
         self._advance(at, quiet=True)
         if play:

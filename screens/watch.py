@@ -39,8 +39,7 @@ class WatchScreen(FollowScreen):
         self.watched = watched
         self.operator = operator
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def _mounted(self) -> None:
         self.run_worker(self._follow(), group="watch", exit_on_error=False)
 
     async def _follow(self) -> None:

@@ -23,6 +23,7 @@ from cockpit.replay import Playhead, load, parse_at, parse_speed
 from cockpit.runbook import load_runbook
 from widgets.metrics_panel import MetricRow
 from widgets.output_pane import OutputPane
+from widgets.phase_tree import PhaseTree
 from widgets.run_header import RunHeader
 
 SIZE = (120, 35)
@@ -129,6 +130,12 @@ async def test_the_frame_at_the_moment_the_critical_alert_fired(fly_drill, backe
         }
         assert row_state(app, "error_rate") == "firing"
         assert screen.selected == "watch"
+        tree = screen.query_one(PhaseTree)
+        assert [n.data for n in tree.root.children] == [
+            "phase:prep",
+            "phase:deploy",
+            "phase:rollback",
+        ]
         # the header's clock is the replay's: the time flown up to that moment
         assert abs(header.elapsed - (at - recording.start)) < 1.5
         status = str(screen.query_one("#watch-status").render())
@@ -146,6 +153,17 @@ async def test_the_frame_at_the_moment_the_critical_alert_fired(fly_drill, backe
         assert screen.playhead.now() == rollback.at
         assert not screen.query_one(RunHeader).has_class("-alarm")  # the decision is taken
         assert header_text(app).startswith(" REHEARSAL") or " STAGING " in header_text(app)
+
+
+async def test_at_80x24_the_metrics_fold_into_a_line_under_the_alarm(drill, journal):
+    app = ReplayApp(load(journal, drill), speed=10, at=fired(journal, drill), play=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert header_text(app).startswith(" CRITICAL error-rate ")
+        strip = app.screen.query_one("#metrics-strip")
+        assert strip.display and strip.region.width == 80
+        assert "Error rate" in str(strip.render()) and "FIRING" in str(strip.render())
+        assert not app.screen.query_one("#metrics").display
 
 
 async def test_moving_back_rebuilds_the_frame_and_the_output_is_as_printed(drill, journal):
