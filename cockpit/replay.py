@@ -85,6 +85,22 @@ def parse_at(text: str, start: float, end: float) -> float:
     return at
 
 
+def _line(entry: bytes) -> int:
+    """The first line of a sidecar entry (-1 for a damaged one)."""
+    try:
+        return int(entry.partition(b" ")[0])
+    except ValueError:
+        return -1
+
+
+def _epoch(entry: bytes) -> float:
+    """The time of a sidecar entry (-inf for a damaged one)."""
+    try:
+        return float(entry.partition(b" ")[2])
+    except ValueError:
+        return float("-inf")
+
+
 class StepOutput:
     """One step's output file, read as it stood at a moment: the lines printed by then
     (from its ``.times`` sidecar) and where each starts (a sparse index built by one scan
@@ -92,36 +108,40 @@ class StepOutput:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._begins: list[int] | None = None  # each write's first line ...
-        self._epochs: list[float] = []  # ... and when it was read (never decreasing)
+        self._writes: list[bytes] | None = None  # the sidecar's entries, b"LINE EPOCH"
         self._total = 0
         self._index: list[tuple[int, int]] = []  # (line at block start, its byte offset)
 
-    def _load(self) -> list[int]:
-        if self._begins is None:
-            self._begins, latest = [], float("-inf")
-            for begins, epoch in sidecar(self.path):
-                latest = max(latest, epoch)
-                self._begins.append(begins)
-                self._epochs.append(latest)
+    def _load(self) -> list[bytes]:
+        if self._writes is None:
+            self._writes = sidecar(self.path)
             self._total = count_lines(self.path)
-        return self._begins
+        return self._writes
+
+    @property
+    def writes(self) -> int:
+        """The writes its sidecar holds (each a moment lines were read)."""
+        return len(self._load())
 
     def printed_by(self, at: float) -> int:
         """How many lines the step had printed by ``at`` (all of them, with no sidecar)."""
-        begins = self._load()
-        if not begins:
-            return self._total
-        later = bisect.bisect_right(self._epochs, at)
-        return begins[later] if later < len(begins) else self._total
+        writes = self._load()
+        later = bisect.bisect_right(writes, at, key=_epoch)
+        return _line(writes[later]) if later < len(writes) else self._total
 
     def times(self, first: int, count: int) -> list[float | None]:
         """When lines ``first`` .. ``first + count - 1`` were read."""
-        begins = self._load()
+        writes = self._load()
+        write = bisect.bisect_right(writes, first, key=_line) - 1
+        at = _epoch(writes[write]) if write >= 0 else None
+        following = _line(writes[write + 1]) if write + 1 < len(writes) else None
         found: list[float | None] = []
         for line in range(first, first + count):
-            write = bisect.bisect_right(begins, line) - 1
-            found.append(self._epochs[write] if write >= 0 else None)
+            while following is not None and line >= following:
+                write += 1
+                at = _epoch(writes[write])
+                following = _line(writes[write + 1]) if write + 1 < len(writes) else None
+            found.append(at)
         return found
 
     def offset(self, line: int) -> int:
