@@ -5,6 +5,7 @@ what the command says of a run it can not replay."""
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import textwrap
 import time
@@ -12,6 +13,7 @@ from datetime import datetime
 
 import pytest
 from helpers import METRICS_TOKEN, Operator, cockpit, metrics_section, until
+from terminal import TMUX, Terminal, cockpit_command
 
 from cockpit import events as ev
 from cockpit.app import ReplayApp
@@ -298,3 +300,29 @@ async def test_the_header_shows_the_maintenance_flag_while_it_was_set(
         await app.screen._seek(recording.end)  # the run's end cleared it
         await pilot.pause()
         assert "maintenance flag" not in header_text(app)
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+@pytest.mark.parametrize("size", [(120, 35), (80, 24)])
+def test_the_real_command_in_a_real_terminal(drill, journal, tmp_path, size):
+    """``cockpit replay --at`` the moment the alert fired, in tmux: the alarm leads the
+    header, the run is paused there; F, ] and q act."""
+    moment = math.ceil(fired(journal, drill) * 1e6) / 1e6  # ISO has µs: not a µs before it
+    at = datetime.fromtimestamp(moment).isoformat()
+    term = Terminal(tmp_path)
+    try:
+        term.start(
+            cockpit_command(tmp_path, "replay", drill, "--journal", journal.path, "--at", at),
+            width=size[0],
+            height=size[1],
+        )
+        shown = term.wait_for("CRITICAL error-rate", "replay paused")
+        assert shown.splitlines()[0].startswith(" CRITICAL error-rate ")
+        assert "Error rate" in shown and "FIRING" in shown
+        term.keys("]")
+        term.wait_gone("CRITICAL error-rate")  # the rollback started: the decision is taken
+        term.keys("q")
+        term.wait_exit()
+        assert "EXIT=0" in term.screen(everything=True)
+    finally:
+        term.close()
