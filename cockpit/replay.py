@@ -217,6 +217,15 @@ class Recording:
         first = next(failed, None) or next(fired, None)
         return first.at if first is not None else None
 
+    def stops(self) -> list[tuple[float, float]]:
+        """The stretches the run stood stopped (paused, ended, its cockpit dead) before it
+        flew again: from its last event before a start or a reopening, to that."""
+        return [
+            (before.at, event.at)
+            for before, event in zip(self.events, self.events[1:], strict=False)
+            if isinstance(event, ev.RunStarted | ev.RunReopened)
+        ]
+
     def phase_starts(self) -> list[tuple[float, str]]:
         """When each phase started (the rollback too), in order."""
         return [

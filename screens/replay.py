@@ -64,6 +64,7 @@ class ReplayScreen(FollowScreen):
             "; ".join(recording.notes),
         )
         self._times = [event.at for event in recording.events]
+        self._stops = recording.stops()
         self._next = 0  # the next of the recording's events to apply
         self._printed = 0  # the lines of the shown step's output its buffer has
         self._quiet = False  # seeking: no toasts
@@ -90,6 +91,10 @@ class ReplayScreen(FollowScreen):
         if not self.playhead.playing:
             return
         at = self.playhead.now()
+        stop = next(((a, b) for a, b in self._stops if a < at < b), None)
+        if stop is not None:  # nobody flew it then: on to when it flew again
+            at = stop[1]
+            self.notify(f"Skipped {format_duration(stop[1] - stop[0])}: the run stood stopped")
         self._advance(at)
         if at >= self.recording.end:
             self.playhead.pause()

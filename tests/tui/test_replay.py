@@ -21,7 +21,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import RunStatus, StepStatus
 from cockpit.journal_pg import PgJournal
-from cockpit.replay import Playhead, load, parse_at, parse_speed
+from cockpit.replay import Playhead, Recording, load, parse_at, parse_speed
 from cockpit.runbook import load_runbook
 from widgets.metrics_panel import MetricRow
 from widgets.output_pane import OutputPane
@@ -326,3 +326,30 @@ def test_the_real_command_in_a_real_terminal(drill, journal, tmp_path, size):
         assert "EXIT=0" in term.screen(everything=True)
     finally:
         term.close()
+
+
+async def test_playing_skips_the_hours_the_run_stood_paused(tmp_path):
+    book = tmp_path / "paused.yaml"
+    book.write_text("runbook: Paused\nphases: [{id: p, steps: [{id: a, run: 'true'}]}]\n")
+    t0 = time.time() - 7200
+    events = [
+        ev.RunStarted("r1", t0, "Paused", "local", "ann"),
+        ev.RunFinished("r1", t0 + 1, RunStatus.PAUSED, 1.0),
+        ev.RunStarted("r1", t0 + 3600, "Paused", "local", "bob", resumed=True),
+        ev.StepStarted("r1", t0 + 3601, "a", 1, 1, str(tmp_path / "a.log")),
+        ev.StepFinished("r1", t0 + 3602, "a", StepStatus.OK, 1.0),
+        ev.RunFinished("r1", t0 + 3602, RunStatus.OK, 3.0),
+    ]
+    recording = Recording({"id": "r1", "environment": "local"}, load_runbook(book), events, {})
+    assert recording.stops() == [(t0 + 1, t0 + 3600)]
+    app = ReplayApp(recording, speed=10)
+    async with app.run_test(size=SIZE) as pilot:
+        # an hour at 10x is six minutes: skipped, the run's end comes in about a second
+        header = app.screen.query_one(RunHeader)
+        await until(pilot, lambda: header.outcome == (RunStatus.OK, 3.0), "the end", 10)
+        assert app.screen.view.status["a"] == StepStatus.OK
+
+
+def test_a_missing_output_file_is_said_and_the_rest_replays(drill, journal):
+    (journal.run_dir(drill) / "count.log").unlink()
+    assert load(journal, drill).notes == ["output file missing for count"]
