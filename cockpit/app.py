@@ -379,7 +379,10 @@ class ReplayApp(VisibleNotifications, App[None]):
     """``cockpit replay`` at a terminal: a recorded run played back, read-only."""
 
     TITLE = "cockpit replay"
-    BINDINGS = [Binding("ctrl+q,q", "quit", "Quit", id="app.quit", priority=True)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("q", "quit", "Quit", show=False, id="app.quit_q"),  # not in the search field
+    ]
 
     def __init__(
         self, recording: Recording, speed: float, at: float | None = None, play: bool = True

@@ -211,6 +211,9 @@ async def test_step_and_back_move_one_event(drill, journal):
         assert screen.playhead.now() == sorted(set(times))[1]
         await pilot.press("plus", "plus")
         assert screen.playhead.speed == 50
+        await pilot.press("slash", "q", "space")  # typed into the search: no quit, no play
+        assert screen.query_one("#search").value == "q " and app.is_running
+        assert not screen.playhead.playing
 
 
 def test_at_and_speed_are_read_as_the_operator_writes_them():
@@ -254,6 +257,12 @@ def test_replay_says_in_one_line_when_it_can_not(drill, journal):
     done = cockpit("replay", drill, "--journal", path, "--at", "noon")
     assert done.returncode == 2
     assert done.stderr.startswith(f"cockpit: run {drill}: --at 'noon': expected HH:MM")
+
+    done = cockpit("replay", drill, "--journal", path)  # no terminal here
+    assert (done.returncode, done.stderr) == (
+        2,
+        "cockpit: the replay needs a terminal (it is the TUI)\n",
+    )
 
     folder = journal.run_dir(drill)
     shutil.rmtree(folder)
