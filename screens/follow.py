@@ -56,18 +56,23 @@ class FollowScreen(OutputKeys, Screen):
         self.environment = environment
         self.run_id = run_id
         self.note = note
-        self.view = RunView(runbook, WINDOW_LINES, join_late=join_late)
+        self.join_late = join_late
         self.selected = runbook.steps[0].id
         self._shows = self._show_table()
-        self._flights: list[dict[str, Any]] = []  # see _keep_flights
-        self._heard: float | None = None  # the time of the newest event
-        self._rolling_back = False
-        self._guards: dict[str, str] = {}  # what a step set for the run, by key
+        self._forget()
         self.alerts = tuple(
             rule
             for rule in runbook.alerts
             if rule.environments is None or environment in rule.environments
         )
+
+    def _forget(self) -> None:
+        """Know nothing of the run yet (before its first event)."""
+        self.view = RunView(self.runbook, WINDOW_LINES, join_late=self.join_late)
+        self._flights: list[dict[str, Any]] = []  # see _keep_flights
+        self._heard: float | None = None  # the time of the newest event
+        self._rolling_back = False
+        self._guards: dict[str, str] = {}  # what a step set for the run, by key
 
     def clock(self) -> float:
         """The time now, for the header's clock."""

@@ -19,7 +19,7 @@ from textual.widgets import Label
 from cockpit import events as ev
 from cockpit.durations import format_duration
 from cockpit.replay import Playhead, Recording, clock
-from cockpit.runview import OutputBuffer, RunView
+from cockpit.runview import OutputBuffer
 from screens.follow import WINDOW_LINES, FollowScreen
 from widgets.output_keys import OUTPUT_KEYS
 from widgets.plain import plain
@@ -118,12 +118,8 @@ class ReplayScreen(FollowScreen):
         """Show the frame at ``at``, paused: forward from here, or rebuilt from the start."""
         self.playhead.pause()
         if at < self.playhead.now():
-            self.view = RunView(self.runbook, WINDOW_LINES)
+            self._forget()
             self._next = self._printed = 0
-            self._flights.clear()
-            self._heard = None
-            self._rolling_back = False
-            self._guards.clear()
             await self.recompose()
             self._build_tree()
         self._advance(at, quiet=True)
