@@ -362,3 +362,24 @@ async def test_playing_skips_the_hours_the_run_stood_paused(tmp_path):
 def test_a_missing_output_file_is_said_and_the_rest_replays(drill, journal):
     (journal.run_dir(drill) / "count.log").unlink()
     assert load(journal, drill).notes == ["output file missing for count"]
+
+
+async def test_a_runbook_changed_since_the_run_is_said_and_its_gone_steps_left_out(
+    drill, journal, tmp_path
+):
+    path = tmp_path / "drill.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("{id: count,", "{id: tally,"))
+    recording = load(journal, drill)
+    assert recording.notes == [
+        f"{path} changed since the run (its sha256 differs): the tree is today's, without count"
+    ]
+    app = ReplayApp(recording, speed=10, at=recording.end, play=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.screen.view.status == {
+            "tally": StepStatus.PENDING,  # today's step, not in the run
+            "watch": StepStatus.FAILED,
+            "undo": StepStatus.OK,
+        }
+        assert "without count" in str(app.screen.query_one("#watch-status").render())
