@@ -50,6 +50,7 @@ class FollowScreen(OutputKeys, Screen):
         run_id: str,
         note: str,
         join_late: bool = False,
+        recorded_start: float | None = None,
     ) -> None:
         super().__init__()
         self.runbook = runbook
@@ -57,6 +58,9 @@ class FollowScreen(OutputKeys, Screen):
         self.run_id = run_id
         self.note = note
         self.join_late = join_late
+        self.recorded_start = recorded_start
+        """When the run's record began (the journal's ``started_at``): its cockpit's
+        clock counted from then, a moment before its RunStarted."""
         self.selected = runbook.steps[0].id
         self._shows = self._show_table()
         self._forget()
@@ -196,7 +200,8 @@ class FollowScreen(OutputKeys, Screen):
         if header.outcome is not None:  # it had paused: it flies again
             header.reopen(None)
         before = time_flown(self._flights[:-1]) if event.resumed else 0.0
-        header.started = event.at - before  # the clock says the time flown, as the run's
+        began = event.at if event.resumed or self.recorded_start is None else self.recorded_start
+        header.started = began - before  # the clock says the time flown, as the run's
         header.set_note(f"flown by {event.operator} · {self.SAYS}")
 
     def _run_finished(self, event: ev.RunFinished) -> None:

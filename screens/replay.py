@@ -62,6 +62,7 @@ class ReplayScreen(FollowScreen):
             recording.run["environment"] or "",
             recording.run_id,
             "; ".join(recording.notes),
+            recorded_start=recording.run.get("started_at"),
         )
         self._times = [event.at for event in recording.events]
         self._stops = recording.stops()
