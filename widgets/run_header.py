@@ -56,7 +56,7 @@ class RunHeader(Static):
         started: float,
         rehearsal: bool = False,
         eta: Callable[[], EtaReading | None] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.runbook, self.version = _one_line(runbook), _one_line(version)
@@ -64,7 +64,7 @@ class RunHeader(Static):
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
         self.rehearsal = rehearsal
         self.clock = clock
-        """The time now (a replay's is its virtual clock)."""
+        """The time now, when not the real one (a replay's virtual clock)."""
         self.eta = eta
         """Reads the remaining ETA at each render; None: no rehearsal timings to show."""
         self.note = ""
@@ -85,11 +85,14 @@ class RunHeader(Static):
         self._clock = self.set_interval(1.0, self.tick)
         self.tick()
 
+    def _now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
     def tick(self) -> None:
         """Read the clock (every second, and when a replay moves)."""
         if self.outcome is not None:
             return
-        self.elapsed = self.clock() - self.started
+        self.elapsed = self._now() - self.started
         reading = self.eta() if self.eta is not None else None
         self.tooltip = (
             f"{reading.summary()}; from the durations of the last rehearsal"
@@ -134,7 +137,7 @@ class RunHeader(Static):
         with ``eta`` (None: no ETA to show), on from its final time: the time it stood
         ended is not time flown (``Engine.flown``)."""
         if self.outcome is not None:
-            self.started = self.clock() - self.outcome[1]
+            self.started = self._now() - self.outcome[1]
         self.outcome = None
         self.eta = eta
         if self._clock is not None:
