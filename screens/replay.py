@@ -21,6 +21,7 @@ from cockpit.durations import format_duration
 from cockpit.replay import Playhead, Recording, clock
 from cockpit.runview import OutputBuffer
 from screens.follow import WINDOW_LINES, FollowScreen
+from widgets.metrics_panel import POINTS
 from widgets.output_keys import OUTPUT_KEYS
 from widgets.plain import plain
 from widgets.run_header import RunHeader
@@ -30,6 +31,14 @@ FRAME = 0.1  # seconds between two frames while playing
 
 def _key(key: str, action: str, description: str, tooltip: str, show: bool = True) -> Binding:
     return Binding(key, action, description, show=show, id=f"replay.{action}", tooltip=tooltip)
+
+
+def _lasting(events: list[ev.Event]) -> list[ev.Event]:
+    """``events`` without the metric samples no frame after them shows: the panel keeps
+    the last ``POINTS`` of them (its sparklines) and the last one's values."""
+    samples = [i for i, e in enumerate(events) if isinstance(e, ev.MetricsSampled)]
+    hidden = set(samples[:-POINTS])
+    return [e for i, e in enumerate(events) if i not in hidden]
 
 
 class ReplayScreen(FollowScreen):
@@ -108,7 +117,8 @@ class ReplayScreen(FollowScreen):
         try:
             with self.app.batch_update():
                 end = bisect.bisect_right(self._times, at)
-                for event in self.recording.events[self._next : end]:
+                events = self.recording.events[self._next : end]
+                for event in _lasting(events) if quiet else events:
                     self.apply(event)
                 self._next = max(self._next, end)
                 self._output_to(at)

@@ -383,3 +383,32 @@ async def test_a_runbook_changed_since_the_run_is_said_and_its_gone_steps_left_o
             "undo": StepStatus.OK,
         }
         assert "without count" in str(app.screen.query_one("#watch-status").render())
+
+
+async def test_a_frame_reached_by_seeking_shows_the_metrics_playing_would(tmp_path):
+    """An hour of samples every 2s: moving back starts over from the first event; the
+    panel's sparkline then holds the same last samples as it would have played."""
+    book = tmp_path / "hour.yaml"
+    book.write_text(
+        "runbook: Hour\n"
+        'metrics: {source: scrape, url: "http://127.0.0.1:9/m", interval: 2s,\n'
+        "          latency_histogram: h, requests: r, errors: e}\n"
+        "phases: [{id: p, steps: [{id: a, run: 'true'}]}]\n"
+    )
+    t0 = time.time() - 7200
+    samples = [
+        ev.MetricsSampled("r", t0 + 2 * k, {"p95_ms": float(k), "error_rate": 0.0})
+        for k in range(1, 1800)
+    ]
+    events = [ev.RunStarted("r", t0, "Hour", "local", "ann"), *samples]
+    recording = Recording({"id": "r", "environment": "local"}, load_runbook(book), events, {})
+    app = ReplayApp(recording, speed=10, at=recording.end, play=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        row = next(r for r in app.screen.query(MetricRow) if r.metric == "p95_ms")
+        assert list(row.series) == [float(k) for k in range(1740, 1800)]
+        await app.screen._seek(t0 + 2 * 1000)  # back, to the 1,000th sample
+        await pilot.pause()
+        row = next(r for r in app.screen.query(MetricRow) if r.metric == "p95_ms")
+        assert list(row.series) == [float(k) for k in range(941, 1001)]
+        assert row.value == 1000.0
