@@ -51,6 +51,7 @@ class FollowScreen(OutputKeys, Screen):
         note: str,
         join_late: bool = False,
         recorded_start: float | None = None,
+        mode: tuple[bool, bool] = (False, False),
     ) -> None:
         super().__init__()
         self.runbook = runbook
@@ -59,6 +60,8 @@ class FollowScreen(OutputKeys, Screen):
         self.note = note
         self.join_late = join_late
         self.recorded_start = recorded_start
+        self.mode = mode
+        """Whether the run is a dry run, a rehearsal (the header says so)."""
         """When the run's record began (the journal's ``started_at``): its cockpit's
         clock counted from then, a moment before its RunStarted."""
         self.selected = runbook.steps[0].id
@@ -90,9 +93,10 @@ class FollowScreen(OutputKeys, Screen):
             environment=self.environment,
             label="",
             run_id=self.run_id,
-            dry_run=False,
+            dry_run=self.mode[0],
             protected=False,
             started=self.clock(),
+            rehearsal=self.mode[1],
             clock=self.clock,
         )
         yield Static("", id="metrics-strip")

@@ -72,6 +72,7 @@ class ReplayScreen(FollowScreen):
             recording.run_id,
             "; ".join(recording.notes),
             recorded_start=recording.run.get("started_at"),
+            mode=(bool(recording.run.get("dry_run")), bool(recording.run.get("rehearsal"))),
         )
         self._times = [event.at for event in recording.events]
         self._stops = recording.stops()

@@ -53,7 +53,7 @@ rollback:
 
 @pytest.fixture
 def fly_drill(tmp_path, metrics_endpoint, monkeypatch):
-    """Fly a drill for real into a journal: healthy metrics through the preparation,
+    """Fly a drill (a rehearsal) for real into a journal: healthy metrics through the preparation,
     errors once the deploy phase starts, its gate failing on the critical alert, the
     rollback run. Returns the run's id."""
     monkeypatch.setenv("ADMIN_KEY", METRICS_TOKEN)
@@ -86,6 +86,7 @@ async def _fly_drill(tmp_path, journal, metrics_endpoint) -> str:
         config=Config(kill_grace=0.5, flush_interval=0.01),
         profile=Environment(name="staging"),
         operator=Operator(),
+        rehearsal=True,
     )
 
     def bad_release(event):
@@ -154,7 +155,7 @@ async def test_the_frame_at_the_moment_the_critical_alert_fired(fly_drill, backe
         rollback = next(e for e in recording.events if isinstance(e, ev.RollbackStarted))
         assert screen.playhead.now() == rollback.at
         assert not screen.query_one(RunHeader).has_class("-alarm")  # the decision is taken
-        assert header_text(app).startswith(" REHEARSAL") or " STAGING " in header_text(app)
+        assert header_text(app).startswith(" REHEARSAL · STAGING  Drill 1.0 ")
 
 
 async def test_at_80x24_the_metrics_fold_into_a_line_under_the_alarm(drill, journal):
