@@ -26,9 +26,11 @@ from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.controls import ascii_only, visible
 from cockpit.engine import Engine, EngineError
+from cockpit.identity import Identity
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.readiness import Readiness, record
 from cockpit.runbook import Step
+from cockpit.signing import Signer
 from cockpit.stopped import hung_up, terminated
 from screens.cockpit import CockpitScreen
 from screens.history import HistoryScreen
@@ -40,7 +42,7 @@ from widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
     from cockpit.replay import Recording
-    from cockpit.team import Watched
+    from cockpit.watching import Watched
 
 
 class TerminalStream:
@@ -363,16 +365,19 @@ class WatchApp(VisibleNotifications, App[None]):
     TITLE = "cockpit watch"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True)]
 
-    def __init__(self, team: Team, watched: Watched, operator: str) -> None:
+    def __init__(
+        self, team: Team, watched: Watched, operator: Identity, signer: Signer | None = None
+    ) -> None:
         super().__init__()
         self.team = team
         self.watched = watched
         self.operator = operator
+        self.signer = signer
 
     def on_mount(self) -> None:
-        from screens.watch import WatchScreen  # cockpit.team: not on `cockpit run`'s path
+        from screens.watch import WatchScreen  # cockpit.watching: not on `cockpit run`'s path
 
-        self.push_screen(WatchScreen(self.team, self.watched, self.operator))
+        self.push_screen(WatchScreen(self.team, self.watched, self.operator, self.signer))
 
 
 class ReplayApp(VisibleNotifications, App[None]):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cockpit.cli_parser import build_parser
 from cockpit.cli_runbook import cmd_alerts, cmd_import, cmd_kinds, cmd_validate
+from cockpit.cli_shell import cmd_completion, complete
 from cockpit.errors import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -33,7 +34,12 @@ EXIT_PIPE_CLOSED = 141  # stdout closed by its reader, as a shell reports SIGPIP
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__complete"]:  # the completion scripts' helper: no parser, no help
+        command = partial(complete, argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command = partial(COMMANDS[args.command], args)
     from cockpit.controls import visible_stream
 
     # Runbook titles, journal rows, step output and server answers are printed: none
@@ -41,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = map(visible_stream, streams)
     try:
-        code = COMMANDS[args.command](args)
+        code = command()
         sys.stdout.flush()  # here, where a closed pipe can still be told apart
         return code
     except BrokenPipeError:
@@ -334,6 +340,9 @@ def _fly(
         from cockpit.app import TuiOperator
 
         operator = TuiOperator(config.operator_name, yes_note if args.yes else None)
+    signer = config.signer() if not dry_run else None
+    if signer is not None and profile.confirm:
+        signer.ready()  # a protected environment's run starts signed, or not at all
     run_id = resume[0] if resume else new_run_id()
     team = _team(args, config, profile, run_id) if config.team and not dry_run else None
     engine = Engine(
@@ -349,6 +358,16 @@ def _fly(
     )
     if team is not None:
         team.on_lost = partial(_lost, engine, args.headless)
+        if resume:  # an approval taken before the run was resumed is not taken twice
+            team.used(
+                e["data"].get("signed", {}).get("nonce")
+                for e in journal.events(run_id)
+                if e["type"] == "StepApproved"
+            )
+    if signer is not None:
+        from cockpit.chain import Sealer
+
+        engine.subscribe(Sealer(journal, signer, config.identity, start=profile.confirm))
     try:
         if team is not None:
             team.start(runbook.path)
@@ -372,7 +391,9 @@ def _team(args, config, profile, run_id: str):
     the environment's name typed), or TeamError naming who holds it."""
     from cockpit.team import Holder, LockHeld, TeamRun
 
-    team = TeamRun(config.team, profile.name, run_id, config.operator_name)
+    team = TeamRun(
+        config.team, profile.name, run_id, config.identity, allowed_signers=config.allowed_signers
+    )
     raw = team.lock()
     if raw is None:
         return team
@@ -478,7 +499,7 @@ def _team_config(config):
 
 
 def cmd_watch(args) -> int:
-    from cockpit.team import find_watched
+    from cockpit.watching import find_watched
 
     config = _config(args)
     team = _team_config(config)
@@ -500,14 +521,14 @@ def cmd_watch(args) -> int:
         from cockpit.app import WatchApp, terminal_stream
 
         with terminal_stream():
-            WatchApp(team, watched, config.operator_name).run()
+            WatchApp(team, watched, config.identity, config.signer()).run()
         return EXIT_OK
     return asyncio.run(_watch_headless(team, watched))
 
 
 async def _watch_headless(team, watched) -> int:
     from cockpit.headless import HeadlessPrinter
-    from cockpit.team import watch_events
+    from cockpit.watching import watch_events
 
     print(f"cockpit: watching {watched.note}", flush=True)
     printer = HeadlessPrinter(watched.runbook)
@@ -525,7 +546,7 @@ def cmd_replay(args) -> int:
 
 def cmd_approve(args) -> int:
     from cockpit.journal import RunNotFound
-    from cockpit.team import approve
+    from cockpit.watching import approve
 
     config = _config(args)
     team = _team_config(config)
@@ -533,7 +554,7 @@ def cmd_approve(args) -> int:
         run_id = _journal(args, config).find_run(args.run_id)["id"]
     except RunNotFound:
         run_id = args.run_id  # flown from another host: its journal is not here
-    print(asyncio.run(approve(team, run_id, args.step, config.operator_name)))
+    print(asyncio.run(approve(team, run_id, args.step, config.identity, config.signer())))
     return EXIT_OK
 
 
@@ -586,7 +607,8 @@ def cmd_report(args) -> int:
             report.compare(journal, args.run_id, args.compare)
         )
     else:
-        text = report.FORMATS[args.format](report.build(journal, args.run_id))
+        record = report.build(journal, args.run_id, config.allowed_signers)
+        text = report.FORMATS[args.format](record)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}")
@@ -596,18 +618,33 @@ def cmd_report(args) -> int:
 
 
 def cmd_signoff(args) -> int:
+    from cockpit.identity import current
     from cockpit.report import when
 
     config = _config(args)
-    name = (args.name if args.name is not None else config.operator_name).strip()
-    if not name:
-        raise UsageError("--name: give the name of who signs")
+    who = current(args.name) if args.name is not None else config.identity
     journal = _journal(args, config)
     run = journal.find_run(args.run_id)
-    signed = journal.sign_off(run["id"], args.role, name, args.note, replace=args.replace)
+    signed = journal.sign_off(
+        run["id"], args.role, who, args.note, replace=args.replace, signer=config.signer()
+    )
     again = " (replacing the earlier sign-off)" if signed["replaces"] else ""
-    print(f"run {run['id']} signed off as {args.role} by {name} at {when(signed['at'])}{again}")
+    print(
+        f"run {run['id']} signed off as {args.role} by {who.label} on {who.host} "
+        f"at {when(signed['at'])}{again}"
+    )
     return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from cockpit.chain import verify
+
+    config = _config(args)
+    journal = _journal(args, config)
+    run = journal.find_run(args.run_id)
+    verdict = verify(journal, run["id"], config.allowed_signers)
+    print(f"run {run['id']}: {verdict}")
+    return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
 def cmd_locate(args) -> int:
@@ -687,11 +724,13 @@ COMMANDS = {
     "history": cmd_history,
     "report": cmd_report,
     "signoff": cmd_signoff,
+    "verify": cmd_verify,
     "import": cmd_import,
     "kinds": cmd_kinds,
     "alerts": cmd_alerts,
     "locate": cmd_locate,
     "watch": cmd_watch,
     "approve": cmd_approve,
+    "completion": cmd_completion,
     "replay": cmd_replay,
 }

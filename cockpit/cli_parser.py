@@ -5,12 +5,32 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
+import sys
+import textwrap
+
+SUPPRESS = argparse.SUPPRESS
+
+# ``cockpit --help`` lists the commands under these headings (and the man page too).
+GROUPS = {
+    "fly": ("run", "resume", "plan", "demo", "sandbox", "repair"),
+    "inspect": ("validate", "import", "alerts", "kinds", "locate", "completion"),
+    "record": ("history", "report", "replay", "signoff", "verify"),
+    "team": ("watch", "approve"),
+}
+EXIT_CODES = "exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CockpitParser(argparse.ArgumentParser):
+    """The top-level parser; ``commands`` holds each subcommand's parser and one-line help,
+    ``subcommands`` the action that picks one (its help suppressed: see ``_grouped``)."""
+
+    commands: dict[str, tuple[argparse.ArgumentParser, str]]
+    subcommands: argparse.Action
+
+
+def build_parser() -> CockpitParser:
     """Every subcommand with its options and help."""
-    from cockpit import __version__
-
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
     journal = argparse.ArgumentParser(add_help=False)
@@ -45,25 +65,39 @@ def build_parser() -> argparse.ArgumentParser:
         "after typing the environment's name (or --confirm-env NAME)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = CockpitParser(
         prog="cockpit",
+        usage="cockpit [-h] [--version] COMMAND ...",
         description="Fly a deployment runbook: validate, plan, run, resume.",
-        epilog="exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        help="print cockpit's version, its Python and the journal schema version, and exit",
+    )
+    # The commands are listed by group in the epilog (``_grouped``), not by argparse.
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, help=SUPPRESS, prog="cockpit"
+    )
+    parser.commands, parser.subcommands = {}, sub
 
-    p = sub.add_parser("validate", parents=[common], help="check runbooks; list every problem")
+    def add_parser(name: str, **kwargs) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, **kwargs)
+        parser.commands[name] = command, kwargs["help"]
+        return command
+
+    p = add_parser("validate", parents=[common], help="check runbooks; list every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = sub.add_parser(
+    p = add_parser(
         "plan",
         parents=[common, journal, env],
         help="show what a run would do, with ETAs from its last rehearsal",
     )
     p.add_argument("file", metavar="FILE")
 
-    p = sub.add_parser("run", parents=[common, journal, env, fly, take], help="fly a runbook")
+    p = add_parser("run", parents=[common, journal, env, fly, take], help="fly a runbook")
     p.add_argument("file", metavar="FILE")
     p.add_argument(
         "--dry-run",
@@ -77,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are the ETAs of later runs of the runbook",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "resume",
         parents=[common, journal, fly, take],
         help="continue a paused, failed or interrupted run",
@@ -95,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the step the dead process left running",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "repair",
         parents=[common, journal],
         help="settle a migration a dead process cut off outside a "
@@ -113,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="FILE was undone by hand: remove its failed row, so it runs again from the top",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "history",
         parents=[common, journal],
         help="browse recorded runs (a table when not at a terminal)",
@@ -122,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="print a table, even at a terminal")
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (50)")
 
-    p = sub.add_parser("report", parents=[common, journal], help="the record of a run")
+    p = add_parser("report", parents=[common, journal], help="the record of a run")
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument(
         "--format",
@@ -139,14 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
         "and the outcomes that differ",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "signoff",
         parents=[common, journal],
         help="sign a finished run off as its deployer or verifier",
     )
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("--role", choices=("deployer", "verifier"), required=True)
-    p.add_argument("--name", help="who signs (default: the configured operator)")
+    p.add_argument(
+        "--name",
+        help="a display name shown beside your account, which is who signs "
+        "(default: the configured operator)",
+    )
     p.add_argument("--note", default="", help="a note kept with the sign-off")
     p.add_argument(
         "--replace",
@@ -154,7 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="sign a role signed already; the earlier sign-off stays recorded",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
+        "verify",
+        parents=[common, journal],
+        help="check that a run's record is as written: its hash chain and sign-offs",
+    )
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+
+    p = add_parser(
         "import",
         help="turn a Markdown runbook into runbook YAML",
         description="Write the runbook YAML a Markdown runbook describes (to "
@@ -166,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
-    p = sub.add_parser(
+    p = add_parser(
         "alerts",
         help="list a runbook's alert rules, or write them as a Prometheus rule file",
     )
@@ -199,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
         "without one such a rule is left out",
     )
 
-    p = sub.add_parser("kinds", help="the step kinds, with their fields and expectations")
+    p = add_parser("kinds", help="the step kinds, with their fields and expectations")
     p.add_argument("names", nargs="*", metavar="KIND", help="only these kinds")
 
-    p = sub.add_parser(
+    p = add_parser(
         "demo",
         parents=[common, journal, fly],
         help="fly the PM Intelligence runbook against a local sandbox",
@@ -219,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accepted for symmetry with run: demo runs are always recorded as rehearsals",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "sandbox",
         parents=[common],
         help="the demo's servers without flying anything: a shell where kubectl, psql, "
@@ -240,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the sandbox and wait (ctrl+c or SIGTERM stops it) instead of a shell",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "watch",
         parents=[common, journal],
         help="team mode: follow a live run, read-only, from anywhere",
@@ -262,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ENV: when nobody flies it now, wait for the next run to start",
     )
 
-    p = sub.add_parser(
+    p = add_parser(
         "approve",
         parents=[common, journal],
         help="team mode: approve a step waiting for another person (approve:)",
@@ -270,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("step", metavar="STEP", help="the step id")
 
-    p = sub.add_parser(
+    p = add_parser(
         "replay",
         parents=[common, journal],
         help="play a recorded run back in the TUI, read-only, as its operator saw it",
@@ -289,12 +334,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="open paused at this moment: HH:MM[:SS] (local time) or an ISO date and time",
     )
 
-    sub.add_parser(
+    add_parser(
         "locate",
         parents=[common, journal],
         help="print where the config, journal and output files are",
     )
+
+    p = add_parser(
+        "completion",
+        help="print the completion script for bash, zsh or fish",
+        description="Print the completion script for SHELL: commands, options, runbook "
+        "files, and (asking cockpit at each TAB) run ids from the journal and environments "
+        "from the config. Save it where the shell looks: bash: cockpit completion bash > "
+        "~/.local/share/bash-completion/completions/cockpit; zsh: cockpit completion zsh > "
+        "~/.zfunc/_cockpit (with fpath+=~/.zfunc before compinit); fish: cockpit "
+        "completion fish > ~/.config/fish/completions/cockpit.fish",
+    )
+    p.add_argument(
+        "shell", metavar="SHELL", choices=("bash", "zsh", "fish"), help="bash, zsh or fish"
+    )
+    parser.epilog = _grouped(parser.commands) + "\n\n" + EXIT_CODES
     return parser
+
+
+def _grouped(commands: dict[str, tuple[argparse.ArgumentParser, str]]) -> str:
+    """The commands by group, each with its help, wrapped as argparse wraps help."""
+    width = max(len(name) for name in commands) + 4
+    lines = []
+    for group, names in GROUPS.items():
+        lines.append(f"{group}:")
+        for name in names:
+            lines += textwrap.wrap(
+                commands[name][1],
+                width=max(shutil.get_terminal_size().columns - 2, width + 30),  # as argparse
+                initial_indent=f"  {name:<{width - 2}}",
+                subsequent_indent=" " * width,
+            )
+    return "\n".join(lines)
+
+
+class _Version(argparse.Action):
+    """``--version``: cockpit's, the Python running it, and the journal schema it knows
+    (the one a journal must not be newer than)."""
+
+    def __init__(self, option_strings, dest=SUPPRESS, default=SUPPRESS, help=None) -> None:
+        super().__init__(option_strings, dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from cockpit import __version__
+        from cockpit.journal import SCHEMA_VERSION
+
+        python = ".".join(map(str, sys.version_info[:3]))
+        print(f"cockpit {__version__}\nPython {python} ({sys.executable})")
+        print(f"journal schema {SCHEMA_VERSION}")
+        parser.exit()
 
 
 def _duration(text: str) -> float:

@@ -32,11 +32,13 @@ def cmd_validate(args) -> int:
 
 def cmd_import(args) -> int:
     from cockpit.importer import import_file
+    from cockpit.importer.lint import review_shell
 
     output = Path(args.output) if args.output else None
     if output is not None and output.exists() and not args.force:
         raise UsageError(f"{output} exists: pass --force to overwrite it")
     imported = import_file(args.file)  # ImportFailed: one line, exit code 2
+    review_shell(imported)  # shellcheck's errors: lines to review
     if output is None:
         sys.stdout.write(imported.yaml)
     else:

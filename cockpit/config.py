@@ -8,7 +8,6 @@ Every setting is shown, commented, in ``config.example.toml``.
 from __future__ import annotations
 
 import difflib
-import getpass
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,10 +17,13 @@ from typing import Any
 
 import platformdirs
 
+from cockpit import identity
 from cockpit.durations import parse_duration
 from cockpit.errors import CockpitError
 from cockpit.files import Unreadable, read_regular_file
+from cockpit.identity import Identity
 from cockpit.output import MAX_STEP_BYTES, MIN_STEP_BYTES
+from cockpit.signing import Signer
 
 APP = "cockpit"
 DEFAULT_ENVIRONMENT = "local"
@@ -42,6 +44,8 @@ SETTINGS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "lock_ttl": ((str, int, float), "30s"),
         "heartbeat": ((str, int, float), "10s"),
         "channel_prefix": (str, "cockpit"),
+        "allowed_signers": (str, ""),
+        "signing_key": (str, ""),
     },
 }
 MAX_CONFIG_BYTES = 2**20  # a config file, at most (the example is 6 KB)
@@ -127,6 +131,15 @@ class Config:
     journal_dsn: str = ""
     """``[team] journal_dsn``: a reference to the DSN of the journal in PostgreSQL; empty,
     the journal is SQLite at ``journal_path``."""
+    allowed_signers: Path | None = None
+    """``[team] allowed_signers``: OpenSSH's allowed_signers file; set, signing is on
+    (``cockpit.signing``)."""
+    signing_key: str = ""
+    """``[team] signing_key``: the key file to sign with; empty, the agent's first key."""
+
+    def signer(self) -> Signer | None:
+        """Who signs, when signing is on."""
+        return Signer(self.signing_key) if self.allowed_signers else None
 
     def journal_url(self) -> str:
         value, where = read_reference(self.journal_dsn)
@@ -149,8 +162,15 @@ class Config:
         )
 
     @property
+    def identity(self) -> Identity:
+        """Who runs this command: the OS account and host, with the display name from
+        ``[cockpit] operator`` or ``$COCKPIT_OPERATOR`` beside it."""
+        return identity.current(self.operator or os.environ.get("COCKPIT_OPERATOR", ""))
+
+    @property
     def operator_name(self) -> str:
-        return self.operator or os.environ.get("COCKPIT_OPERATOR") or getpass.getuser()
+        """The operator as recorded and shown: the account, and the display name beside."""
+        return self.identity.label
 
 
 def find_config(explicit: str | Path | None = None) -> Path | None:
@@ -211,6 +231,10 @@ def load_config(explicit: str | Path | None = None) -> Config:
         if settings["team.redis_url"]
         else None,
         journal_dsn=settings["team.journal_dsn"],
+        allowed_signers=Path(settings["team.allowed_signers"]).expanduser()
+        if settings["team.allowed_signers"]
+        else None,
+        signing_key=settings["team.signing_key"],
     )
 
 

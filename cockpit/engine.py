@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cockpit import events as ev
+from cockpit import identity
 from cockpit.config import Config, Environment
 from cockpit.durations import format_duration
 from cockpit.errors import EngineError
@@ -267,6 +268,7 @@ class Engine(StepExecution):
                         "runbook_sha256": self.runbook.sha256,
                         "environment": self.profile.name,
                         "operator": self.operator.name,
+                        "account": identity.account(),
                         "host": socket.gethostname(),
                         "status": ev.RunStatus.RUNNING.value,
                         "dry_run": int(self.dry_run),

@@ -24,6 +24,10 @@ class UsageError(CockpitError):
     """Bad input to a command: printed as one clear message, exit code 2."""
 
 
+class JournalError(CockpitError):
+    """The journal can't be opened, read or written (disk full, permissions, corrupt)."""
+
+
 class Failed(CockpitError):
     """Something the run needs failed (a server, a connection, a step): not bad input."""
 

@@ -205,12 +205,37 @@ class AlertChanged(Event):
 
 @dataclass(frozen=True)
 class StepApproved(Event):
-    """Four eyes: another person approved a step that needs ``needed`` approvals."""
+    """Four eyes: another person approved a step that needs ``needed`` approvals:
+    ``account`` on ``host`` (``by`` is the account with its display name beside), with
+    the key ``fingerprint`` when approvals are signed (``verified`` against the
+    allowed signers), and what was ``signed`` with its ``signature``, for an auditor
+    to check again (``cockpit verify``)."""
 
     step_id: str
     by: str
     count: int
     needed: int
+    account: str = ""
+    host: str = ""
+    fingerprint: str = ""
+    verified: bool = False
+    signed: Mapping[str, Any] = field(default_factory=dict)
+    signature: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalRefused(Event):
+    """An approval of a step waiting for one was refused (the run's own account, the
+    same account twice, an unsigned, unknown or replayed signature): who claimed it,
+    from where, and why."""
+
+    step_id: str
+    by: str
+    account: str
+    host: str
+    reason: str
+    fingerprint: str = ""
+    """The key that signed it, if it was signed."""
 
 
 @dataclass(frozen=True)

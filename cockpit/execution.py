@@ -41,9 +41,11 @@ class TeamLink(Protocol):
     def publish(self, event: ev.Event) -> None:
         """Send an event to the watchers (subscribed to every event)."""
 
-    def approvals(self, step_id: str, others: int) -> AsyncIterator[tuple[str, int]]:
-        """Each approval of ``step_id`` by another person, as (who, how many so far),
-        until ``others`` came in; NeedsOperator when the run can not wait for them."""
+    def approvals(
+        self, step_id: str, others: int
+    ) -> AsyncIterator[ev.StepApproved | ev.ApprovalRefused]:
+        """Each approval of ``step_id`` judged, as its event, until ``others`` other
+        people approved it; NeedsOperator when the run can not wait for them."""
 
 
 class StepExecution:
@@ -270,8 +272,8 @@ class StepExecution:
         return None
 
     async def _approvals(self, team: TeamLink, step: Step, others: int) -> None:
-        async for by, count in team.approvals(step.id, others):
-            self._emit(ev.StepApproved(self.run_id, self._now(), step.id, by, count, others))
+        async for judged in team.approvals(step.id, others):
+            self._emit(judged)
 
     async def _dry(
         self, step: Step, kind, ctx: StepContext, sink: OutputSink, description: str

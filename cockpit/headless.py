@@ -62,6 +62,9 @@ class HeadlessPrinter:
                 e.step_id, "?", f"approved by {e.by} ({e.count} of {e.needed})"
             ),
             ev.ReadinessChecked: self._readiness,
+            ev.ApprovalRefused: lambda e: self._line(
+                e.step_id, "?", f"approval by {e.by} on {e.host} refused: {e.reason}"
+            ),
             ev.LockTakenOver: lambda e: self.say(
                 f"cockpit: took the lock of '{e.environment}' over from {e.previous}"
             ),

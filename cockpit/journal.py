@@ -14,35 +14,44 @@ with ``?`` placeholders, and a write is a *program*, a generator that yields
 ``(sql, args)`` and is sent each statement's rows, run by the backend in one
 transaction. ``Journal`` runs them on SQLite; ``cockpit.journal_pg.PgJournal`` on
 PostgreSQL (team mode), with the same tables, schema upgrades and row shapes.
+Each event row carries the hash of the one before it in its run, and each sign-off is
+chained beside them (``cockpit.chain``): ``cockpit verify`` finds a row changed since.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import fcntl
-import hashlib
 import json
-import os
 import sqlite3
-import struct
-import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from cockpit import chain, signoffs
 from cockpit import events as ev
-from cockpit.errors import CockpitError
+from cockpit.chain import Program, Statement
+from cockpit.errors import CockpitError, JournalError
+from cockpit.identity import Identity
+from cockpit.runlock import FileRunLock, RunLock, close_lock_file, open_lock_file
+from cockpit.signing import Signer
+from cockpit.signoffs import SignOffRefused
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Columns added since the first schema: a journal written by an older cockpit gets them
 # when it is opened (SQLite's ADD COLUMN keeps every row).
 ADDED_COLUMNS = {
     2: [("steps", "pgid", "INTEGER")],
     3: [("steps", "details", "TEXT")],
     4: [("runs", "rehearsal", "INTEGER NOT NULL DEFAULT 0")],
+    5: [
+        ("runs", "account", "TEXT"),
+        ("events", "seq", "INTEGER"),
+        ("events", "hash", "TEXT"),
+        ("signoffs", "account", "TEXT"),
+        ("signoffs", "host", "TEXT"),
+    ],
 }
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -61,7 +70,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     message TEXT,
     output_dir TEXT,
-    rehearsal INTEGER NOT NULL DEFAULT 0
+    rehearsal INTEGER NOT NULL DEFAULT 0,
+    account TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -101,7 +111,9 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     type TEXT NOT NULL,
     step_id TEXT,
-    data TEXT
+    data TEXT,
+    seq INTEGER,
+    hash TEXT
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
 CREATE TABLE IF NOT EXISTS signoffs (
@@ -111,21 +123,15 @@ CREATE TABLE IF NOT EXISTS signoffs (
     name TEXT NOT NULL,
     at REAL NOT NULL,
     note TEXT,
-    replaces INTEGER REFERENCES signoffs(id)
+    replaces INTEGER REFERENCES signoffs(id),
+    account TEXT,
+    host TEXT
 );
 """
 
 
-class JournalError(CockpitError):
-    """The journal can't be opened, read or written (disk full, permissions, corrupt)."""
-
-
 class RunNotFound(CockpitError, LookupError):
     pass
-
-
-class SignOffRefused(JournalError):
-    """A sign-off the record can not take (the run still flies, the role is signed)."""
 
 
 def _plain(value: Any) -> Any:
@@ -137,10 +143,6 @@ def _plain(value: Any) -> Any:
         return {key: _plain(item) for key, item in value.items()}
     return value
 
-
-Statement = tuple[str, tuple[Any, ...]]
-Program = Generator[Statement, list[dict[str, Any]], Any]
-"""A write: yields statements, is sent the rows of each; what it returns, the write does."""
 
 RUN_COLUMNS = (
     "id",
@@ -156,6 +158,7 @@ RUN_COLUMNS = (
     "started_at",
     "output_dir",
     "rehearsal",
+    "account",
 )
 
 
@@ -208,24 +211,37 @@ class BaseJournal:
         raise NotImplementedError
 
     def _upgrade(self) -> Program:
-        """Bring a journal written by an older cockpit up to this schema."""
-        rows = yield ("SELECT value FROM meta WHERE key = 'schema_version'", ())
-        version = int(rows[0]["value"]) if rows else SCHEMA_VERSION
+        """Bring a journal written by an older cockpit up to this schema, recording which
+        cockpit did (``schema_by``); refuse one a newer cockpit wrote, naming it."""
+        rows = yield (
+            "SELECT key, value FROM meta WHERE key IN ('schema_version', 'schema_by')",
+            (),
+        )
+        meta = {row["key"]: row["value"] for row in rows}
+        version = int(meta.get("schema_version", SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
+            from cockpit import __version__  # read only when needed: it costs ~30 ms
+
+            by = meta.get("schema_by")
             raise JournalError(
                 f"journal {self.path} was written by a newer cockpit "
-                f"(schema {version}; this one knows {SCHEMA_VERSION})"
+                f"({f'{by}, ' if by else ''}journal schema {version}); this is cockpit "
+                f"{__version__}, which knows schema {SCHEMA_VERSION}: open it with "
+                f"{f'cockpit {by}' if by else 'that cockpit'} or a later one"
             )
-        if rows and version == SCHEMA_VERSION:
+        if "schema_version" in meta and version == SCHEMA_VERSION:
             return  # nothing to write: a read-only connection can still read the record
+        from cockpit import __version__
+
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, kind in ADDED_COLUMNS[step]:
                 yield from self._add_column(table, column, kind)
-        yield (
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+        for key, value in (("schema_version", str(SCHEMA_VERSION)), ("schema_by", __version__)):
+            yield (
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # ---------------------------------------------------------------- writing
 
@@ -234,7 +250,7 @@ class BaseJournal:
 
     def create_run(self, run: dict[str, Any], steps: Iterable[tuple[int, Any]]) -> None:
         """Record a new run and all its steps as pending."""
-        values = {"rehearsal": 0, **run}
+        values = {"rehearsal": 0, "account": None, **run}
         self._transaction(
             _each(
                 [
@@ -265,32 +281,31 @@ class BaseJournal:
             for f in dataclasses.fields(event)
             if f.name not in ("run_id", "at")
         }
-        self._transaction(
-            _each(
-                [
-                    *handler(event),
-                    (
-                        "INSERT INTO events (run_id, at, type, step_id, data)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (
-                            event.run_id,
-                            event.at,
-                            type(event).__name__,
-                            data.get("step_id"),
-                            json.dumps(data),
-                        ),
-                    ),
-                ]
+
+        def program() -> Program:
+            yield from _each(handler(event))
+            yield from chain.append(
+                event.run_id, event.at, type(event).__name__, data.get("step_id"), data
             )
-        )
+
+        self._transaction(program())
 
     def sign_off(
-        self, run_id: str, role: str, name: str, note: str = "", replace: bool = False
+        self,
+        run_id: str,
+        role: str,
+        who: Identity,
+        note: str = "",
+        replace: bool = False,
+        signer: Signer | None = None,
     ) -> dict[str, Any]:
-        """Record that ``name`` signs run ``run_id`` off as ``role`` (deployer, verifier).
+        """Record that ``who`` signs run ``run_id`` off as ``role`` (deployer, verifier),
+        in the sign-offs table and in the run's chain (a ``SignedOff`` event).
 
         A role is signed once; ``replace`` signs it again and the new row names the one
         it replaces, which stays in the record. A run still flying can not be signed.
+        The verifier is another account than the run's operator and its deployer.
+        With ``signer`` (signing on), the sign-off signs the chain's head.
         """
         run = self.find_run(run_id)
         if run["status"] == "running" and self._flying(run):
@@ -298,27 +313,35 @@ class BaseJournal:
                 f"run {run['id']} is still running: sign it off once it has finished"
             )
 
-        def program() -> Program:
-            before = yield (
-                "SELECT id, name FROM signoffs WHERE run_id = ? AND role = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (run["id"], role),
-            )
-            if before and not replace:
-                raise SignOffRefused(
-                    f"run {run['id']} is already signed off as {role} by {before[0]['name']}: "
-                    "pass --replace to sign it again (both are kept)"
-                )
-            signed = yield (
-                "INSERT INTO signoffs (run_id, role, name, at, note, replaces) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-                (run["id"], role, name, time.time(), note, before[0]["id"] if before else None),
-            )
-            return signed[0]
+        return self._transaction(signoffs.record(run, role, who, note, replace, signer))
 
-        return self._transaction(program())
+    def seal(
+        self,
+        run_id: str,
+        purpose: str,
+        who: Identity,
+        signer: Signer | None,
+        problem: str = "",
+    ) -> None:
+        """Sign the run's chain head as ``who`` (the run's ``purpose``: start, end), in a
+        ``RecordSigned`` row of the chain; without a ``signer`` (signing failed), the row
+        says why: ``problem``."""
+        at = time.time()
+        data = {"purpose": purpose, "account": who.account, "host": who.host}
+        if problem:
+            data["problem"] = problem
+        seal = chain.sealer(signer, purpose, run_id, who, at) if signer else None
+        self._transaction(chain.append(run_id, at, chain.RECORD_SIGNED, None, data, seal))
 
     # ---------------------------------------------------------------- reading
+
+    def chained_events(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's event rows as stored (data as text), in the order they were written."""
+        return self._query(
+            "SELECT id, run_id, seq, at, type, step_id, data, hash FROM events "
+            "WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
 
     def _flying(self, run: dict[str, Any]) -> bool:
         """Whether a run recorded as running still flies: its process holds the run's
@@ -469,7 +492,7 @@ class Journal(BaseJournal):
             raise JournalError(f"journal {path}: {exc}") from None
         self._transaction(self._upgrade())
         try:
-            self._lock_key: tuple[int, int] | None = _open_lock_file(self.path)
+            self._lock_key: tuple[int, int] | None = open_lock_file(self.path)
         except OSError as exc:
             raise JournalError(f"journal {path}: {exc}") from None
 
@@ -505,7 +528,7 @@ class Journal(BaseJournal):
     def close(self) -> None:
         self._db.close()
         if self._lock_key is not None:
-            _close_lock_file(self._lock_key)
+            close_lock_file(self._lock_key)
             self._lock_key = None
 
 
@@ -521,135 +544,6 @@ class _Transaction:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
-
-
-class RunLock:
-    """Held by the process flying a run, and let go of by the system when that process
-    ends, even by SIGKILL: a run whose lock is held is live, whatever its files say.
-    Taken by ``acquire`` (False when another holds it) and let go by ``release``."""
-
-    @property
-    def held(self) -> bool:
-        raise NotImplementedError
-
-    def acquire(self) -> bool:
-        raise NotImplementedError
-
-    def release(self) -> None:
-        raise NotImplementedError
-
-    def is_free(self) -> bool:
-        """Nobody flies the run (its process died, or it ended)."""
-        raise NotImplementedError
-
-
-# struct flock (Linux): l_type, l_whence, l_start, l_len, l_pid, padding.
-_FLOCK = "hhqqi4x"
-_RUN_LOCK_BYTES = 1 << 40
-"""Where the run locks start in the journal file: far beyond SQLite's own lock bytes
-(at 1 GiB) and beyond any real journal's size; a lock past the end changes nothing."""
-
-
-@dataclasses.dataclass
-class _LockFile:
-    """This process's descriptor of one journal file, for the run locks. It stays open
-    while a ``Journal`` uses the file or a run lock is held on it: closing a descriptor
-    of the database drops the POSIX locks SQLite's connections of this process hold on
-    it, so that is done only once none is left."""
-
-    fd: int
-    users: int = 0
-    held: set[str] = dataclasses.field(default_factory=set)
-
-
-_lock_files: dict[tuple[int, int], _LockFile] = {}
-_lock_files_guard = threading.Lock()
-
-
-def _open_lock_file(path: Path) -> tuple[int, int]:
-    """Count a user of the journal file at ``path``; its key."""
-    stat = os.stat(path)
-    key = (stat.st_dev, stat.st_ino)
-    with _lock_files_guard:
-        if key not in _lock_files:
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except PermissionError:  # a read-only journal: its locks can still be read
-                fd = os.open(path, os.O_RDONLY)
-            _lock_files[key] = _LockFile(fd)
-        _lock_files[key].users += 1
-    return key
-
-
-def _close_lock_file(key: tuple[int, int], user: bool = True) -> None:
-    """A user is done (``user``), or a lock was let go: close once nothing needs it."""
-    with _lock_files_guard:
-        file = _lock_files[key]
-        file.users -= user
-        if file.users <= 0 and not file.held:
-            os.close(file.fd)
-            del _lock_files[key]
-
-
-class FileRunLock(RunLock):
-    """A run's lock on SQLite: an open-file-description lock (Linux ``F_OFD_SETLK``) on
-    one byte of the journal file itself, chosen by the run id. Nothing in ``runs/`` can
-    be deleted to fake it, and it never touches SQLite's own locks. Locks of this
-    process are known in ``_LockFile.held`` (a lock never conflicts with its own open
-    file description); the system tells about the others'."""
-
-    def __init__(self, key: tuple[int, int], run_id: str) -> None:
-        self.run_id = run_id
-        self._key = key
-        digest = hashlib.blake2b(run_id.encode(), digest_size=5).digest()
-        self._offset = _RUN_LOCK_BYTES + int.from_bytes(digest, "big")
-        self._held = False
-
-    def _fcntl(self, file: _LockFile, command: int, kind: int) -> int:
-        flock = struct.pack(_FLOCK, kind, os.SEEK_SET, self._offset, 1, 0)
-        return struct.unpack(_FLOCK, fcntl.fcntl(file.fd, command, flock))[0]
-
-    @property
-    def held(self) -> bool:
-        return self._held
-
-    def _file(self) -> _LockFile:
-        file = _lock_files.get(self._key)
-        if file is None:
-            raise JournalError("the journal of this run lock is closed")
-        return file
-
-    def acquire(self) -> bool:
-        with _lock_files_guard:
-            file = self._file()
-            if self.run_id in file.held:
-                return False
-            try:
-                self._fcntl(file, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    return False
-                raise
-            file.held.add(self.run_id)
-        self._held = True
-        return True
-
-    def release(self) -> None:
-        if not self._held:
-            return
-        with _lock_files_guard:
-            file = self._file()
-            self._fcntl(file, fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
-            file.held.discard(self.run_id)
-        self._held = False
-        _close_lock_file(self._key, user=False)
-
-    def is_free(self) -> bool:
-        with _lock_files_guard:
-            file = self._file()
-            if self.run_id in file.held:
-                return False
-            return self._fcntl(file, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) == fcntl.F_UNLCK
 
 
 # ---------------------------------------------------------------- event handlers
@@ -773,6 +667,7 @@ _APPLY: dict[type[ev.Event], Callable[[Any], list[Statement]]] = {
     ev.BaselineTaken: _event_only,
     ev.AlertChanged: _event_only,
     ev.StepApproved: _event_only,
+    ev.ApprovalRefused: _event_only,
     ev.StepRepaired: _event_only,
     ev.LockTakenOver: _event_only,
     ev.RunReopened: _run_reopened,

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cockpit.journal import SCHEMA, BaseJournal, JournalError, Program, RunLock
+from cockpit.journal import SCHEMA, BaseJournal, JournalError, Program
+from cockpit.runlock import RunLock
 
 CALL_TIMEOUT = 30.0
 """Seconds a call waits for the server before the journal gives up on it."""
@@ -36,6 +37,8 @@ FIRST_USE_LOCK = "cockpit.journal"
 """Held while the tables are created, so two bastions starting at once don't collide."""
 RUN_LOCKS = "cockpit.run"
 """The first key of the runs' advisory locks; the second is the run id's hash."""
+
+TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
 
 # SQLite's words for the types, as PostgreSQL spells them (longest first).
 _TYPES = (
@@ -190,8 +193,10 @@ class PgJournal(BaseJournal):
             if not await db.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
                 await db.execute(f"CREATE SCHEMA {_identifier(schema)}")
             await db.execute(f"SET search_path TO {_identifier(schema)}")
-            if await db.fetchval("SELECT to_regclass('meta')") is None:
-                await db.execute(pg_types(SCHEMA))
+            for table in TABLES:  # a table a newer schema added is made here too
+                if await db.fetchval("SELECT to_regclass($1)", table) is None:
+                    await db.execute(pg_types(SCHEMA))
+                    break
             await self._drive(db, self._upgrade())
 
     @staticmethod

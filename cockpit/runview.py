@@ -129,6 +129,7 @@ class RunView:
             ev.PhaseStarted: self._phase_started,
             ev.StepWaiting: self._step_waiting,
             ev.StepApproved: self._step_approved,
+            ev.ApprovalRefused: self._approval_refused,
             ev.StepStarted: self._step_started,
             ev.OutputReceived: self._output,
             ev.StepFinished: self._step_finished,
@@ -202,6 +203,9 @@ class RunView:
 
     def _step_approved(self, event: ev.StepApproved) -> None:
         self.said = f"{event.step_id}: approved by {event.by} ({event.count} of {event.needed})"
+
+    def _approval_refused(self, event: ev.ApprovalRefused) -> None:
+        self.said = f"{event.step_id}: approval by {event.by} refused: {event.reason}"
 
     def _step_started(self, event: ev.StepStarted) -> None:
         self.status[event.step_id] = StepStatus.RUNNING

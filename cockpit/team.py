@@ -12,12 +12,14 @@ Keys and channels (``P`` is ``[team] channel_prefix``):
   output batches included), published from a thread so the engine never waits on Redis.
 - ``P:info:RUN``: the run's runbook (name and text), environment and operator, so a
   watcher on another host can draw it.
-- ``P:approve:RUN``: approvals ``{step, by, nonce}``; the run checks each one (another
-  person than its operator, the step it waits on, not twice) and answers on
-  ``P:approve:RUN:reply`` ``{nonce, ok, message}``.
+- ``P:approve:RUN``: approvals (``cockpit.approvals.Request``: step, account, host,
+  nonce, signed with signing on); the run checks each one (its signature, another
+  account than its operator's, the step it waits on, not twice) and answers on
+  ``P:approve:RUN:reply`` ``{nonce, ok, message}``. Each one judged while the step
+  waits is recorded, approved or refused.
 
-Nothing here imports Textual: the run side is threads with the synchronous client, the
-watch and approve side is ``redis.asyncio``.
+Nothing here imports Textual: the run side is threads with the synchronous client; the
+watch and approve side (``cockpit.watching``) is ``redis.asyncio``.
 """
 
 from __future__ import annotations
@@ -28,26 +30,25 @@ import functools
 import json
 import os
 import queue
-import secrets
-import socket
 import sys
 import threading
 import time
 import typing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cockpit import events as ev
+from cockpit.approvals import Request, signature_problem
 from cockpit.config import Team
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
+from cockpit.identity import Identity
 from steps.base import NeedsOperator
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
     import redis.client
 
 REPLY_TIMEOUT = 10.0
@@ -216,6 +217,7 @@ class _Waiting:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue
     approved: list[str] = dataclasses.field(default_factory=list)
+    """The accounts that approved it."""
 
 
 _LOST = object()
@@ -234,8 +236,9 @@ class TeamRun:
         team: Team,
         environment: str,
         run_id: str,
-        operator: str,
+        operator: Identity,
         *,
+        allowed_signers: Path | None = None,
         on_lost: Callable[[str], None] = lambda reason: None,
     ) -> None:
         import redis
@@ -243,12 +246,16 @@ class TeamRun:
         self.team = team
         self.environment = environment
         self.run_id = run_id
-        self.operator = operator
+        self.operator = operator.label
+        self.account = operator.account
+        self.allowed_signers = allowed_signers
+        """Signing on: approvals are taken only signed by a key this file allows."""
+        self._nonces: set[str] = set()  # of the signed approvals judged so far
         self.on_lost = on_lost
         """Called (from the heartbeat thread) with why, when another run took the lock."""
         self.keys = channels(team, environment, run_id)
         self.client = redis.Redis.from_url(team.url(), socket_timeout=5, socket_connect_timeout=5)
-        self.me = Holder(operator, socket.gethostname(), os.getpid(), run_id, time.time())
+        self.me = Holder(operator.label, operator.host, os.getpid(), run_id, time.time())
         self.value = self.me.dump()
         self.took_over: Holder | None = None
         """Whose live lock this run took over (``--take-over``)."""
@@ -362,8 +369,16 @@ class TeamRun:
 
     # ---------------------------------------------------------------- approvals
 
-    async def approvals(self, step_id: str, others: int) -> AsyncIterator[tuple[str, int]]:
-        """Wait for ``others`` approvals of ``step_id``; each one as (who, how many so far).
+    def used(self, nonces: Iterable[str | None]) -> None:
+        """The nonces of signed approvals this run took before (it is resumed)."""
+        with self._mutex:
+            self._nonces.update(nonce for nonce in nonces if nonce)
+
+    async def approvals(
+        self, step_id: str, others: int
+    ) -> AsyncIterator[ev.StepApproved | ev.ApprovalRefused]:
+        """Wait for ``others`` approvals of ``step_id``; each one judged meanwhile as its
+        event (approved, or refused and why), to be recorded.
 
         NeedsOperator when the run lost its lock meanwhile.
         """
@@ -371,42 +386,89 @@ class TeamRun:
         with self._mutex:
             self._waiting = waiting
         try:
-            for count in range(1, others + 1):
+            count = 0
+            while count < others:
                 if self.lost:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
                 item = await waiting.queue.get()
                 if item is _LOST:
                     raise NeedsOperator(f"{self.lost}: the run pauses")
-                by, _ = item
-                yield by, count
+                count += isinstance(item, ev.StepApproved)
+                yield item
         finally:
             with self._mutex:
                 self._waiting = None
 
-    def _judge(self, step_id: str, by: str) -> tuple[bool, str]:
-        """Take or refuse an approval (the listener thread)."""
+    def _judge(self, request: Request) -> tuple[bool, str]:
+        """Take or refuse an approval (the listener thread); one judged while the step
+        waits for it goes to ``approvals`` as its event. Its signature (signing on) is
+        checked first, out of the lock: ssh-keygen takes a moment."""
+        key, signed = "", ""
+        if self.allowed_signers is not None:
+            with self._mutex:
+                seen = set(self._nonces)
+            signed, key = signature_problem(request, self.run_id, self.allowed_signers, seen)
         with self._mutex:
+            if key:
+                self._nonces.add(request.nonce)  # used, whatever becomes of it
             waiting = self._waiting
-            if waiting is None or waiting.step_id != step_id:
+            if waiting is None or waiting.step_id != request.step_id:
                 now = f" (it waits for '{waiting.step_id}')" if waiting else ""
                 return False, (
-                    f"run {self.run_id} is not waiting for an approval of step '{step_id}'{now}"
+                    f"run {self.run_id} is not waiting for an approval of step "
+                    f"'{request.step_id}'{now}"
                 )
-            if not by:
-                return False, "an approval needs the approver's name (config operator)"
-            if by == self.operator:
-                return False, (
-                    f"{by} flies run {self.run_id}: the run's own operator can "
-                    "not approve its steps; another person must"
+            refused = signed or self._refusal(request, waiting)
+            if refused:
+                event: ev.Event = ev.ApprovalRefused(
+                    self.run_id,
+                    time.time(),
+                    request.step_id,
+                    request.by,
+                    request.account,
+                    request.host,
+                    refused,
+                    key,
                 )
-            if by in waiting.approved:
-                return False, f"{by} approved step '{step_id}' already; it needs another person"
-            waiting.approved.append(by)
-            count = len(waiting.approved)
-        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, (by, time.time()))
+            else:
+                waiting.approved.append(request.account)
+                event = ev.StepApproved(
+                    self.run_id,
+                    time.time(),
+                    request.step_id,
+                    request.by,
+                    len(waiting.approved),
+                    waiting.others,
+                    request.account,
+                    request.host,
+                    key,
+                    bool(key),
+                    request.signed() if key else {},
+                    request.signature if key else "",
+                )
+        waiting.loop.call_soon_threadsafe(waiting.queue.put_nowait, event)
+        if refused:
+            return False, refused
         return True, (
-            f"approved step '{step_id}' of run {self.run_id} as {by} ({count} of {waiting.others})"
+            f"approved step '{request.step_id}' of run {self.run_id} as {request.by} "
+            f"({len(waiting.approved)} of {waiting.others})"
         )
+
+    def _refusal(self, request: Request, waiting: _Waiting) -> str:
+        """Why an approval of the step the run waits on is refused, or ''."""
+        if not request.account:
+            return "an approval names the approver's account (a cockpit before issue 20 sent it)"
+        if request.account == self.account:
+            return (
+                f"{request.account} flies run {self.run_id}: the run's own account can "
+                "not approve its steps; another person's account must"
+            )
+        if request.account in waiting.approved:
+            return (
+                f"{request.account} approved step '{request.step_id}' already; it needs "
+                "another person's account"
+            )
+        return ""
 
     def _listener(self) -> None:
         import redis
@@ -421,15 +483,14 @@ class TeamRun:
                 continue
             if message is None:
                 continue
-            try:
-                request = json.loads(message["data"])
-                step_id, by, nonce = str(request["step"]), str(request["by"]), request["nonce"]
-            except (ValueError, KeyError, TypeError):
+            request = Request.parse(message["data"], self.run_id)
+            if request is None:
                 continue
-            ok, text = self._judge(step_id, by.strip())
+            ok, text = self._judge(request)
             try:
                 self.client.publish(
-                    self.keys["reply"], json.dumps({"nonce": nonce, "ok": ok, "message": text})
+                    self.keys["reply"],
+                    json.dumps({"nonce": request.nonce, "ok": ok, "message": text}),
                 )
             except redis.RedisError:
                 continue
@@ -502,246 +563,3 @@ async def current_run(team: Team, environment: str) -> str | None:
     """The run holding ``environment``'s lock now, if any."""
     holder = Holder.parse(await _read(team, f"lock:{environment}"))
     return holder.run_id if holder else None
-
-
-class Follower:
-    """Follows the live events of a run (``run_id``) or of an environment.
-
-    ``async with Follower(...) as follower:`` subscribes at once (so nothing published
-    from then on is missed, while the journal is read), then ``follower.events()``.
-    """
-
-    def __init__(
-        self, team: Team, *, run_id: str | None = None, environment: str | None = None
-    ) -> None:
-        self.team = team
-        p = team.channel_prefix
-        self.channel = f"{p}:run:{run_id}" if run_id else f"{p}:env:{environment}"
-        self._client: aioredis.Redis | None = None
-        self._pubsub: aioredis.client.PubSub | None = None
-
-    async def __aenter__(self) -> Follower:
-        import redis.asyncio as aioredis
-
-        client = self._client = aioredis.Redis.from_url(self.team.url(), socket_connect_timeout=5)
-        pubsub = self._pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(self.channel)
-        except aioredis.RedisError as exc:
-            await self.__aexit__()
-            raise unreachable(exc) from None
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-        if self._client is not None:
-            await self._client.aclose()
-
-    async def events(self, idle: bool = False) -> AsyncIterator[ev.Event | None]:
-        """The events published; with ``idle``, None too after each quiet second (a
-        chance to look at something else)."""
-        import redis.asyncio as aioredis
-
-        pubsub = self._pubsub
-        assert pubsub is not None, "events() is for inside 'async with Follower(...)'"
-        while True:
-            try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            except aioredis.RedisError as exc:
-                raise unreachable(exc) from None
-            if message is None:
-                if idle:
-                    yield None
-                continue
-            try:
-                event = decode(json.loads(message["data"]))
-            except ValueError:
-                continue
-            if event is not None:
-                yield event
-
-
-async def approve(team: Team, run_id: str, step_id: str, by: str) -> str:
-    """Approve ``step_id`` of the run as ``by``; the run's answer, or TeamError."""
-    import redis.asyncio as aioredis
-
-    p = team.channel_prefix
-    nonce = secrets.token_hex(8)
-    client = aioredis.Redis.from_url(team.url(), socket_connect_timeout=5)
-    pubsub = client.pubsub()
-    try:
-        await pubsub.subscribe(f"{p}:approve:{run_id}:reply")
-        request = json.dumps({"step": step_id, "by": by, "nonce": nonce})
-        if not await client.publish(f"{p}:approve:{run_id}", request):
-            raise TeamError(
-                f"no cockpit flies run {run_id} in team mode right now: nothing to approve"
-            )
-        deadline = time.monotonic() + REPLY_TIMEOUT
-        while time.monotonic() < deadline:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-            if message is None:
-                continue
-            reply = json.loads(message["data"])
-            if reply.get("nonce") == nonce:
-                if not reply.get("ok"):
-                    raise TeamError(str(reply.get("message")))
-                return str(reply.get("message"))
-        raise TeamError(f"run {run_id} did not answer within {format_duration(REPLY_TIMEOUT)}")
-    except aioredis.RedisError as exc:
-        raise unreachable(exc) from None
-    finally:
-        await pubsub.aclose()
-        await client.aclose()
-
-
-# ------------------------------------------------------------------ what a watcher follows
-
-
-@dataclass(frozen=True)
-class Watched:
-    """The run a watcher follows, its runbook, and where its past comes from."""
-
-    run_id: str
-    environment: str
-    runbook: Any
-    channel: dict[str, str]
-    """``run_id`` or ``environment``: the Follower's channel."""
-    journal: Any
-    """The journal that has the run's past, or None (another host's run)."""
-    note: str
-    """Where the picture starts: the journal, or only what happens from now on."""
-
-
-async def find_watched(
-    team: Team, journal, target: str, environments, waiting: Callable[[str], None] | None = None
-) -> Watched:
-    """``target`` is an environment (configured, or with a lock in Redis) or a run (id,
-    unique prefix, ``last``; a run not in this journal is followed from Redis alone).
-    With ``waiting``, an environment nobody flies now is waited for (said once)."""
-    from cockpit.journal import RunNotFound
-
-    holder_run = await current_run(team, target)
-    if target in environments and holder_run is None and waiting is not None:
-        waiting(f"nobody flies '{target}' now: waiting for the next run (ctrl+c stops)")
-        while holder_run is None:
-            await asyncio.sleep(WAIT_POLL)
-            holder_run = await current_run(team, target)
-    if target in environments or holder_run:
-        if holder_run is None:
-            raise TeamError(
-                f"nobody flies '{target}' now (its lock is free; --wait waits for the next run)"
-            )
-        run_id, channel = holder_run, {"environment": target}
-    else:
-        run_id, channel = target, None
-    deadline = time.monotonic() + STARTING_GRACE
-    while True:
-        try:
-            row = journal.find_run(run_id)
-            run_id = row["id"]
-        except RunNotFound:
-            row = None
-        info = await run_info(team, run_id)
-        # the lock is held but the run not started yet (its description comes with its
-        # RunStarted): wait, so that its first events are replayed too
-        if row is not None or info is not None or holder_run is None or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
-    runbook = _watched_runbook(run_id, row, info)
-    channel = channel or {"run_id": run_id}
-    if row is not None:
-        return Watched(
-            run_id,
-            row["environment"],
-            runbook,
-            channel,
-            journal,
-            f"run {run_id} from the journal {journal.path}, then live",
-        )
-    assert info is not None  # else _watched_runbook raised TeamError
-    return Watched(
-        run_id,
-        info["environment"],
-        runbook,
-        channel,
-        None,
-        f"run {run_id} is not in the journal here ({journal.path}): showing what "
-        "happens from now on",
-    )
-
-
-def _watched_runbook(run_id: str, row, info):
-    import tempfile
-
-    from cockpit.runbook import RunbookInvalid, load_runbook
-
-    if row is not None and Path(row["runbook_path"]).is_file():
-        runbook = load_runbook(row["runbook_path"])
-        if runbook.sha256 == row["runbook_sha256"]:
-            return runbook
-    if info is None:
-        raise TeamError(
-            f"run {run_id}: not in the journal here, and not published in team "
-            "mode (no such run, or it is over a week old)"
-        )
-    with tempfile.TemporaryDirectory(prefix="cockpit-watch-") as folder:
-        path = Path(folder) / Path(info["name"]).name
-        path.write_text(info["text"], encoding="utf-8")
-        try:
-            return load_runbook(path)
-        except RunbookInvalid as exc:
-            raise TeamError(
-                f"run {run_id}: its runbook does not load here: {exc.problems[0].message}"
-            ) from None
-
-
-def _key(event: ev.Event) -> tuple[str, float]:
-    return type(event).__name__, event.at
-
-
-async def watch_events(
-    team: Team,
-    watched: Watched,
-    stop_at_end: bool = True,
-    held: Callable[[str], None] | None = None,
-) -> AsyncIterator[ev.Event]:
-    """The run's recorded past, then its live events, each once. With ``stop_at_end``,
-    until it is over: ended, and let go by its cockpit (the environment's lock no longer
-    held for it), which could otherwise reopen it (a step retried after the ending), as
-    ``held`` is told once per ending; on otherwise, for a screen that stays open."""
-    async with Follower(team, **watched.channel) as follower:  # before the journal: no gap
-        seen = set()
-        past = journal_events(watched.journal, watched.run_id) if watched.journal else []
-        ended = False  # an ending the run was reopened after is not its end
-        for event in past:
-            seen.add(_key(event))
-            yield event
-            if isinstance(event, ev.RunFinished | ev.RunReopened):
-                ended = isinstance(event, ev.RunFinished)
-        told = False  # held was told of this ending
-        if ended and stop_at_end and await _let_go(team, watched):
-            return
-        async for live in follower.events(idle=True):
-            if live is not None:
-                if live.run_id != watched.run_id or _key(live) in seen:
-                    continue
-                yield live
-                if isinstance(live, ev.RunFinished | ev.RunReopened):
-                    ended, told = isinstance(live, ev.RunFinished), False
-            if ended and stop_at_end:
-                if await _let_go(team, watched):
-                    return
-                if held is not None and not told:
-                    told = True
-                    held(
-                        f"run {watched.run_id} ended, but its cockpit still holds it and may "
-                        "reopen it (a step run again): following on until it lets go "
-                        "(ctrl+c stops)"
-                    )
-
-
-async def _let_go(team: Team, watched: Watched) -> bool:
-    """Whether the cockpit that flew the run let go of it: no process holds the
-    environment for it (it quit, or another run took the environment)."""
-    return await current_run(team, watched.environment) != watched.run_id

@@ -13,7 +13,10 @@ from textual.binding import Binding
 
 from cockpit import events as ev
 from cockpit.config import Team
-from cockpit.team import TeamError, Watched, approve, watch_events
+from cockpit.identity import Identity
+from cockpit.signing import Signer
+from cockpit.team import TeamError
+from cockpit.watching import Watched, approve, watch_events
 from screens.follow import FollowScreen
 from widgets.output_keys import OUTPUT_KEYS
 
@@ -31,13 +34,17 @@ class WatchScreen(FollowScreen):
     ]
     SAYS = "watching, read-only"
 
-    def __init__(self, team: Team, watched: Watched, operator: str) -> None:
+    def __init__(
+        self, team: Team, watched: Watched, operator: Identity, signer: Signer | None = None
+    ) -> None:
         super().__init__(
             watched.runbook, watched.environment, watched.run_id, watched.note, join_late=True
         )
         self.team = team
         self.watched = watched
         self.operator = operator
+        self.signer = signer
+        """Signs approvals with the person's key, with signing on."""
 
     def _mounted(self) -> None:
         self.run_worker(self._follow(), group="watch", exit_on_error=False)
@@ -70,7 +77,9 @@ class WatchScreen(FollowScreen):
 
     async def _approve(self, step_id: str) -> None:
         try:
-            said = await approve(self.team, self.watched.run_id, step_id, self.operator)
+            said = await approve(
+                self.team, self.watched.run_id, step_id, self.operator, self.signer
+            )
         except TeamError as exc:
             self.notify(str(exc), title="Not approved", severity="error", timeout=15)
             return

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
+import subprocess
 import tempfile
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from helpers import MetricsEndpoint, Operator, execute
+from helpers import Account, MetricsEndpoint, Operator, execute
 
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
@@ -171,3 +174,26 @@ def prometheus(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def accounts() -> Iterator[tuple[Account, Account]]:
+    """Two Unix accounts made for the tests (``useradd``, so only as root), each with
+    a home; removed at the end. Named per test process: xdist workers run at once."""
+    if os.getuid() != 0:
+        pytest.skip("making Unix accounts for the test needs root")
+    made: list[Account] = []
+    try:
+        for who in ("alice", "bob"):
+            name = f"ck{who}{os.getpid()}"
+            subprocess.run(
+                ["useradd", "--create-home", "--shell", "/bin/sh", name],
+                check=True,
+                capture_output=True,
+            )
+            entry = pwd.getpwnam(name)
+            made.append(Account(name, entry.pw_uid, Path(entry.pw_dir)))
+        yield made[0], made[1]
+    finally:
+        for account in made:
+            subprocess.run(["userdel", "--remove", account.name], capture_output=True)

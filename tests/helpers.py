@@ -402,3 +402,21 @@ def resumed_app(book: Path, journal, run_id: str, interrupted: list[str]):
     )
     assert engine.prepare_resume(Interrupted("ask")) == interrupted
     return CockpitApp(engine, operator, protected=False)
+
+
+# ---------------------------------------------------------------- Unix accounts
+
+
+@dataclass(frozen=True)
+class Account:
+    """A Unix account made for the tests (the ``accounts`` fixture)."""
+
+    name: str
+    uid: int
+    home: Path
+
+    @property
+    def via_sudo(self) -> dict[str, str]:
+        """The environment ``sudo`` gives a root command this account ran: cockpit
+        records this account, as it would on a bastion."""
+        return {"SUDO_UID": str(self.uid), "SUDO_USER": self.name}

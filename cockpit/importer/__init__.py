@@ -15,8 +15,13 @@ What becomes what:
   listed as uncertain where it opens.
 - **Titles** are plain text (no ``**``, backticks or ``{#anchor}``; a link's text), at
   most 100 characters (the first sentence, else cut at a word): the sentence introducing
-  a step (``Run the migrations first:``), the list item right above its fence, else the
-  heading.
+  a step (``Run the migrations first:``), the list item right above its fence. What only
+  a heading names is named by what it holds (``titles``): a checklist by its items
+  (``Possible causes: Worker crash loops, A slow database and 1 more``; ``Check:`` when
+  the heading is long), a list of an alert's fields by the alert and its message
+  (``KubeAPIDown: KubeAPI has disappeared...``, ``{{ $labels.pod }}`` as ``<pod>``), text
+  by its first sentence; a heading that says little alone (written twice, or a part's
+  name: "Diagnosis") by what it is under (``KubePodCrashLooping: diagnosis``).
 - **Headings.** When headings such as ``### Phase 2: Database Migration (30 minutes)``
   exist, their level holds the phases; sections around them (a pre-deployment checklist
   before, sign-off after) become phases too, in document order. Otherwise every
@@ -97,7 +102,8 @@ Modules, one concept each: ``scan`` (the Markdown block structure), ``shell`` (s
 lines as commands, comments and alternatives), ``names`` (variables, secrets,
 placeholders), ``translate`` (commands to typed steps), ``scripts`` (shell steps),
 ``checklists`` (manual steps and alert rules), ``fences`` (a fence's steps),
-``sections`` (a section's steps), ``assemble`` (phases, rollback, ids) and ``summary``
+``sections`` (a section's steps), ``titles`` (names for what only a heading names),
+``assemble`` (phases, rollback, ids) and ``summary``
 (what to review, the YAML); ``state`` (shell state across steps).
 """
 
@@ -153,8 +159,9 @@ def _import(text: str, source: str) -> Imported:
     scripts = ShellSteps(names, review)
     fences = FenceSteps(translator, scripts, alerts, names, review)
     sections = SectionSteps(fences, translator, scripts, alerts)
-    book = Assembler(source, sections, names, alerts, review).build(text)
-    return imported(book, source, names, review)
+    assembler = Assembler(source, sections, names, alerts, review)
+    book = assembler.build(text)
+    return imported(book, source, names, review, assembler.lines)
 
 
 def import_file(path: str | Path) -> Imported:

@@ -82,6 +82,7 @@ class Assembler:
         self.alerts = alerts
         self.review = review
         self.step_ids = Ids()
+        self.lines: dict[str, int] = {}  # step id -> its line in the Markdown
 
     def build(self, text: str) -> dict[str, Any]:
         blocks = scan(text, self.source)
@@ -96,6 +97,8 @@ class Assembler:
         self.review.watch(fences)
         front = blocks.pop(0) if blocks and isinstance(blocks[0], FrontMatter) else None
         root = section_tree(blocks)
+        written = [title_text(s.title).lower() for s in root.walk()]
+        self.sections.repeated = {title for title in written if written.count(title) > 1}
         name = (front.title if front else "") or Path(self.source).stem or "runbook"
         document, preamble = root, root.blocks
         if (
@@ -107,6 +110,7 @@ class Assembler:
             name = title_text(document.title) or name
             preamble = [*root.blocks, *document.blocks]
         book: dict[str, Any] = {"runbook": name}
+        self.sections.subject = name
         description = [block.text for block in preamble if isinstance(block, Paragraph | Note)]
         if front and front.description:
             description.insert(0, front.description)
@@ -189,7 +193,7 @@ class Assembler:
                     rollback["criteria"].append(block.text)
                 else:
                     self.sections.carry.append(
-                        text_of(block) if isinstance(block, Paragraph | Note) else fenced(block)
+                        fenced(block) if isinstance(block, Fence) else text_of(block)
                     )
             for grandchild in child.children:
                 drafts += self.sections.section_drafts(grandchild, clean_label(grandchild.title))
@@ -203,6 +207,7 @@ class Assembler:
         return self.step_ids.unique(slug(_DURATION_NOTE.sub("", title)) or slug(title) or "step")
 
     def step(self, draft: Draft) -> dict[str, Any]:
+        self.lines[draft.id] = draft.line
         step: dict[str, Any] = {
             "id": draft.id,
             "title": plain(title_text(draft.title)),

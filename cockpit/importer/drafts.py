@@ -9,7 +9,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph
+from cockpit.importer.scan import Fence, ListBlock, Note, Paragraph, Tab, TabsEnd
 
 MAX_ID = 48
 
@@ -44,6 +44,10 @@ def text_of(block) -> str:
         return block.text
     if isinstance(block, ListBlock):
         return "\n".join(f"- {item.text}" for item in block.items)
+    if isinstance(block, Tab):
+        return f'=== "{block.title}"'
+    if isinstance(block, TabsEnd):
+        return ""
     return "\n".join(block.lines)
 
 
@@ -74,10 +78,9 @@ _ANCHOR = re.compile(r"\s*\{#[^}]*\}\s*$")
 _INLINE = MarkdownIt("commonmark")
 
 
-def title_text(text: str) -> str:
-    """A title as the rendered page shows it, in plain text: no ``**``, no backticks
-    (their text kept), a link's text, no ``{#anchor}``; at most TITLE_LIMIT characters,
-    cut after its first sentence or at a word."""
+def inline_text(text: str) -> str:
+    """Inline Markdown as the rendered page shows it, in plain text on one line: no
+    ``**``, no backticks (their text kept), a link's text, no ``{#anchor}``."""
     text = _ANCHOR.sub("", " ".join(text.split()))
     if any(mark in text for mark in "*_`[<\\&"):
         tokens = _INLINE.parseInline(text)[0].children or []
@@ -87,6 +90,13 @@ def title_text(text: str) -> str:
             else " " * (token.type == "softbreak")
             for token in tokens
         )
+    return text
+
+
+def title_text(text: str) -> str:
+    """A title as the rendered page shows it, in plain text (``inline_text``); at most
+    TITLE_LIMIT characters, cut after its first sentence or at a word."""
+    text = inline_text(text)
     if len(text) <= TITLE_LIMIT:
         return text
     sentence = re.split(r"(?<=[.;:!?])\s", text, maxsplit=1)[0].rstrip(".;:")
@@ -94,7 +104,9 @@ def title_text(text: str) -> str:
 
 
 def shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip("…") + "…"
 
 
 def first_sentence(text: str) -> str:

@@ -12,14 +12,61 @@ from dataclasses import dataclass, field
 
 import yaml
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
+from mdit_py_plugins.admon import admon_plugin
+from mdit_py_plugins.utils import is_code_block
 
 from cockpit.runbook.model import Problem, RunbookInvalid
 
 _TASK = re.compile(r"\[[ xX]\][ \t]+(.*)$")
 _BOLD_ONLY = re.compile(r"\*\*([^*]+?)\*\*:?[ \t]*$")
 
-_MARKDOWN = MarkdownIt("commonmark")
+_TAB = re.compile(r'===[+!]?[ \t]+"([^"\n]*)"[ \t]*$')
+TAB_INDENT = 4
+
+
+def _content_tab(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """A content tab (MkDocs Material, pymdownx.tabbed): ``=== "Helm"`` and the lines
+    indented under it, read as blocks of their own (``tab_open`` / ``tab_close``), as
+    mdit-py-plugins reads an admonition."""
+    if is_code_block(state, start_line):
+        return False
+    start = state.bMarks[start_line] + state.tShift[start_line]
+    found = _TAB.match(state.src[start : state.eMarks[start_line]])
+    if found is None:
+        return False
+    if silent:
+        return True
+    old_line_max, old_indent = state.lineMax, state.blkIndent
+    state.blkIndent += TAB_INDENT
+    end = start_line + 1
+    while end < end_line:  # up to the first line written left of the content
+        empty = state.bMarks[end] + state.tShift[end] >= state.eMarks[end]
+        if not empty and state.sCount[end] < state.blkIndent:
+            break
+        end += 1
+    while end - 1 > start_line and state.isEmpty(end - 1):
+        end -= 1  # the blank lines after it are not the tab's
+    state.lineMax = end
+    token = state.push("tab_open", "div", 1)
+    token.info, token.markup, token.map, token.block = (
+        found.group(1),
+        "===",
+        [start_line, end],
+        True,
+    )
+    state.md.block.tokenize(state, start_line + 1, end)
+    token = state.push("tab_close", "div", -1)
+    token.markup, token.block = "===", True
+    state.lineMax, state.blkIndent, state.line = old_line_max, old_indent, end
+    return True
+
+
+_MARKDOWN = MarkdownIt("commonmark").use(admon_plugin)
+_MARKDOWN.block.ruler.before(
+    "fence", "content_tab", _content_tab, {"alt": ["paragraph", "reference", "blockquote", "list"]}
+)
 _FRONT_MATTER_LINE = re.compile(r"\s*$|[ \t]|- |[\w\"'-][^:]*:(?:\s|$)")
 
 
@@ -31,6 +78,8 @@ class Fence:
     open_to: str = ""
     """A fence never closed: what it runs to the end of ("document", "list item")."""
     column: int = 0  # of its opening fence, when never closed
+    tab: tuple[int, str] | None = None
+    """In a list item's content tab: (the line its group of tabs starts on, its title)."""
 
     @property
     def warning(self) -> str:
@@ -53,6 +102,20 @@ class Item:
 @dataclass
 class ListBlock:
     items: list[Item]
+
+
+@dataclass
+class Tab:
+    """A content tab's start (``=== "Helm"``): the blocks up to the next Tab or TabsEnd
+    are what it shows; the tabs of a group are ways to do one thing."""
+
+    title: str
+    line: int
+
+
+@dataclass
+class TabsEnd:
+    """The end of a group of content tabs."""
 
 
 @dataclass
@@ -102,6 +165,7 @@ class Section:
     line: int
     blocks: list = field(default_factory=list)
     children: list[Section] = field(default_factory=list)
+    parent: Section | None = field(default=None, repr=False, compare=False)
 
     def walk(self):
         yield self
@@ -170,7 +234,12 @@ def _hidden(tokens: list[Token]) -> set[int]:
 
 _FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*(.*)$")
 _SECTION_HEADING = re.compile(r"#{2,6}(?:[ \t]|$)")
-_CONTAINERS = {"list_item_open": "list item", "blockquote_open": "quote"}
+_CONTAINERS = {
+    "list_item_open": "list item",
+    "blockquote_open": "quote",
+    "admonition_open": "admonition",
+    "tab_open": "content tab",
+}
 
 
 def _unterminated(fence: Token, lines: list[str], source: str, container: str) -> Problem | None:
@@ -247,7 +316,14 @@ def scan(text: str, source: str) -> list:
     if problems:
         raise RunbookInvalid(problems)
 
-    hidden = _hidden(tokens)
+    _read(tokens, lines, _hidden(tokens), blocks)
+    return blocks
+
+
+def _read(tokens: list[Token], lines: list[str], hidden: set[int], blocks: list) -> None:
+    """The blocks of a run of sibling tokens, added to ``blocks``: an admonition's
+    (``!!! note``) and a content tab's (``=== "Helm"``) code is code, as the page
+    shows it."""
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -255,6 +331,13 @@ def scan(text: str, source: str) -> list:
         end = _close_of(tokens, index) if token.nesting == 1 else index
         if id(token) in hidden:
             blocks.append(Note(_source_text(token, lines), line))
+        elif token.type == "admonition_open":
+            _admonition(tokens[index + 1 : end], token, lines, hidden, blocks)
+        elif token.type == "tab_open":
+            blocks.append(Tab(token.info, line))
+            _read(tokens[index + 1 : end], lines, hidden, blocks)
+            if end + 1 >= len(tokens) or tokens[end + 1].type != "tab_open":
+                blocks.append(TabsEnd())
         elif token.type == "heading_open":
             blocks.append(("heading", int(token.tag[1:]), tokens[index + 1].content.strip(), line))
         elif token.type == "paragraph_open":
@@ -281,7 +364,24 @@ def scan(text: str, source: str) -> list:
         else:  # a quote
             blocks.append(Note(_source_text(token, lines), line))
         index = end + 1
-    return blocks
+
+
+def _admonition(
+    inner: list[Token], token: Token, lines: list[str], hidden: set[int], blocks: list
+) -> None:
+    """An admonition (``!!! note "Title"``, ``???+ tip``): a note as written, unless it
+    holds code: then its head is a note (a warning for the step below) and its blocks
+    are read as the page shows them."""
+    if not any(t.type == "fence" for t in inner):
+        blocks.append(Note(_source_text(token, lines), _map(token)[0] + 1))
+        return
+    blocks.append(Note(f"{token.markup} {token.info.strip()}", _map(token)[0] + 1))
+    _read(_admonition_body(inner), lines, hidden, blocks)
+
+
+def _admonition_body(inner: list[Token]) -> list[Token]:
+    """An admonition's tokens without its title's (open, inline, close)."""
+    return inner[3:] if inner and inner[0].type == "admonition_title_open" else inner
 
 
 def _map(token: Token) -> list[int]:
@@ -330,7 +430,7 @@ def _items(tokens: list[Token], lines: list[str], hidden: set[int]) -> list[Item
 
 
 def _add_items(tokens: list[Token], lines: list[str], hidden: set[int], items: list[Item]) -> None:
-    index = 0
+    index, group, tab_end = 0, 0, -2  # the tabs' group: the line of its first tab
     while index < len(tokens):
         token = tokens[index]
         end = _close_of(tokens, index) if token.nesting == 1 else index
@@ -346,6 +446,17 @@ def _add_items(tokens: list[Token], lines: list[str], hidden: set[int], items: l
             items[-1].fences.append(_fence(token))
         elif token.type in ("bullet_list_open", "ordered_list_open"):
             _add_items(tokens[index + 1 : end], lines, hidden, items)
+        elif token.type in ("admonition_open", "tab_open") and any(
+            t.type == "fence" for t in tokens[index + 1 : end]
+        ):  # its code is the item's, as the page shows it
+            item, known = items[-1], len(items[-1].fences)
+            items[-1].notes.append(f"{token.markup} {token.info.strip()}")
+            _add_items(_admonition_body(tokens[index + 1 : end]), lines, hidden, items)
+            if token.type == "tab_open":  # its fences are one way: the tabs are choices
+                group = group if index == tab_end + 1 else _map(token)[0] + 1
+                tab_end = end
+                for fence in item.fences[known:]:
+                    fence.tab = (group, token.info)
         elif token.type in ("html_block", "code_block"):
             items[-1].notes.append(token.content.rstrip())
         elif token.map:  # a quote
@@ -382,7 +493,7 @@ def section_tree(blocks: list) -> Section:
         level, title, line = heading
         while stack[-1].level >= level:
             stack.pop()
-        section = Section(title, level, line)
+        section = Section(title, level, line, parent=stack[-1])
         stack[-1].children.append(section)
         stack.append(section)
     return root

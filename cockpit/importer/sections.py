@@ -7,11 +7,20 @@ from __future__ import annotations
 import re
 
 from cockpit.importer.checklists import AlertRules
-from cockpit.importer.drafts import Draft, clean_label, fenced, first_sentence, shorten
+from cockpit.importer.drafts import (
+    TITLE_LIMIT,
+    Draft,
+    clean_label,
+    fenced,
+    first_sentence,
+    shorten,
+    title_text,
+)
 from cockpit.importer.fences import FenceSteps
-from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section
+from cockpit.importer.scan import Fence, Item, ListBlock, Note, Paragraph, Section, Tab, TabsEnd
 from cockpit.importer.scripts import ShellSteps
 from cockpit.importer.shell import Command, looks_like_program
+from cockpit.importer.titles import checklist_title, qualified, says_little, sentence_title
 from cockpit.importer.translate import Translator
 
 _INLINE_COMMAND = re.compile(r"(?:(?:run|execute|type)\b:?\s*)?`([^`]+)`\.?", re.IGNORECASE)
@@ -53,6 +62,8 @@ class SectionSteps:
         self.scripts = scripts
         self.alerts = alerts
         self.carry: list[str] = []  # text waiting for the next phase's description
+        self.subject = ""  # what the document is about: the runbook's name
+        self.repeated: set[str] = set()  # headings written more than once, lower-case
 
     def section_drafts(
         self,
@@ -68,34 +79,42 @@ class SectionSteps:
         ``self.carry`` for the next phase."""
         drafts: list[Draft] = []
         pending: list[str] = []
+        prose: list[str] = []  # the paragraphs in pending: they may name a manual step
         lead = ""  # the text right above the next step, unless a Note: it may name it
         leads: dict[int, tuple[str, bool]] = {}  # id(draft) -> the sentence above it,
         # and whether its paragraph introduces the step ("... run the following:")
 
         choices: list[list[list[Draft]]] = []  # blocks offered as alternatives
         previous: list[Draft] = []  # the last block's steps
+        tabs = _Tabs()
 
         def add(made: list[Draft]) -> None:
-            nonlocal pending, lead, previous
+            nonlocal pending, prose, lead, previous
             if made and previous and _ALTERNATIVE.match(lead):
                 if choices and choices[-1][-1] is previous:
                     choices[-1].append(made)
                 else:
                     choices.append([previous, made])
             previous = made or previous
+            tabs.add(made)
             if made and pending:
                 warn(made, pending)
                 made[0].notes = [*pending, *made[0].notes]
                 leads[id(made[0])] = (first_sentence(lead), lead.rstrip().endswith(":"))
-                pending, lead = [], ""
+                pending, prose, lead = [], [], ""
             drafts.extend(made)
 
         listed: list[Draft] = []  # the steps of the list right above, if one is
         for block in section.blocks:
+            if isinstance(block, Tab | TabsEnd):
+                tabs.mark(block)
+                lead = ""  # each tab starts afresh: the text above names none of them
+                continue
             if isinstance(block, Paragraph | Note):
                 pending.append(block.text)
                 nameless = isinstance(block, Note) or _WARNING.match(block.text)
                 lead = "" if nameless else block.text  # a warning names nothing
+                prose += [] if nameless else [block.text]
             elif isinstance(block, Fence):
                 made = self.fences.fence_drafts(block, title, reference)
                 if not made:
@@ -110,17 +129,35 @@ class SectionSteps:
                 continue
             listed = []
         _name_by_leads(drafts, leads, title)
+        _name_by_items(drafts, title)
+        tabs.finish(title)
+        self.qualify(drafts, section, title)
         for group in choices:
             choose_one(group)
         children = self.children_drafts(section, title, reference) if deep else []
         if pending:
-            self.place(pending, drafts, children, section, title, fallback)
+            named = sentence_title(prose) or title
+            self.place(pending, drafts, children, section, (named, title), fallback)
         drafts += children
         if _OPTIONAL_TITLE.search(title) or reference:
             for draft in drafts:
                 draft.optional = True
                 draft.confirm = draft.confirm or not reference
         return drafts
+
+    def qualify(self, drafts: list[Draft], section: Section, title: str) -> None:
+        """Steps only a heading names that says little alone (one written more than
+        once, or a part of an alert's runbook: "Diagnosis") are named with what it is
+        under: "KubePodCrashLooping: diagnosis"."""
+        if not says_little(title, self.repeated):
+            return
+        parent = section.parent
+        while parent is not None and not parent.title:
+            parent = parent.parent
+        under = parent.title if parent is not None else self.subject
+        for draft in drafts:
+            if draft.title == title:
+                draft.title = qualified(title, under)
 
     def children_drafts(self, section: Section, title: str, reference: bool) -> list[Draft]:
         """The subsections' steps; sibling sections offering ways to do one thing ("Option
@@ -130,6 +167,7 @@ class SectionSteps:
             self.section_drafts(child, clean_label(child.title) or title, reference=reference)
             for child in section.children
         ]
+        _name_by_sections(section.children, made)
         options: dict[str, list[list[Draft]]] = {}
         for child, drafts in zip(section.children, made, strict=True):
             option = _OPTION_TITLE.match(clean_label(child.title))
@@ -148,18 +186,20 @@ class SectionSteps:
         drafts: list[Draft],
         children: list[Draft],
         section: Section,
-        title: str,
+        titles: tuple[str, str],
         fallback: bool,
     ) -> None:
         """Text no step follows: a note of the last step, else of the first subsection's,
-        else a manual step (``fallback``), else carried to the next phase."""
+        else a manual step (``fallback``; ``titles``: its title, from the text's first
+        sentence, and its item, the heading), else carried to the next phase."""
         if drafts:
             drafts[-1].notes += pending
         elif children:
             children[0].notes = [*pending, *children[0].notes]
         elif fallback:
+            title, item = titles
             drafts.append(
-                Draft(title, "manual", {"items": [title or "read the text"]}, section.line, pending)
+                Draft(title, "manual", {"items": [item or "read the text"]}, section.line, pending)
             )
         else:
             self.carry += pending
@@ -207,14 +247,23 @@ class SectionSteps:
         manual step showing it."""
         drafts: list[Draft] = []
         waiting: list[str] = []
+        tabs, tab = _Tabs(), None
         for fence in item.fences:
+            if fence.tab != tab:  # content tabs in the item: ways to do it
+                if tab is not None and (fence.tab is None or fence.tab[0] != tab[0]):
+                    tabs.mark(TabsEnd())
+                if fence.tab is not None:
+                    tabs.mark(Tab(fence.tab[1], fence.line))
+                tab = fence.tab
             made = self.fences.fence_drafts(fence, title, reference)
+            tabs.add(made)
             if not made:
                 waiting.append(fenced(fence))
                 continue
             made[0].notes = [*waiting, *made[0].notes]
             waiting = []
             drafts += made
+        tabs.finish(title)
         if not drafts:
             return [
                 Draft(
@@ -238,8 +287,11 @@ def _take_last_item(listed: list[Draft], step: Draft, drafts: list[Draft]) -> No
     if checklist.kind != "manual" or not checklist.fields["items"]:
         return
     step.title = clean_label(checklist.fields["items"][-1]) or step.title
-    if len(checklist.fields["items"]) > 1:
+    if len(checklist.fields["items"]) > 2:
         checklist.fields["items"] = checklist.fields["items"][:-1]
+    elif len(checklist.fields["items"]) == 2:  # the one item left names it
+        checklist.fields["items"] = checklist.fields["items"][:-1]
+        checklist.title = clean_label(checklist.fields["items"][0]).rstrip(".")
     else:
         step.notes = [*checklist.notes, *step.notes]
         drafts.remove(checklist)
@@ -255,7 +307,10 @@ def warn(made: list[Draft], texts: list[str]) -> None:
     found = _WARNING.match(texts[at])
     assert found is not None
     said_below = texts[at + 1 : at + 2]  # "!!! warning" then its indented text
-    text = found.group(2).strip() or " ".join(said_below)
+    text = found.group(2).strip()
+    if titled := re.fullmatch(r'"([^"]*)"', text):  # !!! caution "Title": and its text
+        text = " ".join([f"{titled.group(1)}:" if titled.group(1) else "", *said_below])
+    text = text or " ".join(said_below)
     text = re.sub(r"(?m)^\s*(?:>|:::)\s?|[*`]|^\W+$", "", text)
     words = " ".join(text.split()) or found.group(1)
     said = shorten(f"{found.group(1).upper()}: {words}", 160)
@@ -267,6 +322,9 @@ def warn(made: list[Draft], texts: list[str]) -> None:
             draft.title = shorten(f"{found.group(1).capitalize()}: {draft.title}", 100)
 
 
+_CHOOSE_ONE = " (choose one)"
+
+
 def choose_one(groups: list[list[Draft]]) -> None:
     """Blocks offered as alternatives: each step optional, asking first, marked "choose
     one" and naming the others, never run one after another."""
@@ -274,7 +332,7 @@ def choose_one(groups: list[list[Draft]]) -> None:
     for group in groups:
         for draft in group:
             draft.optional = draft.confirm = True
-            draft.title = shorten(f"{draft.title} (choose one)", 100)
+            draft.title = f"{shorten(draft.title, 100 - len(_CHOOSE_ONE))}{_CHOOSE_ONE}"
             draft.notes.insert(
                 0,
                 f"Choose one of {len(groups)} alternatives ({'; '.join(names)}): "
@@ -289,6 +347,64 @@ def _name_by_leads(drafts: list[Draft], leads: dict[int, tuple[str, bool]], titl
         sentence, introduces = leads.get(id(draft), ("", False))
         if draft.title == title and sentence and (introduces or len(drafts) > 1):
             draft.title = sentence
+
+
+class _Tabs:
+    """A section's groups of content tabs (``=== "Helm"`` / ``=== "Manifests"``): ways
+    to do one thing. A step only the heading names is named by its tab; when more than
+    one tab of a group has steps, they are alternatives: choose one."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[tuple[str, list[Draft]]]] = []
+        self.open = False
+
+    def mark(self, block: Tab | TabsEnd) -> None:
+        if isinstance(block, TabsEnd):
+            self.open = False
+            return
+        if not self.open:
+            self.groups.append([])
+            self.open = True
+        self.groups[-1].append((block.title, []))
+
+    def add(self, made: list[Draft]) -> None:
+        if self.open:
+            self.groups[-1][-1][1].extend(made)
+
+    def finish(self, title: str) -> None:
+        for group in self.groups:
+            for tab, drafts in group:
+                for draft in drafts:
+                    if draft.title == title:
+                        draft.title = f"{tab}: {title}" if title else tab
+            options = [drafts for _, drafts in group if drafts]
+            if len(options) > 1:
+                choose_one(options)
+
+
+def _name_by_sections(children: list[Section], made: list[list[Draft]]) -> None:
+    """The same step written under sibling sections ("Phase one" / "Phase two": "Check
+    the replicas are in sync") is named with its section, so one phase never shows two
+    steps by one name."""
+    headings = [title_text(child.title) for child in children]
+    under: dict[str, set[str]] = {}
+    for heading, drafts in zip(headings, made, strict=True):
+        for draft in drafts:
+            under.setdefault(draft.title, set()).add(heading)
+    for heading, drafts in zip(headings, made, strict=True):
+        for draft in drafts:
+            if len(under[draft.title]) > 1 and heading:  # under different headings
+                draft.title = shorten(f"{heading}: {draft.title}", TITLE_LIMIT)
+
+
+def _name_by_items(drafts: list[Draft], title: str) -> None:
+    """A checklist of several items that only its heading names is named by its items
+    (``Node-level issues: Node resource exhaustion, Container runtime problems and 3
+    more``)."""
+    for draft in drafts:
+        items = draft.fields.get("items", ()) if draft.kind == "manual" else ()
+        if draft.title == title and len(items) > 1:
+            draft.title = checklist_title(list(items), title)
 
 
 def _inline_command(text: str) -> re.Match[str] | None:

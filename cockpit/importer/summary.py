@@ -38,6 +38,8 @@ class Summary:
     unset: list[str] = field(default_factory=list)
     """Variables with no value yet: set them in the runbook or a profile."""
     secrets: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the import could not check (shellcheck missing)."""
 
     def lines(self) -> list[str]:
         steps = sum(self.kinds.values())
@@ -52,6 +54,7 @@ class Summary:
             out.append(f"variables to fill in: {', '.join(self.unset)}")
         for name, placeholder in self.placeholders.items():
             out.append(f"placeholder {placeholder!r} -> variable {name}")
+        out += self.notes
         if self.uncertain:
             out.append(f"{len(self.uncertain)} to review:")
             out += [
@@ -67,6 +70,8 @@ class Imported:
     """The runbook as plain data, in the order it is written."""
     yaml: str
     summary: Summary
+    lines: dict[str, int] = field(default_factory=dict)
+    """Step id -> its line in the Markdown."""
 
 
 class Review:
@@ -110,7 +115,9 @@ _Dumper.add_representer(
 )
 
 
-def imported(book: dict[str, Any], source: str, names: Names, review: Review) -> Imported:
+def imported(
+    book: dict[str, Any], source: str, names: Names, review: Review, lines: dict[str, int]
+) -> Imported:
     """The runbook, its YAML and the summary of what it took to make it."""
     summary = Summary(
         Path(source).name, phases=len(book["phases"]), alerts=len(book.get("alerts", ()))
@@ -142,4 +149,5 @@ def imported(book: dict[str, Any], source: str, names: Names, review: Review) ->
         book,
         header + yaml.dump(book, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100),
         summary,
+        lines,
     )

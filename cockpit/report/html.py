@@ -139,6 +139,7 @@ def _summary(record: dict[str, Any]) -> str:
         ("Finished", when(run["finished_at"])),
         ("Duration", format_duration(run["duration"])),
         ("Runbook file", f"{run['runbook_path']} (sha256 {run['runbook_sha256'][:12]})"),
+        ("Record", record["verified"]["text"]),
     ]
     if reopened(record):
         rows.append(("Reopened", f"{reopened(record)} after it had ended (see below)"))
@@ -362,6 +363,13 @@ def _checklist(record: dict[str, Any]) -> list[str]:
     return ["<h2>Checklists</h2>", table(("Step", "Item", "Ticked", "By", "When", "Note"), rows)]
 
 
+def _who(row: dict[str, Any]) -> str:
+    """Who signed: the account (display name beside), the host, the key if signed."""
+    host = f" on {row['host']}" if row.get("host") else ""
+    key = f", key {row['fingerprint']}" if row.get("fingerprint") else ""
+    return f"{row['name']}{host}{key}"
+
+
 def _signoff(record: dict[str, Any]) -> list[str]:
     rows = []
     for role in ROLES:
@@ -372,14 +380,14 @@ def _signoff(record: dict[str, Any]) -> list[str]:
             )
         else:
             rows.append(
-                ("", [td(role.capitalize()), td(row["name"]), td(when(row["at"])), td(row["note"])])
+                ("", [td(role.capitalize()), td(_who(row)), td(when(row["at"])), td(row["note"])])
             )
     rows += [
         (
             "muted",
             [
                 td(f"{row['role'].capitalize()} (replaced)"),
-                td(row["name"]),
+                td(_who(row)),
                 td(when(row["at"])),
                 td(row["note"]),
             ],

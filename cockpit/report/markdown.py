@@ -43,6 +43,7 @@ def _summary(record: dict[str, Any]) -> list[str]:
         f"- **Started**: {when(run['started_at'])}",
         f"- **Finished**: {when(run['finished_at'])} ({format_duration(run['duration'])})",
         f"- **Runbook**: `{run['runbook_path']}` (sha256 `{run['runbook_sha256'][:12]}`)",
+        f"- **Record**: {record['verified']['text']}",
     ]
     if run["message"]:
         lines.append(f"- **Summary**: {run['message']}")
@@ -200,7 +201,7 @@ def _notices(record: dict[str, Any]) -> list[str]:
 
 
 def _team(record: dict[str, Any]) -> list[str]:
-    if not (record["approvals"] or record["take_overs"]):
+    if not (record["approvals"] or record["take_overs"] or record["refused"]):
         return []
     lines = ["", "## Team", ""]
     lines += [
@@ -208,8 +209,14 @@ def _team(record: dict[str, Any]) -> list[str]:
         for t in record["take_overs"]
     ]
     lines += [
-        f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} ({a['count']} of {a['needed']})"
+        f"- {when(a['at'])}: {a['step_id']} approved by {a['by']} on {a.get('host') or '?'} "
+        f"({a['count']} of {a['needed']}); {_key(a)}"
         for a in record["approvals"]
+    ]
+    lines += [
+        f"- {when(r['at'])}: {r['step_id']}: approval by {r['by']} on {r['host']} REFUSED: "
+        f"{r['reason']}"
+        for r in record["refused"]
     ]
     return lines
 
@@ -227,6 +234,14 @@ def _readiness(record: dict[str, Any]) -> list[str]:
             f"{readiness['override_reason']}",
         ]
     return lines
+
+
+def _key(approval: dict[str, Any]) -> str:
+    """How an approval was proven: its key, verified or not."""
+    if not approval.get("fingerprint"):
+        return "unsigned"
+    verified = "verified" if approval.get("verified") else "NOT verified"
+    return f"key {approval['fingerprint']}, {verified}"
 
 
 def _rollback(record: dict[str, Any]) -> list[str]:
@@ -272,7 +287,9 @@ def _signed(row: dict[str, Any] | None) -> str:
     if row is None:
         return "not signed"
     note = f" — {row['note']}" if row["note"] else ""
-    return f"{row['name']}, {when(row['at'])}{note}"
+    host = f" on {row['host']}" if row.get("host") else ""
+    key = f", key {row['fingerprint']}" if row.get("fingerprint") else ""
+    return f"{row['name']}, {when(row['at'])}{host}{key}{note}"
 
 
 def _excerpts(record: dict[str, Any]) -> list[str]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, get_args
 
+from cockpit import chain
 from cockpit.journal import BaseJournal
 from cockpit.readiness import MARKS, State
 from steps import KindNotFound, RecordSection, get_kind
@@ -25,7 +27,9 @@ ENDINGS = {"RunFinished": "ended", "RunReopened": "reopened"}
 """The events of a run's ends, and of its running again after one: all kept in order."""
 
 
-def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
+def build(journal: BaseJournal, run_id: str, allowed_signers: Path | None = None) -> dict[str, Any]:
+    """The record of run ``run_id``; its signatures are checked against
+    ``allowed_signers`` when given."""
     run = journal.find_run(run_id)
     steps = journal.steps(run["id"])
     attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -41,6 +45,9 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
             endings.append({**event["data"], "event": ENDINGS[event["type"]], "at": event["at"]})
     samples = [{"at": e["at"], "values": e["values"]} for e in events["MetricsSampled"]]
     signoffs = journal.signoffs(run["id"])
+    keys = {e.get("signoff"): e.get("fingerprint", "") for e in events[chain.SIGNED_OFF]}
+    for row in signoffs:  # the key that signed it, from its chained event
+        row["fingerprint"] = keys.get(row["id"], "")
     sections = _kind_sections(steps, samples)
     return {
         "run": run,
@@ -56,6 +63,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "baselines": events["BaselineTaken"],
         "notices": events["MetricsNotice"],
         "approvals": events["StepApproved"],
+        "refused": events["ApprovalRefused"],
         "take_overs": events["LockTakenOver"],
         "readiness": _readiness(events["ReadinessChecked"]),
         "endings": endings,
@@ -63,6 +71,7 @@ def build(journal: BaseJournal, run_id: str) -> dict[str, Any]:
         "retries": events["StepRetrying"],
         "signoff": {role: _current(signoffs, role) for role in ROLES},
         "signoffs": signoffs,
+        "verified": _verified(journal, run["id"], allowed_signers),
         "samples": samples,
     }
 
@@ -109,6 +118,12 @@ def _rollback(started: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dic
             if row["phase"] == "rollback"
         ],
     }
+
+
+def _verified(journal: BaseJournal, run_id: str, allowed_signers: Path | None) -> dict[str, Any]:
+    """Whether the run's record is as it was written (``cockpit verify``)."""
+    verdict = chain.verify(journal, run_id, allowed_signers)
+    return {"ok": verdict.ok, "text": str(verdict)}
 
 
 def _current(signoffs: list[dict[str, Any]], role: str) -> dict[str, Any] | None:

@@ -36,7 +36,16 @@ from urllib.parse import urlsplit
 from cockpit.config import Environment
 from cockpit.errors import Failed
 
-FLAGSHIP = Path(__file__).resolve().parents[2] / "runbooks" / "pm-intelligence" / "runbook.yaml"
+
+def _flagship() -> Path:
+    """The flagship runbook: the source tree's, else the copy an install put under its
+    prefix (pyproject.toml's data-files: a wheel, pipx, make bundle-demo)."""
+    tree = Path(__file__).resolve().parents[2] / "runbooks" / "pm-intelligence"
+    folder = tree if tree.is_dir() else Path(sys.prefix) / "share" / "cockpit" / "pm-intelligence"
+    return folder / "runbook.yaml"
+
+
+FLAGSHIP = _flagship()
 RELEASE = "2.0"
 PREVIOUS = "1.0"
 REGISTRY = "registry.sandbox.local/pm"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import COCKPIT, ROOT, cockpit, wait_for
 
+from cockpit.identity import account
 from cockpit.journal import Journal
 from cockpit.process import live_members
 from cockpit.stopped import clock
@@ -362,13 +363,13 @@ def test_history_and_report(tmp_path, jpath, monkeypatch):
     )
     assert cockpit("run", book, "--headless", "--yes", "--journal", jpath).returncode == 0
     history = cockpit("history", "--journal", jpath).stdout
-    assert "ok" in history and "Reported (tester)" in history
+    assert "ok" in history and f"Reported ({account()} (tester))" in history
     runs = json.loads(cockpit("history", "--json", "--journal", jpath).stdout)
     run_id = runs[0]["id"]
     markdown = cockpit("report", run_id[:12], "--journal", jpath).stdout
     assert markdown.startswith("# Deployment record: Reported 2.0")
     assert "| 2 | p | say | shell | ok | 1 |" in markdown
-    assert "- [x] check: Dashboard open (tester," in markdown
+    assert f"- [x] check: Dashboard open ({account()} (tester)," in markdown
     assert "token ***" in markdown and "rpt-secret-777" not in markdown
     record = json.loads(cockpit("report", "last", "--format", "json", "--journal", jpath).stdout)
     assert record["run"]["id"] == run_id

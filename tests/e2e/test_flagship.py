@@ -199,6 +199,10 @@ def test_drill_bad_release_rolls_back_to_1_0(tmp_path, demo_tmp):
     report = cockpit("report", run["id"], "--journal", tmp_path / "j.sqlite3")
     assert report.returncode == 0
     assert "metrics-gate-sandbox" in report.stdout and "rb-backend-undo" in report.stdout
+    assert "- **Record**: record verified: " in report.stdout
+    verified = cockpit("verify", run["id"], "--journal", tmp_path / "j.sqlite3")
+    assert verified.returncode == 0, verified.stdout
+    assert f"run {run['id']}: record verified: {len(events)} events chained" in verified.stdout
 
 
 def test_demo_in_a_terminal(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 from helpers import COCKPIT, cockpit, execute, fetch, fetchval, wait_for
 from helpers import rows as step_rows_of
 
+from cockpit.identity import account
 from cockpit.process import live_members
 
 
@@ -136,7 +137,7 @@ def test_repair_mark_applied_then_resume_goes_on(cut_migration, pg_dsn):
         "step_id": "migrate",
         "file": "V1__marks.sql",
         "how": "mark-applied",
-        "by": "tester",
+        "by": f"{account()} (tester)",
         "outcome": "",
     }
     resumed = cockpit("resume", run_id, "--headless", "--retry-interrupted", "--journal", jpath)

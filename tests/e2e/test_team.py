@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -22,6 +23,7 @@ import redis
 from helpers import COCKPIT, cockpit, until, wait_for
 
 from cockpit import events as ev
+from cockpit.identity import Identity, account
 from cockpit.journal import Journal
 from cockpit.team import decode, encode
 from widgets.output_keys import OUTPUT_KEYS
@@ -30,6 +32,7 @@ from widgets.run_header import RunHeader
 
 TTL, HEARTBEAT = 2.0, 0.5
 LOCK = "cockpit:lock:staging"
+ME = account()  # who runs the tests: the account every run here records
 
 
 @pytest.fixture
@@ -114,14 +117,14 @@ def test_a_second_run_refuses_and_a_killed_holders_lock_expires(team, record, tm
     first = start("run", "--headless", slow, "--env", "staging")
     try:
         lock = wait_for(lambda: holder(team), "the first run's lock")
-        assert lock["owner"] == "alice" and lock["pid"] == first.pid
+        assert lock["owner"] == f"{ME} (alice)" and lock["pid"] == first.pid
         second = cockpit(
             "run", "--headless", quick, "--env", "staging", env={"COCKPIT_OPERATOR": "bob"}
         )
         assert second.returncode == 2
         assert second.stderr.count("\n") == 1, second.stderr
         assert (
-            f"environment 'staging' is held by alice on {lock['host']} (pid {first.pid}, "
+            f"environment 'staging' is held by {ME} (alice) on {lock['host']} (pid {first.pid}, "
             f"run {lock['run_id']}) since "
         ) in second.stderr
         assert [run["id"] for run in record.runs()] == [lock["run_id"]]  # no run recorded
@@ -187,13 +190,13 @@ def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record,
     finally:
         kill(alice)
     assert code == 3  # paused
-    assert "the lock of 'staging' was taken over by bob" in err
+    assert f"the lock of 'staging' was taken over by {ME} (bob)" in err
     assert "pausing after the current step" in err
     assert "first done" in out and "must not run" not in out
 
     old_run = record.find_run(lock["run_id"])
     assert old_run["status"] == "paused"
-    assert "taken over by bob" in old_run["message"]
+    assert f"taken over by {ME} (bob)" in old_run["message"]
     assert {r["step_id"]: r["status"] for r in record.steps(old_run["id"])} == {
         "first": "ok",
         "second": "pending",
@@ -202,7 +205,7 @@ def test_take_over_is_confirmed_recorded_and_the_old_holder_pauses(team, record,
     taken = [e["data"] for e in record.events(new_run["id"]) if e["type"] == "LockTakenOver"]
     assert len(taken) == 1 and taken[0]["environment"] == "staging"
     assert taken[0]["previous"].startswith(
-        f"alice on {lock['host']} (pid {lock['pid']}, run {lock['run_id']}) since "
+        f"{ME} (alice) on {lock['host']} (pid {lock['pid']}, run {lock['run_id']}) since "
     )
 
 
@@ -242,7 +245,7 @@ def test_take_over_typed_at_a_terminal(team, record, tmp_path):
             os.write(primary, f"{typed}\n".encode())
             out, err = bob.communicate(timeout=30)
             os.close(primary)
-            assert f"'staging' is held by alice on {lock['host']}" in out
+            assert f"'staging' is held by {ME} (alice) on {lock['host']}" in out
             said[typed] = (bob.returncode, out, err)
             if typed == "production":
                 assert holder(team) == lock
@@ -255,7 +258,7 @@ def test_take_over_typed_at_a_terminal(team, record, tmp_path):
         code, _, err = finished(first)
     finally:
         kill(first)
-    assert code == 3 and "taken over by bob" in err
+    assert code == 3 and f"taken over by {ME} (bob)" in err
 
 
 # ------------------------------------------------------------------ live watch
@@ -310,7 +313,7 @@ def test_watch_headless_prints_the_same_step_states_as_the_run(team, record, tmp
 
 def watched_run(journal, *recorded: ev.Event):
     """Run ``r`` on staging in ``journal``, with ``recorded`` as its past."""
-    from cockpit.team import Watched
+    from cockpit.watching import Watched
 
     row = {"id": "r", "runbook": "R", "version": "", "runbook_path": "", "runbook_sha256": ""}
     row |= {"environment": "staging", "operator": "alice", "host": "h", "status": "running"}
@@ -324,7 +327,7 @@ async def test_a_watcher_reads_a_reopened_run_past_its_first_ending(team, journa
     from cockpit.config import Team
     from cockpit.headless import HeadlessPrinter
     from cockpit.runbook import parse_runbook
-    from cockpit.team import watch_events
+    from cockpit.watching import watch_events
 
     recorded = [
         ev.RunStarted("r", 1.0, "R", "staging", "alice"),
@@ -352,7 +355,8 @@ async def test_a_watcher_follows_an_ended_run_while_its_cockpit_holds_it(team, j
     """The run ended, but its cockpit is still open (it holds the environment) and may
     reopen it: the watcher follows on, and stops once the cockpit lets go."""
     from cockpit.config import Team
-    from cockpit.team import Holder, watch_events
+    from cockpit.team import Holder
+    from cockpit.watching import watch_events
 
     team.set(LOCK, Holder("alice", "h", os.getpid(), "r", time.time()).dump())
     ended = ev.RunFinished("r", 2.0, ev.RunStatus.FAILED, 1.0, "1 failed")
@@ -477,52 +481,71 @@ def start_guarded(team, record, tmp_path, script: str, approvals: int):
     return run, run_id
 
 
-def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
+def test_a_step_with_approve_waits_for_other_accounts(team, record, tmp_path, accounts):
+    alice, bob = accounts
     run, run_id = start_guarded(team, record, tmp_path, "echo migrated", approvals=3)
     try:
 
-        def approve(step: str, who: str):
-            return cockpit("approve", run_id[:12], step, env={"COCKPIT_OPERATOR": who})
+        def approve(step: str, display: str, account=None):
+            env = {"COCKPIT_OPERATOR": display, **(account.via_sudo if account else {})}
+            return cockpit("approve", run_id[:12], step, env=env)
 
-        own = approve("migrate", "alice")
+        # the run's own account, whatever name it gives: issue 20's "COCKPIT_OPERATOR=bob"
+        own = approve("migrate", "bob")
         assert own.returncode == 2
         assert own.stderr == (
-            f"cockpit: alice flies run {run_id}: the run's own operator can "
-            "not approve its steps; another person must\n"
+            f"cockpit: {ME} flies run {run_id}: the run's own account can not approve "
+            "its steps; another person's account must\n"
         )
-        wrong = approve("backup", "bob")
+        wrong = approve("backup", "Alice", alice)
         assert wrong.returncode == 2
         assert wrong.stderr == (
             f"cockpit: run {run_id} is not waiting for an approval of "
             "step 'backup' (it waits for 'migrate')\n"
         )
-        first = approve("migrate", "bob")
+        first = approve("migrate", "Alice", alice)
         assert first.returncode == 0, first.stderr
-        assert first.stdout == f"approved step 'migrate' of run {run_id} as bob (1 of 2)\n"
-        again = approve("migrate", "bob")
+        assert first.stdout == (
+            f"approved step 'migrate' of run {run_id} as {alice.name} (Alice) (1 of 2)\n"
+        )
+        again = approve("migrate", "Carol", alice)  # another name, the same account
         assert again.returncode == 2
-        assert "bob approved step 'migrate' already; it needs another person" in again.stderr
+        assert (
+            f"{alice.name} approved step 'migrate' already; it needs another person's account"
+            in again.stderr
+        )
         assert {r["step_id"]: r["status"] for r in record.steps(run_id)} == {
             "backup": "ok",
             "migrate": "waiting-confirm",
         }
-        second = approve("migrate", "carol")
+        second = approve("migrate", "Bob", bob)
         assert second.returncode == 0, second.stderr
-        assert second.stdout == f"approved step 'migrate' of run {run_id} as carol (2 of 2)\n"
+        assert second.stdout == (
+            f"approved step 'migrate' of run {run_id} as {bob.name} (Bob) (2 of 2)\n"
+        )
         code, out, err = finished(run)
     finally:
         kill(run)
     assert code == 0, err
     assert "migrate | migrated" in out
+    assert f"approval by {ME} (bob) on {socket.gethostname()} refused: " in out
     events = record.events(run_id)
     said = [e["data"]["reason"] for e in events if e["type"] == "StepWaiting"]
     assert said == [f"needs approval by 2 other people (cockpit approve {run_id} migrate)"]
     approved = [
-        (e["data"]["by"], e["data"]["count"], e["data"]["needed"])
+        (e["data"]["account"], e["data"]["by"], e["data"]["host"], e["data"]["count"])
         for e in events
         if e["type"] == "StepApproved"
     ]
-    assert approved == [("bob", 1, 2), ("carol", 2, 2)]
+    host = socket.gethostname()
+    assert approved == [
+        (alice.name, f"{alice.name} (Alice)", host, 1),
+        (bob.name, f"{bob.name} (Bob)", host, 2),
+    ]
+    refused = [
+        (e["data"]["account"], e["data"]["by"]) for e in events if e["type"] == "ApprovalRefused"
+    ]
+    assert refused == [(ME, f"{ME} (bob)"), (alice.name, f"{alice.name} (Carol)")]
     started = next(
         e["id"] for e in events if e["type"] == "StepStarted" and e["step_id"] == "migrate"
     )
@@ -531,6 +554,9 @@ def test_a_step_with_approve_waits_for_other_people(team, record, tmp_path):
         "backup": "ok",
         "migrate": "ok",
     }
+    markdown = cockpit("report", run_id, "--journal", record.path).stdout
+    assert f"approved by {alice.name} (Alice) on {host} (1 of 2); unsigned" in markdown
+    assert f"approval by {ME} (bob) on {host} REFUSED: {ME} flies run" in markdown
 
 
 def test_approve_without_a_listening_run(team):
@@ -580,7 +606,7 @@ async def test_the_watch_screens_clock_says_the_time_a_resumed_run_was_flown(tea
     )
     runbook = parse_runbook("runbook: R\nphases: [{id: p, steps: [{id: s, run: x}]}]\n")
     watched = dataclasses.replace(watched, runbook=runbook)
-    app = WatchApp(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched, "bob")
+    app = WatchApp(Team("env:TEAM_REDIS", TTL, HEARTBEAT), watched, Identity("bob", "bastion"))
     async with app.run_test(size=(120, 34)) as pilot:
         header = app.screen.query_one(RunHeader)
         await until(pilot, lambda: "flown by alice" in header.note, "the run's start")
@@ -588,17 +614,20 @@ async def test_the_watch_screens_clock_says_the_time_a_resumed_run_was_flown(tea
         assert header.elapsed < 20.0 and header.outcome is None  # not "paused", flying
 
 
-async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, record, tmp_path):
+async def test_the_watch_screen_follows_and_approves_but_can_not_fly(
+    team, record, tmp_path, accounts
+):
     from cockpit.app import WatchApp
     from cockpit.config import Team
-    from cockpit.team import find_watched
+    from cockpit.watching import find_watched
     from screens.watch import WatchScreen
 
     run, run_id = start_guarded(team, record, tmp_path, "echo migrated; echo done >&2", approvals=2)
     try:
         settings = Team("env:TEAM_REDIS", TTL, HEARTBEAT)
         watched = await find_watched(settings, record, "staging", ["staging"])
-        app = WatchApp(settings, watched, "bob")
+        bob = Identity(accounts[1].name, socket.gethostname(), "Bob")
+        app = WatchApp(settings, watched, bob)
         async with app.run_test(size=(120, 34)) as pilot:
             screen = app.screen
             assert isinstance(screen, WatchScreen)
@@ -644,5 +673,5 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(team, recor
         *(b.action for b in OUTPUT_KEYS),
     ]
     assert [e["data"]["by"] for e in record.events(run_id) if e["type"] == "StepApproved"] == [
-        "bob"
+        f"{accounts[1].name} (Bob)"
     ]

@@ -16,8 +16,9 @@ from cockpit.app import CockpitApp, HistoryApp, TuiOperator, WatchApp
 from cockpit.config import Config, Environment, Team
 from cockpit.engine import Engine
 from cockpit.events import StepStatus as S
+from cockpit.identity import Identity
 from cockpit.runbook import load_runbook
-from cockpit.team import Watched
+from cockpit.watching import Watched
 from screens.chart import ChartScreen
 from screens.confirm_step import ConfirmStepModal
 from screens.prompt import PromptModal
@@ -220,7 +221,7 @@ async def test_the_watch_screen_shows_a_servers_words_as_text(tmp_path, journal,
     monkeypatch.delenv("COCKPIT_MARKUP_REDIS", raising=False)  # no team server: it says so
     runbook = make_engine(tmp_path, journal, Operator()).runbook
     watched = Watched("r1", "local", runbook, {"run_id": "r1"}, None, f"note {PAYLOAD}")
-    app = WatchApp(Team("env:COCKPIT_MARKUP_REDIS"), watched, "bob")
+    app = WatchApp(Team("env:COCKPIT_MARKUP_REDIS"), watched, Identity("bob", "bastion"))
     seen: list = []
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await until(pilot, lambda: isinstance(app.screen, WatchScreen), "the watch screen")

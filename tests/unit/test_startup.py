@@ -13,7 +13,8 @@ LATER = (
     "textual_plotext",
     "screens.chart",
     "cockpit.report",  # the deployment record (`e`): ~20 ms
-    "cockpit.team",  # `cockpit watch` and team mode
+    "cockpit.team",  # team mode
+    "cockpit.watching",  # `cockpit watch`
     "screens.watch",
     "httpx",  # the metrics watch builds its client in a thread
 )

@@ -6,7 +6,8 @@ server returns them, so the unmodified kubernetes_asyncio client and the real ku
 work against it (tests/e2e/test_kubectl_conformance.py holds kubectl to that).
 
 - HTTPS with a certificate authority made at start, which the kubeconfig it writes
-  carries (``certificate-authority-data``): kubectl sends a bearer token only over TLS.
+  names (``certificate-authority``, a file beside it): kubectl sends a bearer token only
+  over TLS.
   Every request needs that kubeconfig's token: 401 otherwise.
 - Discovery: ``/version``, ``/api``, ``/apis``, each group-version's resources with their
   short names (``deploy``, ``rs``, ``po``, ``ev``), the ``all`` category and subresources;

@@ -4,7 +4,6 @@ tests ask of it."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 import socket
 import ssl
@@ -111,8 +110,12 @@ class K8sSimulator(Api, Controller, LoopServer):
 
     def _write_kubeconfig(self, ca_pem: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        authority = base64.b64encode(ca_pem).decode()
-        cluster = {"server": self.url, "certificate-authority-data": authority}
+        # A file beside the kubeconfig, not certificate-authority-data: kubernetes_asyncio
+        # writes -data to a temporary folder of its own, removed only at a clean exit (a
+        # SIGKILLed cockpit left it behind); the simulator's folder goes with the sandbox.
+        authority = self.folder / "ca.crt"
+        authority.write_bytes(ca_pem)
+        cluster = {"server": self.url, "certificate-authority": str(authority.resolve())}
         config = {
             "apiVersion": "v1",
             "kind": "Config",

@@ -1,7 +1,7 @@
 """The simulator's TLS: a certificate authority made at start and a serving certificate it
 signs for 127.0.0.1 and localhost. kubectl sends a kubeconfig's bearer token only over
-TLS, so the simulator serves HTTPS and its kubeconfig carries the CA as
-``certificate-authority-data``, as a cluster's does."""
+TLS, so the simulator serves HTTPS and its kubeconfig names the CA file as
+``certificate-authority``, as a cluster's does."""
 
 from __future__ import annotations
 

@@ -1,0 +1,212 @@
+"""``make bundle``: one file that flies runbooks on a bastion with no network (issue 21).
+
+The bundle is built from this venv cut off from the network (pex resolves from the venv
+itself), then run as on a bastion: cut off from every network (``unshare -n`` where it
+can be made), a clean HOME, pip told there is no index, no venv on PATH; then on every
+Python 3.11 the machine has (Debian 12's is 3.11.2, below the 3.11.3 from which redis no
+longer needs async-timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, TEST_DATA
+
+from bench.bundle import (
+    HELLO,
+    TARGETS,
+    best,
+    figures,
+    isolated,
+    offline_env,
+    report,
+    run_offline,
+    within_targets,
+)
+from cockpit.journal import SCHEMA_VERSION, Journal
+
+pytestmark = pytest.mark.bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "cockpit.pex"
+    venv = Path(sys.prefix)
+    # -o: the venv is this one, installed already; make must not reinstall it. Built cut
+    # off from the network too: everything comes from the venv.
+    make = ["make", "-s", "-o", f"{venv}/.installed-test", "bundle"]
+    built = subprocess.run(
+        [*isolated(), *make, f"VENV={venv}", f"BUNDLE={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """The bastion user's clean HOME, where the bundle unpacks on its first run."""
+    return tmp_path_factory.mktemp("home")
+
+
+def test_the_bundle_flies_hello_offline(bundle, home, tmp_path):
+    figures_ = figures(bundle, home)  # its first run unpacks it into the clean HOME
+    print(f"\nbundle figures (network {'cut off' if isolated() else 'reachable'}):")
+    print(report(figures_))
+    assert figures_["size_mb"] < TARGETS["size_mb"]
+    assert within_targets(figures_) == {"help_s": True, "validate_s": True}
+
+    plan = run_offline(bundle, "plan", HELLO, home=home)
+    assert plan.returncode == 0, plan.stderr
+    assert "Phase 1: Preparation" in plan.stdout
+
+    env = {"HELLO_TOKEN": "x-token", "TMPDIR": str(tmp_path)}
+    run = run_offline(bundle, "run", "--headless", "--yes", HELLO, home=home, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    history = run_offline(bundle, "history", "--json", home=home)
+    assert [r["status"] for r in json.loads(history.stdout)] == ["ok"]
+    run_id = json.loads(history.stdout)[0]["id"]
+    assert run_offline(bundle, "__complete", "runs", home=home).stdout.split() == ["last", run_id]
+    assert "_shtab_cockpit" in run_offline(bundle, "completion", "bash", home=home).stdout
+    assert str(home) in run_offline(bundle, "locate", home=home).stdout  # the clean HOME's
+
+    imported = tmp_path / "imported.yaml"
+    markdown = TEST_DATA / "markdown" / "console-page.md"
+    result = run_offline(bundle, "import", markdown, "-o", imported, home=home)
+    assert result.returncode == 0, result.stderr
+    assert run_offline(bundle, "validate", imported, home=home).returncode == 0
+
+
+def test_the_bundle_carries_the_flagship_runbook(bundle, home):
+    """Installed from a wheel, with no source tree beside it, cockpit still finds the
+    flagship runbook the demo and the sandbox fly (and its migrations)."""
+    script = "from cockpit.sandbox.demo import FLAGSHIP; print(FLAGSHIP)"
+    found = run_offline(bundle, "-c", script, home=home, env={"PEX_INTERPRETER": "1"})
+    flagship = Path(found.stdout.strip())
+    assert flagship.is_relative_to(home), found.stderr  # the bundle's copy, not this tree's
+    assert (flagship.parent / "migrations" / "V3_007__baseline.sql").is_file()
+    result = run_offline(bundle, "validate", flagship, home=home)
+    assert result.returncode == 0, result.stderr
+
+
+def pythons_3_11() -> dict[str, Path]:
+    """Every CPython 3.11 on this machine's PATH (and Debian's), by version: its binary."""
+    found: dict[str, Path] = {}
+    folders = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]
+    for folder in dict.fromkeys(folders):
+        path = shutil.which("python3.11", path=folder)
+        if path and Path(path).parent != Path(sys.prefix) / "bin":
+            version, binary = subprocess.run(
+                [
+                    path,
+                    "-c",
+                    "import platform, sys; print(platform.python_version(), sys.executable)",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            found.setdefault(version, Path(binary))
+    return found
+
+
+def test_the_bundle_runs_on_every_python_3_11_here(bundle, home):
+    """Built on one 3.11, it runs on any: below 3.11.3 (Debian 12's 3.11.2) redis imports
+    async-timeout, which the bundle carries though the building Python did not need it."""
+    script = (
+        "import platform, async_timeout, redis.asyncio.connection as c; "
+        "print(platform.python_version(), c.async_timeout is async_timeout.timeout)"
+    )
+    for version, python in pythons_3_11().items():
+        env = {"PEX_PYTHON": str(python)}
+        result = run_offline(bundle, "validate", HELLO, home=home, env=env)
+        assert result.returncode == 0, f"{python}: {result.stderr}"
+        carried = run_offline(bundle, "-c", script, home=home, env={**env, "PEX_INTERPRETER": "1"})
+        below = tuple(map(int, version.split("."))) < (3, 11, 3)
+        assert carried.stdout.split() == [version, str(below)], carried.stderr
+
+
+def test_the_bundle_starts_fast_on_a_python_that_did_not_build_it(bundle, tmp_path):
+    """A bastion's Python is seldom the builder's: the bundle's venv is keyed by its
+    interpreter constraint (CPython 3.11.*), so /bin/sh finds it and starts it directly
+    whichever 3.11 made it (keyed by the builder's Python, each start went through the
+    zip and a second interpreter: 0.4-0.6 s)."""
+    builder = Path(sys._base_executable).resolve()  # the venv's own Python, resolved
+    others = {v: p for v, p in pythons_3_11().items() if p.resolve() != builder}
+    if not others:
+        pytest.skip("this machine has one Python 3.11 only")
+    version, python = next(iter(others.items()))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": f"{python.parent}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    first = run_offline(bundle, "--version", home=home, env=env)
+    assert first.stdout.splitlines()[1].startswith(f"Python {version} ("), first.stderr
+    values = {
+        "help_s": best([str(bundle), "--help"], {**offline_env(home), **env}, repeats=3),
+        "venv_help_s": best(
+            [str(Path(sys.prefix) / "bin" / "cockpit"), "--help"], dict(os.environ)
+        ),
+    }
+    print(f"\n--help on Python {version}, which did not build the bundle: {values}")
+    assert values["help_s"] < max(TARGETS["help_s"], 1.5 * values["venv_help_s"])
+
+
+def test_the_bundle_names_its_python_and_refuses_a_newer_journal(bundle, home, tmp_path):
+    version = run_offline(bundle, "--version", home=home)
+    assert version.returncode == 0, version.stderr
+    lines = version.stdout.splitlines()
+    assert lines[0] == "cockpit 0.1.0" and lines[1].startswith("Python 3.")
+    assert lines[2] == f"journal schema {SCHEMA_VERSION}"
+
+    newer = tmp_path / "newer.sqlite3"
+    Journal(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+        db.execute("UPDATE meta SET value = '9.0.0' WHERE key = 'schema_by'")
+    refused = run_offline(bundle, "history", "--journal", newer, home=home)
+    assert refused.returncode == 2
+    assert f"written by a newer cockpit (9.0.0, journal schema {SCHEMA_VERSION + 1})" in (
+        refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+
+
+def test_make_wheels_holds_all_pipx_needs(bundle, tmp_path):
+    """``make wheels``: the bundle's wheels and pip's, for ``pipx install --pip-args=
+    "--no-index --find-links=wheels"``: pip resolves cockpit and pip (pipx upgrades it
+    first) from them alone, and async-timeout is there for Pythons below 3.11.3."""
+    wheels = tmp_path / "wheels"
+    resolved_json = tmp_path / "resolved.json"
+    settings = [f"VENV={sys.prefix}", f"BUNDLE={bundle}", f"WHEELS={wheels}"]
+    made = subprocess.run(
+        ["make", "-s", "-o", f"{sys.prefix}/.installed-test", "-o", "bundle", "wheels", *settings],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    (cockpit_wheel,) = wheels.glob("cockpit-*.whl")
+    assert list(wheels.glob("async_timeout-*.whl"))
+    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
+    offline = ["--no-index", "--find-links", wheels, "--report", resolved_json]
+    resolved = subprocess.run(
+        [*pip, *offline, cockpit_wheel, "pip"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
+        timeout=120,
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    names = {item["metadata"]["name"] for item in json.loads(resolved_json.read_text())["install"]}
+    assert {"cockpit", "redis", "textual", "shtab", "pip"} <= names
