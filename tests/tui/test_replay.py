@@ -21,7 +21,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import RunStatus, StepStatus
 from cockpit.journal_pg import PgJournal
-from cockpit.replay import Playhead, Recording, load, parse_at, parse_speed
+from cockpit.replay import Recording, load
 from cockpit.runbook import load_runbook
 from widgets.metrics_panel import MetricRow
 from widgets.output_pane import OutputPane
@@ -215,38 +215,6 @@ async def test_step_and_back_move_one_event(drill, journal):
         await pilot.press("slash", "q", "space")  # typed into the search: no quit, no play
         assert screen.query_one("#search").value == "q " and app.is_running
         assert not screen.playhead.playing
-
-
-def test_at_and_speed_are_read_as_the_operator_writes_them():
-    start = datetime(2026, 12, 3, 14, 31, 50).timestamp()
-    end = start + 3600
-    assert parse_at("14:32:07", start, end) == start + 17.999  # by the end of that second
-    assert parse_at("14:31:50", start, end) == start + 0.999
-    assert parse_at("14:31", start, end) == start  # the minute the run started in
-    assert parse_at("15:00", start, end) == start + 28 * 60 + 10
-    assert parse_at("2026-12-03T14:40:00", start, end) == start + 8 * 60 + 10
-    with pytest.raises(ValueError, match=r"^--at 16:00: the run was flown 14:31:50-15:31:50"):
-        parse_at("16:00", start, end)
-    with pytest.raises(ValueError, match="expected HH:MM, HH:MM:SS or an ISO date"):
-        parse_at("noon", start, end)
-    assert parse_speed("10x") == parse_speed("10") == 10
-    with pytest.raises(ValueError, match="expected a speed"):
-        parse_speed("fast")
-
-
-def test_the_playhead_moves_at_its_speed_and_stops_at_the_end():
-    now = [0.0]
-    head = Playhead(100.0, 200.0, 10, real=lambda: now[0])
-    head.play()
-    now[0] = 2.0
-    assert head.now() == 120.0
-    head.pause()
-    now[0] = 5.0
-    assert head.now() == 120.0
-    assert head.faster(1) == 20
-    head.play()
-    now[0] = 100.0
-    assert head.now() == 200.0
 
 
 def test_replay_says_in_one_line_when_it_can_not(drill, journal):
