@@ -53,6 +53,7 @@ bench: $(VENV)/.installed-test bundle
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.importer
 	$(BIN)/python -m bench.watch
+	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.platform
 	$(BIN)/python -m bench.hostile
 	$(BIN)/python -m bench.alerts

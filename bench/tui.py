@@ -353,8 +353,11 @@ FLAGSHIP_SECRETS = dict.fromkeys(
 )  # the run starts; nothing is flown
 
 
-def first_paint(folder: Path, book: str = "book.yaml", markers=LAUNCH_MARKERS) -> float:
-    """Seconds from spawning ``cockpit run`` in a 120x34 pty to its first whole frame."""
+def first_paint(
+    folder: Path, book: str = "book.yaml", markers=LAUNCH_MARKERS, args: list[str] | None = None
+) -> float:
+    """Seconds from spawning ``cockpit run`` (or ``cockpit ARGS``) in a 120x34 pty to its
+    first whole frame."""
     cockpit = Path(sys.executable).with_name("cockpit")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
@@ -368,7 +371,7 @@ def first_paint(folder: Path, book: str = "book.yaml", markers=LAUNCH_MARKERS) -
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(cockpit), "run", book, "--journal", str(folder / "journal.sqlite3")],
+        [str(cockpit), *(args or ["run", book, "--journal", str(folder / "journal.sqlite3")])],
         stdin=slave,
         stdout=slave,
         stderr=slave,

@@ -41,6 +41,7 @@ from steps.base import NeedsOperator
 from widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
+    from cockpit.replay import Recording
     from cockpit.watching import Watched
 
 
@@ -377,3 +378,25 @@ class WatchApp(VisibleNotifications, App[None]):
         from screens.watch import WatchScreen  # cockpit.watching: not on `cockpit run`'s path
 
         self.push_screen(WatchScreen(self.team, self.watched, self.operator, self.signer))
+
+
+class ReplayApp(VisibleNotifications, App[None]):
+    """``cockpit replay`` at a terminal: a recorded run played back, read-only."""
+
+    TITLE = "cockpit replay"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("q", "quit", "Quit", show=False, id="app.quit_q"),  # not in the search field
+    ]
+
+    def __init__(
+        self, recording: Recording, speed: float, at: float | None = None, play: bool = True
+    ) -> None:
+        super().__init__()
+        self.recording = recording
+        self.speed, self.at, self.play = speed, at, play
+
+    def on_mount(self) -> None:
+        from screens.replay import ReplayScreen  # not on `cockpit run`'s path
+
+        self.push_screen(ReplayScreen(self.recording, self.speed, self.at, self.play))

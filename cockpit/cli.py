@@ -538,6 +538,12 @@ async def _watch_headless(team, watched) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args) -> int:
+    from cockpit.cli_replay import replay
+
+    return replay(args, _journal(args, _config(args)))
+
+
 def cmd_approve(args) -> int:
     from cockpit.journal import RunNotFound
     from cockpit.watching import approve
@@ -726,4 +732,5 @@ COMMANDS = {
     "watch": cmd_watch,
     "approve": cmd_approve,
     "completion": cmd_completion,
+    "replay": cmd_replay,
 }

@@ -15,7 +15,7 @@ SUPPRESS = argparse.SUPPRESS
 GROUPS = {
     "fly": ("run", "resume", "plan", "demo", "sandbox", "repair"),
     "inspect": ("validate", "import", "alerts", "kinds", "locate", "completion"),
-    "record": ("history", "report", "signoff", "verify"),
+    "record": ("history", "report", "replay", "signoff", "verify"),
     "team": ("watch", "approve"),
 }
 EXIT_CODES = "exit codes: 0 ok, 1 a step failed, 2 bad input, 3 paused, 130 cancelled"
@@ -315,6 +315,25 @@ def build_parser() -> CockpitParser:
     p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
     p.add_argument("step", metavar="STEP", help="the step id")
 
+    p = add_parser(
+        "replay",
+        parents=[common, journal],
+        help="play a recorded run back in the TUI, read-only, as its operator saw it",
+    )
+    p.add_argument("run_id", metavar="RUN", help="run id, a unique prefix of it, or 'last'")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=10.0,
+        metavar="N[x]",
+        help="times faster than it was flown (default 10x; + and - change it)",
+    )
+    p.add_argument(
+        "--at",
+        metavar="TIME",
+        help="open paused at this moment: HH:MM[:SS] (local time) or an ISO date and time",
+    )
+
     add_parser(
         "locate",
         parents=[common, journal],
@@ -381,6 +400,15 @@ def _duration(text: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError("expected a duration longer than 0")
     return seconds
+
+
+def _speed(text: str) -> float:
+    from cockpit.replay import parse_speed
+
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _baseline(text: str) -> tuple[str, float]:

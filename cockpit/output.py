@@ -444,6 +444,28 @@ def _stamps(path: Path) -> Iterator[tuple[int, float]]:
         base += _lines_in(segment)
 
 
+def sidecar(path: Path) -> list[bytes]:
+    """The entries of an output file's sidecar (``LINE EPOCH``, see ``times_path``) in
+    order, over its tail segments too (numbered on through them): split, not parsed, so
+    that a step that wrote a million times costs one split, and a reader bisects them
+    parsing a few; [] without a sidecar."""
+    entries = _entries_of(path)
+    segments = present_segments(path)
+    base = _lines_in(path) if segments else 0
+    for segment in segments:
+        entries += [f"{base + line} {at:.3f}".encode() for line, at in _stamps_of(segment)]
+        base += _lines_in(segment)
+    return entries
+
+
+def _entries_of(path: Path) -> list[bytes]:
+    try:
+        data = times_path(path).read_bytes()
+    except OSError:
+        return []
+    return data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]  # not half an entry (killed)
+
+
 def line_times(path: Path, first: int, count: int) -> list[float | None]:
     """When lines ``first`` to ``first + count - 1`` (from 0) of an output file were
     read, from its sidecar; None for a line it has no time for. The sidecar is read only

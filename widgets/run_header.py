@@ -56,12 +56,15 @@ class RunHeader(Static):
         started: float,
         rehearsal: bool = False,
         eta: Callable[[], EtaReading | None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.runbook, self.version = _one_line(runbook), _one_line(version)
         self.environment, self.label = environment, _one_line(label or environment.upper())
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
         self.rehearsal = rehearsal
+        self.clock = clock
+        """The time now, when not the real one (a replay's virtual clock)."""
         self.eta = eta
         """Reads the remaining ETA at each render; None: no rehearsal timings to show."""
         self.note = ""
@@ -79,13 +82,17 @@ class RunHeader(Static):
             self.add_class("-staging")
 
     def on_mount(self) -> None:
-        self._clock = self.set_interval(1.0, self._tick)
-        self._tick()
+        self._clock = self.set_interval(1.0, self.tick)
+        self.tick()
 
-    def _tick(self) -> None:
+    def _now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
+    def tick(self) -> None:
+        """Read the clock (every second, and when a replay moves)."""
         if self.outcome is not None:
             return
-        self.elapsed = time.time() - self.started
+        self.elapsed = self._now() - self.started
         reading = self.eta() if self.eta is not None else None
         self.tooltip = (
             f"{reading.summary()}; from the durations of the last rehearsal"
@@ -130,12 +137,12 @@ class RunHeader(Static):
         with ``eta`` (None: no ETA to show), on from its final time: the time it stood
         ended is not time flown (``Engine.flown``)."""
         if self.outcome is not None:
-            self.started = time.time() - self.outcome[1]
+            self.started = self._now() - self.outcome[1]
         self.outcome = None
         self.eta = eta
         if self._clock is not None:
             self._clock.resume()
-        self._tick()
+        self.tick()
         self.refresh()
 
     def render(self) -> Text:

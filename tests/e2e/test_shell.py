@@ -66,7 +66,7 @@ def bash_complete(*words: str, cwd: Path | None = None) -> list[str]:
 def test_bash_completes_commands_run_ids_envs_and_runbook_files(flown, tmp_path):
     config, journal, run_id = flown
     assert bash_complete("") == list(build_parser().commands)
-    assert bash_complete("re") == ["resume", "repair", "report"]
+    assert bash_complete("re") == ["resume", "repair", "report", "replay"]
     assert bash_complete("resume", "--journal", str(journal), "") == ["last", run_id]
     assert bash_complete("report", "--journal", str(journal), run_id[:4]) == [run_id]
     assert bash_complete("run", "--config", str(config), "--env", "") == [
@@ -144,7 +144,7 @@ def test_fish_completes_run_ids_and_envs(flown, tmp_path):
     assert found == {
         "runs": ["last", run_id],
         "envs": ["staging", "production"],
-        "commands": ["repair", "report", "resume"],
+        "commands": ["repair", "replay", "report", "resume"],
     }
 
 
