@@ -63,6 +63,7 @@ from steps.httpclient import (
     HttpFailed,
     check_address,
     check_url,
+    head_answers,
     keep_at_home,
     problem,
     shown_url,
@@ -341,19 +342,11 @@ class HttpStep(StepKind):
     async def probe(self, ctx: StepContext) -> str | None:
         """A ``HEAD`` of the step's URL, without its token: any answer (even 401 or 404)
         says the host is there."""
-        import httpx
-
         url = ctx.fields["url"]
         check_url(url)
         check_address(ctx.step.fields["url"], url)
-        request = f"HEAD {shown_url(url)}"
         timeout = ctx.fields.get("request_timeout", DEFAULT_TIMEOUT)
-        try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                response = await client.head(url)
-        except httpx.HTTPError as exc:
-            raise HttpFailed(problem(exc, request, url, timeout)) from None
-        return f"{request} answers {status_text(response)}"
+        return await head_answers(url, shown_url(url), timeout)
 
     async def _run(self, ctx: StepContext) -> StepResult:
         import httpx

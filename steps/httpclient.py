@@ -140,3 +140,18 @@ def problem(exc: Exception, request: str, url: str, timeout: float) -> str:
 
 def status_text(response) -> str:
     return f"{response.status_code} {response.reason_phrase}".rstrip()
+
+
+async def head_answers(url: str, shown: str, timeout: float) -> str:
+    """Rollback readiness's probe of an HTTP server: a ``HEAD`` of ``url`` (``shown`` in
+    messages), no credentials sent; any answer (even 401 or 404) says the host is there.
+    HttpFailed (one line) when nothing answers."""
+    import httpx
+
+    request = f"HEAD {shown}"
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.head(url)
+    except httpx.HTTPError as exc:
+        raise HttpFailed(problem(exc, request, url, timeout)) from None
+    return f"{request} answers {status_text(response)}"

@@ -25,7 +25,14 @@ from urllib.parse import urlsplit
 
 from cockpit.runbook.addresses import fixed_address
 from steps.base import Field, StepContext, StepKind, StepResult
-from steps.httpclient import HttpFailed, check_address, check_url, problem, status_text
+from steps.httpclient import (
+    HttpFailed,
+    check_address,
+    check_url,
+    head_answers,
+    problem,
+    status_text,
+)
 
 TIMEOUT = 10.0
 RULE = "-" * 40
@@ -38,6 +45,7 @@ def webhook_origin(url: str) -> str:
     try:
         parts = urlsplit(url)
         host = parts.hostname or "?"
+        host = f"[{host}]" if ":" in host else host
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "the webhook"
@@ -83,6 +91,17 @@ class NotifyStep(StepKind):
                 f"{webhook_origin(webhook)}{extra}; a failed post {failing}",
             ]
         )
+
+    async def probe(self, ctx: StepContext) -> str | None:
+        """A ``HEAD`` of the webhook's origin, never its path (a Slack webhook's path is
+        its key): the host answers. None without a webhook (the message is shown)."""
+        webhook = ctx.fields.get("webhook")
+        if not webhook:
+            return None
+        check_url(webhook)
+        check_address(ctx.step.fields["webhook"], webhook)
+        root = f"{webhook_origin(webhook)}/"
+        return await head_answers(root, root, TIMEOUT)
 
     async def run(self, ctx: StepContext) -> StepResult:
         message: str = ctx.fields["template"]

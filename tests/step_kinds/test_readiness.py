@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import cockpit, migrate_book
+from helpers import body_server, cockpit, migrate_book
 
 from cockpit import readiness
 from cockpit.config import Environment
@@ -188,9 +188,33 @@ def test_each_changed_deployment_can_be_rolled_back(simulator):
 
 
 def test_the_rollback_steps_servers_answer_a_probe(db, redis_url, closed_port):
-    items = found(
-        book(
-            f"""
+    with body_server(b"hooked") as url:
+        hook = url.rstrip("/")
+        items = found(rollback_probes(hook, redis_url, closed_port))
+    states = {i.text.split(":")[0]: i.state for i in items if i.check == "rollback steps"}
+    assert states == {
+        "pg": State.OK,
+        "up": State.OK,
+        "down": State.FAILED,
+        "web": State.FAILED,
+        "step later": State.UNKNOWN,
+        "hook": State.OK,
+        "gone": State.FAILED,
+    }
+    texts = of(items, "rollback steps")
+    assert any(t.startswith("pg: PostgreSQL") and "answers SELECT 1" in t for t in texts)
+    assert f"down: cannot connect to Redis at 127.0.0.1:{closed_port}: connection refused" in texts
+    assert "known once the run is under way" in of(items, "rollback steps", State.UNKNOWN)[0]
+    # a webhook's path is its key: only its origin is asked
+    (said,) = [t for t in texts if t.startswith("hook:")]
+    assert said.startswith(f"hook: HEAD {hook}/ answers ") and "T0KEN" not in said
+    (gone,) = [t for t in texts if t.startswith("gone:")]
+    assert f"127.0.0.1:{closed_port}" in gone and "T0KEN" not in gone
+
+
+def rollback_probes(hook: str, redis_url: str, closed_port: int):
+    return book(
+        f"""
             runbook: P
             secrets: [DATABASE_URL]
             phases: [{{id: p, steps: [{{id: a, run: "true"}}]}}]
@@ -203,21 +227,13 @@ def test_the_rollback_steps_servers_answer_a_probe(db, redis_url, closed_port):
                 - {{id: web, kind: http, url: "http://127.0.0.1:{closed_port}/health"}}
                 - {{id: later, kind: http, url: "http://127.0.0.1/${{steps.a.details.x}}"}}
                 - {{id: note, kind: manual, items: [Tell people]}}
+                - {{id: hook, kind: notify, template: rolled back,
+                    webhook: "{hook}/services/T0KEN"}}
+                - {{id: gone, kind: notify, template: rolled back,
+                    webhook: "http://127.0.0.1:{closed_port}/services/T0KEN"}}
+                - {{id: shown, kind: notify, template: rolled back}}
             """
-        )
     )
-    states = {i.text.split(":")[0]: i.state for i in items if i.check == "rollback steps"}
-    assert states == {
-        "pg": State.OK,
-        "up": State.OK,
-        "down": State.FAILED,
-        "web": State.FAILED,
-        "step later": State.UNKNOWN,
-    }
-    texts = of(items, "rollback steps")
-    assert any(t.startswith("pg: PostgreSQL") and "answers SELECT 1" in t for t in texts)
-    assert f"down: cannot connect to Redis at 127.0.0.1:{closed_port}: connection refused" in texts
-    assert "known once the run is under way" in of(items, "rollback steps", State.UNKNOWN)[0]
 
 
 def test_criteria_are_matched_to_alert_rules():
