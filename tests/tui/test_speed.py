@@ -32,15 +32,7 @@ async def test_what_stands_at_first_paint_is_kept_out_of_full_collections(journa
     """A full collection walks every object; the app's standing ones (the DOM, styles,
     modules) made it stall keys for ~80 ms during a flood. They are frozen once the
     screen is up, and given back to the collector when the app ends."""
-    operator = TuiOperator("tester")
-    engine = Engine(
-        parse_runbook(BOOK, "speed.yaml"),
-        journal,
-        config=Config(),
-        profile=Environment(name="local"),
-        operator=operator,
-    )
-    app = CockpitApp(engine, operator, protected=False)
+    app = cockpit_on(journal, BOOK)
     assert gc.get_freeze_count() == 0
     async with app.run_test() as pilot:
         await pilot.pause()
@@ -60,6 +52,19 @@ phases:
 """
 
 
+def cockpit_on(journal, book: str, **config) -> CockpitApp:
+    """The cockpit app over an engine on ``book`` (settings from ``config``)."""
+    operator = TuiOperator("tester")
+    engine = Engine(
+        parse_runbook(book, "speed.yaml"),
+        journal,
+        config=Config(**config),
+        profile=Environment(name="local"),
+        operator=operator,
+    )
+    return CockpitApp(engine, operator, protected=False)
+
+
 def layouts_of(seen: list, widget) -> int:
     """How many times ``widget`` asked the screen for a relayout (a whole-screen redraw);
     the hook sees a message at each node it reaches."""
@@ -71,15 +76,7 @@ async def test_a_step_detail_relays_the_screen_out_only_when_its_height_changes(
     cursor; it asked for a relayout each time, so a key pressed during a flood waited
     for a frame redrawing the whole screen. Same height: repainted in place; another
     height: laid out, every line shown."""
-    operator = TuiOperator("tester")
-    engine = Engine(
-        parse_runbook(DETAIL_BOOK, "speed.yaml"),
-        journal,
-        config=Config(),
-        profile=Environment(name="local"),
-        operator=operator,
-    )
-    app = CockpitApp(engine, operator, protected=False)
+    app = cockpit_on(journal, DETAIL_BOOK)
     seen: list = []
     async with app.run_test(size=(120, 34), message_hook=seen.append) as pilot:
         await pilot.pause()
@@ -87,7 +84,7 @@ async def test_a_step_detail_relays_the_screen_out_only_when_its_height_changes(
         height = detail.outer_size.height
         seen.clear()
         await pilot.press("r")  # started, its output, finished: the same rows
-        await until(pilot, lambda: engine.status["say"] == StepStatus.OK, "the step ran")
+        await until(pilot, lambda: app.engine.status["say"] == StepStatus.OK, "the step ran")
         await pilot.pause()
         assert "ok in" in plain_text(detail)
         assert layouts_of(seen, detail) == 0
@@ -113,15 +110,7 @@ async def test_the_cursor_back_on_the_shown_step_draws_neither_its_detail_nor_it
     """Up and down the tree during a flood: the phase row shows nothing new, and back on
     the step, its detail (a table, the dearest thing on screen to render) and its
     output's tail are what is already shown: nothing is rendered again for them."""
-    operator = TuiOperator("tester")
-    engine = Engine(
-        parse_runbook(DETAIL_BOOK, "speed.yaml"),
-        journal,
-        config=Config(),
-        profile=Environment(name="local"),
-        operator=operator,
-    )
-    app = CockpitApp(engine, operator, protected=False)
+    app = cockpit_on(journal, DETAIL_BOOK)
     seen: list = []
     async with app.run_test(size=(120, 34), message_hook=seen.append) as pilot:
         await pilot.pause()
@@ -153,15 +142,7 @@ async def test_the_footer_is_composed_once_at_start_and_again_only_when_its_keys
         return keys
 
     monkeypatch.setattr(Footer, "compose", counted)
-    operator = TuiOperator("tester")
-    engine = Engine(
-        parse_runbook(BOOK, "speed.yaml"),
-        journal,
-        config=Config(),
-        profile=Environment(name="local"),
-        operator=operator,
-    )
-    app = CockpitApp(engine, operator, protected=False)
+    app = cockpit_on(journal, BOOK)
     async with app.run_test(size=(120, 34)) as pilot:
         await pilot.pause(0.5)
         assert len(composed) == 1
@@ -191,22 +172,14 @@ async def test_output_growing_batch_by_batch_relays_the_screen_out_only_when_a_s
     """Each batch made the pane's scrollable size taller or wider, and each change asked
     for a relayout of the whole screen. Now only a scrollbar coming asks; the tail is
     still followed and the scrollbar sized to the lines."""
-    operator = TuiOperator("tester")
-    engine = Engine(
-        parse_runbook(GROWING, "speed.yaml"),
-        journal,
-        config=Config(flush_interval=0.02),
-        profile=Environment(name="local"),
-        operator=operator,
-    )
-    app = CockpitApp(engine, operator, protected=False)
+    app = cockpit_on(journal, GROWING, flush_interval=0.02)
     seen: list = []
     async with app.run_test(size=(120, 34), message_hook=seen.append) as pilot:
         await pilot.pause()
         pane = app.cockpit.query_one(OutputPane)
         seen.clear()
         await pilot.press("r")
-        await until(pilot, lambda: engine.status["grow"] == StepStatus.OK, "the step ran")
+        await until(pilot, lambda: app.engine.status["grow"] == StepStatus.OK, "the step ran")
         await pilot.pause()
         batches = sum(
             isinstance(m, EngineEvent) and type(m.event).__name__ == "OutputReceived" for m in seen
@@ -225,15 +198,7 @@ async def test_the_screen_is_styled_for_its_width_before_its_first_resize(journa
     """Narrow (no metrics slot, a compact footer) was decided at the first resize, after
     the first styling: each class set then restyled the whole screen (~20 ms of the
     first paint). It is decided when the screen is made."""
-    operator = TuiOperator("tester")
-    engine = Engine(
-        parse_runbook(BOOK, "speed.yaml"),
-        journal,
-        config=Config(),
-        profile=Environment(name="local"),
-        operator=operator,
-    )
-    app = CockpitApp(engine, operator, protected=False)
+    app = cockpit_on(journal, BOOK)
     at_first_resize: list[tuple[bool, bool]] = []
 
     def hook(message) -> None:
