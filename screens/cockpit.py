@@ -31,6 +31,7 @@ from screens.history import HistoryScreen
 from screens.messages import EngineEvent
 from screens.prompt import PromptModal
 from screens.rollback import RollbackModal
+from screens.run_events import ShowsRunEvents
 from widgets.checklist import Checklist
 from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
@@ -62,7 +63,7 @@ def _answers(answer: asyncio.Future[bool | None]) -> Callable[[bool | None], Non
     return said
 
 
-class CockpitScreen(OutputKeys, Screen):
+class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
     CSS_PATH = "cockpit.tcss"
     BINDINGS = COCKPIT_KEYS
 
@@ -263,24 +264,12 @@ class CockpitScreen(OutputKeys, Screen):
     def on_engine_event(self, message: EngineEvent) -> None:
         """One engine event: the RunView keeps the state, a handler per event type
         shows what changed, the tree and the selected step's detail follow."""
-        event = message.event
-        shown = self.view.apply(event)
-        if isinstance(event, ev.OutputReceived):
-            if event.step_id == self.selected:
-                self.query_one(OutputPane).appended(*shown)
-                self._show_status()
-            return
-        with self.app.batch_update():
-            show = self._shows.get(type(event))
-            if show is not None:
-                show(event)
-            step_id = self.view.step_of(event)
-            if step_id is not None:
-                self.query_one(PhaseTree).update_step(
-                    step_id, self.view.status, self.view.durations
-                )
-                if step_id == self.selected:
-                    self.show_step(step_id)
+        step_id = self.show_event(message.event)
+        if step_id is not None and step_id == self.selected:
+            self.show_step(step_id)
+
+    def output_shown(self) -> None:
+        self._show_status()
 
     def _show_table(self) -> dict[type[ev.Event], Callable[[Any], object]]:
         """What each event type changes on screen, beyond the tree and the detail."""

@@ -26,6 +26,7 @@ from cockpit import events as ev
 from cockpit.runbook import Runbook
 from cockpit.runview import RunView
 from cockpit.stopped import time_flown
+from screens.run_events import ShowsRunEvents
 from widgets.keys_footer import KeysFooter
 from widgets.metrics_panel import MetricsPanel
 from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
@@ -38,7 +39,7 @@ WINDOW_LINES = 1000
 NARROW = 100  # below this many columns the metrics panel folds into a line (the cockpit's)
 
 
-class FollowScreen(OutputKeys, Screen):
+class FollowScreen(ShowsRunEvents, OutputKeys, Screen):
     CSS_PATH = "watch.tcss"
     BINDINGS = [*OUTPUT_KEYS]
     SAYS = "read-only"
@@ -154,21 +155,8 @@ class FollowScreen(OutputKeys, Screen):
     def apply(self, event: ev.Event) -> None:
         """Show one of the run's events, as the operator's screen does: the RunView
         keeps the state, a handler per event type shows what changed."""
-        shown = self.view.apply(event)
         self._keep_flights(event)
-        if isinstance(event, ev.OutputReceived):
-            if event.step_id == self.selected:
-                self.query_one(OutputPane).appended(*shown)
-            return
-        with self.app.batch_update():
-            show = self._shows.get(type(event))
-            if show is not None:
-                show(event)
-            step_id = self.view.step_of(event)
-            if step_id is not None:
-                self.query_one(PhaseTree).update_step(
-                    step_id, self.view.status, self.view.durations
-                )
+        self.show_event(event)
 
     def _keep_flights(self, event: ev.Event) -> None:
         """Keep what the time the run was flown is told from (``time_flown``): its starts,

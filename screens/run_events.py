@@ -1,0 +1,46 @@
+"""What the cockpit and the follow screens (watch, replay) share in showing a run's
+events: the RunView keeps the state, the output pane gets the shown step's new lines, a
+handler per event type shows what changed, and the phase tree follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.screen import Screen
+
+from cockpit import events as ev
+from cockpit.runview import RunView
+from widgets.output_pane import OutputPane
+from widgets.phase_tree import PhaseTree
+
+
+class ShowsRunEvents(Screen):
+    """A screen's base: ``view``, ``selected`` (the step shown) and ``_shows`` (a handler
+    per event type) are the screen's."""
+
+    view: RunView
+    selected: str
+    _shows: dict[type[ev.Event], Callable[[Any], object]]
+
+    def show_event(self, event: ev.Event) -> str | None:
+        """Show ``event``; the id of the step whose row it changed, if any."""
+        shown = self.view.apply(event)
+        if isinstance(event, ev.OutputReceived):
+            if event.step_id == self.selected:
+                self.query_one(OutputPane).appended(*shown)
+                self.output_shown()
+            return None
+        with self.app.batch_update():
+            show = self._shows.get(type(event))
+            if show is not None:
+                show(event)
+            step_id = self.view.step_of(event)
+            if step_id is not None:
+                self.query_one(PhaseTree).update_step(
+                    step_id, self.view.status, self.view.durations
+                )
+            return step_id
+
+    def output_shown(self) -> None:
+        """New lines of the shown step went to the pane."""
