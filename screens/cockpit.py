@@ -285,9 +285,7 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
             ev.MetricsSampled: self._sampled,
             ev.MetricsNotice: self._metrics_notice,
             ev.AlertChanged: self._alert_changed,
-            ev.DiskLow: lambda e: self.notify(
-                e.message, title="Disk", severity="warning", timeout=60
-            ),
+            ev.DiskLow: self._disk_low,
             ev.RunReopened: self._run_reopened,
             ev.RunFinished: self._run_finished,
         }
@@ -319,24 +317,10 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
         header.set_note(f"reopened by {event.by}")
         self.notify(f"Run reopened by {event.by}: {event.reason}", severity="warning")
 
-    def _sampled(self, event: ev.MetricsSampled) -> None:
-        self.query_one(MetricsPanel).sampled(event.values, event.reasons)
-        self.call_after_refresh(self._strip)
-
     def _metrics_notice(self, event: ev.MetricsNotice) -> None:
-        self.query_one(MetricsPanel).notice(event.message, event.ok)
-        self.call_after_refresh(self._strip)
+        super()._metrics_notice(event)
         if not event.ok:
             self.notify(event.message, title="Metrics", severity="warning")
-
-    def _alert_changed(self, event: ev.AlertChanged) -> None:
-        self.query_one(MetricsPanel).alert_changed(event.name, event.state)
-        self.call_after_refresh(self._strip)
-        self._alarm(event)
-
-    def _strip(self) -> None:
-        """The metrics in one line under the header, shown where the panel can't be."""
-        self.query_one("#metrics-strip", Static).update(self.query_one(MetricsPanel).summary())
 
     def _alarm(self, event: ev.AlertChanged) -> None:
         """A critical alert during or after a deploy phase offers the rollback."""

@@ -179,9 +179,7 @@ class FollowScreen(ShowsRunEvents, OutputKeys, Screen):
             ev.MetricsSampled: self._sampled,
             ev.MetricsNotice: self._metrics_notice,
             ev.AlertChanged: self._alert_changed,
-            ev.DiskLow: lambda e: self.notify(
-                e.message, title="Disk", severity="warning", timeout=60
-            ),
+            ev.DiskLow: self._disk_low,
             ev.GuardChanged: self._guard_changed,
             ev.RollbackStarted: self._rolled_back,
             ev.RunFinished: self._run_finished,
@@ -220,26 +218,12 @@ class FollowScreen(ShowsRunEvents, OutputKeys, Screen):
         self.query_one(RunHeader).set_alarm("")
         self.notify(f"Rolling back: {event.reason}", severity="warning")
 
-    def _alert_changed(self, event: ev.AlertChanged) -> None:
-        """The panel's state, and the header's alarm as the operator's read: a critical
-        alert during or after a deploy phase, until the rollback starts."""
-        self.query_one(MetricsPanel).alert_changed(event.name, event.state)
-        self.call_after_refresh(self._strip)
+    def _alarm(self, event: ev.AlertChanged) -> None:
+        """The header's alarm as the operator's read: a critical alert during or after a
+        deploy phase, until the rollback starts."""
         critical = [a.name for a in self.view.firing.values() if a.severity == "critical"]
         alarm = critical and self.view.deploying and not self._rolling_back
         self.query_one(RunHeader).set_alarm(f"CRITICAL {', '.join(critical)}" if alarm else "")
-
-    def _sampled(self, event: ev.MetricsSampled) -> None:
-        self.query_one(MetricsPanel).sampled(event.values, event.reasons)
-        self.call_after_refresh(self._strip)
-
-    def _metrics_notice(self, event: ev.MetricsNotice) -> None:
-        self.query_one(MetricsPanel).notice(event.message, event.ok)
-        self.call_after_refresh(self._strip)
-
-    def _strip(self) -> None:
-        """The metrics in one line under the header, shown where the panel can't be."""
-        self.query_one("#metrics-strip", Static).update(self.query_one(MetricsPanel).summary())
 
     def _said(self, _event: ev.Event) -> None:
         self.query_one("#watch-status", Label).update(plain(self.view.said))
