@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -180,6 +181,17 @@ def verdict(ratio: float, target: float, at_most: bool) -> str:
 
 def row(label: str, value: str, note: str = "") -> None:
     print(f"   {label:<34}{value:>16}  {note}".rstrip())
+
+
+def seconds_rows(label: str, times: list[float], target: float) -> None:
+    """Sorted start-up times: their min / max, and their median against ``target``."""
+    median = statistics.median(times)
+    row(f"{label}: min / max", f"{times[0]:.3f} / {times[-1]:.3f} s")
+    row(
+        f"{label}: median",
+        f"{median:.3f} s",
+        f"target < {target:g} s  {'met' if median < target else 'MISSED'}",
+    )
 
 
 # ---------------------------------------------------------------- the figures

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.engine import BenchOperator, row, scratch
+from bench.engine import BenchOperator, row, scratch, seconds_rows
 from bench.tui import first_paint
 from cockpit import events as ev
 from cockpit.config import Config, Environment
@@ -128,13 +128,7 @@ def main() -> None:
             times = sorted(
                 first_paint(folder, markers=markers, args=[*base, *extra]) for _ in range(TRIES)
             )
-            median = statistics.median(times)
-            row(f"{label}: min / max", f"{times[0]:.3f} / {times[-1]:.3f} s")
-            row(
-                f"{label}: median",
-                f"{median:.3f} s",
-                f"target < {TARGET:g} s  {'met' if median < TARGET else 'MISSED'}",
-            )
+            seconds_rows(label, times, TARGET)
         asyncio.run(keys(folder))
 
 

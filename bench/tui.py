@@ -57,7 +57,6 @@ import os
 import pty
 import random
 import select
-import statistics
 import struct
 import subprocess
 import sys
@@ -71,7 +70,15 @@ from textual import events
 from textual._compositor import CompositorUpdate
 from textual.geometry import Region
 
-from bench.engine import BenchOperator, own_peak_kib, row, runbook_yaml, scratch, verdict
+from bench.engine import (
+    BenchOperator,
+    own_peak_kib,
+    row,
+    runbook_yaml,
+    scratch,
+    seconds_rows,
+    verdict,
+)
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
 from cockpit.engine import Engine
@@ -412,13 +419,7 @@ def launch() -> None:
         (f"{LAUNCH_STEPS} steps", times, LAUNCH_TARGET),
         ("the flagship", big, FLAGSHIP_TARGET),
     ):
-        median = statistics.median(found)
-        row(f"{what}: min / max of {LAUNCHES}", f"{found[0]:.3f} / {found[-1]:.3f} s")
-        row(
-            f"{what}: median",
-            f"{median:.3f} s",
-            f"target < {target:g} s  {'met' if median < target else 'MISSED'}",
-        )
+        seconds_rows(f"{what} ({LAUNCHES} launches)", found, target)
 
 
 async def main() -> None:
