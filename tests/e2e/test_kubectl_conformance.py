@@ -523,6 +523,11 @@ def test_the_recreate_strategy_stops_every_old_pod_first(kubectl, tmp_path):
     assert "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy" in refused
 
 
+def test_auth_can_i_answers_for_the_token(kubectl):
+    assert kubectl("auth", "can-i", "patch", "deployments") == "yes\n"
+    assert kubectl("auth", "can-i", "delete", "pods", "-n", "kube-system") == "yes\n"
+
+
 def test_namespaces_and_the_node(kubectl, tmp_path):
     assert rows(kubectl("get", "ns", "default", "kube-system"), "NAME", "STATUS") == [
         ["default", "Active"],

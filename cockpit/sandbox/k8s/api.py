@@ -40,6 +40,9 @@ def _number(query, name: str) -> int | None:
     return value
 
 
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+"""``kubectl auth can-i``: asked of the server, which answers for the token."""
+
 VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
@@ -63,6 +66,8 @@ class Api(Writes):
             return web.json_response(discovery(path, self.url.split("//")[1]))
         if request.method == "GET" and path.startswith("/openapi/v3"):
             return web.json_response(openapi(path))
+        if request.method == "POST" and path == ACCESS_REVIEWS:
+            return web.json_response(await self._access_review(request), status=201)
         parts = path.strip("/").split("/")
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, rest = "", parts[2:]
@@ -91,6 +96,21 @@ class Api(Writes):
                 )
             return await self._list(request, KINDS[rest[0]], None)  # all namespaces
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _access_review(self, request: web.Request) -> dict:
+        """The review sent back with its answer: allowed, whatever it asks, since the
+        simulator's one token may do everything (it has no RBAC)."""
+        try:
+            review = await request.json()
+        except ValueError:
+            raise ApiError(400, "BadRequest", "the request body is not JSON") from None
+        if not isinstance(review, dict) or not isinstance(review.get("spec"), dict):
+            raise ApiError(422, "Invalid", "SelfSubjectAccessReview.spec: Required value")
+        review["status"] = {
+            "allowed": True,
+            "reason": "the sandbox's simulator has no RBAC: its token may do everything",
+        }
+        return review
 
     async def _resource(
         self, request: web.Request, kind: Kind, namespace: str, tail: list[str]
