@@ -87,7 +87,8 @@ bundle-demo: $(VENV)/.installed-test
 # links) of them: with symlinks, share/ was one wheel's alone (sympy's in bundle-demo), and
 # cockpit's flagship runbook (share/cockpit) went missing.
 define pex
-	rm -rf $(BUILD)
+	@# build/lib is setuptools' own: a module it holds from an earlier layout would go in.
+	rm -rf $(BUILD) build/lib
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(BUILD)/project .
 	$(BIN)/pex --venv-repository $(VENV) --project $(BUILD)/project/cockpit-*.whl \
 		async-timeout $(2) --include-tools --layout loose --output-file $(BUILD)/resolved

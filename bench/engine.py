@@ -48,7 +48,7 @@ from cockpit.events import RunStatus
 from cockpit.headless import HeadlessPrinter
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
-from steps.shell import BASH
+from cockpit.steps.shell import BASH
 
 REPEATS = 5
 STEPS = 300

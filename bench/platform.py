@@ -71,9 +71,9 @@ from bench.data import BUCKET, best_of, empty_bucket, local_only
 from bench.engine import fly_runbook, row, scratch, verdict
 from cockpit.sandbox.k8s import K8sSimulator
 from cockpit.sandbox.platform import Platform
-from steps.http import DEFAULT_TIMEOUT
-from steps.s3 import read_local, transfer_config
-from steps.s3client import hash_file
+from cockpit.steps.http import DEFAULT_TIMEOUT
+from cockpit.steps.s3 import read_local, transfer_config
+from cockpit.steps.s3client import hash_file
 
 REPEATS = 5
 HTTP_STEPS = 200

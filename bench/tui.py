@@ -85,9 +85,9 @@ from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
 from cockpit.sandbox.demo import FLAGSHIP
-from steps.shell import BASH
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
+from cockpit.steps.shell import BASH
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
 
 SIZE = (120, 34)
 REPEATS = 5

@@ -30,15 +30,15 @@ from cockpit.identity import Identity
 from cockpit.journal import BaseJournal, JournalError
 from cockpit.readiness import Readiness, record
 from cockpit.runbook import Step
+from cockpit.screens.cockpit import CockpitScreen
+from cockpit.screens.history import HistoryScreen
+from cockpit.screens.messages import EngineEvent
+from cockpit.screens.quit import QuitModal
+from cockpit.screens.start import StartModal
 from cockpit.signing import Signer
+from cockpit.steps.base import NeedsOperator
 from cockpit.stopped import hung_up, terminated
-from screens.cockpit import CockpitScreen
-from screens.history import HistoryScreen
-from screens.messages import EngineEvent
-from screens.quit import QuitModal
-from screens.start import StartModal
-from steps.base import NeedsOperator
-from widgets.glyphs import CSS_VARIABLES, UTF8
+from cockpit.widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
     from cockpit.replay import Recording
@@ -375,7 +375,9 @@ class WatchApp(VisibleNotifications, App[None]):
         self.signer = signer
 
     def on_mount(self) -> None:
-        from screens.watch import WatchScreen  # cockpit.watching: not on `cockpit run`'s path
+        from cockpit.screens.watch import (
+            WatchScreen,  # cockpit.watching: not on `cockpit run`'s path
+        )
 
         self.push_screen(WatchScreen(self.team, self.watched, self.operator, self.signer))
 
@@ -397,6 +399,6 @@ class ReplayApp(VisibleNotifications, App[None]):
         self.speed, self.at, self.play = speed, at, play
 
     def on_mount(self) -> None:
-        from screens.replay import ReplayScreen  # not on `cockpit run`'s path
+        from cockpit.screens.replay import ReplayScreen  # not on `cockpit run`'s path
 
         self.push_screen(ReplayScreen(self.recording, self.speed, self.at, self.play))

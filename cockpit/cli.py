@@ -124,8 +124,8 @@ def cmd_plan(args) -> int:
     from cockpit.durations import format_duration, format_setting
     from cockpit.eta import EtaReading, from_rehearsal
     from cockpit.runbook import WithPending, load_runbook, resolve_fields
+    from cockpit.steps import get_kind
     from cockpit.values import new_run_id, resolve_values
-    from steps import get_kind
 
     config = _config(args)
     runbook = load_runbook(args.file)
@@ -248,8 +248,8 @@ def cmd_resume(args) -> int:
 def cmd_repair(args) -> int:
     from cockpit.events import StepRepaired
     from cockpit.runbook import load_runbook, resolve_fields
+    from cockpit.steps.migrate import MigrateError, repair
     from cockpit.values import resolve_values
-    from steps.migrate import MigrateError, repair
 
     config = _config(args)
     journal = _journal(args, config)
@@ -324,8 +324,8 @@ def _fly(
 ) -> int:
     from cockpit.engine import Engine
     from cockpit.headless import TerminalOperator
+    from cockpit.steps.base import Operator
     from cockpit.values import new_run_id
-    from steps.base import Operator
 
     protected = profile.confirm and not dry_run and args.confirm_env != profile.name
     operator: Operator

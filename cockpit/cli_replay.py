@@ -1,4 +1,4 @@
-"""``cockpit replay RUN``: a recorded run played back in the TUI (``screens.replay``)."""
+"""``cockpit replay RUN``: a recorded run played back in the TUI (``cockpit.screens.replay``)."""
 
 from __future__ import annotations
 

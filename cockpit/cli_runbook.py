@@ -103,7 +103,7 @@ def cmd_alerts(args) -> int:
 
 
 def cmd_kinds(args) -> int:
-    from steps import KindNotFound, get_kind, known_kinds
+    from cockpit.steps import KindNotFound, get_kind, known_kinds
 
     for name in args.names or known_kinds():
         try:

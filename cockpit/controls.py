@@ -74,7 +74,7 @@ def utf8_terminal(environ: Mapping[str, str] = os.environ, *, coerced: bool | No
 
 
 # What a terminal whose locale is not UTF-8 is sent for a character beyond ASCII that
-# the screens' own ASCII glyphs (``widgets.glyphs``) do not cover (a "·" between words,
+# the screens' own ASCII glyphs (``cockpit.widgets.glyphs``) do not cover (a "·" between words,
 # Textual's "…" where it cuts a line, the text of a step's output): an ASCII twin
 # exactly as wide, so the layout stays put.
 _TWINS = {

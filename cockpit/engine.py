@@ -1,6 +1,6 @@
 """The async runner: step states, events, timeouts, retries, failure policy, cancel.
 
-The engine knows steps only through ``steps.base.StepKind``; it never looks at a kind's
+The engine knows steps only through ``cockpit.steps.base.StepKind``; it never looks at a kind's
 name. Every state change is applied to the journal before it is published to the
 subscribers (headless printer, TUI, live watch), so what anyone saw is on record.
 """
@@ -39,10 +39,10 @@ from cockpit.runbook import (
     resolve_fields,
     substitute,
 )
+from cockpit.steps import get_kind
+from cockpit.steps.base import Operator
 from cockpit.stopped import how_it_stopped, time_flown
 from cockpit.values import new_run_id, resolve_values
-from steps import get_kind
-from steps.base import Operator
 
 
 def _unrecorded_lines(row) -> int:

@@ -25,9 +25,9 @@ from cockpit.metrics import MetricsWatch
 from cockpit.output import DiskWatch, OutputSink
 from cockpit.redact import Redactor
 from cockpit.runbook import STEP_DETAIL, Runbook, Step, resolve_fields
+from cockpit.steps import StepContext, StepResult, get_kind
+from cockpit.steps.base import NeedsOperator, Operator
 from cockpit.values import MaskedOperator
-from steps import StepContext, StepResult, get_kind
-from steps.base import NeedsOperator, Operator
 
 Subscriber = Callable[[ev.Event], None]
 

@@ -41,11 +41,11 @@ from cockpit.events import ReadinessChecked
 from cockpit.metrics import AlertRule
 from cockpit.postgres import problem
 from cockpit.runbook import Runbook, Step, resolve_fields
-from steps import get_kind
-from steps.backup import BackupStep
-from steps.base import StepContext
-from steps.k8s import K8sStep
-from steps.migrate import (
+from cockpit.steps import get_kind
+from cockpit.steps.backup import BackupStep
+from cockpit.steps.base import StepContext
+from cockpit.steps.k8s import K8sStep
+from cockpit.steps.migrate import (
     DEFAULT_TABLE,
     Database,
     Folder,

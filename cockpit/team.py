@@ -46,7 +46,7 @@ from cockpit.config import Team
 from cockpit.durations import format_duration
 from cockpit.errors import CockpitError
 from cockpit.identity import Identity
-from steps.base import NeedsOperator
+from cockpit.steps.base import NeedsOperator
 
 if TYPE_CHECKING:
     import redis.client

@@ -14,7 +14,7 @@ from datetime import datetime
 from cockpit.config import Environment
 from cockpit.redact import MIN_SECRET_LENGTH, Redactor
 from cockpit.runbook import Runbook, Step, resolve_variables
-from steps.base import Operator
+from cockpit.steps.base import Operator
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from textual_plotext import PlotextPlot
 from cockpit.journal import BaseJournal
 from cockpit.metrics import AlertRule, format_metric
 from cockpit.runbook import Runbook
-from widgets.keys_footer import KeysFooter
-from widgets.plain import plain
+from cockpit.widgets.keys_footer import KeysFooter
+from cockpit.widgets.plain import plain
 
 REFRESH = 2.0
 """Seconds between re-reads of the journal while the chart is open."""

@@ -23,24 +23,24 @@ from cockpit.journal import JournalError
 from cockpit.metrics import alert_summary
 from cockpit.runbook import TROUBLESHOOTING, Phase, Step
 from cockpit.runview import RunView
-from screens.cockpit_keys import COCKPIT_KEYS
-from screens.confirm_step import ConfirmStepModal
-from screens.contacts import ContactsScreen
-from screens.help import HelpModal
-from screens.history import HistoryScreen
-from screens.messages import EngineEvent
-from screens.prompt import PromptModal
-from screens.rollback import RollbackModal
-from screens.run_events import ShowsRunEvents
-from widgets.checklist import Checklist
-from widgets.keys_footer import KeysFooter
-from widgets.metrics_panel import MetricsPanel
-from widgets.output_keys import SEARCH_HINT, OutputKeys
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
-from widgets.plain import literal, plain
-from widgets.run_header import RunHeader
-from widgets.step_detail import StepDetail
+from cockpit.screens.cockpit_keys import COCKPIT_KEYS
+from cockpit.screens.confirm_step import ConfirmStepModal
+from cockpit.screens.contacts import ContactsScreen
+from cockpit.screens.help import HelpModal
+from cockpit.screens.history import HistoryScreen
+from cockpit.screens.messages import EngineEvent
+from cockpit.screens.prompt import PromptModal
+from cockpit.screens.rollback import RollbackModal
+from cockpit.screens.run_events import ShowsRunEvents
+from cockpit.widgets.checklist import Checklist
+from cockpit.widgets.keys_footer import KeysFooter
+from cockpit.widgets.metrics_panel import MetricsPanel
+from cockpit.widgets.output_keys import SEARCH_HINT, OutputKeys
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
+from cockpit.widgets.plain import literal, plain
+from cockpit.widgets.run_header import RunHeader
+from cockpit.widgets.step_detail import StepDetail
 
 NARROW = 100  # below this many columns the metrics slot folds away
 Flight = Callable[[], Awaitable[ev.RunStatus | None]]
@@ -621,7 +621,7 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
         if self.engine.runbook.metrics is None:
             self.notify("This runbook has no metrics: section to chart")
             return
-        from screens.chart import ChartScreen  # plotext costs the first paint ~40 ms
+        from cockpit.screens.chart import ChartScreen  # plotext costs the first paint ~40 ms
 
         self.app.push_screen(
             ChartScreen(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from widgets.output_keys import OUTPUT_KEYS
+from cockpit.widgets.output_keys import OUTPUT_KEYS
 
 COCKPIT_KEYS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding(

@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from cockpit.runbook import Step
-from widgets.plain import plain
-from widgets.step_detail import policy_text
+from cockpit.widgets.plain import plain
+from cockpit.widgets.step_detail import policy_text
 
 
 class ConfirmStepModal(ModalScreen[bool | None]):

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from cockpit.controls import visible
 from cockpit.runbook import Contacts, Runbook
 from cockpit.runbook.placeholders import placeholder
-from widgets.keys_footer import KeysFooter
+from cockpit.widgets.keys_footer import KeysFooter
 
 
 def _shown(text: str) -> str:

@@ -6,7 +6,7 @@ The same phases, output and metrics the operator sees, from the same events thro
 ``RunView``, and the header as it was: its clock (the screen's ``clock``: the real one,
 or the replay's), the run's end, and a critical alert during or after a deploy phase
 (red, ``CRITICAL …``). Nothing here can run, skip or roll back a step. The output pane
-reads as the cockpit's, with the same keys (``widgets.output_keys``: search, times,
+reads as the cockpit's, with the same keys (``cockpit.widgets.output_keys``: search, times,
 follow).
 """
 
@@ -25,15 +25,15 @@ from textual.widgets import Input, Label, Static, Tree
 from cockpit import events as ev
 from cockpit.runbook import Runbook
 from cockpit.runview import RunView
+from cockpit.screens.run_events import ShowsRunEvents
 from cockpit.stopped import time_flown
-from screens.run_events import ShowsRunEvents
-from widgets.keys_footer import KeysFooter
-from widgets.metrics_panel import MetricsPanel
-from widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
-from widgets.plain import plain
-from widgets.run_header import RunHeader
+from cockpit.widgets.keys_footer import KeysFooter
+from cockpit.widgets.metrics_panel import MetricsPanel
+from cockpit.widgets.output_keys import OUTPUT_KEYS, SEARCH_HINT, OutputKeys
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
+from cockpit.widgets.plain import plain
+from cockpit.widgets.run_header import RunHeader
 
 WINDOW_LINES = 1000
 NARROW = 100  # below this many columns the metrics panel folds into a line (the cockpit's)

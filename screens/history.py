@@ -17,8 +17,8 @@ from textual.widgets import DataTable, Label
 
 from cockpit.durations import format_duration
 from cockpit.journal import BaseJournal
-from widgets.keys_footer import KeysFooter
-from widgets.plain import plain
+from cockpit.widgets.keys_footer import KeysFooter
+from cockpit.widgets.plain import plain
 
 RESUMABLE = ("paused", "interrupted", "failed", "cancelled")
 

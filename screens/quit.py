@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
-from widgets.plain import plain
+from cockpit.widgets.plain import plain
 
 
 class QuitModal(ModalScreen[bool]):

@@ -20,11 +20,11 @@ from cockpit import events as ev
 from cockpit.durations import format_duration
 from cockpit.replay import Playhead, Recording, clock
 from cockpit.runview import OutputBuffer
-from screens.follow import WINDOW_LINES, FollowScreen
-from widgets.metrics_panel import POINTS
-from widgets.output_keys import OUTPUT_KEYS
-from widgets.plain import plain
-from widgets.run_header import RunHeader
+from cockpit.screens.follow import WINDOW_LINES, FollowScreen
+from cockpit.widgets.metrics_panel import POINTS
+from cockpit.widgets.output_keys import OUTPUT_KEYS
+from cockpit.widgets.plain import plain
+from cockpit.widgets.run_header import RunHeader
 
 FRAME = 0.1  # seconds between two frames while playing
 

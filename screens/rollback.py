@@ -14,7 +14,7 @@ from textual.widgets import Label, Static
 
 from cockpit.controls import visible
 from cockpit.runbook import Contacts
-from screens.contacts import contacts_text
+from cockpit.screens.contacts import contacts_text
 
 
 class RollbackModal(ModalScreen[bool]):

@@ -13,9 +13,9 @@ from textual.widgets import Static
 
 from cockpit import events as ev
 from cockpit.runview import RunView
-from widgets.metrics_panel import MetricsPanel
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
+from cockpit.widgets.metrics_panel import MetricsPanel
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
 
 
 class ShowsRunEvents(Screen):

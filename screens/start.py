@@ -11,7 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from widgets.plain import plain
+from cockpit.widgets.plain import plain
 
 
 class StartModal(ModalScreen[str | None]):

@@ -14,11 +14,11 @@ from textual.binding import Binding
 from cockpit import events as ev
 from cockpit.config import Team
 from cockpit.identity import Identity
+from cockpit.screens.follow import FollowScreen
 from cockpit.signing import Signer
 from cockpit.team import TeamError
 from cockpit.watching import Watched, approve, watch_events
-from screens.follow import FollowScreen
-from widgets.output_keys import OUTPUT_KEYS
+from cockpit.widgets.output_keys import OUTPUT_KEYS
 
 
 class WatchScreen(FollowScreen):

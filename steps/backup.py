@@ -42,8 +42,8 @@ from typing import Any
 
 from cockpit.postgres import CONNECT_TIMEOUT, MASK, DsnError, Target
 from cockpit.process import describe_exit, run_process
-from steps.base import Field, StepContext, StepKind, StepResult
-from steps.s3client import (
+from cockpit.steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.steps.s3client import (
     ENDPOINT_FIELDS,
     KiB,
     LocalFile,

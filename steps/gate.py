@@ -31,7 +31,7 @@ from cockpit.metrics import (
     format_metric,
 )
 from cockpit.metrics import no_data as no_reading
-from steps.base import Field, RecordSection, StepContext, StepKind, StepResult
+from cockpit.steps.base import Field, RecordSection, StepContext, StepKind, StepResult
 
 SHORT = {"error_rate": "errors", "request_rate": "traffic"}
 _LIMIT = re.compile(r"\s*(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*(%?)\s*")

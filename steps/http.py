@@ -58,8 +58,8 @@ from typing import Any
 from cockpit import patterns
 from cockpit.durations import format_duration
 from cockpit.runbook.addresses import fixed_address
-from steps.base import Field, StepContext, StepKind, StepResult
-from steps.httpclient import (
+from cockpit.steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.steps.httpclient import (
     HttpFailed,
     check_address,
     check_url,

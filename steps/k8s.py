@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.errors import Failed
-from steps.base import Field, RecordSection, StepContext, StepKind, StepResult
+from cockpit.steps.base import Field, RecordSection, StepContext, StepKind, StepResult
 
 ACTIONS = ("set_image", "rollout_status", "rollout_undo", "restart", "scale", "job")
 ROLLING = ("set_image", "rollout_undo", "restart", "scale")  # what ``wait`` applies to

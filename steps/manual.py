@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from steps.base import Field, NeedsOperator, StepContext, StepKind, StepResult
+from cockpit.steps.base import Field, NeedsOperator, StepContext, StepKind, StepResult
 
 
 class ManualStep(StepKind):

@@ -72,9 +72,9 @@ from typing import Any
 
 from cockpit import postgres
 from cockpit.postgres import Target
-from steps.base import Field, StepContext, StepKind, StepResult
-from steps.migrations.apply import ScriptFailed, apply_script, problem
-from steps.migrations.flyway import (
+from cockpit.steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.steps.migrations.apply import ScriptFailed, apply_script, problem
+from cockpit.steps.migrations.flyway import (
     LOCK_MAGIC,
     NO_TRANSACTION_MARK,
     Folder,
@@ -87,7 +87,7 @@ from steps.migrations.flyway import (
     scan_folder,
     to_int32,
 )
-from steps.migrations.history import (
+from cockpit.steps.migrations.history import (
     APPLICATION_NAME,
     LOCK_WAIT,
     Database,
@@ -98,7 +98,7 @@ from steps.migrations.history import (
     plan_undo,
     when,
 )
-from steps.migrations.sqltext import Statement, outside_transaction, split_statements
+from cockpit.steps.migrations.sqltext import Statement, outside_transaction, split_statements
 
 __all__ = [
     "ACTIONS",

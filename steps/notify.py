@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cockpit.runbook.addresses import fixed_address
-from steps.base import Field, StepContext, StepKind, StepResult
-from steps.httpclient import (
+from cockpit.steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.steps.httpclient import (
     HttpFailed,
     check_address,
     check_url,

@@ -25,7 +25,7 @@ from typing import Any
 
 from cockpit import patterns
 from cockpit.redisconn import RedisUnreachable, address, connect, problem, scrub
-from steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.steps.base import Field, StepContext, StepKind, StepResult
 
 UNDO_TIMEOUT = 10.0
 """Seconds the end-of-run undo may take (connect and ``DEL``)."""

@@ -6,7 +6,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 from cockpit.errors import CockpitError
-from steps.base import StepKind
+from cockpit.steps.base import StepKind
 
 GROUP = "cockpit.steps"
 

@@ -29,7 +29,7 @@ this big; checked before anything is sent or fetched).
 
 ``endpoint_url``, ``region`` and the credentials (``AWS_ACCESS_KEY_ID`` and
 ``AWS_SECRET_ACCESS_KEY`` from the environment, which runbook secrets can supply) work
-as for the ``backup`` kind; see ``steps.s3client``. Progress shows bytes and percent,
+as for the ``backup`` kind; see ``cockpit.steps.s3client``. Progress shows bytes and percent,
 a line every 10 % or 2 s. A missing bucket, object or local file, an unreachable
 endpoint, refused credentials and a checksum that does not match each end the step
 with one line. The journal gets the bucket, key(s), bytes, SHA-256 and counts.
@@ -47,8 +47,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from steps.base import Field, StepContext, StepKind, StepResult
-from steps.s3client import (
+from cockpit.steps.base import Field, StepContext, StepKind, StepResult
+from cockpit.steps.s3client import (
     ENDPOINT_FIELDS,
     LocalFile,
     Progress,

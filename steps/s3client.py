@@ -33,8 +33,8 @@ from typing import Any
 
 from cockpit.errors import Failed
 from cockpit.runbook.addresses import fixed_address
-from steps.base import Field, StepContext
-from steps.httpclient import HttpFailed, check_address
+from cockpit.steps.base import Field, StepContext
+from cockpit.steps.httpclient import HttpFailed, check_address
 
 KiB = 1024
 MiB = 1024 * KiB

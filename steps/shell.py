@@ -13,7 +13,7 @@ from typing import Any
 
 from cockpit.patterns import PatternError
 from cockpit.process import describe_exit, run_process
-from steps.base import DESTRUCTIVE, Field, StepContext, StepKind, StepResult
+from cockpit.steps.base import DESTRUCTIVE, Field, StepContext, StepKind, StepResult
 
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
 

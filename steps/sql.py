@@ -31,7 +31,7 @@ from typing import Any
 
 from cockpit.durations import format_duration
 from cockpit.postgres import ConnectError, Target, answers, close, connect, problem
-from steps.base import DESTRUCTIVE, Field, StepContext, StepKind, StepResult
+from cockpit.steps.base import DESTRUCTIVE, Field, StepContext, StepKind, StepResult
 
 MAX_CELL = 60
 """Characters of a cell shown in the table; longer values are cut with ``…``."""

@@ -27,14 +27,21 @@ set -g history-limit 1000
 """
 
 
-def cockpit_command(tmp_path: Path, *args: str | Path) -> str:
+def cockpit_command(
+    tmp_path: Path,
+    *args: str | Path,
+    program: str | Path = COCKPIT,
+    env: dict[str, str] | None = None,
+) -> str:
     """The shell command line of ``cockpit ARGS`` in a terminal of its own: a private
-    config and data folder under ``tmp_path``, no stale sizes; ``EXIT=<code>`` follows."""
+    config and data folder under ``tmp_path``, no stale sizes; ``EXIT=<code>`` follows.
+    ``program`` is another cockpit (the bundle), ``env`` more variables."""
     env = {
         "TERM": "xterm-256color",
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "COCKPIT_OPERATOR": "tester",
+        **(env or {}),
     }
     # COLUMNS/LINES win over the terminal's real size (shutil.get_terminal_size), and
     # tmux's global environment may hold stale ones (80x24, from its client's ncurses).
@@ -45,7 +52,7 @@ def cockpit_command(tmp_path: Path, *args: str | Path) -> str:
                 "env",
                 *(f"-u{name}" for name in unset),
                 *(f"{name}={shlex.quote(value)}" for name, value in env.items()),
-                shlex.quote(COCKPIT),
+                shlex.quote(str(program)),
                 *(shlex.quote(str(arg)) for arg in args),
             ]
         )

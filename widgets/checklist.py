@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.strip import Strip
 from textual.widgets import SelectionList
 
-from widgets.glyphs import BORDER, BOX
-from widgets.plain import plain
+from cockpit.widgets.glyphs import BORDER, BOX
+from cockpit.widgets.plain import plain
 
 
 class Checklist(SelectionList[int]):

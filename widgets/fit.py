@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
-from widgets.glyphs import ELLIPSIS
+from cockpit.widgets.glyphs import ELLIPSIS
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from cockpit.metrics import AlertRule, format_metric
-from widgets.plain import plain
-from widgets.sparkline import Limits, ThresholdSparkline
+from cockpit.widgets.plain import plain
+from cockpit.widgets.sparkline import Limits, ThresholdSparkline
 
 POINTS = 60
 """Samples kept per sparkline (the chart screen shows the whole run)."""

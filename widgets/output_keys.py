@@ -12,7 +12,7 @@ from typing import Any
 from textual.binding import Binding
 from textual.widgets import Input
 
-from widgets.output_pane import OutputPane
+from cockpit.widgets.output_pane import OutputPane
 
 OUTPUT_KEYS = [
     Binding(

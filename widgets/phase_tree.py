@@ -16,9 +16,9 @@ from cockpit.controls import visible
 from cockpit.eta import Eta
 from cockpit.events import StepStatus
 from cockpit.runbook import TROUBLESHOOTING, Runbook, Step
-from widgets.fit import Part, fit
-from widgets.glyphs import ASCII_TREE_LINES, FOLDED, GLYPH, OPEN, STYLE, UTF8, took
-from widgets.plain import plain
+from cockpit.widgets.fit import Part, fit
+from cockpit.widgets.glyphs import ASCII_TREE_LINES, FOLDED, GLYPH, OPEN, STYLE, UTF8, took
+from cockpit.widgets.plain import plain
 
 ROLLBACK = "rollback"
 SAID = {

@@ -16,8 +16,8 @@ from cockpit.durations import format_duration
 from cockpit.eta import EtaReading
 from cockpit.events import RunStatus
 from cockpit.runview import ENDED
-from widgets.fit import Part, fit
-from widgets.glyphs import WARNING
+from cockpit.widgets.fit import Part, fit
+from cockpit.widgets.glyphs import WARNING
 
 OUTCOME = {
     RunStatus.OK: "bold black on green",

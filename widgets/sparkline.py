@@ -19,7 +19,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from cockpit.metrics import AlertRule
-from widgets.glyphs import BARS
+from cockpit.widgets.glyphs import BARS
 
 LINE = BARS[0]
 """The threshold line, drawn in the upper row where no value stands over it."""

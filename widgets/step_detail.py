@@ -15,8 +15,8 @@ from cockpit.controls import visible
 from cockpit.durations import format_duration
 from cockpit.events import StepStatus
 from cockpit.runbook import Step
-from widgets.glyphs import GLYPH, STYLE, took
-from widgets.plain import plain
+from cockpit.widgets.glyphs import GLYPH, STYLE, took
+from cockpit.widgets.plain import plain
 
 
 def policy_text(step: Step) -> str:

@@ -9,7 +9,7 @@ from cockpit.importer.drafts import Draft
 from cockpit.importer.names import PLACEHOLDER, Names
 from cockpit.importer.shell import Command, Comment
 from cockpit.importer.summary import Review
-from steps.base import DESTRUCTIVE
+from cockpit.steps.base import DESTRUCTIVE
 
 _SQL_LINE = re.compile(
     r"(?:SELECT|BEGIN|COMMIT|ROLLBACK|INSERT|UPDATE|DELETE|CREATE|ALTER|"

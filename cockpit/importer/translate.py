@@ -14,7 +14,7 @@ from cockpit.importer.names import DATE, Names
 from cockpit.importer.scan import Fence
 from cockpit.importer.shell import EXPECT, ITEM, Command
 from cockpit.importer.summary import Review
-from steps.base import DESTRUCTIVE
+from cockpit.steps.base import DESTRUCTIVE
 
 TEMPLATE_LINE = re.compile(r"template:\s*(.*)$", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[([A-Z][A-Z0-9_]*)\]")

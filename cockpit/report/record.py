@@ -19,7 +19,7 @@ from typing import Any, get_args
 from cockpit import chain
 from cockpit.journal import BaseJournal
 from cockpit.readiness import MARKS, State
-from steps import KindNotFound, RecordSection, get_kind
+from cockpit.steps import KindNotFound, RecordSection, get_kind
 
 ROLES = ("deployer", "verifier")
 REHEARSAL = "yes: once ok, its step timings are the ETAs of later runs"

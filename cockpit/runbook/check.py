@@ -36,7 +36,7 @@ from cockpit.runbook.nodes import NULL_TAG, kind_of, shown
 from cockpit.runbook.placeholders import placeholder
 from cockpit.runbook.source import control_problem
 from cockpit.runbook.templates import BUILTINS, VAR_NAME, references, variable_order
-from steps import get_kind
+from cockpit.steps import get_kind
 
 TOP_KEYS = (
     "runbook", "version", "description", "variables", "secrets", "metrics", "alerts",

@@ -11,7 +11,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from cockpit.runbook.check_templates import TemplateChecker
 from cockpit.runbook.model import Step, When
 from cockpit.runbook.nodes import did_you_mean, kind_of, shown
-from steps import Field, KindNotFound, get_kind, known_kinds
+from cockpit.steps import Field, KindNotFound, get_kind, known_kinds
 
 ON_FAILURE = ("stop", "continue", "rollback")
 MAX_RETRIES = 100

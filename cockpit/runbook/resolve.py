@@ -7,7 +7,7 @@ from typing import Any
 
 from cockpit.runbook.model import Step
 from cockpit.runbook.templates import substitute_all
-from steps import Field, get_kind
+from cockpit.steps import Field, get_kind
 
 
 def resolve_value(value: Any, kind_field: Field, values: Mapping[str, str]) -> Any:

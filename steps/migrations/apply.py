@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
-from steps.migrations.flyway import LINE_BREAK, PLACEHOLDER, MigrateError, Script
-from steps.migrations.history import RUNNING, Database, progress_description
-from steps.migrations.sqltext import Statement
+from cockpit.steps.migrations.flyway import LINE_BREAK, PLACEHOLDER, MigrateError, Script
+from cockpit.steps.migrations.history import RUNNING, Database, progress_description
+from cockpit.steps.migrations.sqltext import Statement
 
 _COPY_FROM_STDIN = re.compile(r"^COPY\b.*\bFROM STDIN\b")
 

@@ -1,5 +1,5 @@
 """Flyway's formats, as the ``migrate`` kind reads them: versions, checksums, the lock key,
-and the migrations folder with its ``V``/``U`` files (see ``steps.migrate`` for the whole)."""
+and the migrations folder with its ``V``/``U`` files (``cockpit.steps.migrate``: the whole)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cockpit.errors import CockpitError
-from steps.migrations.sqltext import Statement, outside_transaction, split_statements
+from cockpit.steps.migrations.sqltext import Statement, outside_transaction, split_statements
 
 NO_TRANSACTION_MARK = "-- cockpit:no-transaction"
 # PostgreSQLAdvisoryLockTemplate.LOCK_MAGIC_NUM: "Flyway" in ASCII.

@@ -13,7 +13,7 @@ from typing import Any
 
 from cockpit.postgres import ConnectError, connect
 from cockpit.postgres import close as close_connection
-from steps.migrations.flyway import Folder, MigrateError, Script, Version, lock_key
+from cockpit.steps.migrations.flyway import Folder, MigrateError, Script, Version, lock_key
 
 LOCK_WAIT = 60.0  # about Flyway's default (50 retries, one second apart)
 APPLICATION_NAME = "cockpit migrate"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, TEST_DATA
+from terminal import Terminal, cockpit_command
 
 from bench.bundle import (
     HELLO,
@@ -181,12 +182,25 @@ def test_the_bundle_names_its_python_and_refuses_a_newer_journal(bundle, home, t
     assert "Traceback" not in refused.stderr
 
 
-def test_make_wheels_holds_all_pipx_needs(bundle, tmp_path):
-    """``make wheels``: the bundle's wheels and pip's, for ``pipx install --pip-args=
-    "--no-index --find-links=wheels"``: pip resolves cockpit and pip (pipx upgrades it
-    first) from them alone, and async-timeout is there for Pythons below 3.11.3."""
-    wheels = tmp_path / "wheels"
-    resolved_json = tmp_path / "resolved.json"
+def test_the_bundle_opens_the_cockpit_in_a_terminal(bundle, home, tmp_path):
+    """The screens' style sheets travel in the wheel (they once did not: the bundle flew
+    headless only): from the bundle, the cockpit paints in a real terminal and runs a step."""
+    terminal = Terminal(tmp_path)
+    try:
+        env = {**offline_env(home), "HELLO_TOKEN": "x-token", "TMPDIR": str(tmp_path)}
+        command = cockpit_command(tmp_path, "run", HELLO, program=bundle, env=env)
+        terminal.start(command, width=100, height=30)
+        terminal.wait_for("Phase 1: Preparation", "Enough disk space", "0 of 2 ticked")
+        terminal.keys("Down", "r")
+        terminal.wait_for("free: ")
+    finally:
+        terminal.close()
+
+
+@pytest.fixture(scope="module")
+def wheels(bundle, tmp_path_factory) -> Path:
+    """``make wheels``: the bundle's wheels and pip's."""
+    wheels = tmp_path_factory.mktemp("wheels")
     settings = [f"VENV={sys.prefix}", f"BUNDLE={bundle}", f"WHEELS={wheels}"]
     made = subprocess.run(
         ["make", "-s", "-o", f"{sys.prefix}/.installed-test", "-o", "bundle", "wheels", *settings],
@@ -196,6 +210,14 @@ def test_make_wheels_holds_all_pipx_needs(bundle, tmp_path):
         timeout=300,
     )
     assert made.returncode == 0, made.stderr
+    return wheels
+
+
+def test_make_wheels_holds_all_pipx_needs(wheels, tmp_path):
+    """``make wheels``, for ``pipx install --pip-args="--no-index --find-links=wheels"``:
+    pip resolves cockpit and pip (pipx upgrades it first) from them alone, and
+    async-timeout is there for Pythons below 3.11.3."""
+    resolved_json = tmp_path / "resolved.json"
     (cockpit_wheel,) = wheels.glob("cockpit-*.whl")
     assert list(wheels.glob("async_timeout-*.whl"))
     pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
@@ -210,3 +232,53 @@ def test_make_wheels_holds_all_pipx_needs(bundle, tmp_path):
     assert resolved.returncode == 0, resolved.stderr
     names = {item["metadata"]["name"] for item in json.loads(resolved_json.read_text())["install"]}
     assert {"cockpit", "redis", "textual", "shtab", "pip"} <= names
+
+
+OTHER_STEPS = {
+    "pyproject.toml": '[project]\nname = "steps"\nversion = "9.9"\n',
+    "steps/__init__.py": 'WHOSE = "the other project"\n',
+}
+
+
+def test_cockpit_installs_beside_another_steps_package(wheels, tmp_path):
+    """steps/, screens/ and widgets/ install under ``cockpit.``: a venv that has another
+    project's top-level ``steps`` (PyPI has one) keeps it, and cockpit flies beside it."""
+    other = tmp_path / "other"
+    for name, text in OTHER_STEPS.items():
+        (other / name).parent.mkdir(parents=True, exist_ok=True)
+        (other / name).write_text(text)
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    built = subprocess.run([*build, "-w", wheels, other], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys._base_executable, "-m", "venv", venv], check=True)
+    env = {**offline_env(tmp_path / "home"), "PIP_CONFIG_FILE": os.devnull}
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--find-links", wheels]
+    for package in ("steps", "cockpit"):  # the other project first: cockpit must not touch it
+        installed = subprocess.run(
+            [*isolated(), *pip, package], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert installed.returncode == 0, installed.stderr
+
+    record = next(venv.glob("lib/python3*/site-packages/cockpit-*.dist-info/RECORD"))
+    tops = {line.split("/")[0] for line in record.read_text().splitlines()}
+    assert {"steps", "screens", "widgets"} & tops == set()
+    python = venv / "bin" / "python"
+    script = "import steps, cockpit.steps.shell as s; print(steps.WHOSE, s.__name__)"
+    both = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert both.stdout.split(" ", 3) == ["the", "other", "project", "cockpit.steps.shell\n"]
+    checked = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
+
+    env = {**env, "HELLO_TOKEN": "x-token", "TMPDIR": str(tmp_path)}
+    run = subprocess.run(
+        [venv / "bin" / "cockpit", "run", "--headless", "--yes", HELLO],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "hello" in run.stdout

@@ -25,10 +25,10 @@ from cockpit.journal import Journal
 from cockpit.output import OutputSink
 from cockpit.redact import Redactor
 from cockpit.runbook import parse_runbook
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
-from widgets.run_header import RunHeader
-from widgets.step_detail import StepDetail
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
+from cockpit.widgets.run_header import RunHeader
+from cockpit.widgets.step_detail import StepDetail
 
 REDOS = "^(a+)+$"
 

@@ -26,8 +26,8 @@ from cockpit.eta import Estimate, EtaReading
 from cockpit.events import PhaseStarted, RunStatus
 from cockpit.journal import SCHEMA_VERSION, Journal
 from cockpit.runbook import parse_runbook
-from widgets.phase_tree import PhaseTree
-from widgets.run_header import RunHeader
+from cockpit.widgets.phase_tree import PhaseTree
+from cockpit.widgets.run_header import RunHeader
 
 TOLERANCE = 0.15  # seconds a sleep may overrun on a busy two-core machine
 

@@ -26,9 +26,9 @@ from cockpit import events as ev
 from cockpit.identity import Identity, account
 from cockpit.journal import Journal
 from cockpit.team import decode, encode
-from widgets.output_keys import OUTPUT_KEYS
-from widgets.output_pane import OutputPane
-from widgets.run_header import RunHeader
+from cockpit.widgets.output_keys import OUTPUT_KEYS
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.run_header import RunHeader
 
 TTL, HEARTBEAT = 2.0, 0.5
 LOCK = "cockpit:lock:staging"
@@ -619,8 +619,8 @@ async def test_the_watch_screen_follows_and_approves_but_can_not_fly(
 ):
     from cockpit.app import WatchApp
     from cockpit.config import Team
+    from cockpit.screens.watch import WatchScreen
     from cockpit.watching import find_watched
-    from screens.watch import WatchScreen
 
     run, run_id = start_guarded(team, record, tmp_path, "echo migrated; echo done >&2", approvals=2)
     try:

@@ -19,7 +19,7 @@ import pytest
 from helpers import FLYWAY_HISTORY_DDL, ROOT, cockpit, execute, fetch, fetchval, history, tables
 
 from cockpit import events as ev
-from steps.migrate import flyway_checksum, scan_folder
+from cockpit.steps.migrate import flyway_checksum, scan_folder
 
 FOLDER = ROOT / "runbooks" / "pm-intelligence" / "migrations"
 BASELINE = "3.007"

@@ -21,7 +21,7 @@ from helpers import cockpit, execute, fetch, rows
 
 from cockpit import events as ev
 from cockpit.journal import Journal
-from steps.backup import (
+from cockpit.steps.backup import (
     LocalFile,
     S3Location,
     StepFailed,
@@ -522,7 +522,7 @@ def test_part_digests_follow_the_part_size(tmp_path):
 
 
 def test_the_kinds_describe_without_credentials():
-    from steps.backup import BackupStep, RestoreStep
+    from cockpit.steps.backup import BackupStep, RestoreStep
 
     dsn = f"postgresql://app:{PASSWORD}@db/orders"
     text = BackupStep().describe({"dsn": dsn, "to": "s3://b/n/", "endpoint_url": "http://m"})

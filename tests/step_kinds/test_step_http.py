@@ -14,7 +14,7 @@ from helpers import Site, cockpit, output, rows, serve
 from multidict import CIMultiDict
 
 from cockpit import events as ev
-from steps.registry import get_kind
+from cockpit.steps.registry import get_kind
 
 TOKEN = "s3cret-admin-key-123"
 CSV = 'id,content,source\n1,Fast search,test\n2,"Dark mode, please",test\n3,Export,api\n\n'

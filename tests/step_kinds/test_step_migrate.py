@@ -28,7 +28,7 @@ from helpers import (
 
 from cockpit import events as ev
 from cockpit.sandbox.servers import free_port
-from steps.migrate import (
+from cockpit.steps.migrate import (
     MigrateError,
     MigrateStep,
     Version,

@@ -12,7 +12,7 @@ from aiohttp import web
 from helpers import output, rows, serve
 
 from cockpit import events as ev
-from steps.registry import get_kind
+from cockpit.steps.registry import get_kind
 
 HOOK_PATH = "/services/T000/B000/hook-key-123456"
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from helpers import cockpit, output, rows
 
 from cockpit import events as ev
-from steps.s3 import S3Step
+from cockpit.steps.s3 import S3Step
 
 MiB = 1024 * 1024
 

@@ -14,7 +14,7 @@ from helpers import ROOT, cockpit, execute, fetchval, output, rows
 
 from cockpit import events as ev
 from cockpit.identity import account
-from steps.sql import Target, format_result
+from cockpit.steps.sql import Target, format_result
 
 S = ev.StepStatus
 PASSWORD = "hunter2-sql-pw"

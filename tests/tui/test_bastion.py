@@ -147,7 +147,7 @@ def test_the_locale_decides(environ, coerced, utf8):
 
 
 SPARKLINE = """
-from widgets.sparkline import Limits, rows
+from cockpit.widgets.sparkline import Limits, rows
 
 for row in rows([float(v) for v in range(1, 17)], 8, Limits()):
     print(row.text)

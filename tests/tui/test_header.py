@@ -18,10 +18,10 @@ from cockpit.durations import format_duration
 from cockpit.engine import Engine
 from cockpit.eta import Eta
 from cockpit.runbook import parse_runbook
-from screens.messages import EngineEvent
-from screens.rollback import RollbackModal
-from widgets.fit import Part, fit
-from widgets.run_header import RunHeader
+from cockpit.screens.messages import EngineEvent
+from cockpit.screens.rollback import RollbackModal
+from cockpit.widgets.fit import Part, fit
+from cockpit.widgets.run_header import RunHeader
 
 SIZES = [(80, 24), (120, 35)]
 ALARM = "CRITICAL p95-degradation, error-rate"

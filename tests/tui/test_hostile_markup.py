@@ -18,17 +18,17 @@ from cockpit.engine import Engine
 from cockpit.events import StepStatus as S
 from cockpit.identity import Identity
 from cockpit.runbook import load_runbook
+from cockpit.screens.chart import ChartScreen
+from cockpit.screens.confirm_step import ConfirmStepModal
+from cockpit.screens.prompt import PromptModal
+from cockpit.screens.quit import QuitModal
+from cockpit.screens.watch import WatchScreen
 from cockpit.watching import Watched
-from screens.chart import ChartScreen
-from screens.confirm_step import ConfirmStepModal
-from screens.prompt import PromptModal
-from screens.quit import QuitModal
-from screens.watch import WatchScreen
-from widgets.checklist import Checklist
-from widgets.metrics_panel import MetricsPanel
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
-from widgets.step_detail import StepDetail
+from cockpit.widgets.checklist import Checklist
+from cockpit.widgets.metrics_panel import MetricsPanel
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
+from cockpit.widgets.step_detail import StepDetail
 
 SIZE = (200, 50)
 # Bold, an unbalanced closing tag (MarkupError), a link and an action: no spaces, so a

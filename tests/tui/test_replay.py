@@ -23,10 +23,10 @@ from cockpit.events import RunStatus, StepStatus
 from cockpit.journal_pg import PgJournal
 from cockpit.replay import Recording, load
 from cockpit.runbook import load_runbook
-from widgets.metrics_panel import MetricRow
-from widgets.output_pane import OutputPane
-from widgets.phase_tree import PhaseTree
-from widgets.run_header import RunHeader
+from cockpit.widgets.metrics_panel import MetricRow
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.phase_tree import PhaseTree
+from cockpit.widgets.run_header import RunHeader
 
 SIZE = (120, 35)
 DRILL = """

@@ -18,7 +18,7 @@ from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.runbook import parse_runbook
 from cockpit.stopped import clock
-from widgets.output_pane import OutputPane
+from cockpit.widgets.output_pane import OutputPane
 
 SIZE = (120, 34)
 

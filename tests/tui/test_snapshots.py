@@ -19,7 +19,7 @@ from textual.app import App
 
 import cockpit.engine
 import cockpit.execution
-import widgets.run_header
+import cockpit.widgets.run_header
 from cockpit import events as ev
 from cockpit.app import CockpitApp, TuiOperator
 from cockpit.config import Config, Environment
@@ -27,10 +27,10 @@ from cockpit.engine import Engine
 from cockpit.journal import Journal
 from cockpit.process import live_members
 from cockpit.runbook import parse_runbook
-from screens.chart import ChartScreen
-from screens.messages import EngineEvent
-from widgets.metrics_panel import MetricsPanel
-from widgets.run_header import RunHeader
+from cockpit.screens.chart import ChartScreen
+from cockpit.screens.messages import EngineEvent
+from cockpit.widgets.metrics_panel import MetricsPanel
+from cockpit.widgets.run_header import RunHeader
 
 SIZES = [(120, 34), (80, 24)]
 RUN_ID = "20261128-120000-snap"
@@ -83,7 +83,7 @@ class FrozenClock:
 def app_for(monkeypatch):
     monkeypatch.setattr(cockpit.engine, "time", FrozenClock)
     monkeypatch.setattr(cockpit.execution, "time", FrozenClock)
-    monkeypatch.setattr(widgets.run_header, "time", FrozenClock)
+    monkeypatch.setattr(cockpit.widgets.run_header, "time", FrozenClock)
     shutil.rmtree(JOURNAL.parent, ignore_errors=True)
     journals = []
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from textual.app import App
 
 from cockpit.metrics import AlertRule
-from widgets.metrics_panel import MetricRow, MetricsPanel
-from widgets.sparkline import LINE, Limits, columns, rows
+from cockpit.widgets.metrics_panel import MetricRow, MetricsPanel
+from cockpit.widgets.sparkline import LINE, Limits, columns, rows
 
 RULES = (
     AlertRule("error-rate", "error_rate", above=0.05, severity="critical"),

@@ -13,9 +13,9 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.events import StepStatus
 from cockpit.runbook import parse_runbook
-from screens.messages import EngineEvent
-from widgets.output_pane import OutputPane
-from widgets.step_detail import StepDetail
+from cockpit.screens.messages import EngineEvent
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.step_detail import StepDetail
 
 BOOK = """
 runbook: speed

@@ -12,7 +12,7 @@ from cockpit.config import Config, Environment
 from cockpit.engine import Engine
 from cockpit.readiness import Item, Readiness, State
 from cockpit.runbook import parse_runbook
-from screens.start import StartModal
+from cockpit.screens.start import StartModal
 
 SIZE = (100, 30)
 BOOK = "runbook: R\nphases: [{id: p, steps: [{id: wipe, run: 'echo wiped'}]}]\n"

@@ -18,7 +18,7 @@ from terminal import TMUX, Terminal, alive, cockpit_command, line_with
 
 from cockpit.app import CockpitApp
 from cockpit.journal import Journal
-from screens.cockpit import CockpitScreen
+from cockpit.screens.cockpit import CockpitScreen
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 

@@ -21,15 +21,15 @@ from cockpit.events import StepStatus as S
 from cockpit.output import times_path
 from cockpit.process import live_members
 from cockpit.runbook import parse_runbook
-from screens.confirm_step import ConfirmStepModal
-from screens.prompt import PromptModal
-from screens.quit import QuitModal
-from screens.rollback import RollbackModal
-from screens.start import StartModal
-from widgets.checklist import Checklist
-from widgets.metrics_panel import MetricRow
-from widgets.output_pane import OutputPane
-from widgets.run_header import RunHeader
+from cockpit.screens.confirm_step import ConfirmStepModal
+from cockpit.screens.prompt import PromptModal
+from cockpit.screens.quit import QuitModal
+from cockpit.screens.rollback import RollbackModal
+from cockpit.screens.start import StartModal
+from cockpit.widgets.checklist import Checklist
+from cockpit.widgets.metrics_panel import MetricRow
+from cockpit.widgets.output_pane import OutputPane
+from cockpit.widgets.run_header import RunHeader
 
 SIZE = (120, 34)
 
@@ -771,7 +771,7 @@ async def test_a_failed_gate_offers_the_rollback_screen(
 
 
 async def test_quick_actions_run_any_time_and_again_and_contacts_show(make_app):
-    from screens.contacts import ContactsScreen
+    from cockpit.screens.contacts import ContactsScreen
 
     app = make_app(
         BOOK

@@ -10,7 +10,7 @@ from helpers import cockpit
 
 from cockpit.runbook import Contact, Contacts
 from cockpit.runbook.placeholders import placeholder
-from screens.contacts import PLACEHOLDER, contacts_text
+from cockpit.screens.contacts import PLACEHOLDER, contacts_text
 
 BOOK = """
 runbook: Contacts check

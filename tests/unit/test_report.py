@@ -22,7 +22,7 @@ from cockpit import report
 from cockpit.identity import account
 from cockpit.journal import Journal
 from cockpit.sandbox.k8s import K8sSimulator
-from steps import StepKind, StepResult, get_kind, registry
+from cockpit.steps import StepKind, StepResult, get_kind, registry
 
 OLD = "registry.local/backend:v1.9"
 NEW = "registry.local/backend:v2.0"

@@ -12,11 +12,11 @@ from helpers import ROOT
 LATER = (
     "plotext",  # the chart screen (`g`): ~40 ms
     "textual_plotext",
-    "screens.chart",
+    "cockpit.screens.chart",
     "cockpit.report",  # the deployment record (`e`): ~20 ms
     "cockpit.team",  # team mode
     "cockpit.watching",  # `cockpit watch`
-    "screens.watch",
+    "cockpit.screens.watch",
     "httpx",  # the metrics watch builds its client in a thread
 )
 
@@ -24,7 +24,7 @@ LATER = (
 def test_the_cockpit_app_loads_nothing_its_first_paint_does_not_show():
     script = (
         "import sys\n"
-        "import cockpit.cli, cockpit.app, screens.cockpit\n"
+        "import cockpit.cli, cockpit.app, cockpit.screens.cockpit\n"
         "print(' '.join(m for m in sys.argv[1:] if m in sys.modules))\n"
     )
     done = subprocess.run(

@@ -16,7 +16,7 @@ from helpers import COCKPIT
 from helpers import ROOT as REPO
 
 from cockpit.runbook import Problem, RunbookInvalid, load_runbook, parse_runbook
-from steps import known_kinds
+from cockpit.steps import known_kinds
 
 KNOWN = ", ".join(known_kinds())
 
