@@ -13,7 +13,8 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -28,7 +29,7 @@ from cockpit.controls import ascii_only, visible
 from cockpit.engine import Engine, EngineError
 from cockpit.identity import Identity
 from cockpit.journal import BaseJournal, JournalError
-from cockpit.readiness import Readiness, record
+from cockpit.readiness import Readiness, accept, needs_reason
 from cockpit.runbook import Step
 from cockpit.screens.cockpit import CockpitScreen
 from cockpit.screens.history import HistoryScreen
@@ -189,15 +190,21 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         operator: TuiOperator,
         *,
         protected: bool,
-        readiness: Readiness | None = None,
+        readiness: Callable[[], Readiness] | None = None,
+        override: str | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
         self.operator = operator
         self.protected = protected
-        self.readiness = readiness
-        """Rollback readiness found before the start (``cockpit.readiness``): the start
-        screen shows it; a failed item in a protected environment asks for a reason."""
+        self.check_readiness = readiness
+        """A new run's rollback readiness check (``cockpit.readiness.checked``), run in a
+        thread once the cockpit is on screen (its servers may take seconds to answer):
+        the run starts when it is done; a protected environment's start screen shows it,
+        and a failed item there asks for a reason (else ``override``, --override-readiness)."""
+        self.override = override or ""
+        self.readiness: Readiness | None = None
+        self._start_modal: StartModal | None = None
         self.cockpit: CockpitScreen | None = None
         self.error: str | None = None
         self._silence: tuple[int, int] | None = None  # stdin after a hang-up
@@ -207,38 +214,70 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         loop.add_signal_handler(signal.SIGHUP, self._hung_up)
         loop.add_signal_handler(signal.SIGTERM, self._terminated)
         self.engine.subscribe(self._forward)
-        ready, profile = self.readiness, self.engine.profile
-        override = bool(
-            ready and ready.failed and profile.confirm and self.engine.readiness is None
+        self.cockpit = CockpitScreen(self.engine, protected=self.protected)
+        self.operator.screen = self.cockpit
+        self.push_screen(self.cockpit)  # the first frame: the run's steps, not a wait
+        if self.check_readiness is not None:  # once drawn: its imports would slow the frame
+            thread = threading.Thread(target=self._check, name="readiness", daemon=True)
+            self.call_after_refresh(thread.start)
+        if self.protected:
+            self._ask_to_start(checking=self.check_readiness is not None)
+        elif self.check_readiness is None:
+            self._start("")
+
+    def _check(self) -> None:
+        """The readiness thread: a daemon, so that quitting never waits for a server
+        that does not answer."""
+        assert self.check_readiness is not None
+        try:
+            found = self.check_readiness()
+        except Exception as exc:  # a check that breaks stops the start, said in one line
+            self._from_thread(self._fail, f"rollback readiness not checked: {exc}")
+        else:
+            self._from_thread(self._found, found)
+
+    def _from_thread(self, callback: Callable[..., object], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the app is gone already
+            self.call_from_thread(callback, *args)
+
+    def _ask_to_start(self, *, checking: bool = False) -> None:
+        found, profile = self.readiness, self.engine.profile
+        self._start_modal = StartModal(
+            profile.name,
+            profile.label,
+            name_typed=self.protected,
+            checking=checking,
+            readiness=found.lines(worst_first=True) if found else (),
+            override=bool(found and self._needs_reason(found)),
         )
-        if self.protected or override:
-            self.push_screen(
-                StartModal(
-                    profile.name,
-                    profile.label,
-                    name_typed=self.protected,
-                    readiness=ready.lines(worst_first=True) if ready and ready.items else (),
-                    override=override,
-                ),
-                self._start,
-            )
+        self.push_screen(self._start_modal, self._start)
+
+    def _needs_reason(self, found: Readiness) -> bool:
+        return needs_reason(self.engine, found) and not self.override.strip()
+
+    def _found(self, found: Readiness) -> None:
+        self.readiness = found
+        if self._start_modal is not None:  # the protected start screen waits for it
+            self._start_modal.found(found.lines(True), override=self._needs_reason(found))
+        elif self._needs_reason(found):  # --confirm-env named it: only the reason is asked
+            self._ask_to_start()
         else:
             self._start("")
 
     def _start(self, answer: str | None) -> None:
+        self._start_modal = None
         if answer is None:
             self._fail("environment name not confirmed: nothing was run")
             return
-        if answer and self.readiness is not None:
-            self.engine.readiness = record(self.readiness, self.operator.name, answer)
+        if self.readiness is not None:
+            accept(self.engine, self.readiness, answer or self.override)
         try:
             self.engine.start()
         except (EngineError, JournalError) as exc:
             self._fail(str(exc))
             return
-        self.cockpit = CockpitScreen(self.engine, protected=self.protected)
-        self.operator.screen = self.cockpit
-        self.push_screen(self.cockpit)
+        assert self.cockpit is not None
+        self.cockpit.started()
         if self.readiness is not None and self.readiness.failed:
             failed = "; ".join(item.line for item in self.readiness.failed)
             self.notify(

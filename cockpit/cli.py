@@ -373,13 +373,13 @@ def _fly(
             team.start(runbook.path)
         if resume:
             engine.prepare_resume(resume[1])
-        ready = None
-        if not (resume or dry_run):
+        new_run = not (resume or dry_run)  # readiness is checked before a new run's start
+        if not args.headless:
+            return _fly_tui(engine, operator, protected, new_run, args.override_readiness)
+        if new_run:
             from cockpit.readiness import before_start
 
-            ready = before_start(engine, headless=args.headless, override=args.override_readiness)
-        if not args.headless:
-            return _fly_tui(engine, operator, protected, ready)
+            before_start(engine, override=args.override_readiness)
         return _fly_headless(args, engine, operator, protected)
     finally:
         if team is not None:
@@ -429,12 +429,14 @@ def _lost(engine, headless: bool, why: str) -> None:
         print(f"cockpit: {why}: pausing after the current step", file=sys.stderr, flush=True)
 
 
-def _fly_tui(engine, operator, protected: bool, readiness) -> int:
+def _fly_tui(engine, operator, protected: bool, new_run: bool, override) -> int:
     from cockpit.app import CockpitApp, terminal_stream
+    from cockpit.readiness import checked
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
-    app = CockpitApp(engine, operator, protected=protected, readiness=readiness)
+    readiness = partial(checked, engine) if new_run else None
+    app = CockpitApp(engine, operator, protected=protected, readiness=readiness, override=override)
     for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
         os.environ.pop(stale, None)
     with terminal_stream():

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import tempfile
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -585,28 +584,37 @@ def refusal(found: Readiness, environment: str) -> str:
     )
 
 
-def before_start(engine: Engine, *, headless: bool, override: str | None) -> Readiness:
-    """Check readiness for a new run and hand the engine its record. Headless, the
-    items are printed, and a protected environment (``confirm = true``) with a failed
-    item refuses to start (UsageError) unless ``override`` says why; at the cockpit the
-    start screen shows them and asks (``CockpitApp``)."""
-    if not headless:
-        print("cockpit: checking rollback readiness ...", file=sys.stderr, flush=True)
+def checked(engine: Engine) -> Readiness:
+    """Every check for a new run of ``engine``, its texts masked (a loop of its own:
+    the cockpit runs it in a thread after its first frame)."""
     subject = Subject(
         engine.runbook, engine.profile.name, engine.values, engine.env, engine.missing_secrets
     )
     found = asyncio.run(check(subject))
-    masked = (replace(item, text=engine.redactor.redact(item.text)) for item in found.items)
-    found = Readiness(tuple(masked))
-    if headless and found.items:
+    return Readiness(tuple(replace(i, text=engine.redactor.redact(i.text)) for i in found.items))
+
+
+def needs_reason(engine: Engine, found: Readiness) -> bool:
+    """A protected environment (``confirm = true``) with a failed item starts only with
+    a reason, recorded with the operator's name."""
+    return bool(engine.profile.confirm and found.failed)
+
+
+def before_start(engine: Engine, *, override: str | None) -> None:
+    """Headless: check readiness for a new run, print the items and hand the engine its
+    record; refuse to start (UsageError) where a reason is needed and ``override`` gives
+    none. (The cockpit shows them on its start screen: ``CockpitApp``.)"""
+    found = checked(engine)
+    if found.items:
         print("\n".join(found.lines()), flush=True)
-    protected = engine.profile.confirm and found.failed
-    if protected and not (override or "").strip():
-        if headless:
-            raise UsageError(engine.redactor.redact(refusal(found, engine.profile.name)))
-    elif found.items:
-        by, reason = (
-            (engine.operator.name, override.strip()) if protected and override else ("", "")
-        )
-        engine.readiness = record(found, by, reason)
-    return found
+    if needs_reason(engine, found) and not (override or "").strip():
+        raise UsageError(engine.redactor.redact(refusal(found, engine.profile.name)))
+    accept(engine, found, override or "")
+
+
+def accept(engine: Engine, found: Readiness, reason: str) -> None:
+    """Hand the engine the record of ``found`` (its start journals it): with the
+    operator and ``reason`` where a reason was needed to start."""
+    reason = reason.strip() if needs_reason(engine, found) else ""
+    if found.items:
+        engine.readiness = record(found, *((engine.operator.name, reason) if reason else ()))

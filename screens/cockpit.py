@@ -5,7 +5,7 @@ with an id, so the footer, the help screen and the command palette say the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from cockpit.widgets.run_header import RunHeader
 from cockpit.widgets.step_detail import StepDetail
 
 NARROW = 100  # below this many columns the metrics slot folds away
-Flight = Callable[[], Awaitable[ev.RunStatus | None]]
+Flight = Callable[[], Coroutine[Any, Any, ev.RunStatus | None]]
 """Engine work that flies steps in order: the rest of the run, or of a phase."""
 JUMPS = (
     ("the failed step", (StepStatus.FAILED, StepStatus.INTERRUPTED)),
@@ -83,6 +83,8 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
         """Checklists a flight stopped at: recording one flies on (no second ``a``)."""
         self.selected: str = stopped_at or engine.runbook.steps[0].id
         self.flying = False
+        self._can_fly = asyncio.Event()
+        """Set when the run has started (after rollback readiness): flights wait for it."""
         self.told: set[str] = set()
         """The critical alerts said in a toast: once each; the header keeps showing them."""
         self._telling = False  # a toast of the critical alerts just fired is on its way
@@ -360,7 +362,14 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
 
     # ------------------------------------------------------------ actions
 
-    def _fly(self, work: Awaitable, done=None) -> bool:
+    def started(self) -> None:
+        """The run is recorded started: a flight asked for before it flies now, and the
+        header's clock counts from here."""
+        self._can_fly.set()
+        for header in self.query(RunHeader):  # none yet when it started with the screen
+            header.started = self.engine.flown_since
+
+    def _fly(self, work: Coroutine, done=None) -> bool:
         """Run engine work as a worker; one at a time."""
         if self.flying:
             self.notify("A step is running: wait for it, or cancel it (c)", severity="warning")
@@ -369,11 +378,17 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
 
         async def fly() -> None:
             try:
+                if not self._can_fly.is_set():
+                    self.notify("Checking rollback readiness: the flight starts when it is done")
+                    await self._can_fly.wait()
                 result = await work
                 if done is not None:
                     done(result)
             except (EngineError, JournalError) as exc:
                 self.notify(str(exc), title="Stopped", severity="error", timeout=15)
+            except asyncio.CancelledError:
+                work.close()  # the app quit before it started: it never will
+                raise
             finally:
                 self.flying = False
 
@@ -463,6 +478,10 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
         done = (StepStatus.OK, StepStatus.SKIPPED, StepStatus.RUNNING)
         if step is None or self.engine.status[step.id] in done:
             self.notify("Select a step that has not run to skip it")
+            return
+
+        if not self._can_fly.is_set():
+            self.notify("Checking rollback readiness: skip when the run has started")
             return
 
         def skip(reason: str | None) -> None:

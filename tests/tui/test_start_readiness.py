@@ -1,9 +1,15 @@
-"""The start screen shows rollback readiness; in a protected environment a failed item
-asks for a reason to start anyway, recorded with the operator's name."""
+"""Rollback readiness is checked once the cockpit is on screen (its servers may take
+seconds): the run starts when it is done. The start screen shows it; in a protected
+environment a failed item asks for a reason to start anyway, recorded with the
+operator's name."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from helpers import until
 from textual.notifications import Notify
 from textual.widgets import Input, Label
 
@@ -24,9 +30,27 @@ FAILED = Readiness(
 )
 
 
+class Check:
+    """A readiness check that answers ``found`` when the test lets it (``answer``)."""
+
+    def __init__(self, found: Readiness = FAILED, *, wait: bool = False) -> None:
+        self.found = found
+        self.let = threading.Event()
+        if not wait:
+            self.let.set()
+
+    def __call__(self) -> Readiness:
+        if not self.let.wait(60):
+            raise TimeoutError("the test never let the check answer")
+        return self.found
+
+    def answer(self) -> None:
+        self.let.set()
+
+
 @pytest.fixture
 def make_app(journal):
-    def make(*, protected: bool, confirm: bool = True) -> CockpitApp:
+    def make(*, protected: bool, confirm: bool = True, check=None) -> CockpitApp:
         operator = TuiOperator("alice")
         engine = Engine(
             parse_runbook(BOOK, "r.yaml"),
@@ -35,7 +59,8 @@ def make_app(journal):
             profile=Environment(name="production", confirm=confirm),
             operator=operator,
         )
-        return CockpitApp(engine, operator, protected=protected, readiness=FAILED)
+        check = check or Check()
+        return CockpitApp(engine, operator, protected=protected, readiness=check)
 
     return make
 
@@ -53,6 +78,7 @@ async def test_a_failed_item_asks_a_reason_after_the_name(make_app):
     app = make_app(protected=True)
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, StartModal)
+        await until(pilot, lambda: "rollback readiness:" in shown(app), "readiness shown")
         text = shown(app)
         assert "rollback readiness: 1 ✗, 1 !" in text
         assert "✗ backup: no backup step runs before the first destructive step" in text
@@ -75,7 +101,7 @@ async def test_a_failed_item_asks_a_reason_after_the_name(make_app):
 async def test_no_reason_means_no_run_even_with_the_name_given(make_app):
     app = make_app(protected=False)  # --confirm-env production: only the reason is asked
     async with app.run_test(size=SIZE) as pilot:
-        assert isinstance(app.screen, StartModal)
+        await until(pilot, lambda: isinstance(app.screen, StartModal), "the reason asked")
         assert not app.screen.query("#environment")
         await pilot.press("enter")
         await pilot.pause()
@@ -87,8 +113,57 @@ async def test_an_unprotected_environment_starts_and_says_what_failed(make_app):
     app = make_app(protected=False, confirm=False)
     seen: list = []
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
-        await pilot.pause()
+        await until(pilot, lambda: app.engine.journal.runs() != [], "the run to start")
         assert app.screen is app.cockpit
     [said] = [m.notification for m in seen if isinstance(m, Notify)]
     assert said.title == "Rollback readiness" and said.severity == "warning"
     assert said.message == "✗ backup: no backup step runs before the first destructive step"
+
+
+async def test_the_cockpit_shows_the_run_while_readiness_is_checked(make_app):
+    """The first frame is the cockpit, not a wait; a flight asked for meanwhile starts
+    when the check is done, and the record has readiness before the first step."""
+    check = Check(Readiness((Item("backup", State.OK, "backup before wipe"),)), wait=True)
+    app = make_app(protected=False, confirm=False, check=check)
+    seen: list = []
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await pilot.pause()
+        assert app.screen is app.cockpit
+        await pilot.press("a")
+        await pilot.pause(0.3)
+        assert app.engine.journal.runs() == []  # nothing recorded, nothing run
+        assert app.engine.status["wipe"].value == "pending"
+        check.answer()
+        await until(pilot, lambda: app.engine.status["wipe"].value == "ok", "the flight")
+        types = [e["type"] for e in app.engine.journal.events(app.engine.run_id)]
+    said = [m.notification.message for m in seen if isinstance(m, Notify)]
+    assert "Checking rollback readiness: the flight starts when it is done" in said
+    assert types.index("ReadinessChecked") < types.index("StepStarted")
+
+
+async def test_the_name_typed_while_readiness_is_checked_starts_once_it_is_done(make_app):
+    check = Check(Readiness((Item("backup", State.OK, "backup before wipe"),)), wait=True)
+    app = make_app(protected=True, check=check)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "Checking rollback readiness ..." in shown(app)
+        await pilot.press(*"production", "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, StartModal)  # waiting: nothing recorded yet
+        assert app.engine.journal.runs() == []
+        check.answer()
+        await until(pilot, lambda: app.screen is app.cockpit, "the start")
+        [checked] = recorded(app)
+    assert checked["items"] == [{"check": "backup", "state": "ok", "text": "backup before wipe"}]
+    assert checked["override_by"] == ""
+
+
+async def test_quitting_does_not_wait_for_a_server_that_does_not_answer(make_app):
+    check = Check(wait=True)  # never answers while the app runs
+    app = make_app(protected=True, check=check)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("escape")
+        started = time.monotonic()
+        await pilot.pause()
+    assert time.monotonic() - started < 2
+    assert app.error == "environment name not confirmed: nothing was run"
+    check.answer()
