@@ -306,6 +306,15 @@ def test_a_protected_environment_refuses_a_failed_readiness_unless_overridden(tm
         f"{tmp_path}/ran'}}]}}]\n"
     )
     journal = tmp_path / "j.sqlite3"
+    planned = cockpit("plan", str(runbook), "--env", "production", "--config", str(config))
+    assert planned.returncode == 1  # what `run` would refuse fails the plan: CI learns it
+    assert "✗ backup: no backup step runs before the first destructive step" in planned.stdout
+    assert planned.stderr.startswith(
+        "cockpit: run would refuse it: environment 'production' is protected"
+    )
+    unprotected = cockpit("plan", str(runbook), "--config", str(config))
+    assert unprotected.returncode == 0 and "✗ backup" in unprotected.stdout
+
     args = ["run", runbook, "--headless", "--env", "production", "--confirm-env", "production"]
     args += ["--journal", journal, "--config", config]
     refused = cockpit(*map(str, args))
