@@ -102,7 +102,7 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
             run_id=engine.run_id,
             dry_run=engine.dry_run,
             protected=self.protected,
-            started=engine.flown_since,
+            started=engine.flown_since if self._can_fly.is_set() else None,
             rehearsal=engine.rehearsal,
             eta=engine.eta_now if engine.eta is not None else None,
         )
@@ -367,7 +367,7 @@ class CockpitScreen(ShowsRunEvents, OutputKeys, Screen):
         header's clock counts from here."""
         self._can_fly.set()
         for header in self.query(RunHeader):  # none yet when it started with the screen
-            header.started = self.engine.flown_since
+            header.start(self.engine.flown_since)
 
     def _fly(self, work: Coroutine, done=None) -> bool:
         """Run engine work as a worker; one at a time."""

@@ -53,7 +53,7 @@ class RunHeader(Static):
         run_id: str,
         dry_run: bool,
         protected: bool,
-        started: float,
+        started: float | None,
         rehearsal: bool = False,
         eta: Callable[[], EtaReading | None] | None = None,
         clock: Callable[[], float] | None = None,
@@ -62,6 +62,7 @@ class RunHeader(Static):
         self.runbook, self.version = _one_line(runbook), _one_line(version)
         self.environment, self.label = environment, _one_line(label or environment.upper())
         self.run_id, self.dry_run, self.started = run_id, dry_run, started
+        """When the clock counts from; None: the run has not started (``start``)."""
         self.rehearsal = rehearsal
         self.clock = clock
         """The time now, when not the real one (a replay's virtual clock)."""
@@ -90,7 +91,7 @@ class RunHeader(Static):
 
     def tick(self) -> None:
         """Read the clock (every second, and when a replay moves)."""
-        if self.outcome is not None:
+        if self.outcome is not None or self.started is None:
             return
         self.elapsed = self._now() - self.started
         reading = self.eta() if self.eta is not None else None
@@ -99,6 +100,13 @@ class RunHeader(Static):
             if reading is not None
             else None
         )
+
+    def start(self, started: float) -> None:
+        """The run started (readiness checked, the environment's name typed): the clock
+        counts from ``started``."""
+        self.started = started
+        self.tick()
+        self.refresh()
 
     def set_note(self, note: str) -> None:
         self.note = _one_line(note)
@@ -176,7 +184,8 @@ class RunHeader(Static):
                     parts.append(Part(warning, "bold black on yellow", rank=9 if alarm else 3))
         parts.append(Part(f" · run {self.run_id}", rank=8 if alarm else 7))
         if self.outcome is None:
-            parts.append(Part(f" · {format_duration(self.elapsed)}", rank=4))
+            clock = "not started" if self.started is None else format_duration(self.elapsed)
+            parts.append(Part(f" · {clock}", rank=4))
         if self.note:
             parts.append(Part(f" · {self.note}", rank=6))
         if self.banner:

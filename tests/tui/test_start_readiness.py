@@ -19,6 +19,7 @@ from cockpit.engine import Engine
 from cockpit.readiness import Item, Readiness, State
 from cockpit.runbook import parse_runbook
 from cockpit.screens.start import StartModal
+from cockpit.widgets.run_header import RunHeader
 
 SIZE = (100, 30)
 BOOK = "runbook: R\nphases: [{id: p, steps: [{id: wipe, run: 'echo wiped'}]}]\n"
@@ -129,12 +130,15 @@ async def test_the_cockpit_shows_the_run_while_readiness_is_checked(make_app):
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await pilot.pause()
         assert app.screen is app.cockpit
+        header = app.cockpit.query_one(RunHeader)
+        assert str(header.render()).endswith(" · not started")  # no clock counts yet
         await pilot.press("a")
         await pilot.pause(0.3)
         assert app.engine.journal.runs() == []  # nothing recorded, nothing run
         assert app.engine.status["wipe"].value == "pending"
         check.answer()
         await until(pilot, lambda: app.engine.status["wipe"].value == "ok", "the flight")
+        assert "not started" not in str(header.render())
         types = [e["type"] for e in app.engine.journal.events(app.engine.run_id)]
     said = [m.notification.message for m in seen if isinstance(m, Notify)]
     assert "Checking rollback readiness: the flight starts when it is done" in said
