@@ -19,6 +19,7 @@ file (``resume``) folds them in.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import os
 import shutil
@@ -505,6 +506,12 @@ class Matches:
     def where(self, index: int) -> tuple[Path, int, int]:
         """The part of the output, the line and the byte offset of match ``index``."""
         return self.files[self.parts[index]], self.lines[index], self.offsets[index]
+
+    def keep_before(self, line: int) -> None:
+        """Drop the matches from ``line`` on (the lines counted from 0)."""
+        cut = bisect.bisect_left(self.lines, line)
+        for kept in (self.parts, self.lines, self.offsets):
+            del kept[cut:]
 
 
 def find_lines(path: Path, text: str) -> Matches:

@@ -44,6 +44,8 @@ class FollowScreen(ShowsRunEvents, OutputKeys, Screen):
     BINDINGS = [*OUTPUT_KEYS]
     SAYS = "read-only"
     """What the header's note adds to who flies the run."""
+    SEARCH_PRINTED_ONLY = False
+    """``/`` finds only lines printed by the moment shown (else the whole file)."""
 
     def __init__(
         self,
@@ -105,7 +107,7 @@ class FollowScreen(ShowsRunEvents, OutputKeys, Screen):
         with Horizontal(id="body"):
             yield PhaseTree(runbook, id="phases")
             with Vertical(id="centre"):
-                yield OutputPane(id="output")
+                yield OutputPane(id="output", printed_only=self.SEARCH_PRINTED_ONLY)
                 yield Label(plain(self.note), id="watch-status")
                 yield Input(placeholder=SEARCH_HINT, id="search")
             spec = runbook.metrics

@@ -60,6 +60,7 @@ class ReplayScreen(FollowScreen):
         *OUTPUT_KEYS,
     ]
     SAYS = "replay"
+    SEARCH_PRINTED_ONLY = True  # no match from the replay's future
 
     def __init__(
         self, recording: Recording, speed: float, at: float | None = None, play: bool = True

@@ -51,7 +51,7 @@ class OutputPane(ScrollView, can_focus=True):
     }
     MATCH = Style(reverse=True)
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, printed_only: bool = False) -> None:
         super().__init__(id=id)
         self.buffer = OutputBuffer(1)
         self.live = self.buffer  # the step's buffer, shown again by End or f
@@ -62,6 +62,9 @@ class OutputPane(ScrollView, can_focus=True):
         """The first and last line (from 1) of the file shown instead of the live tail."""
         self.match: int | None = None  # the row of the shown match
         self.times = False  # each line starts with the time it was read
+        self.printed_only = printed_only
+        """Search only the lines the step had printed by the moment shown (a replay: no
+        match from its future)."""
         self._base: Style | None = None  # the widget's own style, computed once
 
     def show(self, buffer: OutputBuffer, path: Path | None = None) -> None:
@@ -212,9 +215,12 @@ class OutputPane(ScrollView, can_focus=True):
         found = await asyncio.to_thread(find_lines, path, text)
         if path != self.path:
             return  # another step is shown by now
+        if self.printed_only:
+            found.keep_before(self.live.printed)
         self.matches, self.current = found, len(found) - 1
         if not found:
-            self.notify(f"'{text}' is not in this step's output ({path.name})")
+            by_then = " by then" if self.printed_only else ""
+            self.notify(f"'{text}' is not in this step's output{by_then} ({path.name})")
             return
         self._show_match()
 
@@ -234,7 +240,10 @@ class OutputPane(ScrollView, can_focus=True):
         assert self.path is not None
         part, line, offset = self.matches.where(self.current)
         before = read_back(part, AROUND, end=offset)
-        after = read_ahead(part, offset, AROUND + 1)
+        ahead = AROUND + 1
+        if self.printed_only:  # the lines after the match only as far as printed by then
+            ahead = min(ahead, self.live.printed - line)
+        after = read_ahead(part, offset, ahead)
         self.buffer = OutputBuffer(len(before) + len(after) + 1)
         self.buffer.printed = self.live.printed
         self.buffer.extend([*before, *after])

@@ -186,6 +186,13 @@ async def test_moving_back_rebuilds_the_frame_and_the_output_is_as_printed(drill
         assert 0 < printed < 20  # printed by then, not the whole file
         assert [text for _, text in pane.buffer.lines][-1] == f"line {printed}"
         assert all(t is not None and t <= middle for t in pane.buffer.times)
+        await pilot.press("slash", *"line", "enter")  # search: what was printed by then only
+        await until(pilot, lambda: len(pane.matches) > 0, "the search")
+        assert len(pane.matches) == printed
+        assert pane.excerpt is not None and pane.excerpt[1] == printed  # nothing read ahead
+        await pilot.press("slash", *f"line {printed + 1}", "enter")
+        await until(pilot, lambda: pane.matches.text == f"line {printed + 1}", "the search")
+        assert len(pane.matches) == 0
         assert screen.view.status["count"] == StepStatus.RUNNING
         assert not screen.query_one(RunHeader).has_class("-alarm")
         assert row_state(app, "error_rate") == "ok"
