@@ -16,10 +16,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from helpers import ROOT, TEST_DATA
+from packaging.utils import parse_wheel_filename
 from terminal import Terminal, cockpit_command
 
 from bench.bundle import (
@@ -90,6 +92,37 @@ def test_the_bundle_flies_hello_offline(bundle, home, tmp_path):
     result = run_offline(bundle, "import", markdown, "-o", imported, home=home)
     assert result.returncode == 0, result.stderr
     assert run_offline(bundle, "validate", imported, home=home).returncode == 0
+
+
+# The glibc each manylinux platform tag needs: manylinux_2_28_x86_64, or an older alias.
+GLIBC_OF_ALIAS = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def glibc_needed(platform: str) -> tuple[int, int]:
+    name = platform.removesuffix("_x86_64")
+    if name in GLIBC_OF_ALIAS:
+        return GLIBC_OF_ALIAS[name]
+    major, minor = name.removeprefix("manylinux_").split("_")
+    return int(major), int(minor)
+
+
+def test_the_bundle_holds_compiled_wheels_for_each_python_and_glibc_2_28(bundle):
+    """Each compiled dependency is in the bundle for CPython 3.11, 3.12 and 3.13 (one wheel
+    each, or one abi3 wheel for all), built for glibc 2.28 or older (RHEL 8's): not the
+    manylinux_2_34 cryptography wheel pip takes on a newer machine such as this one."""
+    with zipfile.ZipFile(bundle) as pex:
+        wheels = json.loads(pex.read("PEX-INFO"))["distributions"]
+    pythons_of: dict[str, set[str]] = {}
+    for wheel in wheels:
+        project, _, _, tags = parse_wheel_filename(wheel)
+        if {tag.platform for tag in tags} == {"any"}:
+            continue
+        assert min(glibc_needed(tag.platform) for tag in tags) <= (2, 28), wheel
+        for tag in tags:
+            minors = ["cp311", "cp312", "cp313"] if tag.abi == "abi3" else [tag.interpreter]
+            pythons_of.setdefault(project, set()).update(minors)
+    assert {"asyncpg", "google-re2", "cryptography", "aiohttp"} <= pythons_of.keys()
+    assert {p: m for p, m in pythons_of.items() if m != {"cp311", "cp312", "cp313"}} == {}
 
 
 def test_the_bundle_carries_the_flagship_runbook(bundle, home):
