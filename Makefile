@@ -89,6 +89,8 @@ MANYLINUX := $(patsubst manylinux_2_17,manylinux_2_17 manylinux2014, \
 MINOR = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 bundle: $(VENV)/.installed-test $(BUNDLE_WHEELS)/.downloaded
+	@test -f $(BUNDLE_WHEELS)/.downloaded || { echo "make bundle: $(BUNDLE_WHEELS) holds no \
+	wheels for Python $(BUNDLE_PYTHONS): make $(BUNDLE_WHEELS)/.downloaded (network)" >&2; exit 2; }
 	$(call wheels_of_venv,)
 	@# Pex resolves for this venv's Python too: it must find the same compiled wheels there.
 	find $(BUILD)/wheels -name '*.whl' ! -name '*-none-any.whl' -delete
