@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
-# The compiled wheels make bundle needs for the Pythons other than this venv's (below).
+# The compiled wheels make bundle takes for each Python it serves (see bundle, below).
 BUNDLE_WHEELS = $(VENV)/bundle-wheels
 
 .PHONY: demo test lint bench bundle bundle-demo wheels man clean
