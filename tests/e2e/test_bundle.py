@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -27,10 +25,13 @@ from terminal import Terminal, cockpit_command
 from bench.bundle import (
     HELLO,
     TARGETS,
+    alone_on_path,
     best,
     figures,
     isolated,
     offline_env,
+    others,
+    pythons,
     report,
     run_offline,
     within_targets,
@@ -137,28 +138,9 @@ def test_the_bundle_carries_the_flagship_runbook(bundle, home):
     assert result.returncode == 0, result.stderr
 
 
-def pythons() -> dict[str, Path]:
-    """Every CPython 3.11 or later on this machine's PATH, in /usr/bin and among pyenv's
-    versions, by version: its binary. A pyenv shim for a version pyenv has not selected
-    does not run, and is passed over."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    folders = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin", *pyenv.glob("*/bin")]
-    script = (
-        "import platform, sys; print(platform.python_implementation(), *sys.version_info[:2],"
-        " platform.python_version(), sys.executable)"
-    )
-    found: dict[str, Path] = {}
-    for folder in dict.fromkeys(map(Path, folders)):
-        if folder == Path(sys.prefix) / "bin":
-            continue
-        for path in sorted(folder.glob("python3.*")):
-            if not re.fullmatch(r"python3\.\d+", path.name):
-                continue
-            ran = subprocess.run([path, "-c", script], capture_output=True, text=True)
-            if ran.returncode == 0:
-                implementation, major, minor, version, binary = ran.stdout.split()
-                if implementation == "CPython" and (int(major), int(minor)) >= (3, 11):
-                    found.setdefault(version, Path(binary))
+def every_python() -> dict[str, Path]:
+    """``pythons()``: 3.11, 3.12 and 3.13 at least, or the test fails (CI's machine has them)."""
+    found = pythons()
     minors = {version.rsplit(".", 1)[0] for version in found}
     assert {"3.11", "3.12", "3.13"} <= minors, f"CPython 3.11, 3.12 and 3.13 wanted, found {found}"
     return found
@@ -185,7 +167,7 @@ def test_the_bundle_runs_on_every_python_3_11_or_later_here(bundle, home, tmp_pa
         "print(json.dumps([platform.python_version(), c.async_timeout is async_timeout.timeout,"
         " files]))"
     )
-    for version, python in pythons().items():
+    for version, python in every_python().items():
         env = {"PEX_PYTHON": str(python), "HELLO_TOKEN": "x-token", "TMPDIR": str(tmp_path)}
         result = run_offline(bundle, "validate", HELLO, home=home, env=env)
         assert result.returncode == 0, f"{python}: {result.stderr}"
@@ -211,16 +193,12 @@ def test_the_bundle_starts_fast_on_a_python_that_did_not_build_it(bundle, tmp_pa
     directly whichever Python made it (keyed by the builder's Python, each start went
     through the zip and a second interpreter: 0.4-0.6 s). The first run takes the Python it
     finds on PATH; later ones keep it, whatever PATH then holds."""
-    builder = Path(sys._base_executable).resolve()  # the venv's own Python, resolved
-    others = {v: p for v, p in pythons().items() if p.resolve() != builder}
     venv_help = best([str(Path(sys.prefix) / "bin" / "cockpit"), "--help"], dict(os.environ))
-    for version, python in others.items():
-        home, only = tmp_path / version, tmp_path / f"bin-{version}"
+    for version, python in others(every_python()).items():
+        home = tmp_path / version
         home.mkdir()
-        only.mkdir()  # a PATH whose one Python is this one, with the tools the first run calls
-        for tool in (python, *map(shutil.which, ("sh", "ip", "ldd"))):
-            (only / Path(tool).name).symlink_to(tool)
-        first = run_offline(bundle, "--version", home=home, env={"PATH": str(only)})
+        alone = alone_on_path(python, tmp_path / f"bin-{version}")
+        first = run_offline(bundle, "--version", home=home, env=alone)
         assert first.stdout.splitlines()[1].startswith(f"Python {version} ("), first.stderr
         later = run_offline(bundle, "--version", home=home)
         assert later.stdout.splitlines()[1].startswith(f"Python {version} ("), later.stderr
