@@ -119,6 +119,11 @@ $(BUNDLE_WHEELS)/.downloaded: pyproject.toml $(VENV)/.installed-test
 			$$(ls $(BUILD)/wheels | grep -v -- '-none-any\.whl$$' | cut -d- -f1,2 | sed 's/-/==/') \
 			|| exit; \
 	done
+	@# Pex resolves with a pip of its own: on a venv of Python 3.12 or later, not the one it
+	@# carries, and it fetches that one from the same find-links.
+	$(BIN)/python -c 'from pex.pip.version import PipVersion as P; \
+		print(*() if P.DEFAULT is P.VENDORED else P.DEFAULT.requirements)' \
+		| xargs -r $(BIN)/python -m pip download --quiet --no-deps -d $(BUNDLE_WHEELS)
 	touch $@
 
 # The wheels of cockpit and its dependencies (and $(1)) as this venv holds them (pex
@@ -174,7 +179,7 @@ export COMPLETE_PLATFORMS
 # (pipx first upgrades pip in its shared venv: this venv's pip goes in too.)
 WHEELS ?= dist/wheels
 wheels: bundle
-	rm -rf $(WHEELS) && mkdir -p $(WHEELS) && cp $(BUILD)/wheels/*.whl $(BUNDLE_WHEELS)/*.whl $(WHEELS)/
+	rm -rf $(WHEELS) && mkdir -p $(WHEELS) && cp $(BUILD)/wheels/*.whl $(BUNDLE_WHEELS)/*manylinux*.whl $(WHEELS)/
 	$(BIN)/pex --venv-repository $(VENV) pip --include-tools --layout loose \
 		--output-file $(BUILD)/pip
 	PEX_TOOLS=1 $(BIN)/python $(BUILD)/pip repository extract --find-links $(WHEELS)
