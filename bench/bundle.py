@@ -17,6 +17,9 @@ its target.
 5. Baselines: the venv's own ``cockpit --help`` and ``validate``, best of ``REPEATS``, timed
    in the same run (the test accepts 1.5x these where the machine is too loaded for the
    targets: see ``within_targets``).
+6. On every other CPython 3.11 or later the machine has (``pythons``): the first run, with
+   that Python alone on ``PATH`` (the bundle's venv is made with it, and later runs keep
+   it), then 3 and 4 again.
 
 Run from the project root after ``make bundle``: ``python -m bench.bundle [BUNDLE]``.
 """
@@ -24,6 +27,7 @@ Run from the project root after ``make bundle``: ``python -m bench.bundle [BUNDL
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +105,62 @@ def figures(bundle: Path, home: Path) -> dict[str, float]:
     }
 
 
+def pythons() -> dict[str, Path]:
+    """Every CPython 3.11 or later on this machine's PATH, in /usr/bin and among pyenv's
+    versions, by version: its binary. A pyenv shim for a version pyenv has not selected
+    does not run, and is passed over; so is this venv's own Python."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    folders = [
+        *os.environ.get("PATH", "").split(os.pathsep),
+        "/usr/bin",
+        *sorted(pyenv.glob("*/bin")),
+    ]
+    script = (
+        "import platform, sys; print(platform.python_implementation(), *sys.version_info[:2],"
+        " platform.python_version(), sys.executable)"
+    )
+    found: dict[str, Path] = {}
+    for folder in dict.fromkeys(map(Path, folders)):
+        if folder == Path(sys.prefix) / "bin":
+            continue
+        for path in sorted(folder.glob("python3.*")):
+            if not re.fullmatch(r"python3\.\d+", path.name):
+                continue
+            ran = subprocess.run([path, "-c", script], capture_output=True, text=True)
+            if ran.returncode == 0:
+                implementation, major, minor, version, binary = ran.stdout.split()
+                if implementation == "CPython" and (int(major), int(minor)) >= (3, 11):
+                    found.setdefault(version, Path(binary))
+    return found
+
+
+def others(found: dict[str, Path]) -> dict[str, Path]:
+    """Those of ``found`` that are not the Python this venv (and so the bundle) was made with."""
+    builder = Path(sys._base_executable).resolve()
+    return {version: python for version, python in found.items() if python.resolve() != builder}
+
+
+def alone_on_path(python: Path, folder: Path) -> dict[str, str]:
+    """The environment (to add to ``offline_env``) of a machine whose one Python on PATH is
+    ``python``: ``folder`` gets links to it and to the tools a first run calls."""
+    folder.mkdir()
+    for tool in (python, *map(shutil.which, ("sh", "ip", "ldd"))):
+        if tool:
+            (folder / Path(tool).name).symlink_to(tool)
+    return {"PATH": str(folder)}
+
+
+def figures_on(bundle: Path, python: Path, home: Path) -> dict[str, float]:
+    """The first run of the bundle with ``python`` alone on PATH, then ``--help`` and
+    ``validate`` as later runs start them (straight into the venv made with it)."""
+    env = {**offline_env(home), **alone_on_path(python, home / "python-alone")}
+    return {
+        "first_run_s": best([*isolated(), str(bundle), "--help"], env, repeats=1),
+        "help_s": best([str(bundle), "--help"], offline_env(home)),
+        "validate_s": best([str(bundle), "validate", str(HELLO)], offline_env(home)),
+    }
+
+
 def within_targets(values: dict[str, float]) -> dict[str, bool]:
     """Whether each start-up time is under its target, or, on a machine so loaded that
     the venv's own entry point misses it too, within 1.5x that entry point's time."""
@@ -127,6 +187,11 @@ def main() -> None:
         values = figures(bundle, Path(home))
     print(f"bundle {bundle} (network: {'cut off' if isolated() else 'not cut off'})")
     print(report(values))
+    for version, python in others(pythons()).items():
+        with tempfile.TemporaryDirectory(prefix="cockpit-bundle-home-") as home:
+            values = figures_on(bundle, python, Path(home))
+        print(f"on Python {version} ({python}), which did not build it:")
+        print(report(values))
 
 
 if __name__ == "__main__":
