@@ -311,7 +311,9 @@ def test_cockpit_installs_beside_another_steps_package(wheels, tmp_path):
     assert {"steps", "screens", "widgets"} & tops == set()
     python = venv / "bin" / "python"
     script = "import steps, cockpit.steps.shell as s; print(steps.WHOSE, s.__name__)"
-    both = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    both = subprocess.run(  # env: no PYTHONPATH naming this tree's own top-level steps/
+        [python, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert both.stdout.split(" ", 3) == ["the", "other", "project", "cockpit.steps.shell\n"]
     checked = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
