@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from concurrent import futures
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -237,7 +238,7 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
             self._from_thread(self._found, found)
 
     def _from_thread(self, callback: Callable[..., object], *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the app is gone already
+        with contextlib.suppress(RuntimeError, futures.CancelledError):  # the app is gone
             self.call_from_thread(callback, *args)
 
     def _ask_to_start(self, *, checking: bool = False) -> None:

@@ -161,6 +161,7 @@ async def test_the_name_typed_while_readiness_is_checked_starts_once_it_is_done(
     assert checked["override_by"] == ""
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 async def test_quitting_does_not_wait_for_a_server_that_does_not_answer(make_app):
     check = Check(wait=True)  # never answers while the app runs
     app = make_app(protected=True, check=check)
@@ -170,4 +171,7 @@ async def test_quitting_does_not_wait_for_a_server_that_does_not_answer(make_app
         await pilot.pause()
     assert time.monotonic() - started < 2
     assert app.error == "environment name not confirmed: nothing was run"
-    check.answer()
+    check.answer()  # the server answers after all: to an app that is gone, quietly
+    for thread in threading.enumerate():
+        if thread.name == "readiness":
+            thread.join(5)
