@@ -25,6 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cockpit.process import live_members
+from cockpit.sandbox.prometheus import ExpositionServer
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent  # the repository
@@ -127,7 +128,6 @@ class MetricsEndpoint:
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
-        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
         self.registry = CollectorRegistry()
         self.latency = Histogram(
@@ -144,35 +144,17 @@ class MetricsEndpoint:
         self.error_ratio = 0.0
         self._stop = threading.Event()
         self._traffic: threading.Thread | None = None
-        endpoint = self
+        self.server = ExpositionServer(self._scrape, "/api/admin/observability/metrics/prometheus")
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if not endpoint.up:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                if self.headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                body = generate_latest(endpoint.registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def _scrape(self, headers) -> bytes | int:
+        from prometheus_client.exposition import generate_latest
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = (
-            f"http://127.0.0.1:{self.server.server_address[1]}"
-            "/api/admin/observability/metrics/prometheus"
-        )
+        if not self.up:
+            return 503
+        if headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
+            return 401
+        return generate_latest(self.registry)
 
     def serve(
         self, n: int, latency_ms: float, error_every: int | None = None, route: str = "api"
@@ -203,9 +185,7 @@ class MetricsEndpoint:
         self._stop.set()
         if self._traffic is not None:
             self._traffic.join(timeout=5)
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        self.server.close()
 
 
 def metrics_section(url: str) -> str:

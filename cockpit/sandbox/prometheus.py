@@ -20,8 +20,9 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -172,30 +173,20 @@ SCHEDULE = (
 phase goes on after the schedule ends."""
 
 
-class ScheduledExporter:
-    """A prometheus_client registry on 127.0.0.1 whose requests follow ``phases``."""
+class ExpositionServer:
+    """A loopback HTTP server answering each GET with ``scrape(headers)``: an exposition
+    body in the text format (200), or a status code alone (503: down, 401: no token)."""
 
-    def __init__(self, phases: Sequence[Phase], tick: float = 0.02) -> None:
-        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-        self.phases = tuple(phases)
-        self.tick = tick
-        self.started: float | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._driver: threading.Thread | None = None
-        self._new_registry()
-        exporter = self
+    def __init__(self, scrape: Callable[[Message], bytes | int], path: str = "/metrics"):
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                phase = exporter.phase_at(time.time())
-                if phase is not None and phase.down:
-                    self.send_response(503)
+                body = scrape(self.headers)
+                if isinstance(body, int):
+                    self.send_response(body)
                     self.end_headers()
                     return
-                with exporter._lock:
-                    body = generate_latest(exporter.registry)
                 self.send_response(200)
                 self.send_header("Content-Type", CONTENT_TYPE_LATEST)
                 self.send_header("Content-Length", str(len(body)))
@@ -208,7 +199,36 @@ class ScheduledExporter:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._serving = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._serving.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/metrics"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._serving.join(5)
+
+
+class ScheduledExporter:
+    """A prometheus_client registry on 127.0.0.1 whose requests follow ``phases``."""
+
+    def __init__(self, phases: Sequence[Phase], tick: float = 0.02) -> None:
+        self.phases = tuple(phases)
+        self.tick = tick
+        self.started: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._driver: threading.Thread | None = None
+        self._new_registry()
+        self._server = ExpositionServer(self._scrape)
+        self.url = self._server.url
+
+    def _scrape(self, _headers: Message) -> bytes | int:
+        from prometheus_client.exposition import generate_latest
+
+        phase = self.phase_at(time.time())
+        if phase is not None and phase.down:
+            return 503
+        with self._lock:
+            return generate_latest(self.registry)
 
     @property
     def seconds(self) -> float:
@@ -277,9 +297,7 @@ class ScheduledExporter:
         self._stop.set()
         if self._driver is not None:
             self._driver.join(5)
-        self._server.shutdown()
-        self._server.server_close()
-        self._serving.join(5)
+        self._server.close()
 
 
 # ---------------------------------------------------------------------- the recording
