@@ -30,7 +30,6 @@ from cockpit.controls import ascii_only, visible
 from cockpit.engine import Engine, EngineError
 from cockpit.identity import Identity
 from cockpit.journal import BaseJournal, JournalError
-from cockpit.readiness import Readiness, accept, needs_reason
 from cockpit.runbook import Step
 from cockpit.screens.cockpit import CockpitScreen
 from cockpit.screens.history import HistoryScreen
@@ -43,6 +42,7 @@ from cockpit.stopped import hung_up, terminated
 from cockpit.widgets.glyphs import CSS_VARIABLES, UTF8
 
 if TYPE_CHECKING:
+    from cockpit.readiness import Readiness
     from cockpit.replay import Recording
     from cockpit.watching import Watched
 
@@ -254,6 +254,8 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
         self.push_screen(self._start_modal, self._start)
 
     def _needs_reason(self, found: Readiness) -> bool:
+        from cockpit.readiness import needs_reason  # loaded by the check (not at first paint)
+
         return needs_reason(self.engine, found) and not self.override.strip()
 
     def _found(self, found: Readiness) -> None:
@@ -271,6 +273,8 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
             self._fail("environment name not confirmed: nothing was run")
             return
         if self.readiness is not None:
+            from cockpit.readiness import accept
+
             accept(self.engine, self.readiness, answer or self.override)
         try:
             self.engine.start()

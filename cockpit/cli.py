@@ -433,13 +433,20 @@ def _lost(engine, headless: bool, why: str) -> None:
         print(f"cockpit: {why}: pausing after the current step", file=sys.stderr, flush=True)
 
 
+def _checked(engine):
+    """Rollback readiness for the cockpit's thread, which imports what it needs (the
+    probes' clients), not the first paint."""
+    from cockpit.readiness import checked
+
+    return checked(engine)
+
+
 def _fly_tui(engine, operator, protected: bool, new_run: bool, override) -> int:
     from cockpit.app import CockpitApp, terminal_stream
-    from cockpit.readiness import checked
 
     if not sys.stdin.isatty() or not sys.stderr.isatty():
         raise UsageError("the TUI needs a terminal: use --headless in scripts and CI")
-    readiness = partial(checked, engine) if new_run else None
+    readiness = partial(_checked, engine) if new_run else None
     app = CockpitApp(engine, operator, protected=protected, readiness=readiness, override=override)
     for stale in ("COLUMNS", "LINES"):  # would pin the layout to a size the terminal isn't
         os.environ.pop(stale, None)

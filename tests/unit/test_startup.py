@@ -18,6 +18,7 @@ LATER = (
     "cockpit.watching",  # `cockpit watch`
     "cockpit.screens.watch",
     "httpx",  # the metrics watch builds its client in a thread
+    "cockpit.readiness",  # rollback readiness: checked in a thread once the frame is up
 )
 
 
