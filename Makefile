@@ -92,6 +92,7 @@ bundle: $(VENV)/.installed-test $(BUNDLE_WHEELS)/.downloaded
 	@test -f $(BUNDLE_WHEELS)/.downloaded || { echo "make bundle: $(BUNDLE_WHEELS) holds no \
 	wheels for Python $(BUNDLE_PYTHONS): make $(BUNDLE_WHEELS)/.downloaded (network)" >&2; exit 2; }
 	$(call wheels_of_venv,)
+	$(BIN)/python -c "$$TRIM_BOTOCORE" $(BUILD)/wheels
 	@# Pex resolves for this venv's Python too: it must find the same compiled wheels there.
 	find $(BUILD)/wheels -name '*.whl' ! -name '*-none-any.whl' -delete
 	$(BIN)/python -c "$$COMPLETE_PLATFORMS" $(BUILD) $(ARCH) "$(MANYLINUX)" $(BUNDLE_PYTHONS)
@@ -137,6 +138,34 @@ define wheels_of_venv
 	PEX_TOOLS=1 $(BIN)/python $(BUILD)/resolved repository extract --find-links $(BUILD)/wheels
 	ls $(BUILD)/wheels | grep -v '^cockpit-' | cut -d- -f1,2 | sed 's/-/==/' > $(BUILD)/pins.txt
 endef
+
+# make bundle's botocore, without the API models of the AWS services cockpit never calls:
+# it calls S3; STS, SSO, SSO OIDC and Sign-In are how credentials are found. 445 models
+# make 15.9 of its 16.9 MB; the shared files (endpoints, partitions, retries) stay; RECORD
+# is rewritten to match. (bundle-demo keeps them all: moto's server reads them.)
+BOTOCORE_MODELS := s3 sts sso sso-oidc signin
+define TRIM_BOTOCORE
+import base64, hashlib, sys, zipfile
+from pathlib import Path
+keep = set("$(BOTOCORE_MODELS)".split())
+for wheel in Path(sys.argv[1]).glob("botocore-*.whl"):
+    trimmed = wheel.with_suffix(".trimmed")
+    with zipfile.ZipFile(wheel) as old, zipfile.ZipFile(trimmed, "w", zipfile.ZIP_DEFLATED) as new:
+        record = next(n for n in old.namelist() if n.endswith(".dist-info/RECORD"))
+        rows = []
+        for info in old.infolist():
+            parts = info.filename.split("/")
+            model = parts[:2] == ["botocore", "data"] and len(parts) > 3
+            if info.filename == record or (model and parts[2] not in keep):
+                continue
+            data = old.read(info)
+            new.writestr(info, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            rows.append(f"{info.filename},sha256={digest.decode()},{len(data)}")
+        new.writestr(record, "\n".join([*rows, f"{record},,"]) + "\n")
+    trimmed.replace(wheel)
+endef
+export TRIM_BOTOCORE
 
 # The bundle $(1) from exactly those pins, for the targets $(2). Its venv gets copies (hard
 # links) of them: with symlinks, share/ was one wheel's alone (sympy's in bundle-demo), and

@@ -126,6 +126,41 @@ def test_the_bundle_holds_compiled_wheels_for_each_python_and_glibc_2_28(bundle)
     assert {p: m for p, m in pythons_of.items() if m != {"cp311", "cp312", "cp313"}} == {}
 
 
+def test_the_bundle_talks_to_s3_with_botocore_trimmed(bundle, home, tmp_path, s3):
+    """The bundle's botocore keeps only the models cockpit needs (S3, and the services
+    credentials come from): an s3 step uploads, lists and downloads through it. (The
+    test's S3 is on this host's loopback: this run is not cut off from it.)"""
+    endpoint, bucket = s3
+    source = tmp_path / "release.txt"
+    source.write_text("release 2.0\n" * 1000)
+    book = tmp_path / "s3.yaml"
+    book.write_text(
+        "runbook: S3\nphases:\n  - id: p\n    steps:\n"
+        f"      - {{id: up, kind: s3, action: upload, from: {source}, "
+        f'to: "s3://{bucket}/r/", endpoint_url: "{endpoint}"}}\n'
+        f'      - {{id: ls, kind: s3, action: list, prefix: "s3://{bucket}/r/", '
+        f'endpoint_url: "{endpoint}", expect: {{objects: 1}}}}\n'
+        f'      - {{id: down, kind: s3, action: download, from: "s3://{bucket}/r/release.txt", '
+        f'to: {tmp_path / "copy.txt"}, endpoint_url: "{endpoint}"}}\n'
+    )
+    aws = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    ran = subprocess.run(
+        [bundle, "run", "--headless", "--yes", book],
+        capture_output=True,
+        text=True,
+        env={**offline_env(home), **aws, "AWS_DEFAULT_REGION": "us-east-1"},
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert (tmp_path / "copy.txt").read_text() == source.read_text()
+    script = (
+        "import botocore, pathlib; data = pathlib.Path(botocore.__file__).parent / 'data'; "
+        "print(*sorted(p.name for p in data.iterdir() if p.is_dir()))"
+    )
+    models = run_offline(bundle, "-c", script, home=home, env={"PEX_INTERPRETER": "1"})
+    assert models.stdout.split() == ["s3", "signin", "sso", "sso-oidc", "sts"], models.stderr
+
+
 def test_the_bundle_carries_the_flagship_runbook(bundle, home):
     """Installed from a wheel, with no source tree beside it, cockpit still finds the
     flagship runbook the demo and the sandbox fly (and its migrations)."""
