@@ -94,6 +94,9 @@ def build_parser() -> CockpitParser:
         "plan",
         parents=[common, journal, env],
         help="show what a run would do, with ETAs from its last rehearsal",
+        description="Show what a run would do, resolved, with ETAs from its last rehearsal, "
+        "then its rollback readiness. Exits 1 where `cockpit run` would refuse: a "
+        "protected environment with a failed readiness item.",
     )
     p.add_argument("file", metavar="FILE")
 
