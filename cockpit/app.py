@@ -261,7 +261,8 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
     def _found(self, found: Readiness) -> None:
         self.readiness = found
         if self._start_modal is not None:  # the protected start screen waits for it
-            self._start_modal.found(found.lines(True), override=self._needs_reason(found))
+            lines = found.lines(worst_first=True)
+            self._start_modal.found(lines, override=self._needs_reason(found))
         elif self._needs_reason(found):  # --confirm-env named it: only the reason is asked
             self._ask_to_start()
         else:
