@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from aiohttp import web
 
 from cockpit.process import live_members
-from cockpit.sandbox.prometheus import ExpositionServer
+from cockpit.sandbox.loopback import LoopbackServer, Reply
+from cockpit.sandbox.prometheus import exposition
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent  # the repository
@@ -100,25 +100,11 @@ BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
 @contextmanager
 def body_server(body: bytes, status: int = 200) -> Iterator[str]:
     """Serve ``body`` with ``status`` to every GET on 127.0.0.1; yield its URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = LoopbackServer(lambda _: Reply(status, body, {"Content-Type": "text/plain"}))
     try:
-        yield f"http://127.0.0.1:{server.server_port}/"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 class MetricsEndpoint:
@@ -144,17 +130,15 @@ class MetricsEndpoint:
         self.error_ratio = 0.0
         self._stop = threading.Event()
         self._traffic: threading.Thread | None = None
-        self.server = ExpositionServer(self._scrape, "/api/admin/observability/metrics/prometheus")
+        self.server = LoopbackServer(self._scrape, "/api/admin/observability/metrics/prometheus")
         self.url = self.server.url
 
-    def _scrape(self, headers) -> bytes | int:
-        from prometheus_client.exposition import generate_latest
-
+    def _scrape(self, request) -> Reply:
         if not self.up:
-            return 503
-        if headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
-            return 401
-        return generate_latest(self.registry)
+            return Reply(503)
+        if request.headers.get("Authorization") != f"Bearer {METRICS_TOKEN}":
+            return Reply(401)
+        return exposition(self.registry)
 
     def serve(
         self, n: int, latency_ms: float, error_every: int | None = None, route: str = "api"

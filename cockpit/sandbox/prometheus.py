@@ -20,17 +20,20 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cockpit.errors import Failed
 from cockpit.metrics import MetricSpec, MetricsWatch, Snapshot, SourceSpec, window_rates
+from cockpit.sandbox.loopback import LoopbackServer, Reply
 from cockpit.sandbox.servers import free_port
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 BOUNDS_MS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
 SPEC = MetricSpec("pm_request_duration_ms", "pm_requests_total", "pm_errors_total")
@@ -173,38 +176,11 @@ SCHEDULE = (
 phase goes on after the schedule ends."""
 
 
-class ExpositionServer:
-    """A loopback HTTP server answering each GET with ``scrape(headers)``: an exposition
-    body in the text format (200), or a status code alone (503: down, 401: no token)."""
+def exposition(registry: CollectorRegistry) -> Reply:
+    """A registry's samples in Prometheus's text format, as a scrape's answer."""
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-    def __init__(self, scrape: Callable[[Message], bytes | int], path: str = "/metrics"):
-        from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = scrape(self.headers)
-                if isinstance(body, int):
-                    self.send_response(body)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._serving = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._serving.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._serving.join(5)
+    return Reply(200, generate_latest(registry), {"Content-Type": CONTENT_TYPE_LATEST})
 
 
 class ScheduledExporter:
@@ -218,17 +194,15 @@ class ScheduledExporter:
         self._stop = threading.Event()
         self._driver: threading.Thread | None = None
         self._new_registry()
-        self._server = ExpositionServer(self._scrape)
+        self._server = LoopbackServer(self._scrape, "/metrics")
         self.url = self._server.url
 
-    def _scrape(self, _headers: Message) -> bytes | int:
-        from prometheus_client.exposition import generate_latest
-
+    def _scrape(self, _request: BaseHTTPRequestHandler) -> Reply:
         phase = self.phase_at(time.time())
         if phase is not None and phase.down:
-            return 503
+            return Reply(503)
         with self._lock:
-            return generate_latest(self.registry)
+            return exposition(self.registry)
 
     @property
     def seconds(self) -> float:

@@ -13,14 +13,14 @@ import json
 import os
 import shutil
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import boto3
 import pytest
 from helpers import Operator, cockpit, execute
+
+from cockpit.sandbox.loopback import LoopbackServer, Reply
 
 TOKEN = 'tok/en+S3cret&"q" 9'
 """A secret whose URL-encoded, JSON-escaped and HTML-escaped spellings all differ."""
@@ -142,46 +142,24 @@ class Echo:
 
     def __init__(self, status: int = 500, redirects: dict[str, str] | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
-        echo = self
+        self.status, self.redirects = status, redirects or {}
+        self.server = LoopbackServer(self.answer, path="")
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                echo.requests.append((self.path, dict(self.headers)))
-                if self.path in (redirects or {}):
-                    self.send_response(302)
-                    self.send_header("Location", redirects[self.path])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = json.dumps(
-                    {
-                        "error": f"no route {self.path}",
-                        "path": unquote(self.path),
-                        "headers": dict(self.headers),
-                    }
-                ).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def answer(self, request) -> Reply:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        self.requests.append((request.path, dict(request.headers)))
+        if request.path in self.redirects:
+            return Reply(302, headers={"Location": self.redirects[request.path]})
+        body = {
+            "error": f"no route {request.path}",
+            "path": unquote(request.path),
+            "headers": dict(request.headers),
+        }
+        return Reply(self.status, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.close()
 
 
 @pytest.fixture
