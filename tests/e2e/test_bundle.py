@@ -41,23 +41,27 @@ from cockpit.journal import SCHEMA_VERSION, Journal
 pytestmark = pytest.mark.bundle
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "cockpit.pex"
+def make(target: str, *made: str, **settings: Path) -> None:
+    """``make TARGET`` in this tree cut off from the network, with this venv (installed
+    already, the other Pythons' compiled wheels downloaded beside it: make must neither
+    reinstall nor download) and the targets ``made`` taken as done."""
     venv = Path(sys.prefix)
-    # -o: the venv is this one, installed already, with the other Pythons' compiled wheels
-    # downloaded beside it; make must not reinstall nor download them. Built cut off from
-    # the network too: everything comes from the venv.
-    installed = [f"{venv}/.installed-test", f"{venv}/bundle-wheels/.downloaded"]
-    make = ["make", "-s", *(f"-o{target}" for target in installed), "bundle"]
+    done = [f"{venv}/.installed-test", f"{venv}/bundle-wheels/.downloaded", *made]
+    assigned = [f"{name}={value}" for name, value in {"VENV": venv, **settings}.items()]
     built = subprocess.run(
-        [*isolated(), *make, f"VENV={venv}", f"BUNDLE={out}"],
+        [*isolated(), "make", "-s", *(f"-o{t}" for t in done), target, *assigned],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert built.returncode == 0, built.stderr
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "cockpit.pex"
+    make("bundle", BUNDLE=out)  # everything from the venv and its wheel cache
     return out
 
 
@@ -281,15 +285,7 @@ def test_the_bundle_opens_the_cockpit_in_a_terminal(bundle, home, tmp_path):
 def wheels(bundle, tmp_path_factory) -> Path:
     """``make wheels``: the bundle's wheels and pip's."""
     wheels = tmp_path_factory.mktemp("wheels")
-    settings = [f"VENV={sys.prefix}", f"BUNDLE={bundle}", f"WHEELS={wheels}"]
-    made = subprocess.run(
-        ["make", "-s", "-o", f"{sys.prefix}/.installed-test", "-o", "bundle", "wheels", *settings],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr
+    make("wheels", "bundle", BUNDLE=bundle, WHEELS=wheels)
     return wheels
 
 
