@@ -91,6 +91,20 @@ def cockpit(*args, input=None, env=None, timeout=60, **kwargs) -> subprocess.Com
     )
 
 
+def cockpit_process(*args, env=None, **kwargs) -> subprocess.Popen:
+    """The real ``cockpit`` command running, in a process group of its own (``killpg``
+    ends it whole), its output piped as text; ``env`` adds to this environment."""
+    return subprocess.Popen(
+        [COCKPIT, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
 # ---------------------------------------------------------------- a metrics endpoint
 
 METRICS_TOKEN = "s3cret-admin-key"

@@ -13,11 +13,10 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
 import textwrap
 
 import pytest
-from helpers import COCKPIT, cockpit, execute, fetch, fetchval, wait_for
+from helpers import cockpit, cockpit_process, execute, fetch, fetchval, wait_for
 from helpers import rows as step_rows_of
 
 from cockpit.identity import account
@@ -36,16 +35,6 @@ def step_rows(jpath) -> dict[str, dict]:
         return {row["step_id"]: dict(row) for row in db.execute("SELECT * FROM steps")}
     finally:
         db.close()
-
-
-def start(*args, env=None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [COCKPIT, *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
 
 
 # ------------------------------------------------------------ no-transaction migrations
@@ -79,7 +68,7 @@ def cut_migration(tmp_path, pg_dsn, monkeypatch):
     """,
     )
     jpath = tmp_path / "journal" / "journal.sqlite3"
-    proc = start("run", book, "--headless", "--journal", jpath)
+    proc = cockpit_process("run", book, "--headless", "--journal", jpath)
     sleeping = (
         "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
         "AND pid <> pg_backend_pid()"
@@ -196,7 +185,7 @@ def test_deleting_runs_folder_of_a_live_run_neither_kills_it_nor_flies_it_twice(
     )
     jpath = tmp_path / "journal" / "journal.sqlite3"
     runs = jpath.parent / "runs"
-    proc = start("run", book, "--headless", "--journal", jpath)
+    proc = cockpit_process("run", book, "--headless", "--journal", jpath)
     wait_for(lambda: count.exists() and list(runs.glob("*/slow.log")), what="the slow step")
     run_id = step_rows(jpath)["slow"]["run_id"]
     shutil.rmtree(runs)
@@ -236,7 +225,7 @@ def test_a_dead_run_is_interrupted_even_with_its_folder_gone(tmp_path):
     """,
     )
     jpath = tmp_path / "journal" / "journal.sqlite3"
-    proc = start("run", book, "--headless", "--journal", jpath)
+    proc = cockpit_process("run", book, "--headless", "--journal", jpath)
     wait_for(lambda: list((jpath.parent / "runs").glob("*/slow.log")), what="the step")
     proc.kill()
     proc.wait()
@@ -334,7 +323,7 @@ def test_an_upload_killed_part_way_is_aborted_when_the_run_resumes(tmp_path, s3)
     import boto3
 
     client = boto3.client("s3", endpoint_url=endpoint)  # made once: the polls are quick
-    proc = start("run", book, "--headless", "--journal", jpath)
+    proc = cockpit_process("run", book, "--headless", "--journal", jpath)
     wait_for(
         lambda: proc.poll() is not None or incomplete(endpoint, bucket, client),
         what="the multipart upload to begin",
@@ -492,7 +481,7 @@ def test_team_journal_a_live_run_with_its_folder_deleted_is_running_for_everyone
     """,
     )
     runs = tmp_path / "data" / "cockpit" / "runs"
-    proc = start("run", book, "--headless", env=env)
+    proc = cockpit_process("run", book, "--headless", env=env)
     try:
         wait_for(lambda: list(runs.glob("*/slow.log")), what="the step's output")
         shutil.rmtree(runs)

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 import redis
-from helpers import COCKPIT, cockpit, until, wait_for
+from helpers import cockpit, cockpit_process, until, wait_for
 
 from cockpit import chain, signing
 from cockpit.identity import Identity, account
@@ -144,13 +144,15 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
             return  # closed at the test's end
 
     threading.Thread(target=capture, daemon=True).start()
-    run = subprocess.Popen(
-        [COCKPIT, "run", "--headless", book, "--env", "production", "--confirm-env", "production"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "COCKPIT_CONFIG": mine},
+    run = cockpit_process(
+        "run",
+        "--headless",
+        book,
+        "--env",
+        "production",
+        "--confirm-env",
+        "production",
+        env={"COCKPIT_CONFIG": mine},
     )
     journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
     try:
@@ -376,14 +378,7 @@ def test_a_resumed_run_refuses_an_approval_it_took_before(
     journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
 
     def fly(*args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [COCKPIT, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, "COCKPIT_CONFIG": mine},
-        )
+        return cockpit_process(*args, env={"COCKPIT_CONFIG": mine})
 
     def waits(times: int) -> bool:
         return sum(e["type"] == "StepWaiting" for e in journal.events(run_id)) == times
@@ -452,14 +447,7 @@ async def test_the_watch_screen_signs_its_approval(
     )
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
-    run = subprocess.Popen(
-        [COCKPIT, "run", "--headless", str(book)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "COCKPIT_CONFIG": mine},
-    )
+    run = cockpit_process("run", "--headless", book, env={"COCKPIT_CONFIG": mine})
     try:
         run_id = wait_for(
             lambda: json.loads(client.get("cockpit:lock:local") or "null"), "the lock"

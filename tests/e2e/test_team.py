@@ -20,7 +20,7 @@ import time
 
 import pytest
 import redis
-from helpers import COCKPIT, cockpit, until, wait_for
+from helpers import COCKPIT, cockpit, cockpit_process, until, wait_for
 
 from cockpit import events as ev
 from cockpit.identity import Identity, account
@@ -73,14 +73,7 @@ def book(tmp_path, name: str, steps: str) -> str:
 
 def start(*args, operator: str = "alice") -> subprocess.Popen:
     """A ``cockpit`` process in its own process group (killed whole by ``kill``)."""
-    return subprocess.Popen(
-        [COCKPIT, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "COCKPIT_OPERATOR": operator},
-    )
+    return cockpit_process(*args, env={"COCKPIT_OPERATOR": operator})
 
 
 def kill(process: subprocess.Popen) -> None:
