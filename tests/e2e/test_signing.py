@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 import redis
@@ -115,6 +116,16 @@ def test_signing_through_the_agent(keys, tmp_path, monkeypatch):
         signing.Signer().ready()
 
 
+def guarded(tmp_path) -> Path:
+    """A runbook whose one step waits for three approvals."""
+    book = tmp_path / "guarded.yaml"
+    book.write_text(
+        "runbook: Guarded\nphases:\n  - id: p\n    steps:\n"
+        "      - {id: migrate, run: 'echo migrated', approve: 3}\n"
+    )
+    return book
+
+
 def test_signed_approvals_sign_offs_and_a_protected_run(
     keys, accounts, tmp_path, redis_url, monkeypatch
 ):
@@ -125,11 +136,7 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
     hers = config(tmp_path, allowed, made["alice"][0], "alice", redis_url)
     his = config(tmp_path, allowed, made["bob"][0], "bob", redis_url)
     forger = config(tmp_path, allowed, made["mallory"][0], "mallory", redis_url)
-    book = tmp_path / "guarded.yaml"
-    book.write_text(
-        "runbook: Guarded\nphases:\n  - id: p\n    steps:\n"
-        "      - {id: migrate, run: 'echo migrated', approve: 3}\n"
-    )
+    book = guarded(tmp_path)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     seen: list[str] = []
     listening = client.pubsub()
@@ -367,11 +374,7 @@ def test_a_resumed_run_refuses_an_approval_it_took_before(
     monkeypatch.setenv("TEAM_REDIS", redis_url)
     mine = config(tmp_path, allowed, made["me"][0], "me", redis_url)
     hers = config(tmp_path, allowed, made["alice"][0], "alice", redis_url)
-    book = tmp_path / "guarded.yaml"
-    book.write_text(
-        "runbook: Guarded\nphases:\n  - id: p\n    steps:\n"
-        "      - {id: migrate, run: 'echo migrated', approve: 3}\n"
-    )
+    book = guarded(tmp_path)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     listening = client.pubsub()
     listening.psubscribe("cockpit:approve:*")
