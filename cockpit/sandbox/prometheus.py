@@ -12,6 +12,7 @@ same requests in the same order at every run.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import shutil
@@ -300,6 +301,25 @@ class Instant:
     replay: Values
     window_phases: tuple[str, ...]
     """The phases the window (at - w, at] overlaps."""
+    sampled: tuple[float, ...] = ()
+    """When Prometheus sampled the exporter in the window (seconds since the start)."""
+    slowest_scrape: float | None = None
+    """The longest of those scrapes (``scrape_duration_seconds``): a sample is stamped
+    when its scrape began, and holds the counters as they were when it was answered."""
+
+    def regular(self, interval: float, window: float) -> bool:
+        """Prometheus sampled the whole window every ``interval``, each answered within
+        40 ms (1% of a rate over 4 s). Where it did not (a scrape missed or answered
+        late, as on a loaded machine), its rate is extrapolated over a gap or read off a
+        sample stamped early, and a second scraper half an interval off cannot be
+        expected to agree within 2%."""
+        gaps = [b - a for a, b in itertools.pairwise(self.sampled)]
+        return (
+            len(self.sampled) == round(window / interval)
+            and all(abs(gap - interval) <= 0.1 * interval for gap in gaps)
+            and self.slowest_scrape is not None
+            and self.slowest_scrape <= 0.04
+        )
 
 
 @dataclass(frozen=True)
@@ -360,7 +380,7 @@ async def _instant(client, url, exporter, window: float, ours, theirs) -> Instan
     started = exporter.started
     assert started is not None
     at = round(ours.at, 3)
-    replay, at = await _replay(client, url, window, at)
+    replay, at, sampled = await _replay(client, url, window, at)
     covered = {exporter.phase_at(at - window + 0.001).name, exporter.phase_at(at).name}
     names = [p.name for p in exporter.phases]
     return Instant(
@@ -376,6 +396,10 @@ async def _instant(client, url, exporter, window: float, ours, theirs) -> Instan
         },
         replay=replay,
         window_phases=tuple(sorted(covered, key=names.index)),
+        sampled=tuple(t - started for t in sampled),
+        slowest_scrape=await _query(
+            client, url, f"max_over_time(scrape_duration_seconds[{window:g}s])", at
+        ),
     )
 
 
@@ -394,10 +418,11 @@ async def _query(client, url: str, query: str, at: float | None) -> float | None
     return None if math.isnan(value) else value
 
 
-async def _replay(client, url: str, window: float, at: float) -> tuple[Values, float]:
+async def _replay(client, url: str, window: float, at: float) -> tuple[Values, float, list[float]]:
     """Cockpit's :func:`window_rates` over the samples Prometheus holds for the window
-    ending at ``at``; and ``at``, moved by a millisecond if a sample sits exactly on the
-    window's start (Prometheus 2 includes such a sample, 3 and cockpit do not)."""
+    ending at ``at``; ``at``, moved by a millisecond if a sample sits exactly on the
+    window's start (Prometheus 2 includes such a sample, 3 and cockpit do not); and the
+    samples' times."""
     while True:
         series = {
             name: await _range(client, url, f"{name}[{window:g}s]", at)
@@ -425,7 +450,7 @@ async def _replay(client, url: str, window: float, at: float) -> tuple[Values, f
         "error_rate": rates.error_rate.value,
         "p95_ms": rates.latency.value,
     }
-    return replayed, at
+    return replayed, at, sorted(totals)
 
 
 async def _range(client, url: str, query: str, at: float):

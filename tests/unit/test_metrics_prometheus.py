@@ -29,7 +29,7 @@ import asyncio
 
 import pytest
 
-from cockpit.sandbox.prometheus import METRICS, Instant, Recording, record
+from cockpit.sandbox.prometheus import METRICS, SCHEDULE, Instant, Recording, record
 
 RATE, RATIO, P95 = METRICS
 
@@ -79,12 +79,30 @@ def test_cockpit_window_maths_over_prometheus_own_samples_is_promql(recording):
 
 
 def test_the_scrape_source_agrees_with_promql_in_steady_windows(recording):
+    """Where Prometheus sampled the window regularly, within 2%. Where it did not (CI
+    once: 82.7 req/s from PromQL, a scrape missed or answered late on a loaded machine,
+    where the exporter served 100/s and the scrape source read 99.9), PromQL's rate is
+    Prometheus's extrapolation over the gap: the scrape source's rate is held to the
+    schedule's instead, its error ratio and P95 (rates' ratios, which a gap leaves
+    alone) to PromQL still."""
     instants = steady(recording)
     assert {i.window_phases[0] for i in instants} == {"healthy", "bad", "idle", "restart"}
+    regular = [i for i in instants if i.regular(recording.interval, recording.window)]
+    assert len(regular) >= len(instants) / 4  # measured: 8 of 8, with the CPU 3x over too
     tolerances = {RATE: (0.02, 0.0), RATIO: (0.0, 0.003), P95: (0.02, 0.0)}
-    assert differences(instants, lambda i: (i.scrape, i.promql), tolerances) == []
+    assert differences(regular, lambda i: (i.scrape, i.promql), tolerances) == []
+    irregular = [i for i in instants if i not in regular]
+    del tolerances[RATE]
+    assert differences(irregular, lambda i: (i.scrape, i.promql), tolerances) == []
+    assert differences(irregular, scheduled, {RATE: (0.02, 0.0)}) == []
     idle = [i for i in instants if i.window_phases == ("idle",)]
     assert all(i.scrape == {RATE: 0.0, RATIO: None, P95: None} for i in idle)
+
+
+def scheduled(instant: Instant):
+    """The scrape source's reading and the request rate its window's phase served."""
+    phase = next(p for p in SCHEDULE if p.name == instant.window_phases[0])
+    return instant.scrape, {RATE: phase.per_second}
 
 
 def test_the_scrape_source_reads_through_a_restart(recording):
