@@ -31,6 +31,13 @@ from cockpit.sandbox.prometheus import Prometheus
 from cockpit.sandbox.servers import S3, Postgres, Redis
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long modules (marked ``long``) first: xdist hands each worker a whole module
+    at a time, in this order (``--no-loadscope-reorder``), so the two workers end
+    together instead of one flying the demo while the other stands idle."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

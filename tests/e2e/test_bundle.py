@@ -38,7 +38,7 @@ from bench.bundle import (
 )
 from cockpit.journal import SCHEMA_VERSION, Journal
 
-pytestmark = pytest.mark.bundle
+pytestmark = [pytest.mark.bundle, pytest.mark.long]
 
 
 def make(target: str, *made: str, **settings: Path) -> None:

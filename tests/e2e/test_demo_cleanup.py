@@ -21,6 +21,8 @@ from terminal import TMUX, Terminal, alive
 
 from cockpit.sandbox.demo import RECORD
 
+pytestmark = pytest.mark.long
+
 START = 120  # seconds the sandbox may take to start on a busy machine
 # platformdirs' fallback runtime folder (no XDG_RUNTIME_DIR), where pgserver keeps its
 # lock file: one per user, shared by every embedded PostgreSQL, not one per demo.

@@ -19,6 +19,8 @@ from cockpit.journal import Journal
 from cockpit.runbook import load_runbook
 from cockpit.sandbox.demo import FLAGSHIP
 
+pytestmark = pytest.mark.long
+
 SEED = TEST_DATA / "seed" / "deployment-runbook.md"  # a copy of the seed
 DEMO_BUDGET = 180  # seconds: the bar for a whole green demo
 

@@ -551,7 +551,7 @@ async def test_resuming_a_failed_run_reopens_it_and_its_time_is_the_time_flown(
     assert isinstance(reopened, ev.RunReopened) and reopened.by == "night-shift"
     assert reopened.reason == "cockpit resume: it had ended failed"
     (finished,) = of_type(seen, ev.RunFinished)
-    assert 0.6 <= finished.duration < 1.2, finished.duration
+    assert 0.6 <= finished.duration < 1.75, finished.duration  # 1.8 with the time stood
     assert finished.message.endswith("since it started"), finished.message
     recorded = [e["type"] for e in journal.events(first.run_id)]
     assert recorded.count("RunReopened") == 1 and recorded.count("RunFinished") == 2

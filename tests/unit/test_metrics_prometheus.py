@@ -31,6 +31,8 @@ import pytest
 
 from cockpit.sandbox.prometheus import METRICS, SCHEDULE, Instant, Recording, record
 
+pytestmark = pytest.mark.long
+
 RATE, RATIO, P95 = METRICS
 
 
