@@ -160,7 +160,9 @@ def _le(text: str) -> float | None:
         return None
 
 
-_LABELS = r'(?:\{((?:[^"}]+|"(?:[^"\\]+|\\.)*")*)\})?'
+# A label block up to the first "}": one of a label's value ends the block early, the
+# line is not read, and the count of lines read sends the text to the reference parser.
+_LABELS = r"(?:\{([^}\n]*)\})?"
 _VALUE = r"[ \t]+(\S+)(?:[ \t]+-?\d+)?[ \t]*$"  # value [timestamp]
 _UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
@@ -194,20 +196,19 @@ def _fast_samples(text: str, wanted: Mapping[str, str], keys: Iterable[str]):
     names = tuple(wanted)
     label_patterns = [(key, _label_pattern(key)) for key in keys]
     samples = []
-    for match in _sample_pattern(names).finditer(text):
+    for name, label_text, value in _sample_pattern(names).findall(text):
         labels = {}
-        if match[2]:
+        if label_text:
             for key, pattern in label_patterns:
-                found = pattern.search(match[2])
+                found = pattern.search(label_text)
                 if found:
-                    value = found[1]
                     labels[key] = (
-                        re.sub(r'\\[\\"n]', lambda m: _UNESCAPE[m[0]], value)
-                        if "\\" in value
-                        else value
+                        re.sub(r'\\[\\"n]', lambda m: _UNESCAPE[m[0]], found[1])
+                        if "\\" in found[1]
+                        else found[1]
                     )
         try:
-            samples.append((match[1], labels, float(match[3])))
+            samples.append((name, labels, float(value)))
         except ValueError:
             return None
     # every line that starts like a wanted name must have been read
