@@ -64,11 +64,12 @@ bench: $(VENV)/.installed-test bundle
 	$(BIN)/python -m bench.bundle $(BUNDLE)
 
 # One executable file to copy to a bastion: cockpit and every runtime dependency, built
-# offline. It runs on CPython 3.11, 3.12 and 3.13 (BUNDLE_PYTHONS) on x86_64 Linux with
+# offline. It runs on CPython 3.11 to 3.14 (BUNDLE_PYTHONS; 3.14's wheels are in it but no
+# 3.14 interpreter could be had here to fly them) on x86_64 Linux with
 # glibc 2.28 or later (manylinux_2_28: RHEL/Rocky/Alma 8, whose AppStream has python3.11
 # and python3.12, Debian 11+, Ubuntu 20.04+; every compiled dependency ships a wheel for
-# it): the pure wheels once, as this venv holds them, and each compiled one (cp311, cp312,
-# cp313, or abi3) at the venv's version, from BUNDLE_WHEELS, downloaded at install time.
+# it): the pure wheels once, as this venv holds them, and each compiled one (cp311 to
+# cp314, or abi3) at the venv's version, from BUNDLE_WHEELS, downloaded at install time.
 # async-timeout, which redis needs below 3.11.3, is put in by name. Its first run unpacks
 # it into a venv under ~/.cache/pex (PEX_ROOT) in a few seconds with the oldest of those
 # Pythons on PATH (PEX_PYTHON picks another); later runs start from /bin/sh straight into
@@ -79,7 +80,7 @@ bench: $(VENV)/.installed-test bundle
 BUNDLE ?= dist/cockpit.pex
 BUNDLE_DEMO ?= dist/cockpit-demo.pex
 BUILD := build/bundle
-BUNDLE_PYTHONS := 3.11 3.12 3.13
+BUNDLE_PYTHONS := 3.11 3.12 3.13 3.14
 ARCH := x86_64
 # manylinux_2_28 down to manylinux1, each older alias beside its glibc name.
 MANYLINUX := $(patsubst manylinux_2_17,manylinux_2_17 manylinux2014, \
@@ -110,7 +111,7 @@ bundle-demo: $(VENV)/.installed-test
 # The compiled wheels for each of BUNDLE_PYTHONS down to the glibc floor, at the versions
 # this venv holds: downloaded at install time (make test, make bundle), so that building
 # the bundle needs no network.
-$(BUNDLE_WHEELS)/.downloaded: pyproject.toml $(VENV)/.installed-test
+$(BUNDLE_WHEELS)/.downloaded: pyproject.toml Makefile $(VENV)/.installed-test
 	$(call wheels_of_venv,)
 	rm -rf $(BUNDLE_WHEELS)
 	for minor in $(BUNDLE_PYTHONS); do \
