@@ -26,6 +26,7 @@ loaded 5 times over).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -99,6 +100,17 @@ def test_the_scrape_source_agrees_with_promql_in_steady_windows(recording):
     assert differences(irregular, scheduled, {RATE: (0.02, 0.0)}) == []
     idle = [i for i in instants if i.window_phases == ("idle",)]
     assert all(i.scrape == {RATE: 0.0, RATIO: None, P95: None} for i in idle)
+
+
+def test_a_window_is_regular_where_prometheus_scraped_it_every_interval_and_quickly():
+    sampled = Instant(8.5, "healthy", {}, None, {}, {}, {}, {}, ("healthy",), ())
+    every_second = replace(sampled, sampled=(3.6, 4.6, 5.601, 6.6, 7.599), slowest_scrape=0.004)
+    assert every_second.regular(interval=1.0, window=5.0)
+    missed = replace(every_second, sampled=(3.6, 4.6, 6.6, 7.6))
+    late = replace(every_second, sampled=(3.6, 4.6, 5.8, 6.6, 7.6))
+    slow = replace(every_second, slowest_scrape=0.05)
+    unknown = replace(every_second, slowest_scrape=None)
+    assert not any(i.regular(1.0, 5.0) for i in (sampled, missed, late, slow, unknown))
 
 
 def scheduled(instant: Instant):
