@@ -5,8 +5,9 @@ oracle for the ``scrape`` and ``prometheus`` sources, and ``bench/prometheus.py`
 The server is Debian's ``prometheus`` (``.ci/run`` installs it where missing), started on
 127.0.0.1 with a configuration and a data folder of its own. The exporter's counters are
 a function of time: a driver thread catches up, every 20 ms, with the requests its
-schedule says happened since the phase began (healthy, bad, down, idle, a restart), the
-same requests in the same order at every run.
+schedule (healthy, bad, down, idle, a restart) says happened since the phase began, the
+same requests in the same order at every run, and each scrape catches up before it is
+answered.
 """
 
 from __future__ import annotations
@@ -194,6 +195,10 @@ class ScheduledExporter:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._driver: threading.Thread | None = None
+        self._index = 0
+        """The phase the requests served so far reach into."""
+        self._done = 0
+        """The requests of that phase served so far."""
         self._new_registry()
         self._server = LoopbackServer(self._scrape, "/metrics")
         self.url = self._server.url
@@ -203,6 +208,7 @@ class ScheduledExporter:
         if phase is not None and phase.down:
             return Reply(503)
         with self._lock:
+            self._catch_up()
             return exposition(self.registry)
 
     @property
@@ -242,31 +248,36 @@ class ScheduledExporter:
         return self.started
 
     def _drive(self) -> None:
-        """Every tick, the requests due since the last one; a phase that ended is
-        completed first, so each phase serves exactly ``seconds * per_second``."""
-        assert self.started is not None
-        index, done = 0, 0
+        """Every tick, the requests due since the last one."""
         while not self._stop.wait(self.tick):
-            elapsed = time.time() - self.started
-            while True:
-                phase = self.phases[index]
-                begins = sum(p.seconds for p in self.phases[:index])
-                last = index == len(self.phases) - 1
-                until = elapsed - begins if last else min(elapsed - begins, phase.seconds)
-                due = math.floor(until * phase.per_second)
-                with self._lock:
-                    for i in range(done, due):
-                        self.latency.labels("api").observe(phase.latency(i))
-                        self.requests.labels("api").inc()
-                        if phase.failed(i):
-                            self.errors.inc()
-                done = max(done, due)
-                if last or elapsed < begins + phase.seconds:
-                    break
-                index, done = index + 1, 0
-                if self.phases[index].reset:
-                    with self._lock:
-                        self._new_registry()
+            with self._lock:
+                self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Serve the requests the schedule says happened by now (the lock held); a phase
+        that ended is completed first, so each phase serves exactly ``seconds *
+        per_second``. A scrape catches up too, so what it reads is the schedule at the
+        moment it is answered, however late the driver thread runs on a loaded machine."""
+        if self.started is None:
+            return
+        elapsed = time.time() - self.started
+        while True:
+            phase = self.phases[self._index]
+            begins = sum(p.seconds for p in self.phases[: self._index])
+            last = self._index == len(self.phases) - 1
+            until = elapsed - begins if last else min(elapsed - begins, phase.seconds)
+            due = math.floor(until * phase.per_second)
+            for i in range(self._done, due):
+                self.latency.labels("api").observe(phase.latency(i))
+                self.requests.labels("api").inc()
+                if phase.failed(i):
+                    self.errors.inc()
+            self._done = max(self._done, due)
+            if last or elapsed < begins + phase.seconds:
+                return
+            self._index, self._done = self._index + 1, 0
+            if self.phases[self._index].reset:
+                self._new_registry()
 
     def close(self) -> None:
         self._stop.set()
