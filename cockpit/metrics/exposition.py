@@ -160,8 +160,8 @@ def _le(text: str) -> float | None:
         return None
 
 
-# A label block up to the first "}": one of a label's value ends the block early, the
-# line is not read, and the count of lines read sends the text to the reference parser.
+# A label block up to the first "}": a "}" inside a label's value ends it early, the line
+# is not read, and the count of lines read then sends the text to the reference parser.
 _LABELS = r"(?:\{([^}\n]*)\})?"
 _VALUE = r"[ \t]+(\S+)(?:[ \t]+-?\d+)?[ \t]*$"  # value [timestamp]
 _UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
