@@ -256,7 +256,7 @@ class CockpitApp(VisibleNotifications, App[ev.RunStatus | None]):
     def _needs_reason(self, found: Readiness) -> bool:
         from cockpit.readiness import needs_reason  # loaded by the check (not at first paint)
 
-        return needs_reason(self.engine, found) and not self.override.strip()
+        return needs_reason(self.engine.profile, found) and not self.override.strip()
 
     def _found(self, found: Readiness) -> None:
         self.readiness = found

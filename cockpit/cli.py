@@ -187,7 +187,7 @@ def cmd_plan(args) -> int:
     subject = readiness.Subject(runbook, profile.name, values, env, missing)
     found = asyncio.run(readiness.check(subject))
     print("", *(redactor.redact(line) for line in found.lines()), sep="\n")
-    if profile.confirm and found.failed:  # `run` would refuse: a pipeline learns it here
+    if readiness.needs_reason(profile, found):  # `run` would refuse: a pipeline learns it here
         refused = redactor.redact(readiness.refusal(found, profile.name))
         print(f"cockpit: run would refuse it: {refused}", file=sys.stderr)
         return EXIT_FAILED

@@ -57,6 +57,7 @@ from cockpit.steps.migrate import (
 )
 
 if TYPE_CHECKING:
+    from cockpit.config import Environment
     from cockpit.engine import Engine
 
 PROBE_TIMEOUT = 15.0
@@ -594,10 +595,10 @@ def checked(engine: Engine) -> Readiness:
     return Readiness(tuple(replace(i, text=engine.redactor.redact(i.text)) for i in found.items))
 
 
-def needs_reason(engine: Engine, found: Readiness) -> bool:
+def needs_reason(profile: Environment, found: Readiness) -> bool:
     """A protected environment (``confirm = true``) with a failed item starts only with
     a reason, recorded with the operator's name."""
-    return bool(engine.profile.confirm and found.failed)
+    return bool(profile.confirm and found.failed)
 
 
 def before_start(engine: Engine, *, override: str | None) -> None:
@@ -607,7 +608,7 @@ def before_start(engine: Engine, *, override: str | None) -> None:
     found = checked(engine)
     if found.items:
         print("\n".join(found.lines()), flush=True)
-    if needs_reason(engine, found) and not (override or "").strip():
+    if needs_reason(engine.profile, found) and not (override or "").strip():
         raise UsageError(engine.redactor.redact(refusal(found, engine.profile.name)))
     accept(engine, found, override or "")
 
@@ -615,6 +616,6 @@ def before_start(engine: Engine, *, override: str | None) -> None:
 def accept(engine: Engine, found: Readiness, reason: str) -> None:
     """Hand the engine the record of ``found`` (its start journals it): with the
     operator and ``reason`` where a reason was needed to start."""
-    reason = reason.strip() if needs_reason(engine, found) else ""
+    reason = reason.strip() if needs_reason(engine.profile, found) else ""
     if found.items:
         engine.readiness = record(found, *((engine.operator.name, reason) if reason else ()))

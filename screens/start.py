@@ -75,9 +75,8 @@ class StartModal(ModalScreen[str | None]):
         yield Input(placeholder="reason", id="override", compact=True)
 
     def on_mount(self) -> None:
-        for field in self.query(Input).results():
-            field.focus()  # not the readiness list: typing goes here
-            break
+        if fields := self.query(Input):
+            fields.first().focus()  # not the readiness list: typing goes here
         if not self.checking and self.override and not self.query("#override"):
             self._show()  # found while the screen was being put together
 
