@@ -24,6 +24,7 @@ from cockpit import chain, signing
 from cockpit.identity import Identity, account
 from cockpit.journal import Journal
 
+PRODUCTION = ("--env", "production", "--confirm-env", "production")  # protected, name typed
 ME = account()  # who runs the tests: flies the runs here
 
 
@@ -151,16 +152,7 @@ def test_signed_approvals_sign_offs_and_a_protected_run(
             return  # closed at the test's end
 
     threading.Thread(target=capture, daemon=True).start()
-    run = cockpit_process(
-        "run",
-        "--headless",
-        book,
-        "--env",
-        "production",
-        "--confirm-env",
-        "production",
-        env={"COCKPIT_CONFIG": mine},
-    )
+    run = cockpit_process("run", "--headless", book, *PRODUCTION, env={"COCKPIT_CONFIG": mine})
     journal = Journal(tmp_path / "data" / "cockpit" / "journal.sqlite3")
     try:
         run_id = wait_for(
@@ -340,18 +332,7 @@ def test_a_run_whose_end_could_not_be_signed_says_so(keys, tmp_path, monkeypatch
     env = {"COCKPIT_CONFIG": agentless}
     done = cockpit("run", "--headless", book, "--journal", journal, env=env)
     assert done.returncode == 0, done.stderr
-    protected = cockpit(
-        "run",
-        "--headless",
-        book,
-        "--env",
-        "production",
-        "--confirm-env",
-        "production",
-        "--journal",
-        journal,
-        env=env,
-    )
+    protected = cockpit("run", "--headless", book, *PRODUCTION, "--journal", journal, env=env)
     assert protected.returncode == 2
     assert protected.stderr == (
         "cockpit: signing: no key: set [team] signing_key, or start ssh-agent and add your "
