@@ -102,7 +102,7 @@ class Engine(StepExecution):
             runbook, profile, operator.name, self.run_id
         )
         self.started = time.time()
-        """When this process took the run up (a resumed run started before)."""
+        """When this process started the run (``start``; a resumed run started before)."""
         self._flown = 0.0  # seconds flown in stretches that ended (see ``flown``)
         self._since: float | None = self.started  # the stretch flown now began then
         self._first_started = self.started  # when the run itself started
@@ -257,7 +257,11 @@ class Engine(StepExecution):
             raise EngineError(self._live_elsewhere())
         if not self.dry_run:
             self.journal.run_dir(self.run_id).mkdir(parents=True, exist_ok=True)
+        # It starts now, not when it was set up: the start screen, the name typed and the
+        # readiness check are not time flown.
+        self.started = self._since = time.time()
         if not self._resumed:
+            self._first_started = self.started
             self.journal.create_run(
                 self.redactor.mask(
                     {

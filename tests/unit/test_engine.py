@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
 
 import pytest
 from helpers import Operator, output, rows
@@ -49,6 +50,18 @@ async def test_a_run_records_every_step_and_event(make_engine, journal):
     assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
     assert [e["type"] for e in journal.events(engine.run_id)] == kinds
     assert (journal.run_dir(engine.run_id) / "two.log").read_text() == "[stderr] two\n"
+
+
+async def test_a_run_starts_when_started_not_when_set_up(make_engine, journal):
+    """The start screen (the environment's name typed, readiness checked) comes between
+    setting the engine up and starting it: that wait is not in the record's start time
+    nor in the time flown."""
+    engine = make_engine("runbook: R\nphases:\n  - id: p\n    steps: [{id: s, run: 'true'}]\n")
+    await asyncio.sleep(0.6)
+    before = time.time()
+    engine.start()
+    assert journal.find_run(engine.run_id)["started_at"] >= before
+    assert engine.flown() < 0.3 and engine.flown_since >= before - 0.01
 
 
 async def test_timeout_ends_the_whole_process_group(make_engine, journal):
